@@ -1,0 +1,409 @@
+//! The one error type of the crate, and what a caller should do about each error.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// A `Result` whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while getting, renewing or using a token.
+///
+/// Errors are cheap to clone, because one failed renewal is handed to every caller that waited
+/// for it. None of them ever contains a token, secret, password or code: server text is kept only
+/// as a short snippet with those values redacted.
+///
+/// Match on [`Error::action`] to decide what to do next without string matching:
+///
+/// ```
+/// use oauth_layer::{Action, Error};
+///
+/// fn next_step(err: &Error) -> &'static str {
+///     match err.action() {
+///         Action::Reauthenticate => "sign in again",
+///         Action::RetryLater { .. } => "back off and try again",
+///         Action::FixConfiguration => "fix the client settings",
+///         _ => "report it",
+///     }
+/// }
+/// # let _ = next_step;
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The authorization server answered with an OAuth error (RFC 6749 §5.2), for example
+    /// `invalid_grant` or `invalid_client`.
+    #[error("{0}")]
+    Server(ServerError),
+
+    /// The server's answer could not be understood as a token response or an OAuth error:
+    /// HTML, an empty body, the wrong JSON shape, an unusable token, and the like.
+    #[error("{0}")]
+    UnexpectedResponse(ResponseError),
+
+    /// The request did not complete: connection failure, deadline, a redirect, an oversized
+    /// body.
+    #[error("{0}")]
+    Transport(TransportError),
+
+    /// The server issued a token of a type this crate will not send as a bearer token
+    /// (for example `mac` or `N_A`).
+    #[error("the server issued a token of type {token_type:?}, which is not a bearer token")]
+    UnsupportedTokenType {
+        /// The `token_type` the server sent (not secret).
+        token_type: String,
+    },
+
+    /// The client or flow is configured in a way that cannot work (a missing token URL, a
+    /// plain `http` URL to a remote host, an invalid parameter).
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    /// A new token needs a person (an interactive flow), and the caller did not allow one.
+    #[error("a new token needs an interactive sign-in, and this call does not allow one")]
+    InteractionRequired,
+
+    /// The grant this source started from can no longer produce tokens (its refresh token was
+    /// rejected or used up); a new sign-in or credential is needed.
+    #[error("the grant can no longer produce tokens: {0}")]
+    ReauthenticationRequired(String),
+
+    /// The token store failed.
+    #[error("token store error: {0}")]
+    Store(String),
+
+    /// A bug or a panic inside the crate's background renewal.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What a caller can do about an [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// The grant is dead (`invalid_grant`, a rejected refresh token, an interactive sign-in that
+    /// is needed): get a new one from the person or the credential owner.
+    Reauthenticate,
+    /// A transient failure (network, 5xx, 429, `temporarily_unavailable`): try again later, after
+    /// `after` when the server said how long.
+    RetryLater {
+        /// How long the server asked us to wait (`Retry-After`), if it said.
+        after: Option<Duration>,
+    },
+    /// The client registration or this crate's configuration is wrong (`invalid_client`,
+    /// `unauthorized_client`, `invalid_scope`, a missing endpoint): retrying will not help.
+    FixConfiguration,
+    /// The server broke the protocol, or the crate failed: report it.
+    Report,
+}
+
+impl Error {
+    /// What a caller should do next.
+    pub fn action(&self) -> Action {
+        match self {
+            Error::Server(e) => e.action(),
+            Error::UnexpectedResponse(e) => match e.status {
+                Some(s) if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                    Action::RetryLater {
+                        after: e.retry_after,
+                    }
+                }
+                _ => Action::Report,
+            },
+            Error::Transport(e) => match e.kind {
+                TransportErrorKind::Redirect | TransportErrorKind::InsecureUrl => {
+                    Action::FixConfiguration
+                }
+                TransportErrorKind::BodyTooLarge => Action::Report,
+                _ => Action::RetryLater { after: None },
+            },
+            Error::UnsupportedTokenType { .. } | Error::Config(_) => Action::FixConfiguration,
+            Error::InteractionRequired | Error::ReauthenticationRequired(_) => {
+                Action::Reauthenticate
+            }
+            Error::Store(_) => Action::RetryLater { after: None },
+            Error::Internal(_) => Action::Report,
+        }
+    }
+
+    /// `true` when trying again later may succeed (network, 5xx, 429, `temporarily_unavailable`).
+    pub fn is_transient(&self) -> bool {
+        matches!(self.action(), Action::RetryLater { .. })
+    }
+
+    /// `true` when the server rejected the grant with `invalid_grant`.
+    pub fn is_invalid_grant(&self) -> bool {
+        matches!(self, Error::Server(e) if e.code == ErrorCode::InvalidGrant)
+    }
+
+    /// The OAuth error the server sent, if this is one.
+    pub fn server_error(&self) -> Option<&ServerError> {
+        match self {
+            Error::Server(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// How long the server asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self.action() {
+            Action::RetryLater { after } => after,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn config(msg: impl Into<String>) -> Self {
+        Error::Config(msg.into())
+    }
+}
+
+/// An OAuth error response from the authorization server (RFC 6749 §5.2, RFC 8628 §3.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerError {
+    /// The HTTP status of the response.
+    pub status: StatusCode,
+    /// The `error` code.
+    pub code: ErrorCode,
+    /// `error_description`, shortened and with known secrets redacted. Never render it as HTML.
+    pub description: Option<String>,
+    /// `error_uri`, as sent.
+    pub uri: Option<String>,
+    /// `Retry-After`, when the response carried one.
+    pub retry_after: Option<Duration>,
+}
+
+impl ServerError {
+    /// What a caller should do about this error.
+    pub fn action(&self) -> Action {
+        match &self.code {
+            ErrorCode::InvalidGrant | ErrorCode::AccessDenied | ErrorCode::ExpiredToken => {
+                Action::Reauthenticate
+            }
+            ErrorCode::InvalidClient
+            | ErrorCode::UnauthorizedClient
+            | ErrorCode::UnsupportedGrantType
+            | ErrorCode::InvalidScope
+            | ErrorCode::InvalidRequest => Action::FixConfiguration,
+            ErrorCode::TemporarilyUnavailable
+            | ErrorCode::ServerError
+            | ErrorCode::SlowDown
+            | ErrorCode::AuthorizationPending => Action::RetryLater {
+                after: self.retry_after,
+            },
+            ErrorCode::Other(_) => {
+                if self.status.is_server_error() || self.status == StatusCode::TOO_MANY_REQUESTS {
+                    Action::RetryLater {
+                        after: self.retry_after,
+                    }
+                } else {
+                    Action::Report
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the authorization server answered {} with error `{}`",
+            self.status.as_u16(),
+            self.code
+        )?;
+        if let Some(d) = &self.description {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The `error` codes of RFC 6749 §5.2 and RFC 8628 §3.5; anything else is kept in `Other`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// `invalid_request`
+    InvalidRequest,
+    /// `invalid_client`
+    InvalidClient,
+    /// `invalid_grant`: the code, refresh token or credentials are invalid, expired or revoked.
+    InvalidGrant,
+    /// `unauthorized_client`
+    UnauthorizedClient,
+    /// `unsupported_grant_type`
+    UnsupportedGrantType,
+    /// `invalid_scope`
+    InvalidScope,
+    /// `temporarily_unavailable`
+    TemporarilyUnavailable,
+    /// `server_error`
+    ServerError,
+    /// `access_denied`
+    AccessDenied,
+    /// `authorization_pending` (device grant)
+    AuthorizationPending,
+    /// `slow_down` (device grant)
+    SlowDown,
+    /// `expired_token` (device grant)
+    ExpiredToken,
+    /// Any other code, as sent (shortened).
+    Other(String),
+}
+
+impl ErrorCode {
+    /// Parses an `error` value; unknown values are kept.
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "invalid_request" => Self::InvalidRequest,
+            "invalid_client" => Self::InvalidClient,
+            "invalid_grant" => Self::InvalidGrant,
+            "unauthorized_client" => Self::UnauthorizedClient,
+            "unsupported_grant_type" => Self::UnsupportedGrantType,
+            "invalid_scope" => Self::InvalidScope,
+            "temporarily_unavailable" => Self::TemporarilyUnavailable,
+            "server_error" => Self::ServerError,
+            "access_denied" => Self::AccessDenied,
+            "authorization_pending" => Self::AuthorizationPending,
+            "slow_down" => Self::SlowDown,
+            "expired_token" => Self::ExpiredToken,
+            other => Self::Other(other.chars().take(64).collect()),
+        }
+    }
+
+    /// The code as it appears on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::ServerError => "server_error",
+            Self::AccessDenied => "access_denied",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A response that was neither a token nor an OAuth error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResponseError {
+    /// What was wrong with it, in a few words.
+    pub problem: String,
+    /// The HTTP status, when there was a response.
+    pub status: Option<StatusCode>,
+    /// The `Content-Type` header, as sent (shortened).
+    pub content_type: Option<String>,
+    /// At most a couple of hundred characters of the body, with known secrets and token-like
+    /// JSON members redacted and control characters replaced.
+    pub snippet: String,
+    /// `Retry-After`, when the response carried one.
+    pub retry_after: Option<Duration>,
+}
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unexpected response from the authorization server")?;
+        if let Some(s) = self.status {
+            write!(f, " ({})", s.as_u16())?;
+        }
+        write!(f, ": {}", self.problem)?;
+        if let Some(ct) = &self.content_type {
+            write!(f, "; content type {ct:?}")?;
+        }
+        if !self.snippet.is_empty() {
+            write!(f, "; body starts {:?}", self.snippet)?;
+        }
+        Ok(())
+    }
+}
+
+/// A request that did not complete.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind}: {message}")]
+#[non_exhaustive]
+pub struct TransportError {
+    /// What kind of failure it was.
+    pub kind: TransportErrorKind,
+    /// A description without secrets.
+    pub message: String,
+    /// The underlying error, if any.
+    #[source]
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TransportError {
+    /// A new transport error.
+    pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Keeps `source` as the cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+}
+
+impl From<TransportError> for Error {
+    fn from(e: TransportError) -> Self {
+        Error::Transport(e)
+    }
+}
+
+/// The kinds of [`TransportError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// The connection could not be made; the request was not sent.
+    Connect,
+    /// The deadline for the whole exchange (connect, headers, body) passed.
+    Timeout,
+    /// The server answered with a redirect; back-channel requests never follow one.
+    Redirect,
+    /// The response body was larger than the cap.
+    BodyTooLarge,
+    /// A secret would have gone over plain `http` to a host that is not loopback.
+    InsecureUrl,
+    /// Anything else (connection reset, protocol error).
+    Other,
+}
+
+impl TransportErrorKind {
+    /// `true` when the request certainly did not reach the server.
+    pub fn request_not_sent(self) -> bool {
+        matches!(self, Self::Connect | Self::InsecureUrl)
+    }
+}
+
+impl fmt::Display for TransportErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "could not connect",
+            Self::Timeout => "timed out",
+            Self::Redirect => "redirect refused",
+            Self::BodyTooLarge => "response body too large",
+            Self::InsecureUrl => "refused to send a secret over plain http",
+            Self::Other => "request failed",
+        })
+    }
+}

@@ -1,0 +1,86 @@
+//! Flows: how a *new* token is obtained. One file per grant.
+//!
+//! A flow is a value implementing [`Flow`]. The [`TokenSource`](crate::TokenSource) calls it when
+//! it has no token it can renew with a refresh token; renewal with a refresh token is the
+//! source's job, the same for every flow.
+
+mod client_credentials;
+mod password;
+mod refresh;
+
+pub use client_credentials::ClientCredentials;
+pub use password::Password;
+pub use refresh::RefreshToken;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::client::OAuthClient;
+use crate::error::Result;
+use crate::store::CacheKey;
+use crate::token::Token;
+
+/// A way to obtain a new token from the authorization server.
+///
+/// Implement it for a grant this crate lacks: build a [`TokenRequest`](crate::TokenRequest) and
+/// send it with [`OAuthClient::request_token`].
+///
+/// ```
+/// use async_trait::async_trait;
+/// use oauth_layer::{OAuthClient, Replay, Result, Token, TokenRequest, flow::Flow, store::CacheKey};
+///
+/// #[derive(Debug)]
+/// struct SamlBearer { assertion: String }
+///
+/// #[async_trait]
+/// impl Flow for SamlBearer {
+///     async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
+///         let request = TokenRequest::new("urn:ietf:params:oauth:grant-type:saml2-bearer")
+///             .secret_param("assertion", self.assertion.clone())
+///             .replay(Replay::Always);
+///         client.request_token(request).await
+///     }
+///
+///     fn cache_key(&self, client: &OAuthClient) -> CacheKey {
+///         CacheKey::builder(client, "saml2-bearer").secret_part("assertion", &self.assertion).build()
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Flow: fmt::Debug + Send + Sync + 'static {
+    /// Obtains a new token.
+    async fn fetch(&self, client: &OAuthClient) -> Result<Token>;
+
+    /// The key under which this flow's tokens are cached and shared.
+    fn cache_key(&self, client: &OAuthClient) -> CacheKey;
+
+    /// `true` when `fetch` needs a person (a browser sign-in, a device code). The middleware runs
+    /// such a flow in the middle of a request only when told it may.
+    fn is_interactive(&self) -> bool {
+        false
+    }
+}
+
+/// Scopes given as several strings or one space-separated string, kept in order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scopes(Vec<String>);
+
+impl Scopes {
+    pub(crate) fn add(&mut self, scope: impl Into<String>) {
+        let scope = scope.into();
+        for s in scope.split(' ').filter(|s| !s.is_empty()) {
+            if !self.0.iter().any(|have| have == s) {
+                self.0.push(s.to_owned());
+            }
+        }
+    }
+
+    pub(crate) fn joined(&self) -> String {
+        self.0.join(" ")
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}

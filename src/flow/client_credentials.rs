@@ -1,0 +1,93 @@
+//! The client credentials grant (RFC 6749 §4.4): the client acts on its own behalf.
+
+use async_trait::async_trait;
+
+use super::{Flow, Scopes};
+use crate::client::{OAuthClient, Replay, TokenRequest};
+use crate::error::Result;
+use crate::store::CacheKey;
+use crate::token::Token;
+
+/// The client credentials grant, for service-to-service calls.
+///
+/// ```
+/// use oauth_layer::flow::ClientCredentials;
+///
+/// let flow = ClientCredentials::new()
+///     .scope("api:read api:write")
+///     .audience("https://api.example")
+///     .param("tenant", "acme");
+/// # let _ = flow;
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct ClientCredentials {
+    scopes: Scopes,
+    audience: Option<String>,
+    resources: Vec<String>,
+    params: Vec<(String, String)>,
+}
+
+impl ClientCredentials {
+    /// The grant with no scope; the server's default applies.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests a scope (space-separated scopes are split; call it again to add more).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.add(scope);
+        self
+    }
+
+    /// `audience` (used by Auth0, Okta and RFC 8693-style servers).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// A `resource` indicator (RFC 8707); call it again for several.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources.push(resource.into());
+        self
+    }
+
+    /// Any other form parameter the server wants.
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push((name.into(), value.into()));
+        self
+    }
+}
+
+#[async_trait]
+impl Flow for ClientCredentials {
+    async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
+        let mut request = TokenRequest::new("client_credentials")
+            .scope(self.scopes.joined())
+            .replay(Replay::Always);
+        if let Some(audience) = &self.audience {
+            request = request.param("audience", audience.clone());
+        }
+        for resource in &self.resources {
+            request = request.param("resource", resource.clone());
+        }
+        for (name, value) in &self.params {
+            request = request.param(name.clone(), value.clone());
+        }
+        client.request_token(request).await
+    }
+
+    fn cache_key(&self, client: &OAuthClient) -> CacheKey {
+        let mut key = CacheKey::builder(client, "client_credentials").scopes(self.scopes.iter());
+        if let Some(audience) = &self.audience {
+            key = key.part("audience", audience.clone());
+        }
+        for resource in &self.resources {
+            key = key.part("resource", resource.clone());
+        }
+        for (name, value) in &self.params {
+            key = key.part("param", format!("{name}={value}"));
+        }
+        key.build()
+    }
+}

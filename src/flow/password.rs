@@ -1,0 +1,76 @@
+//! The resource owner password credentials grant (RFC 6749 §4.3).
+//!
+//! RFC 9700 §2.4 says not to use it; it exists for the legacy and first-party systems that still
+//! require it, behind its own constructor. The password is held in a `SecretString`, which is
+//! zeroized when dropped, never persisted and never printed (SECURITY.md rule 43).
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use super::{Flow, Scopes};
+use crate::client::{OAuthClient, Replay, TokenRequest};
+use crate::error::Result;
+use crate::store::CacheKey;
+use crate::token::Token;
+
+/// The password grant: the client sends a person's username and password.
+///
+/// ```
+/// use oauth_layer::flow::Password;
+///
+/// let flow = Password::new("alice", "correct horse battery staple").scope("profile");
+/// assert!(!format!("{flow:?}").contains("horse"));
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct Password {
+    username: String,
+    password: SecretString,
+    scopes: Scopes,
+}
+
+impl Password {
+    /// The grant for `username` with `password`.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            username: username.into(),
+            password: SecretString::from(password.into()),
+            scopes: Scopes::default(),
+        }
+    }
+
+    /// Requests a scope (space-separated scopes are split).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.add(scope);
+        self
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Password")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Flow for Password {
+    async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
+        let request = TokenRequest::new("password")
+            .param("username", self.username.clone())
+            .secret_param("password", self.password.clone())
+            .scope(self.scopes.joined())
+            .replay(Replay::Always);
+        client.request_token(request).await
+    }
+
+    fn cache_key(&self, client: &OAuthClient) -> CacheKey {
+        CacheKey::builder(client, "password")
+            .part("subject", self.username.clone())
+            .scopes(self.scopes.iter())
+            .build()
+    }
+}

@@ -1,0 +1,329 @@
+//! The transport every back-channel request goes through: token, discovery, device, revocation
+//! and introspection requests. Never the service the layer wraps, so the layer cannot recurse
+//! into itself (SECURITY.md rule 28).
+//!
+//! [`HttpTransport`] is the small seam: send one request, return the response with a streaming
+//! body. The rules that must hold for every request live here once, in [`exchange`]: plain `http`
+//! only to loopback (rule 14), redirects refused (rule 13), one deadline over connect, headers and
+//! body, and a body cap counted while streaming (rule 16).
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+
+use crate::error::{TransportError, TransportErrorKind};
+use crate::token::RawResponse;
+
+/// A boxed error, as `http-body` and `tower` use.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The response body a transport returns: any streaming body of `Bytes`.
+pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Sends one back-channel HTTP request.
+///
+/// Implemented for [`reqwest::Client`] (feature `reqwest`) and, through [`TowerTransport`], for
+/// any tower service such as a hyper-util client (feature `tower`). An implementation must not
+/// follow redirects and need not enforce deadlines or size limits: the crate does that around
+/// every call.
+#[async_trait]
+pub trait HttpTransport: fmt::Debug + Send + Sync + 'static {
+    /// Sends `request` and returns the response head with a streaming body.
+    async fn send(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<ResponseBody>, TransportError>;
+}
+
+/// The limits applied to every back-channel exchange.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) timeout: Duration,
+    pub(crate) max_body: usize,
+}
+
+/// Default deadline for one back-channel exchange.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default cap on a back-channel response body (1 MiB).
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+}
+
+/// `true` for `https` URLs, and for `http` URLs whose host is a loopback address or `localhost`.
+pub(crate) fn is_secure_or_loopback(uri: &http::Uri) -> bool {
+    match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => uri.host().is_some_and(is_loopback_host),
+        _ => false,
+    }
+}
+
+/// `localhost`, `127.0.0.0/8` and `[::1]`.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Sends one request through `transport` under the crate's rules, and reads the whole (capped)
+/// body.
+pub(crate) async fn exchange(
+    transport: &dyn HttpTransport,
+    request: http::Request<Bytes>,
+    limits: Limits,
+) -> Result<RawResponse, TransportError> {
+    if !is_secure_or_loopback(request.uri()) {
+        return Err(TransportError::new(
+            TransportErrorKind::InsecureUrl,
+            format!(
+                "{} is neither https nor a loopback address",
+                origin_of(request.uri())
+            ),
+        ));
+    }
+    let target = origin_of(request.uri());
+    let work = async {
+        let response = transport.send(request).await?;
+        let (parts, body) = response.into_parts();
+        if parts.status.is_redirection() {
+            return Err(TransportError::new(
+                TransportErrorKind::Redirect,
+                format!(
+                    "{target} answered {} with a redirect; back-channel requests never follow redirects",
+                    parts.status.as_u16()
+                ),
+            ));
+        }
+        let body = read_capped(body, limits.max_body)
+            .await
+            .map_err(|e| match e {
+                None => TransportError::new(
+                    TransportErrorKind::BodyTooLarge,
+                    format!("{target} sent a body over {} bytes", limits.max_body),
+                ),
+                Some(e) => TransportError::new(
+                    TransportErrorKind::Other,
+                    format!("reading the body from {target} failed: {e}"),
+                ),
+            })?;
+        Ok(RawResponse {
+            status: parts.status,
+            content_type: parts
+                .headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            retry_after: parts.headers.get(RETRY_AFTER).and_then(parse_retry_after),
+            body,
+        })
+    };
+    match tokio::time::timeout(limits.timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(TransportError::new(
+            TransportErrorKind::Timeout,
+            format!("no complete answer from {target} within {:?}", limits.timeout),
+        )),
+    }
+}
+
+/// Reads a whole body, failing as soon as it passes `max` bytes, counted as they arrive (a
+/// `Content-Length` is not trusted).
+async fn read_capped(mut body: ResponseBody, max: usize) -> Result<Bytes, Option<BoxError>> {
+    use http_body::Body as _;
+    if body.size_hint().lower() > max as u64 {
+        return Err(None);
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(Some)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > max {
+                return Err(None);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+pub(crate) fn parse_retry_after(value: &http::HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let date = httpdate::parse_http_date(text).ok()?;
+    Some(
+        date.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// `scheme://host:port` of a URI, for messages (never the path or query, which might carry
+/// something private).
+pub(crate) fn origin_of(uri: &http::Uri) -> String {
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(s), Some(a)) => format!("{s}://{a}"),
+        _ => "<no origin>".to_owned(),
+    }
+}
+
+#[cfg(feature = "reqwest")]
+mod reqwest_transport {
+    use super::*;
+
+    #[async_trait]
+    impl HttpTransport for reqwest::Client {
+        async fn send(
+            &self,
+            request: http::Request<Bytes>,
+        ) -> Result<http::Response<ResponseBody>, TransportError> {
+            let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
+                .map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))?;
+            let sent_to = request.url().clone();
+            let response = self.execute(request).await.map_err(from_reqwest)?;
+            if response.url() != &sent_to {
+                // The caller's client followed a redirect on its own; the answer is not from the
+                // endpoint we meant to talk to.
+                return Err(TransportError::new(
+                    TransportErrorKind::Redirect,
+                    format!(
+                        "the reqwest client followed a redirect from {}; build it with redirect::Policy::none()",
+                        sent_to.origin().ascii_serialization()
+                    ),
+                ));
+            }
+            let response: http::Response<reqwest::Body> = response.into();
+            Ok(response.map(boxed_reqwest_body))
+        }
+    }
+
+    fn boxed_reqwest_body(body: reqwest::Body) -> ResponseBody {
+        fn boxed(e: reqwest::Error) -> BoxError {
+            Box::new(e)
+        }
+        body.map_err(boxed).boxed_unsync()
+    }
+
+    fn from_reqwest(e: reqwest::Error) -> TransportError {
+        let kind = if e.is_connect() {
+            TransportErrorKind::Connect
+        } else if e.is_timeout() {
+            TransportErrorKind::Timeout
+        } else if e.is_redirect() {
+            TransportErrorKind::Redirect
+        } else {
+            TransportErrorKind::Other
+        };
+        let e = e.without_url();
+        TransportError::new(kind, e.to_string()).with_source(e)
+    }
+
+    /// The transport used when none is configured: one shared reqwest client that never follows
+    /// redirects.
+    pub(crate) fn default_client() -> Result<reqwest::Client, TransportError> {
+        static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> =
+            std::sync::OnceLock::new();
+        CLIENT
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|e| TransportError::new(TransportErrorKind::Other, e))
+    }
+}
+
+#[cfg(feature = "reqwest")]
+pub(crate) use reqwest_transport::default_client;
+
+#[cfg(feature = "tower")]
+pub use tower_transport::TowerTransport;
+
+#[cfg(feature = "tower")]
+mod tower_transport {
+    use super::*;
+    use http_body_util::Full;
+    use tower_service::Service;
+
+    /// A transport over any tower service that takes `http::Request<Full<Bytes>>`, such as a
+    /// hyper-util legacy client. The service must not follow redirects.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "tower")] {
+    /// use oauth_layer::http::TowerTransport;
+    /// # fn client() -> oauth_layer::OAuthClient { oauth_layer::OAuthClient::new("id") }
+    /// # fn svc() -> impl tower_service::Service<http::Request<http_body_util::Full<bytes::Bytes>>, Response = http::Response<http_body_util::Full<bytes::Bytes>>, Error = std::io::Error, Future = std::future::Ready<Result<http::Response<http_body_util::Full<bytes::Bytes>>, std::io::Error>>> + Clone + Send + Sync + 'static { tower::service_fn(|_| std::future::ready(Ok(http::Response::new(http_body_util::Full::new(bytes::Bytes::new()))))) }
+    /// let client = client().transport(TowerTransport::new(svc()));
+    /// # }
+    /// ```
+    #[derive(Clone)]
+    pub struct TowerTransport<S> {
+        service: S,
+    }
+
+    impl<S> TowerTransport<S> {
+        /// Wraps `service`.
+        pub fn new(service: S) -> Self {
+            Self { service }
+        }
+    }
+
+    impl<S> fmt::Debug for TowerTransport<S> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("TowerTransport")
+                .field("service", &std::any::type_name::<S>())
+                .finish()
+        }
+    }
+
+    #[async_trait]
+    impl<S, B> HttpTransport for TowerTransport<S>
+    where
+        S: Service<http::Request<Full<Bytes>>, Response = http::Response<B>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        async fn send(
+            &self,
+            request: http::Request<Bytes>,
+        ) -> Result<http::Response<ResponseBody>, TransportError> {
+            let mut service = self.service.clone();
+            let failed = |e: S::Error| {
+                let e: BoxError = e.into();
+                TransportError::new(TransportErrorKind::Other, e.to_string())
+            };
+            std::future::poll_fn(|cx| service.poll_ready(cx))
+                .await
+                .map_err(failed)?;
+            let response = service
+                .call(request.map(Full::new))
+                .await
+                .map_err(failed)?;
+            Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
+        }
+    }
+}

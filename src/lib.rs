@@ -1,0 +1,45 @@
+//! OAuth 2.0 bearer tokens for any HTTP request pipeline.
+//!
+//! `oauth-layer` gets a token with a pluggable grant (a [`flow`]), caches it, attaches it to
+//! requests, renews it before it expires or after a 401, and never leaks it.
+//!
+//! - [`OAuthClient`]: the app registration and the conversation with the token endpoint.
+//! - [`flow`]: how a new token is obtained (client credentials, password, refresh token...).
+//! - [`TokenSource`]: the shared cache: lock-free reads, one renewal for any number of callers,
+//!   refresh ahead of expiry.
+//! - [`store`]: where tokens persist besides the source's own memory.
+//!
+//! ```no_run
+//! use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials};
+//!
+//! # async fn run() -> oauth_layer::Result<()> {
+//! let client = OAuthClient::new("my-client-id")
+//!     .secret("s3cret")
+//!     .token_url("https://idp.example/oauth/token")?;
+//! let tokens = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+//! let token = tokens.token().await?;
+//! let header = token.header_value(); // `Bearer ...`, marked sensitive
+//! # let _ = header; Ok(()) }
+//! ```
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod client;
+pub mod clock;
+mod error;
+pub mod flow;
+pub mod http;
+mod redact;
+mod source;
+pub mod store;
+mod token;
+
+pub use client::{AuthMethod, OAuthClient, Replay, RetryPolicy, TokenRequest};
+pub use error::{
+    Action, Error, ErrorCode, ResponseError, Result, ServerError, TransportError,
+    TransportErrorKind,
+};
+pub use source::{
+    DEFAULT_FAILURE_MEMORY, DEFAULT_MAX_REFRESH_WINDOW, DEFAULT_SKEW, TokenSource,
+    TokenSourceBuilder,
+};
+pub use token::{DEFAULT_LIFETIME, MAX_LIFETIME, Token, TokenBuilder};

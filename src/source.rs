@@ -1,0 +1,538 @@
+//! The heart of the crate: one cached token, renewed once however many callers need it.
+//!
+//! - **Fast path**: a valid token is read from an [`ArcSwapOption`] without a lock; the caller
+//!   gets a clone of a [`Token`] (one reference count).
+//! - **Single flight**: callers that find no valid token share one renewal, run in a spawned task
+//!   so that a caller dropped mid-way (a timeout, a `select!`) neither cancels it nor loses a
+//!   rotated refresh token. Every waiter gets the same result, the same error included.
+//! - **Refresh-ahead**: inside the refresh window one background renewal starts while callers
+//!   keep getting the still-valid token; past `expires_at - skew` callers wait.
+//! - **Keep what works**: a transient failure while the old token is still valid keeps serving
+//!   it; failures are remembered briefly so an outage costs one request, not one per caller.
+//! - **Generation-checked invalidation**: [`TokenSource::invalidate`] names the token that failed;
+//!   if a newer one is already cached nothing happens.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::watch;
+
+use crate::client::OAuthClient;
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::flow::Flow;
+use crate::store::{CacheKey, TokenStore};
+use crate::token::Token;
+
+/// Default clock skew: a token counts as expired this long before its stated expiry.
+pub const DEFAULT_SKEW: Duration = Duration::from_secs(30);
+/// Default upper bound of the refresh-ahead window.
+pub const DEFAULT_MAX_REFRESH_WINDOW: Duration = Duration::from_secs(300);
+/// Default time a failed renewal is remembered before another is tried.
+pub const DEFAULT_FAILURE_MEMORY: Duration = Duration::from_secs(5);
+
+type ChangeHook = Arc<dyn Fn(&Token) + Send + Sync>;
+type Outcome = Option<Result<Token>>;
+
+/// A shared, cached, self-renewing source of tokens for one client and flow.
+///
+/// Cheap to clone: every clone, and every layer or middleware built from it, shares one cache
+/// and one renewal.
+///
+/// ```no_run
+/// use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials};
+///
+/// # async fn run() -> oauth_layer::Result<()> {
+/// let client = OAuthClient::new("my-client-id")
+///     .secret("s3cret")
+///     .token_url("https://idp.example/oauth/token")?;
+/// let tokens = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+/// let token = tokens.token().await?; // cached, valid, single-flight
+/// # let _ = token; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TokenSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: OAuthClient,
+    flow: Arc<dyn Flow>,
+    key: CacheKey,
+    clock: Arc<dyn Clock>,
+    config: Config,
+    store: Option<Arc<dyn TokenStore>>,
+    on_change: Option<ChangeHook>,
+    state: ArcSwapOption<Cached>,
+    renewing: AtomicBool,
+    slow: Mutex<Slow>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Config {
+    skew: Duration,
+    refresh_fraction: f64,
+    max_refresh_window: Duration,
+    failure_memory: Duration,
+    interactive: bool,
+}
+
+/// The current token and the instants that decide how it is served.
+struct Cached {
+    token: Token,
+    /// From here on, one background renewal starts; callers still get this token.
+    refresh_at: Instant,
+    /// From here on, callers wait for a renewal.
+    stale_at: Instant,
+    /// The token may be served after a failed renewal until here (its expiry, or the moment it
+    /// was invalidated).
+    usable_until: Instant,
+}
+
+#[derive(Default)]
+struct Slow {
+    inflight: Option<watch::Receiver<Outcome>>,
+    failure: Option<(Instant, Error)>,
+}
+
+impl TokenSource {
+    /// A source for `flow` with default settings.
+    pub fn new(client: OAuthClient, flow: impl Flow) -> Self {
+        Self::builder(client, flow).build()
+    }
+
+    /// Starts configuring a source for `flow`.
+    pub fn builder(client: OAuthClient, flow: impl Flow) -> TokenSourceBuilder {
+        TokenSourceBuilder {
+            client,
+            flow: Arc::new(flow),
+            config: Config {
+                skew: DEFAULT_SKEW,
+                refresh_fraction: 0.1,
+                max_refresh_window: DEFAULT_MAX_REFRESH_WINDOW,
+                failure_memory: DEFAULT_FAILURE_MEMORY,
+                interactive: true,
+            },
+            store: None,
+            on_change: None,
+            initial: None,
+        }
+    }
+
+    /// A valid token: the cached one when it is fresh (without locking), otherwise the result of
+    /// the one renewal shared by every caller. May run an interactive flow if the source allows
+    /// it (the default).
+    pub async fn token(&self) -> Result<Token> {
+        if let Some(token) = self.fast() {
+            return Ok(token);
+        }
+        self.slow(self.inner.config.interactive).await
+    }
+
+    /// Like [`token`](Self::token), but never starts an interactive flow: when only a person could
+    /// provide a new token, it fails with [`Error::InteractionRequired`].
+    pub async fn token_silently(&self) -> Result<Token> {
+        if let Some(token) = self.fast() {
+            return Ok(token);
+        }
+        self.slow(false).await
+    }
+
+    /// The cached token if it is fresh, without any I/O.
+    pub fn cached(&self) -> Option<Token> {
+        let guard = self.inner.state.load();
+        let cached = guard.as_deref()?;
+        (self.inner.clock.now() < cached.stale_at).then(|| cached.token.clone())
+    }
+
+    /// Reports that `used` was rejected (a 401). If it is still the cached token, it is dropped
+    /// (its refresh token is kept for the renewal) and the next call renews; if a newer token is
+    /// already cached, nothing happens. Returns `true` when the token was dropped.
+    pub fn invalidate(&self, used: &Token) -> bool {
+        let now = self.inner.clock.now();
+        let mut dropped = false;
+        self.inner.state.rcu(|current| match current.as_deref() {
+            Some(c) if c.token.same_as(used) => {
+                dropped = true;
+                Some(Arc::new(Cached {
+                    token: c.token.clone(),
+                    refresh_at: now,
+                    stale_at: now,
+                    usable_until: now,
+                }))
+            }
+            _ => {
+                dropped = false;
+                current.clone()
+            }
+        });
+        if dropped {
+            tracing::debug!(key = %self.inner.key.digest(), "token invalidated");
+        }
+        dropped
+    }
+
+    /// Forgets the cached token and any remembered failure (for example after signing out). The
+    /// store is left alone.
+    pub fn clear(&self) {
+        self.inner.state.store(None);
+        self.inner.lock_slow().failure = None;
+    }
+
+    /// The key this source caches under.
+    pub fn cache_key(&self) -> &CacheKey {
+        &self.inner.key
+    }
+
+    /// The client this source asks.
+    pub fn client(&self) -> &OAuthClient {
+        &self.inner.client
+    }
+
+    fn fast(&self) -> Option<Token> {
+        let guard = self.inner.state.load();
+        let cached = guard.as_deref()?;
+        let now = self.inner.clock.now();
+        if now < cached.refresh_at {
+            return Some(cached.token.clone());
+        }
+        if now < cached.stale_at {
+            if !self.inner.renewing.load(Ordering::Acquire) {
+                let mut slow = self.inner.lock_slow();
+                Inner::start_renewal(&self.inner, &mut slow, self.inner.config.interactive);
+            }
+            return Some(cached.token.clone());
+        }
+        None
+    }
+
+    async fn slow(&self, interactive: bool) -> Result<Token> {
+        let mut outcome = {
+            let mut slow = self.inner.lock_slow();
+            let now = self.inner.clock.now();
+            if let Some(c) = self.inner.state.load().as_deref() {
+                if now < c.stale_at {
+                    return Ok(c.token.clone());
+                }
+            }
+            match &slow.failure {
+                Some((until, err)) if now < *until => return Err(err.clone()),
+                Some(_) => slow.failure = None,
+                None => {}
+            }
+            Inner::start_renewal(&self.inner, &mut slow, interactive)
+        };
+        match outcome.wait_for(Option::is_some).await {
+            Ok(result) => result.clone().unwrap_or_else(|| {
+                Err(Error::Internal("renewal finished without a result".into()))
+            }),
+            Err(_) => Err(Error::Internal(
+                "the renewal task ended without a result (did it panic?)".into(),
+            )),
+        }
+    }
+}
+
+impl Inner {
+    fn lock_slow(&self) -> MutexGuard<'_, Slow> {
+        self.slow.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Joins the renewal in flight, or starts one. Called with the slow-path lock held.
+    fn start_renewal(
+        this: &Arc<Inner>,
+        slow: &mut Slow,
+        interactive: bool,
+    ) -> watch::Receiver<Outcome> {
+        if let Some(rx) = &slow.inflight {
+            return rx.clone();
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            let (_, rx) = watch::channel(Some(Err(Error::config(
+                "TokenSource needs a tokio runtime to renew tokens",
+            ))));
+            return rx;
+        };
+        let (tx, rx) = watch::channel(None);
+        slow.inflight = Some(rx.clone());
+        this.renewing.store(true, Ordering::Release);
+
+        let inner = this.clone();
+        runtime.spawn(async move {
+            // Clears the in-flight slot even if the renewal panics; waiters then see the channel
+            // close and get an error instead of hanging.
+            let guard = InflightGuard(inner.clone());
+            let result = inner.renew(interactive).await;
+            let result = inner.settle(result);
+            drop(guard);
+            let _ = tx.send(Some(result));
+        });
+        rx
+    }
+
+    /// Gets a new token: from the store if another source already renewed, else with the refresh
+    /// token if there is one, else from the flow.
+    async fn renew(&self, interactive: bool) -> Result<Token> {
+        let now = self.clock.now();
+        let current = self.state.load_full();
+
+        if let Some(store) = &self.store {
+            match store.load(&self.key).await {
+                Ok(Some(stored))
+                    if !current.as_deref().is_some_and(|c| c.token.same_as(&stored))
+                        && now < self.schedule(&stored).stale_at =>
+                {
+                    tracing::debug!(key = %self.key.digest(), "using a token from the store");
+                    self.state.store(Some(Arc::new(self.schedule(&stored))));
+                    return Ok(stored);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "token store read failed; renewing anyway"),
+            }
+        }
+
+        let held = current.as_deref().map(|c| c.token.clone());
+        let result = match held.as_ref().and_then(|t| t.refresh_token().cloned()) {
+            Some(refresh_token) => {
+                let scope = held.as_ref().and_then(Token::scope);
+                match self.client.refresh_with_scope(&refresh_token, scope).await {
+                    Err(e) if e.is_invalid_grant() => {
+                        // Rule 22: that refresh token is dead; never send it again.
+                        tracing::debug!("refresh token rejected; purged");
+                        if let Some(held) = &held {
+                            self.purge_refresh_token(held).await;
+                        }
+                        match self.fetch_new(interactive).await {
+                            Err(Error::ReauthenticationRequired(_)) => Err(e),
+                            other => other,
+                        }
+                    }
+                    other => other,
+                }
+            }
+            None => self.fetch_new(interactive).await,
+        };
+
+        let token = result?;
+        if let Some(store) = &self.store {
+            // Rule 21: persisted before anyone gets the new access token.
+            if let Err(e) = store.save(&self.key, &token).await {
+                tracing::warn!(error = %e, "token store write failed; keeping the token in memory");
+            }
+        }
+        if let Some(hook) = &self.on_change {
+            hook(&token);
+        }
+        tracing::debug!(
+            key = %self.key.digest(),
+            lifetime_s = token.lifetime().as_secs(),
+            "new token"
+        );
+        self.state.store(Some(Arc::new(self.schedule(&token))));
+        Ok(token)
+    }
+
+    async fn fetch_new(&self, interactive: bool) -> Result<Token> {
+        if self.flow.is_interactive() && !interactive {
+            return Err(Error::InteractionRequired);
+        }
+        self.flow.fetch(&self.client).await
+    }
+
+    async fn purge_refresh_token(&self, held: &Token) {
+        let purged = held.without_refresh_token();
+        self.state.rcu(|current| match current.as_deref() {
+            Some(c) if c.token.same_as(held) => Some(Arc::new(Cached {
+                token: purged.clone(),
+                refresh_at: c.refresh_at,
+                stale_at: c.stale_at,
+                usable_until: c.usable_until,
+            })),
+            _ => current.clone(),
+        });
+        if let Some(store) = &self.store {
+            if let Err(e) = store.delete(&self.key).await {
+                tracing::warn!(error = %e, "token store delete failed");
+            }
+        }
+    }
+
+    /// After a renewal: remember a failure briefly, or keep serving a still-valid token when the
+    /// failure is transient. Returns what the waiters get.
+    fn settle(&self, result: Result<Token>) -> Result<Token> {
+        let err = match result {
+            Ok(token) => return Ok(token),
+            Err(err) => err,
+        };
+        let now = self.clock.now();
+        let retry_at = now + self.config.failure_memory.max(err.retry_after().unwrap_or_default());
+        if err.is_transient() {
+            let mut kept = None;
+            self.state.rcu(|current| match current.as_deref() {
+                Some(c) if now < c.usable_until => {
+                    let stale_at = c.stale_at.max(retry_at.min(c.usable_until));
+                    kept = Some(c.token.clone());
+                    Some(Arc::new(Cached {
+                        token: c.token.clone(),
+                        refresh_at: retry_at.min(stale_at),
+                        stale_at,
+                        usable_until: c.usable_until,
+                    }))
+                }
+                _ => {
+                    kept = None;
+                    current.clone()
+                }
+            });
+            if let Some(token) = kept {
+                tracing::warn!(error = %err, "token renewal failed; still serving the current token");
+                return Ok(token);
+            }
+        }
+        tracing::warn!(error = %err, "token renewal failed");
+        self.lock_slow().failure = Some((retry_at, err.clone()));
+        Err(err)
+    }
+
+    /// When a token should be renewed in the background, and when callers must wait.
+    fn schedule(&self, token: &Token) -> Cached {
+        let lifetime = token.lifetime();
+        let expires_at = token.expires_at();
+        // The skew never eats more than half the lifetime, so even a 5-second token is usable.
+        let skew = self.config.skew.min(lifetime / 2);
+        let window = lifetime
+            .mul_f64(self.config.refresh_fraction)
+            .min(self.config.max_refresh_window)
+            .max(skew);
+        Cached {
+            token: token.clone(),
+            refresh_at: expires_at.checked_sub(window).unwrap_or(expires_at),
+            stale_at: expires_at.checked_sub(skew).unwrap_or(expires_at),
+            usable_until: expires_at,
+        }
+    }
+}
+
+struct InflightGuard(Arc<Inner>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        let mut slow = self.0.lock_slow();
+        slow.inflight = None;
+        self.0.renewing.store(false, Ordering::Release);
+    }
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.inner.state.load();
+        f.debug_struct("TokenSource")
+            .field("key", &self.inner.key)
+            .field("flow", &self.inner.flow)
+            .field("token", &state.as_deref().map(|c| &c.token))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`TokenSource`]. See [`TokenSource::builder`].
+#[must_use]
+pub struct TokenSourceBuilder {
+    client: OAuthClient,
+    flow: Arc<dyn Flow>,
+    config: Config,
+    store: Option<Arc<dyn TokenStore>>,
+    on_change: Option<ChangeHook>,
+    initial: Option<Token>,
+}
+
+impl TokenSourceBuilder {
+    /// How long before its stated expiry a token counts as expired (default 30 s; never more
+    /// than half the token's lifetime). Covers clock differences and request latency.
+    pub fn skew(mut self, skew: Duration) -> Self {
+        self.config.skew = skew;
+        self
+    }
+
+    /// The share of a token's lifetime at its end during which it is renewed in the background
+    /// (default 0.1), bounded by [`max_refresh_window`](Self::max_refresh_window) and at least
+    /// the skew.
+    pub fn refresh_fraction(mut self, fraction: f64) -> Self {
+        self.config.refresh_fraction = if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            0.1
+        };
+        self
+    }
+
+    /// The longest refresh-ahead window (default 5 min).
+    pub fn max_refresh_window(mut self, window: Duration) -> Self {
+        self.config.max_refresh_window = window;
+        self
+    }
+
+    /// How long a failed renewal is remembered: callers in that time get the same error without
+    /// a new request (default 5 s, or longer if the server sent `Retry-After`).
+    pub fn failure_memory(mut self, memory: Duration) -> Self {
+        self.config.failure_memory = memory;
+        self
+    }
+
+    /// Whether [`TokenSource::token`] may run an interactive flow (default `true`).
+    pub fn interactive(mut self, allowed: bool) -> Self {
+        self.config.interactive = allowed;
+        self
+    }
+
+    /// A store to read through and write through (see [`crate::store`]).
+    pub fn store(mut self, store: impl TokenStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Called with every token obtained from the server, after it is stored and before it is
+    /// handed out. Keep it quick; it runs inside the renewal.
+    pub fn on_token_change(mut self, hook: impl Fn(&Token) + Send + Sync + 'static) -> Self {
+        self.on_change = Some(Arc::new(hook));
+        self
+    }
+
+    /// A token to start with (for example one saved by an earlier run).
+    pub fn initial_token(mut self, token: Token) -> Self {
+        self.initial = Some(token);
+        self
+    }
+
+    /// The source.
+    pub fn build(self) -> TokenSource {
+        let key = self.flow.cache_key(&self.client);
+        let inner = Arc::new(Inner {
+            clock: self.client.clock_arc(),
+            client: self.client,
+            flow: self.flow,
+            key,
+            config: self.config,
+            store: self.store,
+            on_change: self.on_change,
+            state: ArcSwapOption::empty(),
+            renewing: AtomicBool::new(false),
+            slow: Mutex::new(Slow::default()),
+        });
+        if let Some(token) = self.initial {
+            inner.state.store(Some(Arc::new(inner.schedule(&token))));
+        }
+        TokenSource { inner }
+    }
+}
+
+impl fmt::Debug for TokenSourceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSourceBuilder")
+            .field("flow", &self.flow)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}

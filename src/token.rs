@@ -1,0 +1,468 @@
+//! Access tokens, and the tolerant but safe parsing of token endpoint responses
+//! (RFC 6749 §5.1 and §5.2; SECURITY.md rules 15–21).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{HeaderValue, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+
+use crate::clock::Clock;
+use crate::error::{Error, ErrorCode, ResponseError, Result, ServerError};
+use crate::redact::{self, Secrets};
+
+/// The lifetime assumed when the server sends no `expires_in`, unless the client sets another
+/// with [`OAuthClient::default_lifetime`](crate::OAuthClient::default_lifetime). A token is never
+/// taken to be valid forever by accident.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Lifetimes above this (about ten years) are clamped to it.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// An OAuth 2.0 access token with what came with it.
+///
+/// Cloning is cheap (one reference count), so the fast path of
+/// [`TokenSource::token`](crate::TokenSource::token) hands out clones. Secrets never show in
+/// `Debug`:
+///
+/// ```
+/// use std::time::Duration;
+/// use oauth_layer::{Token, clock::SystemClock};
+///
+/// let token = Token::builder("s3cr3t-access")
+///     .expires_in(Duration::from_secs(60))
+///     .refresh_token("s3cr3t-refresh")
+///     .build(&SystemClock)?;
+/// let shown = format!("{token:?}");
+/// assert!(!shown.contains("s3cr3t"));
+/// # Ok::<(), oauth_layer::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Token {
+    inner: Arc<TokenInner>,
+}
+
+#[derive(Clone)]
+struct TokenInner {
+    access_token: SecretString,
+    header: HeaderValue,
+    token_type: String,
+    lifetime: Duration,
+    lifetime_reported: bool,
+    expires_at: Instant,
+    expires_at_utc: SystemTime,
+    refresh_token: Option<SecretString>,
+    scope: Option<String>,
+    id_token: Option<SecretString>,
+    issued_token_type: Option<String>,
+    extra: Map<String, Value>,
+}
+
+impl Token {
+    /// Starts building a bearer token by hand (for custom flows, stores and tests).
+    pub fn builder(access_token: impl Into<String>) -> TokenBuilder {
+        TokenBuilder {
+            access_token: access_token.into(),
+            token_type: "Bearer".into(),
+            expires_in: None,
+            default_lifetime: DEFAULT_LIFETIME,
+            refresh_token: None,
+            scope: None,
+            id_token: None,
+            issued_token_type: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// The access token itself.
+    pub fn access_token(&self) -> &SecretString {
+        &self.inner.access_token
+    }
+
+    /// `Bearer <token>` as a header value, marked sensitive so that `Debug` hides it.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.inner.header
+    }
+
+    /// The `token_type` as the server sent it (always a bearer type).
+    pub fn token_type(&self) -> &str {
+        &self.inner.token_type
+    }
+
+    /// The lifetime the token was issued with (zero if it arrived expired).
+    pub fn lifetime(&self) -> Duration {
+        self.inner.lifetime
+    }
+
+    /// `false` when the server sent no usable `expires_in` and the default lifetime was assumed.
+    pub fn lifetime_was_reported(&self) -> bool {
+        self.inner.lifetime_reported
+    }
+
+    /// When the token expires, on the monotonic clock of the [`Clock`] it was made with.
+    pub fn expires_at(&self) -> Instant {
+        self.inner.expires_at
+    }
+
+    /// When the token expires, in UTC (for persisting it).
+    pub fn expires_at_utc(&self) -> SystemTime {
+        self.inner.expires_at_utc
+    }
+
+    /// `true` when the token has expired at `now` (no skew applied).
+    pub fn is_expired_at(&self, now: Instant) -> bool {
+        now >= self.inner.expires_at
+    }
+
+    /// The refresh token, if the server issued one (or one was kept from before).
+    pub fn refresh_token(&self) -> Option<&SecretString> {
+        self.inner.refresh_token.as_ref()
+    }
+
+    /// The granted scope exactly as the server stated it, or the requested scope when the server
+    /// said nothing (RFC 6749 §5.1).
+    pub fn scope(&self) -> Option<&str> {
+        self.inner.scope.as_deref()
+    }
+
+    /// The granted scopes, split on spaces.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope().unwrap_or("").split(' ').filter(|s| !s.is_empty())
+    }
+
+    /// The OpenID Connect ID token, if one came with the access token.
+    pub fn id_token(&self) -> Option<&SecretString> {
+        self.inner.id_token.as_ref()
+    }
+
+    /// `issued_token_type` (RFC 8693), if sent.
+    pub fn issued_token_type(&self) -> Option<&str> {
+        self.inner.issued_token_type.as_deref()
+    }
+
+    /// Members of the response this crate does not interpret, kept as sent.
+    pub fn extra(&self) -> &Map<String, Value> {
+        &self.inner.extra
+    }
+
+    /// `true` when both are the very same token (the same issuance), not merely equal text.
+    pub fn same_as(&self, other: &Token) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// This token carrying `refresh_token` when it has none of its own (RFC 6749 §6: a refresh
+    /// response without a new refresh token keeps the old one).
+    pub(crate) fn keeping_refresh_token(self, refresh_token: &SecretString) -> Token {
+        if self.inner.refresh_token.is_some() {
+            return self;
+        }
+        let mut inner = (*self.inner).clone();
+        inner.refresh_token = Some(refresh_token.clone());
+        Token {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// This token without its refresh token (after the server rejected it).
+    pub(crate) fn without_refresh_token(&self) -> Token {
+        let mut inner = (*self.inner).clone();
+        inner.refresh_token = None;
+        Token {
+            inner: Arc::new(inner),
+        }
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let extra: Vec<&String> = self.inner.extra.keys().collect();
+        f.debug_struct("Token")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.inner.token_type)
+            .field("lifetime", &self.inner.lifetime)
+            .field("expires_at_utc", &self.inner.expires_at_utc)
+            .field(
+                "refresh_token",
+                &self.inner.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("scope", &self.inner.scope)
+            .field("id_token", &self.inner.id_token.as_ref().map(|_| "[redacted]"))
+            .field("issued_token_type", &self.inner.issued_token_type)
+            .field("extra_members", &extra)
+            .finish()
+    }
+}
+
+/// Builds a [`Token`] by hand. See [`Token::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct TokenBuilder {
+    access_token: String,
+    token_type: String,
+    expires_in: Option<Duration>,
+    default_lifetime: Duration,
+    refresh_token: Option<SecretString>,
+    scope: Option<String>,
+    id_token: Option<SecretString>,
+    issued_token_type: Option<String>,
+    extra: Map<String, Value>,
+}
+
+impl TokenBuilder {
+    /// The lifetime; without it the token gets [`DEFAULT_LIFETIME`].
+    pub fn expires_in(mut self, lifetime: Duration) -> Self {
+        self.expires_in = Some(lifetime);
+        self
+    }
+
+    /// The refresh token.
+    pub fn refresh_token(mut self, refresh_token: impl Into<String>) -> Self {
+        self.refresh_token = Some(SecretString::from(refresh_token.into()));
+        self
+    }
+
+    /// The granted scope (space separated).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The ID token.
+    pub fn id_token(mut self, id_token: impl Into<String>) -> Self {
+        self.id_token = Some(SecretString::from(id_token.into()));
+        self
+    }
+
+    /// Checks the token and stamps its expiry with `clock`.
+    pub fn build(self, clock: &dyn Clock) -> Result<Token> {
+        self.build_at(clock.now(), clock.now_utc())
+    }
+
+    fn build_at(self, now: Instant, now_utc: SystemTime) -> Result<Token> {
+        let header = bearer_header(&self.access_token).map_err(Error::config)?;
+        let lifetime_reported = self.expires_in.is_some();
+        let lifetime = self
+            .expires_in
+            .unwrap_or(self.default_lifetime)
+            .min(MAX_LIFETIME);
+        Ok(Token {
+            inner: Arc::new(TokenInner {
+                access_token: SecretString::from(self.access_token),
+                header,
+                token_type: self.token_type,
+                lifetime,
+                lifetime_reported,
+                expires_at: now.checked_add(lifetime).unwrap_or(now),
+                expires_at_utc: now_utc.checked_add(lifetime).unwrap_or(now_utc),
+                refresh_token: self.refresh_token,
+                scope: self.scope,
+                id_token: self.id_token,
+                issued_token_type: self.issued_token_type,
+                extra: self.extra,
+            }),
+        })
+    }
+}
+
+/// `Bearer <token>`, checked and marked sensitive (rule 17). Only visible ASCII is accepted, so
+/// no CR, LF, space or control character can reach a header.
+fn bearer_header(access_token: &str) -> std::result::Result<HeaderValue, &'static str> {
+    if access_token.is_empty() {
+        return Err("access_token is empty");
+    }
+    if !access_token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("access_token contains characters not allowed in an HTTP header");
+    }
+    let mut value = HeaderValue::try_from(format!("Bearer {access_token}"))
+        .map_err(|_| "access_token is not a valid header value")?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// What parsing a token response needs to know besides the response.
+pub(crate) struct ParseContext<'a> {
+    pub(crate) clock: &'a dyn Clock,
+    pub(crate) default_lifetime: Duration,
+    pub(crate) requested_scope: Option<&'a str>,
+    pub(crate) lenient_token_type: bool,
+    pub(crate) secrets: &'a Secrets<'a>,
+}
+
+/// A response as received: status, selected headers and the (capped) body.
+#[derive(Debug)]
+pub(crate) struct RawResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) content_type: Option<String>,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) body: bytes::Bytes,
+}
+
+impl RawResponse {
+    pub(crate) fn unexpected(&self, problem: &str, secrets: &Secrets<'_>) -> Error {
+        Error::UnexpectedResponse(ResponseError {
+            problem: problem.to_owned(),
+            status: Some(self.status),
+            content_type: self
+                .content_type
+                .as_deref()
+                .map(|c| c.chars().take(100).collect()),
+            snippet: redact::snippet(&self.body, secrets),
+            retry_after: self.retry_after,
+        })
+    }
+
+    /// The body as a JSON object, or as a form-encoded one (GitHub answers that way unless asked
+    /// for JSON). `None` when it is neither.
+    pub(crate) fn object(&self) -> Option<Map<String, Value>> {
+        let text = std::str::from_utf8(&self.body).ok()?;
+        if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) {
+            return Some(map);
+        }
+        let is_form = self
+            .content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            let map: Map<String, Value> = url::form_urlencoded::parse(text.as_bytes())
+                .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+                .collect();
+            if map.contains_key("access_token") || map.contains_key("error") {
+                return Some(map);
+            }
+        }
+        None
+    }
+
+    /// Classifies an OAuth error response (RFC 6749 §5.2) if the body is one.
+    pub(crate) fn server_error(
+        &self,
+        map: &Map<String, Value>,
+        secrets: &Secrets<'_>,
+    ) -> Option<Error> {
+        let code = map.get("error")?.as_str()?;
+        let text = |name: &str| {
+            map.get(name)
+                .and_then(Value::as_str)
+                .map(|s| redact::server_text(s, secrets))
+        };
+        Some(Error::Server(ServerError {
+            status: self.status,
+            code: ErrorCode::parse(code),
+            description: text("error_description"),
+            uri: text("error_uri"),
+            retry_after: self.retry_after,
+        }))
+    }
+}
+
+/// Classifies a token endpoint response (rule 15): a token, an OAuth error, or an unexpected
+/// response. Never panics, whatever the body.
+pub(crate) fn parse_token_response(resp: &RawResponse, ctx: &ParseContext<'_>) -> Result<Token> {
+    let Some(mut map) = resp.object() else {
+        let problem = if resp.body.is_empty() {
+            "empty body"
+        } else if std::str::from_utf8(&resp.body).is_err() {
+            "body is not UTF-8"
+        } else if serde_json::from_slice::<Value>(&resp.body).is_ok() {
+            "JSON body is not an object"
+        } else {
+            "body is not JSON"
+        };
+        return Err(resp.unexpected(problem, ctx.secrets));
+    };
+    if let Some(err) = resp.server_error(&map, ctx.secrets) {
+        return Err(err);
+    }
+    if !resp.status.is_success() {
+        return Err(resp.unexpected("error status without an OAuth error code", ctx.secrets));
+    }
+
+    let access_token = match map.remove("access_token") {
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(resp.unexpected("access_token is not a string", ctx.secrets)),
+        None => return Err(resp.unexpected("no access_token", ctx.secrets)),
+    };
+    if let Err(problem) = bearer_header(&access_token) {
+        return Err(resp.unexpected(problem, ctx.secrets));
+    }
+
+    let token_type = match map.remove("token_type") {
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => t,
+        Some(Value::String(t)) => {
+            return Err(Error::UnsupportedTokenType {
+                token_type: t.chars().take(64).collect(),
+            });
+        }
+        None | Some(Value::Null) if ctx.lenient_token_type => "Bearer".to_owned(),
+        None | Some(Value::Null) => {
+            return Err(resp.unexpected(
+                "no token_type (enable lenient_token_type for servers that omit it)",
+                ctx.secrets,
+            ));
+        }
+        Some(_) => return Err(resp.unexpected("token_type is not a string", ctx.secrets)),
+    };
+
+    let expires_in = parse_expires_in(map.remove("expires_in"));
+    let refresh_token = non_empty_string(map.remove("refresh_token")).map(SecretString::from);
+    let id_token = non_empty_string(map.remove("id_token")).map(SecretString::from);
+    let issued_token_type = non_empty_string(map.remove("issued_token_type"));
+    let scope = match map.remove("scope") {
+        Some(Value::String(s)) => Some(s),
+        // A few servers send an array; keep it in the standard form.
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        _ => ctx.requested_scope.map(str::to_owned),
+    };
+
+    let builder = TokenBuilder {
+        access_token,
+        token_type,
+        expires_in: match expires_in {
+            ExpiresIn::Seconds(s) => Some(Duration::from_secs(s)),
+            ExpiresIn::Missing => None,
+        },
+        default_lifetime: ctx.default_lifetime,
+        refresh_token,
+        scope,
+        id_token,
+        issued_token_type,
+        extra: map,
+    };
+    builder.build_at(ctx.clock.now(), ctx.clock.now_utc())
+}
+
+enum ExpiresIn {
+    Seconds(u64),
+    Missing,
+}
+
+/// `expires_in` as a number or numeric string; fractions floor, negatives mean "already expired",
+/// huge values clamp (rule 19). Anything unusable counts as missing, so the default applies.
+fn parse_expires_in(value: Option<Value>) -> ExpiresIn {
+    let seconds = match value {
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match seconds {
+        Some(s) if s.is_nan() => ExpiresIn::Missing,
+        Some(s) if s <= 0.0 => ExpiresIn::Seconds(0),
+        Some(s) => ExpiresIn::Seconds(s.floor().min(MAX_LIFETIME.as_secs() as f64) as u64),
+        None => ExpiresIn::Missing,
+    }
+}
+
+fn non_empty_string(value: Option<Value>) -> Option<String> {
+    match value {
+        Some(Value::String(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    }
+}
