@@ -205,11 +205,13 @@ impl OAuthClient {
 
     /// The client authentication method in effect.
     pub fn effective_auth_method(&self) -> AuthMethod {
-        self.inner.auth_method.unwrap_or(if self.inner.secret.is_some() {
-            AuthMethod::ClientSecretBasic
-        } else {
-            AuthMethod::None
-        })
+        self.inner
+            .auth_method
+            .unwrap_or(if self.inner.secret.is_some() {
+                AuthMethod::ClientSecretBasic
+            } else {
+                AuthMethod::None
+            })
     }
 
     /// The token endpoint, if set.
@@ -333,6 +335,14 @@ impl OAuthClient {
             )?;
             (form.finish(), basic)
         };
+        if let Some(credentials) = basic
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Basic "))
+        {
+            // An echoed Authorization header decodes to the secret: hide it like the secret.
+            secrets.add_owned(credentials.to_owned());
+        }
 
         let mut http_request = http::Request::builder()
             .method(Method::POST)
@@ -506,9 +516,7 @@ impl RetryPolicy {
         ) || status.is_some_and(|s| s.is_server_error())
             || matches!(err, Error::Server(e) if e.code == crate::ErrorCode::ServerError);
 
-        let allowed = server_declined
-            || not_sent
-            || (replay == Replay::Always && maybe_processed);
+        let allowed = server_declined || not_sent || (replay == Replay::Always && maybe_processed);
         if !allowed {
             return None;
         }

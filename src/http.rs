@@ -136,7 +136,10 @@ pub(crate) async fn exchange(
         Ok(result) => result,
         Err(_) => Err(TransportError::new(
             TransportErrorKind::Timeout,
-            format!("no complete answer from {target} within {:?}", limits.timeout),
+            format!(
+                "no complete answer from {target} within {:?}",
+                limits.timeout
+            ),
         )),
     }
 }
@@ -241,8 +244,12 @@ mod reqwest_transport {
             std::sync::OnceLock::new();
         CLIENT
             .get_or_init(|| {
+                // No idle connections: this client is shared by every tokio runtime in the
+                // process, and a pooled connection dies with the runtime that opened it
+                // ("runtime dropped the dispatch task"). Token requests are rare enough.
                 reqwest::Client::builder()
                     .redirect(reqwest::redirect::Policy::none())
+                    .pool_max_idle_per_host(0)
                     .build()
                     .map_err(|e| e.to_string())
             })
@@ -319,10 +326,7 @@ mod tower_transport {
             std::future::poll_fn(|cx| service.poll_ready(cx))
                 .await
                 .map_err(failed)?;
-            let response = service
-                .call(request.map(Full::new))
-                .await
-                .map_err(failed)?;
+            let response = service.call(request.map(Full::new)).await.map_err(failed)?;
             Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
         }
     }

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
+use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use crate::client::OAuthClient;
@@ -192,7 +193,9 @@ impl TokenSource {
         &self.inner.client
     }
 
-    fn fast(&self) -> Option<Token> {
+    /// The fresh cached token without waiting; inside the refresh window this also starts the
+    /// one background renewal.
+    pub(crate) fn fast(&self) -> Option<Token> {
         let guard = self.inner.state.load();
         let cached = guard.as_deref()?;
         let now = self.inner.clock.now();
@@ -201,12 +204,29 @@ impl TokenSource {
         }
         if now < cached.stale_at {
             if !self.inner.renewing.load(Ordering::Acquire) {
-                let mut slow = self.inner.lock_slow();
-                Inner::start_renewal(&self.inner, &mut slow, self.inner.config.interactive);
+                self.start_background_renewal(now);
             }
             return Some(cached.token.clone());
         }
         None
+    }
+
+    /// Starts the refresh-ahead renewal, unless one just finished or just failed.
+    fn start_background_renewal(&self, now: Instant) {
+        let mut slow = self.inner.lock_slow();
+        // Re-read under the lock: a renewal stores its token (or its failure) before it frees the
+        // in-flight slot, so a caller that read the old token just before that starts no second
+        // renewal, and a failed one is not retried before the failure memory passes.
+        // A background renewal never asks a person; with an interactive flow it needs a refresh
+        // token, and without one the renewal waits until a caller who may interact needs it.
+        let due = self.inner.state.load().as_deref().is_some_and(|c| {
+            now >= c.refresh_at
+                && (!self.inner.flow.is_interactive() || c.token.refresh_token().is_some())
+        });
+        let failed_recently = matches!(&slow.failure, Some((until, _)) if now < *until);
+        if due && !failed_recently {
+            Inner::start_renewal(&self.inner, &mut slow, false);
+        }
     }
 
     async fn slow(&self, interactive: bool) -> Result<Token> {
@@ -278,23 +298,29 @@ impl Inner {
     async fn renew(&self, interactive: bool) -> Result<Token> {
         let now = self.clock.now();
         let current = self.state.load_full();
+        let mut held = current.as_deref().map(|c| c.token.clone());
 
         if let Some(store) = &self.store {
             match store.load(&self.key).await {
-                Ok(Some(stored))
-                    if !current.as_deref().is_some_and(|c| c.token.same_as(&stored))
-                        && now < self.schedule(&stored).stale_at =>
-                {
-                    tracing::debug!(key = %self.key.digest(), "using a token from the store");
-                    self.state.store(Some(Arc::new(self.schedule(&stored))));
-                    return Ok(stored);
+                // A store that persists tokens hands back copies, so "the token we hold" is
+                // recognised by its value too; otherwise an invalidated token would come back.
+                Ok(Some(stored)) if !held.as_ref().is_some_and(|h| same_token(h, &stored)) => {
+                    if now < self.schedule(&stored).stale_at {
+                        tracing::debug!(key = %self.key.digest(), "using a token from the store");
+                        self.state.store(Some(Arc::new(self.schedule(&stored))));
+                        return Ok(stored);
+                    }
+                    // Another source (or an earlier run) renewed last: its refresh token is the
+                    // live one, and the one we hold (if any) may have been rotated away.
+                    if stored.refresh_token().is_some() {
+                        held = Some(stored);
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "token store read failed; renewing anyway"),
             }
         }
 
-        let held = current.as_deref().map(|c| c.token.clone());
         let result = match held.as_ref().and_then(|t| t.refresh_token().cloned()) {
             Some(refresh_token) => {
                 let scope = held.as_ref().and_then(Token::scope);
@@ -368,7 +394,11 @@ impl Inner {
             Err(err) => err,
         };
         let now = self.clock.now();
-        let retry_at = now + self.config.failure_memory.max(err.retry_after().unwrap_or_default());
+        let retry_at = now
+            + self
+                .config
+                .failure_memory
+                .max(err.retry_after().unwrap_or_default());
         if err.is_transient() {
             let mut kept = None;
             self.state.rcu(|current| match current.as_deref() {
@@ -393,7 +423,10 @@ impl Inner {
             }
         }
         tracing::warn!(error = %err, "token renewal failed");
-        self.lock_slow().failure = Some((retry_at, err.clone()));
+        // "A person is needed" depends on who asked, so it is not remembered for the next caller.
+        if !matches!(err, Error::InteractionRequired) {
+            self.lock_slow().failure = Some((retry_at, err.clone()));
+        }
         Err(err)
     }
 
@@ -414,6 +447,11 @@ impl Inner {
             usable_until: expires_at,
         }
     }
+}
+
+/// The same issuance, or a copy of it read back from a store.
+fn same_token(a: &Token, b: &Token) -> bool {
+    a.same_as(b) || a.access_token().expose_secret() == b.access_token().expose_secret()
 }
 
 struct InflightGuard(Arc<Inner>);

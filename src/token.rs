@@ -129,7 +129,10 @@ impl Token {
 
     /// The granted scopes, split on spaces.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.scope().unwrap_or("").split(' ').filter(|s| !s.is_empty())
+        self.scope()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty())
     }
 
     /// The OpenID Connect ID token, if one came with the access token.
@@ -188,7 +191,10 @@ impl fmt::Debug for Token {
                 &self.inner.refresh_token.as_ref().map(|_| "[redacted]"),
             )
             .field("scope", &self.inner.scope)
-            .field("id_token", &self.inner.id_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "id_token",
+                &self.inner.id_token.as_ref().map(|_| "[redacted]"),
+            )
             .field("issued_token_type", &self.inner.issued_token_type)
             .field("extra_members", &extra)
             .finish()
@@ -349,7 +355,8 @@ impl RawResponse {
         };
         Some(Error::Server(ServerError {
             status: self.status,
-            code: ErrorCode::parse(code),
+            // An unknown code is kept as text, so it gets the same care as the description.
+            code: ErrorCode::parse(&redact::server_text(code, secrets)),
             description: text("error_description"),
             uri: text("error_uri"),
             retry_after: self.retry_after,
@@ -378,6 +385,9 @@ pub(crate) fn parse_token_response(resp: &RawResponse, ctx: &ParseContext<'_>) -
     if !resp.status.is_success() {
         return Err(resp.unexpected("error status without an OAuth error code", ctx.secrets));
     }
+    if map.get("error").is_some_and(|e| !e.is_null()) {
+        return Err(resp.unexpected("error member is not a string", ctx.secrets));
+    }
 
     let access_token = match map.remove("access_token") {
         Some(Value::String(s)) => s,
@@ -392,7 +402,10 @@ pub(crate) fn parse_token_response(resp: &RawResponse, ctx: &ParseContext<'_>) -
         Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => t,
         Some(Value::String(t)) => {
             return Err(Error::UnsupportedTokenType {
-                token_type: t.chars().take(64).collect(),
+                token_type: redact::server_text(&t, ctx.secrets)
+                    .chars()
+                    .take(64)
+                    .collect(),
             });
         }
         None | Some(Value::Null) if ctx.lenient_token_type => "Bearer".to_owned(),
@@ -449,7 +462,14 @@ enum ExpiresIn {
 fn parse_expires_in(value: Option<Value>) -> ExpiresIn {
     let seconds = match value {
         Some(Value::Number(n)) => n.as_f64(),
-        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        // Only digits, sign, point and exponent: Rust's float parser also takes "inf" and
+        // "NaN", which would turn a garbage value into a ten-year token.
+        Some(Value::String(s)) => Some(s.trim())
+            .filter(|s| {
+                s.bytes()
+                    .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
+            })
+            .and_then(|s| s.parse::<f64>().ok()),
         _ => None,
     };
     match seconds {

@@ -38,7 +38,10 @@ impl MemoryStore {
 
     /// How many keys hold a token.
     pub fn len(&self) -> usize {
-        self.tokens.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// `true` when no key holds a token.
