@@ -1,0 +1,409 @@
+//! A local authorization server and protected resource for tests and demos (feature `testing`).
+//!
+//! [`TestServer`] listens on `127.0.0.1` on a port of its own and speaks just enough OAuth 2.0
+//! to exercise a client end to end:
+//!
+//! - `POST /token` ([RFC 6749 §3.2]): grants `client_credentials`, `password` and
+//!   `refresh_token`; client authentication with HTTP Basic (id and secret form-urlencoded
+//!   first, §2.3.1), `client_secret_post` or `none`, each client held to the method it was
+//!   registered with. Answers are §5.1 JSON with `Cache-Control: no-store`, or §5.2 errors
+//!   (`invalid_client` comes with 401 and `WWW-Authenticate: Basic`).
+//! - `POST /revoke` ([RFC 7009]): revokes an access or refresh token of the authenticated client
+//!   (a refresh token takes its access tokens along); 200 whether or not the token was known.
+//! - any path under `/api/` ([RFC 6750]): a protected resource. A valid bearer token gets 200 and
+//!   JSON describing the request (`{"ok":true,"client_id":..,"scope":..,"method":..,"path":..,
+//!   "body_len":..}`); no token gets 401 `WWW-Authenticate: Bearer`; an unknown, expired or
+//!   revoked token gets 401 `Bearer error="invalid_token"`; `/api/scoped` (and any path set
+//!   with [`TestServerBuilder::require_scope`]) gets 403 `Bearer error="insufficient_scope",
+//!   scope="admin"` unless the token has scope `admin`. Every request is recorded
+//!   ([`TestServer::resource_requests`]).
+//!
+//! Malformed requests get 400, bodies over 64 KiB get 413. Tokens are random (256 bits) and
+//! expire by the server's [`Clock`], so a test holding a
+//! [`ManualClock`](crate::clock::ManualClock) decides when they do. The server stops when the
+//! [`TestServer`] is dropped.
+//!
+//! ```no_run
+//! use oauth_layer::{AuthMethod, TokenSource, flow::ClientCredentials};
+//! use oauth_layer::testing::TestServer;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = TestServer::builder()
+//!     .client("my-app", Some("s3cret"), AuthMethod::ClientSecretBasic)
+//!     .start()
+//!     .await?;
+//!
+//! // By hand, as in production...
+//! let client = oauth_layer::OAuthClient::new("my-app")
+//!     .secret("s3cret")
+//!     .token_url(server.token_url())?;
+//! // ...or registered exactly as the server knows it:
+//! let same = server.oauth_client("my-app")?;
+//! # let _ = same;
+//!
+//! let tokens = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+//! let token = tokens.token().await?;
+//! assert_eq!(token.scope(), Some("api:read"));
+//! assert_eq!(server.token_requests_for("client_credentials"), 1);
+//!
+//! // Any HTTP client can now call the protected resource with the token.
+//! let url = server.resource_url("/api/hello");
+//! let authorization = token.header_value(); // `Bearer ...`
+//! # let _ = (url, authorization);
+//! # Ok(()) }
+//! ```
+//!
+//! [RFC 6749 §3.2]: https://www.rfc-editor.org/rfc/rfc6749#section-3.2
+//! [RFC 7009]: https://www.rfc-editor.org/rfc/rfc7009
+//! [RFC 6750]: https://www.rfc-editor.org/rfc/rfc6750
+
+mod endpoints;
+mod server;
+mod state;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::client::{AuthMethod, OAuthClient};
+use crate::clock::{Clock, Sleep, SystemClock};
+use crate::error::{Error, Result};
+
+use state::{Config, Registration, Shared};
+
+/// A running local authorization server and protected resource. See the [module
+/// docs](self) for what it answers.
+///
+/// Dropping it (or calling [`shutdown`](Self::shutdown)) stops the server and every open
+/// connection.
+pub struct TestServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Starts configuring a server: no clients, no users, access tokens valid for an hour,
+    /// refresh tokens rotated, none issued for client credentials, `/api/scoped` needing scope
+    /// `admin`, the system clock.
+    pub fn builder() -> TestServerBuilder {
+        TestServerBuilder {
+            clients: HashMap::new(),
+            users: HashMap::new(),
+            access_token_lifetime: Duration::from_secs(3600),
+            rotate_refresh_tokens: true,
+            issue_refresh_tokens: false,
+            required_scopes: vec![("/api/scoped".to_owned(), "admin".to_owned())],
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The token endpoint, `{url}/token`.
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.url())
+    }
+
+    /// The revocation endpoint, `{url}/revoke`.
+    pub fn revocation_url(&self) -> String {
+        format!("{}/revoke", self.url())
+    }
+
+    /// The URL of `path` on this server (`resource_url("/api/hello")`); a missing leading `/`
+    /// is added. Only paths under `/api/` are protected resources.
+    pub fn resource_url(&self, path: &str) -> String {
+        if path.starts_with('/') {
+            format!("{}{path}", self.url())
+        } else {
+            format!("{}/{path}", self.url())
+        }
+    }
+
+    /// An [`OAuthClient`] for the registered client `client_id`, with its secret and
+    /// authentication method, this server's token and revocation endpoints, and this server's
+    /// clock (so a [`ManualClock`](crate::clock::ManualClock) moves both). Fails for a client
+    /// that was not registered.
+    pub fn oauth_client(&self, client_id: &str) -> Result<OAuthClient> {
+        let registration = self
+            .shared
+            .config
+            .clients
+            .get(client_id)
+            .ok_or_else(|| Error::config(format!("client {client_id:?} is not registered")))?;
+        let mut client = OAuthClient::new(client_id)
+            .auth_method(registration.method)
+            .clock(SharedClock(Arc::clone(&self.shared.config.clock)));
+        if let Some(secret) = &registration.secret {
+            client = client.secret(secret.clone());
+        }
+        client
+            .token_url(self.token_url())?
+            .revocation_url(self.revocation_url())
+    }
+
+    /// How many requests reached the token endpoint, failed ones included.
+    pub fn token_requests(&self) -> usize {
+        self.shared.lock().token_requests
+    }
+
+    /// How many token requests carried `grant_type=grant_type`, failed ones included.
+    pub fn token_requests_for(&self, grant_type: &str) -> usize {
+        self.shared
+            .lock()
+            .token_requests_by_grant
+            .get(grant_type)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// How many requests reached the revocation endpoint.
+    pub fn revocation_requests(&self) -> usize {
+        self.shared.lock().revocation_requests
+    }
+
+    /// Every request to a path under `/api/` so far, oldest first, rejected ones included
+    /// (except bodies over 64 KiB, refused with 413 before they are read).
+    pub fn resource_requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().resource_requests.clone()
+    }
+
+    /// Revokes every access token issued so far, as an administrator would: the resource
+    /// answers `invalid_token` for them. Refresh tokens stay valid.
+    pub fn revoke_all_access_tokens(&self) {
+        self.shared.lock().access_tokens.clear();
+    }
+
+    /// Revokes every refresh token issued so far: refreshing with one gets `invalid_grant`.
+    /// Access tokens stay valid.
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.lock().refresh_tokens.clear();
+    }
+
+    /// Makes every access token issued so far expired now, whatever its lifetime, without
+    /// moving any clock. Refresh tokens stay valid.
+    pub fn expire_all_access_tokens(&self) {
+        let now = self.shared.config.clock.now();
+        for token in self.shared.lock().access_tokens.values_mut() {
+            token.expires_at = token.expires_at.min(now);
+        }
+    }
+
+    /// Sets every counter back to zero and forgets the recorded resource requests. Tokens are
+    /// kept.
+    pub fn reset_counts(&self) {
+        let mut state = self.shared.lock();
+        state.token_requests = 0;
+        state.token_requests_by_grant.clear();
+        state.revocation_requests = 0;
+        state.resource_requests.clear();
+    }
+
+    /// Stops the server and waits until its listener is closed. Dropping the server does the
+    /// same without waiting.
+    pub async fn shutdown(mut self) {
+        self.task.abort();
+        // The task was aborted, so the only outcome is a cancellation error.
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`TestServer`]; made by [`TestServer::builder`].
+pub struct TestServerBuilder {
+    clients: HashMap<String, Registration>,
+    users: HashMap<String, String>,
+    access_token_lifetime: Duration,
+    rotate_refresh_tokens: bool,
+    issue_refresh_tokens: bool,
+    required_scopes: Vec<(String, String)>,
+    clock: Arc<dyn Clock>,
+}
+
+impl TestServerBuilder {
+    /// Registers a client. `secret` is required for [`AuthMethod::ClientSecretBasic`] and
+    /// [`AuthMethod::ClientSecretPost`] and must be `None` for [`AuthMethod::None`] (checked by
+    /// [`start`](Self::start)). The client must authenticate with exactly this method; any other
+    /// gets 401 `invalid_client`. Registering an id again replaces it.
+    pub fn client(
+        mut self,
+        id: impl Into<String>,
+        secret: Option<&str>,
+        method: AuthMethod,
+    ) -> Self {
+        self.clients.insert(
+            id.into(),
+            Registration {
+                secret: secret.map(str::to_owned),
+                method,
+            },
+        );
+        self
+    }
+
+    /// Adds a resource owner for the password grant.
+    pub fn user(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.users.insert(username.into(), password.into());
+        self
+    }
+
+    /// How long access tokens live (`expires_in`, whole seconds). Default: one hour.
+    pub fn access_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.access_token_lifetime = lifetime;
+        self
+    }
+
+    /// Whether every refresh issues a new refresh token and invalidates the one used (later
+    /// use gets `invalid_grant`). Default: `true`. When `false`, refresh answers carry no
+    /// `refresh_token` and the old one stays valid.
+    pub fn rotate_refresh_tokens(mut self, rotate: bool) -> Self {
+        self.rotate_refresh_tokens = rotate;
+        self
+    }
+
+    /// Whether the client credentials grant issues a refresh token. Default: `false`. The
+    /// password grant always issues one.
+    pub fn issue_refresh_tokens(mut self, issue: bool) -> Self {
+        self.issue_refresh_tokens = issue;
+        self
+    }
+
+    /// Makes the resource at exactly `path` answer 403 `insufficient_scope` unless the token
+    /// has `scope`. `/api/scoped` needs `admin` unless set otherwise here.
+    pub fn require_scope(mut self, path: impl Into<String>, scope: impl Into<String>) -> Self {
+        let path = path.into();
+        self.required_scopes.retain(|(p, _)| *p != path);
+        self.required_scopes.push((path, scope.into()));
+        self
+    }
+
+    /// The clock token expiry is measured with. Default: [`SystemClock`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Binds `127.0.0.1` on a free port and starts serving on spawned tokio tasks. Fails with
+    /// [`io::ErrorKind::InvalidInput`] when a client's secret does not fit its method.
+    pub async fn start(self) -> io::Result<TestServer> {
+        for (id, registration) in &self.clients {
+            let needs_secret = registration.method != AuthMethod::None;
+            if needs_secret != registration.secret.is_some() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "client {id:?}: {} {} a secret",
+                        registration.method.as_str(),
+                        if needs_secret { "needs" } else { "takes no" }
+                    ),
+                ));
+            }
+        }
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(Config {
+            clients: self.clients,
+            users: self.users,
+            access_token_lifetime: self.access_token_lifetime,
+            rotate_refresh_tokens: self.rotate_refresh_tokens,
+            issue_refresh_tokens: self.issue_refresh_tokens,
+            required_scopes: self.required_scopes,
+            clock: self.clock,
+        }));
+        let task = tokio::spawn(server::serve(listener, Arc::clone(&shared)));
+        Ok(TestServer { addr, shared, task })
+    }
+}
+
+impl fmt::Debug for TestServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut clients: Vec<_> = self.clients.iter().map(|(id, r)| (id, r.method)).collect();
+        clients.sort_by_key(|(id, _)| *id);
+        let mut users: Vec<_> = self.users.keys().collect();
+        users.sort();
+        f.debug_struct("TestServerBuilder")
+            .field("clients", &clients)
+            .field("users", &users)
+            .field("access_token_lifetime", &self.access_token_lifetime)
+            .field("rotate_refresh_tokens", &self.rotate_refresh_tokens)
+            .field("issue_refresh_tokens", &self.issue_refresh_tokens)
+            .field("required_scopes", &self.required_scopes)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+/// A request the protected resource received, as [`TestServer::resource_requests`] returns it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RecordedRequest {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path, without the query.
+    pub path: String,
+    /// The query string, without the `?`.
+    pub query: Option<String>,
+    /// The first `Authorization` header, as sent (lossily decoded when not UTF-8).
+    pub authorization: Option<String>,
+    /// All headers, to check for example that exactly one `Authorization` header was sent.
+    pub headers: HeaderMap,
+    /// The body, complete.
+    pub body: Bytes,
+    /// The status the server answered with (200, 401, 403, 400).
+    pub status: u16,
+}
+
+impl RecordedRequest {
+    /// The bearer token the request carried, if its `Authorization` header was `Bearer ...`.
+    pub fn bearer_token(&self) -> Option<&str> {
+        let (scheme, token) = self.authorization.as_deref()?.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    }
+}
+
+/// Lets the server hand its own clock to an [`OAuthClient`].
+#[derive(Debug)]
+struct SharedClock(Arc<dyn Clock>);
+
+impl Clock for SharedClock {
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+
+    fn now_utc(&self) -> SystemTime {
+        self.0.now_utc()
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        self.0.sleep(duration)
+    }
+}

@@ -1,0 +1,1003 @@
+//! The local authorization server (`oauth_layer::testing`), driven by a plain HTTP client and by
+//! the crate's own `TokenSource`.
+#![cfg(all(feature = "testing", feature = "reqwest"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use oauth_layer::clock::ManualClock;
+use oauth_layer::flow::{ClientCredentials, Password};
+use oauth_layer::testing::TestServer;
+use oauth_layer::{AuthMethod, OAuthClient, TokenSource};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+const WEIRD_SECRET: &str = "a:b/c+d%e&f=g h~";
+
+async fn server() -> TestServer {
+    TestServer::builder()
+        .client(
+            "basic-app",
+            Some(WEIRD_SECRET),
+            AuthMethod::ClientSecretBasic,
+        )
+        .client(
+            "post-app",
+            Some("post-secret"),
+            AuthMethod::ClientSecretPost,
+        )
+        .client("public-app", None, AuthMethod::None)
+        .user("alice", "wonderland")
+        .start()
+        .await
+        .unwrap()
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))`, as RFC 6749 §2.3.1 asks.
+fn basic(id: &str, secret: &str) -> String {
+    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", encode(id), encode(secret)))
+    )
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        form.append_pair(name, value);
+    }
+    form.finish()
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    json: Value,
+}
+
+impl Answer {
+    fn error(&self) -> &str {
+        self.json["error"].as_str().unwrap_or("<none>")
+    }
+
+    fn challenge(&self) -> &str {
+        self.headers
+            .get(WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("<none>")
+    }
+
+    fn str(&self, name: &str) -> &str {
+        self.json[name].as_str().unwrap()
+    }
+}
+
+async fn answer(response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    Answer {
+        status,
+        headers,
+        json,
+    }
+}
+
+async fn post_token(
+    server: &TestServer,
+    basic_auth: Option<String>,
+    pairs: &[(&str, &str)],
+) -> Answer {
+    post_form(&server.token_url(), basic_auth, pairs).await
+}
+
+async fn post_form(url: &str, authorization: Option<String>, pairs: &[(&str, &str)]) -> Answer {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form(pairs));
+    if let Some(authorization) = authorization {
+        request = request.header(AUTHORIZATION, authorization);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+async fn get_resource(server: &TestServer, path: &str, token: Option<&str>) -> Answer {
+    let mut request = reqwest::Client::new().get(server.resource_url(path));
+    if let Some(token) = token {
+        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+async fn client_credentials_token(server: &TestServer, scope: &str) -> Answer {
+    post_token(
+        server,
+        Some(basic("basic-app", WEIRD_SECRET)),
+        &[("grant_type", "client_credentials"), ("scope", scope)],
+    )
+    .await
+}
+
+async fn password_token(server: &TestServer) -> Answer {
+    post_token(
+        server,
+        None,
+        &[
+            ("grant_type", "password"),
+            ("client_id", "post-app"),
+            ("client_secret", "post-secret"),
+            ("username", "alice"),
+            ("password", "wonderland"),
+            ("scope", "read write"),
+        ],
+    )
+    .await
+}
+
+async fn refresh_with_post_app(server: &TestServer, refresh_token: &str) -> Answer {
+    post_token(
+        server,
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", "post-app"),
+            ("client_secret", "post-secret"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
+fn oauth_client(
+    server: &TestServer,
+    id: &str,
+    secret: Option<&str>,
+    method: AuthMethod,
+) -> OAuthClient {
+    let mut client = OAuthClient::new(id).auth_method(method);
+    if let Some(secret) = secret {
+        client = client.secret(secret);
+    }
+    client.token_url(server.token_url()).unwrap()
+}
+
+// --- the token endpoint -------------------------------------------------------------------
+
+#[tokio::test]
+async fn client_credentials_answers_rfc_6749_json_with_no_store() {
+    let server = server().await;
+    let token = client_credentials_token(&server, "api:read  api:write").await;
+
+    assert_eq!(token.status, StatusCode::OK, "{:?}", token.json);
+    assert_eq!(token.headers[CACHE_CONTROL], "no-store");
+    assert!(
+        token.headers[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert_eq!(token.str("token_type"), "Bearer");
+    assert_eq!(token.json["expires_in"], 3600);
+    assert_eq!(token.str("scope"), "api:read api:write");
+    assert!(token.json.get("refresh_token").is_none());
+    // 128 bits at least: 22 base64url characters after the prefix.
+    assert!(token.str("access_token").len() >= 3 + 22);
+    assert_ne!(
+        token.str("access_token"),
+        client_credentials_token(&server, "x")
+            .await
+            .str("access_token")
+    );
+}
+
+#[tokio::test]
+async fn client_credentials_can_issue_refresh_tokens_when_asked() {
+    let server = TestServer::builder()
+        .client("app", Some("s"), AuthMethod::ClientSecretBasic)
+        .issue_refresh_tokens(true)
+        .access_token_lifetime(Duration::from_secs(90))
+        .start()
+        .await
+        .unwrap();
+    let token = post_token(
+        &server,
+        Some(basic("app", "s")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(token.status, StatusCode::OK);
+    assert!(token.json["refresh_token"].is_string());
+    assert_eq!(token.json["expires_in"], 90);
+    assert!(token.json.get("scope").is_none());
+}
+
+#[tokio::test]
+async fn basic_credentials_are_form_decoded_before_comparing() {
+    let server = server().await;
+
+    let encoded = client_credentials_token(&server, "s").await;
+    assert_eq!(encoded.status, StatusCode::OK, "{:?}", encoded.json);
+
+    // The same secret without the §2.3.1 encoding is not the registered secret.
+    let raw = format!(
+        "Basic {}",
+        STANDARD.encode(format!("basic-app:{WEIRD_SECRET}"))
+    );
+    let rejected = post_token(&server, Some(raw), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(rejected.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(rejected.error(), "invalid_client");
+}
+
+#[tokio::test]
+async fn token_source_authenticates_with_a_hostile_secret_over_basic() {
+    let server = server().await;
+    let client = oauth_client(
+        &server,
+        "basic-app",
+        Some(WEIRD_SECRET),
+        AuthMethod::ClientSecretBasic,
+    );
+    let tokens = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+
+    let token = tokens.token().await.unwrap();
+    assert_eq!(token.scope(), Some("api:read"));
+    let again = tokens.token().await.unwrap();
+    assert!(again.same_as(&token));
+    assert_eq!(server.token_requests(), 1);
+
+    let hello = get_resource(
+        &server,
+        "/api/hello",
+        Some(token.access_token().expose_secret()),
+    )
+    .await;
+    assert_eq!(hello.status, StatusCode::OK);
+    assert_eq!(hello.str("client_id"), "basic-app");
+    assert_eq!(hello.str("scope"), "api:read");
+}
+
+#[tokio::test]
+async fn a_client_must_use_the_method_it_registered() {
+    let server = server().await;
+
+    let basic_client_posting = post_token(
+        &server,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "basic-app"),
+            ("client_secret", WEIRD_SECRET),
+        ],
+    )
+    .await;
+    assert_eq!(basic_client_posting.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(basic_client_posting.error(), "invalid_client");
+    assert!(basic_client_posting.challenge().starts_with("Basic"));
+
+    let post_client_using_basic = post_token(
+        &server,
+        Some(basic("post-app", "post-secret")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(post_client_using_basic.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(post_client_using_basic.error(), "invalid_client");
+
+    let confidential_client_without_secret = post_token(
+        &server,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "post-app"),
+        ],
+    )
+    .await;
+    assert_eq!(confidential_client_without_secret.error(), "invalid_client");
+
+    let wrong_secret = post_token(
+        &server,
+        Some(basic("basic-app", "nope")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(wrong_secret.error(), "invalid_client");
+
+    let unknown = post_token(
+        &server,
+        Some(basic("who", "ever")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(unknown.error(), "invalid_client");
+
+    // Through the crate: a post client configured for basic fails with the server's code.
+    let misconfigured = oauth_client(
+        &server,
+        "post-app",
+        Some("post-secret"),
+        AuthMethod::ClientSecretBasic,
+    );
+    let error = TokenSource::new(misconfigured, ClientCredentials::new())
+        .token()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.server_error().map(|e| e.code.as_str()),
+        Some("invalid_client"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn client_secret_post_client_gets_a_token() {
+    let server = server().await;
+    let client = oauth_client(
+        &server,
+        "post-app",
+        Some("post-secret"),
+        AuthMethod::ClientSecretPost,
+    );
+    let token = TokenSource::new(client, ClientCredentials::new())
+        .token()
+        .await
+        .unwrap();
+    assert!(token.scope().is_none());
+    assert_eq!(server.token_requests_for("client_credentials"), 1);
+}
+
+#[tokio::test]
+async fn password_grant_issues_a_refresh_token_and_checks_the_password() {
+    let server = server().await;
+
+    let token = password_token(&server).await;
+    assert_eq!(token.status, StatusCode::OK, "{:?}", token.json);
+    assert!(token.json["refresh_token"].is_string());
+    assert_eq!(token.str("scope"), "read write");
+
+    let hello = get_resource(&server, "/api/me", Some(token.str("access_token"))).await;
+    assert_eq!(hello.str("username"), "alice");
+
+    let wrong = post_token(
+        &server,
+        None,
+        &[
+            ("grant_type", "password"),
+            ("client_id", "public-app"),
+            ("username", "alice"),
+            ("password", "looking-glass"),
+        ],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert_eq!(wrong.error(), "invalid_grant");
+
+    let missing = post_token(
+        &server,
+        None,
+        &[("grant_type", "password"), ("client_id", "public-app")],
+    )
+    .await;
+    assert_eq!(missing.error(), "invalid_request");
+}
+
+#[tokio::test]
+async fn public_client_uses_the_password_flow_with_only_its_id() {
+    let server = server().await;
+    let client = oauth_client(&server, "public-app", None, AuthMethod::None);
+    let tokens = TokenSource::new(client, Password::new("alice", "wonderland").scope("read"));
+
+    let token = tokens.token().await.unwrap();
+    assert!(token.refresh_token().is_some());
+    assert_eq!(token.scope(), Some("read"));
+    assert_eq!(server.token_requests_for("password"), 1);
+
+    // Public clients cannot use client credentials (RFC 6749 §4.4).
+    let error = post_token(
+        &server,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "public-app"),
+        ],
+    )
+    .await;
+    assert_eq!(error.status, StatusCode::BAD_REQUEST);
+    assert_eq!(error.error(), "unauthorized_client");
+}
+
+#[tokio::test]
+async fn rotation_makes_the_old_refresh_token_invalid_grant() {
+    let server = server().await;
+    let first = password_token(&server).await;
+    let old = first.str("refresh_token").to_owned();
+
+    let refreshed = refresh_with_post_app(&server, &old).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.json);
+    let new = refreshed.str("refresh_token").to_owned();
+    assert_ne!(new, old);
+    assert_eq!(refreshed.str("scope"), "read write");
+
+    let replayed = refresh_with_post_app(&server, &old).await;
+    assert_eq!(replayed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(replayed.error(), "invalid_grant");
+
+    assert_eq!(
+        refresh_with_post_app(&server, &new).await.status,
+        StatusCode::OK
+    );
+
+    // The same through `OAuthClient::refresh`.
+    let client = oauth_client(
+        &server,
+        "post-app",
+        Some("post-secret"),
+        AuthMethod::ClientSecretPost,
+    );
+    let error = client.refresh(&SecretString::from(old)).await.unwrap_err();
+    assert!(error.is_invalid_grant(), "{error:?}");
+}
+
+#[tokio::test]
+async fn without_rotation_the_refresh_token_stays_valid() {
+    let server = TestServer::builder()
+        .client(
+            "post-app",
+            Some("post-secret"),
+            AuthMethod::ClientSecretPost,
+        )
+        .user("alice", "wonderland")
+        .rotate_refresh_tokens(false)
+        .start()
+        .await
+        .unwrap();
+    let refresh_token = password_token(&server)
+        .await
+        .str("refresh_token")
+        .to_owned();
+    for _ in 0..2 {
+        let refreshed = refresh_with_post_app(&server, &refresh_token).await;
+        assert_eq!(refreshed.status, StatusCode::OK);
+        assert!(refreshed.json.get("refresh_token").is_none());
+    }
+    assert_eq!(server.token_requests_for("refresh_token"), 2);
+}
+
+#[tokio::test]
+async fn a_refresh_may_narrow_the_scope_but_not_widen_it() {
+    let server = server().await;
+    let refresh_token = password_token(&server)
+        .await
+        .str("refresh_token")
+        .to_owned();
+    let auth = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "post-app"),
+        ("client_secret", "post-secret"),
+        ("refresh_token", refresh_token.as_str()),
+    ];
+
+    let wider = post_token(
+        &server,
+        None,
+        &[&auth[..], &[("scope", "read admin")]].concat(),
+    )
+    .await;
+    assert_eq!(wider.error(), "invalid_scope");
+
+    let narrower = post_token(&server, None, &[&auth[..], &[("scope", "read")]].concat()).await;
+    assert_eq!(narrower.status, StatusCode::OK);
+    assert_eq!(narrower.str("scope"), "read");
+    // The rotated refresh token keeps the original grant.
+    let again = refresh_with_post_app(&server, narrower.str("refresh_token")).await;
+    assert_eq!(again.str("scope"), "read write");
+}
+
+#[tokio::test]
+async fn a_refresh_token_belongs_to_its_client() {
+    let server = server().await;
+    let refresh_token = password_token(&server)
+        .await
+        .str("refresh_token")
+        .to_owned();
+    let stolen = post_token(
+        &server,
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", "public-app"),
+            ("refresh_token", refresh_token.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(stolen.error(), "invalid_grant");
+}
+
+#[tokio::test]
+async fn malformed_token_requests_get_400_not_a_panic() {
+    let server = server().await;
+    let auth = Some(basic("basic-app", WEIRD_SECRET));
+
+    let unsupported = post_token(&server, auth.clone(), &[("grant_type", "magic")]).await;
+    assert_eq!(unsupported.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unsupported.error(), "unsupported_grant_type");
+
+    let no_grant = post_token(&server, auth.clone(), &[("scope", "x")]).await;
+    assert_eq!(no_grant.error(), "invalid_request");
+
+    let repeated = post_token(
+        &server,
+        auth.clone(),
+        &[
+            ("grant_type", "client_credentials"),
+            ("grant_type", "password"),
+        ],
+    )
+    .await;
+    assert_eq!(repeated.error(), "invalid_request");
+
+    let bad_scope = post_token(
+        &server,
+        auth.clone(),
+        &[("grant_type", "client_credentials"), ("scope", "a\"b")],
+    )
+    .await;
+    assert_eq!(bad_scope.error(), "invalid_scope");
+
+    let two_methods = post_token(
+        &server,
+        auth.clone(),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_secret", WEIRD_SECRET),
+        ],
+    )
+    .await;
+    assert_eq!(two_methods.error(), "invalid_request");
+
+    let garbage_basic = post_token(
+        &server,
+        Some("Basic !!!not base64".into()),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(garbage_basic.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(garbage_basic.error(), "invalid_client");
+
+    let http = reqwest::Client::new();
+    let json_body = http
+        .post(server.token_url())
+        .header(AUTHORIZATION, auth.clone().unwrap())
+        .header(CONTENT_TYPE, "application/json")
+        .body(r#"{"grant_type":"client_credentials"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer(json_body).await.error(), "invalid_request");
+
+    let get = http.get(server.token_url()).send().await.unwrap();
+    assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    let invalid_utf8 = http
+        .post(server.token_url())
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(vec![0xff, 0xfe, b'=', 0x80])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid_utf8.status(), StatusCode::UNAUTHORIZED);
+
+    let huge = http
+        .post(server.token_url())
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 100 * 1024])
+        .send()
+        .await;
+    // The server may close the connection before reading the whole body.
+    if let Ok(huge) = huge {
+        assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    let elsewhere = http
+        .get(server.resource_url("/nowhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
+
+    // Still serving after all that.
+    assert_eq!(
+        client_credentials_token(&server, "x").await.status,
+        StatusCode::OK
+    );
+}
+
+// --- the protected resource ---------------------------------------------------------------
+
+#[tokio::test]
+async fn resource_answers_bearer_challenges() {
+    let server = server().await;
+
+    let missing = get_resource(&server, "/api/hello", None).await;
+    assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(missing.challenge(), "Bearer");
+
+    let unknown = get_resource(&server, "/api/hello", Some("made-up")).await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.challenge(), r#"Bearer error="invalid_token""#);
+
+    let token = client_credentials_token(&server, "read").await;
+    let hello = get_resource(&server, "/api/hello", Some(token.str("access_token"))).await;
+    assert_eq!(hello.status, StatusCode::OK);
+    assert_eq!(hello.json["ok"], true);
+    assert_eq!(hello.str("client_id"), "basic-app");
+    assert_eq!(hello.str("scope"), "read");
+    assert_eq!(hello.str("method"), "GET");
+    assert_eq!(hello.str("path"), "/api/hello");
+    assert_eq!(hello.json["body_len"], 0);
+
+    let two_headers = reqwest::Client::new()
+        .get(server.resource_url("/api/hello"))
+        .header(
+            AUTHORIZATION,
+            format!("Bearer {}", token.str("access_token")),
+        )
+        .header(AUTHORIZATION, "Bearer other")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(two_headers.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn scoped_resource_needs_admin() {
+    let server = server().await;
+
+    let reader = client_credentials_token(&server, "read").await;
+    let forbidden = get_resource(&server, "/api/scoped", Some(reader.str("access_token"))).await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        forbidden.challenge(),
+        r#"Bearer error="insufficient_scope", scope="admin""#
+    );
+
+    let admin = client_credentials_token(&server, "read admin").await;
+    let allowed = get_resource(&server, "/api/scoped", Some(admin.str("access_token"))).await;
+    assert_eq!(allowed.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn required_scopes_are_configurable() {
+    let server = TestServer::builder()
+        .client("app", Some("s"), AuthMethod::ClientSecretBasic)
+        .require_scope("/api/reports", "reports:read")
+        .start()
+        .await
+        .unwrap();
+    let token = post_token(
+        &server,
+        Some(basic("app", "s")),
+        &[("grant_type", "client_credentials"), ("scope", "other")],
+    )
+    .await;
+    let answer = get_resource(&server, "/api/reports", Some(token.str("access_token"))).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        answer.challenge(),
+        r#"Bearer error="insufficient_scope", scope="reports:read""#
+    );
+}
+
+#[tokio::test]
+async fn resource_requests_are_recorded_with_their_bodies() {
+    let server = server().await;
+    let token = client_credentials_token(&server, "read").await;
+    let bearer = format!("Bearer {}", token.str("access_token"));
+
+    let posted = reqwest::Client::new()
+        .post(server.resource_url("/api/echo?x=1"))
+        .header(AUTHORIZATION, &bearer)
+        .body("payload")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer(posted).await.json["body_len"], 7);
+    get_resource(&server, "/api/hello", None).await;
+
+    let recorded = server.resource_requests();
+    assert_eq!(recorded.len(), 2);
+    assert_eq!(recorded[0].method, reqwest::Method::POST);
+    assert_eq!(recorded[0].path, "/api/echo");
+    assert_eq!(recorded[0].query.as_deref(), Some("x=1"));
+    assert_eq!(recorded[0].authorization.as_deref(), Some(bearer.as_str()));
+    assert_eq!(recorded[0].bearer_token(), Some(token.str("access_token")));
+    assert_eq!(&recorded[0].body[..], b"payload");
+    assert_eq!(recorded[0].headers.get_all(AUTHORIZATION).iter().count(), 1);
+    assert_eq!(recorded[0].status, 200);
+    assert_eq!(recorded[1].authorization, None);
+    assert_eq!(recorded[1].status, 401);
+}
+
+// --- time and revocation ------------------------------------------------------------------
+
+#[tokio::test]
+async fn tokens_expire_by_the_servers_manual_clock() {
+    let clock = ManualClock::new();
+    let server = TestServer::builder()
+        .client("app", Some("s"), AuthMethod::ClientSecretBasic)
+        .access_token_lifetime(Duration::from_secs(60))
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    let client = OAuthClient::new("app")
+        .secret("s")
+        .clock(clock.clone())
+        .token_url(server.token_url())
+        .unwrap();
+    let tokens = TokenSource::new(client, ClientCredentials::new());
+    let first = tokens.token().await.unwrap();
+    let first_secret = first.access_token().expose_secret().to_owned();
+
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(
+        get_resource(&server, "/api/hello", Some(&first_secret))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    clock.advance(Duration::from_secs(2));
+    let expired = get_resource(&server, "/api/hello", Some(&first_secret)).await;
+    assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(expired.challenge(), r#"Bearer error="invalid_token""#);
+
+    // The source sees the same clock and fetches a new token that works.
+    let second = tokens.token().await.unwrap();
+    assert!(!second.same_as(&first));
+    assert_eq!(server.token_requests(), 2);
+    assert_eq!(
+        get_resource(
+            &server,
+            "/api/hello",
+            Some(second.access_token().expose_secret())
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn expire_all_access_tokens_needs_no_clock() {
+    let server = server().await;
+    let token = client_credentials_token(&server, "read").await;
+    server.expire_all_access_tokens();
+    let answer = get_resource(&server, "/api/hello", Some(token.str("access_token"))).await;
+    assert_eq!(answer.challenge(), r#"Bearer error="invalid_token""#);
+}
+
+#[tokio::test]
+async fn revoking_access_tokens_keeps_refresh_tokens() {
+    let server = server().await;
+    let token = password_token(&server).await;
+
+    server.revoke_all_access_tokens();
+    let revoked = get_resource(&server, "/api/hello", Some(token.str("access_token"))).await;
+    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(revoked.challenge(), r#"Bearer error="invalid_token""#);
+
+    let refreshed = refresh_with_post_app(&server, token.str("refresh_token")).await;
+    assert_eq!(refreshed.status, StatusCode::OK);
+    let fresh = get_resource(&server, "/api/hello", Some(refreshed.str("access_token"))).await;
+    assert_eq!(fresh.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn revoking_refresh_tokens_keeps_access_tokens() {
+    let server = server().await;
+    let token = password_token(&server).await;
+
+    server.revoke_refresh_tokens();
+    let refreshed = refresh_with_post_app(&server, token.str("refresh_token")).await;
+    assert_eq!(refreshed.error(), "invalid_grant");
+    let still = get_resource(&server, "/api/hello", Some(token.str("access_token"))).await;
+    assert_eq!(still.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn token_source_recovers_after_server_side_revocation() {
+    let server = server().await;
+    let client = oauth_client(
+        &server,
+        "basic-app",
+        Some(WEIRD_SECRET),
+        AuthMethod::ClientSecretBasic,
+    );
+    let tokens = TokenSource::new(client, ClientCredentials::new());
+    let first = tokens.token().await.unwrap();
+
+    server.revoke_all_access_tokens();
+    let rejected = get_resource(
+        &server,
+        "/api/hello",
+        Some(first.access_token().expose_secret()),
+    )
+    .await;
+    assert_eq!(rejected.status, StatusCode::UNAUTHORIZED);
+
+    assert!(tokens.invalidate(&first));
+    let second = tokens.token().await.unwrap();
+    let accepted = get_resource(
+        &server,
+        "/api/hello",
+        Some(second.access_token().expose_secret()),
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::OK);
+    assert_eq!(server.token_requests_for("client_credentials"), 2);
+}
+
+#[tokio::test]
+async fn revocation_endpoint_follows_rfc_7009() {
+    let server = server().await;
+    let token = password_token(&server).await;
+    let unknown = revoke(&server, Some("nonsense"), None).await;
+    assert_eq!(unknown.status, StatusCode::OK);
+
+    let access = revoke(
+        &server,
+        Some(token.str("access_token")),
+        Some("access_token"),
+    )
+    .await;
+    assert_eq!(access.status, StatusCode::OK);
+    let answer = get_resource(&server, "/api/hello", Some(token.str("access_token"))).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+
+    // Revoking the refresh token also takes the access tokens of its grant.
+    let refreshed = refresh_with_post_app(&server, token.str("refresh_token")).await;
+    revoke(&server, Some(refreshed.str("refresh_token")), None).await;
+    assert_eq!(
+        refresh_with_post_app(&server, refreshed.str("refresh_token"))
+            .await
+            .error(),
+        "invalid_grant"
+    );
+    let answer = get_resource(&server, "/api/hello", Some(refreshed.str("access_token"))).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+
+    let missing = revoke(&server, None, None).await;
+    assert_eq!(missing.error(), "invalid_request");
+    assert_eq!(server.revocation_requests(), 4);
+}
+
+async fn revoke(server: &TestServer, token: Option<&str>, hint: Option<&str>) -> Answer {
+    let mut pairs = vec![("client_id", "post-app"), ("client_secret", "post-secret")];
+    pairs.extend(token.map(|t| ("token", t)));
+    pairs.extend(hint.map(|h| ("token_type_hint", h)));
+    post_form(&server.revocation_url(), None, &pairs).await
+}
+
+// --- counts and lifecycle -----------------------------------------------------------------
+
+#[tokio::test]
+async fn token_requests_are_counted_per_grant_and_reset() {
+    let server = server().await;
+    client_credentials_token(&server, "a").await;
+    client_credentials_token(&server, "b").await;
+    password_token(&server).await;
+    post_token(
+        &server,
+        None,
+        &[("grant_type", "magic"), ("client_id", "public-app")],
+    )
+    .await;
+    post_token(&server, None, &[("scope", "no grant type")]).await;
+    get_resource(&server, "/api/hello", None).await;
+
+    assert_eq!(server.token_requests(), 5);
+    assert_eq!(server.token_requests_for("client_credentials"), 2);
+    assert_eq!(server.token_requests_for("password"), 1);
+    assert_eq!(server.token_requests_for("magic"), 1);
+    assert_eq!(server.token_requests_for("refresh_token"), 0);
+    assert_eq!(server.resource_requests().len(), 1);
+
+    server.reset_counts();
+    assert_eq!(server.token_requests(), 0);
+    assert_eq!(server.token_requests_for("client_credentials"), 0);
+    assert!(server.resource_requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_token_requests_are_all_answered_and_counted() {
+    let server = server().await;
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let url = server.token_url();
+        requests.spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .header(AUTHORIZATION, basic("basic-app", WEIRD_SECRET))
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(form(&[("grant_type", "client_credentials")]))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    while let Some(status) = requests.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(server.token_requests(), 20);
+}
+
+#[tokio::test]
+async fn oauth_client_helper_matches_the_registration() {
+    let clock = ManualClock::new();
+    let server = TestServer::builder()
+        .client(
+            "post-app",
+            Some("post-secret"),
+            AuthMethod::ClientSecretPost,
+        )
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    let client = server.oauth_client("post-app").unwrap();
+    assert_eq!(client.effective_auth_method(), AuthMethod::ClientSecretPost);
+    assert_eq!(
+        client.token_endpoint().map(|u| u.as_str()),
+        Some(server.token_url().as_str())
+    );
+    assert!(client.revocation_endpoint().is_some());
+    let tokens = TokenSource::new(client, ClientCredentials::new());
+    tokens.token().await.unwrap();
+    assert!(server.oauth_client("stranger").is_err());
+}
+
+#[tokio::test]
+async fn builder_rejects_a_secret_that_does_not_fit_the_method() {
+    let needs_secret = TestServer::builder()
+        .client("a", None, AuthMethod::ClientSecretBasic)
+        .start()
+        .await;
+    assert_eq!(
+        needs_secret.unwrap_err().kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+    let takes_none = TestServer::builder()
+        .client("a", Some("s"), AuthMethod::None)
+        .start()
+        .await;
+    assert!(takes_none.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_server() {
+    let server = server().await;
+    let url = server.token_url();
+    assert!(url.starts_with("http://127.0.0.1:"));
+    server.shutdown().await;
+    let refused = reqwest::Client::new().post(&url).send().await;
+    assert!(refused.is_err());
+
+    let dropped = self::server().await;
+    let url = dropped.resource_url("api/hello");
+    assert!(url.ends_with("/api/hello"));
+    drop(dropped);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(reqwest::Client::new().get(&url).send().await.is_err());
+}
