@@ -23,12 +23,15 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod attach;
 pub mod client;
 pub mod clock;
 mod error;
 pub mod flow;
 pub mod http;
 mod redact;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 mod source;
 pub mod store;
 mod token;
@@ -43,3 +46,14 @@ pub use source::{
     TokenSourceBuilder,
 };
 pub use token::{DEFAULT_LIFETIME, MAX_LIFETIME, Token, TokenBuilder};
+
+#[cfg(feature = "testing")]
+pub mod testing;
+#[cfg(feature = "tower")]
+pub mod tower;
+
+pub use attach::RequestAuth;
+#[cfg(feature = "reqwest")]
+pub use reqwest::OAuthMiddleware;
+#[cfg(feature = "tower")]
+pub use tower::{OAuthLayer, OAuthService};

@@ -1,0 +1,418 @@
+//! Attaching tokens to requests: which requests get one, how, and which answers call for a
+//! renewal. Shared by the tower layer and the reqwest middleware so both behave the same
+//! (SECURITY.md §D and §E).
+
+use std::sync::Arc;
+
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{HeaderMap, StatusCode, Uri};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::client::OAuthClient;
+use crate::error::{Error, Result};
+use crate::flow::{ClientCredentials, Password, RefreshToken};
+use crate::http::is_loopback_host;
+use crate::source::TokenSource;
+use crate::token::Token;
+
+/// A per-request choice, put in the request's extensions, that overrides the layer's or
+/// middleware's own source: use another identity for this one request, or send it without a
+/// token. Like httr2's per-request `req_oauth_*()`.
+///
+/// ```
+/// use oauth_layer::RequestAuth;
+///
+/// let mut request = http::Request::new(());
+/// request.extensions_mut().insert(RequestAuth::Skip);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum RequestAuth {
+    /// Use this source's token for this request.
+    Source(TokenSource),
+    /// Send this request without a token.
+    Skip,
+}
+
+/// An origin a token may be sent to: scheme, host and port, borrowed from a request's URL.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OriginRef<'a> {
+    scheme: &'a str,
+    host: &'a str,
+    port: u16,
+}
+
+impl<'a> OriginRef<'a> {
+    pub(crate) fn of_uri(uri: &'a Uri) -> Option<Self> {
+        Self::new(uri.scheme_str()?, uri.host()?, uri.port_u16())
+    }
+
+    #[cfg(feature = "reqwest")]
+    pub(crate) fn of_url(url: &'a url::Url) -> Option<Self> {
+        Self::new(url.scheme(), url.host_str()?, url.port())
+    }
+
+    fn new(scheme: &'a str, host: &'a str, port: Option<u16>) -> Option<Self> {
+        let port = port.or(if scheme.eq_ignore_ascii_case("https") {
+            Some(443)
+        } else if scheme.eq_ignore_ascii_case("http") {
+            Some(80)
+        } else {
+            None
+        })?;
+        Some(Self { scheme, host, port })
+    }
+
+    fn matches(&self, allowed: &Origin) -> bool {
+        self.port == allowed.port
+            && self.scheme.eq_ignore_ascii_case(&allowed.scheme)
+            && self.host.eq_ignore_ascii_case(&allowed.host)
+    }
+}
+
+/// An allowed origin, lowercased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+/// Everything the layer and the middleware share: the source, the origin rules and whether an
+/// interactive flow may run in the middle of a request.
+#[derive(Debug, Clone)]
+pub(crate) struct Attach {
+    pub(crate) source: TokenSource,
+    origins: Option<Arc<[Origin]>>,
+    interactive: bool,
+}
+
+/// What to do with one outgoing request.
+pub(crate) enum Plan {
+    /// Send it as it is (no token: the caller set its own `Authorization`, the origin is not
+    /// allowed, or the request asked to skip).
+    AsIs,
+    /// Attach a token from this source.
+    Attach(TokenSource),
+}
+
+impl Attach {
+    pub(crate) fn new(source: TokenSource) -> Self {
+        Self {
+            source,
+            origins: None,
+            interactive: false,
+        }
+    }
+
+    /// Restricts tokens to these origins (`https://api.example`, `http://127.0.0.1:8080`).
+    pub(crate) fn allow_origins<I, U>(mut self, origins: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = U>,
+        U: AsRef<str>,
+    {
+        let mut list = Vec::new();
+        for o in origins {
+            let text = o.as_ref();
+            let uri: Uri = text
+                .parse()
+                .map_err(|_| Error::config(format!("{text:?} is not an origin URL")))?;
+            let origin = OriginRef::of_uri(&uri)
+                .ok_or_else(|| Error::config(format!("{text:?} has no scheme and host")))?;
+            list.push(Origin {
+                scheme: origin.scheme.to_ascii_lowercase(),
+                host: origin.host.to_ascii_lowercase(),
+                port: origin.port,
+            });
+        }
+        self.origins = Some(list.into());
+        Ok(self)
+    }
+
+    pub(crate) fn interactive(mut self, allowed: bool) -> Self {
+        self.interactive = allowed;
+        self
+    }
+
+    /// Decides what happens to a request to `origin` with these headers and extensions.
+    pub(crate) fn plan(
+        &self,
+        origin: Option<OriginRef<'_>>,
+        headers: &HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Plan {
+        if headers.contains_key(AUTHORIZATION) {
+            return Plan::AsIs;
+        }
+        let source = match extensions.get::<RequestAuth>() {
+            Some(RequestAuth::Skip) => return Plan::AsIs,
+            Some(RequestAuth::Source(s)) => s,
+            None => &self.source,
+        };
+        if !origin.is_some_and(|o| self.origin_allowed(o)) {
+            tracing::debug!(?origin, "not attaching a token: origin not allowed");
+            return Plan::AsIs;
+        }
+        Plan::Attach(source.clone())
+    }
+
+    /// Plain `http` only to loopback (rule 14); with a list, exact origin matches only (rule 24).
+    fn origin_allowed(&self, origin: OriginRef<'_>) -> bool {
+        let transport_ok = origin.scheme.eq_ignore_ascii_case("https")
+            || (origin.scheme.eq_ignore_ascii_case("http") && is_loopback_host(origin.host));
+        transport_ok
+            && self
+                .origins
+                .as_deref()
+                .is_none_or(|list| list.iter().any(|allowed| origin.matches(allowed)))
+    }
+
+    /// A token for a request: the cached one without locking when fresh.
+    pub(crate) async fn token(&self, source: &TokenSource) -> Result<Token> {
+        if self.interactive {
+            source.token().await
+        } else {
+            source.token_silently().await
+        }
+    }
+}
+
+/// The grant behind a shorthand constructor (`client_credentials`, `password`, `refresh`), kept
+/// so that `.scope(...)` and friends can rebuild the source before first use.
+#[derive(Debug, Clone)]
+pub(crate) enum Shorthand {
+    ClientCredentials(OAuthClient, ClientCredentials),
+    Password(OAuthClient, Password),
+    Refresh(OAuthClient, SecretString, Vec<String>),
+}
+
+impl Shorthand {
+    pub(crate) fn source(&self) -> TokenSource {
+        match self {
+            Shorthand::ClientCredentials(c, f) => TokenSource::new(c.clone(), f.clone()),
+            Shorthand::Password(c, f) => TokenSource::new(c.clone(), f.clone()),
+            Shorthand::Refresh(c, rt, scopes) => {
+                let flow = scopes.iter().fold(
+                    RefreshToken::new(rt.expose_secret().to_owned()),
+                    |flow, s| flow.scope(s.clone()),
+                );
+                TokenSource::new(c.clone(), flow)
+            }
+        }
+    }
+
+    pub(crate) fn scope(self, scope: String) -> Self {
+        match self {
+            Shorthand::ClientCredentials(c, f) => Shorthand::ClientCredentials(c, f.scope(scope)),
+            Shorthand::Password(c, f) => Shorthand::Password(c, f.scope(scope)),
+            Shorthand::Refresh(c, rt, mut scopes) => {
+                scopes.push(scope);
+                Shorthand::Refresh(c, rt, scopes)
+            }
+        }
+    }
+
+    pub(crate) fn audience(self, audience: String) -> Self {
+        match self {
+            Shorthand::ClientCredentials(c, f) => {
+                Shorthand::ClientCredentials(c, f.audience(audience))
+            }
+            other => {
+                tracing::warn!("audience applies to the client credentials grant only; ignored");
+                other
+            }
+        }
+    }
+}
+
+/// Applies a change to the shorthand grant, if there is one, and rebuilds the source.
+pub(crate) fn reshape(
+    attach: &mut Attach,
+    shorthand: &mut Option<Shorthand>,
+    change: impl FnOnce(Shorthand) -> Shorthand,
+) {
+    match shorthand.take() {
+        Some(s) => {
+            let s = change(s);
+            attach.source = s.source();
+            *shorthand = Some(s);
+        }
+        None => tracing::warn!(
+            "scope and audience apply to the shorthand constructors only; \
+             configure the flow of a TokenSource instead"
+        ),
+    }
+}
+
+/// Sets exactly one `Authorization` header, marked sensitive (rule 26).
+pub(crate) fn set_token(headers: &mut HeaderMap, token: &Token) {
+    headers.insert(AUTHORIZATION, token.header_value().clone());
+}
+
+/// `true` when a response says the token was not accepted and a renewed one may work (rule 29):
+/// a 401 whose bearer challenge says `invalid_token` or no error at all, or a 401 with no
+/// challenge (as GitHub sends). A 401 whose challenges are all for other schemes, or whose bearer
+/// error is something else (`invalid_request`, `insufficient_scope`), is returned as it is.
+pub(crate) fn calls_for_renewal(status: StatusCode, headers: &HeaderMap) -> bool {
+    if status != StatusCode::UNAUTHORIZED {
+        return false;
+    }
+    let mut challenges = headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .peekable();
+    if challenges.peek().is_none() {
+        return true;
+    }
+    challenges
+        .flat_map(parse_challenges)
+        .filter(|c| c.scheme.eq_ignore_ascii_case("bearer"))
+        .any(|c| match c.error {
+            None => true,
+            Some(e) => e == "invalid_token",
+        })
+}
+
+/// One challenge of a `WWW-Authenticate` value: its scheme and, for our purposes, its `error`.
+#[derive(Debug, PartialEq)]
+struct Challenge {
+    scheme: String,
+    error: Option<String>,
+}
+
+/// Parses `WWW-Authenticate` (RFC 9110 §11.6.1) leniently: several challenges per value, params
+/// as tokens or quoted strings with escapes. Malformed input yields what could be read, never a
+/// panic.
+fn parse_challenges(value: &str) -> Vec<Challenge> {
+    let mut out: Vec<Challenge> = Vec::new();
+    let mut rest = value;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
+        if rest.is_empty() {
+            break;
+        }
+        let (word, after) = take_token(rest);
+        if word.is_empty() {
+            // Not a token character: skip it and go on.
+            let mut chars = rest.chars();
+            chars.next();
+            rest = chars.as_str();
+            continue;
+        }
+        let after_ws = after.trim_start();
+        if let Some(value_part) = after_ws.strip_prefix('=') {
+            if value_part.starts_with('=') || value_part.trim_start().is_empty() {
+                // token68 padding like `abc==`: part of the challenge, not a parameter.
+                rest = value_part.trim_start_matches('=');
+                continue;
+            }
+            let (val, after_val) = take_value(value_part.trim_start());
+            if let Some(current) = out.last_mut() {
+                if word.eq_ignore_ascii_case("error") && current.error.is_none() {
+                    current.error = Some(val);
+                }
+            }
+            rest = after_val;
+        } else {
+            out.push(Challenge {
+                scheme: word.to_owned(),
+                error: None,
+            });
+            rest = after;
+        }
+    }
+    out
+}
+
+fn take_token(s: &str) -> (&str, &str) {
+    let end = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~/".contains(c)))
+        .unwrap_or(s.len());
+    s.split_at(end)
+}
+
+fn take_value(s: &str) -> (String, &str) {
+    if let Some(quoted) = s.strip_prefix('"') {
+        let mut value = String::new();
+        let mut chars = quoted.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => return (value, &quoted[i + 1..]),
+                '\\' => {
+                    if let Some((_, escaped)) = chars.next() {
+                        value.push(escaped);
+                    }
+                }
+                c => value.push(c),
+            }
+        }
+        (value, "")
+    } else {
+        let (token, rest) = take_token(s);
+        (token.to_owned(), rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn renews(challenges: &[&str]) -> bool {
+        let mut headers = HeaderMap::new();
+        for c in challenges {
+            headers.append(WWW_AUTHENTICATE, c.parse().unwrap());
+        }
+        calls_for_renewal(StatusCode::UNAUTHORIZED, &headers)
+    }
+
+    #[test]
+    fn invalid_token_and_bare_challenges_renew() {
+        assert!(renews(&[]));
+        assert!(renews(&["Bearer"]));
+        assert!(renews(&[r#"Bearer realm="api", error="invalid_token""#]));
+        assert!(renews(&[
+            r#"Basic realm="x", Bearer error="invalid_token""#
+        ]));
+        assert!(renews(&[r#"Basic realm="x""#, r#"Bearer realm="y""#]));
+    }
+
+    #[test]
+    fn other_errors_and_schemes_do_not_renew() {
+        assert!(!renews(&[
+            r#"Bearer error="insufficient_scope", scope="admin""#
+        ]));
+        assert!(!renews(&[r#"Bearer error="invalid_request""#]));
+        assert!(!renews(&[r#"Basic realm="x""#]));
+        assert!(!calls_for_renewal(StatusCode::FORBIDDEN, &HeaderMap::new()));
+    }
+
+    #[test]
+    fn quoted_values_with_escapes_and_commas() {
+        let c = parse_challenges(
+            r#"Bearer realm="a \"quoted\", realm", error="invalid_token", Newauth abc=="#,
+        );
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].error.as_deref(), Some("invalid_token"));
+        assert_eq!(c[1].scheme, "Newauth");
+    }
+
+    #[test]
+    fn malformed_challenges_never_panic() {
+        for s in [
+            "",
+            "=",
+            "\"",
+            "Bearer error=\"",
+            "Bearer ,,,, =x",
+            "é Bearer",
+            "Bearer error",
+            "Bearer error=",
+            "\\\\\"",
+            "Bearer realm=\"\\",
+        ] {
+            let _ = parse_challenges(s);
+        }
+    }
+}

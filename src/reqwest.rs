@@ -1,0 +1,177 @@
+//! The reqwest-middleware integration: [`OAuthMiddleware`] gives every request of a
+//! `reqwest_middleware::ClientWithMiddleware` a valid bearer token.
+//!
+//! A single request can use other credentials, or none, by carrying a [`RequestAuth`](crate::RequestAuth) extension
+//! (`RequestBuilder::with_extension`), like httr2's per-request `req_oauth_*()`.
+//!
+//! Redirects: reqwest follows them below the middleware and drops `Authorization` itself when
+//! the host or port changes; build the client with `redirect::Policy::none()` to be stricter.
+
+use http::Extensions;
+use reqwest::{Request, Response};
+use reqwest_middleware::{Middleware, Next};
+use secrecy::SecretString;
+
+use crate::attach::{Attach, OriginRef, Plan, Shorthand, calls_for_renewal, reshape, set_token};
+use crate::client::OAuthClient;
+use crate::error::Result;
+use crate::flow::{ClientCredentials, Password};
+use crate::source::TokenSource;
+
+/// A reqwest-middleware middleware that attaches a valid bearer token from one shared
+/// [`TokenSource`], renews it before it expires, and after a 401 renews and retries once (when
+/// the request body can be cloned).
+///
+/// ```
+/// use oauth_layer::{OAuthClient, OAuthMiddleware};
+///
+/// # fn build() -> oauth_layer::Result<()> {
+/// let client = OAuthClient::new("my-client-id")
+///     .secret("s3cret")
+///     .token_url("https://idp.example/oauth/token")?;
+/// let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(OAuthMiddleware::client_credentials(client).scope("api:read"))
+///     .build();
+/// # let _ = http; Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct OAuthMiddleware {
+    attach: Attach,
+    shorthand: Option<Shorthand>,
+}
+
+impl OAuthMiddleware {
+    /// A middleware taking its tokens from `source` (shared with every other user of it).
+    /// Interactive flows are not started mid-request unless [`interactive`](Self::interactive)
+    /// says so.
+    pub fn from_source(source: TokenSource) -> Self {
+        Self {
+            attach: Attach::new(source),
+            shorthand: None,
+        }
+    }
+
+    /// The client credentials grant (httr2's `req_oauth_client_credentials()`).
+    pub fn client_credentials(client: OAuthClient) -> Self {
+        Self::shorthand(Shorthand::ClientCredentials(
+            client,
+            ClientCredentials::new(),
+        ))
+    }
+
+    /// The resource owner password grant (httr2's `req_oauth_password()`). Deprecated by
+    /// RFC 9700; for legacy systems only.
+    pub fn password(
+        client: OAuthClient,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        Self::shorthand(Shorthand::Password(
+            client,
+            Password::new(username, password),
+        ))
+    }
+
+    /// Starts from a refresh token you already hold (httr2's `req_oauth_refresh()`).
+    pub fn refresh(client: OAuthClient, refresh_token: impl Into<String>) -> Self {
+        Self::shorthand(Shorthand::Refresh(
+            client,
+            SecretString::from(refresh_token.into()),
+            Vec::new(),
+        ))
+    }
+
+    fn shorthand(shorthand: Shorthand) -> Self {
+        Self {
+            attach: Attach::new(shorthand.source()),
+            shorthand: Some(shorthand),
+        }
+    }
+
+    /// Requests a scope (shorthand constructors only; with [`from_source`](Self::from_source),
+    /// set it on the source's flow).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        let scope = scope.into();
+        reshape(&mut self.attach, &mut self.shorthand, |s| s.scope(scope));
+        self
+    }
+
+    /// Requests an `audience` (client credentials shorthand only).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        let audience = audience.into();
+        reshape(&mut self.attach, &mut self.shorthand, |s| {
+            s.audience(audience)
+        });
+        self
+    }
+
+    /// Sends tokens only to these origins (`scheme://host[:port]`, exact match; SECURITY.md
+    /// rule 24). Without a list, any `https` origin and loopback `http` get the token.
+    pub fn allow_origins<I, U>(mut self, origins: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = U>,
+        U: AsRef<str>,
+    {
+        self.attach = self.attach.allow_origins(origins)?;
+        Ok(self)
+    }
+
+    /// Whether an interactive flow may run in the middle of a request (default `false`).
+    pub fn interactive(mut self, allowed: bool) -> Self {
+        self.attach = self.attach.interactive(allowed);
+        self
+    }
+
+    /// The shared token source.
+    pub fn source(&self) -> &TokenSource {
+        &self.attach.source
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for OAuthMiddleware {
+    async fn handle(
+        &self,
+        mut request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let plan = self.attach.plan(
+            OriginRef::of_url(request.url()),
+            request.headers(),
+            extensions,
+        );
+        let source = match plan {
+            Plan::AsIs => return next.run(request, extensions).await,
+            Plan::Attach(source) => source,
+        };
+        let token = match source.fast() {
+            Some(token) => token,
+            None => self
+                .attach
+                .token(&source)
+                .await
+                .map_err(reqwest_middleware::Error::middleware)?,
+        };
+        set_token(request.headers_mut(), &token);
+        let replay = request.try_clone();
+        let response = next.clone().run(request, extensions).await?;
+        if !calls_for_renewal(response.status(), response.headers()) {
+            return Ok(response);
+        }
+        source.invalidate(&token);
+        let Some(mut replay) = replay else {
+            tracing::debug!("401 on a request that cannot be replayed; returned as is");
+            return Ok(response);
+        };
+        let token = self
+            .attach
+            .token(&source)
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        tracing::debug!("401: retrying once with a renewed token");
+        set_token(replay.headers_mut(), &token);
+        next.run(replay, extensions).await
+    }
+}

@@ -1,0 +1,502 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The tower layer through its public API: attach, reuse, renew ahead, retry after a 401, origin
+//! rules. The token endpoint is wiremock; the wrapped service is in memory so every request it
+//! sees can be checked.
+
+mod common;
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{ApiState, Idp};
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use oauth_layer::clock::{Clock, ManualClock};
+use oauth_layer::flow::ClientCredentials;
+use oauth_layer::{Action, Error, OAuthLayer, RequestAuth, TokenSource};
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+/// An in-memory API that answers per `ApiState`.
+fn api<B>(
+    state: ApiState,
+) -> impl Service<Request<B>, Response = Response<String>, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::fmt::Debug,
+{
+    tower::service_fn(move |req: Request<B>| {
+        let state = state.clone();
+        async move {
+            let auth = req
+                .headers()
+                .get(AUTHORIZATION)
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let (status, challenge) = state.answer(auth.as_deref(), &body);
+            let mut resp = Response::new(String::from("ok"));
+            *resp.status_mut() = StatusCode::from_u16(status).unwrap();
+            if let Some(c) = challenge {
+                resp.headers_mut()
+                    .insert(WWW_AUTHENTICATE, c.parse().unwrap());
+            }
+            Ok::<_, Infallible>(resp)
+        }
+    })
+}
+
+fn get(uri: &str) -> Request<Full<Bytes>> {
+    Request::get(uri).body(Full::new(Bytes::new())).unwrap()
+}
+
+fn bearer(seen: &common::Seen) -> &str {
+    seen.authorization.as_deref().unwrap_or("")
+}
+
+#[tokio::test]
+async fn a_token_is_reused_across_ten_thousand_requests() {
+    let idp = Idp::start(3600).await;
+    let state = ApiState::default();
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(idp.client()).scope("api:read"))
+        .service(api(state.clone()));
+
+    for _ in 0..10_000 {
+        let resp = svc
+            .clone()
+            .oneshot(get("https://api.example/things"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    assert_eq!(idp.issued(), 1);
+    let seen = state.seen();
+    assert_eq!(seen.len(), 10_000);
+    assert!(seen.iter().all(|s| bearer(s) == "Bearer tok-1"));
+}
+
+#[tokio::test]
+async fn tokens_are_renewed_ahead_of_expiry_and_never_sent_expired() {
+    use std::collections::HashMap;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    // A token endpoint that notes, on the test's clock, when each token it issues expires.
+    let clock = ManualClock::new();
+    let expiry: Arc<Mutex<HashMap<String, std::time::Instant>>> = Arc::default();
+    let server = MockServer::start().await;
+    {
+        let clock = clock.clone();
+        let expiry = expiry.clone();
+        Mock::given(method("POST"))
+            .respond_with(move |_: &wiremock::Request| {
+                let mut expiry = expiry.lock().unwrap();
+                let token = format!("tok-{}", expiry.len() + 1);
+                expiry.insert(
+                    format!("Bearer {token}"),
+                    clock.now() + Duration::from_secs(1000),
+                );
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                    "access_token": token, "token_type": "Bearer", "expires_in": 1000,
+                }))
+            })
+            .mount(&server)
+            .await;
+    }
+    let client = oauth_layer::OAuthClient::new("c")
+        .secret("s")
+        .token_url(format!("{}/token", server.uri()))
+        .unwrap()
+        .clock(clock.clone());
+
+    // The API rejects nothing but counts every request that carried an expired token.
+    let expired_sent = Arc::new(Mutex::new(0usize));
+    let inner = {
+        let clock = clock.clone();
+        let expiry = expiry.clone();
+        let expired_sent = expired_sent.clone();
+        tower::service_fn(move |req: Request<Full<Bytes>>| {
+            let sent = req.headers()[AUTHORIZATION].to_str().unwrap().to_owned();
+            if clock.now() >= expiry.lock().unwrap()[&sent] {
+                *expired_sent.lock().unwrap() += 1;
+            }
+            std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
+        })
+    };
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(client))
+        .service(inner);
+
+    // 2,500 s of traffic, a request every 5 s, with 1,000 s tokens.
+    for _ in 0..500 {
+        let resp = svc
+            .clone()
+            .oneshot(get("https://api.example/"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        clock.advance(Duration::from_secs(5));
+        // Let a background renewal, if one started, reach the token endpoint.
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        *expired_sent.lock().unwrap(),
+        0,
+        "no request carried an expired token"
+    );
+    let issued = expiry.lock().unwrap().len();
+    assert!(
+        (3..=4).contains(&issued),
+        "{issued} tokens for 2,500 s of 1,000 s tokens"
+    );
+}
+
+#[tokio::test]
+async fn a_401_renews_and_retries_once_with_the_same_body() {
+    let idp = Idp::start(3600).await;
+    let state = ApiState::default();
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(idp.client()))
+        .service(api(state.clone()));
+
+    let first = svc
+        .clone()
+        .oneshot(get("https://api.example/"))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    state.revoke("tok-1");
+
+    let req = Request::post("https://api.example/items")
+        .body(Full::new(Bytes::from_static(b"{\"name\":\"widget\"}")))
+        .unwrap();
+    let resp = svc.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(idp.issued(), 2);
+
+    let seen = state.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(bearer(&seen[1]), "Bearer tok-1");
+    assert_eq!(bearer(&seen[2]), "Bearer tok-2");
+    assert_eq!(seen[1].body, b"{\"name\":\"widget\"}");
+    assert_eq!(seen[2].body, seen[1].body);
+}
+
+#[tokio::test]
+async fn a_second_401_goes_back_to_the_caller() {
+    let idp = Idp::start(3600).await;
+    let calls = Arc::new(Mutex::new(0));
+    let inner = {
+        let calls = calls.clone();
+        tower::service_fn(move |_req: Request<Full<Bytes>>| {
+            *calls.lock().unwrap() += 1;
+            let mut resp = Response::new(String::new());
+            *resp.status_mut() = StatusCode::UNAUTHORIZED;
+            resp.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                "Bearer error=\"invalid_token\"".parse().unwrap(),
+            );
+            std::future::ready(Ok::<_, Infallible>(resp))
+        })
+    };
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(idp.client()))
+        .service(inner);
+
+    let resp = svc.oneshot(get("https://api.example/")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(*calls.lock().unwrap(), 2, "one try and exactly one retry");
+    assert_eq!(idp.issued(), 2);
+}
+
+#[tokio::test]
+async fn insufficient_scope_is_returned_without_renewal() {
+    let idp = Idp::start(3600).await;
+    let calls = Arc::new(Mutex::new(0));
+    let inner = {
+        let calls = calls.clone();
+        tower::service_fn(move |_req: Request<Full<Bytes>>| {
+            *calls.lock().unwrap() += 1;
+            let mut resp = Response::new(String::new());
+            *resp.status_mut() = StatusCode::FORBIDDEN;
+            resp.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                "Bearer error=\"insufficient_scope\", scope=\"admin\""
+                    .parse()
+                    .unwrap(),
+            );
+            std::future::ready(Ok::<_, Infallible>(resp))
+        })
+    };
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(idp.client()))
+        .service(inner);
+
+    let resp = svc.oneshot(get("https://api.example/")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(*calls.lock().unwrap(), 1);
+    assert_eq!(idp.issued(), 1);
+}
+
+#[tokio::test]
+async fn a_streaming_body_gets_its_401_back_and_is_not_resent() {
+    type Streaming = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+    let idp = Idp::start(3600).await;
+    let state = ApiState::default();
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(idp.client()))
+        .service(api::<Streaming>(state.clone()));
+    let streaming = || Full::new(Bytes::from_static(b"chunk")).boxed_unsync();
+
+    let ok = svc
+        .clone()
+        .oneshot(
+            Request::post("https://api.example/")
+                .body(streaming())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    state.revoke("tok-1");
+
+    let rejected = svc
+        .clone()
+        .oneshot(
+            Request::post("https://api.example/")
+                .body(streaming())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rejected.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        state.seen().len(),
+        2,
+        "the streaming request was not resent"
+    );
+
+    // The 401 still dropped the token: the next request carries a new one.
+    let next = svc
+        .clone()
+        .oneshot(
+            Request::post("https://api.example/")
+                .body(streaming())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.status(), StatusCode::OK);
+    assert_eq!(bearer(&state.seen()[2]), "Bearer tok-2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_401s_cause_one_renewal() {
+    let idp = Idp::start(3600).await;
+    let state = ApiState::default();
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(idp.client()))
+        .service(api(state.clone()));
+    svc.clone()
+        .oneshot(get("https://api.example/"))
+        .await
+        .unwrap();
+    state.revoke("tok-1");
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let svc = svc.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                svc.oneshot(get("https://api.example/"))
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(idp.issued(), 2, "one renewal for twenty 401s");
+}
+
+#[tokio::test]
+async fn tokens_go_only_to_allowed_origins() {
+    let idp = Idp::start(3600).await;
+    let state = ApiState::default();
+    let layer = OAuthLayer::client_credentials(idp.client())
+        .allow_origins(["https://api.example", "http://127.0.0.1:8080"])
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(api(state.clone()));
+
+    for uri in [
+        "https://api.example.evil/",
+        "https://evil.example/?u=https://api.example/",
+        "https://api.example:8443/",
+        "http://api.example/",
+        "http://127.0.0.1:9090/",
+    ] {
+        svc.clone().oneshot(get(uri)).await.unwrap();
+    }
+    assert!(state.seen().iter().all(|s| s.authorization.is_none()));
+    assert_eq!(idp.issued(), 0, "no token is even fetched for them");
+
+    for uri in [
+        "https://api.example/x",
+        "https://API.example:443/y",
+        "http://127.0.0.1:8080/z",
+    ] {
+        svc.clone().oneshot(get(uri)).await.unwrap();
+    }
+    let seen = state.seen();
+    assert!(seen[5..].iter().all(|s| bearer(s) == "Bearer tok-1"));
+}
+
+#[tokio::test]
+async fn plain_http_gets_a_token_only_on_loopback() {
+    let idp = Idp::start(3600).await;
+    let state = ApiState::default();
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(idp.client()))
+        .service(api(state.clone()));
+    for uri in [
+        "http://api.example/",
+        "http://10.0.0.1/",
+        "http://127.0.0.1:1234/",
+        "http://[::1]:1234/",
+        "http://localhost:1234/",
+    ] {
+        svc.clone().oneshot(get(uri)).await.unwrap();
+    }
+    let auth: Vec<bool> = state
+        .seen()
+        .iter()
+        .map(|s| s.authorization.is_some())
+        .collect();
+    assert_eq!(auth, [false, false, true, true, true]);
+}
+
+#[tokio::test]
+async fn a_callers_own_authorization_is_left_alone_and_per_request_choices_apply() {
+    let idp = Idp::start(3600).await;
+    let other = Idp::start(3600).await;
+    let state = ApiState::default();
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(idp.client()))
+        .service(api(state.clone()));
+
+    let mut own = get("https://api.example/");
+    own.headers_mut()
+        .insert(AUTHORIZATION, "Basic dXNlcjpwdw==".parse().unwrap());
+    svc.clone().oneshot(own).await.unwrap();
+
+    let mut skip = get("https://api.example/");
+    skip.extensions_mut().insert(RequestAuth::Skip);
+    svc.clone().oneshot(skip).await.unwrap();
+
+    let other_source = TokenSource::new(other.client(), ClientCredentials::new().scope("admin"));
+    let mut with_other = get("https://api.example/");
+    with_other
+        .extensions_mut()
+        .insert(RequestAuth::Source(other_source));
+    svc.clone().oneshot(with_other).await.unwrap();
+
+    let seen = state.seen();
+    assert_eq!(seen[0].authorization.as_deref(), Some("Basic dXNlcjpwdw=="));
+    assert_eq!(seen[1].authorization, None);
+    assert_eq!(bearer(&seen[2]), "Bearer tok-1");
+    assert_eq!((idp.issued(), other.issued()), (0, 1));
+}
+
+#[tokio::test]
+async fn exactly_one_sensitive_authorization_header_is_sent() {
+    let idp = Idp::start(3600).await;
+    let inner = tower::service_fn(|req: Request<Full<Bytes>>| {
+        let values: Vec<_> = req.headers().get_all(AUTHORIZATION).iter().collect();
+        assert_eq!(values.len(), 1);
+        assert!(values[0].is_sensitive());
+        std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
+    });
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(idp.client()))
+        .service(inner);
+    svc.oneshot(get("https://api.example/")).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_token_endpoint_failure_is_a_typed_error() {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(401)
+                .set_body_json(serde_json::json!({"error": "invalid_client"})),
+        )
+        .mount(&server)
+        .await;
+    let client = oauth_layer::OAuthClient::new("c")
+        .secret("s")
+        .token_url(format!("{}/token", server.uri()))
+        .unwrap();
+    let state = ApiState::default();
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(client))
+        .service(api(state.clone()));
+
+    let err = svc.oneshot(get("https://api.example/")).await.unwrap_err();
+    let err = err.downcast::<Error>().expect("an oauth_layer::Error");
+    assert_eq!(err.action(), Action::FixConfiguration);
+    assert!(
+        state.seen().is_empty(),
+        "the request was not sent without a token"
+    );
+}
+
+#[tokio::test]
+async fn a_cross_origin_redirect_does_not_carry_the_token() {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use tower_http::follow_redirect::FollowRedirectLayer;
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let idp = Idp::start(3600).await;
+    let target = MockServer::start().await;
+    Mock::given(path("/landing"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&target)
+        .await;
+    let origin = MockServer::start().await;
+    Mock::given(path("/start"))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("location", format!("{}/landing", target.uri())),
+        )
+        .mount(&origin)
+        .await;
+
+    let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(idp.client()))
+        .layer(FollowRedirectLayer::new())
+        .service(http);
+    let resp = svc
+        .oneshot(get(&format!("{}/start", origin.uri())))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    let at_origin = &origin.received_requests().await.unwrap()[0];
+    assert_eq!(at_origin.headers[AUTHORIZATION], "Bearer tok-1");
+    let at_target = &target.received_requests().await.unwrap()[0];
+    assert!(at_target.headers.get(AUTHORIZATION).is_none());
+}
