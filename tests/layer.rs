@@ -500,3 +500,48 @@ async fn a_cross_origin_redirect_does_not_carry_the_token() {
     let at_target = &target.received_requests().await.unwrap()[0];
     assert!(at_target.headers.get(AUTHORIZATION).is_none());
 }
+
+#[tokio::test]
+async fn a_hyper_util_client_recovers_from_server_side_revocation() {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use oauth_layer::AuthMethod;
+    use oauth_layer::testing::TestServer;
+
+    let server = TestServer::builder()
+        .client(
+            "app",
+            Some("a:b/c+d%e&f=g h~"),
+            AuthMethod::ClientSecretBasic,
+        )
+        .start()
+        .await
+        .unwrap();
+    let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let svc = ServiceBuilder::new()
+        .layer(
+            OAuthLayer::client_credentials(server.oauth_client("app").unwrap()).scope("api:read"),
+        )
+        .service(http);
+    let post = || {
+        Request::post(server.resource_url("/api/orders"))
+            .body(Full::new(Bytes::from_static(b"order-1")))
+            .unwrap()
+    };
+
+    assert_eq!(
+        svc.clone().oneshot(post()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    server.revoke_all_access_tokens();
+    let resp = svc.clone().oneshot(post()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    let seen = server.resource_requests();
+    let statuses: Vec<u16> = seen.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 401, 200]);
+    assert_eq!(seen[1].bearer_token(), seen[0].bearer_token());
+    assert_ne!(seen[2].bearer_token(), seen[1].bearer_token());
+    assert!(seen.iter().all(|r| &r.body[..] == b"order-1"));
+    assert_eq!(server.token_requests(), 2);
+}

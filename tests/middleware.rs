@@ -336,3 +336,47 @@ async fn a_token_endpoint_failure_is_a_typed_error() {
     assert_eq!(err.action(), Action::Reauthenticate);
     assert!(state.seen().is_empty());
 }
+
+#[tokio::test]
+async fn tokens_are_renewed_ahead_of_expiry_and_never_sent_expired() {
+    use oauth_layer::AuthMethod;
+    use oauth_layer::clock::ManualClock;
+    use oauth_layer::testing::TestServer;
+    use std::time::Duration;
+
+    // The server judges expiry by the same manual clock the client uses.
+    let clock = ManualClock::new();
+    let server = TestServer::builder()
+        .client("app", Some("app-secret"), AuthMethod::ClientSecretBasic)
+        .access_token_lifetime(Duration::from_secs(1000))
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    let http = client(OAuthMiddleware::client_credentials(
+        server.oauth_client("app").unwrap(),
+    ));
+
+    // 2,500 s of traffic, a request every 5 s, with 1,000 s tokens.
+    for _ in 0..500 {
+        let resp = http
+            .get(server.resource_url("/api/hello"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        clock.advance(Duration::from_secs(5));
+        tokio::task::yield_now().await;
+    }
+    let rejected = server
+        .resource_requests()
+        .iter()
+        .filter(|r| r.status != 200)
+        .count();
+    assert_eq!(rejected, 0, "the API never saw an expired token");
+    let issued = server.token_requests();
+    assert!(
+        (3..=4).contains(&issued),
+        "{issued} tokens for 2,500 s of 1,000 s tokens"
+    );
+}
