@@ -1,0 +1,1030 @@
+//! The `fetch` example as a command-line tool: the compiled binary, run against a local
+//! [`TestServer`], proves the interface outside checks rely on (options, output, exit codes,
+//! `-v` events) and that no token, secret or password ever reaches stdout or stderr.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use base64::Engine;
+use oauth_layer::flow::Password;
+use oauth_layer::testing::TestServer;
+use oauth_layer::{AuthMethod, TokenSource};
+use secrecy::ExposeSecret;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Command;
+
+/// A client secret with every character RFC 6749 §2.3.1 makes awkward.
+const SECRET: &str = "a:b/c+d%e&f=g h~";
+const POST_SECRET: &str = "post-secret-value";
+const PASSWORD: &str = "correct horse:battery/staple";
+
+/// How long one run of the binary may take before the test fails.
+const RUN_LIMIT: Duration = Duration::from_secs(20);
+
+/// The compiled `fetch` example, next to this test's own directory:
+/// `target/<profile>/deps/fetch_cli-HASH` → `target/<profile>/examples/fetch`.
+///
+/// `cargo test` builds examples before it runs tests, but `cargo test --test fetch_cli` does
+/// not, so when run by cargo this first asks cargo to bring the example up to date (a no-op
+/// when it already is) instead of testing a stale binary.
+fn fetch_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test executable's path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test executable lives in target/<profile>/deps");
+        let binary = profile_dir
+            .join("examples")
+            .join(format!("fetch{}", std::env::consts::EXE_SUFFIX));
+        build_example(profile_dir);
+        assert!(
+            binary.is_file(),
+            "the fetch example is not built at {}: run through cargo test so the example is \
+             built (or `cargo build --all-features --example fetch` first)",
+            binary.display()
+        );
+        binary
+    })
+}
+
+/// Runs `cargo build --example fetch` with this test's features, profile and target directory,
+/// when the test runs under cargo (`CARGO` set) and the layout is recognised.
+fn build_example(profile_dir: &Path) {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return;
+    };
+    let Some(parent) = profile_dir.parent() else {
+        return;
+    };
+    // `target/<profile>` or, with `--target TRIPLE`, `target/<triple>/<profile>`.
+    let (target_dir, triple) = if parent.join("CACHEDIR.TAG").is_file() {
+        (parent, None)
+    } else {
+        match (parent.parent(), parent.file_name()) {
+            (Some(root), Some(triple)) if root.join("CACHEDIR.TAG").is_file() => {
+                (root, Some(triple))
+            }
+            _ => return,
+        }
+    };
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev",
+        Some(name) => name,
+        None => return,
+    };
+    let features: Vec<&str> = [
+        ("reqwest", cfg!(feature = "reqwest")),
+        ("rustls", cfg!(feature = "rustls")),
+        ("tower", cfg!(feature = "tower")),
+        ("testing", cfg!(feature = "testing")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--offline", "--quiet", "--example", "fetch"])
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .args(["--profile", profile, "--no-default-features"])
+        .arg("--features")
+        .arg(features.join(","))
+        .arg("--target-dir")
+        .arg(target_dir);
+    if let Some(triple) = triple {
+        cmd.arg("--target").arg(triple);
+    }
+    let out = cmd.output().expect("running cargo build --example fetch");
+    assert!(
+        out.status.success(),
+        "cargo build --example fetch failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What one run of the binary left behind.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// The `STATUS URL` lines, in order (bodies are JSON and never look like one).
+    fn status_lines(&self) -> Vec<(u16, String)> {
+        self.stdout
+            .lines()
+            .filter_map(|line| {
+                let (status, url) = line.split_once(' ')?;
+                if status.len() != 3 || !url.starts_with("http") || url.contains(' ') {
+                    return None;
+                }
+                Some((status.parse().ok()?, url.to_owned()))
+            })
+            .collect()
+    }
+
+    /// How many stderr lines are exactly `line`, or start with it and go on with ` (`.
+    fn events(&self, line: &str) -> usize {
+        self.stderr
+            .lines()
+            .filter(|l| *l == line || l.starts_with(&format!("{line} (")))
+            .count()
+    }
+
+    fn assert_code(&self, code: i32) {
+        assert_eq!(self.code, Some(code), "exit code; run: {self:#?}");
+    }
+
+    /// Exit code 2, nothing on stdout, and one line on stderr that contains `needle`.
+    fn assert_usage_error(&self, needle: &str) {
+        self.assert_code(2);
+        assert_eq!(self.stdout, "", "stdout of a usage error: {self:#?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line on stderr: {self:#?}");
+        assert!(
+            lines[0].starts_with("fetch: ") && lines[0].contains(needle),
+            "stderr should say {needle:?}: {self:#?}"
+        );
+    }
+
+    /// None of `secrets` (nor anything shaped like one of the server's tokens: 32 or more
+    /// base64url characters in a row) on stdout or stderr.
+    fn assert_no_secrets(&self, secrets: &[&str]) {
+        for (name, text) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            for secret in secrets {
+                assert!(!secret.is_empty());
+                assert!(
+                    !text.contains(secret),
+                    "a secret ({} chars) appeared on {name}: {self:#?}",
+                    secret.len()
+                );
+            }
+            let longest = text
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                .map(str::len)
+                .max()
+                .unwrap_or(0);
+            assert!(longest < 32, "something token-shaped on {name}: {self:#?}");
+        }
+    }
+}
+
+/// The binary with `args`, stdin closed, stdout and stderr captured, and none of the caller's
+/// OAuth or proxy variables.
+fn command(args: &[String]) -> Command {
+    let mut cmd = Command::new(fetch_binary());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .env_remove("OAUTH_CLIENT_SECRET")
+        .env_remove("RUST_LOG");
+    for proxy in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        cmd.env_remove(proxy).env_remove(proxy.to_ascii_lowercase());
+    }
+    cmd
+}
+
+async fn run(mut cmd: Command) -> Run {
+    let out = tokio::time::timeout(RUN_LIMIT, cmd.output())
+        .await
+        .expect("fetch finished in time")
+        .expect("fetch started");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+async fn fetch(args: &[String]) -> Run {
+    run(command(args)).await
+}
+
+/// `&str`s to owned arguments.
+fn argv<const N: usize>(args: [&str; N]) -> Vec<String> {
+    args.into_iter().map(str::to_owned).collect()
+}
+
+/// `--token-url ... --client-id ID` for this server, then `rest`.
+fn with_client(server: &TestServer, id: &str, rest: &[&str]) -> Vec<String> {
+    let mut args = argv(["--token-url", &server.token_url(), "--client-id", id]);
+    args.extend(rest.iter().map(|s| (*s).to_owned()));
+    args
+}
+
+/// Clients `basic-app` (Basic, [`SECRET`]), `post-app` (post, [`POST_SECRET`]) and `public-app`
+/// (none), and user `alice` ([`PASSWORD`]).
+fn builder() -> oauth_layer::testing::TestServerBuilder {
+    TestServer::builder()
+        .client("basic-app", Some(SECRET), AuthMethod::ClientSecretBasic)
+        .client("post-app", Some(POST_SECRET), AuthMethod::ClientSecretPost)
+        .client("public-app", None, AuthMethod::None)
+        .user("alice", PASSWORD)
+}
+
+async fn server() -> TestServer {
+    builder().start().await.expect("test server starts")
+}
+
+/// Every bearer token the protected resource has seen.
+fn access_tokens(server: &TestServer) -> Vec<String> {
+    server
+        .resource_requests()
+        .iter()
+        .filter_map(|r| r.bearer_token().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_basic_with_reserved_characters_in_the_secret() {
+    let server = server().await;
+    let url = server.resource_url("/api/hello");
+    for explicit in [true, false] {
+        server.reset_counts();
+        let mut rest = vec!["--client-secret", SECRET, "-v"];
+        if explicit {
+            rest.extend(["--auth-method", "basic"]);
+        }
+        rest.push(&url);
+        let out = fetch(&with_client(&server, "basic-app", &rest)).await;
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        assert!(
+            out.stdout.contains(r#""client_id":"basic-app""#),
+            "{out:#?}"
+        );
+        assert_eq!(server.token_requests(), 1);
+        assert_eq!(server.token_requests_for("client_credentials"), 1);
+        let requests = server.resource_requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].status, 200);
+        assert!(requests[0].bearer_token().is_some());
+        assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+        let tokens = access_tokens(&server);
+        let mut secrets: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        // The secret as sent: form-encoded, then inside the Basic credentials.
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode("basic-app:a%3Ab%2Fc%2Bd%25e%26f%3Dg+h%7E");
+        secrets.extend([SECRET, "a%3Ab%2Fc%2Bd%25e%26f%3Dg+h%7E", &basic]);
+        out.assert_no_secrets(&secrets);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_post() {
+    let server = server().await;
+    let url = server.resource_url("/api/hello");
+    // `--name=value` works as well as `--name value`.
+    for secret in [
+        vec!["--client-secret", POST_SECRET],
+        vec!["--client-secret=post-secret-value"],
+    ] {
+        server.reset_counts();
+        let mut rest = vec!["--auth-method", "post", "-v"];
+        rest.extend(secret);
+        rest.push(&url);
+        let out = fetch(&with_client(&server, "post-app", &rest)).await;
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        assert!(out.stdout.contains(r#""client_id":"post-app""#), "{out:#?}");
+        assert_eq!(server.token_requests_for("client_credentials"), 1);
+        let tokens = access_tokens(&server);
+        out.assert_no_secrets(&[POST_SECRET, &tokens[0]]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_client_with_auth_method_none_and_the_password_flow() {
+    let server = server().await;
+    let url = server.resource_url("/api/me");
+    let args = with_client(
+        &server,
+        "public-app",
+        &[
+            "--auth-method",
+            "none",
+            "--flow",
+            "password",
+            "--username",
+            "alice",
+            "--password",
+            PASSWORD,
+            "-v",
+            &url,
+        ],
+    );
+    let out = fetch(&args).await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, url)], "{out:#?}");
+    assert!(
+        out.stdout.contains(r#""client_id":"public-app""#),
+        "{out:#?}"
+    );
+    assert!(out.stdout.contains(r#""username":"alice""#), "{out:#?}");
+    assert_eq!(server.token_requests(), 1);
+    assert_eq!(server.token_requests_for("password"), 1);
+    assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+    let tokens = access_tokens(&server);
+    out.assert_no_secrets(&[PASSWORD, &tokens[0]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_secret_from_the_environment() {
+    let server = server().await;
+    let url = server.resource_url("/api/hello");
+    let args = with_client(&server, "basic-app", &["-v", &url]);
+
+    let mut cmd = command(&args);
+    cmd.env("OAUTH_CLIENT_SECRET", SECRET);
+    let out = run(cmd).await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+    assert_eq!(server.token_requests_for("client_credentials"), 1);
+    out.assert_no_secrets(&[SECRET]);
+
+    // `--client-secret` wins over the variable.
+    let mut args = args;
+    args.splice(0..0, argv(["--client-secret", SECRET]));
+    let mut cmd = command(&args);
+    cmd.env("OAUTH_CLIENT_SECRET", "not-the-secret");
+    let out = run(cmd).await;
+    out.assert_code(0);
+    assert_eq!(server.token_requests_for("client_credentials"), 2);
+    out.assert_no_secrets(&[SECRET, "not-the-secret"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_scope_reaches_the_server() {
+    let server = server().await;
+    let url = server.resource_url("/api/hello");
+    let args = with_client(
+        &server,
+        "basic-app",
+        &[
+            "--client-secret",
+            SECRET,
+            "--scope",
+            "api:read",
+            "--scope",
+            "api:write",
+            &url,
+        ],
+    );
+    let out = fetch(&args).await;
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains(r#""scope":"api:read api:write""#),
+        "the server granted both scopes: {out:#?}"
+    );
+    assert_eq!(server.token_requests(), 1);
+}
+
+/// The test server ignores `resource` and `audience`, so a wiremock token endpoint checks that
+/// they are sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_and_audience_reach_the_token_endpoint() {
+    use wiremock::matchers::{body_string_contains, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=client_credentials"))
+        .and(body_string_contains(
+            "resource=https%3A%2F%2Fapi.example%2Forders",
+        ))
+        .and(body_string_contains("audience=orders-api"))
+        .and(body_string_contains("scope=orders%3Aread"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "wiremock-access-token",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+        })))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/orders"))
+        .and(header("authorization", "Bearer wiremock-access-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("orders"))
+        .expect(1)
+        .mount(&mock)
+        .await;
+
+    let url = format!("{}/api/orders", mock.uri());
+    let args = argv([
+        "--token-url",
+        &format!("{}/token", mock.uri()),
+        "--client-id",
+        "orders-app",
+        "--client-secret",
+        "orders-secret",
+        "--scope",
+        "orders:read",
+        "--resource",
+        "https://api.example/orders",
+        "--audience",
+        "orders-api",
+        "-v",
+        &url,
+    ]);
+    let out = fetch(&args).await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, url)], "{out:#?}");
+    assert!(out.stdout.contains("orders"));
+    out.assert_no_secrets(&["wiremock-access-token", "orders-secret"]);
+    mock.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_flow_for_a_confidential_client() {
+    let server = server().await;
+    let url = server.resource_url("/api/me");
+    let args = with_client(
+        &server,
+        "basic-app",
+        &[
+            "--client-secret",
+            SECRET,
+            "--flow",
+            "password",
+            "--username",
+            "alice",
+            "--password",
+            PASSWORD,
+            "--scope",
+            "api:read",
+            "-v",
+            &url,
+        ],
+    );
+    let out = fetch(&args).await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, url)], "{out:#?}");
+    assert!(out.stdout.contains(r#""username":"alice""#), "{out:#?}");
+    assert!(out.stdout.contains(r#""scope":"api:read""#), "{out:#?}");
+    assert_eq!(server.token_requests_for("password"), 1);
+    assert_eq!(server.token_requests(), 1);
+    // The password grant always comes with a refresh token; -v says so, without showing it.
+    assert!(
+        out.stderr.contains("token: fetched") && out.stderr.contains("with a refresh token"),
+        "{out:#?}"
+    );
+    let tokens = access_tokens(&server);
+    out.assert_no_secrets(&[PASSWORD, SECRET, &tokens[0]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_flow_from_a_refresh_token() {
+    let server = server().await;
+    // A refresh token obtained the ordinary way, through the password grant.
+    let tokens = TokenSource::new(
+        server.oauth_client("basic-app").unwrap(),
+        Password::new("alice", PASSWORD).scope("api:read"),
+    );
+    let first = tokens.token().await.unwrap();
+    let refresh_token = first
+        .refresh_token()
+        .expect("the password grant issues a refresh token")
+        .expose_secret()
+        .to_owned();
+    let first_access = first.access_token().expose_secret().to_owned();
+    server.reset_counts();
+
+    let url = server.resource_url("/api/me");
+    let args = with_client(
+        &server,
+        "basic-app",
+        &[
+            "--client-secret",
+            SECRET,
+            "--flow",
+            "refresh",
+            "--refresh-token",
+            &refresh_token,
+            "-v",
+            &url,
+        ],
+    );
+    let out = fetch(&args).await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, url)], "{out:#?}");
+    assert!(out.stdout.contains(r#""username":"alice""#), "{out:#?}");
+    assert!(out.stdout.contains(r#""scope":"api:read""#), "{out:#?}");
+    assert_eq!(server.token_requests(), 1);
+    assert_eq!(server.token_requests_for("refresh_token"), 1);
+    assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+    let used = access_tokens(&server);
+    assert_ne!(used[0], first_access, "a new access token from the refresh");
+    out.assert_no_secrets(&[&refresh_token, &used[0], &first_access, SECRET]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeat_three_times_over_two_urls_fetches_one_token() {
+    let server = server().await;
+    let one = server.resource_url("/api/one");
+    let two = server.resource_url("/api/two");
+    let args = with_client(
+        &server,
+        "basic-app",
+        &["--client-secret", SECRET, "--repeat", "3", "-v", &one, &two],
+    );
+    let out = fetch(&args).await;
+    out.assert_code(0);
+    let expected: Vec<(u16, String)> = (0..3)
+        .flat_map(|_| [(200, one.clone()), (200, two.clone())])
+        .collect();
+    assert_eq!(out.status_lines(), expected, "{out:#?}");
+    assert_eq!(server.token_requests(), 1, "one token for all six requests");
+    let used = access_tokens(&server);
+    assert_eq!(used.len(), 6);
+    assert!(
+        used.iter().all(|t| *t == used[0]),
+        "the same token six times"
+    );
+    assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+    assert_eq!(out.events("token: reused"), 5, "{out:#?}");
+    assert_eq!(out.events("token: renewed"), 0, "{out:#?}");
+    out.assert_no_secrets(&[SECRET, &used[0]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_lived_token_is_renewed_between_rounds() {
+    let server = builder()
+        .access_token_lifetime(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let url = server.resource_url("/api/hello");
+    let args = with_client(
+        &server,
+        "basic-app",
+        &[
+            "--client-secret",
+            SECRET,
+            "--repeat",
+            "2",
+            "--interval",
+            "1",
+            "-v",
+            &url,
+        ],
+    );
+    let out = fetch(&args).await;
+    out.assert_code(0);
+    assert_eq!(
+        out.status_lines(),
+        [(200, url.clone()), (200, url)],
+        "{out:#?}"
+    );
+    assert_eq!(server.token_requests(), 2, "fetched, then renewed");
+    let statuses: Vec<u16> = server
+        .resource_requests()
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [200, 200], "renewed before use, not after a 401");
+    let used = access_tokens(&server);
+    assert_ne!(used[0], used[1]);
+    assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+    assert_eq!(out.events("token: renewed"), 1, "{out:#?}");
+    out.assert_no_secrets(&[SECRET, &used[0], &used[1]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_is_renewed_and_the_request_retried_after_401() {
+    let server = server().await;
+    let url = server.resource_url("/api/hello");
+    let args = with_client(
+        &server,
+        "basic-app",
+        &[
+            "--client-secret",
+            SECRET,
+            "--repeat",
+            "2",
+            "--interval",
+            "1",
+            "-v",
+            &url,
+        ],
+    );
+    let mut child = command(&args).spawn().expect("fetch started");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).await.map(|_| text)
+    });
+
+    // Revoke between the rounds: as soon as the first status line is out.
+    let mut first = String::new();
+    tokio::time::timeout(RUN_LIMIT, stdout.read_line(&mut first))
+        .await
+        .expect("the first response in time")
+        .unwrap();
+    assert_eq!(first.trim_end(), format!("200 {url}"));
+    server.revoke_all_access_tokens();
+
+    let mut rest = String::new();
+    let status = tokio::time::timeout(RUN_LIMIT, async {
+        stdout.read_to_string(&mut rest).await.unwrap();
+        child.wait().await.unwrap()
+    })
+    .await
+    .expect("fetch finished in time");
+    let out = Run {
+        code: status.code(),
+        stdout: first + &rest,
+        stderr: stderr.await.unwrap().unwrap(),
+    };
+
+    out.assert_code(0);
+    assert_eq!(
+        out.status_lines(),
+        [(200, url.clone()), (200, url)],
+        "the caller never sees the 401: {out:#?}"
+    );
+    let statuses: Vec<u16> = server
+        .resource_requests()
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [200, 401, 200]);
+    assert_eq!(
+        server.token_requests(),
+        2,
+        "fetched, then renewed after the 401"
+    );
+    assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+    assert_eq!(out.events("token: renewed"), 1, "{out:#?}");
+    assert_eq!(out.events("token: retried after 401"), 1, "{out:#?}");
+    let used = access_tokens(&server);
+    assert_eq!(used[0], used[1], "the revoked token was tried once");
+    assert_ne!(used[1], used[2]);
+    out.assert_no_secrets(&[SECRET, &used[0], &used[2]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_with_a_body() {
+    let server = server().await;
+    let url = server.resource_url("/api/items");
+    let body = r#"{"name":"widget","note":"a & b = c"}"#;
+    let args = with_client(
+        &server,
+        "basic-app",
+        &["--client-secret", SECRET, "-X", "POST", "-d", body, &url],
+    );
+    let out = fetch(&args).await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, url)], "{out:#?}");
+    assert!(out.stdout.contains(r#""method":"POST""#), "{out:#?}");
+    let requests = server.resource_requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].method, http::Method::POST);
+    assert_eq!(requests[0].body, body.as_bytes());
+    assert!(requests[0].bearer_token().is_some());
+
+    // `-d` alone means POST, as in curl; `-X` alone sends no body.
+    server.reset_counts();
+    let url = server.resource_url("/api/items/1");
+    let out = fetch(&with_client(
+        &server,
+        "basic-app",
+        &["--client-secret", SECRET, "-d", "x=1", &url],
+    ))
+    .await;
+    out.assert_code(0);
+    let out = fetch(&with_client(
+        &server,
+        "basic-app",
+        &["--client-secret", SECRET, "-X", "DELETE", &url],
+    ))
+    .await;
+    out.assert_code(0);
+    let seen: Vec<(http::Method, Vec<u8>)> = server
+        .resource_requests()
+        .into_iter()
+        .map(|r| (r.method, r.body.to_vec()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (http::Method::POST, b"x=1".to_vec()),
+            (http::Method::DELETE, Vec::new())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_403_or_404_exits_with_1() {
+    let server = server().await;
+    let hello = server.resource_url("/api/hello");
+    let scoped = server.resource_url("/api/scoped");
+    let missing = server.resource_url("/nowhere");
+
+    let out = fetch(&with_client(
+        &server,
+        "basic-app",
+        &["--client-secret", SECRET, &scoped],
+    ))
+    .await;
+    out.assert_code(1);
+    assert_eq!(out.status_lines(), [(403, scoped)], "{out:#?}");
+
+    // Every URL is still sent and printed; one failure is enough for exit code 1.
+    let out = fetch(&with_client(
+        &server,
+        "basic-app",
+        &["--client-secret", SECRET, &missing, &hello],
+    ))
+    .await;
+    out.assert_code(1);
+    assert_eq!(
+        out.status_lines(),
+        [(404, missing), (200, hello)],
+        "{out:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_url_exits_with_1_and_the_others_are_still_sent() {
+    let server = server().await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/api/hello", listener.local_addr().unwrap())
+    };
+    let hello = server.resource_url("/api/hello");
+    let out = fetch(&with_client(
+        &server,
+        "basic-app",
+        &["--client-secret", SECRET, &closed, &hello],
+    ))
+    .await;
+    out.assert_code(1);
+    assert_eq!(out.status_lines(), [(200, hello)], "{out:#?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{out:#?}");
+    assert!(
+        lines[0].starts_with(&format!("fetch: {closed}: ")),
+        "{out:#?}"
+    );
+    out.assert_no_secrets(&[SECRET]);
+}
+
+/// A grant the server rejects (`invalid_grant`) is not a configuration error: exit code 1,
+/// nothing sent to the API, and the rejected credential never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_grant_exits_with_1() {
+    let server = server().await;
+    let url = server.resource_url("/api/me");
+    let cases = [
+        vec![
+            "--flow",
+            "password",
+            "--username",
+            "alice",
+            "--password",
+            "wrong password!",
+        ],
+        vec![
+            "--flow",
+            "refresh",
+            "--refresh-token",
+            "rt_not-a-real-refresh-token",
+        ],
+    ];
+    for rest in cases {
+        let mut args = vec!["--client-secret", SECRET, "-v"];
+        args.extend(rest);
+        args.push(&url);
+        let out = fetch(&with_client(&server, "basic-app", &args)).await;
+        out.assert_code(1);
+        assert!(out.status_lines().is_empty(), "{out:#?}");
+        assert!(out.stderr.contains("invalid_grant"), "{out:#?}");
+        out.assert_no_secrets(&[SECRET, "wrong password!", "rt_not-a-real-refresh-token"]);
+    }
+    assert!(server.resource_requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_with_2_and_one_line() {
+    let server = server().await;
+    let token_url = server.token_url();
+    let url = server.resource_url("/api/hello");
+    let id = [
+        "--token-url",
+        token_url.as_str(),
+        "--client-id",
+        "basic-app",
+    ];
+    let cc = [id.as_slice(), &["--client-secret", SECRET]].concat();
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        ("no URL", cc.clone(), "no URL"),
+        (
+            "unknown option",
+            [cc.as_slice(), &["--bogus", &url]].concat(),
+            "unknown option --bogus",
+        ),
+        (
+            "missing --token-url",
+            vec!["--client-id", "basic-app", &url],
+            "--token-url is required",
+        ),
+        (
+            "missing --client-id",
+            vec!["--token-url", &token_url, &url],
+            "--client-id is required",
+        ),
+        (
+            "insecure --token-url",
+            vec![
+                "--token-url",
+                "http://remote.example/token",
+                "--client-id",
+                "basic-app",
+                &url,
+            ],
+            "https",
+        ),
+        (
+            "unknown --flow",
+            [cc.as_slice(), &["--flow", "implicit", &url]].concat(),
+            "unknown --flow \"implicit\"",
+        ),
+        (
+            "password flow without --password",
+            [
+                cc.as_slice(),
+                &["--flow", "password", "--username", "alice", &url],
+            ]
+            .concat(),
+            "--password",
+        ),
+        (
+            "refresh flow without --refresh-token",
+            [cc.as_slice(), &["--flow", "refresh", &url]].concat(),
+            "--refresh-token",
+        ),
+        (
+            "unknown --auth-method",
+            [cc.as_slice(), &["--auth-method", "jwt", &url]].concat(),
+            "--auth-method",
+        ),
+        (
+            "basic without a secret",
+            [id.as_slice(), &["--auth-method", "basic", &url]].concat(),
+            "--client-secret",
+        ),
+        (
+            "--audience with the password flow",
+            [
+                cc.as_slice(),
+                &[
+                    "--flow",
+                    "password",
+                    "--username",
+                    "alice",
+                    "--password",
+                    PASSWORD,
+                    "--audience",
+                    "x",
+                    &url,
+                ],
+            ]
+            .concat(),
+            "--audience",
+        ),
+        (
+            "--repeat 0",
+            [cc.as_slice(), &["--repeat", "0", &url]].concat(),
+            "--repeat",
+        ),
+        (
+            "--repeat not a number",
+            [cc.as_slice(), &["--repeat", "many", &url]].concat(),
+            "--repeat",
+        ),
+        (
+            "negative --interval",
+            [cc.as_slice(), &["--interval", "-1", &url]].concat(),
+            "--interval",
+        ),
+        (
+            "option without its value",
+            [cc.as_slice(), &[&url, "--scope"]].concat(),
+            "--scope needs a value",
+        ),
+        (
+            "not a URL",
+            [cc.as_slice(), &["not a url"]].concat(),
+            "not a URL",
+        ),
+        (
+            "not an http URL",
+            [cc.as_slice(), &["ftp://127.0.0.1/file"]].concat(),
+            "not an http or https URL",
+        ),
+    ];
+    for (name, args, needle) in cases {
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let out = fetch(&args).await;
+        eprintln!("case: {name}");
+        out.assert_usage_error(needle);
+        out.assert_no_secrets(&[SECRET, PASSWORD]);
+    }
+    assert_eq!(server.token_requests(), 0, "usage errors send nothing");
+    assert!(server.resource_requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_option_never_echoes_its_value() {
+    let server = server().await;
+    let url = server.resource_url("/api/hello");
+    let out = fetch(&with_client(
+        &server,
+        "basic-app",
+        &["--client-secrett=hunter2-hunter2", &url],
+    ))
+    .await;
+    out.assert_usage_error("unknown option --client-secrett");
+    out.assert_no_secrets(&["hunter2-hunter2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_client_is_a_configuration_error() {
+    let server = server().await;
+    let url = server.resource_url("/api/hello");
+    let cases = [
+        // Wrong secret.
+        ("basic-app", vec!["--client-secret", "wrong:secret/value"]),
+        // Right secret, but not the method the client registered.
+        (
+            "basic-app",
+            vec!["--client-secret", SECRET, "--auth-method", "post"],
+        ),
+        // Unknown client.
+        ("nobody", vec!["--client-secret", SECRET]),
+    ];
+    for (id, rest) in cases {
+        server.reset_counts();
+        for verbose in [false, true] {
+            let mut rest = rest.clone();
+            if verbose {
+                rest.push("-v");
+            }
+            rest.push(&url);
+            let out = fetch(&with_client(&server, id, &rest)).await;
+            if verbose {
+                out.assert_code(2);
+                assert!(out.stdout.is_empty());
+                assert!(out.stderr.contains("invalid_client"), "{out:#?}");
+            } else {
+                out.assert_usage_error("invalid_client");
+            }
+            out.assert_no_secrets(&[SECRET, "wrong:secret/value"]);
+        }
+        assert_eq!(server.token_requests(), 2, "one token request per run");
+        assert!(
+            server.resource_requests().is_empty(),
+            "no request without a token"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_goes_to_stdout_with_exit_code_0() {
+    let out = fetch(&argv(["--help"])).await;
+    out.assert_code(0);
+    assert!(out.stdout.starts_with("usage: fetch"), "{out:#?}");
+    for option in [
+        "--token-url",
+        "--client-id",
+        "--client-secret",
+        "OAUTH_CLIENT_SECRET",
+        "--auth-method",
+        "--flow",
+        "--scope",
+        "--resource",
+        "--audience",
+        "--username",
+        "--password",
+        "--refresh-token",
+        "--repeat",
+        "--interval",
+        "-X",
+        "-d",
+        "-v",
+    ] {
+        assert!(out.stdout.contains(option), "--help mentions {option}");
+    }
+    assert_eq!(out.stderr, "");
+}
