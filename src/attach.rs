@@ -185,6 +185,8 @@ pub(crate) enum Shorthand {
     ClientCredentials(OAuthClient, ClientCredentials),
     Password(OAuthClient, Password),
     Refresh(OAuthClient, SecretString, Vec<String>),
+    #[cfg(feature = "auth-code")]
+    AuthCode(OAuthClient, crate::flow::AuthCode),
 }
 
 impl Shorthand {
@@ -192,6 +194,8 @@ impl Shorthand {
         match self {
             Shorthand::ClientCredentials(c, f) => TokenSource::new(c.clone(), f.clone()),
             Shorthand::Password(c, f) => TokenSource::new(c.clone(), f.clone()),
+            #[cfg(feature = "auth-code")]
+            Shorthand::AuthCode(c, f) => TokenSource::new(c.clone(), f.clone()),
             Shorthand::Refresh(c, rt, scopes) => {
                 let flow = scopes.iter().fold(
                     RefreshToken::new(rt.expose_secret().to_owned()),
@@ -206,11 +210,21 @@ impl Shorthand {
         match self {
             Shorthand::ClientCredentials(c, f) => Shorthand::ClientCredentials(c, f.scope(scope)),
             Shorthand::Password(c, f) => Shorthand::Password(c, f.scope(scope)),
+            #[cfg(feature = "auth-code")]
+            Shorthand::AuthCode(c, f) => Shorthand::AuthCode(c, f.scope(scope)),
             Shorthand::Refresh(c, rt, mut scopes) => {
                 scopes.push(scope);
                 Shorthand::Refresh(c, rt, scopes)
             }
         }
+    }
+
+    /// Whether the grant needs a person (so the shorthand allows an interactive flow mid-request).
+    pub(crate) fn is_interactive(&self) -> bool {
+        #[cfg(feature = "auth-code")]
+        return matches!(self, Shorthand::AuthCode(..));
+        #[cfg(not(feature = "auth-code"))]
+        return false;
     }
 
     pub(crate) fn audience(self, audience: String) -> Self {

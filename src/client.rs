@@ -315,45 +315,20 @@ impl OAuthClient {
             .ok_or_else(|| Error::config("no token URL configured"))?;
 
         let mut secrets = Secrets::default();
-        if let Some(s) = &cfg.secret {
-            secrets.add(s.expose_secret());
-        }
-        let (body, basic) = {
-            let mut form = url::form_urlencoded::Serializer::new(String::new());
-            form.append_pair("grant_type", &request.grant_type);
-            for (name, value) in &request.params {
-                form.append_pair(name, value.expose());
-                if let Param::Secret(s) = value {
-                    secrets.add(s.expose_secret());
+        let http_request = self.authenticated_form(
+            url,
+            |form| {
+                form.append_pair("grant_type", &request.grant_type);
+                for (name, value) in &request.params {
+                    form.append_pair(name, value.expose());
                 }
+            },
+            &mut secrets,
+        )?;
+        for (_, value) in &request.params {
+            if let Param::Secret(s) = value {
+                secrets.add(s.expose_secret());
             }
-            let basic = auth::authenticate(
-                self.effective_auth_method(),
-                &cfg.client_id,
-                cfg.secret.as_ref(),
-                &mut form,
-            )?;
-            (form.finish(), basic)
-        };
-        if let Some(credentials) = basic
-            .as_ref()
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Basic "))
-        {
-            // An echoed Authorization header decodes to the secret: hide it like the secret.
-            secrets.add_owned(credentials.to_owned());
-        }
-
-        let mut http_request = http::Request::builder()
-            .method(Method::POST)
-            .uri(url.as_str())
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(ACCEPT, "application/json")
-            .header(USER_AGENT, cfg.user_agent.clone())
-            .body(Bytes::from(body))
-            .map_err(|e| Error::config(format!("cannot build the token request: {e}")))?;
-        if let Some(basic) = basic {
-            http_request.headers_mut().insert(AUTHORIZATION, basic);
         }
 
         tracing::debug!(
@@ -379,11 +354,59 @@ impl OAuthClient {
         )
     }
 
+    /// A form POST to `url` carrying the client's authentication, as the token and device
+    /// authorization endpoints take it. `fill` writes the request's own parameters. The client
+    /// secret, and the Basic credentials made from it, are added to `secrets`, so that a server
+    /// echoing them back is redacted.
+    pub(crate) fn authenticated_form<'a>(
+        &'a self,
+        url: &Url,
+        fill: impl FnOnce(&mut url::form_urlencoded::Serializer<'_, String>),
+        secrets: &mut Secrets<'a>,
+    ) -> Result<http::Request<Bytes>> {
+        let cfg = &*self.inner;
+        if let Some(s) = &cfg.secret {
+            secrets.add(s.expose_secret());
+        }
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        fill(&mut form);
+        let basic = auth::authenticate(
+            self.effective_auth_method(),
+            &cfg.client_id,
+            cfg.secret.as_ref(),
+            &mut form,
+        )?;
+        if let Some(credentials) = basic
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Basic "))
+        {
+            // An echoed Authorization header decodes to the secret: hide it like the secret.
+            secrets.add_owned(credentials.to_owned());
+        }
+        let mut request = http::Request::builder()
+            .method(Method::POST)
+            .uri(url.as_str())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(ACCEPT, "application/json")
+            .header(USER_AGENT, cfg.user_agent.clone())
+            .body(Bytes::from(form.finish()))
+            .map_err(|e| Error::config(format!("cannot build the request: {e}")))?;
+        if let Some(basic) = basic {
+            request.headers_mut().insert(AUTHORIZATION, basic);
+        }
+        Ok(request)
+    }
+
     /// Sends any back-channel request through the configured transport under the crate's rules.
     pub(crate) async fn exchange(
         &self,
-        request: http::Request<Bytes>,
+        mut request: http::Request<Bytes>,
     ) -> std::result::Result<RawResponse, TransportError> {
+        request
+            .headers_mut()
+            .entry(USER_AGENT)
+            .or_insert_with(|| self.inner.user_agent.clone());
         let limits = self.inner.limits;
         match &self.inner.transport {
             Some(t) => exchange(&**t, request, limits).await,
@@ -603,6 +626,13 @@ impl TokenRequest {
             self.requested_scope = Some(scope.clone());
             self.params.push(("scope".into(), Param::Plain(scope)));
         }
+        self
+    }
+
+    /// Remembers `scope` as the requested scope without sending it (a code exchange, whose
+    /// scope was asked for in the authorization request).
+    pub fn requested_scope(mut self, scope: impl Into<String>) -> Self {
+        self.requested_scope = Some(scope.into());
         self
     }
 

@@ -70,6 +70,28 @@ pub enum Error {
     #[error("the grant can no longer produce tokens: {0}")]
     ReauthenticationRequired(String),
 
+    /// The authorization response's `state` was missing, empty, wrong or already used: the
+    /// callback did not come from the sign-in this flow started (RFC 6749 §10.12). No token
+    /// request was made.
+    #[error("the authorization response's state does not match this sign-in")]
+    StateMismatch,
+
+    /// The authorization response was malformed: a repeated parameter, `code` and `error`
+    /// together, no code at all, or an `iss` that does not name the expected issuer
+    /// (RFC 9207). No token request was made.
+    #[error("malformed authorization response: {0}")]
+    MalformedCallback(String),
+
+    /// The authorization server or the person refused the sign-in (`error=` on the redirect,
+    /// RFC 6749 §4.1.2.1, or `access_denied` from the device grant).
+    #[error("the sign-in was refused: {0}")]
+    AuthorizationDenied(ServerError),
+
+    /// An interactive step did not finish in time (nobody completed the sign-in, the device
+    /// code expired, the hosted code source never answered).
+    #[error("timed out: {0}")]
+    Timeout(String),
+
     /// The token store failed.
     #[error("token store error: {0}")]
     Store(String),
@@ -120,9 +142,12 @@ impl Error {
                 _ => Action::RetryLater { after: None },
             },
             Error::UnsupportedTokenType { .. } | Error::Config(_) => Action::FixConfiguration,
-            Error::InteractionRequired | Error::ReauthenticationRequired(_) => {
-                Action::Reauthenticate
-            }
+            Error::InteractionRequired
+            | Error::ReauthenticationRequired(_)
+            | Error::StateMismatch
+            | Error::AuthorizationDenied(_)
+            | Error::Timeout(_) => Action::Reauthenticate,
+            Error::MalformedCallback(_) => Action::Report,
             Error::Store(_) => Action::RetryLater { after: None },
             Error::Internal(_) => Action::Report,
         }

@@ -4,11 +4,17 @@
 //! it has no token it can renew with a refresh token; renewal with a refresh token is the
 //! source's job, the same for every flow.
 
+#[cfg(feature = "auth-code")]
+pub mod auth_code;
 mod client_credentials;
+pub mod device;
 mod password;
 mod refresh;
 
+#[cfg(feature = "auth-code")]
+pub use auth_code::AuthCode;
 pub use client_credentials::ClientCredentials;
+pub use device::DeviceCode;
 pub use password::Password;
 pub use refresh::RefreshToken;
 

@@ -3,7 +3,7 @@
 //! into itself (SECURITY.md rule 28).
 //!
 //! [`HttpTransport`] is the small seam: send one request, return the response with a streaming
-//! body. The rules that must hold for every request live here once, in [`exchange`]: plain `http`
+//! body. The rules that must hold for every request live here once, in one function: plain `http`
 //! only to loopback (rule 14), redirects refused (rule 13), one deadline over connect, headers and
 //! body, and a body cap counted while streaming (rule 16).
 

@@ -23,12 +23,14 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(any(feature = "tower", feature = "reqwest"))]
 mod attach;
 pub mod client;
 pub mod clock;
 mod error;
 pub mod flow;
 pub mod http;
+pub mod interact;
 mod redact;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
@@ -52,6 +54,7 @@ pub mod testing;
 #[cfg(feature = "tower")]
 pub mod tower;
 
+#[cfg(any(feature = "tower", feature = "reqwest"))]
 pub use attach::RequestAuth;
 #[cfg(feature = "reqwest")]
 pub use reqwest::OAuthMiddleware;

@@ -3,11 +3,40 @@
 //! [`TestServer`] listens on `127.0.0.1` on a port of its own and speaks just enough OAuth 2.0
 //! to exercise a client end to end:
 //!
-//! - `POST /token` ([RFC 6749 §3.2]): grants `client_credentials`, `password` and
-//!   `refresh_token`; client authentication with HTTP Basic (id and secret form-urlencoded
+//! - `GET /authorize` ([RFC 6749 §4.1], [RFC 7636], [RFC 9207]): the authorization endpoint,
+//!   with a login that completes by itself. For a registered `client_id` and a `redirect_uri`
+//!   that is an `http` loopback IP literal (any port, [RFC 8252 §7.3]) or was registered with
+//!   [`TestServerBuilder::redirect_uri`], it answers `302 Found` to
+//!   `redirect_uri?code=...&state=...&iss=...`, signed in as the `login_hint` or else the
+//!   [default user](TestServerBuilder::default_user). PKCE with `code_challenge_method=S256` is
+//!   required unless [`TestServerBuilder::require_pkce`] says otherwise; `plain` is always
+//!   refused. An unknown client or a redirect URI it does not accept gets a 400 page, never a
+//!   redirect; other errors (`unsupported_response_type`, `invalid_request`, `invalid_scope`,
+//!   `access_denied` while [`TestServer::deny_authorization`] is on) are redirected with
+//!   `error`, `error_description`, `state` and `iss` ([RFC 6749 §4.1.2.1]).
+//! - `POST /device_authorization` ([RFC 8628 §3.1]): client authentication as at the token
+//!   endpoint; answers `device_code`, `user_code` (`WDJB-MJHT`), `verification_uri`
+//!   (`{url}/device`), `verification_uri_complete`, `expires_in` and `interval`.
+//! - `GET /device?user_code=...`: the verification page a browser following
+//!   `verification_uri_complete` lands on. The automatic login approves the code (denies it
+//!   while [`TestServer::deny_authorization`] is on) and answers a short inert HTML page; see
+//!   also [`TestServer::approve_device`] and [`TestServer::deny_device`].
+//! - `POST /token` ([RFC 6749 §3.2]): grants `client_credentials`, `password`,
+//!   `refresh_token`, `authorization_code` and `urn:ietf:params:oauth:grant-type:device_code`;
+//!   client authentication with HTTP Basic (id and secret form-urlencoded
 //!   first, §2.3.1), `client_secret_post` or `none`, each client held to the method it was
 //!   registered with. Answers are §5.1 JSON with `Cache-Control: no-store`, or §5.2 errors
 //!   (`invalid_client` comes with 401 and `WWW-Authenticate: Basic`).
+//!   - An authorization code lives 60 s, is bound to its client and to the `redirect_uri` of
+//!     the authorization request (compared exactly), needs the `code_verifier` whose S256 hash
+//!     is the `code_challenge`, and is spent the first time it is presented, whatever the
+//!     outcome: presenting it again gets `invalid_grant` and revokes the tokens it produced
+//!     ([RFC 6749 §4.1.2]). A `code_verifier` for a code requested without PKCE is refused.
+//!   - A device code answers `authorization_pending` until the user decides, then
+//!     `access_denied` or the tokens (once; later `invalid_grant`); `expired_token` once it
+//!     expires; `slow_down` to a poll that comes sooner than the interval after the previous
+//!     one, which also adds 5 s to the interval ([RFC 8628 §3.5]).
+//!   - Both issue an access token and a refresh token, with the scope of the authorization.
 //! - `POST /revoke` ([RFC 7009]): revokes an access or refresh token of the authenticated client
 //!   (a refresh token takes its access tokens along); 200 whether or not the token was known.
 //! - any path under `/api/` ([RFC 6750]): a protected resource. A valid bearer token gets 200 and
@@ -18,9 +47,10 @@
 //!   scope="admin"` unless the token has scope `admin`. Every request is recorded
 //!   ([`TestServer::resource_requests`]).
 //!
-//! Malformed requests get 400, bodies over 64 KiB get 413. Tokens are random (256 bits) and
-//! expire by the server's [`Clock`], so a test holding a
-//! [`ManualClock`](crate::clock::ManualClock) decides when they do. The server stops when the
+//! Malformed requests get 400, bodies over 64 KiB get 413. Tokens, codes and device codes are
+//! random (256 bits) and expire by the server's [`Clock`], so a test holding a
+//! [`ManualClock`](crate::clock::ManualClock) decides when they do (and when a device poll is
+//! too early). The server stops when the
 //! [`TestServer`] is dropped.
 //!
 //! ```no_run
@@ -53,11 +83,38 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The interactive flows need no browser: anything that follows the `302` (or fetches
+//! `verification_uri_complete`) completes the login.
+//!
+//! ```no_run
+//! use oauth_layer::testing::TestServer;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = TestServer::builder()
+//!     .client("cli", None, oauth_layer::AuthMethod::None)
+//!     .default_user("alice")
+//!     .start()
+//!     .await?;
+//! // Endpoints, issuer and clock as the server knows them, ready for the interactive flows.
+//! let client = server.oauth_client("cli")?;
+//! assert_eq!(client.issuer_id(), Some(server.url().as_str()));
+//! # Ok(()) }
+//! ```
+//!
 //! [RFC 6749 §3.2]: https://www.rfc-editor.org/rfc/rfc6749#section-3.2
+//! [RFC 6749 §4.1]: https://www.rfc-editor.org/rfc/rfc6749#section-4.1
+//! [RFC 6749 §4.1.2]: https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2
+//! [RFC 6749 §4.1.2.1]: https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2.1
+//! [RFC 7636]: https://www.rfc-editor.org/rfc/rfc7636
+//! [RFC 8252 §7.3]: https://www.rfc-editor.org/rfc/rfc8252#section-7.3
+//! [RFC 8628 §3.1]: https://www.rfc-editor.org/rfc/rfc8628#section-3.1
+//! [RFC 8628 §3.5]: https://www.rfc-editor.org/rfc/rfc8628#section-3.5
+//! [RFC 9207]: https://www.rfc-editor.org/rfc/rfc9207
 //! [RFC 7009]: https://www.rfc-editor.org/rfc/rfc7009
 //! [RFC 6750]: https://www.rfc-editor.org/rfc/rfc6750
 
 mod endpoints;
+mod interactive;
 mod server;
 mod state;
 
@@ -93,7 +150,8 @@ pub struct TestServer {
 impl TestServer {
     /// Starts configuring a server: no clients, no users, access tokens valid for an hour,
     /// refresh tokens rotated, none issued for client credentials, `/api/scoped` needing scope
-    /// `admin`, the system clock.
+    /// `admin`, the system clock; for the interactive flows, PKCE required, `iss` sent, default
+    /// user `user`, device codes valid for 600 s with a 5 s interval enforced with `slow_down`.
     pub fn builder() -> TestServerBuilder {
         TestServerBuilder {
             clients: HashMap::new(),
@@ -103,6 +161,13 @@ impl TestServer {
             issue_refresh_tokens: false,
             required_scopes: vec![("/api/scoped".to_owned(), "admin".to_owned())],
             clock: Arc::new(SystemClock),
+            redirect_uris: Vec::new(),
+            require_pkce: true,
+            send_iss: true,
+            default_user: "user".to_owned(),
+            device_code_lifetime: Duration::from_secs(600),
+            device_interval: Some(Duration::from_secs(5)),
+            enforce_slow_down: true,
         }
     }
 
@@ -126,6 +191,21 @@ impl TestServer {
         format!("{}/revoke", self.url())
     }
 
+    /// The authorization endpoint, `{url}/authorize`.
+    pub fn authorization_url(&self) -> String {
+        format!("{}/authorize", self.url())
+    }
+
+    /// The device authorization endpoint, `{url}/device_authorization`.
+    pub fn device_authorization_url(&self) -> String {
+        format!("{}/device_authorization", self.url())
+    }
+
+    /// The device verification page, `{url}/device`, sent as `verification_uri`.
+    pub fn device_verification_url(&self) -> String {
+        format!("{}/device", self.url())
+    }
+
     /// The URL of `path` on this server (`resource_url("/api/hello")`); a missing leading `/`
     /// is added. Only paths under `/api/` are protected resources.
     pub fn resource_url(&self, path: &str) -> String {
@@ -137,9 +217,11 @@ impl TestServer {
     }
 
     /// An [`OAuthClient`] for the registered client `client_id`, with its secret and
-    /// authentication method, this server's token and revocation endpoints, and this server's
-    /// clock (so a [`ManualClock`](crate::clock::ManualClock) moves both). Fails for a client
-    /// that was not registered.
+    /// authentication method, this server's token, revocation, authorization and device
+    /// authorization endpoints, its [`url`](Self::url) as issuer (the `iss` the authorization
+    /// endpoint sends), and this server's clock (so a
+    /// [`ManualClock`](crate::clock::ManualClock) moves both). Fails for a client that was not
+    /// registered.
     pub fn oauth_client(&self, client_id: &str) -> Result<OAuthClient> {
         let registration = self
             .shared
@@ -154,8 +236,11 @@ impl TestServer {
             client = client.secret(secret.clone());
         }
         client
+            .issuer(self.url())
             .token_url(self.token_url())?
-            .revocation_url(self.revocation_url())
+            .revocation_url(self.revocation_url())?
+            .authorization_url(self.authorization_url())?
+            .device_authorization_url(self.device_authorization_url())
     }
 
     /// How many requests reached the token endpoint, failed ones included.
@@ -176,6 +261,39 @@ impl TestServer {
     /// How many requests reached the revocation endpoint.
     pub fn revocation_requests(&self) -> usize {
         self.shared.lock().revocation_requests
+    }
+
+    /// How many requests reached the authorization endpoint (`GET /authorize`), refused ones
+    /// included.
+    pub fn authorization_requests(&self) -> usize {
+        self.shared.lock().authorization_requests
+    }
+
+    /// How many requests reached the device authorization endpoint, failed ones included. Polls
+    /// are token requests: see [`token_requests_for`](Self::token_requests_for) with
+    /// `urn:ietf:params:oauth:grant-type:device_code`.
+    pub fn device_requests(&self) -> usize {
+        self.shared.lock().device_requests
+    }
+
+    /// While `true`, the automatic login refuses: `/authorize` redirects with
+    /// `error=access_denied` and `/device?user_code=` denies the code. Default: `false`.
+    pub fn deny_authorization(&self, deny: bool) {
+        self.shared.lock().deny_authorization = deny;
+    }
+
+    /// Approves the device authorization showing `user_code` (compared without case, dashes or
+    /// spaces) for the [default user](TestServerBuilder::default_user), as visiting
+    /// `/device?user_code=` does. `false` when no pending, unexpired authorization has that
+    /// code.
+    pub fn approve_device(&self, user_code: &str) -> bool {
+        interactive::decide_device(&self.shared, user_code, true)
+    }
+
+    /// Denies the device authorization showing `user_code`: its next poll gets
+    /// `access_denied`. `false` when no pending, unexpired authorization has that code.
+    pub fn deny_device(&self, user_code: &str) -> bool {
+        interactive::decide_device(&self.shared, user_code, false)
     }
 
     /// Every request to a path under `/api/` so far, oldest first, rejected ones included
@@ -212,6 +330,8 @@ impl TestServer {
         state.token_requests = 0;
         state.token_requests_by_grant.clear();
         state.revocation_requests = 0;
+        state.authorization_requests = 0;
+        state.device_requests = 0;
         state.resource_requests.clear();
     }
 
@@ -247,6 +367,13 @@ pub struct TestServerBuilder {
     issue_refresh_tokens: bool,
     required_scopes: Vec<(String, String)>,
     clock: Arc<dyn Clock>,
+    redirect_uris: Vec<(String, String)>,
+    require_pkce: bool,
+    send_iss: bool,
+    default_user: String,
+    device_code_lifetime: Duration,
+    device_interval: Option<Duration>,
+    enforce_slow_down: bool,
 }
 
 impl TestServerBuilder {
@@ -306,14 +433,72 @@ impl TestServerBuilder {
         self
     }
 
-    /// The clock token expiry is measured with. Default: [`SystemClock`].
+    /// The clock token expiry is measured with. Default: [`SystemClock`]. It also times
+    /// authorization codes, device codes and device polling.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
+    /// Registers `uri` as a redirect URI of `client_id` (which must be registered too, checked
+    /// by [`start`](Self::start)); the authorization endpoint accepts it by exact string
+    /// comparison. Any `http` URI on a loopback IP literal (`127.0.0.1`, `[::1]`, any port) is
+    /// accepted without registration; `localhost` is not. When a client has exactly one
+    /// registered URI, an authorization request may leave `redirect_uri` out.
+    pub fn redirect_uri(mut self, client_id: impl Into<String>, uri: impl Into<String>) -> Self {
+        self.redirect_uris.push((client_id.into(), uri.into()));
+        self
+    }
+
+    /// Whether authorization requests must carry an S256 `code_challenge`. Default: `true`.
+    /// When `false`, requests without one are accepted; `plain` is refused either way.
+    pub fn require_pkce(mut self, require: bool) -> Self {
+        self.require_pkce = require;
+        self
+    }
+
+    /// Whether authorization responses (codes and errors) carry `iss` ([RFC 9207]), the
+    /// server's [`url`](TestServer::url). Default: `true`.
+    ///
+    /// [RFC 9207]: https://www.rfc-editor.org/rfc/rfc9207
+    pub fn send_iss(mut self, send: bool) -> Self {
+        self.send_iss = send;
+        self
+    }
+
+    /// Who the automatic login signs in as when the authorization request has no `login_hint`,
+    /// and who approves device codes. Tokens from those flows carry this username (the
+    /// resource reports it). Default: `user`.
+    pub fn default_user(mut self, username: impl Into<String>) -> Self {
+        self.default_user = username.into();
+        self
+    }
+
+    /// How long a device code can be polled (`expires_in`, whole seconds). Default: 600 s.
+    pub fn device_code_lifetime(mut self, lifetime: Duration) -> Self {
+        self.device_code_lifetime = lifetime;
+        self
+    }
+
+    /// The `interval` of device authorization responses (whole seconds); `None` leaves it out,
+    /// and the server then expects the 5 s RFC 8628 §3.5 prescribes. Default: 5 s.
+    pub fn device_interval(mut self, interval: Option<Duration>) -> Self {
+        self.device_interval = interval;
+        self
+    }
+
+    /// Whether a device poll that comes sooner than the interval after the previous poll of the
+    /// same device code gets `slow_down` (and adds 5 s to that code's interval). Default:
+    /// `true`.
+    pub fn enforce_slow_down(mut self, enforce: bool) -> Self {
+        self.enforce_slow_down = enforce;
+        self
+    }
+
     /// Binds `127.0.0.1` on a free port and starts serving on spawned tokio tasks. Fails with
-    /// [`io::ErrorKind::InvalidInput`] when a client's secret does not fit its method.
+    /// [`io::ErrorKind::InvalidInput`] when a client's secret does not fit its method, or a
+    /// redirect URI belongs to no registered client or is not an absolute URI without a
+    /// fragment.
     pub async fn start(self) -> io::Result<TestServer> {
         for (id, registration) in &self.clients {
             let needs_secret = registration.method != AuthMethod::None;
@@ -328,6 +513,26 @@ impl TestServerBuilder {
                 ));
             }
         }
+        let mut redirect_uris: HashMap<String, Vec<String>> = HashMap::new();
+        for (client_id, uri) in self.redirect_uris {
+            let problem = if !self.clients.contains_key(&client_id) {
+                Some("belongs to no registered client")
+            } else if url::Url::parse(&uri).map_or(true, |u| u.fragment().is_some()) {
+                Some("is not an absolute URI without a fragment")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("redirect URI {uri:?} of client {client_id:?} {problem}"),
+                ));
+            }
+            let uris = redirect_uris.entry(client_id).or_default();
+            if !uris.contains(&uri) {
+                uris.push(uri);
+            }
+        }
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(Config {
@@ -338,6 +543,14 @@ impl TestServerBuilder {
             issue_refresh_tokens: self.issue_refresh_tokens,
             required_scopes: self.required_scopes,
             clock: self.clock,
+            issuer: format!("http://{addr}"),
+            redirect_uris,
+            require_pkce: self.require_pkce,
+            send_iss: self.send_iss,
+            default_user: self.default_user,
+            device_code_lifetime: self.device_code_lifetime,
+            device_interval: self.device_interval,
+            enforce_slow_down: self.enforce_slow_down,
         }));
         let task = tokio::spawn(server::serve(listener, Arc::clone(&shared)));
         Ok(TestServer { addr, shared, task })
@@ -358,6 +571,13 @@ impl fmt::Debug for TestServerBuilder {
             .field("issue_refresh_tokens", &self.issue_refresh_tokens)
             .field("required_scopes", &self.required_scopes)
             .field("clock", &self.clock)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("require_pkce", &self.require_pkce)
+            .field("send_iss", &self.send_iss)
+            .field("default_user", &self.default_user)
+            .field("device_code_lifetime", &self.device_code_lifetime)
+            .field("device_interval", &self.device_interval)
+            .field("enforce_slow_down", &self.enforce_slow_down)
             .finish()
     }
 }

@@ -3,16 +3,19 @@
 #![cfg(all(feature = "testing", feature = "reqwest"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use oauth_layer::clock::ManualClock;
 use oauth_layer::flow::{ClientCredentials, Password};
 use oauth_layer::testing::TestServer;
 use oauth_layer::{AuthMethod, OAuthClient, TokenSource};
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
+use reqwest::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, LOCATION, WWW_AUTHENTICATE,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -1000,4 +1003,899 @@ async fn shutdown_stops_the_server() {
     drop(dropped);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(reqwest::Client::new().get(&url).send().await.is_err());
+}
+
+// --- the authorization endpoint and the authorization code grant -------------------------
+
+const LOOPBACK: &str = "http://127.0.0.1:7777/callback";
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// A verifier of 43+ unreserved characters and its S256 challenge, computed here rather than
+/// by the crate.
+fn pkce(seed: &str) -> (String, String) {
+    use sha2::{Digest, Sha256};
+    let verifier = format!("{seed}-{}", "v".repeat(50));
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// The query of an authorization request with PKCE, for `public-app` at [`LOOPBACK`], plus
+/// `extra` (which replaces parameters of the same name; an empty value removes one).
+fn authorization_query<'a>(
+    challenge: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut pairs = vec![
+        ("response_type", "code"),
+        ("client_id", "public-app"),
+        ("redirect_uri", LOOPBACK),
+        ("scope", "openid profile"),
+        ("state", "st-123"),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+        ("nonce", "n-456"),
+    ];
+    for (name, value) in extra {
+        pairs.retain(|(n, _)| n != name);
+        if !value.is_empty() {
+            pairs.push((name, value));
+        }
+    }
+    pairs
+}
+
+struct Authorized {
+    status: StatusCode,
+    headers: HeaderMap,
+    /// The `Location` header, when there is one.
+    location: Option<String>,
+    /// The parameters added to the redirect URI's query; each must come once.
+    params: HashMap<String, String>,
+    body: String,
+}
+
+impl Authorized {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+}
+
+/// `GET /authorize?pairs` without following the redirect.
+async fn authorize(server: &TestServer, pairs: &[(&str, &str)]) -> Authorized {
+    let mut url = url::Url::parse(&server.authorization_url()).unwrap();
+    url.query_pairs_mut().extend_pairs(pairs);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = client.get(url).send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let location = headers
+        .get(LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let mut params = HashMap::new();
+    if let Some(location) = &location {
+        for (name, value) in url::Url::parse(location).unwrap().query_pairs() {
+            let repeated = params.insert(name.into_owned(), value.into_owned());
+            assert!(repeated.is_none(), "repeated parameter in {location}");
+        }
+    }
+    let body = response.text().await.unwrap();
+    Authorized {
+        status,
+        headers,
+        location,
+        params,
+        body,
+    }
+}
+
+/// A code for `public-app` at [`LOOPBACK`], bound to `challenge`.
+async fn code_for(server: &TestServer, challenge: &str) -> String {
+    let authorized = authorize(server, &authorization_query(challenge, &[])).await;
+    assert_eq!(authorized.status, StatusCode::FOUND);
+    authorized.param("code").unwrap().to_owned()
+}
+
+/// Redeems `code` for `public-app`.
+async fn redeem(
+    server: &TestServer,
+    code: &str,
+    verifier: Option<&str>,
+    redirect_uri: Option<&str>,
+) -> Answer {
+    let mut pairs = vec![
+        ("grant_type", "authorization_code"),
+        ("client_id", "public-app"),
+        ("code", code),
+    ];
+    if let Some(verifier) = verifier {
+        pairs.push(("code_verifier", verifier));
+    }
+    if let Some(redirect_uri) = redirect_uri {
+        pairs.push(("redirect_uri", redirect_uri));
+    }
+    post_token(server, None, &pairs).await
+}
+
+#[tokio::test]
+async fn authorize_redirects_with_code_state_and_iss() {
+    let server = server().await;
+    let (_, challenge) = pkce("a");
+    let authorized = authorize(&server, &authorization_query(&challenge, &[])).await;
+    assert_eq!(authorized.status, StatusCode::FOUND);
+    let location = authorized.location.as_deref().unwrap();
+    assert!(
+        location.starts_with(&format!("{LOOPBACK}?code=")),
+        "{location}"
+    );
+    assert!(authorized.param("code").unwrap().len() >= 43);
+    assert_eq!(authorized.param("state"), Some("st-123"));
+    assert_eq!(authorized.param("iss"), Some(server.url().as_str()));
+    assert_eq!(authorized.params.len(), 3);
+    assert_eq!(authorized.headers[CACHE_CONTROL], "no-store");
+    assert_eq!(authorized.headers["referrer-policy"], "no-referrer");
+    assert_eq!(server.authorization_requests(), 1);
+
+    // Any loopback port and path, IPv6 too; the redirect URI's own query is kept.
+    let kept = authorize(
+        &server,
+        &authorization_query(&challenge, &[("redirect_uri", "http://[::1]:1/cb?keep=1")]),
+    )
+    .await;
+    assert_eq!(kept.status, StatusCode::FOUND);
+    assert!(
+        kept.location
+            .as_deref()
+            .unwrap()
+            .starts_with("http://[::1]:1/cb?keep=1&code=")
+    );
+    assert_eq!(kept.param("keep"), Some("1"));
+
+    // No state sent, none echoed.
+    let stateless = authorize(&server, &authorization_query(&challenge, &[("state", "")])).await;
+    assert_eq!(stateless.status, StatusCode::FOUND);
+    assert_eq!(stateless.param("state"), None);
+    assert_eq!(server.authorization_requests(), 3);
+    server.reset_counts();
+    assert_eq!(server.authorization_requests(), 0);
+}
+
+#[tokio::test]
+async fn send_iss_false_leaves_iss_out() {
+    let server = TestServer::builder()
+        .client("public-app", None, AuthMethod::None)
+        .send_iss(false)
+        .start()
+        .await
+        .unwrap();
+    let (_, challenge) = pkce("a");
+    let authorized = authorize(&server, &authorization_query(&challenge, &[])).await;
+    assert_eq!(authorized.status, StatusCode::FOUND);
+    assert!(authorized.param("code").is_some());
+    assert_eq!(authorized.param("iss"), None);
+}
+
+#[tokio::test]
+async fn pkce_code_is_redeemed_once_and_replay_revokes_its_tokens() {
+    let server = server().await;
+    let (verifier, challenge) = pkce("a");
+    let code = code_for(&server, &challenge).await;
+
+    let tokens = redeem(&server, &code, Some(&verifier), Some(LOOPBACK)).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.json);
+    assert_eq!(tokens.headers[CACHE_CONTROL], "no-store");
+    assert_eq!(tokens.str("token_type"), "Bearer");
+    assert_eq!(tokens.str("scope"), "openid profile");
+    let access_token = tokens.str("access_token");
+    let refresh_token = tokens.str("refresh_token");
+    let resource = get_resource(&server, "/api/me", Some(access_token)).await;
+    assert_eq!(resource.status, StatusCode::OK);
+    assert_eq!(resource.str("username"), "user");
+    assert_eq!(resource.str("client_id"), "public-app");
+    assert_eq!(server.token_requests_for("authorization_code"), 1);
+
+    // RFC 6749 §4.1.2: a second use fails and takes the tokens of the first along.
+    let replay = redeem(&server, &code, Some(&verifier), Some(LOOPBACK)).await;
+    assert_eq!(replay.status, StatusCode::BAD_REQUEST);
+    assert_eq!(replay.error(), "invalid_grant");
+    let revoked = get_resource(&server, "/api/me", Some(access_token)).await;
+    assert_eq!(revoked.challenge(), r#"Bearer error="invalid_token""#);
+    let refresh = post_token(
+        &server,
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", "public-app"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await;
+    assert_eq!(refresh.error(), "invalid_grant");
+}
+
+#[tokio::test]
+async fn login_hint_picks_the_user_and_default_user_is_configurable() {
+    let server = TestServer::builder()
+        .client("public-app", None, AuthMethod::None)
+        .default_user("alice")
+        .start()
+        .await
+        .unwrap();
+    let (verifier, challenge) = pkce("a");
+    for (hint, expected) in [("", "alice"), ("bob", "bob")] {
+        let authorized = authorize(
+            &server,
+            &authorization_query(&challenge, &[("login_hint", hint)]),
+        )
+        .await;
+        let code = authorized.param("code").unwrap();
+        let tokens = redeem(&server, code, Some(&verifier), Some(LOOPBACK)).await;
+        let resource = get_resource(&server, "/api/me", Some(tokens.str("access_token"))).await;
+        assert_eq!(resource.str("username"), expected);
+    }
+}
+
+#[tokio::test]
+async fn a_code_needs_its_verifier_client_and_redirect_uri() {
+    let server = server().await;
+    let (verifier, challenge) = pkce("a");
+    let (other_verifier, _) = pkce("b");
+
+    let code = code_for(&server, &challenge).await;
+    let wrong = redeem(&server, &code, Some(&other_verifier), Some(LOOPBACK)).await;
+    assert_eq!(wrong.error(), "invalid_grant");
+    // The code was spent by that attempt.
+    let late = redeem(&server, &code, Some(&verifier), Some(LOOPBACK)).await;
+    assert_eq!(late.error(), "invalid_grant");
+
+    let code = code_for(&server, &challenge).await;
+    let missing = redeem(&server, &code, None, Some(LOOPBACK)).await;
+    assert_eq!(missing.error(), "invalid_grant");
+
+    // The challenge itself is not a verifier.
+    let code = code_for(&server, &challenge).await;
+    let as_is = redeem(&server, &code, Some(&challenge), Some(LOOPBACK)).await;
+    assert_eq!(as_is.error(), "invalid_grant");
+
+    for redirect_uri in [
+        Some("http://127.0.0.1:7778/callback"),
+        Some("http://127.0.0.1:7777/callback/"),
+        None,
+    ] {
+        let code = code_for(&server, &challenge).await;
+        let answer = redeem(&server, &code, Some(&verifier), redirect_uri).await;
+        assert_eq!(answer.error(), "invalid_grant", "{redirect_uri:?}");
+    }
+
+    let code = code_for(&server, &challenge).await;
+    let other_client = post_token(
+        &server,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "post-app"),
+            ("client_secret", "post-secret"),
+            ("code", &code),
+            ("code_verifier", &verifier),
+            ("redirect_uri", LOOPBACK),
+        ],
+    )
+    .await;
+    assert_eq!(other_client.error(), "invalid_grant");
+
+    let unknown = redeem(&server, "ac_nope", Some(&verifier), Some(LOOPBACK)).await;
+    assert_eq!(unknown.error(), "invalid_grant");
+    let no_code = post_token(
+        &server,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "public-app"),
+        ],
+    )
+    .await;
+    assert_eq!(no_code.error(), "invalid_request");
+}
+
+#[tokio::test]
+async fn a_code_expires_after_60_seconds_on_the_servers_clock() {
+    let clock = ManualClock::new();
+    let server = TestServer::builder()
+        .client("public-app", None, AuthMethod::None)
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    let (verifier, challenge) = pkce("a");
+    let code = code_for(&server, &challenge).await;
+    clock.advance(Duration::from_secs(59));
+    let fresh = redeem(&server, &code, Some(&verifier), Some(LOOPBACK)).await;
+    assert_eq!(fresh.status, StatusCode::OK);
+
+    let code = code_for(&server, &challenge).await;
+    clock.advance(Duration::from_secs(60));
+    let expired = redeem(&server, &code, Some(&verifier), Some(LOOPBACK)).await;
+    assert_eq!(expired.error(), "invalid_grant");
+}
+
+#[tokio::test]
+async fn confidential_clients_redeem_codes_with_their_credentials() {
+    let server = server().await;
+    let (verifier, challenge) = pkce("a");
+    let authorized = authorize(
+        &server,
+        &authorization_query(&challenge, &[("client_id", "basic-app")]),
+    )
+    .await;
+    let code = authorized.param("code").unwrap();
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("code_verifier", verifier.as_str()),
+        ("redirect_uri", LOOPBACK),
+    ];
+    let unauthenticated = post_token(&server, None, &pairs).await;
+    assert_eq!(unauthenticated.error(), "invalid_client");
+    // That attempt never reached the code, which is still good.
+    let tokens = post_token(&server, Some(basic("basic-app", WEIRD_SECRET)), &pairs).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.json);
+    assert!(tokens.json["refresh_token"].is_string());
+}
+
+#[tokio::test]
+async fn authorization_errors_are_redirected_with_state() {
+    let server = server().await;
+    let (_, challenge) = pkce("a");
+    let cases: [(&[(&str, &str)], &str); 7] = [
+        (
+            &[("code_challenge", ""), ("code_challenge_method", "")],
+            "invalid_request",
+        ),
+        (&[("code_challenge_method", "plain")], "invalid_request"),
+        (&[("code_challenge_method", "")], "invalid_request"),
+        (&[("code_challenge", "too-short")], "invalid_request"),
+        (&[("code_challenge", "")], "invalid_request"),
+        (&[("response_type", "token")], "unsupported_response_type"),
+        (&[("response_type", "")], "invalid_request"),
+    ];
+    for (extra, error) in cases {
+        let refused = authorize(&server, &authorization_query(&challenge, extra)).await;
+        assert_eq!(refused.status, StatusCode::FOUND, "{extra:?}");
+        assert!(refused.location.as_deref().unwrap().starts_with(LOOPBACK));
+        assert_eq!(refused.param("error"), Some(error), "{extra:?}");
+        assert!(refused.param("error_description").is_some());
+        assert_eq!(refused.param("state"), Some("st-123"));
+        assert_eq!(refused.param("iss"), Some(server.url().as_str()));
+        assert_eq!(refused.param("code"), None);
+    }
+    let bad_scope = authorize(
+        &server,
+        &authorization_query(&challenge, &[("scope", "a\"b")]),
+    )
+    .await;
+    assert_eq!(bad_scope.param("error"), Some("invalid_scope"));
+
+    // A repeated parameter (here `scope`) is refused too.
+    let mut pairs = authorization_query(&challenge, &[]);
+    pairs.push(("scope", "again"));
+    let repeated = authorize(&server, &pairs).await;
+    assert_eq!(repeated.param("error"), Some("invalid_request"));
+    assert_eq!(server.authorization_requests(), 9);
+}
+
+#[tokio::test]
+async fn pkce_can_be_made_optional_but_never_plain_or_downgraded() {
+    let server = TestServer::builder()
+        .client("public-app", None, AuthMethod::None)
+        .require_pkce(false)
+        .start()
+        .await
+        .unwrap();
+    let without = authorize(
+        &server,
+        &authorization_query("", &[("code_challenge_method", "")]),
+    )
+    .await;
+    let code = without.param("code").unwrap();
+    let tokens = redeem(&server, code, None, Some(LOOPBACK)).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.json);
+
+    // A verifier for a code that had no challenge is a downgrade (RFC 9700 §2.1.1).
+    let (verifier, _) = pkce("a");
+    let without = authorize(
+        &server,
+        &authorization_query("", &[("code_challenge_method", "")]),
+    )
+    .await;
+    let code = without.param("code").unwrap();
+    let downgrade = redeem(&server, code, Some(&verifier), Some(LOOPBACK)).await;
+    assert_eq!(downgrade.error(), "invalid_grant");
+
+    let plain = authorize(
+        &server,
+        &authorization_query(&verifier, &[("code_challenge_method", "plain")]),
+    )
+    .await;
+    assert_eq!(plain.param("error"), Some("invalid_request"));
+}
+
+#[tokio::test]
+async fn unknown_clients_and_redirect_uris_get_a_page_not_a_redirect() {
+    let server = server().await;
+    let (_, challenge) = pkce("a");
+    let cases: [&[(&str, &str)]; 9] = [
+        &[("redirect_uri", "https://evil.example/cb")],
+        &[("redirect_uri", "http://localhost:7777/callback")],
+        &[("redirect_uri", "https://127.0.0.1:7777/callback")],
+        &[("redirect_uri", "http://127.0.0.1.evil.example/cb")],
+        &[("redirect_uri", "http://127.0.0.1:7777/cb#fragment")],
+        &[("redirect_uri", "not a url")],
+        &[("redirect_uri", "")],
+        &[("client_id", "stranger")],
+        &[("client_id", "")],
+    ];
+    for extra in cases {
+        // Even with an otherwise broken request: nothing goes to an unchecked redirect URI.
+        let mut pairs = authorization_query(&challenge, extra);
+        pairs.retain(|(n, _)| *n != "response_type");
+        let refused = authorize(&server, &pairs).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{extra:?}");
+        assert_eq!(refused.location, None);
+        assert!(
+            refused.headers[CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert_eq!(refused.headers[CACHE_CONTROL], "no-store");
+        assert!(!refused.body.contains("evil"), "{}", refused.body);
+    }
+    // A repeated redirect_uri cannot be trusted either.
+    let mut pairs = authorization_query(&challenge, &[]);
+    pairs.push(("redirect_uri", "http://127.0.0.1:1/other"));
+    let repeated = authorize(&server, &pairs).await;
+    assert_eq!(repeated.status, StatusCode::BAD_REQUEST);
+    assert_eq!(repeated.location, None);
+}
+
+#[tokio::test]
+async fn registered_redirect_uris_are_matched_exactly() {
+    let server = TestServer::builder()
+        .client("web-app", Some("s"), AuthMethod::ClientSecretPost)
+        .redirect_uri("web-app", "https://app.example/cb")
+        .client("two-uris", None, AuthMethod::None)
+        .redirect_uri("two-uris", "https://a.example/cb")
+        .redirect_uri("two-uris", "https://b.example/cb")
+        .start()
+        .await
+        .unwrap();
+    let (verifier, challenge) = pkce("a");
+    let web = |extra: &[(&'static str, &'static str)]| {
+        let mut pairs = authorization_query(&challenge, &[("client_id", "web-app")]);
+        pairs.retain(|(n, _)| *n != "redirect_uri");
+        pairs.extend_from_slice(extra);
+        pairs
+    };
+    let registered = authorize(&server, &web(&[("redirect_uri", "https://app.example/cb")])).await;
+    assert_eq!(registered.status, StatusCode::FOUND);
+    assert!(
+        registered
+            .location
+            .as_deref()
+            .unwrap()
+            .starts_with("https://app.example/cb?code=")
+    );
+    for near_miss in [
+        "https://app.example/cb/",
+        "https://app.example/cb?x=1",
+        "http://app.example/cb",
+    ] {
+        let refused = authorize(&server, &web(&[("redirect_uri", near_miss)])).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{near_miss}");
+    }
+
+    // With exactly one registered URI the parameter may be left out, and then the token
+    // request may leave it out too.
+    let implied = authorize(&server, &web(&[])).await;
+    assert!(
+        implied
+            .location
+            .as_deref()
+            .unwrap()
+            .starts_with("https://app.example/cb?code=")
+    );
+    let tokens = post_token(
+        &server,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "web-app"),
+            ("client_secret", "s"),
+            ("code", implied.param("code").unwrap()),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.json);
+
+    // With two, it is required.
+    let mut pairs = authorization_query(&challenge, &[("client_id", "two-uris")]);
+    pairs.retain(|(n, _)| *n != "redirect_uri");
+    assert_eq!(
+        authorize(&server, &pairs).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Registration is checked when the server starts.
+    let unregistered = TestServer::builder()
+        .redirect_uri("nobody", "https://app.example/cb")
+        .start()
+        .await;
+    assert_eq!(
+        unregistered.unwrap_err().kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+    let relative = TestServer::builder()
+        .client("a", None, AuthMethod::None)
+        .redirect_uri("a", "/cb")
+        .start()
+        .await;
+    assert!(relative.is_err());
+}
+
+#[tokio::test]
+async fn deny_authorization_redirects_with_access_denied() {
+    let server = server().await;
+    let (_, challenge) = pkce("a");
+    server.deny_authorization(true);
+    let denied = authorize(&server, &authorization_query(&challenge, &[])).await;
+    assert_eq!(denied.status, StatusCode::FOUND);
+    assert_eq!(denied.param("error"), Some("access_denied"));
+    assert!(denied.param("error_description").is_some());
+    assert_eq!(denied.param("state"), Some("st-123"));
+    assert_eq!(denied.param("code"), None);
+    server.deny_authorization(false);
+    let allowed = authorize(&server, &authorization_query(&challenge, &[])).await;
+    assert!(allowed.param("code").is_some());
+}
+
+#[tokio::test]
+async fn interactive_endpoints_take_one_method() {
+    let server = server().await;
+    let client = reqwest::Client::new();
+    let post = client
+        .post(server.authorization_url())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.headers()["allow"], "GET");
+    let get = client
+        .get(server.device_authorization_url())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(get.headers()["allow"], "POST");
+}
+
+#[tokio::test]
+async fn oauth_client_knows_the_interactive_endpoints_and_issuer() {
+    let server = server().await;
+    let client = server.oauth_client("public-app").unwrap();
+    assert_eq!(
+        client.authorization_endpoint().map(|u| u.as_str()),
+        Some(server.authorization_url().as_str())
+    );
+    assert_eq!(
+        client.device_authorization_endpoint().map(|u| u.as_str()),
+        Some(server.device_authorization_url().as_str())
+    );
+    assert_eq!(client.issuer_id(), Some(server.url().as_str()));
+    assert_eq!(
+        server.authorization_url(),
+        format!("{}/authorize", server.url())
+    );
+    assert_eq!(
+        server.device_authorization_url(),
+        format!("{}/device_authorization", server.url())
+    );
+}
+
+// --- the device authorization grant -------------------------------------------------------
+
+async fn device_authorization(server: &TestServer, scope: &str) -> Answer {
+    post_form(
+        &server.device_authorization_url(),
+        None,
+        &[("client_id", "public-app"), ("scope", scope)],
+    )
+    .await
+}
+
+async fn poll(server: &TestServer, device_code: &str) -> Answer {
+    post_token(
+        server,
+        None,
+        &[
+            ("grant_type", DEVICE_GRANT),
+            ("client_id", "public-app"),
+            ("device_code", device_code),
+        ],
+    )
+    .await
+}
+
+/// What a browser following `verification_uri_complete` sees: status, content type, body.
+async fn visit(url: &str) -> (StatusCode, String, String) {
+    let response = reqwest::get(url).await.unwrap();
+    let status = response.status();
+    let content_type = response.headers()[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (status, content_type, response.text().await.unwrap())
+}
+
+async fn device_server(clock: &ManualClock) -> TestServer {
+    TestServer::builder()
+        .client("public-app", None, AuthMethod::None)
+        .client("basic-app", Some("s"), AuthMethod::ClientSecretBasic)
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn device_flow_polls_slows_down_and_issues_tokens_once() {
+    let clock = ManualClock::new();
+    let server = device_server(&clock).await;
+    let started = device_authorization(&server, "tv").await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.json);
+    assert_eq!(started.headers[CACHE_CONTROL], "no-store");
+    let device_code = started.str("device_code").to_owned();
+    let user_code = started.str("user_code").to_owned();
+    assert_eq!(user_code.len(), 9);
+    assert_eq!(&user_code[4..5], "-");
+    assert!(
+        user_code
+            .chars()
+            .filter(|c| *c != '-')
+            .all(|c| "BCDFGHJKLMNPQRSTVWXZ".contains(c))
+    );
+    assert_eq!(
+        started.str("verification_uri"),
+        server.device_verification_url()
+    );
+    assert_eq!(
+        started.str("verification_uri"),
+        format!("{}/device", server.url())
+    );
+    let complete = started.str("verification_uri_complete").to_owned();
+    assert_eq!(
+        complete,
+        format!("{}/device?user_code={user_code}", server.url())
+    );
+    assert_eq!(started.json["expires_in"], 600);
+    assert_eq!(started.json["interval"], 5);
+    assert_eq!(server.device_requests(), 1);
+
+    let pending = poll(&server, &device_code).await;
+    assert_eq!(pending.status, StatusCode::BAD_REQUEST);
+    assert_eq!(pending.error(), "authorization_pending");
+    let too_fast = poll(&server, &device_code).await;
+    assert_eq!(too_fast.error(), "slow_down");
+    // The interval is now 10 s for good (RFC 8628 §3.5).
+    clock.advance(Duration::from_secs(6));
+    assert_eq!(poll(&server, &device_code).await.error(), "slow_down");
+    clock.advance(Duration::from_secs(15));
+    assert_eq!(
+        poll(&server, &device_code).await.error(),
+        "authorization_pending"
+    );
+
+    let (status, content_type, body) = visit(&complete).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/html"));
+    assert!(!body.contains("<script"));
+
+    clock.advance(Duration::from_secs(15));
+    let tokens = poll(&server, &device_code).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.json);
+    assert_eq!(tokens.str("scope"), "tv");
+    assert!(tokens.json["refresh_token"].is_string());
+    let resource = get_resource(&server, "/api/me", Some(tokens.str("access_token"))).await;
+    assert_eq!(resource.str("username"), "user");
+    assert_eq!(resource.str("scope"), "tv");
+
+    clock.advance(Duration::from_secs(15));
+    let reused = poll(&server, &device_code).await;
+    assert_eq!(reused.error(), "invalid_grant");
+    assert_eq!(server.token_requests_for(DEVICE_GRANT), 6);
+    // Visiting again is harmless.
+    assert_eq!(visit(&complete).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn denied_device_codes_get_access_denied() {
+    let clock = ManualClock::new();
+    let server = device_server(&clock).await;
+    let started = device_authorization(&server, "tv").await;
+    let device_code = started.str("device_code").to_owned();
+    let user_code = started.str("user_code").to_owned();
+    // User codes compare without case or dash.
+    assert!(server.deny_device(&user_code.replace('-', "").to_lowercase()));
+    assert!(!server.approve_device(&user_code), "no longer pending");
+    assert_eq!(poll(&server, &device_code).await.error(), "access_denied");
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(poll(&server, &device_code).await.error(), "access_denied");
+    assert!(!server.deny_device("BBBB-BBBB"));
+
+    // While authorizations are denied, the verification page denies too.
+    server.deny_authorization(true);
+    let started = device_authorization(&server, "tv").await;
+    let (status, _, _) = visit(started.str("verification_uri_complete")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        poll(&server, started.str("device_code")).await.error(),
+        "access_denied"
+    );
+}
+
+#[tokio::test]
+async fn approve_device_is_the_page_without_a_browser() {
+    let clock = ManualClock::new();
+    let server = device_server(&clock).await;
+    let started = device_authorization(&server, "tv").await;
+    assert!(server.approve_device(started.str("user_code")));
+    let tokens = poll(&server, started.str("device_code")).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.json);
+
+    // A device code belongs to its client.
+    let started = device_authorization(&server, "tv").await;
+    assert!(server.approve_device(started.str("user_code")));
+    let stolen = post_token(
+        &server,
+        Some(basic("basic-app", "s")),
+        &[
+            ("grant_type", DEVICE_GRANT),
+            ("device_code", started.str("device_code")),
+        ],
+    )
+    .await;
+    assert_eq!(stolen.error(), "invalid_grant");
+
+    // Unknown codes, on the page and at the token endpoint.
+    let (status, _, _) = visit(&format!(
+        "{}?user_code=XXXX-XXXX",
+        server.device_verification_url()
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        visit(&server.device_verification_url()).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(poll(&server, "dc_nope").await.error(), "invalid_grant");
+}
+
+#[tokio::test]
+async fn device_codes_expire_on_the_servers_clock() {
+    let clock = ManualClock::new();
+    let server = TestServer::builder()
+        .client("public-app", None, AuthMethod::None)
+        .device_code_lifetime(Duration::from_secs(30))
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    let started = device_authorization(&server, "tv").await;
+    assert_eq!(started.json["expires_in"], 30);
+    let device_code = started.str("device_code").to_owned();
+    assert_eq!(
+        poll(&server, &device_code).await.error(),
+        "authorization_pending"
+    );
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(poll(&server, &device_code).await.error(), "expired_token");
+    assert!(!server.approve_device(started.str("user_code")));
+    let (status, _, _) = visit(started.str("verification_uri_complete")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(poll(&server, &device_code).await.error(), "expired_token");
+}
+
+#[tokio::test]
+async fn device_interval_and_slow_down_are_configurable() {
+    let server = TestServer::builder()
+        .client("public-app", None, AuthMethod::None)
+        .device_interval(None)
+        .enforce_slow_down(false)
+        .start()
+        .await
+        .unwrap();
+    let started = device_authorization(&server, "").await;
+    assert!(started.json.get("interval").is_none(), "{}", started.json);
+    assert!(started.json.get("scope").is_none());
+    let device_code = started.str("device_code").to_owned();
+    for _ in 0..3 {
+        assert_eq!(
+            poll(&server, &device_code).await.error(),
+            "authorization_pending"
+        );
+    }
+    assert!(server.approve_device(started.str("user_code")));
+    let tokens = poll(&server, &device_code).await;
+    assert_eq!(tokens.status, StatusCode::OK);
+    assert!(tokens.json.get("scope").is_none());
+
+    // Without an interval the server still expects the 5 s of RFC 8628 §3.5.
+    let clock = ManualClock::new();
+    let strict = TestServer::builder()
+        .client("public-app", None, AuthMethod::None)
+        .device_interval(None)
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    let started = device_authorization(&strict, "").await;
+    let device_code = started.str("device_code").to_owned();
+    assert_eq!(
+        poll(&strict, &device_code).await.error(),
+        "authorization_pending"
+    );
+    clock.advance(Duration::from_secs(4));
+    assert_eq!(poll(&strict, &device_code).await.error(), "slow_down");
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(
+        poll(&strict, &device_code).await.error(),
+        "authorization_pending"
+    );
+}
+
+#[tokio::test]
+async fn device_authorization_authenticates_confidential_clients() {
+    let clock = ManualClock::new();
+    let server = device_server(&clock).await;
+    let anonymous = post_form(
+        &server.device_authorization_url(),
+        None,
+        &[("client_id", "basic-app")],
+    )
+    .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.error(), "invalid_client");
+    let stranger = post_form(
+        &server.device_authorization_url(),
+        None,
+        &[("client_id", "stranger")],
+    )
+    .await;
+    assert_eq!(stranger.error(), "invalid_client");
+    let authenticated = post_form(
+        &server.device_authorization_url(),
+        Some(basic("basic-app", "s")),
+        &[("scope", "tv")],
+    )
+    .await;
+    assert_eq!(
+        authenticated.status,
+        StatusCode::OK,
+        "{}",
+        authenticated.json
+    );
+    assert!(server.approve_device(authenticated.str("user_code")));
+    let tokens = post_token(
+        &server,
+        Some(basic("basic-app", "s")),
+        &[
+            ("grant_type", DEVICE_GRANT),
+            ("device_code", authenticated.str("device_code")),
+        ],
+    )
+    .await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.json);
+    assert_eq!(server.device_requests(), 3);
 }

@@ -1,5 +1,6 @@
-//! The three things the test server answers: the token endpoint (RFC 6749 §3.2), the
-//! revocation endpoint (RFC 7009) and a protected resource (RFC 6750).
+//! The back-channel endpoints: the token endpoint (RFC 6749 §3.2), the revocation endpoint
+//! (RFC 7009) and a protected resource (RFC 6750). The grants of the interactive flows live in
+//! `interactive`.
 //!
 //! Each handler is synchronous: the body has already been read, so the state lock is taken and
 //! released without any `.await` in between.
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 use crate::client::AuthMethod;
 
 use super::RecordedRequest;
+use super::interactive::{self, DEVICE_CODE_GRANT};
 use super::state::{Config, Grant, Issued, Shared};
 
 pub(super) type Response = http::Response<Full<Bytes>>;
@@ -152,17 +154,18 @@ pub(super) fn not_found() -> Response {
     json_response(StatusCode::NOT_FOUND, &json!({ "error": "not_found" }))
 }
 
-/// An answer to `GET /token` and the like.
-pub(super) fn method_not_allowed() -> Response {
+/// An answer to `GET /token`, `POST /authorize` and the like; `allow` is the one method the
+/// path takes.
+pub(super) fn method_not_allowed(allow: &'static str) -> Response {
     let mut response = OAuthError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request",
-        "use POST",
+        format!("use {allow}"),
     )
     .into_response();
     response
         .headers_mut()
-        .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+        .insert(http::header::ALLOW, HeaderValue::from_static(allow));
     response
 }
 
@@ -200,6 +203,8 @@ fn token_response(shared: &Shared, parts: &Parts, body: &[u8]) -> Result<Value, 
         Some("client_credentials") => client_credentials(shared, client_id, &form),
         Some("password") => password(shared, client_id, &form),
         Some("refresh_token") => refresh(shared, client_id, &form),
+        Some("authorization_code") => interactive::authorization_code(shared, client_id, &form),
+        Some(DEVICE_CODE_GRANT) => interactive::device_code(shared, client_id, &form),
         Some(other) => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -289,18 +294,12 @@ fn refresh(shared: &Shared, client_id: &str, form: &Form) -> Result<Value, OAuth
     issued_response(config, issued, scope)
 }
 
-fn issued_response(
+pub(super) fn issued_response(
     config: &Config,
     issued: Result<Issued, super::state::NoRandomness>,
     scope: Option<String>,
 ) -> Result<Value, OAuthError> {
-    let issued = issued.map_err(|_| {
-        OAuthError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "no randomness available",
-        )
-    })?;
+    let issued = issued.map_err(|_| OAuthError::no_randomness())?;
     let mut body = json!({
         "access_token": issued.access_token,
         "token_type": "Bearer",
@@ -317,7 +316,7 @@ fn issued_response(
 
 /// Finds and checks the client's credentials (RFC 6749 §2.3): HTTP Basic, `client_secret` in the
 /// body, or only `client_id` for a public client. A client must use the method it registered.
-fn authenticate<'c>(
+pub(super) fn authenticate<'c>(
     config: &'c Config,
     headers: &HeaderMap,
     form: &Form,
@@ -438,15 +437,19 @@ fn has_scope(granted: Option<&str>, wanted: &str) -> bool {
 
 /// The form parameters, each at most once; empty values count as absent (RFC 6749 §3.1).
 #[derive(Debug)]
-struct Form(HashMap<String, String>);
+pub(super) struct Form(HashMap<String, String>);
 
 impl Form {
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn new(params: HashMap<String, String>) -> Self {
+        Self(params)
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 }
 
-fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuthError> {
+pub(super) fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuthError> {
     let is_form = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -478,7 +481,7 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuthError> {
 }
 
 /// A `scope` parameter, normalised to single spaces; `None` when absent.
-fn requested_scope(form: &Form) -> Result<Option<String>, OAuthError> {
+pub(super) fn requested_scope(form: &Form) -> Result<Option<String>, OAuthError> {
     let Some(raw) = form.get("scope") else {
         return Ok(None);
     };
@@ -497,7 +500,7 @@ fn requested_scope(form: &Form) -> Result<Option<String>, OAuthError> {
 
 /// An RFC 6749 §5.2 error response.
 #[derive(Debug)]
-struct OAuthError {
+pub(super) struct OAuthError {
     status: StatusCode,
     code: &'static str,
     description: Cow<'static, str>,
@@ -516,7 +519,7 @@ impl OAuthError {
         }
     }
 
-    fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+    pub(super) fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
     }
 
@@ -524,11 +527,24 @@ impl OAuthError {
         Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
     }
 
-    fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
+    pub(super) fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
     }
 
-    fn into_response(self) -> Response {
+    /// One of the device grant's polling answers (RFC 8628 §3.5), all 400.
+    pub(super) fn device(code: &'static str, description: &'static str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, description)
+    }
+
+    pub(super) fn no_randomness() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "no randomness available",
+        )
+    }
+
+    pub(super) fn into_response(self) -> Response {
         let mut response = no_store(json_response(
             self.status,
             &json!({ "error": self.code, "error_description": self.description }),
@@ -566,7 +582,7 @@ fn bearer_challenge(status: StatusCode, challenge: &str, error: Option<(&str, &s
     response
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response {
+pub(super) fn json_response(status: StatusCode, value: &Value) -> Response {
     let mut response = http::Response::new(Full::new(Bytes::from(value.to_string())));
     *response.status_mut() = status;
     response
@@ -576,7 +592,7 @@ fn json_response(status: StatusCode, value: &Value) -> Response {
 }
 
 /// Token endpoint answers must not be cached (RFC 6749 §5.1).
-fn no_store(mut response: Response) -> Response {
+pub(super) fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));

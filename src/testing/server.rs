@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use super::endpoints::{self, Response};
+use super::interactive;
 use super::state::Shared;
 
 /// Request bodies larger than this get 413.
@@ -64,7 +65,13 @@ async fn handle(shared: &Shared, request: http::Request<Incoming>) -> Response {
     match parts.uri.path() {
         "/token" if parts.method == Method::POST => endpoints::token(shared, &parts, &body),
         "/revoke" if parts.method == Method::POST => endpoints::revoke(shared, &parts, &body),
-        "/token" | "/revoke" => endpoints::method_not_allowed(),
+        "/device_authorization" if parts.method == Method::POST => {
+            interactive::device_authorization(shared, &parts, &body)
+        }
+        "/token" | "/revoke" | "/device_authorization" => endpoints::method_not_allowed("POST"),
+        "/authorize" if parts.method == Method::GET => interactive::authorize(shared, &parts),
+        "/device" if parts.method == Method::GET => interactive::device_page(shared, &parts),
+        "/authorize" | "/device" => endpoints::method_not_allowed("GET"),
         path if path.starts_with("/api/") => endpoints::resource(shared, &parts, body),
         _ => endpoints::not_found(),
     }

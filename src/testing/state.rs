@@ -33,6 +33,18 @@ pub(super) struct Config {
     /// `(path, scope)`: a resource at exactly `path` needs `scope`.
     pub(super) required_scopes: Vec<(String, String)>,
     pub(super) clock: Arc<dyn Clock>,
+    /// The server's base URL, sent as `iss` (RFC 9207).
+    pub(super) issuer: String,
+    /// Redirect URIs registered per client, besides any loopback URI.
+    pub(super) redirect_uris: HashMap<String, Vec<String>>,
+    pub(super) require_pkce: bool,
+    pub(super) send_iss: bool,
+    /// Who the automatic login signs in as when there is no `login_hint`.
+    pub(super) default_user: String,
+    pub(super) device_code_lifetime: Duration,
+    /// The `interval` sent; `None` omits it and clients wait 5 s (RFC 8628 §3.5).
+    pub(super) device_interval: Option<Duration>,
+    pub(super) enforce_slow_down: bool,
 }
 
 impl Config {
@@ -61,15 +73,69 @@ pub(super) struct AccessToken {
     pub(super) expires_at: Instant,
 }
 
+/// An authorization code handed out by `/authorize`, kept after use so a replay can revoke what
+/// it produced (RFC 6749 §4.1.2).
+#[derive(Debug)]
+pub(super) struct AuthorizationCode {
+    pub(super) client_id: String,
+    /// The `redirect_uri` parameter as sent, when it was sent.
+    pub(super) redirect_uri_param: Option<String>,
+    /// The redirect URI the code was delivered to.
+    pub(super) redirect_uri: String,
+    /// The S256 `code_challenge`, when one was sent.
+    pub(super) code_challenge: Option<String>,
+    pub(super) scope: Option<String>,
+    /// Kept with the code for an ID token; the server issues none yet.
+    #[allow(dead_code)]
+    pub(super) nonce: Option<String>,
+    pub(super) username: String,
+    pub(super) expires_at: Instant,
+    /// Set the first time the code is presented, whatever the outcome.
+    pub(super) spent: bool,
+    /// The grant issued from this code, to revoke on replay.
+    pub(super) grant_id: Option<u64>,
+}
+
+/// Where a device authorization stands (RFC 8628 §3.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum DeviceStatus {
+    Pending,
+    Approved {
+        username: String,
+    },
+    Denied,
+    /// Tokens were issued; the device code is spent.
+    Redeemed,
+}
+
+/// A device authorization handed out by `/device_authorization`, keyed by its device code.
+#[derive(Debug)]
+pub(super) struct DeviceAuthorization {
+    pub(super) client_id: String,
+    /// Normalised: eight characters, no dash.
+    pub(super) user_code: String,
+    pub(super) scope: Option<String>,
+    pub(super) expires_at: Instant,
+    /// The least time between two polls; grows by 5 s with every `slow_down`.
+    pub(super) interval: Duration,
+    pub(super) last_poll: Option<Instant>,
+    pub(super) status: DeviceStatus,
+}
+
 /// The mutable part.
 #[derive(Debug, Default)]
 pub(super) struct State {
     pub(super) access_tokens: HashMap<String, AccessToken>,
     pub(super) refresh_tokens: HashMap<String, Grant>,
+    pub(super) authorization_codes: HashMap<String, AuthorizationCode>,
+    pub(super) devices: HashMap<String, DeviceAuthorization>,
     next_grant: u64,
     pub(super) token_requests: usize,
     pub(super) token_requests_by_grant: HashMap<String, usize>,
     pub(super) revocation_requests: usize,
+    pub(super) authorization_requests: usize,
+    pub(super) device_requests: usize,
+    pub(super) deny_authorization: bool,
     pub(super) resource_requests: Vec<RecordedRequest>,
 }
 
@@ -137,6 +203,31 @@ impl State {
             refresh_token,
         })
     }
+
+    /// Revokes every access and refresh token of grant `id`.
+    pub(super) fn revoke_grant(&mut self, id: u64) {
+        self.access_tokens.retain(|_, t| t.grant.id != id);
+        self.refresh_tokens.retain(|_, g| g.id != id);
+    }
+
+    /// The device authorization whose user code is `user_code`, compared without case, dashes
+    /// or spaces (RFC 8628 §6.1).
+    pub(super) fn device_by_user_code(
+        &mut self,
+        user_code: &str,
+    ) -> Option<&mut DeviceAuthorization> {
+        let wanted = normalize_user_code(user_code);
+        self.devices.values_mut().find(|d| d.user_code == wanted)
+    }
+}
+
+/// Upper case, without dashes or whitespace.
+pub(super) fn normalize_user_code(user_code: &str) -> String {
+    user_code
+        .chars()
+        .filter(|c| *c != '-' && !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 /// Configuration and state, shared by the handle and every connection task.
@@ -161,8 +252,30 @@ impl Shared {
     }
 }
 
+/// The user code alphabet of RFC 8628 §6.1: consonants only, no look-alikes, no vowels to
+/// spell words with.
+const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+/// Eight characters from [`USER_CODE_ALPHABET`] (about 34.5 bits), without the dash.
+pub(super) fn random_user_code() -> Result<String, NoRandomness> {
+    let mut code = String::with_capacity(8);
+    while code.len() < 8 {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|_| NoRandomness)?;
+        // 240 is the largest multiple of 20 that fits a byte: rejecting the rest keeps the
+        // characters uniform.
+        for byte in bytes.into_iter().filter(|b| *b < 240) {
+            if code.len() == 8 {
+                break;
+            }
+            code.push(char::from(USER_CODE_ALPHABET[usize::from(byte % 20)]));
+        }
+    }
+    Ok(code)
+}
+
 /// `prefix` + `_` + 256 random bits, base64url.
-fn random_token(prefix: &str) -> Result<String, NoRandomness> {
+pub(super) fn random_token(prefix: &str) -> Result<String, NoRandomness> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|_| NoRandomness)?;
     Ok(format!("{prefix}_{}", URL_SAFE_NO_PAD.encode(bytes)))

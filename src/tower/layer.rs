@@ -80,9 +80,25 @@ impl OAuthLayer {
         ))
     }
 
+    /// The authorization code grant with PKCE (httr2's `req_oauth_auth_code()`): the first
+    /// request that needs a token opens the browser for the person to sign in; afterwards the
+    /// refresh token keeps it silent. Interactive by default; configure the sign-in with
+    /// [`auth_code_with`](Self::auth_code_with).
+    #[cfg(feature = "auth-code")]
+    pub fn auth_code(client: OAuthClient) -> Self {
+        Self::auth_code_with(client, crate::flow::AuthCode::new())
+    }
+
+    /// The authorization code grant with a configured [`AuthCode`](crate::flow::AuthCode) flow (receiver, redirect URI,
+    /// extra parameters...).
+    #[cfg(feature = "auth-code")]
+    pub fn auth_code_with(client: OAuthClient, flow: crate::flow::AuthCode) -> Self {
+        Self::shorthand(Shorthand::AuthCode(client, flow))
+    }
+
     fn shorthand(shorthand: Shorthand) -> Self {
         Self {
-            attach: Attach::new(shorthand.source()),
+            attach: Attach::new(shorthand.source()).interactive(shorthand.is_interactive()),
             shorthand: Some(shorthand),
         }
     }
@@ -115,7 +131,8 @@ impl OAuthLayer {
         Ok(self)
     }
 
-    /// Whether an interactive flow may run in the middle of a request (default `false`).
+    /// Whether an interactive flow may run in the middle of a request (default `false`, but
+    /// `true` for the `auth_code` shorthands).
     pub fn interactive(mut self, allowed: bool) -> Self {
         self.attach = self.attach.interactive(allowed);
         self

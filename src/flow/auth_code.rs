@@ -1,0 +1,347 @@
+//! The authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636), for command-line tools,
+//! desktop apps and notebooks on hosted servers (httr2's `req_oauth_auth_code()`).
+//!
+//! A sign-in has two steps, both public so you can run them yourself:
+//! [`AuthCode::authorization_request`] builds the URL (with a fresh `state`, PKCE S256 and, for
+//! OpenID Connect, a `nonce`), and [`AuthCode::exchange`] trades the code a callback carried
+//! for a token. As a [`Flow`], `AuthCode` does both, receiving the code in one of four ways:
+//!
+//! - [`LoopbackReceiver`] (the default): a one-shot HTTP server on `127.0.0.1` that the browser
+//!   is redirected to;
+//! - [`PasteReceiver`]: the person pastes the address the browser ended on, for remote shells
+//!   and machines whose browser cannot reach us;
+//! - [`HostedReceiver`]: a hosted platform's redirect page stores the code and we poll its code
+//!   source (chosen automatically when `OAUTH_LAYER_REDIRECT_URL` and
+//!   `OAUTH_LAYER_CODE_SOURCE_URL` are set);
+//! - your own [`CodeReceiver`], such as [`callback_channel`] for web apps that handle the
+//!   callback themselves.
+
+mod callback;
+mod channel;
+mod hosted;
+mod loopback;
+mod paste;
+mod receiver;
+mod request;
+
+pub use callback::{AuthorizationCode, Callback};
+pub use channel::{CallbackSender, ChannelReceiver, callback_channel};
+pub use hosted::HostedReceiver;
+pub use loopback::LoopbackReceiver;
+pub use paste::PasteReceiver;
+pub use receiver::{CodeReceiver, PreparedReceiver, ReceiveContext};
+pub use request::AuthorizationRequest;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use super::{Flow, Scopes};
+use crate::client::{OAuthClient, Replay, TokenRequest};
+use crate::error::{Error, Result};
+use crate::interact::{Browser, Prompt, SystemBrowser, Terminal, open_checked};
+use crate::store::CacheKey;
+use crate::token::Token;
+
+/// How long a sign-in may take by default.
+pub const DEFAULT_SIGN_IN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Which way the code comes back.
+#[derive(Debug, Clone)]
+enum Receiver {
+    /// Hosted polling when its variables are set; else the loopback server, falling back to
+    /// pasting when no browser can be opened.
+    Auto,
+    Custom(Arc<dyn CodeReceiver>),
+}
+
+/// The authorization code grant with PKCE. See the [module docs](self).
+///
+/// ```no_run
+/// use oauth_layer::{OAuthClient, TokenSource, flow::AuthCode};
+///
+/// # async fn run() -> oauth_layer::Result<()> {
+/// let client = OAuthClient::new("my-desktop-app")
+///     .authorization_url("https://idp.example/authorize")?
+///     .token_url("https://idp.example/token")?;
+/// let tokens = TokenSource::new(client, AuthCode::new().scope("openid profile"));
+/// let token = tokens.token().await?; // opens the browser once; refresh tokens do the rest
+/// # let _ = token; Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct AuthCode {
+    scopes: Scopes,
+    redirect_uri: Option<String>,
+    pkce: bool,
+    require_iss: bool,
+    auth_params: Vec<(String, String)>,
+    token_params: Vec<(String, String)>,
+    receiver: Receiver,
+    browser: Arc<dyn Browser>,
+    prompt: Arc<dyn Prompt>,
+    timeout: Duration,
+}
+
+impl Default for AuthCode {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AuthCode {
+    /// The grant with PKCE S256, the automatic receiver choice, the system browser and the
+    /// terminal.
+    pub fn new() -> Self {
+        Self {
+            scopes: Scopes::default(),
+            redirect_uri: None,
+            pkce: true,
+            require_iss: false,
+            auth_params: Vec::new(),
+            token_params: Vec::new(),
+            receiver: Receiver::Auto,
+            browser: Arc::new(SystemBrowser),
+            prompt: Arc::new(Terminal),
+            timeout: DEFAULT_SIGN_IN_TIMEOUT,
+        }
+    }
+
+    /// Requests a scope (space-separated scopes are split). With `openid`, a `nonce` is sent.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.add(scope);
+        self
+    }
+
+    /// The redirect URI, for example `http://127.0.0.1:1410/callback` for a provider that wants
+    /// a fixed port. By default the loopback receiver picks a free port.
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uri = Some(uri.into());
+        self
+    }
+
+    /// PKCE S256 is on by default; turn it off only for a server that rejects it.
+    pub fn pkce(mut self, enabled: bool) -> Self {
+        self.pkce = enabled;
+        self
+    }
+
+    /// Require the `iss` authorization response parameter (RFC 9207), as servers whose metadata
+    /// says `authorization_response_iss_parameter_supported` send it.
+    pub fn require_iss(mut self, required: bool) -> Self {
+        self.require_iss = required;
+        self
+    }
+
+    /// An extra authorization request parameter (httr2's `auth_params`), such as
+    /// `prompt=consent` or `access_type=offline`.
+    pub fn auth_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.auth_params.push((name.into(), value.into()));
+        self
+    }
+
+    /// An extra token request parameter (httr2's `token_params`).
+    pub fn token_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.token_params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Receive the code with the loopback server (no fallback to pasting).
+    pub fn loopback(self) -> Self {
+        self.receiver(LoopbackReceiver::new())
+    }
+
+    /// Receive the code by having the person paste the address the browser ended on.
+    pub fn paste(self) -> Self {
+        self.receiver(PasteReceiver::new())
+    }
+
+    /// Receive the code with this receiver (hosted polling, a web app's own callback...).
+    pub fn receiver(mut self, receiver: impl CodeReceiver) -> Self {
+        self.receiver = Receiver::Custom(Arc::new(receiver));
+        self
+    }
+
+    /// The browser to open the authorization URL with (default: the system's, honouring
+    /// `$BROWSER`).
+    pub fn browser(mut self, browser: impl Browser) -> Self {
+        self.browser = Arc::new(browser);
+        self
+    }
+
+    /// How to talk to the person (default: the terminal).
+    pub fn prompt(mut self, prompt: impl Prompt) -> Self {
+        self.prompt = Arc::new(prompt);
+        self
+    }
+
+    /// How long the whole sign-in may take (default 5 minutes).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Step one: the authorization request for `redirect_uri`, with a fresh `state` (256 bits),
+    /// PKCE S256 verifier and, when `openid` is requested, a `nonce`.
+    pub fn authorization_request(
+        &self,
+        client: &OAuthClient,
+        redirect_uri: &str,
+    ) -> Result<AuthorizationRequest> {
+        let mut url = client
+            .authorization_endpoint()
+            .ok_or_else(|| Error::config("no authorization URL configured"))?
+            .clone();
+        let state = request::random_string(32)?;
+        let verifier = if self.pkce {
+            Some(request::random_string(32)?)
+        } else {
+            None
+        };
+        let nonce = if self.scopes.iter().any(|s| s == "openid") {
+            Some(request::random_string(32)?)
+        } else {
+            None
+        };
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code");
+            q.append_pair("client_id", client.client_id());
+            q.append_pair("redirect_uri", redirect_uri);
+            let scope = self.scopes.joined();
+            if !scope.is_empty() {
+                q.append_pair("scope", &scope);
+            }
+            q.append_pair("state", &state);
+            if let Some(v) = &verifier {
+                q.append_pair("code_challenge", &request::s256_challenge(v));
+                q.append_pair("code_challenge_method", "S256");
+            }
+            if let Some(n) = &nonce {
+                q.append_pair("nonce", n);
+            }
+            for (name, value) in &self.auth_params {
+                q.append_pair(name, value);
+            }
+        }
+        Ok(AuthorizationRequest {
+            url,
+            redirect_uri: redirect_uri.to_owned(),
+            state: SecretString::from(state),
+            verifier: verifier.map(SecretString::from),
+            nonce: nonce.map(SecretString::from),
+            issuer: client.issuer_id().map(str::to_owned),
+            iss_required: self.require_iss,
+            used: AtomicBool::new(false),
+        })
+    }
+
+    /// Step two: trades `code` for a token, sending the redirect URI and PKCE verifier of
+    /// `request`. A code is sent once, never retried (SECURITY.md rule 23).
+    pub async fn exchange(
+        &self,
+        client: &OAuthClient,
+        request: &AuthorizationRequest,
+        code: AuthorizationCode,
+    ) -> Result<Token> {
+        let mut token_request = TokenRequest::new("authorization_code")
+            .secret_param("code", code.code)
+            .param("redirect_uri", request.redirect_uri.clone())
+            .replay(Replay::Never);
+        if let Some(v) = &request.verifier {
+            token_request = token_request.secret_param("code_verifier", v.clone());
+        }
+        let scope = self.scopes.joined();
+        if !scope.is_empty() {
+            token_request = token_request.requested_scope(scope);
+        }
+        for (name, value) in &self.token_params {
+            token_request = token_request.param(name.clone(), value.clone());
+        }
+        client.request_token(token_request).await
+    }
+
+    fn context(&self, client: &OAuthClient) -> ReceiveContext {
+        ReceiveContext {
+            client: client.clone(),
+            prompt: self.prompt.clone(),
+            timeout: self.timeout,
+        }
+    }
+
+    /// Opens the browser at the request's URL; when that fails, shows the URL instead.
+    /// Returns whether a browser was opened.
+    fn open(&self, request: &AuthorizationRequest, quiet: bool) -> Result<bool> {
+        match open_checked(&*self.browser, request.url())? {
+            Ok(()) => {
+                if !quiet {
+                    self.prompt.show(&format!(
+                        "Opened the browser to sign in. If it did not open, visit:\n{}",
+                        request.url()
+                    ));
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "could not open a browser");
+                Ok(false)
+            }
+        }
+    }
+
+    async fn sign_in(
+        &self,
+        client: &OAuthClient,
+        receiver: &dyn CodeReceiver,
+        fall_back_to_paste: bool,
+    ) -> Result<Token> {
+        let prepared = receiver.prepare(self.redirect_uri.as_deref()).await?;
+        let request = self.authorization_request(client, prepared.redirect_uri())?;
+        let context = self.context(client);
+        let opened = self.open(&request, prepared.shows_url())?;
+        let code = if opened || !fall_back_to_paste {
+            if !opened && !prepared.shows_url() {
+                self.prompt.show(&format!(
+                    "Open this address in a browser to sign in:\n{}",
+                    request.url()
+                ));
+            }
+            prepared.receive(&request, &context).await?
+        } else {
+            // No browser here: nothing will reach the loopback server, so free its port and let
+            // the person paste the address their browser ends on.
+            drop(prepared);
+            let paste = PasteReceiver::new()
+                .prepare(Some(request.redirect_uri()))
+                .await?;
+            paste.receive(&request, &context).await?
+        };
+        self.exchange(client, &request, code).await
+    }
+}
+
+#[async_trait]
+impl Flow for AuthCode {
+    async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
+        match &self.receiver {
+            Receiver::Custom(r) => self.sign_in(client, &**r, false).await,
+            Receiver::Auto => match HostedReceiver::from_env() {
+                Some(hosted) => self.sign_in(client, &hosted?, false).await,
+                None => self.sign_in(client, &LoopbackReceiver::new(), true).await,
+            },
+        }
+    }
+
+    fn cache_key(&self, client: &OAuthClient) -> CacheKey {
+        CacheKey::builder(client, "authorization_code")
+            .scopes(self.scopes.iter())
+            .build()
+    }
+
+    fn is_interactive(&self) -> bool {
+        true
+    }
+}

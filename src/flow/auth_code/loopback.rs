@@ -1,0 +1,615 @@
+//! The loopback redirect server: a one-shot HTTP server on `127.0.0.1` that the browser is
+//! redirected to at the end of the sign-in (RFC 8252 §7.3, SECURITY.md rules 6–9).
+//!
+//! It lives only inside [`PreparedReceiver::receive`]: the port is bound by
+//! [`CodeReceiver::prepare`], and closed when the first answer to the sign-in arrives, when the
+//! wait times out, or when the future is dropped.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use url::{Host, Url};
+
+use super::callback::{AuthorizationCode, Callback, Checked};
+use super::receiver::{CodeReceiver, PreparedReceiver, ReceiveContext};
+use super::request::AuthorizationRequest;
+use crate::error::{Error, Result};
+
+/// The callback path when the redirect URI is not configured.
+const DEFAULT_CALLBACK_PATH: &str = "/callback";
+/// How many connections the server handles at once by default.
+const DEFAULT_MAX_CONNECTIONS: usize = 16;
+/// How long a client may take to send its request by default.
+const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The cap on a request's line and headers together.
+const MAX_HEAD: usize = 8 * 1024;
+
+const DEFAULT_SUCCESS_TEXT: &str = "Signed in. You can close this tab.";
+const DEFAULT_FAILURE_TEXT: &str = "Sign-in failed";
+
+/// The loopback redirect server (SECURITY.md rules 6–9), the default way [`AuthCode`] receives
+/// the code.
+///
+/// By default it listens on `127.0.0.1` on a free port and names
+/// `http://127.0.0.1:PORT/callback` as the redirect URI (an IP literal, never `localhost`, as
+/// RFC 8252 §8.3 asks). When the flow is given a loopback redirect URI with a port, such as
+/// `http://127.0.0.1:1410/callback`, `http://[::1]:8080/cb` or `http://localhost:1410/`, it
+/// listens on exactly that address (`127.0.0.1` for `localhost`) and path, and names the URI as
+/// given. A loopback URI without a port (or with `:80`, which URL parsing drops) gets a free
+/// port, as RFC 8252 §7.3 lets the authorization server accept.
+///
+/// The server answers `GET` on the callback path only, ignores requests whose `Host` is not a
+/// loopback name with its port (a DNS-rebinding defence), caps the request head at 8 KiB,
+/// closes slow and excess connections, and shows a small inert page: no script, no third-party
+/// resource, never a redirect, and never text taken from the request.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use oauth_layer::flow::{AuthCode, auth_code::LoopbackReceiver};
+///
+/// let flow = AuthCode::new().receiver(
+///     LoopbackReceiver::new()
+///         .path("/oauth/callback")
+///         .client_timeout(Duration::from_secs(5))
+///         .success_text("Signed in to my-tool. You can close this tab."),
+/// );
+/// # let _ = flow;
+/// ```
+///
+/// [`AuthCode`]: super::AuthCode
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct LoopbackReceiver {
+    path: String,
+    ipv6: bool,
+    max_connections: usize,
+    client_timeout: Duration,
+    success_text: String,
+    failure_text: String,
+}
+
+impl Default for LoopbackReceiver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LoopbackReceiver {
+    /// A receiver on `127.0.0.1`, on a free port unless the redirect URI names one.
+    pub fn new() -> Self {
+        Self {
+            path: DEFAULT_CALLBACK_PATH.to_owned(),
+            ipv6: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            client_timeout: DEFAULT_CLIENT_TIMEOUT,
+            success_text: DEFAULT_SUCCESS_TEXT.to_owned(),
+            failure_text: DEFAULT_FAILURE_TEXT.to_owned(),
+        }
+    }
+
+    /// The callback path when the flow has no configured redirect URI (default `/callback`).
+    /// A configured redirect URI's own path always wins. It must start with `/`.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Listen on `[::1]` instead of `127.0.0.1` when the flow has no configured redirect URI.
+    pub fn bind_ipv6(mut self) -> Self {
+        self.ipv6 = true;
+        self
+    }
+
+    /// How many connections are served at once (default 16, at least 1). Connections beyond
+    /// that are closed as soon as they are accepted.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// How long a client may take from connecting to having sent its request (default 10 s).
+    /// Slower connections are closed.
+    pub fn client_timeout(mut self, timeout: Duration) -> Self {
+        self.client_timeout = timeout;
+        self
+    }
+
+    /// The sentence shown in the browser after a successful sign-in (plain text; it is escaped).
+    pub fn success_text(mut self, text: impl Into<String>) -> Self {
+        self.success_text = text.into();
+        self
+    }
+
+    /// The words that start the page shown when the sign-in fails (plain text; it is escaped).
+    /// A fixed reason chosen by this crate follows them; nothing the request carried is shown.
+    pub fn failure_text(mut self, text: impl Into<String>) -> Self {
+        self.failure_text = text.into();
+        self
+    }
+
+    /// Where to listen and which redirect URI to name.
+    fn plan(&self, configured: Option<&str>) -> Result<(SocketAddr, Plan)> {
+        let Some(configured) = configured else {
+            if !self.path.starts_with('/') {
+                return Err(Error::config(format!(
+                    "the loopback callback path must start with '/', got {:?}",
+                    self.path
+                )));
+            }
+            let ip = if self.ipv6 {
+                IpAddr::V6(Ipv6Addr::LOCALHOST)
+            } else {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            };
+            return Ok((
+                SocketAddr::new(ip, 0),
+                Plan::IpLiteral {
+                    path: self.path.clone(),
+                },
+            ));
+        };
+        let needs = || {
+            Error::config(format!(
+                "the loopback receiver needs an http loopback redirect URI such as \
+                 http://127.0.0.1:1410/callback, and the configured one is {configured:?}"
+            ))
+        };
+        let url = Url::parse(configured).map_err(|_| needs())?;
+        if url.scheme() != "http"
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return Err(needs());
+        }
+        let ip = match url.host() {
+            Some(Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            }
+            Some(Host::Ipv4(ip)) if ip.is_loopback() => IpAddr::V4(ip),
+            Some(Host::Ipv6(ip)) if ip.is_loopback() => IpAddr::V6(ip),
+            _ => return Err(needs()),
+        };
+        let path = url.path().to_owned();
+        match url.port() {
+            Some(port) => Ok((
+                SocketAddr::new(ip, port),
+                Plan::AsGiven {
+                    uri: configured.to_owned(),
+                    path,
+                },
+            )),
+            None => Ok((SocketAddr::new(ip, 0), Plan::WithPort { url, path })),
+        }
+    }
+}
+
+/// How the redirect URI is made once the port is known.
+enum Plan {
+    /// `http://127.0.0.1:PORT/path` (or `[::1]`).
+    IpLiteral { path: String },
+    /// The configured URI had a port: it is named exactly as given.
+    AsGiven { uri: String, path: String },
+    /// The configured URI had no port: it gets the one we were given.
+    WithPort { url: Url, path: String },
+}
+
+#[async_trait]
+impl CodeReceiver for LoopbackReceiver {
+    async fn prepare(&self, configured: Option<&str>) -> Result<Box<dyn PreparedReceiver>> {
+        let (addr, plan) = self.plan(configured)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| bind_error(addr, &e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::Internal(format!("the loopback listener has no address: {e}")))?;
+        let (redirect_uri, path) = match plan {
+            Plan::IpLiteral { path } => (format!("http://{local}{path}"), path),
+            Plan::AsGiven { uri, path } => (uri, path),
+            Plan::WithPort { mut url, path } => {
+                url.set_port(Some(local.port()))
+                    .map_err(|()| Error::config("the redirect URI cannot take a port"))?;
+                (url.to_string(), path)
+            }
+        };
+        tracing::debug!(%redirect_uri, "loopback receiver listening");
+        Ok(Box::new(Listening {
+            listener,
+            redirect_uri,
+            settings: Arc::new(Settings {
+                path,
+                port: local.port(),
+                client_timeout: self.client_timeout,
+                success_text: self.success_text.clone(),
+                failure_text: self.failure_text.clone(),
+            }),
+            max_connections: self.max_connections,
+        }))
+    }
+}
+
+/// A clear error for a port we could not listen on.
+fn bind_error(addr: SocketAddr, e: &io::Error) -> Error {
+    let port = addr.port();
+    if e.kind() == io::ErrorKind::AddrInUse {
+        Error::config(format!(
+            "cannot listen for the sign-in redirect on {addr}: port {port} is in use by another \
+             program. Close the program using port {port}, or register a redirect URI with \
+             another port with the provider and configure that one"
+        ))
+    } else {
+        Error::config(format!(
+            "cannot listen for the sign-in redirect on {addr} (port {port}): {e}"
+        ))
+    }
+}
+
+/// What every connection needs to know.
+#[derive(Debug)]
+struct Settings {
+    path: String,
+    port: u16,
+    client_timeout: Duration,
+    success_text: String,
+    failure_text: String,
+}
+
+/// A callback handed from a connection to the waiting flow, with the way to answer it.
+struct Delivery {
+    callback: Callback,
+    reply: oneshot::Sender<Page>,
+    connection: u64,
+}
+
+/// The bound listener, waiting for [`PreparedReceiver::receive`].
+struct Listening {
+    listener: TcpListener,
+    redirect_uri: String,
+    settings: Arc<Settings>,
+    max_connections: usize,
+}
+
+#[async_trait]
+impl PreparedReceiver for Listening {
+    fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
+    async fn receive(
+        self: Box<Self>,
+        request: &AuthorizationRequest,
+        context: &ReceiveContext,
+    ) -> Result<AuthorizationCode> {
+        let Listening {
+            listener,
+            settings,
+            max_connections,
+            ..
+        } = *self;
+        let limit = Arc::new(Semaphore::new(max_connections));
+        let (deliver, mut delivered) = mpsc::channel::<Delivery>(max_connections);
+        // Dropping the set (on return, or when this future is dropped) aborts every connection.
+        let mut connections: JoinSet<u64> = JoinSet::new();
+        let mut next_id: u64 = 0;
+        let deadline = tokio::time::sleep(context.timeout());
+        tokio::pin!(deadline);
+
+        let (outcome, answered_on) = loop {
+            tokio::select! {
+                () = &mut deadline => {
+                    return Err(Error::Timeout(format!(
+                        "nobody completed the sign-in in the browser within {}",
+                        describe(context.timeout())
+                    )));
+                }
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        // Excess connections are closed at once (dropping the stream).
+                        if let Ok(permit) = Arc::clone(&limit).try_acquire_owned() {
+                            let id = next_id;
+                            next_id += 1;
+                            let settings = Arc::clone(&settings);
+                            let deliver = deliver.clone();
+                            connections.spawn(async move {
+                                serve(stream, id, &settings, deliver).await;
+                                drop(permit);
+                                id
+                            });
+                        }
+                    }
+                    Err(error) => {
+                        // Usually too many open files; back off instead of spinning.
+                        tracing::debug!(%error, "loopback receiver: accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                },
+                Some(Delivery { callback, reply, connection }) = delivered.recv() => {
+                    match request.check_callback(&callback) {
+                        Checked::NotOurs(error) => {
+                            tracing::debug!(%error, "loopback receiver: ignored a callback");
+                            let _ = reply.send(Page::Failure(reason(&error)));
+                        }
+                        Checked::Done(outcome) => {
+                            let page = match &outcome {
+                                Ok(_) => Page::Success,
+                                Err(error) => Page::Failure(reason(error)),
+                            };
+                            let _ = reply.send(page);
+                            break (outcome, connection);
+                        }
+                    }
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        };
+
+        // Close the port now; then let the connection that brought the answer finish writing
+        // its page, for no longer than a client may take.
+        drop(listener);
+        let _ = tokio::time::timeout(settings.client_timeout, async {
+            while let Some(done) = connections.join_next().await {
+                if done.is_ok_and(|id| id == answered_on) {
+                    break;
+                }
+            }
+        })
+        .await;
+        outcome
+    }
+}
+
+/// `5 min`, `30 s`, `300 ms`.
+fn describe(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs >= 60 && secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else if secs > 0 {
+        format!("{secs} s")
+    } else {
+        format!("{} ms", duration.as_millis())
+    }
+}
+
+/// Serves one connection: one request (no keep-alive), a capped head, a deadline.
+async fn serve(
+    stream: TcpStream,
+    id: u64,
+    settings: &Arc<Settings>,
+    deliver: mpsc::Sender<Delivery>,
+) {
+    let _ = stream.set_nodelay(true);
+    let shared = Arc::clone(settings);
+    let service = service_fn(move |request| {
+        let settings = Arc::clone(&shared);
+        let deliver = deliver.clone();
+        async move { Ok::<_, Infallible>(handle(&settings, id, request, &deliver).await) }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.client_timeout)
+        .max_buf_size(MAX_HEAD)
+        .keep_alive(false);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    // The header timeout covers a client that never finishes its request; this deadline also
+    // covers one that never reads the answer.
+    match tokio::time::timeout(settings.client_timeout, connection).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(%error, "loopback receiver: connection failed"),
+        Err(_) => tracing::debug!("loopback receiver: closed a slow connection"),
+    }
+}
+
+async fn handle(
+    settings: &Settings,
+    id: u64,
+    request: http::Request<Incoming>,
+    deliver: &mpsc::Sender<Delivery>,
+) -> Response<Full<Bytes>> {
+    if !host_is_ours(&request, settings.port) {
+        return render(settings, Page::BadRequest);
+    }
+    if request.uri().path() != settings.path {
+        return render(settings, Page::NotFound);
+    }
+    if request.method() != Method::GET {
+        return render(settings, Page::MethodNotAllowed);
+    }
+    let callback = Callback::from_query(request.uri().query().unwrap_or(""));
+    let (reply, answer) = oneshot::channel();
+    let delivery = Delivery {
+        callback,
+        reply,
+        connection: id,
+    };
+    if deliver.send(delivery).await.is_err() {
+        return render(settings, Page::Over);
+    }
+    match answer.await {
+        Ok(page) => render(settings, page),
+        Err(_) => render(settings, Page::Over),
+    }
+}
+
+/// `true` when the request names us by a loopback name and our port, in its one `Host` header
+/// and in its target if that is absolute: a page on another site that had its name resolve to
+/// 127.0.0.1 (DNS rebinding) is refused.
+fn host_is_ours(request: &http::Request<Incoming>, port: u16) -> bool {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let (Some(host), None) = (hosts.next(), hosts.next()) else {
+        return false;
+    };
+    host.to_str().is_ok_and(|h| authority_is_ours(h, port))
+        && request
+            .uri()
+            .authority()
+            .is_none_or(|a| authority_is_ours(a.as_str(), port))
+}
+
+fn authority_is_ours(authority: &str, port: u16) -> bool {
+    let Some((name, given_port)) = authority.rsplit_once(':') else {
+        return false;
+    };
+    if given_port != port.to_string() {
+        return false;
+    }
+    match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        Some(v6) => v6.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback()),
+        None => {
+            name.eq_ignore_ascii_case("localhost")
+                || name.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        }
+    }
+}
+
+/// The pages the server shows. None carries text from the request.
+#[derive(Debug)]
+enum Page {
+    Success,
+    /// The failure page with a fixed reason.
+    Failure(&'static str),
+    NotFound,
+    MethodNotAllowed,
+    BadRequest,
+    /// The sign-in is no longer waiting.
+    Over,
+}
+
+/// A fixed phrase for why a callback failed: never the server's `error_description`
+/// (SECURITY.md rule 4), which is in the error the application gets.
+fn reason(error: &Error) -> &'static str {
+    match error {
+        Error::StateMismatch => {
+            "this response does not belong to the sign-in in progress. \
+             If you are still signing in, finish in the tab the application opened."
+        }
+        Error::AuthorizationDenied(_) => {
+            "the sign-in was refused or cancelled. Return to the application for details."
+        }
+        Error::MalformedCallback(_) => {
+            "the sign-in server sent a malformed response. Return to the application for details."
+        }
+        _ => "something went wrong. Return to the application for details.",
+    }
+}
+
+fn render(settings: &Settings, page: Page) -> Response<Full<Bytes>> {
+    let (status, title, text) = match page {
+        Page::Success => (StatusCode::OK, "Signed in", settings.success_text.clone()),
+        Page::Failure(reason) => (
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            format!("{}: {reason}", settings.failure_text),
+        ),
+        Page::NotFound => (StatusCode::NOT_FOUND, "Not found", "Not found.".to_owned()),
+        Page::MethodNotAllowed => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "Only GET is allowed here.".to_owned(),
+        ),
+        Page::BadRequest => (
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "This address only answers the sign-in redirect.".to_owned(),
+        ),
+        Page::Over => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in over",
+            "The sign-in is no longer in progress.".to_owned(),
+        ),
+    };
+    let body = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{}</title></head><body><p>{}</p></body></html>\n",
+        escape(title),
+        escape(&text)
+    );
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    let set = |name, value| (name, HeaderValue::from_static(value));
+    for (name, value) in [
+        set(header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        set(header::CACHE_CONTROL, "no-store"),
+        set(header::REFERRER_POLICY, "no-referrer"),
+        set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        set(header::X_FRAME_OPTIONS, "DENY"),
+        set(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+        set(header::CONNECTION, "close"),
+    ] {
+        headers.insert(name, value);
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
+    }
+    response
+}
+
+/// Escapes text for an HTML text node.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_names_with_our_port_are_ours() {
+        assert!(authority_is_ours("127.0.0.1:4000", 4000));
+        assert!(authority_is_ours("localhost:4000", 4000));
+        assert!(authority_is_ours("LocalHost:4000", 4000));
+        assert!(authority_is_ours("[::1]:4000", 4000));
+        assert!(!authority_is_ours("127.0.0.1:4001", 4000));
+        assert!(!authority_is_ours("127.0.0.1:+4000", 4000));
+        assert!(!authority_is_ours("127.0.0.1", 4000));
+        assert!(!authority_is_ours("evil.example:4000", 4000));
+        assert!(!authority_is_ours("localhost.evil.example:4000", 4000));
+        assert!(!authority_is_ours("[::2]:4000", 4000));
+    }
+
+    #[test]
+    fn waits_are_described_in_words() {
+        assert_eq!(describe(Duration::from_secs(300)), "5 min");
+        assert_eq!(describe(Duration::from_secs(90)), "90 s");
+        assert_eq!(describe(Duration::from_millis(300)), "300 ms");
+    }
+
+    #[test]
+    fn page_text_is_escaped() {
+        assert_eq!(
+            escape("<b>\"x\" & 'y'</b>"),
+            "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
+        );
+    }
+}

@@ -1,0 +1,75 @@
+//! Getting the authorization code back: the [`CodeReceiver`] seam and what receivers share.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::callback::AuthorizationCode;
+use super::request::AuthorizationRequest;
+use crate::client::OAuthClient;
+use crate::clock::Clock;
+use crate::error::Result;
+use crate::interact::Prompt;
+
+/// A way to receive the authorization response: the loopback server, a pasted URL, a hosted
+/// platform's code source, or your own (a web app that handles the callback itself).
+#[async_trait]
+pub trait CodeReceiver: fmt::Debug + Send + Sync + 'static {
+    /// Gets ready to receive (binds a port, for instance) and says which redirect URI the
+    /// authorization request must name. `configured` is the redirect URI the flow was given, if
+    /// any.
+    async fn prepare(&self, configured: Option<&str>) -> Result<Box<dyn PreparedReceiver>>;
+}
+
+/// A receiver that is ready: it knows its redirect URI and waits for the answer.
+#[async_trait]
+pub trait PreparedReceiver: Send {
+    /// The redirect URI to put in the authorization request.
+    fn redirect_uri(&self) -> &str;
+
+    /// `true` when the receiver shows the authorization URL to the person itself (as pasting
+    /// does), so the flow need not show it too.
+    fn shows_url(&self) -> bool {
+        false
+    }
+
+    /// Waits for the callback that answers `request` and returns its code. Callbacks that are not
+    /// answers to it are ignored; the wait ends at `context.timeout()`.
+    async fn receive(
+        self: Box<Self>,
+        request: &AuthorizationRequest,
+        context: &ReceiveContext,
+    ) -> Result<AuthorizationCode>;
+}
+
+/// What a receiver may use while it waits.
+#[derive(Debug, Clone)]
+pub struct ReceiveContext {
+    pub(crate) client: OAuthClient,
+    pub(crate) prompt: Arc<dyn Prompt>,
+    pub(crate) timeout: Duration,
+}
+
+impl ReceiveContext {
+    /// The client (its transport and clock serve back-channel polling).
+    pub fn client(&self) -> &OAuthClient {
+        &self.client
+    }
+
+    /// The way to talk to the person.
+    pub fn prompt(&self) -> &dyn Prompt {
+        &*self.prompt
+    }
+
+    /// How long to wait for the answer in all.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The clock to measure the wait with.
+    pub fn clock(&self) -> &dyn Clock {
+        self.client.clock_ref()
+    }
+}

@@ -1,0 +1,198 @@
+//! The authorization request: its URL, and the one-time values (state, PKCE verifier, nonce)
+//! that tie the answer to it.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::callback::{AuthorizationCode, Callback, Checked};
+use crate::error::{Error, Result};
+
+/// One sign-in attempt: the URL to send the person to, and what the answer must match.
+///
+/// Single use: once a callback has been accepted, the same state is refused (a replay). Made by
+/// [`AuthCode::authorization_request`](super::AuthCode::authorization_request).
+pub struct AuthorizationRequest {
+    pub(crate) url: Url,
+    pub(crate) redirect_uri: String,
+    pub(crate) state: SecretString,
+    pub(crate) verifier: Option<SecretString>,
+    pub(crate) nonce: Option<SecretString>,
+    pub(crate) issuer: Option<String>,
+    pub(crate) iss_required: bool,
+    pub(crate) used: AtomicBool,
+}
+
+impl AuthorizationRequest {
+    /// The URL to open in the person's browser.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The redirect URI the request names (the token request repeats it).
+    pub fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
+    /// The `state` value (it is in the URL too; it only has to be unguessable).
+    pub fn state(&self) -> &str {
+        self.state.expose_secret()
+    }
+
+    /// The OpenID Connect `nonce`, when `openid` was requested.
+    pub fn nonce(&self) -> Option<&str> {
+        self.nonce.as_ref().map(|n| n.expose_secret())
+    }
+
+    /// Checks a callback against this request (SECURITY.md rules 1, 3, 4 and 5) and returns the
+    /// authorization code it carries. A callback whose state is missing, wrong, repeated or
+    /// already used is [`Error::StateMismatch`]; an `error=` with the right state is
+    /// [`Error::AuthorizationDenied`]; repeated parameters, `code` with `error`, a missing code
+    /// or a wrong `iss` are [`Error::MalformedCallback`].
+    pub fn check(&self, callback: &Callback) -> Result<AuthorizationCode> {
+        match self.check_callback(callback) {
+            Checked::NotOurs(e) => Err(e),
+            Checked::Done(r) => r,
+        }
+    }
+
+    /// Like [`check`](Self::check), but tells apart callbacks that are not answers to this
+    /// request (a receiver ignores those and keeps waiting) from answers that end the sign-in.
+    pub(crate) fn check_callback(&self, callback: &Callback) -> Checked {
+        let params = &callback.params;
+        let count = |name: &str| params.iter().filter(|(k, _)| k == name).count();
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+
+        // Rule 1: exactly one state, equal to ours, used once.
+        let state_ok = count("state") == 1
+            && get("state").is_some_and(|s| {
+                !s.is_empty() && constant_time_eq(s.as_bytes(), self.state().as_bytes())
+            });
+        if !state_ok {
+            return Checked::NotOurs(Error::StateMismatch);
+        }
+        // Rule 5: no repeated parameter, never code and error together.
+        for name in ["code", "iss", "error", "error_description", "error_uri"] {
+            if count(name) > 1 {
+                return Checked::NotOurs(Error::MalformedCallback(format!(
+                    "the parameter {name} is repeated"
+                )));
+            }
+        }
+        if get("code").is_some() && get("error").is_some() {
+            return Checked::NotOurs(Error::MalformedCallback(
+                "the response carries both code and error".into(),
+            ));
+        }
+        // Past this point the callback answers this request; it can be answered only once.
+        if self.used.swap(true, Ordering::SeqCst) {
+            return Checked::NotOurs(Error::StateMismatch);
+        }
+        Checked::Done(self.accept(params, get("code"), get("error")))
+    }
+
+    fn accept(
+        &self,
+        params: &[(String, String)],
+        code: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<AuthorizationCode> {
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        // Rule 3 (RFC 9207): iss, when sent, names our issuer exactly; when required, it is sent.
+        match (get("iss"), self.issuer.as_deref()) {
+            (Some(iss), Some(expected)) if iss != expected => {
+                return Err(Error::MalformedCallback(
+                    "iss does not name the expected issuer (a mix-up attack?)".into(),
+                ));
+            }
+            (None, _) if self.iss_required => {
+                return Err(Error::MalformedCallback(
+                    "the server promised an iss parameter and sent none".into(),
+                ));
+            }
+            _ => {}
+        }
+        // Rule 4: an error with the right state ends the sign-in with a typed error.
+        if let Some(error) = error {
+            return Err(super::callback::denied(
+                error,
+                get("error_description"),
+                get("error_uri"),
+            ));
+        }
+        match code {
+            Some(code) if !code.is_empty() => Ok(AuthorizationCode {
+                code: SecretString::from(code.to_owned()),
+                iss: get("iss").map(str::to_owned),
+            }),
+            _ => Err(Error::MalformedCallback(
+                "the response carries neither code nor error".into(),
+            )),
+        }
+    }
+}
+
+impl fmt::Debug for AuthorizationRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizationRequest")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("pkce", &self.verifier.is_some())
+            .field("nonce", &self.nonce.is_some())
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `n` random bytes, base64url without padding.
+pub(crate) fn random_string(n: usize) -> Result<String> {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).map_err(|e| Error::Internal(format!("no system randomness: {e}")))?;
+    Ok(URL_SAFE_NO_PAD.encode(buf))
+}
+
+/// The PKCE S256 challenge of a verifier (RFC 7636 §4.2).
+pub(crate) fn s256_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// Compares without stopping at the first difference, so timing tells nothing about how much
+/// of a guessed state was right. (Lengths are not secret.)
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_matches_the_rfc_7636_example() {
+        assert_eq!(
+            s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn random_strings_are_long_and_distinct() {
+        let a = random_string(32).unwrap();
+        let b = random_string(32).unwrap();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
+    }
+}
