@@ -187,6 +187,7 @@ pub(crate) enum Shorthand {
     Refresh(OAuthClient, SecretString, Vec<String>),
     #[cfg(feature = "auth-code")]
     AuthCode(OAuthClient, crate::flow::AuthCode),
+    Device(OAuthClient, crate::flow::DeviceCode),
 }
 
 impl Shorthand {
@@ -196,6 +197,7 @@ impl Shorthand {
             Shorthand::Password(c, f) => TokenSource::new(c.clone(), f.clone()),
             #[cfg(feature = "auth-code")]
             Shorthand::AuthCode(c, f) => TokenSource::new(c.clone(), f.clone()),
+            Shorthand::Device(c, f) => TokenSource::new(c.clone(), f.clone()),
             Shorthand::Refresh(c, rt, scopes) => {
                 let flow = scopes.iter().fold(
                     RefreshToken::new(rt.expose_secret().to_owned()),
@@ -212,6 +214,7 @@ impl Shorthand {
             Shorthand::Password(c, f) => Shorthand::Password(c, f.scope(scope)),
             #[cfg(feature = "auth-code")]
             Shorthand::AuthCode(c, f) => Shorthand::AuthCode(c, f.scope(scope)),
+            Shorthand::Device(c, f) => Shorthand::Device(c, f.scope(scope)),
             Shorthand::Refresh(c, rt, mut scopes) => {
                 scopes.push(scope);
                 Shorthand::Refresh(c, rt, scopes)
@@ -221,10 +224,12 @@ impl Shorthand {
 
     /// Whether the grant needs a person (so the shorthand allows an interactive flow mid-request).
     pub(crate) fn is_interactive(&self) -> bool {
-        #[cfg(feature = "auth-code")]
-        return matches!(self, Shorthand::AuthCode(..));
-        #[cfg(not(feature = "auth-code"))]
-        return false;
+        match self {
+            #[cfg(feature = "auth-code")]
+            Shorthand::AuthCode(..) => true,
+            Shorthand::Device(..) => true,
+            _ => false,
+        }
     }
 
     pub(crate) fn audience(self, audience: String) -> Self {

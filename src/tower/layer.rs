@@ -96,6 +96,19 @@ impl OAuthLayer {
         Self::shorthand(Shorthand::AuthCode(client, flow))
     }
 
+    /// The device authorization grant (RFC 8628): the first request that needs a token shows
+    /// the person a code to enter at a URL on another device, then waits for their approval.
+    /// Interactive by default; configure it with [`device_with`](Self::device_with).
+    pub fn device(client: OAuthClient) -> Self {
+        Self::device_with(client, crate::flow::DeviceCode::new())
+    }
+
+    /// The device authorization grant with a configured [`DeviceCode`](crate::flow::DeviceCode)
+    /// flow (display, browser, extra parameters).
+    pub fn device_with(client: OAuthClient, flow: crate::flow::DeviceCode) -> Self {
+        Self::shorthand(Shorthand::Device(client, flow))
+    }
+
     fn shorthand(shorthand: Shorthand) -> Self {
         Self {
             attach: Attach::new(shorthand.source()).interactive(shorthand.is_interactive()),
@@ -132,7 +145,7 @@ impl OAuthLayer {
     }
 
     /// Whether an interactive flow may run in the middle of a request (default `false`, but
-    /// `true` for the `auth_code` shorthands).
+    /// `true` for the `auth_code` and `device` shorthands).
     pub fn interactive(mut self, allowed: bool) -> Self {
         self.attach = self.attach.interactive(allowed);
         self
