@@ -134,3 +134,64 @@ async fn the_device_grant_through_the_tower_layer() {
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
     assert_eq!(server.device_requests(), 1, "one device authorization");
 }
+
+/// A person at a terminal with no browser on this machine: they open the shown address
+/// elsewhere, sign in, and paste back the address the browser was sent to.
+#[derive(Debug, Default, Clone)]
+struct PersonElsewhere {
+    shown: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl oauth_layer::interact::Prompt for PersonElsewhere {
+    fn show(&self, message: &str) {
+        self.shown.lock().unwrap().push(message.to_owned());
+    }
+
+    async fn read_line(&self, message: &str, _max_len: usize) -> std::io::Result<String> {
+        self.show(message);
+        let text = self.shown.lock().unwrap().join("\n");
+        let url = text
+            .split_whitespace()
+            .find(|w| w.contains("/authorize?"))
+            .expect("the authorization address was shown")
+            .to_owned();
+        // The browser elsewhere: the login completes and the server redirects to our (closed)
+        // loopback address, which the person copies from the address bar.
+        let no_redirects = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let resp = no_redirects.get(url).send().await.unwrap();
+        assert_eq!(resp.status(), 302);
+        Ok(resp.headers()["location"].to_str().unwrap().to_owned())
+    }
+}
+
+#[tokio::test]
+async fn with_no_browser_the_automatic_choice_falls_back_to_pasting() {
+    use oauth_layer::flow::Flow;
+
+    let server = TestServer::builder()
+        .client("cli-app", None, AuthMethod::None)
+        .start()
+        .await
+        .unwrap();
+    let person = PersonElsewhere::default();
+    let flow = AuthCode::new()
+        .scope("api:read")
+        .browser(oauth_layer::interact::NoBrowser)
+        .prompt(person.clone())
+        .timeout(Duration::from_secs(20));
+    let client = server.oauth_client("cli-app").unwrap();
+
+    let token = flow.fetch(&client).await.unwrap();
+    assert_eq!(token.scope(), Some("api:read"));
+    assert!(token.refresh_token().is_some());
+    assert_eq!(server.token_requests_for("authorization_code"), 1);
+    let shown = person.shown.lock().unwrap().join("\n");
+    assert!(
+        shown.contains("Paste"),
+        "the person was asked to paste: {shown}"
+    );
+}
