@@ -10,6 +10,15 @@
 //! `token: not sent` for a URL that may not receive one.
 //! Exit code: 0 when every response was 2xx, 1 otherwise, 2 for usage or configuration errors
 //! (with a one-line message on stderr).
+//!
+//! The interactive flows sign in once, at the first request. `--flow auth-code` opens the
+//! system browser (`$BROWSER` is honoured) at the authorization URL, also printed on stderr, and
+//! receives the code on a loopback server; with `--paste`, or when no browser can be opened, the
+//! person pastes the address the browser ended on (read from stdin); on hosted platforms that
+//! set `OAUTH_LAYER_REDIRECT_URL` and `OAUTH_LAYER_CODE_SOURCE_URL`, their code source is used.
+//! `--flow device` prints the verification URL and the code to enter on stderr and polls until
+//! the sign-in is approved. Later requests and `--repeat` rounds reuse the token, and its
+//! refresh token renews it without asking again.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +26,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::Extensions;
-use oauth_layer::flow::{ClientCredentials, Flow, Password, RefreshToken};
+#[cfg(feature = "auth-code")]
+use oauth_layer::flow::AuthCode;
+use oauth_layer::flow::{ClientCredentials, DeviceCode, Flow, Password, RefreshToken};
 use oauth_layer::{Action, AuthMethod, OAuthClient, OAuthMiddleware, Token, TokenSource};
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next};
@@ -29,13 +40,24 @@ usage: fetch [OPTIONS] URL...
   --client-id ID           client id (required)
   --client-secret S        client secret (or the OAUTH_CLIENT_SECRET variable)
   --auth-method M          basic | post | none (default: basic with a secret, none without)
-  --flow F                 client-credentials (default) | password | refresh
+  --flow F                 client-credentials (default) | password | refresh | auth-code |
+                           device
   --scope S                scope to request (repeatable)
   --resource URI           resource indicator (RFC 8707; client-credentials only)
   --audience A             audience (client-credentials only)
   --username U             username (password flow)
   --password P             password (password flow)
   --refresh-token T        refresh token (refresh flow)
+  --auth-url URL           authorization endpoint (required for the auth-code flow)
+  --redirect-uri URI       redirect URI (auth-code flow), e.g. http://127.0.0.1:1410/callback
+                           for a fixed port (default: a free port on 127.0.0.1; with --paste,
+                           http://127.0.0.1:1410/callback)
+  --paste                  auth-code flow: paste the address the browser ends on (read from
+                           stdin) instead of receiving it on a loopback server; also what
+                           happens when no browser can be opened
+  --device-url URL         device authorization endpoint (required for the device flow)
+  --issuer ISS             the server's issuer identifier; an `iss` in the authorization
+                           response must match it (RFC 9207)
   --repeat N               send the URLs N times through one client (default 1)
   --interval SECS          wait SECS between rounds (default 0)
   -X METHOD                HTTP method (default GET, or POST with -d)
@@ -44,6 +66,9 @@ usage: fetch [OPTIONS] URL...
   -h, --help               this help
 
 Options that take a value also accept --name=value.
+auth-code and device sign in once, at the first request, with the address to open on stderr
+(auth-code also opens the browser, honouring $BROWSER); later requests and rounds reuse the
+token and renew it with its refresh token.
 Exit code: 0 when every response was 2xx, 1 otherwise, 2 for usage or configuration errors.";
 
 /// Everything the command line said.
@@ -60,6 +85,11 @@ struct Options {
     username: Option<String>,
     password: Option<String>,
     refresh_token: Option<String>,
+    auth_url: Option<String>,
+    redirect_uri: Option<String>,
+    paste: bool,
+    device_url: Option<String>,
+    issuer: Option<String>,
     repeat: u32,
     interval: Duration,
     method: Option<reqwest::Method>,
@@ -134,6 +164,16 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Stop> {
             "--username" => o.username = Some(value()?),
             "--password" => o.password = Some(value()?),
             "--refresh-token" => o.refresh_token = Some(value()?),
+            "--auth-url" => o.auth_url = Some(value()?),
+            "--redirect-uri" => o.redirect_uri = Some(value()?),
+            "--paste" if inline.is_none() => o.paste = true,
+            "--device-url" => o.device_url = Some(value()?),
+            "--issuer" => {
+                o.issuer = Some(value()?).filter(|s| !s.is_empty());
+                if o.issuer.is_none() {
+                    return Err(usage("--issuer needs a non-empty value"));
+                }
+            }
             "--repeat" => {
                 o.repeat = value()?
                     .parse()
@@ -213,6 +253,28 @@ fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop> {
     if let Some(secret) = &o.client_secret {
         client = client.secret(secret.clone());
     }
+    if let Some(issuer) = &o.issuer {
+        client = client.issuer(issuer.clone());
+    }
+    // Checked like the token endpoint (https, or http to loopback) whenever given.
+    if let Some(url) = &o.auth_url {
+        client = client
+            .authorization_url(url)
+            .map_err(|e| usage(format!("--auth-url: {e}")))?;
+    }
+    if let Some(url) = &o.device_url {
+        client = client
+            .device_authorization_url(url)
+            .map_err(|e| usage(format!("--device-url: {e}")))?;
+    }
+    if o.flow != "auth-code" {
+        if o.paste {
+            return Err(usage("--paste applies to --flow auth-code only"));
+        }
+        if o.redirect_uri.is_some() {
+            return Err(usage("--redirect-uri applies to --flow auth-code only"));
+        }
+    }
     if o.flow != "client-credentials" {
         if o.audience.is_some() {
             return Err(usage(
@@ -259,13 +321,80 @@ fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop> {
             }
             events.source(client, flow)
         }
+        #[cfg(feature = "auth-code")]
+        "auth-code" => {
+            if o.auth_url.is_none() {
+                return Err(usage("--flow auth-code needs --auth-url"));
+            }
+            let mut flow = AuthCode::new();
+            for s in &o.scopes {
+                flow = flow.scope(s.clone());
+            }
+            if let Some(uri) = &o.redirect_uri {
+                check_redirect_uri(uri, o.paste)?;
+                flow = flow.redirect_uri(uri.clone());
+            }
+            if o.paste {
+                flow = flow.paste();
+            }
+            events.source(client, flow)
+        }
+        #[cfg(not(feature = "auth-code"))]
+        "auth-code" => {
+            return Err(usage(
+                "--flow auth-code needs the crate's auth-code feature",
+            ));
+        }
+        "device" => {
+            if o.device_url.is_none() {
+                return Err(usage("--flow device needs --device-url"));
+            }
+            let mut flow = DeviceCode::new();
+            for s in &o.scopes {
+                flow = flow.scope(s.clone());
+            }
+            events.source(client, flow)
+        }
         other => {
             return Err(usage(format!(
-                "unknown --flow {other:?} (client-credentials, password or refresh)"
+                "unknown --flow {other:?} (client-credentials, password, refresh, auth-code or \
+                 device)"
             )));
         }
     };
     Ok(tokens)
+}
+
+/// Whether `--flow` needs a person (who signs in once, at the first request).
+fn is_interactive(flow: &str) -> bool {
+    matches!(flow, "auth-code" | "device")
+}
+
+/// The auth-code flow's redirect URI: `http` to a loopback address for the loopback server;
+/// with `--paste`, `https` too (plain `http` elsewhere would carry the code in the clear).
+#[cfg(feature = "auth-code")]
+fn check_redirect_uri(text: &str, paste: bool) -> Result<(), Stop> {
+    let url = Url::parse(text)
+        .map_err(|e| usage(format!("--redirect-uri {text:?} is not a URL: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    let loopback_http = url.scheme() == "http" && loopback;
+    if paste && !(loopback_http || url.scheme() == "https") {
+        return Err(usage(
+            "--redirect-uri must be https (plain http only to a loopback address)",
+        ));
+    }
+    if !paste && !loopback_http {
+        return Err(usage(
+            "--redirect-uri must be an http loopback address such as \
+             http://127.0.0.1:1410/callback (or use --paste)",
+        ));
+    }
+    Ok(())
 }
 
 /// What `-v` reports. Every line names an event, never a token or secret.
@@ -459,7 +588,8 @@ async fn main() -> ExitCode {
         Err(e) => return stop(usage(format!("cannot build the HTTP client: {e}"))),
     };
     let http = reqwest_middleware::ClientBuilder::new(transport)
-        .with(OAuthMiddleware::from_source(tokens))
+        // The interactive flows may sign in during a request (the first one).
+        .with(OAuthMiddleware::from_source(tokens).interactive(is_interactive(&options.flow)))
         .with(Observer {
             events: events.clone(),
         })
