@@ -427,7 +427,7 @@ impl fmt::Display for TransportErrorKind {
             Self::Timeout => "timed out",
             Self::Redirect => "redirect refused",
             Self::BodyTooLarge => "response body too large",
-            Self::InsecureUrl => "refused to send a secret over plain http",
+            Self::InsecureUrl => "refused plain http to a host that is not loopback",
             Self::Other => "request failed",
         })
     }

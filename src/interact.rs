@@ -62,8 +62,13 @@ where
     }
 }
 
-/// Opens `url` only if it is `https`, or `http` to a loopback host (SECURITY.md rule 11).
-pub(crate) fn open_checked(browser: &dyn Browser, url: &Url) -> Result<io::Result<()>> {
+/// Starts opening `url` on a blocking thread, only if it is `https` or `http` to a loopback host
+/// (SECURITY.md rule 11). It runs in the background because some browsers (text browsers run by
+/// `$BROWSER`) only return once they exit, which may be after the sign-in they are part of.
+pub(crate) fn open_in_background(
+    browser: Arc<dyn Browser>,
+    url: &Url,
+) -> Result<tokio::task::JoinHandle<io::Result<()>>> {
     let allowed = match url.scheme() {
         "https" => true,
         "http" => url.host_str().is_some_and(is_loopback_host),
@@ -75,7 +80,8 @@ pub(crate) fn open_checked(browser: &dyn Browser, url: &Url) -> Result<io::Resul
             url.scheme()
         )));
     }
-    Ok(browser.open(url))
+    let url = url.clone();
+    Ok(tokio::task::spawn_blocking(move || browser.open(&url)))
 }
 
 /// Talks to the person in a terminal-like way: shows messages, reads a line they type or paste.
@@ -101,9 +107,15 @@ impl Prompt for Terminal {
 
     async fn read_line(&self, message: &str, max_len: usize) -> io::Result<String> {
         eprint!("{message}");
-        tokio::task::spawn_blocking(move || read_capped_line(&mut io::stdin().lock(), max_len))
-            .await
-            .map_err(io::Error::other)?
+        let line =
+            tokio::task::spawn_blocking(move || read_capped_line(&mut io::stdin().lock(), max_len))
+                .await
+                .map_err(io::Error::other)?;
+        if !io::IsTerminal::is_terminal(&io::stdin()) {
+            // Typed input ends the prompt's line; piped input does not.
+            eprintln!();
+        }
+        line
     }
 }
 
@@ -113,6 +125,12 @@ fn read_capped_line(input: &mut impl io::BufRead, max_len: usize) -> io::Result<
     loop {
         let available = input.fill_buf()?;
         if available.is_empty() {
+            if line.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the input ended",
+                ));
+            }
             break;
         }
         let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
@@ -219,9 +237,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn only_https_and_loopback_http_are_opened() {
-        let ok = |u: &str| open_checked(&NoBrowser, &Url::parse(u).unwrap()).is_ok();
+    #[tokio::test]
+    async fn only_https_and_loopback_http_are_opened() {
+        let ok = |u: &str| open_in_background(Arc::new(NoBrowser), &Url::parse(u).unwrap()).is_ok();
         assert!(ok("https://idp.example/authorize"));
         assert!(ok("http://127.0.0.1:8080/authorize"));
         assert!(!ok("http://idp.example/authorize"));

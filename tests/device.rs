@@ -483,6 +483,14 @@ async fn open_browser_opens_the_complete_verification_uri() {
     )
     .await
     .unwrap();
+    // The browser is opened on a blocking thread, so the flow never waits on it.
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while opened.lock().unwrap().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the browser was opened");
     assert_eq!(
         *opened.lock().unwrap(),
         ["https://idp.example/device?user_code=WDJB-MJHT"]
@@ -526,6 +534,8 @@ async fn the_browser_stays_closed_unless_asked_and_never_opens_unsafe_urls() {
     .await
     .unwrap();
 
+    // Opening happens on a blocking thread; give one that was wrongly started time to show.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(opened.lock().unwrap().is_empty());
 }
 

@@ -195,3 +195,41 @@ async fn with_no_browser_the_automatic_choice_falls_back_to_pasting() {
         "the person was asked to paste: {shown}"
     );
 }
+
+#[tokio::test]
+async fn a_browser_that_returns_only_when_it_exits_does_not_block_the_sign_in() {
+    use oauth_layer::flow::Flow;
+
+    let server = TestServer::builder()
+        .client("cli-app", None, AuthMethod::None)
+        .start()
+        .await
+        .unwrap();
+    // Like a text browser run by $BROWSER: `open` returns only after the whole sign-in page
+    // sequence, our loopback page included, has been loaded.
+    let text_browser = BrowserFn(|url: &url::Url| {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async { reqwest::get(url).await.map(|r| r.status()) })
+        })
+        .join()
+        .unwrap()
+        .map(|status| assert_eq!(status, 200))
+        .map_err(std::io::Error::other)
+    });
+    let flow = AuthCode::new()
+        .browser(text_browser)
+        .prompt(ScriptedPrompt::default())
+        .timeout(Duration::from_secs(20));
+    let client = server.oauth_client("cli-app").unwrap();
+
+    let token = tokio::time::timeout(Duration::from_secs(10), flow.fetch(&client))
+        .await
+        .expect("the sign-in does not wait for the browser to exit")
+        .unwrap();
+    assert!(token.refresh_token().is_some());
+}

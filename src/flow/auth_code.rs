@@ -42,7 +42,7 @@ use secrecy::SecretString;
 use super::{Flow, Scopes};
 use crate::client::{OAuthClient, Replay, TokenRequest};
 use crate::error::{Error, Result};
-use crate::interact::{Browser, Prompt, SystemBrowser, Terminal, open_checked};
+use crate::interact::{Browser, Prompt, Terminal, open_in_background};
 use crate::store::CacheKey;
 use crate::token::Token;
 
@@ -104,7 +104,7 @@ impl AuthCode {
             auth_params: Vec::new(),
             token_params: Vec::new(),
             receiver: Receiver::Auto,
-            browser: Arc::new(SystemBrowser),
+            browser: Arc::new(crate::interact::SystemBrowser),
             prompt: Arc::new(Terminal),
             timeout: DEFAULT_SIGN_IN_TIMEOUT,
         }
@@ -272,26 +272,6 @@ impl AuthCode {
         }
     }
 
-    /// Opens the browser at the request's URL; when that fails, shows the URL instead.
-    /// Returns whether a browser was opened.
-    fn open(&self, request: &AuthorizationRequest, quiet: bool) -> Result<bool> {
-        match open_checked(&*self.browser, request.url())? {
-            Ok(()) => {
-                if !quiet {
-                    self.prompt.show(&format!(
-                        "Opened the browser to sign in. If it did not open, visit:\n{}",
-                        request.url()
-                    ));
-                }
-                Ok(true)
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "could not open a browser");
-                Ok(false)
-            }
-        }
-    }
-
     async fn sign_in(
         &self,
         client: &OAuthClient,
@@ -301,23 +281,42 @@ impl AuthCode {
         let prepared = receiver.prepare(self.redirect_uri.as_deref()).await?;
         let request = self.authorization_request(client, prepared.redirect_uri())?;
         let context = self.context(client);
-        let opened = self.open(&request, prepared.shows_url())?;
-        let code = if opened || !fall_back_to_paste {
-            if !opened && !prepared.shows_url() {
+        let quiet = prepared.shows_url();
+        let url = request.url().clone();
+
+        // The receiver listens while the browser opens: a browser that returns only when it
+        // exits (a text browser run by `$BROWSER`) may need our answer first.
+        let mut opening = open_in_background(self.browser.clone(), &url)?;
+        // (async-trait boxes the future, so dropping it closes the receiver.)
+        let mut receiving = prepared.receive(&request, &context);
+        let opened = tokio::select! {
+            code = &mut receiving => return self.exchange(client, &request, code?).await,
+            opened = &mut opening => matches!(opened, Ok(Ok(()))),
+        };
+
+        let code = if opened {
+            if !quiet {
                 self.prompt.show(&format!(
-                    "Open this address in a browser to sign in:\n{}",
-                    request.url()
+                    "Opened the browser to sign in. If it did not open, visit:\n{url}"
                 ));
             }
-            prepared.receive(&request, &context).await?
-        } else {
+            receiving.await?
+        } else if fall_back_to_paste {
             // No browser here: nothing will reach the loopback server, so free its port and let
             // the person paste the address their browser ends on.
-            drop(prepared);
+            tracing::debug!("no browser could be opened; asking for the address instead");
+            drop(receiving);
             let paste = PasteReceiver::new()
                 .prepare(Some(request.redirect_uri()))
                 .await?;
             paste.receive(&request, &context).await?
+        } else {
+            if !quiet {
+                self.prompt.show(&format!(
+                    "Open this address in a browser to sign in:\n{url}"
+                ));
+            }
+            receiving.await?
         };
         self.exchange(client, &request, code).await
     }

@@ -32,7 +32,7 @@ use super::{Flow, Scopes};
 use crate::client::{OAuthClient, Replay, TokenRequest};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorCode, Result};
-use crate::interact::{Browser, open_checked};
+use crate::interact::{Browser, open_in_background};
 use crate::redact::Secrets;
 use crate::store::CacheKey;
 use crate::token::{RawResponse, Token};
@@ -278,10 +278,14 @@ impl DeviceCode {
         let url = authorization
             .verification_uri_complete()
             .unwrap_or(authorization.verification_uri());
-        match open_checked(&*self.browser, url) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "could not open a browser; the URL is shown instead");
+        // The code is shown anyway, so the outcome of opening only matters to the logs.
+        match open_in_background(self.browser.clone(), url) {
+            Ok(opening) => {
+                tokio::spawn(async move {
+                    if let Ok(Err(e)) = opening.await {
+                        tracing::debug!(error = %e, "could not open a browser; the URL is shown instead");
+                    }
+                });
             }
             Err(e) => tracing::warn!(error = %e, "not opening the verification URL"),
         }
