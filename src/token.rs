@@ -341,6 +341,42 @@ impl RawResponse {
         None
     }
 
+    /// The body as an object (JSON, or form-encoded from servers like GitHub), or the typed
+    /// error that says what it was instead (rule 15). Never panics, whatever the body.
+    pub(crate) fn json_object(&self, secrets: &Secrets<'_>) -> Result<Map<String, Value>> {
+        self.object().ok_or_else(|| {
+            let problem = if self.body.is_empty() {
+                "empty body"
+            } else if std::str::from_utf8(&self.body).is_err() {
+                "body is not UTF-8"
+            } else if serde_json::from_slice::<Value>(&self.body).is_ok() {
+                "JSON body is not an object"
+            } else {
+                "body is not JSON"
+            };
+            self.unexpected(problem, secrets)
+        })
+    }
+
+    /// Fails when an object is an OAuth error (whatever the status: a 200 may carry `error`),
+    /// or when the status is an error without an OAuth error code.
+    pub(crate) fn check_oauth(
+        &self,
+        map: &Map<String, Value>,
+        secrets: &Secrets<'_>,
+    ) -> Result<()> {
+        if let Some(err) = self.server_error(map, secrets) {
+            return Err(err);
+        }
+        if !self.status.is_success() {
+            return Err(self.unexpected("error status without an OAuth error code", secrets));
+        }
+        if map.get("error").is_some_and(|e| !e.is_null()) {
+            return Err(self.unexpected("error member is not a string", secrets));
+        }
+        Ok(())
+    }
+
     /// Classifies an OAuth error response (RFC 6749 §5.2) if the body is one.
     pub(crate) fn server_error(
         &self,
@@ -367,27 +403,8 @@ impl RawResponse {
 /// Classifies a token endpoint response (rule 15): a token, an OAuth error, or an unexpected
 /// response. Never panics, whatever the body.
 pub(crate) fn parse_token_response(resp: &RawResponse, ctx: &ParseContext<'_>) -> Result<Token> {
-    let Some(mut map) = resp.object() else {
-        let problem = if resp.body.is_empty() {
-            "empty body"
-        } else if std::str::from_utf8(&resp.body).is_err() {
-            "body is not UTF-8"
-        } else if serde_json::from_slice::<Value>(&resp.body).is_ok() {
-            "JSON body is not an object"
-        } else {
-            "body is not JSON"
-        };
-        return Err(resp.unexpected(problem, ctx.secrets));
-    };
-    if let Some(err) = resp.server_error(&map, ctx.secrets) {
-        return Err(err);
-    }
-    if !resp.status.is_success() {
-        return Err(resp.unexpected("error status without an OAuth error code", ctx.secrets));
-    }
-    if map.get("error").is_some_and(|e| !e.is_null()) {
-        return Err(resp.unexpected("error member is not a string", ctx.secrets));
-    }
+    let mut map = resp.json_object(ctx.secrets)?;
+    resp.check_oauth(&map, ctx.secrets)?;
 
     let access_token = match map.remove("access_token") {
         Some(Value::String(s)) => s,

@@ -399,30 +399,11 @@ fn parse_device_authorization(
     asked_at: Instant,
     secrets: &mut Secrets<'_>,
 ) -> Result<DeviceAuthorization> {
-    let Some(mut map) = resp.object() else {
-        let problem = if resp.body.is_empty() {
-            "empty body"
-        } else if std::str::from_utf8(&resp.body).is_err() {
-            "body is not UTF-8"
-        } else if serde_json::from_slice::<Value>(&resp.body).is_ok() {
-            "JSON body is not an object"
-        } else {
-            "body is not JSON"
-        };
-        return Err(resp.unexpected(problem, secrets));
-    };
+    let mut map = resp.json_object(secrets)?;
     if let Some(Value::String(code)) = map.get("device_code") {
         secrets.add_owned(code.clone());
     }
-    if let Some(err) = resp.server_error(&map, secrets) {
-        return Err(err);
-    }
-    if !resp.status.is_success() {
-        return Err(resp.unexpected("error status without an OAuth error code", secrets));
-    }
-    if map.get("error").is_some_and(|e| !e.is_null()) {
-        return Err(resp.unexpected("error member is not a string", secrets));
-    }
+    resp.check_oauth(&map, secrets)?;
 
     let device_code = match map.remove("device_code") {
         Some(Value::String(s)) if !s.is_empty() => SecretString::from(s),
