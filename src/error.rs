@@ -92,6 +92,25 @@ pub enum Error {
     #[error("timed out: {0}")]
     Timeout(String),
 
+    /// Discovery metadata (or a token's `iss`) names another issuer than the one configured:
+    /// the document is not the issuer's own, or the configuration is wrong (RFC 8414 §3.3).
+    #[error("issuer mismatch: expected {expected:?}, the server says {found:?}")]
+    IssuerMismatch {
+        /// The issuer the client was configured with.
+        expected: String,
+        /// The issuer the server's document names (shortened).
+        found: String,
+    },
+
+    /// An ID token failed validation (signature, algorithm, `iss`, `aud`, `exp`, `nonce`...).
+    #[error("invalid ID token: {0}")]
+    InvalidIdToken(String),
+
+    /// A signing key or JWT could not be used (a malformed PEM, an algorithm the key cannot
+    /// sign with, a service account file without a private key).
+    #[error("key error: {0}")]
+    Key(String),
+
     /// The token store failed.
     #[error("token store error: {0}")]
     Store(String),
@@ -141,7 +160,11 @@ impl Error {
                 TransportErrorKind::BodyTooLarge => Action::Report,
                 _ => Action::RetryLater { after: None },
             },
-            Error::UnsupportedTokenType { .. } | Error::Config(_) => Action::FixConfiguration,
+            Error::UnsupportedTokenType { .. }
+            | Error::Config(_)
+            | Error::IssuerMismatch { .. }
+            | Error::Key(_) => Action::FixConfiguration,
+            Error::InvalidIdToken(_) => Action::Report,
             Error::InteractionRequired
             | Error::ReauthenticationRequired(_)
             | Error::StateMismatch
