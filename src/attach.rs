@@ -328,10 +328,11 @@ fn parse_challenges(value: &str) -> Vec<Challenge> {
                 continue;
             }
             let (val, after_val) = take_value(value_part.trim_start());
-            if let Some(current) = out.last_mut() {
-                if word.eq_ignore_ascii_case("error") && current.error.is_none() {
-                    current.error = Some(val);
-                }
+            if let Some(current) = out.last_mut()
+                && word.eq_ignore_ascii_case("error")
+                && current.error.is_none()
+            {
+                current.error = Some(val);
             }
             rest = after_val;
         } else {

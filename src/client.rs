@@ -1,6 +1,8 @@
 //! The app registration and the whole conversation with the token endpoint.
 
 pub mod auth;
+mod introspection;
+mod revocation;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,8 +16,11 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 pub use auth::AuthMethod;
+pub use introspection::Introspection;
+pub use revocation::TokenTypeHint;
 
 use crate::clock::{Clock, SystemClock};
+use crate::discovery::Metadata;
 use crate::error::{Error, Result, TransportError, TransportErrorKind};
 use crate::http::{HttpTransport, Limits, exchange, is_secure_or_loopback};
 use crate::redact::Secrets;
@@ -53,11 +58,16 @@ struct Config {
     revocation_url: Option<Url>,
     introspection_url: Option<Url>,
     issuer: Option<String>,
+    metadata: Option<Arc<Metadata>>,
     transport: Option<Arc<dyn HttpTransport>>,
     clock: Arc<dyn Clock>,
     limits: Limits,
     default_lifetime: Duration,
     lenient_token_type: bool,
+    #[cfg(feature = "jwt")]
+    signing_key: Option<crate::jwt::SigningKey>,
+    #[cfg(feature = "jwt")]
+    assertion_audience_issuer: bool,
     retry: RetryPolicy,
     user_agent: HeaderValue,
 }
@@ -76,11 +86,16 @@ impl OAuthClient {
                 revocation_url: None,
                 introspection_url: None,
                 issuer: None,
+                metadata: None,
                 transport: None,
                 clock: Arc::new(SystemClock),
                 limits: Limits::default(),
                 default_lifetime: DEFAULT_LIFETIME,
                 lenient_token_type: false,
+                #[cfg(feature = "jwt")]
+                signing_key: None,
+                #[cfg(feature = "jwt")]
+                assertion_audience_issuer: false,
                 retry: RetryPolicy::default(),
                 user_agent: HeaderValue::from_static(concat!(
                     "oauth-layer/",
@@ -101,10 +116,26 @@ impl OAuthClient {
         self.with(|c| c.secret = Some(secret))
     }
 
-    /// How the client authenticates; by default `client_secret_basic` with a secret and `none`
+    /// How the client authenticates; by default `private_key_jwt` with a
+    /// [`signing_key`](Self::signing_key), else `client_secret_basic` with a secret and `none`
     /// without.
     pub fn auth_method(self, method: AuthMethod) -> Self {
         self.with(|c| c.auth_method = Some(method))
+    }
+
+    /// The private key for `private_key_jwt` client authentication (RFC 7523 §2.2), which
+    /// becomes the default method. Each token request carries a new assertion signed with it.
+    /// (`client_secret_jwt` needs no key: it signs with the client [`secret`](Self::secret).)
+    #[cfg(feature = "jwt")]
+    pub fn signing_key(self, key: crate::jwt::SigningKey) -> Self {
+        self.with(|c| c.signing_key = Some(key))
+    }
+
+    /// Address client assertions to the [`issuer`](Self::issuer) rather than the token endpoint
+    /// URL (off by default; some servers, Okta among them, accept or want the issuer).
+    #[cfg(feature = "jwt")]
+    pub fn assertion_audience_issuer(self, use_issuer: bool) -> Self {
+        self.with(|c| c.assertion_audience_issuer = use_issuer)
     }
 
     /// The token endpoint. Must be `https`, or `http` to a loopback address.
@@ -203,8 +234,18 @@ impl OAuthClient {
         self.inner.secret.as_ref()
     }
 
+    /// A digest of the client's signing key, if it has one (for cache keys).
+    #[cfg(feature = "jwt")]
+    pub(crate) fn signing_key_fingerprint(&self) -> Option<String> {
+        self.inner.signing_key.as_ref().map(|k| k.fingerprint())
+    }
+
     /// The client authentication method in effect.
     pub fn effective_auth_method(&self) -> AuthMethod {
+        #[cfg(feature = "jwt")]
+        if self.inner.auth_method.is_none() && self.inner.signing_key.is_some() {
+            return AuthMethod::PrivateKeyJwt;
+        }
         self.inner
             .auth_method
             .unwrap_or(if self.inner.secret.is_some() {
@@ -242,6 +283,21 @@ impl OAuthClient {
     /// The issuer, if set.
     pub fn issuer_id(&self) -> Option<&str> {
         self.inner.issuer.as_deref()
+    }
+
+    /// The authorization server metadata [`discover`](Self::discover) fetched, if any. It is
+    /// fetched once and shared by every clone of this client.
+    pub fn metadata(&self) -> Option<&Metadata> {
+        self.inner.metadata.as_deref()
+    }
+
+    /// `true` when [`auth_method`](Self::auth_method) chose the method (discovery keeps it).
+    pub(crate) fn auth_method_is_explicit(&self) -> bool {
+        self.inner.auth_method.is_some()
+    }
+
+    pub(crate) fn with_metadata(self, metadata: Arc<Metadata>) -> Self {
+        self.with(|c| c.metadata = Some(metadata))
     }
 
     /// The clock this client measures expiry with.
@@ -370,12 +426,7 @@ impl OAuthClient {
         }
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         fill(&mut form);
-        let basic = auth::authenticate(
-            self.effective_auth_method(),
-            &cfg.client_id,
-            cfg.secret.as_ref(),
-            &mut form,
-        )?;
+        let basic = auth::authenticate(self, url, &mut form, secrets)?;
         if let Some(credentials) = basic
             .as_ref()
             .and_then(|h| h.to_str().ok())
@@ -443,7 +494,7 @@ impl fmt::Debug for OAuthClient {
     }
 }
 
-fn endpoint(name: &str, url: &str) -> Result<Url> {
+pub(crate) fn endpoint(name: &str, url: &str) -> Result<Url> {
     let parsed = Url::parse(url).map_err(|e| Error::config(format!("{name} is not a URL: {e}")))?;
     let uri: http::Uri = parsed
         .as_str()

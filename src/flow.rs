@@ -8,15 +8,21 @@
 pub mod auth_code;
 mod client_credentials;
 pub mod device;
+#[cfg(feature = "jwt")]
+mod jwt_bearer;
 mod password;
 mod refresh;
+pub mod token_exchange;
 
 #[cfg(feature = "auth-code")]
 pub use auth_code::AuthCode;
 pub use client_credentials::ClientCredentials;
 pub use device::DeviceCode;
+#[cfg(feature = "jwt")]
+pub use jwt_bearer::{JwtBearer, ServiceAccount};
 pub use password::Password;
 pub use refresh::RefreshToken;
+pub use token_exchange::{ActorToken, SubjectToken, TokenExchange};
 
 use std::fmt;
 

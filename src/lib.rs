@@ -27,10 +27,14 @@
 mod attach;
 pub mod client;
 pub mod clock;
+pub mod discovery;
 mod error;
 pub mod flow;
 pub mod http;
 pub mod interact;
+#[cfg(feature = "jwt")]
+pub mod jwt;
+pub mod oidc;
 mod redact;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
@@ -38,7 +42,9 @@ mod source;
 pub mod store;
 mod token;
 
-pub use client::{AuthMethod, OAuthClient, Replay, RetryPolicy, TokenRequest};
+pub use client::{
+    AuthMethod, Introspection, OAuthClient, Replay, RetryPolicy, TokenRequest, TokenTypeHint,
+};
 pub use error::{
     Action, Error, ErrorCode, ResponseError, Result, ServerError, TransportError,
     TransportErrorKind,

@@ -21,7 +21,7 @@ use arc_swap::ArcSwapOption;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
-use crate::client::OAuthClient;
+use crate::client::{OAuthClient, TokenTypeHint};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::flow::Flow;
@@ -183,6 +183,61 @@ impl TokenSource {
         self.inner.lock_slow().failure = None;
     }
 
+    /// Signs out: forgets every local copy of the token, then revokes it at the server
+    /// (RFC 7009): the refresh token first (hint `refresh_token`), then the access token (hint
+    /// `access_token`), for the cached token and, if it differs, the one in the store.
+    ///
+    /// The in-memory token, any remembered failure and the store entry are purged before any
+    /// request, whatever the server then answers (SECURITY.md rule 39): after `revoke` the next
+    /// [`token`](Self::token) asks the server for a new token. Every revocation is attempted;
+    /// the first error is returned (a store that failed to delete, a server error, an
+    /// unreachable server, or [`Error::Config`] when the client has no revocation endpoint).
+    ///
+    /// A renewal already running when `revoke` is called is not cancelled; the token it brings,
+    /// if any, is cached as usual.
+    pub async fn revoke(&self) -> Result<()> {
+        let inner = &self.inner;
+        let mut tokens: Vec<Token> = inner
+            .state
+            .swap(None)
+            .map(|c| c.token.clone())
+            .into_iter()
+            .collect();
+        inner.lock_slow().failure = None;
+        let mut first_error = None;
+        if let Some(store) = &inner.store {
+            match store.load(&inner.key).await {
+                Ok(Some(stored)) if !tokens.iter().any(|t| same_token(t, &stored)) => {
+                    tokens.push(stored);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "token store read failed while revoking"),
+            }
+            if let Err(e) = store.delete(&inner.key).await {
+                tracing::warn!(error = %e, "token store delete failed while revoking");
+                first_error = Some(e);
+            }
+        }
+        for token in &tokens {
+            let refresh = token
+                .refresh_token()
+                .map(|rt| (rt, TokenTypeHint::RefreshToken));
+            let access = Some((token.access_token(), TokenTypeHint::AccessToken));
+            for (secret, hint) in refresh.into_iter().chain(access) {
+                if let Err(e) = inner.client.revoke(secret, hint).await {
+                    tracing::warn!(error = %e, hint = hint.as_str(), "token revocation failed");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        tracing::debug!(
+            key = %inner.key.digest(),
+            revoked = first_error.is_none(),
+            "local tokens purged; revocation done"
+        );
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// The key this source caches under.
     pub fn cache_key(&self) -> &CacheKey {
         &self.inner.key
@@ -233,10 +288,10 @@ impl TokenSource {
         let mut outcome = {
             let mut slow = self.inner.lock_slow();
             let now = self.inner.clock.now();
-            if let Some(c) = self.inner.state.load().as_deref() {
-                if now < c.stale_at {
-                    return Ok(c.token.clone());
-                }
+            if let Some(c) = self.inner.state.load().as_deref()
+                && now < c.stale_at
+            {
+                return Ok(c.token.clone());
             }
             match &slow.failure {
                 Some((until, err)) if now < *until => return Err(err.clone()),
@@ -379,10 +434,10 @@ impl Inner {
             })),
             _ => current.clone(),
         });
-        if let Some(store) = &self.store {
-            if let Err(e) = store.delete(&self.key).await {
-                tracing::warn!(error = %e, "token store delete failed");
-            }
+        if let Some(store) = &self.store
+            && let Err(e) = store.delete(&self.key).await
+        {
+            tracing::warn!(error = %e, "token store delete failed");
         }
     }
 

@@ -1140,10 +1140,10 @@ impl FakeBrowser {
     async fn visited(&self) -> Url {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(text) = std::fs::read_to_string(&self.visited) {
-                if !text.is_empty() {
-                    return Url::parse(text.trim()).expect("the browser ended on a URL");
-                }
+            if let Ok(text) = std::fs::read_to_string(&self.visited)
+                && !text.is_empty()
+            {
+                return Url::parse(text.trim()).expect("the browser ended on a URL");
             }
             assert!(
                 tokio::time::Instant::now() < deadline,

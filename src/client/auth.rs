@@ -1,11 +1,14 @@
-//! Client authentication at the token endpoint (RFC 6749 §2.3).
+//! Client authentication at the token endpoint (RFC 6749 §2.3, RFC 7523 §2.2).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderValue;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
+use url::Url;
 
+use super::OAuthClient;
 use crate::error::{Error, Result};
+use crate::redact::Secrets;
 
 /// How the client proves its identity to the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,6 +23,15 @@ pub enum AuthMethod {
     /// `none`: a public client; only `client_id` is sent, in the body. The default without a
     /// secret.
     None,
+    /// `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9): a JWT signed with the key set
+    /// by [`OAuthClient::signing_key`], fresh for every request. The default when a signing key
+    /// is set.
+    #[cfg(feature = "jwt")]
+    PrivateKeyJwt,
+    /// `client_secret_jwt` (OpenID Connect Core §9): a JWT signed with HS256 over the client
+    /// secret, so the secret itself never crosses the wire.
+    #[cfg(feature = "jwt")]
+    ClientSecretJwt,
 }
 
 impl AuthMethod {
@@ -29,17 +41,28 @@ impl AuthMethod {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
             Self::None => "none",
+            #[cfg(feature = "jwt")]
+            Self::PrivateKeyJwt => "private_key_jwt",
+            #[cfg(feature = "jwt")]
+            Self::ClientSecretJwt => "client_secret_jwt",
         }
     }
 }
 
-/// Adds the client's credentials to a token request: an `Authorization` header or form members.
+/// Adds the client's credentials to a request to `endpoint`: an `Authorization` header or form
+/// members. A client assertion is made anew on every call (so every attempt carries a fresh
+/// one) and added to `secrets`.
 pub(crate) fn authenticate(
-    method: AuthMethod,
-    client_id: &str,
-    secret: Option<&SecretString>,
+    client: &OAuthClient,
+    endpoint: &Url,
     form: &mut url::form_urlencoded::Serializer<'_, String>,
+    secrets: &mut Secrets<'_>,
 ) -> Result<Option<HeaderValue>> {
+    let method = client.effective_auth_method();
+    let client_id = client.client_id();
+    let secret = client.client_secret();
+    #[cfg(not(feature = "jwt"))]
+    let _ = (endpoint, secrets);
     let missing_secret = || {
         Error::config(format!(
             "client authentication {} needs a client secret",
@@ -61,7 +84,68 @@ pub(crate) fn authenticate(
             form.append_pair("client_id", client_id);
             Ok(None)
         }
+        #[cfg(feature = "jwt")]
+        AuthMethod::PrivateKeyJwt => {
+            let key = client.inner.signing_key.as_ref().ok_or_else(|| {
+                Error::config("private_key_jwt needs a signing key (OAuthClient::signing_key)")
+            })?;
+            if key.algorithm().is_symmetric() {
+                return Err(Error::Key(
+                    "private_key_jwt needs an asymmetric key; HS256 is client_secret_jwt".into(),
+                ));
+            }
+            client_assertion(client, key, endpoint, form, secrets)?;
+            Ok(None)
+        }
+        #[cfg(feature = "jwt")]
+        AuthMethod::ClientSecretJwt => {
+            let secret = secret.ok_or_else(missing_secret)?;
+            let key = crate::jwt::SigningKey::hs256(secret.expose_secret())?;
+            client_assertion(client, &key, endpoint, form, secrets)?;
+            Ok(None)
+        }
     }
+}
+
+/// The assertion type of RFC 7523 §2.2.
+#[cfg(feature = "jwt")]
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Adds `client_id`, `client_assertion_type` and a freshly signed `client_assertion`: `iss` and
+/// `sub` are the client id, `aud` the token endpoint (or the issuer, when configured so).
+#[cfg(feature = "jwt")]
+fn client_assertion(
+    client: &OAuthClient,
+    key: &crate::jwt::SigningKey,
+    endpoint: &Url,
+    form: &mut url::form_urlencoded::Serializer<'_, String>,
+    secrets: &mut Secrets<'_>,
+) -> Result<()> {
+    let audience = if client.inner.assertion_audience_issuer {
+        client.issuer_id().ok_or_else(|| {
+            Error::config("assertion_audience_issuer(true) needs an issuer (OAuthClient::issuer)")
+        })?
+    } else {
+        // The token endpoint identifies the server even when the form goes elsewhere (the
+        // device authorization endpoint).
+        client.token_endpoint().unwrap_or(endpoint).as_str()
+    };
+    let client_id = client.client_id();
+    let assertion = key.assertion(&crate::jwt::Claims {
+        issuer: client_id,
+        subject: Some(client_id),
+        audience,
+        issued_at: client.clock_ref().now_utc(),
+        lifetime: crate::jwt::MAX_ASSERTION_LIFETIME,
+        not_before: false,
+        scope: None,
+        extra: None,
+    })?;
+    secrets.add_owned(assertion.expose_secret().to_owned());
+    form.append_pair("client_id", client_id);
+    form.append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE);
+    form.append_pair("client_assertion", assertion.expose_secret());
+    Ok(())
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))`, marked sensitive.

@@ -84,6 +84,19 @@ pub struct AuthCode {
     browser: Arc<dyn Browser>,
     prompt: Arc<dyn Prompt>,
     timeout: Duration,
+    #[cfg(feature = "jwt")]
+    id_tokens: IdTokens,
+}
+
+/// Whether and how ID tokens are validated after the code exchange.
+#[cfg(feature = "jwt")]
+#[derive(Debug, Clone, Default)]
+enum IdTokens {
+    #[default]
+    Unchecked,
+    /// With a validator built from the client's discovery metadata on first use, then kept.
+    FromMetadata(Arc<std::sync::OnceLock<crate::oidc::IdTokenValidator>>),
+    With(crate::oidc::IdTokenValidator),
 }
 
 impl Default for AuthCode {
@@ -107,7 +120,69 @@ impl AuthCode {
             browser: Arc::new(crate::interact::SystemBrowser),
             prompt: Arc::new(Terminal),
             timeout: DEFAULT_SIGN_IN_TIMEOUT,
+            #[cfg(feature = "jwt")]
+            id_tokens: IdTokens::Unchecked,
         }
+    }
+
+    /// Validate the ID token that comes with the tokens (SECURITY.md rule 44): signature with
+    /// the issuer's keys from its discovered `jwks_uri`, `iss`, `aud`, `exp`, `iat` and the
+    /// sign-in's `nonce`. Needs a client made by [`OAuthClient::discover`]; the sign-in fails
+    /// with [`Error::InvalidIdToken`] when the token is missing or invalid. On for the OpenID
+    /// Connect presets.
+    #[cfg(feature = "jwt")]
+    pub fn validate_id_token(mut self, validate: bool) -> Self {
+        self.id_tokens = if validate {
+            IdTokens::FromMetadata(Arc::default())
+        } else {
+            IdTokens::Unchecked
+        };
+        self
+    }
+
+    /// Validate ID tokens with this validator (for issuers configured by hand).
+    #[cfg(feature = "jwt")]
+    pub fn id_token_validator(mut self, validator: crate::oidc::IdTokenValidator) -> Self {
+        self.id_tokens = IdTokens::With(validator);
+        self
+    }
+
+    #[cfg(feature = "jwt")]
+    async fn check_id_token(
+        &self,
+        client: &OAuthClient,
+        request: &AuthorizationRequest,
+        token: &Token,
+    ) -> Result<()> {
+        use secrecy::ExposeSecret;
+        let validator = match &self.id_tokens {
+            IdTokens::Unchecked => return Ok(()),
+            IdTokens::With(v) => v.clone(),
+            IdTokens::FromMetadata(cell) => match cell.get() {
+                Some(v) => v.clone(),
+                None => {
+                    let metadata = client.metadata().ok_or_else(|| {
+                        Error::config("ID token validation needs a client made by discover()")
+                    })?;
+                    let jwks_uri = metadata.jwks_uri.as_ref().ok_or_else(|| {
+                        Error::config("the issuer's metadata has no jwks_uri to validate ID tokens")
+                    })?;
+                    let v = crate::oidc::IdTokenValidator::new(
+                        client,
+                        metadata.issuer.clone(),
+                        jwks_uri.as_str(),
+                    )?;
+                    cell.get_or_init(|| v).clone()
+                }
+            },
+        };
+        let id_token = token.id_token().ok_or_else(|| {
+            Error::InvalidIdToken("the token response carries no id_token".into())
+        })?;
+        validator
+            .validate(id_token.expose_secret(), request.nonce())
+            .await
+            .map(drop)
     }
 
     /// Requests a scope (space-separated scopes are split). With `openid`, a `nonce` is sent.
@@ -234,7 +309,10 @@ impl AuthCode {
             verifier: verifier.map(SecretString::from),
             nonce: nonce.map(SecretString::from),
             issuer: client.issuer_id().map(str::to_owned),
-            iss_required: self.require_iss,
+            iss_required: self.require_iss
+                || client
+                    .metadata()
+                    .is_some_and(|m| m.authorization_response_iss_parameter_supported),
             used: AtomicBool::new(false),
         })
     }
@@ -261,7 +339,10 @@ impl AuthCode {
         for (name, value) in &self.token_params {
             token_request = token_request.param(name.clone(), value.clone());
         }
-        client.request_token(token_request).await
+        let token = client.request_token(token_request).await?;
+        #[cfg(feature = "jwt")]
+        self.check_id_token(client, request, &token).await?;
+        Ok(token)
     }
 
     fn context(&self, client: &OAuthClient) -> ReceiveContext {

@@ -34,6 +34,10 @@ impl CacheKey {
         if let Some(secret) = client.client_secret() {
             parts.push(("credential", digest(secret.expose_secret())));
         }
+        #[cfg(feature = "jwt")]
+        if let Some(key) = client.signing_key_fingerprint() {
+            parts.push(("signing_key", key));
+        }
         CacheKeyBuilder { parts }
     }
 

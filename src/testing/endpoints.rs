@@ -116,23 +116,23 @@ fn resource_answer(shared: &Shared, parts: &Parts, body_len: usize) -> Response 
         );
     };
 
-    if let Some(required) = shared.config.required_scope(path) {
-        if !has_scope(grant.scope.as_deref(), required) {
-            let challenge = format!(r#"Bearer error="insufficient_scope", scope="{required}""#);
-            let challenge = if HeaderValue::try_from(challenge.as_str()).is_ok() {
-                Cow::Owned(challenge)
-            } else {
-                Cow::Borrowed(r#"Bearer error="insufficient_scope""#)
-            };
-            return bearer_challenge(
-                StatusCode::FORBIDDEN,
-                &challenge,
-                Some((
-                    "insufficient_scope",
-                    "the token lacks the scope this path needs",
-                )),
-            );
-        }
+    if let Some(required) = shared.config.required_scope(path)
+        && !has_scope(grant.scope.as_deref(), required)
+    {
+        let challenge = format!(r#"Bearer error="insufficient_scope", scope="{required}""#);
+        let challenge = if HeaderValue::try_from(challenge.as_str()).is_ok() {
+            Cow::Owned(challenge)
+        } else {
+            Cow::Borrowed(r#"Bearer error="insufficient_scope""#)
+        };
+        return bearer_challenge(
+            StatusCode::FORBIDDEN,
+            &challenge,
+            Some((
+                "insufficient_scope",
+                "the token lacks the scope this path needs",
+            )),
+        );
     }
 
     json_response(

@@ -477,10 +477,10 @@ pub(super) fn authorization_code(
     let grant = state.new_grant(client_id, Some(&username), scope.clone());
     let grant_id = grant.id;
     let issued = state.issue(config, grant, scope.clone(), true);
-    if issued.is_ok() {
-        if let Some(record) = state.authorization_codes.get_mut(code) {
-            record.grant_id = Some(grant_id);
-        }
+    if issued.is_ok()
+        && let Some(record) = state.authorization_codes.get_mut(code)
+    {
+        record.grant_id = Some(grant_id);
     }
     drop(state);
     issued_response(config, issued, scope)
@@ -541,10 +541,10 @@ pub(super) fn device_code(
     let scope = device.scope.clone();
     let grant = state.new_grant(client_id, Some(&username), scope.clone());
     let issued = state.issue(config, grant, scope.clone(), true);
-    if issued.is_ok() {
-        if let Some(device) = state.devices.get_mut(device_code) {
-            device.status = DeviceStatus::Redeemed;
-        }
+    if issued.is_ok()
+        && let Some(device) = state.devices.get_mut(device_code)
+    {
+        device.status = DeviceStatus::Redeemed;
     }
     drop(state);
     issued_response(config, issued, scope)

@@ -377,7 +377,7 @@ impl PreparedReceiver for Listening {
 /// `5 min`, `30 s`, `300 ms`.
 fn describe(duration: Duration) -> String {
     let secs = duration.as_secs();
-    if secs >= 60 && secs % 60 == 0 {
+    if secs >= 60 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else if secs > 0 {
         format!("{secs} s")

@@ -1,0 +1,418 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! ID token validation (SECURITY.md rules 44 and 45) against a wiremock JWKS endpoint, with
+//! tokens signed by test keys made for this file.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use oauth_layer::clock::{Clock, ManualClock};
+use oauth_layer::oidc::IdTokenValidator;
+use oauth_layer::{Error, OAuthClient};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Test keys, generated with openssl for these tests only.
+const ED_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIBsomH75xPxfBdtZb3qfh8HLy7AzEgpFXhVpml/kBaT6
+-----END PRIVATE KEY-----";
+const ED_X: &str = "BdDWuvJk5ny4Q2mQvWpnIk9Hf8LGOKy12CWyzsUnjds";
+const OTHER_ED_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIMdbxoy3HK3gEPbMt1XOWYzbUjLT4IrxdTIjgoil7cT4
+-----END PRIVATE KEY-----";
+const OTHER_ED_X: &str = "e3CDRooXx059yfyYba2PL8K8o34uveNbyhSa68wH9ZA";
+const RSA_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDSWyiBtrUtVx3G
+hYGqh5JjiA2+NdCa4sE7gnVrktSe+z9oGraAE+Rk+vaPvmsuW645O2jpNMSMIKLF
+yloqSi8uxmK4U+vBzKc7vKnm3zi2QbJ3J0VE2k2DN08VyPXjn5W1rrGhg/4sZlQA
+kQzJQrz2YZyxvUJML9BNlwzpyzW5KcfEi5UQdm5YyxWk+1eGBccRrEK5n8W6gMoH
+MTg9vz14rO439fyUR9M8VfWUUTPM4V01Vshdjyh8MHBbUl2WvGWLqUu4bOwHRFR0
+x+0rqaOK62zKHhoI9NZDNybSiBsUhInGbl/vvOXMTvJO58iqWbMD714doFdF2L5w
+sRBwsEmHAgMBAAECggEAGzPUoimZdlqMrC55nS7Y/GwMsutMparrKCHvw1CClGiT
+Q4goz5lC8NgPaHlMbPtIJXiMUZQUUraptgA79roPLfJTs9iOZUps2enE4uk88Ty/
+sm7uoz/DxFMzs/J/8caiWpNTvzpNdTpqZIRdbe1meEoZNFbwKuAIBPCip90yflYv
+uwEBT/D6xjW1Ov4tNUVpOhoEX9KcweTk39NPPSQjNqd4Icq+g8AppztupxOBeTm4
+VkQwlfzjbIP6KqMdWKCZTdv1QKtLLMb0PRlwafckghE9ko6jTbppDflRbrRcR6ay
+QEeU5s6aNuKX3sRtlfGAs+euSTmLmw55pBHPnr6XkQKBgQDzsowqr8qP4ZihW2Cm
+J0jWZ7nUqpfsuE6Py83K+Nu0dsTJLKoHx33X+za7cQLRUk8ABdQILVD7jr7g5YPT
+saCejzULppnoNWV6ElLvsSWPw6BYNWhuNbZ42MyX8hL6mrTwE26h1QGIgjVBEXsr
+fmeMJ8bynRTaWbure1adSWJE7wKBgQDc+bg9T6gC29SenagZNNpoFbdkXgViKTQL
+/owFvONIZu1JSLXSG6M+mllwQKmARUBd2b0VfHhACTiw8MyTYzjl/o+F+ox8y27B
+nRj3Nq9/+MdzjmPgUCA5szPfQW02lizw/yeUWOltvL1jgfvnItngYD1Bsv6rojIj
+GjjHabE06QKBgGw9sN5A6HLR3A5HXP1P051Pww1/nC1Li7F473Yo5MUaP7uvN/Ju
+nCmzbhMBViQNMAOtkwjyv9aMB6Iyr0P20IW8y+3Z2OB33xPCUc4e27UoSe8EAdd5
+yguRGAahQebHknhT2T7OMnkkhGzbS978rRdmj4oxVRLK6n13Mfh4oMpHAoGBAK7h
+SrfrBJJOm7R0HQbl1zushBkAd845waEEcJhR5qX0HzJyQsLncIgo60N1SS/kno4n
+tgb9HMXBBoax65VxXyRWFAv6P5i7/wlnZMyxEK98mYyQUebCQt6nPhQf2Wjr7OFF
+bXNv8j0Qs+m+gzdnU3rJb3FBUV9P29H//JOEx+ORAoGBAPIK5vrbfgl6zW6+Ce9R
+FtelmqNM+Ga1mL9nZ6Ak3wLtr8Hyu7CfmgG2X/2BdFlOGX6vE9DsuUcCCJvjMJ0b
+OgVxSXf5d15vOB+pdPE8yyzAbcWLkUpa0ks1dbAa6JXwkSGotZWawNNjSKecg633
+4fzzW9ORAIfms6qHO/y4OPy0
+-----END PRIVATE KEY-----";
+const RSA_N: &str = "0lsogba1LVcdxoWBqoeSY4gNvjXQmuLBO4J1a5LUnvs_aBq2gBPkZPr2j75rLluuOTto6TTEjCCixcpaKkovLsZiuFPrwcynO7yp5t84tkGydydFRNpNgzdPFcj145-Vta6xoYP-LGZUAJEMyUK89mGcsb1CTC_QTZcM6cs1uSnHxIuVEHZuWMsVpPtXhgXHEaxCuZ_FuoDKBzE4Pb89eKzuN_X8lEfTPFX1lFEzzOFdNVbIXY8ofDBwW1Jdlrxli6lLuGzsB0RUdMftK6mjiutsyh4aCPTWQzcm0ogbFISJxm5f77zlzE7yTufIqlmzA-9eHaBXRdi-cLEQcLBJhw";
+
+const ISSUER: &str = "https://idp.example";
+const CLIENT_ID: &str = "my-app";
+
+struct Idp {
+    server: MockServer,
+    clock: ManualClock,
+}
+
+impl Idp {
+    async fn start() -> Self {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/jwks"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"keys": [
+                {"kty": "OKP", "crv": "Ed25519", "x": ED_X, "kid": "ed-1", "alg": "EdDSA", "use": "sig"},
+                {"kty": "OKP", "crv": "Ed25519", "x": OTHER_ED_X, "kid": "ed-2", "use": "sig"},
+                {"kty": "RSA", "n": RSA_N, "e": "AQAB", "kid": "rsa-1", "alg": "RS256", "use": "sig"},
+            ]})))
+            .mount(&server)
+            .await;
+        Self {
+            server,
+            clock: ManualClock::new(),
+        }
+    }
+
+    fn validator(&self) -> IdTokenValidator {
+        let client = OAuthClient::new(CLIENT_ID)
+            .secret("client-secret-for-hs256")
+            .clock(self.clock.clone());
+        IdTokenValidator::new(&client, ISSUER, &format!("{}/jwks", self.server.uri())).unwrap()
+    }
+
+    /// Claims that pass, on the test's clock.
+    fn claims(&self) -> Value {
+        let now = self
+            .clock
+            .now_utc()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        json!({
+            "iss": ISSUER, "sub": "user-42", "aud": CLIENT_ID,
+            "exp": now + 300, "iat": now, "nonce": "n-123",
+            "email": "ada@example.com", "email_verified": true,
+        })
+    }
+}
+
+fn sign(claims: &Value, alg: Algorithm, kid: Option<&str>, pem: &str) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    let key = match alg {
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+        Algorithm::HS256 => EncodingKey::from_secret(pem.as_bytes()),
+        _ => unreachable!(),
+    };
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+fn ed(claims: &Value) -> String {
+    sign(claims, Algorithm::EdDSA, Some("ed-1"), ED_KEY)
+}
+
+fn with(mut claims: Value, name: &str, value: Value) -> Value {
+    if value.is_null() {
+        claims.as_object_mut().unwrap().remove(name);
+    } else {
+        claims[name] = value;
+    }
+    claims
+}
+
+async fn rejected(idp: &Idp, token: &str, nonce: Option<&str>) -> String {
+    match idp.validator().validate(token, nonce).await {
+        Err(Error::InvalidIdToken(why)) => why,
+        other => panic!("expected InvalidIdToken, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_good_token_is_accepted_with_its_claims() {
+    let idp = Idp::start().await;
+    let claims = idp
+        .validator()
+        .validate(&ed(&idp.claims()), Some("n-123"))
+        .await
+        .unwrap();
+    assert_eq!(claims.subject, "user-42");
+    assert_eq!(claims.issuer, ISSUER);
+    assert_eq!(claims.audience, [CLIENT_ID]);
+    assert_eq!(claims.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(claims.email_verified, Some(true));
+
+    let rsa = sign(&idp.claims(), Algorithm::RS256, Some("rsa-1"), RSA_KEY);
+    idp.validator().validate(&rsa, Some("n-123")).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_wrong_signature_is_refused() {
+    let idp = Idp::start().await;
+    // Signed with another key than the one its kid names.
+    let forged = sign(&idp.claims(), Algorithm::EdDSA, Some("ed-1"), OTHER_ED_KEY);
+    assert!(
+        rejected(&idp, &forged, Some("n-123"))
+            .await
+            .contains("signature")
+    );
+    // A claim changed after signing.
+    let token = ed(&idp.claims());
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let tampered = ed(&with(idp.claims(), "sub", json!("someone-else")));
+    parts[1] = tampered.split('.').nth(1).unwrap().to_owned();
+    assert!(
+        rejected(&idp, &parts.join("."), Some("n-123"))
+            .await
+            .contains("signature")
+    );
+}
+
+#[tokio::test]
+async fn alg_none_and_unlisted_algorithms_are_refused() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let idp = Idp::start().await;
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "kid": "ed-1"})),
+        b64(&idp.claims())
+    );
+    rejected(&idp, &none, Some("n-123")).await;
+    // HS256 with the client secret is refused unless turned on.
+    let hs = sign(
+        &idp.claims(),
+        Algorithm::HS256,
+        None,
+        "client-secret-for-hs256",
+    );
+    assert!(
+        rejected(&idp, &hs, Some("n-123"))
+            .await
+            .contains("not accepted")
+    );
+    let allowed = idp.validator().allow_client_secret_hs256(true);
+    allowed.validate(&hs, Some("n-123")).await.unwrap();
+    // A token whose alg is not its key's.
+    let mismatched = sign(&idp.claims(), Algorithm::RS256, Some("ed-1"), RSA_KEY);
+    rejected(&idp, &mismatched, Some("n-123")).await;
+}
+
+#[tokio::test]
+async fn wrong_iss_aud_or_azp_are_refused() {
+    let idp = Idp::start().await;
+    for (name, value, why) in [
+        ("iss", json!("https://idp.example/"), "iss"),
+        ("iss", json!("https://evil.example"), "iss"),
+        ("iss", Value::Null, "iss"),
+        ("aud", json!("another-app"), "aud"),
+        ("aud", json!([]), "aud"),
+        ("aud", Value::Null, "aud"),
+        ("aud", json!([CLIENT_ID, "another-app"]), "azp"),
+    ] {
+        let token = ed(&with(idp.claims(), name, value.clone()));
+        let got = rejected(&idp, &token, Some("n-123")).await;
+        assert!(got.contains(why), "{name}={value}: {got}");
+    }
+    let with_azp = with(
+        with(idp.claims(), "aud", json!([CLIENT_ID, "another-app"])),
+        "azp",
+        json!(CLIENT_ID),
+    );
+    idp.validator()
+        .validate(&ed(&with_azp), Some("n-123"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn missing_or_passed_times_are_refused_on_the_clients_clock() {
+    let idp = Idp::start().await;
+    for name in ["exp", "iat"] {
+        let token = ed(&with(idp.claims(), name, Value::Null));
+        assert!(rejected(&idp, &token, Some("n-123")).await.contains(name));
+    }
+    let token = ed(&idp.claims());
+    let validator = idp.validator();
+    validator.validate(&token, Some("n-123")).await.unwrap();
+    idp.clock.advance(Duration::from_secs(300 + 61));
+    match validator.validate(&token, Some("n-123")).await {
+        Err(Error::InvalidIdToken(why)) => assert!(why.contains("expired")),
+        other => panic!("{other:?}"),
+    }
+    let future = with(idp.claims(), "iat", json!(9_999_999_999u64));
+    assert!(
+        rejected(&idp, &ed(&future), Some("n-123"))
+            .await
+            .contains("future")
+    );
+}
+
+#[tokio::test]
+async fn the_nonce_must_be_the_sign_ins() {
+    let idp = Idp::start().await;
+    assert!(
+        rejected(&idp, &ed(&idp.claims()), Some("another-nonce"))
+            .await
+            .contains("nonce")
+    );
+    let without = ed(&with(idp.claims(), "nonce", Value::Null));
+    assert!(
+        rejected(&idp, &without, Some("n-123"))
+            .await
+            .contains("nonce")
+    );
+}
+
+#[tokio::test]
+async fn oversized_or_malformed_input_is_refused_before_decoding() {
+    let idp = Idp::start().await;
+    let huge = format!("{}.{}.{}", "a".repeat(10_000), "b".repeat(10_000), "c");
+    assert!(rejected(&idp, &huge, None).await.contains("longer"));
+    for bad in [
+        "",
+        "a",
+        "a.b",
+        "a.b.c.d",
+        "....",
+        "a.b.c.d.e",
+        "!!.??.**",
+        "é.é.é",
+    ] {
+        rejected(&idp, bad, None).await;
+    }
+    assert!(
+        idp.server.received_requests().await.unwrap().is_empty(),
+        "no key was fetched"
+    );
+}
+
+#[tokio::test]
+async fn keys_are_fetched_once_and_an_unknown_kid_is_refused() {
+    let idp = Idp::start().await;
+    let validator = idp.validator();
+    for _ in 0..5 {
+        validator
+            .validate(&ed(&idp.claims()), Some("n-123"))
+            .await
+            .unwrap();
+    }
+    let unknown = sign(
+        &idp.claims(),
+        Algorithm::EdDSA,
+        Some("rotated-away"),
+        ED_KEY,
+    );
+    match validator.validate(&unknown, Some("n-123")).await {
+        Err(Error::InvalidIdToken(why)) => assert!(why.contains("kid")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(idp.server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_plain_http_jwks_uri_to_a_remote_host_is_refused() {
+    let client = OAuthClient::new(CLIENT_ID);
+    let err = IdTokenValidator::new(&client, ISSUER, "http://idp.example/jwks").unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+}
+
+/// An OpenID provider on wiremock: discovery, keys and a token endpoint that answers with an ID
+/// token made by `id_token` (given the sign-in's nonce).
+async fn sign_in_with(
+    id_token: impl Fn(&Idp, &str) -> String,
+) -> oauth_layer::Result<oauth_layer::Token> {
+    use oauth_layer::flow::AuthCode;
+    use oauth_layer::flow::auth_code::Callback;
+
+    let idp = Idp::start().await;
+    let issuer = idp.server.uri();
+    Mock::given(method("GET"))
+        .and(path("/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+        })))
+        .mount(&idp.server)
+        .await;
+    let client = OAuthClient::new(CLIENT_ID)
+        .clock(idp.clock.clone())
+        .discover(&issuer)
+        .await
+        .unwrap();
+    let flow = AuthCode::new()
+        .scope("openid email")
+        .validate_id_token(true);
+    let request = flow
+        .authorization_request(&client, "http://127.0.0.1:9/cb")
+        .unwrap();
+    let nonce = request.nonce().expect("openid sends a nonce").to_owned();
+    let token = id_token(&idp, &nonce);
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "at-1", "token_type": "Bearer", "expires_in": 300, "id_token": token,
+        })))
+        .mount(&idp.server)
+        .await;
+    let code = request
+        .check(&Callback::from_pairs([
+            ("code", "c-1"),
+            ("state", request.state()),
+        ]))
+        .unwrap();
+    flow.exchange(&client, &request, code).await
+}
+
+/// Claims for the wiremock issuer.
+fn issued_by(idp: &Idp, nonce: &str) -> Value {
+    let claims = with(idp.claims(), "iss", json!(idp.server.uri()));
+    with(claims, "nonce", json!(nonce))
+}
+
+#[tokio::test]
+async fn the_auth_code_flow_validates_the_id_token_with_the_discovered_keys() {
+    let token = sign_in_with(|idp, nonce| ed(&issued_by(idp, nonce)))
+        .await
+        .unwrap();
+    assert!(token.id_token().is_some());
+}
+
+#[tokio::test]
+async fn the_auth_code_flow_refuses_a_bad_id_token() {
+    // Another sign-in's nonce.
+    let err = sign_in_with(|idp, _| ed(&issued_by(idp, "stale-nonce")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidIdToken(ref why) if why.contains("nonce")),
+        "{err:?}"
+    );
+    // Signed by a key the issuer does not publish under that kid.
+    let err = sign_in_with(|idp, nonce| {
+        sign(
+            &issued_by(idp, nonce),
+            Algorithm::EdDSA,
+            Some("ed-1"),
+            OTHER_ED_KEY,
+        )
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidIdToken(_)), "{err:?}");
+    // Another issuer's token.
+    let err = sign_in_with(|idp, nonce| ed(&with(issued_by(idp, nonce), "iss", json!(ISSUER))))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidIdToken(ref why) if why.contains("iss")),
+        "{err:?}"
+    );
+}
