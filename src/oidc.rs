@@ -48,3 +48,22 @@ pub(crate) async fn get_json(
     }
     Ok(map)
 }
+
+impl OAuthClient {
+    /// Calls the issuer's userinfo endpoint (from [`OAuthClient::discover`]) with `token` and
+    /// returns the claims about the person (OIDC Core §5.3).
+    ///
+    /// ```no_run
+    /// # async fn run(client: oauth_layer::OAuthClient, token: oauth_layer::Token) -> oauth_layer::Result<()> {
+    /// let claims = client.userinfo(&token).await?;
+    /// println!("{:?}", claims.get("email"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn userinfo(&self, token: &Token) -> Result<Map<String, Value>> {
+        let endpoint = self
+            .metadata()
+            .and_then(|m| m.userinfo_endpoint.as_ref())
+            .ok_or_else(|| Error::config("no userinfo endpoint (discover the issuer first)"))?;
+        get_json(self, endpoint.as_str(), token).await
+    }
+}

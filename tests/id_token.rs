@@ -416,3 +416,49 @@ async fn the_auth_code_flow_refuses_a_bad_id_token() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn userinfo_is_read_with_the_bearer_token_from_the_discovered_endpoint() {
+    use wiremock::matchers::header;
+
+    let server = MockServer::start().await;
+    let issuer = server.uri();
+    Mock::given(path("/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{issuer}/token"),
+            "userinfo_endpoint": format!("{issuer}/userinfo"),
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(path("/userinfo"))
+        .and(header("authorization", "Bearer at-42"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"sub": "u-1", "email": "a@b.example"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/userinfo"))
+        .respond_with(ResponseTemplate::new(401).insert_header("www-authenticate", "Bearer"))
+        .mount(&server)
+        .await;
+    let client = OAuthClient::new(CLIENT_ID).discover(&issuer).await.unwrap();
+    let token = oauth_layer::Token::builder("at-42")
+        .build(&oauth_layer::clock::SystemClock)
+        .unwrap();
+    let claims = client.userinfo(&token).await.unwrap();
+    assert_eq!(claims["email"], "a@b.example");
+
+    let stale = oauth_layer::Token::builder("at-stale")
+        .build(&oauth_layer::clock::SystemClock)
+        .unwrap();
+    let err = client.userinfo(&stale).await.unwrap_err();
+    assert!(matches!(err, Error::UnexpectedResponse(_)), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("at-stale"));
+
+    let undiscovered = OAuthClient::new(CLIENT_ID);
+    assert!(matches!(
+        undiscovered.userinfo(&token).await,
+        Err(Error::Config(_))
+    ));
+}
