@@ -35,6 +35,8 @@ pub mod interact;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod oidc;
+#[cfg(feature = "auth-code")]
+pub mod provider;
 mod redact;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
