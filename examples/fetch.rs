@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! cargo run --example fetch -- --token-url URL --client-id ID [OPTIONS] URL...
+//! cargo run --example fetch -- --issuer ISSUER --client-id ID [OPTIONS] URL...
+//! cargo run --example fetch -- revoke --revocation-url URL --client-id ID --token T
 //! ```
 //!
 //! For each response it prints `STATUS URL` on a line of its own, then the body. With `-v`,
@@ -11,6 +13,13 @@
 //! Exit code: 0 when every response was 2xx, 1 otherwise, 2 for usage or configuration errors
 //! (with a one-line message on stderr).
 //!
+//! Where the endpoints come from, first match wins: `--token-url` (and `--auth-url`,
+//! `--device-url`, `--revocation-url`) as given; the `token_uri` of a service account key file
+//! (`--flow jwt-bearer`); otherwise, with `--issuer`, the issuer's discovery document
+//! (OpenID Connect, then RFC 8414), whose issuer must be exactly `--issuer` and whose endpoints
+//! must be `https` (or `http` to loopback). Explicit options still win over the document. A
+//! failed discovery is a configuration error (exit code 2).
+//!
 //! The interactive flows sign in once, at the first request. `--flow auth-code` opens the
 //! system browser (`$BROWSER` is honoured) at the authorization URL, also printed on stderr, and
 //! receives the code on a loopback server; with `--paste`, or when no browser can be opened, the
@@ -19,45 +28,96 @@
 //! `--flow device` prints the verification URL and the code to enter on stderr and polls until
 //! the sign-in is approved. Later requests and `--repeat` rounds reuse the token, and its
 //! refresh token renews it without asking again.
+//!
+//! `--flow jwt-bearer` (RFC 7523 §2.1) signs an assertion with `--key FILE`: a PEM private key,
+//! whose assertions are issued (`iss`) by `--client-id` for `--subject` (default: the client
+//! id), addressed (`aud`) to the token endpoint, with the scopes as the `scope` form parameter;
+//! or a Google-style service account key file (JSON, recognised by its content), which also
+//! gives the token endpoint, the issuer (its `client_email`, also the default client id) and
+//! the key id, and takes the scopes in the assertion's `scope` claim.
+//! The algorithm of a PEM key is `--key-alg`, or else guessed from the key: RS256 for RSA,
+//! ES256 or ES384 for P-256 or P-384, EdDSA for Ed25519 (give `--key-alg` for PS256, RS384...).
+//!
+//! `--flow token-exchange` (RFC 8693) trades `--subject-token` (and `--actor-token`) for a
+//! token.
+//!
+//! `fetch revoke ...` revokes one token (RFC 7009) at `--revocation-url` (or the one the
+//! issuer's discovery document names) and prints `revoked`. Exit code: 0 when revoked, 1 when
+//! the server refused or could not be reached, 2 for usage or configuration errors (an
+//! `invalid_client` included).
+//!
+//! Key files, subject, actor and revoked tokens are secrets: never printed, `-v` included.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::Extensions;
+use oauth_layer::client::TokenTypeHint;
 #[cfg(feature = "auth-code")]
 use oauth_layer::flow::AuthCode;
-use oauth_layer::flow::{ClientCredentials, DeviceCode, Flow, Password, RefreshToken};
+use oauth_layer::flow::token_exchange::ACCESS_TOKEN_TYPE;
+use oauth_layer::flow::{
+    ActorToken, ClientCredentials, DeviceCode, Flow, Password, RefreshToken, SubjectToken,
+    TokenExchange,
+};
 use oauth_layer::{Action, AuthMethod, OAuthClient, OAuthMiddleware, Token, TokenSource};
+#[cfg(feature = "jwt")]
+use oauth_layer::{
+    flow::{JwtBearer, ServiceAccount},
+    jwt::{Algorithm, SigningKey},
+};
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next};
+use secrecy::SecretString;
 
 const USAGE: &str = "\
 usage: fetch [OPTIONS] URL...
+       fetch revoke [OPTIONS] --token T
 
-  --token-url URL          token endpoint (required)
-  --client-id ID           client id (required)
+  --token-url URL          token endpoint (required, unless --issuer discovers it or a
+                           service account key file names it)
+  --client-id ID           client id (required, except with a service account key file)
   --client-secret S        client secret (or the OAUTH_CLIENT_SECRET variable)
   --auth-method M          basic | post | none (default: basic with a secret, none without)
+  --issuer ISS             the server's issuer identifier. Without --token-url, the client is
+                           configured from ISS's discovery document (OpenID Connect, then
+                           RFC 8414); explicit --token-url, --auth-url, --device-url and
+                           --revocation-url win over it. An `iss` in the authorization
+                           response must match it (RFC 9207)
   --flow F                 client-credentials (default) | password | refresh | auth-code |
-                           device
+                           device | jwt-bearer | token-exchange
   --scope S                scope to request (repeatable)
-  --resource URI           resource indicator (RFC 8707; client-credentials only)
-  --audience A             audience (client-credentials only)
+  --resource URI           resource indicator (RFC 8707; client-credentials, token-exchange)
+  --audience A             audience (client-credentials, token-exchange)
   --username U             username (password flow)
   --password P             password (password flow)
   --refresh-token T        refresh token (refresh flow)
-  --auth-url URL           authorization endpoint (required for the auth-code flow)
+  --auth-url URL           authorization endpoint (auth-code flow; required unless
+                           discovered)
   --redirect-uri URI       redirect URI (auth-code flow), e.g. http://127.0.0.1:1410/callback
                            for a fixed port (default: a free port on 127.0.0.1; with --paste,
                            http://127.0.0.1:1410/callback)
   --paste                  auth-code flow: paste the address the browser ends on (read from
                            stdin) instead of receiving it on a loopback server; also what
                            happens when no browser can be opened
-  --device-url URL         device authorization endpoint (required for the device flow)
-  --issuer ISS             the server's issuer identifier; an `iss` in the authorization
-                           response must match it (RFC 9207)
+  --device-url URL         device authorization endpoint (device flow; required unless
+                           discovered)
+  --key FILE               jwt-bearer flow: a PEM private key, or a service account key file
+                           (JSON; it also gives the token URL, the issuer and the key id, and
+                           the scopes go in the assertion's scope claim)
+  --key-alg ALG            RS256 | RS384 | RS512 | PS256 | ES256 | ES384 | EdDSA (default:
+                           guessed from the PEM key: RS256, ES256/ES384 or EdDSA)
+  --key-id KID             the assertion's kid header (PEM keys)
+  --subject S              jwt-bearer flow: the assertion's sub (default: the client id, which
+                           is its iss; none for a service account)
+  --subject-token T        token-exchange flow: the token to exchange (required)
+  --subject-token-type U   its type URI (default urn:ietf:params:oauth:token-type:access_token)
+  --actor-token T          token-exchange flow: the acting party's token
+  --actor-token-type U     its type URI (default urn:ietf:params:oauth:token-type:access_token)
+  --requested-token-type U token-exchange flow: the type of token wanted
   --repeat N               send the URLs N times through one client (default 1)
   --interval SECS          wait SECS between rounds (default 0)
   -X METHOD                HTTP method (default GET, or POST with -d)
@@ -65,15 +125,28 @@ usage: fetch [OPTIONS] URL...
   -v                       token events on stderr (never the token itself)
   -h, --help               this help
 
+revoke (RFC 7009): revokes one token and prints `revoked`. Takes --client-id,
+--client-secret, --auth-method, --token-url, --issuer, -v and:
+  --revocation-url URL     revocation endpoint (required unless --issuer discovers it)
+  --token T                the token to revoke (required)
+  --token-type-hint H      access_token (default) | refresh_token
+
 Options that take a value also accept --name=value.
 auth-code and device sign in once, at the first request, with the address to open on stderr
 (auth-code also opens the browser, honouring $BROWSER); later requests and rounds reuse the
 token and renew it with its refresh token.
-Exit code: 0 when every response was 2xx, 1 otherwise, 2 for usage or configuration errors.";
+Key files, client secrets, passwords and tokens are never printed.
+Exit code: 0 when every response was 2xx, 1 otherwise, 2 for usage or configuration errors
+(a failed discovery included). revoke: 0 when revoked, 1 when the server refused or could
+not be reached, 2 for usage or configuration errors.";
 
 /// Everything the command line said.
 #[derive(Default)]
 struct Options {
+    /// `fetch revoke ...`: revoke `--token` instead of fetching URLs.
+    revoke: bool,
+    /// The name of every option given, in order (`--name`, also for `--name=value`).
+    given: Vec<String>,
     token_url: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -90,6 +163,20 @@ struct Options {
     paste: bool,
     device_url: Option<String>,
     issuer: Option<String>,
+    /// `--key`: a PEM private key or a service account key file (jwt-bearer).
+    key: Option<PathBuf>,
+    key_alg: Option<String>,
+    key_id: Option<String>,
+    subject: Option<String>,
+    subject_token: Option<String>,
+    subject_token_type: Option<String>,
+    actor_token: Option<String>,
+    actor_token_type: Option<String>,
+    requested_token_type: Option<String>,
+    revocation_url: Option<String>,
+    /// `--token` (revoke).
+    token: Option<String>,
+    token_type_hint: Option<TokenTypeHint>,
     repeat: u32,
     interval: Duration,
     method: Option<reqwest::Method>,
@@ -99,12 +186,14 @@ struct Options {
     urls: Vec<(String, Url)>,
 }
 
-/// Why the program stops before sending anything.
+/// Why the program stops early.
 enum Stop {
     /// `--help`: the usage text on stdout, exit code 0.
     Help,
     /// A usage or configuration problem: one line on stderr, exit code 2.
     Usage(String),
+    /// `revoke`: the server refused, or could not be reached: one line on stderr, exit code 1.
+    Failed(String),
 }
 
 fn usage(msg: impl Into<String>) -> Stop {
@@ -117,10 +206,19 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Stop> {
         repeat: 1,
         ..Options::default()
     };
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
+    // A first word `revoke` switches the mode.
+    if args.peek().is_some_and(|first| first == "revoke") {
+        args.next();
+        o.revoke = true;
+    }
     let mut only_urls = false;
     while let Some(arg) = args.next() {
         if only_urls || !arg.starts_with('-') || arg == "-" {
+            if o.revoke {
+                // Not echoed: it may be the token, put in the wrong place.
+                return Err(usage("revoke takes no URL (see --help)"));
+            }
             let url = parse_url(&arg)?;
             o.urls.push((arg, url));
             continue;
@@ -141,6 +239,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Stop> {
                 .next()
                 .ok_or_else(|| usage(format!("{name} needs a value"))),
         };
+        o.given.push(name.clone());
         match name.as_str() {
             "--token-url" => o.token_url = Some(value()?),
             "--client-id" => o.client_id = Some(value()?),
@@ -173,6 +272,28 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Stop> {
                 if o.issuer.is_none() {
                     return Err(usage("--issuer needs a non-empty value"));
                 }
+            }
+            "--key" => o.key = Some(PathBuf::from(value()?)),
+            "--key-alg" => o.key_alg = Some(value()?),
+            "--key-id" => o.key_id = Some(value()?),
+            "--subject" => o.subject = Some(value()?),
+            "--subject-token" => o.subject_token = Some(value()?),
+            "--subject-token-type" => o.subject_token_type = Some(value()?),
+            "--actor-token" => o.actor_token = Some(value()?),
+            "--actor-token-type" => o.actor_token_type = Some(value()?),
+            "--requested-token-type" => o.requested_token_type = Some(value()?),
+            "--revocation-url" => o.revocation_url = Some(value()?),
+            "--token" => o.token = Some(value()?),
+            "--token-type-hint" => {
+                o.token_type_hint = Some(match value()?.as_str() {
+                    "access_token" => TokenTypeHint::AccessToken,
+                    "refresh_token" => TokenTypeHint::RefreshToken,
+                    other => {
+                        return Err(usage(format!(
+                            "unknown --token-type-hint {other:?} (access_token or refresh_token)"
+                        )));
+                    }
+                })
             }
             "--repeat" => {
                 o.repeat = value()?
@@ -210,10 +331,93 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Stop> {
             .ok()
             .filter(|s| !s.is_empty());
     }
-    if o.urls.is_empty() {
+    if o.urls.is_empty() && !o.revoke {
         return Err(usage("no URL given (see --help)"));
     }
+    check_options(&o)?;
     Ok(o)
+}
+
+/// Options that apply to some flows only, and those flows. Given with another flow they are a
+/// usage error rather than silently ignored.
+const FLOW_OPTIONS: &[(&str, &[&str])] = &[
+    ("--paste", &["auth-code"]),
+    ("--redirect-uri", &["auth-code"]),
+    ("--audience", &["client-credentials", "token-exchange"]),
+    ("--resource", &["client-credentials", "token-exchange"]),
+    ("--key", &["jwt-bearer"]),
+    ("--key-alg", &["jwt-bearer"]),
+    ("--key-id", &["jwt-bearer"]),
+    ("--subject", &["jwt-bearer"]),
+    ("--subject-token", &["token-exchange"]),
+    ("--subject-token-type", &["token-exchange"]),
+    ("--actor-token", &["token-exchange"]),
+    ("--actor-token-type", &["token-exchange"]),
+    ("--requested-token-type", &["token-exchange"]),
+];
+
+/// What `fetch revoke` takes; everything else is a usage error there.
+const REVOKE_OPTIONS: &[&str] = &[
+    "--token-url",
+    "--client-id",
+    "--client-secret",
+    "--auth-method",
+    "--issuer",
+    "--revocation-url",
+    "--token",
+    "--token-type-hint",
+    "-v",
+];
+
+/// What only `fetch revoke` takes.
+const REVOKE_ONLY: &[&str] = &["--revocation-url", "--token", "--token-type-hint"];
+
+const FLOWS: &[&str] = &[
+    "client-credentials",
+    "password",
+    "refresh",
+    "auth-code",
+    "device",
+    "jwt-bearer",
+    "token-exchange",
+];
+
+/// The checks that need no file and no server: options that do not go together.
+fn check_options(o: &Options) -> Result<(), Stop> {
+    if o.revoke {
+        if let Some(other) = o
+            .given
+            .iter()
+            .find(|n| !REVOKE_OPTIONS.contains(&n.as_str()))
+        {
+            return Err(usage(format!(
+                "{other} does not apply to revoke (see --help)"
+            )));
+        }
+        return Ok(());
+    }
+    if let Some(only) = o.given.iter().find(|n| REVOKE_ONLY.contains(&n.as_str())) {
+        return Err(usage(format!("{only} applies to `fetch revoke` only")));
+    }
+    if !FLOWS.contains(&o.flow.as_str()) {
+        return Err(usage(format!(
+            "unknown --flow {:?} (client-credentials, password, refresh, auth-code, device, \
+             jwt-bearer or token-exchange)",
+            o.flow
+        )));
+    }
+    for (option, flows) in FLOW_OPTIONS {
+        if !flows.contains(&o.flow.as_str()) && o.given.iter().any(|n| n == option) {
+            return Err(usage(format!(
+                "{option} applies to --flow {} only",
+                flows.join(" or --flow ")
+            )));
+        }
+    }
+    if o.actor_token_type.is_some() && o.actor_token.is_none() {
+        return Err(usage("--actor-token-type needs --actor-token"));
+    }
+    Ok(())
 }
 
 /// An absolute `http` or `https` URL.
@@ -225,18 +429,32 @@ fn parse_url(text: &str) -> Result<Url, Stop> {
     }
 }
 
-fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop> {
-    let token_url = o
-        .token_url
-        .as_deref()
-        .ok_or_else(|| usage("--token-url is required"))?;
-    let client_id = o
-        .client_id
-        .as_deref()
-        .ok_or_else(|| usage("--client-id is required"))?;
-    let mut client = OAuthClient::new(client_id)
-        .token_url(token_url)
-        .map_err(|e| usage(format!("--token-url: {e}")))?;
+/// The endpoint a run cannot do without: discovery runs when it was not given.
+#[derive(Clone, Copy, PartialEq)]
+enum Needs {
+    /// Fetching URLs: the token endpoint.
+    TokenEndpoint,
+    /// `fetch revoke`: the revocation endpoint.
+    RevocationEndpoint,
+}
+
+/// The client for `client_id`, its endpoints from the first of these that has them:
+///
+/// 1. the options (`--token-url`, `--auth-url`, `--device-url`, `--revocation-url`), or
+///    `token_url` from a service account key file;
+/// 2. (`--provider NAME`, to come, belongs here: a provider's issuer or endpoints, filling in
+///    what the options left out, before discovery);
+/// 3. the discovery document of `--issuer`, fetched when the endpoint the run `needs` is still
+///    missing. Explicit endpoints win over the document's.
+///
+/// Usage and discovery problems are [`Stop::Usage`] (exit code 2).
+async fn build_client(
+    o: &Options,
+    client_id: &str,
+    token_url: Option<&str>,
+    needs: Needs,
+) -> Result<OAuthClient, Stop> {
+    let mut client = OAuthClient::new(client_id);
     if let Some(method) = o.auth_method {
         if method != AuthMethod::None && o.client_secret.is_none() {
             return Err(usage(format!(
@@ -253,10 +471,12 @@ fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop> {
     if let Some(secret) = &o.client_secret {
         client = client.secret(secret.clone());
     }
-    if let Some(issuer) = &o.issuer {
-        client = client.issuer(issuer.clone());
+    // Each checked (https, or http to loopback) whenever given.
+    if let Some(url) = token_url {
+        client = client
+            .token_url(url)
+            .map_err(|e| usage(format!("--token-url: {e}")))?;
     }
-    // Checked like the token endpoint (https, or http to loopback) whenever given.
     if let Some(url) = &o.auth_url {
         client = client
             .authorization_url(url)
@@ -267,26 +487,80 @@ fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop> {
             .device_authorization_url(url)
             .map_err(|e| usage(format!("--device-url: {e}")))?;
     }
-    if o.flow != "auth-code" {
-        if o.paste {
-            return Err(usage("--paste applies to --flow auth-code only"));
-        }
-        if o.redirect_uri.is_some() {
-            return Err(usage("--redirect-uri applies to --flow auth-code only"));
-        }
+    if let Some(url) = &o.revocation_url {
+        client = client
+            .revocation_url(url)
+            .map_err(|e| usage(format!("--revocation-url: {e}")))?;
     }
-    if o.flow != "client-credentials" {
-        if o.audience.is_some() {
-            return Err(usage(
-                "--audience applies to --flow client-credentials only",
-            ));
-        }
-        if o.resource.is_some() {
-            return Err(usage(
-                "--resource applies to --flow client-credentials only",
-            ));
-        }
+    // `--provider NAME` goes here.
+    let missing = match needs {
+        Needs::TokenEndpoint => client.token_endpoint().is_none(),
+        Needs::RevocationEndpoint => client.revocation_endpoint().is_none(),
+    };
+    let Some(issuer) = &o.issuer else {
+        return match (needs, missing) {
+            (Needs::TokenEndpoint, true) => Err(usage(
+                "--token-url is required (or --issuer to discover it)",
+            )),
+            (Needs::RevocationEndpoint, true) => Err(usage(
+                "revoke needs --revocation-url (or --issuer to discover it)",
+            )),
+            (_, false) => Ok(client),
+        };
+    };
+    if !missing {
+        return Ok(client.issuer(issuer.clone()));
     }
+    let client = client
+        .discover(issuer)
+        .await
+        .map_err(|e| usage(format!("discovery of {issuer} failed: {e}")))?;
+    match needs {
+        Needs::TokenEndpoint if client.token_endpoint().is_none() => Err(usage(format!(
+            "the discovery document of {issuer} names no token endpoint (give --token-url)"
+        ))),
+        Needs::RevocationEndpoint if client.revocation_endpoint().is_none() => Err(usage(format!(
+            "the discovery document of {issuer} names no revocation endpoint (give \
+                 --revocation-url)"
+        ))),
+        _ => Ok(client),
+    }
+}
+
+async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop> {
+    // The key file comes first: a service account's names the token endpoint and client.
+    #[cfg(feature = "jwt")]
+    let key = match o.flow.as_str() {
+        "jwt-bearer" => Some(load_key(o)?),
+        _ => None,
+    };
+    #[cfg(feature = "jwt")]
+    let (client_id, token_url) = match &key {
+        // Explicit options win over the key file.
+        Some(KeyFile::ServiceAccount(account)) => (
+            Some(
+                o.client_id
+                    .clone()
+                    .unwrap_or_else(|| account.email().into()),
+            ),
+            Some(
+                o.token_url
+                    .clone()
+                    .unwrap_or_else(|| account.token_uri().into()),
+            ),
+        ),
+        _ => (o.client_id.clone(), o.token_url.clone()),
+    };
+    #[cfg(not(feature = "jwt"))]
+    let (client_id, token_url) = (o.client_id.clone(), o.token_url.clone());
+
+    if token_url.is_none() && o.issuer.is_none() {
+        return Err(usage(
+            "--token-url is required (or --issuer to discover it)",
+        ));
+    }
+    let client_id = client_id.ok_or_else(|| usage("--client-id is required"))?;
+    let client = build_client(o, &client_id, token_url.as_deref(), Needs::TokenEndpoint).await?;
     let tokens = match o.flow.as_str() {
         "client-credentials" => {
             let mut flow = ClientCredentials::new();
@@ -323,8 +597,11 @@ fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop> {
         }
         #[cfg(feature = "auth-code")]
         "auth-code" => {
-            if o.auth_url.is_none() {
-                return Err(usage("--flow auth-code needs --auth-url"));
+            if client.authorization_endpoint().is_none() {
+                return Err(usage(
+                    "--flow auth-code needs --auth-url (or --issuer, without --token-url, whose \
+                     discovery document names one)",
+                ));
             }
             let mut flow = AuthCode::new();
             for s in &o.scopes {
@@ -346,8 +623,11 @@ fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop> {
             ));
         }
         "device" => {
-            if o.device_url.is_none() {
-                return Err(usage("--flow device needs --device-url"));
+            if client.device_authorization_endpoint().is_none() {
+                return Err(usage(
+                    "--flow device needs --device-url (or --issuer, without --token-url, whose \
+                     discovery document names one)",
+                ));
             }
             let mut flow = DeviceCode::new();
             for s in &o.scopes {
@@ -355,14 +635,210 @@ fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop> {
             }
             events.source(client, flow)
         }
-        other => {
-            return Err(usage(format!(
-                "unknown --flow {other:?} (client-credentials, password, refresh, auth-code or \
-                 device)"
-            )));
+        #[cfg(feature = "jwt")]
+        "jwt-bearer" => match key {
+            Some(KeyFile::Pem(key)) => {
+                // RFC 7523 §3: the issuer is typically the client id; `sub` defaults to it.
+                let mut flow = JwtBearer::new(key, client_id.as_str());
+                if let Some(subject) = &o.subject {
+                    flow = flow.subject(subject.clone());
+                }
+                for s in &o.scopes {
+                    flow = flow.scope(s.clone());
+                }
+                events.source(client, flow)
+            }
+            Some(KeyFile::ServiceAccount(account)) => {
+                // Issuer the account's email, scopes in the assertion's `scope` claim.
+                let mut flow = account.flow(o.scopes.join(" "));
+                if let Some(subject) = &o.subject {
+                    flow = flow.subject(subject.clone());
+                }
+                events.source(client, flow)
+            }
+            None => unreachable!("the key is loaded for --flow jwt-bearer"),
+        },
+        #[cfg(not(feature = "jwt"))]
+        "jwt-bearer" => {
+            return Err(usage("--flow jwt-bearer needs the crate's jwt feature"));
         }
+        "token-exchange" => {
+            let Some(subject) = &o.subject_token else {
+                return Err(usage("--flow token-exchange needs --subject-token"));
+            };
+            let token_type =
+                |t: &Option<String>| t.as_deref().unwrap_or(ACCESS_TOKEN_TYPE).to_owned();
+            let mut flow = TokenExchange::new(SubjectToken::fixed(
+                subject.clone(),
+                token_type(&o.subject_token_type),
+            ));
+            if let Some(actor) = &o.actor_token {
+                flow = flow.actor(ActorToken::fixed(
+                    actor.clone(),
+                    token_type(&o.actor_token_type),
+                ));
+            }
+            if let Some(t) = &o.requested_token_type {
+                flow = flow.requested_token_type(t.clone());
+            }
+            if let Some(a) = &o.audience {
+                flow = flow.audience(a.clone());
+            }
+            if let Some(r) = &o.resource {
+                flow = flow.resource(r.clone());
+            }
+            for s in &o.scopes {
+                flow = flow.scope(s.clone());
+            }
+            events.source(client, flow)
+        }
+        other => unreachable!("--flow {other:?} was checked when parsing"),
     };
     Ok(tokens)
+}
+
+/// What `--key` held.
+#[cfg(feature = "jwt")]
+enum KeyFile {
+    /// A PEM private key, with its algorithm and `--key-id`.
+    Pem(SigningKey),
+    /// A Google-style service account key file.
+    ServiceAccount(ServiceAccount),
+}
+
+/// The largest key file read (a service account file is a few KiB, a PEM key less).
+#[cfg(feature = "jwt")]
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads `--key`: JSON (its first non-blank character is `{`) is a service account key file,
+/// anything else a PEM private key. The contents never reach a message; the buffer is wiped.
+#[cfg(feature = "jwt")]
+fn load_key(o: &Options) -> Result<KeyFile, Stop> {
+    use std::io::Read;
+    use zeroize::Zeroizing;
+
+    let Some(path) = &o.key else {
+        return Err(usage("--flow jwt-bearer needs --key FILE"));
+    };
+    let mut bytes = Zeroizing::new(Vec::new());
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| usage(format!("--key: cannot read {}: {e}", path.display())))?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(usage(format!(
+            "--key: {} is larger than {MAX_KEY_FILE_BYTES} bytes",
+            path.display()
+        )));
+    }
+    let is_json = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    if is_json {
+        for (option, given) in [
+            ("--key-alg", o.key_alg.is_some()),
+            ("--key-id", o.key_id.is_some()),
+        ] {
+            if given {
+                return Err(usage(format!(
+                    "{option} does not apply to a service account key file (RS256, with its \
+                     private_key_id)"
+                )));
+            }
+        }
+        let json = std::str::from_utf8(&bytes)
+            .map_err(|_| usage(format!("--key: {} is not UTF-8", path.display())))?;
+        let account = ServiceAccount::from_json(json)
+            .map_err(|e| usage(format!("--key: {}: {e}", path.display())))?;
+        return Ok(KeyFile::ServiceAccount(account));
+    }
+    if o.client_id.is_none() {
+        return Err(usage(
+            "--flow jwt-bearer with a PEM key needs --client-id (the assertion's issuer)",
+        ));
+    }
+    let key = match o.key_alg.as_deref() {
+        Some(name) => SigningKey::from_pem(key_algorithm(name)?, &*bytes)
+            .map_err(|e| usage(format!("--key: {}: {e}", path.display())))?,
+        // Only the right key type and curve parses and signs, so the first that works is it.
+        None => [
+            Algorithm::RS256,
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::EdDSA,
+        ]
+        .into_iter()
+        .find_map(|alg| SigningKey::from_pem(alg, &*bytes).ok())
+        .ok_or_else(|| {
+            usage(format!(
+                "--key: {} is not a usable PEM private key (RSA, P-256, P-384 or Ed25519; \
+                 PKCS#8, or PKCS#1 for RSA; not encrypted)",
+                path.display()
+            ))
+        })?,
+    };
+    Ok(KeyFile::Pem(match &o.key_id {
+        Some(kid) => key.kid(kid.clone()),
+        None => key,
+    }))
+}
+
+/// `--key-alg`, by its JWS name (any case).
+#[cfg(feature = "jwt")]
+fn key_algorithm(name: &str) -> Result<Algorithm, Stop> {
+    [
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ]
+    .into_iter()
+    .find(|alg| alg.as_str().eq_ignore_ascii_case(name))
+    .ok_or_else(|| {
+        usage(format!(
+            "unknown --key-alg {name:?} (RS256, RS384, RS512, PS256, ES256, ES384 or EdDSA)"
+        ))
+    })
+}
+
+/// `fetch revoke`: one revocation request; prints `revoked`.
+async fn revoke(o: &Options, events: &Events) -> Result<(), Stop> {
+    let token = o
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| usage("revoke needs --token"))?;
+    let client_id = o
+        .client_id
+        .as_deref()
+        .ok_or_else(|| usage("--client-id is required"))?;
+    let client = build_client(
+        o,
+        client_id,
+        o.token_url.as_deref(),
+        Needs::RevocationEndpoint,
+    )
+    .await?;
+    let hint = o.token_type_hint.unwrap_or(TokenTypeHint::AccessToken);
+    events.say(&format!("revoking (hint {})", hint.as_str()));
+    client
+        .revoke(&SecretString::from(token), hint)
+        .await
+        .map_err(|e| {
+            // Wrong client credentials or an endpoint that cannot be used: 2, as when fetching.
+            // A refusal (`unsupported_token_type`...) or an unreachable server: 1.
+            let msg = format!("cannot revoke the token: {e}");
+            if e.action() == Action::FixConfiguration {
+                Stop::Usage(msg)
+            } else {
+                Stop::Failed(msg)
+            }
+        })?;
+    println!("revoked");
+    Ok(())
 }
 
 /// Whether `--flow` needs a person (who signs in once, at the first request).
@@ -563,6 +1039,10 @@ async fn main() -> ExitCode {
             eprintln!("fetch: {}", one_line(msg));
             ExitCode::from(2)
         }
+        Stop::Failed(msg) => {
+            eprintln!("fetch: {}", one_line(msg));
+            ExitCode::from(1)
+        }
     };
     let options = match parse(std::env::args().skip(1)) {
         Ok(o) => o,
@@ -572,16 +1052,22 @@ async fn main() -> ExitCode {
         verbose: options.verbose,
         obtained: Arc::new(AtomicU64::new(0)),
     };
-    let tokens = match build_source(&options, &events) {
-        Ok(s) => s,
-        Err(s) => return stop(s),
-    };
     if options.verbose {
         use tracing_subscriber::layer::SubscriberExt;
         // Ignoring the error is right: it only means a subscriber is already set.
         let _ =
             tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Warnings));
     }
+    if options.revoke {
+        return match revoke(&options, &events).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(s) => stop(s),
+        };
+    }
+    let tokens = match build_source(&options, &events).await {
+        Ok(s) => s,
+        Err(s) => return stop(s),
+    };
 
     let transport = match reqwest::Client::builder().build() {
         Ok(c) => c,

@@ -84,6 +84,7 @@ fn build_example(profile_dir: &Path) {
         ("tower", cfg!(feature = "tower")),
         ("auth-code", cfg!(feature = "auth-code")),
         ("browser", cfg!(feature = "browser")),
+        ("jwt", cfg!(feature = "jwt")),
         ("testing", cfg!(feature = "testing")),
     ]
     .into_iter()
@@ -1045,6 +1046,21 @@ async fn help_goes_to_stdout_with_exit_code_0() {
         "--paste",
         "--device-url",
         "--issuer",
+        "jwt-bearer",
+        "--key",
+        "--key-alg",
+        "--key-id",
+        "--subject",
+        "token-exchange",
+        "--subject-token",
+        "--subject-token-type",
+        "--actor-token",
+        "--actor-token-type",
+        "--requested-token-type",
+        "fetch revoke",
+        "--revocation-url",
+        "--token",
+        "--token-type-hint",
         "--repeat",
         "--interval",
         "-X",
@@ -1781,5 +1797,963 @@ async fn interactive_flow_usage_errors_exit_with_2_and_one_line() {
     );
     assert_eq!(server.device_requests(), 0);
     assert_eq!(server.token_requests(), 0);
+    assert!(server.resource_requests().is_empty());
+}
+
+// --- Discovery, the JWT bearer grant, token exchange and revocation ------------------------------
+
+/// The form of every request `mock` received at `path`, in order.
+async fn forms_at(mock: &wiremock::MockServer, path: &str) -> Vec<Vec<(String, String)>> {
+    mock.received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == path)
+        .map(|r| {
+            url::form_urlencoded::parse(&r.body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+/// `name`'s value in `form`, which must hold it at most once.
+fn form_field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    let values: Vec<&str> = form
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert!(values.len() <= 1, "{name} sent more than once: {form:?}");
+    values.first().copied()
+}
+
+/// A wiremock server whose OpenID Connect discovery document is `document`, with `issuer`
+/// filled in with the server's own URI unless `document` names one.
+async fn discovery_server(mut document: serde_json::Value) -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let mock = MockServer::start().await;
+    if document.get("issuer").is_none() {
+        document["issuer"] = mock.uri().into();
+    }
+    Mock::given(method("GET"))
+        .and(path("/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(document))
+        .mount(&mock)
+        .await;
+    mock
+}
+
+/// How many discovery document requests `mock` received.
+async fn discovery_requests(mock: &wiremock::MockServer) -> usize {
+    mock.received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().starts_with("/.well-known/"))
+        .count()
+}
+
+/// `--issuer` without `--token-url`: the client is configured from the discovery document
+/// (wiremock), and the token endpoint it names (the test server's) is used, with the
+/// authentication method the document lists (`client_secret_post`: the test server holds
+/// `post-app` to it). With `--token-url` as well, nothing is discovered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuer_discovery_configures_the_client() {
+    let server = server().await;
+    let idp = discovery_server(serde_json::json!({
+        "token_endpoint": server.token_url(),
+        "token_endpoint_auth_methods_supported": ["client_secret_post"],
+        "grant_types_supported": ["client_credentials"],
+    }))
+    .await;
+    let url = server.resource_url("/api/hello");
+    let args = argv([
+        "--issuer",
+        &idp.uri(),
+        "--client-id",
+        "post-app",
+        "--client-secret",
+        POST_SECRET,
+        "-v",
+        &url,
+    ]);
+    let out = fetch(&args).await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+    assert!(out.stdout.contains(r#""client_id":"post-app""#), "{out:#?}");
+    assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+    assert_eq!(server.token_requests_for("client_credentials"), 1);
+    assert_eq!(discovery_requests(&idp).await, 1);
+    let tokens = access_tokens(&server);
+    out.assert_no_secrets(&[POST_SECRET, &tokens[0]]);
+
+    // An explicit --token-url wins: no discovery, the issuer is only the `iss` to check.
+    let mut explicit = args.clone();
+    explicit.splice(
+        0..0,
+        argv(["--token-url", &server.token_url(), "--auth-method", "post"]),
+    );
+    let out = fetch(&explicit).await;
+    out.assert_code(0);
+    assert_eq!(server.token_requests_for("client_credentials"), 2);
+    assert_eq!(discovery_requests(&idp).await, 1, "not discovered again");
+}
+
+/// A discovery document that cannot be trusted, or none at all, is a configuration error:
+/// exit code 2, one line, nothing sent to the token endpoint or the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_discovery_exits_with_2() {
+    let server = server().await;
+    let url = server.resource_url("/api/hello");
+    let mismatch = discovery_server(serde_json::json!({
+        "issuer": "https://other-idp.example",
+        "token_endpoint": server.token_url(),
+    }))
+    .await;
+    let insecure = discovery_server(serde_json::json!({
+        "token_endpoint": "http://idp.example/token",
+    }))
+    .await;
+    let no_token_endpoint = discovery_server(serde_json::json!({
+        "authorization_endpoint": server.authorization_url(),
+    }))
+    .await;
+    // Nothing mounted: both well-known URLs answer 404.
+    let empty = wiremock::MockServer::start().await;
+    let cases = [
+        (&mismatch, "issuer"),
+        (&insecure, "https"),
+        (&no_token_endpoint, "no token endpoint"),
+        (&empty, "discovery of"),
+    ];
+    for (idp, needle) in cases {
+        let args = argv([
+            "--issuer",
+            &idp.uri(),
+            "--client-id",
+            "basic-app",
+            "--client-secret",
+            SECRET,
+            "-v",
+            &url,
+        ]);
+        let out = fetch(&args).await;
+        out.assert_usage_error(needle);
+        assert!(
+            out.stderr.contains(&idp.uri()),
+            "names the issuer: {out:#?}"
+        );
+        out.assert_no_secrets(&[SECRET]);
+    }
+    assert_eq!(
+        discovery_requests(&empty).await,
+        2,
+        "OpenID Connect, then RFC 8414"
+    );
+    assert_eq!(server.token_requests(), 0);
+    assert!(server.resource_requests().is_empty());
+}
+
+/// A temporary directory of its own, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "fetch-cli-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    /// Writes `contents` to `name` in the directory; returns its path as a string.
+    fn file(&self, name: &str, contents: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path.to_str().expect("a UTF-8 temporary path").to_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A wiremock token endpoint at `/token` that answers `body` to a POST with `grant_type`, and
+/// an API at `/api/...` that wants `Bearer {access_token}`.
+async fn token_and_api(grant_type: &str, body: serde_json::Value) -> wiremock::MockServer {
+    use wiremock::matchers::{body_string_contains, header, method, path, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let mock = MockServer::start().await;
+    let bearer = format!("Bearer {}", body["access_token"].as_str().unwrap());
+    let encoded: String = url::form_urlencoded::byte_serialize(grant_type.as_bytes()).collect();
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains(format!("grant_type={encoded}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/api/"))
+        .and(header("authorization", bearer.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_string("hello from the API\n"))
+        .mount(&mock)
+        .await;
+    mock
+}
+
+#[cfg(feature = "jwt")]
+mod jwt_keys {
+    //! Test keys, as in tests/jwt.rs.
+
+    pub(super) const RSA_PRIVATE: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIIEuwIBADANBgkqhkiG9w0BAQEFAASCBKUwggShAgEAAoIBAQCdzhKMtMz1mD7J\n\
+Z0WDqBjoR2BhIvtbS+p8aIDqZ2MuiStSCE2o8HJe8z0sg9nE9YdtdaGgU99Xt+Cb\n\
+2q5cc8USpgFe/WjIEpwq552tjEDplJj42lcOL8jzeDlVxTe64xtLxnQqEu9gEp8o\n\
+iikSGo3npes/7iA3PkF7o2dTb6vsbPiX2UrAOU6TXHWUMiRdFY3ndeSf9Nw4VFtD\n\
+qemP2OC6+nMC+S4tB+qOFXZJ9roQdg9s2vlhy+RkFQvQfKszcYVMYcHh8kaCZGxI\n\
+5+77k/PO8ObN/I4WYByjGrhgaqunJFsmwphVdjgw9hEYRt1LIw7hE1vSTIZT2iSq\n\
+NEpXYIArAgMBAAECgf9C58Qx1OSOuZb0SrQXu+6rVXmyI97/v6sXLS2FQ4yP1o5c\n\
+vmS7TV7B7RjD7IJqhGO3IIpeuD/JgCTgXdmeOvTTLP1Yw8K/u6ax33yEym0zlmsw\n\
++P0YGEiQvz2Z5h+QGoKn3KvXKtWtH7WNaQZqK5G9a3CgL1NMLNVBTZBvyCKwYuLC\n\
+7SIaZ9DNJG8KXxX9+eIS0gyI3ozvVKpDnH+Pe5cV3yiHJhAyYOH77SbU9YuUinqE\n\
+yv8lc9WcMHkIkWaRK1d+j2wW5p6HHCwyuZ8JVFEmua4FHPHSCosdjN/GapgA3OrT\n\
+sGY6reT6PAk3YdmYcqOJAfD1ZnnwyUzX9YRSL30CgYEAz66UD4tzeIhvauIbCuGt\n\
+tGebCNuPCfmhRfr/0YA9JCJiFna1usCTqCAZVmMjt1tP89zJuFYFbnPgkxzfZZlH\n\
+G3nXlye8CCv9BB+0hLvDW9qRJFSdfrz7XyloCMIak7bqGl2e9DhnSl/cMjENR3h1\n\
+MteJkBgeRFTP7QWOPy7qdp8CgYEAwoTZWrktzktDG5tnM6IDrCcisRN28Jr2/gGO\n\
+JKayEMQ5/29l68acfeFtmFIiGvDKB6yzhX77ENtQjlQQg0caX2Ct+Uh935V/uPeo\n\
+Pp9uaP2AI1CVpUDqh6T+z1zV8OMaXjC2eS5UxVPuHMgtkQUCoev879tGLqWyFLiM\n\
+OFQCxvUCgYAlV7a3tNNmcOHXziAerMWXEqoFxbTKjmA5PRCSkwRrYuNQNrgmhEoI\n\
+iP0FU34wkfKmXqTGyHDhk2RmD2L72bu3bQke3L4qmf48p5bF5x0RfxNp/Oz0xPZN\n\
+/hv+tyggN1uQshTKxPmNnf7x53AD0d0A71CE4FFQ6A8bB0y0f7MY8QKBgB7C24yZ\n\
+VEEXbdljzgJAUMxctAPEzD5ogz7QCCaLpgU4wuM+PqP2mLDfgXFhK7uO8KQeD5XA\n\
+6vtTc33OlX3tNKJ4q4qMiDtfbP9XSuf8Vn2L+UOcbs3fYjdpRFKOn9akU3spwPGQ\n\
+/h7mkvVCQtJ4NF5e73UO/B5MXckhFiuiPX4xAoGBAJvk5/1P91T/+sB0m9tRQOTZ\n\
+Yqq8TrN4HOz3UFWwkcxSCK6VkCpAFWluJtAIl/Hx7NCMHCG8lYvGu/umLlki+p4j\n\
+AGD+RgJ1ey49ucSU5eziqrlVFMNiczrcCs3pE7FOcLgxoxkLx1L5xLH683pbj+oo\n\
+cMuaPoK236oDjSuYVBqs\n\
+-----END PRIVATE KEY-----\n\
+";
+
+    pub(super) const RSA_PUBLIC: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAnc4SjLTM9Zg+yWdFg6gY\n\
+6EdgYSL7W0vqfGiA6mdjLokrUghNqPByXvM9LIPZxPWHbXWhoFPfV7fgm9quXHPF\n\
+EqYBXv1oyBKcKuedrYxA6ZSY+NpXDi/I83g5VcU3uuMbS8Z0KhLvYBKfKIopEhqN\n\
+56XrP+4gNz5Be6NnU2+r7Gz4l9lKwDlOk1x1lDIkXRWN53Xkn/TcOFRbQ6npj9jg\n\
+uvpzAvkuLQfqjhV2Sfa6EHYPbNr5YcvkZBUL0HyrM3GFTGHB4fJGgmRsSOfu+5Pz\n\
+zvDmzfyOFmAcoxq4YGqrpyRbJsKYVXY4MPYRGEbdSyMO4RNb0kyGU9okqjRKV2CA\n\
+KwIDAQAB\n\
+-----END PUBLIC KEY-----\n\
+";
+
+    pub(super) const ED_PRIVATE: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MC4CAQAwBQYDK2VwBCIEIN6jxBtp/S5WCbN4AhvbnX0lPFOPLyK/w27OBd4h98eC\n\
+-----END PRIVATE KEY-----\n\
+";
+
+    pub(super) const ED_PUBLIC: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MCowBQYDK2VwAyEA0boDfp0N01jswBhpG5t3gTxpiAXedDhA4EPW1BggYYM=\n\
+-----END PUBLIC KEY-----\n\
+";
+
+    pub(super) const EC_PRIVATE: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg3C3D7dVjrPBNfUBO\n\
+iMX+2H7+vrllf2+MpZTksqDo6S+hRANCAATsy9o5XmAR8nrHfJ63oolM27yHrz6x\n\
+UBtaOhiZximh3fMDQrjRE4ZWr67odF00UP2xtrxiNw69m7jSzYbuDwep\n\
+-----END PRIVATE KEY-----\n\
+";
+
+    pub(super) const EC_PUBLIC: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7MvaOV5gEfJ6x3yet6KJTNu8h68+\n\
+sVAbWjoYmcYpod3zA0K40ROGVq+u6HRdNFD9sba8YjcOvZu40s2G7g8HqQ==\n\
+-----END PUBLIC KEY-----\n\
+";
+
+    /// The base64 lines of a PEM document: none may ever be printed.
+    pub(super) fn body_lines(pem: &str) -> Vec<&str> {
+        pem.lines().filter(|l| !l.starts_with("-----")).collect()
+    }
+}
+
+#[cfg(feature = "jwt")]
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// Verifies `jwt` (signature, `alg`, `iss`, `aud`, `exp`) and returns its header and claims.
+#[cfg(feature = "jwt")]
+fn verify_assertion(
+    jwt: &str,
+    key: &jsonwebtoken::DecodingKey,
+    alg: jsonwebtoken::Algorithm,
+    iss: &str,
+    aud: &str,
+) -> (jsonwebtoken::Header, serde_json::Value) {
+    let mut validation = jsonwebtoken::Validation::new(alg);
+    validation.set_issuer(&[iss]);
+    validation.set_audience(&[aud]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "jti"]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(jwt, key, &validation)
+        .expect("the assertion verifies with the public key");
+    (data.header, data.claims)
+}
+
+/// `--flow jwt-bearer` with PEM keys: the token request carries the grant type and an
+/// assertion signed with the key (algorithm guessed, or `--key-alg`), issued by the client id
+/// for `--subject` (or the client id), addressed to the token URL, with `--key-id` as `kid` and
+/// the scopes as a form parameter. Neither the key nor the assertion is ever printed.
+#[cfg(feature = "jwt")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_bearer_signs_an_assertion_with_a_pem_key() {
+    use jsonwebtoken::{Algorithm, DecodingKey};
+    use jwt_keys::*;
+
+    const ACCESS_TOKEN: &str = "jwt-bearer-access-token-value";
+    let mock = token_and_api(
+        JWT_BEARER_GRANT,
+        serde_json::json!({
+            "access_token": ACCESS_TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 3600,
+        }),
+    )
+    .await;
+    let token_url = format!("{}/token", mock.uri());
+    let url = format!("{}/api/things", mock.uri());
+    let dir = TempDir::new("jwt");
+    let ed = dir.file("ed25519.pem", ED_PRIVATE);
+    let rsa = dir.file("rsa.pem", RSA_PRIVATE);
+    let ec = dir.file("p256.pem", EC_PRIVATE);
+    let ed_key = format!("--key={ed}");
+    /// One run: the key's PEM, the key options, then what the assertion must show.
+    struct Case<'a> {
+        pem: &'a str,
+        options: Vec<&'a str>,
+        public: DecodingKey,
+        alg: Algorithm,
+        kid: Option<&'a str>,
+        sub: &'a str,
+    }
+    let cases = [
+        Case {
+            pem: ED_PRIVATE,
+            options: vec![
+                &ed_key,
+                "--key-id",
+                "ed-1",
+                "--subject",
+                "alice@example.com",
+            ],
+            public: DecodingKey::from_ed_pem(ED_PUBLIC.as_bytes()).unwrap(),
+            alg: Algorithm::EdDSA,
+            kid: Some("ed-1"),
+            sub: "alice@example.com",
+        },
+        Case {
+            pem: RSA_PRIVATE,
+            options: vec!["--key", &rsa],
+            public: DecodingKey::from_rsa_pem(RSA_PUBLIC.as_bytes()).unwrap(),
+            alg: Algorithm::RS256,
+            kid: None,
+            sub: "jwt-app",
+        },
+        Case {
+            pem: RSA_PRIVATE,
+            options: vec!["--key", &rsa, "--key-alg", "PS256", "--subject", "bob"],
+            public: DecodingKey::from_rsa_pem(RSA_PUBLIC.as_bytes()).unwrap(),
+            alg: Algorithm::PS256,
+            kid: None,
+            sub: "bob",
+        },
+        Case {
+            pem: EC_PRIVATE,
+            options: vec!["--key", &ec],
+            public: DecodingKey::from_ec_pem(EC_PUBLIC.as_bytes()).unwrap(),
+            alg: Algorithm::ES256,
+            kid: None,
+            sub: "jwt-app",
+        },
+    ];
+    for (i, case) in cases.into_iter().enumerate() {
+        let Case {
+            pem,
+            options,
+            public,
+            alg,
+            kid,
+            sub,
+        } = case;
+        let mut args = argv([
+            "--token-url",
+            &token_url,
+            "--client-id",
+            "jwt-app",
+            "--flow",
+            "jwt-bearer",
+            "--scope",
+            "api:read",
+            "-v",
+        ]);
+        args.extend(options.iter().map(|s| (*s).to_owned()));
+        args.push(url.clone());
+        let out = fetch(&args).await;
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+
+        let forms = forms_at(&mock, "/token").await;
+        assert_eq!(forms.len(), i + 1, "one token request per run");
+        let form = &forms[i];
+        assert_eq!(form_field(form, "grant_type"), Some(JWT_BEARER_GRANT));
+        assert_eq!(form_field(form, "scope"), Some("api:read"));
+        let assertion = form_field(form, "assertion").expect("an assertion");
+        let (header, claims) = verify_assertion(assertion, &public, alg, "jwt-app", &token_url);
+        assert_eq!(header.kid.as_deref(), kid);
+        assert_eq!(claims["sub"], sub, "{claims}");
+        assert_eq!(claims.get("scope"), None, "scopes go in the form");
+
+        let mut secrets = body_lines(pem);
+        secrets.extend([assertion, ACCESS_TOKEN]);
+        out.assert_no_secrets(&secrets);
+    }
+}
+
+/// A service account key file as `--key`: no `--token-url` or `--client-id` needed; the
+/// assertion goes to the file's `token_uri`, issued by its `client_email`, with its
+/// `private_key_id` as `kid` and the scopes in a `scope` claim (none in the form).
+#[cfg(feature = "jwt")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_bearer_with_a_service_account_key_file() {
+    use jsonwebtoken::{Algorithm, DecodingKey};
+    use jwt_keys::*;
+
+    const ACCESS_TOKEN: &str = "service-account-access-token";
+    const EMAIL: &str = "robot@demo-project.iam.gserviceaccount.com";
+    let mock = token_and_api(
+        JWT_BEARER_GRANT,
+        serde_json::json!({
+            "access_token": ACCESS_TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 3600,
+        }),
+    )
+    .await;
+    let token_uri = format!("{}/token", mock.uri());
+    let url = format!("{}/api/buckets", mock.uri());
+    let dir = TempDir::new("sa");
+    let file = dir.file(
+        "service-account.json",
+        &serde_json::json!({
+            "type": "service_account",
+            "project_id": "demo-project",
+            "private_key_id": "0123456789abcdef",
+            "private_key": RSA_PRIVATE,
+            "client_email": EMAIL,
+            "client_id": "1234567890",
+            "token_uri": token_uri,
+        })
+        .to_string(),
+    );
+    for (i, subject) in [None, Some("admin@example.com")].into_iter().enumerate() {
+        let mut args = argv([
+            "--flow",
+            "jwt-bearer",
+            "--key",
+            &file,
+            "--scope",
+            "https://www.googleapis.com/auth/devstorage.read_only",
+            "--scope",
+            "email",
+            "-v",
+        ]);
+        if let Some(subject) = subject {
+            args.extend(argv(["--subject", subject]));
+        }
+        args.push(url.clone());
+        let out = fetch(&args).await;
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+
+        let forms = forms_at(&mock, "/token").await;
+        let form = &forms[i];
+        assert_eq!(form_field(form, "grant_type"), Some(JWT_BEARER_GRANT));
+        assert_eq!(
+            form_field(form, "scope"),
+            None,
+            "scopes go in the assertion"
+        );
+        let assertion = form_field(form, "assertion").expect("an assertion");
+        let public = DecodingKey::from_rsa_pem(RSA_PUBLIC.as_bytes()).unwrap();
+        let (header, claims) =
+            verify_assertion(assertion, &public, Algorithm::RS256, EMAIL, &token_uri);
+        assert_eq!(header.kid.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(
+            claims["scope"],
+            "https://www.googleapis.com/auth/devstorage.read_only email"
+        );
+        assert_eq!(claims.get("sub").and_then(|s| s.as_str()), subject);
+
+        let mut secrets = body_lines(RSA_PRIVATE);
+        secrets.extend([assertion, ACCESS_TOKEN]);
+        out.assert_no_secrets(&secrets);
+    }
+}
+
+/// `--flow token-exchange`: the form carries the grant type, the subject and actor tokens with
+/// their types, the requested token type, audience, resource and scope; without
+/// `--subject-token-type` the subject is an access token, and without `--actor-token` no actor
+/// is sent. The tokens are never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_exchange_sends_its_form_fields() {
+    const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    const ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+    const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+    const SUBJECT: &str = "subject-token-secret-value";
+    const ACTOR: &str = "actor-token-secret-value";
+    const EXCHANGED: &str = "exchanged-access-token";
+    let mock = token_and_api(
+        GRANT,
+        serde_json::json!({
+            "access_token": EXCHANGED,
+            "issued_token_type": ACCESS,
+            "token_type": "Bearer",
+            "expires_in": 600,
+        }),
+    )
+    .await;
+    let url = format!("{}/api/orders", mock.uri());
+    let base = argv([
+        "--token-url",
+        &format!("{}/token", mock.uri()),
+        "--client-id",
+        "gateway",
+        "--client-secret",
+        "gateway-secret",
+        "--flow",
+        "token-exchange",
+        "-v",
+    ]);
+
+    let mut args = base.clone();
+    args.extend(argv([
+        "--subject-token",
+        SUBJECT,
+        "--subject-token-type",
+        JWT,
+        &format!("--actor-token={ACTOR}"),
+        "--requested-token-type",
+        ACCESS,
+        "--audience",
+        "orders-backend",
+        "--resource",
+        "https://orders.example/",
+        "--scope",
+        "orders:read",
+        &url,
+    ]));
+    let out = fetch(&args).await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+    out.assert_no_secrets(&[SUBJECT, ACTOR, EXCHANGED, "gateway-secret"]);
+
+    let mut args = base;
+    args.extend(argv(["--subject-token", SUBJECT, &url]));
+    let out = fetch(&args).await;
+    out.assert_code(0);
+    out.assert_no_secrets(&[SUBJECT, EXCHANGED, "gateway-secret"]);
+
+    let forms = forms_at(&mock, "/token").await;
+    assert_eq!(forms.len(), 2);
+    let full = &forms[0];
+    for (name, value) in [
+        ("grant_type", GRANT),
+        ("subject_token", SUBJECT),
+        ("subject_token_type", JWT),
+        ("actor_token", ACTOR),
+        ("actor_token_type", ACCESS),
+        ("requested_token_type", ACCESS),
+        ("audience", "orders-backend"),
+        ("resource", "https://orders.example/"),
+        ("scope", "orders:read"),
+    ] {
+        assert_eq!(form_field(full, name), Some(value), "{name} in {full:?}");
+    }
+    let plain = &forms[1];
+    assert_eq!(form_field(plain, "subject_token"), Some(SUBJECT));
+    assert_eq!(form_field(plain, "subject_token_type"), Some(ACCESS));
+    for absent in [
+        "actor_token",
+        "actor_token_type",
+        "requested_token_type",
+        "audience",
+        "resource",
+        "scope",
+    ] {
+        assert_eq!(form_field(plain, absent), None, "{absent} in {plain:?}");
+    }
+}
+
+/// `fetch revoke` at the test server: the token is revoked (the API refuses it afterwards),
+/// `revoked` is printed, and the token never is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_revokes_and_prints_revoked() {
+    let server = server().await;
+    let client = server.oauth_client("basic-app").unwrap();
+    let tokens = TokenSource::new(client, oauth_layer::flow::ClientCredentials::new());
+    let token = tokens.token().await.unwrap();
+    let access_token = token.access_token().expose_secret().to_owned();
+    let api = server.resource_url("/api/hello");
+    let answer = |token: String| {
+        let api = api.clone();
+        async move {
+            reqwest::Client::new()
+                .get(&api)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(answer(access_token.clone()).await, 200);
+
+    let args = argv([
+        "revoke",
+        "--revocation-url",
+        &server.revocation_url(),
+        "--client-id",
+        "basic-app",
+        "--client-secret",
+        SECRET,
+        "--token",
+        &access_token,
+        "-v",
+    ]);
+    let out = fetch(&args).await;
+    out.assert_code(0);
+    assert_eq!(out.stdout, "revoked\n", "{out:#?}");
+    assert_eq!(server.revocation_requests(), 1);
+    assert_eq!(answer(access_token.clone()).await, 401, "revoked for good");
+    out.assert_no_secrets(&[&access_token, SECRET]);
+}
+
+/// `fetch revoke` with the revocation endpoint from `--issuer` discovery sends the token,
+/// `token_type_hint` and the client's credentials; a server that refuses
+/// (`unsupported_token_type`) makes it exit with 1, and `invalid_client` with 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_sends_the_token_and_its_hint_and_reports_refusals() {
+    use wiremock::matchers::{body_string_contains, method, path};
+    use wiremock::{Mock, ResponseTemplate};
+
+    const REFRESH: &str = "refresh-token-to-revoke";
+    const UNSUPPORTED: &str = "unsupported-kind-of-token";
+    const UNKNOWN_CLIENT: &str = "token-of-an-unknown-client";
+    let idp = discovery_server(serde_json::json!({})).await;
+    let revoke_url = format!("{}/revoke", idp.uri());
+    // Served over the discovery server: its document now names the revocation endpoint.
+    idp.reset().await;
+    let idp_uri = idp.uri();
+    Mock::given(method("GET"))
+        .and(path("/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "issuer": idp_uri,
+            "token_endpoint": format!("{idp_uri}/token"),
+            "revocation_endpoint": revoke_url,
+        })))
+        .mount(&idp)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .and(body_string_contains(UNSUPPORTED))
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "error": "unsupported_token_type",
+            "error_description": "this server revokes refresh tokens only",
+        })))
+        .mount(&idp)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .and(body_string_contains(UNKNOWN_CLIENT))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+            "error": "invalid_client",
+        })))
+        .mount(&idp)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&idp)
+        .await;
+
+    let revoke = |token: &str, hint: Option<&str>| {
+        let mut args = argv([
+            "revoke",
+            "--issuer",
+            &idp.uri(),
+            "--client-id",
+            "cli-app",
+            "--client-secret",
+            "cli-secret",
+            "--auth-method",
+            "post",
+            "--token",
+            token,
+            "-v",
+        ]);
+        if let Some(hint) = hint {
+            args.push(format!("--token-type-hint={hint}"));
+        }
+        args
+    };
+
+    let out = fetch(&revoke(REFRESH, Some("refresh_token"))).await;
+    out.assert_code(0);
+    assert_eq!(out.stdout, "revoked\n", "{out:#?}");
+    out.assert_no_secrets(&[REFRESH, "cli-secret"]);
+
+    let out = fetch(&revoke(UNSUPPORTED, None)).await;
+    out.assert_code(1);
+    assert_eq!(out.stdout, "", "{out:#?}");
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("fetch: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{out:#?}");
+    assert!(errors[0].contains("unsupported_token_type"), "{out:#?}");
+    out.assert_no_secrets(&[UNSUPPORTED, "cli-secret"]);
+
+    let out = fetch(&revoke(UNKNOWN_CLIENT, None)).await;
+    out.assert_code(2);
+    assert!(out.stderr.contains("invalid_client"), "{out:#?}");
+    out.assert_no_secrets(&[UNKNOWN_CLIENT, "cli-secret"]);
+
+    let forms = forms_at(&idp, "/revoke").await;
+    assert_eq!(forms.len(), 3);
+    let expected = [
+        (REFRESH, "refresh_token"),
+        (UNSUPPORTED, "access_token"),
+        (UNKNOWN_CLIENT, "access_token"),
+    ];
+    for (form, (token, hint)) in forms.iter().zip(expected) {
+        assert_eq!(form_field(form, "token"), Some(token), "{form:?}");
+        assert_eq!(form_field(form, "token_type_hint"), Some(hint), "{form:?}");
+        assert_eq!(form_field(form, "client_id"), Some("cli-app"), "{form:?}");
+        assert_eq!(form_field(form, "client_secret"), Some("cli-secret"));
+    }
+    assert_eq!(discovery_requests(&idp).await, 3, "discovered at each run");
+}
+
+/// The new options' usage errors: exit code 2, one line, no request, and no secret echoed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_option_usage_errors_exit_with_2_and_one_line() {
+    let server = server().await;
+    let token_url = server.token_url();
+    let revocation_url = server.revocation_url();
+    let url = server.resource_url("/api/hello");
+    let dir = TempDir::new("usage");
+    let garbage = dir.file(
+        "garbage.pem",
+        "-----BEGIN PRIVATE KEY-----\nbm90LWEta2V5LWJ1dC1hLXNlY3JldC1vbmUtYW55d2F5\n\
+         -----END PRIVATE KEY-----\n",
+    );
+    let not_json = dir.file(
+        "broken.json",
+        "{\"private_key\": \"very-secret-material-here",
+    );
+    let missing = dir.0.join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    let cc = ["--token-url", &token_url, "--client-id", "basic-app"];
+    let jwt = [cc.as_slice(), &["--flow", "jwt-bearer"]].concat();
+    let te = [cc.as_slice(), &["--flow", "token-exchange"]].concat();
+    let rv = [
+        "revoke",
+        "--revocation-url",
+        &revocation_url,
+        "--client-id",
+        "basic-app",
+    ];
+    let mut cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "neither --token-url nor --issuer",
+            vec!["--client-id", "basic-app", &url],
+            "--token-url is required (or --issuer",
+        ),
+        (
+            "--key with client credentials",
+            [cc.as_slice(), &["--key", &garbage, &url]].concat(),
+            "--key applies to --flow jwt-bearer only",
+        ),
+        (
+            "--subject-token with jwt-bearer",
+            [jwt.as_slice(), &["--subject-token", "st-secret-1", &url]].concat(),
+            "--subject-token applies to --flow token-exchange only",
+        ),
+        (
+            "--audience with jwt-bearer",
+            [jwt.as_slice(), &["--audience", "x", &url]].concat(),
+            "--audience applies to --flow client-credentials or --flow token-exchange only",
+        ),
+        (
+            "--token outside revoke",
+            [cc.as_slice(), &["--token", "tok-secret-1", &url]].concat(),
+            "--token applies to `fetch revoke` only",
+        ),
+        (
+            "token-exchange without --subject-token",
+            [te.as_slice(), &[&url]].concat(),
+            "--flow token-exchange needs --subject-token",
+        ),
+        (
+            "--actor-token-type without --actor-token",
+            [
+                te.as_slice(),
+                &[
+                    "--subject-token",
+                    "st-secret-1",
+                    "--actor-token-type",
+                    "urn:x",
+                    &url,
+                ],
+            ]
+            .concat(),
+            "--actor-token-type needs --actor-token",
+        ),
+        (
+            "revoke without --token",
+            rv.to_vec(),
+            "revoke needs --token",
+        ),
+        (
+            "revoke without a revocation endpoint",
+            vec![
+                "revoke",
+                "--client-id",
+                "basic-app",
+                "--token",
+                "tok-secret-1",
+            ],
+            "revoke needs --revocation-url (or --issuer",
+        ),
+        (
+            "revoke with a URL (or a misplaced token)",
+            [rv.as_slice(), &["--token", "tok-secret-1", "tok-secret-2"]].concat(),
+            "revoke takes no URL",
+        ),
+        (
+            "revoke with a flow option",
+            [rv.as_slice(), &["--token", "tok-secret-1", "--scope", "a"]].concat(),
+            "--scope does not apply to revoke",
+        ),
+        (
+            "unknown --token-type-hint",
+            [
+                rv.as_slice(),
+                &["--token", "tok-secret-1", "--token-type-hint", "id_token"],
+            ]
+            .concat(),
+            "unknown --token-type-hint",
+        ),
+        (
+            "insecure --revocation-url",
+            vec![
+                "revoke",
+                "--revocation-url",
+                "http://idp.example/revoke",
+                "--client-id",
+                "basic-app",
+                "--token",
+                "tok-secret-1",
+            ],
+            "--revocation-url: ",
+        ),
+    ];
+    if cfg!(feature = "jwt") {
+        cases.extend([
+            (
+                "jwt-bearer without --key",
+                [jwt.as_slice(), &[&url]].concat(),
+                "--flow jwt-bearer needs --key FILE",
+            ),
+            (
+                "a key file that is not there",
+                [jwt.as_slice(), &["--key", missing, &url]].concat(),
+                "--key: cannot read",
+            ),
+            (
+                "a PEM document that is no key",
+                [jwt.as_slice(), &["--key", &garbage, &url]].concat(),
+                "is not a usable PEM private key",
+            ),
+            (
+                "a PEM document that is no key, with --key-alg",
+                [
+                    jwt.as_slice(),
+                    &["--key", &garbage, "--key-alg", "ES256", &url],
+                ]
+                .concat(),
+                "ES256",
+            ),
+            (
+                "broken service account JSON",
+                [jwt.as_slice(), &["--key", &not_json, &url]].concat(),
+                "service account",
+            ),
+            (
+                "unknown --key-alg",
+                [
+                    jwt.as_slice(),
+                    &["--key", &garbage, "--key-alg", "HS256", &url],
+                ]
+                .concat(),
+                "unknown --key-alg \"HS256\"",
+            ),
+            (
+                "a PEM key without --client-id",
+                vec![
+                    "--token-url",
+                    &token_url,
+                    "--flow",
+                    "jwt-bearer",
+                    "--key",
+                    &garbage,
+                    &url,
+                ],
+                "needs --client-id",
+            ),
+        ]);
+    }
+    for (name, args, needle) in cases {
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let out = fetch(&args).await;
+        eprintln!("case: {name}");
+        out.assert_usage_error(needle);
+        out.assert_no_secrets(&[
+            "st-secret-1",
+            "tok-secret-1",
+            "tok-secret-2",
+            "bm90LWEta2V5",
+            "very-secret-material",
+        ]);
+    }
+    assert_eq!(server.token_requests(), 0, "usage errors send nothing");
+    assert_eq!(server.revocation_requests(), 0);
     assert!(server.resource_requests().is_empty());
 }
