@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --example fetch -- --token-url URL --client-id ID [OPTIONS] URL...
 //! cargo run --example fetch -- --issuer ISSUER --client-id ID [OPTIONS] URL...
+//! cargo run --example fetch -- --provider NAME [--provider-arg V] --client-id ID [OPTIONS] URL...
 //! cargo run --example fetch -- revoke --revocation-url URL --client-id ID --token T
 //! ```
 //!
@@ -19,6 +20,25 @@
 //! (OpenID Connect, then RFC 8414), whose issuer must be exactly `--issuer` and whose endpoints
 //! must be `https` (or `http` to loopback). Explicit options still win over the document. A
 //! failed discovery is a configuration error (exit code 2).
+//!
+//! `--provider NAME` takes the client from one of the crate's provider presets
+//! (`oauth_layer::provider`, feature `auth-code`) instead: its endpoints, client authentication
+//! and quirks, with `--client-id` and `--client-secret`. `--scope` replaces the preset's default
+//! scopes, and the flow defaults to the preset's own sign-in (`Preset::auth_code`: its
+//! authorization parameters, such as Google's `access_type=offline` or Reddit's
+//! `duration=permanent`), which the auth-code options below (`--paste`, `--redirect-uri`) adjust.
+//! `--flow device` (with the preset's default scopes unless `--scope` is given), `refresh` and
+//! `client-credentials` use the preset's client too; device needs a preset with a device
+//! authorization endpoint. Presets that need to know where the provider lives take it from
+//! `--provider-arg`: the tenant for `microsoft` (default `common`), the domain for `okta` and
+//! `auth0`, the realm URL for `keycloak`, the base URL of a self-hosted `gitlab` (default
+//! gitlab.com), the shop for `shopify`, a descriptive user agent for `reddit`, and `integration`
+//! or `production` for `franceconnect` (feature `jwt`); `openid` discovers any OpenID Connect
+//! provider from `--issuer`. Endpoint options (`--token-url`, `--auth-url`, `--device-url`,
+//! `--revocation-url`), `--auth-method` and (but for `openid`) `--issuer` say what the preset
+//! already says, so with `--provider` they are usage errors (ambiguous). Tokens go to the URLs
+//! given as usual, as bearer tokens (Shopify's Admin API wants them in `X-Shopify-Access-Token`
+//! instead, which this tool does not send).
 //!
 //! The interactive flows sign in once, at the first request. `--flow auth-code` opens the
 //! system browser (`$BROWSER` is honoured) at the authorization URL, also printed on stderr, and
@@ -63,6 +83,8 @@ use oauth_layer::flow::{
     ActorToken, ClientCredentials, DeviceCode, Flow, Password, RefreshToken, SubjectToken,
     TokenExchange,
 };
+#[cfg(feature = "auth-code")]
+use oauth_layer::provider::Preset;
 use oauth_layer::{Action, AuthMethod, OAuthClient, OAuthMiddleware, Token, TokenSource};
 #[cfg(feature = "jwt")]
 use oauth_layer::{
@@ -87,6 +109,21 @@ usage: fetch [OPTIONS] URL...
                            RFC 8414); explicit --token-url, --auth-url, --device-url and
                            --revocation-url win over it. An `iss` in the authorization
                            response must match it (RFC 9207)
+  --provider NAME          take the client from a provider preset: github | google |
+                           microsoft | okta | auth0 | keycloak | gitlab | discord | facebook |
+                           reddit | shopify | linkedin | kakao | naver | franceconnect |
+                           openid (with --issuer). Its endpoints, client authentication and
+                           quirks, with --client-id and --client-secret; --scope replaces its
+                           default scopes; --flow defaults to auth-code, the preset's sign-in
+                           (device, refresh and client-credentials also work; device only
+                           where the preset has a device endpoint). Not with --token-url,
+                           --auth-url, --device-url, --revocation-url, --auth-method, or
+                           --issuer but for openid: ambiguous, a usage error
+  --provider-arg VALUE     where the provider lives: the tenant for microsoft (default
+                           common), the domain for okta and auth0, the realm URL for keycloak,
+                           the base URL of a self-hosted gitlab (default gitlab.com), the shop
+                           for shopify, a descriptive user agent for reddit, integration or
+                           production for franceconnect. Required where there is no default
   --flow F                 client-credentials (default) | password | refresh | auth-code |
                            device | jwt-bearer | token-exchange
   --scope S                scope to request (repeatable)
@@ -126,7 +163,7 @@ usage: fetch [OPTIONS] URL...
   -h, --help               this help
 
 revoke (RFC 7009): revokes one token and prints `revoked`. Takes --client-id,
---client-secret, --auth-method, --token-url, --issuer, -v and:
+--client-secret, --auth-method, --token-url, --issuer, --provider, --provider-arg, -v and:
   --revocation-url URL     revocation endpoint (required unless --issuer discovers it)
   --token T                the token to revoke (required)
   --token-type-hint H      access_token (default) | refresh_token
@@ -163,6 +200,10 @@ struct Options {
     paste: bool,
     device_url: Option<String>,
     issuer: Option<String>,
+    /// `--provider`: a provider preset's name.
+    provider: Option<String>,
+    /// `--provider-arg`: where the provider lives (tenant, domain, realm URL, shop...).
+    provider_arg: Option<String>,
     /// `--key`: a PEM private key or a service account key file (jwt-bearer).
     key: Option<PathBuf>,
     key_alg: Option<String>,
@@ -273,6 +314,8 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Stop> {
                     return Err(usage("--issuer needs a non-empty value"));
                 }
             }
+            "--provider" => o.provider = Some(value()?),
+            "--provider-arg" => o.provider_arg = Some(value()?),
             "--key" => o.key = Some(PathBuf::from(value()?)),
             "--key-alg" => o.key_alg = Some(value()?),
             "--key-id" => o.key_id = Some(value()?),
@@ -322,6 +365,10 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Stop> {
             _ => return Err(usage(format!("unknown option {name} (see --help)"))),
         }
     }
+    if o.provider.is_some() && !o.given.iter().any(|n| n == "--flow") {
+        // A preset's sign-in is its authorization code flow.
+        o.flow = "auth-code".into();
+    }
     if o.method.is_none() && o.body.is_some() {
         // As curl does.
         o.method = Some(reqwest::Method::POST);
@@ -363,6 +410,8 @@ const REVOKE_OPTIONS: &[&str] = &[
     "--client-secret",
     "--auth-method",
     "--issuer",
+    "--provider",
+    "--provider-arg",
     "--revocation-url",
     "--token",
     "--token-type-hint",
@@ -382,6 +431,108 @@ const FLOWS: &[&str] = &[
     "token-exchange",
 ];
 
+/// The names `--provider` takes and, for each, what its `--provider-arg` is (`None`: it takes
+/// none) and whether it is required (`false`: there is a default).
+const PROVIDERS: &[(&str, Option<(&str, bool)>)] = &[
+    ("github", None),
+    ("google", None),
+    ("microsoft", Some(("the tenant", false))),
+    ("okta", Some(("the Okta domain", true))),
+    ("auth0", Some(("the Auth0 domain", true))),
+    ("keycloak", Some(("the realm URL", true))),
+    (
+        "gitlab",
+        Some(("the base URL of a self-hosted GitLab", false)),
+    ),
+    ("discord", None),
+    ("facebook", None),
+    (
+        "reddit",
+        Some((
+            "a descriptive user agent, such as 'linux:com.example.app:v1.0 (by /u/name)'",
+            true,
+        )),
+    ),
+    ("shopify", Some(("the shop, such as my-shop", true))),
+    ("linkedin", None),
+    ("kakao", None),
+    ("naver", None),
+    ("franceconnect", Some(("integration or production", true))),
+    ("openid", None),
+];
+
+/// The flows `--provider` goes with: the preset's client serves them all.
+const PROVIDER_FLOWS: &[&str] = &["auth-code", "device", "refresh", "client-credentials"];
+
+/// Options that say what a preset already says: with `--provider`, ambiguous.
+const PRESET_OPTIONS: &[&str] = &[
+    "--token-url",
+    "--auth-url",
+    "--device-url",
+    "--revocation-url",
+    "--auth-method",
+];
+
+/// `--provider` and `--provider-arg`: a known name, its argument when it needs one, and none
+/// of the options it would contradict.
+fn check_provider(o: &Options) -> Result<(), Stop> {
+    let Some(name) = o.provider.as_deref() else {
+        if o.provider_arg.is_some() {
+            return Err(usage("--provider-arg applies to --provider only"));
+        }
+        return Ok(());
+    };
+    let Some((_, arg)) = PROVIDERS.iter().find(|(n, _)| *n == name) else {
+        let names: Vec<&str> = PROVIDERS.iter().map(|(n, _)| *n).collect();
+        return Err(usage(format!(
+            "unknown --provider {name:?} ({})",
+            names.join(", ")
+        )));
+    };
+    if let Some(option) = o
+        .given
+        .iter()
+        .find(|n| PRESET_OPTIONS.contains(&n.as_str()))
+    {
+        return Err(usage(format!(
+            "{option} and --provider are ambiguous: the preset sets the endpoints and the \
+             client authentication (give one or the other)"
+        )));
+    }
+    match (name, &o.issuer) {
+        ("openid", None) => return Err(usage("--provider openid needs --issuer")),
+        ("openid", Some(_)) | (_, None) => {}
+        (_, Some(_)) => {
+            return Err(usage(format!(
+                "--issuer and --provider {name} are ambiguous: the preset knows its issuer \
+                 (--issuer goes with --provider openid only)"
+            )));
+        }
+    }
+    match (arg, o.provider_arg.as_deref()) {
+        (None, Some(_)) => {
+            return Err(usage(format!("--provider {name} takes no --provider-arg")));
+        }
+        (Some((what, true)), None) => {
+            return Err(usage(format!(
+                "--provider {name} needs --provider-arg: {what}"
+            )));
+        }
+        (Some(_), Some(value)) if value.trim().is_empty() => {
+            return Err(usage("--provider-arg needs a non-empty value"));
+        }
+        _ => {}
+    }
+    if !o.revoke && !PROVIDER_FLOWS.contains(&o.flow.as_str()) {
+        return Err(usage(format!(
+            "--provider goes with --flow auth-code, device, refresh or client-credentials \
+             only (not {})",
+            o.flow
+        )));
+    }
+    Ok(())
+}
+
 /// The checks that need no file and no server: options that do not go together.
 fn check_options(o: &Options) -> Result<(), Stop> {
     if o.revoke {
@@ -394,7 +545,7 @@ fn check_options(o: &Options) -> Result<(), Stop> {
                 "{other} does not apply to revoke (see --help)"
             )));
         }
-        return Ok(());
+        return check_provider(o);
     }
     if let Some(only) = o.given.iter().find(|n| REVOKE_ONLY.contains(&n.as_str())) {
         return Err(usage(format!("{only} applies to `fetch revoke` only")));
@@ -417,7 +568,7 @@ fn check_options(o: &Options) -> Result<(), Stop> {
     if o.actor_token_type.is_some() && o.actor_token.is_none() {
         return Err(usage("--actor-token-type needs --actor-token"));
     }
-    Ok(())
+    check_provider(o)
 }
 
 /// An absolute `http` or `https` URL.
@@ -442,10 +593,11 @@ enum Needs {
 ///
 /// 1. the options (`--token-url`, `--auth-url`, `--device-url`, `--revocation-url`), or
 ///    `token_url` from a service account key file;
-/// 2. (`--provider NAME`, to come, belongs here: a provider's issuer or endpoints, filling in
-///    what the options left out, before discovery);
-/// 3. the discovery document of `--issuer`, fetched when the endpoint the run `needs` is still
+/// 2. the discovery document of `--issuer`, fetched when the endpoint the run `needs` is still
 ///    missing. Explicit endpoints win over the document's.
+///
+/// With `--provider` the client is the preset's instead ([`build_preset`]), and the options
+/// that would say otherwise are usage errors ([`check_provider`]).
 ///
 /// Usage and discovery problems are [`Stop::Usage`] (exit code 2).
 async fn build_client(
@@ -492,7 +644,6 @@ async fn build_client(
             .revocation_url(url)
             .map_err(|e| usage(format!("--revocation-url: {e}")))?;
     }
-    // `--provider NAME` goes here.
     let missing = match needs {
         Needs::TokenEndpoint => client.token_endpoint().is_none(),
         Needs::RevocationEndpoint => client.revocation_endpoint().is_none(),
@@ -554,13 +705,20 @@ async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop>
     #[cfg(not(feature = "jwt"))]
     let (client_id, token_url) = (o.client_id.clone(), o.token_url.clone());
 
-    if token_url.is_none() && o.issuer.is_none() {
+    if o.provider.is_none() && token_url.is_none() && o.issuer.is_none() {
         return Err(usage(
-            "--token-url is required (or --issuer to discover it)",
+            "--token-url is required (or --issuer to discover it, or --provider)",
         ));
     }
     let client_id = client_id.ok_or_else(|| usage("--client-id is required"))?;
-    let client = build_client(o, &client_id, token_url.as_deref(), Needs::TokenEndpoint).await?;
+    let preset = match &o.provider {
+        Some(name) => Some(build_preset(o, name, &client_id).await?),
+        None => None,
+    };
+    let client = match &preset {
+        Some(preset) => preset_client(preset),
+        None => build_client(o, &client_id, token_url.as_deref(), Needs::TokenEndpoint).await?,
+    };
     let tokens = match o.flow.as_str() {
         "client-credentials" => {
             let mut flow = ClientCredentials::new();
@@ -603,10 +761,14 @@ async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop>
                      discovery document names one)",
                 ));
             }
-            let mut flow = AuthCode::new();
-            for s in &o.scopes {
-                flow = flow.scope(s.clone());
-            }
+            // A preset's sign-in carries its scopes (or --scope) and authorization parameters.
+            let mut flow = match &preset {
+                Some(preset) => preset.auth_code(),
+                None => o
+                    .scopes
+                    .iter()
+                    .fold(AuthCode::new(), |flow, s| flow.scope(s.clone())),
+            };
             if let Some(uri) = &o.redirect_uri {
                 check_redirect_uri(uri, o.paste)?;
                 flow = flow.redirect_uri(uri.clone());
@@ -624,14 +786,24 @@ async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop>
         }
         "device" => {
             if client.device_authorization_endpoint().is_none() {
-                return Err(usage(
-                    "--flow device needs --device-url (or --issuer, without --token-url, whose \
-                     discovery document names one)",
-                ));
+                return Err(usage(match &o.provider {
+                    Some(name) => format!(
+                        "--provider {name} has no device authorization endpoint (use --flow \
+                         auth-code)"
+                    ),
+                    None => "--flow device needs --device-url (or --issuer, without \
+                             --token-url, whose discovery document names one)"
+                        .to_owned(),
+                }));
             }
+            let scopes = match &preset {
+                // The preset's scopes (or --scope, which replaced them).
+                Some(preset) => preset_scopes(preset),
+                None => o.scopes.clone(),
+            };
             let mut flow = DeviceCode::new();
-            for s in &o.scopes {
-                flow = flow.scope(s.clone());
+            for s in scopes {
+                flow = flow.scope(s);
             }
             events.source(client, flow)
         }
@@ -695,6 +867,149 @@ async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop>
         other => unreachable!("--flow {other:?} was checked when parsing"),
     };
     Ok(tokens)
+}
+
+/// A provider preset ([`build_preset`]); without the auth-code feature there is none.
+#[cfg(feature = "auth-code")]
+type PresetBox = Box<dyn Preset>;
+#[cfg(not(feature = "auth-code"))]
+type PresetBox = std::convert::Infallible;
+
+/// The preset `--provider` names (checked by [`check_provider`]), for `client_id`, with
+/// `--client-secret` (and with it the client authentication the provider documents),
+/// `--scope` replacing its default scopes, and `--provider-arg` where it lives. `openid` and
+/// `franceconnect` are discovered. Problems are [`Stop::Usage`] (exit code 2).
+#[cfg(feature = "auth-code")]
+async fn build_preset(o: &Options, name: &str, client_id: &str) -> Result<PresetBox, Stop> {
+    use oauth_layer::provider::{
+        Auth0, Discord, Facebook, GitHub, GitLab, Google, Kakao, Keycloak, LinkedIn, Microsoft,
+        Naver, Okta, OpenId, Reddit, Shopify,
+    };
+
+    let arg = o.provider_arg.as_deref();
+    let required = || arg.ok_or_else(|| usage(format!("--provider {name} needs --provider-arg")));
+    let bad = |e: oauth_layer::Error| usage(format!("--provider {name}: {e}"));
+    let scopes = (!o.scopes.is_empty()).then(|| o.scopes.join(" "));
+    // Every preset with a fixed location: the secret, then the scopes.
+    macro_rules! preset {
+        ($made:expr) => {{
+            let mut preset = $made.map_err(bad)?;
+            if let Some(secret) = &o.client_secret {
+                preset = preset.secret(secret.clone());
+            }
+            if let Some(scopes) = &scopes {
+                preset = preset.scopes(scopes.clone());
+            }
+            Box::new(preset) as PresetBox
+        }};
+    }
+    // The discovered ones: the secret goes on the client first, so that discovery picks the
+    // client authentication from the methods the document lists.
+    let client = || {
+        let client = OAuthClient::new(client_id);
+        match &o.client_secret {
+            Some(secret) => client.secret(secret.clone()),
+            None => client,
+        }
+    };
+    Ok(match name {
+        "github" => preset!(GitHub::new(client_id)),
+        "google" => preset!(Google::new(client_id)),
+        "microsoft" => preset!(Microsoft::new(arg.unwrap_or("common"), client_id)),
+        "okta" => preset!(Okta::new(required()?, client_id)),
+        "auth0" => preset!(Auth0::new(required()?, client_id)),
+        "keycloak" => preset!(Keycloak::new(required()?, client_id)),
+        "gitlab" => preset!(match arg {
+            Some(base) => GitLab::self_hosted(base, client_id),
+            None => GitLab::new(client_id),
+        }),
+        "discord" => preset!(Discord::new(client_id)),
+        "facebook" => preset!(Facebook::new(client_id)),
+        "reddit" => preset!(Reddit::new(client_id, required()?)),
+        "shopify" => preset!(Shopify::new(required()?, client_id)),
+        "linkedin" => preset!(LinkedIn::new(client_id)),
+        "kakao" => preset!(Kakao::new(client_id)),
+        "naver" => preset!(Naver::new(client_id)),
+        "openid" => {
+            let issuer = o
+                .issuer
+                .as_deref()
+                .ok_or_else(|| usage("--provider openid needs --issuer"))?;
+            let mut preset = OpenId::discover(client(), issuer)
+                .await
+                .map_err(|e| usage(format!("discovery of {issuer} failed: {e}")))?;
+            if let Some(scopes) = &scopes {
+                preset = preset.scopes(scopes.clone());
+            }
+            Box::new(preset)
+        }
+        #[cfg(feature = "jwt")]
+        "franceconnect" => {
+            use oauth_layer::provider::{Environment, FranceConnect};
+            let environment = match required()? {
+                "integration" => Environment::Integration,
+                "production" => Environment::Production,
+                _ => {
+                    return Err(usage(
+                        "--provider franceconnect takes --provider-arg integration or production",
+                    ));
+                }
+            };
+            let mut preset = FranceConnect::discover(client(), environment)
+                .await
+                .map_err(|e| usage(format!("discovery of {} failed: {e}", environment.issuer())))?;
+            if let Some(scopes) = &scopes {
+                preset = preset.scopes(scopes.clone());
+            }
+            Box::new(preset)
+        }
+        #[cfg(not(feature = "jwt"))]
+        "franceconnect" => {
+            return Err(usage(
+                "--provider franceconnect needs the crate's jwt feature",
+            ));
+        }
+        other => unreachable!("--provider {other:?} was checked when parsing"),
+    })
+}
+
+#[cfg(not(feature = "auth-code"))]
+async fn build_preset(_: &Options, _: &str, _: &str) -> Result<PresetBox, Stop> {
+    Err(usage("--provider needs the crate's auth-code feature"))
+}
+
+/// The preset's client: endpoints, client authentication, user agent and quirks.
+fn preset_client(preset: &PresetBox) -> OAuthClient {
+    #[cfg(feature = "auth-code")]
+    return preset.client().clone();
+    #[cfg(not(feature = "auth-code"))]
+    match *preset {}
+}
+
+/// The scopes of the preset's sign-in (its defaults, or `--scope`), for the device flow: those
+/// its authorization request would carry (a preset keeps them to itself otherwise).
+fn preset_scopes(preset: &PresetBox) -> Vec<String> {
+    #[cfg(feature = "auth-code")]
+    return preset
+        .auth_code()
+        .authorization_request(preset.client(), "http://127.0.0.1/callback")
+        .ok()
+        .and_then(|request| {
+            let (_, scope) = request
+                .url()
+                .query_pairs()
+                .find(|(name, _)| name == "scope")?;
+            Some(
+                scope
+                    .split([' ', ','])
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
+    #[cfg(not(feature = "auth-code"))]
+    match *preset {}
 }
 
 /// What `--key` held.
@@ -815,13 +1130,26 @@ async fn revoke(o: &Options, events: &Events) -> Result<(), Stop> {
         .client_id
         .as_deref()
         .ok_or_else(|| usage("--client-id is required"))?;
-    let client = build_client(
-        o,
-        client_id,
-        o.token_url.as_deref(),
-        Needs::RevocationEndpoint,
-    )
-    .await?;
+    let client = match &o.provider {
+        Some(name) => {
+            let client = preset_client(&build_preset(o, name, client_id).await?);
+            if client.revocation_endpoint().is_none() {
+                return Err(usage(format!(
+                    "--provider {name} names no revocation endpoint"
+                )));
+            }
+            client
+        }
+        None => {
+            build_client(
+                o,
+                client_id,
+                o.token_url.as_deref(),
+                Needs::RevocationEndpoint,
+            )
+            .await?
+        }
+    };
     let hint = o.token_type_hint.unwrap_or(TokenTypeHint::AccessToken);
     events.say(&format!("revoking (hint {})", hint.as_str()));
     client

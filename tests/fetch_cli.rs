@@ -1066,6 +1066,11 @@ async fn help_goes_to_stdout_with_exit_code_0() {
         "-X",
         "-d",
         "-v",
+        "--provider",
+        "--provider-arg",
+        "github",
+        "microsoft",
+        "openid",
     ] {
         assert!(out.stdout.contains(option), "--help mentions {option}");
     }
@@ -1098,6 +1103,38 @@ struct FakeBrowser {
 
 impl FakeBrowser {
     fn new() -> Self {
+        Self::with_script(|visited_path| {
+            if on_path("curl") {
+                format!(
+                    "#!/bin/sh\nexec curl -s -L --max-time 10 -o /dev/null -w '%{{url_effective}}' \
+                     \"$1\" > '{visited_path}'\n"
+                )
+            } else {
+                // An error page (the loopback server's, after a refused sign-in) still ends the
+                // visit.
+                format!(
+                    "#!/usr/bin/env python3\nimport sys, urllib.error, urllib.request\n\
+                     try:\n    \
+                     with urllib.request.urlopen(sys.argv[1], timeout=10) as response:\n        \
+                     final = response.geturl()\n\
+                     except urllib.error.HTTPError as error:\n    final = error.geturl()\n\
+                     with open('{visited_path}', 'w') as out:\n    out.write(final)\n"
+                )
+            }
+        })
+    }
+
+    /// A browser that goes nowhere: it writes the URL it was given to the file
+    /// [`visited`](Self::visited) reads, and exits. For the provider presets, whose real hosts
+    /// are not to be reached.
+    fn recording() -> Self {
+        Self::with_script(|visited_path| {
+            format!("#!/bin/sh\nprintf '%s' \"$1\" > '{visited_path}'\n")
+        })
+    }
+
+    /// A browser running the script `text(path of the visited file)`.
+    fn with_script(text: impl FnOnce(&str) -> String) -> Self {
         use std::os::unix::fs::PermissionsExt;
         use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -1117,24 +1154,7 @@ impl FakeBrowser {
             !path.contains([':', ' ', '\t', '\n', '\'', '%']),
             "the temporary path {path:?} cannot go into $BROWSER or the script"
         );
-        let visited_path = visited.to_str().unwrap();
-        let text = if on_path("curl") {
-            format!(
-                "#!/bin/sh\nexec curl -s -L --max-time 10 -o /dev/null -w '%{{url_effective}}' \
-                 \"$1\" > '{visited_path}'\n"
-            )
-        } else {
-            // An error page (the loopback server's, after a refused sign-in) still ends the
-            // visit.
-            format!(
-                "#!/usr/bin/env python3\nimport sys, urllib.error, urllib.request\n\
-                 try:\n    \
-                 with urllib.request.urlopen(sys.argv[1], timeout=10) as response:\n        \
-                 final = response.geturl()\n\
-                 except urllib.error.HTTPError as error:\n    final = error.geturl()\n\
-                 with open('{visited_path}', 'w') as out:\n    out.write(final)\n"
-            )
-        };
+        let text = text(visited.to_str().unwrap());
         std::fs::write(&script, text).unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         Self {
@@ -1283,6 +1303,12 @@ impl Live {
         })
         .await
         .expect("fetch showed it in time")
+    }
+
+    /// Stops the run now (a sign-in that would wait for the person), and what it printed.
+    async fn kill(mut self) -> Run {
+        let _ = self.child.start_kill();
+        self.finish().await
     }
 
     async fn finish(mut self) -> Run {
@@ -2756,4 +2782,348 @@ async fn new_option_usage_errors_exit_with_2_and_one_line() {
     assert_eq!(server.token_requests(), 0, "usage errors send nothing");
     assert_eq!(server.revocation_requests(), 0);
     assert!(server.resource_requests().is_empty());
+}
+
+// --- Provider presets: --provider NAME [--provider-arg VALUE] ------------------------------------
+
+/// The client secret given to the presets: never printed, and never in the authorization URL.
+const PRESET_SECRET: &str = "preset-secret-value-1";
+
+/// Runs `fetch args` (a `--provider` sign-in, whose preset names a real host that is not to be
+/// reached) with a [`FakeBrowser::recording`] browser, reads the authorization URL it shows on
+/// stderr, stops it, and checks what every preset's sign-in shares: the URL starts with
+/// `endpoint`, is the one the browser was given, carries `client_id` `X`, PKCE S256 (unless
+/// `pkce` is false), a state and a loopback redirect URI, and nothing secret was printed.
+async fn preset_sign_in(args: &[&str], endpoint: &str, pkce: bool) -> Url {
+    let browser = FakeBrowser::recording();
+    let mut args = argv(["--client-id", "X", "--client-secret", PRESET_SECRET])
+        .into_iter()
+        .chain(args.iter().map(|s| (*s).to_owned()))
+        .collect::<Vec<_>>();
+    args.push("-v".to_owned());
+    let mut live = Live::spawn(browser.command(&args));
+    let prefix = format!("{endpoint}?");
+    let shown = live
+        .wait_for(|line| line.starts_with(&prefix).then(|| line.to_owned()))
+        .await;
+    let out = live.kill().await;
+    let url = Url::parse(&shown).unwrap();
+    assert_eq!(
+        browser.visited().await,
+        url,
+        "the browser was sent there: {out:#?}"
+    );
+    assert_eq!(query_param(&url, "response_type"), "code");
+    assert_eq!(query_param(&url, "client_id"), "X");
+    assert!(!query_param(&url, "state").is_empty());
+    if pkce {
+        assert_eq!(query_param(&url, "code_challenge_method"), "S256");
+        assert!(!query_param(&url, "code_challenge").is_empty());
+    }
+    let redirect_uri = query_param(&url, "redirect_uri");
+    assert!(
+        redirect_uri.starts_with("http://127.0.0.1:") && redirect_uri.ends_with("/callback"),
+        "{redirect_uri}"
+    );
+    assert!(!url.as_str().contains(PRESET_SECRET));
+    // The sign-in never finished: no token, no request to the API, no status line.
+    assert_eq!(out.stdout, "", "{out:#?}");
+    assert_eq!(out.events("token: fetched"), 0, "{out:#?}");
+    out.assert_no_secrets_besides(&[PRESET_SECRET], &[url.as_str()]);
+    url
+}
+
+/// `--provider github`: the sign-in is GitHub's (its authorize endpoint, PKCE, the preset's
+/// default scopes) without `--flow`, `--token-url` or `--auth-url`; `--scope` replaces the
+/// scopes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_github_signs_in_at_githubs_authorize_endpoint() {
+    const AUTHORIZE: &str = "https://github.com/login/oauth/authorize";
+    let url = preset_sign_in(
+        &["--provider", "github", "https://api.github.com/user"],
+        AUTHORIZE,
+        true,
+    )
+    .await;
+    assert_eq!(query_param(&url, "scope"), "read:user user:email");
+
+    let url = preset_sign_in(
+        &[
+            "--provider=github",
+            "--scope",
+            "repo",
+            "--scope",
+            "gist",
+            "https://api.github.com/user",
+        ],
+        AUTHORIZE,
+        true,
+    )
+    .await;
+    assert_eq!(query_param(&url, "scope"), "repo gist");
+}
+
+/// `--provider microsoft`: the tenant of `--provider-arg` (default `common`) in the endpoint's
+/// path, and `offline_access` in the scopes even when `--scope` replaces them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_microsoft_puts_the_tenant_in_the_path() {
+    let api = "https://graph.microsoft.com/oidc/userinfo";
+    let url = preset_sign_in(
+        &[
+            "--provider",
+            "microsoft",
+            "--provider-arg",
+            "contoso.onmicrosoft.com",
+            api,
+        ],
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize",
+        true,
+    )
+    .await;
+    assert_eq!(
+        query_param(&url, "scope"),
+        "openid profile email offline_access"
+    );
+    // `openid`: a nonce for the ID token.
+    assert!(!query_param(&url, "nonce").is_empty());
+
+    let url = preset_sign_in(
+        &["--provider", "microsoft", "--scope", "User.Read", api],
+        "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+        true,
+    )
+    .await;
+    let scope = query_param(&url, "scope");
+    let scopes: Vec<&str> = scope.split(' ').collect();
+    assert!(scopes.contains(&"User.Read"), "{scope}");
+    assert!(scopes.contains(&"offline_access"), "{scope}");
+    assert!(
+        !scopes.contains(&"openid"),
+        "--scope replaced the defaults: {scope}"
+    );
+}
+
+/// `--provider google`: `access_type=offline` (for a refresh token) and the OpenID Connect
+/// scopes; `--provider reddit`: `duration=permanent`, its `identity` scope and the user agent
+/// from `--provider-arg`; `--provider shopify`: the shop's own host, the scopes comma
+/// separated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_google_reddit_and_shopify_add_their_quirks() {
+    let url = preset_sign_in(
+        &[
+            "--provider",
+            "google",
+            "https://www.googleapis.com/oauth2/v3/userinfo",
+        ],
+        "https://accounts.google.com/o/oauth2/v2/auth",
+        true,
+    )
+    .await;
+    assert_eq!(query_param(&url, "access_type"), "offline");
+    assert_eq!(query_param(&url, "scope"), "openid email profile");
+
+    let url = preset_sign_in(
+        &[
+            "--provider",
+            "reddit",
+            "--provider-arg",
+            "linux:com.example.fetch:v1.0 (by /u/someone)",
+            "https://oauth.reddit.com/api/v1/me",
+        ],
+        "https://www.reddit.com/api/v1/authorize",
+        true,
+    )
+    .await;
+    assert_eq!(query_param(&url, "duration"), "permanent");
+    assert_eq!(query_param(&url, "scope"), "identity");
+
+    let url = preset_sign_in(
+        &[
+            "--provider",
+            "shopify",
+            "--provider-arg",
+            "my-shop",
+            "--scope",
+            "read_products",
+            "--scope",
+            "write_orders",
+            "https://my-shop.myshopify.com/admin/api/2025-10/shop.json",
+        ],
+        "https://my-shop.myshopify.com/admin/oauth/authorize",
+        true,
+    )
+    .await;
+    assert_eq!(query_param(&url, "scope"), "read_products,write_orders");
+}
+
+/// `--provider openid --issuer ISS`, end to end: the preset is discovered (wiremock's document,
+/// naming the test server's endpoints), the browser signs in there, and the token from the
+/// preset's client reaches the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_openid_is_discovered_from_the_issuer_and_signs_in() {
+    // The test server would answer the sign-in with its own `iss`, not the document's issuer.
+    let server = builder().send_iss(false).start().await.unwrap();
+    let idp = discovery_server(serde_json::json!({
+        "authorization_endpoint": server.authorization_url(),
+        "token_endpoint": server.token_url(),
+        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+    }))
+    .await;
+    let browser = FakeBrowser::new();
+    let url = server.resource_url("/api/hello");
+    let args = argv([
+        "--provider",
+        "openid",
+        "--issuer",
+        &idp.uri(),
+        "--client-id",
+        "basic-app",
+        "--client-secret",
+        SECRET,
+        "--scope",
+        "api:read",
+        "-v",
+        &url,
+    ]);
+    let out = run(browser.command(&args)).await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+    assert!(out.stdout.contains(r#""scope":"api:read""#), "{out:#?}");
+    assert_eq!(discovery_requests(&idp).await, 1);
+    assert_eq!(server.authorization_requests(), 1);
+    assert_eq!(server.token_requests_for("authorization_code"), 1);
+    let shown = shown_authorization_url(&out, &server, "basic-app");
+    assert_eq!(query_param(&shown, "scope"), "api:read");
+    let token = one_access_token(&server, 1);
+    out.assert_no_secrets_besides(&[SECRET, &token], &[shown.as_str()]);
+}
+
+/// `--provider` problems found before anything is sent: exit code 2 and one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_usage_errors_exit_with_2_and_one_line() {
+    let api = "https://api.example/";
+    let id = ["--client-id", "X", "--client-secret", PRESET_SECRET];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--provider", "myspace", api],
+            "unknown --provider \"myspace\"",
+        ),
+        (
+            vec!["--provider", "okta", api],
+            "--provider okta needs --provider-arg",
+        ),
+        (
+            vec!["--provider", "auth0", api],
+            "--provider auth0 needs --provider-arg",
+        ),
+        (
+            vec!["--provider", "keycloak", api],
+            "--provider keycloak needs --provider-arg",
+        ),
+        (
+            vec!["--provider", "shopify", api],
+            "--provider shopify needs --provider-arg",
+        ),
+        (
+            vec!["--provider", "reddit", api],
+            "--provider reddit needs --provider-arg",
+        ),
+        (
+            vec!["--provider", "shopify", "--provider-arg", "not/a shop", api],
+            "--provider shopify: ",
+        ),
+        (
+            vec![
+                "--provider",
+                "keycloak",
+                "--provider-arg",
+                "http://sso.example/realms/a",
+                api,
+            ],
+            "--provider keycloak: ",
+        ),
+        (
+            vec!["--provider", "microsoft", "--provider-arg", "a/b", api],
+            "--provider microsoft: ",
+        ),
+        (
+            vec!["--provider", "github", "--provider-arg", "x", api],
+            "--provider github takes no --provider-arg",
+        ),
+        (
+            vec!["--provider-arg", "x", "--token-url", api, api],
+            "--provider-arg applies to --provider only",
+        ),
+        (
+            vec![
+                "--provider",
+                "github",
+                "--token-url",
+                "https://t.example/token",
+                api,
+            ],
+            "--token-url and --provider are ambiguous",
+        ),
+        (
+            vec![
+                "--provider",
+                "github",
+                "--auth-url",
+                "https://t.example/authorize",
+                api,
+            ],
+            "--auth-url and --provider are ambiguous",
+        ),
+        (
+            vec!["--provider", "github", "--auth-method", "basic", api],
+            "--auth-method and --provider are ambiguous",
+        ),
+        (
+            vec![
+                "--provider",
+                "github",
+                "--issuer",
+                "https://github.com",
+                api,
+            ],
+            "--issuer and --provider github are ambiguous",
+        ),
+        (
+            vec!["--provider", "openid", api],
+            "--provider openid needs --issuer",
+        ),
+        (
+            vec!["--provider", "github", "--flow", "password", api],
+            "--provider goes with --flow auth-code",
+        ),
+        (
+            vec!["--provider", "facebook", "--flow", "device", api],
+            "--provider facebook has no device authorization endpoint",
+        ),
+        (
+            vec!["--provider", "github", "--flow", "refresh", "--paste", api],
+            "--paste applies to --flow auth-code only",
+        ),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<String> = id.iter().chain(&args).map(|s| (*s).to_owned()).collect();
+        let out = fetch(&args).await;
+        eprintln!("case: {args:?}");
+        out.assert_usage_error(needle);
+        out.assert_no_secrets(&[PRESET_SECRET]);
+    }
+
+    // revoke takes --provider, with the preset's revocation endpoint.
+    let out = fetch(&argv([
+        "revoke",
+        "--provider",
+        "github",
+        "--client-id",
+        "X",
+        "--token",
+        "tok-secret-1",
+    ]))
+    .await;
+    out.assert_usage_error("--provider github names no revocation endpoint");
+    out.assert_no_secrets(&["tok-secret-1"]);
 }
