@@ -348,9 +348,29 @@ impl Inner {
         rx
     }
 
-    /// Gets a new token: from the store if another source already renewed, else with the refresh
-    /// token if there is one, else from the flow.
+    /// Gets a new token under the store's renewal lock, if it has one, so that processes
+    /// sharing the store make one renewal, not one each (rule 33).
     async fn renew(&self, interactive: bool) -> Result<Token> {
+        let lock = match &self.store {
+            Some(store) => match store.lock(&self.key).await {
+                Ok(lock) => lock,
+                Err(e) => {
+                    tracing::warn!(error = %e, "token store lock failed; renewing without it");
+                    None
+                }
+            },
+            None => None,
+        };
+        let result = self.renew_locked(interactive).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        result
+    }
+
+    /// Gets a new token: from the store if another source already renewed (read again now that
+    /// the lock is held), else with the refresh token if there is one, else from the flow.
+    async fn renew_locked(&self, interactive: bool) -> Result<Token> {
         let now = self.clock.now();
         let current = self.state.load_full();
         let mut held = current.as_deref().map(|c| c.token.clone());

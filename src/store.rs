@@ -5,9 +5,13 @@
 //! reads through it before asking the server, and writes every new token to it before handing the
 //! token out (SECURITY.md rule 21), so a rotated refresh token is never lost.
 
+#[cfg(any(feature = "file-store", feature = "redis-store"))]
+mod codec;
 mod key;
 mod memory;
 
+#[cfg(any(feature = "file-store", feature = "redis-store"))]
+pub use codec::{Codec, FORMAT_VERSION, MAX_ENTRY};
 pub use key::{CacheKey, CacheKeyBuilder};
 pub use memory::MemoryStore;
 
@@ -26,4 +30,21 @@ pub trait TokenStore: fmt::Debug + Send + Sync + 'static {
     async fn save(&self, key: &CacheKey, token: &Token) -> Result<()>;
     /// Forgets `key`.
     async fn delete(&self, key: &CacheKey) -> Result<()>;
+
+    /// Takes the store's renewal lock for `key`, so that processes sharing the store renew one
+    /// at a time (SECURITY.md rule 33): the source holds it around the renewal and reads the
+    /// store again once it has it. `None` (the default) means the store needs no lock because
+    /// it is not shared between processes.
+    async fn lock(&self, key: &CacheKey) -> Result<Option<Box<dyn RenewalLock>>> {
+        let _ = key;
+        Ok(None)
+    }
+}
+
+/// A held renewal lock (see [`TokenStore::lock`]). Release it when the renewal is over; a lock
+/// that is never released (the process died) must expire or be freed by the operating system.
+#[async_trait]
+pub trait RenewalLock: Send + Sync {
+    /// Gives the lock up.
+    async fn release(self: Box<Self>);
 }

@@ -272,6 +272,86 @@ impl TokenBuilder {
     }
 }
 
+/// What a persistent store keeps of a token: every field, with the expiry as absolute UTC time
+/// (SECURITY.md rule 27), so it can be restored in another process.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Persisted {
+    pub(crate) access_token: String,
+    pub(crate) token_type: String,
+    pub(crate) lifetime_secs: u64,
+    pub(crate) lifetime_reported: bool,
+    pub(crate) expires_at_unix: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) id_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) issued_token_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub(crate) extra: Map<String, Value>,
+}
+
+impl Token {
+    pub(crate) fn to_persisted(&self) -> Persisted {
+        use secrecy::ExposeSecret;
+        let t = &*self.inner;
+        Persisted {
+            access_token: t.access_token.expose_secret().to_owned(),
+            token_type: t.token_type.clone(),
+            lifetime_secs: t.lifetime.as_secs(),
+            lifetime_reported: t.lifetime_reported,
+            expires_at_unix: t
+                .expires_at_utc
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            refresh_token: t.refresh_token.as_ref().map(|s| s.expose_secret().to_owned()),
+            scope: t.scope.clone(),
+            id_token: t.id_token.as_ref().map(|s| s.expose_secret().to_owned()),
+            issued_token_type: t.issued_token_type.clone(),
+            extra: t.extra.clone(),
+        }
+    }
+
+    /// Restores a persisted token, placing its expiry on `clock`'s monotonic time: a token
+    /// whose UTC expiry has passed comes back already expired (never a panic on clock jumps).
+    pub(crate) fn from_persisted(p: Persisted, clock: &dyn Clock) -> Result<Token> {
+        let header = bearer_header(&p.access_token).map_err(Error::config)?;
+        if !p.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(Error::UnsupportedTokenType {
+                token_type: p.token_type.chars().take(64).collect(),
+            });
+        }
+        let now = clock.now();
+        let now_utc = clock.now_utc();
+        let expires_at_utc = std::time::UNIX_EPOCH
+            .checked_add(Duration::from_secs(p.expires_at_unix))
+            .unwrap_or(now_utc);
+        let remaining = expires_at_utc
+            .duration_since(now_utc)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_LIFETIME);
+        Ok(Token {
+            inner: Arc::new(TokenInner {
+                access_token: SecretString::from(p.access_token),
+                header,
+                token_type: p.token_type,
+                lifetime: Duration::from_secs(p.lifetime_secs).min(MAX_LIFETIME),
+                lifetime_reported: p.lifetime_reported,
+                expires_at: now.checked_add(remaining).unwrap_or(now),
+                expires_at_utc,
+                refresh_token: p.refresh_token.map(SecretString::from),
+                scope: p.scope,
+                id_token: p.id_token.map(SecretString::from),
+                issued_token_type: p.issued_token_type,
+                extra: p.extra,
+            }),
+        })
+    }
+}
+
 /// `Bearer <token>`, checked and marked sensitive (rule 17). Only visible ASCII is accepted, so
 /// no CR, LF, space or control character can reach a header.
 fn bearer_header(access_token: &str) -> std::result::Result<HeaderValue, &'static str> {
