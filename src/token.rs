@@ -307,7 +307,10 @@ impl Token {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
-            refresh_token: t.refresh_token.as_ref().map(|s| s.expose_secret().to_owned()),
+            refresh_token: t
+                .refresh_token
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
             scope: t.scope.clone(),
             id_token: t.id_token.as_ref().map(|s| s.expose_secret().to_owned()),
             issued_token_type: t.issued_token_type.clone(),

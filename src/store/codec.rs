@@ -107,7 +107,8 @@ impl Codec {
                 }
             }
         };
-        serde_json::to_vec(&envelope).map_err(|e| Error::Store(format!("cannot encode a token: {e}")))
+        serde_json::to_vec(&envelope)
+            .map_err(|e| Error::Store(format!("cannot encode a token: {e}")))
     }
 
     /// The token stored in `bytes` under `key`. Corrupt, truncated, foreign, future-version or
@@ -146,15 +147,19 @@ impl Codec {
                         )
                         .map_err(|_| corrupt("the sealed entry does not open with this key"))?,
                 );
-                serde_json::from_slice(&plain).map_err(|_| corrupt("the sealed entry is corrupt"))?
+                serde_json::from_slice(&plain)
+                    .map_err(|_| corrupt("the sealed entry is corrupt"))?
             }
             (Some(_), None, Some(_)) => {
-                return Err(corrupt("an unsealed entry where sealed entries are expected"));
+                return Err(corrupt(
+                    "an unsealed entry where sealed entries are expected",
+                ));
             }
             (None, Some(_), None) => return Err(corrupt("a sealed entry and no key to open it")),
             _ => return Err(corrupt("not a token entry")),
         };
-        Token::from_persisted(persisted, clock).map_err(|_| corrupt("the entry holds no usable token"))
+        Token::from_persisted(persisted, clock)
+            .map_err(|_| corrupt("the entry holds no usable token"))
     }
 }
 
@@ -211,12 +216,19 @@ mod tests {
         let bytes = codec.encode(&key(), &token(&clock)).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains("SENTINEL"));
-        assert!(Codec::encrypted([8; 32]).decode(&key(), &bytes, &clock).is_err());
+        assert!(
+            Codec::encrypted([8; 32])
+                .decode(&key(), &bytes, &clock)
+                .is_err()
+        );
         assert!(Codec::plain().decode(&key(), &bytes, &clock).is_err());
         let other = crate::flow::ClientCredentials::new()
             .scope("x")
             .cache_key(&crate::OAuthClient::new("c"));
-        assert!(codec.decode(&other, &bytes, &clock).is_err(), "bound to its key");
+        assert!(
+            codec.decode(&other, &bytes, &clock).is_err(),
+            "bound to its key"
+        );
     }
 
     #[test]
