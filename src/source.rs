@@ -371,7 +371,6 @@ impl Inner {
     /// Gets a new token: from the store if another source already renewed (read again now that
     /// the lock is held), else with the refresh token if there is one, else from the flow.
     async fn renew_locked(&self, interactive: bool) -> Result<Token> {
-        let now = self.clock.now();
         let current = self.state.load_full();
         let mut held = current.as_deref().map(|c| c.token.clone());
 
@@ -380,7 +379,9 @@ impl Inner {
                 // A store that persists tokens hands back copies, so "the token we hold" is
                 // recognised by its value too; otherwise an invalidated token would come back.
                 Ok(Some(stored)) if !held.as_ref().is_some_and(|h| same_token(h, &stored)) => {
-                    if now < self.schedule(&stored).stale_at {
+                    // The clock is read again: loading may take long enough to matter for a
+                    // stored token that is already (or almost) expired.
+                    if self.clock.now() < self.schedule(&stored).stale_at {
                         tracing::debug!(key = %self.key.digest(), "using a token from the store");
                         self.state.store(Some(Arc::new(self.schedule(&stored))));
                         return Ok(stored);

@@ -7,11 +7,19 @@
 
 #[cfg(any(feature = "file-store", feature = "redis-store"))]
 mod codec;
+#[cfg(feature = "file-store")]
+mod file;
 mod key;
 mod memory;
+#[cfg(feature = "redis-store")]
+mod redis;
 
+#[cfg(feature = "redis-store")]
+pub use self::redis::RedisStore;
 #[cfg(any(feature = "file-store", feature = "redis-store"))]
 pub use codec::{Codec, FORMAT_VERSION, MAX_ENTRY};
+#[cfg(feature = "file-store")]
+pub use file::FileStore;
 pub use key::{CacheKey, CacheKeyBuilder};
 pub use memory::MemoryStore;
 

@@ -1,0 +1,560 @@
+//! `RedisStore` against a real `redis-server` that each test starts on a free loopback port:
+//! one token request for a fleet, a dead lock holder, Redis going away and coming back, rule 21
+//! across processes, encryption, corrupt entries and a password that never shows.
+//!
+//! Needs `redis-server` on `PATH` (`apt-get install redis-server`; CI's `.ci/run` installs it).
+#![cfg(feature = "redis-store")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use oauth_layer::clock::SystemClock;
+use oauth_layer::flow::{ClientCredentials, Flow};
+use oauth_layer::store::{CacheKey, RedisStore, TokenStore};
+use oauth_layer::{Error, OAuthClient, RetryPolicy, Token, TokenSource};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use common::Idp;
+
+/// A `redis-server` child process on a loopback port, killed when dropped.
+struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    password: Option<String>,
+}
+
+impl RedisServer {
+    async fn start() -> Self {
+        Self::start_on(free_port(), None).await
+    }
+
+    async fn start_on(port: u16, password: Option<&str>) -> Self {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(password) = password {
+            command.args(["--requirepass", password]);
+        }
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "redis-server is not installed; these tests need it: \
+                 `apt-get install redis-server` (CI's .ci/run installs it)"
+            ),
+            Err(e) => panic!("cannot start redis-server: {e}"),
+        };
+        let mut server = Self {
+            child: Some(child),
+            port,
+            password: password.map(str::to_owned),
+        };
+        server.wait_until_ready().await;
+        server
+    }
+
+    /// Waits until the server answers `PING` (`NOAUTH` counts: it is up).
+    async fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "redis-server exited at start ({status}); is port {} free?",
+                    self.port
+                );
+            }
+            if let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
+                let mut reply = [0u8; 16];
+                if tcp.write_all(b"PING\r\n").await.is_ok()
+                    && let Ok(n) = tcp.read(&mut reply).await
+                    && (reply[..n].starts_with(b"+PONG") || reply[..n].starts_with(b"-NOAUTH"))
+                {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server never answered PING"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A plain connection for looking at (and tampering with) what the store wrote.
+    async fn raw(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn key() -> CacheKey {
+    ClientCredentials::new().cache_key(&OAuthClient::new("redis-test"))
+}
+
+fn entry_name(key: &CacheKey) -> String {
+    format!("oauth-layer:token:{}", key.digest())
+}
+
+fn token(access: &str, refresh: Option<&str>, lifetime: Duration) -> Token {
+    let mut builder = Token::builder(access).expires_in(lifetime);
+    if let Some(refresh) = refresh {
+        builder = builder.refresh_token(refresh);
+    }
+    builder.build(&SystemClock).unwrap()
+}
+
+fn access(token: &Token) -> String {
+    token.access_token().expose_secret().to_owned()
+}
+
+async fn raw_get(redis: &RedisServer, name: &str) -> Option<Vec<u8>> {
+    redis::cmd("GET")
+        .arg(name)
+        .query_async(&mut redis.raw().await)
+        .await
+        .unwrap()
+}
+
+async fn pttl(redis: &RedisServer, key: &CacheKey) -> i64 {
+    redis::cmd("PTTL")
+        .arg(entry_name(key))
+        .query_async(&mut redis.raw().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_processes_with_a_thousand_callers_each_make_one_token_request() {
+    let redis = RedisServer::start().await;
+    let idp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({
+                    "access_token": "fleet-token",
+                    "token_type": "Bearer",
+                    "expires_in": 3600,
+                }))
+                .set_delay(Duration::from_millis(300)),
+        )
+        .expect(1)
+        .mount(&idp)
+        .await;
+    let client = OAuthClient::new("fleet")
+        .secret("fleet-secret")
+        .token_url(format!("{}/token", idp.uri()))
+        .unwrap()
+        .retry_policy(RetryPolicy::none());
+
+    let mut sources = Vec::new();
+    for _ in 0..8 {
+        let store = RedisStore::connect(redis.url()).await.unwrap();
+        sources.push(
+            TokenSource::builder(client.clone(), ClientCredentials::new())
+                .store(store)
+                .build(),
+        );
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for source in &sources {
+        for _ in 0..1_000 {
+            let source = source.clone();
+            calls.spawn(async move { source.token().await });
+        }
+    }
+    let mut answered = 0;
+    while let Some(result) = calls.join_next().await {
+        assert_eq!(access(&result.unwrap().unwrap()), "fleet-token");
+        answered += 1;
+    }
+    assert_eq!(answered, 8_000);
+    idp.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_holders_lock_expires_and_another_process_renews() {
+    let redis = RedisServer::start().await;
+    let idp = Idp::start(3600).await;
+    let dead = RedisStore::connect(redis.url())
+        .await
+        .unwrap()
+        .lock_ttl(Duration::from_secs(1));
+    let alive = RedisStore::connect(redis.url())
+        .await
+        .unwrap()
+        .lock_wait(Duration::from_secs(5));
+    let source = TokenSource::builder(idp.client(), ClientCredentials::new())
+        .store(alive)
+        .build();
+
+    // The "dead" process takes the lock and never releases it (dropping it does not).
+    let lock = dead.lock(source.cache_key()).await.unwrap();
+    assert!(lock.is_some());
+    drop(lock);
+
+    let started = Instant::now();
+    let token = source.token().await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(access(&token), "tok-1");
+    assert_eq!(idp.issued(), 1);
+    assert!(
+        waited >= Duration::from_millis(800),
+        "renewed under a live lock after {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "waited {waited:?} for a 1 s lock"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_is_released_only_by_its_holder_and_waiting_is_bounded() {
+    let redis = RedisServer::start().await;
+    let k = key();
+    let lock_name = format!("oauth-layer:lock:{}", k.digest());
+    let first = RedisStore::connect(redis.url())
+        .await
+        .unwrap()
+        .lock_ttl(Duration::from_millis(200));
+    let second = RedisStore::connect(redis.url()).await.unwrap();
+    let impatient = RedisStore::connect(redis.url())
+        .await
+        .unwrap()
+        .lock_wait(Duration::from_millis(300));
+
+    let stale = first.lock(&k).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = second.lock(&k).await.unwrap().unwrap();
+    let owner = raw_get(&redis, &lock_name).await.unwrap();
+
+    // The first holder's lock expired; releasing it late must not free the second one's.
+    stale.release().await;
+    assert_eq!(raw_get(&redis, &lock_name).await, Some(owner));
+
+    let started = Instant::now();
+    let err = impatient.lock(&k).await.err().unwrap();
+    assert!(matches!(err, Error::Store(_)), "{err:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+
+    held.release().await;
+    assert_eq!(raw_get(&redis, &lock_name).await, None);
+    let again = impatient.lock(&k).await.unwrap();
+    assert!(again.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_keep_working_while_redis_is_down_and_the_store_recovers() {
+    let mut redis = RedisServer::start().await;
+    let idp = Idp::start(3600).await;
+    let store = RedisStore::connect(redis.url())
+        .await
+        .unwrap()
+        .operation_timeout(Duration::from_millis(300));
+    let source = TokenSource::builder(idp.client(), ClientCredentials::new())
+        .store(store.clone())
+        .build();
+    let k = source.cache_key().clone();
+
+    let first = source.token().await.unwrap();
+    assert_eq!(access(&first), "tok-1");
+    assert!(raw_get(&redis, &entry_name(&k)).await.is_some());
+
+    redis.stop();
+    // The cached token is served from memory, without the store.
+    assert_eq!(access(&source.token().await.unwrap()), "tok-1");
+    // A renewal goes ahead without the store: lock, read and write fail fast and are logged.
+    source.invalidate(&first);
+    let started = Instant::now();
+    let second = source.token().await.unwrap();
+    assert_eq!(access(&second), "tok-2");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = store.load(&k).await.unwrap_err();
+    assert!(matches!(err, Error::Store(_)), "{err:?}");
+    assert_eq!(access(&source.token().await.unwrap()), "tok-2");
+
+    let redis = RedisServer::start_on(redis.port, None).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.load(&k).await.is_err() {
+        assert!(Instant::now() < deadline, "the store never reconnected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    source.invalidate(&second);
+    let third = source.token().await.unwrap();
+    assert_eq!(access(&third), "tok-3");
+    let elsewhere = RedisStore::connect(redis.url()).await.unwrap();
+    let stored = elsewhere
+        .load(&k)
+        .await
+        .unwrap()
+        .expect("saved after the restart");
+    assert_eq!(access(&stored), "tok-3");
+    assert_eq!(idp.issued(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_refresh_token_is_in_redis_before_the_new_access_token_is_handed_out() {
+    let redis = RedisServer::start().await;
+    let idp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("grant_type=client_credentials"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "at-1", "token_type": "Bearer", "expires_in": 3600,
+            "refresh_token": "rt-1",
+        })))
+        .expect(1)
+        .mount(&idp)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .and(body_string_contains("refresh_token=rt-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "at-2", "token_type": "Bearer", "expires_in": 3600,
+            "refresh_token": "rt-2",
+        })))
+        .expect(1)
+        .mount(&idp)
+        .await;
+    let client = OAuthClient::new("rotating")
+        .secret("rotating-secret")
+        .token_url(format!("{}/token", idp.uri()))
+        .unwrap()
+        .retry_policy(RetryPolicy::none());
+
+    // Another process's view of Redis, read from inside the change hook.
+    let other = RedisStore::connect(redis.url()).await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let key_for_hook = ClientCredentials::new().cache_key(&client);
+    let hook_seen = seen.clone();
+    let source = TokenSource::builder(client, ClientCredentials::new())
+        .store(RedisStore::connect(redis.url()).await.unwrap())
+        .on_token_change(move |new| {
+            let stored = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(other.load(&key_for_hook))
+            })
+            .unwrap()
+            .expect("the new token is in Redis when the hook runs");
+            hook_seen.lock().unwrap().push((
+                access(new),
+                access(&stored),
+                stored.refresh_token().unwrap().expose_secret().to_owned(),
+            ));
+        })
+        .build();
+
+    let first = source.token().await.unwrap();
+    source.invalidate(&first);
+    let second = source.token().await.unwrap();
+    assert_eq!(access(&second), "at-2");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            ("at-1".to_owned(), "at-1".to_owned(), "rt-1".to_owned()),
+            ("at-2".to_owned(), "at-2".to_owned(), "rt-2".to_owned()),
+        ]
+    );
+    idp.verify().await;
+}
+
+#[tokio::test]
+async fn encrypted_entries_hide_the_tokens_and_other_keys_miss() {
+    let redis = RedisServer::start().await;
+    let k = key();
+    let sealed = RedisStore::connect(redis.url())
+        .await
+        .unwrap()
+        .encryption_key([7; 32]);
+    sealed
+        .save(
+            &k,
+            &token(
+                "AT-SENTINEL-1",
+                Some("RT-SENTINEL-2"),
+                Duration::from_secs(600),
+            ),
+        )
+        .await
+        .unwrap();
+
+    let raw = raw_get(&redis, &entry_name(&k)).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!text.contains("SENTINEL"), "{text}");
+
+    let back = sealed.load(&k).await.unwrap().unwrap();
+    assert_eq!(access(&back), "AT-SENTINEL-1");
+    let other_key = sealed.clone().encryption_key([8; 32]);
+    assert!(other_key.load(&k).await.unwrap().is_none());
+    let plain = RedisStore::connect(redis.url()).await.unwrap();
+    assert!(plain.load(&k).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn corrupt_foreign_and_future_entries_are_misses() {
+    let redis = RedisServer::start().await;
+    let store = RedisStore::connect(redis.url()).await.unwrap();
+    let k = key();
+    let name = entry_name(&k);
+    let mut raw = redis.raw().await;
+
+    store
+        .save(&k, &token("AT-SENTINEL", None, Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let good = raw_get(&redis, &name).await.unwrap();
+    let future = String::from_utf8(good.clone())
+        .unwrap()
+        .replace("\"version\":1", "\"version\":99")
+        .into_bytes();
+    let huge = vec![b'{'; 2 * 1024 * 1024];
+    for bad in [
+        &good[..good.len() / 2],
+        b"".as_slice(),
+        b"\x00\xff garbage",
+        br#"{"format":"someone-else","version":1}"#,
+        &future,
+        &huge,
+    ] {
+        let _: () = redis::cmd("SET")
+            .arg(&name)
+            .arg(bad)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(store.load(&k).await.unwrap().is_none());
+    }
+
+    let _: () = redis::cmd("DEL")
+        .arg(&name)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("RPUSH")
+        .arg(&name)
+        .arg("not a string")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(store.load(&k).await.unwrap().is_none(), "a list is a miss");
+
+    store
+        .save(&k, &token("AT-2", None, Duration::from_secs(600)))
+        .await
+        .unwrap();
+    assert_eq!(access(&store.load(&k).await.unwrap().unwrap()), "AT-2");
+    store.delete(&k).await.unwrap();
+    assert!(store.load(&k).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn entries_expire_with_the_access_token_unless_they_hold_a_refresh_token() {
+    let redis = RedisServer::start().await;
+    let store = RedisStore::connect(redis.url())
+        .await
+        .unwrap()
+        .refresh_token_ttl(Duration::from_secs(7 * 24 * 3600));
+    let short = ClientCredentials::new().cache_key(&OAuthClient::new("short"));
+    store
+        .save(&short, &token("AT", None, Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let ms = pttl(&redis, &short).await;
+    assert!((655_000..=660_000).contains(&ms), "{ms}");
+
+    let long = ClientCredentials::new().cache_key(&OAuthClient::new("long"));
+    store
+        .save(&long, &token("AT", Some("RT"), Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let ms = pttl(&redis, &long).await;
+    assert!((604_795_000..=604_800_000).contains(&ms), "{ms}");
+}
+
+#[tokio::test]
+async fn the_redis_password_never_shows_in_debug_or_errors() {
+    let port = free_port();
+    let redis = RedisServer::start_on(port, Some("pw-SENTINEL-right")).await;
+
+    let store = RedisStore::connect(redis.url()).await.unwrap();
+    let shown = format!("{store:?}");
+    assert!(!shown.contains("SENTINEL"), "{shown}");
+    assert!(shown.contains(&format!("127.0.0.1:{port}")), "{shown}");
+    let k = key();
+    store
+        .save(&k, &token("AT", None, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(store.load(&k).await.unwrap().is_some());
+
+    let wrong = format!("redis://:pw-SENTINEL-wrong@127.0.0.1:{port}");
+    let closed = format!("redis://user:pw-SENTINEL-closed@127.0.0.1:{}", free_port());
+    for url in [wrong, closed] {
+        let started = Instant::now();
+        let err = RedisStore::connect(&url).await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(matches!(err, Error::Store(_)), "{err:?}");
+        for text in [err.to_string(), format!("{err:?}")] {
+            assert!(!text.contains("SENTINEL"), "{text}");
+        }
+    }
+
+    let err = RedisStore::connect("redis://:pw-SENTINEL-bad@[::1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("SENTINEL"), "{err:?}");
+}
