@@ -1,0 +1,704 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The interop suite: every flow against an independent, certified authorization server
+//! (`oidc-provider` 9.13.3, started by each test from `tests/interop/server.mjs`) and its
+//! protected resource, and once in a real headless Chromium. Needs Node.js, the npm packages of
+//! `tests/interop` and Chromium with its driver: `bash tests/interop/install.sh`. A test that
+//! cannot find them fails and says so.
+
+mod interop_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use oauth_layer::flow::device::RecordingDisplay;
+use oauth_layer::flow::{AuthCode, ClientCredentials, DeviceCode, JwtBearer, SubjectToken};
+use oauth_layer::flow::{Flow, TokenExchange};
+use oauth_layer::interact::ScriptedPrompt;
+use oauth_layer::jwt::SigningKey;
+use oauth_layer::oidc::IdTokenValidator;
+use oauth_layer::{
+    AuthMethod, Error, OAuthClient, OAuthLayer, OAuthMiddleware, TokenSource, TokenTypeHint,
+};
+use secrecy::ExposeSecret;
+use tower::{ServiceBuilder, ServiceExt};
+
+use interop_support::{FormBrowser, Interop, LOGIN};
+
+const RESERVED_SECRET: &str = "a:b/c+d%e&f=g h~";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+fn bearer(token: &oauth_layer::Token) -> String {
+    token.access_token().expose_secret().to_owned()
+}
+
+async fn client_with(server: &Interop, id: &str, secret: &str, method: AuthMethod) -> OAuthClient {
+    OAuthClient::new(id)
+        .secret(secret)
+        .auth_method(method)
+        .discover(&server.issuer)
+        .await
+        .unwrap()
+}
+
+// ---- client credentials -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn client_credentials_with_basic_post_and_a_reserved_character_secret() {
+    let server = Interop::start();
+    let cases = [
+        ("cc-basic", "cc-basic-secret", AuthMethod::ClientSecretBasic),
+        ("cc-post", "cc-post-secret", AuthMethod::ClientSecretPost),
+        (
+            "cc-reserved",
+            RESERVED_SECRET,
+            AuthMethod::ClientSecretBasic,
+        ),
+        (
+            "cc-reserved-post",
+            RESERVED_SECRET,
+            AuthMethod::ClientSecretPost,
+        ),
+    ];
+    for (id, secret, method) in cases {
+        let client = client_with(&server, id, secret, method).await;
+        let tokens = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+        let token = tokens
+            .token()
+            .await
+            .unwrap_or_else(|e| panic!("{id} ({method:?}): {e}"));
+        assert_eq!(token.scope(), Some("api:read"), "{id}");
+        let (status, body) = server.call("read", &bearer(&token)).await;
+        assert_eq!(status, 200, "{id}: {body}");
+        assert_eq!(body["client_id"], id);
+    }
+    let stats = server.stats().await;
+    assert_eq!(
+        stats["auth_methods"]["client_credentials client_secret_basic"], 2,
+        "{stats}"
+    );
+    assert_eq!(
+        stats["auth_methods"]["client_credentials client_secret_post"], 2,
+        "{stats}"
+    );
+
+    // The server's auth method check holds: the method is really the one configured.
+    let wrong = client_with(
+        &server,
+        "cc-basic",
+        "cc-basic-secret",
+        AuthMethod::ClientSecretPost,
+    )
+    .await;
+    let err = TokenSource::new(wrong, ClientCredentials::new())
+        .token()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("invalid_client"),
+        "unexpected error: {err}"
+    );
+    // A wrong secret is invalid_client, and the error never shows the secret.
+    let bad = client_with(
+        &server,
+        "cc-reserved",
+        "a:b/c+d%e&f=g h~WRONG",
+        AuthMethod::ClientSecretBasic,
+    )
+    .await;
+    let err = TokenSource::new(bad, ClientCredentials::new())
+        .token()
+        .await
+        .unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("invalid_client"), "{shown}");
+    assert!(!shown.contains("WRONG"), "the secret leaked: {shown}");
+}
+
+#[tokio::test]
+async fn discovery_from_the_issuer_url_alone_configures_every_endpoint() {
+    let server = Interop::start();
+    let client = server.client("cc-basic", Some("cc-basic-secret")).await;
+    let url = |p: &str| Some(server.endpoint(p));
+    let s = |u: Option<&url::Url>| u.map(|u| u.as_str().to_owned());
+    assert_eq!(s(client.token_endpoint()), url("/token"));
+    assert_eq!(s(client.authorization_endpoint()), url("/auth"));
+    assert_eq!(
+        s(client.device_authorization_endpoint()),
+        url("/device/auth")
+    );
+    assert_eq!(s(client.revocation_endpoint()), url("/token/revocation"));
+    assert_eq!(
+        s(client.introspection_endpoint()),
+        url("/token/introspection")
+    );
+    assert_eq!(client.issuer_id(), Some(server.issuer.as_str()));
+    assert_eq!(
+        client.effective_auth_method(),
+        AuthMethod::ClientSecretBasic
+    );
+    let metadata = client.metadata().unwrap();
+    assert_eq!(s(metadata.jwks_uri.as_ref()), url("/jwks"));
+    assert!(metadata.authorization_response_iss_parameter_supported);
+
+    // A public client is `none`; and a token comes with nothing else configured.
+    let public = server.client("native-app", None).await;
+    assert_eq!(public.effective_auth_method(), AuthMethod::None);
+    let token = TokenSource::new(client, ClientCredentials::new().scope("api:read"))
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(server.call("read", &bearer(&token)).await.0, 200);
+
+    // The issuer is compared byte for byte: a trailing slash is another issuer.
+    let err = OAuthClient::new("cc-basic")
+        .discover(format!("{}/", server.issuer))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::IssuerMismatch { .. } | Error::Server(_)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn jwt_access_tokens_from_resource_indicators_and_insufficient_scope() {
+    let server = Interop::start();
+    let client = server.client("cc-jwt", Some("cc-jwt-secret")).await;
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(OAuthMiddleware::client_credentials(client).scope("api:read"))
+        .build();
+    let resp = http.get(server.api("read")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["format"], "jwt", "{body}");
+
+    // The token lacks api:write: the 403 reaches the caller, with no renewal.
+    let resp = http.get(server.api("write")).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+    assert_eq!(server.stat("/grants/client_credentials").await, 1);
+}
+
+// ---- renewal through the middleware and the layer -----------------------------------------------
+
+/// Requests every 200 ms for `run`; every status the caller saw.
+async fn hammer<F, Fut>(run: Duration, mut call: F) -> Vec<u16>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = u16>,
+{
+    let start = Instant::now();
+    let mut statuses = Vec::new();
+    while start.elapsed() < run {
+        statuses.push(call().await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn the_middleware_renews_across_4_second_tokens_with_no_401_seen() {
+    let server = Interop::start();
+    let client = server.client("cc-short", Some("cc-short-secret")).await;
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(OAuthMiddleware::client_credentials(client).scope("api:read"))
+        .build();
+    let url = server.api("read");
+    let statuses = hammer(Duration::from_secs(10), || async {
+        http.get(&url).send().await.unwrap().status().as_u16()
+    })
+    .await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let renewals = server.stat("/grants/client_credentials").await;
+    assert!(
+        (3..=8).contains(&renewals),
+        "{renewals} token requests in 10 s of 4-second tokens"
+    );
+}
+
+#[tokio::test]
+async fn the_tower_layer_renews_across_4_second_tokens_with_no_401_seen() {
+    let server = Interop::start();
+    let client = server.client("cc-short", Some("cc-short-secret")).await;
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(client).scope("api:read"))
+        .service(
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<Bytes>>(),
+        );
+    let url = server.api("read");
+    let statuses = hammer(Duration::from_secs(10), || {
+        let req = http::Request::get(&url)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let svc = svc.clone();
+        async move { svc.oneshot(req).await.unwrap().status().as_u16() }
+    })
+    .await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let renewals = server.stat("/grants/client_credentials").await;
+    assert!(
+        (3..=8).contains(&renewals),
+        "{renewals} token requests in 10 s of 4-second tokens"
+    );
+}
+
+#[tokio::test]
+async fn a_401_after_server_side_revocation_is_renewed_and_retried() {
+    let server = Interop::start();
+    let client = server.client("cc-basic", Some("cc-basic-secret")).await;
+    let middleware = OAuthMiddleware::client_credentials(client.clone()).scope("api:read");
+    let source = middleware.source().clone();
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(middleware)
+        .build();
+    assert_eq!(
+        http.get(server.api("read")).send().await.unwrap().status(),
+        200
+    );
+    let first = source.cached().unwrap();
+
+    // The server revokes the token behind the client's back (the client's own revocation call,
+    // sent by hand so the source knows nothing of it).
+    let resp = reqwest::Client::new()
+        .post(server.endpoint("/token/revocation"))
+        .basic_auth("cc-basic", Some("cc-basic-secret"))
+        .form(&[("token", bearer(&first).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(server.call("read", &bearer(&first)).await.0, 401);
+    let before = server.stat("/resource/401").await;
+
+    let resp = http.get(server.api("read")).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "the caller never sees the 401");
+    assert_eq!(
+        server.stat("/resource/401").await,
+        before + 1,
+        "one 401, absorbed"
+    );
+    assert_eq!(server.stat("/grants/client_credentials").await, 2);
+    assert!(!source.cached().unwrap().same_as(&first));
+}
+
+// ---- revocation and introspection ---------------------------------------------------------------
+
+#[tokio::test]
+async fn introspection_and_revocation() {
+    let server = Interop::start();
+    let client = server.client("cc-basic", Some("cc-basic-secret")).await;
+    let rs = server
+        .client("resource-server", Some("resource-server-secret"))
+        .await;
+    let tokens = TokenSource::new(client.clone(), ClientCredentials::new().scope("api:read"));
+    let token = tokens.token().await.unwrap();
+
+    let info = rs
+        .introspect(token.access_token(), Some(TokenTypeHint::AccessToken))
+        .await
+        .unwrap();
+    assert!(info.active);
+    assert_eq!(info.client_id.as_deref(), Some("cc-basic"));
+    assert_eq!(info.scopes().collect::<Vec<_>>(), ["api:read"]);
+    assert_eq!(info.iss.as_deref(), Some(server.issuer.as_str()));
+    assert!(info.exp.is_some());
+
+    // TokenSource::revoke: the server forgets the token and so does the source.
+    tokens.revoke().await.unwrap();
+    assert!(tokens.cached().is_none());
+    let info = rs
+        .introspect(token.access_token(), Some(TokenTypeHint::AccessToken))
+        .await
+        .unwrap();
+    assert!(!info.active);
+    assert_eq!(server.call("read", &bearer(&token)).await.0, 401);
+
+    // OAuthClient::revoke, and a revoked or unknown token is still a 200 (RFC 7009 §2.2).
+    let second = tokens.token().await.unwrap();
+    assert!(!second.same_as(&token));
+    client
+        .revoke(second.access_token(), TokenTypeHint::AccessToken)
+        .await
+        .unwrap();
+    client
+        .revoke(second.access_token(), TokenTypeHint::AccessToken)
+        .await
+        .unwrap();
+    let info = rs
+        .introspect(second.access_token(), Some(TokenTypeHint::AccessToken))
+        .await
+        .unwrap();
+    assert!(!info.active);
+}
+
+// ---- authorization code + PKCE, userinfo, ID tokens, refresh rotation ----------------------------
+
+#[tokio::test]
+async fn auth_code_with_pkce_through_the_loopback_server_then_userinfo_and_id_token() {
+    let server = Interop::start();
+    let client = server.client("native-app", None).await;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let flow = AuthCode::new()
+        .scope("openid email profile api:read")
+        .loopback()
+        .validate_id_token(true)
+        .browser(FormBrowser::new().opener(opened.clone()))
+        .prompt(ScriptedPrompt::default())
+        .timeout(Duration::from_secs(30));
+    let tokens = TokenSource::new(client.clone(), flow);
+    let token = tokens.token().await.unwrap();
+    assert_eq!(opened.load(Ordering::SeqCst), 1);
+    assert!(token.refresh_token().is_some(), "issueRefreshToken is on");
+    let id_token = token.id_token().expect("an ID token").expose_secret();
+
+    // The access token works at the resource (introspected) and at userinfo.
+    let (status, body) = server.call("read", &bearer(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub"], LOGIN);
+    let claims = client.userinfo(&token).await.unwrap();
+    assert_eq!(claims["sub"], LOGIN);
+    assert_eq!(
+        claims["email"],
+        serde_json::json!(format!("{LOGIN}@example.test"))
+    );
+
+    // The flow validated the ID token with the sign-in's nonce; a validator of our own agrees
+    // on everything but a wrong nonce.
+    let jwks = client.metadata().unwrap().jwks_uri.clone().unwrap();
+    let validator = IdTokenValidator::new(&client, &server.issuer, jwks.as_str()).unwrap();
+    let nonce = serde_json::from_slice::<serde_json::Value>(&base64_url_decode(
+        id_token.split('.').nth(1).unwrap(),
+    ))
+    .unwrap()["nonce"]
+        .as_str()
+        .expect("the ID token carries the nonce")
+        .to_owned();
+    let validated = validator.validate(id_token, Some(&nonce)).await.unwrap();
+    assert_eq!(validated.subject, LOGIN);
+    assert_eq!(validated.audience, ["native-app"]);
+    let err = validator
+        .validate(id_token, Some("another-nonce"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidIdToken(_)), "{err:?}");
+}
+
+fn base64_url_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_the_old_one_is_rejected() {
+    let server = Interop::start();
+    let client = server.client("native-short", None).await;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let flow = AuthCode::new()
+        .scope("openid api:read")
+        .loopback()
+        .browser(FormBrowser::new().opener(opened.clone()))
+        .prompt(ScriptedPrompt::default())
+        .timeout(Duration::from_secs(30));
+    let tokens = TokenSource::new(client.clone(), flow);
+
+    let first = tokens.token().await.unwrap();
+    let rt1 = first.refresh_token().unwrap().expose_secret().to_owned();
+
+    // Renewal by refresh (forced), twice: a new refresh token each time, no new sign-in.
+    assert!(tokens.invalidate(&first));
+    let second = tokens.token().await.unwrap();
+    let rt2 = second.refresh_token().unwrap().expose_secret().to_owned();
+    assert_ne!(rt1, rt2, "rotated");
+    // And by expiry: the 4-second token is renewed by the next call after it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let third = tokens.token().await.unwrap();
+    let rt3 = third.refresh_token().unwrap().expose_secret().to_owned();
+    assert_ne!(rt2, rt3, "rotated");
+    assert_eq!(server.call("read", &bearer(&third)).await.0, 200);
+    assert_eq!(opened.load(Ordering::SeqCst), 1, "one sign-in");
+    assert_eq!(server.stat("/grants/refresh_token").await, 2);
+
+    // The first refresh token is dead.
+    let err = client.refresh(&rt1.clone().into()).await.unwrap_err();
+    assert!(err.to_string().contains("invalid_grant"), "{err}");
+
+    // oidc-provider revokes the whole grant when a rotated refresh token is reused, so the
+    // source's current refresh token dies too: the source drops it and signs in again.
+    assert!(tokens.invalidate(&third));
+    let fourth = tokens.token().await.unwrap();
+    assert_eq!(opened.load(Ordering::SeqCst), 2, "a second sign-in");
+    assert_eq!(server.call("read", &bearer(&fourth)).await.0, 200);
+}
+
+// ---- the device grant ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_device_grant_approved_on_the_servers_own_pages() {
+    let server = Interop::start();
+    let client = server.client("tv-app", None).await;
+    let display = RecordingDisplay::default();
+    let tokens = TokenSource::new(
+        client.clone(),
+        DeviceCode::new()
+            .scope("openid api:read")
+            .display(display.clone()),
+    );
+    let pending = tokio::spawn({
+        let tokens = tokens.clone();
+        async move { tokens.token().await }
+    });
+    let shown = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(shown) = display.shown() {
+                return shown;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        shown
+            .verification_uri()
+            .as_str()
+            .starts_with(&server.issuer)
+    );
+
+    // The person types the code on the verification page, confirms, signs in and consents.
+    let (at, page, titles) = FormBrowser::new()
+        .with_user_code(shown.user_code())
+        .visit(shown.verification_uri().as_str())
+        .await;
+    assert!(
+        page.contains("Sign-in Success"),
+        "ended at {at}: {titles:?}\n{page}"
+    );
+
+    let token = tokio::time::timeout(Duration::from_secs(30), pending)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(token.refresh_token().is_some());
+    let (status, body) = server.call("read", &bearer(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub"], LOGIN);
+    assert_eq!(display.outcome(), Some(true));
+}
+
+// ---- private_key_jwt, JWT bearer, token exchange ------------------------------------------------
+
+#[tokio::test]
+async fn private_key_jwt_client_authentication() {
+    let server = Interop::start();
+    let key = SigningKey::es256_pem(&server.private_key_jwt_pem)
+        .unwrap()
+        .kid("pkjwt-es256");
+    let client = OAuthClient::new("pkjwt")
+        .signing_key(key)
+        .discover(&server.issuer)
+        .await
+        .unwrap();
+    assert_eq!(client.effective_auth_method(), AuthMethod::PrivateKeyJwt);
+    let tokens = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+    let token = tokens.token().await.unwrap();
+    assert_eq!(server.call("read", &bearer(&token)).await.0, 200);
+    // Every request carries a fresh assertion (oidc-provider rejects a replayed jti).
+    assert!(tokens.invalidate(&token));
+    let again = tokens.token().await.unwrap();
+    assert!(!again.same_as(&token));
+    assert_eq!(server.stat("/auth_methods/client_credentials jwt").await, 2);
+}
+
+#[tokio::test]
+async fn jwt_bearer_grant_registered_with_register_grant_type() {
+    let server = Interop::start();
+    let key = SigningKey::es256_pem(&server.jwt_bearer_pem).unwrap();
+    let client = server.client("jwt-bearer-client", None).await;
+    let flow = JwtBearer::new(key, server.assertion_issuer.clone())
+        .subject("svc-42")
+        .scope("api:read");
+    let tokens = TokenSource::new(client, flow);
+    let token = tokens.token().await.unwrap();
+    assert_eq!(token.scope(), Some("api:read"));
+    let (status, body) = server.call("read", &bearer(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    // A second token needs a second assertion (the server rejects a replayed jti).
+    assert!(tokens.invalidate(&token));
+    tokens.token().await.unwrap();
+    assert_eq!(
+        server
+            .stat("/grants/urn:ietf:params:oauth:grant-type:jwt-bearer")
+            .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn token_exchange_registered_with_register_grant_type_chains_sources() {
+    let server = Interop::start();
+    let subject = TokenSource::new(
+        server.client("cc-basic", Some("cc-basic-secret")).await,
+        ClientCredentials::new().scope("api:read"),
+    );
+    let exchanger = server.client("exchanger", Some("exchanger-secret")).await;
+    let flow = TokenExchange::new(SubjectToken::source(subject.clone()))
+        .audience("downstream")
+        .scope("api:read");
+    let _ = flow.cache_key(&exchanger);
+    let tokens = TokenSource::new(exchanger, flow);
+    let token = tokens.token().await.unwrap();
+    assert_eq!(token.issued_token_type(), Some(ACCESS_TOKEN_TYPE));
+    let (status, body) = server.call("read", &bearer(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["client_id"], "exchanger");
+    assert_eq!(server.stat("/grants/client_credentials").await, 1);
+    assert_eq!(
+        server
+            .stat("/grants/urn:ietf:params:oauth:grant-type:token-exchange")
+            .await,
+        1
+    );
+}
+
+// ---- the authorization code flow in a real headless Chromium ------------------------------------
+
+#[tokio::test]
+async fn auth_code_in_a_real_headless_chromium_over_webdriver() {
+    use fantoccini::Locator;
+    let server = Interop::start();
+    let chromium = interop_support::Chromium::start().await;
+    let client = server.client("native-app", None).await;
+
+    // The browser opener seam: the authorization URL is handed to Chromium.
+    let (urls, mut opened) = tokio::sync::mpsc::unbounded_channel::<url::Url>();
+    let flow = AuthCode::new()
+        .scope("openid email api:read")
+        .loopback()
+        .validate_id_token(true)
+        .browser(oauth_layer::interact::BrowserFn(move |url: &url::Url| {
+            urls.send(url.clone())
+                .map_err(|_| std::io::Error::other("the browser is gone"))
+        }))
+        .prompt(ScriptedPrompt::default())
+        .timeout(Duration::from_secs(60));
+    let tokens = TokenSource::new(client.clone(), flow);
+    let pending = tokio::spawn({
+        let tokens = tokens.clone();
+        async move { tokens.token().await }
+    });
+
+    let c = &chromium.webdriver;
+    let url = tokio::time::timeout(Duration::from_secs(20), opened.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        url.as_str()
+            .starts_with(&format!("{}/auth?", server.issuer))
+    );
+    c.goto(url.as_str()).await.unwrap();
+    // oidc-provider's login page: any login and password.
+    let wait = Duration::from_secs(20);
+    c.wait()
+        .at_most(wait)
+        .for_element(Locator::Css("input[name=login]"))
+        .await
+        .unwrap()
+        .send_keys(LOGIN)
+        .await
+        .unwrap();
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("any password")
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The consent page.
+    c.wait()
+        .at_most(wait)
+        .for_element(Locator::Css("input[name=prompt][value=consent]"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    let token = tokio::time::timeout(Duration::from_secs(30), pending)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    // Chromium ended on our loopback callback page.
+    let at = c.current_url().await.unwrap();
+    assert_eq!(at.host_str(), Some("127.0.0.1"));
+    assert_eq!(at.path(), "/callback");
+    assert!(token.id_token().is_some());
+    let (status, body) = server.call("read", &bearer(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub"], LOGIN);
+    assert_eq!(client.userinfo(&token).await.unwrap()["sub"], LOGIN);
+    chromium.webdriver.clone().close().await.unwrap();
+}
+
+// ---- the file store across a client restart ------------------------------------------------------
+
+#[cfg(feature = "file-store")]
+#[tokio::test]
+async fn the_file_store_survives_a_client_restart_without_a_second_sign_in() {
+    use oauth_layer::store::FileStore;
+    let server = Interop::start();
+    let dir = std::env::temp_dir().join(format!(
+        "oauth-layer-interop-store-{}-{}",
+        std::process::id(),
+        server.resource.rsplit(':').next().unwrap()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opened = Arc::new(AtomicUsize::new(0));
+    let source = |client: OAuthClient| {
+        let flow = AuthCode::new()
+            .scope("openid api:read")
+            .loopback()
+            .browser(FormBrowser::new().opener(opened.clone()))
+            .prompt(ScriptedPrompt::default())
+            .timeout(Duration::from_secs(30));
+        TokenSource::builder(client, flow)
+            .store(FileStore::in_dir(&dir))
+            .build()
+    };
+
+    // First run: one sign-in, kept on disk.
+    let first = source(server.client("native-short", None).await);
+    let token = first.token().await.unwrap();
+    assert_eq!(opened.load(Ordering::SeqCst), 1);
+    drop(first);
+
+    // The "restarted" client: new OAuthClient, new source, same folder. No sign-in; once the
+    // 4-second token has expired, the stored refresh token renews it.
+    let second = source(server.client("native-short", None).await);
+    let again = second.token().await.unwrap();
+    assert_eq!(bearer(&again), bearer(&token), "the stored token is reused");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let renewed = second.token().await.unwrap();
+    assert_ne!(bearer(&renewed), bearer(&token));
+    assert_eq!(server.call("read", &bearer(&renewed)).await.0, 200);
+    assert_eq!(opened.load(Ordering::SeqCst), 1, "no second sign-in");
+    assert_eq!(server.stat("/grants/authorization_code").await, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,458 @@
+//! The interop suite's harness: starts `tests/interop/server.mjs` (oidc-provider and a protected
+//! resource on 127.0.0.1), and a scripted "browser" that fills oidc-provider's own pages with an
+//! HTTP client and a cookie jar.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oauth_layer::OAuthClient;
+use oauth_layer::interact::BrowserFn;
+use serde_json::Value;
+use url::Url;
+
+pub(crate) const INSTALL_HINT: &str = "run `bash tests/interop/install.sh` (as root: it runs `npm ci` in \
+     tests/interop and `apt-get install -y chromium chromium-driver`)";
+
+/// The login the scripted browser types on oidc-provider's devInteractions login page (any
+/// login is accepted; it becomes the `sub`).
+pub(crate) const LOGIN: &str = "alice";
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+/// Fails (never skips) when Node or the npm packages are missing.
+fn require_node() {
+    match Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "`node --version` failed ({}): the interop suite needs Node.js >= 20; {INSTALL_HINT}",
+            out.status
+        ),
+        Err(e) => panic!(
+            "cannot run `node` ({e}): the interop suite needs Node.js >= 20 on PATH; {INSTALL_HINT}"
+        ),
+    }
+    let pkg = interop_dir().join("node_modules/oidc-provider/package.json");
+    assert!(
+        pkg.exists(),
+        "{} is missing: the npm packages of tests/interop are not installed; {INSTALL_HINT}",
+        pkg.display()
+    );
+}
+
+/// One running `server.mjs`; killed on drop.
+pub(crate) struct Interop {
+    child: Child,
+    _stdin: ChildStdin,
+    stderr: Arc<Mutex<String>>,
+    pub(crate) issuer: String,
+    pub(crate) resource: String,
+    pub(crate) assertion_issuer: String,
+    pub(crate) private_key_jwt_pem: String,
+    pub(crate) jwt_bearer_pem: String,
+    http: reqwest::Client,
+}
+
+impl Interop {
+    pub(crate) fn start() -> Self {
+        require_node();
+        let mut child = Command::new("node")
+            .arg("server.mjs")
+            .current_dir(interop_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start node tests/interop/server.mjs: {e}"));
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr_pipe = child.stderr.take().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        {
+            let stderr = stderr.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stderr_pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    if std::env::var_os("INTEROP_DEBUG").is_some() {
+                        eprint!("{text}");
+                    }
+                    stderr.lock().unwrap().push_str(&text);
+                }
+            });
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let mut reader = BufReader::new(stdout);
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so the server never blocks on a full pipe.
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink);
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if !line.trim().is_empty() => line,
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "tests/interop/server.mjs did not print its ready line; its stderr:\n{}\n\
+                     ({INSTALL_HINT})",
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        let ready: Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|e| panic!("bad ready line {line:?}: {e}"));
+        let s = |v: &Value| v.as_str().unwrap().to_owned();
+        Self {
+            child,
+            _stdin: stdin,
+            stderr,
+            issuer: s(&ready["issuer"]),
+            resource: s(&ready["resource"]),
+            assertion_issuer: s(&ready["assertion_issuer"]),
+            private_key_jwt_pem: s(&ready["keys"]["private_key_jwt"]),
+            jwt_bearer_pem: s(&ready["keys"]["jwt_bearer"]),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `<resource>/api/read` (needs `api:read`) or `/api/write` (needs `api:write`).
+    pub(crate) fn api(&self, path: &str) -> String {
+        format!("{}/api/{path}", self.resource)
+    }
+
+    pub(crate) fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// A client configured by discovery from the issuer URL alone.
+    pub(crate) async fn client(&self, id: &str, secret: Option<&str>) -> OAuthClient {
+        let mut client = OAuthClient::new(id);
+        if let Some(secret) = secret {
+            client = client.secret(secret);
+        }
+        client.discover(&self.issuer).await.unwrap()
+    }
+
+    /// The server's counters (`GET <resource>/stats`).
+    pub(crate) async fn stats(&self) -> Value {
+        self.http
+            .get(format!("{}/stats", self.resource))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn stat(&self, pointer: &str) -> u64 {
+        self.stats()
+            .await
+            .pointer(pointer)
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    }
+
+    /// Calls the resource with a raw bearer token; the status and body.
+    pub(crate) async fn call(&self, path: &str, token: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(self.api(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The server's stderr so far (oidc-provider's warnings and errors).
+    pub(crate) fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Interop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- server.mjs stderr ---\n{}", self.stderr());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A person with an HTTP client and a cookie jar: follows redirects, and fills every form it
+/// is shown (user code, login and password, consent) until a page has no form.
+#[derive(Clone)]
+pub(crate) struct FormBrowser {
+    http: reqwest::Client,
+    pub(crate) user_code: Option<String>,
+}
+
+impl Default for FormBrowser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FormBrowser {
+    pub(crate) fn new() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            user_code: None,
+        }
+    }
+
+    pub(crate) fn with_user_code(mut self, code: &str) -> Self {
+        self.user_code = Some(code.to_owned());
+        self
+    }
+
+    /// Opens `url` and fills forms; returns the final URL and page, and the pages' titles.
+    pub(crate) async fn visit(&self, url: &str) -> (Url, String, Vec<String>) {
+        let resp = self.http.get(url).send().await.unwrap();
+        let mut at = resp.url().clone();
+        let mut page = resp.text().await.unwrap();
+        let mut titles = vec![title(&page)];
+        for _ in 0..10 {
+            let Some(form) = Form::parse(&page) else {
+                return (at, page, titles);
+            };
+            let mut fields = form.hidden.clone();
+            for name in &form.inputs {
+                let value = match name.as_str() {
+                    "user_code" => self.user_code.clone().expect("a user code to type"),
+                    "login" => LOGIN.to_owned(),
+                    "password" => "any password".to_owned(),
+                    other => panic!("the browser does not know what to type in {other:?}"),
+                };
+                fields.push((name.clone(), value));
+            }
+            let action = at.join(&form.action).unwrap();
+            let resp = self.http.post(action).form(&fields).send().await.unwrap();
+            at = resp.url().clone();
+            page = resp.text().await.unwrap();
+            titles.push(title(&page));
+        }
+        panic!("too many forms; last page at {at}:\n{page}");
+    }
+
+    /// A `BrowserFn` for `AuthCode::browser`: each URL opened is visited in the background;
+    /// `opened` counts them.
+    pub(crate) fn opener(
+        &self,
+        opened: Arc<AtomicUsize>,
+    ) -> BrowserFn<impl Fn(&Url) -> std::io::Result<()> + Send + Sync + 'static> {
+        let browser = self.clone();
+        BrowserFn(move |url: &Url| {
+            opened.fetch_add(1, Ordering::SeqCst);
+            let browser = browser.clone();
+            let url = url.to_string();
+            tokio::spawn(async move {
+                let (at, page, _) = browser.visit(&url).await;
+                assert!(
+                    at.host_str() == Some("127.0.0.1") && at.path() == "/callback",
+                    "the sign-in ended at {at}, not the loopback callback:\n{page}"
+                );
+            });
+            Ok(())
+        })
+    }
+}
+
+fn title(page: &str) -> String {
+    between(page, "<title>", "</title>")
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = s.find(start)? + start.len();
+    let to = s[from..].find(end)? + from;
+    Some(&s[from..to])
+}
+
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let key = format!("{name}=\"");
+    let from = tag.find(&key)? + key.len();
+    let to = tag[from..].find('"')? + from;
+    Some(unescape(&tag[from..to]))
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The first `<form method="post">` of a page: its action, hidden fields and other inputs.
+struct Form {
+    action: String,
+    hidden: Vec<(String, String)>,
+    inputs: Vec<String>,
+}
+
+impl Form {
+    fn parse(page: &str) -> Option<Self> {
+        let start = page.find("<form")?;
+        let end = page[start..].find("</form>")? + start;
+        let form = &page[start..end];
+        let open = &form[..form.find('>')?];
+        let action = attr(open, "action")?;
+        let mut hidden = Vec::new();
+        let mut inputs = Vec::new();
+        let mut rest = form;
+        while let Some(i) = rest.find("<input") {
+            rest = &rest[i..];
+            let tag_end = rest.find('>').unwrap_or(rest.len());
+            let tag = &rest[..tag_end];
+            if let Some(name) = attr(tag, "name") {
+                if attr(tag, "type").as_deref() == Some("hidden") {
+                    hidden.push((name, attr(tag, "value").unwrap_or_default()));
+                } else {
+                    inputs.push(name);
+                }
+            }
+            rest = &rest[tag_end..];
+        }
+        Some(Self {
+            action,
+            hidden,
+            inputs,
+        })
+    }
+}
+
+/// A headless Chromium driven over WebDriver by a `chromedriver` this harness starts; the
+/// driver (and with it the browser) is stopped, and the fresh profile folder removed, on drop.
+pub(crate) struct Chromium {
+    pub(crate) webdriver: fantoccini::Client,
+    _driver: Driver,
+}
+
+struct Driver {
+    child: Child,
+    profile: PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn find_program(name: &str, fallback: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    let fallback = PathBuf::from(fallback);
+    assert!(
+        fallback.is_file(),
+        "`{name}` is not installed: the interop suite drives a real headless Chromium over \
+         WebDriver; {INSTALL_HINT}"
+    );
+    fallback
+}
+
+impl Chromium {
+    pub(crate) async fn start() -> Self {
+        let chromium = find_program("chromium", "/usr/bin/chromium");
+        let chromedriver = find_program("chromedriver", "/usr/bin/chromedriver");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e}; {INSTALL_HINT}",
+                    chromedriver.display()
+                )
+            });
+        let profile = std::env::temp_dir().join(format!(
+            "oauth-layer-interop-chromium-{}-{port}",
+            std::process::id()
+        ));
+        let driver = Driver {
+            child,
+            profile: profile.clone(),
+        };
+        let _ = std::fs::remove_dir_all(&profile);
+        std::fs::create_dir_all(&profile).unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": chromium,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--no-first-run",
+                    "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match fantoccini::ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(webdriver) => {
+                    return Self {
+                        webdriver,
+                        _driver: driver,
+                    };
+                }
+                Err(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!(
+                    "cannot open a Chromium session through {}: {e}; {INSTALL_HINT}",
+                    chromedriver.display()
+                ),
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs besides Rust, and only what is missing: redis-server (the
+# Redis store's tests start their own), the interop suite's npm packages, Chromium and
+# ChromeDriver. Needs root (or sudo) for apt-get the first time. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "setup: installing redis-server"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+fi
+
+bash tests/interop/install.sh
