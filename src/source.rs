@@ -120,6 +120,7 @@ impl TokenSource {
             store: None,
             on_change: None,
             initial: None,
+            identity: None,
         }
     }
 
@@ -560,6 +561,7 @@ pub struct TokenSourceBuilder {
     store: Option<Arc<dyn TokenStore>>,
     on_change: Option<ChangeHook>,
     initial: Option<Token>,
+    identity: Option<String>,
 }
 
 impl TokenSourceBuilder {
@@ -614,6 +616,14 @@ impl TokenSourceBuilder {
         self
     }
 
+    /// Tells this source's tokens apart from those of other sources with the same client and
+    /// grant in a shared store (httr2's `cache_key`): for example one per person when a tool
+    /// signs several people in.
+    pub fn identity(mut self, identity: impl Into<String>) -> Self {
+        self.identity = Some(identity.into());
+        self
+    }
+
     /// A token to start with (for example one saved by an earlier run).
     pub fn initial_token(mut self, token: Token) -> Self {
         self.initial = Some(token);
@@ -622,7 +632,10 @@ impl TokenSourceBuilder {
 
     /// The source.
     pub fn build(self) -> TokenSource {
-        let key = self.flow.cache_key(&self.client);
+        let mut key = self.flow.cache_key(&self.client);
+        if let Some(identity) = self.identity {
+            key = key.with_part("identity", identity);
+        }
         let inner = Arc::new(Inner {
             clock: self.client.clock_arc(),
             client: self.client,

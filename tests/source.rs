@@ -1076,3 +1076,33 @@ async fn an_invalidated_token_is_not_brought_back_from_a_store_that_returns_copi
     assert_eq!(access(&source.token().await.unwrap()), "AT-2");
     assert_eq!(request_count(&server).await, 2);
 }
+
+#[tokio::test]
+async fn identities_keep_tokens_of_one_client_apart_in_a_shared_store() {
+    let server = MockServer::start().await;
+    token_endpoint("grant_type=client_credentials")
+        .respond_with(ok(bearer("shared", json!(3600))))
+        .mount(&server)
+        .await;
+    let clock = ManualClock::new();
+    let store = MemoryStore::new();
+    let source = |identity: &str| {
+        TokenSource::builder(client(&server, &clock), ClientCredentials::new())
+            .store(store.clone())
+            .identity(identity)
+            .build()
+    };
+    let (alice, bob, alice_again) = (source("alice"), source("bob"), source("alice"));
+    assert_ne!(alice.cache_key(), bob.cache_key());
+    assert_eq!(alice.cache_key(), alice_again.cache_key());
+
+    alice.token().await.unwrap();
+    alice_again.token().await.unwrap();
+    assert_eq!(
+        request_count(&server).await,
+        1,
+        "alice's second source shares her token"
+    );
+    bob.token().await.unwrap();
+    assert_eq!(request_count(&server).await, 2, "bob gets his own");
+}

@@ -53,6 +53,14 @@ impl CacheKey {
         hex(&hasher.finalize())
     }
 
+    /// This key with one more part: several identities of one client and grant (httr2's
+    /// `cache_key`) are told apart this way.
+    #[must_use]
+    pub fn with_part(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.parts.push((name, value.into()));
+        self
+    }
+
     /// The value of one part (`"scope"`, `"subject"`, `"audience"`...), if set.
     pub fn get(&self, part: &str) -> Option<&str> {
         self.parts
