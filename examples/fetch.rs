@@ -61,6 +61,21 @@
 //! `--flow token-exchange` (RFC 8693) trades `--subject-token` (and `--actor-token`) for a
 //! token.
 //!
+//! Tokens live in memory for one run unless a store keeps them between runs: `--cache DIR`
+//! (feature `file-store`) keeps them in files in DIR (`oauth_layer::store::FileStore`: the
+//! directory `0700`, each file `0600`, plain JSON, so the files hold the tokens; give it a
+//! directory of its own, as an existing one is made private, and one writable by everyone such
+//! as `/tmp` is refused), and `--redis URL` (feature `redis-store`) in a Redis
+//! (`oauth_layer::store::RedisStore`), shared by every machine that uses it. The token source
+//! reads through the store (a run starts with the token an earlier run left, and signs in or
+//! asks the server only when there is none or it cannot be renewed with its refresh token) and
+//! writes through it (every new token is saved before it is used). Processes sharing a store
+//! make one renewal between them. `--identity NAME` tells apart the tokens of several people
+//! (or roles) of one client and grant in one store. `--cache` and `--redis` do not go
+//! together; a Redis that cannot be reached or refuses the credentials is a configuration error
+//! (exit code 2), whose message never shows the password from the URL. With `-v`, a token read
+//! from the store is reported as `token: loaded from the store`.
+//!
 //! `fetch revoke ...` revokes one token (RFC 7009) at `--revocation-url` (or the one the
 //! issuer's discovery document names) and prints `revoked`. Exit code: 0 when revoked, 1 when
 //! the server refused or could not be reached, 2 for usage or configuration errors (an
@@ -70,7 +85,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -85,7 +100,9 @@ use oauth_layer::flow::{
 };
 #[cfg(feature = "auth-code")]
 use oauth_layer::provider::Preset;
-use oauth_layer::{Action, AuthMethod, OAuthClient, OAuthMiddleware, Token, TokenSource};
+use oauth_layer::{
+    Action, AuthMethod, OAuthClient, OAuthMiddleware, Token, TokenSource, TokenSourceBuilder,
+};
 #[cfg(feature = "jwt")]
 use oauth_layer::{
     flow::{JwtBearer, ServiceAccount},
@@ -155,6 +172,16 @@ usage: fetch [OPTIONS] URL...
   --actor-token T          token-exchange flow: the acting party's token
   --actor-token-type U     its type URI (default urn:ietf:params:oauth:token-type:access_token)
   --requested-token-type U token-exchange flow: the type of token wanted
+  --cache DIR              keep tokens between runs in files in DIR, a directory of the
+                           tool's own (made 0700, files 0600; plain JSON, so they hold the
+                           tokens): a run starts with the token an earlier run left and signs
+                           in or asks the server only when it cannot be renewed. Feature
+                           file-store
+  --redis URL              keep tokens in Redis instead (redis://[[user]:password@]host[:port]
+                           [/db]), shared by every machine that uses it. Not with --cache.
+                           Feature redis-store
+  --identity NAME          whose tokens these are in the store (--cache or --redis), for
+                           several people or roles of one client and grant
   --repeat N               send the URLs N times through one client (default 1)
   --interval SECS          wait SECS between rounds (default 0)
   -X METHOD                HTTP method (default GET, or POST with -d)
@@ -172,10 +199,11 @@ Options that take a value also accept --name=value.
 auth-code and device sign in once, at the first request, with the address to open on stderr
 (auth-code also opens the browser, honouring $BROWSER); later requests and rounds reuse the
 token and renew it with its refresh token.
-Key files, client secrets, passwords and tokens are never printed.
+Key files, client secrets, passwords (the one in a --redis URL too) and tokens are never
+printed.
 Exit code: 0 when every response was 2xx, 1 otherwise, 2 for usage or configuration errors
-(a failed discovery included). revoke: 0 when revoked, 1 when the server refused or could
-not be reached, 2 for usage or configuration errors.";
+(a failed discovery and a Redis that cannot be reached included). revoke: 0 when revoked, 1
+when the server refused or could not be reached, 2 for usage or configuration errors.";
 
 /// Everything the command line said.
 #[derive(Default)]
@@ -218,6 +246,12 @@ struct Options {
     /// `--token` (revoke).
     token: Option<String>,
     token_type_hint: Option<TokenTypeHint>,
+    /// `--cache`: the directory of a file store.
+    cache: Option<PathBuf>,
+    /// `--redis`: a Redis URL, which may hold a password (never echoed).
+    redis: Option<String>,
+    /// `--identity`: whose tokens these are in the store.
+    identity: Option<String>,
     repeat: u32,
     interval: Duration,
     method: Option<reqwest::Method>,
@@ -327,6 +361,20 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Stop> {
             "--requested-token-type" => o.requested_token_type = Some(value()?),
             "--revocation-url" => o.revocation_url = Some(value()?),
             "--token" => o.token = Some(value()?),
+            "--cache" => {
+                o.cache = Some(value()?).filter(|s| !s.is_empty()).map(PathBuf::from);
+                if o.cache.is_none() {
+                    return Err(usage("--cache needs a directory"));
+                }
+            }
+            // Not echoed: the URL may carry a password.
+            "--redis" => o.redis = Some(value()?),
+            "--identity" => {
+                o.identity = Some(value()?).filter(|s| !s.is_empty());
+                if o.identity.is_none() {
+                    return Err(usage("--identity needs a non-empty name"));
+                }
+            }
             "--token-type-hint" => {
                 o.token_type_hint = Some(match value()?.as_str() {
                     "access_token" => TokenTypeHint::AccessToken,
@@ -568,7 +616,38 @@ fn check_options(o: &Options) -> Result<(), Stop> {
     if o.actor_token_type.is_some() && o.actor_token.is_none() {
         return Err(usage("--actor-token-type needs --actor-token"));
     }
+    check_store(o)?;
     check_provider(o)
+}
+
+/// `--cache`, `--redis` and `--identity`: one store at most, each with its feature, and an
+/// identity only where there is a store to tell identities apart in.
+fn check_store(o: &Options) -> Result<(), Stop> {
+    if o.cache.is_some() && o.redis.is_some() {
+        return Err(usage(
+            "--cache and --redis do not go together: one store at a time (give one or the other)",
+        ));
+    }
+    #[cfg(not(feature = "file-store"))]
+    if o.cache.is_some() {
+        return Err(usage(
+            "--cache needs the crate's file-store feature (cargo run --features file-store \
+             --example fetch)",
+        ));
+    }
+    #[cfg(not(feature = "redis-store"))]
+    if o.redis.is_some() {
+        return Err(usage(
+            "--redis needs the crate's redis-store feature (cargo run --features redis-store \
+             --example fetch)",
+        ));
+    }
+    if o.identity.is_some() && o.cache.is_none() && o.redis.is_none() {
+        return Err(usage(
+            "--identity goes with --cache or --redis (it tells identities apart in a store)",
+        ));
+    }
+    Ok(())
 }
 
 /// An absolute `http` or `https` URL.
@@ -719,6 +798,7 @@ async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop>
         Some(preset) => preset_client(preset),
         None => build_client(o, &client_id, token_url.as_deref(), Needs::TokenEndpoint).await?,
     };
+    let store = open_store(o).await?;
     let tokens = match o.flow.as_str() {
         "client-credentials" => {
             let mut flow = ClientCredentials::new();
@@ -731,7 +811,7 @@ async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop>
             if let Some(r) = &o.resource {
                 flow = flow.resource(r.clone());
             }
-            events.source(client, flow)
+            events.source(client, flow, &store)
         }
         "password" => {
             let (Some(user), Some(password)) = (&o.username, &o.password) else {
@@ -741,7 +821,7 @@ async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop>
             for s in &o.scopes {
                 flow = flow.scope(s.clone());
             }
-            events.source(client, flow)
+            events.source(client, flow, &store)
         }
         "refresh" => {
             let Some(rt) = &o.refresh_token else {
@@ -751,7 +831,7 @@ async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop>
             for s in &o.scopes {
                 flow = flow.scope(s.clone());
             }
-            events.source(client, flow)
+            events.source(client, flow, &store)
         }
         #[cfg(feature = "auth-code")]
         "auth-code" => {
@@ -776,7 +856,7 @@ async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop>
             if o.paste {
                 flow = flow.paste();
             }
-            events.source(client, flow)
+            events.source(client, flow, &store)
         }
         #[cfg(not(feature = "auth-code"))]
         "auth-code" => {
@@ -805,7 +885,7 @@ async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop>
             for s in scopes {
                 flow = flow.scope(s);
             }
-            events.source(client, flow)
+            events.source(client, flow, &store)
         }
         #[cfg(feature = "jwt")]
         "jwt-bearer" => match key {
@@ -818,7 +898,7 @@ async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop>
                 for s in &o.scopes {
                     flow = flow.scope(s.clone());
                 }
-                events.source(client, flow)
+                events.source(client, flow, &store)
             }
             Some(KeyFile::ServiceAccount(account)) => {
                 // Issuer the account's email, scopes in the assertion's `scope` claim.
@@ -826,7 +906,7 @@ async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop>
                 if let Some(subject) = &o.subject {
                     flow = flow.subject(subject.clone());
                 }
-                events.source(client, flow)
+                events.source(client, flow, &store)
             }
             None => unreachable!("the key is loaded for --flow jwt-bearer"),
         },
@@ -862,11 +942,123 @@ async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop>
             for s in &o.scopes {
                 flow = flow.scope(s.clone());
             }
-            events.source(client, flow)
+            events.source(client, flow, &store)
         }
         other => unreachable!("--flow {other:?} was checked when parsing"),
     };
+    store.check(&tokens).await?;
     Ok(tokens)
+}
+
+/// Where tokens are kept between runs: `--cache DIR`, `--redis URL` or nowhere (memory only),
+/// and `--identity`.
+struct Store {
+    #[cfg(feature = "file-store")]
+    file: Option<oauth_layer::store::FileStore>,
+    #[cfg(feature = "redis-store")]
+    redis: Option<oauth_layer::store::RedisStore>,
+    identity: Option<String>,
+}
+
+impl Store {
+    /// The builder with this store and identity.
+    fn attach(&self, builder: TokenSourceBuilder) -> TokenSourceBuilder {
+        #[cfg(feature = "file-store")]
+        let builder = match &self.file {
+            Some(store) => builder.store(store.clone()),
+            None => builder,
+        };
+        #[cfg(feature = "redis-store")]
+        let builder = match &self.redis {
+            Some(store) => builder.store(store.clone()),
+            None => builder,
+        };
+        match &self.identity {
+            Some(identity) => builder.identity(identity.clone()),
+            None => builder,
+        }
+    }
+
+    /// Reads the source's entry once before anything is sent, so that a cache directory the
+    /// store refuses (a file, a symbolic link, another user's) is a configuration error rather
+    /// than a warning at each request. (The Redis store was reached when it connected.)
+    async fn check(&self, tokens: &TokenSource) -> Result<(), Stop> {
+        #[cfg(feature = "file-store")]
+        if let Some(store) = &self.file {
+            use oauth_layer::store::TokenStore;
+            store
+                .load(tokens.cache_key())
+                .await
+                .map_err(|e| usage(format!("--cache: {e}")))?;
+        }
+        let _ = tokens;
+        Ok(())
+    }
+}
+
+/// The store of `--cache` or `--redis` (checked by [`check_store`]), and `--identity`.
+async fn open_store(o: &Options) -> Result<Store, Stop> {
+    Ok(Store {
+        #[cfg(feature = "file-store")]
+        file: open_file_store(o)?,
+        #[cfg(feature = "redis-store")]
+        redis: open_redis_store(o).await?,
+        identity: o.identity.clone(),
+    })
+}
+
+/// `--cache DIR`: a file store there, unless DIR is a directory everyone may write to (such as
+/// `/tmp`), which the store would make private. Nothing is created or read yet.
+#[cfg(feature = "file-store")]
+fn open_file_store(o: &Options) -> Result<Option<oauth_layer::store::FileStore>, Stop> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(dir) = &o.cache else {
+        return Ok(None);
+    };
+    if std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o002 != 0) {
+        return Err(usage(format!(
+            "--cache: {} is writable by everyone; give a directory of the tool's own (it is \
+             made private, 0700)",
+            dir.display()
+        )));
+    }
+    Ok(Some(oauth_layer::store::FileStore::in_dir(dir)))
+}
+
+/// `--redis URL`: connected now; failing to is a configuration error whose message holds no
+/// password.
+#[cfg(feature = "redis-store")]
+async fn open_redis_store(o: &Options) -> Result<Option<oauth_layer::store::RedisStore>, Stop> {
+    let Some(url) = &o.redis else {
+        return Ok(None);
+    };
+    oauth_layer::store::RedisStore::connect(url)
+        .await
+        .map(Some)
+        .map_err(|e| usage(without_password(format!("--redis: {e}"), url)))
+}
+
+/// `text` without the password of the Redis URL `url`, as given or percent-decoded (the
+/// crate's messages already leave it out; this makes sure).
+#[cfg(feature = "redis-store")]
+fn without_password(mut text: String, url: &str) -> String {
+    let Some(password) = Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_owned))
+    else {
+        return text;
+    };
+    // Percent-decoded as in a query, but with `+` kept (it is no space in user information).
+    let query = format!("p={}", password.replace('+', "%2B"));
+    let decoded = url::form_urlencoded::parse(query.as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned());
+    for secret in [Some(password), decoded].into_iter().flatten() {
+        if !secret.is_empty() {
+            text = text.replace(&secret, "[redacted]");
+        }
+    }
+    text
 }
 
 /// A provider preset ([`build_preset`]); without the auth-code feature there is none.
@@ -1207,6 +1399,10 @@ struct Events {
     verbose: bool,
     /// Counts tokens obtained from the server; the first one is "fetched", later ones "renewed".
     obtained: Arc<AtomicU64>,
+    /// Whether tokens may come from a store (`--cache`, `--redis`).
+    stored: bool,
+    /// Set when a request first carried a token this run did not obtain: one from the store.
+    loaded: Arc<AtomicBool>,
 }
 
 impl Events {
@@ -1216,11 +1412,15 @@ impl Events {
         }
     }
 
-    fn source(&self, client: OAuthClient, flow: impl Flow) -> TokenSource {
+    fn source(&self, client: OAuthClient, flow: impl Flow, store: &Store) -> TokenSource {
         let events = self.clone();
-        TokenSource::builder(client, flow)
+        let builder = TokenSource::builder(client, flow);
+        store
+            .attach(builder)
             .on_token_change(move |token: &Token| {
-                let first = events.obtained.fetch_add(1, Ordering::SeqCst) == 0;
+                // After a token from the store, the first one obtained replaces it.
+                let first = events.obtained.fetch_add(1, Ordering::SeqCst) == 0
+                    && !events.loaded.load(Ordering::SeqCst);
                 events.say(&format!(
                     "{} (expires in {} s{})",
                     if first { "fetched" } else { "renewed" },
@@ -1276,7 +1476,15 @@ impl Middleware for Observer {
                     request.url().origin().ascii_serialization()
                 )),
                 [] if self.events.obtained.load(Ordering::SeqCst) == send.obtained_before => {
-                    self.events.say("reused");
+                    // No token obtained in this run yet: it came from the store (once).
+                    if self.events.stored
+                        && send.obtained_before == 0
+                        && !self.events.loaded.swap(true, Ordering::SeqCst)
+                    {
+                        self.events.say("loaded from the store");
+                    } else {
+                        self.events.say("reused");
+                    }
                 }
                 [] => {}
                 [.., 401] => self.events.say("retried after 401"),
@@ -1379,6 +1587,8 @@ async fn main() -> ExitCode {
     let events = Events {
         verbose: options.verbose,
         obtained: Arc::new(AtomicU64::new(0)),
+        stored: options.cache.is_some() || options.redis.is_some(),
+        loaded: Arc::default(),
     };
     if options.verbose {
         use tracing_subscriber::layer::SubscriberExt;

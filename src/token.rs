@@ -274,6 +274,7 @@ impl TokenBuilder {
 
 /// What a persistent store keeps of a token: every field, with the expiry as absolute UTC time
 /// (SECURITY.md rule 27), so it can be restored in another process.
+#[cfg(any(feature = "file-store", feature = "redis-store"))]
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Persisted {
     pub(crate) access_token: String,
@@ -293,6 +294,7 @@ pub(crate) struct Persisted {
     pub(crate) extra: Map<String, Value>,
 }
 
+#[cfg(any(feature = "file-store", feature = "redis-store"))]
 impl Token {
     pub(crate) fn to_persisted(&self) -> Persisted {
         use secrecy::ExposeSecret;

@@ -85,6 +85,8 @@ fn build_example(profile_dir: &Path) {
         ("auth-code", cfg!(feature = "auth-code")),
         ("browser", cfg!(feature = "browser")),
         ("jwt", cfg!(feature = "jwt")),
+        ("file-store", cfg!(feature = "file-store")),
+        ("redis-store", cfg!(feature = "redis-store")),
         ("testing", cfg!(feature = "testing")),
     ]
     .into_iter()
@@ -1071,6 +1073,11 @@ async fn help_goes_to_stdout_with_exit_code_0() {
         "github",
         "microsoft",
         "openid",
+        "--cache",
+        "--redis",
+        "--identity",
+        "file-store",
+        "redis-store",
     ] {
         assert!(out.stdout.contains(option), "--help mentions {option}");
     }
@@ -1169,6 +1176,13 @@ impl FakeBrowser {
         let mut cmd = command(args);
         cmd.env("BROWSER", &self.script);
         cmd
+    }
+
+    /// Whether the browser was run at all (a [`recording`](Self::recording) one writes the file
+    /// [`visited`](Self::visited) reads as soon as it runs).
+    #[cfg(feature = "file-store")]
+    fn was_run(&self) -> bool {
+        self.visited.exists()
     }
 
     /// The address the browser ended on (the loopback callback, with the code), once it has
@@ -3126,4 +3140,495 @@ async fn provider_usage_errors_exit_with_2_and_one_line() {
     .await;
     out.assert_usage_error("--provider github names no revocation endpoint");
     out.assert_no_secrets(&["tok-secret-1"]);
+}
+
+// --- Keeping tokens between runs: --cache DIR, --redis URL, --identity --------------------------
+
+/// A free TCP port on 127.0.0.1 (free when this returns).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The entries of a cache directory (`<key digest>.json`), sorted.
+#[cfg(feature = "file-store")]
+fn cache_entries(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// The permission bits of `path`.
+#[cfg(feature = "file-store")]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// `--cache DIR` with `--flow auth-code`: the first run signs in through the browser and leaves
+/// the token in DIR (a `0700` directory, a `0600` file); the next run starts from it and makes
+/// no interactive request and no token request. When the server has expired its access tokens
+/// in between, the token in the file still looks valid by its own expiry: the first request
+/// gets a 401, the refresh token from the file renews it (still no sign-in), and the renewed
+/// token is written back for the run after.
+#[cfg(feature = "file-store")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_keeps_the_auth_code_token_so_the_next_run_signs_in_no_more() {
+    let server = server().await;
+    let tmp = TempDir::new("cache-auth-code");
+    // Not there yet: the store creates it.
+    let cache = tmp.0.join("tokens");
+    let url = server.resource_url("/api/hello");
+    let args = with_client(
+        &server,
+        "public-app",
+        &[
+            "--flow",
+            "auth-code",
+            "--auth-url",
+            &server.authorization_url(),
+            "--cache",
+            cache.to_str().unwrap(),
+            "-v",
+            &url,
+        ],
+    );
+
+    // 1. The sign-in.
+    let browser = FakeBrowser::new();
+    let first = run(browser.command(&args)).await;
+    first.assert_code(0);
+    assert_eq!(first.status_lines(), [(200, url.clone())], "{first:#?}");
+    assert_eq!(server.authorization_requests(), 1);
+    assert_eq!(server.token_requests_for("authorization_code"), 1);
+    assert_eq!(server.token_requests(), 1);
+    assert_eq!(first.events("token: fetched"), 1, "{first:#?}");
+    let shown = shown_authorization_url(&first, &server, "public-app");
+    let code = query_param(&browser.visited().await, "code");
+    let token = one_access_token(&server, 1);
+    first.assert_no_secrets_besides(&[&token, &code], &[shown.as_str()]);
+
+    // The directory is private, and so is the one entry; the plain codec keeps the token in it.
+    assert_eq!(mode(&cache), 0o700, "the cache directory's mode");
+    let entries = cache_entries(&cache);
+    assert_eq!(entries.len(), 1, "one entry: {entries:?}");
+    assert_eq!(mode(&entries[0]), 0o600, "the cache file's mode");
+    let stored = std::fs::read_to_string(&entries[0]).unwrap();
+    assert!(stored.contains(&token), "the file holds the token");
+
+    // 2. The next run: the token from the file, no browser, no token request.
+    let no_browser = FakeBrowser::recording();
+    let second = run(no_browser.command(&args)).await;
+    second.assert_code(0);
+    assert_eq!(second.status_lines(), [(200, url.clone())], "{second:#?}");
+    assert!(!no_browser.was_run(), "no browser opened: {second:#?}");
+    assert_eq!(server.authorization_requests(), 1, "no second sign-in");
+    assert_eq!(server.token_requests(), 1, "no token request");
+    assert_eq!(
+        second.events("token: loaded from the store"),
+        1,
+        "{second:#?}"
+    );
+    assert_eq!(second.events("token: fetched"), 0, "{second:#?}");
+    assert!(
+        !second.stderr.contains(&server.authorization_url()),
+        "no authorization URL shown: {second:#?}"
+    );
+    assert_eq!(one_access_token(&server, 2), token);
+    second.assert_no_secrets(&[&token]);
+
+    // 3. The server expires its access tokens: the one in the file is refused once and renewed
+    //    with the refresh token from the file. Still no sign-in.
+    server.expire_all_access_tokens();
+    let no_browser = FakeBrowser::recording();
+    let third = run(no_browser.command(&args)).await;
+    third.assert_code(0);
+    assert_eq!(third.status_lines(), [(200, url.clone())], "{third:#?}");
+    assert!(!no_browser.was_run(), "no browser opened: {third:#?}");
+    assert_eq!(server.authorization_requests(), 1, "no second sign-in");
+    assert_eq!(server.token_requests_for("authorization_code"), 1);
+    assert_eq!(server.token_requests_for("refresh_token"), 1);
+    assert_eq!(server.token_requests(), 2);
+    let statuses: Vec<u16> = server
+        .resource_requests()
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [200, 200, 401, 200]);
+    let used = access_tokens(&server);
+    assert_eq!(used[2], token, "the token from the file went first");
+    let renewed = used[3].clone();
+    assert_ne!(renewed, token);
+    assert_eq!(
+        third.events("token: loaded from the store"),
+        1,
+        "{third:#?}"
+    );
+    assert_eq!(third.events("token: renewed"), 1, "{third:#?}");
+    assert_eq!(third.events("token: retried after 401"), 1, "{third:#?}");
+    assert_eq!(third.events("token: fetched"), 0, "{third:#?}");
+    third.assert_no_secrets(&[&token, &renewed]);
+
+    // 4. The renewed token was written through: the run after uses it as it is.
+    let stored = std::fs::read_to_string(&entries[0]).unwrap();
+    assert!(
+        stored.contains(&renewed),
+        "the file holds the renewed token"
+    );
+    assert_eq!(mode(&entries[0]), 0o600, "still private after the rewrite");
+    let no_browser = FakeBrowser::recording();
+    let fourth = run(no_browser.command(&args)).await;
+    fourth.assert_code(0);
+    assert!(!no_browser.was_run(), "no browser opened: {fourth:#?}");
+    assert_eq!(server.token_requests(), 2, "no token request");
+    assert_eq!(server.authorization_requests(), 1);
+    assert_eq!(access_tokens(&server)[4], renewed);
+    assert_eq!(cache_entries(&cache), entries);
+}
+
+/// `--cache DIR` with client credentials: two runs, one token request. `--identity NAME` keeps
+/// a token of its own next to it (another entry, another token request), which its next run
+/// reuses in turn.
+#[cfg(feature = "file-store")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_serves_client_credentials_across_runs_and_identities_apart() {
+    let server = server().await;
+    let tmp = TempDir::new("cache-cc");
+    let cache = tmp.0.to_str().unwrap().to_owned();
+    let url = server.resource_url("/api/hello");
+    let args = with_client(
+        &server,
+        "basic-app",
+        &["--client-secret", SECRET, "--cache", &cache, "-v", &url],
+    );
+    let first = fetch(&args).await;
+    first.assert_code(0);
+    assert_eq!(first.events("token: fetched"), 1, "{first:#?}");
+    let second = fetch(&args).await;
+    second.assert_code(0);
+    assert_eq!(second.status_lines(), [(200, url.clone())], "{second:#?}");
+    assert_eq!(server.token_requests_for("client_credentials"), 1);
+    assert_eq!(server.token_requests(), 1);
+    assert_eq!(
+        second.events("token: loaded from the store"),
+        1,
+        "{second:#?}"
+    );
+    assert_eq!(second.events("token: fetched"), 0, "{second:#?}");
+    let token = one_access_token(&server, 2);
+    let entries = cache_entries(&tmp.0);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(mode(&entries[0]), 0o600);
+
+    // Another identity: its own entry and token.
+    let mut bob = args.clone();
+    bob.splice(0..0, argv(["--identity", "bob"]));
+    let third = fetch(&bob).await;
+    third.assert_code(0);
+    assert_eq!(third.events("token: fetched"), 1, "{third:#?}");
+    assert_eq!(server.token_requests(), 2);
+    let fourth = fetch(&bob).await;
+    fourth.assert_code(0);
+    assert_eq!(
+        fourth.events("token: loaded from the store"),
+        1,
+        "{fourth:#?}"
+    );
+    assert_eq!(server.token_requests(), 2);
+    let used = access_tokens(&server);
+    assert_ne!(used[2], token);
+    assert_eq!(used[3], used[2]);
+    assert_eq!(cache_entries(&tmp.0).len(), 2);
+    // And the first identity still has its own.
+    fetch(&args).await.assert_code(0);
+    assert_eq!(server.token_requests(), 2);
+    assert_eq!(access_tokens(&server)[4], token);
+
+    for out in [&first, &second, &third, &fourth] {
+        out.assert_no_secrets(&[SECRET, &token, &used[2]]);
+    }
+}
+
+/// A `redis-server` child process on a free loopback port, with a password, killed when
+/// dropped. (The starter of tests/redis_store.rs, cut down.)
+#[cfg(feature = "redis-store")]
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+#[cfg(feature = "redis-store")]
+impl RedisServer {
+    async fn start(password: &str) -> Self {
+        let port = free_port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--requirepass", password])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "redis-server is not installed; the --redis tests need it: \
+                 `apt-get install redis-server` (CI's .ci/run installs it)"
+            ),
+            Err(e) => panic!("cannot start redis-server: {e}"),
+        };
+        let mut server = Self { child, port };
+        server.wait_until_ready().await;
+        server
+    }
+
+    /// Waits until the server answers `PING` (`NOAUTH` counts: it is up).
+    async fn wait_until_ready(&mut self) {
+        use tokio::io::AsyncWriteExt;
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "redis-server exited at start ({status}); is port {} free?",
+                    self.port
+                );
+            }
+            if let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
+                let mut reply = [0u8; 16];
+                if tcp.write_all(b"PING\r\n").await.is_ok()
+                    && let Ok(n) = tcp.read(&mut reply).await
+                    && (reply[..n].starts_with(b"+PONG") || reply[..n].starts_with(b"-NOAUTH"))
+                {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server never answered PING"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn url(&self, password: &str) -> String {
+        format!("redis://:{password}@127.0.0.1:{}", self.port)
+    }
+}
+
+#[cfg(feature = "redis-store")]
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The password of the test's Redis: never printed, `-v` included.
+#[cfg(feature = "redis-store")]
+const REDIS_PASSWORD: &str = "redis-pass-word-1";
+
+/// `--redis URL` against a `redis-server` this test starts (with a password): two runs, one
+/// token request, and the password from the URL never printed. The wrong password is a
+/// configuration error (exit code 2, one line), without the password either.
+#[cfg(feature = "redis-store")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_serves_the_token_across_runs() {
+    let redis = RedisServer::start(REDIS_PASSWORD).await;
+    let server = server().await;
+    let url = server.resource_url("/api/hello");
+    let args = with_client(
+        &server,
+        "basic-app",
+        &[
+            "--client-secret",
+            SECRET,
+            "--redis",
+            &redis.url(REDIS_PASSWORD),
+            "-v",
+            &url,
+        ],
+    );
+    let first = fetch(&args).await;
+    first.assert_code(0);
+    assert_eq!(first.status_lines(), [(200, url.clone())], "{first:#?}");
+    assert_eq!(first.events("token: fetched"), 1, "{first:#?}");
+    let second = fetch(&args).await;
+    second.assert_code(0);
+    assert_eq!(second.status_lines(), [(200, url.clone())], "{second:#?}");
+    assert_eq!(
+        second.events("token: loaded from the store"),
+        1,
+        "{second:#?}"
+    );
+    assert_eq!(second.events("token: fetched"), 0, "{second:#?}");
+    assert_eq!(server.token_requests_for("client_credentials"), 1);
+    assert_eq!(server.token_requests(), 1);
+    let token = one_access_token(&server, 2);
+    for out in [&first, &second] {
+        out.assert_no_secrets(&[SECRET, &token, REDIS_PASSWORD]);
+    }
+
+    // The wrong password: refused before any token request.
+    let wrong = "wrong-redis-pass-2";
+    let args = with_client(
+        &server,
+        "basic-app",
+        &[
+            "--client-secret",
+            SECRET,
+            "--redis",
+            &redis.url(wrong),
+            "-v",
+            &url,
+        ],
+    );
+    let out = fetch(&args).await;
+    out.assert_usage_error("--redis: ");
+    out.assert_no_secrets(&[SECRET, wrong, REDIS_PASSWORD]);
+    assert_eq!(server.token_requests(), 1);
+    assert_eq!(server.resource_requests().len(), 2);
+}
+
+/// `--cache`, `--redis` and `--identity` problems: exit code 2, one line, nothing sent, and
+/// never the password of a `--redis` URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_usage_errors_exit_with_2_and_one_line() {
+    const PASSWORD_IN_URL: &str = "pass-in-the-url-3";
+    let server = server().await;
+    let tmp = TempDir::new("cache-usage");
+    let dir = tmp.0.to_str().unwrap().to_owned();
+    let not_a_dir = tmp.file("plain-file", "not a directory");
+    // Like /tmp: the store would make it 0700.
+    let shared = {
+        use std::os::unix::fs::PermissionsExt;
+        let shared = tmp.0.join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        shared.to_str().unwrap().to_owned()
+    };
+    let token_url = server.token_url();
+    let url = server.resource_url("/api/hello");
+    let cc = [
+        "--token-url",
+        token_url.as_str(),
+        "--client-id",
+        "basic-app",
+        "--client-secret",
+        SECRET,
+    ];
+    let unreachable = format!("redis://:{PASSWORD_IN_URL}@127.0.0.1:{}", free_port());
+    let bad_url = format!("redis://:{PASSWORD_IN_URL}@[::1");
+    let mut cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "--cache and --redis",
+            [
+                cc.as_slice(),
+                &["--cache", &dir, "--redis", &unreachable, &url],
+            ]
+            .concat(),
+            "--cache and --redis do not go together",
+        ),
+        (
+            "--identity without a store",
+            [cc.as_slice(), &["--identity", "bob", &url]].concat(),
+            "--identity goes with --cache or --redis",
+        ),
+        (
+            "--cache without a directory",
+            [cc.as_slice(), &["--cache=", &url]].concat(),
+            "--cache needs a directory",
+        ),
+        (
+            "--identity without a name",
+            [cc.as_slice(), &["--cache", &dir, "--identity=", &url]].concat(),
+            "--identity needs a non-empty name",
+        ),
+        (
+            "--cache with revoke",
+            vec![
+                "revoke",
+                "--revocation-url",
+                "http://127.0.0.1:1/revoke",
+                "--client-id",
+                "basic-app",
+                "--token",
+                "tok-secret-1",
+                "--cache",
+                &dir,
+            ],
+            "--cache does not apply to revoke",
+        ),
+    ];
+    if cfg!(feature = "file-store") {
+        cases.extend([
+            (
+                "--cache naming a file",
+                [cc.as_slice(), &["--cache", &not_a_dir, &url]].concat(),
+                "--cache: ",
+            ),
+            (
+                "--cache naming a directory everyone may write to",
+                [cc.as_slice(), &["--cache", &shared, &url]].concat(),
+                "is writable by everyone",
+            ),
+        ]);
+    } else {
+        cases.push((
+            "--cache without the feature",
+            [cc.as_slice(), &["--cache", &dir, &url]].concat(),
+            "--cache needs the crate's file-store feature",
+        ));
+    }
+    if cfg!(feature = "redis-store") {
+        cases.extend([
+            (
+                "a --redis URL that does not parse",
+                [cc.as_slice(), &["--redis", &bad_url, &url]].concat(),
+                "invalid Redis URL",
+            ),
+            (
+                "a --redis URL that is not Redis's",
+                [cc.as_slice(), &["--redis", "http://127.0.0.1:1/", &url]].concat(),
+                "invalid Redis URL",
+            ),
+            (
+                "a Redis that cannot be reached",
+                [cc.as_slice(), &["--redis", &unreachable, "-v", &url]].concat(),
+                "cannot connect to Redis",
+            ),
+        ]);
+    } else {
+        cases.push((
+            "--redis without the feature",
+            [cc.as_slice(), &["--redis", &unreachable, &url]].concat(),
+            "--redis needs the crate's redis-store feature",
+        ));
+    }
+    for (name, args, needle) in cases {
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let out = fetch(&args).await;
+        eprintln!("case: {name}");
+        out.assert_usage_error(needle);
+        out.assert_no_secrets(&[SECRET, PASSWORD_IN_URL, "tok-secret-1"]);
+    }
+    assert_eq!(server.token_requests(), 0, "usage errors send nothing");
+    assert!(server.resource_requests().is_empty());
+    assert_eq!(
+        std::fs::read_to_string(&not_a_dir).unwrap(),
+        "not a directory",
+        "the file --cache named is left alone"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o1777, "the shared directory is left alone");
+    }
 }
