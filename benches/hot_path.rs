@@ -1,0 +1,115 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The cost of a token layer on one request whose token is already cached, against an
+//! in-memory API that answers at once, through 1, 4 and 64 tasks sharing one layer:
+//!
+//! - `static_header`: tower-http's `AddAuthorization::bearer` with a fixed token, the floor;
+//! - `oauth_layer`: `OAuthLayer::from_source` with a valid cached token;
+//! - `hand_rolled`: the layer people write by hand (token behind a `tokio::sync::RwLock`, expiry
+//!   checked per request);
+//! - `yup_oauth2`: yup-oauth2's `Authenticator::token()` (its cached path) setting the header.
+//!
+//! Each measurement is `tasks × iterations` requests; the throughput line is requests per second
+//! over all tasks. `cargo bench --bench hot_path`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use http::{Request, Response, Uri};
+use oauth_layer::OAuthLayer;
+use support::{API_URL, HandRolledLayer, SCOPE, TokenEndpoint, YupLayer, api, call};
+use tower::{Layer, Service};
+use tower_http::auth::AddAuthorizationLayer;
+
+const TASKS: [u64; 3] = [1, 4, 64];
+
+/// `iters` requests through `service` in each of `tasks` tasks (clones of one service, so they
+/// share its token); the time until the last one is answered.
+async fn run<S>(service: S, tasks: u64, iters: u64) -> Duration
+where
+    S: Service<Request<()>, Response = Response<()>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: std::fmt::Debug,
+{
+    let uri: Uri = API_URL.parse().unwrap();
+    if tasks == 1 {
+        let mut service = service;
+        let start = Instant::now();
+        for _ in 0..iters {
+            call(&mut service, &uri).await;
+        }
+        return start.elapsed();
+    }
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let mut service = service.clone();
+            let uri = uri.clone();
+            tokio::spawn(async move {
+                for _ in 0..iters {
+                    call(&mut service, &uri).await;
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    start.elapsed()
+}
+
+fn hot_path(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Only yup-oauth2 asks it, once, to fill its cache; the other layers start with a token.
+    let endpoint = rt.block_on(TokenEndpoint::start(Duration::ZERO));
+    let url = endpoint.token_url();
+
+    let static_header = AddAuthorizationLayer::bearer("seeded-token")
+        .as_sensitive(true)
+        .layer(api());
+    let oauth = {
+        let _guard = rt.enter();
+        OAuthLayer::from_source(support::source(&url, true)).layer(api())
+    };
+    let hand_rolled = HandRolledLayer::new(&url, Some("seeded-token")).layer(api());
+    let yup = rt.block_on(async {
+        let auth = support::yup_authenticator(&url).await;
+        auth.token(&[SCOPE]).await.unwrap();
+        YupLayer::new(auth).layer(api())
+    });
+
+    let mut group = c.benchmark_group("hot_path");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    for tasks in TASKS {
+        group.throughput(Throughput::Elements(tasks));
+        macro_rules! variant {
+            ($name:literal, $service:expr) => {
+                group.bench_with_input(BenchmarkId::new($name, tasks), &tasks, |b, &tasks| {
+                    b.to_async(&rt)
+                        .iter_custom(|iters| run($service.clone(), tasks, iters))
+                });
+            };
+        }
+        variant!("static_header", static_header);
+        variant!("oauth_layer", oauth);
+        variant!("hand_rolled", hand_rolled);
+        variant!("yup_oauth2", yup);
+    }
+    group.finish();
+    assert_eq!(
+        endpoint.requests(),
+        1,
+        "only yup-oauth2's first token() asks"
+    );
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);
