@@ -76,6 +76,12 @@ fn hot_path(c: &mut Criterion) {
         let _guard = rt.enter();
         OAuthLayer::from_source(support::source(&url, true)).layer(api())
     };
+    let oauth_no_retry = {
+        let _guard = rt.enter();
+        OAuthLayer::from_source(support::source(&url, true))
+            .retry_after_401(false)
+            .layer(api())
+    };
     let hand_rolled = HandRolledLayer::new(&url, Some("seeded-token")).layer(api());
     let yup = rt.block_on(async {
         let auth = support::yup_authenticator(&url).await;
@@ -100,6 +106,7 @@ fn hot_path(c: &mut Criterion) {
         }
         variant!("static_header", static_header);
         variant!("oauth_layer", oauth);
+        variant!("oauth_layer_no_retry", oauth_no_retry);
         variant!("hand_rolled", hand_rolled);
         variant!("yup_oauth2", yup);
     }

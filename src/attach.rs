@@ -71,6 +71,35 @@ impl<'a> OriginRef<'a> {
     }
 }
 
+/// Where a request goes, as the layer and the middleware see it.
+pub(crate) trait Target {
+    /// The scheme, cheaply.
+    fn scheme(&self) -> Option<&str>;
+    /// Scheme, host and port.
+    fn origin(&self) -> Option<OriginRef<'_>>;
+}
+
+impl Target for Uri {
+    fn scheme(&self) -> Option<&str> {
+        self.scheme_str()
+    }
+
+    fn origin(&self) -> Option<OriginRef<'_>> {
+        OriginRef::of_uri(self)
+    }
+}
+
+#[cfg(feature = "reqwest")]
+impl Target for url::Url {
+    fn scheme(&self) -> Option<&str> {
+        Some(url::Url::scheme(self))
+    }
+
+    fn origin(&self) -> Option<OriginRef<'_>> {
+        OriginRef::of_url(self)
+    }
+}
+
 /// An allowed origin, lowercased.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Origin {
@@ -86,6 +115,7 @@ pub(crate) struct Attach {
     pub(crate) source: TokenSource,
     origins: Option<Arc<[Origin]>>,
     interactive: bool,
+    pub(crate) retry_after_401: bool,
 }
 
 /// What to do with one outgoing request.
@@ -103,6 +133,7 @@ impl Attach {
             source,
             origins: None,
             interactive: false,
+            retry_after_401: true,
         }
     }
 
@@ -136,9 +167,9 @@ impl Attach {
     }
 
     /// Decides what happens to a request to `origin` with these headers and extensions.
-    pub(crate) fn plan(
+    pub(crate) fn plan<T: Target + ?Sized>(
         &self,
-        origin: Option<OriginRef<'_>>,
+        target: &T,
         headers: &HeaderMap,
         extensions: &http::Extensions,
     ) -> Plan {
@@ -150,11 +181,24 @@ impl Attach {
             Some(RequestAuth::Source(s)) => s,
             None => &self.source,
         };
-        if !origin.is_some_and(|o| self.origin_allowed(o)) {
-            tracing::debug!(?origin, "not attaching a token: origin not allowed");
+        if !self.target_allowed(target) {
+            tracing::debug!(origin = ?target.origin(), "not attaching a token: origin not allowed");
             return Plan::AsIs;
         }
         Plan::Attach(source.clone())
+    }
+
+    /// Without a list, any `https` target is allowed: the scheme alone decides, with no parsing of
+    /// the host on the hot path. Everything else goes through the full origin check.
+    fn target_allowed<T: Target + ?Sized>(&self, target: &T) -> bool {
+        if self.origins.is_none()
+            && target
+                .scheme()
+                .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+        {
+            return true;
+        }
+        target.origin().is_some_and(|o| self.origin_allowed(o))
     }
 
     /// Plain `http` only to loopback (rule 14); with a list, exact origin matches only (rule 24).
@@ -489,6 +533,15 @@ macro_rules! shorthand_constructors {
         /// `true` for the `auth_code` and `device` shorthands).
         pub fn interactive(mut self, allowed: bool) -> Self {
             self.attach = self.attach.interactive(allowed);
+            self
+        }
+
+        /// Whether a request rejected with a 401 is sent once more with a renewed token (default
+        /// `true`). Retrying needs a copy of every request made before it is sent; turn it off
+        /// to save that copy when your requests' 401s are handled elsewhere. The failed token is
+        /// dropped either way, so the next request gets a renewed one.
+        pub fn retry_after_401(mut self, retry: bool) -> Self {
+            self.attach.retry_after_401 = retry;
             self
         }
 

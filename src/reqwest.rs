@@ -11,7 +11,7 @@ use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::attach::{Attach, OriginRef, Plan, Shorthand, calls_for_renewal, set_token};
+use crate::attach::{Attach, Plan, Shorthand, calls_for_renewal, set_token};
 
 /// A reqwest-middleware middleware that attaches a valid bearer token from one shared
 /// [`TokenSource`](crate::TokenSource), renews it before it expires, and after a 401 renews and retries once (when
@@ -48,11 +48,9 @@ impl Middleware for OAuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let plan = self.attach.plan(
-            OriginRef::of_url(request.url()),
-            request.headers(),
-            extensions,
-        );
+        let plan = self
+            .attach
+            .plan(request.url(), request.headers(), extensions);
         let source = match plan {
             Plan::AsIs => return next.run(request, extensions).await,
             Plan::Attach(source) => source,
@@ -66,7 +64,11 @@ impl Middleware for OAuthMiddleware {
                 .map_err(reqwest_middleware::Error::middleware)?,
         };
         set_token(request.headers_mut(), &token);
-        let replay = request.try_clone();
+        let replay = if self.attach.retry_after_401 {
+            request.try_clone()
+        } else {
+            None
+        };
         let response = next.clone().run(request, extensions).await?;
         if !calls_for_renewal(response.status(), response.headers()) {
             return Ok(response);

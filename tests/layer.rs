@@ -545,3 +545,32 @@ async fn a_hyper_util_client_recovers_from_server_side_revocation() {
     assert!(seen.iter().all(|r| &r.body[..] == b"order-1"));
     assert_eq!(server.token_requests(), 2);
 }
+
+#[tokio::test]
+async fn without_retry_a_401_is_returned_and_the_next_request_is_renewed() {
+    let idp = Idp::start(3600).await;
+    let state = ApiState::default();
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(idp.client()).retry_after_401(false))
+        .service(api(state.clone()));
+    svc.clone()
+        .oneshot(get("https://api.example/"))
+        .await
+        .unwrap();
+    state.revoke("tok-1");
+
+    let rejected = svc
+        .clone()
+        .oneshot(get("https://api.example/"))
+        .await
+        .unwrap();
+    assert_eq!(rejected.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(state.seen().len(), 2, "not retried");
+    let next = svc
+        .clone()
+        .oneshot(get("https://api.example/"))
+        .await
+        .unwrap();
+    assert_eq!(next.status(), StatusCode::OK);
+    assert_eq!(bearer(&state.seen()[2]), "Bearer tok-2");
+}

@@ -380,3 +380,18 @@ async fn tokens_are_renewed_ahead_of_expiry_and_never_sent_expired() {
         "{issued} tokens for 2,500 s of 1,000 s tokens"
     );
 }
+
+#[tokio::test]
+async fn without_retry_a_401_is_returned_and_the_next_request_is_renewed() {
+    let idp = Idp::start(3600).await;
+    let state = ApiState::default();
+    let api = api(&state).await;
+    let http = client(OAuthMiddleware::client_credentials(idp.client()).retry_after_401(false));
+    let url = format!("{}/api", api.uri());
+    http.get(&url).send().await.unwrap();
+    state.revoke("tok-1");
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(state.seen().len(), 2, "not retried");
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(bearer(&state.seen()[2]), "Bearer tok-2");
+}

@@ -46,10 +46,10 @@ pin_project! {
     }
 }
 
-/// What a retry after a 401 needs.
+/// What a 401 needs: the token to drop and, when the request can be sent again, a readied
+/// service and a copy of the request.
 pub(crate) struct Retry<S, B> {
-    pub(crate) service: S,
-    pub(crate) request: Option<Request<B>>,
+    pub(crate) replay: Option<(S, Request<B>)>,
     pub(crate) source: TokenSource,
     pub(crate) used: Token,
     pub(crate) attach: Attach,
@@ -116,14 +116,13 @@ where
     /// cannot be replayed gets its 401 back; the next request gets the renewed token.
     async fn run(self, unauthorized: Response<ResB>) -> Result<Response<ResB>, BoxError> {
         let Retry {
-            mut service,
-            request,
+            replay,
             source,
             used,
             attach,
         } = self;
         source.invalidate(&used);
-        let Some(mut request) = request else {
+        let Some((mut service, mut request)) = replay else {
             tracing::debug!("401 on a request that cannot be replayed; returned as is");
             return Ok(unauthorized);
         };
@@ -153,14 +152,17 @@ where
 {
     let token = attach.token(&source).await?;
     set_token(request.headers_mut(), &token);
-    let replay = try_clone_request(&request);
+    let copy = if attach.retry_after_401 {
+        try_clone_request(&request)
+    } else {
+        None
+    };
     let response = service.call(request).await.map_err(Into::into)?;
     if !calls_for_renewal(response.status(), response.headers()) {
         return Ok(response);
     }
     let retry = Retry {
-        service,
-        request: replay,
+        replay: copy.map(|request| (service, request)),
         source,
         used: token,
         attach,

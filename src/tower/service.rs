@@ -8,7 +8,7 @@ use tower_service::Service;
 use super::ResponseFuture;
 use super::future::{Retry, authorize_and_send};
 use super::replay::{ReplayableBody, try_clone_request};
-use crate::attach::{Attach, OriginRef, Plan, set_token};
+use crate::attach::{Attach, Plan, set_token};
 use crate::http::BoxError;
 use crate::source::TokenSource;
 
@@ -66,37 +66,49 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let source = match self.attach.plan(
-            OriginRef::of_uri(request.uri()),
-            request.headers(),
-            request.extensions(),
-        ) {
+        let source = match self
+            .attach
+            .plan(request.uri(), request.headers(), request.extensions())
+        {
             Plan::AsIs => return ResponseFuture::sent(self.inner.call(request), None),
             Plan::Attach(source) => source,
         };
-        // The readied service goes with this request; a clone stays for the next one.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         match source.fast() {
             Some(token) => {
                 set_token(request.headers_mut(), &token);
-                let replay = try_clone_request(&request);
-                let fut = inner.call(request);
+                let copy = if self.attach.retry_after_401 {
+                    try_clone_request(&request)
+                } else {
+                    None
+                };
+                let (fut, replay) = match copy {
+                    // The readied service goes with this request, to be called again after a
+                    // 401; a clone stays for the next request.
+                    Some(copy) => {
+                        let clone = self.inner.clone();
+                        let mut inner = std::mem::replace(&mut self.inner, clone);
+                        (inner.call(request), Some((inner, copy)))
+                    }
+                    None => (self.inner.call(request), None),
+                };
                 let retry = Retry {
-                    service: inner,
-                    request: replay,
+                    replay,
                     source,
                     used: token,
                     attach: self.attach.clone(),
                 };
                 ResponseFuture::sent(fut, Some(retry))
             }
-            None => ResponseFuture::boxed(Box::pin(authorize_and_send(
-                inner,
-                request,
-                source,
-                self.attach.clone(),
-            ))),
+            None => {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::boxed(Box::pin(authorize_and_send(
+                    inner,
+                    request,
+                    source,
+                    self.attach.clone(),
+                )))
+            }
         }
     }
 }
