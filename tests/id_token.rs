@@ -2,7 +2,10 @@
 //! ID token validation (SECURITY.md rules 44 and 45) against a wiremock JWKS endpoint, with
 //! tokens signed by test keys made for this file.
 
+mod test_keys;
+
 use std::time::{Duration, UNIX_EPOCH};
+use test_keys::{ED_KEY, ED_X, OTHER_ED_KEY, OTHER_ED_X, RSA_KEY, RSA_N};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use oauth_layer::clock::{Clock, ManualClock};
@@ -11,45 +14,6 @@ use oauth_layer::{Error, OAuthClient};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// Test keys, generated with openssl for these tests only.
-const ED_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MC4CAQAwBQYDK2VwBCIEIBsomH75xPxfBdtZb3qfh8HLy7AzEgpFXhVpml/kBaT6
------END PRIVATE KEY-----";
-const ED_X: &str = "BdDWuvJk5ny4Q2mQvWpnIk9Hf8LGOKy12CWyzsUnjds";
-const OTHER_ED_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MC4CAQAwBQYDK2VwBCIEIMdbxoy3HK3gEPbMt1XOWYzbUjLT4IrxdTIjgoil7cT4
------END PRIVATE KEY-----";
-const OTHER_ED_X: &str = "e3CDRooXx059yfyYba2PL8K8o34uveNbyhSa68wH9ZA";
-const RSA_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDSWyiBtrUtVx3G
-hYGqh5JjiA2+NdCa4sE7gnVrktSe+z9oGraAE+Rk+vaPvmsuW645O2jpNMSMIKLF
-yloqSi8uxmK4U+vBzKc7vKnm3zi2QbJ3J0VE2k2DN08VyPXjn5W1rrGhg/4sZlQA
-kQzJQrz2YZyxvUJML9BNlwzpyzW5KcfEi5UQdm5YyxWk+1eGBccRrEK5n8W6gMoH
-MTg9vz14rO439fyUR9M8VfWUUTPM4V01Vshdjyh8MHBbUl2WvGWLqUu4bOwHRFR0
-x+0rqaOK62zKHhoI9NZDNybSiBsUhInGbl/vvOXMTvJO58iqWbMD714doFdF2L5w
-sRBwsEmHAgMBAAECggEAGzPUoimZdlqMrC55nS7Y/GwMsutMparrKCHvw1CClGiT
-Q4goz5lC8NgPaHlMbPtIJXiMUZQUUraptgA79roPLfJTs9iOZUps2enE4uk88Ty/
-sm7uoz/DxFMzs/J/8caiWpNTvzpNdTpqZIRdbe1meEoZNFbwKuAIBPCip90yflYv
-uwEBT/D6xjW1Ov4tNUVpOhoEX9KcweTk39NPPSQjNqd4Icq+g8AppztupxOBeTm4
-VkQwlfzjbIP6KqMdWKCZTdv1QKtLLMb0PRlwafckghE9ko6jTbppDflRbrRcR6ay
-QEeU5s6aNuKX3sRtlfGAs+euSTmLmw55pBHPnr6XkQKBgQDzsowqr8qP4ZihW2Cm
-J0jWZ7nUqpfsuE6Py83K+Nu0dsTJLKoHx33X+za7cQLRUk8ABdQILVD7jr7g5YPT
-saCejzULppnoNWV6ElLvsSWPw6BYNWhuNbZ42MyX8hL6mrTwE26h1QGIgjVBEXsr
-fmeMJ8bynRTaWbure1adSWJE7wKBgQDc+bg9T6gC29SenagZNNpoFbdkXgViKTQL
-/owFvONIZu1JSLXSG6M+mllwQKmARUBd2b0VfHhACTiw8MyTYzjl/o+F+ox8y27B
-nRj3Nq9/+MdzjmPgUCA5szPfQW02lizw/yeUWOltvL1jgfvnItngYD1Bsv6rojIj
-GjjHabE06QKBgGw9sN5A6HLR3A5HXP1P051Pww1/nC1Li7F473Yo5MUaP7uvN/Ju
-nCmzbhMBViQNMAOtkwjyv9aMB6Iyr0P20IW8y+3Z2OB33xPCUc4e27UoSe8EAdd5
-yguRGAahQebHknhT2T7OMnkkhGzbS978rRdmj4oxVRLK6n13Mfh4oMpHAoGBAK7h
-SrfrBJJOm7R0HQbl1zushBkAd845waEEcJhR5qX0HzJyQsLncIgo60N1SS/kno4n
-tgb9HMXBBoax65VxXyRWFAv6P5i7/wlnZMyxEK98mYyQUebCQt6nPhQf2Wjr7OFF
-bXNv8j0Qs+m+gzdnU3rJb3FBUV9P29H//JOEx+ORAoGBAPIK5vrbfgl6zW6+Ce9R
-FtelmqNM+Ga1mL9nZ6Ak3wLtr8Hyu7CfmgG2X/2BdFlOGX6vE9DsuUcCCJvjMJ0b
-OgVxSXf5d15vOB+pdPE8yyzAbcWLkUpa0ks1dbAa6JXwkSGotZWawNNjSKecg633
-4fzzW9ORAIfms6qHO/y4OPy0
------END PRIVATE KEY-----";
-const RSA_N: &str = "0lsogba1LVcdxoWBqoeSY4gNvjXQmuLBO4J1a5LUnvs_aBq2gBPkZPr2j75rLluuOTto6TTEjCCixcpaKkovLsZiuFPrwcynO7yp5t84tkGydydFRNpNgzdPFcj145-Vta6xoYP-LGZUAJEMyUK89mGcsb1CTC_QTZcM6cs1uSnHxIuVEHZuWMsVpPtXhgXHEaxCuZ_FuoDKBzE4Pb89eKzuN_X8lEfTPFX1lFEzzOFdNVbIXY8ofDBwW1Jdlrxli6lLuGzsB0RUdMftK6mjiutsyh4aCPTWQzcm0ogbFISJxm5f77zlzE7yTufIqlmzA-9eHaBXRdi-cLEQcLBJhw";
 
 const ISSUER: &str = "https://idp.example";
 const CLIENT_ID: &str = "my-app";

@@ -4,8 +4,11 @@
 #![cfg(feature = "jwt")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod test_keys;
+
 use std::collections::HashSet;
 use std::time::{Duration, UNIX_EPOCH};
+use test_keys::{EC_PRIVATE, EC_PUBLIC, ED_PRIVATE, ED_PUBLIC, RSA_PRIVATE, RSA_PUBLIC};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use oauth_layer::clock::{Clock, ManualClock};
@@ -719,73 +722,3 @@ async fn echoed_assertions_never_reach_errors() {
         assert_no_assertion(&err, &forms(&server).await, "assertion");
     }
 }
-
-const RSA_PRIVATE: &str = "\
------BEGIN PRIVATE KEY-----\n\
-MIIEuwIBADANBgkqhkiG9w0BAQEFAASCBKUwggShAgEAAoIBAQCdzhKMtMz1mD7J\n\
-Z0WDqBjoR2BhIvtbS+p8aIDqZ2MuiStSCE2o8HJe8z0sg9nE9YdtdaGgU99Xt+Cb\n\
-2q5cc8USpgFe/WjIEpwq552tjEDplJj42lcOL8jzeDlVxTe64xtLxnQqEu9gEp8o\n\
-iikSGo3npes/7iA3PkF7o2dTb6vsbPiX2UrAOU6TXHWUMiRdFY3ndeSf9Nw4VFtD\n\
-qemP2OC6+nMC+S4tB+qOFXZJ9roQdg9s2vlhy+RkFQvQfKszcYVMYcHh8kaCZGxI\n\
-5+77k/PO8ObN/I4WYByjGrhgaqunJFsmwphVdjgw9hEYRt1LIw7hE1vSTIZT2iSq\n\
-NEpXYIArAgMBAAECgf9C58Qx1OSOuZb0SrQXu+6rVXmyI97/v6sXLS2FQ4yP1o5c\n\
-vmS7TV7B7RjD7IJqhGO3IIpeuD/JgCTgXdmeOvTTLP1Yw8K/u6ax33yEym0zlmsw\n\
-+P0YGEiQvz2Z5h+QGoKn3KvXKtWtH7WNaQZqK5G9a3CgL1NMLNVBTZBvyCKwYuLC\n\
-7SIaZ9DNJG8KXxX9+eIS0gyI3ozvVKpDnH+Pe5cV3yiHJhAyYOH77SbU9YuUinqE\n\
-yv8lc9WcMHkIkWaRK1d+j2wW5p6HHCwyuZ8JVFEmua4FHPHSCosdjN/GapgA3OrT\n\
-sGY6reT6PAk3YdmYcqOJAfD1ZnnwyUzX9YRSL30CgYEAz66UD4tzeIhvauIbCuGt\n\
-tGebCNuPCfmhRfr/0YA9JCJiFna1usCTqCAZVmMjt1tP89zJuFYFbnPgkxzfZZlH\n\
-G3nXlye8CCv9BB+0hLvDW9qRJFSdfrz7XyloCMIak7bqGl2e9DhnSl/cMjENR3h1\n\
-MteJkBgeRFTP7QWOPy7qdp8CgYEAwoTZWrktzktDG5tnM6IDrCcisRN28Jr2/gGO\n\
-JKayEMQ5/29l68acfeFtmFIiGvDKB6yzhX77ENtQjlQQg0caX2Ct+Uh935V/uPeo\n\
-Pp9uaP2AI1CVpUDqh6T+z1zV8OMaXjC2eS5UxVPuHMgtkQUCoev879tGLqWyFLiM\n\
-OFQCxvUCgYAlV7a3tNNmcOHXziAerMWXEqoFxbTKjmA5PRCSkwRrYuNQNrgmhEoI\n\
-iP0FU34wkfKmXqTGyHDhk2RmD2L72bu3bQke3L4qmf48p5bF5x0RfxNp/Oz0xPZN\n\
-/hv+tyggN1uQshTKxPmNnf7x53AD0d0A71CE4FFQ6A8bB0y0f7MY8QKBgB7C24yZ\n\
-VEEXbdljzgJAUMxctAPEzD5ogz7QCCaLpgU4wuM+PqP2mLDfgXFhK7uO8KQeD5XA\n\
-6vtTc33OlX3tNKJ4q4qMiDtfbP9XSuf8Vn2L+UOcbs3fYjdpRFKOn9akU3spwPGQ\n\
-/h7mkvVCQtJ4NF5e73UO/B5MXckhFiuiPX4xAoGBAJvk5/1P91T/+sB0m9tRQOTZ\n\
-Yqq8TrN4HOz3UFWwkcxSCK6VkCpAFWluJtAIl/Hx7NCMHCG8lYvGu/umLlki+p4j\n\
-AGD+RgJ1ey49ucSU5eziqrlVFMNiczrcCs3pE7FOcLgxoxkLx1L5xLH683pbj+oo\n\
-cMuaPoK236oDjSuYVBqs\n\
------END PRIVATE KEY-----\n\
-";
-
-const RSA_PUBLIC: &str = "\
------BEGIN PUBLIC KEY-----\n\
-MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAnc4SjLTM9Zg+yWdFg6gY\n\
-6EdgYSL7W0vqfGiA6mdjLokrUghNqPByXvM9LIPZxPWHbXWhoFPfV7fgm9quXHPF\n\
-EqYBXv1oyBKcKuedrYxA6ZSY+NpXDi/I83g5VcU3uuMbS8Z0KhLvYBKfKIopEhqN\n\
-56XrP+4gNz5Be6NnU2+r7Gz4l9lKwDlOk1x1lDIkXRWN53Xkn/TcOFRbQ6npj9jg\n\
-uvpzAvkuLQfqjhV2Sfa6EHYPbNr5YcvkZBUL0HyrM3GFTGHB4fJGgmRsSOfu+5Pz\n\
-zvDmzfyOFmAcoxq4YGqrpyRbJsKYVXY4MPYRGEbdSyMO4RNb0kyGU9okqjRKV2CA\n\
-KwIDAQAB\n\
------END PUBLIC KEY-----\n\
-";
-
-const EC_PRIVATE: &str = "\
------BEGIN PRIVATE KEY-----\n\
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg3C3D7dVjrPBNfUBO\n\
-iMX+2H7+vrllf2+MpZTksqDo6S+hRANCAATsy9o5XmAR8nrHfJ63oolM27yHrz6x\n\
-UBtaOhiZximh3fMDQrjRE4ZWr67odF00UP2xtrxiNw69m7jSzYbuDwep\n\
------END PRIVATE KEY-----\n\
-";
-
-const EC_PUBLIC: &str = "\
------BEGIN PUBLIC KEY-----\n\
-MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7MvaOV5gEfJ6x3yet6KJTNu8h68+\n\
-sVAbWjoYmcYpod3zA0K40ROGVq+u6HRdNFD9sba8YjcOvZu40s2G7g8HqQ==\n\
------END PUBLIC KEY-----\n\
-";
-
-const ED_PRIVATE: &str = "\
------BEGIN PRIVATE KEY-----\n\
-MC4CAQAwBQYDK2VwBCIEIN6jxBtp/S5WCbN4AhvbnX0lPFOPLyK/w27OBd4h98eC\n\
------END PRIVATE KEY-----\n\
-";
-
-const ED_PUBLIC: &str = "\
------BEGIN PUBLIC KEY-----\n\
-MCowBQYDK2VwAyEA0boDfp0N01jswBhpG5t3gTxpiAXedDhA4EPW1BggYYM=\n\
------END PUBLIC KEY-----\n\
-";

@@ -1,0 +1,108 @@
+//! Keys made with openssl for these tests only (never used anywhere else), shared by the test
+//! files that sign or verify JWTs.
+#![allow(dead_code, unreachable_pub)]
+
+// Ed25519 and RSA keys with their JWK public parts (for JWKS documents).
+pub const ED_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIBsomH75xPxfBdtZb3qfh8HLy7AzEgpFXhVpml/kBaT6
+-----END PRIVATE KEY-----";
+pub const ED_X: &str = "BdDWuvJk5ny4Q2mQvWpnIk9Hf8LGOKy12CWyzsUnjds";
+pub const OTHER_ED_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIMdbxoy3HK3gEPbMt1XOWYzbUjLT4IrxdTIjgoil7cT4
+-----END PRIVATE KEY-----";
+pub const OTHER_ED_X: &str = "e3CDRooXx059yfyYba2PL8K8o34uveNbyhSa68wH9ZA";
+pub const RSA_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDSWyiBtrUtVx3G
+hYGqh5JjiA2+NdCa4sE7gnVrktSe+z9oGraAE+Rk+vaPvmsuW645O2jpNMSMIKLF
+yloqSi8uxmK4U+vBzKc7vKnm3zi2QbJ3J0VE2k2DN08VyPXjn5W1rrGhg/4sZlQA
+kQzJQrz2YZyxvUJML9BNlwzpyzW5KcfEi5UQdm5YyxWk+1eGBccRrEK5n8W6gMoH
+MTg9vz14rO439fyUR9M8VfWUUTPM4V01Vshdjyh8MHBbUl2WvGWLqUu4bOwHRFR0
+x+0rqaOK62zKHhoI9NZDNybSiBsUhInGbl/vvOXMTvJO58iqWbMD714doFdF2L5w
+sRBwsEmHAgMBAAECggEAGzPUoimZdlqMrC55nS7Y/GwMsutMparrKCHvw1CClGiT
+Q4goz5lC8NgPaHlMbPtIJXiMUZQUUraptgA79roPLfJTs9iOZUps2enE4uk88Ty/
+sm7uoz/DxFMzs/J/8caiWpNTvzpNdTpqZIRdbe1meEoZNFbwKuAIBPCip90yflYv
+uwEBT/D6xjW1Ov4tNUVpOhoEX9KcweTk39NPPSQjNqd4Icq+g8AppztupxOBeTm4
+VkQwlfzjbIP6KqMdWKCZTdv1QKtLLMb0PRlwafckghE9ko6jTbppDflRbrRcR6ay
+QEeU5s6aNuKX3sRtlfGAs+euSTmLmw55pBHPnr6XkQKBgQDzsowqr8qP4ZihW2Cm
+J0jWZ7nUqpfsuE6Py83K+Nu0dsTJLKoHx33X+za7cQLRUk8ABdQILVD7jr7g5YPT
+saCejzULppnoNWV6ElLvsSWPw6BYNWhuNbZ42MyX8hL6mrTwE26h1QGIgjVBEXsr
+fmeMJ8bynRTaWbure1adSWJE7wKBgQDc+bg9T6gC29SenagZNNpoFbdkXgViKTQL
+/owFvONIZu1JSLXSG6M+mllwQKmARUBd2b0VfHhACTiw8MyTYzjl/o+F+ox8y27B
+nRj3Nq9/+MdzjmPgUCA5szPfQW02lizw/yeUWOltvL1jgfvnItngYD1Bsv6rojIj
+GjjHabE06QKBgGw9sN5A6HLR3A5HXP1P051Pww1/nC1Li7F473Yo5MUaP7uvN/Ju
+nCmzbhMBViQNMAOtkwjyv9aMB6Iyr0P20IW8y+3Z2OB33xPCUc4e27UoSe8EAdd5
+yguRGAahQebHknhT2T7OMnkkhGzbS978rRdmj4oxVRLK6n13Mfh4oMpHAoGBAK7h
+SrfrBJJOm7R0HQbl1zushBkAd845waEEcJhR5qX0HzJyQsLncIgo60N1SS/kno4n
+tgb9HMXBBoax65VxXyRWFAv6P5i7/wlnZMyxEK98mYyQUebCQt6nPhQf2Wjr7OFF
+bXNv8j0Qs+m+gzdnU3rJb3FBUV9P29H//JOEx+ORAoGBAPIK5vrbfgl6zW6+Ce9R
+FtelmqNM+Ga1mL9nZ6Ak3wLtr8Hyu7CfmgG2X/2BdFlOGX6vE9DsuUcCCJvjMJ0b
+OgVxSXf5d15vOB+pdPE8yyzAbcWLkUpa0ks1dbAa6JXwkSGotZWawNNjSKecg633
+4fzzW9ORAIfms6qHO/y4OPy0
+-----END PRIVATE KEY-----";
+pub const RSA_N: &str = "0lsogba1LVcdxoWBqoeSY4gNvjXQmuLBO4J1a5LUnvs_aBq2gBPkZPr2j75rLluuOTto6TTEjCCixcpaKkovLsZiuFPrwcynO7yp5t84tkGydydFRNpNgzdPFcj145-Vta6xoYP-LGZUAJEMyUK89mGcsb1CTC_QTZcM6cs1uSnHxIuVEHZuWMsVpPtXhgXHEaxCuZ_FuoDKBzE4Pb89eKzuN_X8lEfTPFX1lFEzzOFdNVbIXY8ofDBwW1Jdlrxli6lLuGzsB0RUdMftK6mjiutsyh4aCPTWQzcm0ogbFISJxm5f77zlzE7yTufIqlmzA-9eHaBXRdi-cLEQcLBJhw";
+
+// RSA, P-256 and Ed25519 keys with their PEM public keys (for decoding assertions).
+pub const RSA_PRIVATE: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIIEuwIBADANBgkqhkiG9w0BAQEFAASCBKUwggShAgEAAoIBAQCdzhKMtMz1mD7J\n\
+Z0WDqBjoR2BhIvtbS+p8aIDqZ2MuiStSCE2o8HJe8z0sg9nE9YdtdaGgU99Xt+Cb\n\
+2q5cc8USpgFe/WjIEpwq552tjEDplJj42lcOL8jzeDlVxTe64xtLxnQqEu9gEp8o\n\
+iikSGo3npes/7iA3PkF7o2dTb6vsbPiX2UrAOU6TXHWUMiRdFY3ndeSf9Nw4VFtD\n\
+qemP2OC6+nMC+S4tB+qOFXZJ9roQdg9s2vlhy+RkFQvQfKszcYVMYcHh8kaCZGxI\n\
+5+77k/PO8ObN/I4WYByjGrhgaqunJFsmwphVdjgw9hEYRt1LIw7hE1vSTIZT2iSq\n\
+NEpXYIArAgMBAAECgf9C58Qx1OSOuZb0SrQXu+6rVXmyI97/v6sXLS2FQ4yP1o5c\n\
+vmS7TV7B7RjD7IJqhGO3IIpeuD/JgCTgXdmeOvTTLP1Yw8K/u6ax33yEym0zlmsw\n\
++P0YGEiQvz2Z5h+QGoKn3KvXKtWtH7WNaQZqK5G9a3CgL1NMLNVBTZBvyCKwYuLC\n\
+7SIaZ9DNJG8KXxX9+eIS0gyI3ozvVKpDnH+Pe5cV3yiHJhAyYOH77SbU9YuUinqE\n\
+yv8lc9WcMHkIkWaRK1d+j2wW5p6HHCwyuZ8JVFEmua4FHPHSCosdjN/GapgA3OrT\n\
+sGY6reT6PAk3YdmYcqOJAfD1ZnnwyUzX9YRSL30CgYEAz66UD4tzeIhvauIbCuGt\n\
+tGebCNuPCfmhRfr/0YA9JCJiFna1usCTqCAZVmMjt1tP89zJuFYFbnPgkxzfZZlH\n\
+G3nXlye8CCv9BB+0hLvDW9qRJFSdfrz7XyloCMIak7bqGl2e9DhnSl/cMjENR3h1\n\
+MteJkBgeRFTP7QWOPy7qdp8CgYEAwoTZWrktzktDG5tnM6IDrCcisRN28Jr2/gGO\n\
+JKayEMQ5/29l68acfeFtmFIiGvDKB6yzhX77ENtQjlQQg0caX2Ct+Uh935V/uPeo\n\
+Pp9uaP2AI1CVpUDqh6T+z1zV8OMaXjC2eS5UxVPuHMgtkQUCoev879tGLqWyFLiM\n\
+OFQCxvUCgYAlV7a3tNNmcOHXziAerMWXEqoFxbTKjmA5PRCSkwRrYuNQNrgmhEoI\n\
+iP0FU34wkfKmXqTGyHDhk2RmD2L72bu3bQke3L4qmf48p5bF5x0RfxNp/Oz0xPZN\n\
+/hv+tyggN1uQshTKxPmNnf7x53AD0d0A71CE4FFQ6A8bB0y0f7MY8QKBgB7C24yZ\n\
+VEEXbdljzgJAUMxctAPEzD5ogz7QCCaLpgU4wuM+PqP2mLDfgXFhK7uO8KQeD5XA\n\
+6vtTc33OlX3tNKJ4q4qMiDtfbP9XSuf8Vn2L+UOcbs3fYjdpRFKOn9akU3spwPGQ\n\
+/h7mkvVCQtJ4NF5e73UO/B5MXckhFiuiPX4xAoGBAJvk5/1P91T/+sB0m9tRQOTZ\n\
+Yqq8TrN4HOz3UFWwkcxSCK6VkCpAFWluJtAIl/Hx7NCMHCG8lYvGu/umLlki+p4j\n\
+AGD+RgJ1ey49ucSU5eziqrlVFMNiczrcCs3pE7FOcLgxoxkLx1L5xLH683pbj+oo\n\
+cMuaPoK236oDjSuYVBqs\n\
+-----END PRIVATE KEY-----\n\
+";
+pub const RSA_PUBLIC: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAnc4SjLTM9Zg+yWdFg6gY\n\
+6EdgYSL7W0vqfGiA6mdjLokrUghNqPByXvM9LIPZxPWHbXWhoFPfV7fgm9quXHPF\n\
+EqYBXv1oyBKcKuedrYxA6ZSY+NpXDi/I83g5VcU3uuMbS8Z0KhLvYBKfKIopEhqN\n\
+56XrP+4gNz5Be6NnU2+r7Gz4l9lKwDlOk1x1lDIkXRWN53Xkn/TcOFRbQ6npj9jg\n\
+uvpzAvkuLQfqjhV2Sfa6EHYPbNr5YcvkZBUL0HyrM3GFTGHB4fJGgmRsSOfu+5Pz\n\
+zvDmzfyOFmAcoxq4YGqrpyRbJsKYVXY4MPYRGEbdSyMO4RNb0kyGU9okqjRKV2CA\n\
+KwIDAQAB\n\
+-----END PUBLIC KEY-----\n\
+";
+pub const EC_PRIVATE: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg3C3D7dVjrPBNfUBO\n\
+iMX+2H7+vrllf2+MpZTksqDo6S+hRANCAATsy9o5XmAR8nrHfJ63oolM27yHrz6x\n\
+UBtaOhiZximh3fMDQrjRE4ZWr67odF00UP2xtrxiNw69m7jSzYbuDwep\n\
+-----END PRIVATE KEY-----\n\
+";
+pub const EC_PUBLIC: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7MvaOV5gEfJ6x3yet6KJTNu8h68+\n\
+sVAbWjoYmcYpod3zA0K40ROGVq+u6HRdNFD9sba8YjcOvZu40s2G7g8HqQ==\n\
+-----END PUBLIC KEY-----\n\
+";
+pub const ED_PRIVATE: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MC4CAQAwBQYDK2VwBCIEIN6jxBtp/S5WCbN4AhvbnX0lPFOPLyK/w27OBd4h98eC\n\
+-----END PRIVATE KEY-----\n\
+";
+pub const ED_PUBLIC: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MCowBQYDK2VwAyEA0boDfp0N01jswBhpG5t3gTxpiAXedDhA4EPW1BggYYM=\n\
+-----END PUBLIC KEY-----\n\
+";
