@@ -183,8 +183,9 @@ impl OAuthClient {
         self.with(|c| c.transport = Some(transport))
     }
 
-    /// The clock every expiry is measured with (a [`ManualClock`](crate::clock::ManualClock) in
-    /// tests).
+    /// The clock every expiry is measured with. Default: [`SystemClock`]; in tests a
+    /// [`ManualClock`](crate::clock::ManualClock), or [`TokioClock`](crate::clock::TokioClock)
+    /// under tokio's paused time.
     pub fn clock(self, clock: impl Clock) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(clock);
         self.with(|c| c.clock = clock)

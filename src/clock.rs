@@ -1,9 +1,19 @@
 //! The one place the crate reads time from, so tests can control it.
 //!
 //! In-memory expiry uses a monotonic [`Instant`]; persisted expiry uses UTC [`SystemTime`]
-//! (SECURITY.md rule 27). [`SystemClock`] follows tokio's clock, so `#[tokio::test(start_paused =
-//! true)]` works; [`ManualClock`] is moved by hand and its `sleep` returns at once after moving
-//! itself forward, which makes retries and backoff testable without waiting.
+//! (SECURITY.md rule 27). Three clocks come with the crate:
+//!
+//! - [`SystemClock`], the default: the operating system's clock. The check every request makes
+//!   ("is the cached token still fresh?") reads it through [`Clock::now_fast`], which on Linux
+//!   is the kernel's coarse monotonic clock: a few nanoseconds instead of some thirty, at most a
+//!   few milliseconds ahead and never behind.
+//! - [`TokioClock`]: tokio's clock, for tests under `#[tokio::test(start_paused = true)]` that
+//!   move time with `tokio::time::advance` (the system clock does not see tokio's pause).
+//! - [`ManualClock`]: moved by hand; its `sleep` returns at once after moving itself forward,
+//!   which makes retries and backoff testable without waiting.
+//!
+//! Give a clock to [`OAuthClient::clock`](crate::OAuthClient::clock); everything built from that
+//! client measures time with it.
 
 use std::fmt;
 use std::future::Future;
@@ -19,17 +29,58 @@ pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 pub trait Clock: fmt::Debug + Send + Sync + 'static {
     /// Monotonic now, for in-memory expiry.
     fn now(&self) -> Instant;
+    /// Monotonic now, read cheaply for the freshness check every request makes. It may run ahead
+    /// of [`now`](Self::now) by a few milliseconds but never behind it, so a token is at worst
+    /// renewed a few milliseconds early. The default reads `now`.
+    fn now_fast(&self) -> Instant {
+        self.now()
+    }
     /// Wall-clock now, for persisted expiry.
     fn now_utc(&self) -> SystemTime;
     /// Waits for `duration`.
     fn sleep(&self, duration: Duration) -> Sleep;
 }
 
-/// The real clock. It reads tokio's clock, so a paused tokio runtime pauses it too.
+/// The operating system's clock, the default. [`now_fast`](Clock::now_fast) reads the kernel's
+/// coarse monotonic clock on Linux and Android, and [`Instant::now`] elsewhere.
+///
+/// It does not see tokio's paused time; tests that pause and advance tokio's clock use
+/// [`TokioClock`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn now_fast(&self) -> Instant {
+        coarse::now()
+    }
+
+    fn now_utc(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// Tokio's clock: under `#[tokio::test(start_paused = true)]` it stands still until
+/// `tokio::time::advance` (or tokio's auto-advance) moves it, and expiry follows it. Outside a
+/// paused runtime it reads the system's clock, a little more slowly than [`SystemClock`].
+///
+/// ```
+/// use oauth_layer::{OAuthClient, clock::TokioClock};
+///
+/// let client = OAuthClient::new("my-client").clock(TokioClock);
+/// # let _ = client;
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+impl Clock for TokioClock {
     fn now(&self) -> Instant {
         tokio::time::Instant::now().into_std()
     }
@@ -40,6 +91,76 @@ impl Clock for SystemClock {
 
     fn sleep(&self, duration: Duration) -> Sleep {
         Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// The kernel's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`): the time of the last timer
+/// tick, read without a system call or a counter read, so some thirty nanoseconds cheaper than
+/// [`Instant::now`] on a virtual machine.
+///
+/// It counts the same time as [`Instant`] (`CLOCK_MONOTONIC`), a tick behind at most. One anchor
+/// pair, a coarse reading followed by a precise one, maps it onto [`Instant`]; the mapping is
+/// within a tick either way, and one tick is added, so the result is never behind
+/// [`Instant::now`] and at most two ticks ahead (8 ms with the usual 250 Hz tick).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod coarse {
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    use rustix::time::{ClockId, Timespec, clock_getres, clock_gettime};
+
+    /// Ticks longer than this are not worth the error; such a system reads [`Instant::now`].
+    const LONGEST_TICK: Duration = Duration::from_millis(20);
+
+    struct Anchor {
+        precise: Instant,
+        coarse: Duration,
+        tick: Duration,
+    }
+
+    static ANCHOR: OnceLock<Option<Anchor>> = OnceLock::new();
+
+    fn duration(t: Timespec) -> Option<Duration> {
+        Some(Duration::new(
+            u64::try_from(t.tv_sec).ok()?,
+            u32::try_from(t.tv_nsec).ok()?,
+        ))
+    }
+
+    fn read() -> Option<Duration> {
+        duration(clock_gettime(ClockId::MonotonicCoarse))
+    }
+
+    fn anchor() -> Option<Anchor> {
+        let tick = duration(clock_getres(ClockId::MonotonicCoarse))?;
+        if tick.is_zero() || tick > LONGEST_TICK {
+            return None;
+        }
+        // Coarse first: the precise reading taken after it is never earlier.
+        let coarse = read()?;
+        let precise = Instant::now();
+        Some(Anchor {
+            precise,
+            coarse,
+            tick,
+        })
+    }
+
+    pub(super) fn now() -> Instant {
+        let Some(anchor) = ANCHOR.get_or_init(anchor) else {
+            return Instant::now();
+        };
+        match read().and_then(|c| c.checked_sub(anchor.coarse)) {
+            Some(since) => anchor.precise + since + anchor.tick,
+            None => Instant::now(),
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod coarse {
+    pub(super) fn now() -> std::time::Instant {
+        std::time::Instant::now()
     }
 }
 
@@ -110,5 +231,47 @@ impl Clock for ManualClock {
     fn sleep(&self, duration: Duration) -> Sleep {
         self.advance(duration);
         Box::pin(std::future::ready(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast reading is never behind a precise one taken before it, and not far ahead of one
+    /// taken after it (two ticks of the coarsest clock allowed, 20 ms each, and some slack for a
+    /// descheduled thread).
+    #[test]
+    fn fast_reading_is_never_behind() {
+        let clock = SystemClock;
+        for _ in 0..200_000 {
+            let before = Instant::now();
+            let fast = clock.now_fast();
+            let after = Instant::now();
+            assert!(fast >= before, "fast reading behind by {:?}", before - fast);
+            assert!(
+                fast <= after + Duration::from_millis(50),
+                "fast reading ahead by {:?}",
+                fast - after
+            );
+        }
+    }
+
+    /// It moves with time.
+    #[test]
+    fn fast_reading_advances() {
+        let clock = SystemClock;
+        let first = clock.now_fast();
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(clock.now_fast() >= first + Duration::from_millis(30));
+    }
+
+    /// Tokio's clock follows a paused runtime; the system's does not.
+    #[tokio::test(start_paused = true)]
+    async fn tokio_clock_follows_paused_time() {
+        let (tokio0, system0) = (TokioClock.now(), SystemClock.now());
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(TokioClock.now() - tokio0 >= Duration::from_secs(3600));
+        assert!(SystemClock.now() - system0 < Duration::from_secs(60));
     }
 }
