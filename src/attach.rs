@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use http::{HeaderMap, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -123,8 +123,11 @@ pub(crate) enum Plan {
     /// Send it as it is (no token: the caller set its own `Authorization`, the origin is not
     /// allowed, or the request asked to skip).
     AsIs,
-    /// Attach a token from this source.
-    Attach(TokenSource),
+    /// Attach a token from the layer's or middleware's own source (no clone of it on the hot
+    /// path; it is borrowed from [`Attach::source`]).
+    Attach,
+    /// Attach a token from this per-request source ([`RequestAuth::Source`]).
+    AttachFrom(TokenSource),
 }
 
 impl Attach {
@@ -167,6 +170,7 @@ impl Attach {
     }
 
     /// Decides what happens to a request to `origin` with these headers and extensions.
+    #[inline]
     pub(crate) fn plan<T: Target + ?Sized>(
         &self,
         target: &T,
@@ -176,20 +180,24 @@ impl Attach {
         if headers.contains_key(AUTHORIZATION) {
             return Plan::AsIs;
         }
-        let source = match extensions.get::<RequestAuth>() {
+        let own = match extensions.get::<RequestAuth>() {
             Some(RequestAuth::Skip) => return Plan::AsIs,
-            Some(RequestAuth::Source(s)) => s,
-            None => &self.source,
+            Some(RequestAuth::Source(s)) => Some(s),
+            None => None,
         };
         if !self.target_allowed(target) {
             tracing::debug!(origin = ?target.origin(), "not attaching a token: origin not allowed");
             return Plan::AsIs;
         }
-        Plan::Attach(source.clone())
+        match own {
+            Some(source) => Plan::AttachFrom(source.clone()),
+            None => Plan::Attach,
+        }
     }
 
     /// Without a list, any `https` target is allowed: the scheme alone decides, with no parsing of
     /// the host on the hot path. Everything else goes through the full origin check.
+    #[inline]
     fn target_allowed<T: Target + ?Sized>(&self, target: &T) -> bool {
         if self.origins.is_none()
             && target
@@ -212,13 +220,19 @@ impl Attach {
                 .is_none_or(|list| list.iter().any(|allowed| origin.matches(allowed)))
     }
 
-    /// A token for a request: the cached one without locking when fresh.
-    pub(crate) async fn token(&self, source: &TokenSource) -> Result<Token> {
-        if self.interactive {
-            source.token().await
-        } else {
-            source.token_silently().await
-        }
+    /// Whether a request may wait for an interactive sign-in.
+    pub(crate) fn is_interactive(&self) -> bool {
+        self.interactive
+    }
+}
+
+/// A token for a request: the cached one without locking when fresh; an interactive flow only
+/// when the layer or middleware allows one.
+pub(crate) async fn token_for_request(source: &TokenSource, interactive: bool) -> Result<Token> {
+    if interactive {
+        source.token().await
+    } else {
+        source.token_silently().await
     }
 }
 
@@ -309,8 +323,15 @@ pub(crate) fn reshape(
 }
 
 /// Sets exactly one `Authorization` header, marked sensitive (rule 26).
+#[inline]
 pub(crate) fn set_token(headers: &mut HeaderMap, token: &Token) {
-    headers.insert(AUTHORIZATION, token.header_value().clone());
+    set_header(headers, token.header_value().clone());
+}
+
+/// [`set_token`] with the header value already taken from the token.
+#[inline]
+pub(crate) fn set_header(headers: &mut HeaderMap, value: HeaderValue) {
+    headers.insert(AUTHORIZATION, value);
 }
 
 /// `true` when a response says the token was not accepted and a renewed one may work (rule 29):

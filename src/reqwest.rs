@@ -11,7 +11,7 @@ use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::attach::{Attach, Plan, Shorthand, calls_for_renewal, set_token};
+use crate::attach::{Attach, Plan, Shorthand, calls_for_renewal, set_token, token_for_request};
 
 /// A reqwest-middleware middleware that attaches a valid bearer token from one shared
 /// [`TokenSource`](crate::TokenSource), renews it before it expires, and after a 401 renews and retries once (when
@@ -51,24 +51,29 @@ impl Middleware for OAuthMiddleware {
         let plan = self
             .attach
             .plan(request.url(), request.headers(), extensions);
+        let per_request;
         let source = match plan {
             Plan::AsIs => return next.run(request, extensions).await,
-            Plan::Attach(source) => source,
+            Plan::Attach => &self.attach.source,
+            Plan::AttachFrom(source) => {
+                per_request = source;
+                &per_request
+            }
         };
+        let interactive = self.attach.is_interactive();
         let token = match source.fast() {
             Some(token) => token,
-            None => self
-                .attach
-                .token(&source)
+            None => token_for_request(source, interactive)
                 .await
                 .map_err(reqwest_middleware::Error::middleware)?,
         };
-        set_token(request.headers_mut(), &token);
+        // The copy for the retry is taken before the token goes in (the retry sets its own).
         let replay = if self.attach.retry_after_401 {
             request.try_clone()
         } else {
             None
         };
+        set_token(request.headers_mut(), &token);
         let response = next.clone().run(request, extensions).await?;
         if !calls_for_renewal(response.status(), response.headers()) {
             return Ok(response);
@@ -78,9 +83,7 @@ impl Middleware for OAuthMiddleware {
             tracing::debug!("401 on a request that cannot be replayed; returned as is");
             return Ok(response);
         };
-        let token = self
-            .attach
-            .token(&source)
+        let token = token_for_request(source, interactive)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         tracing::debug!("401: retrying once with a renewed token");

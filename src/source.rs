@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
+use http::HeaderValue;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
@@ -99,6 +100,62 @@ struct Slow {
     failure: Option<(Instant, Error)>,
 }
 
+/// A handle on a source's cached token for one service value (the tower layer's
+/// [`OAuthService`](crate::OAuthService), which is called through `&mut self`): it keeps its own
+/// reference to the cached entry, so reading it costs one plain load while the entry has not
+/// changed, instead of the shared load every [`TokenSource::token`] makes. When the entry has
+/// changed (a renewal, an invalidation, a sign-out), the next read takes the new one; an idle
+/// handle holds the entry it last read until then or until it is dropped.
+#[derive(Clone)]
+pub(crate) struct LocalCache {
+    source: TokenSource,
+    cache: arc_swap::Cache<StateOf, Option<Arc<Cached>>>,
+}
+
+/// The source's shared state, as [`arc_swap::Cache`] wants it.
+#[derive(Clone)]
+struct StateOf(Arc<Inner>);
+
+impl std::ops::Deref for StateOf {
+    type Target = ArcSwapOption<Cached>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0.state
+    }
+}
+
+impl LocalCache {
+    pub(crate) fn new(source: TokenSource) -> Self {
+        let cache = arc_swap::Cache::new(StateOf(source.inner.clone()));
+        Self { source, cache }
+    }
+
+    pub(crate) fn source(&self) -> &TokenSource {
+        &self.source
+    }
+
+    /// [`TokenSource::fast_header`], through the local reference while the cached token is
+    /// fresh and outside its refresh window; anything else goes to the source.
+    #[inline]
+    pub(crate) fn fast_header(&mut self) -> Option<(HeaderValue, u64)> {
+        let now = self.source.inner.clock.now_fast();
+        if let Some(cached) = self.cache.load().as_deref()
+            && now < cached.refresh_at
+        {
+            return Some((cached.token.header_value().clone(), cached.token.issue()));
+        }
+        self.source.fast_header()
+    }
+}
+
+impl fmt::Debug for LocalCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalCache")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
 impl TokenSource {
     /// A source for `flow` with default settings.
     pub fn new(client: OAuthClient, flow: impl Flow) -> Self {
@@ -154,10 +211,15 @@ impl TokenSource {
     /// (its refresh token is kept for the renewal) and the next call renews; if a newer token is
     /// already cached, nothing happens. Returns `true` when the token was dropped.
     pub fn invalidate(&self, used: &Token) -> bool {
+        self.invalidate_issue(used.issue())
+    }
+
+    /// [`invalidate`](Self::invalidate) by issuance number.
+    pub(crate) fn invalidate_issue(&self, used: u64) -> bool {
         let now = self.inner.clock.now();
         let mut dropped = false;
         self.inner.state.rcu(|current| match current.as_deref() {
-            Some(c) if c.token.same_as(used) => {
+            Some(c) if c.token.issue() == used => {
                 dropped = true;
                 Some(Arc::new(Cached {
                     token: c.token.clone(),
@@ -251,18 +313,36 @@ impl TokenSource {
 
     /// The fresh cached token without waiting; inside the refresh window this also starts the
     /// one background renewal.
+    #[inline]
     pub(crate) fn fast(&self) -> Option<Token> {
+        self.fresh(Token::clone)
+    }
+
+    /// What a request needs of the fresh cached token, without waiting and without taking a
+    /// reference to it: its header value, and its issuance number for
+    /// [`invalidate_issue`](Self::invalidate_issue) after a 401.
+    #[inline]
+    pub(crate) fn fast_header(&self) -> Option<(HeaderValue, u64)> {
+        self.fresh(|token| (token.header_value().clone(), token.issue()))
+    }
+
+    /// `read` applied to the fresh cached token, if there is one; inside the refresh window this
+    /// also starts the one background renewal.
+    #[inline]
+    fn fresh<R>(&self, read: impl FnOnce(&Token) -> R) -> Option<R> {
         let guard = self.inner.state.load();
         let cached = guard.as_deref()?;
-        let now = self.inner.clock.now();
+        // The cheap reading: it may be a few milliseconds ahead, which only renews a little
+        // early, and is never behind, so no expired token goes out.
+        let now = self.inner.clock.now_fast();
         if now < cached.refresh_at {
-            return Some(cached.token.clone());
+            return Some(read(&cached.token));
         }
         if now < cached.stale_at {
             if !self.inner.renewing.load(Ordering::Acquire) {
                 self.start_background_renewal(now);
             }
-            return Some(cached.token.clone());
+            return Some(read(&cached.token));
         }
         None
     }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderValue, StatusCode};
@@ -46,6 +47,9 @@ pub struct Token {
 
 #[derive(Clone)]
 struct TokenInner {
+    /// Which issuance this is, unique in the process: what [`Token::same_as`] compares, and what
+    /// the layer keeps of a sent token instead of a reference to it.
+    issue: u64,
     access_token: SecretString,
     header: HeaderValue,
     token_type: String,
@@ -152,7 +156,12 @@ impl Token {
 
     /// `true` when both are the very same token (the same issuance), not merely equal text.
     pub fn same_as(&self, other: &Token) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+        self.inner.issue == other.inner.issue
+    }
+
+    /// The issuance number [`same_as`](Self::same_as) compares.
+    pub(crate) fn issue(&self) -> u64 {
+        self.inner.issue
     }
 
     /// This token carrying `refresh_token` when it has none of its own (RFC 6749 §6: a refresh
@@ -162,6 +171,7 @@ impl Token {
             return self;
         }
         let mut inner = (*self.inner).clone();
+        inner.issue = next_issue();
         inner.refresh_token = Some(refresh_token.clone());
         Token {
             inner: Arc::new(inner),
@@ -171,6 +181,7 @@ impl Token {
     /// This token without its refresh token (after the server rejected it).
     pub(crate) fn without_refresh_token(&self) -> Token {
         let mut inner = (*self.inner).clone();
+        inner.issue = next_issue();
         inner.refresh_token = None;
         Token {
             inner: Arc::new(inner),
@@ -255,6 +266,7 @@ impl TokenBuilder {
             .min(MAX_LIFETIME);
         Ok(Token {
             inner: Arc::new(TokenInner {
+                issue: next_issue(),
                 access_token: SecretString::from(self.access_token),
                 header,
                 token_type: self.token_type,
@@ -340,6 +352,7 @@ impl Token {
             .min(MAX_LIFETIME);
         Ok(Token {
             inner: Arc::new(TokenInner {
+                issue: next_issue(),
                 access_token: SecretString::from(p.access_token),
                 header,
                 token_type: p.token_type,
@@ -355,6 +368,12 @@ impl Token {
             }),
         })
     }
+}
+
+/// A new issuance number. A 64-bit counter does not wrap in the life of a process.
+fn next_issue() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// `Bearer <token>`, checked and marked sensitive (rule 17). Only visible ASCII is accepted, so

@@ -574,3 +574,59 @@ async fn without_retry_a_401_is_returned_and_the_next_request_is_renewed() {
     assert_eq!(next.status(), StatusCode::OK);
     assert_eq!(bearer(&state.seen()[2]), "Bearer tok-2");
 }
+
+/// Each service value keeps its own reference to the cached token for a cheap read; one that sat
+/// idle while another renewed (or while the source was cleared) must still send the current token.
+#[tokio::test]
+async fn a_service_that_sat_idle_through_a_renewal_sends_the_current_token() {
+    use tower::Layer;
+
+    let idp = Idp::start(3600).await;
+    let state = ApiState::default();
+    let mut a = OAuthLayer::client_credentials(idp.client()).layer(api(state.clone()));
+    let mut b = a.clone();
+    b.ready()
+        .await
+        .unwrap()
+        .call(get("https://api.example/"))
+        .await
+        .unwrap();
+    state.revoke("tok-1");
+    let renewed = a
+        .ready()
+        .await
+        .unwrap()
+        .call(get("https://api.example/"))
+        .await
+        .unwrap();
+    assert_eq!(renewed.status(), StatusCode::OK);
+    let after_renewal = b
+        .ready()
+        .await
+        .unwrap()
+        .call(get("https://api.example/"))
+        .await
+        .unwrap();
+    assert_eq!(after_renewal.status(), StatusCode::OK);
+
+    a.source().clear();
+    b.ready()
+        .await
+        .unwrap()
+        .call(get("https://api.example/"))
+        .await
+        .unwrap();
+
+    let seen: Vec<String> = state.seen().iter().map(|s| bearer(s).to_owned()).collect();
+    assert_eq!(
+        seen,
+        [
+            "Bearer tok-1", // b
+            "Bearer tok-1", // a: 401
+            "Bearer tok-2", // a: retried
+            "Bearer tok-2", // b, idle through the renewal
+            "Bearer tok-3", // b, after the source was cleared
+        ]
+    );
+    assert_eq!(idp.issued(), 3);
+}

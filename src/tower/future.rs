@@ -8,11 +8,10 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::replay::{ReplayableBody, try_clone_request};
-use crate::attach::{Attach, calls_for_renewal, set_token};
+use super::replay::{Replay, ReplayableBody};
+use crate::attach::{calls_for_renewal, set_token, token_for_request};
 use crate::http::BoxError;
 use crate::source::TokenSource;
-use crate::token::Token;
 
 type BoxResponse<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
 
@@ -49,16 +48,18 @@ pin_project! {
 /// What a 401 needs: the token to drop and, when the request can be sent again, a readied
 /// service and a copy of the request.
 pub(crate) struct Retry<S, B> {
-    pub(crate) replay: Option<(S, Request<B>)>,
+    pub(crate) replay: Option<Box<Replay<S, B>>>,
     pub(crate) source: TokenSource,
-    pub(crate) used: Token,
-    pub(crate) attach: Attach,
+    /// The issuance number of the token sent.
+    pub(crate) used: u64,
+    pub(crate) interactive: bool,
 }
 
 impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
+    #[inline]
     pub(crate) fn sent(fut: S::Future, retry: Option<Retry<S, B>>) -> Self {
         Self {
             state: State::Sent { fut, retry },
@@ -82,6 +83,7 @@ where
 {
     type Output = Result<Response<ResB>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
@@ -119,14 +121,14 @@ where
             replay,
             source,
             used,
-            attach,
+            interactive,
         } = self;
-        source.invalidate(&used);
-        let Some((mut service, mut request)) = replay else {
+        source.invalidate_issue(used);
+        let Some((mut service, mut request)) = replay.map(|replay| replay.into_parts()) else {
             tracing::debug!("401 on a request that cannot be replayed; returned as is");
             return Ok(unauthorized);
         };
-        let token = attach.token(&source).await?;
+        let token = token_for_request(&source, interactive).await?;
         tracing::debug!("401: retrying once with a renewed token");
         set_token(request.headers_mut(), &token);
         std::future::poll_fn(|cx| service.poll_ready(cx))
@@ -141,31 +143,32 @@ pub(crate) async fn authorize_and_send<S, B, ResB>(
     mut service: S,
     mut request: Request<B>,
     source: TokenSource,
-    attach: Attach,
+    interactive: bool,
+    retry_after_401: bool,
 ) -> Result<Response<ResB>, BoxError>
 where
-    S: Service<Request<B>, Response = Response<ResB>> + Send + 'static,
+    S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: ReplayableBody + Send + 'static,
     ResB: Send + 'static,
 {
-    let token = attach.token(&source).await?;
-    set_token(request.headers_mut(), &token);
-    let copy = if attach.retry_after_401 {
-        try_clone_request(&request)
+    let token = token_for_request(&source, interactive).await?;
+    let replay = if retry_after_401 {
+        Replay::of(&request, || service.clone())
     } else {
         None
     };
+    set_token(request.headers_mut(), &token);
     let response = service.call(request).await.map_err(Into::into)?;
     if !calls_for_renewal(response.status(), response.headers()) {
         return Ok(response);
     }
     let retry = Retry {
-        replay: copy.map(|request| (service, request)),
+        replay,
         source,
-        used: token,
-        attach,
+        used: token.issue(),
+        interactive,
     };
     retry.run(response).await
 }

@@ -54,16 +54,48 @@ impl ReplayableBody for reqwest::Body {
     }
 }
 
-/// A copy of `request` (head and body) if its body can be replayed.
-pub(crate) fn try_clone_request<B: ReplayableBody>(
-    request: &http::Request<B>,
-) -> Option<http::Request<B>> {
-    let body = request.body().try_clone_body()?;
-    let mut copy = http::Request::new(body);
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.version_mut() = request.version();
-    *copy.headers_mut() = request.headers().clone();
-    *copy.extensions_mut() = request.extensions().clone();
-    Some(copy)
+/// What the one retry after a 401 sends again: a readied service and a copy of the request,
+/// kept field by field (the token is not among them: the copy is taken before it goes in, and
+/// the retry sets the renewed one).
+pub(crate) struct Replay<S, B> {
+    service: S,
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+    extensions: http::Extensions,
+    body: B,
+}
+
+impl<S, B: ReplayableBody> Replay<S, B> {
+    /// A copy of `request` to go with `service`, if its body can be replayed. Boxed: a request
+    /// head is a few hundred bytes, and the response future is moved before it is polled.
+    pub(crate) fn of(request: &http::Request<B>, service: impl FnOnce() -> S) -> Option<Box<Self>> {
+        let body = request.body().try_clone_body()?;
+        Some(Box::new(Self {
+            service: service(),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            version: request.version(),
+            headers: request.headers().clone(),
+            extensions: request.extensions().clone(),
+            body,
+        }))
+    }
+
+    /// The readied service, for the first send.
+    pub(crate) fn service_mut(&mut self) -> &mut S {
+        &mut self.service
+    }
+
+    /// The service, and the request to send to it again.
+    pub(crate) fn into_parts(self) -> (S, http::Request<B>) {
+        let mut request = http::Request::new(self.body);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers;
+        *request.extensions_mut() = self.extensions;
+        (self.service, request)
+    }
 }

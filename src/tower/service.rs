@@ -7,10 +7,10 @@ use tower_service::Service;
 
 use super::ResponseFuture;
 use super::future::{Retry, authorize_and_send};
-use super::replay::{ReplayableBody, try_clone_request};
-use crate::attach::{Attach, Plan, set_token};
+use super::replay::{Replay, ReplayableBody};
+use crate::attach::{Attach, Plan, set_header};
 use crate::http::BoxError;
-use crate::source::TokenSource;
+use crate::source::{LocalCache, TokenSource};
 
 /// A service that attaches bearer tokens to requests for its inner service. Made by
 /// [`OAuthLayer`](super::OAuthLayer).
@@ -21,11 +21,18 @@ use crate::source::TokenSource;
 pub struct OAuthService<S> {
     inner: S,
     attach: Attach,
+    /// The layer's source, read through this service's own reference to its cached token.
+    cache: LocalCache,
 }
 
 impl<S> OAuthService<S> {
     pub(crate) fn new(inner: S, attach: Attach) -> Self {
-        Self { inner, attach }
+        let cache = LocalCache::new(attach.source.clone());
+        Self {
+            inner,
+            attach,
+            cache,
+        }
     }
 
     /// The inner service.
@@ -65,50 +72,52 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let source = match self
+        let plan = self
             .attach
-            .plan(request.uri(), request.headers(), request.extensions())
-        {
+            .plan(request.uri(), request.headers(), request.extensions());
+        let (fresh, per_request) = match plan {
             Plan::AsIs => return ResponseFuture::sent(self.inner.call(request), None),
-            Plan::Attach(source) => source,
+            Plan::Attach => (self.cache.fast_header(), None),
+            Plan::AttachFrom(source) => (source.fast_header(), Some(source)),
         };
-        match source.fast() {
-            Some(token) => {
-                set_token(request.headers_mut(), &token);
-                let copy = if self.attach.retry_after_401 {
-                    try_clone_request(&request)
-                } else {
-                    None
-                };
-                let (fut, replay) = match copy {
-                    // The readied service goes with this request, to be called again after a
-                    // 401; a clone stays for the next request.
-                    Some(copy) => {
-                        let clone = self.inner.clone();
-                        let mut inner = std::mem::replace(&mut self.inner, clone);
-                        (inner.call(request), Some((inner, copy)))
-                    }
-                    None => (self.inner.call(request), None),
-                };
-                let retry = Retry {
-                    replay,
-                    source,
-                    used: token,
-                    attach: self.attach.clone(),
-                };
-                ResponseFuture::sent(fut, Some(retry))
-            }
-            None => {
+        let source = per_request.unwrap_or_else(|| self.cache.source().clone());
+        let interactive = self.attach.is_interactive();
+        let Some((header, issue)) = fresh else {
+            let clone = self.inner.clone();
+            let inner = std::mem::replace(&mut self.inner, clone);
+            return ResponseFuture::boxed(Box::pin(authorize_and_send(
+                inner,
+                request,
+                source,
+                interactive,
+                self.attach.retry_after_401,
+            )));
+        };
+        // The copy for the retry is taken before the token goes in: the retry sets its own, and
+        // the token that failed is not kept in a second place. The readied service goes with the
+        // copy (it is called for this request, and again after a 401); a clone stays for the
+        // next request.
+        let mut replay = if self.attach.retry_after_401 {
+            Replay::of(&request, || {
                 let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::boxed(Box::pin(authorize_and_send(
-                    inner,
-                    request,
-                    source,
-                    self.attach.clone(),
-                )))
-            }
-        }
+                std::mem::replace(&mut self.inner, clone)
+            })
+        } else {
+            None
+        };
+        set_header(request.headers_mut(), header);
+        let fut = match replay.as_deref_mut() {
+            Some(replay) => replay.service_mut().call(request),
+            None => self.inner.call(request),
+        };
+        let retry = Retry {
+            replay,
+            source,
+            used: issue,
+            interactive,
+        };
+        ResponseFuture::sent(fut, Some(retry))
     }
 }
