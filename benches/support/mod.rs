@@ -83,6 +83,9 @@ impl TokenEndpoint {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                // As any real server does: a response's frames go out at once instead of
+                // waiting for the client's delayed acknowledgement of the previous write.
+                let _ = stream.set_nodelay(true);
                 let counter = counter.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
