@@ -226,16 +226,6 @@ impl Attach {
     }
 }
 
-/// A token for a request: the cached one without locking when fresh; an interactive flow only
-/// when the layer or middleware allows one.
-pub(crate) async fn token_for_request(source: &TokenSource, interactive: bool) -> Result<Token> {
-    if interactive {
-        source.token().await
-    } else {
-        source.token_silently().await
-    }
-}
-
 /// The grant behind a shorthand constructor (`client_credentials`, `password`, `refresh`), kept
 /// so that `.scope(...)` and friends can rebuild the source before first use.
 #[derive(Debug, Clone)]

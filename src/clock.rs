@@ -54,6 +54,7 @@ impl Clock for SystemClock {
         Instant::now()
     }
 
+    #[inline]
     fn now_fast(&self) -> Instant {
         coarse::now()
     }
@@ -146,6 +147,7 @@ mod coarse {
         })
     }
 
+    #[inline]
     pub(super) fn now() -> Instant {
         let Some(anchor) = ANCHOR.get_or_init(anchor) else {
             return Instant::now();

@@ -11,7 +11,7 @@ use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::attach::{Attach, Plan, Shorthand, calls_for_renewal, set_token, token_for_request};
+use crate::attach::{Attach, Plan, Shorthand, calls_for_renewal, set_token};
 
 /// A reqwest-middleware middleware that attaches a valid bearer token from one shared
 /// [`TokenSource`](crate::TokenSource), renews it before it expires, and after a 401 renews and retries once (when
@@ -63,7 +63,8 @@ impl Middleware for OAuthMiddleware {
         let interactive = self.attach.is_interactive();
         let token = match source.fast() {
             Some(token) => token,
-            None => token_for_request(source, interactive)
+            None => source
+                .token_for(interactive)
                 .await
                 .map_err(reqwest_middleware::Error::middleware)?,
         };
@@ -83,7 +84,8 @@ impl Middleware for OAuthMiddleware {
             tracing::debug!("401 on a request that cannot be replayed; returned as is");
             return Ok(response);
         };
-        let token = token_for_request(source, interactive)
+        let token = source
+            .token_for(interactive)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         tracing::debug!("401: retrying once with a renewed token");

@@ -108,7 +108,6 @@ struct Slow {
 /// handle holds the entry it last read until then or until it is dropped.
 #[derive(Clone)]
 pub(crate) struct LocalCache {
-    source: TokenSource,
     cache: arc_swap::Cache<StateOf, Option<Arc<Cached>>>,
 }
 
@@ -125,34 +124,33 @@ impl std::ops::Deref for StateOf {
 }
 
 impl LocalCache {
-    pub(crate) fn new(source: TokenSource) -> Self {
-        let cache = arc_swap::Cache::new(StateOf(source.inner.clone()));
-        Self { source, cache }
+    /// A handle on `source`'s cached token; [`fast_header`](Self::fast_header) must be given the
+    /// same source.
+    pub(crate) fn new(source: &TokenSource) -> Self {
+        Self {
+            cache: arc_swap::Cache::new(StateOf(source.inner.clone())),
+        }
     }
 
-    pub(crate) fn source(&self) -> &TokenSource {
-        &self.source
-    }
-
-    /// [`TokenSource::fast_header`], through the local reference while the cached token is
-    /// fresh and outside its refresh window; anything else goes to the source.
+    /// [`TokenSource::fast_header`] of `source` (the one this handle was made for), through the
+    /// local reference while the cached token is fresh and outside its refresh window; anything
+    /// else goes to the source.
     #[inline]
-    pub(crate) fn fast_header(&mut self) -> Option<(HeaderValue, u64)> {
-        let now = self.source.inner.clock.now_fast();
+    pub(crate) fn fast_header(&mut self, source: &TokenSource) -> Option<(HeaderValue, u64)> {
+        debug_assert!(std::ptr::eq(self.cache.arc_swap(), &source.inner.state));
+        let now = source.inner.clock.now_fast();
         if let Some(cached) = self.cache.load().as_deref()
             && now < cached.refresh_at
         {
             return Some((cached.token.header_value().clone(), cached.token.issue()));
         }
-        self.source.fast_header()
+        source.fast_header()
     }
 }
 
 impl fmt::Debug for LocalCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalCache")
-            .field("source", &self.source)
-            .finish_non_exhaustive()
+        f.debug_struct("LocalCache").finish_non_exhaustive()
     }
 }
 
@@ -189,6 +187,16 @@ impl TokenSource {
             return Ok(token);
         }
         self.slow(self.inner.config.interactive).await
+    }
+
+    /// [`token`](Self::token) when `may_interact`, else [`token_silently`](Self::token_silently),
+    /// as one future (the layer and the middleware keep one of these per waiting request).
+    pub(crate) async fn token_for(&self, may_interact: bool) -> Result<Token> {
+        if let Some(token) = self.fast() {
+            return Ok(token);
+        }
+        self.slow(may_interact && self.inner.config.interactive)
+            .await
     }
 
     /// Like [`token`](Self::token), but never starts an interactive flow: when only a person could

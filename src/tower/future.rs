@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::replay::{Replay, ReplayableBody};
-use crate::attach::{calls_for_renewal, set_token, token_for_request};
+use crate::attach::{calls_for_renewal, set_token};
 use crate::http::BoxError;
 use crate::source::TokenSource;
 
@@ -128,7 +128,7 @@ where
             tracing::debug!("401 on a request that cannot be replayed; returned as is");
             return Ok(unauthorized);
         };
-        let token = token_for_request(&source, interactive).await?;
+        let token = source.token_for(interactive).await?;
         tracing::debug!("401: retrying once with a renewed token");
         set_token(request.headers_mut(), &token);
         std::future::poll_fn(|cx| service.poll_ready(cx))
@@ -153,7 +153,7 @@ where
     B: ReplayableBody + Send + 'static,
     ResB: Send + 'static,
 {
-    let token = token_for_request(&source, interactive).await?;
+    let token = source.token_for(interactive).await?;
     let replay = if retry_after_401 {
         Replay::of(&request, || service.clone())
     } else {
@@ -170,5 +170,6 @@ where
         used: token.issue(),
         interactive,
     };
-    retry.run(response).await
+    // Boxed: it is rare, and inline it would double the size of every waiting request.
+    Box::pin(retry.run(response)).await
 }

@@ -70,6 +70,7 @@ pub(crate) struct Replay<S, B> {
 impl<S, B: ReplayableBody> Replay<S, B> {
     /// A copy of `request` to go with `service`, if its body can be replayed. Boxed: a request
     /// head is a few hundred bytes, and the response future is moved before it is polled.
+    #[inline]
     pub(crate) fn of(request: &http::Request<B>, service: impl FnOnce() -> S) -> Option<Box<Self>> {
         let body = request.body().try_clone_body()?;
         Some(Box::new(Self {

@@ -21,13 +21,13 @@ use crate::source::{LocalCache, TokenSource};
 pub struct OAuthService<S> {
     inner: S,
     attach: Attach,
-    /// The layer's source, read through this service's own reference to its cached token.
+    /// `attach.source`'s cached token, read through this service's own reference to it.
     cache: LocalCache,
 }
 
 impl<S> OAuthService<S> {
     pub(crate) fn new(inner: S, attach: Attach) -> Self {
-        let cache = LocalCache::new(attach.source.clone());
+        let cache = LocalCache::new(&attach.source);
         Self {
             inner,
             attach,
@@ -79,10 +79,10 @@ where
             .plan(request.uri(), request.headers(), request.extensions());
         let (fresh, per_request) = match plan {
             Plan::AsIs => return ResponseFuture::sent(self.inner.call(request), None),
-            Plan::Attach => (self.cache.fast_header(), None),
+            Plan::Attach => (self.cache.fast_header(&self.attach.source), None),
             Plan::AttachFrom(source) => (source.fast_header(), Some(source)),
         };
-        let source = per_request.unwrap_or_else(|| self.cache.source().clone());
+        let source = per_request.unwrap_or_else(|| self.attach.source.clone());
         let interactive = self.attach.is_interactive();
         let Some((header, issue)) = fresh else {
             let clone = self.inner.clone();
