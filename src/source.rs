@@ -601,14 +601,18 @@ impl Inner {
         let expires_at = token.expires_at();
         // The skew never eats more than half the lifetime, so even a 5-second token is usable.
         let skew = self.config.skew.min(lifetime / 2);
-        let window = lifetime
+        // The background renewal starts this long before the token goes stale, so that callers
+        // never wait for it, however short the token; at most half the usable time, so a new
+        // token is not renewed the moment it arrives.
+        let ahead = lifetime
             .mul_f64(self.config.refresh_fraction)
             .min(self.config.max_refresh_window)
-            .max(skew);
+            .min((lifetime - skew) / 2);
+        let stale_at = expires_at.checked_sub(skew).unwrap_or(expires_at);
         Cached {
             token: token.clone(),
-            refresh_at: expires_at.checked_sub(window).unwrap_or(expires_at),
-            stale_at: expires_at.checked_sub(skew).unwrap_or(expires_at),
+            refresh_at: stale_at.checked_sub(ahead).unwrap_or(stale_at),
+            stale_at,
             usable_until: expires_at,
         }
     }
@@ -660,9 +664,11 @@ impl TokenSourceBuilder {
         self
     }
 
-    /// The share of a token's lifetime at its end during which it is renewed in the background
-    /// (default 0.1), bounded by [`max_refresh_window`](Self::max_refresh_window) and at least
-    /// the skew.
+    /// How early a token is renewed in the background, as a share of its lifetime (default
+    /// 0.1): the renewal starts that long before the token goes stale (its expiry minus the
+    /// [`skew`](Self::skew)), so callers keep the old token meanwhile instead of waiting. At most
+    /// [`max_refresh_window`](Self::max_refresh_window), and at most half the token's usable
+    /// time. 0 turns background renewal off.
     pub fn refresh_fraction(mut self, fraction: f64) -> Self {
         self.config.refresh_fraction = if fraction.is_finite() {
             fraction.clamp(0.0, 1.0)
@@ -672,7 +678,8 @@ impl TokenSourceBuilder {
         self
     }
 
-    /// The longest refresh-ahead window (default 5 min).
+    /// The longest refresh-ahead window (default 5 min): a one-hour token is renewed from 5 min
+    /// 30 s before its expiry.
     pub fn max_refresh_window(mut self, window: Duration) -> Self {
         self.config.max_refresh_window = window;
         self

@@ -334,7 +334,8 @@ async fn inside_the_refresh_window_the_old_token_is_served_while_one_renewal_run
     let source = TokenSource::new(client(&server, &clock), ClientCredentials::new());
     let old = source.token().await.unwrap();
 
-    // The last 10 % of 1000 s starts at 900 s; the skew (30 s) only at 970 s.
+    // The token goes stale at 970 s (expiry minus the 30 s skew); the background renewal starts
+    // 10 % of its lifetime (100 s) before that, at 870 s.
     clock.advance(Duration::from_secs(905));
     let started = std::time::Instant::now();
     for _ in 0..20 {
@@ -355,6 +356,41 @@ async fn inside_the_refresh_window_the_old_token_is_served_while_one_renewal_run
         2,
         "exactly one background renewal"
     );
+}
+
+/// A short token is renewed ahead too: a 2-second token goes stale after 1 s (the skew is capped
+/// at half the lifetime) and its background renewal starts 0.2 s before that, so callers never
+/// wait for a renewal.
+#[tokio::test]
+async fn a_two_second_token_is_renewed_in_the_background_before_it_goes_stale() {
+    let server = MockServer::start().await;
+    token_endpoint(CC)
+        .respond_with(ok(bearer("AT-1", json!(2))))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    token_endpoint(CC)
+        .respond_with(ok(bearer("AT-2", json!(2))).set_delay(Duration::from_millis(300)))
+        .mount(&server)
+        .await;
+    let clock = ManualClock::new();
+    let source = TokenSource::new(client(&server, &clock), ClientCredentials::new());
+    let old = source.token().await.unwrap();
+
+    clock.advance(Duration::from_millis(700));
+    assert!(source.token().await.unwrap().same_as(&old));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(request_count(&server).await, 1, "not yet in the window");
+
+    clock.advance(Duration::from_millis(150));
+    let started = std::time::Instant::now();
+    assert!(source.token().await.unwrap().same_as(&old));
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "a caller in the refresh window must not wait for the renewal"
+    );
+    until_requests(&server, 2).await;
+    until_served(&source, "AT-2").await;
 }
 
 #[tokio::test]
