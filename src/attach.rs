@@ -41,19 +41,31 @@ pub(crate) struct OriginRef<'a> {
     scheme: &'a str,
     host: &'a str,
     port: u16,
+    /// Whether the host is a loopback address, when the URL type has already parsed it.
+    loopback: Option<bool>,
 }
 
 impl<'a> OriginRef<'a> {
     pub(crate) fn of_uri(uri: &'a Uri) -> Option<Self> {
-        Self::new(uri.scheme_str()?, uri.host()?, uri.port_u16())
+        Self::new(uri.scheme_str()?, uri.host()?, uri.port_u16(), None)
     }
 
     #[cfg(feature = "reqwest")]
     pub(crate) fn of_url(url: &'a url::Url) -> Option<Self> {
-        Self::new(url.scheme(), url.host_str()?, url.port())
+        let loopback = match url.host()? {
+            url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+        };
+        Self::new(url.scheme(), url.host_str()?, url.port(), Some(loopback))
     }
 
-    fn new(scheme: &'a str, host: &'a str, port: Option<u16>) -> Option<Self> {
+    fn new(
+        scheme: &'a str,
+        host: &'a str,
+        port: Option<u16>,
+        loopback: Option<bool>,
+    ) -> Option<Self> {
         let port = port.or(if scheme.eq_ignore_ascii_case("https") {
             Some(443)
         } else if scheme.eq_ignore_ascii_case("http") {
@@ -61,7 +73,16 @@ impl<'a> OriginRef<'a> {
         } else {
             None
         })?;
-        Some(Self { scheme, host, port })
+        Some(Self {
+            scheme,
+            host,
+            port,
+            loopback,
+        })
+    }
+
+    fn is_loopback(&self) -> bool {
+        self.loopback.unwrap_or_else(|| is_loopback_host(self.host))
     }
 
     fn matches(&self, allowed: &Origin) -> bool {
@@ -212,7 +233,7 @@ impl Attach {
     /// Plain `http` only to loopback (rule 14); with a list, exact origin matches only (rule 24).
     fn origin_allowed(&self, origin: OriginRef<'_>) -> bool {
         let transport_ok = origin.scheme.eq_ignore_ascii_case("https")
-            || (origin.scheme.eq_ignore_ascii_case("http") && is_loopback_host(origin.host));
+            || (origin.scheme.eq_ignore_ascii_case("http") && origin.is_loopback());
         transport_ok
             && self
                 .origins

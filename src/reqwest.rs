@@ -12,6 +12,8 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::attach::{Attach, Plan, Shorthand, calls_for_renewal, set_token};
+use crate::source::TokenSource;
+use crate::token::Token;
 
 /// A reqwest-middleware middleware that attaches a valid bearer token from one shared
 /// [`TokenSource`](crate::TokenSource), renews it before it expires, and after a 401 renews and retries once (when
@@ -61,16 +63,18 @@ impl Middleware for OAuthMiddleware {
             }
         };
         let interactive = self.attach.is_interactive();
+        // The rare paths (waiting for a token, the retry after a 401) are boxed: inline they
+        // would make every request's future several times larger.
         let token = match source.fast() {
             Some(token) => token,
-            None => source
-                .token_for(interactive)
+            None => Box::pin(source.token_for(interactive))
                 .await
                 .map_err(reqwest_middleware::Error::middleware)?,
         };
         // The copy for the retry is taken before the token goes in (the retry sets its own).
+        // Boxed, to keep this future under glibc's 1 KiB large-allocation threshold.
         let replay = if self.attach.retry_after_401 {
-            request.try_clone()
+            request.try_clone().map(Box::new)
         } else {
             None
         };
@@ -79,13 +83,41 @@ impl Middleware for OAuthMiddleware {
         if !calls_for_renewal(response.status(), response.headers()) {
             return Ok(response);
         }
-        source.invalidate(&token);
-        let Some(mut replay) = replay else {
-            tracing::debug!("401 on a request that cannot be replayed; returned as is");
-            return Ok(response);
+        let retry = Retry {
+            source,
+            used: &token,
+            replay,
+            interactive,
         };
-        let token = source
-            .token_for(interactive)
+        Box::pin(retry.run(response, extensions, next)).await
+    }
+}
+
+/// What the middleware needs after a 401.
+struct Retry<'a> {
+    source: &'a TokenSource,
+    used: &'a Token,
+    replay: Option<Box<Request>>,
+    interactive: bool,
+}
+
+impl Retry<'_> {
+    /// Drops the token that failed (unless a newer one is cached) and, if the request could be
+    /// copied, sends it once more with a renewed token.
+    async fn run(
+        self,
+        unauthorized: Response,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        self.source.invalidate(self.used);
+        let Some(mut replay) = self.replay.map(|boxed| *boxed) else {
+            tracing::debug!("401 on a request that cannot be replayed; returned as is");
+            return Ok(unauthorized);
+        };
+        let token = self
+            .source
+            .token_for(self.interactive)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         tracing::debug!("401: retrying once with a renewed token");
