@@ -9,7 +9,14 @@
 //! - `yup_oauth2`: yup-oauth2's `Authenticator::token()` (its cached path) setting the header.
 //!
 //! Each measurement is `tasks × iterations` requests; the throughput line is requests per second
-//! over all tasks. `cargo bench --bench hot_path`.
+//! over all tasks.
+//!
+//! Group `middleware`: the same for the reqwest-middleware side, one task, through a
+//! `ClientWithMiddleware` whose last middleware answers at once without any I/O (what is left is
+//! reqwest's request building and the middleware chain): no token middleware, a middleware that
+//! sets a fixed header, and `OAuthMiddleware` with and without the retry copy.
+//!
+//! `cargo bench --bench hot_path`.
 
 mod support;
 
@@ -17,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use http::{Request, Response, Uri};
-use oauth_layer::OAuthLayer;
+use oauth_layer::{OAuthLayer, OAuthMiddleware};
 use support::{API_URL, HandRolledLayer, SCOPE, TokenEndpoint, YupLayer, api, call};
 use tower::{Layer, Service};
 use tower_http::auth::AddAuthorizationLayer;
@@ -118,5 +125,93 @@ fn hot_path(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, hot_path);
+/// The last middleware: answers `200 ok` without sending anything.
+struct Answer;
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for Answer {
+    async fn handle(
+        &self,
+        request: reqwest::Request,
+        _: &mut http::Extensions,
+        _: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        std::hint::black_box(&request);
+        Ok(reqwest::Response::from(http::Response::new("ok")))
+    }
+}
+
+/// Sets one fixed `Authorization` header: the floor.
+struct StaticHeader(http::HeaderValue);
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for StaticHeader {
+    async fn handle(
+        &self,
+        mut request: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, self.0.clone());
+        next.run(request, extensions).await
+    }
+}
+
+fn middleware(c: &mut Criterion) {
+    use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = |with: Option<std::sync::Arc<dyn reqwest_middleware::Middleware>>| {
+        let builder = ClientBuilder::new(reqwest::Client::new());
+        let builder = match with {
+            Some(m) => builder.with_arc(m),
+            None => builder,
+        };
+        builder.with(Answer).build()
+    };
+    let url = "http://127.0.0.1:8080/api/things";
+    let ours = |retry: bool| {
+        let _guard = rt.enter();
+        OAuthMiddleware::from_source(support::source("http://127.0.0.1:1/token", true))
+            .retry_after_401(retry)
+    };
+    let mut fixed = http::HeaderValue::from_static("Bearer seeded-token");
+    fixed.set_sensitive(true);
+    let variants: [(&str, ClientWithMiddleware); 4] = [
+        ("none", client(None)),
+        (
+            "static_header",
+            client(Some(std::sync::Arc::new(StaticHeader(fixed)))),
+        ),
+        (
+            "oauth_middleware",
+            client(Some(std::sync::Arc::new(ours(true)))),
+        ),
+        (
+            "oauth_middleware_no_retry",
+            client(Some(std::sync::Arc::new(ours(false)))),
+        ),
+    ];
+
+    let mut group = c.benchmark_group("middleware");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    for (name, client) in &variants {
+        group.bench_function(*name, |b| {
+            b.to_async(&rt).iter(|| async {
+                std::hint::black_box(client.get(url).send().await.unwrap());
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, hot_path, middleware);
 criterion_main!(benches);
