@@ -461,12 +461,12 @@ impl OAuthClient {
             .or_insert_with(|| self.inner.user_agent.clone());
         let limits = self.inner.limits;
         match &self.inner.transport {
-            Some(t) => exchange(&**t, request, limits).await,
+            Some(t) => exchange(&**t, request, limits, &*self.inner.clock).await,
             None => {
                 #[cfg(feature = "reqwest")]
                 {
                     let client = crate::http::default_client()?;
-                    exchange(&client, request, limits).await
+                    exchange(&client, request, limits, &*self.inner.clock).await
                 }
                 #[cfg(not(feature = "reqwest"))]
                 {
@@ -572,6 +572,13 @@ impl RetryPolicy {
     /// How long to wait before attempt `attempt + 1`, or `None` to give up.
     fn delay(&self, err: &Error, replay: Replay, attempt: u32) -> Option<Duration> {
         if attempt >= self.max_attempts || replay == Replay::Never {
+            return None;
+        }
+        // An OAuth error that says the request itself is wrong (`invalid_client`,
+        // `invalid_grant`, `invalid_scope`...) gets the same answer however often it is sent,
+        // even when the status it came with (429, 503) would otherwise invite a retry.
+        if matches!(err, Error::Server(e) if !matches!(e.action(), crate::Action::RetryLater { .. }))
+        {
             return None;
         }
         let status = match err {

@@ -8,7 +8,7 @@
 //! body, and a body cap counted while streaming (rule 16).
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 
+use crate::clock::Clock;
 use crate::error::{TransportError, TransportErrorKind};
 use crate::token::RawResponse;
 
@@ -81,11 +82,12 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
 }
 
 /// Sends one request through `transport` under the crate's rules, and reads the whole (capped)
-/// body.
+/// body. A `Retry-After` date is read against `clock`.
 pub(crate) async fn exchange(
     transport: &dyn HttpTransport,
     request: http::Request<Bytes>,
     limits: Limits,
+    clock: &dyn Clock,
 ) -> Result<RawResponse, TransportError> {
     if !is_secure_or_loopback(request.uri()) {
         return Err(TransportError::new(
@@ -128,7 +130,10 @@ pub(crate) async fn exchange(
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
-            retry_after: parts.headers.get(RETRY_AFTER).and_then(parse_retry_after),
+            retry_after: parts
+                .headers
+                .get(RETRY_AFTER)
+                .and_then(|value| parse_retry_after(value, clock.now_utc())),
             body,
         })
     };
@@ -164,17 +169,15 @@ async fn read_capped(mut body: ResponseBody, max: usize) -> Result<Bytes, Option
     Ok(buf.freeze())
 }
 
-/// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3).
-pub(crate) fn parse_retry_after(value: &http::HeaderValue) -> Option<Duration> {
+/// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3), a date measured from
+/// `now`.
+pub(crate) fn parse_retry_after(value: &http::HeaderValue, now: SystemTime) -> Option<Duration> {
     let text = value.to_str().ok()?.trim();
     if let Ok(secs) = text.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let date = httpdate::parse_http_date(text).ok()?;
-    Some(
-        date.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// `scheme://host:port` of a URI, for messages (never the path or query, which might carry

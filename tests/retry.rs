@@ -9,7 +9,7 @@ use http::StatusCode;
 use oauth_layer::clock::ManualClock;
 use oauth_layer::flow::{ClientCredentials, Flow};
 use oauth_layer::{
-    Error, ErrorCode, OAuthClient, Replay, ResponseError, RetryPolicy, Token, TokenRequest,
+    Action, Error, ErrorCode, OAuthClient, Replay, ResponseError, RetryPolicy, Token, TokenRequest,
     TransportError, TransportErrorKind,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -116,6 +116,26 @@ async fn retry_after_as_an_http_date_is_honoured() {
 
     assert_eq!(requests(&server).await, 2);
     let waited = clock.elapsed();
+    assert!(
+        waited >= Duration::from_secs(8) && waited <= Duration::from_secs(10),
+        "{waited:?}"
+    );
+}
+
+/// A `Retry-After` date is read against the client's clock, not the system's: on a clock an
+/// hour ahead, a date an hour and ten seconds from now is ten seconds away (on the system's
+/// clock it would be past the 30 s cap and returned as an error).
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_read_on_the_clients_clock() {
+    let when = std::time::SystemTime::now() + Duration::from_secs(3600 + 10);
+    let server = endpoint(vec![unavailable(&httpdate::fmt_http_date(when))], ok()).await;
+    let clock = ManualClock::new();
+    clock.advance(Duration::from_secs(3600));
+
+    client_credentials(&client(&server, &clock)).await.unwrap();
+
+    assert_eq!(requests(&server).await, 2);
+    let waited = clock.elapsed() - Duration::from_secs(3600);
     assert!(
         waited >= Duration::from_secs(8) && waited <= Duration::from_secs(10),
         "{waited:?}"
@@ -348,6 +368,44 @@ async fn refresh_rejected_with_invalid_grant_is_sent_once() {
         Err(Error::Server(e)) if e.code == ErrorCode::InvalidGrant
     ));
     assert_eq!(requests(&server).await, 1);
+}
+
+/// A definitive OAuth error is not retried because of the status it came with: a 503 or 429
+/// carrying `invalid_client` gets the same answer however often it is sent.
+#[tokio::test]
+async fn a_definitive_oauth_error_on_a_503_or_429_is_sent_once() {
+    for status in [503, 429] {
+        let rejected = ResponseTemplate::new(status)
+            .insert_header("retry-after", "1")
+            .set_body_json(json!({ "error": "invalid_client" }));
+        let server = endpoint(vec![], rejected).await;
+        let clock = ManualClock::new();
+
+        let result = client_credentials(&client(&server, &clock)).await;
+
+        assert!(
+            matches!(&result, Err(Error::Server(e)) if e.code == ErrorCode::InvalidClient),
+            "{result:?}"
+        );
+        assert_eq!(result.unwrap_err().action(), Action::FixConfiguration);
+        assert_eq!(requests(&server).await, 1, "status {status}");
+        assert_eq!(clock.elapsed(), Duration::ZERO);
+    }
+}
+
+/// `temporarily_unavailable` on a 503 is retried as before.
+#[tokio::test]
+async fn temporarily_unavailable_is_retried() {
+    let busy = ResponseTemplate::new(503)
+        .insert_header("retry-after", "2")
+        .set_body_json(json!({ "error": "temporarily_unavailable" }));
+    let server = endpoint(vec![busy], ok()).await;
+    let clock = ManualClock::new();
+
+    client_credentials(&client(&server, &clock)).await.unwrap();
+
+    assert_eq!(requests(&server).await, 2);
+    assert_eq!(clock.elapsed(), Duration::from_secs(2));
 }
 
 #[tokio::test]
