@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use http::HeaderValue;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
@@ -106,15 +105,18 @@ struct Slow {
 /// changed, instead of the shared load every [`TokenSource::token`] makes. When the entry has
 /// changed (a renewal, an invalidation, a sign-out), the next read takes the new one; an idle
 /// handle holds the entry it last read until then or until it is dropped.
+#[cfg(feature = "tower")]
 #[derive(Clone)]
 pub(crate) struct LocalCache {
     cache: arc_swap::Cache<StateOf, Option<Arc<Cached>>>,
 }
 
 /// The source's shared state, as [`arc_swap::Cache`] wants it.
+#[cfg(feature = "tower")]
 #[derive(Clone)]
 struct StateOf(Arc<Inner>);
 
+#[cfg(feature = "tower")]
 impl std::ops::Deref for StateOf {
     type Target = ArcSwapOption<Cached>;
 
@@ -123,6 +125,7 @@ impl std::ops::Deref for StateOf {
     }
 }
 
+#[cfg(feature = "tower")]
 impl LocalCache {
     /// A handle on `source`'s cached token; [`fast_header`](Self::fast_header) must be given the
     /// same source.
@@ -136,7 +139,7 @@ impl LocalCache {
     /// local reference while the cached token is fresh and outside its refresh window; anything
     /// else goes to the source.
     #[inline]
-    pub(crate) fn fast_header(&mut self, source: &TokenSource) -> Option<(HeaderValue, u64)> {
+    pub(crate) fn fast_header(&mut self, source: &TokenSource) -> Option<(http::HeaderValue, u64)> {
         debug_assert!(std::ptr::eq(self.cache.arc_swap(), &source.inner.state));
         let now = source.inner.clock.now_fast();
         if let Some(cached) = self.cache.load().as_deref()
@@ -148,6 +151,7 @@ impl LocalCache {
     }
 }
 
+#[cfg(feature = "tower")]
 impl fmt::Debug for LocalCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalCache").finish_non_exhaustive()
@@ -191,6 +195,7 @@ impl TokenSource {
 
     /// [`token`](Self::token) when `may_interact`, else [`token_silently`](Self::token_silently),
     /// as one future (the layer and the middleware keep one of these per waiting request).
+    #[cfg(any(feature = "tower", feature = "reqwest"))]
     pub(crate) async fn token_for(&self, may_interact: bool) -> Result<Token> {
         if let Some(token) = self.fast() {
             return Ok(token);
@@ -329,8 +334,9 @@ impl TokenSource {
     /// What a request needs of the fresh cached token, without waiting and without taking a
     /// reference to it: its header value, and its issuance number for
     /// [`invalidate_issue`](Self::invalidate_issue) after a 401.
+    #[cfg(feature = "tower")]
     #[inline]
-    pub(crate) fn fast_header(&self) -> Option<(HeaderValue, u64)> {
+    pub(crate) fn fast_header(&self) -> Option<(http::HeaderValue, u64)> {
         self.fresh(|token| (token.header_value().clone(), token.issue()))
     }
 
