@@ -194,6 +194,31 @@ async fn wrong_iss_aud_or_azp_are_refused() {
         .unwrap();
 }
 
+/// An issuer alias is accepted byte for byte, and only it: the expected issuer still is, and
+/// near misses are not.
+#[tokio::test]
+async fn an_issuer_alias_is_accepted_exactly() {
+    let idp = Idp::start().await;
+    let validator = idp.validator().also_accept_issuer("idp.example");
+    for iss in [ISSUER, "idp.example"] {
+        let token = ed(&with(idp.claims(), "iss", json!(iss)));
+        validator.validate(&token, Some("n-123")).await.unwrap();
+    }
+    for iss in [
+        "IDP.EXAMPLE",
+        "idp.example/",
+        "evil.idp.example",
+        "https://evil.example",
+    ] {
+        let token = ed(&with(idp.claims(), "iss", json!(iss)));
+        let err = validator.validate(&token, Some("n-123")).await.unwrap_err();
+        assert!(err.to_string().contains("iss"), "{iss}: {err}");
+    }
+    // Without the alias it is refused.
+    let token = ed(&with(idp.claims(), "iss", json!("idp.example")));
+    assert!(rejected(&idp, &token, Some("n-123")).await.contains("iss"));
+}
+
 #[tokio::test]
 async fn missing_or_passed_times_are_refused_on_the_clients_clock() {
     let idp = Idp::start().await;

@@ -393,6 +393,30 @@ async fn google_offline_access_validated_id_token_and_userinfo() {
 }
 
 #[tokio::test]
+async fn google_accepts_the_scheme_less_issuer_it_documents() {
+    let server = MockServer::start().await;
+    let google = provider::Google::new("g-client")
+        .unwrap()
+        .secret(SECRET)
+        .with_client(|c| c.transport(Rewrite::to(&server)));
+    mount_get(&server, "/www.googleapis.com/oauth2/v3/certs", 200, jwks()).await;
+    let flow = google.auth_code();
+    let request = flow
+        .authorization_request(google.client(), REDIRECT)
+        .unwrap();
+    let mut body = bearer_token();
+    body["id_token"] = json!(id_token(
+        "accounts.google.com",
+        "g-client",
+        request.nonce(),
+        json!({})
+    ));
+    mount_token(&server, "/oauth2.googleapis.com/token", body).await;
+
+    exchange(&google, &flow, &request).await.unwrap();
+}
+
+#[tokio::test]
 async fn google_refuses_an_id_token_from_another_issuer_or_for_another_sign_in() {
     let server = MockServer::start().await;
     let google = provider::Google::new("g-client")
@@ -402,6 +426,8 @@ async fn google_refuses_an_id_token_from_another_issuer_or_for_another_sign_in()
     mount_get(&server, "/www.googleapis.com/oauth2/v3/certs", 200, jwks()).await;
     for (iss, nonce_ok) in [
         ("https://evil.example", true),
+        ("evil.example", true),
+        ("accounts.google.com.evil.example", true),
         ("https://accounts.google.com", false),
     ] {
         let flow = google.auth_code();

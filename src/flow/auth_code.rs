@@ -86,6 +86,8 @@ pub struct AuthCode {
     timeout: Duration,
     #[cfg(feature = "jwt")]
     id_tokens: IdTokens,
+    #[cfg(feature = "jwt")]
+    id_token_issuer_aliases: Vec<String>,
 }
 
 /// Whether and how ID tokens are validated after the code exchange.
@@ -122,6 +124,8 @@ impl AuthCode {
             timeout: DEFAULT_SIGN_IN_TIMEOUT,
             #[cfg(feature = "jwt")]
             id_tokens: IdTokens::Unchecked,
+            #[cfg(feature = "jwt")]
+            id_token_issuer_aliases: Vec::new(),
         }
     }
 
@@ -137,6 +141,19 @@ impl AuthCode {
         } else {
             IdTokens::Unchecked
         };
+        self
+    }
+
+    /// With [`validate_id_token`](Self::validate_id_token), also accept ID tokens whose `iss` is
+    /// `alias`, another spelling of the discovered issuer that it documents (see
+    /// [`IdTokenValidator::also_accept_issuer`](crate::oidc::IdTokenValidator::also_accept_issuer)).
+    #[cfg(feature = "jwt")]
+    pub fn accept_id_token_issuer(mut self, alias: impl Into<String>) -> Self {
+        self.id_token_issuer_aliases.push(alias.into());
+        if matches!(self.id_tokens, IdTokens::FromMetadata(_)) {
+            // A validator built before (and shared with clones) did not know the alias.
+            self.id_tokens = IdTokens::FromMetadata(Arc::default());
+        }
         self
     }
 
@@ -167,11 +184,14 @@ impl AuthCode {
                     let jwks_uri = metadata.jwks_uri.as_ref().ok_or_else(|| {
                         Error::config("the issuer's metadata has no jwks_uri to validate ID tokens")
                     })?;
-                    let v = crate::oidc::IdTokenValidator::new(
-                        client,
-                        metadata.issuer.clone(),
-                        jwks_uri.as_str(),
-                    )?;
+                    let v = self.id_token_issuer_aliases.iter().fold(
+                        crate::oidc::IdTokenValidator::new(
+                            client,
+                            metadata.issuer.clone(),
+                            jwks_uri.as_str(),
+                        )?,
+                        |v, alias| v.also_accept_issuer(alias.clone()),
+                    );
                     cell.get_or_init(|| v).clone()
                 }
             },

@@ -93,6 +93,8 @@ pub struct IdTokenValidator {
 struct ValidatorInner {
     client: OAuthClient,
     issuer: String,
+    /// Other spellings of the same issuer that it documents (Google's `accounts.google.com`).
+    issuer_aliases: Vec<String>,
     jwks_uri: Url,
     algorithms: Vec<Algorithm>,
     hmac_secret: bool,
@@ -119,6 +121,7 @@ impl IdTokenValidator {
             inner: Arc::new(ValidatorInner {
                 client: client.clone(),
                 issuer: issuer.into(),
+                issuer_aliases: Vec::new(),
                 jwks_uri,
                 algorithms: DEFAULT_ALGORITHMS.to_vec(),
                 hmac_secret: false,
@@ -139,6 +142,15 @@ impl IdTokenValidator {
     #[must_use]
     pub fn allow_client_secret_hs256(self, allowed: bool) -> Self {
         self.with(|i| i.hmac_secret = allowed)
+    }
+
+    /// Also accept `iss` spelled `alias`, byte for byte: for an issuer that documents a second
+    /// spelling of itself (Google: `accounts.google.com` besides `https://accounts.google.com`).
+    /// Never a different issuer: its tokens would be accepted as this one's.
+    #[must_use]
+    pub fn also_accept_issuer(self, alias: impl Into<String>) -> Self {
+        let alias = alias.into();
+        self.with(|i| i.issuer_aliases.push(alias))
     }
 
     /// How far `exp` and `iat` may be off (default one minute).
@@ -207,7 +219,7 @@ impl IdTokenValidator {
         };
 
         let issuer = text("iss").ok_or_else(|| invalid("no iss"))?;
-        if issuer != inner.issuer {
+        if issuer != inner.issuer && !inner.issuer_aliases.contains(&issuer) {
             return Err(invalid("iss is not the expected issuer"));
         }
         let audience: Vec<String> = match claims.get("aud") {

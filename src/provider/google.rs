@@ -9,6 +9,9 @@ use crate::flow::AuthCode;
 use crate::token::Token;
 
 const ISSUER: &str = "https://accounts.google.com";
+/// The other spelling of the issuer that Google documents for ID tokens.
+#[cfg(feature = "jwt")]
+const ISSUER_WITHOUT_SCHEME: &str = "accounts.google.com";
 const AUTHORIZE: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 const TOKEN: &str = "https://oauth2.googleapis.com/token";
 const DEVICE: &str = "https://oauth2.googleapis.com/device/code";
@@ -26,9 +29,8 @@ const JWKS: &str = "https://www.googleapis.com/oauth2/v3/certs";
 /// - Google sends the refresh token only on the first consent; to get a new one (you lost it),
 ///   [`prompt_consent`](Self::prompt_consent) adds `prompt=consent`;
 /// - ID tokens are validated against Google's keys, with the issuer
-///   `https://accounts.google.com`. (Google documents that `iss` may also be
-///   `accounts.google.com` without the scheme; tokens of this flow carry the URL form, and the
-///   other is refused.)
+///   `https://accounts.google.com` or, as Google documents it may also be spelled,
+///   `accounts.google.com`;
 /// - default scopes `openid email profile`; client authentication with a secret is
 ///   `client_secret_basic` (Google takes both basic and post). Google's "desktop app" clients
 ///   have a secret that is not secret: set it all the same.
@@ -89,6 +91,10 @@ impl Preset for Google {
 
     fn auth_code(&self) -> AuthCode {
         let mut flow = self.base.flow();
+        #[cfg(feature = "jwt")]
+        {
+            flow = flow.accept_id_token_issuer(ISSUER_WITHOUT_SCHEME);
+        }
         if self.offline {
             flow = flow.auth_param("access_type", "offline");
         }
