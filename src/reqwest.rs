@@ -16,7 +16,7 @@ use crate::source::TokenSource;
 use crate::token::Token;
 
 /// A reqwest-middleware middleware that attaches a valid bearer token from one shared
-/// [`TokenSource`](crate::TokenSource), renews it before it expires, and after a 401 renews and retries once (when
+/// [`TokenSource`], renews it before it expires, and after a 401 renews and retries once (when
 /// the request body can be cloned).
 ///
 /// ```
