@@ -7,6 +7,10 @@ mod id_token;
 #[cfg(feature = "jwt")]
 pub use id_token::{DEFAULT_LEEWAY, IdTokenClaims, IdTokenValidator, MAX_ID_TOKEN_LEN};
 
+/// The placeholder that makes an issuer a per-tenant template, as Microsoft's multi-tenant
+/// discovery documents publish it (see `IdTokenValidator::new`, feature `jwt`).
+pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION};
 use secrecy::ExposeSecret;

@@ -548,24 +548,36 @@ async fn microsoft_refuses_an_id_token_of_another_tenant() {
 }
 
 #[tokio::test]
-async fn microsoft_multi_tenant_does_not_pretend_to_know_the_issuer() {
+async fn microsoft_multi_tenant_validates_against_the_issuer_template() {
     let server = MockServer::start().await;
     let common = provider::Microsoft::new("common", "ms-client")
         .unwrap()
         .with_client(|c| c.transport(Rewrite::to(&server)));
-    assert!(!common.validates_id_tokens());
+    assert!(common.validates_id_tokens());
+    assert!(!common.issuer_is_fixed());
     assert!(
         provider::Microsoft::new("consumers", "x")
             .unwrap()
-            .validates_id_tokens()
+            .issuer_is_fixed()
     );
     assert!(
         !provider::Microsoft::new("organizations", "x")
             .unwrap()
-            .validates_id_tokens()
+            .issuer_is_fixed()
     );
     assert!(provider::Microsoft::new("bad/tenant", "x").is_err());
+    mount_get(
+        &server,
+        "/login.microsoftonline.com/common/discovery/v2.0/keys",
+        200,
+        jwks(),
+    )
+    .await;
+    let token_path = "/login.microsoftonline.com/common/oauth2/v2.0/token";
+    const OTHER_TENANT: &str = "11111111-2222-3333-4444-555555555555";
+    let issuer_of = |tenant: &str| format!("https://login.microsoftonline.com/{tenant}/v2.0");
 
+    // The issuer is the person's tenant, named by `tid`.
     let flow = common.auth_code();
     let request = flow
         .authorization_request(common.client(), REDIRECT)
@@ -574,22 +586,64 @@ async fn microsoft_multi_tenant_does_not_pretend_to_know_the_issuer() {
         param(&request, "scope").as_deref(),
         Some("openid profile email offline_access")
     );
-    // The issuer is the person's tenant, not "common": the token is accepted as Microsoft sent
-    // it (public client: client_id only).
     let mut body = bearer_token();
     body["id_token"] = json!(id_token(
-        &format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
+        &issuer_of(TENANT),
         "ms-client",
         request.nonce(),
-        json!({}),
+        json!({ "tid": TENANT }),
     ));
-    let token_path = "/login.microsoftonline.com/common/oauth2/v2.0/token";
-    mount_token(&server, token_path, body).await;
+    let mock = Mock::given(method("POST"))
+        .and(path(token_path))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount_as_scoped(&server)
+        .await;
     exchange(&common, &flow, &request).await.unwrap();
+    // A public client: client_id only.
     let (headers, form) = token_request(&server, token_path).await;
     assert!(headers.get("authorization").is_none());
     assert!(form_has(&form, "client_id", "ms-client"));
     assert!(form_lacks(&form, "client_secret"));
+    drop(mock);
+
+    // Refused: an issuer of another tenant than `tid`, no `tid`, a `tid` that is no tenant id,
+    // the template itself, and another sign-in's nonce.
+    for (iss, tid, nonce_ok) in [
+        (issuer_of(TENANT), json!(OTHER_TENANT), true),
+        (issuer_of(TENANT), Value::Null, true),
+        (issuer_of("common"), json!("common"), true),
+        (issuer_of("{tenantid}"), json!(TENANT), true),
+        ("https://evil.example/v2.0".to_owned(), json!(TENANT), true),
+        (issuer_of(TENANT), json!(TENANT), false),
+    ] {
+        let flow = common.auth_code();
+        let request = flow
+            .authorization_request(common.client(), REDIRECT)
+            .unwrap();
+        let nonce = if nonce_ok {
+            request.nonce()
+        } else {
+            Some("another")
+        };
+        let extra = if tid.is_null() {
+            json!({})
+        } else {
+            json!({ "tid": tid })
+        };
+        let mut body = bearer_token();
+        body["id_token"] = json!(id_token(&iss, "ms-client", nonce, extra));
+        let mock = Mock::given(method("POST"))
+            .and(path(token_path))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount_as_scoped(&server)
+            .await;
+        let err = exchange(&common, &flow, &request).await.unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidIdToken(_)),
+            "{iss} tid={tid}: {err:?}"
+        );
+        drop(mock);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

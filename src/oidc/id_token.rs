@@ -3,7 +3,8 @@
 //! An ID token is accepted only when all of these hold: the input is a bounded, three-part
 //! compact JWS; its `alg` is on the allowlist (never `none`, never a MAC unless you turn that
 //! on); the signature verifies with a key from the issuer's JWKS (matched by `kid`); `iss` is the
-//! issuer byte for byte; `aud` contains the client id (and `azp` names it when there are several
+//! issuer byte for byte (or, for Microsoft's multi-tenant template, the issuer of the tenant the
+//! token's `tid` names); `aud` contains the client id (and `azp` names it when there are several
 //! audiences); `exp` and `iat` are present and `exp` has not passed (on the client's clock, with
 //! a small leeway); and `nonce` equals the one the sign-in sent.
 
@@ -19,6 +20,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use url::Url;
 
+use super::TENANT_PLACEHOLDER;
 use crate::client::OAuthClient;
 use crate::error::{Error, Result};
 use crate::redact::Secrets;
@@ -105,6 +107,13 @@ struct ValidatorInner {
 impl IdTokenValidator {
     /// A validator for tokens that `issuer` issues to `client`, signed with keys from
     /// `jwks_uri` (https, or http on loopback).
+    ///
+    /// An issuer containing [`TENANT_PLACEHOLDER`](super::TENANT_PLACEHOLDER) (`{tenantid}`) is a template, as Microsoft's
+    /// multi-tenant discovery documents publish it
+    /// (`https://login.microsoftonline.com/{tenantid}/v2.0`): a token is accepted only if its
+    /// `tid` claim is a tenant id (a GUID) and its `iss` is the template with that tenant id in
+    /// place. Which tenants an app admits is then the app's decision: read
+    /// `tid` from [`IdTokenClaims::claims`].
     pub fn new(client: &OAuthClient, issuer: impl Into<String>, jwks_uri: &str) -> Result<Self> {
         let jwks_uri = Url::parse(jwks_uri)
             .map_err(|e| Error::config(format!("jwks_uri is not a URL: {e}")))?;
@@ -219,7 +228,19 @@ impl IdTokenValidator {
         };
 
         let issuer = text("iss").ok_or_else(|| invalid("no iss"))?;
-        if issuer != inner.issuer && !inner.issuer_aliases.contains(&issuer) {
+        let expected = match inner.issuer.split_once(TENANT_PLACEHOLDER) {
+            None => issuer == inner.issuer,
+            Some((before, after)) => {
+                let tenant = text("tid")
+                    .filter(|t| is_guid(t))
+                    .ok_or_else(|| invalid("no tid naming a tenant for the issuer template"))?;
+                issuer.len() == before.len() + tenant.len() + after.len()
+                    && issuer.starts_with(before)
+                    && issuer.ends_with(after)
+                    && issuer.get(before.len()..issuer.len() - after.len()) == Some(&*tenant)
+            }
+        };
+        if !expected && !inner.issuer_aliases.contains(&issuer) {
             return Err(invalid("iss is not the expected issuer"));
         }
         let audience: Vec<String> = match claims.get("aud") {
@@ -357,4 +378,13 @@ impl fmt::Debug for IdTokenValidator {
             .field("algorithms", &self.inner.algorithms)
             .finish_non_exhaustive()
     }
+}
+
+/// `8-4-4-4-12` hexadecimal digits, as tenant ids are.
+fn is_guid(text: &str) -> bool {
+    text.len() == 36
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }

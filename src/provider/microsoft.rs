@@ -24,12 +24,12 @@ const CONSUMERS_TENANT_ID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 /// - refresh tokens come only with the `offline_access` scope, which
 ///   [`auth_code`](Preset::auth_code) always adds (even to scopes set with `scopes`);
 /// - the ID token's issuer is `https://login.microsoftonline.com/{tenant id}/v2.0`, the tenant
-///   of the person who signed in. For a tenant id and for `consumers` that is known, and ID
-///   tokens are validated. For `common`, `organizations` and a domain it is not known before
-///   the sign-in, so ID tokens are **not** validated by this preset; the token still comes
-///   straight from Microsoft over TLS, and [`id_email`](Preset::id_email) asks Microsoft who it
-///   is. An app that admits only some tenants must check the `tid` claim itself, or use a
-///   tenant id here;
+///   of the person who signed in. For a tenant id and for `consumers` that is known and must
+///   match exactly. For `common`, `organizations` and a domain it is not known before the
+///   sign-in: ID tokens are validated against Microsoft's issuer template, as Microsoft's own
+///   libraries do (the token's `tid` must be a tenant id and its `iss` that tenant's issuer; see
+///   [`IdTokenValidator::new`](crate::oidc::IdTokenValidator::new)). Which tenants an app admits
+///   is the app's decision: check the `tid` claim, or use a tenant id here;
 /// - default scopes `openid profile email offline_access`; client authentication with a
 ///   secret is `client_secret_post`, as Microsoft documents.
 ///
@@ -67,7 +67,10 @@ impl Microsoft {
         .device_authorization_url(format!("{v2}/devicecode"))?;
         let jwks = format!("{LOGIN}/{tenant}/discovery/v2.0/keys");
         let issuer_tenant = Self::issuer_tenant(&tenant);
-        let issuer = format!("{LOGIN}/{}/v2.0", issuer_tenant.unwrap_or(tenant.as_str()));
+        let issuer = format!(
+            "{LOGIN}/{}/v2.0",
+            issuer_tenant.unwrap_or(crate::oidc::TENANT_PLACEHOLDER)
+        );
         let client = static_oidc(client, &issuer, Some(USERINFO), Some(&jwks))?;
         Ok(Self {
             base: Base::new(
@@ -75,7 +78,7 @@ impl Microsoft {
                 "openid profile email offline_access",
                 AuthMethod::ClientSecretPost,
             )
-            .validating(issuer_tenant.is_some()),
+            .validating(true),
             tenant,
         })
     }
@@ -85,9 +88,16 @@ impl Microsoft {
         &self.tenant
     }
 
-    /// `true` when ID tokens are validated: the tenant is a tenant id or `consumers`.
+    /// `true` when ID tokens are validated (always, with the `jwt` feature).
     pub fn validates_id_tokens(&self) -> bool {
-        self.base.validate_id_token
+        cfg!(feature = "jwt") && self.base.validate_id_token
+    }
+
+    /// `true` when the issuer of this tenant's ID tokens is known before the sign-in (a tenant
+    /// id, or `consumers`); otherwise any tenant's issuer is accepted, matched to the token's
+    /// `tid`.
+    pub fn issuer_is_fixed(&self) -> bool {
+        Self::issuer_tenant(&self.tenant).is_some()
     }
 
     /// The tenant id that issues this tenant's ID tokens, when known before the sign-in.
