@@ -585,37 +585,33 @@ async fn a_service_that_sat_idle_through_a_renewal_sends_the_current_token() {
     let state = ApiState::default();
     let mut a = OAuthLayer::client_credentials(idp.client()).layer(api(state.clone()));
     let mut b = a.clone();
-    b.ready()
-        .await
-        .unwrap()
-        .call(get("https://api.example/"))
-        .await
-        .unwrap();
-    state.revoke("tok-1");
-    let renewed = a
-        .ready()
-        .await
-        .unwrap()
-        .call(get("https://api.example/"))
-        .await
-        .unwrap();
-    assert_eq!(renewed.status(), StatusCode::OK);
-    let after_renewal = b
-        .ready()
-        .await
-        .unwrap()
-        .call(get("https://api.example/"))
-        .await
-        .unwrap();
-    assert_eq!(after_renewal.status(), StatusCode::OK);
+    /// One GET through a service kept across requests (readied, not cloned).
+    async fn send<S>(svc: &mut S) -> StatusCode
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<String>>,
+        S::Error: std::fmt::Debug,
+    {
+        let svc = svc.ready().await.unwrap();
+        svc.call(get("https://api.example/"))
+            .await
+            .unwrap()
+            .status()
+    }
 
+    assert_eq!(send(&mut b).await, StatusCode::OK);
+    state.revoke("tok-1");
+    assert_eq!(send(&mut a).await, StatusCode::OK, "renewed after the 401");
+    assert_eq!(
+        send(&mut b).await,
+        StatusCode::OK,
+        "idle through the renewal"
+    );
     a.source().clear();
-    b.ready()
-        .await
-        .unwrap()
-        .call(get("https://api.example/"))
-        .await
-        .unwrap();
+    assert_eq!(
+        send(&mut b).await,
+        StatusCode::OK,
+        "after the source was cleared"
+    );
 
     let seen: Vec<String> = state.seen().iter().map(|s| bearer(s).to_owned()).collect();
     assert_eq!(

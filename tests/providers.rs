@@ -136,6 +136,37 @@ async fn exchange(
     flow.exchange(preset.client(), request, code).await
 }
 
+/// Signs in with `preset` while its token endpoint at `token_path` answers with an ID token from
+/// `iss` carrying `extra` claims and this sign-in's nonce (or another's, when `nonce_ok` is
+/// false).
+async fn sign_in_with_id_token(
+    preset: &dyn Preset,
+    server: &MockServer,
+    token_path: &str,
+    iss: &str,
+    nonce_ok: bool,
+    extra: Value,
+) -> oauth_layer::Result<Token> {
+    let flow = preset.auth_code();
+    let request = flow
+        .authorization_request(preset.client(), REDIRECT)
+        .unwrap();
+    let nonce = if nonce_ok {
+        request.nonce()
+    } else {
+        Some("another")
+    };
+    let aud = preset.client().client_id().to_owned();
+    let mut body = bearer_token();
+    body["id_token"] = json!(id_token(iss, &aud, nonce, extra));
+    let _mock = Mock::given(method("POST"))
+        .and(path(token_path))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount_as_scoped(server)
+        .await;
+    exchange(preset, &flow, &request).await
+}
+
 /// The one token request the server received, as (headers, form).
 async fn token_request(server: &MockServer, at: &str) -> (http::HeaderMap, Vec<(String, String)>) {
     let requests = server.received_requests().await.unwrap();
@@ -393,62 +424,32 @@ async fn google_offline_access_validated_id_token_and_userinfo() {
 }
 
 #[tokio::test]
-async fn google_accepts_the_scheme_less_issuer_it_documents() {
+async fn google_accepts_both_spellings_of_its_issuer_and_refuses_others() {
     let server = MockServer::start().await;
     let google = provider::Google::new("g-client")
         .unwrap()
         .secret(SECRET)
         .with_client(|c| c.transport(Rewrite::to(&server)));
     mount_get(&server, "/www.googleapis.com/oauth2/v3/certs", 200, jwks()).await;
-    let flow = google.auth_code();
-    let request = flow
-        .authorization_request(google.client(), REDIRECT)
-        .unwrap();
-    let mut body = bearer_token();
-    body["id_token"] = json!(id_token(
-        "accounts.google.com",
-        "g-client",
-        request.nonce(),
-        json!({})
-    ));
-    mount_token(&server, "/oauth2.googleapis.com/token", body).await;
-
-    exchange(&google, &flow, &request).await.unwrap();
-}
-
-#[tokio::test]
-async fn google_refuses_an_id_token_from_another_issuer_or_for_another_sign_in() {
-    let server = MockServer::start().await;
-    let google = provider::Google::new("g-client")
-        .unwrap()
-        .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
-    mount_get(&server, "/www.googleapis.com/oauth2/v3/certs", 200, jwks()).await;
+    let token_path = "/oauth2.googleapis.com/token";
+    // Google documents both spellings of `iss`.
+    for iss in ["https://accounts.google.com", "accounts.google.com"] {
+        sign_in_with_id_token(&google, &server, token_path, iss, true, json!({}))
+            .await
+            .unwrap();
+    }
     for (iss, nonce_ok) in [
         ("https://evil.example", true),
         ("evil.example", true),
         ("accounts.google.com.evil.example", true),
         ("https://accounts.google.com", false),
     ] {
-        let flow = google.auth_code();
-        let request = flow
-            .authorization_request(google.client(), REDIRECT)
-            .unwrap();
-        let nonce = if nonce_ok {
-            request.nonce()
-        } else {
-            Some("another")
-        };
-        let mut body = bearer_token();
-        body["id_token"] = json!(id_token(iss, "g-client", nonce, json!({})));
-        let mock = Mock::given(method("POST"))
-            .and(path("/oauth2.googleapis.com/token"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(body))
-            .mount_as_scoped(&server)
-            .await;
-        let err = exchange(&google, &flow, &request).await.unwrap_err();
-        assert!(matches!(err, Error::InvalidIdToken(_)), "{err:?}");
-        drop(mock);
+        let result =
+            sign_in_with_id_token(&google, &server, token_path, iss, nonce_ok, json!({})).await;
+        assert!(
+            matches!(result, Err(Error::InvalidIdToken(_))),
+            "{iss} {nonce_ok}: {result:?}"
+        );
     }
 }
 
@@ -616,33 +617,17 @@ async fn microsoft_multi_tenant_validates_against_the_issuer_template() {
         ("https://evil.example/v2.0".to_owned(), json!(TENANT), true),
         (issuer_of(TENANT), json!(TENANT), false),
     ] {
-        let flow = common.auth_code();
-        let request = flow
-            .authorization_request(common.client(), REDIRECT)
-            .unwrap();
-        let nonce = if nonce_ok {
-            request.nonce()
-        } else {
-            Some("another")
-        };
         let extra = if tid.is_null() {
             json!({})
         } else {
             json!({ "tid": tid })
         };
-        let mut body = bearer_token();
-        body["id_token"] = json!(id_token(&iss, "ms-client", nonce, extra));
-        let mock = Mock::given(method("POST"))
-            .and(path(token_path))
-            .respond_with(ResponseTemplate::new(200).set_body_json(body))
-            .mount_as_scoped(&server)
-            .await;
-        let err = exchange(&common, &flow, &request).await.unwrap_err();
+        let result =
+            sign_in_with_id_token(&common, &server, token_path, &iss, nonce_ok, extra).await;
         assert!(
-            matches!(err, Error::InvalidIdToken(_)),
-            "{iss} tid={tid}: {err:?}"
+            matches!(result, Err(Error::InvalidIdToken(_))),
+            "{iss} tid={tid} {nonce_ok}: {result:?}"
         );
-        drop(mock);
     }
 }
 
