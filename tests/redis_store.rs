@@ -343,6 +343,73 @@ async fn requests_keep_working_while_redis_is_down_and_the_store_recovers() {
     assert_eq!(idp.issued(), 3);
 }
 
+/// A lazily connected store lets a service start before Redis is up: requests are served from
+/// the token endpoint meanwhile, each store call fails fast, and the first call after Redis
+/// comes up connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_store_starts_without_redis_and_connects_when_it_comes_up() {
+    let port = free_port();
+    let idp = Idp::start(3600).await;
+    let store = RedisStore::connect_lazy(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .operation_timeout(Duration::from_millis(300));
+    let source = TokenSource::builder(idp.client(), ClientCredentials::new())
+        .store(store.clone())
+        .build();
+    let k = source.cache_key().clone();
+
+    let started = Instant::now();
+    let first = source.token().await.unwrap();
+    assert_eq!(access(&first), "tok-1");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = store.load(&k).await.unwrap_err();
+    assert!(matches!(err, Error::Store(_)), "{err:?}");
+
+    let redis = RedisServer::start_on(port, None).await;
+    assert!(store.load(&k).await.unwrap().is_none(), "nothing saved yet");
+    source.invalidate(&first);
+    let second = source.token().await.unwrap();
+    assert_eq!(access(&second), "tok-2");
+    assert_eq!(
+        access(&store.load(&k).await.unwrap().expect("saved once connected")),
+        "tok-2"
+    );
+    assert!(raw_get(&redis, &entry_name(&k)).await.is_some());
+    assert_eq!(idp.issued(), 2);
+}
+
+/// Several callers arriving while Redis does not answer (a port that takes the connection and
+/// never replies) all fail within about one operation timeout: they do not wait for each
+/// other's connection attempts in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_of_a_silent_lazy_store_fail_within_one_timeout() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let store = RedisStore::connect_lazy(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .operation_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.load(&key()).await })
+        })
+        .collect();
+    for call in calls {
+        let err = call.await.unwrap().unwrap_err();
+        assert!(matches!(err, Error::Store(_)), "{err:?}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_refresh_token_is_in_redis_before_the_new_access_token_is_handed_out() {
     let redis = RedisServer::start().await;

@@ -85,7 +85,11 @@ return 0
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    /// The Redis client (URL and credentials), for the first connection.
+    client: Client,
+    /// The connection, made on first use by [`connect_lazy`](Self::connect_lazy) stores and at
+    /// once by [`connect`](Self::connect); it reconnects by itself afterwards.
+    connection: Arc<tokio::sync::OnceCell<ConnectionManager>>,
     /// The URL without its user information, query or fragment, for `Debug`.
     target: Arc<str>,
     /// The password from the URL, scrubbed from any error text Redis produces.
@@ -116,32 +120,39 @@ impl RedisStore {
     /// # let _ = store; Ok(()) }
     /// ```
     pub async fn connect(url: impl AsRef<str>) -> Result<Self> {
+        let store = Self::connect_lazy(url)?;
+        store.connection().await.map_err(|failure| failure.error)?;
+        Ok(store)
+    }
+
+    /// Like [`connect`](Self::connect), but without connecting yet: the first store call
+    /// connects, so a service can start while Redis is still unreachable. Until Redis answers,
+    /// every call fails within the [`operation_timeout`](Self::operation_timeout) with
+    /// [`Error::Store`] (the [`TokenSource`](crate::TokenSource) works from its memory
+    /// meanwhile), and a later call connects. Only an invalid URL fails here, with
+    /// [`Error::Config`].
+    ///
+    /// ```
+    /// use oauth_layer::store::RedisStore;
+    ///
+    /// // Nothing listens there yet; that is fine until the store is used.
+    /// let store = RedisStore::connect_lazy("redis://127.0.0.1:1")?;
+    /// # let _ = store; Ok::<(), oauth_layer::Error>(())
+    /// ```
+    pub fn connect_lazy(url: impl AsRef<str>) -> Result<Self> {
         let url = Url::parse(url.as_ref())
             .map_err(|e| Error::config(format!("invalid Redis URL: {e}")))?;
         let target: Arc<str> = redacted(&url).into();
         let password = percent_decoded(url.password());
-        let scrub = |e: RedisError| scrubbed(&e, password.as_ref().map(|p| p.as_str()));
-        let client = Client::open(url)
-            .map_err(|e| Error::config(format!("invalid Redis URL {target}: {}", scrub(e))))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(DEFAULT_OPERATION_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let connection = tokio::time::timeout(
-            DEFAULT_OPERATION_TIMEOUT,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| {
-            Error::Store(format!(
-                "cannot connect to Redis at {target}: no connection after {} ms",
-                DEFAULT_OPERATION_TIMEOUT.as_millis()
+        let client = Client::open(url).map_err(|e| {
+            Error::config(format!(
+                "invalid Redis URL {target}: {}",
+                scrubbed(&e, password.as_ref().map(|p| p.as_str()))
             ))
-        })?
-        .map_err(|e| Error::Store(format!("cannot connect to Redis at {target}: {}", scrub(e))))?;
+        })?;
         Ok(Self {
-            connection,
+            client,
+            connection: Arc::default(),
             target,
             password: password.map(Arc::new),
             prefix: DEFAULT_PREFIX.into(),
@@ -153,6 +164,42 @@ impl RedisStore {
             refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
             release: Arc::new(Script::new(RELEASE_SCRIPT)),
         })
+    }
+
+    /// The connection, made now if it has not been yet. Callers that arrive while a first
+    /// connection is being made wait for it, all within one operation timeout; when it fails
+    /// the next call tries again.
+    async fn connection(&self) -> std::result::Result<ConnectionManager, StoreFailure> {
+        if let Some(connection) = self.connection.get() {
+            return Ok(connection.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.operation_timeout))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let first = self
+            .connection
+            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config));
+        match tokio::time::timeout(self.operation_timeout, first).await {
+            Ok(Ok(connection)) => Ok(connection.clone()),
+            Ok(Err(e)) => Err(StoreFailure {
+                wrong_type: false,
+                error: Error::Store(format!(
+                    "cannot connect to Redis at {}: {}",
+                    self.target,
+                    scrubbed(&e, self.password.as_ref().map(|p| p.as_str()))
+                )),
+            }),
+            Err(_) => Err(StoreFailure {
+                wrong_type: false,
+                error: Error::Store(format!(
+                    "cannot connect to Redis at {}: no connection after {} ms",
+                    self.target,
+                    self.operation_timeout.as_millis()
+                )),
+            }),
+        }
     }
 
     /// The prefix of every key this store reads or writes (default `oauth-layer:`). Give each
@@ -321,7 +368,7 @@ impl RedisStore {
         what: &str,
         cmd: &::redis::Cmd,
     ) -> std::result::Result<T, StoreFailure> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection().await?;
         match tokio::time::timeout(self.operation_timeout, cmd.query_async(&mut connection)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.failure(what, &e)),
@@ -459,24 +506,41 @@ impl RenewalLock for RedisLock {
     async fn release(self: Box<Self>) {
         let mut invocation = self.store.release.key(&self.lock_key);
         invocation.arg(&self.fence);
-        let mut connection = self.store.connection.clone();
+        let error = match self.store.connection().await {
+            Ok(connection) => match self.unlock(&invocation, connection).await {
+                None => return,
+                Some(error) => error,
+            },
+            Err(failure) => failure.error,
+        };
+        // The lock expires by itself; this only costs other processes a wait.
+        tracing::warn!(error = %error, "Redis renewal lock not released");
+    }
+}
+
+impl RedisLock {
+    /// Runs the release script; the error to log, or `None` when it released this holder's
+    /// lock.
+    async fn unlock(
+        &self,
+        invocation: &::redis::ScriptInvocation<'_>,
+        mut connection: ConnectionManager,
+    ) -> Option<Error> {
         let released = tokio::time::timeout(
             self.store.operation_timeout,
             invocation.invoke_async::<i64>(&mut connection),
         )
         .await;
-        let error = match released {
-            Ok(Ok(1)) => return,
-            Ok(Ok(_)) => Error::Store(
+        match released {
+            Ok(Ok(1)) => None,
+            Ok(Ok(_)) => Some(Error::Store(
                 "the Redis renewal lock expired before it was released; \
                  make lock_ttl longer than the slowest renewal"
                     .into(),
-            ),
-            Ok(Err(e)) => self.store.failure("unlock", &e).error,
-            Err(_) => self.store.timed_out("unlock").error,
-        };
-        // The lock expires by itself; this only costs other processes a wait.
-        tracing::warn!(error = %error, "Redis renewal lock not released");
+            )),
+            Ok(Err(e)) => Some(self.store.failure("unlock", &e).error),
+            Err(_) => Some(self.store.timed_out("unlock").error),
+        }
     }
 }
 
