@@ -1,0 +1,193 @@
+//! What `-v` reports: token events (fetched, reused, renewed, retried, not sent, loaded from the
+//! store) and the crate's warnings, on stderr; and the helpers that put messages on one line.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use http::Extensions;
+use oauth_layer::flow::Flow;
+use oauth_layer::{OAuthClient, Token, TokenSource};
+use reqwest::{Request, Response};
+use reqwest_middleware::{Middleware, Next};
+
+use crate::store::Store;
+
+/// What `-v` reports. Every line names an event, never a token or secret.
+#[derive(Clone)]
+pub(crate) struct Events {
+    pub(crate) verbose: bool,
+    /// Counts tokens obtained from the server; the first one is "fetched", later ones "renewed".
+    pub(crate) obtained: Arc<AtomicU64>,
+    /// Whether tokens may come from a store (`--cache`, `--redis`).
+    pub(crate) stored: bool,
+    /// Set when a request first carried a token this run did not obtain: one from the store.
+    pub(crate) loaded: Arc<AtomicBool>,
+}
+
+impl Events {
+    pub(crate) fn say(&self, line: &str) {
+        if self.verbose {
+            eprintln!("token: {line}");
+        }
+    }
+
+    pub(crate) fn source(
+        &self,
+        client: OAuthClient,
+        flow: impl Flow,
+        store: &Store,
+    ) -> TokenSource {
+        let events = self.clone();
+        let builder = TokenSource::builder(client, flow);
+        store
+            .attach(builder)
+            .on_token_change(move |token: &Token| {
+                // After a token from the store, the first one obtained replaces it.
+                let first = events.obtained.fetch_add(1, Ordering::SeqCst) == 0
+                    && !events.loaded.load(Ordering::SeqCst);
+                events.say(&format!(
+                    "{} (expires in {} s{})",
+                    if first { "fetched" } else { "renewed" },
+                    token.lifetime().as_secs(),
+                    if token.refresh_token().is_some() {
+                        ", with a refresh token"
+                    } else {
+                        ""
+                    }
+                ));
+            })
+            .build()
+    }
+}
+
+/// One send of the command line's request, put in its extensions so [`Observer`] can tell
+/// its first attempt from the retry [`OAuthMiddleware`] makes after a 401.
+///
+/// [`OAuthMiddleware`]: oauth_layer::OAuthMiddleware
+#[derive(Clone)]
+pub(crate) struct Exchange {
+    /// [`Events::obtained`] when the send began: no new token since means the cached one was
+    /// reused.
+    pub(crate) obtained_before: u64,
+    /// The status of each attempt so far.
+    pub(crate) attempts: Arc<Mutex<Vec<u16>>>,
+}
+
+/// Sits below [`OAuthMiddleware`], so it sees every attempt as it goes on the wire, with the
+/// token attached (or not), and reports `reused`, `retried after 401` and `not sent`.
+///
+/// [`OAuthMiddleware`]: oauth_layer::OAuthMiddleware
+pub(crate) struct Observer {
+    pub(crate) events: Events,
+}
+
+#[async_trait::async_trait]
+impl Middleware for Observer {
+    async fn handle(
+        &self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        if let Some(send) = extensions.get::<Exchange>().cloned() {
+            let earlier = send
+                .attempts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let has_token = request
+                .headers()
+                .contains_key(reqwest::header::AUTHORIZATION);
+            match earlier.as_slice() {
+                [] if !has_token => self.events.say(&format!(
+                    "not sent to {} (tokens go only to https and to loopback http)",
+                    request.url().origin().ascii_serialization()
+                )),
+                [] if self.events.obtained.load(Ordering::SeqCst) == send.obtained_before => {
+                    // No token obtained in this run yet: it came from the store (once).
+                    if self.events.stored
+                        && send.obtained_before == 0
+                        && !self.events.loaded.swap(true, Ordering::SeqCst)
+                    {
+                        self.events.say("loaded from the store");
+                    } else {
+                        self.events.say("reused");
+                    }
+                }
+                [] => {}
+                [.., 401] => self.events.say("retried after 401"),
+                [..] => self.events.say("request sent again"),
+            }
+            let response = next.run(request, extensions).await?;
+            send.attempts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(response.status().as_u16());
+            return Ok(response);
+        }
+        next.run(request, extensions).await
+    }
+}
+
+/// With `-v`, the crate's warnings (a token request that failed, a token kept after a failed
+/// renewal) as `token: warning: ...` lines. The crate keeps tokens and secrets out of its events.
+pub(crate) struct Warnings;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let meta = event.metadata();
+        // `Level` orders by verbosity: anything above WARN is INFO, DEBUG or TRACE.
+        if *meta.level() > tracing::Level::WARN || !meta.target().starts_with("oauth_layer") {
+            return;
+        }
+        let mut text = EventText::default();
+        event.record(&mut text);
+        eprintln!(
+            "token: warning: {}{}",
+            one_line(text.message),
+            one_line(text.fields)
+        );
+    }
+}
+
+/// An event's message, then its other fields as `; name: value`.
+#[derive(Default)]
+struct EventText {
+    message: String,
+    fields: String,
+}
+
+impl tracing::field::Visit for EventText {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        } else {
+            self.fields
+                .push_str(&format!("; {}: {value:?}", field.name()));
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.record_debug(field, &format_args!("{value}"));
+    }
+}
+
+/// `text` on one line: control characters (newlines included) become spaces.
+pub(crate) fn one_line(text: impl std::fmt::Display) -> String {
+    text.to_string()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// `error: cause: cause`, as reqwest's own message names only the URL.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,210 @@
+//! `fetch`: send requests with an OAuth bearer token, from the command line.
+//!
+//! ```text
+//! cargo run --example fetch -- --token-url URL --client-id ID [OPTIONS] URL...
+//! cargo run --example fetch -- --issuer ISSUER --client-id ID [OPTIONS] URL...
+//! cargo run --example fetch -- --provider NAME [--provider-arg V] --client-id ID [OPTIONS] URL...
+//! cargo run --example fetch -- revoke --revocation-url URL --client-id ID --token T
+//! ```
+//!
+//! For each response it prints `STATUS URL` on a line of its own, then the body. With `-v`,
+//! token events go to stderr, one line each and never with a token or secret in them:
+//! `token: fetched`, `token: reused`, `token: renewed`, `token: retried after 401`, and
+//! `token: not sent` for a URL that may not receive one.
+//! Exit code: 0 when every response was 2xx, 1 otherwise, 2 for usage or configuration errors
+//! (with a one-line message on stderr).
+//!
+//! Where the endpoints come from, first match wins: `--token-url` (and `--auth-url`,
+//! `--device-url`, `--revocation-url`) as given; the `token_uri` of a service account key file
+//! (`--flow jwt-bearer`); otherwise, with `--issuer`, the issuer's discovery document
+//! (OpenID Connect, then RFC 8414), whose issuer must be exactly `--issuer` and whose endpoints
+//! must be `https` (or `http` to loopback). Explicit options still win over the document. A
+//! failed discovery is a configuration error (exit code 2).
+//!
+//! `--provider NAME` takes the client from one of the crate's provider presets
+//! (`oauth_layer::provider`, feature `auth-code`) instead: its endpoints, client authentication
+//! and quirks, with `--client-id` and `--client-secret`. `--scope` replaces the preset's default
+//! scopes, and the flow defaults to the preset's own sign-in (`Preset::auth_code`: its
+//! authorization parameters, such as Google's `access_type=offline` or Reddit's
+//! `duration=permanent`), which the auth-code options below (`--paste`, `--redirect-uri`) adjust.
+//! `--flow device` (with the preset's default scopes unless `--scope` is given), `refresh` and
+//! `client-credentials` use the preset's client too; device needs a preset with a device
+//! authorization endpoint. Presets that need to know where the provider lives take it from
+//! `--provider-arg`: the tenant for `microsoft` (default `common`), the domain for `okta` and
+//! `auth0`, the realm URL for `keycloak`, the base URL of a self-hosted `gitlab` (default
+//! gitlab.com), the shop for `shopify`, a descriptive user agent for `reddit`, and `integration`
+//! or `production` for `franceconnect` (feature `jwt`); `openid` discovers any OpenID Connect
+//! provider from `--issuer`. Endpoint options (`--token-url`, `--auth-url`, `--device-url`,
+//! `--revocation-url`), `--auth-method` and (but for `openid`) `--issuer` say what the preset
+//! already says, so with `--provider` they are usage errors (ambiguous). Tokens go to the URLs
+//! given as usual, as bearer tokens (Shopify's Admin API wants them in `X-Shopify-Access-Token`
+//! instead, which this tool does not send).
+//!
+//! The interactive flows sign in once, at the first request. `--flow auth-code` opens the
+//! system browser (`$BROWSER` is honoured) at the authorization URL, also printed on stderr, and
+//! receives the code on a loopback server; with `--paste`, or when no browser can be opened, the
+//! person pastes the address the browser ended on (read from stdin); on hosted platforms that
+//! set `OAUTH_LAYER_REDIRECT_URL` and `OAUTH_LAYER_CODE_SOURCE_URL`, their code source is used.
+//! `--flow device` prints the verification URL and the code to enter on stderr and polls until
+//! the sign-in is approved. Later requests and `--repeat` rounds reuse the token, and its
+//! refresh token renews it without asking again.
+//!
+//! `--flow jwt-bearer` (RFC 7523 §2.1) signs an assertion with `--key FILE`: a PEM private key,
+//! whose assertions are issued (`iss`) by `--client-id` for `--subject` (default: the client
+//! id), addressed (`aud`) to the token endpoint, with the scopes as the `scope` form parameter;
+//! or a Google-style service account key file (JSON, recognised by its content), which also
+//! gives the token endpoint, the issuer (its `client_email`, also the default client id) and
+//! the key id, and takes the scopes in the assertion's `scope` claim.
+//! The algorithm of a PEM key is `--key-alg`, or else guessed from the key: RS256 for RSA,
+//! ES256 or ES384 for P-256 or P-384, EdDSA for Ed25519 (give `--key-alg` for PS256, RS384...).
+//!
+//! `--flow token-exchange` (RFC 8693) trades `--subject-token` (and `--actor-token`) for a
+//! token.
+//!
+//! Tokens live in memory for one run unless a store keeps them between runs: `--cache DIR`
+//! (feature `file-store`) keeps them in files in DIR (`oauth_layer::store::FileStore`: the
+//! directory `0700`, each file `0600`, plain JSON, so the files hold the tokens; give it a
+//! directory of its own, as an existing one is made private, and one writable by everyone such
+//! as `/tmp` is refused), and `--redis URL` (feature `redis-store`) in a Redis
+//! (`oauth_layer::store::RedisStore`), shared by every machine that uses it. The token source
+//! reads through the store (a run starts with the token an earlier run left, and signs in or
+//! asks the server only when there is none or it cannot be renewed with its refresh token) and
+//! writes through it (every new token is saved before it is used). Processes sharing a store
+//! make one renewal between them. `--identity NAME` tells apart the tokens of several people
+//! (or roles) of one client and grant in one store. `--cache` and `--redis` do not go
+//! together; a Redis that cannot be reached or refuses the credentials is a configuration error
+//! (exit code 2), whose message never shows the password from the URL. With `-v`, a token read
+//! from the store is reported as `token: loaded from the store`.
+//!
+//! `fetch revoke ...` revokes one token (RFC 7009) at `--revocation-url` (or the one the
+//! issuer's discovery document names) and prints `revoked`. Exit code: 0 when revoked, 1 when
+//! the server refused or could not be reached, 2 for usage or configuration errors (an
+//! `invalid_client` included).
+//!
+//! Key files, subject, actor and revoked tokens are secrets: never printed, `-v` included.
+
+mod build;
+mod events;
+mod options;
+mod store;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use oauth_layer::{Action, OAuthMiddleware};
+
+use build::{build_source, revoke};
+use events::{Events, Exchange, Observer, Warnings, one_line, with_causes};
+use options::{Stop, USAGE, is_interactive, parse, usage};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let stop = |stop: Stop| match stop {
+        Stop::Help => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Stop::Usage(msg) => {
+            eprintln!("fetch: {}", one_line(msg));
+            ExitCode::from(2)
+        }
+        Stop::Failed(msg) => {
+            eprintln!("fetch: {}", one_line(msg));
+            ExitCode::from(1)
+        }
+    };
+    let options = match parse(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(s) => return stop(s),
+    };
+    let events = Events {
+        verbose: options.verbose,
+        obtained: Arc::new(AtomicU64::new(0)),
+        stored: options.cache.is_some() || options.redis.is_some(),
+        loaded: Arc::default(),
+    };
+    if options.verbose {
+        use tracing_subscriber::layer::SubscriberExt;
+        // Ignoring the error is right: it only means a subscriber is already set.
+        let _ =
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Warnings));
+    }
+    if options.revoke {
+        return match revoke(&options, &events).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(s) => stop(s),
+        };
+    }
+    let tokens = match build_source(&options, &events).await {
+        Ok(s) => s,
+        Err(s) => return stop(s),
+    };
+
+    let transport = match reqwest::Client::builder().build() {
+        Ok(c) => c,
+        Err(e) => return stop(usage(format!("cannot build the HTTP client: {e}"))),
+    };
+    let http = reqwest_middleware::ClientBuilder::new(transport)
+        // The interactive flows may sign in during a request (the first one).
+        .with(OAuthMiddleware::from_source(tokens).interactive(is_interactive(&options.flow)))
+        .with(Observer {
+            events: events.clone(),
+        })
+        .build();
+
+    let mut all_ok = true;
+    for round in 0..options.repeat {
+        if round > 0 && !options.interval.is_zero() {
+            tokio::time::sleep(options.interval).await;
+        }
+        for (url, parsed) in &options.urls {
+            let send = Exchange {
+                obtained_before: events.obtained.load(Ordering::SeqCst),
+                attempts: Arc::default(),
+            };
+            let mut request = http
+                .request(options.method.clone().unwrap_or_default(), parsed.clone())
+                .with_extension(send);
+            if let Some(body) = &options.body {
+                request = request.body(body.clone());
+            }
+            match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    all_ok &= status.is_success();
+                    println!("{} {url}", status.as_u16());
+                    match response.text().await {
+                        Ok(body) if body.is_empty() || body.ends_with('\n') => print!("{body}"),
+                        Ok(body) => println!("{body}"),
+                        Err(e) => {
+                            all_ok = false;
+                            eprintln!("fetch: reading the body of {url} failed: {}", one_line(e));
+                        }
+                    }
+                }
+                Err(reqwest_middleware::Error::Middleware(e)) => {
+                    all_ok = false;
+                    match e.downcast_ref::<oauth_layer::Error>() {
+                        // Wrong credentials, an unknown client, a scope the server refuses: no
+                        // other URL will do better.
+                        Some(e) if e.action() == Action::FixConfiguration => {
+                            return stop(usage(format!("cannot get a token: {e}")));
+                        }
+                        Some(e) => eprintln!("fetch: {url}: cannot get a token: {}", one_line(e)),
+                        None => eprintln!("fetch: {url}: {}", one_line(e)),
+                    }
+                }
+                Err(reqwest_middleware::Error::Reqwest(e)) => {
+                    all_ok = false;
+                    eprintln!("fetch: {url}: {}", one_line(with_causes(&e)));
+                }
+            }
+        }
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,123 @@
+//! Where tokens are kept between runs: `--cache` (a file store), `--redis` (a Redis store) or
+//! nowhere, and `--identity`.
+
+use oauth_layer::{TokenSource, TokenSourceBuilder};
+#[cfg(feature = "redis-store")]
+use reqwest::Url;
+
+#[cfg(any(feature = "file-store", feature = "redis-store"))]
+use crate::options::usage;
+use crate::options::{Options, Stop};
+
+/// Where tokens are kept between runs: `--cache DIR`, `--redis URL` or nowhere (memory only),
+/// and `--identity`.
+pub(crate) struct Store {
+    #[cfg(feature = "file-store")]
+    file: Option<oauth_layer::store::FileStore>,
+    #[cfg(feature = "redis-store")]
+    redis: Option<oauth_layer::store::RedisStore>,
+    identity: Option<String>,
+}
+
+impl Store {
+    /// The builder with this store and identity.
+    pub(crate) fn attach(&self, builder: TokenSourceBuilder) -> TokenSourceBuilder {
+        #[cfg(feature = "file-store")]
+        let builder = match &self.file {
+            Some(store) => builder.store(store.clone()),
+            None => builder,
+        };
+        #[cfg(feature = "redis-store")]
+        let builder = match &self.redis {
+            Some(store) => builder.store(store.clone()),
+            None => builder,
+        };
+        match &self.identity {
+            Some(identity) => builder.identity(identity.clone()),
+            None => builder,
+        }
+    }
+
+    /// Reads the source's entry once before anything is sent, so that a cache directory the
+    /// store refuses (a file, a symbolic link, another user's) is a configuration error rather
+    /// than a warning at each request. (The Redis store was reached when it connected.)
+    pub(crate) async fn check(&self, tokens: &TokenSource) -> Result<(), Stop> {
+        #[cfg(feature = "file-store")]
+        if let Some(store) = &self.file {
+            use oauth_layer::store::TokenStore;
+            store
+                .load(tokens.cache_key())
+                .await
+                .map_err(|e| usage(format!("--cache: {e}")))?;
+        }
+        let _ = tokens;
+        Ok(())
+    }
+}
+
+/// The store of `--cache` or `--redis` (checked by [`check_store`]), and `--identity`.
+///
+/// [`check_store`]: crate::options::check_store
+pub(crate) async fn open_store(o: &Options) -> Result<Store, Stop> {
+    Ok(Store {
+        #[cfg(feature = "file-store")]
+        file: open_file_store(o)?,
+        #[cfg(feature = "redis-store")]
+        redis: open_redis_store(o).await?,
+        identity: o.identity.clone(),
+    })
+}
+
+/// `--cache DIR`: a file store there, unless DIR is a directory everyone may write to (such as
+/// `/tmp`), which the store would make private. Nothing is created or read yet.
+#[cfg(feature = "file-store")]
+fn open_file_store(o: &Options) -> Result<Option<oauth_layer::store::FileStore>, Stop> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(dir) = &o.cache else {
+        return Ok(None);
+    };
+    if std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o002 != 0) {
+        return Err(usage(format!(
+            "--cache: {} is writable by everyone; give a directory of the tool's own (it is \
+             made private, 0700)",
+            dir.display()
+        )));
+    }
+    Ok(Some(oauth_layer::store::FileStore::in_dir(dir)))
+}
+
+/// `--redis URL`: connected now; failing to is a configuration error whose message holds no
+/// password.
+#[cfg(feature = "redis-store")]
+async fn open_redis_store(o: &Options) -> Result<Option<oauth_layer::store::RedisStore>, Stop> {
+    let Some(url) = &o.redis else {
+        return Ok(None);
+    };
+    oauth_layer::store::RedisStore::connect(url)
+        .await
+        .map(Some)
+        .map_err(|e| usage(without_password(format!("--redis: {e}"), url)))
+}
+
+/// `text` without the password of the Redis URL `url`, as given or percent-decoded (the
+/// crate's messages already leave it out; this makes sure).
+#[cfg(feature = "redis-store")]
+fn without_password(mut text: String, url: &str) -> String {
+    let Some(password) = Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_owned))
+    else {
+        return text;
+    };
+    // Percent-decoded as in a query, but with `+` kept (it is no space in user information).
+    let query = format!("p={}", password.replace('+', "%2B"));
+    let decoded = url::form_urlencoded::parse(query.as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned());
+    for secret in [Some(password), decoded].into_iter().flatten() {
+        if !secret.is_empty() {
+            text = text.replace(&secret, "[redacted]");
+        }
+    }
+    text
+}
