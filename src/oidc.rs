@@ -11,6 +11,16 @@ pub use id_token::{DEFAULT_LEEWAY, IdTokenClaims, IdTokenValidator, MAX_ID_TOKEN
 /// discovery documents publish it (see `IdTokenValidator::new`, feature `jwt`).
 pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
 
+/// `8-4-4-4-12` hexadecimal digits, as tenant ids are.
+#[cfg(any(feature = "jwt", feature = "auth-code"))]
+pub(crate) fn is_guid(text: &str) -> bool {
+    text.len() == 36
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION};
 use secrecy::ExposeSecret;

@@ -20,7 +20,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::TENANT_PLACEHOLDER;
+use super::{TENANT_PLACEHOLDER, is_guid};
 use crate::client::OAuthClient;
 use crate::error::{Error, Result};
 use crate::redact::Secrets;
@@ -378,13 +378,4 @@ impl fmt::Debug for IdTokenValidator {
             .field("algorithms", &self.inner.algorithms)
             .finish_non_exhaustive()
     }
-}
-
-/// `8-4-4-4-12` hexadecimal digits, as tenant ids are.
-fn is_guid(text: &str) -> bool {
-    text.len() == 36
-        && text.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
 }

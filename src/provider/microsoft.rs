@@ -102,12 +102,7 @@ impl Microsoft {
 
     /// The tenant id that issues this tenant's ID tokens, when known before the sign-in.
     fn issuer_tenant(tenant: &str) -> Option<&str> {
-        let is_guid = tenant.len() == 36
-            && tenant.bytes().enumerate().all(|(i, b)| match i {
-                8 | 13 | 18 | 23 => b == b'-',
-                _ => b.is_ascii_hexdigit(),
-            });
-        if is_guid {
+        if crate::oidc::is_guid(tenant) {
             Some(tenant)
         } else if tenant.eq_ignore_ascii_case("consumers") {
             Some(CONSUMERS_TENANT_ID)
