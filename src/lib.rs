@@ -63,7 +63,7 @@ pub mod testing;
 pub mod tower;
 
 #[cfg(any(feature = "tower", feature = "reqwest"))]
-pub use attach::RequestAuth;
+pub use attach::{RequestAuth, TokenWithheld, WithheldReason};
 #[cfg(feature = "reqwest")]
 pub use reqwest::OAuthMiddleware;
 #[cfg(feature = "tower")]
