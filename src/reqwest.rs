@@ -19,13 +19,10 @@
 //!
 //! # fn build() -> Result<(), Box<dyn std::error::Error>> {
 //! # let client = OAuthClient::new("id").secret("s").token_url("https://idp.example/token")?;
-//! let http = reqwest_middleware::ClientBuilder::new(
-//!     reqwest::Client::builder()
-//!         .redirect(oauth_layer::reqwest::redirect_policy())
-//!         .build()?,
-//! )
-//! .with(OAuthMiddleware::client_credentials(client).allow_origins(["https://api.example"])?)
-//! .build();
+//! // `client_builder()` is `reqwest::Client::builder()` with `redirect_policy()` set.
+//! let http = reqwest_middleware::ClientBuilder::new(oauth_layer::reqwest::client_builder().build()?)
+//!     .with(OAuthMiddleware::client_credentials(client).allow_origins(["https://api.example"])?)
+//!     .build();
 //! # let _ = http; Ok(()) }
 //! ```
 
@@ -69,6 +66,20 @@ pub fn redirect_policy() -> reqwest::redirect::Policy {
     })
 }
 
+/// A `reqwest::ClientBuilder` with [`redirect_policy`] already set: the client to put under
+/// [`OAuthMiddleware`].
+///
+/// ```
+/// # fn build(client: oauth_layer::OAuthClient) -> Result<(), Box<dyn std::error::Error>> {
+/// let http = reqwest_middleware::ClientBuilder::new(oauth_layer::reqwest::client_builder().build()?)
+///     .with(oauth_layer::OAuthMiddleware::client_credentials(client))
+///     .build();
+/// # let _ = http; Ok(()) }
+/// ```
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().redirect(redirect_policy())
+}
+
 /// The origin a request was sent to, kept small and cheap: a keyed hash of scheme, host and port
 /// (keyed per process, so a hostile host name cannot be chosen to collide).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -93,12 +104,16 @@ impl OriginKey {
 /// ```
 /// use oauth_layer::{OAuthClient, OAuthMiddleware};
 ///
-/// # fn build() -> oauth_layer::Result<()> {
+/// # fn build() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = OAuthClient::new("my-client-id")
 ///     .secret("s3cret")
 ///     .token_url("https://idp.example/oauth/token")?;
-/// let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-///     .with(OAuthMiddleware::client_credentials(client).scope("api:read"))
+/// let http = reqwest_middleware::ClientBuilder::new(oauth_layer::reqwest::client_builder().build()?)
+///     .with(
+///         OAuthMiddleware::client_credentials(client)
+///             .scope("api:read")
+///             .allow_origins(["https://api.example"])?,
+///     )
 ///     .build();
 /// # let _ = http; Ok(()) }
 /// ```
