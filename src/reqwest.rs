@@ -89,11 +89,8 @@ impl OriginKey {
     fn of(url: &url::Url) -> Self {
         static KEYS: OnceLock<RandomState> = OnceLock::new();
         let keys = KEYS.get_or_init(RandomState::new);
-        OriginKey(keys.hash_one((
-            url.scheme(),
-            url.host_str().map(str::to_ascii_lowercase),
-            url.port_or_known_default(),
-        )))
+        // The url crate lowercases the scheme and the host of http(s) URLs when it parses them.
+        OriginKey(keys.hash_one((url.scheme(), url.host_str(), url.port_or_known_default())))
     }
 }
 
