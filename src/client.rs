@@ -180,7 +180,7 @@ impl OAuthClient {
     /// client built without `redirect::Policy::none()`, a tower service with tower-http's
     /// `FollowRedirect`; see [`HttpTransport::follows_redirects`]) is refused here: it is logged
     /// at `error` level, and every back-channel request fails with a
-    /// [`TransportErrorKind::Redirect`](crate::TransportErrorKind::Redirect) error without
+    /// [`TransportErrorKind::Redirect`] error without
     /// contacting anything, so a `307` can never replay the client secret to another host.
     pub fn transport(self, transport: impl HttpTransport) -> Self {
         let transport: Arc<dyn HttpTransport> = match transport.follows_redirects() {

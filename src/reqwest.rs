@@ -11,7 +11,7 @@
 //! `redirect::Policy::none()`): it follows redirects within the request's origin and hands a
 //! redirect to another origin back to you. A token-carrying request whose answer comes from
 //! another origin proves the client followed such a redirect: the middleware then returns
-//! [`Error::UnsafeRedirect`](crate::Error::UnsafeRedirect) instead of the answer, and never
+//! [`Error::UnsafeRedirect`] instead of the answer, and never
 //! renews or resends a token because of it.
 //!
 //! ```
