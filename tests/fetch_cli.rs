@@ -3598,6 +3598,9 @@ enum Way {
 
 const WAYS: [Way; 3] = [Way::Env, Way::File, Way::Stdin];
 
+/// A secret option, its value, and the way it is given.
+type Secret<'a> = (&'a str, &'a str, Way);
+
 /// The environment variable of the secret option `option`.
 fn variable(option: &str) -> &'static str {
     SECRET_VARIABLES
@@ -3611,7 +3614,7 @@ fn variable(option: &str) -> &'static str {
 /// in `dir`), and what to write to its standard input.
 fn secret_command(
     args: &[String],
-    secrets: &[(&str, &str, Way)],
+    secrets: &[Secret<'_>],
     dir: &TempDir,
 ) -> (Command, Option<String>) {
     let mut args = args.to_vec();
@@ -3666,7 +3669,7 @@ async fn run_with_stdin(mut cmd: Command, input: Option<String>) -> Run {
 }
 
 /// The binary with `args` and `secrets` given off the command line, run to its end.
-async fn fetch_with_secrets(args: &[String], secrets: &[(&str, &str, Way)], dir: &TempDir) -> Run {
+async fn fetch_with_secrets(args: &[String], secrets: &[Secret<'_>], dir: &TempDir) -> Run {
     let (cmd, stdin) = secret_command(args, secrets, dir);
     run_with_stdin(cmd, stdin).await
 }
@@ -4080,7 +4083,7 @@ async fn no_secret_reaches_the_command_line_of_the_running_process() {
         "post",
         "-v",
     ]);
-    let runs: Vec<(Vec<String>, Vec<(&str, &str, Way)>)> = vec![
+    let runs: Vec<(Vec<String>, Vec<Secret<'_>>)> = vec![
         (
             fetch_args("token-exchange"),
             vec![
