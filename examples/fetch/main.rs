@@ -82,10 +82,22 @@
 //! `invalid_client` included).
 //!
 //! Key files, subject, actor and revoked tokens are secrets: never printed, `-v` included.
+//!
+//! Secrets stay off the command line, where every user of the machine can read them (`ps`,
+//! `/proc/PID/cmdline`), when they come another way: each secret option (`--client-secret`,
+//! `--password`, `--refresh-token`, `--subject-token`, `--actor-token`, `--token` and `--redis`,
+//! whose URL may hold a password) takes `@FILE` (the file's contents without one trailing
+//! newline), `-` (standard input, likewise; one option at most, and not with `--paste`), or,
+//! when the option is left out, the environment variable `OAUTH_` and the option's name in
+//! capitals (`OAUTH_CLIENT_SECRET`, `OAUTH_PASSWORD`, ..., `OAUTH_REDIS`; the latter turns
+//! the Redis store on unless `--cache` is given). The value itself on the command line still
+//! works, and `--help` says who can see it. A file that cannot be read is a usage error that
+//! shows neither its name (it may be a secret that starts with `@`) nor its contents.
 
 mod build;
 mod events;
 mod options;
+mod secret;
 mod store;
 
 use std::process::ExitCode;
@@ -114,9 +126,12 @@ async fn main() -> ExitCode {
             ExitCode::from(1)
         }
     };
-    let options = match parse(std::env::args().skip(1)) {
-        Ok(o) => o,
-        Err(s) => return stop(s),
+    // Parsing may read secrets from files and standard input: blocking work.
+    let parsed = tokio::task::spawn_blocking(|| parse(std::env::args().skip(1))).await;
+    let options = match parsed {
+        Ok(Ok(o)) => o,
+        Ok(Err(s)) => return stop(s),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
     let events = Events {
         verbose: options.verbose,
