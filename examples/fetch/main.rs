@@ -156,13 +156,30 @@ async fn main() -> ExitCode {
         Err(s) => return stop(s),
     };
 
-    let transport = match reqwest::Client::builder().build() {
+    // Redirects are followed within a URL's origin only; one to another origin is printed as
+    // the 3xx it is (the token never follows it).
+    let transport = match oauth_layer::reqwest::client_builder().build() {
         Ok(c) => c,
         Err(e) => return stop(usage(format!("cannot build the HTTP client: {e}"))),
     };
+    // The token goes to the origins of the URLs named on the command line, and nowhere else.
+    let origins = options
+        .urls
+        .iter()
+        .map(|(_, url)| url.origin().ascii_serialization())
+        .filter(|origin| origin.starts_with("https://") || is_loopback_origin(origin))
+        .collect::<Vec<_>>();
+    let mut middleware =
+        OAuthMiddleware::from_source(tokens).interactive(is_interactive(&options.flow));
+    if !origins.is_empty() {
+        middleware = match middleware.allow_origins(origins) {
+            Ok(m) => m,
+            Err(e) => return stop(usage(e.to_string())),
+        };
+    }
     let http = reqwest_middleware::ClientBuilder::new(transport)
         // The interactive flows may sign in during a request (the first one).
-        .with(OAuthMiddleware::from_source(tokens).interactive(is_interactive(&options.flow)))
+        .with(middleware)
         .with(Observer {
             events: events.clone(),
         })
@@ -222,4 +239,20 @@ async fn main() -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// `http://` to a loopback host: the only plain-http origins a token may go to.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(host_port) = origin.strip_prefix("http://") else {
+        return false;
+    };
+    let host = match host_port.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => host_port,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
