@@ -132,6 +132,13 @@ pub enum Error {
     #[error("token store error: {0}")]
     Store(String),
 
+    /// The store refused a write because this process's renewal lock was no longer its own (it
+    /// expired or another process took it over): another process is renewing, and its token,
+    /// not this one, is the current one (fencing, SECURITY.md rule 54). Transient: read the
+    /// store again later.
+    #[error("token store refused a write: {0}")]
+    LockLost(String),
+
     /// A bug or a panic inside the crate's background renewal.
     #[error("internal error: {0}")]
     Internal(String),
@@ -189,7 +196,7 @@ impl Error {
             | Error::AuthorizationDenied(_)
             | Error::Timeout(_) => Action::Reauthenticate,
             Error::MalformedCallback(_) => Action::Report,
-            Error::Store(_) => Action::RetryLater { after: None },
+            Error::Store(_) | Error::LockLost(_) => Action::RetryLater { after: None },
             Error::Internal(_) => Action::Report,
         }
     }
