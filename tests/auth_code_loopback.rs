@@ -620,6 +620,17 @@ async fn a_connection_that_never_finishes_its_head_is_closed_at_the_header_deadl
 }
 
 #[tokio::test]
+async fn the_longest_deadlines_do_not_panic() {
+    let idp = idp(1).await;
+    let receiver = LoopbackReceiver::new()
+        .client_timeout(Duration::MAX)
+        .header_timeout(Duration::MAX);
+    let sign_in = start(AuthCode::new().receiver(receiver), client(&idp)).await;
+    sign_in.complete().await;
+    idp.verify().await;
+}
+
+#[tokio::test]
 async fn nobody_signing_in_times_out_and_closes_the_port() {
     let idp = idp(0).await;
     let flow = AuthCode::new()

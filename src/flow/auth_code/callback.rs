@@ -68,7 +68,10 @@ impl fmt::Debug for Callback {
 /// A provider's own check of a callback (Shopify's `hmac`), run once its state is known to be
 /// ours and before its code is accepted.
 #[derive(Clone)]
-pub(crate) struct CallbackCheck(pub(crate) Arc<dyn Fn(&Callback) -> Result<()> + Send + Sync>);
+pub(crate) struct CallbackCheck(pub(crate) Arc<CheckFn>);
+
+/// The function behind a [`CallbackCheck`].
+pub(crate) type CheckFn = dyn Fn(&Callback) -> Result<()> + Send + Sync;
 
 impl fmt::Debug for CallbackCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

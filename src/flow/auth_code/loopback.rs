@@ -256,9 +256,11 @@ impl CodeReceiver for LoopbackReceiver {
         let (mut ips, port, plan) = self.plan(configured)?;
         if ips.len() > 1 {
             // `localhost`: also whatever other loopback address the system resolves it to.
-            for resolved in tokio::net::lookup_host(("localhost", 0))
+            let lookup = tokio::net::lookup_host(("localhost", 0));
+            for resolved in tokio::time::timeout(Duration::from_secs(1), lookup)
                 .await
                 .into_iter()
+                .flatten()
                 .flatten()
             {
                 let ip = resolved.ip();
@@ -555,13 +557,14 @@ async fn serve(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_timeout)
+        // Our own header deadline below: hyper's adds the duration to an instant unchecked.
+        .header_read_timeout(None)
         .max_buf_size(MAX_HEAD)
         .keep_alive(false);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
-    // The header deadline closes a client that never finishes its request head (hyper's own
-    // header timeout does too; this one does not depend on when hyper starts counting); the
-    // client deadline also covers one that never reads the answer.
+    // The header deadline closes a client that never finishes its request head, counted from
+    // the connection's start; the client deadline also covers one that never reads the answer.
+    // (tokio's timers take any duration, `Duration::MAX` included.)
     let connection = tokio::time::timeout(settings.client_timeout, connection);
     tokio::pin!(connection);
     let header_deadline = tokio::time::sleep(settings.header_timeout);
