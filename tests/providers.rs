@@ -15,8 +15,10 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use oauth_layer::flow::AuthCode;
+use oauth_layer::flow::Flow;
 use oauth_layer::flow::auth_code::{AuthorizationRequest, Callback};
 use oauth_layer::http::{HttpTransport, ResponseBody};
+use oauth_layer::interact::{BrowserFn, ScriptedPrompt};
 use oauth_layer::provider::{self, Preset};
 use oauth_layer::{Error, OAuthClient, Token, TransportError};
 use serde_json::{Value, json};
@@ -1135,11 +1137,15 @@ type Pairs = Vec<(String, String)>;
 
 /// What Shopify sends back for `request`, unsigned: code, host, shop, state and timestamp.
 fn shopify_pairs(request: &AuthorizationRequest) -> Pairs {
+    shopify_pairs_for(request.state())
+}
+
+fn shopify_pairs_for(state: &str) -> Pairs {
     [
         ("code", "0907a61c0c8d55e99db179b68161bc00"),
         ("host", "YWNtZS1zdG9yZS5teXNob3BpZnkuY29tL2FkbWlu"),
         ("shop", "acme-store.myshopify.com"),
-        ("state", request.state()),
+        ("state", state),
         ("timestamp", "1337178173"),
     ]
     .iter()
@@ -1241,6 +1247,77 @@ async fn shopify_refuses_a_callback_without_its_valid_hmac_and_sends_no_token_re
     )
     .await;
     assert!(form_has(&form, "code", "0907a61c0c8d55e99db179b68161bc00"));
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn shopify_sign_in_ignores_tampered_callbacks_at_the_loopback_and_takes_the_signed_one() {
+    let server = MockServer::start().await;
+    mount_token(
+        &server,
+        "/acme-store.myshopify.com/admin/oauth/access_token",
+        json!({"access_token": "shpat_abc", "scope": "read_products"}),
+    )
+    .await;
+    let shopify = provider::Shopify::new("acme-store", "sh-client")
+        .unwrap()
+        .secret(SECRET)
+        .with_client(|c| c.transport(Rewrite::to(&server)));
+    let (opened, mut urls) = tokio::sync::mpsc::unbounded_channel();
+    let flow = shopify
+        .auth_code()
+        .loopback()
+        .browser(BrowserFn(move |url: &url::Url| {
+            let _ = opened.send(url.clone());
+            Ok(())
+        }))
+        .prompt(ScriptedPrompt::default());
+    let client = shopify.client().clone();
+    let fetch = tokio::spawn(async move { flow.fetch(&client).await });
+
+    // The test is the browser Shopify redirects.
+    let url = urls.recv().await.unwrap();
+    let query = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    let redirect = url::Url::parse(&query("redirect_uri")).unwrap();
+    let state = query("state");
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let visit = |pairs: Pairs| {
+        let mut target = redirect.clone();
+        target.query_pairs_mut().extend_pairs(pairs);
+        let browser = browser.clone();
+        async move { browser.get(target).send().await.unwrap().status() }
+    };
+    let unsigned = shopify_pairs_for(&state);
+    let mut tampered = shopify_signed(unsigned.clone(), SECRET);
+    tampered[0].1 = "attacker-code".into();
+    for bad in [
+        unsigned.clone(),
+        tampered,
+        shopify_signed(unsigned.clone(), "not-the-secret"),
+    ] {
+        assert_eq!(visit(bad).await, reqwest::StatusCode::BAD_REQUEST);
+        assert!(
+            !fetch.is_finished(),
+            "the sign-in ended on a refused callback"
+        );
+    }
+    assert!(server.received_requests().await.unwrap().is_empty());
+
+    assert_eq!(
+        visit(shopify_signed(unsigned, SECRET)).await,
+        reqwest::StatusCode::OK
+    );
+    let token = fetch.await.unwrap().unwrap();
+    assert_eq!(token.header_value(), "Bearer shpat_abc");
     server.verify().await;
 }
 

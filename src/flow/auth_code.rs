@@ -224,6 +224,10 @@ impl AuthCode {
     }
 
     /// PKCE S256 is on by default; turn it off only for a server that rejects it.
+    ///
+    /// Without PKCE only the `state` ties the answer to this sign-in, so a receiver that
+    /// accepts answers without a state ([`PasteReceiver::accept_bare_code`]) is refused: the
+    /// sign-in fails with [`Error::Config`] before any browser opens.
     pub fn pkce(mut self, enabled: bool) -> Self {
         self.pkce = enabled;
         self
