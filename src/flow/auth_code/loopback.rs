@@ -444,6 +444,10 @@ impl PreparedReceiver for Listening {
                             id
                         });
                         open.push_back(Open { head_sent, abort });
+                        // Let the new connection read its head before accepting more: a browser
+                        // sends it at once, and then it is no longer first in line for eviction,
+                        // however fast another program opens connections.
+                        tokio::task::yield_now().await;
                     }
                     Err(error) => {
                         // Usually too many open files; back off instead of spinning.
