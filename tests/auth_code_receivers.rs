@@ -12,7 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oauth_layer::clock::ManualClock;
 use oauth_layer::flow::auth_code::{
-    Callback, CallbackSender, HostedReceiver, PasteReceiver, callback_channel,
+    AuthorizationCode, AuthorizationRequest, Callback, CallbackSender, CodeReceiver,
+    HostedReceiver, PasteReceiver, PreparedReceiver, ReceiveContext, callback_channel,
 };
 use oauth_layer::flow::{AuthCode, Flow};
 use oauth_layer::interact::{BrowserFn, NoBrowser, Prompt, ScriptedPrompt};
@@ -332,6 +333,98 @@ async fn a_bare_code_is_accepted_when_allowed() {
     let sent = token_requests(&server).await;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["code"], "4/0AbareCode-123");
+}
+
+#[tokio::test]
+async fn bare_codes_without_pkce_are_refused_before_the_browser_opens() {
+    let server = idp().await;
+    let person = Person::new(|_, _| "4/0AbareCode-123".into());
+    let opened = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&opened);
+    let flow = AuthCode::new()
+        .pkce(false)
+        .receiver(PasteReceiver::new().accept_bare_code(true))
+        .browser(BrowserFn(move |_: &Url| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }))
+        .prompt(person.clone());
+
+    let err = flow.fetch(&client(&server)).await.unwrap_err();
+    let Error::Config(why) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(why.contains("PKCE"), "{why}");
+    assert_eq!(opened.load(Ordering::SeqCst), 0, "the browser opened");
+    assert_eq!(person.asked(), 0, "the person was asked to paste");
+    assert!(person.shown().is_empty(), "{}", person.shown());
+    assert!(token_requests(&server).await.is_empty());
+
+    // Either setting alone still signs in: PKCE off with whole addresses only...
+    let person = Person::pasting(|state| format!("code=c-1&state={state}"));
+    let flow = AuthCode::new()
+        .pkce(false)
+        .receiver(PasteReceiver::new())
+        .browser(NoBrowser)
+        .prompt(person);
+    assert_token(&flow.fetch(&client(&server)).await.unwrap());
+    let sent = token_requests(&server).await;
+    assert!(!sent[0].contains_key("code_verifier"));
+}
+
+/// A receiver that wraps the paste receiver and does not pass on `requires_pkce`: the paste
+/// receiver still refuses a bare code when the request has no PKCE verifier.
+#[derive(Debug)]
+struct Wrapped(PasteReceiver);
+
+struct WrappedPrepared(Box<dyn PreparedReceiver>);
+
+#[async_trait]
+impl CodeReceiver for Wrapped {
+    async fn prepare(
+        &self,
+        configured: Option<&str>,
+    ) -> oauth_layer::Result<Box<dyn PreparedReceiver>> {
+        Ok(Box::new(WrappedPrepared(self.0.prepare(configured).await?)))
+    }
+}
+
+#[async_trait]
+impl PreparedReceiver for WrappedPrepared {
+    fn redirect_uri(&self) -> &str {
+        self.0.redirect_uri()
+    }
+
+    fn shows_url(&self) -> bool {
+        true
+    }
+
+    async fn receive(
+        self: Box<Self>,
+        request: &AuthorizationRequest,
+        context: &ReceiveContext,
+    ) -> oauth_layer::Result<AuthorizationCode> {
+        self.0.receive(request, context).await
+    }
+}
+
+#[tokio::test]
+async fn a_bare_code_for_a_request_without_pkce_is_refused_even_through_a_wrapper() {
+    let server = idp().await;
+    let person = Person::new(|_, _| "4/0AbareCode-123".into());
+    let flow = AuthCode::new()
+        .pkce(false)
+        .receiver(Wrapped(PasteReceiver::new().accept_bare_code(true)))
+        .browser(NoBrowser)
+        .prompt(person.clone());
+
+    let err = flow.fetch(&client(&server)).await.unwrap_err();
+    let Error::Config(why) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(why.contains("PKCE"), "{why}");
+    assert!(!why.contains("0AbareCode"), "{why}");
+    assert!(token_requests(&server).await.is_empty());
 }
 
 #[tokio::test]

@@ -15,8 +15,10 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use oauth_layer::flow::AuthCode;
+use oauth_layer::flow::Flow;
 use oauth_layer::flow::auth_code::{AuthorizationRequest, Callback};
 use oauth_layer::http::{HttpTransport, ResponseBody};
+use oauth_layer::interact::{BrowserFn, ScriptedPrompt};
 use oauth_layer::provider::{self, Preset};
 use oauth_layer::{Error, OAuthClient, Token, TransportError};
 use serde_json::{Value, json};
@@ -1058,7 +1060,12 @@ async fn shopify_comma_scopes_offline_token_without_type_and_the_shop_header() {
         json!({"access_token": "shpat_abc", "scope": "read_products,write_orders"}),
     )
     .await;
-    let token = exchange(&shopify, &flow, &request).await.unwrap();
+    let callback = shopify_callback(&request, SECRET);
+    let code = request.check(&callback).unwrap();
+    let token = flow
+        .exchange(shopify.client(), &request, code)
+        .await
+        .unwrap();
     assert_eq!(token.header_value(), "Bearer shpat_abc");
     assert!(token.lifetime() > Duration::from_secs(300 * 24 * 3600));
     let (_, form) = token_request(
@@ -1095,6 +1102,7 @@ async fn shopify_comma_scopes_offline_token_without_type_and_the_shop_header() {
     assert!(matches!(shopify.middleware(), Err(Error::Config(_))));
     let online = provider::Shopify::new("acme-store.myshopify.com", "c")
         .unwrap()
+        .secret(SECRET)
         .online(true);
     let request = online
         .auth_code()
@@ -1106,6 +1114,222 @@ async fn shopify_comma_scopes_offline_token_without_type_and_the_shop_header() {
     );
     for bad in ["evil.example/x", "", "-x", "a.b.myshopify.com", "x?y"] {
         assert!(provider::Shopify::new(bad, "c").is_err(), "{bad}");
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104), written out here so the test does not share the crate's code.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    block[..key.len()].copy_from_slice(key);
+    let inner = Sha256::new()
+        .chain_update(block.map(|b| b ^ 0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(block.map(|b| b ^ 0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
+}
+
+type Pairs = Vec<(String, String)>;
+
+/// What Shopify sends back for `request`, unsigned: code, host, shop, state and timestamp.
+fn shopify_pairs(request: &AuthorizationRequest) -> Pairs {
+    shopify_pairs_for(request.state())
+}
+
+fn shopify_pairs_for(state: &str) -> Pairs {
+    [
+        ("code", "0907a61c0c8d55e99db179b68161bc00"),
+        ("host", "YWNtZS1zdG9yZS5teXNob3BpZnkuY29tL2FkbWlu"),
+        ("shop", "acme-store.myshopify.com"),
+        ("state", state),
+        ("timestamp", "1337178173"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+/// `pairs` with the `hmac` Shopify adds: HMAC-SHA256 with `secret` over the sorted
+/// `name=value` pairs joined with `&`, in hex.
+fn shopify_signed(mut pairs: Pairs, secret: &str) -> Pairs {
+    let mut signed: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    signed.sort();
+    let hmac: String = hmac_sha256(secret.as_bytes(), signed.join("&").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    pairs.push(("hmac".into(), hmac));
+    pairs
+}
+
+/// The callback Shopify sends for `request`, signed with `secret`.
+fn shopify_callback(request: &AuthorizationRequest, secret: &str) -> Callback {
+    Callback::from_pairs(shopify_signed(shopify_pairs(request), secret))
+}
+
+#[tokio::test]
+async fn shopify_refuses_a_callback_without_its_valid_hmac_and_sends_no_token_request() {
+    let server = MockServer::start().await;
+    let shopify = provider::Shopify::new("acme-store", "sh-client")
+        .unwrap()
+        .secret(SECRET)
+        .with_client(|c| c.transport(Rewrite::to(&server)));
+    let flow = shopify.auth_code();
+    let request = flow
+        .authorization_request(shopify.client(), REDIRECT)
+        .unwrap();
+    let signed = shopify_signed(shopify_pairs(&request), SECRET);
+    let edit = |edit: &dyn Fn(&mut Pairs)| {
+        let mut pairs = signed.clone();
+        edit(&mut pairs);
+        Callback::from_pairs(pairs)
+    };
+    let hmac = signed.last().unwrap().1.clone();
+    let mut other_shop = shopify_pairs(&request);
+    other_shop[2].1 = "evil-store.myshopify.com".into();
+    let refused = [
+        ("missing", Callback::from_pairs(shopify_pairs(&request))),
+        (
+            "signed with another secret",
+            shopify_callback(&request, "not-the-secret"),
+        ),
+        ("tampered code", edit(&|p| p[0].1 = "attacker-code".into())),
+        (
+            "an added parameter",
+            edit(&|p| p.push(("scope".into(), "write_everything".into()))),
+        ),
+        (
+            "repeated hmac",
+            edit(&|p| p.push(("hmac".into(), hmac.clone()))),
+        ),
+        ("not hex", edit(&|p| p.last_mut().unwrap().1 = "zz".into())),
+        ("empty", edit(&|p| p.last_mut().unwrap().1 = String::new())),
+        (
+            "another shop, correctly signed",
+            Callback::from_pairs(shopify_signed(other_shop, SECRET)),
+        ),
+    ];
+    for (why, callback) in &refused {
+        match request.check(callback) {
+            Err(Error::MalformedCallback(message)) => {
+                assert!(
+                    message.contains("another shop") || message.contains("hmac"),
+                    "{why}: {message}"
+                );
+                assert!(!message.contains(SECRET), "{why}: {message}");
+            }
+            other => panic!("{why}: expected MalformedCallback, got {other:?}"),
+        }
+    }
+    // Not one token request so far; the correctly signed callback still completes.
+    assert!(server.received_requests().await.unwrap().is_empty());
+    mount_token(
+        &server,
+        "/acme-store.myshopify.com/admin/oauth/access_token",
+        json!({"access_token": "shpat_abc", "scope": "read_products"}),
+    )
+    .await;
+    let code = request
+        .check(&Callback::from_pairs(signed.clone()))
+        .unwrap();
+    let token = flow
+        .exchange(shopify.client(), &request, code)
+        .await
+        .unwrap();
+    assert_eq!(token.header_value(), "Bearer shpat_abc");
+    let (_, form) = token_request(
+        &server,
+        "/acme-store.myshopify.com/admin/oauth/access_token",
+    )
+    .await;
+    assert!(form_has(&form, "code", "0907a61c0c8d55e99db179b68161bc00"));
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn shopify_sign_in_ignores_tampered_callbacks_at_the_loopback_and_takes_the_signed_one() {
+    let server = MockServer::start().await;
+    mount_token(
+        &server,
+        "/acme-store.myshopify.com/admin/oauth/access_token",
+        json!({"access_token": "shpat_abc", "scope": "read_products"}),
+    )
+    .await;
+    let shopify = provider::Shopify::new("acme-store", "sh-client")
+        .unwrap()
+        .secret(SECRET)
+        .with_client(|c| c.transport(Rewrite::to(&server)));
+    let (opened, mut urls) = tokio::sync::mpsc::unbounded_channel();
+    let flow = shopify
+        .auth_code()
+        .loopback()
+        .browser(BrowserFn(move |url: &url::Url| {
+            let _ = opened.send(url.clone());
+            Ok(())
+        }))
+        .prompt(ScriptedPrompt::default());
+    let client = shopify.client().clone();
+    let fetch = tokio::spawn(async move { flow.fetch(&client).await });
+
+    // The test is the browser Shopify redirects.
+    let url = urls.recv().await.unwrap();
+    let query = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    let redirect = url::Url::parse(&query("redirect_uri")).unwrap();
+    let state = query("state");
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let visit = |pairs: Pairs| {
+        let mut target = redirect.clone();
+        target.query_pairs_mut().extend_pairs(pairs);
+        let browser = browser.clone();
+        async move { browser.get(target).send().await.unwrap().status() }
+    };
+    let unsigned = shopify_pairs_for(&state);
+    let mut tampered = shopify_signed(unsigned.clone(), SECRET);
+    tampered[0].1 = "attacker-code".into();
+    for bad in [
+        unsigned.clone(),
+        tampered,
+        shopify_signed(unsigned.clone(), "not-the-secret"),
+    ] {
+        assert_eq!(visit(bad).await, reqwest::StatusCode::BAD_REQUEST);
+        assert!(
+            !fetch.is_finished(),
+            "the sign-in ended on a refused callback"
+        );
+    }
+    assert!(server.received_requests().await.unwrap().is_empty());
+
+    assert_eq!(
+        visit(shopify_signed(unsigned, SECRET)).await,
+        reqwest::StatusCode::OK
+    );
+    let token = fetch.await.unwrap().unwrap();
+    assert_eq!(token.header_value(), "Bearer shpat_abc");
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn shopify_without_a_secret_cannot_sign_in() {
+    let shopify = provider::Shopify::new("acme-store", "sh-client").unwrap();
+    match shopify
+        .auth_code()
+        .authorization_request(shopify.client(), REDIRECT)
+    {
+        Err(Error::Config(message)) => assert!(message.contains("secret"), "{message}"),
+        other => panic!("expected a Config error, got {other:?}"),
     }
 }
 

@@ -24,6 +24,7 @@ mod paste;
 mod receiver;
 mod request;
 
+pub(crate) use callback::CallbackCheck;
 pub use callback::{AuthorizationCode, Callback};
 pub use channel::{CallbackSender, ChannelReceiver, callback_channel};
 pub use hosted::HostedReceiver;
@@ -80,6 +81,8 @@ pub struct AuthCode {
     require_iss: bool,
     auth_params: Vec<(String, String)>,
     token_params: Vec<(String, String)>,
+    callback_check: Option<CallbackCheck>,
+    refused: Option<String>,
     receiver: Receiver,
     browser: Arc<dyn Browser>,
     prompt: Arc<dyn Prompt>,
@@ -118,6 +121,8 @@ impl AuthCode {
             require_iss: false,
             auth_params: Vec::new(),
             token_params: Vec::new(),
+            callback_check: None,
+            refused: None,
             receiver: Receiver::Auto,
             browser: Arc::new(crate::interact::SystemBrowser),
             prompt: Arc::new(Terminal),
@@ -219,6 +224,10 @@ impl AuthCode {
     }
 
     /// PKCE S256 is on by default; turn it off only for a server that rejects it.
+    ///
+    /// Without PKCE only the `state` ties the answer to this sign-in, so a receiver that
+    /// accepts answers without a state ([`PasteReceiver::accept_bare_code`]) is refused: the
+    /// sign-in fails with [`Error::Config`] before any browser opens.
     pub fn pkce(mut self, enabled: bool) -> Self {
         self.pkce = enabled;
         self
@@ -233,12 +242,28 @@ impl AuthCode {
 
     /// An extra authorization request parameter (httr2's `auth_params`), such as
     /// `prompt=consent` or `access_type=offline`.
+    ///
+    /// The parameters the flow sends itself cannot be added here: `response_type`,
+    /// `client_id`, `redirect_uri`, `state`, `code_challenge`, `code_challenge_method`,
+    /// `nonce`, `request`, `request_uri`, and `scope` when the flow has scopes of its own. A
+    /// second copy would let a server that takes the last value replace the flow's own (a
+    /// foreign `state`, `code_challenge_method=plain`): [`authorization_request`]
+    /// (and with it the sign-in, before any browser opens) fails with [`Error::Config`] naming
+    /// the parameter. Names are compared ignoring case and surrounding spaces.
+    ///
+    /// [`authorization_request`]: Self::authorization_request
     pub fn auth_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.auth_params.push((name.into(), value.into()));
         self
     }
 
-    /// An extra token request parameter (httr2's `token_params`).
+    /// An extra token request parameter (httr2's `token_params`), such as a `resource`.
+    ///
+    /// The parameters the flow and the client send themselves cannot be added here:
+    /// `grant_type`, `code`, `redirect_uri`, `code_verifier`, `client_id`, `client_secret`,
+    /// `client_assertion` and `client_assertion_type`. Such a name makes
+    /// [`authorization_request`](Self::authorization_request) (so the sign-in fails before
+    /// any browser opens) and [`exchange`](Self::exchange) fail with [`Error::Config`].
     pub fn token_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.token_params.push((name.into(), value.into()));
         self
@@ -279,13 +304,45 @@ impl AuthCode {
         self
     }
 
+    /// Checks every answer to the sign-in with `check` too, once its `state` is known to be
+    /// ours and before its code is accepted (a provider's signature on the callback). A
+    /// receiver ignores an answer `check` refuses, as it does one with a foreign state.
+    pub(crate) fn check_callback(mut self, check: CallbackCheck) -> Self {
+        self.callback_check = Some(check);
+        self
+    }
+
+    /// Makes every sign-in fail with [`Error::Config`] and `reason` before anything is sent (a
+    /// preset whose own settings cannot make a safe sign-in).
+    pub(crate) fn refuse(mut self, reason: impl Into<String>) -> Self {
+        self.refused = Some(reason.into());
+        self
+    }
+
+    /// The configuration errors a sign-in must stop at before anything is sent.
+    fn check_configuration(&self) -> Result<()> {
+        if let Some(reason) = &self.refused {
+            return Err(Error::config(reason.clone()));
+        }
+        let mut owned: Vec<&str> = AUTHORIZATION_PARAMS.to_vec();
+        if !self.scopes.joined().is_empty() {
+            owned.push("scope");
+        }
+        refuse_owned_params("auth_param", &self.auth_params, &owned)?;
+        refuse_owned_params("token_param", &self.token_params, TOKEN_PARAMS)
+    }
+
     /// Step one: the authorization request for `redirect_uri`, with a fresh `state` (256 bits),
     /// PKCE S256 verifier and, when `openid` is requested, a `nonce`.
+    ///
+    /// Fails with [`Error::Config`] when an [`auth_param`](Self::auth_param) or
+    /// [`token_param`](Self::token_param) names a parameter the flow sends itself.
     pub fn authorization_request(
         &self,
         client: &OAuthClient,
         redirect_uri: &str,
     ) -> Result<AuthorizationRequest> {
+        self.check_configuration()?;
         let mut url = client
             .authorization_endpoint()
             .ok_or_else(|| Error::config("no authorization URL configured"))?
@@ -333,6 +390,7 @@ impl AuthCode {
                 || client
                     .metadata()
                     .is_some_and(|m| m.authorization_response_iss_parameter_supported),
+            callback_check: self.callback_check.clone(),
             used: AtomicBool::new(false),
         })
     }
@@ -345,6 +403,7 @@ impl AuthCode {
         request: &AuthorizationRequest,
         code: AuthorizationCode,
     ) -> Result<Token> {
+        refuse_owned_params("token_param", &self.token_params, TOKEN_PARAMS)?;
         let mut token_request = TokenRequest::new("authorization_code")
             .secret_param("code", code.code)
             .param("redirect_uri", request.redirect_uri.clone())
@@ -379,7 +438,15 @@ impl AuthCode {
         receiver: &dyn CodeReceiver,
         fall_back_to_paste: bool,
     ) -> Result<Token> {
+        self.check_configuration()?;
         let prepared = receiver.prepare(self.redirect_uri.as_deref()).await?;
+        if prepared.requires_pkce() && !self.pkce {
+            return Err(Error::config(
+                "this receiver accepts answers that carry no state (a bare pasted code), which \
+                 only PKCE ties to the sign-in; with pkce(false) anyone's code would be \
+                 accepted. Turn PKCE back on, or stop accepting bare codes",
+            ));
+        }
         let request = self.authorization_request(client, prepared.redirect_uri())?;
         let context = self.context(client);
         let quiet = prepared.shows_url();
@@ -421,6 +488,51 @@ impl AuthCode {
         };
         self.exchange(client, &request, code).await
     }
+}
+
+/// What the authorization request carries that `auth_param` must not repeat (`scope` too when
+/// the flow has scopes). `request` and `request_uri` would replace all of them (RFC 9101).
+const AUTHORIZATION_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "nonce",
+    "request",
+    "request_uri",
+];
+
+/// What the code exchange and client authentication send that `token_param` must not repeat.
+const TOKEN_PARAMS: &[&str] = &[
+    "grant_type",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+];
+
+/// Refuses extra parameters (added with `setter`) that repeat one of `owned`: a server that
+/// takes the last of two values would use the caller's instead of the flow's.
+pub(crate) fn refuse_owned_params(
+    setter: &str,
+    params: &[(String, String)],
+    owned: &[&str],
+) -> Result<()> {
+    for (name, _) in params {
+        let trimmed = name.trim();
+        if let Some(own) = owned.iter().find(|o| o.eq_ignore_ascii_case(trimmed)) {
+            return Err(Error::config(format!(
+                "{setter}({own:?}, ..) would send a second {own}, which the flow sends itself; \
+                 use the flow's own setting instead"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]

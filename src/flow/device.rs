@@ -120,7 +120,9 @@ impl DeviceCode {
     }
 
     /// Any other form parameter of the device authorization request (an `audience`, a
-    /// `resource`...).
+    /// `resource`...). Not one the request carries already (`client_id`, `client_secret`,
+    /// `client_assertion`, `client_assertion_type`, and `scope` when the flow has scopes):
+    /// [`device_authorization`](Self::device_authorization) fails with [`Error::Config`].
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.params.push((name.into(), value.into()));
         self
@@ -157,6 +159,17 @@ impl DeviceCode {
             .device_authorization_endpoint()
             .ok_or_else(|| Error::config("no device authorization URL configured"))?;
         let scope = self.scopes.joined();
+        let owned = [
+            "client_id",
+            "client_secret",
+            "client_assertion",
+            "client_assertion_type",
+        ];
+        let scope_owned = ["scope"];
+        super::auth_code::refuse_owned_params("param", &self.params, &owned)?;
+        if !scope.is_empty() {
+            super::auth_code::refuse_owned_params("param", &self.params, &scope_owned)?;
+        }
         let mut secrets = Secrets::default();
         let request = client.authenticated_form(
             url,

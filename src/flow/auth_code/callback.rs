@@ -1,6 +1,7 @@
 //! What comes back to the redirect URI, and the authorization code it carries.
 
 use std::fmt;
+use std::sync::Arc;
 
 use http::StatusCode;
 use secrecy::SecretString;
@@ -61,6 +62,20 @@ impl fmt::Debug for Callback {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.params.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("Callback").field("params", &names).finish()
+    }
+}
+
+/// A provider's own check of a callback (Shopify's `hmac`), run once its state is known to be
+/// ours and before its code is accepted.
+#[derive(Clone)]
+pub(crate) struct CallbackCheck(pub(crate) Arc<CheckFn>);
+
+/// The function behind a [`CallbackCheck`].
+pub(crate) type CheckFn = dyn Fn(&Callback) -> Result<()> + Send + Sync;
+
+impl fmt::Debug for CallbackCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CallbackCheck")
     }
 }
 

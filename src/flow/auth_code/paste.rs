@@ -62,9 +62,12 @@ impl PasteReceiver {
     ///
     /// Off by default, because it is weaker: a bare code carries no `state`, so nothing proves
     /// it answers *this* sign-in rather than one an attacker started and tricked the person into
-    /// copying (RFC 6749 §10.12). PKCE still binds the code to this flow's verifier, so a code
-    /// issued for another PKCE flow will not redeem. With this off, a bare code is refused with
-    /// a request to paste the whole address.
+    /// copying (RFC 6749 §10.12). Only PKCE then binds the code to this sign-in: a code issued
+    /// for another sign-in does not redeem with this one's verifier. So accepting bare codes
+    /// needs PKCE: an [`AuthCode`](super::AuthCode) with `pkce(false)` and this receiver fails
+    /// with [`Error::Config`] before any browser opens, and a bare code pasted in answer to a
+    /// request without a PKCE verifier is refused the same way. With this off, a bare code is
+    /// refused with a request to paste the whole address.
     pub fn accept_bare_code(mut self, accept: bool) -> Self {
         self.accept_bare_code = accept;
         self
@@ -94,6 +97,10 @@ impl PreparedReceiver for PreparedPaste {
 
     fn shows_url(&self) -> bool {
         true
+    }
+
+    fn requires_pkce(&self) -> bool {
+        self.accept_bare_code
     }
 
     async fn receive(
@@ -161,6 +168,12 @@ impl PreparedPaste {
                     "that looks like a bare code; paste the whole address the browser was sent \
                      to, which carries the state that ties it to this sign-in"
                         .into(),
+                ));
+            }
+            if request.verifier.is_none() {
+                return Parsed::Fail(Error::config(
+                    "a bare code carries no state, and this sign-in has no PKCE verifier to bind \
+                     it: nothing ties it to this sign-in. Turn PKCE on to accept bare codes",
                 ));
             }
             // No state came with it (see `accept_bare_code`); ours stands in so the request's

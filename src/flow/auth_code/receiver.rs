@@ -35,6 +35,13 @@ pub trait PreparedReceiver: Send {
         false
     }
 
+    /// `true` when the receiver may accept an answer that carries no `state` (a bare pasted
+    /// code): only PKCE then ties the code to this sign-in, so the flow refuses to run it with
+    /// PKCE off, with [`Error::Config`](crate::Error::Config), before any browser opens.
+    fn requires_pkce(&self) -> bool {
+        false
+    }
+
     /// Waits for the callback that answers `request` and returns its code. Callbacks that are not
     /// answers to it are ignored; the wait ends at `context.timeout()`.
     async fn receive(

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::callback::{AuthorizationCode, Callback, Checked};
+use super::callback::{AuthorizationCode, Callback, CallbackCheck, Checked};
 use crate::error::{Error, Result};
 
 /// One sign-in attempt: the URL to send the person to, and what the answer must match.
@@ -25,6 +25,7 @@ pub struct AuthorizationRequest {
     pub(crate) nonce: Option<SecretString>,
     pub(crate) issuer: Option<String>,
     pub(crate) iss_required: bool,
+    pub(crate) callback_check: Option<CallbackCheck>,
     pub(crate) used: AtomicBool,
 }
 
@@ -51,7 +52,8 @@ impl AuthorizationRequest {
 
     /// Checks a callback against this request (SECURITY.md rules 1, 3, 4 and 5) and returns the
     /// authorization code it carries. A callback whose state is missing, wrong, repeated or
-    /// already used is [`Error::StateMismatch`]; an `error=` with the right state is
+    /// already used is [`Error::StateMismatch`]; one a provider's own check refuses (the
+    /// Shopify preset's `hmac`) is that check's error; an `error=` with the right state is
     /// [`Error::AuthorizationDenied`]; repeated parameters, `code` with `error`, a missing code
     /// or a wrong `iss` are [`Error::MalformedCallback`].
     pub fn check(&self, callback: &Callback) -> Result<AuthorizationCode> {
@@ -93,6 +95,12 @@ impl AuthorizationRequest {
             return Checked::NotOurs(Error::MalformedCallback(
                 "the response carries both code and error".into(),
             ));
+        }
+        // A provider's own signature on the callback (Shopify's hmac), before it counts.
+        if let Some(CallbackCheck(check)) = &self.callback_check
+            && let Err(error) = check(callback)
+        {
+            return Checked::NotOurs(error);
         }
         // Past this point the callback answers this request; it can be answered only once.
         if self.used.swap(true, Ordering::SeqCst) {
