@@ -13,6 +13,7 @@ mod key;
 mod memory;
 #[cfg(feature = "redis-store")]
 mod redis;
+mod salt;
 
 #[cfg(feature = "redis-store")]
 pub use self::redis::RedisStore;
@@ -22,6 +23,7 @@ pub use codec::{Codec, FORMAT_VERSION, MAX_ENTRY};
 pub use file::FileStore;
 pub use key::{CacheKey, CacheKeyBuilder};
 pub use memory::MemoryStore;
+pub use salt::KeySalt;
 
 use async_trait::async_trait;
 use std::fmt;

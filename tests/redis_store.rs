@@ -134,8 +134,13 @@ fn key() -> CacheKey {
     ClientCredentials::new().cache_key(&OAuthClient::new("redis-test"))
 }
 
-fn entry_name(key: &CacheKey) -> String {
-    format!("oauth-layer:token:{}", key.digest())
+/// The Redis key of `key`'s entry under the default prefix: named with the salt the store
+/// keeps in Redis.
+async fn entry_name(redis: &RedisServer, key: &CacheKey) -> String {
+    let store = RedisStore::connect(redis.url()).await.unwrap();
+    let name = store.entry_key(key).await.unwrap();
+    assert!(name.starts_with("oauth-layer:token:"), "{name}");
+    name
 }
 
 fn token(access: &str, refresh: Option<&str>, lifetime: Duration) -> Token {
@@ -160,7 +165,7 @@ async fn raw_get(redis: &RedisServer, name: &str) -> Option<Vec<u8>> {
 
 async fn pttl(redis: &RedisServer, key: &CacheKey) -> i64 {
     redis::cmd("PTTL")
-        .arg(entry_name(key))
+        .arg(entry_name(redis, key).await)
         .query_async(&mut redis.raw().await)
         .await
         .unwrap()
@@ -255,7 +260,9 @@ async fn a_dead_holders_lock_expires_and_another_process_renews() {
 async fn a_lock_is_released_only_by_its_holder_and_waiting_is_bounded() {
     let redis = RedisServer::start().await;
     let k = key();
-    let lock_name = format!("oauth-layer:lock:{}", k.digest());
+    let lock_name = entry_name(&redis, &k)
+        .await
+        .replacen(":token:", ":lock:", 1);
     let first = RedisStore::connect(redis.url())
         .await
         .unwrap()
@@ -305,7 +312,11 @@ async fn requests_keep_working_while_redis_is_down_and_the_store_recovers() {
 
     let first = source.token().await.unwrap();
     assert_eq!(access(&first), "tok-1");
-    assert!(raw_get(&redis, &entry_name(&k)).await.is_some());
+    assert!(
+        raw_get(&redis, &entry_name(&redis, &k).await)
+            .await
+            .is_some()
+    );
 
     redis.stop();
     // The cached token is served from memory, without the store.
@@ -378,7 +389,11 @@ async fn a_lazy_store_starts_without_redis_and_connects_when_it_comes_up() {
         access(&store.load(&k).await.unwrap().expect("saved once connected")),
         "tok-2"
     );
-    assert!(raw_get(&redis, &entry_name(&k)).await.is_some());
+    assert!(
+        raw_get(&redis, &entry_name(&redis, &k).await)
+            .await
+            .is_some()
+    );
     assert_eq!(idp.issued(), 2);
 }
 
@@ -494,7 +509,9 @@ async fn encrypted_entries_hide_the_tokens_and_other_keys_miss() {
         .await
         .unwrap();
 
-    let raw = raw_get(&redis, &entry_name(&k)).await.unwrap();
+    let raw = raw_get(&redis, &entry_name(&redis, &k).await)
+        .await
+        .unwrap();
     let text = String::from_utf8_lossy(&raw);
     assert!(!text.contains("SENTINEL"), "{text}");
 
@@ -511,7 +528,7 @@ async fn corrupt_foreign_and_future_entries_are_misses() {
     let redis = RedisServer::start().await;
     let store = RedisStore::connect(redis.url()).await.unwrap();
     let k = key();
-    let name = entry_name(&k);
+    let name = entry_name(&redis, &k).await;
     let mut raw = redis.raw().await;
 
     store

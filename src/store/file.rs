@@ -19,7 +19,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use zeroize::Zeroizing;
 
-use super::{CacheKey, Codec, MAX_ENTRY, RenewalLock, TokenStore};
+use super::{CacheKey, Codec, KeySalt, MAX_ENTRY, RenewalLock, TokenStore};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::token::Token;
@@ -34,6 +34,8 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 const TEMP_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 /// The longest pause between two attempts to take a busy lock.
 const MAX_LOCK_PAUSE: Duration = Duration::from_millis(50);
+/// The file that holds the directory's [`KeySalt`], in hex.
+const SALT_FILE: &str = "cache-key.salt";
 
 /// Tokens kept in files, shared by every process of the user that uses the same directory.
 ///
@@ -227,7 +229,10 @@ impl FileStore {
         &self.dir
     }
 
-    /// The file that holds the token for `key` (it may not exist).
+    /// The file that holds the token for `key` (it may not exist). Its name is a keyed digest
+    /// of the key under the directory's salt, so this reads the salt, creating the directory
+    /// and the salt first if they do not exist yet: that is blocking file work, and it fails
+    /// with [`Error::Store`] as any use of the store would (a refused directory, for example).
     ///
     /// ```no_run
     /// use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials, store::FileStore};
@@ -235,11 +240,12 @@ impl FileStore {
     /// let store = FileStore::in_dir("/tmp/tokens");
     /// let client = OAuthClient::new("id").token_url("https://idp.example/token")?;
     /// let source = TokenSource::builder(client, ClientCredentials::new()).build();
-    /// println!("{}", store.path(source.cache_key()).display());
+    /// println!("{}", store.path(source.cache_key())?.display());
     /// # Ok::<(), oauth_layer::Error>(())
     /// ```
-    pub fn path(&self, key: &CacheKey) -> PathBuf {
-        self.dir.join(entry_name(key))
+    pub fn path(&self, key: &CacheKey) -> Result<PathBuf> {
+        let dir = CacheDir::open(&self.dir)?;
+        Ok(dir.path(&dir.entry_name(key)))
     }
 
     /// The directory, checked and open, pruned on the first use in this process.
@@ -253,7 +259,8 @@ impl FileStore {
 
     fn load_blocking(&self, key: &CacheKey) -> Result<Loaded> {
         let dir = self.open()?;
-        let name = entry_name(key);
+        let name = dir.entry_name(key);
+        let entry = dir.path(&name);
         // A writer may replace the entry while a corrupt one is moved aside; then read again.
         for _ in 0..3 {
             let Some((mut file, meta)) = dir.open_file(&name, OFlags::RDONLY, Mode::empty())?
@@ -272,6 +279,7 @@ impl FileStore {
             match dir.move_aside(&name, &meta) {
                 Ok(Some(aside)) => {
                     return Ok(Loaded::Corrupt {
+                        file: entry.clone(),
                         why,
                         moved_to: Ok(aside),
                     });
@@ -279,6 +287,7 @@ impl FileStore {
                 Ok(None) => continue,
                 Err(e) => {
                     return Ok(Loaded::Corrupt {
+                        file: entry.clone(),
                         why,
                         moved_to: Err(e),
                     });
@@ -291,7 +300,7 @@ impl FileStore {
     fn save_blocking(&self, key: &CacheKey, bytes: &[u8]) -> Result<()> {
         let dir = CacheDir::open(&self.dir)?;
         self.opened.store(true, Ordering::Release);
-        let name = entry_name(key);
+        let name = dir.entry_name(key);
         dir.check_existing(&name)?;
 
         let mut random = [0u8; 8];
@@ -329,7 +338,7 @@ impl FileStore {
 
     fn delete_blocking(&self, key: &CacheKey) -> Result<()> {
         let dir = self.open()?;
-        let name = entry_name(key);
+        let name = dir.entry_name(key);
         match rustix::fs::unlinkat(&dir.fd, name.as_str(), AtFlags::empty()) {
             Ok(()) => dir.sync(),
             Err(Errno::NOENT) => Ok(()),
@@ -343,7 +352,7 @@ impl FileStore {
 
     fn lock_blocking(&self, key: &CacheKey) -> Result<File> {
         let dir = self.open()?;
-        let name = lock_name(key);
+        let name = dir.lock_name(key);
         let deadline = Instant::now() + self.lock_timeout;
         let mut pause = Duration::from_millis(2);
         loop {
@@ -429,8 +438,11 @@ impl TokenStore for FileStore {
         match blocking(move || store.load_blocking(&owned_key)).await? {
             Loaded::Missing => Ok(None),
             Loaded::Token(token) => Ok(Some(token)),
-            Loaded::Corrupt { why, moved_to } => {
-                let file = self.path(key);
+            Loaded::Corrupt {
+                file,
+                why,
+                moved_to,
+            } => {
                 match moved_to {
                     Ok(aside) => tracing::warn!(
                         file = %file.display(),
@@ -490,6 +502,7 @@ enum Loaded {
     Token(Token),
     /// An unreadable entry, and the name it was moved to (or why it could not be).
     Corrupt {
+        file: PathBuf,
         why: Error,
         moved_to: std::result::Result<String, Error>,
     },
@@ -511,6 +524,12 @@ impl<'a> Kind<'a> {
                     .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         };
         if let Some(rest) = name.strip_prefix('.') {
+            if let Some(suffix) = rest
+                .strip_prefix(SALT_FILE)
+                .and_then(|r| r.strip_prefix(".tmp-"))
+            {
+                return (!suffix.is_empty()).then_some(Kind::Temp);
+            }
             let (digest, suffix) = rest.split_once(".json.tmp-")?;
             return (is_digest(digest) && !suffix.is_empty()).then_some(Kind::Temp);
         }
@@ -526,28 +545,32 @@ impl<'a> Kind<'a> {
     }
 }
 
-/// The cache directory, checked and open, so that files are opened relative to it.
+/// The cache directory, checked and open, so that files are opened relative to it, with the
+/// salt that names its entries.
 struct CacheDir {
     fd: File,
     path: PathBuf,
+    salt: KeySalt,
 }
 
 impl CacheDir {
     /// Opens `path` without following a symbolic link, creating it (and missing parents) with
-    /// mode `0700` if needed. Refuses a link, a non-directory and another user's directory;
-    /// tightens our own to `0700`.
+    /// mode `0700` if needed, then reads its salt (creating it if needed). Refuses a link, a
+    /// non-directory, another user's directory, and an existing directory that other users may
+    /// enter: the store never changes the permissions of a directory it did not create.
     fn open(path: &Path) -> Result<Self> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = match rustix::fs::open(path, flags, Mode::empty()) {
-            Ok(fd) => fd,
+        let (fd, created) = match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => (fd, false),
             Err(Errno::NOENT) => {
                 std::fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o700)
                     .create(path)
                     .map_err(|e| io_error("cannot create the token cache directory", path, &e))?;
-                rustix::fs::open(path, flags, Mode::empty())
-                    .map_err(|e| open_error("the token cache directory", path, e))?
+                let fd = rustix::fs::open(path, flags, Mode::empty())
+                    .map_err(|e| open_error("the token cache directory", path, e))?;
+                (fd, true)
             }
             Err(e) => return Err(open_error("the token cache directory", path, e)),
         };
@@ -557,20 +580,27 @@ impl CacheDir {
             .map_err(|e| io_error("cannot inspect the token cache directory", path, &e))?;
         check_owner(&meta, "the token cache directory", path)?;
         let mode = meta.mode() & 0o777;
-        if mode != 0o700 {
+        if mode & 0o077 != 0 {
+            return Err(Error::Store(format!(
+                "refusing the token cache directory {}: it already exists and other users may \
+                 use it (mode {mode:o}); tokens are kept only in a private directory. Give the \
+                 store a directory of its own that does not exist yet (it is created with mode \
+                 0700), or, if this one holds nothing that others need, make it private with \
+                 `chmod 700 {}`",
+                path.display(),
+                path.display()
+            )));
+        }
+        // A directory made just now, under a umask that took the owner's own rights away.
+        if created && mode != 0o700 {
             fd.set_permissions(Permissions::from_mode(0o700))
                 .map_err(|e| io_error("cannot restrict the token cache directory", path, &e))?;
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    dir = %path.display(),
-                    was = format_args!("{mode:o}"),
-                    "the token cache directory was open to other users; restricted it to 0700"
-                );
-            }
         }
+        let salt = read_or_create_salt(&fd, path)?;
         Ok(Self {
             fd,
             path: path.to_owned(),
+            salt,
         })
     }
 
@@ -578,32 +608,21 @@ impl CacheDir {
         self.path.join(name)
     }
 
+    /// The name of `key`'s entry: a keyed digest under this directory's salt.
+    fn entry_name(&self, key: &CacheKey) -> String {
+        format!("{}.json", self.salt.name(key))
+    }
+
+    /// The name of `key`'s renewal lock file.
+    fn lock_name(&self, key: &CacheKey) -> String {
+        format!("{}.lock", self.salt.name(key))
+    }
+
     /// Opens `name` in the directory without following a symbolic link (and without blocking on
     /// a FIFO); `None` when it does not exist. Refuses anything but a regular file of ours, and
     /// restricts ours to `0600` if it was wider.
     fn open_file(&self, name: &str, flags: OFlags, mode: Mode) -> Result<Option<(File, Metadata)>> {
-        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-        let path = self.path(name);
-        let fd = match rustix::fs::openat(&self.fd, name, flags, mode) {
-            Ok(fd) => File::from(fd),
-            Err(Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(open_error("the token cache file", &path, e)),
-        };
-        let meta = fd
-            .metadata()
-            .map_err(|e| io_error("cannot inspect the token cache file", &path, &e))?;
-        check_file(&meta, &path)?;
-        let mode = meta.mode() & 0o777;
-        if mode & 0o077 != 0 {
-            fd.set_permissions(Permissions::from_mode(0o600))
-                .map_err(|e| io_error("cannot restrict the token cache file", &path, &e))?;
-            tracing::warn!(
-                file = %path.display(),
-                was = format_args!("{mode:o}"),
-                "a token cache file was open to other users; restricted it to 0600"
-            );
-        }
-        Ok(Some((fd, meta)))
+        open_in(&self.fd, &self.path, name, flags, mode)
     }
 
     /// Refuses to replace `name` if it is a symbolic link or not a regular file of ours.
@@ -712,6 +731,110 @@ impl CacheDir {
     }
 }
 
+/// Opens `name` in the directory `dir` (at `dir_path`): see [`CacheDir::open_file`].
+fn open_in(
+    dir: &File,
+    dir_path: &Path,
+    name: &str,
+    flags: OFlags,
+    mode: Mode,
+) -> Result<Option<(File, Metadata)>> {
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let path = dir_path.join(name);
+    let fd = match rustix::fs::openat(dir, name, flags, mode) {
+        Ok(fd) => File::from(fd),
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(open_error("the token cache file", &path, e)),
+    };
+    let meta = fd
+        .metadata()
+        .map_err(|e| io_error("cannot inspect the token cache file", &path, &e))?;
+    check_file(&meta, &path)?;
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        fd.set_permissions(Permissions::from_mode(0o600))
+            .map_err(|e| io_error("cannot restrict the token cache file", &path, &e))?;
+        tracing::warn!(
+            file = %path.display(),
+            was = format_args!("{mode:o}"),
+            "a token cache file was open to other users; restricted it to 0600"
+        );
+    }
+    Ok(Some((fd, meta)))
+}
+
+/// The salt of the directory `dir` (at `dir_path`), from its salt file. The first process to
+/// use the directory creates the file: written whole to a private temporary file, then linked
+/// to its name, which never replaces a file another process linked first, so every process
+/// reads the same salt and none ever sees half of one.
+fn read_or_create_salt(dir: &File, dir_path: &Path) -> Result<KeySalt> {
+    let path = dir_path.join(SALT_FILE);
+    for _ in 0..3 {
+        if let Some((file, _)) = open_in(dir, dir_path, SALT_FILE, OFlags::RDONLY, Mode::empty())? {
+            let mut text = Zeroizing::new(Vec::new());
+            file.take(128)
+                .read_to_end(&mut text)
+                .map_err(|e| io_error("cannot read the token cache salt", &path, &e))?;
+            return KeySalt::from_hex(&text).ok_or_else(|| {
+                Error::Store(format!(
+                    "refusing the token cache salt {}: it is not a salt this crate wrote; remove \
+                     it (the cached tokens are then fetched again)",
+                    path.display()
+                ))
+            });
+        }
+        create_salt(dir, dir_path)?;
+    }
+    Err(Error::Store(format!(
+        "the token cache salt {} keeps disappearing",
+        path.display()
+    )))
+}
+
+/// Creates the salt file unless another process just did.
+fn create_salt(dir: &File, dir_path: &Path) -> Result<()> {
+    let salt = KeySalt::generate()?;
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random)
+        .map_err(|e| Error::Internal(format!("no system randomness: {e}")))?;
+    let temp = format!(".{SALT_FILE}.tmp-{}", hex(&random));
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL;
+    let Some((mut file, meta)) = open_in(dir, dir_path, &temp, flags, Mode::RUSR | Mode::WUSR)?
+    else {
+        return Err(Error::Store(format!(
+            "cannot create a temporary file in the token cache directory {}",
+            dir_path.display()
+        )));
+    };
+    let written = (|| {
+        if meta.mode() & 0o777 != 0o600 {
+            file.set_permissions(Permissions::from_mode(0o600))?;
+        }
+        file.write_all(salt.to_hex().as_bytes())?;
+        file.sync_all()?;
+        match rustix::fs::linkat(dir, temp.as_str(), dir, SALT_FILE, AtFlags::empty()) {
+            Ok(()) | Err(Errno::EXIST) => io::Result::Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    })();
+    let _ = rustix::fs::unlinkat(dir, temp.as_str(), AtFlags::empty());
+    written.map_err(|e| {
+        io_error(
+            "cannot create the token cache salt",
+            &dir_path.join(SALT_FILE),
+            &e,
+        )
+    })?;
+    match dir.sync_all() {
+        Err(e) if e.raw_os_error() != Some(Errno::INVAL.raw_os_error()) => Err(io_error(
+            "cannot flush the token cache directory",
+            dir_path,
+            &e,
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Runs file work on a blocking thread.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
@@ -738,14 +861,6 @@ fn default_dir() -> Result<PathBuf> {
                 "no cache directory for tokens is known: set {CACHE_ENV}"
             ))
         })
-}
-
-fn entry_name(key: &CacheKey) -> String {
-    format!("{}.json", key.digest())
-}
-
-fn lock_name(key: &CacheKey) -> String {
-    format!("{}.lock", key.digest())
 }
 
 fn euid() -> u32 {

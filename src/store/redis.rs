@@ -3,7 +3,7 @@
 //! Inside this module `redis` names the module itself, so the crate is always spelled `::redis`.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use url::Url;
 use zeroize::Zeroizing;
 
-use super::{CacheKey, Codec, RenewalLock, TokenStore};
+use super::{CacheKey, Codec, KeySalt, RenewalLock, TokenStore};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::token::Token;
@@ -49,13 +49,17 @@ return 0
 ///
 /// Layout, under the [`prefix`](Self::prefix) (default `oauth-layer:`):
 ///
-/// - `<prefix>token:<digest>` holds the [`Codec`] bytes of the token for the [`CacheKey`] whose
-///   [`digest`](CacheKey::digest) it is. It expires a minute after the access token does; an
+/// - `<prefix>salt` holds the store's [`KeySalt`] (64 hex digits, no expiry): the first process
+///   creates it (`SET NX`), every process reads it. Entries are named with it, so a Redis key
+///   reveals nothing about the credentials in the cache key. Deleting it orphans every entry
+///   (they expire by themselves); processes converge on a new one at their next renewal.
+/// - `<prefix>token:<name>` holds the [`Codec`] bytes of the token for the [`CacheKey`] whose
+///   [`name`](KeySalt::name) under the salt it is ([`entry_key`](Self::entry_key)). It expires a minute after the access token does; an
 ///   entry that holds a refresh token is kept for
 ///   [`refresh_token_ttl`](Self::refresh_token_ttl) (default 30 days) instead, because the
 ///   refresh token is what lets the next process renew without a new sign-in, and with rotating
 ///   refresh tokens the stored one may be the only live copy.
-/// - `<prefix>lock:<digest>` is the renewal lock: `SET NX PX` with a random fencing value, freed
+/// - `<prefix>lock:<name>` is the renewal lock: `SET NX PX` with a random fencing value, freed
 ///   only by its holder (a script compares the value before deleting it), and expiring after
 ///   [`lock_ttl`](Self::lock_ttl) if the holder dies.
 ///
@@ -102,6 +106,8 @@ pub struct RedisStore {
     operation_timeout: Duration,
     refresh_token_ttl: Duration,
     release: Arc<Script>,
+    /// The salt read from `<prefix>salt`, once read.
+    salt: Arc<Mutex<Option<KeySalt>>>,
 }
 
 impl RedisStore {
@@ -163,6 +169,7 @@ impl RedisStore {
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
             release: Arc::new(Script::new(RELEASE_SCRIPT)),
+            salt: Arc::default(),
         })
     }
 
@@ -213,6 +220,7 @@ impl RedisStore {
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into().into();
+        self.salt = Arc::default();
         self
     }
 
@@ -340,12 +348,79 @@ impl RedisStore {
         self
     }
 
-    fn token_key(&self, key: &CacheKey) -> String {
-        format!("{}token:{}", self.prefix, key.digest())
+    /// The Redis key that holds the token for `key`: `<prefix>token:<name>`, where the name is
+    /// a keyed digest of the whole key under the store's salt (read from Redis, or created
+    /// there, on first use).
+    ///
+    /// ```no_run
+    /// use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials, store::RedisStore};
+    ///
+    /// # async fn run() -> oauth_layer::Result<()> {
+    /// let store = RedisStore::connect("redis://127.0.0.1").await?;
+    /// let client = OAuthClient::new("id").token_url("https://idp.example/token")?;
+    /// let source = TokenSource::builder(client, ClientCredentials::new()).build();
+    /// println!("{}", store.entry_key(source.cache_key()).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn entry_key(&self, key: &CacheKey) -> Result<String> {
+        self.token_key(key).await
     }
 
-    fn lock_key(&self, key: &CacheKey) -> String {
-        format!("{}lock:{}", self.prefix, key.digest())
+    async fn token_key(&self, key: &CacheKey) -> Result<String> {
+        Ok(format!(
+            "{}token:{}",
+            self.prefix,
+            self.salt().await?.name(key)
+        ))
+    }
+
+    async fn lock_key(&self, key: &CacheKey) -> Result<String> {
+        Ok(format!(
+            "{}lock:{}",
+            self.prefix,
+            self.salt().await?.name(key)
+        ))
+    }
+
+    /// The salt, as read before, or read now.
+    async fn salt(&self) -> Result<KeySalt> {
+        let known = self
+            .salt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match known {
+            Some(salt) => Ok(salt),
+            None => self.read_salt().await,
+        }
+    }
+
+    /// Reads `<prefix>salt`, creating it first if no process has (`SET NX`, so the first one
+    /// wins), and remembers it.
+    async fn read_salt(&self) -> Result<KeySalt> {
+        let name = format!("{}salt", self.prefix);
+        let mut create = ::redis::cmd("SET");
+        create
+            .arg(&name)
+            .arg(KeySalt::generate()?.to_hex().as_str())
+            .arg("NX");
+        let _: Option<String> = self.run("salt write", &create).await.map_err(|f| f.error)?;
+        let mut read = ::redis::cmd("GET");
+        read.arg(&name);
+        let stored: Option<Vec<u8>> = self.run("salt read", &read).await.map_err(|f| f.error)?;
+        let stored = stored.map(Zeroizing::new);
+        let salt = stored
+            .as_deref()
+            .and_then(|hex| KeySalt::from_hex(hex))
+            .ok_or_else(|| {
+                Error::Store(format!(
+                    "the Redis key {name} at {} does not hold a salt this crate wrote; delete \
+                     it (the cached tokens are then fetched again)",
+                    self.target
+                ))
+            })?;
+        *self.salt.lock().unwrap_or_else(PoisonError::into_inner) = Some(salt.clone());
+        Ok(salt)
     }
 
     /// How long Redis keeps `token`'s entry.
@@ -420,13 +495,14 @@ struct StoreFailure {
 #[async_trait]
 impl TokenStore for RedisStore {
     async fn load(&self, key: &CacheKey) -> Result<Option<Token>> {
+        let name = self.token_key(key).await?;
         let mut cmd = ::redis::cmd("GET");
-        cmd.arg(self.token_key(key));
+        cmd.arg(&name);
         let bytes: Option<Vec<u8>> = match self.run("read", &cmd).await {
             Ok(bytes) => bytes,
             Err(f) if f.wrong_type => {
                 tracing::warn!(
-                    key = %key.digest(),
+                    key = %name,
                     "the Redis token entry is not a string; treating it as a miss"
                 );
                 return Ok(None);
@@ -439,7 +515,7 @@ impl TokenStore for RedisStore {
         match self.codec.decode(key, &bytes, &*self.clock) {
             Ok(token) => Ok(Some(token)),
             Err(e) => {
-                tracing::warn!(key = %key.digest(), error = %e, "ignoring a Redis token entry");
+                tracing::warn!(key = %name, error = %e, "ignoring a Redis token entry");
                 Ok(None)
             }
         }
@@ -448,7 +524,7 @@ impl TokenStore for RedisStore {
     async fn save(&self, key: &CacheKey, token: &Token) -> Result<()> {
         let bytes = Zeroizing::new(self.codec.encode(key, token)?);
         let mut cmd = ::redis::cmd("SET");
-        cmd.arg(self.token_key(key))
+        cmd.arg(self.token_key(key).await?)
             .arg(&bytes[..])
             .arg("PX")
             .arg(millis(self.entry_ttl(token)));
@@ -458,7 +534,7 @@ impl TokenStore for RedisStore {
 
     async fn delete(&self, key: &CacheKey) -> Result<()> {
         let mut cmd = ::redis::cmd("DEL");
-        cmd.arg(self.token_key(key));
+        cmd.arg(self.token_key(key).await?);
         let _: i64 = self.run("delete", &cmd).await.map_err(|f| f.error)?;
         Ok(())
     }
@@ -468,7 +544,9 @@ impl TokenStore for RedisStore {
     /// [`lock_wait`](RedisStore::lock_wait). Fails with [`Error::Store`] when Redis cannot be
     /// reached or the wait runs out; the source then renews without the lock.
     async fn lock(&self, key: &CacheKey) -> Result<Option<Box<dyn RenewalLock>>> {
-        let lock_key = self.lock_key(key);
+        // Read the salt again: a process that remembers a replaced one converges here.
+        self.read_salt().await?;
+        let lock_key = self.lock_key(key).await?;
         let fence = fencing_value()?;
         let deadline = tokio::time::Instant::now() + self.lock_wait;
         let mut pause = LOCK_POLL_MIN;
