@@ -642,3 +642,77 @@ async fn the_redis_password_never_shows_in_debug_or_errors() {
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("SENTINEL"), "{err:?}");
 }
+
+#[tokio::test]
+async fn redis_keys_are_named_under_a_salt_kept_in_redis_and_reveal_no_weak_secret() {
+    use oauth_layer::flow::Password;
+    use sha2::{Digest, Sha256};
+
+    let redis = RedisServer::start().await;
+    let client = OAuthClient::new("app")
+        .secret("password1")
+        .token_url("https://idp.example/token")
+        .unwrap();
+    let k = Password::new("alice", "password1").cache_key(&client);
+    let a = RedisStore::connect(redis.url()).await.unwrap();
+    let b = RedisStore::connect(redis.url()).await.unwrap();
+    a.save(&k, &token("AT-salted", None, Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let held = a.lock(&k).await.unwrap().unwrap();
+
+    // Another process finds the entry: one salt for every store on this Redis and prefix.
+    assert_eq!(access(&b.load(&k).await.unwrap().unwrap()), "AT-salted");
+    assert_eq!(
+        a.entry_key(&k).await.unwrap(),
+        b.entry_key(&k).await.unwrap()
+    );
+    let mut names: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut redis.raw().await)
+        .await
+        .unwrap();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names[1], "oauth-layer:salt");
+    let salt = String::from_utf8(raw_get(&redis, "oauth-layer:salt").await.unwrap()).unwrap();
+    assert!(
+        salt.len() == 64 && salt.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{salt}"
+    );
+    let digest: String = Sha256::digest(b"password1")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for name in &names {
+        assert!(
+            !name.contains("password1") && !name.contains(&digest[..12]),
+            "{name}"
+        );
+    }
+    held.release().await;
+
+    // Another prefix has its own salt, hence other names.
+    let other = RedisStore::connect(redis.url())
+        .await
+        .unwrap()
+        .prefix("other:");
+    let suffix = |name: String| name.rsplit(':').next().unwrap().to_owned();
+    assert_ne!(
+        suffix(other.entry_key(&k).await.unwrap()),
+        suffix(a.entry_key(&k).await.unwrap())
+    );
+
+    // A deleted salt is made again; a store that remembers the old one converges on the new
+    // one when it next takes the renewal lock.
+    let _: i64 = redis::cmd("DEL")
+        .arg("oauth-layer:salt")
+        .query_async(&mut redis.raw().await)
+        .await
+        .unwrap();
+    let newcomer = RedisStore::connect(redis.url()).await.unwrap();
+    let renamed = newcomer.entry_key(&k).await.unwrap();
+    assert_ne!(renamed, a.entry_key(&k).await.unwrap());
+    a.lock(&k).await.unwrap().unwrap().release().await;
+    assert_eq!(a.entry_key(&k).await.unwrap(), renamed);
+}
