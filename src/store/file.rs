@@ -39,7 +39,7 @@ const SALT_FILE: &str = "cache-key.salt";
 
 /// Tokens kept in files, shared by every process of the user that uses the same directory.
 ///
-/// Each [`CacheKey`] has its own file, `<dir>/<key digest>.json`, holding one entry written by a
+/// Each [`CacheKey`] has its own file, `<dir>/<name>.json`, holding one entry written by a
 /// [`Codec`] (plain JSON by default, or sealed with AES-256-GCM under a key of yours with
 /// [`encryption_key`](Self::encryption_key)). The directory is, in order of preference,
 /// [`in_dir`](Self::in_dir), `$OAUTH_LAYER_CACHE`, or `oauth-layer` in the user's cache directory
@@ -48,11 +48,23 @@ const SALT_FILE: &str = "cache-key.salt";
 /// What the store guarantees:
 ///
 /// - **Private files** (rule 35): the directory is created with mode `0700` and every file with
-///   `0600`, at creation, whatever the umask. A directory that already exists with wider
-///   permissions is *tightened* to `0700` (with a warning), so give the store a directory of its
-///   own. A directory or file that is a symbolic link, is not a directory or regular file, or is
-///   owned by another user is *refused* with [`Error::Store`] naming the path and the reason; a
-///   refused file is left untouched.
+///   `0600`, at creation, whatever the umask. An existing directory is used only if it is
+///   already private (no permission for group or others) and ours: the store never changes the
+///   permissions of a directory it did not create, since it may hold files that others need.
+///   So give the store a directory of its own, one that does not exist yet. A directory that
+///   others may use, a directory or file that is a symbolic link, is not a directory or regular
+///   file, or is owned by another user is *refused* with [`Error::Store`] naming the path, the
+///   reason and what to do; a refused file or directory is left untouched. (An entry of ours
+///   that someone opened up is restricted to `0600` again, with a warning.)
+/// - **Names that reveal nothing** (rule 34): an entry's name is
+///   [`KeySalt::name`] of its key: an HMAC-SHA256 of the whole key, the digests of its secrets
+///   included, under the directory's own random salt, kept in `<dir>/cache-key.salt` (mode
+///   `0600`, checked like the entries). Without the salt a file name cannot be matched against
+///   a guessed password or client secret. The first process to use the directory creates the
+///   salt (written whole, then linked into place, so concurrent processes agree on one); every
+///   store on the directory reads it, so they all map a key to the same file. Removing the
+///   salt file orphans every entry (they are pruned in time); a salt file that is not one is
+///   refused.
 /// - **Atomic writes** (rule 36): a token is written to a temporary file with a random name in
 ///   the same directory, flushed to disk, renamed over the entry, and the directory is flushed.
 ///   A reader sees the old token or the new one, never a mix, even if the writer is killed.
@@ -61,14 +73,14 @@ const SALT_FILE: &str = "cache-key.salt";
 ///   `<name>.corrupt-<unix time>`, a warning without its contents is logged, and
 ///   [`load`](TokenStore::load) returns `Ok(None)`.
 /// - **One renewal across processes** (rule 33): [`lock`](TokenStore::lock) takes an exclusive
-///   operating-system lock on `<key digest>.lock`, waiting at most the
+///   operating-system lock on `<name>.lock`, waiting at most the
 ///   [lock timeout](Self::lock_timeout) (default 30 s; the source renews without the lock after
 ///   it). The operating system frees the lock if the process dies.
 /// - **Pruning**: files not modified for longer than [`prune_after`](Self::prune_after) (default
 ///   90 days) are removed when a store is first used and after every save: entries and their
 ///   lock files (only when no process holds the lock), and moved-aside corrupt files. Temporary
-///   files left by a writer that died are removed after an hour. Files whose names the store did
-///   not make are never touched.
+///   files left by a writer that died are removed after an hour. The salt file is never
+///   pruned, and files whose names the store did not make are never touched.
 ///
 /// All file work runs on tokio's blocking threads. The store is cheap to clone; clones share
 /// their settings as they were when cloned.
@@ -102,7 +114,7 @@ pub struct FileStore {
 impl FileStore {
     /// A store in the default directory: `$OAUTH_LAYER_CACHE` if it is set and not empty, else
     /// `oauth-layer` in the user's cache directory. Nothing is created or read until the store
-    /// is first used.
+    /// is first used; the directory is then checked as for [`in_dir`](Self::in_dir).
     ///
     /// Fails with [`Error::Store`] when neither is known (no `$HOME`).
     ///
@@ -117,7 +129,10 @@ impl FileStore {
         Ok(Self::in_dir(default_dir()?))
     }
 
-    /// A store in `dir` (created with mode `0700` on first use if it does not exist).
+    /// A store in `dir`, created with mode `0700` on first use if it does not exist. If it
+    /// exists, it must be private (mode `0700`, or narrower) and ours: a directory that other
+    /// users may enter is refused on first use with [`Error::Store`], never narrowed, so point
+    /// the store at a directory of its own.
     ///
     /// ```no_run
     /// use oauth_layer::store::FileStore;
