@@ -293,19 +293,19 @@ impl FileStore {
             };
             match dir.move_aside(&name, &meta) {
                 Ok(Some(aside)) => {
-                    return Ok(Loaded::Corrupt {
-                        file: entry.clone(),
+                    return Ok(Loaded::Corrupt(Box::new(Unreadable {
+                        file: entry,
                         why,
                         moved_to: Ok(aside),
-                    });
+                    })));
                 }
                 Ok(None) => continue,
                 Err(e) => {
-                    return Ok(Loaded::Corrupt {
-                        file: entry.clone(),
+                    return Ok(Loaded::Corrupt(Box::new(Unreadable {
+                        file: entry,
                         why,
                         moved_to: Err(e),
-                    });
+                    })));
                 }
             }
         }
@@ -453,11 +453,12 @@ impl TokenStore for FileStore {
         match blocking(move || store.load_blocking(&owned_key)).await? {
             Loaded::Missing => Ok(None),
             Loaded::Token(token) => Ok(Some(token)),
-            Loaded::Corrupt {
-                file,
-                why,
-                moved_to,
-            } => {
+            Loaded::Corrupt(unreadable) => {
+                let Unreadable {
+                    file,
+                    why,
+                    moved_to,
+                } = *unreadable;
                 match moved_to {
                     Ok(aside) => tracing::warn!(
                         file = %file.display(),
@@ -515,12 +516,14 @@ impl RenewalLock for FileLock {
 enum Loaded {
     Missing,
     Token(Token),
-    /// An unreadable entry, and the name it was moved to (or why it could not be).
-    Corrupt {
-        file: PathBuf,
-        why: Error,
-        moved_to: std::result::Result<String, Error>,
-    },
+    Corrupt(Box<Unreadable>),
+}
+
+/// An unreadable entry, why, and the name it was moved to (or why it could not be).
+struct Unreadable {
+    file: PathBuf,
+    why: Error,
+    moved_to: std::result::Result<String, Error>,
 }
 
 /// The files the store makes; anything else in the directory is left alone.
