@@ -19,8 +19,10 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use oauth_layer::flow::ClientCredentials;
 use oauth_layer::testing::TestServer;
+use oauth_layer::tower::RedirectPolicy;
 use oauth_layer::{AuthMethod, OAuthClient, OAuthLayer, OAuthMiddleware, TokenSource};
 use tower::ServiceExt;
+use tower_http::follow_redirect::FollowRedirectLayer;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -74,8 +76,13 @@ async fn main() -> Result<(), Error> {
 
     // 1. reqwest-middleware
     println!("1. a reqwest-middleware client");
-    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(OAuthMiddleware::from_source(tokens.clone()))
+    // Tokens go to the API's origin only, and reqwest may follow redirects only within it.
+    let api_origin = server.url();
+    let reqwest_client = reqwest::Client::builder()
+        .redirect(oauth_layer::reqwest::redirect_policy())
+        .build()?;
+    let http = reqwest_middleware::ClientBuilder::new(reqwest_client)
+        .with(OAuthMiddleware::from_source(tokens.clone()).allow_origins([&api_origin])?)
         .build();
     for _ in 0..3 {
         let resp = http.get(server.resource_url("/api/hello")).send().await?;
@@ -89,8 +96,10 @@ async fn main() -> Result<(), Error> {
     // 2. tower, over a hyper-util client, sharing the same source (and so the same token).
     println!("\n2. a tower stack (hyper-util client) sharing the same token source");
     let hyper = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    // A redirect-following layer goes outside ours, so every hop is checked like a new request.
     let svc = tower::ServiceBuilder::new()
-        .layer(OAuthLayer::from_source(tokens.clone()))
+        .layer(FollowRedirectLayer::with_policy(RedirectPolicy::new()))
+        .layer(OAuthLayer::from_source(tokens.clone()).allow_origins([&api_origin])?)
         .service(hyper);
     let req = http::Request::post(server.resource_url("/api/orders"))
         .body(Full::new(Bytes::from_static(b"{\"item\":\"tea\"}")))?;

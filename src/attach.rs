@@ -85,6 +85,13 @@ impl<'a> OriginRef<'a> {
         self.loopback.unwrap_or_else(|| is_loopback_host(self.host))
     }
 
+    /// Scheme, host and port equal, ASCII case-insensitively.
+    pub(crate) fn same_as(&self, other: OriginRef<'_>) -> bool {
+        self.port == other.port
+            && self.scheme.eq_ignore_ascii_case(other.scheme)
+            && self.host.eq_ignore_ascii_case(other.host)
+    }
+
     fn matches(&self, allowed: &Origin) -> bool {
         self.port == allowed.port
             && self.scheme.eq_ignore_ascii_case(&allowed.scheme)
@@ -94,17 +101,11 @@ impl<'a> OriginRef<'a> {
 
 /// Where a request goes, as the layer and the middleware see it.
 pub(crate) trait Target {
-    /// The scheme, cheaply.
-    fn scheme(&self) -> Option<&str>;
     /// Scheme, host and port.
     fn origin(&self) -> Option<OriginRef<'_>>;
 }
 
 impl Target for Uri {
-    fn scheme(&self) -> Option<&str> {
-        self.scheme_str()
-    }
-
     fn origin(&self) -> Option<OriginRef<'_>> {
         OriginRef::of_uri(self)
     }
@@ -112,16 +113,12 @@ impl Target for Uri {
 
 #[cfg(feature = "reqwest")]
 impl Target for url::Url {
-    fn scheme(&self) -> Option<&str> {
-        Some(url::Url::scheme(self))
-    }
-
     fn origin(&self) -> Option<OriginRef<'_>> {
         OriginRef::of_url(self)
     }
 }
 
-/// An allowed origin, lowercased.
+/// An origin tokens may go to, lowercased.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Origin {
     scheme: String,
@@ -129,21 +126,53 @@ struct Origin {
     port: u16,
 }
 
+impl Origin {
+    fn of(origin: OriginRef<'_>) -> Self {
+        Self {
+            scheme: origin.scheme.to_ascii_lowercase(),
+            host: origin.host.to_ascii_lowercase(),
+            port: origin.port,
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+/// Which origins get tokens (SECURITY.md rules 24 and 25).
+#[derive(Debug, Clone)]
+enum Origins {
+    /// No list was given: the origin of the first request a token is attached to, and no other.
+    /// A redirect-following layer outside ours, or a second API, can then never make us attach a
+    /// token for another host, whatever the redirect policy.
+    FirstUse(Arc<std::sync::OnceLock<Origin>>),
+    /// Exactly these (`allow_origins`).
+    List(Arc<[Origin]>),
+}
+
 /// Everything the layer and the middleware share: the source, the origin rules and whether an
 /// interactive flow may run in the middle of a request.
 #[derive(Debug, Clone)]
 pub(crate) struct Attach {
     pub(crate) source: TokenSource,
-    origins: Option<Arc<[Origin]>>,
+    origins: Origins,
     interactive: bool,
     pub(crate) retry_after_401: bool,
+    /// Origins a token was withheld from and that were already warned about.
+    warned: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// What to do with one outgoing request.
 pub(crate) enum Plan {
-    /// Send it as it is (no token: the caller set its own `Authorization`, the origin is not
-    /// allowed, or the request asked to skip).
+    /// Send it as it is (no token: the caller set its own `Authorization`, or the request asked
+    /// to skip).
     AsIs,
+    /// Send it without a token because its origin may not have one; a 401 in answer is marked
+    /// with this [`TokenWithheld`].
+    Withheld(TokenWithheld),
     /// Attach a token from the layer's or middleware's own source (no clone of it on the hot
     /// path; it is borrowed from [`Attach::source`]).
     Attach,
@@ -151,13 +180,78 @@ pub(crate) enum Plan {
     AttachFrom(TokenSource),
 }
 
+/// Why a request went out without a token although the layer or middleware had one for it. Put in
+/// the extensions of the response when that response is a `401`, so a caller can tell a token
+/// the server refused from a token that was never sent:
+///
+/// ```
+/// # fn check(response: &http::Response<()>) {
+/// if let Some(withheld) = response.extensions().get::<oauth_layer::TokenWithheld>() {
+///     eprintln!("{withheld}"); // says which origin and what to change
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenWithheld {
+    origin: String,
+    reason: WithheldReason,
+}
+
+/// Why a token was withheld (see [`TokenWithheld`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WithheldReason {
+    /// The request went over plain `http` to a host that is not loopback.
+    PlainHttp,
+    /// The origin is not in the list given to `allow_origins`, or, without a list, it is not the
+    /// origin of the first request this layer or middleware attached a token to.
+    OriginNotAllowed,
+    /// The request had no scheme and host to check.
+    NoOrigin,
+}
+
+impl TokenWithheld {
+    /// `scheme://host:port` of the request.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Why no token was sent.
+    pub fn reason(&self) -> WithheldReason {
+        self.reason
+    }
+}
+
+impl std::fmt::Display for TokenWithheld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.reason {
+            WithheldReason::PlainHttp => write!(
+                f,
+                "no token was sent to {}: tokens never go over plain http except to loopback; use https",
+                self.origin
+            ),
+            WithheldReason::OriginNotAllowed => write!(
+                f,
+                "no token was sent to {}: it is not an origin this client sends tokens to; \
+                 name every API origin with allow_origins([...]) (without a list, only the \
+                 origin of the first request gets tokens, and never a redirect target)",
+                self.origin
+            ),
+            WithheldReason::NoOrigin => {
+                write!(f, "no token was sent: the request URL has no scheme and host")
+            }
+        }
+    }
+}
+
 impl Attach {
     pub(crate) fn new(source: TokenSource) -> Self {
         Self {
             source,
-            origins: None,
+            origins: Origins::FirstUse(Arc::default()),
             interactive: false,
             retry_after_401: true,
+            warned: Arc::default(),
         }
     }
 
@@ -175,13 +269,19 @@ impl Attach {
                 .map_err(|_| Error::config(format!("{text:?} is not an origin URL")))?;
             let origin = OriginRef::of_uri(&uri)
                 .ok_or_else(|| Error::config(format!("{text:?} has no scheme and host")))?;
-            list.push(Origin {
-                scheme: origin.scheme.to_ascii_lowercase(),
-                host: origin.host.to_ascii_lowercase(),
-                port: origin.port,
-            });
+            if !transport_ok(origin) {
+                return Err(Error::config(format!(
+                    "{text:?}: tokens never go over plain http except to loopback; use https"
+                )));
+            }
+            list.push(Origin::of(origin));
         }
-        self.origins = Some(list.into());
+        if list.is_empty() {
+            return Err(Error::config(
+                "allow_origins needs at least one origin (to send no token, use RequestAuth::Skip)",
+            ));
+        }
+        self.origins = Origins::List(list.into());
         Ok(self)
     }
 
@@ -206,9 +306,8 @@ impl Attach {
             Some(RequestAuth::Source(s)) => Some(s),
             None => None,
         };
-        if !self.target_allowed(target) {
-            tracing::debug!(origin = ?target.origin(), "not attaching a token: origin not allowed");
-            return Plan::AsIs;
+        if let Err(reason) = self.target_allowed(target) {
+            return Plan::Withheld(self.withheld(target, reason));
         }
         match own {
             Some(source) => Plan::AttachFrom(source.clone()),
@@ -216,34 +315,74 @@ impl Attach {
         }
     }
 
-    /// Without a list, any `https` target is allowed: the scheme alone decides, with no parsing of
-    /// the host on the hot path. Everything else goes through the full origin check.
+    /// Plain `http` only to loopback (rule 14); with a list, exact origin matches only (rule
+    /// 24); without one, the first origin only (rule 25).
     #[inline]
-    fn target_allowed<T: Target + ?Sized>(&self, target: &T) -> bool {
-        if self.origins.is_none()
-            && target
-                .scheme()
-                .is_some_and(|s| s.eq_ignore_ascii_case("https"))
-        {
-            return true;
+    fn target_allowed<T: Target + ?Sized>(
+        &self,
+        target: &T,
+    ) -> std::result::Result<(), WithheldReason> {
+        let origin = target.origin().ok_or(WithheldReason::NoOrigin)?;
+        if !transport_ok(origin) {
+            return Err(WithheldReason::PlainHttp);
         }
-        target.origin().is_some_and(|o| self.origin_allowed(o))
+        let allowed = match &self.origins {
+            Origins::List(list) => list.iter().any(|allowed| origin.matches(allowed)),
+            Origins::FirstUse(first) => origin.matches(first.get_or_init(|| Origin::of(origin))),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(WithheldReason::OriginNotAllowed)
+        }
     }
 
-    /// Plain `http` only to loopback (rule 14); with a list, exact origin matches only (rule 24).
-    fn origin_allowed(&self, origin: OriginRef<'_>) -> bool {
-        let transport_ok = origin.scheme.eq_ignore_ascii_case("https")
-            || (origin.scheme.eq_ignore_ascii_case("http") && origin.is_loopback());
-        transport_ok
-            && self
-                .origins
-                .as_deref()
-                .is_none_or(|list| list.iter().any(|allowed| origin.matches(allowed)))
+    /// Builds the [`TokenWithheld`] for a request, warning once per origin.
+    #[cold]
+    fn withheld<T: Target + ?Sized>(&self, target: &T, reason: WithheldReason) -> TokenWithheld {
+        let origin = target
+            .origin()
+            .map(|o| Origin::of(o).to_string())
+            .unwrap_or_else(|| "<no origin>".to_owned());
+        let withheld = TokenWithheld { origin, reason };
+        // At most this many origins are remembered; past that every withheld request is logged at
+        // debug level only, so a crawler through one client cannot grow the list without bound.
+        const MAX_WARNED: usize = 64;
+        let first_time = match self.warned.lock() {
+            Ok(mut warned) if !warned.contains(&withheld.origin) && warned.len() < MAX_WARNED => {
+                warned.push(withheld.origin.clone());
+                true
+            }
+            _ => false,
+        };
+        if first_time {
+            tracing::warn!(origin = %withheld.origin, "{withheld}");
+        } else {
+            tracing::debug!(origin = %withheld.origin, "{withheld}");
+        }
+        withheld
     }
 
     /// Whether a request may wait for an interactive sign-in.
     pub(crate) fn is_interactive(&self) -> bool {
         self.interactive
+    }
+}
+
+/// `https`, or `http` to a loopback host (rule 14).
+fn transport_ok(origin: OriginRef<'_>) -> bool {
+    origin.scheme.eq_ignore_ascii_case("https")
+        || (origin.scheme.eq_ignore_ascii_case("http") && origin.is_loopback())
+}
+
+/// Marks a `401` answer to a request that went out without a token (see [`TokenWithheld`]).
+pub(crate) fn mark_withheld(
+    status: StatusCode,
+    extensions: &mut http::Extensions,
+    withheld: TokenWithheld,
+) {
+    if status == StatusCode::UNAUTHORIZED {
+        extensions.insert(withheld);
     }
 }
 
@@ -551,7 +690,12 @@ macro_rules! shorthand_constructors {
         }
 
         /// Sends tokens only to these origins (`scheme://host[:port]`, exact match; SECURITY.md
-        /// rule 24). Without a list, any `https` origin and loopback `http` get the token.
+        /// rule 24), and never over plain `http` except to loopback. Without a list, tokens go
+        /// to one origin only: that of the first request a token is attached to. Either way a
+        /// redirect target on another origin never gets one, whatever follows the redirects
+        /// (rule 25). A request to another origin goes out without a token; if it is answered
+        /// with a 401, the response carries a [`TokenWithheld`]($crate::TokenWithheld) extension
+        /// that says why, and the first one per origin is logged at `warn` level.
         pub fn allow_origins<I, U>(mut self, origins: I) -> $crate::Result<Self>
         where
             I: IntoIterator<Item = U>,

@@ -176,10 +176,20 @@ impl OAuthClient {
     }
 
     /// The transport for back-channel requests. The default is a shared reqwest client that
-    /// never follows redirects. A reqwest client you pass must be built with
-    /// `redirect::Policy::none()`; one that follows a redirect anyway gets an error.
+    /// never follows redirects. A transport that would follow redirects on its own (a reqwest
+    /// client built without `redirect::Policy::none()`, a tower service with tower-http's
+    /// `FollowRedirect`; see [`HttpTransport::follows_redirects`]) is refused here: it is logged
+    /// at `error` level, and every back-channel request fails with a
+    /// [`TransportErrorKind::Redirect`] error without
+    /// contacting anything, so a `307` can never replay the client secret to another host.
     pub fn transport(self, transport: impl HttpTransport) -> Self {
-        let transport: Arc<dyn HttpTransport> = Arc::new(transport);
+        let transport: Arc<dyn HttpTransport> = match transport.follows_redirects() {
+            None => Arc::new(transport),
+            Some(why) => {
+                tracing::error!("refusing the configured transport: it {why}");
+                Arc::new(crate::http::Refused { why })
+            }
+        };
         self.with(|c| c.transport = Some(transport))
     }
 

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::client::{AuthMethod, OAuthClient, endpoint};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TransportError, TransportErrorKind};
 use crate::redact::{self, Secrets};
 use crate::token::RawResponse;
 
@@ -175,7 +175,7 @@ pub fn metadata_urls(issuer: impl AsRef<str>) -> Result<[Url; 2]> {
 /// status or a body that is not a metadata object ([`Error::UnexpectedResponse`] or
 /// [`Error::Server`]), an `issuer` that is not exactly `issuer` ([`Error::IssuerMismatch`],
 /// even when only a trailing `/` differs), and an endpoint that is neither `https` nor loopback
-/// `http` ([`Error::Transport`] of kind
+/// `http`, or loopback `http` named by an issuer that is not itself loopback ([`Error::Transport`] of kind
 /// [`InsecureUrl`](crate::TransportErrorKind::InsecureUrl), as for
 /// [`OAuthClient::token_url`]).
 pub async fn discover(client: &OAuthClient, issuer: impl AsRef<str>) -> Result<Metadata> {
@@ -193,9 +193,24 @@ pub async fn discover(client: &OAuthClient, issuer: impl AsRef<str>) -> Result<M
             found: redact::server_text(&metadata.issuer, &Secrets::default()),
         });
     }
+    // Plain-http loopback endpoints are for local servers: a remote issuer that names one would
+    // have the client send its secret to whatever listens on this machine.
+    let local_issuer = Url::parse(issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(crate::http::is_loopback_host))
+        .unwrap_or(false);
     for (name, url) in metadata.urls() {
         if let Some(url) = url {
             endpoint(name, url.as_str())?;
+            if url.scheme() != "https" && !local_issuer {
+                return Err(Error::Transport(TransportError::new(
+                    TransportErrorKind::InsecureUrl,
+                    format!(
+                        "{name} is plain http in the metadata of a remote issuer; plain http \
+                         endpoints are accepted only from a loopback issuer"
+                    ),
+                )));
+            }
         }
     }
     Ok(metadata)

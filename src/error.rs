@@ -61,6 +61,23 @@ pub enum Error {
     #[error("configuration error: {0}")]
     Config(String),
 
+    /// A request that carried a token was answered from another origin: the HTTP client below
+    /// the middleware followed a redirect across origins, and such a client may re-send the
+    /// token on a later hop (reqwest re-sends the first request's headers on every hop). The
+    /// answer is withheld; build the client with
+    /// [`reqwest::redirect_policy`](crate::reqwest::redirect_policy) or
+    /// `redirect::Policy::none()` (SECURITY.md rule 25).
+    #[error(
+        "a request carrying a token was answered by {to} after a redirect to another origin; \
+         a client that follows such redirects may re-send the token on a later hop. Build the \
+         reqwest client with .redirect(oauth_layer::reqwest::redirect_policy()) or \
+         redirect::Policy::none()"
+    )]
+    UnsafeRedirect {
+        /// The origin that answered (`scheme://host[:port]`).
+        to: String,
+    },
+
     /// A new token needs a person (an interactive flow), and the caller did not allow one.
     #[error("a new token needs an interactive sign-in, and this call does not allow one")]
     InteractionRequired,
@@ -115,6 +132,13 @@ pub enum Error {
     #[error("token store error: {0}")]
     Store(String),
 
+    /// The store refused a write because this process's renewal lock was no longer its own (it
+    /// expired or another process took it over): another process is renewing, and its token,
+    /// not this one, is the current one (fencing, SECURITY.md rule 54). Transient: read the
+    /// store again later.
+    #[error("token store refused a write: {0}")]
+    LockLost(String),
+
     /// A bug or a panic inside the crate's background renewal.
     #[error("internal error: {0}")]
     Internal(String),
@@ -162,6 +186,7 @@ impl Error {
             },
             Error::UnsupportedTokenType { .. }
             | Error::Config(_)
+            | Error::UnsafeRedirect { .. }
             | Error::IssuerMismatch { .. }
             | Error::Key(_) => Action::FixConfiguration,
             Error::InvalidIdToken(_) => Action::Report,
@@ -171,7 +196,7 @@ impl Error {
             | Error::AuthorizationDenied(_)
             | Error::Timeout(_) => Action::Reauthenticate,
             Error::MalformedCallback(_) => Action::Report,
-            Error::Store(_) => Action::RetryLater { after: None },
+            Error::Store(_) | Error::LockLost(_) => Action::RetryLater { after: None },
             Error::Internal(_) => Action::Report,
         }
     }

@@ -39,6 +39,42 @@ pub trait HttpTransport: fmt::Debug + Send + Sync + 'static {
         &self,
         request: http::Request<Bytes>,
     ) -> Result<http::Response<ResponseBody>, TransportError>;
+
+    /// Why this transport would follow redirects on its own, if it would. Such a transport
+    /// would send a client secret or a refresh token to whatever a `Location` names before the
+    /// crate sees the answer (a `307` replays the whole request), so
+    /// [`OAuthClient::transport`](crate::OAuthClient::transport) refuses it: every back-channel
+    /// request through it then fails without contacting anything (SECURITY.md rule 13).
+    ///
+    /// The default says it would not; the implementations for `reqwest::Client` and
+    /// [`TowerTransport`] look at the client's redirect policy or the service's type.
+    fn follows_redirects(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A transport the crate refused when it was configured (see
+/// [`HttpTransport::follows_redirects`]): every request fails before anything is sent.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub(crate) why: String,
+}
+
+#[async_trait]
+impl HttpTransport for Refused {
+    async fn send(
+        &self,
+        _request: http::Request<Bytes>,
+    ) -> Result<http::Response<ResponseBody>, TransportError> {
+        Err(TransportError::new(
+            TransportErrorKind::Redirect,
+            format!(
+                "the configured transport {}; back-channel requests must never follow \
+                 redirects (a 307 would replay the client secret to its target)",
+                self.why
+            ),
+        ))
+    }
 }
 
 /// The limits applied to every back-channel exchange.
@@ -217,6 +253,21 @@ mod reqwest_transport {
             let response: http::Response<reqwest::Body> = response.into();
             Ok(response.map(boxed_reqwest_body))
         }
+
+        /// reqwest keeps its redirect policy private; its `Debug` output names it when it is not
+        /// the default (which follows up to ten redirects). Only `Policy::none()` is accepted.
+        fn follows_redirects(&self) -> Option<String> {
+            let described = format!("{self:?}");
+            if described.contains(r#"redirect_policy: "Policy(None)""#) {
+                None
+            } else {
+                Some(
+                    "is a reqwest client that follows redirects; build it with \
+                     .redirect(reqwest::redirect::Policy::none())"
+                        .to_owned(),
+                )
+            }
+        }
     }
 
     fn boxed_reqwest_body(body: reqwest::Body) -> ResponseBody {
@@ -274,7 +325,9 @@ mod tower_transport {
     use tower_service::Service;
 
     /// A transport over any tower service that takes `http::Request<Full<Bytes>>`, such as a
-    /// hyper-util legacy client. The service must not follow redirects.
+    /// hyper-util legacy client. The service must not follow redirects: a service whose type
+    /// contains tower-http's `FollowRedirect` is refused (see
+    /// [`HttpTransport::follows_redirects`]).
     ///
     /// ```no_run
     /// # #[cfg(feature = "tower")] {
@@ -331,6 +384,13 @@ mod tower_transport {
                 .map_err(failed)?;
             let response = service.call(request.map(Full::new)).await.map_err(failed)?;
             Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
+        }
+
+        /// A tower-http `FollowRedirect` anywhere in the service's type, whatever its policy.
+        fn follows_redirects(&self) -> Option<String> {
+            std::any::type_name::<S>()
+                .contains("tower_http::follow_redirect::FollowRedirect<")
+                .then(|| "wraps tower-http's FollowRedirect; leave that layer out".to_owned())
         }
     }
 }

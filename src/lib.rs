@@ -21,7 +21,7 @@
 //! let header = token.header_value(); // `Bearer ...`, marked sensitive
 //! # let _ = header; Ok(()) }
 //! ```
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 mod attach;
@@ -63,7 +63,7 @@ pub mod testing;
 pub mod tower;
 
 #[cfg(any(feature = "tower", feature = "reqwest"))]
-pub use attach::RequestAuth;
+pub use attach::{RequestAuth, TokenWithheld, WithheldReason};
 #[cfg(feature = "reqwest")]
 pub use reqwest::OAuthMiddleware;
 #[cfg(feature = "tower")]

@@ -124,7 +124,8 @@ pub trait Preset: fmt::Debug + Send + Sync {
 
     /// The origins of the provider's API, the only places [`middleware`](Self::middleware) and
     /// [`layer`](Self::layer) send tokens to. Empty when the API is spread over too many hosts
-    /// to list (Google's), in which case any `https` origin gets them.
+    /// to list (Google's), in which case the origin of the first request gets them and no other
+    /// (name yours with `allow_origins` on a layer or middleware you build yourself).
     fn api_origins(&self) -> Vec<String> {
         Vec::new()
     }

@@ -4,16 +4,95 @@
 //! A single request can use other credentials, or none, by carrying a [`RequestAuth`](crate::RequestAuth) extension
 //! (`RequestBuilder::with_extension`), like httr2's per-request `req_oauth_*()`.
 //!
-//! Redirects: reqwest follows them below the middleware and drops `Authorization` itself when
-//! the host or port changes; build the client with `redirect::Policy::none()` to be stricter.
+//! Redirects (SECURITY.md rule 25): reqwest follows them *below* every middleware, out of our
+//! sight, and it re-sends the first request's headers on every hop: it drops `Authorization`
+//! only on a hop that itself changes origin, so in a chain `A → B → B` the second hop on `B`
+//! carries the token meant for `A`. Build the client with [`redirect_policy`] (or
+//! `redirect::Policy::none()`): it follows redirects within the request's origin and hands a
+//! redirect to another origin back to you. A token-carrying request whose answer comes from
+//! another origin proves the client followed such a redirect: the middleware then returns
+//! [`Error::UnsafeRedirect`] instead of the answer, and never
+//! renews or resends a token because of it.
+//!
+//! ```
+//! use oauth_layer::{OAuthClient, OAuthMiddleware};
+//!
+//! # fn build() -> Result<(), Box<dyn std::error::Error>> {
+//! # let client = OAuthClient::new("id").secret("s").token_url("https://idp.example/token")?;
+//! // `client_builder()` is `reqwest::Client::builder()` with `redirect_policy()` set.
+//! let http = reqwest_middleware::ClientBuilder::new(oauth_layer::reqwest::client_builder().build()?)
+//!     .with(OAuthMiddleware::client_credentials(client).allow_origins(["https://api.example"])?)
+//!     .build();
+//! # let _ = http; Ok(()) }
+//! ```
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::OnceLock;
 
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::attach::{Attach, Plan, Shorthand, calls_for_renewal, set_token};
+use crate::attach::{Attach, Plan, Shorthand, calls_for_renewal, mark_withheld, set_token};
+use crate::error::Error;
 use crate::source::TokenSource;
 use crate::token::Token;
+
+/// The most redirects [`redirect_policy`] follows in one chain (reqwest's own default).
+pub const MAX_REDIRECTS: usize = 10;
+
+/// A reqwest redirect policy under which no credential leaves the origin of the request: it
+/// follows up to [`MAX_REDIRECTS`] redirects as long as they stay on the origin (scheme, host and
+/// port) of the first request, and stops at a redirect to any other origin, whose `3xx` answer is
+/// then returned to the caller to follow (without the token) if it wants.
+///
+/// reqwest's own policies re-send the first request's headers on every hop and drop
+/// `Authorization` only on a hop that itself changes origin, so a chain `A → B → B` gives `B`
+/// the token meant for `A`; this policy never lets a chain leave `A`. Use it (or
+/// `Policy::none()`) for every client that [`OAuthMiddleware`] sends tokens through.
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same_origin {
+            attempt.stop()
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// A `reqwest::ClientBuilder` with [`redirect_policy`] already set: the client to put under
+/// [`OAuthMiddleware`].
+///
+/// ```
+/// # fn build(client: oauth_layer::OAuthClient) -> Result<(), Box<dyn std::error::Error>> {
+/// let http = reqwest_middleware::ClientBuilder::new(oauth_layer::reqwest::client_builder().build()?)
+///     .with(oauth_layer::OAuthMiddleware::client_credentials(client))
+///     .build();
+/// # let _ = http; Ok(()) }
+/// ```
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().redirect(redirect_policy())
+}
+
+/// The origin a request was sent to, kept small and cheap: a keyed hash of scheme, host and port
+/// (keyed per process, so a hostile host name cannot be chosen to collide).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct OriginKey(u64);
+
+impl OriginKey {
+    fn of(url: &url::Url) -> Self {
+        static KEYS: OnceLock<RandomState> = OnceLock::new();
+        let keys = KEYS.get_or_init(RandomState::new);
+        // The url crate lowercases the scheme and the host of http(s) URLs when it parses them.
+        OriginKey(keys.hash_one((url.scheme(), url.host_str(), url.port_or_known_default())))
+    }
+}
 
 /// A reqwest-middleware middleware that attaches a valid bearer token from one shared
 /// [`TokenSource`], renews it before it expires, and after a 401 renews and retries once (when
@@ -22,12 +101,16 @@ use crate::token::Token;
 /// ```
 /// use oauth_layer::{OAuthClient, OAuthMiddleware};
 ///
-/// # fn build() -> oauth_layer::Result<()> {
+/// # fn build() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = OAuthClient::new("my-client-id")
 ///     .secret("s3cret")
 ///     .token_url("https://idp.example/oauth/token")?;
-/// let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-///     .with(OAuthMiddleware::client_credentials(client).scope("api:read"))
+/// let http = reqwest_middleware::ClientBuilder::new(oauth_layer::reqwest::client_builder().build()?)
+///     .with(
+///         OAuthMiddleware::client_credentials(client)
+///             .scope("api:read")
+///             .allow_origins(["https://api.example"])?,
+///     )
 ///     .build();
 /// # let _ = http; Ok(()) }
 /// ```
@@ -56,6 +139,11 @@ impl Middleware for OAuthMiddleware {
         let per_request;
         let source = match plan {
             Plan::AsIs => return next.run(request, extensions).await,
+            Plan::Withheld(withheld) => {
+                let mut response = next.run(request, extensions).await?;
+                mark_withheld(response.status(), response.extensions_mut(), withheld);
+                return Ok(response);
+            }
             Plan::Attach => &self.attach.source,
             Plan::AttachFrom(source) => {
                 per_request = source;
@@ -78,8 +166,12 @@ impl Middleware for OAuthMiddleware {
         } else {
             None
         };
+        let sent_to = OriginKey::of(request.url());
         set_token(request.headers_mut(), &token);
         let response = next.clone().run(request, extensions).await?;
+        if OriginKey::of(response.url()) != sent_to {
+            return Err(unsafe_redirect(response.url()));
+        }
         if !calls_for_renewal(response.status(), response.headers()) {
             return Ok(response);
         }
@@ -121,7 +213,23 @@ impl Retry<'_> {
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         tracing::debug!("401: retrying once with a renewed token");
+        let sent_to = OriginKey::of(replay.url());
         set_token(replay.headers_mut(), &token);
-        next.run(replay, extensions).await
+        let response = next.run(replay, extensions).await?;
+        if OriginKey::of(response.url()) != sent_to {
+            return Err(unsafe_redirect(response.url()));
+        }
+        Ok(response)
     }
+}
+
+/// The answer to a token-carrying request came from another origin: the client follows
+/// redirects across origins, and may have re-sent the token on a hop (SECURITY.md rule 25).
+#[cold]
+fn unsafe_redirect(answered_by: &url::Url) -> reqwest_middleware::Error {
+    let error = Error::UnsafeRedirect {
+        to: answered_by.origin().ascii_serialization(),
+    };
+    tracing::error!("{error}");
+    reqwest_middleware::Error::middleware(error)
 }

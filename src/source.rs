@@ -516,7 +516,13 @@ impl Inner {
         let token = result?;
         if let Some(store) = &self.store {
             // Rule 21: persisted before anyone gets the new access token.
-            if let Err(e) = store.save(&self.key, &token).await {
+            let saved = store.save(&self.key, &token).await;
+            if let Err(refused @ Error::LockLost(_)) = saved {
+                return self
+                    .after_lost_lock(store, current.as_deref(), refused)
+                    .await;
+            }
+            if let Err(e) = saved {
                 tracing::warn!(error = %e, "token store write failed; keeping the token in memory");
             }
         }
@@ -530,6 +536,34 @@ impl Inner {
         );
         self.state.store(Some(Arc::new(self.schedule(&token))));
         Ok(token)
+    }
+
+    /// The store refused our new token because our renewal lock expired or was taken over
+    /// (rule 54): another process is renewing, and what it stores is the current token. Ours is
+    /// neither cached nor handed out, since it was never stored and the other process's
+    /// renewal may already have spent its grant; the newer stored token is served if it is
+    /// there and fresh. Otherwise the renewal fails with the transient refusal: callers keep the
+    /// cached token while it is usable, and the next renewal reads the store again.
+    async fn after_lost_lock(
+        &self,
+        store: &Arc<dyn TokenStore>,
+        started_from: Option<&Cached>,
+        refused: Error,
+    ) -> Result<Token> {
+        match store.load(&self.key).await {
+            Ok(Some(stored))
+                if !started_from.is_some_and(|c| same_token(&c.token, &stored))
+                    && self.clock.now() < self.schedule(&stored).stale_at =>
+            {
+                tracing::warn!(
+                    key = ?self.key,
+                    "renewal lock lost; using the token another process stored"
+                );
+                self.state.store(Some(Arc::new(self.schedule(&stored))));
+                Ok(stored)
+            }
+            _ => Err(refused),
+        }
     }
 
     async fn fetch_new(&self, interactive: bool) -> Result<Token> {

@@ -50,6 +50,11 @@ pub trait TokenStore: fmt::Debug + Send + Sync + 'static {
     /// at a time (SECURITY.md rule 33): the source holds it around the renewal and reads the
     /// store again once it has it. `None` (the default) means the store needs no lock because
     /// it is not shared between processes.
+    ///
+    /// A store whose lock can expire keeps it alive while it is held, and fences writes
+    /// (rule 54): once the lock is lost, [`save`](Self::save) and [`delete`](Self::delete) for
+    /// `key` fail with [`Error::LockLost`](crate::Error::LockLost) instead of overwriting the
+    /// newer holder's token. The source then serves the stored token rather than its own.
     async fn lock(&self, key: &CacheKey) -> Result<Option<Box<dyn RenewalLock>>> {
         let _ = key;
         Ok(None)

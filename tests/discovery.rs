@@ -341,6 +341,64 @@ async fn a_plain_http_endpoint_to_a_remote_host_is_refused() {
     }
 }
 
+/// Routes `https://idp.example/...` to a local server, as if it were a remote https issuer.
+#[derive(Debug)]
+struct RemoteIssuer(String);
+
+#[async_trait::async_trait]
+impl oauth_layer::http::HttpTransport for RemoteIssuer {
+    async fn send(
+        &self,
+        mut request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<oauth_layer::http::ResponseBody>, oauth_layer::TransportError> {
+        let uri = request.uri();
+        assert_eq!(uri.host(), Some("idp.example"), "only the issuer is contacted");
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        *request.uri_mut() = format!("{}{path}", self.0).parse().unwrap();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        oauth_layer::http::HttpTransport::send(&client, request).await
+    }
+}
+
+#[tokio::test]
+async fn a_remote_issuer_naming_a_local_plain_http_endpoint_is_refused() {
+    // Whatever listens on this machine's loopback must never receive the client secret because
+    // a remote issuer's document says so.
+    let local = MockServer::start().await;
+    token_endpoint(&local, 0).await;
+    let server = MockServer::start().await;
+    let mut doc = document(&server, "https://idp.example");
+    for member in ["authorization_endpoint", "jwks_uri"] {
+        doc[member] = json!(format!("https://idp.example/{member}"));
+    }
+    doc["token_endpoint"] = json!(format!("{}/token", local.uri()));
+    doc["revocation_endpoint"] = json!("https://idp.example/revoke");
+    doc["introspection_endpoint"] = json!("https://idp.example/introspect");
+    doc["device_authorization_endpoint"] = json!("https://idp.example/device");
+    doc["userinfo_endpoint"] = json!("https://idp.example/userinfo");
+    doc["end_session_endpoint"] = json!("https://idp.example/logout");
+    serve(
+        &server,
+        OIDC,
+        ResponseTemplate::new(200).set_body_json(doc),
+        1,
+    )
+    .await;
+
+    let err = client()
+        .transport(RemoteIssuer(server.uri()))
+        .discover("https://idp.example")
+        .await
+        .unwrap_err();
+
+    assert!(err.to_string().contains("token_endpoint"), "{err}");
+    assert!(err.to_string().contains("loopback issuer"), "{err}");
+    assert_transport(err, TransportErrorKind::InsecureUrl);
+}
+
 #[tokio::test]
 async fn a_redirect_on_the_metadata_url_is_an_error_and_not_followed() {
     let server = MockServer::start().await;

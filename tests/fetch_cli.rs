@@ -24,6 +24,18 @@ const SECRET: &str = "a:b/c+d%e&f=g h~";
 const POST_SECRET: &str = "post-secret-value";
 const PASSWORD: &str = "correct horse:battery/staple";
 
+/// Each secret option and the environment variable that gives it when the option is left out,
+/// as `--help` documents them.
+const SECRET_VARIABLES: [(&str, &str); 7] = [
+    ("--client-secret", "OAUTH_CLIENT_SECRET"),
+    ("--password", "OAUTH_PASSWORD"),
+    ("--refresh-token", "OAUTH_REFRESH_TOKEN"),
+    ("--subject-token", "OAUTH_SUBJECT_TOKEN"),
+    ("--actor-token", "OAUTH_ACTOR_TOKEN"),
+    ("--token", "OAUTH_TOKEN"),
+    ("--redis", "OAUTH_REDIS"),
+];
+
 /// How long one run of the binary may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(20);
 
@@ -207,10 +219,12 @@ fn command(args: &[String]) -> Command {
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .env("BROWSER", "true")
-        .env_remove("OAUTH_CLIENT_SECRET")
         .env_remove("OAUTH_LAYER_REDIRECT_URL")
         .env_remove("OAUTH_LAYER_CODE_SOURCE_URL")
         .env_remove("RUST_LOG");
+    for (_, variable) in SECRET_VARIABLES {
+        cmd.env_remove(variable);
+    }
     for proxy in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
         cmd.env_remove(proxy).env_remove(proxy.to_ascii_lowercase());
     }
@@ -3568,4 +3582,853 @@ async fn store_usage_errors_exit_with_2_and_one_line() {
         let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o1777, "the shared directory is left alone");
     }
+}
+
+// --- Secrets off the command line: OAUTH_* variables, @FILE and - (standard input) ------------
+
+/// A way to give a secret option its value without putting it on the command line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Way {
+    /// The option left out, its `OAUTH_...` variable set.
+    Env,
+    /// `--option @FILE`, the file ending with a newline that is no part of the secret.
+    File,
+    /// `--option -`, the value and a newline written to standard input, which is then closed.
+    Stdin,
+}
+
+const WAYS: [Way; 3] = [Way::Env, Way::File, Way::Stdin];
+
+/// A secret option, its value, and the way it is given.
+type Secret<'a> = (&'a str, &'a str, Way);
+
+/// The environment variable of the secret option `option`.
+fn variable(option: &str) -> &'static str {
+    SECRET_VARIABLES
+        .iter()
+        .find(|(o, _)| *o == option)
+        .map(|(_, v)| *v)
+        .expect("a secret option")
+}
+
+/// The binary with `args`, then each `(option, value, way)` of `secrets` given that way (files
+/// in `dir`), and what to write to its standard input.
+fn secret_command(
+    args: &[String],
+    secrets: &[Secret<'_>],
+    dir: &TempDir,
+) -> (Command, Option<String>) {
+    let mut args = args.to_vec();
+    let mut env = Vec::new();
+    let mut stdin = None;
+    for (option, value, way) in secrets {
+        match way {
+            Way::Env => env.push((variable(option), *value)),
+            Way::File => {
+                let name = format!("{}.secret", option.trim_start_matches('-'));
+                let path = dir.file(&name, &format!("{value}\n"));
+                args.extend([(*option).to_owned(), format!("@{path}")]);
+            }
+            Way::Stdin => {
+                assert!(stdin.is_none(), "one secret at most on standard input");
+                stdin = Some(format!("{value}\n"));
+                args.extend([(*option).to_owned(), "-".to_owned()]);
+            }
+        }
+    }
+    let mut cmd = command(&args);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    (cmd, stdin)
+}
+
+/// Runs `cmd`, writing `input` to its standard input (piped) and closing it.
+async fn run_with_stdin(mut cmd: Command, input: Option<String>) -> Run {
+    use tokio::io::AsyncWriteExt;
+
+    let Some(input) = input else {
+        return run(cmd).await;
+    };
+    let mut child = cmd.spawn().expect("fetch started");
+    let mut stdin = child.stdin.take().expect("a piped standard input");
+    // A run that stops before reading (a usage error) closes the pipe: not the test's concern.
+    let _ = stdin.write_all(input.as_bytes()).await;
+    drop(stdin);
+    let out = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
+        .await
+        .expect("fetch finished in time")
+        .expect("fetch ran");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// The binary with `args` and `secrets` given off the command line, run to its end.
+async fn fetch_with_secrets(args: &[String], secrets: &[Secret<'_>], dir: &TempDir) -> Run {
+    let (cmd, stdin) = secret_command(args, secrets, dir);
+    run_with_stdin(cmd, stdin).await
+}
+
+/// `--help` names every secret's variable, `@FILE` and `-`, and warns that a value on the
+/// command line is visible to the machine's other users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_says_how_secrets_stay_off_the_command_line() {
+    let out = fetch(&argv(["--help"])).await;
+    out.assert_code(0);
+    for (option, variable) in SECRET_VARIABLES {
+        assert!(out.stdout.contains(option), "--help mentions {option}");
+        assert!(out.stdout.contains(variable), "--help mentions {variable}");
+    }
+    for text in ["@FILE", "standard input", "/proc/PID/cmdline", "every user"] {
+        assert!(out.stdout.contains(text), "--help mentions {text:?}");
+    }
+}
+
+/// The client secret from its variable, a file or standard input: the client authenticates
+/// (Basic, with every awkward character), and `-v` shows none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_secret_from_the_environment_a_file_or_stdin() {
+    let server = server().await;
+    let dir = TempDir::new("client-secret");
+    let url = server.resource_url("/api/hello");
+    for way in WAYS {
+        server.reset_counts();
+        let args = with_client(&server, "basic-app", &["-v", &url]);
+        let out = fetch_with_secrets(&args, &[("--client-secret", SECRET, way)], &dir).await;
+        eprintln!("way: {way:?}");
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        assert_eq!(server.token_requests_for("client_credentials"), 1);
+        let token = one_access_token(&server, 1);
+        out.assert_no_secrets(&[SECRET, &token]);
+    }
+}
+
+/// The password from its variable, a file or standard input signs `alice` in; a wrong one,
+/// given the same ways, is refused (exit code 1) and never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_from_the_environment_a_file_or_stdin() {
+    const WRONG: &str = "wrong horse:battery/staple";
+    let server = server().await;
+    let dir = TempDir::new("password");
+    let url = server.resource_url("/api/me");
+    let args = with_client(
+        &server,
+        "public-app",
+        &["--flow", "password", "--username", "alice", "-v", &url],
+    );
+    for way in WAYS {
+        server.reset_counts();
+        let out = fetch_with_secrets(&args, &[("--password", PASSWORD, way)], &dir).await;
+        eprintln!("way: {way:?}");
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        assert!(out.stdout.contains(r#""username":"alice""#), "{out:#?}");
+        assert_eq!(server.token_requests_for("password"), 1);
+        let token = one_access_token(&server, 1);
+        out.assert_no_secrets(&[PASSWORD, &token]);
+
+        let out = fetch_with_secrets(&args, &[("--password", WRONG, way)], &dir).await;
+        out.assert_code(1);
+        assert!(out.stderr.contains("invalid_grant"), "{out:#?}");
+        out.assert_no_secrets(&[PASSWORD, WRONG]);
+    }
+}
+
+/// A refresh token from its variable, a file or standard input is redeemed, with the client
+/// secret from another of the three ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_token_from_the_environment_a_file_or_stdin() {
+    let server = server().await;
+    let dir = TempDir::new("refresh-token");
+    let url = server.resource_url("/api/me");
+    let args = with_client(&server, "basic-app", &["--flow", "refresh", "-v", &url]);
+    for (way, secret_way) in [
+        (Way::Env, Way::File),
+        (Way::File, Way::Stdin),
+        (Way::Stdin, Way::Env),
+    ] {
+        let tokens = TokenSource::new(
+            server.oauth_client("basic-app").unwrap(),
+            Password::new("alice", PASSWORD),
+        );
+        let first = tokens.token().await.unwrap();
+        let refresh_token = first.refresh_token().unwrap().expose_secret().to_owned();
+        server.reset_counts();
+        let out = fetch_with_secrets(
+            &args,
+            &[
+                ("--refresh-token", &refresh_token, way),
+                ("--client-secret", SECRET, secret_way),
+            ],
+            &dir,
+        )
+        .await;
+        eprintln!("way: {way:?}");
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        assert_eq!(server.token_requests_for("refresh_token"), 1);
+        assert_eq!(server.token_requests(), 1);
+        let token = one_access_token(&server, 1);
+        out.assert_no_secrets(&[&refresh_token, SECRET, &token]);
+    }
+}
+
+/// `fetch revoke` with the token from its variable, a file or standard input revokes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_to_revoke_from_the_environment_a_file_or_stdin() {
+    let server = server().await;
+    let dir = TempDir::new("revoke");
+    let api = server.resource_url("/api/hello");
+    let args = argv([
+        "revoke",
+        "--revocation-url",
+        &server.revocation_url(),
+        "--client-id",
+        "basic-app",
+        "-v",
+    ]);
+    for (way, secret_way) in [
+        (Way::Env, Way::Stdin),
+        (Way::File, Way::Env),
+        (Way::Stdin, Way::File),
+    ] {
+        let tokens = TokenSource::new(
+            server.oauth_client("basic-app").unwrap(),
+            oauth_layer::flow::ClientCredentials::new(),
+        );
+        let token = tokens
+            .token()
+            .await
+            .unwrap()
+            .access_token()
+            .expose_secret()
+            .to_owned();
+        let status = |token: String| {
+            let api = api.clone();
+            async move {
+                reqwest::Client::new()
+                    .get(&api)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        assert_eq!(status(token.clone()).await, 200);
+        let out = fetch_with_secrets(
+            &args,
+            &[
+                ("--token", &token, way),
+                ("--client-secret", SECRET, secret_way),
+            ],
+            &dir,
+        )
+        .await;
+        eprintln!("way: {way:?}");
+        out.assert_code(0);
+        assert_eq!(out.stdout, "revoked\n", "{out:#?}");
+        assert_eq!(status(token.clone()).await, 401, "revoked for good");
+        out.assert_no_secrets(&[&token, SECRET]);
+    }
+    assert_eq!(server.revocation_requests(), 3);
+}
+
+/// The subject and actor tokens of a token exchange, each from its variable, a file or
+/// standard input, reach the token endpoint as they are (the test server has no token
+/// exchange: wiremock stands in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_and_actor_tokens_from_the_environment_a_file_or_stdin() {
+    const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    const SUBJECT: &str = "subject-token secret/value+1";
+    const ACTOR: &str = "actor-token secret/value+2";
+    const EXCHANGED: &str = "exchanged-access-token";
+    let mock = token_and_api(
+        GRANT,
+        serde_json::json!({
+            "access_token": EXCHANGED,
+            "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "token_type": "Bearer",
+            "expires_in": 600,
+        }),
+    )
+    .await;
+    let dir = TempDir::new("token-exchange");
+    let url = format!("{}/api/orders", mock.uri());
+    let args = argv([
+        "--token-url",
+        &format!("{}/token", mock.uri()),
+        "--client-id",
+        "gateway",
+        "--flow",
+        "token-exchange",
+        "-v",
+        &url,
+    ]);
+    let ways = [
+        (Way::Env, Way::File, Way::Stdin),
+        (Way::File, Way::Stdin, Way::Env),
+        (Way::Stdin, Way::Env, Way::File),
+    ];
+    for (subject, actor, secret) in ways {
+        let out = fetch_with_secrets(
+            &args,
+            &[
+                ("--subject-token", SUBJECT, subject),
+                ("--actor-token", ACTOR, actor),
+                ("--client-secret", "gateway-secret", secret),
+            ],
+            &dir,
+        )
+        .await;
+        eprintln!("ways: {subject:?} {actor:?} {secret:?}");
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        out.assert_no_secrets(&[SUBJECT, ACTOR, EXCHANGED, "gateway-secret"]);
+    }
+    let forms = forms_at(&mock, "/token").await;
+    assert_eq!(forms.len(), ways.len());
+    for form in &forms {
+        assert_eq!(form_field(form, "subject_token"), Some(SUBJECT), "{form:?}");
+        assert_eq!(form_field(form, "actor_token"), Some(ACTOR), "{form:?}");
+    }
+}
+
+/// The Redis URL, whose password is a secret, from `OAUTH_REDIS`, a file or standard input:
+/// the first run fetches a token into Redis and the next ones load it. A wrong password that
+/// way is a configuration error that shows no password. `OAUTH_REDIS` gives way to `--cache`.
+#[cfg(feature = "redis-store")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_url_from_the_environment_a_file_or_stdin() {
+    let redis = RedisServer::start(REDIS_PASSWORD).await;
+    let server = server().await;
+    let dir = TempDir::new("redis-url");
+    let url = server.resource_url("/api/hello");
+    let args = with_client(
+        &server,
+        "basic-app",
+        &["--client-secret", SECRET, "-v", &url],
+    );
+    let redis_url = redis.url(REDIS_PASSWORD);
+    for (run, way) in WAYS.into_iter().enumerate() {
+        let out = fetch_with_secrets(&args, &[("--redis", &redis_url, way)], &dir).await;
+        eprintln!("way: {way:?}");
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        let event = if run == 0 {
+            "token: fetched"
+        } else {
+            "token: loaded from the store"
+        };
+        assert_eq!(out.events(event), 1, "{out:#?}");
+        out.assert_no_secrets(&[SECRET, REDIS_PASSWORD]);
+    }
+    assert_eq!(server.token_requests(), 1, "one token, kept in Redis");
+
+    let wrong = "wrong-redis-pass-2";
+    for way in WAYS {
+        let out = fetch_with_secrets(&args, &[("--redis", &redis.url(wrong), way)], &dir).await;
+        out.assert_usage_error("--redis: ");
+        out.assert_no_secrets(&[SECRET, wrong, REDIS_PASSWORD]);
+    }
+    assert_eq!(server.token_requests(), 1);
+
+    // --cache chooses the file store: the variable is not even connected to.
+    let cache = TempDir::new("redis-url-cache");
+    let cache_dir = cache.0.join("tokens");
+    let mut args = args;
+    args.extend(["--cache".to_owned(), cache_dir.to_str().unwrap().to_owned()]);
+    let unreachable = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}", free_port());
+    let out = fetch_with_secrets(&args, &[("--redis", &unreachable, Way::Env)], &dir).await;
+    out.assert_code(0);
+    assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+    out.assert_no_secrets(&[SECRET, REDIS_PASSWORD]);
+}
+
+/// A token endpoint (and API) on 127.0.0.1 that holds every `POST` until the test lets it go,
+/// so the test can look at the fetch process while it waits with every secret in hand. A
+/// `POST` gets a token-exchange-shaped token answer (also fine for the other grants and for
+/// revocation, where any 200 will do); anything else `200 ok`.
+struct HeldEndpoint {
+    url: String,
+    posts: tokio::sync::mpsc::UnboundedReceiver<(String, tokio::sync::oneshot::Sender<()>)>,
+}
+
+impl HeldEndpoint {
+    async fn start() -> Self {
+        use tokio::io::AsyncWriteExt;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (send, posts) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let send = send.clone();
+                tokio::spawn(async move {
+                    let Some(request) = read_request(&mut tcp).await else {
+                        return;
+                    };
+                    let body = if request.starts_with("POST ") {
+                        let (release, released) = tokio::sync::oneshot::channel();
+                        if send.send((request, release)).is_err() || released.await.is_err() {
+                            return;
+                        }
+                        r#"{"access_token":"held-endpoint-access-token","token_type":"Bearer","expires_in":600,"issued_token_type":"urn:ietf:params:oauth:token-type:access_token"}"#
+                    } else {
+                        "ok"
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: \
+                         no-store\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tcp.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Self { url, posts }
+    }
+
+    /// The next `POST` (request line, headers and body), and what lets it go.
+    async fn next_post(&mut self) -> (String, tokio::sync::oneshot::Sender<()>) {
+        tokio::time::timeout(RUN_LIMIT, self.posts.recv())
+            .await
+            .expect("fetch sent its request in time")
+            .expect("the endpoint runs")
+    }
+}
+
+/// One HTTP/1.1 request: its head and its `content-length` body.
+async fn read_request(tcp: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tcp.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        bytes.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&bytes);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if bytes.len() >= end + 4 + length {
+                return Some(String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
+    }
+}
+
+/// The command line of the running process `pid` as every user of the machine can read it.
+fn cmdline(pid: u32) -> Vec<u8> {
+    std::fs::read(format!("/proc/{pid}/cmdline")).expect("/proc/PID/cmdline is readable")
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+/// Every secret option, given by variable, file or standard input, while the fetch process
+/// waits on the token (or revocation) endpoint with the secrets already sent: its
+/// `/proc/PID/cmdline`, which any local user can read, holds none of them, though the request
+/// does. The same read shows a secret given the old way, as a value on the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_command_line_of_the_running_process() {
+    const CLIENT_SECRET: &str = "held client secret/1";
+    const PASSWORD_HELD: &str = "held password/2";
+    const REFRESH: &str = "held-refresh-token-3";
+    const SUBJECT: &str = "held-subject-token-4";
+    const ACTOR: &str = "held-actor-token-5";
+    const REVOKED: &str = "held-token-to-revoke-6";
+    let mut held = HeldEndpoint::start().await;
+    let dir = TempDir::new("cmdline");
+    let token_url = format!("{}/token", held.url);
+    let api = format!("{}/api/hello", held.url);
+    let fetch_args = |flow: &str| {
+        argv([
+            "--token-url",
+            &token_url,
+            "--client-id",
+            "held-app",
+            "--auth-method",
+            "post",
+            "--flow",
+            flow,
+            "-v",
+            &api,
+        ])
+    };
+    let mut password = fetch_args("password");
+    password.extend(argv(["--username", "alice"]));
+    let revoke = argv([
+        "revoke",
+        "--revocation-url",
+        &format!("{}/revoke", held.url),
+        "--client-id",
+        "held-app",
+        "--auth-method",
+        "post",
+        "-v",
+    ]);
+    let runs: Vec<(Vec<String>, Vec<Secret<'_>>)> = vec![
+        (
+            fetch_args("token-exchange"),
+            vec![
+                ("--client-secret", CLIENT_SECRET, Way::File),
+                ("--subject-token", SUBJECT, Way::Stdin),
+                ("--actor-token", ACTOR, Way::Env),
+            ],
+        ),
+        (
+            fetch_args("token-exchange"),
+            vec![
+                ("--client-secret", CLIENT_SECRET, Way::Stdin),
+                ("--subject-token", SUBJECT, Way::Env),
+                ("--actor-token", ACTOR, Way::File),
+            ],
+        ),
+        (
+            password.clone(),
+            vec![
+                ("--client-secret", CLIENT_SECRET, Way::Env),
+                ("--password", PASSWORD_HELD, Way::Stdin),
+            ],
+        ),
+        (
+            password,
+            vec![
+                ("--client-secret", CLIENT_SECRET, Way::Stdin),
+                ("--password", PASSWORD_HELD, Way::File),
+            ],
+        ),
+        (
+            fetch_args("refresh"),
+            vec![
+                ("--client-secret", CLIENT_SECRET, Way::File),
+                ("--refresh-token", REFRESH, Way::Stdin),
+            ],
+        ),
+        (
+            fetch_args("refresh"),
+            vec![
+                ("--client-secret", CLIENT_SECRET, Way::Stdin),
+                ("--refresh-token", REFRESH, Way::Env),
+            ],
+        ),
+        (
+            revoke.clone(),
+            vec![
+                ("--client-secret", CLIENT_SECRET, Way::Env),
+                ("--token", REVOKED, Way::File),
+            ],
+        ),
+        (
+            revoke,
+            vec![
+                ("--client-secret", CLIENT_SECRET, Way::File),
+                ("--token", REVOKED, Way::Stdin),
+            ],
+        ),
+    ];
+    for (args, secrets) in &runs {
+        eprintln!("run: {args:?} {secrets:?}");
+        let (cmd, input) = secret_command(args, secrets, &dir);
+        let mut live = Live::spawn(cmd);
+        if let Some(input) = input {
+            use tokio::io::AsyncWriteExt;
+            let mut stdin = live.child.stdin.take().unwrap();
+            stdin.write_all(input.as_bytes()).await.unwrap();
+        }
+        let (request, release) = held.next_post().await;
+        let seen = cmdline(live.child.id().expect("fetch is running"));
+        assert!(contains(&seen, "--client-id"), "read the right process");
+        let form: Vec<(String, String)> = request
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| {
+                url::form_urlencoded::parse(body.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (option, value, _) in secrets {
+            assert!(
+                form.iter().any(|(_, v)| v == value),
+                "{option} reached the endpoint: {form:?}"
+            );
+            assert!(
+                !contains(&seen, value),
+                "{option} is on the command line: {}",
+                String::from_utf8_lossy(&seen)
+            );
+        }
+        release.send(()).unwrap();
+        let out = live.finish().await;
+        out.assert_code(0);
+        let values: Vec<&str> = secrets.iter().map(|(_, v, _)| *v).collect();
+        out.assert_no_secrets(&values);
+    }
+
+    // The check sees what it looks for: a value given on the command line is there for all.
+    let mut args = fetch_args("password");
+    args.extend(argv([
+        "--username",
+        "alice",
+        "--password",
+        PASSWORD_HELD,
+        "--client-secret",
+        CLIENT_SECRET,
+    ]));
+    let live = Live::spawn(command(&args));
+    let (_, release) = held.next_post().await;
+    let seen = cmdline(live.child.id().expect("fetch is running"));
+    assert!(contains(&seen, PASSWORD_HELD) && contains(&seen, CLIENT_SECRET));
+    release.send(()).unwrap();
+    live.finish().await.assert_code(0);
+}
+
+/// The same, for the password of a Redis URL, while the process waits on the token endpoint
+/// with the Redis store connected.
+#[cfg(feature = "redis-store")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_redis_password_reaches_the_command_line_of_the_running_process() {
+    let redis = RedisServer::start(REDIS_PASSWORD).await;
+    let mut held = HeldEndpoint::start().await;
+    let dir = TempDir::new("cmdline-redis");
+    let args = argv([
+        "--token-url",
+        &format!("{}/token", held.url),
+        "--client-id",
+        "held-app",
+        "--client-secret",
+        "not-the-point",
+        "-v",
+        &format!("{}/api/hello", held.url),
+    ]);
+    let redis_url = redis.url(REDIS_PASSWORD);
+    for way in WAYS {
+        // An identity of its own, so that each run asks for a token rather than loading one.
+        let mut args = args.clone();
+        args.extend(["--identity".to_owned(), format!("{way:?}")]);
+        let (cmd, input) = secret_command(&args, &[("--redis", &redis_url, way)], &dir);
+        let mut live = Live::spawn(cmd);
+        if let Some(input) = input {
+            use tokio::io::AsyncWriteExt;
+            let mut stdin = live.child.stdin.take().unwrap();
+            stdin.write_all(input.as_bytes()).await.unwrap();
+        }
+        let (_, release) = held.next_post().await;
+        let seen = cmdline(live.child.id().expect("fetch is running"));
+        assert!(contains(&seen, "--client-id"), "read the right process");
+        assert!(
+            !contains(&seen, REDIS_PASSWORD),
+            "{way:?}: the Redis password is on the command line"
+        );
+        release.send(()).unwrap();
+        let out = live.finish().await;
+        out.assert_code(0);
+        out.assert_no_secrets(&[REDIS_PASSWORD]);
+    }
+}
+
+/// `@FILE` that cannot be used (missing, a directory, empty, not UTF-8, too large) and
+/// standard input asked for twice, or with `--paste`: usage errors (exit code 2, one line)
+/// that send nothing and show neither the file's name (it may be a secret that starts with
+/// `@`) nor anything it holds. Two `-` are refused before anything is read: standard input,
+/// held open, does not make the run wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_secret_files_and_stdin_are_usage_errors_that_show_nothing() {
+    const IN_FILE: &str = "secret-inside-the-file-7";
+    let server = server().await;
+    let dir = TempDir::new("secret-usage");
+    let url = server.resource_url("/api/hello");
+    let missing = dir.0.join("missing-file-named-like-a-secret-8");
+    let missing = format!("@{}", missing.to_str().unwrap());
+    let directory = format!("@{}", dir.0.to_str().unwrap());
+    let empty = format!("@{}", dir.file("empty", "\n"));
+    let not_utf8 = {
+        let path = dir.0.join("not-utf8");
+        std::fs::write(&path, [IN_FILE.as_bytes(), &[0xff, 0xfe]].concat()).unwrap();
+        format!("@{}", path.to_str().unwrap())
+    };
+    let too_large = format!("@{}", dir.file("large", &IN_FILE.repeat(4000)));
+    let password = |given: &str| {
+        with_client(
+            &server,
+            "public-app",
+            &[
+                "--flow",
+                "password",
+                "--username",
+                "alice",
+                "--password",
+                given,
+                "-v",
+                &url,
+            ],
+        )
+    };
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "a missing file",
+            password(&missing),
+            "--password @FILE: cannot read the file",
+        ),
+        (
+            "a directory",
+            password(&directory),
+            "--password @FILE: cannot read the file",
+        ),
+        (
+            "an empty file",
+            password(&empty),
+            "--password: the file is empty",
+        ),
+        (
+            "a file that is not UTF-8",
+            password(&not_utf8),
+            "--password: the file is not UTF-8",
+        ),
+        (
+            "a file too large",
+            password(&too_large),
+            "--password: the file holds more than",
+        ),
+        (
+            "a missing file for --redis",
+            with_client(
+                &server,
+                "basic-app",
+                &["--client-secret", SECRET, "--redis", &missing, &url],
+            ),
+            "--redis @FILE: cannot read the file",
+        ),
+        (
+            "a missing file for --token",
+            argv([
+                "revoke",
+                "--revocation-url",
+                &server.revocation_url(),
+                "--client-id",
+                "basic-app",
+                "--token",
+                &missing,
+            ]),
+            "--token @FILE: cannot read the file",
+        ),
+        (
+            "an empty standard input",
+            with_client(&server, "basic-app", &["--client-secret", "-", &url]),
+            "--client-secret: standard input is empty",
+        ),
+    ];
+    for (name, args, needle) in cases {
+        eprintln!("case: {name}");
+        let out = fetch(&args).await;
+        out.assert_usage_error(needle);
+        out.assert_no_secrets(&[IN_FILE, "missing-file-named-like-a-secret-8", PASSWORD]);
+    }
+
+    // Standard input for two options, or for one and --paste: refused at once, standard
+    // input (held open here) unread.
+    let twice = [
+        (
+            "two options",
+            with_client(
+                &server,
+                "public-app",
+                &[
+                    "--flow",
+                    "password",
+                    "--username",
+                    "alice",
+                    "--password",
+                    "-",
+                    "--client-secret=-",
+                    &url,
+                ],
+            ),
+            "--password - and --client-secret -: only one option may read standard input",
+        ),
+        (
+            "an option and --paste",
+            with_client(
+                &server,
+                "basic-app",
+                &[
+                    "--flow",
+                    "auth-code",
+                    "--auth-url",
+                    &server.authorization_url(),
+                    "--paste",
+                    "--client-secret",
+                    "-",
+                    &url,
+                ],
+            ),
+            "--client-secret - and --paste both read standard input",
+        ),
+    ];
+    for (name, args, needle) in twice {
+        eprintln!("case: {name}");
+        let mut cmd = command(&args);
+        cmd.stdin(Stdio::piped());
+        let mut live = Live::spawn(cmd);
+        let stdin = live.child.stdin.take().unwrap();
+        let out = live.finish().await;
+        drop(stdin);
+        out.assert_usage_error(needle);
+    }
+    assert_eq!(server.token_requests(), 0, "usage errors send nothing");
+    assert_eq!(server.revocation_requests(), 0);
+    assert!(server.resource_requests().is_empty());
+}
+
+/// A secret option given twice: the last one wins, whichever way each came; and the option
+/// on the command line wins over its variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_secret_given_wins() {
+    let server = server().await;
+    let dir = TempDir::new("last-wins");
+    let url = server.resource_url("/api/me");
+    let wrong = format!("@{}", dir.file("wrong", "wrong password\n"));
+    let right = format!("@{}", dir.file("right", &format!("{PASSWORD}\n")));
+    let base = ["--flow", "password", "--username", "alice", "-v"];
+    for (first, last) in [
+        (wrong.as_str(), PASSWORD),
+        ("wrong password", right.as_str()),
+    ] {
+        let args = with_client(
+            &server,
+            "public-app",
+            &[&base[..], &["--password", first, "--password", last, &url]].concat(),
+        );
+        let out = fetch(&args).await;
+        out.assert_code(0);
+        out.assert_no_secrets(&[PASSWORD, "wrong password"]);
+    }
+    let args = with_client(
+        &server,
+        "public-app",
+        &[&base[..], &["--password", &right, &url]].concat(),
+    );
+    let mut cmd = command(&args);
+    cmd.env("OAUTH_PASSWORD", "wrong password");
+    let out = run(cmd).await;
+    out.assert_code(0);
+    out.assert_no_secrets(&[PASSWORD, "wrong password"]);
+    assert_eq!(server.token_requests_for("password"), 3);
 }

@@ -366,8 +366,22 @@ async fn tokens_go_only_to_allowed_origins() {
 async fn plain_http_gets_a_token_only_on_loopback() {
     let idp = Idp::start(3600).await;
     let state = ApiState::default();
+    assert!(
+        OAuthLayer::client_credentials(idp.client())
+            .allow_origins(["http://api.example"])
+            .is_err(),
+        "a plain http origin cannot even be allowed"
+    );
     let svc = ServiceBuilder::new()
-        .layer(OAuthLayer::client_credentials(idp.client()))
+        .layer(
+            OAuthLayer::client_credentials(idp.client())
+                .allow_origins([
+                    "http://127.0.0.1:1234",
+                    "http://[::1]:1234",
+                    "http://localhost:1234",
+                ])
+                .unwrap(),
+        )
         .service(api(state.clone()));
     for uri in [
         "http://api.example/",
@@ -465,6 +479,7 @@ async fn a_token_endpoint_failure_is_a_typed_error() {
 async fn a_cross_origin_redirect_does_not_carry_the_token() {
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
+    use oauth_layer::tower::RedirectPolicy;
     use tower_http::follow_redirect::FollowRedirectLayer;
     use wiremock::matchers::path;
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -487,7 +502,7 @@ async fn a_cross_origin_redirect_does_not_carry_the_token() {
     let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let svc = ServiceBuilder::new()
         .layer(OAuthLayer::client_credentials(idp.client()))
-        .layer(FollowRedirectLayer::new())
+        .layer(FollowRedirectLayer::with_policy(RedirectPolicy::new()))
         .service(http);
     let resp = svc
         .oneshot(get(&format!("{}/start", origin.uri())))

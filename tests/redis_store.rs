@@ -274,11 +274,17 @@ async fn a_lock_is_released_only_by_its_holder_and_waiting_is_bounded() {
         .lock_wait(Duration::from_millis(300));
 
     let stale = first.lock(&k).await.unwrap().unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The first holder's lock expires behind its back (its watchdog could not reach Redis, or
+    // Redis lost the key in a failover).
+    let _: () = redis::cmd("DEL")
+        .arg(&lock_name)
+        .query_async(&mut redis.raw().await)
+        .await
+        .unwrap();
     let held = second.lock(&k).await.unwrap().unwrap();
     let owner = raw_get(&redis, &lock_name).await.unwrap();
 
-    // The first holder's lock expired; releasing it late must not free the second one's.
+    // Releasing the lost lock late must not free the second holder's.
     stale.release().await;
     assert_eq!(raw_get(&redis, &lock_name).await, Some(owner));
 
@@ -715,4 +721,280 @@ async fn redis_keys_are_named_under_a_salt_kept_in_redis_and_reveal_no_weak_secr
     assert_ne!(renamed, a.entry_key(&k).await.unwrap());
     a.lock(&k).await.unwrap().unwrap().release().await;
     assert_eq!(a.entry_key(&k).await.unwrap(), renamed);
+}
+
+/// A token endpoint whose refresh tokens are single use, as a rotating authorization server's
+/// are: `rt-1` is answered once, slowly (`delay`), with `at-2`/`rt-2`; anything else sent to it
+/// afterwards (a second `rt-1`, any other grant) is `invalid_grant`.
+async fn rotating_idp(delay: Duration) -> MockServer {
+    let idp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("refresh_token=rt-1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({
+                    "access_token": "at-2", "token_type": "Bearer", "expires_in": 3600,
+                    "refresh_token": "rt-2",
+                }))
+                .set_delay(delay),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&idp)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": "invalid_grant",
+            "error_description": "refresh token already used; grant revoked",
+        })))
+        .with_priority(2)
+        .mount(&idp)
+        .await;
+    idp
+}
+
+fn rotating_client(idp: &MockServer) -> OAuthClient {
+    OAuthClient::new("rotating")
+        .secret("rotating-secret")
+        .token_url(format!("{}/token", idp.uri()))
+        .unwrap()
+        .retry_policy(RetryPolicy::none())
+}
+
+/// How many token requests carried `needle` in their body.
+async fn requests_with(idp: &MockServer, needle: &str) -> usize {
+    idp.received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains(needle))
+        .count()
+}
+
+/// A source that starts from an expired access token and the refresh token `rt-1`, as a
+/// process does after a restart.
+fn rotating_source(client: &OAuthClient, store: RedisStore) -> TokenSource {
+    TokenSource::builder(client.clone(), ClientCredentials::new())
+        .store(store)
+        .initial_token(token("at-1", Some("rt-1"), Duration::ZERO))
+        .build()
+}
+
+/// Two processes renew at the same moment through a token endpoint three times slower than the
+/// lock's lifetime. The holder's lock is extended while it waits, so the other process waits
+/// for it instead of taking an expired lock and replaying `rt-1` (which a rotating server
+/// answers by revoking the grant), then finds the new token in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_slower_than_the_lock_sends_a_rotating_refresh_token_once() {
+    let redis = RedisServer::start().await;
+    let idp = rotating_idp(Duration::from_millis(900)).await;
+    let client = rotating_client(&idp);
+    let process = || async {
+        RedisStore::connect(redis.url())
+            .await
+            .unwrap()
+            .lock_ttl(Duration::from_millis(300))
+            .lock_wait(Duration::from_secs(5))
+    };
+    let first = rotating_source(&client, process().await);
+    let second = rotating_source(&client, process().await);
+
+    let (a, b) = tokio::join!(first.token(), second.token());
+    assert_eq!(access(&a.unwrap()), "at-2");
+    assert_eq!(access(&b.unwrap()), "at-2");
+    assert_eq!(requests_with(&idp, "refresh_token=rt-1").await, 1);
+    assert_eq!(idp.received_requests().await.unwrap().len(), 1);
+    let stored = process()
+        .await
+        .load(first.cache_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.refresh_token().unwrap().expose_secret(), "rt-2");
+}
+
+/// A holder whose lock was taken over (here: the lock key overwritten by "another process")
+/// may no longer write: its save and delete are refused with `Error::LockLost`, and the entry
+/// the new holder wrote stays.
+#[tokio::test]
+async fn a_holder_that_lost_its_lock_cannot_write() {
+    let redis = RedisServer::start().await;
+    let k = key();
+    let lock_name = entry_name(&redis, &k)
+        .await
+        .replacen(":token:", ":lock:", 1);
+    let holder = RedisStore::connect(redis.url()).await.unwrap();
+    let newer = RedisStore::connect(redis.url()).await.unwrap();
+
+    let lock = holder.lock(&k).await.unwrap().unwrap();
+    holder
+        .save(
+            &k,
+            &token("at-mine", Some("rt-mine"), Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&lock_name)
+        .arg("another-holder")
+        .query_async(&mut redis.raw().await)
+        .await
+        .unwrap();
+    newer
+        .save(
+            &k,
+            &token("at-new", Some("rt-new"), Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
+
+    let err = holder
+        .save(
+            &k,
+            &token("at-stale", Some("rt-stale"), Duration::from_secs(600)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LockLost(_)), "{err:?}");
+    let err = holder.delete(&k).await.unwrap_err();
+    assert!(matches!(err, Error::LockLost(_)), "{err:?}");
+    assert_eq!(access(&newer.load(&k).await.unwrap().unwrap()), "at-new");
+
+    // Releasing the lost lock frees nothing; once released, the store writes freely again.
+    lock.release().await;
+    assert_eq!(
+        raw_get(&redis, &lock_name).await.as_deref(),
+        Some(b"another-holder".as_slice())
+    );
+    holder
+        .save(&k, &token("at-later", None, Duration::from_secs(600)))
+        .await
+        .unwrap();
+    assert_eq!(access(&newer.load(&k).await.unwrap().unwrap()), "at-later");
+}
+
+/// The same through a source: its lock is taken over while the token endpoint is answering,
+/// and the new holder stores `at-3`. The source's own `at-2` is refused by the store, never
+/// handed out, and the newer stored token is what callers get.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_whose_lock_was_taken_over_serves_the_newer_stored_token() {
+    let redis = RedisServer::start().await;
+    let idp = rotating_idp(Duration::from_millis(600)).await;
+    let client = rotating_client(&idp);
+    let store = RedisStore::connect(redis.url())
+        .await
+        .unwrap()
+        .lock_ttl(Duration::from_millis(300));
+    let source = rotating_source(&client, store);
+    let k = source.cache_key().clone();
+    let lock_name = entry_name(&redis, &k)
+        .await
+        .replacen(":token:", ":lock:", 1);
+
+    let renewal = tokio::spawn({
+        let source = source.clone();
+        async move { source.token().await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while idp.received_requests().await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no token request");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _: () = redis::cmd("SET")
+        .arg(&lock_name)
+        .arg("another-holder")
+        .arg("PX")
+        .arg(10_000)
+        .query_async(&mut redis.raw().await)
+        .await
+        .unwrap();
+    let other = RedisStore::connect(redis.url()).await.unwrap();
+    other
+        .save(&k, &token("at-3", Some("rt-3"), Duration::from_secs(3600)))
+        .await
+        .unwrap();
+
+    let got = renewal.await.unwrap().unwrap();
+    assert_eq!(access(&got), "at-3");
+    assert_eq!(access(&other.load(&k).await.unwrap().unwrap()), "at-3");
+    assert_eq!(access(&source.token().await.unwrap()), "at-3");
+}
+
+/// The lock outlives its TTL while held (the watchdog extends it), and stops being extended
+/// once released or dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lock_is_extended_until_released_or_dropped() {
+    let redis = RedisServer::start().await;
+    let k = key();
+    let lock_name = entry_name(&redis, &k)
+        .await
+        .replacen(":token:", ":lock:", 1);
+    let store = RedisStore::connect(redis.url())
+        .await
+        .unwrap()
+        .lock_ttl(Duration::from_millis(300));
+
+    let lock = store.lock(&k).await.unwrap().unwrap();
+    let mine = raw_get(&redis, &lock_name).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(raw_get(&redis, &lock_name).await, Some(mine));
+    lock.release().await;
+    assert_eq!(raw_get(&redis, &lock_name).await, None);
+
+    let dropped = store.lock(&k).await.unwrap().unwrap();
+    drop(dropped);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(raw_get(&redis, &lock_name).await, None, "still extended");
+}
+
+/// The default lock outlives the slowest renewal the defaults allow, so a holder whose
+/// watchdog cannot reach Redis still keeps its lock to the end: a refresh answered
+/// `invalid_grant` at the deadline (never retried), then a new grant's request with every
+/// attempt at the deadline and the longest `Retry-After` between them, plus the store's calls
+/// (read, delete, write, release).
+#[test]
+fn the_default_lock_outlives_the_slowest_default_renewal() {
+    let retry = RetryPolicy::default();
+    let deadline = oauth_layer::http::DEFAULT_TIMEOUT;
+    let between = retry.max_retry_after.max(retry.max_backoff);
+    let one_grant = deadline * retry.max_attempts + between * (retry.max_attempts - 1);
+    let store_calls = RedisStore::DEFAULT_OPERATION_TIMEOUT * 4;
+    let slowest = deadline + one_grant + store_calls;
+    assert!(
+        RedisStore::DEFAULT_LOCK_TTL > slowest,
+        "{:?} <= {slowest:?}",
+        RedisStore::DEFAULT_LOCK_TTL
+    );
+}
+
+/// `Duration::MAX` anywhere in the store's configuration saturates instead of panicking or
+/// being refused by Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duration_max_in_the_configuration_saturates() {
+    let redis = RedisServer::start().await;
+    let idp = Idp::start(3600).await;
+    let store = RedisStore::connect(redis.url())
+        .await
+        .unwrap()
+        .lock_ttl(Duration::MAX)
+        .lock_wait(Duration::MAX)
+        .operation_timeout(Duration::MAX)
+        .refresh_token_ttl(Duration::MAX);
+    let k = key();
+    let lock = store.lock(&k).await.unwrap().unwrap();
+    store
+        .save(&k, &token("at", Some("rt"), Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(pttl(&redis, &k).await > 0);
+    lock.release().await;
+
+    let source = TokenSource::builder(idp.client(), ClientCredentials::new())
+        .store(store.clone())
+        .build();
+    assert_eq!(access(&source.token().await.unwrap()), "tok-1");
+    assert_eq!(
+        access(&store.load(source.cache_key()).await.unwrap().unwrap()),
+        "tok-1"
+    );
 }

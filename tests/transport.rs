@@ -111,38 +111,93 @@ async fn redirects_from_the_token_endpoint_are_refused_and_never_followed() {
 }
 
 #[tokio::test]
-async fn a_caller_supplied_reqwest_client_that_follows_redirects_gets_a_redirect_error() {
-    for status in [302, 307] {
-        let elsewhere = MockServer::start().await;
-        Mock::given(any())
-            .respond_with(token_response())
-            .mount(&elsewhere)
-            .await;
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/token"))
-            .respond_with(
-                ResponseTemplate::new(status)
-                    .insert_header("location", format!("{}/token", elsewhere.uri())),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
-        let following = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()
-            .unwrap();
+async fn a_caller_supplied_reqwest_client_that_follows_redirects_is_refused_and_nothing_is_sent() {
+    let policies: [fn() -> Option<reqwest::redirect::Policy>; 3] = [
+        || None,
+        || Some(reqwest::redirect::Policy::limited(5)),
+        || Some(reqwest::redirect::Policy::custom(|attempt| attempt.follow())),
+    ];
+    for policy in policies {
+        for status in [302, 307] {
+            let elsewhere = MockServer::start().await;
+            Mock::given(any())
+                .respond_with(token_response())
+                .mount(&elsewhere)
+                .await;
+            let server = MockServer::start().await;
+            Mock::given(any())
+                .respond_with(
+                    ResponseTemplate::new(status)
+                        .insert_header("location", format!("{}/token", elsewhere.uri())),
+                )
+                .mount(&server)
+                .await;
+            let mut builder = reqwest::Client::builder();
+            if let Some(policy) = policy() {
+                builder = builder.redirect(policy);
+            }
+            let client =
+                client_for(&format!("{}/token", server.uri())).transport(builder.build().unwrap());
+            let result = request(&client).await;
 
-        let client = client_for(&format!("{}/token", server.uri())).transport(following);
-        let result = request(&client).await;
-
-        // The answer came from somewhere else: it is not taken as a token.
-        assert_eq!(
-            transport_kind(&result),
-            TransportErrorKind::Redirect,
-            "{status}"
-        );
+            assert_eq!(transport_kind(&result), TransportErrorKind::Redirect);
+            let err = result.unwrap_err();
+            assert_eq!(err.action(), Action::FixConfiguration);
+            assert!(err.to_string().contains("Policy::none()"), "{err}");
+            assert!(
+                server.received_requests().await.unwrap().is_empty(),
+                "the refused client was used"
+            );
+            assert!(
+                elsewhere.received_requests().await.unwrap().is_empty(),
+                "the redirect target of a {status} was contacted"
+            );
+        }
     }
+}
+
+#[tokio::test]
+async fn a_caller_supplied_reqwest_client_without_redirects_is_used() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(token_response())
+        .expect(1)
+        .mount(&server)
+        .await;
+    let own = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let client = client_for(&format!("{}/token", server.uri())).transport(own);
+    request(&client).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tower_transport_over_follow_redirect_is_refused_and_nothing_is_sent() {
+    use tower_http::follow_redirect::FollowRedirectLayer;
+    let elsewhere = MockServer::start().await;
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/token", elsewhere.uri())),
+        )
+        .mount(&server)
+        .await;
+    let hyper = hyper_util::client::legacy::Client::builder(
+        hyper_util::rt::TokioExecutor::new(),
+    )
+    .build_http::<Full<Bytes>>();
+    let following = tower::ServiceBuilder::new()
+        .layer(FollowRedirectLayer::new())
+        .service(hyper);
+    let client =
+        client_for(&format!("{}/token", server.uri())).transport(TowerTransport::new(following));
+    let result = request(&client).await;
+    assert_eq!(transport_kind(&result), TransportErrorKind::Redirect);
+    assert!(server.received_requests().await.unwrap().is_empty());
+    assert!(elsewhere.received_requests().await.unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

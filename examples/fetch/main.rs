@@ -82,10 +82,22 @@
 //! `invalid_client` included).
 //!
 //! Key files, subject, actor and revoked tokens are secrets: never printed, `-v` included.
+//!
+//! Secrets stay off the command line, where every user of the machine can read them (`ps`,
+//! `/proc/PID/cmdline`), when they come another way: each secret option (`--client-secret`,
+//! `--password`, `--refresh-token`, `--subject-token`, `--actor-token`, `--token` and `--redis`,
+//! whose URL may hold a password) takes `@FILE` (the file's contents without one trailing
+//! newline), `-` (standard input, likewise; one option at most, and not with `--paste`), or,
+//! when the option is left out, the environment variable `OAUTH_` and the option's name in
+//! capitals (`OAUTH_CLIENT_SECRET`, `OAUTH_PASSWORD`, ..., `OAUTH_REDIS`; the latter turns
+//! the Redis store on unless `--cache` is given). The value itself on the command line still
+//! works, and `--help` says who can see it. A file that cannot be read is a usage error that
+//! shows neither its name (it may be a secret that starts with `@`) nor its contents.
 
 mod build;
 mod events;
 mod options;
+mod secret;
 mod store;
 
 use std::process::ExitCode;
@@ -114,9 +126,12 @@ async fn main() -> ExitCode {
             ExitCode::from(1)
         }
     };
-    let options = match parse(std::env::args().skip(1)) {
-        Ok(o) => o,
-        Err(s) => return stop(s),
+    // Parsing may read secrets from files and standard input: blocking work.
+    let parsed = tokio::task::spawn_blocking(|| parse(std::env::args().skip(1))).await;
+    let options = match parsed {
+        Ok(Ok(o)) => o,
+        Ok(Err(s)) => return stop(s),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
     let events = Events {
         verbose: options.verbose,
@@ -141,13 +156,30 @@ async fn main() -> ExitCode {
         Err(s) => return stop(s),
     };
 
-    let transport = match reqwest::Client::builder().build() {
+    // Redirects are followed within a URL's origin only; one to another origin is printed as
+    // the 3xx it is (the token never follows it).
+    let transport = match oauth_layer::reqwest::client_builder().build() {
         Ok(c) => c,
         Err(e) => return stop(usage(format!("cannot build the HTTP client: {e}"))),
     };
+    // The token goes to the origins of the URLs named on the command line, and nowhere else.
+    let origins = options
+        .urls
+        .iter()
+        .map(|(_, url)| url.origin().ascii_serialization())
+        .filter(|origin| origin.starts_with("https://") || is_loopback_origin(origin))
+        .collect::<Vec<_>>();
+    let mut middleware =
+        OAuthMiddleware::from_source(tokens).interactive(is_interactive(&options.flow));
+    if !origins.is_empty() {
+        middleware = match middleware.allow_origins(origins) {
+            Ok(m) => m,
+            Err(e) => return stop(usage(e.to_string())),
+        };
+    }
     let http = reqwest_middleware::ClientBuilder::new(transport)
         // The interactive flows may sign in during a request (the first one).
-        .with(OAuthMiddleware::from_source(tokens).interactive(is_interactive(&options.flow)))
+        .with(middleware)
         .with(Observer {
             events: events.clone(),
         })
@@ -207,4 +239,20 @@ async fn main() -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// `http://` to a loopback host: the only plain-http origins a token may go to.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(host_port) = origin.strip_prefix("http://") else {
+        return false;
+    };
+    let host = match host_port.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => host_port,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

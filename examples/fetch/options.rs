@@ -8,6 +8,8 @@ use oauth_layer::AuthMethod;
 use oauth_layer::client::TokenTypeHint;
 use reqwest::Url;
 
+use crate::secret::{Given, SECRET_OPTIONS, from_env};
+
 pub(crate) const USAGE: &str = "\
 usage: fetch [OPTIONS] URL...
        fetch revoke [OPTIONS] --token T
@@ -15,7 +17,7 @@ usage: fetch [OPTIONS] URL...
   --token-url URL          token endpoint (required, unless --issuer discovers it or a
                            service account key file names it)
   --client-id ID           client id (required, except with a service account key file)
-  --client-secret S        client secret (or the OAUTH_CLIENT_SECRET variable)
+  --client-secret S        client secret (a secret: see Secrets below)
   --auth-method M          basic | post | none (default: basic with a secret, none without)
   --issuer ISS             the server's issuer identifier. Without --token-url, the client is
                            configured from ISS's discovery document (OpenID Connect, then
@@ -43,8 +45,8 @@ usage: fetch [OPTIONS] URL...
   --resource URI           resource indicator (RFC 8707; client-credentials, token-exchange)
   --audience A             audience (client-credentials, token-exchange)
   --username U             username (password flow)
-  --password P             password (password flow)
-  --refresh-token T        refresh token (refresh flow)
+  --password P             password (password flow; a secret)
+  --refresh-token T        refresh token (refresh flow; a secret)
   --auth-url URL           authorization endpoint (auth-code flow; required unless
                            discovered)
   --redirect-uri URI       redirect URI (auth-code flow), e.g. http://127.0.0.1:1410/callback
@@ -63,9 +65,9 @@ usage: fetch [OPTIONS] URL...
   --key-id KID             the assertion's kid header (PEM keys)
   --subject S              jwt-bearer flow: the assertion's sub (default: the client id, which
                            is its iss; none for a service account)
-  --subject-token T        token-exchange flow: the token to exchange (required)
+  --subject-token T        token-exchange flow: the token to exchange (required; a secret)
   --subject-token-type U   its type URI (default urn:ietf:params:oauth:token-type:access_token)
-  --actor-token T          token-exchange flow: the acting party's token
+  --actor-token T          token-exchange flow: the acting party's token (a secret)
   --actor-token-type U     its type URI (default urn:ietf:params:oauth:token-type:access_token)
   --requested-token-type U token-exchange flow: the type of token wanted
   --cache DIR              keep tokens between runs in files in DIR, a directory of the
@@ -75,7 +77,7 @@ usage: fetch [OPTIONS] URL...
                            file-store
   --redis URL              keep tokens in Redis instead (redis://[[user]:password@]host[:port]
                            [/db]), shared by every machine that uses it. Not with --cache.
-                           Feature redis-store
+                           A secret when it holds a password. Feature redis-store
   --identity NAME          whose tokens these are in the store (--cache or --redis), for
                            several people or roles of one client and grant
   --repeat N               send the URLs N times through one client (default 1)
@@ -88,15 +90,33 @@ usage: fetch [OPTIONS] URL...
 revoke (RFC 7009): revokes one token and prints `revoked`. Takes --client-id,
 --client-secret, --auth-method, --token-url, --issuer, --provider, --provider-arg, -v and:
   --revocation-url URL     revocation endpoint (required unless --issuer discovers it)
-  --token T                the token to revoke (required)
+  --token T                the token to revoke (required; a secret)
   --token-type-hint H      access_token (default) | refresh_token
 
 Options that take a value also accept --name=value.
+
+Secrets: --client-secret, --password, --refresh-token, --subject-token, --actor-token,
+--token and --redis each take their value in one of these ways:
+  VALUE                    on the command line: every user of this machine can read it
+                           (ps, /proc/PID/cmdline). Avoid it where others log in
+  @FILE                    the contents of FILE, without one trailing newline
+  -                        standard input, read to its end, without one trailing newline.
+                           One option at most, and not with --paste (which reads the address
+                           from standard input)
+  (option left out)        the environment variable named OAUTH_ and the option's name in
+                           capitals: OAUTH_CLIENT_SECRET, OAUTH_PASSWORD, OAUTH_REFRESH_TOKEN,
+                           OAUTH_SUBJECT_TOKEN, OAUTH_ACTOR_TOKEN, OAUTH_TOKEN, OAUTH_REDIS
+                           (the Redis URL; it turns the Redis store on unless --cache is
+                           given). An empty variable counts as unset; the option wins over it
+A value that starts with @ always names a file and - always means standard input, so a secret
+that starts with @ goes in a file or a variable. A file that cannot be read, or that is
+empty, is a usage error, which shows neither the file's name nor its contents.
+
 auth-code and device sign in once, at the first request, with the address to open on stderr
 (auth-code also opens the browser, honouring $BROWSER); later requests and rounds reuse the
 token and renew it with its refresh token.
 Key files, client secrets, passwords (the one in a --redis URL too) and tokens are never
-printed.
+printed, wherever they came from, -v included.
 Exit code: 0 when every response was 2xx, 1 otherwise, 2 for usage or configuration errors
 (a failed discovery and a Redis that cannot be reached included). revoke: 0 when revoked, 1
 when the server refused or could not be reached, 2 for usage or configuration errors.";
@@ -184,6 +204,8 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, S
         o.revoke = true;
     }
     let mut only_urls = false;
+    // Secrets given as `@FILE` or `-`, read once every option is known and checked.
+    let mut to_read: Vec<(&'static str, Given)> = Vec::new();
     while let Some(arg) = args.next() {
         if only_urls || !arg.starts_with('-') || arg == "-" {
             if o.revoke {
@@ -211,10 +233,23 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, S
                 .ok_or_else(|| usage(format!("{name} needs a value"))),
         };
         o.given.push(name.clone());
+        if let Some(&(option, _)) = SECRET_OPTIONS.iter().find(|(n, _)| *n == name) {
+            // The last one given wins, whichever way each came.
+            to_read.retain(|(n, _)| *n != option);
+            let value = match Given::from_arg(value()?) {
+                Given::Inline(value) => value,
+                // Present now (for the checks), read once the options are checked.
+                elsewhere => {
+                    to_read.push((option, elsewhere));
+                    String::new()
+                }
+            };
+            *o.secret_mut(option) = Some(value);
+            continue;
+        }
         match name.as_str() {
             "--token-url" => o.token_url = Some(value()?),
             "--client-id" => o.client_id = Some(value()?),
-            "--client-secret" => o.client_secret = Some(value()?),
             "--auth-method" => {
                 o.auth_method = Some(match value()?.as_str() {
                     "basic" => AuthMethod::ClientSecretBasic,
@@ -232,8 +267,6 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, S
             "--resource" => o.resource = Some(value()?),
             "--audience" => o.audience = Some(value()?),
             "--username" => o.username = Some(value()?),
-            "--password" => o.password = Some(value()?),
-            "--refresh-token" => o.refresh_token = Some(value()?),
             "--auth-url" => o.auth_url = Some(value()?),
             "--redirect-uri" => o.redirect_uri = Some(value()?),
             "--paste" if inline.is_none() => o.paste = true,
@@ -250,21 +283,16 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, S
             "--key-alg" => o.key_alg = Some(value()?),
             "--key-id" => o.key_id = Some(value()?),
             "--subject" => o.subject = Some(value()?),
-            "--subject-token" => o.subject_token = Some(value()?),
             "--subject-token-type" => o.subject_token_type = Some(value()?),
-            "--actor-token" => o.actor_token = Some(value()?),
             "--actor-token-type" => o.actor_token_type = Some(value()?),
             "--requested-token-type" => o.requested_token_type = Some(value()?),
             "--revocation-url" => o.revocation_url = Some(value()?),
-            "--token" => o.token = Some(value()?),
             "--cache" => {
                 o.cache = Some(value()?).filter(|s| !s.is_empty()).map(PathBuf::from);
                 if o.cache.is_none() {
                     return Err(usage("--cache needs a directory"));
                 }
             }
-            // Not echoed: the URL may carry a password.
-            "--redis" => o.redis = Some(value()?),
             "--identity" => {
                 o.identity = Some(value()?).filter(|s| !s.is_empty());
                 if o.identity.is_none() {
@@ -317,16 +345,62 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, S
         // As curl does.
         o.method = Some(reqwest::Method::POST);
     }
-    if o.client_secret.is_none() {
-        o.client_secret = std::env::var("OAUTH_CLIENT_SECRET")
-            .ok()
-            .filter(|s| !s.is_empty());
+    for (option, variable) in SECRET_OPTIONS {
+        // A Redis URL in the environment turns the Redis store on, unless --cache chose the
+        // other store; revoke keeps no tokens.
+        if *option == "--redis" && (o.revoke || o.cache.is_some()) {
+            continue;
+        }
+        let field = o.secret_mut(option);
+        if field.is_none() {
+            *field = from_env(variable);
+        }
     }
     if o.urls.is_empty() && !o.revoke {
         return Err(usage("no URL given (see --help)"));
     }
     check_options(&o)?;
+    check_stdin(&o, &to_read)?;
+    for (option, given) in to_read {
+        *o.secret_mut(option) = Some(given.read(option)?);
+    }
     Ok(o)
+}
+
+impl Options {
+    /// Where the value of the secret option `option` goes.
+    fn secret_mut(&mut self, option: &str) -> &mut Option<String> {
+        match option {
+            "--client-secret" => &mut self.client_secret,
+            "--password" => &mut self.password,
+            "--refresh-token" => &mut self.refresh_token,
+            "--subject-token" => &mut self.subject_token,
+            "--actor-token" => &mut self.actor_token,
+            "--token" => &mut self.token,
+            "--redis" => &mut self.redis,
+            other => unreachable!("{other} is one of SECRET_OPTIONS"),
+        }
+    }
+}
+
+/// Standard input serves one reader: one secret option given as `-`, and not with `--paste`,
+/// which reads the address the browser ended on from it.
+fn check_stdin(o: &Options, to_read: &[(&str, Given)]) -> Result<(), Stop> {
+    let readers: Vec<&str> = to_read
+        .iter()
+        .filter(|(_, given)| matches!(given, Given::Stdin))
+        .map(|(option, _)| *option)
+        .collect();
+    match readers.as_slice() {
+        [] => Ok(()),
+        [_] if !o.paste => Ok(()),
+        [option] => Err(usage(format!(
+            "{option} - and --paste both read standard input: give {option} as @FILE or in              its environment variable"
+        ))),
+        [first, second, ..] => Err(usage(format!(
+            "{first} - and {second} -: only one option may read standard input (give the              others as @FILE or in their environment variables)"
+        ))),
+    }
 }
 
 /// Options that apply to some flows only, and those flows. Given with another flow they are a

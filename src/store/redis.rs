@@ -2,12 +2,13 @@
 //!
 //! Inside this module `redis` names the module itself, so the crate is always spelled `::redis`.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, RedisError, Script};
+use ::redis::{Client, RedisError, Script, ScriptInvocation};
 use async_trait::async_trait;
 use url::Url;
 use zeroize::Zeroizing;
@@ -19,13 +20,15 @@ use crate::token::Token;
 
 /// Default key prefix.
 const DEFAULT_PREFIX: &str = "oauth-layer:";
-/// Default lifetime of the renewal lock.
-const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(30);
-/// Default time a renewal waits for another process's lock (longer than the lock's lifetime, so
-/// a lock left by a dead process expires before a waiter gives up).
-const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(35);
-/// Default bound on every Redis call.
-const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
+/// How much longer than the lock's lifetime a renewal waits for another process's lock by
+/// default, so that a lock left by a dead process expires before a waiter gives up.
+const LOCK_WAIT_MARGIN: Duration = Duration::from_secs(5);
+/// The longest expiry given to Redis: configured durations are clamped to it, so that
+/// `Duration::MAX` means "practically never" instead of an overflow or a `PX` that Redis
+/// refuses (it takes a signed 64-bit count of milliseconds from now).
+const LONGEST_EXPIRY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+/// The shortest pause between two extensions of a held lock.
+const WATCHDOG_MIN_PERIOD: Duration = Duration::from_millis(1);
 /// Default lifetime of an entry that holds a refresh token.
 const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// How long an entry outlives its access token (never less than a second in all).
@@ -41,6 +44,36 @@ if redis.call("GET", KEYS[1]) == ARGV[1] then
     return redis.call("DEL", KEYS[1])
 end
 return 0
+"#;
+
+/// Gives the lock `ARGV[2]` more milliseconds if it still holds this holder's fencing value:
+/// 1 when extended, 0 when the lock is gone or another holder's.
+const EXTEND_SCRIPT: &str = r#"
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+    return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+end
+return 0
+"#;
+
+/// Writes the entry `KEYS[2]` only while the lock `KEYS[1]` holds this holder's fencing value
+/// (`ARGV[1]`), in one step, so that a holder whose lock expired or was taken over never
+/// overwrites the newer holder's token: 1 when written, 0 when refused.
+const FENCED_SAVE_SCRIPT: &str = r#"
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[3])
+return 1
+"#;
+
+/// Deletes the entry `KEYS[2]` only while the lock `KEYS[1]` holds this holder's fencing value:
+/// 1 when done, 0 when refused.
+const FENCED_DELETE_SCRIPT: &str = r#"
+if redis.call("GET", KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+redis.call("DEL", KEYS[2])
+return 1
 "#;
 
 /// Tokens kept in Redis, shared by every process that uses the same Redis and key prefix, with a
@@ -60,8 +93,19 @@ return 0
 ///   refresh token is what lets the next process renew without a new sign-in, and with rotating
 ///   refresh tokens the stored one may be the only live copy.
 /// - `<prefix>lock:<name>` is the renewal lock: `SET NX PX` with a random fencing value, freed
-///   only by its holder (a script compares the value before deleting it), and expiring after
-///   [`lock_ttl`](Self::lock_ttl) if the holder dies.
+///   only by its holder (a script compares the value before deleting it). While it is held, a
+///   watchdog task extends it every third of [`lock_ttl`](Self::lock_ttl) (again only if it
+///   still holds the holder's value), so a renewal slower than the TTL keeps it; once the
+///   holder releases or drops it, or dies, it expires after `lock_ttl`.
+///
+/// Writes are fenced (SECURITY.md rule 54): while this store (or a clone of it) holds the lock
+/// for a key, [`save`](TokenStore::save) and [`delete`](TokenStore::delete) for that key go
+/// through a script that checks, in the same step, that the lock still holds this holder's
+/// fencing value. A holder whose lock expired or was taken over by another process gets
+/// [`Error::LockLost`] and the newer holder's entry stays. The watchdog notices a lost lock at
+/// its next extension and logs it; writes refuse at once from then on. Fencing is per store
+/// value: give each process its own (two sources in one process sharing one store are one
+/// holder to it).
 ///
 /// Entries that are corrupt, written by a newer version of the crate, sealed under another key
 /// or not sealed when they should be are misses, logged without their contents. When Redis
@@ -102,15 +146,59 @@ pub struct RedisStore {
     codec: Codec,
     clock: Arc<dyn Clock>,
     lock_ttl: Duration,
-    lock_wait: Duration,
+    /// `None`: a little longer than `lock_ttl` (see [`lock_wait`](Self::lock_wait)).
+    lock_wait: Option<Duration>,
     operation_timeout: Duration,
     refresh_token_ttl: Duration,
-    release: Arc<Script>,
+    scripts: Arc<Scripts>,
+    /// The renewal locks this store and its clones hold, by lock key.
+    held: Arc<Mutex<HashMap<String, Holding>>>,
     /// The salt read from `<prefix>salt`, once read.
     salt: Arc<Mutex<Option<KeySalt>>>,
 }
 
+/// The Lua scripts, loaded into Redis on first use.
+struct Scripts {
+    release: Script,
+    extend: Script,
+    save: Script,
+    delete: Script,
+}
+
+/// A renewal lock this store holds: the fencing value a write must still find in Redis, and
+/// whether the watchdog (or a refused write) has found the lock lost.
+struct Holding {
+    fence: Arc<str>,
+    lost: bool,
+}
+
 impl RedisStore {
+    /// Default lifetime of the renewal lock: longer than the slowest renewal the crate's
+    /// defaults allow, so that a holder whose watchdog cannot reach Redis still keeps the lock
+    /// to the end. All of this happens under the lock:
+    ///
+    /// ```text
+    ///   read the store (the operation timeout)                        2 s
+    ///   a refresh answered `invalid_grant` at the deadline             30 s
+    ///     (http::DEFAULT_TIMEOUT; an invalid_grant is never retried)
+    ///   delete the dead refresh token                                  2 s
+    ///   a new grant, RetryPolicy::default():
+    ///     3 attempts, each at the 30 s deadline                        90 s
+    ///     2 waits, each the longest Retry-After honoured (30 s;        60 s
+    ///       the backoff without one, 250 ms then 500 ms, is shorter)
+    ///   write the new token, release the lock                          4 s
+    ///                                                                -----
+    ///                                                                188 s  < 240 s
+    /// ```
+    ///
+    /// The watchdog extends a held lock however long the renewal takes (an interactive sign-in,
+    /// a slower custom retry policy); this lifetime is what a lock left by a dead process costs
+    /// the others, and a lower [`lock_ttl`](Self::lock_ttl) is safe while Redis is reachable.
+    pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(240);
+
+    /// Default bound on every Redis call (see [`operation_timeout`](Self::operation_timeout)).
+    pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
+
     /// Connects to the Redis at `url` (`redis://[[user]:password@]host[:port][/db]`), waiting at
     /// most the default operation timeout (2 s) for the first connection. The connection is
     /// re-established by itself whenever it breaks.
@@ -164,11 +252,17 @@ impl RedisStore {
             prefix: DEFAULT_PREFIX.into(),
             codec: Codec::plain(),
             clock: Arc::new(SystemClock),
-            lock_ttl: DEFAULT_LOCK_TTL,
-            lock_wait: DEFAULT_LOCK_WAIT,
-            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            lock_ttl: Self::DEFAULT_LOCK_TTL,
+            lock_wait: None,
+            operation_timeout: Self::DEFAULT_OPERATION_TIMEOUT,
             refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
-            release: Arc::new(Script::new(RELEASE_SCRIPT)),
+            scripts: Arc::new(Scripts {
+                release: Script::new(RELEASE_SCRIPT),
+                extend: Script::new(EXTEND_SCRIPT),
+                save: Script::new(FENCED_SAVE_SCRIPT),
+                delete: Script::new(FENCED_DELETE_SCRIPT),
+            }),
+            held: Arc::default(),
             salt: Arc::default(),
         })
     }
@@ -254,9 +348,11 @@ impl RedisStore {
         self.codec(Codec::encrypted(key))
     }
 
-    /// How long the renewal lock lives if its holder never releases it (default 30 s). Make it
-    /// longer than the slowest renewal (the token request's deadline and retries): a renewal
-    /// that outlives its lock may run alongside another process's.
+    /// How long the renewal lock lives if its holder stops extending it: it died, dropped the
+    /// lock, or cannot reach Redis (default [`DEFAULT_LOCK_TTL`](Self::DEFAULT_LOCK_TTL),
+    /// 4 min). A live holder's lock is extended every third of this, however long its renewal
+    /// takes. Shorter means others take over sooner after a crash; longer means a holder keeps
+    /// its lock through a longer Redis outage. Clamped between 1 ms and 100 years.
     ///
     /// ```no_run
     /// use std::time::Duration;
@@ -269,14 +365,15 @@ impl RedisStore {
     /// ```
     #[must_use]
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
-        self.lock_ttl = ttl.max(Duration::from_millis(1));
+        self.lock_ttl = ttl.clamp(Duration::from_millis(1), LONGEST_EXPIRY);
         self
     }
 
-    /// How long a renewal waits while another process holds the lock (default 35 s, a little
-    /// longer than the default [`lock_ttl`](Self::lock_ttl), so a lock left by a dead process
-    /// expires first). The waiter polls with a growing pause (20 ms up to 500 ms); once it has
-    /// the lock the source reads the store again and usually finds the other process's token.
+    /// How long a renewal waits while another process holds the lock (default: the
+    /// [`lock_ttl`](Self::lock_ttl) plus 5 s, so a lock left by a dead process expires first;
+    /// `Duration::MAX` waits for ever). The waiter polls with a growing pause (20 ms up to
+    /// 500 ms); once it has the lock the source reads the store again and usually finds the
+    /// other process's token.
     /// If the wait runs out, [`TokenStore::lock`] fails with [`Error::Store`] and the source
     /// renews without the lock.
     ///
@@ -291,7 +388,7 @@ impl RedisStore {
     /// ```
     #[must_use]
     pub fn lock_wait(mut self, wait: Duration) -> Self {
-        self.lock_wait = wait;
+        self.lock_wait = Some(wait);
         self
     }
 
@@ -348,6 +445,12 @@ impl RedisStore {
         self
     }
 
+    /// How long [`TokenStore::lock`] waits for another holder.
+    fn waiting_time(&self) -> Duration {
+        self.lock_wait
+            .unwrap_or_else(|| self.lock_ttl.saturating_add(LOCK_WAIT_MARGIN))
+    }
+
     /// The Redis key that holds the token for `key`: `<prefix>token:<name>`, where the name is
     /// a keyed digest of the whole key under the store's salt (read from Redis, or created
     /// there, on first use).
@@ -363,22 +466,15 @@ impl RedisStore {
     /// # Ok(()) }
     /// ```
     pub async fn entry_key(&self, key: &CacheKey) -> Result<String> {
-        self.token_key(key).await
+        Ok(self.names(key).await?.0)
     }
 
-    async fn token_key(&self, key: &CacheKey) -> Result<String> {
-        Ok(format!(
-            "{}token:{}",
-            self.prefix,
-            self.salt().await?.name(key)
-        ))
-    }
-
-    async fn lock_key(&self, key: &CacheKey) -> Result<String> {
-        Ok(format!(
-            "{}lock:{}",
-            self.prefix,
-            self.salt().await?.name(key)
+    /// The Redis keys of `key`'s entry and of its renewal lock.
+    async fn names(&self, key: &CacheKey) -> Result<(String, String)> {
+        let name = self.salt().await?.name(key);
+        Ok((
+            format!("{}token:{name}", self.prefix),
+            format!("{}lock:{name}", self.prefix),
         ))
     }
 
@@ -428,7 +524,7 @@ impl RedisStore {
         let left = token
             .expires_at()
             .saturating_duration_since(self.clock.now())
-            + EXPIRY_MARGIN;
+            .saturating_add(EXPIRY_MARGIN);
         if token.refresh_token().is_some() {
             left.max(self.refresh_token_ttl)
         } else {
@@ -473,6 +569,80 @@ impl RedisStore {
         }
     }
 
+    /// Runs one script, bounded by the operation timeout, like [`run`](Self::run).
+    async fn run_script<T: ::redis::FromRedisValue>(
+        &self,
+        what: &str,
+        invocation: &ScriptInvocation<'_>,
+    ) -> std::result::Result<T, StoreFailure> {
+        let mut connection = self.connection().await?;
+        match tokio::time::timeout(
+            self.operation_timeout,
+            invocation.invoke_async(&mut connection),
+        )
+        .await
+        {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.failure(what, &e)),
+            Err(_) => Err(self.timed_out(what)),
+        }
+    }
+
+    fn holdings(&self) -> std::sync::MutexGuard<'_, HashMap<String, Holding>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The fencing value a write to the entry under `lock_key` must go through: `None` when
+    /// this store holds no lock for it, [`Error::LockLost`] when it held one and lost it.
+    fn fence_for(&self, lock_key: &str) -> Result<Option<Arc<str>>> {
+        match self.holdings().get(lock_key) {
+            None => Ok(None),
+            Some(holding) if holding.lost => Err(lock_lost()),
+            Some(holding) => Ok(Some(holding.fence.clone())),
+        }
+    }
+
+    /// Records that the lock `fence` names is no longer this holder's.
+    fn mark_lost(&self, lock_key: &str, fence: &str) {
+        if let Some(holding) = self.holdings().get_mut(lock_key)
+            && *holding.fence == *fence
+        {
+            holding.lost = true;
+        }
+    }
+
+    /// Forgets the lock `fence` names (released or dropped); a later holder's is left alone.
+    fn forget(&self, lock_key: &str, fence: &str) {
+        let mut held = self.holdings();
+        if held.get(lock_key).is_some_and(|h| *h.fence == *fence) {
+            held.remove(lock_key);
+        }
+    }
+
+    /// Extends the held lock every third of its lifetime until it is found lost; the task is
+    /// aborted when the lock is released or dropped.
+    async fn watch(self, lock_key: String, fence: Arc<str>) {
+        let period = (self.lock_ttl / 3).max(WATCHDOG_MIN_PERIOD);
+        loop {
+            tokio::time::sleep(period).await;
+            let mut invocation = self.scripts.extend.key(&lock_key);
+            invocation.arg(&*fence).arg(millis(self.lock_ttl));
+            match self.run_script::<i64>("lock extension", &invocation).await {
+                Ok(1) => {}
+                Ok(_) => {
+                    self.mark_lost(&lock_key, &fence);
+                    tracing::warn!(
+                        "the Redis renewal lock expired or was taken over during the renewal; \
+                         this process's token will not be stored"
+                    );
+                    return;
+                }
+                // The lock may still be ours; the next tick tries again, and a write checks.
+                Err(f) => tracing::warn!(error = %f.error, "Redis renewal lock not extended"),
+            }
+        }
+    }
+
     /// One attempt at the lock: `true` when this call took it.
     async fn try_lock(&self, lock_key: &str, fence: &str) -> Result<bool> {
         let mut cmd = ::redis::cmd("SET");
@@ -495,14 +665,14 @@ struct StoreFailure {
 #[async_trait]
 impl TokenStore for RedisStore {
     async fn load(&self, key: &CacheKey) -> Result<Option<Token>> {
-        let name = self.token_key(key).await?;
+        let (token_key, _) = self.names(key).await?;
         let mut cmd = ::redis::cmd("GET");
-        cmd.arg(&name);
+        cmd.arg(&token_key);
         let bytes: Option<Vec<u8>> = match self.run("read", &cmd).await {
             Ok(bytes) => bytes,
             Err(f) if f.wrong_type => {
                 tracing::warn!(
-                    key = %name,
+                    key = %token_key,
                     "the Redis token entry is not a string; treating it as a miss"
                 );
                 return Ok(None);
@@ -515,80 +685,129 @@ impl TokenStore for RedisStore {
         match self.codec.decode(key, &bytes, &*self.clock) {
             Ok(token) => Ok(Some(token)),
             Err(e) => {
-                tracing::warn!(key = %name, error = %e, "ignoring a Redis token entry");
+                tracing::warn!(key = %token_key, error = %e, "ignoring a Redis token entry");
                 Ok(None)
             }
         }
     }
 
+    /// Writes the entry; while this store holds the renewal lock for `key`, only if Redis still
+    /// holds this holder's fencing value ([`Error::LockLost`] otherwise).
     async fn save(&self, key: &CacheKey, token: &Token) -> Result<()> {
         let bytes = Zeroizing::new(self.codec.encode(key, token)?);
-        let mut cmd = ::redis::cmd("SET");
-        cmd.arg(self.token_key(key).await?)
+        let ttl = millis(self.entry_ttl(token));
+        let (token_key, lock_key) = self.names(key).await?;
+        let Some(fence) = self.fence_for(&lock_key)? else {
+            let mut cmd = ::redis::cmd("SET");
+            cmd.arg(&token_key).arg(&bytes[..]).arg("PX").arg(ttl);
+            let _: () = self.run("write", &cmd).await.map_err(|f| f.error)?;
+            return Ok(());
+        };
+        let mut invocation = self.scripts.save.key(&lock_key);
+        invocation
+            .key(&token_key)
+            .arg(&*fence)
             .arg(&bytes[..])
-            .arg("PX")
-            .arg(millis(self.entry_ttl(token)));
-        let _: () = self.run("write", &cmd).await.map_err(|f| f.error)?;
-        Ok(())
+            .arg(ttl);
+        match self.run_script::<i64>("write", &invocation).await {
+            Ok(1) => Ok(()),
+            Ok(_) => {
+                self.mark_lost(&lock_key, &fence);
+                Err(lock_lost())
+            }
+            Err(f) => Err(f.error),
+        }
     }
 
+    /// Deletes the entry; fenced like [`save`](Self::save).
     async fn delete(&self, key: &CacheKey) -> Result<()> {
-        let mut cmd = ::redis::cmd("DEL");
-        cmd.arg(self.token_key(key).await?);
-        let _: i64 = self.run("delete", &cmd).await.map_err(|f| f.error)?;
-        Ok(())
+        let (token_key, lock_key) = self.names(key).await?;
+        let Some(fence) = self.fence_for(&lock_key)? else {
+            let mut cmd = ::redis::cmd("DEL");
+            cmd.arg(&token_key);
+            let _: i64 = self.run("delete", &cmd).await.map_err(|f| f.error)?;
+            return Ok(());
+        };
+        let mut invocation = self.scripts.delete.key(&lock_key);
+        invocation.key(&token_key).arg(&*fence);
+        match self.run_script::<i64>("delete", &invocation).await {
+            Ok(1) => Ok(()),
+            Ok(_) => {
+                self.mark_lost(&lock_key, &fence);
+                Err(lock_lost())
+            }
+            Err(f) => Err(f.error),
+        }
     }
 
-    /// Takes `<prefix>lock:<digest>`, waiting (polling every 20 ms at first, then less and less
+    /// Takes `<prefix>lock:<name>`, waiting (polling every 20 ms at first, then less and less
     /// often, up to every 500 ms) while another process holds it, for at most
     /// [`lock_wait`](RedisStore::lock_wait). Fails with [`Error::Store`] when Redis cannot be
-    /// reached or the wait runs out; the source then renews without the lock.
+    /// reached or the wait runs out; the source then renews without the lock. The lock taken is
+    /// extended by a watchdog until it is released or dropped, and fences this store's writes
+    /// for `key` meanwhile.
     async fn lock(&self, key: &CacheKey) -> Result<Option<Box<dyn RenewalLock>>> {
         // Read the salt again: a process that remembers a replaced one converges here.
         self.read_salt().await?;
-        let lock_key = self.lock_key(key).await?;
-        let fence = fencing_value()?;
-        let deadline = tokio::time::Instant::now() + self.lock_wait;
+        let (_, lock_key) = self.names(key).await?;
+        let fence: Arc<str> = fencing_value()?.into();
+        let wait = self.waiting_time();
+        let deadline = tokio::time::Instant::now().checked_add(wait);
         let mut pause = LOCK_POLL_MIN;
         loop {
             if self.try_lock(&lock_key, &fence).await? {
+                self.holdings().insert(
+                    lock_key.clone(),
+                    Holding {
+                        fence: fence.clone(),
+                        lost: false,
+                    },
+                );
+                let watchdog = tokio::spawn(self.clone().watch(lock_key.clone(), fence.clone()));
                 return Ok(Some(Box::new(RedisLock {
                     store: self.clone(),
                     lock_key,
                     fence,
+                    watchdog: watchdog.abort_handle(),
                 })));
             }
             let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Err(Error::Store(format!(
-                    "another process held the Redis renewal lock for more than {} ms",
-                    self.lock_wait.as_millis()
-                )));
+            let mut nap = jittered(pause);
+            if let Some(deadline) = deadline {
+                if now >= deadline {
+                    return Err(Error::Store(format!(
+                        "another process held the Redis renewal lock for more than {} ms",
+                        wait.as_millis()
+                    )));
+                }
+                nap = nap.min(deadline - now);
             }
-            tokio::time::sleep(jittered(pause).min(deadline - now)).await;
+            tokio::time::sleep(nap).await;
             pause = (pause * 2).min(LOCK_POLL_MAX);
         }
     }
 }
 
-/// The lock taken by [`RedisStore::lock`]: freed by [`release`](RenewalLock::release) only while
-/// it still holds this holder's fencing value.
+/// The lock taken by [`RedisStore::lock`]: extended by its watchdog while it lives, freed by
+/// [`release`](RenewalLock::release) only while it still holds this holder's fencing value.
 struct RedisLock {
     store: RedisStore,
     lock_key: String,
-    fence: String,
+    fence: Arc<str>,
+    watchdog: tokio::task::AbortHandle,
 }
 
 #[async_trait]
 impl RenewalLock for RedisLock {
     async fn release(self: Box<Self>) {
-        let mut invocation = self.store.release.key(&self.lock_key);
-        invocation.arg(&self.fence);
-        let error = match self.store.connection().await {
-            Ok(connection) => match self.unlock(&invocation, connection).await {
-                None => return,
-                Some(error) => error,
-            },
+        self.disarm();
+        let mut invocation = self.store.scripts.release.key(&self.lock_key);
+        invocation.arg(&*self.fence);
+        let error = match self.store.run_script::<i64>("unlock", &invocation).await {
+            Ok(1) => return,
+            Ok(_) => Error::Store(
+                "the Redis renewal lock expired or was taken over before it was released".into(),
+            ),
             Err(failure) => failure.error,
         };
         // The lock expires by itself; this only costs other processes a wait.
@@ -597,28 +816,18 @@ impl RenewalLock for RedisLock {
 }
 
 impl RedisLock {
-    /// Runs the release script; the error to log, or `None` when it released this holder's
-    /// lock.
-    async fn unlock(
-        &self,
-        invocation: &::redis::ScriptInvocation<'_>,
-        mut connection: ConnectionManager,
-    ) -> Option<Error> {
-        let released = tokio::time::timeout(
-            self.store.operation_timeout,
-            invocation.invoke_async::<i64>(&mut connection),
-        )
-        .await;
-        match released {
-            Ok(Ok(1)) => None,
-            Ok(Ok(_)) => Some(Error::Store(
-                "the Redis renewal lock expired before it was released; \
-                 make lock_ttl longer than the slowest renewal"
-                    .into(),
-            )),
-            Ok(Err(e)) => Some(self.store.failure("unlock", &e).error),
-            Err(_) => Some(self.store.timed_out("unlock").error),
-        }
+    /// Stops the watchdog and the fencing of this store's writes.
+    fn disarm(&self) {
+        self.watchdog.abort();
+        self.store.forget(&self.lock_key, &self.fence);
+    }
+}
+
+/// A lock dropped without [`release`](RenewalLock::release) is no longer extended, and expires
+/// after the lock's lifetime.
+impl Drop for RedisLock {
+    fn drop(&mut self) {
+        self.disarm();
     }
 }
 
@@ -629,7 +838,7 @@ impl fmt::Debug for RedisStore {
             .field("prefix", &self.prefix)
             .field("codec", &self.codec)
             .field("lock_ttl", &self.lock_ttl)
-            .field("lock_wait", &self.lock_wait)
+            .field("lock_wait", &self.waiting_time())
             .field("operation_timeout", &self.operation_timeout)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .finish_non_exhaustive()
@@ -699,6 +908,18 @@ fn jittered(pause: Duration) -> Duration {
     pause.mul_f64(share)
 }
 
+/// The refusal of a write whose lock is no longer this holder's.
+fn lock_lost() -> Error {
+    Error::LockLost(
+        "the Redis renewal lock expired or was taken over by another process; \
+         that process's token is the current one"
+            .into(),
+    )
+}
+
+/// `d` as Redis's `PX` takes it: whole milliseconds, at least 1, at most [`LONGEST_EXPIRY`].
 fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(d.min(LONGEST_EXPIRY).as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }

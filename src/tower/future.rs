@@ -8,8 +8,10 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use super::redirect::same_origin;
 use super::replay::{Replay, ReplayableBody};
-use crate::attach::{calls_for_renewal, set_token};
+use super::service::InnerRedirects;
+use crate::attach::{TokenWithheld, calls_for_renewal, mark_withheld, set_token};
 use crate::http::BoxError;
 use crate::source::TokenSource;
 
@@ -53,6 +55,29 @@ pub(crate) struct Retry<S, B> {
     /// The issuance number of the token sent.
     pub(crate) used: u64,
     pub(crate) interactive: bool,
+    /// Where the request went, kept only when the inner service follows redirects: a 401 from a
+    /// redirect target on another origin never renews a token nor resends one.
+    pub(crate) sent_to: Option<http::Uri>,
+}
+
+impl<S, B> Retry<S, B> {
+    /// Whether `response` answers the request the token was sent with, and calls for renewal.
+    fn wanted<ResB>(&self, response: &Response<ResB>) -> bool {
+        calls_for_renewal(response.status(), response.headers())
+            && !from_redirect_target(self.sent_to.as_ref(), response)
+    }
+}
+
+/// Whether `response` came from a redirect target on another origin than `sent_to` (tower-http's
+/// `FollowRedirect` records the URI that answered).
+fn from_redirect_target<ResB>(sent_to: Option<&http::Uri>, response: &Response<ResB>) -> bool {
+    let answered = response
+        .extensions()
+        .get::<tower_http::follow_redirect::RequestUri>();
+    match (sent_to, answered) {
+        (Some(sent), Some(answered)) => !same_origin(sent, &answered.0),
+        _ => false,
+    }
 }
 
 impl<S, B> ResponseFuture<S, B>
@@ -91,7 +116,7 @@ where
                 StateProj::Sent { fut, retry } => {
                     let response = ready!(fut.poll(cx)).map_err(Into::into)?;
                     match retry.take() {
-                        Some(retry) if calls_for_renewal(response.status(), response.headers()) => {
+                        Some(retry) if retry.wanted(&response) => {
                             this.state.set(State::Boxed {
                                 fut: Box::pin(retry.run(response)),
                             });
@@ -122,6 +147,7 @@ where
             source,
             used,
             interactive,
+            sent_to: _,
         } = self;
         source.invalidate_issue(used);
         let Some((mut service, mut request)) = replay.map(|replay| replay.into_parts()) else {
@@ -145,6 +171,7 @@ pub(crate) async fn authorize_and_send<S, B, ResB>(
     source: TokenSource,
     interactive: bool,
     retry_after_401: bool,
+    redirects: InnerRedirects,
 ) -> Result<Response<ResB>, BoxError>
 where
     S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
@@ -159,17 +186,33 @@ where
     } else {
         None
     };
+    let sent_to = (redirects == InnerRedirects::Safe).then(|| request.uri().clone());
     set_token(request.headers_mut(), &token);
     let response = service.call(request).await.map_err(Into::into)?;
-    if !calls_for_renewal(response.status(), response.headers()) {
-        return Ok(response);
-    }
     let retry = Retry {
         replay,
         source,
         used: token.issue(),
         interactive,
+        sent_to,
     };
+    if !retry.wanted(&response) {
+        return Ok(response);
+    }
     // Boxed: it is rare, and inline it would double the size of every waiting request.
     Box::pin(retry.run(response)).await
+}
+
+/// Sends a request that may not carry a token, and marks a 401 in answer with why.
+pub(crate) async fn send_withheld<F, ResB, E>(
+    fut: F,
+    withheld: TokenWithheld,
+) -> Result<Response<ResB>, BoxError>
+where
+    F: Future<Output = Result<Response<ResB>, E>>,
+    E: Into<BoxError>,
+{
+    let mut response = fut.await.map_err(Into::into)?;
+    mark_withheld(response.status(), response.extensions_mut(), withheld);
+    Ok(response)
 }

@@ -6,9 +6,11 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::ResponseFuture;
-use super::future::{Retry, authorize_and_send};
+use super::future::{Retry, authorize_and_send, send_withheld};
+use super::redirect::{follows_redirects, hides_unsafe_redirects};
 use super::replay::{Replay, ReplayableBody};
 use crate::attach::{Attach, Plan, set_header};
+use crate::error::Error;
 use crate::http::BoxError;
 use crate::source::{LocalCache, TokenSource};
 
@@ -23,15 +25,43 @@ pub struct OAuthService<S> {
     attach: Attach,
     /// `attach.source`'s cached token, read through this service's own reference to it.
     cache: LocalCache,
+    /// How the inner service handles redirects, as far as its type tells.
+    redirects: InnerRedirects,
+}
+
+/// What the layer knows of the redirects its inner service follows (SECURITY.md rule 25).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InnerRedirects {
+    /// None that the type shows.
+    None,
+    /// tower-http's `FollowRedirect` with [`RedirectPolicy`](super::RedirectPolicy): hops to
+    /// other origins go without the token, and their answers are not ours to act on.
+    Safe,
+    /// tower-http's `FollowRedirect` with another policy: it would re-send the token on hops we
+    /// cannot see, so every request is refused.
+    Unsafe,
 }
 
 impl<S> OAuthService<S> {
     pub(crate) fn new(inner: S, attach: Attach) -> Self {
         let cache = LocalCache::new(&attach.source);
+        let redirects = if hides_unsafe_redirects::<S>() {
+            tracing::error!(
+                service = std::any::type_name::<S>(),
+                "{}",
+                UNSAFE_REDIRECTS
+            );
+            InnerRedirects::Unsafe
+        } else if follows_redirects::<S>() {
+            InnerRedirects::Safe
+        } else {
+            InnerRedirects::None
+        };
         Self {
             inner,
             attach,
             cache,
+            redirects,
         }
     }
 
@@ -74,11 +104,22 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        if self.redirects == InnerRedirects::Unsafe {
+            return ResponseFuture::boxed(Box::pin(std::future::ready(Err(
+                Error::config(UNSAFE_REDIRECTS).into(),
+            ))));
+        }
         let plan = self
             .attach
             .plan(request.uri(), request.headers(), request.extensions());
         let (fresh, per_request) = match plan {
             Plan::AsIs => return ResponseFuture::sent(self.inner.call(request), None),
+            Plan::Withheld(withheld) => {
+                return ResponseFuture::boxed(Box::pin(send_withheld(
+                    self.inner.call(request),
+                    withheld,
+                )));
+            }
             Plan::Attach => (self.cache.fast_header(&self.attach.source), None),
             Plan::AttachFrom(source) => (source.fast_header(), Some(source)),
         };
@@ -93,6 +134,7 @@ where
                 source,
                 interactive,
                 self.attach.retry_after_401,
+                self.redirects,
             )));
         };
         // The copy for the retry is taken before the token goes in: the retry sets its own, and
@@ -107,6 +149,7 @@ where
         } else {
             None
         };
+        let sent_to = (self.redirects == InnerRedirects::Safe).then(|| request.uri().clone());
         set_header(request.headers_mut(), header);
         let fut = match replay.as_deref_mut() {
             Some(replay) => replay.service_mut().call(request),
@@ -117,7 +160,13 @@ where
             source,
             used: issue,
             interactive,
+            sent_to,
         };
         ResponseFuture::sent(fut, Some(retry))
     }
 }
+
+const UNSAFE_REDIRECTS: &str = "OAuthLayer wraps a tower-http FollowRedirect whose policy would \
+    re-send the token on redirect hops to other origins (it copies the first request's headers \
+    to every hop); put the FollowRedirect layer outside OAuthLayer (before it in the \
+    ServiceBuilder), or give it oauth_layer::tower::RedirectPolicy";
