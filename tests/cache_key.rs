@@ -329,6 +329,28 @@ fn unkeyed_name(parts: &[(&str, &str)]) -> String {
     hex(&hasher.finalize())
 }
 
+/// Presets configure the authorization request; an Auth0 API audience is part of the key, so
+/// sources for two APIs of one tenant never share a token.
+#[cfg(feature = "auth-code")]
+#[test]
+fn an_auth0_audience_separates_the_presets_tokens() {
+    use oauth_layer::provider::{Auth0, Preset};
+    let source = |audience: &str| {
+        Auth0::new("tenant.eu.auth0.com", "app")
+            .unwrap()
+            .audience(audience)
+            .token_source()
+    };
+    assert_ne!(
+        source("https://billing.example").cache_key(),
+        source("https://admin.example").cache_key()
+    );
+    assert_eq!(
+        source("https://billing.example").cache_key(),
+        source("https://billing.example").cache_key()
+    );
+}
+
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
