@@ -19,6 +19,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use zeroize::Zeroizing;
 
+use super::salt::hex;
 use super::{CacheKey, Codec, KeySalt, MAX_ENTRY, RenewalLock, TokenStore};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
@@ -934,14 +935,4 @@ fn open_error(what: &str, path: &Path, e: Errno) -> Error {
 
 fn io_error(doing: &str, path: &Path, e: &io::Error) -> Error {
     Error::Store(format!("{doing} {}: {e}", path.display()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
