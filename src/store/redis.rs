@@ -87,8 +87,8 @@ return 1
 ///   reveals nothing about the credentials in the cache key. Deleting it orphans every entry
 ///   (they expire by themselves); processes converge on a new one at their next renewal.
 /// - `<prefix>token:<name>` holds the [`Codec`] bytes of the token for the [`CacheKey`] whose
-///   [`name`](KeySalt::name) under the salt it is ([`entry_key`](Self::entry_key)). It expires a minute after the access token does; an
-///   entry that holds a refresh token is kept for
+///   [`name`](KeySalt::name) under the salt it is ([`entry_key`](Self::entry_key)). It expires
+///   a minute after the access token does; an entry that holds a refresh token is kept for
 ///   [`refresh_token_ttl`](Self::refresh_token_ttl) (default 30 days) instead, because the
 ///   refresh token is what lets the next process renew without a new sign-in, and with rotating
 ///   refresh tokens the stored one may be the only live copy.
