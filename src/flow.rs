@@ -64,7 +64,10 @@ pub trait Flow: fmt::Debug + Send + Sync + 'static {
     /// Obtains a new token.
     async fn fetch(&self, client: &OAuthClient) -> Result<Token>;
 
-    /// The key under which this flow's tokens are cached and shared.
+    /// The key under which this flow's tokens are cached and shared. Start from
+    /// [`CacheKey::builder`] (it binds the client and its secret or key) and add every other
+    /// credential the flow sends with [`secret_part`](crate::store::CacheKeyBuilder::secret_part),
+    /// so that two flows differing only in it never share a token (SECURITY.md rule 34).
     fn cache_key(&self, client: &OAuthClient) -> CacheKey;
 
     /// `true` when `fetch` needs a person (a browser sign-in, a device code). The middleware runs

@@ -247,7 +247,7 @@ impl TokenSource {
             }
         });
         if dropped {
-            tracing::debug!(key = %self.inner.key.digest(), "token invalidated");
+            tracing::debug!(key = ?self.inner.key, "token invalidated");
         }
         dropped
     }
@@ -307,7 +307,7 @@ impl TokenSource {
             }
         }
         tracing::debug!(
-            key = %inner.key.digest(),
+            key = ?inner.key,
             revoked = first_error.is_none(),
             "local tokens purged; revocation done"
         );
@@ -477,7 +477,7 @@ impl Inner {
                     // The clock is read again: loading may take long enough to matter for a
                     // stored token that is already (or almost) expired.
                     if self.clock.now() < self.schedule(&stored).stale_at {
-                        tracing::debug!(key = %self.key.digest(), "using a token from the store");
+                        tracing::debug!(key = ?self.key, "using a token from the store");
                         self.state.store(Some(Arc::new(self.schedule(&stored))));
                         return Ok(stored);
                     }
@@ -530,7 +530,7 @@ impl Inner {
             hook(&token);
         }
         tracing::debug!(
-            key = %self.key.digest(),
+            key = ?self.key,
             lifetime_s = token.lifetime().as_secs(),
             "new token"
         );
@@ -556,7 +556,7 @@ impl Inner {
                     && self.clock.now() < self.schedule(&stored).stale_at =>
             {
                 tracing::warn!(
-                    key = %self.key.digest(),
+                    key = ?self.key,
                     "renewal lock lost; using the token another process stored"
                 );
                 self.state.store(Some(Arc::new(self.schedule(&stored))));

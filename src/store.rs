@@ -4,6 +4,11 @@
 //! lock-free fast path. A [`TokenStore`] adds a second place, keyed by a [`CacheKey`]: the source
 //! reads through it before asking the server, and writes every new token to it before handing the
 //! token out (SECURITY.md rule 21), so a rotated refresh token is never lost.
+//!
+//! A [`CacheKey`] binds every credential its flow uses, as digests that never print, so sources
+//! that differ only in a password or a secret never share a token. A persistent store names
+//! each entry with a [`KeySalt`] of its own (an HMAC key kept with the entries), so a file name
+//! or a Redis key reveals nothing a guesser could check offline (SECURITY.md rule 34).
 
 #[cfg(any(feature = "file-store", feature = "redis-store"))]
 mod codec;
@@ -13,6 +18,7 @@ mod key;
 mod memory;
 #[cfg(feature = "redis-store")]
 mod redis;
+mod salt;
 
 #[cfg(feature = "redis-store")]
 pub use self::redis::RedisStore;
@@ -22,6 +28,7 @@ pub use codec::{Codec, FORMAT_VERSION, MAX_ENTRY};
 pub use file::FileStore;
 pub use key::{CacheKey, CacheKeyBuilder};
 pub use memory::MemoryStore;
+pub use salt::KeySalt;
 
 use async_trait::async_trait;
 use std::fmt;

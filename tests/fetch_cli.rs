@@ -3251,7 +3251,8 @@ async fn cache_keeps_the_auth_code_token_so_the_next_run_signs_in_no_more() {
 async fn cache_serves_client_credentials_across_runs_and_identities_apart() {
     let server = server().await;
     let tmp = TempDir::new("cache-cc");
-    let cache = tmp.0.to_str().unwrap().to_owned();
+    // Not there yet: the store creates it private (it refuses a directory open to others).
+    let cache = tmp.0.join("tokens").to_str().unwrap().to_owned();
     let url = server.resource_url("/api/hello");
     let args = with_client(
         &server,
@@ -3273,7 +3274,7 @@ async fn cache_serves_client_credentials_across_runs_and_identities_apart() {
     );
     assert_eq!(second.events("token: fetched"), 0, "{second:#?}");
     let token = one_access_token(&server, 2);
-    let entries = cache_entries(&tmp.0);
+    let entries = cache_entries(&tmp.0.join("tokens"));
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(mode(&entries[0]), 0o600);
 
@@ -3295,7 +3296,7 @@ async fn cache_serves_client_credentials_across_runs_and_identities_apart() {
     let used = access_tokens(&server);
     assert_ne!(used[2], token);
     assert_eq!(used[3], used[2]);
-    assert_eq!(cache_entries(&tmp.0).len(), 2);
+    assert_eq!(cache_entries(&tmp.0.join("tokens")).len(), 2);
     // And the first identity still has its own.
     fetch(&args).await.assert_code(0);
     assert_eq!(server.token_requests(), 2);

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -38,7 +38,7 @@ const CHILD_WRITER_DIR: &str = "FILE_STORE_TEST_WRITER_DIR";
 const CHILD_UMASK_DIR: &str = "FILE_STORE_TEST_UMASK_DIR";
 const CHILD_EXPECTED_DIR: &str = "FILE_STORE_TEST_EXPECTED_DIR";
 
-/// A directory under the system temp dir with a random name, removed on drop.
+/// A private (0700) directory under the system temp dir with a random name, removed on drop.
 struct TempDir(PathBuf);
 
 impl TempDir {
@@ -47,7 +47,10 @@ impl TempDir {
         getrandom::fill(&mut random).unwrap();
         let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
         let path = std::env::temp_dir().join(format!("oauth-layer-file-store-{name}"));
-        std::fs::create_dir(&path).unwrap();
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .unwrap();
         Self(path)
     }
 
@@ -181,7 +184,7 @@ async fn a_new_process_starts_with_the_saved_token_and_refresh_token() {
     };
     assert_eq!(unix(&restored), unix(&issued));
     assert_eq!(mode(&cache), 0o700);
-    let file = FileStore::in_dir(&cache).path(second.cache_key());
+    let file = FileStore::in_dir(&cache).path(second.cache_key()).unwrap();
     assert_eq!(mode(&file), 0o600);
     server.verify().await;
 }
@@ -385,7 +388,7 @@ fn files_are_private_even_with_umask_000() {
     assert_eq!(mode(&dir.join("nested")), 0o700);
     let store = FileStore::in_dir(&cache);
     let key = key("umask");
-    let entry = store.path(&key);
+    let entry = store.path(&key).unwrap();
     assert_eq!(mode(&entry), 0o600);
     assert_eq!(mode(&entry.with_extension("lock")), 0o600);
 }
@@ -429,7 +432,7 @@ fn the_default_directory_is_oauth_layer_cache_or_the_user_cache_dir() {
             "{}",
             String::from_utf8_lossy(&out.stdout)
         );
-        let entry = FileStore::in_dir(&expected).path(&key("default"));
+        let entry = FileStore::in_dir(&expected).path(&key("default")).unwrap();
         assert_eq!(mode(&entry), 0o600, "{}", entry.display());
     }
 }
@@ -449,20 +452,60 @@ async fn child_default_dir() {
 }
 
 #[tokio::test]
-async fn a_wider_existing_directory_is_tightened_to_0700() {
+async fn an_existing_directory_open_to_others_is_refused_and_left_as_it_was() {
     let dir = TempDir::new();
-    let cache = dir.join("cache");
-    std::fs::create_dir(&cache).unwrap();
-    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let store = FileStore::in_dir(&cache);
+    let shared = dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("report.txt"), "someone else's file").unwrap();
+    for wide in [0o755, 0o750, 0o701, 0o777] {
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(wide)).unwrap();
+        let store = FileStore::in_dir(&shared);
+        let save = store.save(&key("wide"), &token("AT-w", "RT-w")).await;
+        for result in [
+            save.map(|()| true),
+            store.load(&key("wide")).await.map(|t| t.is_some()),
+            store.lock(&key("wide")).await.map(|l| l.is_some()),
+            store.path(&key("wide")).map(|_| true),
+        ] {
+            match result {
+                Err(Error::Store(message)) => {
+                    assert!(message.contains(&shared.display().to_string()), "{message}");
+                    assert!(message.contains(&format!("{wide:o}")), "{message}");
+                    assert!(message.contains("chmod 700"), "{message}");
+                    assert!(message.contains("directory of its own"), "{message}");
+                }
+                other => panic!("mode {wide:o}: expected a refusal, got {other:?}"),
+            }
+        }
+        assert_eq!(mode(&shared), wide, "the directory's mode is not changed");
+        assert_eq!(names_with(&shared, ""), ["report.txt"], "nothing written");
+    }
+
+    // Once its owner makes it private, the store uses it and leaves the other file alone.
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let store = FileStore::in_dir(&shared);
     store
         .save(&key("wide"), &token("AT-w", "RT-w"))
         .await
         .unwrap();
-    assert_eq!(mode(&cache), 0o700);
+    assert!(store.load(&key("wide")).await.unwrap().is_some());
+    assert_eq!(
+        std::fs::read_to_string(shared.join("report.txt")).unwrap(),
+        "someone else's file"
+    );
+}
 
-    // An entry someone opened up is restricted again when it is read.
-    let entry = store.path(&key("wide"));
+#[tokio::test]
+async fn an_entry_opened_to_others_is_restricted_again_when_read() {
+    let dir = TempDir::new();
+    let store = FileStore::in_dir(dir.join("cache"));
+    store
+        .save(&key("wide"), &token("AT-w", "RT-w"))
+        .await
+        .unwrap();
+    assert_eq!(mode(&dir.join("cache")), 0o700);
+
+    let entry = store.path(&key("wide")).unwrap();
     std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o644)).unwrap();
     assert!(store.load(&key("wide")).await.unwrap().is_some());
     assert_eq!(mode(&entry), 0o600);
@@ -488,8 +531,8 @@ async fn a_symlinked_cache_file_is_refused_and_its_target_untouched() {
     let target = dir.join("precious.txt");
     std::fs::write(&target, "precious").unwrap();
     let key = key("linked");
-    std::os::unix::fs::symlink(&target, store.path(&key)).unwrap();
-    std::os::unix::fs::symlink(&target, store.path(&key).with_extension("lock")).unwrap();
+    std::os::unix::fs::symlink(&target, store.path(&key).unwrap()).unwrap();
+    std::os::unix::fs::symlink(&target, store.path(&key).unwrap().with_extension("lock")).unwrap();
 
     assert_refused(store.load(&key).await, "symbolic link");
     assert_refused(
@@ -500,7 +543,7 @@ async fn a_symlinked_cache_file_is_refused_and_its_target_untouched() {
 
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
     assert!(
-        std::fs::symlink_metadata(store.path(&key))
+        std::fs::symlink_metadata(store.path(&key).unwrap())
             .unwrap()
             .file_type()
             .is_symlink()
@@ -544,14 +587,14 @@ async fn files_owned_by_another_user_are_refused() {
     let key = key("owned");
     store.save(&key, &token("AT-1", "RT-1")).await.unwrap();
 
-    std::os::unix::fs::chown(store.path(&key), Some(4242), None).unwrap();
+    std::os::unix::fs::chown(store.path(&key).unwrap(), Some(4242), None).unwrap();
     assert_refused(store.load(&key).await, "owned by another user");
     assert_refused(
         store.save(&key, &token("AT-2", "RT-2")).await,
         "owned by another user",
     );
 
-    std::os::unix::fs::chown(store.path(&key), Some(0), None).unwrap();
+    std::os::unix::fs::chown(store.path(&key).unwrap(), Some(0), None).unwrap();
     std::os::unix::fs::chown(&cache, Some(4242), None).unwrap();
     assert_refused(
         FileStore::in_dir(&cache).load(&key).await,
@@ -599,7 +642,7 @@ async fn truncated_garbage_and_future_files_are_misses_moved_aside_without_secre
         .save(&key, &token("SENTINEL-ACCESS-1", "SENTINEL-REFRESH-2"))
         .await
         .unwrap();
-    let entry = store.path(&key);
+    let entry = store.path(&key).unwrap();
     let good = std::fs::read(&entry).unwrap();
     let mut random = vec![0u8; 300];
     getrandom::fill(&mut random).unwrap();
@@ -651,7 +694,7 @@ async fn encrypted_files_hide_the_tokens_and_other_keys_miss() {
         .await
         .unwrap();
 
-    let bytes = std::fs::read(sealed.path(&key)).unwrap();
+    let bytes = std::fs::read(sealed.path(&key).unwrap()).unwrap();
     let text = String::from_utf8_lossy(&bytes);
     assert!(!text.contains("SENTINEL-ACCESS-3"), "{text}");
     assert!(!text.contains("SENTINEL-REFRESH-4"), "{text}");
@@ -736,21 +779,33 @@ async fn stale_entries_are_pruned_and_fresh_ones_kept() {
     first.save(&stale, &token("AT-s", "RT-s")).await.unwrap();
     first.save(&fresh, &token("AT-f", "RT-f")).await.unwrap();
     first.lock(&stale).await.unwrap().unwrap().release().await;
-    let digest = stale.digest();
+    let entry_name = |key: &CacheKey| {
+        first
+            .path(key)
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let digest = entry_name(&stale).strip_suffix(".json").unwrap().to_owned();
     let leftovers = [
         format!("{digest}.json.corrupt-1700000000"),
         format!(".{digest}.json.tmp-0011223344556677"),
+        ".cache-key.salt.tmp-8899aabbccddeeff".to_owned(),
         "notes.txt".to_owned(),
     ];
     for name in &leftovers {
         std::fs::write(dir.join(name), "x").unwrap();
     }
     let long_ago = SystemTime::now() - Duration::from_secs(100 * 24 * 3600);
-    for name in leftovers
-        .iter()
-        .cloned()
-        .chain([format!("{digest}.json"), format!("{digest}.lock")])
-    {
+    for name in leftovers.iter().cloned().chain([
+        format!("{digest}.json"),
+        format!("{digest}.lock"),
+        // However old, the salt stays: it names every entry.
+        "cache-key.salt".to_owned(),
+    ]) {
         std::fs::File::options()
             .write(true)
             .open(dir.join(&name))
@@ -764,11 +819,15 @@ async fn stale_entries_are_pruned_and_fresh_ones_kept() {
     assert!(second.load(&fresh).await.unwrap().is_some());
     let mut left: Vec<_> = names_with(dir.path(), "");
     left.sort();
-    let mut expected = vec![format!("{}.json", fresh.digest()), "notes.txt".to_owned()];
+    let mut expected = vec![
+        entry_name(&fresh),
+        "cache-key.salt".to_owned(),
+        "notes.txt".to_owned(),
+    ];
     expected.sort();
     assert_eq!(
         left, expected,
-        "only the fresh entry and foreign files remain"
+        "only the fresh entry, the salt and foreign files remain"
     );
     assert!(second.load(&stale).await.unwrap().is_none());
 
@@ -776,15 +835,18 @@ async fn stale_entries_are_pruned_and_fresh_ones_kept() {
     let held = second.lock(&fresh).await.unwrap().unwrap();
     std::fs::File::options()
         .write(true)
-        .open(second.path(&fresh))
+        .open(second.path(&fresh).unwrap())
         .unwrap()
         .set_modified(long_ago)
         .unwrap();
     second.save(&stale, &token("AT-s2", "RT-s2")).await.unwrap();
-    assert!(second.path(&fresh).exists(), "a held entry is not pruned");
+    assert!(
+        second.path(&fresh).unwrap().exists(),
+        "a held entry is not pruned"
+    );
     held.release().await;
     second.save(&stale, &token("AT-s3", "RT-s3")).await.unwrap();
-    assert!(!second.path(&fresh).exists(), "pruned once free");
+    assert!(!second.path(&fresh).unwrap().exists(), "pruned once free");
     assert!(second.load(&stale).await.unwrap().is_some());
 }
 

@@ -134,8 +134,13 @@ fn key() -> CacheKey {
     ClientCredentials::new().cache_key(&OAuthClient::new("redis-test"))
 }
 
-fn entry_name(key: &CacheKey) -> String {
-    format!("oauth-layer:token:{}", key.digest())
+/// The Redis key of `key`'s entry under the default prefix: named with the salt the store
+/// keeps in Redis.
+async fn entry_name(redis: &RedisServer, key: &CacheKey) -> String {
+    let store = RedisStore::connect(redis.url()).await.unwrap();
+    let name = store.entry_key(key).await.unwrap();
+    assert!(name.starts_with("oauth-layer:token:"), "{name}");
+    name
 }
 
 fn token(access: &str, refresh: Option<&str>, lifetime: Duration) -> Token {
@@ -160,7 +165,7 @@ async fn raw_get(redis: &RedisServer, name: &str) -> Option<Vec<u8>> {
 
 async fn pttl(redis: &RedisServer, key: &CacheKey) -> i64 {
     redis::cmd("PTTL")
-        .arg(entry_name(key))
+        .arg(entry_name(redis, key).await)
         .query_async(&mut redis.raw().await)
         .await
         .unwrap()
@@ -255,7 +260,9 @@ async fn a_dead_holders_lock_expires_and_another_process_renews() {
 async fn a_lock_is_released_only_by_its_holder_and_waiting_is_bounded() {
     let redis = RedisServer::start().await;
     let k = key();
-    let lock_name = format!("oauth-layer:lock:{}", k.digest());
+    let lock_name = entry_name(&redis, &k)
+        .await
+        .replacen(":token:", ":lock:", 1);
     let first = RedisStore::connect(redis.url())
         .await
         .unwrap()
@@ -311,7 +318,11 @@ async fn requests_keep_working_while_redis_is_down_and_the_store_recovers() {
 
     let first = source.token().await.unwrap();
     assert_eq!(access(&first), "tok-1");
-    assert!(raw_get(&redis, &entry_name(&k)).await.is_some());
+    assert!(
+        raw_get(&redis, &entry_name(&redis, &k).await)
+            .await
+            .is_some()
+    );
 
     redis.stop();
     // The cached token is served from memory, without the store.
@@ -384,7 +395,11 @@ async fn a_lazy_store_starts_without_redis_and_connects_when_it_comes_up() {
         access(&store.load(&k).await.unwrap().expect("saved once connected")),
         "tok-2"
     );
-    assert!(raw_get(&redis, &entry_name(&k)).await.is_some());
+    assert!(
+        raw_get(&redis, &entry_name(&redis, &k).await)
+            .await
+            .is_some()
+    );
     assert_eq!(idp.issued(), 2);
 }
 
@@ -500,7 +515,9 @@ async fn encrypted_entries_hide_the_tokens_and_other_keys_miss() {
         .await
         .unwrap();
 
-    let raw = raw_get(&redis, &entry_name(&k)).await.unwrap();
+    let raw = raw_get(&redis, &entry_name(&redis, &k).await)
+        .await
+        .unwrap();
     let text = String::from_utf8_lossy(&raw);
     assert!(!text.contains("SENTINEL"), "{text}");
 
@@ -517,7 +534,7 @@ async fn corrupt_foreign_and_future_entries_are_misses() {
     let redis = RedisServer::start().await;
     let store = RedisStore::connect(redis.url()).await.unwrap();
     let k = key();
-    let name = entry_name(&k);
+    let name = entry_name(&redis, &k).await;
     let mut raw = redis.raw().await;
 
     store
@@ -632,6 +649,80 @@ async fn the_redis_password_never_shows_in_debug_or_errors() {
     assert!(!format!("{err} {err:?}").contains("SENTINEL"), "{err:?}");
 }
 
+#[tokio::test]
+async fn redis_keys_are_named_under_a_salt_kept_in_redis_and_reveal_no_weak_secret() {
+    use oauth_layer::flow::Password;
+    use sha2::{Digest, Sha256};
+
+    let redis = RedisServer::start().await;
+    let client = OAuthClient::new("app")
+        .secret("password1")
+        .token_url("https://idp.example/token")
+        .unwrap();
+    let k = Password::new("alice", "password1").cache_key(&client);
+    let a = RedisStore::connect(redis.url()).await.unwrap();
+    let b = RedisStore::connect(redis.url()).await.unwrap();
+    a.save(&k, &token("AT-salted", None, Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let held = a.lock(&k).await.unwrap().unwrap();
+
+    // Another process finds the entry: one salt for every store on this Redis and prefix.
+    assert_eq!(access(&b.load(&k).await.unwrap().unwrap()), "AT-salted");
+    assert_eq!(
+        a.entry_key(&k).await.unwrap(),
+        b.entry_key(&k).await.unwrap()
+    );
+    let mut names: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut redis.raw().await)
+        .await
+        .unwrap();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names[1], "oauth-layer:salt");
+    let salt = String::from_utf8(raw_get(&redis, "oauth-layer:salt").await.unwrap()).unwrap();
+    assert!(
+        salt.len() == 64 && salt.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{salt}"
+    );
+    let digest: String = Sha256::digest(b"password1")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for name in &names {
+        assert!(
+            !name.contains("password1") && !name.contains(&digest[..12]),
+            "{name}"
+        );
+    }
+    held.release().await;
+
+    // Another prefix has its own salt, hence other names.
+    let other = RedisStore::connect(redis.url())
+        .await
+        .unwrap()
+        .prefix("other:");
+    let suffix = |name: String| name.rsplit(':').next().unwrap().to_owned();
+    assert_ne!(
+        suffix(other.entry_key(&k).await.unwrap()),
+        suffix(a.entry_key(&k).await.unwrap())
+    );
+
+    // A deleted salt is made again; a store that remembers the old one converges on the new
+    // one when it next takes the renewal lock.
+    let _: i64 = redis::cmd("DEL")
+        .arg("oauth-layer:salt")
+        .query_async(&mut redis.raw().await)
+        .await
+        .unwrap();
+    let newcomer = RedisStore::connect(redis.url()).await.unwrap();
+    let renamed = newcomer.entry_key(&k).await.unwrap();
+    assert_ne!(renamed, a.entry_key(&k).await.unwrap());
+    a.lock(&k).await.unwrap().unwrap().release().await;
+    assert_eq!(a.entry_key(&k).await.unwrap(), renamed);
+}
+
 /// A token endpoint whose refresh tokens are single use, as a rotating authorization server's
 /// are: `rt-1` is answered once, slowly (`delay`), with `at-2`/`rt-2`; anything else sent to it
 /// afterwards (a second `rt-1`, any other grant) is `invalid_grant`.
@@ -729,7 +820,9 @@ async fn a_renewal_slower_than_the_lock_sends_a_rotating_refresh_token_once() {
 async fn a_holder_that_lost_its_lock_cannot_write() {
     let redis = RedisServer::start().await;
     let k = key();
-    let lock_name = format!("oauth-layer:lock:{}", k.digest());
+    let lock_name = entry_name(&redis, &k)
+        .await
+        .replacen(":token:", ":lock:", 1);
     let holder = RedisStore::connect(redis.url()).await.unwrap();
     let newer = RedisStore::connect(redis.url()).await.unwrap();
 
@@ -794,7 +887,9 @@ async fn a_source_whose_lock_was_taken_over_serves_the_newer_stored_token() {
         .lock_ttl(Duration::from_millis(300));
     let source = rotating_source(&client, store);
     let k = source.cache_key().clone();
-    let lock_name = format!("oauth-layer:lock:{}", k.digest());
+    let lock_name = entry_name(&redis, &k)
+        .await
+        .replacen(":token:", ":lock:", 1);
 
     let renewal = tokio::spawn({
         let source = source.clone();
@@ -831,7 +926,9 @@ async fn a_source_whose_lock_was_taken_over_serves_the_newer_stored_token() {
 async fn a_held_lock_is_extended_until_released_or_dropped() {
     let redis = RedisServer::start().await;
     let k = key();
-    let lock_name = format!("oauth-layer:lock:{}", k.digest());
+    let lock_name = entry_name(&redis, &k)
+        .await
+        .replacen(":token:", ":lock:", 1);
     let store = RedisStore::connect(redis.url())
         .await
         .unwrap()

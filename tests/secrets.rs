@@ -148,7 +148,7 @@ fn debug_output_of_every_public_type_hides_secrets() {
             format!("{:?}", ClientCredentials::new().scope("a")),
         ),
         ("TokenRequest", format!("{request:?}")),
-        ("CacheKey", format!("{key:?} {}", key.digest())),
+        ("CacheKey", format!("{key:?} {key:#?}")),
         ("MemoryStore", format!("{store:?}")),
         ("TokenSourceBuilder", builder_debug),
         ("TokenSource", format!("{source:?}")),

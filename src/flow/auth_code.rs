@@ -548,9 +548,16 @@ impl Flow for AuthCode {
     }
 
     fn cache_key(&self, client: &OAuthClient) -> CacheKey {
-        CacheKey::builder(client, "authorization_code")
-            .scopes(self.scopes.iter())
-            .build()
+        let mut key = CacheKey::builder(client, "authorization_code").scopes(self.scopes.iter());
+        // They can name the audience or resource (Auth0's `audience`), the person
+        // (`login_hint`) or the assurance level (`acr_values`): tokens differ with them.
+        for (name, value) in &self.auth_params {
+            key = key.part("auth_param", format!("{name}={value}"));
+        }
+        for (name, value) in &self.token_params {
+            key = key.part("token_param", format!("{name}={value}"));
+        }
+        key.build()
     }
 
     fn is_interactive(&self) -> bool {

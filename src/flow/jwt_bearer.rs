@@ -180,7 +180,7 @@ impl Flow for JwtBearer {
             .part("subject", self.subject_claim().unwrap_or_default())
             .part("audience", audience)
             .scopes(self.scopes.iter())
-            .part("signing_key", self.key.fingerprint());
+            .secret_part("signing_key", &self.key.fingerprint());
         if !self.claims.is_empty() {
             key = key.part("claims", Value::Object(self.claims.clone()).to_string());
         }

@@ -5,7 +5,7 @@
 //! zeroized when dropped, never persisted and never printed (SECURITY.md rule 43).
 
 use async_trait::async_trait;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{Flow, Scopes};
 use crate::client::{OAuthClient, Replay, TokenRequest};
@@ -70,6 +70,7 @@ impl Flow for Password {
     fn cache_key(&self, client: &OAuthClient) -> CacheKey {
         CacheKey::builder(client, "password")
             .part("subject", self.username.clone())
+            .secret_part("password", self.password.expose_secret())
             .scopes(self.scopes.iter())
             .build()
     }

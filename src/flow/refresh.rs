@@ -100,7 +100,7 @@ impl Flow for RefreshToken {
 
     fn cache_key(&self, client: &OAuthClient) -> CacheKey {
         CacheKey::builder(client, "refresh_token")
-            .secret_part("subject", self.key_digest_input.expose_secret())
+            .secret_part("refresh_token", self.key_digest_input.expose_secret())
             .scopes(self.scopes.iter())
             .build()
     }

@@ -144,7 +144,7 @@ impl SubjectToken {
                 .secret_part(name, token.expose_secret())
                 .part(type_name, token_type.clone()),
             Kind::Source(source) => key
-                .part(name, format!("source:{}", source.cache_key().digest()))
+                .key_part(name, source.cache_key())
                 .part(type_name, ACCESS_TOKEN_TYPE),
         }
     }
@@ -160,7 +160,7 @@ impl fmt::Debug for SubjectToken {
                 .finish(),
             Kind::Source(source) => f
                 .debug_struct("Source")
-                .field("cache_key", &source.cache_key().digest())
+                .field("cache_key", source.cache_key())
                 .finish(),
         }
     }

@@ -87,13 +87,13 @@ impl Codec {
                 let mut nonce = [0u8; NONCE_LEN];
                 getrandom::fill(&mut nonce)
                     .map_err(|e| Error::Internal(format!("no system randomness: {e}")))?;
-                let aad = key.digest();
+                let aad = key.binding();
                 let sealed = cipher
                     .encrypt(
                         Nonce::from_slice(&nonce),
                         Payload {
                             msg: &plain,
-                            aad: aad.as_bytes(),
+                            aad: &aad,
                         },
                     )
                     .map_err(|_| Error::Store("cannot seal a token".into()))?;
@@ -135,14 +135,14 @@ impl Codec {
                     return Err(corrupt("the sealed entry is truncated"));
                 }
                 let (nonce, sealed) = blob.split_at(NONCE_LEN);
-                let aad = key.digest();
+                let aad = key.binding();
                 let plain = Zeroizing::new(
                     cipher
                         .decrypt(
                             Nonce::from_slice(nonce),
                             Payload {
                                 msg: sealed,
-                                aad: aad.as_bytes(),
+                                aad: &aad,
                             },
                         )
                         .map_err(|_| corrupt("the sealed entry does not open with this key"))?,

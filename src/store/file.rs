@@ -19,7 +19,8 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use zeroize::Zeroizing;
 
-use super::{CacheKey, Codec, MAX_ENTRY, RenewalLock, TokenStore};
+use super::salt::hex;
+use super::{CacheKey, Codec, KeySalt, MAX_ENTRY, RenewalLock, TokenStore};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::token::Token;
@@ -34,10 +35,12 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 const TEMP_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 /// The longest pause between two attempts to take a busy lock.
 const MAX_LOCK_PAUSE: Duration = Duration::from_millis(50);
+/// The file that holds the directory's [`KeySalt`], in hex.
+const SALT_FILE: &str = "cache-key.salt";
 
 /// Tokens kept in files, shared by every process of the user that uses the same directory.
 ///
-/// Each [`CacheKey`] has its own file, `<dir>/<key digest>.json`, holding one entry written by a
+/// Each [`CacheKey`] has its own file, `<dir>/<name>.json`, holding one entry written by a
 /// [`Codec`] (plain JSON by default, or sealed with AES-256-GCM under a key of yours with
 /// [`encryption_key`](Self::encryption_key)). The directory is, in order of preference,
 /// [`in_dir`](Self::in_dir), `$OAUTH_LAYER_CACHE`, or `oauth-layer` in the user's cache directory
@@ -46,11 +49,23 @@ const MAX_LOCK_PAUSE: Duration = Duration::from_millis(50);
 /// What the store guarantees:
 ///
 /// - **Private files** (rule 35): the directory is created with mode `0700` and every file with
-///   `0600`, at creation, whatever the umask. A directory that already exists with wider
-///   permissions is *tightened* to `0700` (with a warning), so give the store a directory of its
-///   own. A directory or file that is a symbolic link, is not a directory or regular file, or is
-///   owned by another user is *refused* with [`Error::Store`] naming the path and the reason; a
-///   refused file is left untouched.
+///   `0600`, at creation, whatever the umask. An existing directory is used only if it is
+///   already private (no permission for group or others) and ours: the store never changes the
+///   permissions of a directory it did not create, since it may hold files that others need.
+///   So give the store a directory of its own, one that does not exist yet. A directory that
+///   others may use, a directory or file that is a symbolic link, is not a directory or regular
+///   file, or is owned by another user is *refused* with [`Error::Store`] naming the path, the
+///   reason and what to do; a refused file or directory is left untouched. (An entry of ours
+///   that someone opened up is restricted to `0600` again, with a warning.)
+/// - **Names that reveal nothing** (rule 34): an entry's name is
+///   [`KeySalt::name`] of its key: an HMAC-SHA256 of the whole key, the digests of its secrets
+///   included, under the directory's own random salt, kept in `<dir>/cache-key.salt` (mode
+///   `0600`, checked like the entries). Without the salt a file name cannot be matched against
+///   a guessed password or client secret. The first process to use the directory creates the
+///   salt (written whole, then linked into place, so concurrent processes agree on one); every
+///   store on the directory reads it, so they all map a key to the same file. Removing the
+///   salt file orphans every entry (they are pruned in time); a salt file that is not one is
+///   refused.
 /// - **Atomic writes** (rule 36): a token is written to a temporary file with a random name in
 ///   the same directory, flushed to disk, renamed over the entry, and the directory is flushed.
 ///   A reader sees the old token or the new one, never a mix, even if the writer is killed.
@@ -59,14 +74,14 @@ const MAX_LOCK_PAUSE: Duration = Duration::from_millis(50);
 ///   `<name>.corrupt-<unix time>`, a warning without its contents is logged, and
 ///   [`load`](TokenStore::load) returns `Ok(None)`.
 /// - **One renewal across processes** (rule 33): [`lock`](TokenStore::lock) takes an exclusive
-///   operating-system lock on `<key digest>.lock`, waiting at most the
+///   operating-system lock on `<name>.lock`, waiting at most the
 ///   [lock timeout](Self::lock_timeout) (default 30 s; the source renews without the lock after
 ///   it). The operating system frees the lock if the process dies.
 /// - **Pruning**: files not modified for longer than [`prune_after`](Self::prune_after) (default
 ///   90 days) are removed when a store is first used and after every save: entries and their
 ///   lock files (only when no process holds the lock), and moved-aside corrupt files. Temporary
-///   files left by a writer that died are removed after an hour. Files whose names the store did
-///   not make are never touched.
+///   files left by a writer that died are removed after an hour. The salt file is never
+///   pruned, and files whose names the store did not make are never touched.
 ///
 /// All file work runs on tokio's blocking threads. The store is cheap to clone; clones share
 /// their settings as they were when cloned.
@@ -100,7 +115,7 @@ pub struct FileStore {
 impl FileStore {
     /// A store in the default directory: `$OAUTH_LAYER_CACHE` if it is set and not empty, else
     /// `oauth-layer` in the user's cache directory. Nothing is created or read until the store
-    /// is first used.
+    /// is first used; the directory is then checked as for [`in_dir`](Self::in_dir).
     ///
     /// Fails with [`Error::Store`] when neither is known (no `$HOME`).
     ///
@@ -115,7 +130,10 @@ impl FileStore {
         Ok(Self::in_dir(default_dir()?))
     }
 
-    /// A store in `dir` (created with mode `0700` on first use if it does not exist).
+    /// A store in `dir`, created with mode `0700` on first use if it does not exist. If it
+    /// exists, it must be private (mode `0700`, or narrower) and ours: a directory that other
+    /// users may enter is refused on first use with [`Error::Store`], never narrowed, so point
+    /// the store at a directory of its own.
     ///
     /// ```no_run
     /// use oauth_layer::store::FileStore;
@@ -227,7 +245,10 @@ impl FileStore {
         &self.dir
     }
 
-    /// The file that holds the token for `key` (it may not exist).
+    /// The file that holds the token for `key` (it may not exist). Its name is a keyed digest
+    /// of the key under the directory's salt, so this reads the salt, creating the directory
+    /// and the salt first if they do not exist yet: that is blocking file work, and it fails
+    /// with [`Error::Store`] as any use of the store would (a refused directory, for example).
     ///
     /// ```no_run
     /// use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials, store::FileStore};
@@ -235,11 +256,12 @@ impl FileStore {
     /// let store = FileStore::in_dir("/tmp/tokens");
     /// let client = OAuthClient::new("id").token_url("https://idp.example/token")?;
     /// let source = TokenSource::builder(client, ClientCredentials::new()).build();
-    /// println!("{}", store.path(source.cache_key()).display());
+    /// println!("{}", store.path(source.cache_key())?.display());
     /// # Ok::<(), oauth_layer::Error>(())
     /// ```
-    pub fn path(&self, key: &CacheKey) -> PathBuf {
-        self.dir.join(entry_name(key))
+    pub fn path(&self, key: &CacheKey) -> Result<PathBuf> {
+        let dir = CacheDir::open(&self.dir)?;
+        Ok(dir.path(&dir.entry_name(key)))
     }
 
     /// The directory, checked and open, pruned on the first use in this process.
@@ -253,7 +275,8 @@ impl FileStore {
 
     fn load_blocking(&self, key: &CacheKey) -> Result<Loaded> {
         let dir = self.open()?;
-        let name = entry_name(key);
+        let name = dir.entry_name(key);
+        let entry = dir.path(&name);
         // A writer may replace the entry while a corrupt one is moved aside; then read again.
         for _ in 0..3 {
             let Some((mut file, meta)) = dir.open_file(&name, OFlags::RDONLY, Mode::empty())?
@@ -271,17 +294,19 @@ impl FileStore {
             };
             match dir.move_aside(&name, &meta) {
                 Ok(Some(aside)) => {
-                    return Ok(Loaded::Corrupt {
+                    return Ok(Loaded::Corrupt(Box::new(Unreadable {
+                        file: entry,
                         why,
                         moved_to: Ok(aside),
-                    });
+                    })));
                 }
                 Ok(None) => continue,
                 Err(e) => {
-                    return Ok(Loaded::Corrupt {
+                    return Ok(Loaded::Corrupt(Box::new(Unreadable {
+                        file: entry,
                         why,
                         moved_to: Err(e),
-                    });
+                    })));
                 }
             }
         }
@@ -291,7 +316,7 @@ impl FileStore {
     fn save_blocking(&self, key: &CacheKey, bytes: &[u8]) -> Result<()> {
         let dir = CacheDir::open(&self.dir)?;
         self.opened.store(true, Ordering::Release);
-        let name = entry_name(key);
+        let name = dir.entry_name(key);
         dir.check_existing(&name)?;
 
         let mut random = [0u8; 8];
@@ -329,7 +354,7 @@ impl FileStore {
 
     fn delete_blocking(&self, key: &CacheKey) -> Result<()> {
         let dir = self.open()?;
-        let name = entry_name(key);
+        let name = dir.entry_name(key);
         match rustix::fs::unlinkat(&dir.fd, name.as_str(), AtFlags::empty()) {
             Ok(()) => dir.sync(),
             Err(Errno::NOENT) => Ok(()),
@@ -343,7 +368,7 @@ impl FileStore {
 
     fn lock_blocking(&self, key: &CacheKey) -> Result<File> {
         let dir = self.open()?;
-        let name = lock_name(key);
+        let name = dir.lock_name(key);
         let deadline = Instant::now() + self.lock_timeout;
         let mut pause = Duration::from_millis(2);
         loop {
@@ -429,8 +454,12 @@ impl TokenStore for FileStore {
         match blocking(move || store.load_blocking(&owned_key)).await? {
             Loaded::Missing => Ok(None),
             Loaded::Token(token) => Ok(Some(token)),
-            Loaded::Corrupt { why, moved_to } => {
-                let file = self.path(key);
+            Loaded::Corrupt(unreadable) => {
+                let Unreadable {
+                    file,
+                    why,
+                    moved_to,
+                } = *unreadable;
                 match moved_to {
                     Ok(aside) => tracing::warn!(
                         file = %file.display(),
@@ -488,11 +517,14 @@ impl RenewalLock for FileLock {
 enum Loaded {
     Missing,
     Token(Token),
-    /// An unreadable entry, and the name it was moved to (or why it could not be).
-    Corrupt {
-        why: Error,
-        moved_to: std::result::Result<String, Error>,
-    },
+    Corrupt(Box<Unreadable>),
+}
+
+/// An unreadable entry, why, and the name it was moved to (or why it could not be).
+struct Unreadable {
+    file: PathBuf,
+    why: Error,
+    moved_to: std::result::Result<String, Error>,
 }
 
 /// The files the store makes; anything else in the directory is left alone.
@@ -511,6 +543,12 @@ impl<'a> Kind<'a> {
                     .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         };
         if let Some(rest) = name.strip_prefix('.') {
+            if let Some(suffix) = rest
+                .strip_prefix(SALT_FILE)
+                .and_then(|r| r.strip_prefix(".tmp-"))
+            {
+                return (!suffix.is_empty()).then_some(Kind::Temp);
+            }
             let (digest, suffix) = rest.split_once(".json.tmp-")?;
             return (is_digest(digest) && !suffix.is_empty()).then_some(Kind::Temp);
         }
@@ -526,28 +564,32 @@ impl<'a> Kind<'a> {
     }
 }
 
-/// The cache directory, checked and open, so that files are opened relative to it.
+/// The cache directory, checked and open, so that files are opened relative to it, with the
+/// salt that names its entries.
 struct CacheDir {
     fd: File,
     path: PathBuf,
+    salt: KeySalt,
 }
 
 impl CacheDir {
     /// Opens `path` without following a symbolic link, creating it (and missing parents) with
-    /// mode `0700` if needed. Refuses a link, a non-directory and another user's directory;
-    /// tightens our own to `0700`.
+    /// mode `0700` if needed, then reads its salt (creating it if needed). Refuses a link, a
+    /// non-directory, another user's directory, and an existing directory that other users may
+    /// enter: the store never changes the permissions of a directory it did not create.
     fn open(path: &Path) -> Result<Self> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = match rustix::fs::open(path, flags, Mode::empty()) {
-            Ok(fd) => fd,
+        let (fd, created) = match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => (fd, false),
             Err(Errno::NOENT) => {
                 std::fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o700)
                     .create(path)
                     .map_err(|e| io_error("cannot create the token cache directory", path, &e))?;
-                rustix::fs::open(path, flags, Mode::empty())
-                    .map_err(|e| open_error("the token cache directory", path, e))?
+                let fd = rustix::fs::open(path, flags, Mode::empty())
+                    .map_err(|e| open_error("the token cache directory", path, e))?;
+                (fd, true)
             }
             Err(e) => return Err(open_error("the token cache directory", path, e)),
         };
@@ -557,20 +599,27 @@ impl CacheDir {
             .map_err(|e| io_error("cannot inspect the token cache directory", path, &e))?;
         check_owner(&meta, "the token cache directory", path)?;
         let mode = meta.mode() & 0o777;
-        if mode != 0o700 {
+        if mode & 0o077 != 0 {
+            return Err(Error::Store(format!(
+                "refusing the token cache directory {}: it already exists and other users may \
+                 use it (mode {mode:o}); tokens are kept only in a private directory. Give the \
+                 store a directory of its own that does not exist yet (it is created with mode \
+                 0700), or, if this one holds nothing that others need, make it private with \
+                 `chmod 700 {}`",
+                path.display(),
+                path.display()
+            )));
+        }
+        // A directory made just now, under a umask that took the owner's own rights away.
+        if created && mode != 0o700 {
             fd.set_permissions(Permissions::from_mode(0o700))
                 .map_err(|e| io_error("cannot restrict the token cache directory", path, &e))?;
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    dir = %path.display(),
-                    was = format_args!("{mode:o}"),
-                    "the token cache directory was open to other users; restricted it to 0700"
-                );
-            }
         }
+        let salt = read_or_create_salt(&fd, path)?;
         Ok(Self {
             fd,
             path: path.to_owned(),
+            salt,
         })
     }
 
@@ -578,32 +627,21 @@ impl CacheDir {
         self.path.join(name)
     }
 
+    /// The name of `key`'s entry: a keyed digest under this directory's salt.
+    fn entry_name(&self, key: &CacheKey) -> String {
+        format!("{}.json", self.salt.name(key))
+    }
+
+    /// The name of `key`'s renewal lock file.
+    fn lock_name(&self, key: &CacheKey) -> String {
+        format!("{}.lock", self.salt.name(key))
+    }
+
     /// Opens `name` in the directory without following a symbolic link (and without blocking on
     /// a FIFO); `None` when it does not exist. Refuses anything but a regular file of ours, and
     /// restricts ours to `0600` if it was wider.
     fn open_file(&self, name: &str, flags: OFlags, mode: Mode) -> Result<Option<(File, Metadata)>> {
-        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-        let path = self.path(name);
-        let fd = match rustix::fs::openat(&self.fd, name, flags, mode) {
-            Ok(fd) => File::from(fd),
-            Err(Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(open_error("the token cache file", &path, e)),
-        };
-        let meta = fd
-            .metadata()
-            .map_err(|e| io_error("cannot inspect the token cache file", &path, &e))?;
-        check_file(&meta, &path)?;
-        let mode = meta.mode() & 0o777;
-        if mode & 0o077 != 0 {
-            fd.set_permissions(Permissions::from_mode(0o600))
-                .map_err(|e| io_error("cannot restrict the token cache file", &path, &e))?;
-            tracing::warn!(
-                file = %path.display(),
-                was = format_args!("{mode:o}"),
-                "a token cache file was open to other users; restricted it to 0600"
-            );
-        }
-        Ok(Some((fd, meta)))
+        open_in(&self.fd, &self.path, name, flags, mode)
     }
 
     /// Refuses to replace `name` if it is a symbolic link or not a regular file of ours.
@@ -712,6 +750,110 @@ impl CacheDir {
     }
 }
 
+/// Opens `name` in the directory `dir` (at `dir_path`): see [`CacheDir::open_file`].
+fn open_in(
+    dir: &File,
+    dir_path: &Path,
+    name: &str,
+    flags: OFlags,
+    mode: Mode,
+) -> Result<Option<(File, Metadata)>> {
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let path = dir_path.join(name);
+    let fd = match rustix::fs::openat(dir, name, flags, mode) {
+        Ok(fd) => File::from(fd),
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(open_error("the token cache file", &path, e)),
+    };
+    let meta = fd
+        .metadata()
+        .map_err(|e| io_error("cannot inspect the token cache file", &path, &e))?;
+    check_file(&meta, &path)?;
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        fd.set_permissions(Permissions::from_mode(0o600))
+            .map_err(|e| io_error("cannot restrict the token cache file", &path, &e))?;
+        tracing::warn!(
+            file = %path.display(),
+            was = format_args!("{mode:o}"),
+            "a token cache file was open to other users; restricted it to 0600"
+        );
+    }
+    Ok(Some((fd, meta)))
+}
+
+/// The salt of the directory `dir` (at `dir_path`), from its salt file. The first process to
+/// use the directory creates the file: written whole to a private temporary file, then linked
+/// to its name, which never replaces a file another process linked first, so every process
+/// reads the same salt and none ever sees half of one.
+fn read_or_create_salt(dir: &File, dir_path: &Path) -> Result<KeySalt> {
+    let path = dir_path.join(SALT_FILE);
+    for _ in 0..3 {
+        if let Some((file, _)) = open_in(dir, dir_path, SALT_FILE, OFlags::RDONLY, Mode::empty())? {
+            let mut text = Zeroizing::new(Vec::new());
+            file.take(128)
+                .read_to_end(&mut text)
+                .map_err(|e| io_error("cannot read the token cache salt", &path, &e))?;
+            return KeySalt::from_hex(&text).ok_or_else(|| {
+                Error::Store(format!(
+                    "refusing the token cache salt {}: it is not a salt this crate wrote; remove \
+                     it (the cached tokens are then fetched again)",
+                    path.display()
+                ))
+            });
+        }
+        create_salt(dir, dir_path)?;
+    }
+    Err(Error::Store(format!(
+        "the token cache salt {} keeps disappearing",
+        path.display()
+    )))
+}
+
+/// Creates the salt file unless another process just did.
+fn create_salt(dir: &File, dir_path: &Path) -> Result<()> {
+    let salt = KeySalt::generate()?;
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random)
+        .map_err(|e| Error::Internal(format!("no system randomness: {e}")))?;
+    let temp = format!(".{SALT_FILE}.tmp-{}", hex(&random));
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL;
+    let Some((mut file, meta)) = open_in(dir, dir_path, &temp, flags, Mode::RUSR | Mode::WUSR)?
+    else {
+        return Err(Error::Store(format!(
+            "cannot create a temporary file in the token cache directory {}",
+            dir_path.display()
+        )));
+    };
+    let written = (|| {
+        if meta.mode() & 0o777 != 0o600 {
+            file.set_permissions(Permissions::from_mode(0o600))?;
+        }
+        file.write_all(salt.to_hex().as_bytes())?;
+        file.sync_all()?;
+        match rustix::fs::linkat(dir, temp.as_str(), dir, SALT_FILE, AtFlags::empty()) {
+            Ok(()) | Err(Errno::EXIST) => io::Result::Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    })();
+    let _ = rustix::fs::unlinkat(dir, temp.as_str(), AtFlags::empty());
+    written.map_err(|e| {
+        io_error(
+            "cannot create the token cache salt",
+            &dir_path.join(SALT_FILE),
+            &e,
+        )
+    })?;
+    match dir.sync_all() {
+        Err(e) if e.raw_os_error() != Some(Errno::INVAL.raw_os_error()) => Err(io_error(
+            "cannot flush the token cache directory",
+            dir_path,
+            &e,
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Runs file work on a blocking thread.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
@@ -738,14 +880,6 @@ fn default_dir() -> Result<PathBuf> {
                 "no cache directory for tokens is known: set {CACHE_ENV}"
             ))
         })
-}
-
-fn entry_name(key: &CacheKey) -> String {
-    format!("{}.json", key.digest())
-}
-
-fn lock_name(key: &CacheKey) -> String {
-    format!("{}.lock", key.digest())
 }
 
 fn euid() -> u32 {
@@ -801,14 +935,4 @@ fn open_error(what: &str, path: &Path, e: Errno) -> Error {
 
 fn io_error(doing: &str, path: &Path, e: &io::Error) -> Error {
     Error::Store(format!("{doing} {}: {e}", path.display()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }

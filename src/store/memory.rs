@@ -13,7 +13,9 @@ use crate::token::Token;
 ///
 /// Two [`TokenSource`](crate::TokenSource)s built for the same client, grant and scopes and given
 /// one `MemoryStore` share their tokens: the second one starts with the first one's token instead
-/// of asking the server.
+/// of asking the server. Sources whose credentials differ (another password, client secret or
+/// refresh token) have other keys and never share. Keys stay in memory and are never named or
+/// printed, so this store needs no [`KeySalt`](super::KeySalt).
 ///
 /// ```
 /// use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials, store::MemoryStore};

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use url::Url;
 use zeroize::Zeroizing;
 
-use super::{CacheKey, Codec, RenewalLock, TokenStore};
+use super::{CacheKey, Codec, KeySalt, RenewalLock, TokenStore};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::token::Token;
@@ -82,13 +82,17 @@ return 1
 ///
 /// Layout, under the [`prefix`](Self::prefix) (default `oauth-layer:`):
 ///
-/// - `<prefix>token:<digest>` holds the [`Codec`] bytes of the token for the [`CacheKey`] whose
-///   [`digest`](CacheKey::digest) it is. It expires a minute after the access token does; an
-///   entry that holds a refresh token is kept for
+/// - `<prefix>salt` holds the store's [`KeySalt`] (64 hex digits, no expiry): the first process
+///   creates it (`SET NX`), every process reads it. Entries are named with it, so a Redis key
+///   reveals nothing about the credentials in the cache key. Deleting it orphans every entry
+///   (they expire by themselves); processes converge on a new one at their next renewal.
+/// - `<prefix>token:<name>` holds the [`Codec`] bytes of the token for the [`CacheKey`] whose
+///   [`name`](KeySalt::name) under the salt it is ([`entry_key`](Self::entry_key)). It expires
+///   a minute after the access token does; an entry that holds a refresh token is kept for
 ///   [`refresh_token_ttl`](Self::refresh_token_ttl) (default 30 days) instead, because the
 ///   refresh token is what lets the next process renew without a new sign-in, and with rotating
 ///   refresh tokens the stored one may be the only live copy.
-/// - `<prefix>lock:<digest>` is the renewal lock: `SET NX PX` with a random fencing value, freed
+/// - `<prefix>lock:<name>` is the renewal lock: `SET NX PX` with a random fencing value, freed
 ///   only by its holder (a script compares the value before deleting it). While it is held, a
 ///   watchdog task extends it every third of [`lock_ttl`](Self::lock_ttl) (again only if it
 ///   still holds the holder's value), so a renewal slower than the TTL keeps it; once the
@@ -149,6 +153,8 @@ pub struct RedisStore {
     scripts: Arc<Scripts>,
     /// The renewal locks this store and its clones hold, by lock key.
     held: Arc<Mutex<HashMap<String, Holding>>>,
+    /// The salt read from `<prefix>salt`, once read.
+    salt: Arc<Mutex<Option<KeySalt>>>,
 }
 
 /// The Lua scripts, loaded into Redis on first use.
@@ -257,6 +263,7 @@ impl RedisStore {
                 delete: Script::new(FENCED_DELETE_SCRIPT),
             }),
             held: Arc::default(),
+            salt: Arc::default(),
         })
     }
 
@@ -307,6 +314,7 @@ impl RedisStore {
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into().into();
+        self.salt = Arc::default();
         self
     }
 
@@ -443,12 +451,72 @@ impl RedisStore {
             .unwrap_or_else(|| self.lock_ttl.saturating_add(LOCK_WAIT_MARGIN))
     }
 
-    fn token_key(&self, key: &CacheKey) -> String {
-        format!("{}token:{}", self.prefix, key.digest())
+    /// The Redis key that holds the token for `key`: `<prefix>token:<name>`, where the name is
+    /// a keyed digest of the whole key under the store's salt (read from Redis, or created
+    /// there, on first use).
+    ///
+    /// ```no_run
+    /// use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials, store::RedisStore};
+    ///
+    /// # async fn run() -> oauth_layer::Result<()> {
+    /// let store = RedisStore::connect("redis://127.0.0.1").await?;
+    /// let client = OAuthClient::new("id").token_url("https://idp.example/token")?;
+    /// let source = TokenSource::builder(client, ClientCredentials::new()).build();
+    /// println!("{}", store.entry_key(source.cache_key()).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn entry_key(&self, key: &CacheKey) -> Result<String> {
+        Ok(self.names(key).await?.0)
     }
 
-    fn lock_key(&self, key: &CacheKey) -> String {
-        format!("{}lock:{}", self.prefix, key.digest())
+    /// The Redis keys of `key`'s entry and of its renewal lock.
+    async fn names(&self, key: &CacheKey) -> Result<(String, String)> {
+        let name = self.salt().await?.name(key);
+        Ok((
+            format!("{}token:{name}", self.prefix),
+            format!("{}lock:{name}", self.prefix),
+        ))
+    }
+
+    /// The salt, as read before, or read now.
+    async fn salt(&self) -> Result<KeySalt> {
+        let known = self
+            .salt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match known {
+            Some(salt) => Ok(salt),
+            None => self.read_salt().await,
+        }
+    }
+
+    /// Reads `<prefix>salt`, creating it first if no process has (`SET NX`, so the first one
+    /// wins), and remembers it.
+    async fn read_salt(&self) -> Result<KeySalt> {
+        let name = format!("{}salt", self.prefix);
+        let mut create = ::redis::cmd("SET");
+        create
+            .arg(&name)
+            .arg(KeySalt::generate()?.to_hex().as_str())
+            .arg("NX");
+        let _: Option<String> = self.run("salt write", &create).await.map_err(|f| f.error)?;
+        let mut read = ::redis::cmd("GET");
+        read.arg(&name);
+        let stored: Option<Vec<u8>> = self.run("salt read", &read).await.map_err(|f| f.error)?;
+        let stored = stored.map(Zeroizing::new);
+        let salt = stored
+            .as_deref()
+            .and_then(|hex| KeySalt::from_hex(hex))
+            .ok_or_else(|| {
+                Error::Store(format!(
+                    "the Redis key {name} at {} does not hold a salt this crate wrote; delete \
+                     it (the cached tokens are then fetched again)",
+                    self.target
+                ))
+            })?;
+        *self.salt.lock().unwrap_or_else(PoisonError::into_inner) = Some(salt.clone());
+        Ok(salt)
     }
 
     /// How long Redis keeps `token`'s entry.
@@ -597,13 +665,14 @@ struct StoreFailure {
 #[async_trait]
 impl TokenStore for RedisStore {
     async fn load(&self, key: &CacheKey) -> Result<Option<Token>> {
+        let (token_key, _) = self.names(key).await?;
         let mut cmd = ::redis::cmd("GET");
-        cmd.arg(self.token_key(key));
+        cmd.arg(&token_key);
         let bytes: Option<Vec<u8>> = match self.run("read", &cmd).await {
             Ok(bytes) => bytes,
             Err(f) if f.wrong_type => {
                 tracing::warn!(
-                    key = %key.digest(),
+                    key = %token_key,
                     "the Redis token entry is not a string; treating it as a miss"
                 );
                 return Ok(None);
@@ -616,7 +685,7 @@ impl TokenStore for RedisStore {
         match self.codec.decode(key, &bytes, &*self.clock) {
             Ok(token) => Ok(Some(token)),
             Err(e) => {
-                tracing::warn!(key = %key.digest(), error = %e, "ignoring a Redis token entry");
+                tracing::warn!(key = %token_key, error = %e, "ignoring a Redis token entry");
                 Ok(None)
             }
         }
@@ -627,19 +696,16 @@ impl TokenStore for RedisStore {
     async fn save(&self, key: &CacheKey, token: &Token) -> Result<()> {
         let bytes = Zeroizing::new(self.codec.encode(key, token)?);
         let ttl = millis(self.entry_ttl(token));
-        let lock_key = self.lock_key(key);
+        let (token_key, lock_key) = self.names(key).await?;
         let Some(fence) = self.fence_for(&lock_key)? else {
             let mut cmd = ::redis::cmd("SET");
-            cmd.arg(self.token_key(key))
-                .arg(&bytes[..])
-                .arg("PX")
-                .arg(ttl);
+            cmd.arg(&token_key).arg(&bytes[..]).arg("PX").arg(ttl);
             let _: () = self.run("write", &cmd).await.map_err(|f| f.error)?;
             return Ok(());
         };
         let mut invocation = self.scripts.save.key(&lock_key);
         invocation
-            .key(self.token_key(key))
+            .key(&token_key)
             .arg(&*fence)
             .arg(&bytes[..])
             .arg(ttl);
@@ -655,15 +721,15 @@ impl TokenStore for RedisStore {
 
     /// Deletes the entry; fenced like [`save`](Self::save).
     async fn delete(&self, key: &CacheKey) -> Result<()> {
-        let lock_key = self.lock_key(key);
+        let (token_key, lock_key) = self.names(key).await?;
         let Some(fence) = self.fence_for(&lock_key)? else {
             let mut cmd = ::redis::cmd("DEL");
-            cmd.arg(self.token_key(key));
+            cmd.arg(&token_key);
             let _: i64 = self.run("delete", &cmd).await.map_err(|f| f.error)?;
             return Ok(());
         };
         let mut invocation = self.scripts.delete.key(&lock_key);
-        invocation.key(self.token_key(key)).arg(&*fence);
+        invocation.key(&token_key).arg(&*fence);
         match self.run_script::<i64>("delete", &invocation).await {
             Ok(1) => Ok(()),
             Ok(_) => {
@@ -674,14 +740,16 @@ impl TokenStore for RedisStore {
         }
     }
 
-    /// Takes `<prefix>lock:<digest>`, waiting (polling every 20 ms at first, then less and less
+    /// Takes `<prefix>lock:<name>`, waiting (polling every 20 ms at first, then less and less
     /// often, up to every 500 ms) while another process holds it, for at most
     /// [`lock_wait`](RedisStore::lock_wait). Fails with [`Error::Store`] when Redis cannot be
     /// reached or the wait runs out; the source then renews without the lock. The lock taken is
     /// extended by a watchdog until it is released or dropped, and fences this store's writes
     /// for `key` meanwhile.
     async fn lock(&self, key: &CacheKey) -> Result<Option<Box<dyn RenewalLock>>> {
-        let lock_key = self.lock_key(key);
+        // Read the salt again: a process that remembers a replaced one converges here.
+        self.read_salt().await?;
+        let (_, lock_key) = self.names(key).await?;
         let fence: Arc<str> = fencing_value()?.into();
         let wait = self.waiting_time();
         let deadline = tokio::time::Instant::now().checked_add(wait);
