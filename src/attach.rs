@@ -238,7 +238,10 @@ impl std::fmt::Display for TokenWithheld {
                 self.origin
             ),
             WithheldReason::NoOrigin => {
-                write!(f, "no token was sent: the request URL has no scheme and host")
+                write!(
+                    f,
+                    "no token was sent: the request URL has no scheme and host"
+                )
             }
         }
     }

@@ -352,7 +352,11 @@ impl oauth_layer::http::HttpTransport for RemoteIssuer {
         mut request: http::Request<bytes::Bytes>,
     ) -> Result<http::Response<oauth_layer::http::ResponseBody>, oauth_layer::TransportError> {
         let uri = request.uri();
-        assert_eq!(uri.host(), Some("idp.example"), "only the issuer is contacted");
+        assert_eq!(
+            uri.host(),
+            Some("idp.example"),
+            "only the issuer is contacted"
+        );
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         *request.uri_mut() = format!("{}{path}", self.0).parse().unwrap();
         let client = reqwest::Client::builder()

@@ -28,15 +28,19 @@ struct Chain {
     name: &'static str,
 }
 
+/// A chain: `AToB` is `A→B`, `AToBToB` is `A→B→B`, and so on.
 #[derive(Clone, Copy)]
 enum Shape {
-    AB,
-    ABB,
-    ABA,
-    AAB,
+    AToB,
+    AToBToB,
+    AToBToA,
+    AToAToB,
 }
 
-const SHAPES: [Shape; 4] = [Shape::AB, Shape::ABB, Shape::ABA, Shape::AAB];
+const SHAPES: [Shape; 4] = [Shape::AToB, Shape::AToBToB, Shape::AToBToA, Shape::AToAToB];
+
+/// A way to build reqwest's redirect policy (`None`: reqwest's default).
+type MakePolicy = fn() -> Option<reqwest::redirect::Policy>;
 
 impl Chain {
     /// Mounts the chain; the last hop answers `last_status`.
@@ -45,10 +49,10 @@ impl Chain {
         let b = MockServer::start().await;
         let redirect = |to: String| ResponseTemplate::new(302).insert_header("location", to);
         let (name, hop, land) = match shape {
-            Shape::AB => ("A→B", None, &b),
-            Shape::ABB => ("A→B→B", Some(&b), &b),
-            Shape::ABA => ("A→B→A", Some(&b), &a),
-            Shape::AAB => ("A→A→B", Some(&a), &b),
+            Shape::AToB => ("A→B", None, &b),
+            Shape::AToBToB => ("A→B→B", Some(&b), &b),
+            Shape::AToBToA => ("A→B→A", Some(&b), &a),
+            Shape::AToAToB => ("A→A→B", Some(&a), &b),
         };
         let first_target = match hop {
             Some(server) => format!("{}/hop", server.uri()),
@@ -161,7 +165,7 @@ async fn tower_redirects_outside_the_layer_with_our_policy_never_give_b_a_token(
 async fn tower_layer_outside_a_default_follow_redirect_is_refused_before_anything_is_sent() {
     for allow_list in [false, true] {
         let idp = Idp::start(3600).await;
-        let chain = Chain::start(Shape::ABB, 200).await;
+        let chain = Chain::start(Shape::AToBToB, 200).await;
         let mut layer = OAuthLayer::client_credentials(idp.client());
         if allow_list {
             layer = layer.allow_origins([chain.a.uri()]).unwrap();
@@ -207,7 +211,7 @@ async fn tower_layer_outside_follow_redirect_with_our_policy_never_gives_b_a_tok
 async fn a_401_from_a_redirect_target_renews_nothing_and_resends_nothing() {
     // Layer outside FollowRedirect(ours): B's 401 reaches the layer as the final answer.
     let idp = Idp::start(3600).await;
-    let chain = Chain::start(Shape::ABB, 401).await;
+    let chain = Chain::start(Shape::AToBToB, 401).await;
     let svc = ServiceBuilder::new()
         .layer(OAuthLayer::client_credentials(idp.client()))
         .layer(FollowRedirectLayer::with_policy(RedirectPolicy::new()))
@@ -215,13 +219,19 @@ async fn a_401_from_a_redirect_target_renews_nothing_and_resends_nothing() {
     let response = svc.oneshot(get(&chain.url())).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(idp.issued(), 1, "no renewal after B's 401");
-    assert_eq!(chain.a.received_requests().await.unwrap().len(), 1, "no resend");
-    chain.assert_b_saw_no_token("layer outside, B answers 401").await;
+    assert_eq!(
+        chain.a.received_requests().await.unwrap().len(),
+        1,
+        "no resend"
+    );
+    chain
+        .assert_b_saw_no_token("layer outside, B answers 401")
+        .await;
 
     // FollowRedirect(default) outside the layer: the hop to B goes without a token, and B's 401
     // says why.
     let idp = Idp::start(3600).await;
-    let chain = Chain::start(Shape::AB, 401).await;
+    let chain = Chain::start(Shape::AToB, 401).await;
     let svc = ServiceBuilder::new()
         .layer(FollowRedirectLayer::new())
         .layer(OAuthLayer::client_credentials(idp.client()))
@@ -231,7 +241,9 @@ async fn a_401_from_a_redirect_target_renews_nothing_and_resends_nothing() {
     let withheld = response.extensions().get::<TokenWithheld>().unwrap();
     assert_eq!(withheld.reason(), WithheldReason::OriginNotAllowed);
     assert_eq!(idp.issued(), 1, "no renewal after B's 401");
-    chain.assert_b_saw_no_token("layer inside, B answers 401").await;
+    chain
+        .assert_b_saw_no_token("layer inside, B answers 401")
+        .await;
 }
 
 // ---- reqwest-middleware: reqwest follows redirects below the middleware ----
@@ -288,20 +300,23 @@ async fn middleware_with_our_policy_follows_redirects_within_the_origin() {
 
 #[tokio::test]
 async fn middleware_over_a_client_that_follows_cross_origin_redirects_refuses_the_answer() {
-    let policies: [(&str, fn() -> Option<reqwest::redirect::Policy>); 2] = [
+    let policies: [(&str, MakePolicy); 2] = [
         ("reqwest's default policy", || None),
         ("a custom limited policy", || {
             Some(reqwest::redirect::Policy::limited(5))
         }),
     ];
     for (composition, policy) in policies {
-        for shape in [Shape::AB, Shape::ABB, Shape::AAB] {
+        for shape in [Shape::AToB, Shape::AToBToB, Shape::AToAToB] {
             let idp = Idp::start(3600).await;
             let chain = Chain::start(shape, 200).await;
             let http = middleware_client(&idp, policy());
             let err = http.get(chain.url()).send().await.unwrap_err();
             let reqwest_middleware::Error::Middleware(err) = err else {
-                panic!("{composition}, {}: expected the middleware's error", chain.name);
+                panic!(
+                    "{composition}, {}: expected the middleware's error",
+                    chain.name
+                );
             };
             let err = err.downcast::<Error>().unwrap();
             assert!(
@@ -319,13 +334,19 @@ async fn middleware_over_a_client_that_follows_cross_origin_redirects_refuses_th
 #[tokio::test]
 async fn middleware_over_a_client_that_follows_cross_origin_redirects_never_renews_on_bs_401() {
     let idp = Idp::start(3600).await;
-    let chain = Chain::start(Shape::AB, 401).await;
+    let chain = Chain::start(Shape::AToB, 401).await;
     let http = middleware_client(&idp, None);
     let err = http.get(chain.url()).send().await.unwrap_err();
     assert!(err.to_string().contains("redirect"), "{err}");
     assert_eq!(idp.issued(), 1, "no renewal after B's 401");
-    assert_eq!(chain.a.received_requests().await.unwrap().len(), 1, "no resend");
-    chain.assert_b_saw_no_token("reqwest default, B answers 401").await;
+    assert_eq!(
+        chain.a.received_requests().await.unwrap().len(),
+        1,
+        "no resend"
+    );
+    chain
+        .assert_b_saw_no_token("reqwest default, B answers 401")
+        .await;
 }
 
 #[tokio::test]
@@ -354,8 +375,15 @@ async fn without_a_list_only_the_first_origin_gets_tokens_and_a_401_elsewhere_sa
             .await;
     }
     let http = middleware_client(&idp, None);
-    http.get(format!("{}/api", first.uri())).send().await.unwrap();
-    let response = http.get(format!("{}/api", second.uri())).send().await.unwrap();
+    http.get(format!("{}/api", first.uri()))
+        .send()
+        .await
+        .unwrap();
+    let response = http
+        .get(format!("{}/api", second.uri()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let withheld = response.extensions().get::<TokenWithheld>().unwrap();
     assert_eq!(withheld.reason(), WithheldReason::OriginNotAllowed);
@@ -417,7 +445,8 @@ async fn plain_http_to_a_remote_host_is_withheld_and_said_once() {
     }
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert_eq!(
-        logs.matches("no token was sent to http://api.example:80").count(),
+        logs.matches("no token was sent to http://api.example:80")
+            .count(),
         1,
         "{logs}"
     );

@@ -115,7 +115,11 @@ async fn a_caller_supplied_reqwest_client_that_follows_redirects_is_refused_and_
     let policies: [fn() -> Option<reqwest::redirect::Policy>; 3] = [
         || None,
         || Some(reqwest::redirect::Policy::limited(5)),
-        || Some(reqwest::redirect::Policy::custom(|attempt| attempt.follow())),
+        || {
+            Some(reqwest::redirect::Policy::custom(|attempt| {
+                attempt.follow()
+            }))
+        },
     ];
     for policy in policies {
         for status in [302, 307] {
@@ -185,10 +189,8 @@ async fn a_tower_transport_over_follow_redirect_is_refused_and_nothing_is_sent()
         )
         .mount(&server)
         .await;
-    let hyper = hyper_util::client::legacy::Client::builder(
-        hyper_util::rt::TokioExecutor::new(),
-    )
-    .build_http::<Full<Bytes>>();
+    let hyper = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
     let following = tower::ServiceBuilder::new()
         .layer(FollowRedirectLayer::new())
         .service(hyper);

@@ -46,11 +46,7 @@ impl<S> OAuthService<S> {
     pub(crate) fn new(inner: S, attach: Attach) -> Self {
         let cache = LocalCache::new(&attach.source);
         let redirects = if hides_unsafe_redirects::<S>() {
-            tracing::error!(
-                service = std::any::type_name::<S>(),
-                "{}",
-                UNSAFE_REDIRECTS
-            );
+            tracing::error!(service = std::any::type_name::<S>(), "{}", UNSAFE_REDIRECTS);
             InnerRedirects::Unsafe
         } else if follows_redirects::<S>() {
             InnerRedirects::Safe
@@ -105,9 +101,10 @@ where
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         if self.redirects == InnerRedirects::Unsafe {
-            return ResponseFuture::boxed(Box::pin(std::future::ready(Err(
-                Error::config(UNSAFE_REDIRECTS).into(),
-            ))));
+            return ResponseFuture::boxed(Box::pin(std::future::ready(Err(Error::config(
+                UNSAFE_REDIRECTS,
+            )
+            .into()))));
         }
         let plan = self
             .attach
