@@ -3457,14 +3457,16 @@ async fn store_usage_errors_exit_with_2_and_one_line() {
     let tmp = TempDir::new("cache-usage");
     let dir = tmp.0.to_str().unwrap().to_owned();
     let not_a_dir = tmp.file("plain-file", "not a directory");
-    // Like /tmp: the store would make it 0700.
-    let shared = {
+    // Like /tmp, and like a home directory others may enter: the store never narrows them.
+    let open_dir = |name: &str, mode: u32| {
         use std::os::unix::fs::PermissionsExt;
-        let shared = tmp.0.join("shared");
-        std::fs::create_dir(&shared).unwrap();
-        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        shared.to_str().unwrap().to_owned()
+        let path = tmp.0.join(name);
+        std::fs::create_dir(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.to_str().unwrap().to_owned()
     };
+    let shared = open_dir("shared", 0o1777);
+    let readable = open_dir("readable", 0o755);
     let token_url = server.token_url();
     let url = server.resource_url("/api/hello");
     let cc = [
@@ -3528,7 +3530,12 @@ async fn store_usage_errors_exit_with_2_and_one_line() {
             (
                 "--cache naming a directory everyone may write to",
                 [cc.as_slice(), &["--cache", &shared, &url]].concat(),
-                "is writable by everyone",
+                "is open to other users (mode 1777)",
+            ),
+            (
+                "--cache naming a directory others may read",
+                [cc.as_slice(), &["--cache", &readable, &url]].concat(),
+                "is open to other users (mode 755)",
             ),
         ]);
     } else {

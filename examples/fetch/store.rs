@@ -68,19 +68,25 @@ pub(crate) async fn open_store(o: &Options) -> Result<Store, Stop> {
     })
 }
 
-/// `--cache DIR`: a file store there, unless DIR is a directory everyone may write to (such as
-/// `/tmp`), which the store would make private. Nothing is created or read yet.
+/// `--cache DIR`: a file store there. DIR must not exist yet (the store creates it, 0700) or be
+/// private already: the store never changes the permissions of a directory it did not create,
+/// and refuses one that others may enter, which is a usage error here rather than a warning at
+/// first use. Nothing is created or read yet.
 #[cfg(feature = "file-store")]
 fn open_file_store(o: &Options) -> Result<Option<oauth_layer::store::FileStore>, Stop> {
     use std::os::unix::fs::PermissionsExt;
     let Some(dir) = &o.cache else {
         return Ok(None);
     };
-    if std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o002 != 0) {
+    if let Ok(m) = std::fs::metadata(dir)
+        && m.is_dir()
+        && m.permissions().mode() & 0o077 != 0
+    {
         return Err(usage(format!(
-            "--cache: {} is writable by everyone; give a directory of the tool's own (it is \
-             made private, 0700)",
-            dir.display()
+            "--cache: {} is open to other users (mode {:o}); give a directory of the tool's own \
+             that does not exist yet, or make it private (chmod 700)",
+            dir.display(),
+            m.permissions().mode() & 0o7777
         )));
     }
     Ok(Some(oauth_layer::store::FileStore::in_dir(dir)))
