@@ -86,6 +86,7 @@ impl<'a> OriginRef<'a> {
     }
 
     /// Scheme, host and port equal, ASCII case-insensitively.
+    #[cfg(feature = "tower")]
     pub(crate) fn same_as(&self, other: OriginRef<'_>) -> bool {
         self.port == other.port
             && self.scheme.eq_ignore_ascii_case(other.scheme)

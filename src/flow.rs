@@ -29,7 +29,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 use crate::client::OAuthClient;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::CacheKey;
 use crate::token::Token;
 
@@ -98,4 +98,32 @@ impl Scopes {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }
+}
+
+/// The parameters client authentication sends (RFC 6749 §2.3.1, RFC 7523 §2.2): no flow's extra
+/// parameters may repeat them.
+pub(crate) const CLIENT_AUTH_PARAMS: &[&str] = &[
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+];
+
+/// Refuses extra parameters (added with `setter`) that repeat one of `owned`: a server that
+/// takes the last of two values would use the caller's instead of the flow's.
+pub(crate) fn refuse_owned_params(
+    setter: &str,
+    params: &[(String, String)],
+    owned: &[&str],
+) -> Result<()> {
+    for (name, _) in params {
+        let trimmed = name.trim();
+        if let Some(own) = owned.iter().find(|o| o.eq_ignore_ascii_case(trimmed)) {
+            return Err(Error::config(format!(
+                "{setter}({own:?}, ..) would send a second {own}, which the flow sends itself; \
+                 use the flow's own setting instead"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -40,7 +40,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-use super::{Flow, Scopes};
+use super::{Flow, Scopes, refuse_owned_params};
 use crate::client::{OAuthClient, Replay, TokenRequest};
 use crate::error::{Error, Result};
 use crate::interact::{Browser, Prompt, Terminal, open_in_background};
@@ -515,25 +515,6 @@ const TOKEN_PARAMS: &[&str] = &[
     "client_assertion",
     "client_assertion_type",
 ];
-
-/// Refuses extra parameters (added with `setter`) that repeat one of `owned`: a server that
-/// takes the last of two values would use the caller's instead of the flow's.
-pub(crate) fn refuse_owned_params(
-    setter: &str,
-    params: &[(String, String)],
-    owned: &[&str],
-) -> Result<()> {
-    for (name, _) in params {
-        let trimmed = name.trim();
-        if let Some(own) = owned.iter().find(|o| o.eq_ignore_ascii_case(trimmed)) {
-            return Err(Error::config(format!(
-                "{setter}({own:?}, ..) would send a second {own}, which the flow sends itself; \
-                 use the flow's own setting instead"
-            )));
-        }
-    }
-    Ok(())
-}
 
 #[async_trait]
 impl Flow for AuthCode {

@@ -52,7 +52,11 @@ impl ClientCredentials {
         self
     }
 
-    /// Any other form parameter the server wants.
+    /// Any other form parameter the server wants. A parameter the grant or client
+    /// authentication sends itself (`grant_type`, `scope` when scopes are set, `audience` when an
+    /// audience is set, `client_id`, `client_secret`, `client_assertion`...) is refused with a
+    /// configuration error when the token is requested, so a server that takes the last of two
+    /// values can never be handed the caller's instead.
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.params.push((name.into(), value.into()));
         self
@@ -62,6 +66,14 @@ impl ClientCredentials {
 #[async_trait]
 impl Flow for ClientCredentials {
     async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
+        super::refuse_owned_params("param", &self.params, super::CLIENT_AUTH_PARAMS)?;
+        super::refuse_owned_params("param", &self.params, &["grant_type"])?;
+        if !self.scopes.joined().is_empty() {
+            super::refuse_owned_params("param", &self.params, &["scope"])?;
+        }
+        if self.audience.is_some() {
+            super::refuse_owned_params("param", &self.params, &["audience"])?;
+        }
         let mut request = TokenRequest::new("client_credentials")
             .scope(self.scopes.joined())
             .replay(Replay::Always);

@@ -159,16 +159,9 @@ impl DeviceCode {
             .device_authorization_endpoint()
             .ok_or_else(|| Error::config("no device authorization URL configured"))?;
         let scope = self.scopes.joined();
-        let owned = [
-            "client_id",
-            "client_secret",
-            "client_assertion",
-            "client_assertion_type",
-        ];
-        let scope_owned = ["scope"];
-        super::auth_code::refuse_owned_params("param", &self.params, &owned)?;
+        super::refuse_owned_params("param", &self.params, super::CLIENT_AUTH_PARAMS)?;
         if !scope.is_empty() {
-            super::auth_code::refuse_owned_params("param", &self.params, &scope_owned)?;
+            super::refuse_owned_params("param", &self.params, &["scope"])?;
         }
         let mut secrets = Secrets::default();
         let request = client.authenticated_form(
