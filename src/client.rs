@@ -9,6 +9,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderValue, Method, StatusCode};
@@ -443,8 +445,15 @@ impl OAuthClient {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.strip_prefix("Basic "))
         {
-            // An echoed Authorization header decodes to the secret: hide it like the secret.
-            secrets.add_owned(credentials.to_owned());
+            // An echoed Authorization header decodes to the secret: hide the credentials it
+            // carries in every spelling, its base64 ones included.
+            if let Some(plain) = STANDARD
+                .decode(credentials)
+                .ok()
+                .and_then(|plain| String::from_utf8(plain).ok())
+            {
+                secrets.add_owned(plain);
+            }
         }
         let mut request = http::Request::builder()
             .method(Method::POST)

@@ -417,7 +417,7 @@ impl RawResponse {
             content_type: self
                 .content_type
                 .as_deref()
-                .map(|c| c.chars().take(100).collect()),
+                .map(|c| redact::server_text(c, secrets).chars().take(100).collect()),
             snippet: redact::snippet(&self.body, secrets),
             retry_after: self.retry_after,
         })
