@@ -599,11 +599,12 @@ impl Inner {
             Err(err) => err,
         };
         let now = self.clock.now();
-        let retry_at = now
-            + self
-                .config
+        let retry_at = crate::clock::instant_after(
+            now,
+            self.config
                 .failure_memory
-                .max(err.retry_after().unwrap_or_default());
+                .max(err.retry_after().unwrap_or_default()),
+        );
         if err.is_transient() {
             let mut kept = None;
             self.state.rcu(|current| match current.as_deref() {
