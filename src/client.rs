@@ -348,7 +348,7 @@ impl OAuthClient {
             tracing::debug!(
                 grant_type = %request.grant_type,
                 attempt,
-                wait_ms = wait.as_millis() as u64,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                 error = %err,
                 "token request failed; retrying"
             );
@@ -445,14 +445,14 @@ impl OAuthClient {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.strip_prefix("Basic "))
         {
-            // An echoed Authorization header decodes to the secret: hide the credentials it
-            // carries in every spelling, its base64 ones included.
+            // An echoed Authorization header decodes to the secret, which is already added: hide
+            // the header's own base64 spellings too.
             if let Some(plain) = STANDARD
                 .decode(credentials)
                 .ok()
                 .and_then(|plain| String::from_utf8(plain).ok())
             {
-                secrets.add_owned(plain);
+                secrets.add_basic_credentials(&plain);
             }
         }
         let mut request = http::Request::builder()

@@ -58,6 +58,15 @@ impl<'a> Secrets<'a> {
         self.add_value(&value);
     }
 
+    /// Adds the credentials of a Basic header (`id:secret`, form-encoded, before base64) in their
+    /// base64 spellings only: the secret itself is added on its own, and the client id is not
+    /// secret.
+    pub(crate) fn add_basic_credentials(&mut self, plain: &str) {
+        for encoded in base64_spellings(plain.as_bytes()) {
+            self.needles.push(Needle::spelled(&encoded));
+        }
+    }
+
     fn add_value(&mut self, value: &str) {
         // Very short values would redact ordinary words; they are not worth hiding by text match.
         if value.len() < 4 {

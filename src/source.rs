@@ -727,7 +727,9 @@ impl TokenSourceBuilder {
     }
 
     /// How long a failed renewal is remembered: callers in that time get the same error without
-    /// a new request (default 5 s, or longer if the server sent `Retry-After`).
+    /// a new request (default 5 s, or longer if the server sent `Retry-After`). Any value is
+    /// safe: `Duration::MAX`, or a `Retry-After` of 2^64 - 1 seconds, saturates to a time
+    /// centuries away, so the failure stays remembered until [`TokenSource::clear`].
     pub fn failure_memory(mut self, memory: Duration) -> Self {
         self.config.failure_memory = memory;
         self
