@@ -316,3 +316,23 @@ async fn huge_device_interval_and_lifetime_are_clamped() {
     assert!(shown.expires_in() <= oauth_layer::flow::device::MAX_EXPIRES_IN);
     assert!(shown.interval() <= oauth_layer::flow::device::MAX_EXPIRES_IN);
 }
+
+#[tokio::test]
+async fn the_test_server_issues_tokens_with_an_endless_lifetime() {
+    let server = oauth_layer::testing::TestServer::builder()
+        .client("app", Some("s"), oauth_layer::AuthMethod::ClientSecretBasic)
+        .access_token_lifetime(Duration::MAX)
+        .device_code_lifetime(Duration::MAX)
+        .start()
+        .await
+        .unwrap();
+    let client = OAuthClient::new("app")
+        .secret("s")
+        .token_url(server.token_url())
+        .unwrap();
+    let token = TokenSource::new(client, ClientCredentials::new())
+        .token()
+        .await
+        .unwrap();
+    assert!(token.lifetime() <= oauth_layer::MAX_LIFETIME);
+}
