@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 use crate::clock::Clock;
-use crate::error::{Error, ErrorCode, ResponseError, Result, ServerError};
+use crate::error::{Error, ErrorCode, MAX_RETRY_AFTER, ResponseError, Result, ServerError};
 use crate::redact::{self, Secrets};
 
 /// The lifetime assumed when the server sends no `expires_in`, unless the client sets another
@@ -419,7 +419,7 @@ impl RawResponse {
                 .as_deref()
                 .map(|c| redact::server_text(c, secrets).chars().take(100).collect()),
             snippet: redact::snippet(&self.body, secrets),
-            retry_after: self.retry_after,
+            retry_after: self.retry_after.map(|after| after.min(MAX_RETRY_AFTER)),
         })
     }
 
@@ -499,7 +499,7 @@ impl RawResponse {
             code: ErrorCode::parse(&redact::server_text(code, secrets)),
             description: text("error_description"),
             uri: text("error_uri"),
-            retry_after: self.retry_after,
+            retry_after: self.retry_after.map(|after| after.min(MAX_RETRY_AFTER)),
         }))
     }
 }

@@ -12,7 +12,7 @@ use oauth_layer::flow::device::RecordingDisplay;
 use oauth_layer::flow::{AuthCode, ClientCredentials, DeviceCode, Flow, RefreshToken};
 use oauth_layer::interact::{BrowserFn, NoBrowser, ScriptedPrompt};
 use oauth_layer::store::{FileStore, TokenStore};
-use oauth_layer::{Action, Error, OAuthClient, RetryPolicy, Token, TokenSource};
+use oauth_layer::{Action, Error, MAX_RETRY_AFTER, OAuthClient, RetryPolicy, Token, TokenSource};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use url::Url;
@@ -67,17 +67,22 @@ async fn an_endless_retry_after_on_429_or_503_is_a_remembered_typed_error() {
             let answer = ResponseTemplate::new(status)
                 .insert_header("retry-after", retry_after)
                 .set_body_string("busy");
-            let server = token_endpoint(answer, 1).await;
+            let server = token_endpoint(answer, 2).await;
             let clock = ManualClock::new();
             let source = TokenSource::new(client(&server, &clock), ClientCredentials::new());
 
             let first = source.token().await.unwrap_err();
             assert_back_off(&first);
+            assert_eq!(first.retry_after(), Some(MAX_RETRY_AFTER));
             // The failure is remembered: no second request, the same answer.
             clock.advance(Duration::from_secs(3600));
             let second = source.token().await.unwrap_err();
             assert_back_off(&second);
             assert_eq!(first.to_string(), second.to_string());
+            assert_eq!(server.received_requests().await.unwrap().len(), 1);
+            // For a day, not for centuries.
+            clock.advance(MAX_RETRY_AFTER);
+            source.token().await.unwrap_err();
             server.verify().await;
         }
     }
