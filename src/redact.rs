@@ -429,7 +429,8 @@ fn spellings(c: char) -> Vec<Vec<Atom>> {
     let mut out = Vec::new();
     // JSON
     match c {
-        '"' | '\\' | '/' => out.push(vec![Atom::Byte(b'\\'), Atom::Byte(bytes[0])]),
+        // `\'` is not JSON, but JavaScript string escapers write it.
+        '"' | '\\' | '/' | '\'' => out.push(vec![Atom::Byte(b'\\'), Atom::Byte(bytes[0])]),
         '\u{8}' => out.push(literal("\\b")),
         '\u{c}' => out.push(literal("\\f")),
         '\n' => out.push(literal("\\n")),

@@ -12,7 +12,9 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use oauth_layer::clock::ManualClock;
 use oauth_layer::flow::TokenExchange;
-use oauth_layer::flow::{ClientCredentials, Flow, Password, RefreshToken, SubjectToken};
+use oauth_layer::flow::{
+    ActorToken, ClientCredentials, Flow, Password, RefreshToken, SubjectToken,
+};
 use oauth_layer::{AuthMethod, Error, OAuthClient, RetryPolicy, Token, TokenSource};
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -293,14 +295,16 @@ enum Carrier {
     Password,
     RefreshToken,
     SubjectToken,
+    ActorToken,
 }
 
-const CARRIERS: [Carrier; 5] = [
+const CARRIERS: [Carrier; 6] = [
     Carrier::ClientSecretBasic,
     Carrier::ClientSecretPost,
     Carrier::Password,
     Carrier::RefreshToken,
     Carrier::SubjectToken,
+    Carrier::ActorToken,
 ];
 
 impl Carrier {
@@ -330,6 +334,19 @@ impl Carrier {
                 source_for(
                     c,
                     TokenExchange::new(SubjectToken::fixed(
+                        SECRET,
+                        "urn:ietf:params:oauth:token-type:access_token",
+                    )),
+                )
+            }),
+            Carrier::ActorToken => Box::new(|c| {
+                source_for(
+                    c,
+                    TokenExchange::new(SubjectToken::fixed(
+                        "ordinary-subject-token",
+                        "urn:ietf:params:oauth:token-type:access_token",
+                    ))
+                    .actor(ActorToken::fixed(
                         SECRET,
                         "urn:ietf:params:oauth:token-type:access_token",
                     )),
