@@ -9,6 +9,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderValue, Method, StatusCode};
@@ -346,7 +348,7 @@ impl OAuthClient {
             tracing::debug!(
                 grant_type = %request.grant_type,
                 attempt,
-                wait_ms = wait.as_millis() as u64,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                 error = %err,
                 "token request failed; retrying"
             );
@@ -443,8 +445,15 @@ impl OAuthClient {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.strip_prefix("Basic "))
         {
-            // An echoed Authorization header decodes to the secret: hide it like the secret.
-            secrets.add_owned(credentials.to_owned());
+            // An echoed Authorization header decodes to the secret, which is already added: hide
+            // the header's own base64 spellings too.
+            if let Some(plain) = STANDARD
+                .decode(credentials)
+                .ok()
+                .and_then(|plain| String::from_utf8(plain).ok())
+            {
+                secrets.add_basic_credentials(&plain);
+            }
         }
         let mut request = http::Request::builder()
             .method(Method::POST)

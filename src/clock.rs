@@ -41,6 +41,30 @@ pub trait Clock: fmt::Debug + Send + Sync + 'static {
     fn sleep(&self, duration: Duration) -> Sleep;
 }
 
+/// `at + by`, saturating: when the sum cannot be represented (a `Retry-After` of 2^64 - 1
+/// seconds, a `Duration::MAX` in the configuration), the latest instant within reach, at least
+/// half as far away as asked, which is centuries in any case. Never panics (SECURITY.md rule 46).
+pub(crate) fn instant_after(at: Instant, by: Duration) -> Instant {
+    let mut by = by;
+    loop {
+        if let Some(later) = at.checked_add(by) {
+            return later;
+        }
+        by /= 2;
+    }
+}
+
+/// `at + by` on the wall clock, saturating like [`instant_after`].
+pub(crate) fn time_after(at: SystemTime, by: Duration) -> SystemTime {
+    let mut by = by;
+    loop {
+        if let Some(later) = at.checked_add(by) {
+            return later;
+        }
+        by /= 2;
+    }
+}
+
 /// The operating system's clock, the default. [`now_fast`](Clock::now_fast) reads the kernel's
 /// coarse monotonic clock on Linux and Android, and [`Instant::now`] elsewhere.
 ///
@@ -206,7 +230,13 @@ impl ManualClock {
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
         let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        self.inner.offset_nanos.fetch_add(nanos, Ordering::SeqCst);
+        // Saturates at some 584 years rather than wrapping back to the start.
+        let _ =
+            self.inner
+                .offset_nanos
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |offset| {
+                    Some(offset.saturating_add(nanos))
+                });
     }
 
     /// How far the clock has moved since it was made.
@@ -223,11 +253,11 @@ impl Default for ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
-        self.inner.base + self.elapsed()
+        instant_after(self.inner.base, self.elapsed())
     }
 
     fn now_utc(&self) -> SystemTime {
-        self.inner.base_utc + self.elapsed()
+        time_after(self.inner.base_utc, self.elapsed())
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {

@@ -6,6 +6,12 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+/// The longest `Retry-After` an error reports (one day). A server may send 2^64 - 1 seconds or
+/// a date in the year 9999; such a demand is read as "not today", which keeps a
+/// [`TokenSource`](crate::TokenSource) from remembering a failure for centuries and a caller's
+/// `Instant::now() + after` from panicking.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// A `Result` whose error is this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -219,7 +225,8 @@ impl Error {
         }
     }
 
-    /// How long the server asked us to wait, if it did.
+    /// How long the server asked us to wait, if it did: at most [`MAX_RETRY_AFTER`] (a day),
+    /// so that adding it to an `Instant` is safe whatever the server sent.
     pub fn retry_after(&self) -> Option<Duration> {
         match self.action() {
             Action::RetryLater { after } => after,
@@ -244,7 +251,7 @@ pub struct ServerError {
     pub description: Option<String>,
     /// `error_uri`, as sent.
     pub uri: Option<String>,
-    /// `Retry-After`, when the response carried one.
+    /// `Retry-After`, when the response carried one (at most [`MAX_RETRY_AFTER`]).
     pub retry_after: Option<Duration>,
 }
 
@@ -385,7 +392,7 @@ pub struct ResponseError {
     /// At most a couple of hundred characters of the body, with known secrets and token-like
     /// JSON members redacted and control characters replaced.
     pub snippet: String,
-    /// `Retry-After`, when the response carried one.
+    /// `Retry-After`, when the response carried one (at most [`MAX_RETRY_AFTER`]).
     pub retry_after: Option<Duration>,
 }
 

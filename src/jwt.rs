@@ -245,7 +245,7 @@ impl SigningKey {
         };
         body.insert("aud".into(), claims.audience.into());
         body.insert("iat".into(), iat.into());
-        body.insert("exp".into(), (iat + lifetime).into());
+        body.insert("exp".into(), iat.saturating_add(lifetime).into());
         if claims.not_before {
             body.insert("nbf".into(), iat.into());
         } else {

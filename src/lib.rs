@@ -48,7 +48,7 @@ pub use client::{
     AuthMethod, Introspection, OAuthClient, Replay, RetryPolicy, TokenRequest, TokenTypeHint,
 };
 pub use error::{
-    Action, Error, ErrorCode, ResponseError, Result, ServerError, TransportError,
+    Action, Error, ErrorCode, MAX_RETRY_AFTER, ResponseError, Result, ServerError, TransportError,
     TransportErrorKind,
 };
 pub use source::{

@@ -599,11 +599,12 @@ impl Inner {
             Err(err) => err,
         };
         let now = self.clock.now();
-        let retry_at = now
-            + self
-                .config
+        let retry_at = crate::clock::instant_after(
+            now,
+            self.config
                 .failure_memory
-                .max(err.retry_after().unwrap_or_default());
+                .max(err.retry_after().unwrap_or_default()),
+        );
         if err.is_transient() {
             let mut kept = None;
             self.state.rcu(|current| match current.as_deref() {
@@ -726,7 +727,9 @@ impl TokenSourceBuilder {
     }
 
     /// How long a failed renewal is remembered: callers in that time get the same error without
-    /// a new request (default 5 s, or longer if the server sent `Retry-After`).
+    /// a new request (default 5 s, or longer if the server sent `Retry-After`). Any value is
+    /// safe: `Duration::MAX`, or a `Retry-After` of 2^64 - 1 seconds, saturates to a time
+    /// centuries away, so the failure stays remembered until [`TokenSource::clear`].
     pub fn failure_memory(mut self, memory: Duration) -> Self {
         self.config.failure_memory = memory;
         self

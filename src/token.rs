@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 use crate::clock::Clock;
-use crate::error::{Error, ErrorCode, ResponseError, Result, ServerError};
+use crate::error::{Error, ErrorCode, MAX_RETRY_AFTER, ResponseError, Result, ServerError};
 use crate::redact::{self, Secrets};
 
 /// The lifetime assumed when the server sends no `expires_in`, unless the client sets another
@@ -272,8 +272,8 @@ impl TokenBuilder {
                 token_type: self.token_type,
                 lifetime,
                 lifetime_reported,
-                expires_at: now.checked_add(lifetime).unwrap_or(now),
-                expires_at_utc: now_utc.checked_add(lifetime).unwrap_or(now_utc),
+                expires_at: crate::clock::instant_after(now, lifetime),
+                expires_at_utc: crate::clock::time_after(now_utc, lifetime),
                 refresh_token: self.refresh_token,
                 scope: self.scope,
                 id_token: self.id_token,
@@ -358,7 +358,7 @@ impl Token {
                 token_type: p.token_type,
                 lifetime: Duration::from_secs(p.lifetime_secs).min(MAX_LIFETIME),
                 lifetime_reported: p.lifetime_reported,
-                expires_at: now.checked_add(remaining).unwrap_or(now),
+                expires_at: crate::clock::instant_after(now, remaining),
                 expires_at_utc,
                 refresh_token: p.refresh_token.map(SecretString::from),
                 scope: p.scope,
@@ -417,9 +417,9 @@ impl RawResponse {
             content_type: self
                 .content_type
                 .as_deref()
-                .map(|c| c.chars().take(100).collect()),
+                .map(|c| redact::server_text(c, secrets).chars().take(100).collect()),
             snippet: redact::snippet(&self.body, secrets),
-            retry_after: self.retry_after,
+            retry_after: self.retry_after.map(|after| after.min(MAX_RETRY_AFTER)),
         })
     }
 
@@ -499,7 +499,7 @@ impl RawResponse {
             code: ErrorCode::parse(&redact::server_text(code, secrets)),
             description: text("error_description"),
             uri: text("error_uri"),
-            retry_after: self.retry_after,
+            retry_after: self.retry_after.map(|after| after.min(MAX_RETRY_AFTER)),
         }))
     }
 }

@@ -194,6 +194,120 @@ async fn wrong_iss_aud_or_azp_are_refused() {
         .unwrap();
 }
 
+/// OIDC Core §3.1.3.7 step 5: an `azp` that names another party is refused even when `aud` is
+/// this client alone (or lists it among others).
+#[tokio::test]
+async fn a_foreign_azp_is_refused_whatever_the_audience() {
+    let idp = Idp::start().await;
+    for aud in [
+        json!(CLIENT_ID),
+        json!([CLIENT_ID]),
+        json!([CLIENT_ID, "another-app"]),
+    ] {
+        for azp in [
+            json!("another-app"),
+            json!(""),
+            json!(42),
+            json!([CLIENT_ID]),
+        ] {
+            let claims = with(with(idp.claims(), "aud", aud.clone()), "azp", azp.clone());
+            let why = rejected(&idp, &ed(&claims), Some("n-123")).await;
+            assert!(why.contains("azp"), "aud={aud} azp={azp}: {why}");
+        }
+    }
+    let own = with(idp.claims(), "azp", json!(CLIENT_ID));
+    idp.validator()
+        .validate(&ed(&own), Some("n-123"))
+        .await
+        .unwrap();
+}
+
+/// RFC 7515 §4.1.11: a token whose header names a critical extension the validator does not
+/// implement is refused, even when properly signed.
+#[tokio::test]
+async fn an_unknown_critical_header_is_refused() {
+    let idp = Idp::start().await;
+    for crit in [vec!["urn:example:must-understand"], vec!["exp"], vec![]] {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some("ed-1".into());
+        header.crit = Some(crit.iter().map(|c| c.to_string()).collect());
+        let key = EncodingKey::from_ed_pem(ED_KEY.as_bytes()).unwrap();
+        let token = jsonwebtoken::encode(&header, &idp.claims(), &key).unwrap();
+        let why = rejected(&idp, &token, Some("n-123")).await;
+        assert!(why.contains("crit"), "{crit:?}: {why}");
+    }
+}
+
+/// SECURITY.md rule 46: times too large to represent saturate, times before 1970 are refused;
+/// nothing panics.
+#[tokio::test]
+async fn extreme_times_are_refused_or_saturate_without_a_panic() {
+    let idp = Idp::start().await;
+    let huge = [
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!(1e300),
+        json!(1.8e19),
+    ];
+    for value in &huge {
+        // A far expiry is the issuer's word: the token is valid.
+        let claims = idp
+            .validator()
+            .validate(
+                &ed(&with(idp.claims(), "exp", value.clone())),
+                Some("n-123"),
+            )
+            .await
+            .unwrap();
+        assert!(claims.expires_at > idp.clock.now_utc() + Duration::from_secs(100 * 365 * 86400));
+        // Issued, or valid, only in a far future: refused.
+        let why = rejected(
+            &idp,
+            &ed(&with(idp.claims(), "iat", value.clone())),
+            Some("n-123"),
+        )
+        .await;
+        assert!(why.contains("future"), "iat={value}: {why}");
+        let why = rejected(
+            &idp,
+            &ed(&with(idp.claims(), "nbf", value.clone())),
+            Some("n-123"),
+        )
+        .await;
+        assert!(why.contains("nbf"), "nbf={value}: {why}");
+    }
+    for name in ["exp", "iat", "nbf"] {
+        for value in [
+            json!(-1),
+            json!(i64::MIN),
+            json!(-1e300),
+            json!("1700000000"),
+        ] {
+            let why = rejected(
+                &idp,
+                &ed(&with(idp.claims(), name, value.clone())),
+                Some("n-123"),
+            )
+            .await;
+            assert!(why.contains(name), "{name}={value}: {why}");
+        }
+    }
+    // A present, passed nbf is fine.
+    let now = idp.claims()["iat"].clone();
+    idp.validator()
+        .validate(&ed(&with(idp.claims(), "nbf", now)), Some("n-123"))
+        .await
+        .unwrap();
+    // An endless leeway accepts an expired token rather than panicking.
+    let token = ed(&idp.claims());
+    idp.clock.advance(Duration::from_secs(10_000));
+    idp.validator()
+        .leeway(Duration::MAX)
+        .validate(&token, Some("n-123"))
+        .await
+        .unwrap();
+}
+
 /// An issuer alias is accepted byte for byte, and only it: the expected issuer still is, and
 /// near misses are not.
 #[tokio::test]

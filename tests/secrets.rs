@@ -180,8 +180,7 @@ async fn an_html_error_page_echoing_the_password_and_secret_is_redacted() {
     assert_error_clean("HTML error page", &err);
 }
 
-// The Basic header's base64 form (which decodes to the secret) is not among the values the client
-// redacts from response text; the fix belongs in src/client.rs, which this suite does not own.
+/// The Basic header's base64 form decodes to the secret: it is redacted like the secret.
 #[tokio::test]
 async fn an_error_page_echoing_the_basic_credentials_is_redacted() {
     let basic = STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));

@@ -263,7 +263,7 @@ impl DeviceCode {
     /// reached.
     async fn wait(&self, clock: &dyn Clock, wait: Duration, deadline: Instant) -> Result<()> {
         let start = clock.now();
-        let until = start.checked_add(wait).unwrap_or(deadline);
+        let until = crate::clock::instant_after(start, wait);
         loop {
             let now = clock.now();
             if now >= deadline {
@@ -448,7 +448,7 @@ fn parse_device_authorization(
         verification_uri,
         verification_uri_complete,
         expires_in,
-        expires_at: asked_at.checked_add(expires_in).unwrap_or(asked_at),
+        expires_at: crate::clock::instant_after(asked_at, expires_in),
         interval,
         extra: map,
     })

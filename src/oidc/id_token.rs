@@ -4,9 +4,11 @@
 //! compact JWS; its `alg` is on the allowlist (never `none`, never a MAC unless you turn that
 //! on); the signature verifies with a key from the issuer's JWKS (matched by `kid`); `iss` is the
 //! issuer byte for byte (or, for Microsoft's multi-tenant template, the issuer of the tenant the
-//! token's `tid` names); `aud` contains the client id (and `azp` names it when there are several
-//! audiences); `exp` and `iat` are present and `exp` has not passed (on the client's clock, with
-//! a small leeway); and `nonce` equals the one the sign-in sent.
+//! token's `tid` names); `aud` contains the client id; `azp`, when present (and it must be with
+//! several audiences), names the client (OIDC Core §3.1.3.7); the header names no critical
+//! extension (`crit`, RFC 7515 §4.1.11); `exp` and `iat` are present, `exp` has not passed and
+//! `iat` and any `nbf` are not in the future (on the client's clock, with a small leeway; times
+//! too large to represent saturate); and `nonce` equals the one the sign-in sent.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,6 +24,7 @@ use url::Url;
 
 use super::{TENANT_PLACEHOLDER, is_guid};
 use crate::client::OAuthClient;
+use crate::clock::time_after;
 use crate::error::{Error, Result};
 use crate::redact::Secrets;
 
@@ -183,6 +186,13 @@ impl IdTokenValidator {
         }
         let header = jsonwebtoken::decode_header(id_token)
             .map_err(|_| invalid("the header cannot be decoded"))?;
+        // RFC 7515 §4.1.11: a recipient must refuse a JWS naming a critical extension it does not
+        // understand, and this validator understands none.
+        if header.crit.is_some() {
+            return Err(invalid(
+                "the header names critical extensions (crit) this validator does not implement",
+            ));
+        }
         let alg = header.alg;
         let key = if alg == Algorithm::HS256 && inner.hmac_secret {
             let secret = inner
@@ -219,12 +229,19 @@ impl IdTokenValidator {
     ) -> Result<IdTokenClaims> {
         let inner = &*self.inner;
         let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-        let time = |name: &str| {
-            claims
-                .get(name)
-                .and_then(Value::as_f64)
-                .filter(|t| t.is_finite() && *t >= 0.0)
-                .map(|t| UNIX_EPOCH + Duration::from_secs(t as u64))
+        // A NumericDate: seconds since 1970, not before it. A value too far ahead to represent
+        // (1e300, 2^64) saturates rather than panicking (SECURITY.md rule 46); for `exp` it is
+        // then simply far away, for `iat` and `nbf` it is in the future and refused.
+        let time = |name: &str| -> Result<Option<SystemTime>> {
+            match claims.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(value) => value
+                    .as_f64()
+                    .filter(|t| t.is_finite() && *t >= 0.0)
+                    // `as` saturates: 1e300 becomes u64::MAX.
+                    .map(|t| Some(time_after(UNIX_EPOCH, Duration::from_secs(t as u64))))
+                    .ok_or_else(|| invalid(&format!("{name} is not a time after 1970"))),
+            }
         };
 
         let issuer = text("iss").ok_or_else(|| invalid("no iss"))?;
@@ -256,19 +273,32 @@ impl IdTokenValidator {
         if !audience.iter().any(|a| a == client_id) {
             return Err(invalid("aud does not contain this client"));
         }
-        if audience.len() > 1 && text("azp").as_deref() != Some(client_id) {
-            return Err(invalid(
-                "several audiences and azp does not name this client",
-            ));
+        // OIDC Core §3.1.3.7 steps 4 and 5: with several audiences `azp` must name this client,
+        // and whenever it is present it must, whatever the audience: a token authorized for
+        // another party is not this client's, even if it lists it.
+        match claims.get("azp") {
+            None | Some(Value::Null) if audience.len() > 1 => {
+                return Err(invalid(
+                    "several audiences and azp does not name this client",
+                ));
+            }
+            None | Some(Value::Null) => {}
+            Some(Value::String(azp)) if azp == client_id => {}
+            Some(_) => return Err(invalid("azp names another client")),
         }
-        let expires_at = time("exp").ok_or_else(|| invalid("no exp"))?;
-        let issued_at = time("iat").ok_or_else(|| invalid("no iat"))?;
+        let expires_at = time("exp")?.ok_or_else(|| invalid("no exp"))?;
+        let issued_at = time("iat")?.ok_or_else(|| invalid("no iat"))?;
+        let not_before = time("nbf")?;
         let now = inner.client.clock_ref().now_utc();
-        if expires_at + inner.leeway <= now {
+        let now_ahead = time_after(now, inner.leeway);
+        if time_after(expires_at, inner.leeway) <= now {
             return Err(invalid("expired"));
         }
-        if issued_at > now + inner.leeway {
+        if issued_at > now_ahead {
             return Err(invalid("issued in the future"));
+        }
+        if not_before.is_some_and(|nbf| nbf > now_ahead) {
+            return Err(invalid("not valid yet (nbf)"));
         }
         if let Some(expected) = nonce {
             match text("nonce") {

@@ -369,7 +369,7 @@ impl FileStore {
     fn lock_blocking(&self, key: &CacheKey) -> Result<File> {
         let dir = self.open()?;
         let name = dir.lock_name(key);
-        let deadline = Instant::now() + self.lock_timeout;
+        let deadline = crate::clock::instant_after(Instant::now(), self.lock_timeout);
         let mut pause = Duration::from_millis(2);
         loop {
             if let Some(file) = dir.try_lock(&name)? {

@@ -309,7 +309,10 @@ fn device_authorization_response(
             client_id: client_id.to_owned(),
             user_code: user_code.clone(),
             scope,
-            expires_at: config.clock.now() + config.device_code_lifetime,
+            expires_at: crate::clock::instant_after(
+                config.clock.now(),
+                config.device_code_lifetime,
+            ),
             interval,
             last_poll: None,
             status: DeviceStatus::Pending,

@@ -195,7 +195,7 @@ impl State {
                     scope: access_scope,
                     ..grant
                 },
-                expires_at: now + config.access_token_lifetime,
+                expires_at: crate::clock::instant_after(now, config.access_token_lifetime),
             },
         );
         Ok(Issued {

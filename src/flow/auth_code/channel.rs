@@ -155,7 +155,10 @@ impl PreparedReceiver for PreparedChannel {
         context: &ReceiveContext,
     ) -> Result<AuthorizationCode> {
         let timeout = context.timeout();
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = tokio::time::Instant::from_std(crate::clock::instant_after(
+            tokio::time::Instant::now().into_std(),
+            timeout,
+        ));
         loop {
             let callback = match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Err(_) => {
