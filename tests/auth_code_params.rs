@@ -155,3 +155,29 @@ async fn device_param_cannot_repeat_a_parameter_the_request_sends() {
     assert_config_naming(flow.device_authorization(&client).await, "scope");
     assert!(server.received_requests().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn client_credentials_param_cannot_repeat_a_parameter_the_request_sends() {
+    use oauth_layer::flow::ClientCredentials;
+    let server = silent_server().await;
+    let client = client(&server).secret("s3cret");
+    for name in [
+        "grant_type",
+        "client_id",
+        "client_secret",
+        "client_assertion",
+        "client_assertion_type",
+    ] {
+        let flow = ClientCredentials::new().param(name, "evil");
+        assert_config_naming(flow.fetch(&client).await, name);
+    }
+    let flow = ClientCredentials::new()
+        .scope("read")
+        .param(" SCOPE ", "admin");
+    assert_config_naming(flow.fetch(&client).await, "scope");
+    let flow = ClientCredentials::new()
+        .audience("https://api.example")
+        .param("audience", "https://evil.example");
+    assert_config_naming(flow.fetch(&client).await, "audience");
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
