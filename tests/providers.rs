@@ -1547,9 +1547,10 @@ async fn franceconnect_integration_acr_values_and_signed_userinfo() {
     assert!(form_has(&form, "client_secret", SECRET));
 
     // Userinfo: a JWT signed RS256 with the platform's key.
-    let sign_userinfo = |iss: &str, aud: &str| {
+    let sign_userinfo_with = |iss: &str, aud: &str, crit: Option<Vec<String>>| {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some("rsa-1".into());
+        header.crit = crit;
         let claims = json!({"iss": iss, "aud": aud, "sub": "fc-sub-9", "email": "marianne@example.fr",
                             "given_name": "Marianne"});
         jsonwebtoken::encode(
@@ -1559,6 +1560,7 @@ async fn franceconnect_integration_acr_values_and_signed_userinfo() {
         )
         .unwrap()
     };
+    let sign_userinfo = |iss: &str, aud: &str| sign_userinfo_with(iss, aud, None);
     let userinfo = |body: String, content_type: &'static str| {
         Mock::given(method("GET"))
             .and(path(format!("/{host_path}/userinfo")))
@@ -1575,9 +1577,13 @@ async fn franceconnect_integration_acr_values_and_signed_userinfo() {
     );
     drop(good);
 
-    // For another client, from another issuer, or unsigned: refused.
+    // For another client, from another issuer, with a critical extension, or unsigned: refused.
     let bad_answers = [
         (sign_userinfo(issuer, "another-client"), "application/jwt"),
+        (
+            sign_userinfo_with(issuer, "fc-client", Some(vec!["b64".into()])),
+            "application/jwt",
+        ),
         (
             sign_userinfo("https://evil.example", "fc-client"),
             "application/jwt",

@@ -121,6 +121,10 @@ impl FranceConnect {
         if !matches!(header.alg, Algorithm::ES256 | Algorithm::RS256) {
             return Err(refuse("the algorithm is neither ES256 nor RS256"));
         }
+        // RFC 7515 §4.1.11: a critical extension we do not implement means the JWS is refused.
+        if header.crit.is_some() {
+            return Err(refuse("the header names critical extensions (crit)"));
+        }
         let keys = self.keys().await?;
         let jwk = match header.kid.as_deref() {
             Some(kid) => keys.find(kid),
