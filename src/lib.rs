@@ -30,6 +30,9 @@ pub mod clock;
 pub mod discovery;
 mod error;
 pub mod flow;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod interact;
 #[cfg(feature = "jwt")]

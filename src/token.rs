@@ -414,6 +414,7 @@ impl RawResponse {
         Error::UnexpectedResponse(ResponseError {
             problem: problem.to_owned(),
             status: Some(self.status),
+            // The header is server text too: a server may echo a secret into it.
             content_type: self
                 .content_type
                 .as_deref()
