@@ -106,17 +106,22 @@ impl HttpTransport for CannedTransport {
 
 /// The token endpoint response classifier (`token::parse_token_response`) on one response,
 /// with `secrets` planted as the values the client sent (each also in the encodings the crate
-/// knows a server may echo).
+/// knows a server may echo) and `derived` as values made from them (Basic credentials), as
+/// `OAuthClient` plants them.
 pub fn parse_token_response_raw(
     status: u16,
     content_type: Option<&str>,
     body: &[u8],
     lenient_token_type: bool,
     secrets: &[&str],
+    derived: &[&str],
 ) -> Result<Token> {
     let mut planted = Secrets::default();
     for s in secrets {
         planted.add(s);
+    }
+    for d in derived {
+        planted.add_owned((*d).to_owned());
     }
     let response = RawResponse {
         status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),

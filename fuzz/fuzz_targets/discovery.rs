@@ -6,7 +6,7 @@
 //! byte for byte, and every endpoint it names is `https` (plain `http` only to loopback); the
 //! client then only ever holds such endpoints; discovery requests are GETs to the issuer's
 //! well-known URLs, never carrying a credential (discovery never sends the client secret, so a
-//! server cannot echo it: an error shows it only when the body already held it).
+//! server cannot echo it: an error shows it only when the answer already held it).
 #![no_main]
 
 #[path = "common.rs"]
@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
         .secret(CLIENT_SECRET)
         .transport(transport.clone());
     // The server never sees the secret; only a body that holds it can put it in an error.
-    let forbidden = if body.contains("SENTINEL") {
+    let forbidden = if data.windows(8).any(|w| w == b"SENTINEL") {
         Vec::new()
     } else {
         encodings(CLIENT_SECRET)

@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
         body,
         lenient,
         &[CLIENT_SECRET, PASSWORD],
+        &[&basic(CLIENT_ID, CLIENT_SECRET)],
     ) {
         Ok(token) => check_token(&token, lenient),
         Err(e) => {
