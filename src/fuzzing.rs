@@ -251,12 +251,12 @@ pub fn seal_entry(key: [u8; 32], cache_key: &crate::store::CacheKey, plain: &[u8
 
     let cipher = Aes256Gcm::new((&key).into());
     let nonce = [7u8; 12];
-    let aad = cache_key.digest();
+    let aad = cache_key.binding();
     let Ok(sealed) = cipher.encrypt(
         Nonce::from_slice(&nonce),
         Payload {
             msg: plain,
-            aad: aad.as_bytes(),
+            aad: &aad,
         },
     ) else {
         return Vec::new();
