@@ -27,10 +27,12 @@ const MARK: &str = "SENTINEL";
 /// The parameters of a pasted line, read the way a person's paste is (an address, or a query).
 fn pasted_pairs(line: &str) -> Vec<(String, String)> {
     let line = line.trim();
+    // Like `Callback::from_query`, one leading `?` goes, also from an address's query.
     let query = match url::Url::parse(line) {
         Ok(url) => url.query().unwrap_or("").to_owned(),
-        Err(_) => line.strip_prefix('?').unwrap_or(line).to_owned(),
+        Err(_) => line.to_owned(),
     };
+    let query = query.strip_prefix('?').unwrap_or(&query);
     url::form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
