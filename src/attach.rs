@@ -93,6 +93,7 @@ impl<'a> OriginRef<'a> {
             && self.host.eq_ignore_ascii_case(other.host)
     }
 
+    #[inline]
     fn matches(&self, allowed: &Origin) -> bool {
         self.port == allowed.port
             && self.scheme.eq_ignore_ascii_case(&allowed.scheme)
@@ -104,11 +105,19 @@ impl<'a> OriginRef<'a> {
 pub(crate) trait Target {
     /// Scheme, host and port.
     fn origin(&self) -> Option<OriginRef<'_>>;
+    /// The scheme and the authority as written, without parsing: the per-request check compares
+    /// these first and parses only when they differ from an allowed origin's.
+    fn scheme_and_authority(&self) -> Option<(&str, &str)>;
 }
 
 impl Target for Uri {
     fn origin(&self) -> Option<OriginRef<'_>> {
         OriginRef::of_uri(self)
+    }
+
+    #[inline]
+    fn scheme_and_authority(&self) -> Option<(&str, &str)> {
+        Some((self.scheme_str()?, self.authority()?.as_str()))
     }
 }
 
@@ -116,6 +125,11 @@ impl Target for Uri {
 impl Target for url::Url {
     fn origin(&self) -> Option<OriginRef<'_>> {
         OriginRef::of_url(self)
+    }
+
+    #[inline]
+    fn scheme_and_authority(&self) -> Option<(&str, &str)> {
+        Some((self.scheme(), self.authority()))
     }
 }
 
@@ -125,15 +139,25 @@ struct Origin {
     scheme: String,
     host: String,
     port: u16,
+    /// `host[:port]` as a request wrote it (ASCII case aside), for the comparison without
+    /// parsing; a request that writes the same origin another way is compared parsed.
+    authority: String,
 }
 
 impl Origin {
-    fn of(origin: OriginRef<'_>) -> Self {
+    fn of(origin: OriginRef<'_>, authority: &str) -> Self {
         Self {
             scheme: origin.scheme.to_ascii_lowercase(),
             host: origin.host.to_ascii_lowercase(),
             port: origin.port,
+            authority: authority.to_ascii_lowercase(),
         }
+    }
+
+    /// Whether `scheme` and `authority`, exactly as written, name this origin.
+    #[inline]
+    fn written_as(&self, scheme: &str, authority: &str) -> bool {
+        scheme.eq_ignore_ascii_case(&self.scheme) && authority.eq_ignore_ascii_case(&self.authority)
     }
 }
 
@@ -173,7 +197,7 @@ pub(crate) enum Plan {
     AsIs,
     /// Send it without a token because its origin may not have one; a 401 in answer is marked
     /// with this [`TokenWithheld`].
-    Withheld(TokenWithheld),
+    Withheld(Box<TokenWithheld>),
     /// Attach a token from the layer's or middleware's own source (no clone of it on the hot
     /// path; it is borrowed from [`Attach::source`]).
     Attach,
@@ -278,7 +302,8 @@ impl Attach {
                     "{text:?}: tokens never go over plain http except to loopback; use https"
                 )));
             }
-            list.push(Origin::of(origin));
+            let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+            list.push(Origin::of(origin, authority));
         }
         if list.is_empty() {
             return Err(Error::config(
@@ -311,7 +336,7 @@ impl Attach {
             None => None,
         };
         if let Err(reason) = self.target_allowed(target) {
-            return Plan::Withheld(self.withheld(target, reason));
+            return Plan::Withheld(Box::new(self.withheld(target, reason)));
         }
         match own {
             Some(source) => Plan::AttachFrom(source.clone()),
@@ -326,13 +351,29 @@ impl Attach {
         &self,
         target: &T,
     ) -> std::result::Result<(), WithheldReason> {
+        // The common case without parsing: the request writes an allowed origin the way it was
+        // first seen or listed (every allowed origin passed the transport check already).
+        if let Some((scheme, authority)) = target.scheme_and_authority() {
+            let written_as_allowed = match &self.origins {
+                Origins::List(list) => list.iter().any(|o| o.written_as(scheme, authority)),
+                Origins::FirstUse(first) => {
+                    first.get().is_some_and(|o| o.written_as(scheme, authority))
+                }
+            };
+            if written_as_allowed {
+                return Ok(());
+            }
+        }
         let origin = target.origin().ok_or(WithheldReason::NoOrigin)?;
         if !transport_ok(origin) {
             return Err(WithheldReason::PlainHttp);
         }
         let allowed = match &self.origins {
             Origins::List(list) => list.iter().any(|allowed| origin.matches(allowed)),
-            Origins::FirstUse(first) => origin.matches(first.get_or_init(|| Origin::of(origin))),
+            Origins::FirstUse(first) => origin.matches(first.get_or_init(|| {
+                let authority = target.scheme_and_authority().map_or("", |(_, a)| a);
+                Origin::of(origin, authority)
+            })),
         };
         if allowed {
             Ok(())
@@ -346,7 +387,7 @@ impl Attach {
     fn withheld<T: Target + ?Sized>(&self, target: &T, reason: WithheldReason) -> TokenWithheld {
         let origin = target
             .origin()
-            .map(|o| Origin::of(o).to_string())
+            .map(|o| Origin::of(o, "").to_string())
             .unwrap_or_else(|| "<no origin>".to_owned());
         let withheld = TokenWithheld { origin, reason };
         // At most this many origins are remembered; past that every withheld request is logged at

@@ -141,7 +141,7 @@ impl Middleware for OAuthMiddleware {
             Plan::AsIs => return next.run(request, extensions).await,
             Plan::Withheld(withheld) => {
                 let mut response = next.run(request, extensions).await?;
-                mark_withheld(response.status(), response.extensions_mut(), withheld);
+                mark_withheld(response.status(), response.extensions_mut(), *withheld);
                 return Ok(response);
             }
             Plan::Attach => &self.attach.source,

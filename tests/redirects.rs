@@ -452,3 +452,31 @@ async fn plain_http_to_a_remote_host_is_withheld_and_said_once() {
     );
     assert_eq!(idp.issued(), 0);
 }
+
+#[tokio::test]
+async fn an_origin_written_another_way_is_the_same_origin_and_userinfo_fools_nothing() {
+    let idp = Idp::start(3600).await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(idp.client()))
+        .service(tower::service_fn(move |req: Request<Full<Bytes>>| {
+            record.lock().unwrap().push((
+                req.uri().to_string(),
+                req.headers().get(AUTHORIZATION).is_some(),
+            ));
+            async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) }
+        }));
+    for uri in [
+        "https://api.example/first",
+        "https://API.Example:443/same",
+        "https://api.example.evil.example/other",
+        "https://api.example@evil.example/userinfo",
+        "https://api.example:8443/other-port",
+        "http://api.example/plain",
+    ] {
+        svc.clone().oneshot(get(uri)).await.unwrap();
+    }
+    let sent: Vec<bool> = seen.lock().unwrap().iter().map(|(_, t)| *t).collect();
+    assert_eq!(sent, [true, true, false, false, false, false], "{seen:?}");
+}

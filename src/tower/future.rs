@@ -57,14 +57,14 @@ pub(crate) struct Retry<S, B> {
     pub(crate) interactive: bool,
     /// Where the request went, kept only when the inner service follows redirects: a 401 from a
     /// redirect target on another origin never renews a token nor resends one.
-    pub(crate) sent_to: Option<http::Uri>,
+    pub(crate) sent_to: Option<Box<http::Uri>>,
 }
 
 impl<S, B> Retry<S, B> {
     /// Whether `response` answers the request the token was sent with, and calls for renewal.
     fn wanted<ResB>(&self, response: &Response<ResB>) -> bool {
         calls_for_renewal(response.status(), response.headers())
-            && !from_redirect_target(self.sent_to.as_ref(), response)
+            && !from_redirect_target(self.sent_to.as_deref(), response)
     }
 }
 
@@ -186,7 +186,7 @@ where
     } else {
         None
     };
-    let sent_to = (redirects == InnerRedirects::Safe).then(|| request.uri().clone());
+    let sent_to = (redirects == InnerRedirects::Safe).then(|| Box::new(request.uri().clone()));
     set_token(request.headers_mut(), &token);
     let response = service.call(request).await.map_err(Into::into)?;
     let retry = Retry {

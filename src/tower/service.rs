@@ -114,7 +114,7 @@ where
             Plan::Withheld(withheld) => {
                 return ResponseFuture::boxed(Box::pin(send_withheld(
                     self.inner.call(request),
-                    withheld,
+                    *withheld,
                 )));
             }
             Plan::Attach => (self.cache.fast_header(&self.attach.source), None),
@@ -146,7 +146,8 @@ where
         } else {
             None
         };
-        let sent_to = (self.redirects == InnerRedirects::Safe).then(|| request.uri().clone());
+        let sent_to =
+            (self.redirects == InnerRedirects::Safe).then(|| Box::new(request.uri().clone()));
         set_header(request.headers_mut(), header);
         let fut = match replay.as_deref_mut() {
             Some(replay) => replay.service_mut().call(request),
