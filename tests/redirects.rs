@@ -111,10 +111,22 @@ fn hyper_client() -> Client<hyper_util::client::legacy::connect::HttpConnector, 
     Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>()
 }
 
-// ---- tower: FollowRedirect outside the layer (every hop comes through it) ----
+// ---- tower: every composition that follows redirects and is allowed ----
 
-#[tokio::test]
-async fn tower_redirects_outside_the_layer_default_policy_never_give_b_a_token() {
+/// Where tower-http's `FollowRedirect` sits, and with which policy.
+#[derive(Debug, Clone, Copy)]
+enum Stack {
+    /// `FollowRedirect` (default policy) outside `OAuthLayer`: every hop comes through the layer.
+    DefaultPolicyOutside,
+    /// `FollowRedirect` with `RedirectPolicy` outside `OAuthLayer`.
+    OurPolicyOutside,
+    /// `OAuthLayer` outside `FollowRedirect` with `RedirectPolicy`: the hops are hidden from it.
+    OurPolicyInside,
+}
+
+/// Runs every chain, with and without `allow_origins`, through `stack`: `A` gets the token on
+/// the first request, `B` never gets one.
+async fn no_chain_gives_b_a_token(stack: Stack) {
     for allow_list in [false, true] {
         for shape in SHAPES {
             let idp = Idp::start(3600).await;
@@ -123,43 +135,54 @@ async fn tower_redirects_outside_the_layer_default_policy_never_give_b_a_token()
             if allow_list {
                 layer = layer.allow_origins([chain.a.uri()]).unwrap();
             }
-            let svc = ServiceBuilder::new()
-                .layer(FollowRedirectLayer::new())
-                .layer(layer)
-                .service(hyper_client());
-            let response = svc.oneshot(get(&chain.url())).await.unwrap();
+            let request = get(&chain.url());
+            let response = match stack {
+                Stack::DefaultPolicyOutside => ServiceBuilder::new()
+                    .layer(FollowRedirectLayer::new())
+                    .layer(layer)
+                    .service(hyper_client())
+                    .oneshot(request)
+                    .await
+                    .unwrap(),
+                Stack::OurPolicyOutside => ServiceBuilder::new()
+                    .layer(FollowRedirectLayer::with_policy(RedirectPolicy::new()))
+                    .layer(layer)
+                    .service(hyper_client())
+                    .oneshot(request)
+                    .await
+                    .unwrap(),
+                Stack::OurPolicyInside => ServiceBuilder::new()
+                    .layer(layer)
+                    .layer(FollowRedirectLayer::with_policy(RedirectPolicy::new()))
+                    .service(hyper_client())
+                    .oneshot(request)
+                    .await
+                    .unwrap(),
+            };
             assert_eq!(response.status(), StatusCode::OK, "{}", chain.name);
-            let composition = format!("FollowRedirect(default) outside, list {allow_list}");
+            let composition = format!("{stack:?}, allow_origins {allow_list}");
             chain.assert_a_got_the_token(&composition).await;
             chain.assert_b_saw_no_token(&composition).await;
         }
     }
+}
+
+#[tokio::test]
+async fn tower_redirects_outside_the_layer_default_policy_never_give_b_a_token() {
+    no_chain_gives_b_a_token(Stack::DefaultPolicyOutside).await;
 }
 
 #[tokio::test]
 async fn tower_redirects_outside_the_layer_with_our_policy_never_give_b_a_token() {
-    for allow_list in [false, true] {
-        for shape in SHAPES {
-            let idp = Idp::start(3600).await;
-            let chain = Chain::start(shape, 200).await;
-            let mut layer = OAuthLayer::client_credentials(idp.client());
-            if allow_list {
-                layer = layer.allow_origins([chain.a.uri()]).unwrap();
-            }
-            let svc = ServiceBuilder::new()
-                .layer(FollowRedirectLayer::with_policy(RedirectPolicy::new()))
-                .layer(layer)
-                .service(hyper_client());
-            let response = svc.oneshot(get(&chain.url())).await.unwrap();
-            assert_eq!(response.status(), StatusCode::OK, "{}", chain.name);
-            let composition = format!("FollowRedirect(ours) outside, list {allow_list}");
-            chain.assert_a_got_the_token(&composition).await;
-            chain.assert_b_saw_no_token(&composition).await;
-        }
-    }
+    no_chain_gives_b_a_token(Stack::OurPolicyOutside).await;
 }
 
-// ---- tower: FollowRedirect inside the layer (the hops are hidden from it) ----
+#[tokio::test]
+async fn tower_layer_outside_follow_redirect_with_our_policy_never_gives_b_a_token() {
+    no_chain_gives_b_a_token(Stack::OurPolicyInside).await;
+}
+
+// ---- tower: FollowRedirect with another policy inside the layer (the hops are hidden) ----
 
 #[tokio::test]
 async fn tower_layer_outside_a_default_follow_redirect_is_refused_before_anything_is_sent() {
@@ -181,29 +204,6 @@ async fn tower_layer_outside_a_default_follow_redirect_is_refused_before_anythin
         assert!(chain.a.received_requests().await.unwrap().is_empty());
         assert!(chain.b.received_requests().await.unwrap().is_empty());
         assert_eq!(idp.issued(), 0, "no token was even fetched");
-    }
-}
-
-#[tokio::test]
-async fn tower_layer_outside_follow_redirect_with_our_policy_never_gives_b_a_token() {
-    for allow_list in [false, true] {
-        for shape in SHAPES {
-            let idp = Idp::start(3600).await;
-            let chain = Chain::start(shape, 200).await;
-            let mut layer = OAuthLayer::client_credentials(idp.client());
-            if allow_list {
-                layer = layer.allow_origins([chain.a.uri()]).unwrap();
-            }
-            let svc = ServiceBuilder::new()
-                .layer(layer)
-                .layer(FollowRedirectLayer::with_policy(RedirectPolicy::new()))
-                .service(hyper_client());
-            let response = svc.oneshot(get(&chain.url())).await.unwrap();
-            assert_eq!(response.status(), StatusCode::OK, "{}", chain.name);
-            let composition = format!("layer outside FollowRedirect(ours), list {allow_list}");
-            chain.assert_a_got_the_token(&composition).await;
-            chain.assert_b_saw_no_token(&composition).await;
-        }
     }
 }
 
