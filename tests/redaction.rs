@@ -4,12 +4,13 @@
 //! output at TRACE, including the `token renewal failed` warning of a background renewal.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io;
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use common::logs::Captured;
 use oauth_layer::clock::ManualClock;
 use oauth_layer::flow::TokenExchange;
 use oauth_layer::flow::{
@@ -360,38 +361,6 @@ fn source_for(client: OAuthClient, flow: impl Flow) -> TokenSource {
     TokenSource::builder(client, flow).build()
 }
 
-/// Everything written by the `fmt` subscriber, shared with the test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    /// A TRACE subscriber writing here, the default for the current thread while the guard lives.
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let captured = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || captured.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-}
-
 async fn echo_server(echo: Echo) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
@@ -405,7 +374,7 @@ async fn echo_server(echo: Echo) -> MockServer {
 #[tokio::test(flavor = "current_thread")]
 async fn echoed_credentials_never_show_in_errors_or_trace_logs_in_any_spelling() {
     let captured = Captured::default();
-    let _guard = captured.install();
+    let _guard = captured.install(tracing::Level::TRACE);
     for carrier in CARRIERS {
         for echo in ECHOES {
             let server = echo_server(echo).await;
@@ -424,7 +393,7 @@ async fn echoed_credentials_never_show_in_errors_or_trace_logs_in_any_spelling()
 #[tokio::test(flavor = "current_thread")]
 async fn the_background_renewal_warning_never_shows_an_echoed_refresh_token() {
     let captured = Captured::default();
-    let _guard = captured.install();
+    let _guard = captured.install(tracing::Level::TRACE);
     for echo in ECHOES {
         let server = echo_server(echo).await;
         let clock = ManualClock::new();

@@ -397,32 +397,8 @@ async fn without_a_list_only_the_first_origin_gets_tokens_and_a_401_elsewhere_sa
 
 #[tokio::test]
 async fn plain_http_to_a_remote_host_is_withheld_and_said_once() {
-    use std::sync::{Arc, Mutex};
-    use tracing_subscriber::fmt::MakeWriter;
-
-    #[derive(Clone, Default)]
-    struct Logs(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Logs {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    impl<'a> MakeWriter<'a> for Logs {
-        type Writer = Logs;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = common::logs::Captured::default();
+    let _guard = logs.install(tracing::Level::WARN);
 
     let idp = Idp::start(3600).await;
     let svc = ServiceBuilder::new()
@@ -443,7 +419,7 @@ async fn plain_http_to_a_remote_host_is_withheld_and_said_once() {
         assert_eq!(withheld.reason(), WithheldReason::PlainHttp);
         assert!(withheld.to_string().contains("https"));
     }
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert_eq!(
         logs.matches("no token was sent to http://api.example:80")
             .count(),

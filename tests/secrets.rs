@@ -2,8 +2,11 @@
 //! messages or `tracing` output, even when a hostile server echoes them back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::logs::Captured;
 use std::io;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Once;
 use std::time::Duration;
 
 use base64::Engine;
@@ -273,27 +276,6 @@ async fn unusable_token_responses_never_echo_the_access_token() {
     }
 }
 
-/// Everything written by the `fmt` subscriber, shared with the test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 /// reqwest logs through the `log` crate: route those records into `tracing` (to whichever
 /// subscriber is the default on the logging thread) once for the whole test binary.
 fn forward_log_records() {
@@ -310,15 +292,7 @@ fn forward_log_records() {
 async fn trace_logs_of_a_full_run_never_show_secrets() {
     forward_log_records();
     let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer({
-            let captured = captured.clone();
-            move || captured.clone()
-        })
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let _default = captured.install(tracing::Level::TRACE);
 
     let server = MockServer::start().await;
     token_endpoint("grant_type=password")

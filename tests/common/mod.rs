@@ -2,6 +2,8 @@
 //! them until they are revoked.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod logs;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
