@@ -12,9 +12,9 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::client::OAuthClient;
 use crate::error::{Error, Result};
 use crate::flow::{ClientCredentials, Password, RefreshToken};
-use crate::http::is_loopback_host;
 use crate::source::TokenSource;
 use crate::token::Token;
+use crate::transport::is_loopback_host;
 
 /// A per-request choice, put in the request's extensions, that overrides the layer's or
 /// middleware's own source: use another identity for this one request, or send it without a

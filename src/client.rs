@@ -24,9 +24,10 @@ pub use revocation::TokenTypeHint;
 use crate::clock::{Clock, SystemClock};
 use crate::discovery::Metadata;
 use crate::error::{Error, Result, TransportError, TransportErrorKind};
-use crate::http::{HttpTransport, Limits, exchange, is_secure_or_loopback};
 use crate::redact::Secrets;
-use crate::token::{DEFAULT_LIFETIME, ParseContext, RawResponse, Token, parse_token_response};
+use crate::token::{DEFAULT_LIFETIME, ParseContext, Token, parse_token_response};
+use crate::transport::RawResponse;
+use crate::transport::{HttpTransport, Limits, exchange, is_secure_or_loopback};
 
 /// An OAuth client registration: its id and credential, the server's endpoints, and how to talk
 /// to them. The one place that talks to a token endpoint.
@@ -189,7 +190,7 @@ impl OAuthClient {
             None => Arc::new(transport),
             Some(why) => {
                 tracing::error!("refusing the configured transport: it {why}");
-                Arc::new(crate::http::Refused { why })
+                Arc::new(crate::transport::Refused { why })
             }
         };
         self.with(|c| c.transport = Some(transport))
@@ -484,7 +485,7 @@ impl OAuthClient {
             None => {
                 #[cfg(feature = "reqwest")]
                 {
-                    let client = crate::http::default_client()?;
+                    let client = crate::transport::default_client()?;
                     exchange(&client, request, limits, &*self.inner.clock).await
                 }
                 #[cfg(not(feature = "reqwest"))]

@@ -24,7 +24,7 @@ use url::Url;
 use crate::client::{AuthMethod, OAuthClient, endpoint};
 use crate::error::{Error, Result, TransportError, TransportErrorKind};
 use crate::redact::{self, Secrets};
-use crate::token::RawResponse;
+use crate::transport::RawResponse;
 
 /// Appended to the issuer's path (OIDC Discovery §4.1).
 const OIDC_SUFFIX: &str = "/.well-known/openid-configuration";
@@ -197,7 +197,7 @@ pub async fn discover(client: &OAuthClient, issuer: impl AsRef<str>) -> Result<M
     // have the client send its secret to whatever listens on this machine.
     let local_issuer = Url::parse(issuer)
         .ok()
-        .and_then(|u| u.host_str().map(crate::http::is_loopback_host))
+        .and_then(|u| u.host_str().map(crate::transport::is_loopback_host))
         .unwrap_or(false);
     for (name, url) in metadata.urls() {
         if let Some(url) = url {

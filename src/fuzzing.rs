@@ -17,9 +17,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 
 use crate::error::{Result, TransportError};
-use crate::http::{HttpTransport, ResponseBody};
 use crate::redact::Secrets;
-use crate::token::{ParseContext, RawResponse, Token, parse_token_response};
+use crate::token::{ParseContext, Token, parse_token_response};
+use crate::transport::RawResponse;
+use crate::transport::{HttpTransport, ResponseBody};
 
 /// Runs `future` to completion on a current-thread runtime (with time) kept for the thread, so
 /// that a fuzz iteration does not pay for a new runtime.
@@ -145,7 +146,7 @@ pub fn parse_token_response_raw(
 /// `Retry-After` as the crate reads it from a response (`http::parse_retry_after`).
 pub fn parse_retry_after(value: &[u8]) -> Option<Duration> {
     let value = HeaderValue::from_bytes(value).ok()?;
-    crate::http::parse_retry_after(&value, std::time::SystemTime::now())
+    crate::transport::parse_retry_after(&value, std::time::SystemTime::now())
 }
 
 /// Whether a response with `status` and these `WWW-Authenticate` values makes the layer and the

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::http::is_loopback_host;
+use crate::transport::is_loopback_host;
 
 /// Opens a URL for the person signing in.
 pub trait Browser: fmt::Debug + Send + Sync + 'static {

@@ -33,7 +33,6 @@ pub mod flow;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod http;
 pub mod interact;
 #[cfg(feature = "jwt")]
 pub mod jwt;
@@ -46,6 +45,7 @@ pub mod reqwest;
 mod source;
 pub mod store;
 mod token;
+pub mod transport;
 
 pub use client::{
     AuthMethod, Introspection, OAuthClient, Replay, RetryPolicy, TokenRequest, TokenTypeHint,

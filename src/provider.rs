@@ -101,7 +101,8 @@ use crate::error::{Error, Result};
 use crate::flow::AuthCode;
 use crate::redact::Secrets;
 use crate::source::TokenSource;
-use crate::token::{RawResponse, Token};
+use crate::token::Token;
+use crate::transport::RawResponse;
 
 /// What every provider preset offers. Object safe: presets can be kept as `Box<dyn Preset>`.
 #[async_trait]

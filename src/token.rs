@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use http::{HeaderValue, StatusCode};
+use http::HeaderValue;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 use crate::clock::Clock;
-use crate::error::{Error, ErrorCode, MAX_RETRY_AFTER, ResponseError, Result, ServerError};
+use crate::error::{Error, Result};
 use crate::redact::{self, Secrets};
+use crate::transport::RawResponse;
 
 /// The lifetime assumed when the server sends no `expires_in`, unless the client sets another
 /// with [`OAuthClient::default_lifetime`](crate::OAuthClient::default_lifetime). A token is never
@@ -398,111 +399,6 @@ pub(crate) struct ParseContext<'a> {
     pub(crate) requested_scope: Option<&'a str>,
     pub(crate) lenient_token_type: bool,
     pub(crate) secrets: &'a Secrets<'a>,
-}
-
-/// A response as received: status, selected headers and the (capped) body.
-#[derive(Debug)]
-pub(crate) struct RawResponse {
-    pub(crate) status: StatusCode,
-    pub(crate) content_type: Option<String>,
-    pub(crate) retry_after: Option<Duration>,
-    pub(crate) body: bytes::Bytes,
-}
-
-impl RawResponse {
-    pub(crate) fn unexpected(&self, problem: &str, secrets: &Secrets<'_>) -> Error {
-        Error::UnexpectedResponse(ResponseError {
-            problem: problem.to_owned(),
-            status: Some(self.status),
-            // The header is server text too: a server may echo a secret into it.
-            content_type: self
-                .content_type
-                .as_deref()
-                .map(|c| redact::server_text(c, secrets).chars().take(100).collect()),
-            snippet: redact::snippet(&self.body, secrets),
-            retry_after: self.retry_after.map(|after| after.min(MAX_RETRY_AFTER)),
-        })
-    }
-
-    /// The body as a JSON object, or as a form-encoded one (GitHub answers that way unless asked
-    /// for JSON). `None` when it is neither.
-    pub(crate) fn object(&self) -> Option<Map<String, Value>> {
-        let text = std::str::from_utf8(&self.body).ok()?;
-        if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) {
-            return Some(map);
-        }
-        let is_form = self
-            .content_type
-            .as_deref()
-            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-        if is_form {
-            let map: Map<String, Value> = url::form_urlencoded::parse(text.as_bytes())
-                .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-                .collect();
-            if map.contains_key("access_token") || map.contains_key("error") {
-                return Some(map);
-            }
-        }
-        None
-    }
-
-    /// The body as an object (JSON, or form-encoded from servers like GitHub), or the typed
-    /// error that says what it was instead (rule 15). Never panics, whatever the body.
-    pub(crate) fn json_object(&self, secrets: &Secrets<'_>) -> Result<Map<String, Value>> {
-        self.object().ok_or_else(|| {
-            let problem = if self.body.is_empty() {
-                "empty body"
-            } else if std::str::from_utf8(&self.body).is_err() {
-                "body is not UTF-8"
-            } else if serde_json::from_slice::<Value>(&self.body).is_ok() {
-                "JSON body is not an object"
-            } else {
-                "body is not JSON"
-            };
-            self.unexpected(problem, secrets)
-        })
-    }
-
-    /// Fails when an object is an OAuth error (whatever the status: a 200 may carry `error`),
-    /// or when the status is an error without an OAuth error code.
-    pub(crate) fn check_oauth(
-        &self,
-        map: &Map<String, Value>,
-        secrets: &Secrets<'_>,
-    ) -> Result<()> {
-        if let Some(err) = self.server_error(map, secrets) {
-            return Err(err);
-        }
-        if !self.status.is_success() {
-            return Err(self.unexpected("error status without an OAuth error code", secrets));
-        }
-        if map.get("error").is_some_and(|e| !e.is_null()) {
-            return Err(self.unexpected("error member is not a string", secrets));
-        }
-        Ok(())
-    }
-
-    /// Classifies an OAuth error response (RFC 6749 §5.2) if the body is one.
-    pub(crate) fn server_error(
-        &self,
-        map: &Map<String, Value>,
-        secrets: &Secrets<'_>,
-    ) -> Option<Error> {
-        let code = map.get("error")?.as_str()?;
-        let text = |name: &str| {
-            map.get(name)
-                .and_then(Value::as_str)
-                .map(|s| redact::server_text(s, secrets))
-        };
-        Some(Error::Server(ServerError {
-            status: self.status,
-            // An unknown code is kept as text, so it gets the same care as the description.
-            code: ErrorCode::parse(&redact::server_text(code, secrets)),
-            description: text("error_description"),
-            uri: text("error_uri"),
-            retry_after: self.retry_after.map(|after| after.min(MAX_RETRY_AFTER)),
-        }))
-    }
 }
 
 /// Classifies a token endpoint response (rule 15): a token, an OAuth error, or an unexpected

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use oauth_layer::clock::{Clock, SystemClock, TokioClock};
-use oauth_layer::http::TowerTransport;
+use oauth_layer::transport::TowerTransport;
 use oauth_layer::{OAuthClient, OAuthLayer};
 use tower::{Layer, Service, ServiceExt};
 
@@ -48,7 +48,7 @@ impl Service<Request<Full<Bytes>>> for Endpoint {
 /// A layered in-memory API that records the `Authorization` header of each request.
 async fn send(
     service: &mut (
-             impl Service<Request<()>, Response = Response<()>, Error = oauth_layer::http::BoxError>
+             impl Service<Request<()>, Response = Response<()>, Error = oauth_layer::transport::BoxError>
              + Send
          ),
 ) {
@@ -65,7 +65,7 @@ struct Rig<S> {
 fn rig(
     clock: impl Clock,
 ) -> Rig<
-    impl Service<Request<()>, Response = Response<()>, Error = oauth_layer::http::BoxError> + Send,
+    impl Service<Request<()>, Response = Response<()>, Error = oauth_layer::transport::BoxError> + Send,
 > {
     let requests = Arc::new(AtomicUsize::new(0));
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();

@@ -346,11 +346,12 @@ async fn a_plain_http_endpoint_to_a_remote_host_is_refused() {
 struct RemoteIssuer(String);
 
 #[async_trait::async_trait]
-impl oauth_layer::http::HttpTransport for RemoteIssuer {
+impl oauth_layer::transport::HttpTransport for RemoteIssuer {
     async fn send(
         &self,
         mut request: http::Request<bytes::Bytes>,
-    ) -> Result<http::Response<oauth_layer::http::ResponseBody>, oauth_layer::TransportError> {
+    ) -> Result<http::Response<oauth_layer::transport::ResponseBody>, oauth_layer::TransportError>
+    {
         let uri = request.uri();
         assert_eq!(
             uri.host(),
@@ -363,7 +364,7 @@ impl oauth_layer::http::HttpTransport for RemoteIssuer {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        oauth_layer::http::HttpTransport::send(&client, request).await
+        oauth_layer::transport::HttpTransport::send(&client, request).await
     }
 }
 

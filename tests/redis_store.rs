@@ -955,7 +955,7 @@ async fn a_held_lock_is_extended_until_released_or_dropped() {
 #[test]
 fn the_default_lock_outlives_the_slowest_default_renewal() {
     let retry = RetryPolicy::default();
-    let deadline = oauth_layer::http::DEFAULT_TIMEOUT;
+    let deadline = oauth_layer::transport::DEFAULT_TIMEOUT;
     let between = retry.max_retry_after.max(retry.max_backoff);
     let one_grant = deadline * retry.max_attempts + between * (retry.max_attempts - 1);
     let store_calls = RedisStore::DEFAULT_OPERATION_TIMEOUT * 4;

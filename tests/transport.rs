@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
-use oauth_layer::http::TowerTransport;
+use oauth_layer::transport::TowerTransport;
 use oauth_layer::{
     Action, AuthMethod, Error, OAuthClient, RetryPolicy, Token, TokenRequest, TransportError,
     TransportErrorKind,

@@ -35,7 +35,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::interact::{Browser, open_in_background};
 use crate::redact::Secrets;
 use crate::store::CacheKey;
-use crate::token::{RawResponse, Token};
+use crate::token::Token;
+use crate::transport::RawResponse;
 
 /// The grant type of the polling requests (RFC 8628 §3.4).
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";

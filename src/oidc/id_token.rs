@@ -124,7 +124,7 @@ impl IdTokenValidator {
             .as_str()
             .parse()
             .map_err(|_| Error::config("jwks_uri is not a valid HTTP URI"))?;
-        if !crate::http::is_secure_or_loopback(&uri) {
+        if !crate::transport::is_secure_or_loopback(&uri) {
             return Err(Error::config(
                 "jwks_uri must be https (plain http only to loopback addresses)",
             ));

@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::flow::AuthCode;
 use crate::oidc::MAX_ID_TOKEN_LEN;
 use crate::redact::Secrets;
-use crate::token::{RawResponse, Token};
+use crate::token::Token;
+use crate::transport::RawResponse;
 
 /// Which FranceConnect platform to sign in with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

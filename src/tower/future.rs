@@ -12,8 +12,8 @@ use super::redirect::same_origin;
 use super::replay::{Replay, ReplayableBody};
 use super::service::InnerRedirects;
 use crate::attach::{TokenWithheld, calls_for_renewal, mark_withheld, set_token};
-use crate::http::BoxError;
 use crate::source::TokenSource;
+use crate::transport::BoxError;
 
 type BoxResponse<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
 

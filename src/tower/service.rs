@@ -11,8 +11,8 @@ use super::redirect::{follows_redirects, hides_unsafe_redirects};
 use super::replay::{Replay, ReplayableBody};
 use crate::attach::{Attach, Plan, set_header};
 use crate::error::Error;
-use crate::http::BoxError;
 use crate::source::{LocalCache, TokenSource};
+use crate::transport::BoxError;
 
 /// A service that attaches bearer tokens to requests for its inner service. Made by
 /// [`OAuthLayer`](super::OAuthLayer).

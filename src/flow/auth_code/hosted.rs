@@ -16,9 +16,9 @@ use super::callback::{AuthorizationCode, Callback};
 use super::receiver::{CodeReceiver, PreparedReceiver, ReceiveContext};
 use super::request::AuthorizationRequest;
 use crate::error::{Error, Result};
-use crate::http::is_loopback_host;
 use crate::redact::Secrets;
-use crate::token::RawResponse;
+use crate::transport::RawResponse;
+use crate::transport::is_loopback_host;
 
 /// The variable naming the platform's redirect page.
 const REDIRECT_URL_VAR: &str = "OAUTH_LAYER_REDIRECT_URL";
