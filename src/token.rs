@@ -81,7 +81,16 @@ impl Token {
         }
     }
 
-    /// The access token itself.
+    /// The access token itself. Read it with [`ExposeSecret`](crate::ExposeSecret), re-exported
+    /// by this crate so that no matching `secrecy` version has to be added by hand:
+    ///
+    /// ```
+    /// use oauth_layer::{ExposeSecret, Token};
+    ///
+    /// let token = Token::builder("abc").build(&oauth_layer::clock::SystemClock)?;
+    /// assert_eq!(token.access_token().expose_secret(), "abc");
+    /// # Ok::<(), oauth_layer::Error>(())
+    /// ```
     pub fn access_token(&self) -> &SecretString {
         &self.inner.access_token
     }
