@@ -13,9 +13,10 @@
 //! use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials};
 //!
 //! # async fn run() -> oauth_layer::Result<()> {
-//! let client = OAuthClient::new("my-client-id")
+//! let client = OAuthClient::builder("my-client-id")
 //!     .secret("s3cret")
-//!     .token_url("https://idp.example/oauth/token")?;
+//!     .token_url("https://idp.example/oauth/token")
+//!     .build()?;
 //! let tokens = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
 //! let token = tokens.token().await?;
 //! let header = token.header_value(); // `Bearer ...`, marked sensitive
@@ -36,6 +37,7 @@ pub mod fuzzing;
 pub mod interact;
 #[cfg(feature = "jwt")]
 pub mod jwt;
+pub mod metadata;
 pub mod oidc;
 #[cfg(feature = "auth-code")]
 pub mod provider;
@@ -48,7 +50,8 @@ mod token;
 pub mod transport;
 
 pub use client::{
-    AuthMethod, Introspection, OAuthClient, Replay, RetryPolicy, TokenRequest, TokenTypeHint,
+    AuthMethod, Introspection, OAuthClient, OAuthClientBuilder, Resend, RetryPolicy, TokenRequest,
+    TokenTypeHint,
 };
 pub use error::{
     Action, Error, ErrorCode, MAX_RETRY_AFTER, ResponseError, Result, ServerError, TransportError,
