@@ -12,7 +12,7 @@
 //! - [`ManualClock`]: moved by hand; its `sleep` returns at once after moving itself forward,
 //!   which makes retries and backoff testable without waiting.
 //!
-//! Give a clock to [`OAuthClient::clock`](crate::OAuthClient::clock); everything built from that
+//! Give a clock to [`OAuthClientBuilder::clock`](crate::OAuthClientBuilder::clock); everything built from that
 //! client measures time with it.
 
 use std::fmt;
@@ -99,7 +99,7 @@ impl Clock for SystemClock {
 /// ```
 /// use oauth_layer::{OAuthClient, clock::TokioClock};
 ///
-/// let client = OAuthClient::new("my-client").clock(TokioClock);
+/// let client = OAuthClient::builder("my-client").clock(TokioClock).build()?;
 /// # let _ = client;
 /// ```
 #[derive(Debug, Clone, Copy, Default)]

@@ -40,7 +40,7 @@ use crate::token::Token;
 ///
 /// ```
 /// use async_trait::async_trait;
-/// use oauth_layer::{OAuthClient, Replay, Result, Token, TokenRequest, flow::Flow, store::CacheKey};
+/// use oauth_layer::{OAuthClient, Resend, Result, Token, TokenRequest, flow::Flow, store::CacheKey};
 ///
 /// #[derive(Debug)]
 /// struct SamlBearer { assertion: String }
@@ -50,7 +50,7 @@ use crate::token::Token;
 ///     async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
 ///         let request = TokenRequest::new("urn:ietf:params:oauth:grant-type:saml2-bearer")
 ///             .secret_param("assertion", self.assertion.clone())
-///             .replay(Replay::Always);
+///             .resend(Resend::Always);
 ///         client.request_token(request).await
 ///     }
 ///

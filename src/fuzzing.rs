@@ -135,7 +135,7 @@ pub fn parse_token_response_raw(
         &response,
         &ParseContext {
             clock: &clock,
-            default_lifetime: crate::DEFAULT_LIFETIME,
+            default_lifetime: crate::token::DEFAULT_LIFETIME,
             requested_scope: Some("requested"),
             lenient_token_type,
             secrets: &planted,
@@ -175,7 +175,7 @@ pub struct PasteOutcome {
 /// each of `lines` in turn (an empty line once they run out).
 #[cfg(feature = "auth-code")]
 pub fn paste(
-    client: &crate::OAuthClient,
+    client: &crate::client::OAuthClient,
     request: &crate::flow::auth_code::AuthorizationRequest,
     lines: &[String],
     accept_bare_code: bool,

@@ -64,7 +64,7 @@ pub(crate) async fn get_json(
 }
 
 impl OAuthClient {
-    /// Calls the issuer's userinfo endpoint (from [`OAuthClient::discover`]) with `token` and
+    /// Calls the issuer's userinfo endpoint (from [`discovery::configure`](crate::discovery::configure)) with `token` and
     /// returns the claims about the person (OIDC Core §5.3).
     ///
     /// ```no_run

@@ -16,8 +16,8 @@
 //!
 //! Every preset is built the same way: `Type::new(<where the provider lives>, client_id)?`, then
 //! optional settings: [`secret`](GitHub::secret) (switches to the client authentication the
-//! provider documents), `scopes` (replaces the default scopes), `with_client` /
-//! `try_with_client` (any [`OAuthClient`] setting: a transport, a clock, a timeout), and the
+//! provider documents), `scopes` (replaces the default scopes), `with_client` (any
+//! [`OAuthClientBuilder`] setting: a transport, a clock, a timeout), and the
 //! provider's own options. [`Preset::auth_code`] gives the recommended
 //! [`AuthCode`] flow, with the provider's authorization parameters, default scopes and, for
 //! OpenID Connect providers, ID token validation; [`Preset::token_source`],
@@ -44,7 +44,7 @@
 //! | [`OpenId`] | any OpenID Connect provider, by discovery ([`openid`]) |
 //!
 //! Presets name the provider's real `https` hosts. To test code that uses them, give the client
-//! a transport ([`OAuthClient::transport`], through `with_client`) that sends the requests to a
+//! a transport ([`OAuthClientBuilder::transport`], through `with_client`) that sends the requests to a
 //! local double: the crate checks the URL before the transport sees it, so the presets stay
 //! as they are.
 
@@ -85,7 +85,6 @@ pub use reddit::Reddit;
 pub use shopify::{DEFAULT_SHOPIFY_API_VERSION, Shopify};
 
 use std::fmt;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -95,10 +94,10 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::client::{AuthMethod, OAuthClient, endpoint};
-use crate::discovery::Metadata;
+use crate::client::{AuthMethod, OAuthClient, OAuthClientBuilder, endpoint};
 use crate::error::{Error, Result};
 use crate::flow::AuthCode;
+use crate::metadata::Metadata;
 use crate::redact::Secrets;
 use crate::source::TokenSource;
 use crate::token::Token;
@@ -139,9 +138,11 @@ pub trait Preset: fmt::Debug + Send + Sync {
     /// A reqwest middleware signing the person in on the first request (interactive), sending
     /// tokens to the [`api_origins`](Self::api_origins) only.
     #[cfg(feature = "reqwest")]
-    fn middleware(&self) -> Result<crate::OAuthMiddleware> {
-        let middleware =
-            crate::OAuthMiddleware::auth_code_with(self.client().clone(), self.auth_code());
+    fn middleware(&self) -> Result<crate::reqwest::OAuthMiddleware> {
+        let middleware = crate::reqwest::OAuthMiddleware::auth_code_with(
+            self.client().clone(),
+            self.auth_code(),
+        );
         let origins = self.api_origins();
         if origins.is_empty() {
             Ok(middleware)
@@ -153,8 +154,9 @@ pub trait Preset: fmt::Debug + Send + Sync {
     /// A tower layer signing the person in on the first request (interactive), sending tokens
     /// to the [`api_origins`](Self::api_origins) only.
     #[cfg(feature = "tower")]
-    fn layer(&self) -> Result<crate::OAuthLayer> {
-        let layer = crate::OAuthLayer::auth_code_with(self.client().clone(), self.auth_code());
+    fn layer(&self) -> Result<crate::tower::OAuthLayer> {
+        let layer =
+            crate::tower::OAuthLayer::auth_code_with(self.client().clone(), self.auth_code());
         let origins = self.api_origins();
         if origins.is_empty() {
             Ok(layer)
@@ -191,7 +193,10 @@ impl Base {
     }
 
     fn secret(mut self, secret: impl Into<String>) -> Self {
-        self.client = self.client.secret(secret).auth_method(self.secret_method);
+        let method = self.secret_method;
+        self.client = self
+            .client
+            .reconfigure(|c| c.secret(secret).auth_method(method));
         self
     }
 
@@ -234,23 +239,20 @@ macro_rules! preset_settings {
                 self
             }
 
-            /// Changes the client: a transport, a clock, a timeout... The preset's endpoints and
-            /// quirks stay unless `change` overrides them.
+            /// Changes the client: a transport, a clock, a timeout, an endpoint... The preset's
+            /// endpoints and quirks stay unless `change` overrides them.
+            ///
+            /// # Errors
+            ///
+            /// What [`OAuthClientBuilder::build`]($crate::client::OAuthClientBuilder::build)
+            /// reports for the changed settings.
             pub fn with_client(
                 mut self,
-                change: impl FnOnce($crate::OAuthClient) -> $crate::OAuthClient,
-            ) -> Self {
-                self.base.client = change(self.base.client);
-                self
-            }
-
-            /// Like [`with_client`](Self::with_client), for fallible settings (an endpoint, a
-            /// user agent).
-            pub fn try_with_client(
-                mut self,
-                change: impl FnOnce($crate::OAuthClient) -> $crate::Result<$crate::OAuthClient>,
-            ) -> $crate::Result<Self> {
-                self.base.client = change(self.base.client)?;
+                change: impl FnOnce(
+                    $crate::client::OAuthClientBuilder,
+                ) -> $crate::client::OAuthClientBuilder,
+            ) -> $crate::error::Result<Self> {
+                self.base.client = change(self.base.client.to_builder()).build()?;
                 Ok(self)
             }
         }
@@ -259,26 +261,27 @@ macro_rules! preset_settings {
 use preset_settings;
 
 /// Sets the authorization and token endpoints.
-fn endpoints(client: OAuthClient, authorization: &str, token: &str) -> Result<OAuthClient> {
-    client.authorization_url(authorization)?.token_url(token)
+fn endpoints(client: OAuthClientBuilder, authorization: &str, token: &str) -> OAuthClientBuilder {
+    client.authorization_url(authorization).token_url(token)
 }
 
 /// The documented OpenID Connect configuration of a provider, attached to the client as if it
 /// had been discovered (without a request): the issuer, the userinfo endpoint and the keys ID
-/// tokens are checked with. The client's endpoints must already be set.
+/// tokens are checked with. The client's endpoints must already be set; this builds it.
 fn static_oidc(
-    client: OAuthClient,
+    client: OAuthClientBuilder,
     issuer: &str,
     userinfo: Option<&str>,
     jwks: Option<&str>,
 ) -> Result<OAuthClient> {
+    let client = client.build()?;
     let metadata = Metadata {
         issuer: issuer.to_owned(),
-        authorization_endpoint: client.authorization_endpoint().cloned(),
-        token_endpoint: client.token_endpoint().cloned(),
-        device_authorization_endpoint: client.device_authorization_endpoint().cloned(),
-        revocation_endpoint: client.revocation_endpoint().cloned(),
-        introspection_endpoint: client.introspection_endpoint().cloned(),
+        authorization_endpoint: client.authorization_url().cloned(),
+        token_endpoint: client.token_url().cloned(),
+        device_authorization_endpoint: client.device_authorization_url().cloned(),
+        revocation_endpoint: client.revocation_url().cloned(),
+        introspection_endpoint: client.introspection_url().cloned(),
         userinfo_endpoint: userinfo
             .map(|u| endpoint("userinfo_endpoint", u))
             .transpose()?,
@@ -295,7 +298,7 @@ fn static_oidc(
         authorization_response_iss_parameter_supported: false,
         extra: Map::new(),
     };
-    Ok(client.issuer(issuer).with_metadata(Arc::new(metadata)))
+    client.to_builder().metadata(metadata).build()
 }
 
 /// `https://host[/path]` from what a person typed: a bare host (`dev-1.okta.com`) or a URL,

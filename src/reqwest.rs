@@ -18,7 +18,7 @@
 //! use oauth_layer::{OAuthClient, OAuthMiddleware};
 //!
 //! # fn build() -> Result<(), Box<dyn std::error::Error>> {
-//! # let client = OAuthClient::new("id").secret("s").token_url("https://idp.example/token")?;
+//! # let client = OAuthClient::builder("id").secret("s").token_url("https://idp.example/token").build()?;
 //! // `client_builder()` is `reqwest::Client::builder()` with `redirect_policy()` set.
 //! let http = reqwest_middleware::ClientBuilder::new(oauth_layer::reqwest::client_builder().build()?)
 //!     .with(OAuthMiddleware::client_credentials(client).allow_origins(["https://api.example"])?)
@@ -102,9 +102,10 @@ impl OriginKey {
 /// use oauth_layer::{OAuthClient, OAuthMiddleware};
 ///
 /// # fn build() -> Result<(), Box<dyn std::error::Error>> {
-/// let client = OAuthClient::new("my-client-id")
+/// let client = OAuthClient::builder("my-client-id")
 ///     .secret("s3cret")
-///     .token_url("https://idp.example/oauth/token")?;
+///     .token_url("https://idp.example/oauth/token")
+///     .build()?;
 /// let http = reqwest_middleware::ClientBuilder::new(oauth_layer::reqwest::client_builder().build()?)
 ///     .with(
 ///         OAuthMiddleware::client_credentials(client)

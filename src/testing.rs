@@ -64,9 +64,10 @@
 //!     .await?;
 //!
 //! // By hand, as in production...
-//! let client = oauth_layer::OAuthClient::new("my-app")
+//! let client = oauth_layer::OAuthClient::builder("my-app")
 //!     .secret("s3cret")
-//!     .token_url(server.token_url())?;
+//!     .token_url(server.token_url())
+//!     .build()?;
 //! // ...or registered exactly as the server knows it:
 //! let same = server.oauth_client("my-app")?;
 //! # let _ = same;
@@ -97,7 +98,7 @@
 //!     .await?;
 //! // Endpoints, issuer and clock as the server knows them, ready for the interactive flows.
 //! let client = server.oauth_client("cli")?;
-//! assert_eq!(client.issuer_id(), Some(server.url().as_str()));
+//! assert_eq!(client.issuer(), Some(server.url().as_str()));
 //! # Ok(()) }
 //! ```
 //!
@@ -130,7 +131,7 @@ use http::{HeaderMap, Method};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::client::{AuthMethod, OAuthClient};
+use crate::client::{AuthMethod, OAuthClient, OAuthClientBuilder};
 use crate::clock::{Clock, Sleep, SystemClock};
 use crate::error::{Error, Result};
 
@@ -223,24 +224,30 @@ impl TestServer {
     /// [`ManualClock`](crate::clock::ManualClock) moves both). Fails for a client that was not
     /// registered.
     pub fn oauth_client(&self, client_id: &str) -> Result<OAuthClient> {
+        self.oauth_client_builder(client_id)?.build()
+    }
+
+    /// The settings of [`oauth_client`](Self::oauth_client), to change some (a retry policy, a
+    /// timeout) before building it. Fails for a client that was not registered.
+    pub fn oauth_client_builder(&self, client_id: &str) -> Result<OAuthClientBuilder> {
         let registration = self
             .shared
             .config
             .clients
             .get(client_id)
             .ok_or_else(|| Error::config(format!("client {client_id:?} is not registered")))?;
-        let mut client = OAuthClient::new(client_id)
+        let mut client = OAuthClient::builder(client_id)
             .auth_method(registration.method)
             .clock(SharedClock(Arc::clone(&self.shared.config.clock)));
         if let Some(secret) = &registration.secret {
             client = client.secret(secret.clone());
         }
-        client
+        Ok(client
             .issuer(self.url())
-            .token_url(self.token_url())?
-            .revocation_url(self.revocation_url())?
-            .authorization_url(self.authorization_url())?
-            .device_authorization_url(self.device_authorization_url())
+            .token_url(self.token_url())
+            .revocation_url(self.revocation_url())
+            .authorization_url(self.authorization_url())
+            .device_authorization_url(self.device_authorization_url()))
     }
 
     /// How many requests reached the token endpoint, failed ones included.

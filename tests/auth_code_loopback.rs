@@ -46,10 +46,10 @@ async fn idp(token_requests: u64) -> MockServer {
 }
 
 fn client(idp: &MockServer) -> OAuthClient {
-    OAuthClient::new("desktop-app")
+    OAuthClient::builder("desktop-app")
         .authorization_url("https://idp.example/authorize")
-        .unwrap()
         .token_url(format!("{}/token", idp.uri()))
+        .build()
         .unwrap()
 }
 
@@ -318,7 +318,11 @@ async fn a_duplicated_code_is_not_accepted() {
 #[tokio::test]
 async fn a_wrong_iss_is_a_malformed_callback() {
     let idp = idp(0).await;
-    let client = client(&idp).issuer("https://idp.example");
+    let client = client(&idp)
+        .to_builder()
+        .issuer("https://idp.example")
+        .build()
+        .unwrap();
     let sign_in = start(AuthCode::new().loopback(), client).await;
     let mut url = sign_in.redirect.clone();
     url.query_pairs_mut()

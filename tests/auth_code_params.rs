@@ -23,12 +23,11 @@ async fn silent_server() -> MockServer {
 }
 
 fn client(server: &MockServer) -> OAuthClient {
-    OAuthClient::new("my-app")
+    OAuthClient::builder("my-app")
         .authorization_url(format!("{}/authorize", server.uri()))
-        .unwrap()
         .token_url(format!("{}/token", server.uri()))
-        .unwrap()
         .device_authorization_url(format!("{}/device", server.uri()))
+        .build()
         .unwrap()
 }
 
@@ -160,7 +159,11 @@ async fn device_param_cannot_repeat_a_parameter_the_request_sends() {
 async fn client_credentials_param_cannot_repeat_a_parameter_the_request_sends() {
     use oauth_layer::flow::ClientCredentials;
     let server = silent_server().await;
-    let client = client(&server).secret("s3cret");
+    let client = client(&server)
+        .to_builder()
+        .secret("s3cret")
+        .build()
+        .unwrap();
     for name in [
         "grant_type",
         "client_id",

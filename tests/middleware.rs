@@ -322,8 +322,9 @@ async fn a_token_endpoint_failure_is_a_typed_error() {
         .await;
     let state = ApiState::default();
     let api = api(&state).await;
-    let oauth = oauth_layer::OAuthClient::new("c")
+    let oauth = oauth_layer::OAuthClient::builder("c")
         .token_url(format!("{}/token", server.uri()))
+        .build()
         .unwrap();
     let http = client(OAuthMiddleware::password(oauth, "alice", "pw"));
     let err = http

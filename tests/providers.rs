@@ -214,7 +214,8 @@ async fn github_json_token_post_auth_and_the_emails_fallback() {
     let github = provider::GitHub::new("gh-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let flow = github.auth_code();
     let request = flow
         .authorization_request(github.client(), REDIRECT)
@@ -289,7 +290,8 @@ async fn github_form_encoded_token_and_a_public_email() {
     let github = provider::GitHub::new("gh-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let flow = github.auth_code();
     let request = flow
         .authorization_request(github.client(), REDIRECT)
@@ -332,7 +334,8 @@ async fn github_errors_sent_with_status_200_are_errors() {
     let github = provider::GitHub::new("gh-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let flow = github.auth_code();
     let request = flow
         .authorization_request(github.client(), REDIRECT)
@@ -360,7 +363,8 @@ async fn google_offline_access_validated_id_token_and_userinfo() {
         .unwrap()
         .secret(SECRET)
         .prompt_consent(true)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let flow = google.auth_code();
     let request = flow
         .authorization_request(google.client(), REDIRECT)
@@ -431,7 +435,8 @@ async fn google_accepts_both_spellings_of_its_issuer_and_refuses_others() {
     let google = provider::Google::new("g-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     mount_get(&server, "/www.googleapis.com/oauth2/v3/certs", 200, jwks()).await;
     let token_path = "/oauth2.googleapis.com/token";
     // Google documents both spellings of `iss`.
@@ -467,7 +472,8 @@ async fn microsoft_tenant_endpoints_offline_access_and_id_token_of_the_tenant() 
         .unwrap()
         .secret(SECRET)
         .scopes("openid User.Read")
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     assert!(microsoft.validates_id_tokens());
     let flow = microsoft.auth_code();
     let request = flow
@@ -521,7 +527,8 @@ async fn microsoft_refuses_an_id_token_of_another_tenant() {
     let server = MockServer::start().await;
     let microsoft = provider::Microsoft::new(TENANT, "ms-client")
         .unwrap()
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let flow = microsoft.auth_code();
     let request = flow
         .authorization_request(microsoft.client(), REDIRECT)
@@ -555,7 +562,8 @@ async fn microsoft_multi_tenant_validates_against_the_issuer_template() {
     let server = MockServer::start().await;
     let common = provider::Microsoft::new("common", "ms-client")
         .unwrap()
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     assert!(common.validates_id_tokens());
     assert!(!common.issuer_is_fixed());
     assert!(
@@ -681,7 +689,8 @@ async fn okta_default_authorization_server() {
     let okta = provider::Okta::new("dev-123.okta.com", "okta-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let (request, token, headers, _) = oidc_sign_in(
         &server,
         &okta,
@@ -714,10 +723,10 @@ async fn okta_default_authorization_server() {
 
     let org = provider::Okta::org("https://dev-123.okta.com/", "okta-client").unwrap();
     assert_eq!(
-        org.client().token_endpoint().unwrap().as_str(),
+        org.client().token_url().unwrap().as_str(),
         "https://dev-123.okta.com/oauth2/v1/token"
     );
-    assert_eq!(org.client().issuer_id(), Some("https://dev-123.okta.com"));
+    assert_eq!(org.client().issuer(), Some("https://dev-123.okta.com"));
     assert!(provider::Okta::with_authorization_server("dev-123.okta.com", "../x", "c").is_err());
 }
 
@@ -728,7 +737,8 @@ async fn auth0_audience_and_the_issuer_with_a_trailing_slash() {
         .unwrap()
         .secret(SECRET)
         .audience("https://api.acme.example")
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let (request, token, headers, form) = oidc_sign_in(
         &server,
         &auth0,
@@ -762,7 +772,8 @@ async fn keycloak_realm_endpoints() {
     let keycloak = provider::Keycloak::new("https://sso.example/realms/acme/", "kc-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let oidc = "sso.example/realms/acme/protocol/openid-connect";
     let (_, token, headers, _) = oidc_sign_in(
         &server,
@@ -795,7 +806,8 @@ async fn gitlab_self_hosted() {
     let gitlab = provider::GitLab::self_hosted("gitlab.acme.example", "gl-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let (request, token, headers, form) = oidc_sign_in(
         &server,
         &gitlab,
@@ -825,7 +837,7 @@ async fn gitlab_self_hosted() {
     );
     assert_eq!(gitlab.api_origins(), ["https://gitlab.acme.example"]);
     assert_eq!(
-        provider::GitLab::new("c").unwrap().client().issuer_id(),
+        provider::GitLab::new("c").unwrap().client().issuer(),
         Some("https://gitlab.com")
     );
 }
@@ -839,7 +851,8 @@ async fn discord_identify_email_basic_auth_and_verified_email_only() {
     let discord = provider::Discord::new("dc-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let flow = discord.auth_code();
     let request = flow
         .authorization_request(discord.client(), REDIRECT)
@@ -897,7 +910,8 @@ async fn facebook_versioned_endpoints_and_the_long_lived_exchange() {
     let facebook = provider::Facebook::with_version("fb-app", "v21.0")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let flow = facebook.auth_code();
     let request = flow
         .authorization_request(facebook.client(), REDIRECT)
@@ -971,7 +985,8 @@ async fn reddit_basic_without_secret_user_agent_and_permanent_duration() {
     let server = MockServer::start().await;
     let reddit = provider::Reddit::new("rd-client", REDDIT_UA)
         .unwrap()
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let flow = reddit.auth_code();
     let request = flow
         .authorization_request(reddit.client(), REDIRECT)
@@ -1035,7 +1050,8 @@ async fn shopify_comma_scopes_offline_token_without_type_and_the_shop_header() {
         .unwrap()
         .secret(SECRET)
         .scopes("read_products write_orders")
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     assert_eq!(shopify.shop(), "acme-store.myshopify.com");
     let flow = shopify.auth_code();
     let request = flow
@@ -1177,7 +1193,8 @@ async fn shopify_refuses_a_callback_without_its_valid_hmac_and_sends_no_token_re
     let shopify = provider::Shopify::new("acme-store", "sh-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let flow = shopify.auth_code();
     let request = flow
         .authorization_request(shopify.client(), REDIRECT)
@@ -1262,7 +1279,8 @@ async fn shopify_sign_in_ignores_tampered_callbacks_at_the_loopback_and_takes_th
     let shopify = provider::Shopify::new("acme-store", "sh-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let (opened, mut urls) = tokio::sync::mpsc::unbounded_channel();
     let flow = shopify
         .auth_code()
@@ -1342,7 +1360,8 @@ async fn linkedin_without_pkce_and_with_an_id_token_lacking_the_nonce() {
     let linkedin = provider::LinkedIn::new("li-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let flow = linkedin.auth_code();
     let request = flow
         .authorization_request(linkedin.client(), REDIRECT)
@@ -1393,7 +1412,8 @@ async fn kakao_numeric_id_and_trusted_email_only() {
     let kakao = provider::Kakao::new("kk-rest-key")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let flow = kakao.auth_code();
     let request = flow
         .authorization_request(kakao.client(), REDIRECT)
@@ -1441,7 +1461,8 @@ async fn naver_string_expires_in_and_the_response_envelope() {
     let naver = provider::Naver::new("nv-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let flow = naver.auth_code();
     let request = flow
         .authorization_request(naver.client(), REDIRECT)
@@ -1512,7 +1533,7 @@ async fn franceconnect_integration_acr_values_and_signed_userinfo() {
     let issuer = provider::Environment::Integration.issuer();
     let host_path = issuer.strip_prefix("https://").unwrap();
     mount_discovery(&server, issuer, json!({})).await;
-    let client = OAuthClient::new("fc-client")
+    let client = OAuthClient::builder("fc-client")
         .secret(SECRET)
         .transport(Rewrite::to(&server));
     let fc = provider::FranceConnect::discover(client, provider::Environment::Integration)
@@ -1610,7 +1631,7 @@ async fn openid_discovers_validates_and_reads_userinfo() {
         json!({"token_endpoint_auth_methods_supported": ["client_secret_basic"]}),
     )
     .await;
-    let client = OAuthClient::new("oidc-client")
+    let client = OAuthClient::builder("oidc-client")
         .secret(SECRET)
         .transport(Rewrite::to(&server));
     let idp = provider::OpenId::discover(client, "https://idp.example")
@@ -1653,7 +1674,7 @@ async fn openid_discovers_validates_and_reads_userinfo() {
         json!({"issuer": "https://evil.example", "token_endpoint": "https://evil.example/token"}),
     )
     .await;
-    let client = OAuthClient::new("oidc-client").transport(Rewrite::to(&server));
+    let client = OAuthClient::builder("oidc-client").transport(Rewrite::to(&server));
     let err = provider::OpenId::discover(client, "https://idp.example")
         .await
         .unwrap_err();

@@ -168,11 +168,11 @@ fn oauth_client(
     secret: Option<&str>,
     method: AuthMethod,
 ) -> OAuthClient {
-    let mut client = OAuthClient::new(id).auth_method(method);
+    let mut client = OAuthClient::builder(id).auth_method(method);
     if let Some(secret) = secret {
         client = client.secret(secret);
     }
-    client.token_url(server.token_url()).unwrap()
+    client.token_url(server.token_url()).build().unwrap()
 }
 
 // --- the token endpoint -------------------------------------------------------------------
@@ -743,10 +743,11 @@ async fn tokens_expire_by_the_servers_manual_clock() {
         .start()
         .await
         .unwrap();
-    let client = OAuthClient::new("app")
+    let client = OAuthClient::builder("app")
         .secret("s")
         .clock(clock.clone())
         .token_url(server.token_url())
+        .build()
         .unwrap();
     let tokens = TokenSource::new(client, ClientCredentials::new());
     let first = tokens.token().await.unwrap();
@@ -960,12 +961,12 @@ async fn oauth_client_helper_matches_the_registration() {
         .await
         .unwrap();
     let client = server.oauth_client("post-app").unwrap();
-    assert_eq!(client.effective_auth_method(), AuthMethod::ClientSecretPost);
+    assert_eq!(client.auth_method(), AuthMethod::ClientSecretPost);
     assert_eq!(
-        client.token_endpoint().map(|u| u.as_str()),
+        client.token_url().map(|u| u.as_str()),
         Some(server.token_url().as_str())
     );
-    assert!(client.revocation_endpoint().is_some());
+    assert!(client.revocation_url().is_some());
     let tokens = TokenSource::new(client, ClientCredentials::new());
     tokens.token().await.unwrap();
     assert!(server.oauth_client("stranger").is_err());
@@ -1586,14 +1587,14 @@ async fn oauth_client_knows_the_interactive_endpoints_and_issuer() {
     let server = server().await;
     let client = server.oauth_client("public-app").unwrap();
     assert_eq!(
-        client.authorization_endpoint().map(|u| u.as_str()),
+        client.authorization_url().map(|u| u.as_str()),
         Some(server.authorization_url().as_str())
     );
     assert_eq!(
-        client.device_authorization_endpoint().map(|u| u.as_str()),
+        client.device_authorization_url().map(|u| u.as_str()),
         Some(server.device_authorization_url().as_str())
     );
-    assert_eq!(client.issuer_id(), Some(server.url().as_str()));
+    assert_eq!(client.issuer(), Some(server.url().as_str()));
     assert_eq!(
         server.authorization_url(),
         format!("{}/authorize", server.url())

@@ -145,11 +145,12 @@ pub(crate) fn hour_token(access_token: &str) -> Token {
 
 /// A client-credentials source asking `token_url`; seeded with a valid token when `seeded`.
 pub(crate) fn source(token_url: &str, seeded: bool) -> TokenSource {
-    let client = OAuthClient::new("bench")
+    let client = OAuthClient::builder("bench")
         .secret("bench-secret")
         .token_url(token_url)
-        .unwrap()
-        .transport(h2_client());
+        .transport(h2_client())
+        .build()
+        .unwrap();
     let builder = TokenSource::builder(client, ClientCredentials::new().scope(SCOPE));
     if seeded {
         builder.initial_token(hour_token("seeded-token")).build()

@@ -41,7 +41,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::{Flow, Scopes, refuse_owned_params};
-use crate::client::{OAuthClient, Replay, TokenRequest};
+use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::{Error, Result};
 use crate::interact::{Browser, Prompt, Terminal, open_in_background};
 use crate::store::CacheKey;
@@ -65,9 +65,10 @@ enum Receiver {
 /// use oauth_layer::{OAuthClient, TokenSource, flow::AuthCode};
 ///
 /// # async fn run() -> oauth_layer::Result<()> {
-/// let client = OAuthClient::new("my-desktop-app")
-///     .authorization_url("https://idp.example/authorize")?
-///     .token_url("https://idp.example/token")?;
+/// let client = OAuthClient::builder("my-desktop-app")
+///     .authorization_url("https://idp.example/authorize")
+///     .token_url("https://idp.example/token")
+///     .build()?;
 /// let tokens = TokenSource::new(client, AuthCode::new().scope("openid profile"));
 /// let token = tokens.token().await?; // opens the browser once; refresh tokens do the rest
 /// # let _ = token; Ok(()) }
@@ -136,7 +137,7 @@ impl AuthCode {
 
     /// Validate the ID token that comes with the tokens (SECURITY.md rule 44): signature with
     /// the issuer's keys from its discovered `jwks_uri`, `iss`, `aud`, `exp`, `iat` and the
-    /// sign-in's `nonce`. Needs a client made by [`OAuthClient::discover`]; the sign-in fails
+    /// sign-in's `nonce`. Needs a client made by [`discovery::configure`](crate::discovery::configure); the sign-in fails
     /// with [`Error::InvalidIdToken`] when the token is missing or invalid. On for the OpenID
     /// Connect presets.
     #[cfg(feature = "jwt")]
@@ -344,7 +345,7 @@ impl AuthCode {
     ) -> Result<AuthorizationRequest> {
         self.check_configuration()?;
         let mut url = client
-            .authorization_endpoint()
+            .authorization_url()
             .ok_or_else(|| Error::config("no authorization URL configured"))?
             .clone();
         let state = request::random_string(32)?;
@@ -385,7 +386,7 @@ impl AuthCode {
             state: SecretString::from(state),
             verifier: verifier.map(SecretString::from),
             nonce: nonce.map(SecretString::from),
-            issuer: client.issuer_id().map(str::to_owned),
+            issuer: client.issuer().map(str::to_owned),
             iss_required: self.require_iss
                 || client
                     .metadata()
@@ -407,7 +408,7 @@ impl AuthCode {
         let mut token_request = TokenRequest::new("authorization_code")
             .secret_param("code", code.code)
             .param("redirect_uri", request.redirect_uri.clone())
-            .replay(Replay::Never);
+            .resend(Resend::Never);
         if let Some(v) = &request.verifier {
             token_request = token_request.secret_param("code_verifier", v.clone());
         }

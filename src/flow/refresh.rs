@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{Flow, Scopes};
-use crate::client::{OAuthClient, Replay, TokenRequest};
+use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::{Error, Result};
 use crate::store::CacheKey;
 use crate::token::Token;
@@ -82,7 +82,7 @@ impl Flow for RefreshToken {
         let request = TokenRequest::new("refresh_token")
             .secret_param("refresh_token", refresh_token.clone())
             .scope(self.scopes.joined())
-            .replay(Replay::IfUnprocessed);
+            .resend(Resend::IfUnprocessed);
         let result = client
             .request_token(request)
             .await

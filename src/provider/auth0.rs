@@ -38,12 +38,12 @@ impl Auth0 {
     pub fn new(domain: &str, client_id: impl Into<String>) -> Result<Self> {
         let base = base_url("Auth0 domain", domain)?;
         let client = endpoints(
-            OAuthClient::new(client_id),
+            OAuthClient::builder(client_id),
             &format!("{base}/authorize"),
             &format!("{base}/oauth/token"),
-        )?
-        .revocation_url(format!("{base}/oauth/revoke"))?
-        .device_authorization_url(format!("{base}/oauth/device/code"))?;
+        )
+        .revocation_url(format!("{base}/oauth/revoke"))
+        .device_authorization_url(format!("{base}/oauth/device/code"));
         let client = static_oidc(
             client,
             &format!("{base}/"),

@@ -31,8 +31,9 @@ preset_common!(Discord);
 impl Discord {
     /// A preset for this application (client) id.
     pub fn new(client_id: impl Into<String>) -> Result<Self> {
-        let client =
-            endpoints(OAuthClient::new(client_id), AUTHORIZE, TOKEN)?.revocation_url(REVOKE)?;
+        let client = endpoints(OAuthClient::builder(client_id), AUTHORIZE, TOKEN)
+            .revocation_url(REVOKE)
+            .build()?;
         Ok(Self {
             base: Base::new(client, "identify email", AuthMethod::ClientSecretBasic),
         })

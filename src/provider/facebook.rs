@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{Base, Credential, Preset, api_get, endpoints, preset_common};
-use crate::client::{AuthMethod, OAuthClient, Replay, TokenRequest};
+use crate::client::{AuthMethod, OAuthClient, Resend, TokenRequest};
 use crate::error::{Error, Result};
 use crate::flow::AuthCode;
 use crate::token::Token;
@@ -56,10 +56,11 @@ impl Facebook {
             return Err(Error::config("the Graph API version must look like v23.0"));
         }
         let client = endpoints(
-            OAuthClient::new(client_id),
+            OAuthClient::builder(client_id),
             &format!("https://www.facebook.com/{version}/dialog/oauth"),
             &format!("{GRAPH}/{version}/oauth/access_token"),
-        )?;
+        )
+        .build()?;
         Ok(Self {
             base: Base::new(client, "email public_profile", AuthMethod::ClientSecretPost),
             version: version.to_owned(),
@@ -74,7 +75,7 @@ impl Facebook {
     pub async fn long_lived(&self, token: &Token) -> Result<Token> {
         let request = TokenRequest::new("fb_exchange_token")
             .secret_param("fb_exchange_token", token.access_token().clone())
-            .replay(Replay::Always);
+            .resend(Resend::Always);
         self.base.client.request_token(request).await
     }
 }

@@ -50,9 +50,10 @@ preset_common!(GitHub);
 impl GitHub {
     /// A preset for the OAuth or GitHub App with this client id.
     pub fn new(client_id: impl Into<String>) -> Result<Self> {
-        let client = endpoints(OAuthClient::new(client_id), AUTHORIZE, TOKEN)?
-            .device_authorization_url(DEVICE)?
-            .default_lifetime(GITHUB_TOKEN_LIFETIME);
+        let client = endpoints(OAuthClient::builder(client_id), AUTHORIZE, TOKEN)
+            .device_authorization_url(DEVICE)
+            .default_lifetime(GITHUB_TOKEN_LIFETIME)
+            .build()?;
         Ok(Self {
             base: Base::new(client, "read:user user:email", AuthMethod::ClientSecretPost),
         })
@@ -106,7 +107,7 @@ async fn api_get_list(client: &OAuthClient, url: &str, token: &Token) -> Result<
         .header(ACCEPT, "application/json")
         .header(AUTHORIZATION, token.header_value().clone())
         .body(Bytes::new())
-        .map_err(|e| crate::Error::config(format!("cannot build the request: {e}")))?;
+        .map_err(|e| crate::error::Error::config(format!("cannot build the request: {e}")))?;
     let response = client.exchange(request).await?;
     let mut secrets = crate::redact::Secrets::default();
     secrets.add(token.access_token().expose_secret());

@@ -40,12 +40,12 @@ impl GitLab {
     pub fn self_hosted(base_url: &str, client_id: impl Into<String>) -> Result<Self> {
         let base = super::base_url("GitLab base URL", base_url)?;
         let client = endpoints(
-            OAuthClient::new(client_id),
+            OAuthClient::builder(client_id),
             &format!("{base}/oauth/authorize"),
             &format!("{base}/oauth/token"),
-        )?
-        .revocation_url(format!("{base}/oauth/revoke"))?
-        .device_authorization_url(format!("{base}/oauth/authorize_device"))?;
+        )
+        .revocation_url(format!("{base}/oauth/revoke"))
+        .device_authorization_url(format!("{base}/oauth/authorize_device"));
         let client = static_oidc(
             client,
             &base,

@@ -49,9 +49,9 @@ preset_common!(Google);
 impl Google {
     /// A preset for this client id.
     pub fn new(client_id: impl Into<String>) -> Result<Self> {
-        let client = endpoints(OAuthClient::new(client_id), AUTHORIZE, TOKEN)?
-            .device_authorization_url(DEVICE)?
-            .revocation_url(REVOKE)?;
+        let client = endpoints(OAuthClient::builder(client_id), AUTHORIZE, TOKEN)
+            .device_authorization_url(DEVICE)
+            .revocation_url(REVOKE);
         let client = static_oidc(client, ISSUER, Some(USERINFO), Some(JWKS))?;
         Ok(Self {
             base: Base::new(

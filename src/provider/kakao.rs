@@ -32,7 +32,7 @@ preset_common!(Kakao);
 impl Kakao {
     /// A preset for this REST API key.
     pub fn new(client_id: impl Into<String>) -> Result<Self> {
-        let client = endpoints(OAuthClient::new(client_id), AUTHORIZE, TOKEN)?;
+        let client = endpoints(OAuthClient::builder(client_id), AUTHORIZE, TOKEN).build()?;
         Ok(Self {
             base: Base::new(client, "", AuthMethod::ClientSecretPost),
         })

@@ -34,13 +34,13 @@ impl Keycloak {
         let realm = base_url("Keycloak realm URL", realm_url)?;
         let oidc = format!("{realm}/protocol/openid-connect");
         let client = endpoints(
-            OAuthClient::new(client_id),
+            OAuthClient::builder(client_id),
             &format!("{oidc}/auth"),
             &format!("{oidc}/token"),
-        )?
-        .revocation_url(format!("{oidc}/revoke"))?
-        .introspection_url(format!("{oidc}/token/introspect"))?
-        .device_authorization_url(format!("{oidc}/auth/device"))?;
+        )
+        .revocation_url(format!("{oidc}/revoke"))
+        .introspection_url(format!("{oidc}/token/introspect"))
+        .device_authorization_url(format!("{oidc}/auth/device"));
         let client = static_oidc(
             client,
             &realm,

@@ -37,7 +37,7 @@ preset_common!(LinkedIn);
 impl LinkedIn {
     /// A preset for this client id.
     pub fn new(client_id: impl Into<String>) -> Result<Self> {
-        let client = endpoints(OAuthClient::new(client_id), AUTHORIZE, TOKEN)?;
+        let client = endpoints(OAuthClient::builder(client_id), AUTHORIZE, TOKEN);
         let client = static_oidc(client, ISSUER, Some(USERINFO), Some(JWKS))?;
         Ok(Self {
             base: Base::new(client, "openid profile email", AuthMethod::ClientSecretPost),

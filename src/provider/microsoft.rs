@@ -60,11 +60,11 @@ impl Microsoft {
         }
         let v2 = format!("{LOGIN}/{tenant}/oauth2/v2.0");
         let client = endpoints(
-            OAuthClient::new(client_id),
+            OAuthClient::builder(client_id),
             &format!("{v2}/authorize"),
             &format!("{v2}/token"),
-        )?
-        .device_authorization_url(format!("{v2}/devicecode"))?;
+        )
+        .device_authorization_url(format!("{v2}/devicecode"));
         let jwks = format!("{LOGIN}/{tenant}/discovery/v2.0/keys");
         let issuer_tenant = Self::issuer_tenant(&tenant);
         let issuer = format!(

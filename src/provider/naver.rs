@@ -36,7 +36,7 @@ preset_common!(Naver);
 impl Naver {
     /// A preset for this client id.
     pub fn new(client_id: impl Into<String>) -> Result<Self> {
-        let client = endpoints(OAuthClient::new(client_id), AUTHORIZE, TOKEN)?;
+        let client = endpoints(OAuthClient::builder(client_id), AUTHORIZE, TOKEN).build()?;
         Ok(Self {
             base: Base::new(client, "", AuthMethod::ClientSecretPost),
         })

@@ -62,13 +62,13 @@ impl Okta {
 
     fn build(client_id: impl Into<String>, issuer: &str, api: &str) -> Result<Self> {
         let client = endpoints(
-            OAuthClient::new(client_id),
+            OAuthClient::builder(client_id),
             &format!("{api}/authorize"),
             &format!("{api}/token"),
-        )?
-        .revocation_url(format!("{api}/revoke"))?
-        .introspection_url(format!("{api}/introspect"))?
-        .device_authorization_url(format!("{api}/device/authorize"))?;
+        )
+        .revocation_url(format!("{api}/revoke"))
+        .introspection_url(format!("{api}/introspect"))
+        .device_authorization_url(format!("{api}/device/authorize"));
         let client = static_oidc(
             client,
             issuer,

@@ -3,13 +3,14 @@
 use async_trait::async_trait;
 
 use super::{Base, Preset, preset_settings, userinfo_id_email, userinfo_url};
-use crate::client::OAuthClient;
+use crate::client::{OAuthClient, OAuthClientBuilder};
+use crate::discovery;
 use crate::error::Result;
 use crate::flow::AuthCode;
 use crate::token::Token;
 
 /// Any OpenID Connect provider, configured from its discovery document
-/// ([`OAuthClient::discover`]: endpoints, issuer check, client authentication from the
+/// ([`discovery::configure`]: endpoints, issuer check, client authentication from the
 /// methods it lists).
 ///
 /// Default scopes `openid profile email`; ID tokens validated against the document's
@@ -38,16 +39,17 @@ pub async fn openid(
     client_id: impl Into<String>,
     secret: impl Into<String>,
 ) -> Result<OpenId> {
-    OpenId::discover(OAuthClient::new(client_id).secret(secret), issuer).await
+    OpenId::discover(OAuthClient::builder(client_id).secret(secret), issuer).await
 }
 
 impl OpenId {
-    /// Discovers `issuer` with `client`, configured first (its secret or signing key, its
-    /// transport, any explicit endpoint or method, which discovery keeps).
-    pub async fn discover(client: OAuthClient, issuer: &str) -> Result<Self> {
-        let client = client.discover(issuer).await?;
+    /// Discovers `issuer` and builds `client` from its document; set on `client` first its
+    /// secret or signing key, its transport, and any explicit endpoint or method, which
+    /// discovery keeps.
+    pub async fn discover(client: OAuthClientBuilder, issuer: &str) -> Result<Self> {
+        let client = discovery::configure(client, issuer).await?;
         let has_keys = client.metadata().is_some_and(|m| m.jwks_uri.is_some());
-        let method = client.effective_auth_method();
+        let method = client.auth_method();
         Ok(Self {
             base: Base::new(client, "openid profile email", method).validating(has_keys),
         })

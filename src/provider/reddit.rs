@@ -38,12 +38,13 @@ preset_common!(Reddit);
 impl Reddit {
     /// A preset for this client id, sending `user_agent` on every request.
     pub fn new(client_id: impl Into<String>, user_agent: &str) -> Result<Self> {
-        let client = endpoints(OAuthClient::new(client_id), AUTHORIZE, TOKEN)?
-            .revocation_url(REVOKE)?
-            .user_agent(user_agent)?
+        let client = endpoints(OAuthClient::builder(client_id), AUTHORIZE, TOKEN)
+            .revocation_url(REVOKE)
+            .user_agent(user_agent)
             // Installed apps: Basic with an empty secret.
             .secret("")
-            .auth_method(AuthMethod::ClientSecretBasic);
+            .auth_method(AuthMethod::ClientSecretBasic)
+            .build()?;
         Ok(Self {
             base: Base::new(client, "identity", AuthMethod::ClientSecretBasic),
             permanent: true,

@@ -85,12 +85,13 @@ impl Shopify {
         }
         let shop = format!("{}.myshopify.com", name.to_ascii_lowercase());
         let client = endpoints(
-            OAuthClient::new(client_id),
+            OAuthClient::builder(client_id),
             &format!("https://{shop}/admin/oauth/authorize"),
             &format!("https://{shop}/admin/oauth/access_token"),
-        )?
+        )
         .lenient_token_type(true)
-        .default_lifetime(OFFLINE_LIFETIME);
+        .default_lifetime(OFFLINE_LIFETIME)
+        .build()?;
         Ok(Self {
             base: Base::new(client, "", AuthMethod::ClientSecretPost),
             shop,
@@ -141,7 +142,7 @@ impl Preset for Shopify {
         if self.online {
             flow = flow.auth_param("grant_options[]", "per-user");
         }
-        match self.base.client.client_secret() {
+        match self.base.client.secret() {
             Some(secret) => {
                 let secret = secret.clone();
                 let shop = self.shop.clone();
@@ -176,12 +177,12 @@ impl Preset for Shopify {
     }
 
     #[cfg(feature = "reqwest")]
-    fn middleware(&self) -> Result<crate::OAuthMiddleware> {
+    fn middleware(&self) -> Result<crate::reqwest::OAuthMiddleware> {
         Err(bearer_refused())
     }
 
     #[cfg(feature = "tower")]
-    fn layer(&self) -> Result<crate::OAuthLayer> {
+    fn layer(&self) -> Result<crate::tower::OAuthLayer> {
         Err(bearer_refused())
     }
 }

@@ -31,7 +31,7 @@ const BLOCK: usize = 64;
 /// use oauth_layer::{OAuthClient, flow::Password, flow::Flow, store::KeySalt};
 ///
 /// let salt = KeySalt::from_bytes([7; 32]);
-/// let client = OAuthClient::new("id");
+/// let client = OAuthClient::builder("id").build()?;
 /// let name = salt.name(&Password::new("alice", "password1").cache_key(&client));
 /// assert_eq!(name.len(), 64);
 /// assert_ne!(name, salt.name(&Password::new("alice", "password2").cache_key(&client)));
@@ -72,7 +72,7 @@ impl KeySalt {
     /// ```
     /// use oauth_layer::{OAuthClient, flow::ClientCredentials, flow::Flow, store::KeySalt};
     ///
-    /// let key = ClientCredentials::new().cache_key(&OAuthClient::new("id"));
+    /// let key = ClientCredentials::new().cache_key(&OAuthClient::builder("id").build()?);
     /// let salt = KeySalt::from_bytes([1; 32]);
     /// assert_eq!(salt.name(&key), salt.name(&key.clone()));
     /// assert_ne!(salt.name(&key), KeySalt::from_bytes([2; 32]).name(&key));

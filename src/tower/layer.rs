@@ -15,9 +15,10 @@ use crate::attach::{Attach, Shorthand};
 /// use oauth_layer::{OAuthClient, OAuthLayer};
 ///
 /// # fn build() -> oauth_layer::Result<()> {
-/// let client = OAuthClient::new("my-client-id")
+/// let client = OAuthClient::builder("my-client-id")
 ///     .secret("s3cret")
-///     .token_url("https://idp.example/oauth/token")?;
+///     .token_url("https://idp.example/oauth/token")
+///     .build()?;
 /// let layer = OAuthLayer::client_credentials(client)
 ///     .scope("api:read")
 ///     .allow_origins(["https://api.example"])?;

@@ -48,9 +48,10 @@ impl Idp {
     }
 
     pub fn client(&self) -> OAuthClient {
-        OAuthClient::new("client")
+        OAuthClient::builder("client")
             .secret("client-secret")
             .token_url(self.token_url())
+            .build()
             .unwrap()
     }
 }

@@ -77,6 +77,6 @@ impl ReceiveContext {
 
     /// The clock to measure the wait with.
     pub fn clock(&self) -> &dyn Clock {
-        self.client.clock_ref()
+        self.client.clock()
     }
 }
