@@ -238,15 +238,18 @@ impl OAuthClientBuilder {
     /// `code_challenge_methods_supported` lacks `S256` still gets `S256` (never `plain`), with a
     /// warning. Call it after the secret and any explicit settings.
     pub fn metadata(mut self, metadata: Metadata) -> Self {
-        if let Some(configured) = self.config.issuer.as_deref() {
-            if configured != metadata.issuer {
-                let conflict = Error::config(format!(
-                    "metadata: the client is configured for issuer {configured:?}, not {:?}",
-                    metadata.issuer
-                ));
-                self.check::<()>("metadata", Err(conflict));
-                return self;
-            }
+        if let Some(configured) = self
+            .config
+            .issuer
+            .as_deref()
+            .filter(|c| *c != metadata.issuer)
+        {
+            let conflict = Error::config(format!(
+                "metadata: the client is configured for issuer {configured:?}, not {:?}",
+                metadata.issuer
+            ));
+            self.check::<()>("metadata", Err(conflict));
+            return self;
         }
         self.problems.retain(|(s, _)| *s != "metadata");
         let found = [
