@@ -101,6 +101,7 @@ impl Clock for SystemClock {
 ///
 /// let client = OAuthClient::builder("my-client").clock(TokioClock).build()?;
 /// # let _ = client;
+/// # Ok::<(), oauth_layer::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TokioClock;

@@ -336,9 +336,9 @@ mod tower_transport {
     /// ```no_run
     /// # #[cfg(feature = "tower")] {
     /// use oauth_layer::transport::TowerTransport;
-    /// # fn client() -> oauth_layer::OAuthClient { oauth_layer::OAuthClient::builder("id").build()? }
+    /// # fn client() -> oauth_layer::OAuthClientBuilder { oauth_layer::OAuthClient::builder("id") }
     /// # fn svc() -> impl tower_service::Service<http::Request<http_body_util::Full<bytes::Bytes>>, Response = http::Response<http_body_util::Full<bytes::Bytes>>, Error = std::io::Error, Future = std::future::Ready<Result<http::Response<http_body_util::Full<bytes::Bytes>>, std::io::Error>>> + Clone + Send + Sync + 'static { tower::service_fn(|_| std::future::ready(Ok(http::Response::new(http_body_util::Full::new(bytes::Bytes::new()))))) }
-    /// let client = client().transport(TowerTransport::new(svc()));
+    /// let client = client().transport(TowerTransport::new(svc())); // then `.build()?`
     /// # }
     /// ```
     #[derive(Clone)]

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::Resend;
 
 /// One request to the token endpoint: the grant type and its parameters. Client authentication
-/// is added by [`OAuthClient`]. Secret parameters never show in `Debug`.
+/// is added by [`OAuthClient`](super::OAuthClient). Secret parameters never show in `Debug`.
 ///
 /// ```
 /// use oauth_layer::{Resend, TokenRequest};

@@ -229,6 +229,7 @@ impl FileStore {
     /// let client = OAuthClient::builder("id").clock(clock.clone()).build()?;
     /// let store = FileStore::in_dir("/tmp/tokens").clock(clock);
     /// # let _ = (client, store);
+    /// # Ok::<(), oauth_layer::Error>(())
     /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);

@@ -33,6 +33,7 @@ const KEY_DOMAIN: &[u8] = b"oauth-layer cache key v2\0";
 /// assert_eq!(key.get("password"), Some("[redacted]"));
 /// assert!(!format!("{key:?}").contains("password1"));
 /// assert_ne!(key, Password::new("alice", "password2").cache_key(&client));
+/// # Ok::<(), oauth_layer::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {

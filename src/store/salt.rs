@@ -36,6 +36,7 @@ const BLOCK: usize = 64;
 /// assert_eq!(name.len(), 64);
 /// assert_ne!(name, salt.name(&Password::new("alice", "password2").cache_key(&client)));
 /// assert_eq!(format!("{salt:?}"), "KeySalt([redacted])");
+/// # Ok::<(), oauth_layer::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeySalt([u8; LEN]);
@@ -76,6 +77,7 @@ impl KeySalt {
     /// let salt = KeySalt::from_bytes([1; 32]);
     /// assert_eq!(salt.name(&key), salt.name(&key.clone()));
     /// assert_ne!(salt.name(&key), KeySalt::from_bytes([2; 32]).name(&key));
+    /// # Ok::<(), oauth_layer::Error>(())
     /// ```
     pub fn name(&self, key: &CacheKey) -> String {
         hex(&hmac_sha256(&self.0, &key.encoded()))
