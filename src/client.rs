@@ -203,8 +203,9 @@ impl OAuthClient {
     }
 
     /// The authorization server metadata the client was built from
-    /// ([`OAuthClientBuilder::metadata`], or [`discovery::configure`](crate::discovery::configure)),
-    /// shared by every clone of this client.
+    /// ([`OAuthClientBuilder::metadata`], or
+    /// [`discovery::configure`](crate::discovery::configure)), shared by every clone of this
+    /// client.
     pub fn metadata(&self) -> Option<&Metadata> {
         self.inner.metadata.as_deref()
     }

@@ -12,8 +12,8 @@
 //! - [`ManualClock`]: moved by hand; its `sleep` returns at once after moving itself forward,
 //!   which makes retries and backoff testable without waiting.
 //!
-//! Give a clock to [`OAuthClientBuilder::clock`](crate::OAuthClientBuilder::clock); everything built from that
-//! client measures time with it.
+//! Give a clock to [`OAuthClientBuilder::clock`](crate::OAuthClientBuilder::clock); everything
+//! built from that client measures time with it.
 
 use std::fmt;
 use std::future::Future;

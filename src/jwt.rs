@@ -180,7 +180,8 @@ impl SigningKey {
     }
 
     /// An HS256 key from a shared secret (for `client_secret_jwt` the client secret; the
-    /// client builds this key itself from [`OAuthClientBuilder::secret`](crate::OAuthClientBuilder::secret)).
+    /// client builds this key itself from
+    /// [`OAuthClientBuilder::secret`](crate::OAuthClientBuilder::secret)).
     pub fn hs256(secret: impl AsRef<[u8]>) -> Result<Self> {
         let secret = secret.as_ref();
         if secret.is_empty() {

@@ -44,8 +44,8 @@
 //! | [`OpenId`] | any OpenID Connect provider, by discovery ([`openid`]) |
 //!
 //! Presets name the provider's real `https` hosts. To test code that uses them, give the client
-//! a transport ([`OAuthClientBuilder::transport`], through `with_client`) that sends the requests to a
-//! local double: the crate checks the URL before the transport sees it, so the presets stay
+//! a transport ([`OAuthClientBuilder::transport`], through `with_client`) that sends the requests
+//! to a local double: the crate checks the URL before the transport sees it, so the presets stay
 //! as they are.
 
 mod auth0;

@@ -16,8 +16,8 @@ use crate::redact::{self, Secrets};
 use crate::transport::RawResponse;
 
 /// The lifetime assumed when the server sends no `expires_in`, unless the client sets another
-/// with [`OAuthClientBuilder::default_lifetime`](crate::OAuthClientBuilder::default_lifetime). A token is never
-/// taken to be valid forever by accident.
+/// with [`OAuthClientBuilder::default_lifetime`](crate::OAuthClientBuilder::default_lifetime). A
+/// token is never taken to be valid forever by accident.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Lifetimes above this (about ten years) are clamped to it.

@@ -47,8 +47,9 @@ pub trait HttpTransport: fmt::Debug + Send + Sync + 'static {
     /// Why this transport would follow redirects on its own, if it would. Such a transport
     /// would send a client secret or a refresh token to whatever a `Location` names before the
     /// crate sees the answer (a `307` replays the whole request), so
-    /// [`OAuthClientBuilder::transport`](crate::OAuthClientBuilder::transport) refuses it: every back-channel
-    /// request through it then fails without contacting anything (SECURITY.md rule 13).
+    /// [`OAuthClientBuilder::transport`](crate::OAuthClientBuilder::transport) refuses it: every
+    /// back-channel request through it then fails without contacting anything (SECURITY.md
+    /// rule 13).
     ///
     /// The default says it would not; the implementations for `reqwest::Client` and
     /// [`TowerTransport`] look at the client's redirect policy or the service's type.

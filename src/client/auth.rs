@@ -24,8 +24,8 @@ pub enum AuthMethod {
     /// secret.
     None,
     /// `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9): a JWT signed with the key set
-    /// by [`OAuthClientBuilder::signing_key`](crate::OAuthClientBuilder::signing_key), fresh for every request. The default when a signing key
-    /// is set.
+    /// by [`OAuthClientBuilder::signing_key`](crate::OAuthClientBuilder::signing_key), fresh for
+    /// every request. The default when a signing key is set.
     #[cfg(feature = "jwt")]
     PrivateKeyJwt,
     /// `client_secret_jwt` (OpenID Connect Core §9): a JWT signed with HS256 over the client

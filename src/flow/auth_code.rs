@@ -137,9 +137,10 @@ impl AuthCode {
 
     /// Validate the ID token that comes with the tokens (SECURITY.md rule 44): signature with
     /// the issuer's keys from its discovered `jwks_uri`, `iss`, `aud`, `exp`, `iat` and the
-    /// sign-in's `nonce`. Needs a client made by [`discovery::configure`](crate::discovery::configure); the sign-in fails
-    /// with [`Error::InvalidIdToken`] when the token is missing or invalid. On for the OpenID
-    /// Connect presets.
+    /// sign-in's `nonce`. Needs a client made by
+    /// [`discovery::configure`](crate::discovery::configure); the sign-in fails with
+    /// [`Error::InvalidIdToken`] when the token is missing or invalid. On for the OpenID Connect
+    /// presets.
     #[cfg(feature = "jwt")]
     pub fn validate_id_token(mut self, validate: bool) -> Self {
         self.id_tokens = if validate {

@@ -40,7 +40,9 @@ const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// # async fn run() -> oauth_layer::Result<()> {
 /// let pem = std::fs::read("issuer-key.pem").expect("the key file");
 /// let key = SigningKey::rs256_pem(&pem)?.kid("key-1");
-/// let client = OAuthClient::builder("my-client").token_url("https://idp.example/oauth/token").build()?;
+/// let client = OAuthClient::builder("my-client")
+///     .token_url("https://idp.example/oauth/token")
+///     .build()?;
 /// let flow = JwtBearer::new(key, "my-client")
 ///     .subject("user@example.com")
 ///     .scope("api:read");

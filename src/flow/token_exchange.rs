@@ -54,7 +54,10 @@ pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_tok
 /// use oauth_layer::{OAuthClient, TokenSource};
 /// use oauth_layer::flow::{ClientCredentials, SubjectToken, TokenExchange};
 ///
-/// let client = OAuthClient::builder("svc").secret("s").token_url("https://idp.example/token").build()?;
+/// let client = OAuthClient::builder("svc")
+///     .secret("s")
+///     .token_url("https://idp.example/token")
+///     .build()?;
 /// let own = TokenSource::new(client.clone(), ClientCredentials::new());
 /// let delegated = TokenSource::new(
 ///     client,

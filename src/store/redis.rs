@@ -126,7 +126,10 @@ return 1
 ///     .prefix("billing:oauth:")
 ///     .encryption_key(key_from_secret_manager)
 ///     .lock_ttl(Duration::from_secs(20));
-/// let client = OAuthClient::builder("id").secret("s").token_url("https://idp.example/token").build()?;
+/// let client = OAuthClient::builder("id")
+///     .secret("s")
+///     .token_url("https://idp.example/token")
+///     .build()?;
 /// let tokens = TokenSource::builder(client, ClientCredentials::new()).store(store).build();
 /// let token = tokens.token().await?; // one token request for the whole fleet
 /// # let _ = token; Ok(()) }
