@@ -57,13 +57,13 @@ pub use error::{
     Action, Error, ErrorCode, MAX_RETRY_AFTER, ResponseError, Result, ServerError, TransportError,
     TransportErrorKind,
 };
+/// Reads a secret: `token.access_token().expose_secret()`. Re-exported from `secrecy`, whose
+/// `SecretString` holds every token and secret this crate hands out.
+pub use secrecy::{ExposeSecret, SecretString};
 pub use source::{
     DEFAULT_FAILURE_MEMORY, DEFAULT_MAX_REFRESH_WINDOW, DEFAULT_SKEW, TokenSource,
     TokenSourceBuilder,
 };
-/// Reads a secret: `token.access_token().expose_secret()`. Re-exported from `secrecy`, whose
-/// `SecretString` holds every token and secret this crate hands out.
-pub use secrecy::{ExposeSecret, SecretString};
 pub use token::{DEFAULT_LIFETIME, MAX_LIFETIME, Token, TokenBuilder};
 
 #[cfg(feature = "testing")]
