@@ -23,8 +23,6 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(any(feature = "tower", feature = "reqwest"))]
-mod attach;
 pub mod client;
 pub mod clock;
 pub mod discovery;
@@ -40,6 +38,8 @@ pub mod oidc;
 #[cfg(feature = "auth-code")]
 pub mod provider;
 mod redact;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+mod request;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
 mod source;
@@ -66,7 +66,9 @@ pub mod testing;
 pub mod tower;
 
 #[cfg(any(feature = "tower", feature = "reqwest"))]
-pub use attach::{RequestAuth, TokenWithheld, WithheldReason};
+pub use request::plan::RequestAuth;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+pub use request::withheld::{TokenWithheld, WithheldReason};
 #[cfg(feature = "reqwest")]
 pub use reqwest::OAuthMiddleware;
 #[cfg(feature = "tower")]

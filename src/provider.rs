@@ -140,8 +140,7 @@ pub trait Preset: fmt::Debug + Send + Sync {
     /// tokens to the [`api_origins`](Self::api_origins) only.
     #[cfg(feature = "reqwest")]
     fn middleware(&self) -> Result<crate::OAuthMiddleware> {
-        let middleware =
-            crate::OAuthMiddleware::auth_code_with(self.client().clone(), self.auth_code());
+        let middleware = crate::OAuthMiddleware::with_flow(self.client().clone(), self.auth_code());
         let origins = self.api_origins();
         if origins.is_empty() {
             Ok(middleware)
@@ -154,7 +153,7 @@ pub trait Preset: fmt::Debug + Send + Sync {
     /// to the [`api_origins`](Self::api_origins) only.
     #[cfg(feature = "tower")]
     fn layer(&self) -> Result<crate::OAuthLayer> {
-        let layer = crate::OAuthLayer::auth_code_with(self.client().clone(), self.auth_code());
+        let layer = crate::OAuthLayer::with_flow(self.client().clone(), self.auth_code());
         let origins = self.api_origins();
         if origins.is_empty() {
             Ok(layer)
