@@ -15,11 +15,6 @@ use super::{ClientCredentials, DeviceCode, Flow, Password, RefreshToken, TokenEx
 /// A layer or middleware made with `from_source` or `with_flow` has no such grant, so `scope`
 /// does not compile there: set the scopes on the flow the source is made from. The trait is
 /// sealed; for a flow of your own, configure it before handing it over.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a grant whose scopes a layer or middleware can set",
-    note = "`scope` applies to the shorthand constructors (`client_credentials`, `auth_code`, ...); \
-            with `from_source` or `with_flow`, set the scopes on the flow itself"
-)]
 pub trait Scoped: Flow + sealed::Sealed {}
 
 pub(crate) mod sealed {

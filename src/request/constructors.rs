@@ -13,8 +13,8 @@
 macro_rules! shorthand_constructors {
     ($ty:ident, $what:literal) => {
         impl $ty {
-            #[doc = concat!("A ", $what, " taking its tokens from `source`, shared with every other")]
-            /// user of it. The source's flow is configured already, so there is no `scope` or
+            #[doc = concat!("A ", $what, " taking its tokens from `source`, shared with every")]
+            /// other user of it. The source's flow is configured already, so there is no `scope` or
             /// `audience` here. Interactive flows are not started mid-request unless
             /// [`interactive`](Self::interactive) says so.
             pub fn from_source(source: $crate::source::TokenSource) -> Self {
@@ -43,7 +43,10 @@ macro_rules! shorthand_constructors {
             /// );
             #[doc = concat!("# let _ = ", $what, "; Ok(()) }")]
             /// ```
-            pub fn with_flow(client: $crate::client::OAuthClient, flow: impl $crate::flow::Flow) -> Self {
+            pub fn with_flow(
+                client: $crate::client::OAuthClient,
+                flow: impl $crate::flow::Flow,
+            ) -> Self {
                 let interactive = flow.is_interactive();
                 Self::from_source(crate::source::TokenSource::new(client, flow))
                     .interactive(interactive)
@@ -180,8 +183,9 @@ macro_rules! shorthand_constructors {
             }
         }
 
-        #[doc = concat!("Forgets which grant a shorthand chose, for code that keeps or passes a plain `", stringify!($ty), "`")]
-        /// (the grant can no longer be changed; the source and every setting stay).
+        /// Forgets which grant a shorthand chose, for code that keeps or passes a plain
+        #[doc = concat!("`", stringify!($ty), "` (the grant can no longer be changed; the source")]
+        /// and every setting stay).
         impl<F: $crate::flow::Scoped> From<$ty<F>> for $ty {
             fn from(configured: $ty<F>) -> Self {
                 Self {
