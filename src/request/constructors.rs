@@ -48,7 +48,7 @@ macro_rules! shorthand_constructors {
                 flow: impl $crate::flow::Flow,
             ) -> Self {
                 let interactive = flow.is_interactive();
-                Self::from_source(crate::source::TokenSource::new(client, flow))
+                Self::from_source($crate::source::TokenSource::new(client, flow))
                     .interactive(interactive)
             }
         }
