@@ -12,6 +12,8 @@ pub mod device;
 mod jwt_bearer;
 mod password;
 mod refresh;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+pub(crate) mod scoped;
 pub mod token_exchange;
 
 #[cfg(feature = "auth-code")]
@@ -22,6 +24,8 @@ pub use device::DeviceCode;
 pub use jwt_bearer::{JwtBearer, ServiceAccount};
 pub use password::Password;
 pub use refresh::RefreshToken;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+pub use scoped::Scoped;
 pub use token_exchange::{ActorToken, SubjectToken, TokenExchange};
 
 use std::fmt;

@@ -150,8 +150,8 @@ pub fn parse_retry_after(value: &[u8]) -> Option<Duration> {
 }
 
 /// Whether a response with `status` and these `WWW-Authenticate` values makes the layer and the
-/// middleware renew the token and resend (`attach::calls_for_renewal`). Values that are not
-/// valid header values are left out, as no HTTP stack would deliver them.
+/// middleware renew the token and resend (`request::challenge::calls_for_renewal`). Values that
+/// are not valid header values are left out, as no HTTP stack would deliver them.
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 pub fn calls_for_renewal(status: u16, challenges: &[&[u8]]) -> bool {
     let mut headers = HeaderMap::new();
@@ -161,7 +161,7 @@ pub fn calls_for_renewal(status: u16, challenges: &[&[u8]]) -> bool {
         }
     }
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
-    crate::attach::calls_for_renewal(status, &headers)
+    crate::request::challenge::calls_for_renewal(status, &headers)
 }
 
 /// What a [`paste`] run produced: the outcome, and every message shown to the person.

@@ -24,8 +24,6 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(any(feature = "tower", feature = "reqwest"))]
-mod attach;
 pub mod client;
 pub mod clock;
 pub mod discovery;
@@ -42,6 +40,8 @@ pub mod oidc;
 #[cfg(feature = "auth-code")]
 pub mod provider;
 mod redact;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+mod request;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
 mod source;
@@ -72,7 +72,9 @@ pub mod testing;
 pub mod tower;
 
 #[cfg(any(feature = "tower", feature = "reqwest"))]
-pub use attach::{RequestAuth, TokenWithheld, WithheldReason};
+pub use request::plan::RequestAuth;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+pub use request::withheld::{TokenWithheld, WithheldReason};
 #[cfg(feature = "reqwest")]
 pub use reqwest::OAuthMiddleware;
 #[cfg(feature = "tower")]

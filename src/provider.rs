@@ -139,10 +139,8 @@ pub trait Preset: fmt::Debug + Send + Sync {
     /// tokens to the [`api_origins`](Self::api_origins) only.
     #[cfg(feature = "reqwest")]
     fn middleware(&self) -> Result<crate::reqwest::OAuthMiddleware> {
-        let middleware = crate::reqwest::OAuthMiddleware::auth_code_with(
-            self.client().clone(),
-            self.auth_code(),
-        );
+        let middleware =
+            crate::reqwest::OAuthMiddleware::with_flow(self.client().clone(), self.auth_code());
         let origins = self.api_origins();
         if origins.is_empty() {
             Ok(middleware)
@@ -155,8 +153,7 @@ pub trait Preset: fmt::Debug + Send + Sync {
     /// to the [`api_origins`](Self::api_origins) only.
     #[cfg(feature = "tower")]
     fn layer(&self) -> Result<crate::tower::OAuthLayer> {
-        let layer =
-            crate::tower::OAuthLayer::auth_code_with(self.client().clone(), self.auth_code());
+        let layer = crate::tower::OAuthLayer::with_flow(self.client().clone(), self.auth_code());
         let origins = self.api_origins();
         if origins.is_empty() {
             Ok(layer)

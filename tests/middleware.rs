@@ -33,9 +33,9 @@ async fn api(state: &ApiState) -> MockServer {
     server
 }
 
-fn client(middleware: OAuthMiddleware) -> ClientWithMiddleware {
+fn client(middleware: impl Into<OAuthMiddleware>) -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
+        .with(middleware.into())
         .build()
 }
 

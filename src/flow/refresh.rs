@@ -49,6 +49,17 @@ impl RefreshToken {
         self.scopes.add(scope);
         self
     }
+
+    /// The flow as it was made, with the original refresh token and the same scopes, whether or
+    /// not this one was used (a layer's shorthand keeps one to rebuild its source).
+    #[cfg(any(feature = "tower", feature = "reqwest"))]
+    pub(crate) fn unused_copy(&self) -> Self {
+        Self {
+            key_digest_input: self.key_digest_input.clone(),
+            refresh_token: Mutex::new(Some(self.key_digest_input.clone())),
+            scopes: self.scopes.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for RefreshToken {

@@ -6,7 +6,7 @@ use http::{Request, Uri};
 use tower_http::follow_redirect::policy::{Action, Attempt, Policy};
 
 use super::ReplayableBody;
-use crate::attach::OriginRef;
+use crate::request::origin::OriginRef;
 
 /// A redirect policy for tower-http's `FollowRedirect` that never lets a credential leave the
 /// origin of the request the caller made (SECURITY.md rule 25).
