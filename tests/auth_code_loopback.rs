@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use oauth_layer::flow::auth_code::LoopbackReceiver;
+use oauth_layer::flow::auth_code::{LoopbackPages, LoopbackReceiver};
 use oauth_layer::flow::{AuthCode, Flow};
 use oauth_layer::interact::{BrowserFn, ScriptedPrompt};
 use oauth_layer::{Error, ErrorCode, OAuthClient, Token};
@@ -134,7 +134,12 @@ impl SignIn {
     async fn complete(self) -> Token {
         let page = self.get(self.good_callback()).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        assert!(page.body.contains("Signed in. You can close this tab."));
+        assert!(page.body.contains("You’re signed in"), "{}", page.body);
+        assert!(
+            page.body.contains("You can close this tab"),
+            "{}",
+            page.body
+        );
         self.result().await.unwrap()
     }
 
@@ -239,7 +244,12 @@ async fn bad_states_get_a_400_page_and_the_flow_keeps_waiting() {
     ] {
         let page = sign_in.get(sign_in.with_query(&query)).await;
         assert_eq!(page.status, StatusCode::BAD_REQUEST, "{query}");
-        assert!(page.body.contains("Sign-in failed"), "{}", page.body);
+        assert!(
+            page.body
+                .contains("This sign-in link has expired or was already used"),
+            "{}",
+            page.body
+        );
         assert!(!sign_in.fetch.is_finished(), "{query} ended the flow");
     }
     sign_in.complete().await;
@@ -276,7 +286,7 @@ async fn error_with_the_right_state_is_denied_and_its_description_is_not_rendere
         .append_pair("state", &sign_in.state);
     let page = sign_in.get(url).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
-    assert!(page.body.contains("Sign-in failed"), "{}", page.body);
+    assert!(page.body.contains("Sign-in was cancelled"), "{}", page.body);
     assert!(!page.body.contains("<script"), "{}", page.body);
     assert!(!page.body.contains("alert"), "{}", page.body);
 
@@ -854,10 +864,13 @@ async fn a_redirect_uri_that_is_not_http_loopback_is_a_config_error() {
 #[tokio::test]
 async fn a_custom_path_and_page_text_are_used() {
     let idp = idp(1).await;
-    let receiver = LoopbackReceiver::new()
-        .path("/oauth/done")
-        .success_text("All set <for> my-tool.");
-    let sign_in = start(AuthCode::new().receiver(receiver), client(&idp)).await;
+    let receiver = LoopbackReceiver::new().path("/oauth/done");
+    let pages = LoopbackPages::new().success_text("All set <for> my-tool.");
+    let sign_in = start(
+        AuthCode::new().receiver(receiver).pages(pages),
+        client(&idp),
+    )
+    .await;
     assert_eq!(sign_in.redirect.path(), "/oauth/done");
     let page = sign_in.get(sign_in.good_callback()).await;
     assert_eq!(page.status, StatusCode::OK);
