@@ -17,6 +17,7 @@ use oauth_layer::interact::{BrowserFn, ScriptedPrompt};
 use oauth_layer::{Error, ErrorCode, OAuthClient, Token};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -658,6 +659,65 @@ async fn nobody_signing_in_times_out_and_closes_the_port() {
         other => panic!("expected Timeout, got {other:?}"),
     }
     assert_refused(addr).await;
+    idp.verify().await;
+}
+
+/// A token endpoint that answers the code exchange only after `delay`, and must see exactly one
+/// request (a code is never sent twice).
+async fn slow_idp(delay: Duration) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({
+                    "access_token": "at-1",
+                    "token_type": "Bearer",
+                    "expires_in": 3600,
+                }))
+                .set_delay(delay),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn a_stalled_code_exchange_ends_at_the_exchange_timeout() {
+    let idp = slow_idp(Duration::from_secs(60)).await;
+    let flow = AuthCode::new()
+        .loopback()
+        .exchange_timeout(Duration::from_millis(300));
+    let sign_in = start(flow, client(&idp)).await;
+    let page = sign_in.get(sign_in.good_callback()).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+
+    let started = Instant::now();
+    let err = sign_in.result().await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    match &err {
+        Error::Timeout(message) => {
+            assert!(message.contains("within 300 ms"), "{message}");
+            assert!(message.contains("sign in again"), "{message}");
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    idp.verify().await;
+}
+
+#[tokio::test]
+async fn the_sign_in_timeout_does_not_cut_the_code_exchange_short() {
+    // The person answers at once; the exchange then outlasts the wait for the browser.
+    let idp = slow_idp(Duration::from_millis(700)).await;
+    let flow = AuthCode::new()
+        .loopback()
+        .timeout(Duration::from_millis(400))
+        .exchange_timeout(Duration::from_secs(10));
+    let sign_in = start(flow, client(&idp)).await;
+    let token = sign_in.complete().await;
+    assert_eq!(token.access_token().expose_secret(), "at-1");
     idp.verify().await;
 }
 
