@@ -190,7 +190,7 @@ pub fn paste(
         client: client.clone(),
         prompt: prompt.clone(),
         timeout: Duration::from_secs(5),
-        pages: crate::flow::auth_code::LoopbackPages::new(),
+        pages: Arc::new(crate::flow::auth_code::LoopbackPages::new()),
     };
     let receiver = PasteReceiver::new().accept_bare_code(accept_bare_code);
     let result = block_on(async {

@@ -15,6 +15,15 @@
 //!   `OAUTH_LAYER_CODE_SOURCE_URL` are set);
 //! - your own [`CodeReceiver`], such as [`callback_channel`] for web apps that handle the
 //!   callback themselves.
+//!
+//! What comes back is a [`ReceivedCode`]: the one-time code, checked against its
+//! [`AuthorizationRequest`] (state, `iss`, repeated parameters, `error=`).
+//!
+//! Two deadlines bound a sign-in: [`AuthCode::timeout`] (default 5 minutes) is how long the
+//! person has to finish in the browser, and [`AuthCode::exchange_timeout`] (default 60 s) is how
+//! long the code exchange with the token endpoint may take after that. The page the browser
+//! shows at the end names the app and says what to do next: [`LoopbackPages`], set with
+//! [`AuthCode::pages`].
 
 mod callback;
 mod channel;
@@ -97,7 +106,7 @@ pub struct AuthCode {
     prompt: Arc<dyn Prompt>,
     timeout: Duration,
     exchange_timeout: Duration,
-    pages: LoopbackPages,
+    pages: Arc<LoopbackPages>,
     #[cfg(feature = "jwt")]
     id_tokens: IdTokens,
     #[cfg(feature = "jwt")]
@@ -139,7 +148,7 @@ impl AuthCode {
             prompt: Arc::new(Terminal),
             timeout: DEFAULT_SIGN_IN_TIMEOUT,
             exchange_timeout: DEFAULT_EXCHANGE_TIMEOUT,
-            pages: LoopbackPages::new(),
+            pages: Arc::new(LoopbackPages::new()),
             #[cfg(feature = "jwt")]
             id_tokens: IdTokens::Unchecked,
             #[cfg(feature = "jwt")]
@@ -339,7 +348,7 @@ impl AuthCode {
     /// name and what to do next (see [`LoopbackPages`]). Used by every loopback receiver
     /// this flow runs, the default one and one given to [`receiver`](Self::receiver).
     pub fn pages(mut self, pages: LoopbackPages) -> Self {
-        self.pages = pages;
+        self.pages = Arc::new(pages);
         self
     }
 
@@ -491,7 +500,7 @@ impl AuthCode {
             client: client.clone(),
             prompt: self.prompt.clone(),
             timeout: self.timeout,
-            pages: self.pages.clone(),
+            pages: Arc::clone(&self.pages),
         }
     }
 

@@ -79,7 +79,12 @@ impl fmt::Debug for CallbackCheck {
     }
 }
 
-/// An authorization code accepted from a callback, ready to exchange for a token once.
+/// The authorization code a receiver accepted from a callback (its state, `iss` and the rest
+/// already checked against the [`AuthorizationRequest`](super::AuthorizationRequest)), ready to
+/// be exchanged for a token once with [`AuthCode::exchange`](super::AuthCode::exchange).
+///
+/// Not to be confused with the flow itself, [`AuthCode`](super::AuthCode): this is the one-time
+/// value a sign-in brings back.
 pub struct ReceivedCode {
     pub(crate) code: SecretString,
     pub(crate) iss: Option<String>,

@@ -389,7 +389,7 @@ impl PreparedReceiver for Listening {
             max_connections,
             ..
         } = *self;
-        let pages = Arc::new(context.pages.clone());
+        let pages = Arc::clone(&context.pages);
         let (deliver, mut delivered) = mpsc::channel::<Delivery>(max_connections);
         // Dropping the set (on return, or when this future is dropped) aborts every connection.
         let mut connections: JoinSet<u64> = JoinSet::new();

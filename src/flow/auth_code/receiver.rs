@@ -58,7 +58,7 @@ pub struct ReceiveContext {
     pub(crate) client: OAuthClient,
     pub(crate) prompt: Arc<dyn Prompt>,
     pub(crate) timeout: Duration,
-    pub(crate) pages: LoopbackPages,
+    pub(crate) pages: Arc<LoopbackPages>,
 }
 
 impl ReceiveContext {
