@@ -167,7 +167,7 @@ pub fn calls_for_renewal(status: u16, challenges: &[&[u8]]) -> bool {
 /// What a [`paste`] run produced: the outcome, and every message shown to the person.
 #[cfg(feature = "auth-code")]
 pub struct PasteOutcome {
-    pub result: Result<crate::flow::auth_code::AuthorizationCode>,
+    pub result: Result<crate::flow::auth_code::ReceivedCode>,
     pub shown: Vec<String>,
 }
 
@@ -190,6 +190,7 @@ pub fn paste(
         client: client.clone(),
         prompt: prompt.clone(),
         timeout: Duration::from_secs(5),
+        pages: Arc::new(crate::flow::auth_code::LoopbackPages::new()),
     };
     let receiver = PasteReceiver::new().accept_bare_code(accept_bare_code);
     let result = block_on(async {

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use oauth_layer::flow::auth_code::{AuthorizationCode, Callback};
+use oauth_layer::flow::auth_code::{Callback, ReceivedCode};
 use oauth_layer::flow::{AuthCode, DeviceCode, Flow};
 use oauth_layer::interact::{BrowserFn, ScriptedPrompt};
 use oauth_layer::{Error, OAuthClient};
@@ -131,7 +131,7 @@ async fn token_param_cannot_repeat_a_parameter_the_exchange_sends() {
             .authorization_request(&client, REDIRECT)
             .unwrap();
         let callback = Callback::from_pairs([("code", "c-1"), ("state", request.state())]);
-        let code: AuthorizationCode = request.check(&callback).unwrap();
+        let code: ReceivedCode = request.check(&callback).unwrap();
         assert_config_naming(flow.exchange(&client, &request, code).await, name);
     }
     assert!(server.received_requests().await.unwrap().is_empty());

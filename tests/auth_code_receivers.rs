@@ -12,8 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oauth_layer::clock::ManualClock;
 use oauth_layer::flow::auth_code::{
-    AuthorizationCode, AuthorizationRequest, Callback, CallbackSender, CodeReceiver,
-    HostedReceiver, PasteReceiver, PreparedReceiver, ReceiveContext, callback_channel,
+    AuthorizationRequest, Callback, CallbackSender, CodeReceiver, HostedReceiver, PasteReceiver,
+    PreparedReceiver, ReceiveContext, ReceivedCode, callback_channel,
 };
 use oauth_layer::flow::{AuthCode, Flow};
 use oauth_layer::interact::{BrowserFn, NoBrowser, Prompt, ScriptedPrompt};
@@ -403,7 +403,7 @@ impl PreparedReceiver for WrappedPrepared {
         self: Box<Self>,
         request: &AuthorizationRequest,
         context: &ReceiveContext,
-    ) -> oauth_layer::Result<AuthorizationCode> {
+    ) -> oauth_layer::Result<ReceivedCode> {
         self.0.receive(request, context).await
     }
 }
