@@ -113,10 +113,15 @@
 //! [RFC 7009]: https://www.rfc-editor.org/rfc/rfc7009
 //! [RFC 6750]: https://www.rfc-editor.org/rfc/rfc6750
 
-mod endpoints;
+mod client_auth;
+mod form;
 mod interactive;
+mod reply;
+mod resource;
+mod revocation;
 mod server;
 mod state;
+mod token;
 
 use std::collections::HashMap;
 use std::fmt;

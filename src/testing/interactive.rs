@@ -2,7 +2,7 @@
 //! RFC 7636, RFC 9207), the device authorization endpoint and its verification page (RFC 8628),
 //! and the two token grants that redeem what they hand out.
 //!
-//! As in `endpoints`, every handler is synchronous and takes the state lock without an `.await`
+//! As at the token endpoint, every handler is synchronous and takes the state lock without an `.await`
 //! in between.
 
 use std::collections::HashMap;
@@ -22,10 +22,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::endpoints::{
-    Form, OAuthError, Response, authenticate, issued_response, json_response, no_store, parse_form,
-    requested_scope,
-};
+use super::client_auth::authenticate;
+use super::form::{Form, parse_form, requested_scope};
+use super::reply::{OAuthError, Response, json_response, no_store, token_answer};
 use super::state::{
     AuthorizationCode, DeviceAuthorization, DeviceStatus, Shared, random_token, random_user_code,
 };
@@ -486,7 +485,7 @@ pub(super) fn authorization_code(
         record.grant_id = Some(grant_id);
     }
     drop(state);
-    issued_response(config, issued, scope)
+    token_answer(config, issued, scope)
 }
 
 /// `grant_type=urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4–3.5).
@@ -550,7 +549,7 @@ pub(super) fn device_code(
         device.status = DeviceStatus::Redeemed;
     }
     drop(state);
-    issued_response(config, issued, scope)
+    token_answer(config, issued, scope)
 }
 
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.
