@@ -3,21 +3,27 @@
 #![cfg(all(feature = "testing", feature = "reqwest"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod test_keys;
+
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use oauth_layer::clock::ManualClock;
-use oauth_layer::flow::{ClientCredentials, Password};
+use jsonwebtoken::{Algorithm as JoseAlgorithm, EncodingKey, Header};
+use oauth_layer::clock::{Clock, ManualClock};
+use oauth_layer::discovery;
+use oauth_layer::flow::{ClientCredentials, JwtBearer, Password, SubjectToken, TokenExchange};
+use oauth_layer::jwt::{self, SigningKey};
 use oauth_layer::testing::TestServer;
-use oauth_layer::{AuthMethod, OAuthClient, TokenSource};
+use oauth_layer::{AuthMethod, ErrorCode, OAuthClient, TokenSource};
 use reqwest::StatusCode;
 use reqwest::header::{
     AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, LOCATION, WWW_AUTHENTICATE,
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
+use serde_json::{Value, json};
+use test_keys::{EC_PRIVATE, EC_PUBLIC, RSA_KEY, RSA_PRIVATE, RSA_PUBLIC};
 
 const WEIRD_SECRET: &str = "a:b/c+d%e&f=g h~";
 
@@ -162,17 +168,28 @@ async fn refresh_with_post_app(server: &TestServer, refresh_token: &str) -> Answ
     .await
 }
 
+/// Every client this file builds by hand is made here; `method: None` leaves the choice to the
+/// client (or to discovery).
+fn unconfigured_client(id: &str, secret: Option<&str>, method: Option<AuthMethod>) -> OAuthClient {
+    let mut client = OAuthClient::new(id);
+    if let Some(method) = method {
+        client = client.auth_method(method);
+    }
+    if let Some(secret) = secret {
+        client = client.secret(secret);
+    }
+    client
+}
+
 fn oauth_client(
     server: &TestServer,
     id: &str,
     secret: Option<&str>,
     method: AuthMethod,
 ) -> OAuthClient {
-    let mut client = OAuthClient::new(id).auth_method(method);
-    if let Some(secret) = secret {
-        client = client.secret(secret);
-    }
-    client.token_url(server.token_url()).unwrap()
+    unconfigured_client(id, secret, Some(method))
+        .token_url(server.token_url())
+        .unwrap()
 }
 
 // --- the token endpoint -------------------------------------------------------------------
@@ -1898,4 +1915,978 @@ async fn device_authorization_authenticates_confidential_clients() {
     .await;
     assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.json);
     assert_eq!(server.device_requests(), 3);
+}
+
+// --- discovery ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn discovery_names_the_issuer_and_every_endpoint_at_both_well_known_urls() {
+    let server = server().await;
+    let client = oauth_client(
+        &server,
+        "basic-app",
+        Some(WEIRD_SECRET),
+        AuthMethod::ClientSecretBasic,
+    );
+    let metadata = discovery::discover(&client, server.url()).await.unwrap();
+    let url = |u: &Option<url::Url>| u.as_ref().map(|u| u.as_str().to_owned());
+    assert_eq!(metadata.issuer, server.url());
+    assert_eq!(url(&metadata.token_endpoint), Some(server.token_url()));
+    assert_eq!(
+        url(&metadata.authorization_endpoint),
+        Some(server.authorization_url())
+    );
+    assert_eq!(
+        url(&metadata.device_authorization_endpoint),
+        Some(server.device_authorization_url())
+    );
+    assert_eq!(
+        url(&metadata.revocation_endpoint),
+        Some(server.revocation_url())
+    );
+    let grants = metadata.grant_types_supported.clone().unwrap();
+    for grant in [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "password",
+        DEVICE_GRANT,
+        JWT_BEARER_GRANT,
+        TOKEN_EXCHANGE_GRANT,
+    ] {
+        assert!(grants.iter().any(|g| g == grant), "{grant} in {grants:?}");
+    }
+    let methods = metadata
+        .token_endpoint_auth_methods_supported
+        .clone()
+        .unwrap();
+    for method in [
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+        "private_key_jwt",
+        "client_secret_jwt",
+    ] {
+        assert!(
+            methods.iter().any(|m| m == method),
+            "{method} in {methods:?}"
+        );
+    }
+    assert_eq!(
+        metadata.code_challenge_methods_supported,
+        Some(vec!["S256".to_owned()])
+    );
+    assert!(metadata.authorization_response_iss_parameter_supported);
+    // The OpenID Connect URL answered, so the RFC 8414 one was not asked.
+    assert_eq!(server.discovery_requests(), 1);
+
+    let [oidc, oauth] = discovery::metadata_urls(server.url()).unwrap();
+    let fetch = |url: url::Url| async move {
+        let response = reqwest::get(url).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json::<Value>().await.unwrap()
+    };
+    assert_eq!(fetch(oidc).await, fetch(oauth.clone()).await);
+    assert_eq!(server.discovery_requests(), 3);
+    let post = reqwest::Client::new().post(oauth).send().await.unwrap();
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    let quiet = TestServer::builder().send_iss(false).start().await.unwrap();
+    let metadata = discovery::discover(&client, quiet.url()).await.unwrap();
+    assert!(!metadata.authorization_response_iss_parameter_supported);
+}
+
+#[tokio::test]
+async fn a_client_configured_by_discovery_alone_gets_tokens() {
+    let server = server().await;
+    let client = unconfigured_client("basic-app", Some(WEIRD_SECRET), None)
+        .discover(server.url())
+        .await
+        .unwrap();
+    assert_eq!(client.issuer_id(), Some(server.url().as_str()));
+    assert_eq!(
+        client.effective_auth_method(),
+        AuthMethod::ClientSecretBasic
+    );
+    assert_eq!(
+        client.revocation_endpoint().map(|u| u.as_str()),
+        Some(server.revocation_url().as_str())
+    );
+    let token = TokenSource::new(client, ClientCredentials::new().scope("api:read"))
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(token.scope(), Some("api:read"));
+    assert_eq!(server.token_requests_for("client_credentials"), 1);
+}
+
+// --- client assertions: private_key_jwt and client_secret_jwt ------------------------------
+
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+const HMAC_SECRET: &str = "a shared secret long enough for HS256";
+/// Signs JWT bearer grant assertions and JWT subject tokens, with `EC_PRIVATE`.
+const ASSERTION_ISSUER: &str = "https://issuer.example";
+
+/// Clients for every assertion case: `key-app` (`private_key_jwt`, `RSA_PUBLIC`), `hmac-app`
+/// (`client_secret_jwt`), `basic-app` and `public-app`; and a trusted assertion issuer.
+async fn assertion_server(clock: &ManualClock) -> TestServer {
+    TestServer::builder()
+        .client("key-app", None, AuthMethod::PrivateKeyJwt)
+        .client_key("key-app", jwt::Algorithm::RS256, RSA_PUBLIC)
+        .client("hmac-app", Some(HMAC_SECRET), AuthMethod::ClientSecretJwt)
+        .client(
+            "basic-app",
+            Some(WEIRD_SECRET),
+            AuthMethod::ClientSecretBasic,
+        )
+        .client("public-app", None, AuthMethod::None)
+        .assertion_issuer(ASSERTION_ISSUER, jwt::Algorithm::ES256, EC_PUBLIC)
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap()
+}
+
+/// A JWT signed by hand, for claims the crate would never send.
+fn sign(algorithm: JoseAlgorithm, key: &str, claims: &Value) -> String {
+    let key = match algorithm {
+        JoseAlgorithm::HS256 => EncodingKey::from_secret(key.as_bytes()),
+        JoseAlgorithm::ES256 => EncodingKey::from_ec_pem(key.as_bytes()).unwrap(),
+        _ => EncodingKey::from_rsa_pem(key.as_bytes()).unwrap(),
+    };
+    jsonwebtoken::encode(&Header::new(algorithm), claims, &key).unwrap()
+}
+
+/// The server's clock in seconds since the epoch.
+fn unix_time(clock: &ManualClock) -> u64 {
+    clock
+        .now_utc()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A fresh `jti`.
+fn jti() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!(
+        "jti-{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// Claims a server accepts from `iss`/`sub` `client` (or the assertion issuer) for `aud`.
+fn claims(clock: &ManualClock, client: &str, aud: &str) -> Value {
+    let now = unix_time(clock);
+    json!({ "iss": client, "sub": client, "aud": aud, "iat": now, "exp": now + 60, "jti": jti() })
+}
+
+/// `claims` with `name` set to `value`, or removed when `value` is null.
+fn with(mut claims: Value, name: &str, value: Value) -> Value {
+    if value.is_null() {
+        claims.as_object_mut().unwrap().remove(name);
+    } else {
+        claims[name] = value;
+    }
+    claims
+}
+
+async fn post_client_assertion(
+    server: &TestServer,
+    client_id: Option<&str>,
+    assertion: &str,
+) -> Answer {
+    let mut pairs = vec![
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+        ("client_assertion", assertion),
+    ];
+    if let Some(client_id) = client_id {
+        pairs.push(("client_id", client_id));
+    }
+    post_token(server, None, &pairs).await
+}
+
+#[tokio::test]
+async fn private_key_jwt_with_the_registered_key_gets_a_token() {
+    let clock = ManualClock::new();
+    let server = assertion_server(&clock).await;
+    let client = server
+        .oauth_client("key-app")
+        .unwrap()
+        .signing_key(SigningKey::rs256_pem(RSA_PRIVATE).unwrap());
+    assert_eq!(client.effective_auth_method(), AuthMethod::PrivateKeyJwt);
+    let token = TokenSource::new(client.clone(), ClientCredentials::new().scope("api:read"))
+        .token()
+        .await
+        .unwrap();
+    let resource = get_resource(
+        &server,
+        "/api/hello",
+        Some(token.access_token().expose_secret()),
+    )
+    .await;
+    assert_eq!(resource.status, StatusCode::OK);
+    assert_eq!(resource.str("client_id"), "key-app");
+    assert_eq!(resource.str("scope"), "api:read");
+
+    // Addressed to the issuer rather than the token endpoint, as Okta wants it.
+    let by_issuer = client.assertion_audience_issuer(true);
+    TokenSource::new(by_issuer, ClientCredentials::new())
+        .token()
+        .await
+        .unwrap();
+
+    let hmac = server.oauth_client("hmac-app").unwrap();
+    assert_eq!(hmac.effective_auth_method(), AuthMethod::ClientSecretJwt);
+    TokenSource::new(hmac, ClientCredentials::new())
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(server.token_requests_for("client_credentials"), 3);
+}
+
+#[tokio::test]
+async fn private_key_jwt_with_a_wrong_key_or_an_expired_assertion_is_refused() {
+    let clock = ManualClock::new();
+    let server = assertion_server(&clock).await;
+    let refusal = |error: oauth_layer::Error| match error {
+        oauth_layer::Error::Server(e) => (e.status.as_u16(), e.code),
+        other => panic!("not a server error: {other}"),
+    };
+
+    let wrong_key = server
+        .oauth_client("key-app")
+        .unwrap()
+        .signing_key(SigningKey::rs256_pem(RSA_KEY).unwrap());
+    let error = TokenSource::new(wrong_key, ClientCredentials::new())
+        .token()
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(error), (401, ErrorCode::InvalidClient));
+
+    // The client's clock lags the server's by an hour: its assertions arrive expired.
+    clock.advance(Duration::from_secs(3600));
+    let late = server
+        .oauth_client("key-app")
+        .unwrap()
+        .signing_key(SigningKey::rs256_pem(RSA_PRIVATE).unwrap())
+        .clock(ManualClock::new());
+    let error = TokenSource::new(late, ClientCredentials::new())
+        .token()
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(error), (401, ErrorCode::InvalidClient));
+    assert_eq!(server.token_requests_for("client_credentials"), 2);
+}
+
+#[tokio::test]
+async fn client_assertions_are_refused_unless_key_claims_and_time_fit() {
+    use JoseAlgorithm::{HS256, PS256, RS256};
+    let clock = ManualClock::new();
+    let server = assertion_server(&clock).await;
+    let token_url = server.token_url();
+    let good = || claims(&clock, "key-app", &token_url);
+    let now = unix_time(&clock);
+    // (case, client_id sent, algorithm, key, claims, status, error, why)
+    let cases: Vec<(
+        &str,
+        Option<&str>,
+        JoseAlgorithm,
+        &str,
+        Value,
+        u16,
+        &str,
+        &str,
+    )> = vec![
+        (
+            "right key",
+            Some("key-app"),
+            RS256,
+            RSA_PRIVATE,
+            good(),
+            200,
+            "<none>",
+            "",
+        ),
+        (
+            "aud the issuer",
+            Some("key-app"),
+            RS256,
+            RSA_PRIVATE,
+            with(good(), "aud", json!(server.url())),
+            200,
+            "<none>",
+            "",
+        ),
+        (
+            "aud a list",
+            Some("key-app"),
+            RS256,
+            RSA_PRIVATE,
+            with(good(), "aud", json!(["https://other.example", token_url])),
+            200,
+            "<none>",
+            "",
+        ),
+        (
+            "no client_id: iss names the client",
+            None,
+            RS256,
+            RSA_PRIVATE,
+            good(),
+            200,
+            "<none>",
+            "",
+        ),
+        (
+            "client_secret_jwt",
+            Some("hmac-app"),
+            HS256,
+            HMAC_SECRET,
+            claims(&clock, "hmac-app", &token_url),
+            200,
+            "<none>",
+            "",
+        ),
+        (
+            "another RSA key",
+            Some("key-app"),
+            RS256,
+            RSA_KEY,
+            good(),
+            401,
+            "invalid_client",
+            "not signed with the registered key",
+        ),
+        (
+            "another algorithm",
+            Some("key-app"),
+            PS256,
+            RSA_PRIVATE,
+            good(),
+            401,
+            "invalid_client",
+            "another algorithm",
+        ),
+        (
+            "another secret",
+            Some("hmac-app"),
+            HS256,
+            "not the secret",
+            claims(&clock, "hmac-app", &token_url),
+            401,
+            "invalid_client",
+            "registered key",
+        ),
+        (
+            "wrong aud",
+            Some("key-app"),
+            RS256,
+            RSA_PRIVATE,
+            with(good(), "aud", json!("https://elsewhere.example/token")),
+            401,
+            "invalid_client",
+            "aud",
+        ),
+        (
+            "no aud",
+            Some("key-app"),
+            RS256,
+            RSA_PRIVATE,
+            with(good(), "aud", Value::Null),
+            401,
+            "invalid_client",
+            "aud",
+        ),
+        (
+            "expired",
+            Some("key-app"),
+            RS256,
+            RSA_PRIVATE,
+            with(good(), "exp", json!(now - 1)),
+            401,
+            "invalid_client",
+            "expired",
+        ),
+        (
+            "no exp",
+            Some("key-app"),
+            RS256,
+            RSA_PRIVATE,
+            with(good(), "exp", Value::Null),
+            401,
+            "invalid_client",
+            "no exp",
+        ),
+        (
+            "not yet valid",
+            Some("key-app"),
+            RS256,
+            RSA_PRIVATE,
+            with(good(), "nbf", json!(now + 120)),
+            401,
+            "invalid_client",
+            "nbf",
+        ),
+        (
+            "iss another client",
+            Some("key-app"),
+            RS256,
+            RSA_PRIVATE,
+            with(good(), "iss", json!("hmac-app")),
+            401,
+            "invalid_client",
+            "iss and sub",
+        ),
+        (
+            "sub a user",
+            Some("key-app"),
+            RS256,
+            RSA_PRIVATE,
+            with(good(), "sub", json!("alice")),
+            401,
+            "invalid_client",
+            "iss and sub",
+        ),
+        (
+            "no jti",
+            Some("key-app"),
+            RS256,
+            RSA_PRIVATE,
+            with(good(), "jti", Value::Null),
+            401,
+            "invalid_client",
+            "jti",
+        ),
+        (
+            "a client registered for Basic",
+            Some("basic-app"),
+            RS256,
+            RSA_PRIVATE,
+            claims(&clock, "basic-app", &token_url),
+            401,
+            "invalid_client",
+            "registered for client_secret_basic",
+        ),
+        (
+            "an unknown client",
+            Some("nobody"),
+            RS256,
+            RSA_PRIVATE,
+            claims(&clock, "nobody", &token_url),
+            401,
+            "invalid_client",
+            "unknown client",
+        ),
+        (
+            "not a JWT",
+            Some("key-app"),
+            RS256,
+            RSA_PRIVATE,
+            Value::Null,
+            401,
+            "invalid_client",
+            "malformed",
+        ),
+    ];
+    for (case, client_id, algorithm, key, claims, status, error, why) in cases {
+        let assertion = if claims.is_null() {
+            "not.a.jwt".to_owned()
+        } else {
+            sign(algorithm, key, &claims)
+        };
+        let answer = post_client_assertion(&server, client_id, &assertion).await;
+        assert_eq!(answer.status.as_u16(), status, "{case}: {}", answer.json);
+        assert_eq!(answer.error(), error, "{case}");
+        if status == 401 {
+            assert_eq!(answer.challenge(), "Basic", "{case}");
+            let description = answer.str("error_description");
+            assert!(description.contains(why), "{case}: {description}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_assertion_is_accepted_once_and_alone() {
+    let clock = ManualClock::new();
+    let server = assertion_server(&clock).await;
+    let assertion = sign(
+        JoseAlgorithm::RS256,
+        RSA_PRIVATE,
+        &claims(&clock, "key-app", &server.token_url()),
+    );
+    let first = post_client_assertion(&server, Some("key-app"), &assertion).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let replay = post_client_assertion(&server, Some("key-app"), &assertion).await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+    assert!(replay.str("error_description").contains("used before"));
+
+    let fresh = || {
+        sign(
+            JoseAlgorithm::RS256,
+            RSA_PRIVATE,
+            &claims(&clock, "key-app", &server.token_url()),
+        )
+    };
+    let cases: Vec<(&str, Option<String>, Vec<(&str, String)>)> = vec![
+        (
+            "with Basic too",
+            Some(basic("key-app", "x")),
+            vec![
+                ("client_assertion_type", CLIENT_ASSERTION_TYPE.to_owned()),
+                ("client_assertion", fresh()),
+            ],
+        ),
+        (
+            "with a client_secret too",
+            None,
+            vec![
+                ("client_assertion_type", CLIENT_ASSERTION_TYPE.to_owned()),
+                ("client_assertion", fresh()),
+                ("client_secret", "x".to_owned()),
+            ],
+        ),
+        (
+            "another assertion type",
+            None,
+            vec![
+                ("client_assertion_type", "urn:example:saml".to_owned()),
+                ("client_assertion", fresh()),
+            ],
+        ),
+        (
+            "no assertion",
+            None,
+            vec![
+                ("client_id", "key-app".to_owned()),
+                ("client_assertion_type", CLIENT_ASSERTION_TYPE.to_owned()),
+            ],
+        ),
+    ];
+    for (case, authorization, params) in cases {
+        let mut pairs: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
+        pairs.extend(params.iter().map(|(n, v)| (*n, v.as_str())));
+        let answer = post_token(&server, authorization, &pairs).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{case}: {}",
+            answer.json
+        );
+        assert_eq!(answer.error(), "invalid_request", "{case}");
+    }
+}
+
+// --- the JWT bearer grant -------------------------------------------------------------------
+
+fn jwt_bearer(subject: &str) -> JwtBearer {
+    JwtBearer::new(SigningKey::es256_pem(EC_PRIVATE).unwrap(), ASSERTION_ISSUER).subject(subject)
+}
+
+#[tokio::test]
+async fn jwt_bearer_grant_issues_a_token_for_the_assertions_subject() {
+    let clock = ManualClock::new();
+    let server = assertion_server(&clock).await;
+    let cases = [
+        (
+            "scope parameter",
+            jwt_bearer("alice").scope("api:read"),
+            "public-app",
+        ),
+        (
+            "scope claim",
+            jwt_bearer("alice").scope("api:read").scope_claim(true),
+            "public-app",
+        ),
+        (
+            "aud the issuer",
+            jwt_bearer("alice").scope("api:read").audience(server.url()),
+            "basic-app",
+        ),
+    ];
+    for (case, flow, client_id) in cases {
+        let client = server.oauth_client(client_id).unwrap();
+        let token = TokenSource::new(client, flow).token().await.unwrap();
+        assert_eq!(token.scope(), Some("api:read"), "{case}");
+        assert!(token.refresh_token().is_none(), "{case}");
+        let resource = get_resource(
+            &server,
+            "/api/hello",
+            Some(token.access_token().expose_secret()),
+        )
+        .await;
+        assert_eq!(resource.status, StatusCode::OK, "{case}");
+        assert_eq!(resource.str("username"), "alice", "{case}");
+        assert_eq!(resource.str("client_id"), client_id, "{case}");
+    }
+    assert_eq!(server.token_requests_for(JWT_BEARER_GRANT), 3);
+}
+
+#[tokio::test]
+async fn jwt_bearer_grant_refuses_untrusted_wrong_or_stale_assertions() {
+    let clock = ManualClock::new();
+    let server = assertion_server(&clock).await;
+    let client = || server.oauth_client("public-app").unwrap();
+    let refused = |error: oauth_layer::Error| match error {
+        oauth_layer::Error::Server(e) => {
+            assert_eq!(e.status.as_u16(), 400);
+            assert_eq!(e.code, ErrorCode::InvalidGrant);
+            e.description.unwrap_or_default()
+        }
+        other => panic!("not a server error: {other}"),
+    };
+    let cases = [
+        (
+            "untrusted issuer",
+            JwtBearer::new(
+                SigningKey::es256_pem(EC_PRIVATE).unwrap(),
+                "https://stranger.example",
+            )
+            .subject("alice"),
+            "not a trusted issuer",
+        ),
+        (
+            "another key",
+            JwtBearer::new(
+                SigningKey::rs256_pem(RSA_PRIVATE).unwrap(),
+                ASSERTION_ISSUER,
+            )
+            .subject("alice"),
+            "registered key",
+        ),
+        (
+            "wrong aud",
+            jwt_bearer("alice").audience("https://elsewhere.example/token"),
+            "aud",
+        ),
+    ];
+    for (case, flow, why) in cases {
+        let description = refused(TokenSource::new(client(), flow).token().await.unwrap_err());
+        assert!(description.contains(why), "{case}: {description}");
+    }
+
+    // The client's clock lags the server's by an hour.
+    clock.advance(Duration::from_secs(3600));
+    let late = client().clock(ManualClock::new());
+    let description = refused(
+        TokenSource::new(late, jwt_bearer("alice"))
+            .token()
+            .await
+            .unwrap_err(),
+    );
+    assert!(description.contains("expired"), "{description}");
+
+    // Claims the crate never leaves out, and a replay.
+    let token_url = server.token_url();
+    let good = || {
+        with(
+            claims(&clock, ASSERTION_ISSUER, &token_url),
+            "sub",
+            json!("alice"),
+        )
+    };
+    let replayed = sign(JoseAlgorithm::ES256, EC_PRIVATE, &good());
+    let cases = [
+        (
+            "no sub",
+            sign(
+                JoseAlgorithm::ES256,
+                EC_PRIVATE,
+                &with(good(), "sub", Value::Null),
+            ),
+            "no sub",
+        ),
+        (
+            "no exp",
+            sign(
+                JoseAlgorithm::ES256,
+                EC_PRIVATE,
+                &with(good(), "exp", Value::Null),
+            ),
+            "no exp",
+        ),
+        ("first use", replayed.clone(), ""),
+        ("replay", replayed, "used before"),
+    ];
+    for (case, assertion, why) in cases {
+        let answer = post_token(
+            &server,
+            None,
+            &[
+                ("grant_type", JWT_BEARER_GRANT),
+                ("client_id", "public-app"),
+                ("assertion", &assertion),
+            ],
+        )
+        .await;
+        if why.is_empty() {
+            assert_eq!(answer.status, StatusCode::OK, "{case}: {}", answer.json);
+        } else {
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{case}");
+            assert_eq!(answer.error(), "invalid_grant", "{case}");
+            assert!(
+                answer.str("error_description").contains(why),
+                "{case}: {}",
+                answer.json
+            );
+        }
+    }
+    let missing = post_token(
+        &server,
+        None,
+        &[
+            ("grant_type", JWT_BEARER_GRANT),
+            ("client_id", "public-app"),
+        ],
+    )
+    .await;
+    assert_eq!(missing.error(), "invalid_request");
+}
+
+// --- token exchange -----------------------------------------------------------------------
+
+const BACKEND: &str = "https://backend.example";
+
+async fn exchange_server() -> TestServer {
+    TestServer::builder()
+        .client(
+            "basic-app",
+            Some(WEIRD_SECRET),
+            AuthMethod::ClientSecretBasic,
+        )
+        .client("public-app", None, AuthMethod::None)
+        .user("alice", "wonderland")
+        .assertion_issuer(ASSERTION_ISSUER, jwt::Algorithm::ES256, EC_PUBLIC)
+        .exchange_audience(BACKEND)
+        .exchange_audience("https://api.example/orders")
+        .start()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn token_exchange_trades_the_users_token_for_one_on_the_actors_behalf() {
+    let server = exchange_server().await;
+    let client = server.oauth_client("basic-app").unwrap();
+    let user = TokenSource::new(
+        server.oauth_client("public-app").unwrap(),
+        Password::new("alice", "wonderland").scope("orders:read"),
+    );
+    let own = TokenSource::new(client.clone(), ClientCredentials::new());
+    let exchange = TokenExchange::new(SubjectToken::source(user))
+        .actor(SubjectToken::source(own))
+        .audience(BACKEND)
+        .resource("https://api.example/orders")
+        .requested_token_type(ACCESS_TOKEN_TYPE);
+    let token = TokenSource::new(client, exchange).token().await.unwrap();
+    assert_eq!(token.issued_token_type(), Some(ACCESS_TOKEN_TYPE));
+    assert_eq!(token.scope(), Some("orders:read"));
+    assert!(token.refresh_token().is_none());
+    let resource = get_resource(
+        &server,
+        "/api/hello",
+        Some(token.access_token().expose_secret()),
+    )
+    .await;
+    assert_eq!(resource.status, StatusCode::OK);
+    assert_eq!(resource.str("username"), "alice");
+    assert_eq!(resource.str("actor"), "basic-app");
+    assert_eq!(resource.str("client_id"), "basic-app");
+    assert_eq!(
+        resource.json["audience"],
+        json!([BACKEND, "https://api.example/orders"])
+    );
+    assert_eq!(server.token_requests_for(TOKEN_EXCHANGE_GRANT), 1);
+
+    // A JWT of a trusted issuer is a subject token too, with its own scope.
+    let jwt = sign(
+        JoseAlgorithm::ES256,
+        EC_PRIVATE,
+        &json!({ "iss": ASSERTION_ISSUER, "sub": "bob", "exp": unix_time(&ManualClock::new()) + 60, "scope": "profile" }),
+    );
+    let exchange = TokenExchange::new(SubjectToken::fixed(jwt, JWT_TOKEN_TYPE)).audience(BACKEND);
+    let token = TokenSource::new(server.oauth_client("public-app").unwrap(), exchange)
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(token.scope(), Some("profile"));
+    let resource = get_resource(
+        &server,
+        "/api/hello",
+        Some(token.access_token().expose_secret()),
+    )
+    .await;
+    assert_eq!(resource.str("username"), "bob");
+    assert!(resource.json.get("actor").is_none());
+}
+
+#[tokio::test]
+async fn token_exchange_refuses_unknown_tokens_and_targets() {
+    let server = exchange_server().await;
+    let subject = client_credentials_token(&server, "api:read").await;
+    let subject = subject.str("access_token").to_owned();
+    let foreign_jwt = sign(
+        JoseAlgorithm::RS256,
+        RSA_PRIVATE,
+        &json!({ "iss": ASSERTION_ISSUER, "sub": "bob", "exp": unix_time(&ManualClock::new()) + 60 }),
+    );
+    let exchange = |extra: &[(&'static str, &str)]| {
+        let mut pairs = vec![("grant_type", TOKEN_EXCHANGE_GRANT)];
+        pairs.extend_from_slice(extra);
+        pairs
+            .iter()
+            .map(|(n, v)| (*n, v.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let cases: Vec<(&str, Vec<(&str, String)>, &str, &str)> = vec![
+        (
+            "accepted",
+            exchange(&[
+                ("subject_token", &subject),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+                ("audience", BACKEND),
+            ]),
+            "<none>",
+            "",
+        ),
+        (
+            "no subject token",
+            exchange(&[("audience", BACKEND)]),
+            "invalid_request",
+            "subject_token is missing",
+        ),
+        (
+            "no subject token type",
+            exchange(&[("subject_token", &subject)]),
+            "invalid_request",
+            "go together",
+        ),
+        (
+            "unknown subject token",
+            exchange(&[
+                ("subject_token", "at_forged"),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ]),
+            "invalid_request",
+            "unknown, expired or revoked",
+        ),
+        (
+            "unsupported subject token type",
+            exchange(&[
+                ("subject_token", &subject),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:saml2",
+                ),
+            ]),
+            "invalid_request",
+            "not supported",
+        ),
+        (
+            "JWT signed by another key",
+            exchange(&[
+                ("subject_token", &foreign_jwt),
+                ("subject_token_type", JWT_TOKEN_TYPE),
+            ]),
+            "invalid_request",
+            "subject_token",
+        ),
+        (
+            "actor token without type",
+            exchange(&[
+                ("subject_token", &subject),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+                ("actor_token", &subject),
+            ]),
+            "invalid_request",
+            "go together",
+        ),
+        (
+            "unknown actor token",
+            exchange(&[
+                ("subject_token", &subject),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+                ("actor_token", "at_forged"),
+                ("actor_token_type", ACCESS_TOKEN_TYPE),
+            ]),
+            "invalid_request",
+            "actor_token",
+        ),
+        (
+            "audience not served",
+            exchange(&[
+                ("subject_token", &subject),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+                ("audience", "https://evil.example"),
+            ]),
+            "invalid_target",
+            "evil.example",
+        ),
+        (
+            "resource not served",
+            exchange(&[
+                ("subject_token", &subject),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+                ("resource", "https://evil.example/api"),
+            ]),
+            "invalid_target",
+            "evil.example",
+        ),
+        (
+            "resource not a URI",
+            exchange(&[
+                ("subject_token", &subject),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+                ("resource", "backend"),
+            ]),
+            "invalid_target",
+            "absolute URI",
+        ),
+        (
+            "refresh token requested",
+            exchange(&[
+                ("subject_token", &subject),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+                (
+                    "requested_token_type",
+                    "urn:ietf:params:oauth:token-type:refresh_token",
+                ),
+            ]),
+            "invalid_request",
+            "not supported",
+        ),
+    ];
+    for (case, pairs, error, why) in cases {
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let answer = post_token(&server, Some(basic("basic-app", WEIRD_SECRET)), &pairs).await;
+        assert_eq!(answer.error(), error, "{case}: {}", answer.json);
+        if error == "<none>" {
+            assert_eq!(answer.status, StatusCode::OK, "{case}");
+            assert_eq!(answer.str("issued_token_type"), ACCESS_TOKEN_TYPE, "{case}");
+        } else {
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{case}");
+            assert!(
+                answer.str("error_description").contains(why),
+                "{case}: {}",
+                answer.json
+            );
+        }
+    }
+
+    // A revoked subject token is refused like an unknown one, and the crate says so.
+    server.revoke_all_access_tokens();
+    let exchange = TokenExchange::new(SubjectToken::fixed(subject, ACCESS_TOKEN_TYPE));
+    let error = TokenSource::new(server.oauth_client("basic-app").unwrap(), exchange)
+        .token()
+        .await
+        .unwrap_err();
+    match error {
+        oauth_layer::Error::Server(e) => assert_eq!(e.code, ErrorCode::InvalidRequest),
+        other => panic!("not a server error: {other}"),
+    }
 }

@@ -1,5 +1,6 @@
-//! Client authentication at the token, revocation and device authorization endpoints
-//! (RFC 6749 §2.3).
+//! Client authentication at the token, revocation and device authorization endpoints: HTTP
+//! Basic, `client_secret_post` and `none` (RFC 6749 §2.3), and JWT client assertions
+//! (`private_key_jwt` and `client_secret_jwt`, RFC 7523 §2.2 and OpenID Connect Core §9).
 
 use std::borrow::Cow;
 
@@ -12,15 +13,21 @@ use crate::client::AuthMethod;
 
 use super::form::{Form, form_decode};
 use super::reply::OAuthError;
-use super::state::Config;
+use super::state::Shared;
 
-/// Finds and checks the client's credentials (RFC 6749 §2.3): HTTP Basic, `client_secret` in the
-/// body, or only `client_id` for a public client. A client must use the method it registered.
+/// The `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
+#[cfg(feature = "jwt")]
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Finds and checks the client's credentials: HTTP Basic, `client_secret` in the body, a JWT
+/// client assertion, or only `client_id` for a public client. A client must use the method it
+/// registered.
 pub(super) fn authenticate<'c>(
-    config: &'c Config,
+    shared: &'c Shared,
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<&'c str, OAuthError> {
+    let config = &shared.config;
     let mut authorizations = headers.get_all(AUTHORIZATION).iter();
     let header = authorizations.next();
     if authorizations.next().is_some() {
@@ -30,6 +37,14 @@ pub(super) fn authenticate<'c>(
     }
     let body_id = form.get("client_id");
     let body_secret = form.get("client_secret");
+    if form.get("client_assertion").is_some() || form.get("client_assertion_type").is_some() {
+        if header.is_some() || body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "more than one client authentication method",
+            ));
+        }
+        return client_assertion(shared, form);
+    }
     let (client_id, secret, method) = match header {
         Some(value) => {
             let (id, secret) = basic_credentials(value)
@@ -75,6 +90,63 @@ pub(super) fn authenticate<'c>(
         return Err(OAuthError::invalid_client("wrong client secret"));
     }
     Ok(registered_id)
+}
+
+/// A JWT client assertion: `client_id` (or else the assertion's `iss`) names the client, whose
+/// registered method says which key checks the signature; `iss` and `sub` must be the client,
+/// `aud` this token endpoint or issuer, `exp` ahead, and the `jti` new.
+#[cfg(feature = "jwt")]
+fn client_assertion<'c>(shared: &'c Shared, form: &Form) -> Result<&'c str, OAuthError> {
+    use super::assertion::{Expect, TrustedKey, unverified_issuer, verify};
+
+    if form.get("client_assertion_type") != Some(CLIENT_ASSERTION_TYPE) {
+        return Err(OAuthError::invalid_request(format!(
+            "client_assertion_type must be {CLIENT_ASSERTION_TYPE}"
+        )));
+    }
+    let assertion = form
+        .get("client_assertion")
+        .ok_or_else(|| OAuthError::invalid_request("client_assertion is missing"))?;
+    let claimed = match form.get("client_id") {
+        Some(id) => id.to_owned(),
+        None => unverified_issuer(assertion)
+            .ok_or_else(|| OAuthError::invalid_client("the client assertion names no client"))?,
+    };
+    let (registered_id, registration) = shared
+        .config
+        .clients
+        .get_key_value(&claimed)
+        .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+    let key = match (registration.method, &registration.key, &registration.secret) {
+        (AuthMethod::PrivateKeyJwt, Some(key), _) => key.clone(),
+        (AuthMethod::ClientSecretJwt, _, Some(secret)) => TrustedKey::from_secret(secret),
+        (method, _, _) => {
+            return Err(OAuthError::invalid_client(format!(
+                "client is registered for {}, not a client assertion",
+                method.as_str()
+            )));
+        }
+    };
+    let expect = Expect {
+        audience: true,
+        single_use: true,
+    };
+    let claims = verify(shared, assertion, &key, &expect).map_err(OAuthError::invalid_client)?;
+    let is_client =
+        |name: &str| claims.get(name).and_then(serde_json::Value::as_str) == Some(registered_id);
+    if !is_client("iss") || !is_client("sub") {
+        return Err(OAuthError::invalid_client(
+            "the client assertion's iss and sub must both be the client id",
+        ));
+    }
+    Ok(registered_id)
+}
+
+#[cfg(not(feature = "jwt"))]
+fn client_assertion<'c>(_: &'c Shared, _: &Form) -> Result<&'c str, OAuthError> {
+    Err(OAuthError::invalid_client(
+        "client assertions need the jwt feature of oauth-layer",
+    ))
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` → `(id, secret)`, decoded as RFC 6749

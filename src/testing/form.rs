@@ -9,17 +9,33 @@ use http::header::CONTENT_TYPE;
 
 use super::reply::OAuthError;
 
-/// The form parameters, each at most once; empty values count as absent (RFC 6749 §3.1).
-#[derive(Debug)]
-pub(super) struct Form(HashMap<String, String>);
+/// The parameters a request may repeat: the targets of a token exchange (RFC 8693 §2.1,
+/// RFC 8707 §2).
+const REPEATABLE: [&str; 2] = ["audience", "resource"];
+
+/// The form parameters, each at most once except the [`REPEATABLE`] ones; empty values count as
+/// absent (RFC 6749 §3.1).
+#[derive(Debug, Default)]
+pub(super) struct Form {
+    params: HashMap<String, String>,
+    repeatable: HashMap<String, Vec<String>>,
+}
 
 impl Form {
     pub(super) fn new(params: HashMap<String, String>) -> Self {
-        Self(params)
+        Self {
+            params,
+            repeatable: HashMap::new(),
+        }
     }
 
     pub(super) fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.params.get(name).map(String::as_str)
+    }
+
+    /// Every value of a repeatable parameter, in the order sent.
+    pub(super) fn get_all(&self, name: &str) -> &[String] {
+        self.repeatable.get(name).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -37,12 +53,20 @@ pub(super) fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuth
             "content type must be application/x-www-form-urlencoded",
         ));
     }
-    let mut params = HashMap::new();
+    let mut form = Form::default();
     for (name, value) in url::form_urlencoded::parse(body) {
         if value.is_empty() {
             continue;
         }
-        if params
+        if REPEATABLE.contains(&name.as_ref()) {
+            form.repeatable
+                .entry(name.into_owned())
+                .or_default()
+                .push(value.into_owned());
+            continue;
+        }
+        if form
+            .params
             .insert(name.to_string(), value.into_owned())
             .is_some()
         {
@@ -51,7 +75,7 @@ pub(super) fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuth
             )));
         }
     }
-    Ok(Form(params))
+    Ok(form)
 }
 
 /// A `scope` parameter, normalised to single spaces; `None` when absent.
@@ -112,12 +136,12 @@ mod tests {
 
     #[test]
     fn scopes_are_normalised_and_checked() {
-        let form = Form(HashMap::from([("scope".into(), " a  b ".into())]));
+        let form = Form::new(HashMap::from([("scope".into(), " a  b ".into())]));
         assert_eq!(
             requested_scope(&form).ok().flatten().as_deref(),
             Some("a b")
         );
-        let form = Form(HashMap::from([("scope".into(), "a\"b".into())]));
+        let form = Form::new(HashMap::from([("scope".into(), "a\"b".into())]));
         assert!(requested_scope(&form).is_err());
     }
 }

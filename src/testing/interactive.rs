@@ -289,7 +289,7 @@ fn device_authorization_response(
 ) -> Result<Value, OAuthError> {
     let config = &shared.config;
     let form = parse_form(&parts.headers, body)?;
-    let client_id = authenticate(config, &parts.headers, &form)?;
+    let client_id = authenticate(shared, &parts.headers, &form)?;
     let scope = requested_scope(&form)?;
     let device_code = random_token("dc").map_err(|_| OAuthError::no_randomness())?;
     let mut state = shared.lock();

@@ -81,18 +81,23 @@ fn resource_answer(shared: &Shared, parts: &Parts, body_len: usize) -> Response 
         );
     }
 
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "ok": true,
-            "client_id": grant.client_id,
-            "username": grant.username,
-            "scope": grant.scope,
-            "method": parts.method.as_str(),
-            "path": path,
-            "body_len": body_len,
-        }),
-    )
+    let mut answer = json!({
+        "ok": true,
+        "client_id": grant.client_id,
+        "username": grant.username,
+        "scope": grant.scope,
+        "method": parts.method.as_str(),
+        "path": path,
+        "body_len": body_len,
+    });
+    // Only tokens from a token exchange carry these.
+    if let Some(actor) = &grant.actor {
+        answer["actor"] = json!(actor);
+    }
+    if !grant.audience.is_empty() {
+        answer["audience"] = json!(grant.audience);
+    }
+    json_response(StatusCode::OK, &answer)
 }
 
 enum Bearer<'a> {

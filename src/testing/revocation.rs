@@ -14,7 +14,7 @@ use super::state::Shared;
 pub(super) fn endpoint(shared: &Shared, parts: &Parts, body: &[u8]) -> Response {
     shared.lock().revocation_requests += 1;
     let revoked = parse_form(&parts.headers, body).and_then(|form| {
-        let client_id = authenticate(&shared.config, &parts.headers, &form)?;
+        let client_id = authenticate(shared, &parts.headers, &form)?;
         let token = form
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;

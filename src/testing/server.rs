@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use super::reply::{self, Response};
 use super::state::Shared;
-use super::{interactive, resource, revocation, token};
+use super::{discovery, interactive, resource, revocation, token};
 
 /// Request bodies larger than this get 413.
 pub(super) const MAX_BODY: usize = 64 * 1024;
@@ -71,7 +71,15 @@ async fn handle(shared: &Shared, request: http::Request<Incoming>) -> Response {
         "/token" | "/revoke" | "/device_authorization" => reply::method_not_allowed("POST"),
         "/authorize" if parts.method == Method::GET => interactive::authorize(shared, &parts),
         "/device" if parts.method == Method::GET => interactive::device_page(shared, &parts),
-        "/authorize" | "/device" => reply::method_not_allowed("GET"),
+        "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server"
+            if parts.method == Method::GET =>
+        {
+            discovery::endpoint(shared)
+        }
+        "/authorize"
+        | "/device"
+        | "/.well-known/openid-configuration"
+        | "/.well-known/oauth-authorization-server" => reply::method_not_allowed("GET"),
         path if path.starts_with("/api/") => resource::endpoint(shared, &parts, body),
         _ => reply::not_found(),
     }

@@ -1,5 +1,7 @@
-//! The token endpoint (RFC 6749 §3.2): client authentication, then one handler per grant. The
-//! grants of the interactive flows live in `interactive`.
+//! The token endpoint (RFC 6749 §3.2): client authentication, then one handler per grant. This
+//! file holds the grants without a file of their own (client credentials, password, refresh);
+//! the interactive grants live in `interactive`, the JWT bearer grant in `jwt_bearer`, token
+//! exchange in `token_exchange`.
 //!
 //! Each handler is synchronous: the body has already been read, so the state lock is taken and
 //! released without any `.await` in between.
@@ -13,8 +15,11 @@ use crate::client::AuthMethod;
 use super::client_auth::authenticate;
 use super::form::{Form, has_scope, parse_form, requested_scope};
 use super::interactive::{self, DEVICE_CODE_GRANT};
+#[cfg(feature = "jwt")]
+use super::jwt_bearer::{self, JWT_BEARER_GRANT};
 use super::reply::{OAuthError, Response, json_response, no_store, token_answer};
 use super::state::{Grant, Shared};
+use super::token_exchange::{self, TOKEN_EXCHANGE_GRANT};
 
 /// `POST /token`.
 pub(super) fn endpoint(shared: &Shared, parts: &Parts, body: &[u8]) -> Response {
@@ -37,7 +42,7 @@ fn token_response(shared: &Shared, parts: &Parts, body: &[u8]) -> Result<Value, 
         }
     }
     let form = form?;
-    let client_id = authenticate(&shared.config, &parts.headers, &form)?;
+    let client_id = authenticate(shared, &parts.headers, &form)?;
     match form.get("grant_type") {
         None => Err(OAuthError::invalid_request("grant_type is missing")),
         Some("client_credentials") => client_credentials(shared, client_id, &form),
@@ -45,6 +50,9 @@ fn token_response(shared: &Shared, parts: &Parts, body: &[u8]) -> Result<Value, 
         Some("refresh_token") => refresh(shared, client_id, &form),
         Some("authorization_code") => interactive::authorization_code(shared, client_id, &form),
         Some(DEVICE_CODE_GRANT) => interactive::device_code(shared, client_id, &form),
+        #[cfg(feature = "jwt")]
+        Some(JWT_BEARER_GRANT) => jwt_bearer::grant(shared, client_id, &form),
+        Some(TOKEN_EXCHANGE_GRANT) => token_exchange::grant(shared, client_id, &form),
         Some(other) => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
