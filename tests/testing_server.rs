@@ -989,20 +989,43 @@ async fn oauth_client_helper_matches_the_registration() {
 }
 
 #[tokio::test]
-async fn builder_rejects_a_secret_that_does_not_fit_the_method() {
-    let needs_secret = TestServer::builder()
-        .client("a", None, AuthMethod::ClientSecretBasic)
+async fn builder_rejects_configuration_that_cannot_work() {
+    use AuthMethod::{ClientSecretBasic, ClientSecretJwt, None as Public, PrivateKeyJwt};
+    use jwt::Algorithm::{ES256, HS256, RS256};
+    // (case, client registered, its secret, a client_key for it)
+    #[rustfmt::skip]
+    let cases: [(&str, AuthMethod, Option<&str>, Option<(&str, jwt::Algorithm, &str)>); 8] = [
+        ("Basic without a secret", ClientSecretBasic, None, None),
+        ("a public client with a secret", Public, Some("s"), None),
+        ("client_secret_jwt without a secret", ClientSecretJwt, None, None),
+        ("private_key_jwt without a key", PrivateKeyJwt, None, None),
+        ("private_key_jwt with a secret", PrivateKeyJwt, Some("s"), Some(("a", RS256, RSA_PUBLIC))),
+        ("a key that is not a public key", PrivateKeyJwt, None, Some(("a", RS256, RSA_PRIVATE))),
+        ("a key of another algorithm", PrivateKeyJwt, None, Some(("a", ES256, RSA_PUBLIC))),
+        ("a key for HS256", PrivateKeyJwt, None, Some(("a", HS256, RSA_PUBLIC))),
+    ];
+    for (case, method, secret, key) in cases {
+        let mut builder = TestServer::builder().client("a", secret, method);
+        if let Some((id, algorithm, pem)) = key {
+            builder = builder.client_key(id, algorithm, pem);
+        }
+        let error = builder.start().await.expect_err(case);
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{case}");
+    }
+    let stray_key = TestServer::builder()
+        .client("a", Some("s"), AuthMethod::ClientSecretBasic)
+        .client_key("a", RS256, RSA_PUBLIC)
         .start()
         .await;
-    assert_eq!(
-        needs_secret.unwrap_err().kind(),
-        std::io::ErrorKind::InvalidInput
+    assert!(
+        stray_key.is_err(),
+        "a client_key for a client that is not private_key_jwt"
     );
-    let takes_none = TestServer::builder()
-        .client("a", Some("s"), AuthMethod::None)
+    let bad_issuer_key = TestServer::builder()
+        .assertion_issuer("https://issuer.example", RS256, "not a PEM")
         .start()
         .await;
-    assert!(takes_none.is_err());
+    assert!(bad_issuer_key.is_err());
 }
 
 #[tokio::test]
@@ -2186,227 +2209,61 @@ async fn private_key_jwt_with_a_wrong_key_or_an_expired_assertion_is_refused() {
 
 #[tokio::test]
 async fn client_assertions_are_refused_unless_key_claims_and_time_fit() {
-    use JoseAlgorithm::{HS256, PS256, RS256};
+    const RS: (JoseAlgorithm, &str) = (JoseAlgorithm::RS256, RSA_PRIVATE);
+    const OTHER_RS: (JoseAlgorithm, &str) = (JoseAlgorithm::RS256, RSA_KEY);
+    const PS: (JoseAlgorithm, &str) = (JoseAlgorithm::PS256, RSA_PRIVATE);
+    const HS: (JoseAlgorithm, &str) = (JoseAlgorithm::HS256, HMAC_SECRET);
+    const OTHER_HS: (JoseAlgorithm, &str) = (JoseAlgorithm::HS256, "not the secret");
     let clock = ManualClock::new();
     let server = assertion_server(&clock).await;
+    let (url, now) = (server.url(), unix_time(&clock));
     let token_url = server.token_url();
-    let good = || claims(&clock, "key-app", &token_url);
-    let now = unix_time(&clock);
-    // (case, client_id sent, algorithm, key, claims, status, error, why)
-    let cases: Vec<(
-        &str,
-        Option<&str>,
-        JoseAlgorithm,
-        &str,
-        Value,
-        u16,
-        &str,
-        &str,
-    )> = vec![
-        (
-            "right key",
-            Some("key-app"),
-            RS256,
-            RSA_PRIVATE,
-            good(),
-            200,
-            "<none>",
-            "",
-        ),
-        (
-            "aud the issuer",
-            Some("key-app"),
-            RS256,
-            RSA_PRIVATE,
-            with(good(), "aud", json!(server.url())),
-            200,
-            "<none>",
-            "",
-        ),
-        (
-            "aud a list",
-            Some("key-app"),
-            RS256,
-            RSA_PRIVATE,
-            with(good(), "aud", json!(["https://other.example", token_url])),
-            200,
-            "<none>",
-            "",
-        ),
-        (
-            "no client_id: iss names the client",
-            None,
-            RS256,
-            RSA_PRIVATE,
-            good(),
-            200,
-            "<none>",
-            "",
-        ),
-        (
-            "client_secret_jwt",
-            Some("hmac-app"),
-            HS256,
-            HMAC_SECRET,
-            claims(&clock, "hmac-app", &token_url),
-            200,
-            "<none>",
-            "",
-        ),
-        (
-            "another RSA key",
-            Some("key-app"),
-            RS256,
-            RSA_KEY,
-            good(),
-            401,
-            "invalid_client",
-            "not signed with the registered key",
-        ),
-        (
-            "another algorithm",
-            Some("key-app"),
-            PS256,
-            RSA_PRIVATE,
-            good(),
-            401,
-            "invalid_client",
-            "another algorithm",
-        ),
-        (
-            "another secret",
-            Some("hmac-app"),
-            HS256,
-            "not the secret",
-            claims(&clock, "hmac-app", &token_url),
-            401,
-            "invalid_client",
-            "registered key",
-        ),
-        (
-            "wrong aud",
-            Some("key-app"),
-            RS256,
-            RSA_PRIVATE,
-            with(good(), "aud", json!("https://elsewhere.example/token")),
-            401,
-            "invalid_client",
-            "aud",
-        ),
-        (
-            "no aud",
-            Some("key-app"),
-            RS256,
-            RSA_PRIVATE,
-            with(good(), "aud", Value::Null),
-            401,
-            "invalid_client",
-            "aud",
-        ),
-        (
-            "expired",
-            Some("key-app"),
-            RS256,
-            RSA_PRIVATE,
-            with(good(), "exp", json!(now - 1)),
-            401,
-            "invalid_client",
-            "expired",
-        ),
-        (
-            "no exp",
-            Some("key-app"),
-            RS256,
-            RSA_PRIVATE,
-            with(good(), "exp", Value::Null),
-            401,
-            "invalid_client",
-            "no exp",
-        ),
-        (
-            "not yet valid",
-            Some("key-app"),
-            RS256,
-            RSA_PRIVATE,
-            with(good(), "nbf", json!(now + 120)),
-            401,
-            "invalid_client",
-            "nbf",
-        ),
-        (
-            "iss another client",
-            Some("key-app"),
-            RS256,
-            RSA_PRIVATE,
-            with(good(), "iss", json!("hmac-app")),
-            401,
-            "invalid_client",
-            "iss and sub",
-        ),
-        (
-            "sub a user",
-            Some("key-app"),
-            RS256,
-            RSA_PRIVATE,
-            with(good(), "sub", json!("alice")),
-            401,
-            "invalid_client",
-            "iss and sub",
-        ),
-        (
-            "no jti",
-            Some("key-app"),
-            RS256,
-            RSA_PRIVATE,
-            with(good(), "jti", Value::Null),
-            401,
-            "invalid_client",
-            "jti",
-        ),
-        (
-            "a client registered for Basic",
-            Some("basic-app"),
-            RS256,
-            RSA_PRIVATE,
-            claims(&clock, "basic-app", &token_url),
-            401,
-            "invalid_client",
-            "registered for client_secret_basic",
-        ),
-        (
-            "an unknown client",
-            Some("nobody"),
-            RS256,
-            RSA_PRIVATE,
-            claims(&clock, "nobody", &token_url),
-            401,
-            "invalid_client",
-            "unknown client",
-        ),
-        (
-            "not a JWT",
-            Some("key-app"),
-            RS256,
-            RSA_PRIVATE,
-            Value::Null,
-            401,
-            "invalid_client",
-            "malformed",
-        ),
+    let null = Value::Null;
+    // (case, client_id sent, iss and sub, signed with, claims changed (null removes),
+    //  None if accepted or Some(why it is refused))
+    #[rustfmt::skip]
+    let cases = [
+        ("right key", Some("key-app"), "key-app", RS, json!({}), None),
+        ("aud the issuer", Some("key-app"), "key-app", RS, json!({ "aud": url }), None),
+        ("aud a list", Some("key-app"), "key-app", RS, json!({ "aud": ["x", token_url] }), None),
+        ("iss names the client", None, "key-app", RS, json!({}), None),
+        ("client_secret_jwt", Some("hmac-app"), "hmac-app", HS, json!({}), None),
+        ("another RSA key", Some("key-app"), "key-app", OTHER_RS, json!({}), Some("key")),
+        ("another algorithm", Some("key-app"), "key-app", PS, json!({}), Some("algorithm")),
+        ("another secret", Some("hmac-app"), "hmac-app", OTHER_HS, json!({}), Some("key")),
+        ("wrong aud", Some("key-app"), "key-app", RS, json!({ "aud": "x" }), Some("aud")),
+        ("no aud", Some("key-app"), "key-app", RS, json!({ "aud": null }), Some("aud")),
+        ("expired", Some("key-app"), "key-app", RS, json!({ "exp": now - 1 }), Some("expired")),
+        ("no exp", Some("key-app"), "key-app", RS, json!({ "exp": null }), Some("no exp")),
+        ("early", Some("key-app"), "key-app", RS, json!({ "nbf": now + 120 }), Some("nbf")),
+        ("iss another", Some("key-app"), "key-app", RS, json!({ "iss": "x" }), Some("iss and")),
+        ("sub a user", Some("key-app"), "key-app", RS, json!({ "sub": "x" }), Some("and sub")),
+        ("no jti", Some("key-app"), "key-app", RS, json!({ "jti": null }), Some("jti")),
+        ("a Basic client", Some("basic-app"), "basic-app", RS, json!({}), Some("registered for")),
+        ("unknown client", Some("nobody"), "nobody", RS, json!({}), Some("unknown client")),
+        ("not a JWT", Some("key-app"), "key-app", RS, null, Some("malformed")),
     ];
-    for (case, client_id, algorithm, key, claims, status, error, why) in cases {
-        let assertion = if claims.is_null() {
-            "not.a.jwt".to_owned()
-        } else {
-            sign(algorithm, key, &claims)
+    for (case, client_id, client, (algorithm, key), changes, refusal) in cases {
+        let assertion = match changes.as_object() {
+            None => "not.a.jwt".to_owned(),
+            Some(changes) => {
+                let mut claims = claims(&clock, client, &token_url);
+                for (name, value) in changes {
+                    claims = with(claims, name, value.clone());
+                }
+                sign(algorithm, key, &claims)
+            }
         };
         let answer = post_client_assertion(&server, client_id, &assertion).await;
-        assert_eq!(answer.status.as_u16(), status, "{case}: {}", answer.json);
-        assert_eq!(answer.error(), error, "{case}");
-        if status == 401 {
-            assert_eq!(answer.challenge(), "Basic", "{case}");
-            let description = answer.str("error_description");
-            assert!(description.contains(why), "{case}: {description}");
+        match refusal {
+            None => assert_eq!(answer.status, StatusCode::OK, "{case}: {}", answer.json),
+            Some(why) => {
+                assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{case}");
+                assert_eq!(answer.error(), "invalid_client", "{case}");
+                assert_eq!(answer.challenge(), "Basic", "{case}");
+                let description = answer.str("error_description");
+                assert!(description.contains(why), "{case}: {description}");
+            }
         }
     }
 }
@@ -2426,58 +2283,36 @@ async fn a_client_assertion_is_accepted_once_and_alone() {
     assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
     assert!(replay.str("error_description").contains("used before"));
 
-    let fresh = || {
-        sign(
-            JoseAlgorithm::RS256,
-            RSA_PRIVATE,
-            &claims(&clock, "key-app", &server.token_url()),
-        )
-    };
-    let cases: Vec<(&str, Option<String>, Vec<(&str, String)>)> = vec![
-        (
-            "with Basic too",
-            Some(basic("key-app", "x")),
-            vec![
-                ("client_assertion_type", CLIENT_ASSERTION_TYPE.to_owned()),
-                ("client_assertion", fresh()),
-            ],
-        ),
-        (
-            "with a client_secret too",
-            None,
-            vec![
-                ("client_assertion_type", CLIENT_ASSERTION_TYPE.to_owned()),
-                ("client_assertion", fresh()),
-                ("client_secret", "x".to_owned()),
-            ],
-        ),
-        (
-            "another assertion type",
-            None,
-            vec![
-                ("client_assertion_type", "urn:example:saml".to_owned()),
-                ("client_assertion", fresh()),
-            ],
-        ),
-        (
-            "no assertion",
-            None,
-            vec![
-                ("client_id", "key-app".to_owned()),
-                ("client_assertion_type", CLIENT_ASSERTION_TYPE.to_owned()),
-            ],
-        ),
+    // (case, Basic header, client_assertion_type, an assertion, client_secret); each gets
+    // invalid_request.
+    const TYPE: &str = CLIENT_ASSERTION_TYPE;
+    let basic_header = Some(basic("key-app", "x"));
+    #[rustfmt::skip]
+    let cases = [
+        ("with Basic too", basic_header, Some(TYPE), true, None),
+        ("with a client_secret too", None, Some(TYPE), true, Some("x")),
+        ("another assertion type", None, Some("urn:example:saml"), true, None),
+        ("no assertion", None, Some(TYPE), false, None),
     ];
-    for (case, authorization, params) in cases {
-        let mut pairs: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
-        pairs.extend(params.iter().map(|(n, v)| (*n, v.as_str())));
+    for (case, authorization, assertion_type, with_assertion, secret) in cases {
+        let assertion = with_assertion.then(|| {
+            let claims = claims(&clock, "key-app", &server.token_url());
+            sign(JoseAlgorithm::RS256, RSA_PRIVATE, &claims)
+        });
+        let params = [
+            ("grant_type", Some("client_credentials")),
+            ("client_id", Some("key-app")),
+            ("client_assertion_type", assertion_type),
+            ("client_assertion", assertion.as_deref()),
+            ("client_secret", secret),
+        ];
+        let pairs: Vec<(&str, &str)> = params
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?)))
+            .collect();
         let answer = post_token(&server, authorization, &pairs).await;
-        assert_eq!(
-            answer.status,
-            StatusCode::BAD_REQUEST,
-            "{case}: {}",
-            answer.json
-        );
+        let status = answer.status;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{case}: {}", answer.json);
         assert_eq!(answer.error(), "invalid_request", "{case}");
     }
 }
@@ -2492,22 +2327,12 @@ fn jwt_bearer(subject: &str) -> JwtBearer {
 async fn jwt_bearer_grant_issues_a_token_for_the_assertions_subject() {
     let clock = ManualClock::new();
     let server = assertion_server(&clock).await;
+    let flow = || jwt_bearer("alice").scope("api:read");
+    #[rustfmt::skip]
     let cases = [
-        (
-            "scope parameter",
-            jwt_bearer("alice").scope("api:read"),
-            "public-app",
-        ),
-        (
-            "scope claim",
-            jwt_bearer("alice").scope("api:read").scope_claim(true),
-            "public-app",
-        ),
-        (
-            "aud the issuer",
-            jwt_bearer("alice").scope("api:read").audience(server.url()),
-            "basic-app",
-        ),
+        ("scope parameter", flow(), "public-app"),
+        ("scope claim", flow().scope_claim(true), "public-app"),
+        ("aud the issuer, a confidential client", flow().audience(server.url()), "basic-app"),
     ];
     for (case, flow, client_id) in cases {
         let client = server.oauth_client(client_id).unwrap();
@@ -2540,30 +2365,17 @@ async fn jwt_bearer_grant_refuses_untrusted_wrong_or_stale_assertions() {
         }
         other => panic!("not a server error: {other}"),
     };
+    let (ec, rsa) = (
+        || SigningKey::es256_pem(EC_PRIVATE),
+        || SigningKey::rs256_pem(RSA_PRIVATE),
+    );
+    let stranger = "https://stranger.example";
+    let elsewhere = "https://elsewhere.example/token";
+    #[rustfmt::skip]
     let cases = [
-        (
-            "untrusted issuer",
-            JwtBearer::new(
-                SigningKey::es256_pem(EC_PRIVATE).unwrap(),
-                "https://stranger.example",
-            )
-            .subject("alice"),
-            "not a trusted issuer",
-        ),
-        (
-            "another key",
-            JwtBearer::new(
-                SigningKey::rs256_pem(RSA_PRIVATE).unwrap(),
-                ASSERTION_ISSUER,
-            )
-            .subject("alice"),
-            "registered key",
-        ),
-        (
-            "wrong aud",
-            jwt_bearer("alice").audience("https://elsewhere.example/token"),
-            "aud",
-        ),
+        ("untrusted issuer", JwtBearer::new(ec().unwrap(), stranger), "not a trusted issuer"),
+        ("another key", JwtBearer::new(rsa().unwrap(), ASSERTION_ISSUER), "registered key"),
+        ("wrong aud", jwt_bearer("alice").audience(elsewhere), "aud"),
     ];
     for (case, flow, why) in cases {
         let description = refused(TokenSource::new(client(), flow).token().await.unwrap_err());
@@ -2583,33 +2395,13 @@ async fn jwt_bearer_grant_refuses_untrusted_wrong_or_stale_assertions() {
 
     // Claims the crate never leaves out, and a replay.
     let token_url = server.token_url();
-    let good = || {
-        with(
-            claims(&clock, ASSERTION_ISSUER, &token_url),
-            "sub",
-            json!("alice"),
-        )
-    };
-    let replayed = sign(JoseAlgorithm::ES256, EC_PRIVATE, &good());
+    let good = || claims(&clock, ASSERTION_ISSUER, &token_url);
+    let signed = |claims: &Value| sign(JoseAlgorithm::ES256, EC_PRIVATE, claims);
+    let replayed = signed(&good());
+    #[rustfmt::skip]
     let cases = [
-        (
-            "no sub",
-            sign(
-                JoseAlgorithm::ES256,
-                EC_PRIVATE,
-                &with(good(), "sub", Value::Null),
-            ),
-            "no sub",
-        ),
-        (
-            "no exp",
-            sign(
-                JoseAlgorithm::ES256,
-                EC_PRIVATE,
-                &with(good(), "exp", Value::Null),
-            ),
-            "no exp",
-        ),
+        ("no sub", signed(&with(good(), "sub", Value::Null)), "no sub"),
+        ("no exp", signed(&with(good(), "exp", Value::Null)), "no exp"),
         ("first use", replayed.clone(), ""),
         ("replay", replayed, "used before"),
     ];
@@ -2727,154 +2519,57 @@ async fn token_exchange_trades_the_users_token_for_one_on_the_actors_behalf() {
 
 #[tokio::test]
 async fn token_exchange_refuses_unknown_tokens_and_targets() {
+    const ST: &str = "subject_token";
+    const STT: &str = "subject_token_type";
+    const AT: &str = "actor_token";
+    const ATT: &str = "actor_token_type";
+    const ACCESS: &str = ACCESS_TOKEN_TYPE;
+    const SAML: &str = "urn:ietf:params:oauth:token-type:saml2";
+    const REFRESH: &str = "urn:ietf:params:oauth:token-type:refresh_token";
     let server = exchange_server().await;
     let subject = client_credentials_token(&server, "api:read").await;
     let subject = subject.str("access_token").to_owned();
-    let foreign_jwt = sign(
-        JoseAlgorithm::RS256,
-        RSA_PRIVATE,
-        &json!({ "iss": ASSERTION_ISSUER, "sub": "bob", "exp": unix_time(&ManualClock::new()) + 60 }),
-    );
-    let exchange = |extra: &[(&'static str, &str)]| {
-        let mut pairs = vec![("grant_type", TOKEN_EXCHANGE_GRANT)];
-        pairs.extend_from_slice(extra);
-        pairs
-            .iter()
-            .map(|(n, v)| (*n, v.to_string()))
-            .collect::<Vec<_>>()
-    };
-    let cases: Vec<(&str, Vec<(&str, String)>, &str, &str)> = vec![
-        (
-            "accepted",
-            exchange(&[
-                ("subject_token", &subject),
-                ("subject_token_type", ACCESS_TOKEN_TYPE),
-                ("audience", BACKEND),
-            ]),
-            "<none>",
-            "",
-        ),
-        (
-            "no subject token",
-            exchange(&[("audience", BACKEND)]),
-            "invalid_request",
-            "subject_token is missing",
-        ),
-        (
-            "no subject token type",
-            exchange(&[("subject_token", &subject)]),
-            "invalid_request",
-            "go together",
-        ),
-        (
-            "unknown subject token",
-            exchange(&[
-                ("subject_token", "at_forged"),
-                ("subject_token_type", ACCESS_TOKEN_TYPE),
-            ]),
-            "invalid_request",
-            "unknown, expired or revoked",
-        ),
-        (
-            "unsupported subject token type",
-            exchange(&[
-                ("subject_token", &subject),
-                (
-                    "subject_token_type",
-                    "urn:ietf:params:oauth:token-type:saml2",
-                ),
-            ]),
-            "invalid_request",
-            "not supported",
-        ),
-        (
-            "JWT signed by another key",
-            exchange(&[
-                ("subject_token", &foreign_jwt),
-                ("subject_token_type", JWT_TOKEN_TYPE),
-            ]),
-            "invalid_request",
-            "subject_token",
-        ),
-        (
-            "actor token without type",
-            exchange(&[
-                ("subject_token", &subject),
-                ("subject_token_type", ACCESS_TOKEN_TYPE),
-                ("actor_token", &subject),
-            ]),
-            "invalid_request",
-            "go together",
-        ),
-        (
-            "unknown actor token",
-            exchange(&[
-                ("subject_token", &subject),
-                ("subject_token_type", ACCESS_TOKEN_TYPE),
-                ("actor_token", "at_forged"),
-                ("actor_token_type", ACCESS_TOKEN_TYPE),
-            ]),
-            "invalid_request",
-            "actor_token",
-        ),
-        (
-            "audience not served",
-            exchange(&[
-                ("subject_token", &subject),
-                ("subject_token_type", ACCESS_TOKEN_TYPE),
-                ("audience", "https://evil.example"),
-            ]),
-            "invalid_target",
-            "evil.example",
-        ),
-        (
-            "resource not served",
-            exchange(&[
-                ("subject_token", &subject),
-                ("subject_token_type", ACCESS_TOKEN_TYPE),
-                ("resource", "https://evil.example/api"),
-            ]),
-            "invalid_target",
-            "evil.example",
-        ),
-        (
-            "resource not a URI",
-            exchange(&[
-                ("subject_token", &subject),
-                ("subject_token_type", ACCESS_TOKEN_TYPE),
-                ("resource", "backend"),
-            ]),
-            "invalid_target",
-            "absolute URI",
-        ),
-        (
-            "refresh token requested",
-            exchange(&[
-                ("subject_token", &subject),
-                ("subject_token_type", ACCESS_TOKEN_TYPE),
-                (
-                    "requested_token_type",
-                    "urn:ietf:params:oauth:token-type:refresh_token",
-                ),
-            ]),
-            "invalid_request",
-            "not supported",
-        ),
+    let exp = unix_time(&ManualClock::new()) + 60;
+    let claims = json!({ "iss": ASSERTION_ISSUER, "sub": "bob", "exp": exp });
+    let foreign = sign(JoseAlgorithm::RS256, RSA_PRIVATE, &claims);
+    let (s, f) = (subject.as_str(), foreign.as_str());
+    // (case, parameters changed from subject_token=<an access token of the server> with its
+    //  type ("" removes one), None if accepted or Some((error, why)))
+    #[rustfmt::skip]
+    let cases: [(&str, &[(&str, &str)], Option<(&str, &str)>); 12] = [
+        ("accepted", &[("audience", BACKEND)], None),
+        ("no subject token", &[(ST, ""), (STT, "")], Some(("invalid_request", "is missing"))),
+        ("no subject token type", &[(STT, "")], Some(("invalid_request", "go together"))),
+        ("unknown subject token", &[(ST, "at_forged")], Some(("invalid_request", "unknown"))),
+        ("a SAML subject token", &[(STT, SAML)], Some(("invalid_request", "not supported"))),
+        ("a JWT of another key", &[(ST, f), (STT, JWT_TOKEN_TYPE)], Some(("invalid_request", ST))),
+        ("actor without its type", &[(AT, s)], Some(("invalid_request", "go together"))),
+        ("unknown actor", &[(AT, "at_forged"), (ATT, ACCESS)], Some(("invalid_request", AT))),
+        ("audience not served", &[("audience", "https://evil.example")], Some(("invalid_target", "evil"))),
+        ("resource not served", &[("resource", "https://evil.example/")], Some(("invalid_target", "evil"))),
+        ("resource not a URI", &[("resource", "backend")], Some(("invalid_target", "absolute URI"))),
+        ("refresh token wanted", &[("requested_token_type", REFRESH)], Some(("invalid_request", "not supported"))),
     ];
-    for (case, pairs, error, why) in cases {
-        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    for (case, changes, refusal) in cases {
+        let mut pairs = vec![("grant_type", TOKEN_EXCHANGE_GRANT), (ST, s), (STT, ACCESS)];
+        for (name, value) in changes {
+            pairs.retain(|(n, _)| n != name);
+            if !value.is_empty() {
+                pairs.push((name, value));
+            }
+        }
         let answer = post_token(&server, Some(basic("basic-app", WEIRD_SECRET)), &pairs).await;
-        assert_eq!(answer.error(), error, "{case}: {}", answer.json);
-        if error == "<none>" {
-            assert_eq!(answer.status, StatusCode::OK, "{case}");
-            assert_eq!(answer.str("issued_token_type"), ACCESS_TOKEN_TYPE, "{case}");
-        } else {
-            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{case}");
-            assert!(
-                answer.str("error_description").contains(why),
-                "{case}: {}",
-                answer.json
-            );
+        match refusal {
+            None => {
+                assert_eq!(answer.status, StatusCode::OK, "{case}: {}", answer.json);
+                assert_eq!(answer.str("issued_token_type"), ACCESS, "{case}");
+            }
+            Some((error, why)) => {
+                assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{case}");
+                assert_eq!(answer.error(), error, "{case}");
+                let description = answer.str("error_description");
+                assert!(description.contains(why), "{case}: {description}");
+            }
         }
     }
 
