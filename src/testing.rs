@@ -58,10 +58,10 @@
 //!   ([`TestServer::resource_requests`]).
 //!
 //! Malformed requests get 400, bodies over 64 KiB get 413. Tokens, codes and device codes are
-//! random (256 bits) and expire by the server's [`Clock`], so a test holding a
+//! random (256 bits; access tokens can be [numbered](TestServerBuilder::numbered_access_tokens)
+//! instead) and expire by the server's [`Clock`], so a test holding a
 //! [`ManualClock`](crate::clock::ManualClock) decides when they do (and when a device poll is
-//! too early). The server stops when the
-//! [`TestServer`] is dropped.
+//! too early). The server stops when the [`TestServer`] is dropped.
 //!
 //! ```no_run
 //! use oauth_layer::{AuthMethod, TokenSource, flow::ClientCredentials};
@@ -213,6 +213,7 @@ impl TestServer {
             #[cfg(feature = "jwt")]
             assertion_issuers: HashMap::new(),
             exchange_audiences: Vec::new(),
+            numbered_access_tokens: None,
             problems: Vec::new(),
         }
     }
@@ -432,6 +433,7 @@ pub struct TestServerBuilder {
     #[cfg(feature = "jwt")]
     assertion_issuers: HashMap<String, assertion::TrustedKey>,
     exchange_audiences: Vec<String>,
+    numbered_access_tokens: Option<String>,
     /// Configuration errors found by a setter, reported by `start`.
     problems: Vec<String>,
 }
@@ -602,6 +604,31 @@ impl TestServerBuilder {
         self
     }
 
+    /// Issues access tokens named `prefix` and a count, `{prefix}1`, `{prefix}2`, ... in the
+    /// order they are issued, instead of random ones, so a test can say which token a request
+    /// carried (`Bearer tok-2` after one renewal). Refresh tokens, codes and device codes stay
+    /// random. Default: random access tokens.
+    ///
+    /// ```no_run
+    /// use oauth_layer::{AuthMethod, TokenSource, flow::ClientCredentials};
+    /// use oauth_layer::testing::TestServer;
+    /// use secrecy::ExposeSecret;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = TestServer::builder()
+    ///     .client("app", Some("s3cret"), AuthMethod::ClientSecretBasic)
+    ///     .numbered_access_tokens("tok-")
+    ///     .start()
+    ///     .await?;
+    /// let tokens = TokenSource::new(server.oauth_client("app")?, ClientCredentials::new());
+    /// assert_eq!(tokens.token().await?.access_token().expose_secret(), "tok-1");
+    /// # Ok(()) }
+    /// ```
+    pub fn numbered_access_tokens(mut self, prefix: impl Into<String>) -> Self {
+        self.numbered_access_tokens = Some(prefix.into());
+        self
+    }
+
     /// Adds a resource owner for the password grant.
     pub fn user(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
         self.users.insert(username.into(), password.into());
@@ -701,9 +728,11 @@ impl TestServerBuilder {
     }
 
     /// Binds `127.0.0.1` on a free port and starts serving on spawned tokio tasks. Fails with
-    /// [`io::ErrorKind::InvalidInput`] when a client's secret does not fit its method, or a
-    /// redirect URI belongs to no registered client or is not an absolute URI without a
-    /// fragment.
+    /// [`io::ErrorKind::InvalidInput`] when a client's secret does not fit its method, a
+    /// `private_key_jwt` client has no usable public key (or a key was given for another
+    /// client), an assertion issuer's key is not a usable public key, or a redirect URI belongs
+    /// to no registered client or is not an absolute URI without a fragment.
+    #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]
     pub async fn start(mut self) -> io::Result<TestServer> {
         if let Some(problem) = self.problems.first() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, problem.clone()));
@@ -777,6 +806,7 @@ impl TestServerBuilder {
             #[cfg(feature = "jwt")]
             assertion_issuers: self.assertion_issuers,
             exchange_audiences: self.exchange_audiences,
+            numbered_access_tokens: self.numbered_access_tokens,
             redirect_uris,
             require_pkce: self.require_pkce,
             send_iss: self.send_iss,
@@ -812,6 +842,7 @@ impl fmt::Debug for TestServerBuilder {
             .field("device_interval", &self.device_interval)
             .field("enforce_slow_down", &self.enforce_slow_down)
             .field("exchange_audiences", &self.exchange_audiences)
+            .field("numbered_access_tokens", &self.numbered_access_tokens)
             .finish_non_exhaustive()
     }
 }

@@ -1,6 +1,6 @@
 //! The local authorization server (`oauth_layer::testing`), driven by a plain HTTP client and by
 //! the crate's own `TokenSource`.
-#![cfg(all(feature = "testing", feature = "reqwest"))]
+#![cfg(all(feature = "testing", feature = "reqwest", feature = "jwt"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod test_keys;

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -45,6 +45,8 @@ pub(super) struct Config {
     pub(super) assertion_issuers: HashMap<String, super::assertion::TrustedKey>,
     /// The audiences and resources a token exchange may ask for; empty accepts any.
     pub(super) exchange_audiences: Vec<String>,
+    /// When set, access tokens are this prefix and a count (`tok-1`, `tok-2`, ...).
+    pub(super) numbered_access_tokens: Option<String>,
     /// Redirect URIs registered per client, besides any loopback URI.
     pub(super) redirect_uris: HashMap<String, Vec<String>>,
     pub(super) require_pkce: bool,
@@ -144,6 +146,8 @@ pub(super) struct State {
     pub(super) authorization_codes: HashMap<String, AuthorizationCode>,
     pub(super) devices: HashMap<String, DeviceAuthorization>,
     next_grant: u64,
+    /// Access tokens issued so far, for numbered ones.
+    access_tokens_issued: u64,
     pub(super) token_requests: usize,
     pub(super) token_requests_by_grant: HashMap<String, usize>,
     pub(super) revocation_requests: usize,
@@ -153,7 +157,8 @@ pub(super) struct State {
     pub(super) deny_authorization: bool,
     /// `iss` and `jti` of every JWT assertion accepted, with its `exp`: a second use is a
     /// replay (RFC 7523 §3). Entries go once they expire.
-    pub(super) used_assertions: HashMap<(String, String), SystemTime>,
+    #[cfg(feature = "jwt")]
+    pub(super) used_assertions: HashMap<(String, String), std::time::SystemTime>,
     pub(super) resource_requests: Vec<RecordedRequest>,
 }
 
@@ -196,7 +201,11 @@ impl State {
         with_refresh_token: bool,
     ) -> Result<Issued, NoRandomness> {
         let now = config.clock.now();
-        let access_token = random_token("at")?;
+        self.access_tokens_issued += 1;
+        let access_token = match &config.numbered_access_tokens {
+            Some(prefix) => format!("{prefix}{}", self.access_tokens_issued),
+            None => random_token("at")?,
+        };
         let refresh_token = if with_refresh_token {
             Some(random_token("rt")?)
         } else {
