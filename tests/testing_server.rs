@@ -994,7 +994,7 @@ async fn builder_rejects_configuration_that_cannot_work() {
     use jwt::Algorithm::{ES256, HS256, RS256};
     // (case, client registered, its secret, a client_key for it)
     #[rustfmt::skip]
-    let cases: [(&str, AuthMethod, Option<&str>, Option<(&str, jwt::Algorithm, &str)>); 8] = [
+    let cases = [
         ("Basic without a secret", ClientSecretBasic, None, None),
         ("a public client with a secret", Public, Some("s"), None),
         ("client_secret_jwt without a secret", ClientSecretJwt, None, None),
@@ -2517,6 +2517,11 @@ async fn token_exchange_trades_the_users_token_for_one_on_the_actors_behalf() {
     assert!(resource.json.get("actor").is_none());
 }
 
+/// Parameters changed from a default request.
+type Changes<'a> = &'a [(&'a str, &'a str)];
+/// `None` when accepted, else the `error` and words of the `error_description`.
+type Refusal<'a> = Option<(&'a str, &'a str)>;
+
 #[tokio::test]
 async fn token_exchange_refuses_unknown_tokens_and_targets() {
     const ST: &str = "subject_token";
@@ -2536,7 +2541,7 @@ async fn token_exchange_refuses_unknown_tokens_and_targets() {
     // (case, parameters changed from subject_token=<an access token of the server> with its
     //  type ("" removes one), None if accepted or Some((error, why)))
     #[rustfmt::skip]
-    let cases: [(&str, &[(&str, &str)], Option<(&str, &str)>); 12] = [
+    let cases: [(&str, Changes, Refusal); 12] = [
         ("accepted", &[("audience", BACKEND)], None),
         ("no subject token", &[(ST, ""), (STT, "")], Some(("invalid_request", "is missing"))),
         ("no subject token type", &[(STT, "")], Some(("invalid_request", "go together"))),
