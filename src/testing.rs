@@ -144,12 +144,14 @@
 
 #[cfg(feature = "jwt")]
 mod assertion;
+mod authorization;
 mod client_auth;
+mod device;
 mod discovery;
 mod form;
-mod interactive;
 #[cfg(feature = "jwt")]
 mod jwt_bearer;
+mod page;
 mod reply;
 mod resource;
 mod revocation;
@@ -340,13 +342,13 @@ impl TestServer {
     /// `/device?user_code=` does. `false` when no pending, unexpired authorization has that
     /// code.
     pub fn approve_device(&self, user_code: &str) -> bool {
-        interactive::decide_device(&self.shared, user_code, true)
+        device::decide(&self.shared, user_code, true)
     }
 
     /// Denies the device authorization showing `user_code`: its next poll gets
     /// `access_denied`. `false` when no pending, unexpired authorization has that code.
     pub fn deny_device(&self, user_code: &str) -> bool {
-        interactive::decide_device(&self.shared, user_code, false)
+        device::decide(&self.shared, user_code, false)
     }
 
     /// Every request to a path under `/api/` so far, oldest first, rejected ones included

@@ -25,7 +25,7 @@ fn document(shared: &Shared) -> Value {
         "refresh_token",
         "client_credentials",
         "password",
-        super::interactive::DEVICE_CODE_GRANT,
+        super::device::DEVICE_CODE_GRANT,
         super::token_exchange::TOKEN_EXCHANGE_GRANT,
     ];
     #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]

@@ -121,6 +121,43 @@ pub(super) fn form_decode(input: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// A query string: each parameter once (empty values count as absent, RFC 6749 §3.1), and the
+/// names of those that came more than once.
+pub(super) struct Query {
+    pub(super) params: Form,
+    pub(super) repeated: Vec<String>,
+}
+
+impl Query {
+    pub(super) fn parse(query: Option<&str>) -> Self {
+        let mut params = HashMap::new();
+        let mut repeated = Vec::new();
+        for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            if value.is_empty() {
+                continue;
+            }
+            if params
+                .insert(name.to_string(), value.into_owned())
+                .is_some()
+            {
+                repeated.push(name.into_owned());
+            }
+        }
+        Self {
+            params: Form::new(params),
+            repeated,
+        }
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.params.get(name)
+    }
+
+    pub(super) fn is_repeated(&self, name: &str) -> bool {
+        self.repeated.iter().any(|r| r == name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +180,13 @@ mod tests {
         );
         let form = Form::new(HashMap::from([("scope".into(), "a\"b".into())]));
         assert!(requested_scope(&form).is_err());
+    }
+
+    #[test]
+    fn repeated_query_parameters_are_noticed() {
+        let query = Query::parse(Some("a=1&b=&a=2&c=3"));
+        assert!(query.is_repeated("a"));
+        assert_eq!(query.get("b"), None);
+        assert_eq!(query.get("c"), Some("3"));
     }
 }

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use super::reply::{self, Response};
 use super::state::Shared;
-use super::{discovery, interactive, resource, revocation, token};
+use super::{authorization, device, discovery, resource, revocation, token};
 
 /// Request bodies larger than this get 413.
 pub(super) const MAX_BODY: usize = 64 * 1024;
@@ -66,11 +66,11 @@ async fn handle(shared: &Shared, request: http::Request<Incoming>) -> Response {
         "/token" if parts.method == Method::POST => token::endpoint(shared, &parts, &body),
         "/revoke" if parts.method == Method::POST => revocation::endpoint(shared, &parts, &body),
         "/device_authorization" if parts.method == Method::POST => {
-            interactive::device_authorization(shared, &parts, &body)
+            device::authorization_endpoint(shared, &parts, &body)
         }
         "/token" | "/revoke" | "/device_authorization" => reply::method_not_allowed("POST"),
-        "/authorize" if parts.method == Method::GET => interactive::authorize(shared, &parts),
-        "/device" if parts.method == Method::GET => interactive::device_page(shared, &parts),
+        "/authorize" if parts.method == Method::GET => authorization::endpoint(shared, &parts),
+        "/device" if parts.method == Method::GET => device::verification_page(shared, &parts),
         "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server"
             if parts.method == Method::GET =>
         {

@@ -1,7 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2): client authentication, then one handler per grant. This
 //! file holds the grants without a file of their own (client credentials, password, refresh);
-//! the interactive grants live in `interactive`, the JWT bearer grant in `jwt_bearer`, token
-//! exchange in `token_exchange`.
+//! the authorization code grant lives in `authorization`, the device code grant in `device`,
+//! the JWT bearer grant in `jwt_bearer`, token exchange in `token_exchange`.
 //!
 //! Each handler is synchronous: the body has already been read, so the state lock is taken and
 //! released without any `.await` in between.
@@ -12,9 +12,10 @@ use serde_json::Value;
 
 use crate::client::AuthMethod;
 
+use super::authorization;
 use super::client_auth::authenticate;
+use super::device::{self, DEVICE_CODE_GRANT};
 use super::form::{Form, has_scope, parse_form, requested_scope};
-use super::interactive::{self, DEVICE_CODE_GRANT};
 #[cfg(feature = "jwt")]
 use super::jwt_bearer::{self, JWT_BEARER_GRANT};
 use super::reply::{OAuthError, Response, json_response, no_store, token_answer};
@@ -48,8 +49,8 @@ fn token_response(shared: &Shared, parts: &Parts, body: &[u8]) -> Result<Value, 
         Some("client_credentials") => client_credentials(shared, client_id, &form),
         Some("password") => password(shared, client_id, &form),
         Some("refresh_token") => refresh(shared, client_id, &form),
-        Some("authorization_code") => interactive::authorization_code(shared, client_id, &form),
-        Some(DEVICE_CODE_GRANT) => interactive::device_code(shared, client_id, &form),
+        Some("authorization_code") => authorization::code_grant(shared, client_id, &form),
+        Some(DEVICE_CODE_GRANT) => device::code_grant(shared, client_id, &form),
         #[cfg(feature = "jwt")]
         Some(JWT_BEARER_GRANT) => jwt_bearer::grant(shared, client_id, &form),
         Some(TOKEN_EXCHANGE_GRANT) => token_exchange::grant(shared, client_id, &form),
