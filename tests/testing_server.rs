@@ -16,7 +16,7 @@ use oauth_layer::discovery;
 use oauth_layer::flow::{ClientCredentials, JwtBearer, Password, SubjectToken, TokenExchange};
 use oauth_layer::jwt::{self, SigningKey};
 use oauth_layer::testing::TestServer;
-use oauth_layer::{AuthMethod, ErrorCode, OAuthClient, TokenSource};
+use oauth_layer::{AuthMethod, ErrorCode, OAuthClient, TokenSource, TokenTypeHint};
 use reqwest::StatusCode;
 use reqwest::header::{
     AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, LOCATION, WWW_AUTHENTICATE,
@@ -2156,6 +2156,20 @@ async fn private_key_jwt_with_the_registered_key_gets_a_token() {
     assert_eq!(resource.status, StatusCode::OK);
     assert_eq!(resource.str("client_id"), "key-app");
     assert_eq!(resource.str("scope"), "api:read");
+
+    // The revocation endpoint takes the same assertions.
+    client
+        .revoke(token.access_token(), TokenTypeHint::AccessToken)
+        .await
+        .unwrap();
+    assert_eq!(server.revocation_requests(), 1);
+    let revoked = get_resource(
+        &server,
+        "/api/hello",
+        Some(token.access_token().expose_secret()),
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
 
     // Addressed to the issuer rather than the token endpoint, as Okta wants it.
     let by_issuer = client.assertion_audience_issuer(true);
