@@ -181,6 +181,30 @@ fn unconfigured_client(id: &str, secret: Option<&str>, method: Option<AuthMethod
     client
 }
 
+/// What a test adds to a client as the server registered it ([`TestServer::oauth_client`]):
+/// the private key of a `private_key_jwt` client, a clock of its own (to lag the server's), the
+/// issuer as the audience of its assertions.
+#[derive(Default)]
+struct Extra {
+    key: Option<SigningKey>,
+    clock: Option<ManualClock>,
+    audience_issuer: bool,
+}
+
+fn registered_client(server: &TestServer, id: &str, extra: Extra) -> OAuthClient {
+    let mut client = server
+        .oauth_client(id)
+        .unwrap()
+        .assertion_audience_issuer(extra.audience_issuer);
+    if let Some(key) = extra.key {
+        client = client.signing_key(key);
+    }
+    if let Some(clock) = extra.clock {
+        client = client.clock(clock);
+    }
+    client
+}
+
 fn oauth_client(
     server: &TestServer,
     id: &str,
@@ -2138,10 +2162,14 @@ async fn post_client_assertion(
 async fn private_key_jwt_with_the_registered_key_gets_a_token() {
     let clock = ManualClock::new();
     let server = assertion_server(&clock).await;
-    let client = server
-        .oauth_client("key-app")
-        .unwrap()
-        .signing_key(SigningKey::rs256_pem(RSA_PRIVATE).unwrap());
+    let client = registered_client(
+        &server,
+        "key-app",
+        Extra {
+            key: Some(SigningKey::rs256_pem(RSA_PRIVATE).unwrap()),
+            ..Extra::default()
+        },
+    );
     assert_eq!(client.effective_auth_method(), AuthMethod::PrivateKeyJwt);
     let token = TokenSource::new(client.clone(), ClientCredentials::new().scope("api:read"))
         .token()
@@ -2172,7 +2200,15 @@ async fn private_key_jwt_with_the_registered_key_gets_a_token() {
     assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
 
     // Addressed to the issuer rather than the token endpoint, as Okta wants it.
-    let by_issuer = client.assertion_audience_issuer(true);
+    let by_issuer = registered_client(
+        &server,
+        "key-app",
+        Extra {
+            key: Some(SigningKey::rs256_pem(RSA_PRIVATE).unwrap()),
+            audience_issuer: true,
+            ..Extra::default()
+        },
+    );
     TokenSource::new(by_issuer, ClientCredentials::new())
         .token()
         .await
@@ -2196,10 +2232,14 @@ async fn private_key_jwt_with_a_wrong_key_or_an_expired_assertion_is_refused() {
         other => panic!("not a server error: {other}"),
     };
 
-    let wrong_key = server
-        .oauth_client("key-app")
-        .unwrap()
-        .signing_key(SigningKey::rs256_pem(RSA_KEY).unwrap());
+    let wrong_key = registered_client(
+        &server,
+        "key-app",
+        Extra {
+            key: Some(SigningKey::rs256_pem(RSA_KEY).unwrap()),
+            ..Extra::default()
+        },
+    );
     let error = TokenSource::new(wrong_key, ClientCredentials::new())
         .token()
         .await
@@ -2208,11 +2248,15 @@ async fn private_key_jwt_with_a_wrong_key_or_an_expired_assertion_is_refused() {
 
     // The client's clock lags the server's by an hour: its assertions arrive expired.
     clock.advance(Duration::from_secs(3600));
-    let late = server
-        .oauth_client("key-app")
-        .unwrap()
-        .signing_key(SigningKey::rs256_pem(RSA_PRIVATE).unwrap())
-        .clock(ManualClock::new());
+    let late = registered_client(
+        &server,
+        "key-app",
+        Extra {
+            key: Some(SigningKey::rs256_pem(RSA_PRIVATE).unwrap()),
+            clock: Some(ManualClock::new()),
+            ..Extra::default()
+        },
+    );
     let error = TokenSource::new(late, ClientCredentials::new())
         .token()
         .await
@@ -2398,7 +2442,14 @@ async fn jwt_bearer_grant_refuses_untrusted_wrong_or_stale_assertions() {
 
     // The client's clock lags the server's by an hour.
     clock.advance(Duration::from_secs(3600));
-    let late = client().clock(ManualClock::new());
+    let late = registered_client(
+        &server,
+        "public-app",
+        Extra {
+            clock: Some(ManualClock::new()),
+            ..Extra::default()
+        },
+    );
     let description = refused(
         TokenSource::new(late, jwt_bearer("alice"))
             .token()
