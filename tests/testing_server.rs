@@ -1013,6 +1013,44 @@ async fn oauth_client_helper_matches_the_registration() {
 }
 
 #[tokio::test]
+async fn access_tokens_are_random_unless_numbered() {
+    let random = server().await;
+    let first = client_credentials_token(&random, "a").await;
+    let second = client_credentials_token(&random, "a").await;
+    assert!(first.str("access_token").starts_with("at_"));
+    assert!(first.str("access_token").len() > 40);
+    assert_ne!(first.str("access_token"), second.str("access_token"));
+
+    let numbered = TestServer::builder()
+        .client(
+            "basic-app",
+            Some(WEIRD_SECRET),
+            AuthMethod::ClientSecretBasic,
+        )
+        .user("alice", "wonderland")
+        .client(
+            "post-app",
+            Some("post-secret"),
+            AuthMethod::ClientSecretPost,
+        )
+        .numbered_access_tokens("tok-")
+        .start()
+        .await
+        .unwrap();
+    let first = client_credentials_token(&numbered, "a").await;
+    let second = password_token(&numbered).await;
+    assert_eq!(first.str("access_token"), "tok-1");
+    assert_eq!(second.str("access_token"), "tok-2");
+    assert_ne!(
+        second.str("refresh_token"),
+        "tok-3",
+        "refresh tokens stay random"
+    );
+    let resource = get_resource(&numbered, "/api/hello", Some("tok-2")).await;
+    assert_eq!(resource.str("username"), "alice");
+}
+
+#[tokio::test]
 async fn builder_rejects_configuration_that_cannot_work() {
     use AuthMethod::{ClientSecretBasic, ClientSecretJwt, None as Public, PrivateKeyJwt};
     use jwt::Algorithm::{ES256, HS256, RS256};
