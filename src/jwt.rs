@@ -71,7 +71,7 @@ impl Algorithm {
         self == Self::HS256
     }
 
-    fn jose(self) -> jsonwebtoken::Algorithm {
+    pub(crate) fn jose(self) -> jsonwebtoken::Algorithm {
         use jsonwebtoken::Algorithm as A;
         match self {
             Self::RS256 => A::RS256,

@@ -56,13 +56,17 @@ async fn a_token_is_reused_across_requests() {
     }
     assert_eq!(idp.issued(), 1);
     assert!(state.seen().iter().all(|s| bearer(s) == "Bearer tok-1"));
-    let form = String::from_utf8(
-        idp.server.received_requests().await.unwrap()[0]
-            .body
-            .clone(),
-    )
-    .unwrap();
-    assert!(form.contains("scope=api%3Aread"), "{form}");
+    // The token was requested with the scope: the server's resource says so.
+    let granted = reqwest::Client::new()
+        .get(idp.server.resource_url("/api/scope"))
+        .bearer_auth("tok-1")
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(granted["scope"], "api:read", "{granted}");
 }
 
 #[tokio::test]
