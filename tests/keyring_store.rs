@@ -536,6 +536,38 @@ fn without_a_session_bus_the_error_says_what_is_missing_and_what_to_use() {
     assert!(shown.contains("FileStore"), "{shown}");
 }
 
+/// What a store says in a new D-Bus session (`config`: its configuration file, else the
+/// standard session bus, which starts GNOME Keyring on demand), from a child process.
+fn message_in_a_session(config: Option<&Path>, home: &TempDir) -> String {
+    let mut cmd = Command::new("dbus-run-session");
+    if let Some(config) = config {
+        cmd.arg(format!("--config-file={}", config.display()));
+    }
+    let output = cmd
+        .arg("--")
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_without_a_keychain",
+            "--nocapture",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env(CHILD_NO_KEYCHAIN, "1")
+        .env_remove(INSIDE)
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.private("data"))
+        .env("XDG_RUNTIME_DIR", home.private("run"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run dbus-run-session ({e}): run `bash tests/setup.sh` first")
+        });
+    let shown = shown(&output);
+    assert!(output.status.success(), "{shown}");
+    assert!(shown.contains("1 passed"), "{shown}");
+    shown
+}
+
 #[test]
 fn a_session_bus_without_a_secret_service_is_named_as_such() {
     // A session bus that cannot start services on demand, and nothing that provides one.
@@ -560,30 +592,22 @@ fn a_session_bus_without_a_secret_service_is_named_as_such() {
         ),
     )
     .unwrap();
-    let output = Command::new("dbus-run-session")
-        .arg(format!("--config-file={}", config.display()))
-        .arg("--")
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_without_a_keychain",
-            "--nocapture",
-            "--ignored",
-            "--test-threads=1",
-        ])
-        .env(CHILD_NO_KEYCHAIN, "1")
-        .env_remove(INSIDE)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run dbus-run-session ({e}): run `bash tests/setup.sh` first")
-        });
-    let shown = shown(&output);
-    assert!(output.status.success(), "{shown}");
-    assert!(shown.contains("1 passed"), "{shown}");
+    let shown = message_in_a_session(Some(&config), &home);
     assert!(
         shown.contains("no Secret Service is running on the D-Bus session bus"),
         "{shown}"
     );
+    assert!(shown.contains("FileStore"), "{shown}");
+}
+
+#[test]
+fn a_keyring_nobody_can_unlock_is_named_as_such() {
+    // The standard session bus starts GNOME Keyring on demand, with no keyring unlocked and
+    // nobody to answer the prompt that would create one.
+    let home = TempDir::new();
+    let shown = message_in_a_session(None, &home);
+    assert!(shown.contains("keyring is locked"), "{shown}");
+    assert!(shown.contains("unlock the login keyring first"), "{shown}");
     assert!(shown.contains("FileStore"), "{shown}");
 }
 
