@@ -14,10 +14,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use common::logs::Captured;
-use oauth_layer::clock::{ManualClock, SystemClock};
+use oauth_layer::clock::{Clock, ManualClock, Sleep, SystemClock};
 use oauth_layer::flow::{ClientCredentials, Flow, Password};
 use oauth_layer::store::{CacheKey, Codec, KeySalt, KeyringStore, TokenStore};
 use oauth_layer::testing::TestServer;
@@ -91,6 +91,7 @@ fn in_secret_service(name: &str) -> bool {
         .env("HOME", home.path())
         .env("XDG_DATA_HOME", home.private("data"))
         .env("XDG_RUNTIME_DIR", home.private("run"))
+        .env("XDG_CACHE_HOME", home.private("cache"))
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .output()
         .unwrap_or_else(|e| {
@@ -470,6 +471,109 @@ async fn sealed_entries_hide_the_tokens_and_unreadable_ones_are_logged_misses() 
     sealed.save(&key, &token("AT-3", "RT-3")).await.unwrap();
     let access = secret(sealed.load(&key).await.unwrap().unwrap().access_token());
     assert_eq!(access, "AT-3");
+}
+
+#[tokio::test]
+async fn the_renewal_lock_excludes_other_holders_until_released() {
+    if !in_secret_service("the_renewal_lock_excludes_other_holders_until_released") {
+        return;
+    }
+    let key = key("lock");
+    let a = store("lock");
+    let b = store("lock").lock_timeout(Duration::from_millis(200));
+    let dir = a.lock_dir().unwrap().to_owned();
+    assert!(
+        dir.ends_with("oauth-layer/keyring-locks"),
+        "{}",
+        dir.display()
+    );
+
+    let held = a.lock(&key).await.unwrap().unwrap();
+    let err = b.lock(&key).await.map(|l| l.is_some()).unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    held.release().await;
+    let again = b.lock(&key).await.unwrap().unwrap();
+    // Dropping a lock without release frees it too (as a dying process does).
+    drop(again);
+    a.lock(&key).await.unwrap().unwrap().release().await;
+
+    // The lock directory is private, and one others may enter is refused.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let open = TempDir::new();
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = store("lock")
+        .locks_in(open.path())
+        .lock(&key)
+        .await
+        .map(|l| l.is_some())
+        .unwrap_err();
+    assert!(err.to_string().contains("other users may use it"), "{err}");
+}
+
+/// The system clock, two hours back on the wall: tokens built with it expired long ago.
+#[derive(Debug)]
+struct TwoHoursAgo;
+
+impl Clock for TwoHoursAgo {
+    fn now(&self) -> Instant {
+        SystemClock.now()
+    }
+
+    fn now_utc(&self) -> SystemTime {
+        SystemClock.now_utc() - Duration::from_secs(2 * 3600)
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        SystemClock.sleep(duration)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_programs_finding_the_token_expired_refresh_once() {
+    if !in_secret_service("two_programs_finding_the_token_expired_refresh_once") {
+        return;
+    }
+    let server = server(None).await;
+    let flow = || Password::new(USER, PASSWORD).scope(SCOPE);
+    // Seed the keychain with a real grant, then write it back as if issued two hours ago.
+    let seed = TokenSource::builder(client(&server.token_url()), flow())
+        .store(store("once"))
+        .build();
+    let first = seed.token().await.unwrap();
+    let expired = Token::builder(secret(first.access_token()))
+        .refresh_token(secret(first.refresh_token().unwrap()))
+        .scope(SCOPE)
+        .expires_in(Duration::from_secs(3600))
+        .build(&TwoHoursAgo)
+        .unwrap();
+    store("once")
+        .save(seed.cache_key(), &expired)
+        .await
+        .unwrap();
+    server.reset_counts();
+
+    // Two programs: each its own source and its own store value, sharing only the keychain
+    // and the lock directory.
+    let programs: Vec<TokenSource> = (0..2)
+        .map(|_| {
+            TokenSource::builder(client(&server.token_url()), flow())
+                .store(store("once"))
+                .build()
+        })
+        .collect();
+    let (a, b) = tokio::join!(programs[0].token(), programs[1].token());
+    let (a, b) = (a.unwrap(), b.unwrap());
+
+    assert_eq!(server.token_requests_for("refresh_token"), 1, "one refresh");
+    assert_eq!(
+        server.token_requests(),
+        1,
+        "no invalid_grant, hence no fallback to the password grant"
+    );
+    assert_eq!(secret(a.access_token()), secret(b.access_token()));
+    assert_ne!(secret(a.access_token()), secret(first.access_token()));
 }
 
 #[test]

@@ -6,13 +6,16 @@
 //! `::keyring`.
 
 use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use ::keyring::Entry;
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
-use super::{CacheKey, Codec, KeySalt, TokenStore};
+use super::{CacheKey, Codec, KeySalt, RenewalLock, TokenStore};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::token::Token;
@@ -21,6 +24,10 @@ use crate::token::Token;
 const SERVICE_PREFIX: &str = "oauth-layer";
 /// The account (user name) of the entry that holds the store's [`KeySalt`], in hex.
 const SALT_ACCOUNT: &str = "cache-key-salt";
+/// How long [`TokenStore::lock`] waits for another process's renewal.
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest pause between two attempts to take a busy lock.
+const MAX_LOCK_PAUSE: Duration = Duration::from_millis(50);
 
 /// Tokens kept in the operating system's keychain: the macOS Keychain, the Windows Credential
 /// Manager, or the Secret Service on Linux and the BSDs (GNOME Keyring, KWallet, KeePassXC), so
@@ -61,12 +68,17 @@ const SALT_ACCOUNT: &str = "cache-key-salt";
 /// [`TokenSource`](crate::TokenSource) logs such errors and goes on from its memory; call
 /// [`check`](Self::check) at start-up to choose another store before any token is needed.
 ///
-/// The keychain does not coordinate renewals between processes: two programs that renew the
-/// same token at the same moment may both ask the server (with a rotating refresh token, the
-/// later one may be refused and sign in again). Use [`FileStore`](super::FileStore), whose lock
-/// prevents that, where several processes share one token at once. The Windows Credential
-/// Manager keeps at most 2,560 bytes an entry, which large tokens (several JWTs) can exceed: such
-/// a save fails with [`Error::Store`] saying so.
+/// **One renewal across processes** (rule 33): the keychain has no locks, so
+/// [`lock`](TokenStore::lock) takes an exclusive operating-system lock on a file named like the
+/// entry (`<name>.lock`, empty) in the [lock directory](Self::locks_in), `oauth-layer/
+/// keyring-locks` in the user's cache directory by default, created private (`0700` on Unix).
+/// Two programs that find the same token expired then renew once: the second waits, at most the
+/// [lock timeout](Self::lock_timeout), and reads the first one's token from the keychain. The
+/// operating system frees the lock if the process dies; where the lock cannot be taken the
+/// source renews without it.
+///
+/// The Windows Credential Manager keeps at most 2,560 bytes an entry, which large tokens
+/// (several JWTs) can exceed: such a save fails with [`Error::Store`] saying so.
 ///
 /// Cheap to clone; clones share the salt once read.
 ///
@@ -94,6 +106,9 @@ pub struct KeyringStore {
     /// The salt read from (or written to) the keychain, once known; the lock also makes the
     /// store's keychain calls one at a time, as the Secret Service needs.
     salt: Arc<Mutex<Option<KeySalt>>>,
+    /// Where the renewal lock files live; `None` when the user has no cache directory.
+    lock_dir: Option<Arc<Path>>,
+    lock_timeout: Duration,
 }
 
 impl KeyringStore {
@@ -135,6 +150,9 @@ impl KeyringStore {
             codec: Codec::plain(),
             clock: Arc::new(SystemClock),
             salt: Arc::default(),
+            lock_dir: dirs::cache_dir()
+                .map(|dir| Arc::from(dir.join("oauth-layer").join("keyring-locks"))),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
     }
 
@@ -146,6 +164,12 @@ impl KeyringStore {
     /// ```
     pub fn service(&self) -> &str {
         &self.service
+    }
+
+    /// The directory of the renewal lock files, if the user has one (see
+    /// [`locks_in`](Self::locks_in)).
+    pub fn lock_dir(&self) -> Option<&Path> {
+        self.lock_dir.as_deref()
     }
 
     /// How entries are written (default [`Codec::plain`]: JSON, which the keychain encrypts at
@@ -192,6 +216,39 @@ impl KeyringStore {
     /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The directory of the renewal lock files (default: `oauth-layer/keyring-locks` in the
+    /// user's cache directory, `~/.cache` on Linux). Created with mode `0700` if missing; an
+    /// existing one that other users may enter is refused (the lock then fails with
+    /// [`Error::Store`], and the source renews without it). Every program sharing the service
+    /// must use the same directory. It holds only empty files named by keyed digests.
+    ///
+    /// ```
+    /// let store = oauth_layer::store::KeyringStore::for_service("my-app")
+    ///     .locks_in("/run/user/1000/my-app-locks");
+    /// assert!(store.lock_dir().unwrap().ends_with("my-app-locks"));
+    /// ```
+    pub fn locks_in(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lock_dir = Some(Arc::from(dir.into()));
+        self
+    }
+
+    /// How long [`lock`](TokenStore::lock) waits while another process renews the same token
+    /// (default 30 s). After it, the lock fails with [`Error::Store`] and the source renews
+    /// without it. Interactive sign-ins hold the lock while the person signs in, so raise it if
+    /// several programs may start one at the same time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let store = oauth_layer::store::KeyringStore::for_service("my-app")
+    ///     .lock_timeout(Duration::from_secs(120));
+    /// # let _ = store;
+    /// ```
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
         self
     }
 
@@ -321,6 +378,47 @@ impl KeyringStore {
         }
     }
 
+    /// Takes the renewal lock file for `key`, waiting at most the lock timeout.
+    fn lock_blocking(&self, key: &CacheKey) -> Result<File> {
+        let name = {
+            let mut held = self.locked();
+            self.salt(&mut held)?.name(key)
+        };
+        let Some(dir) = self.lock_dir.as_deref() else {
+            return Err(Error::Store(
+                "no directory for the keychain's renewal locks is known (no cache directory): \
+                 set one with `KeyringStore::locks_in`"
+                    .into(),
+            ));
+        };
+        let file = open_lock_file(dir, &format!("{name}.lock"))?;
+        let deadline = crate::clock::instant_after(Instant::now(), self.lock_timeout);
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match fs4::FileExt::try_lock(&file) {
+                Ok(()) => return Ok(file),
+                Err(fs4::TryLockError::WouldBlock) => {}
+                Err(fs4::TryLockError::Error(e)) => {
+                    return Err(Error::Store(format!(
+                        "cannot lock the keychain renewal lock {}: {e}",
+                        dir.join(format!("{name}.lock")).display()
+                    )));
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Store(format!(
+                    "timed out after {:?} waiting for the renewal lock {} (another process is \
+                     renewing this token)",
+                    self.lock_timeout,
+                    dir.join(format!("{name}.lock")).display()
+                )));
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(MAX_LOCK_PAUSE);
+        }
+    }
+
     /// An [`Error::Store`] for a keychain call that failed while trying to do `doing`: what
     /// went wrong and what to do, never an entry's contents.
     fn failure(&self, doing: &str, e: ::keyring::Error) -> Error {
@@ -361,6 +459,8 @@ impl fmt::Debug for KeyringStore {
         f.debug_struct("KeyringStore")
             .field("service", &self.service)
             .field("codec", &self.codec)
+            .field("lock_dir", &self.lock_dir)
+            .field("lock_timeout", &self.lock_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -394,6 +494,71 @@ impl TokenStore for KeyringStore {
         let (store, key) = (self.clone(), key.clone());
         blocking(move || store.delete_blocking(&key)).await
     }
+
+    async fn lock(&self, key: &CacheKey) -> Result<Option<Box<dyn RenewalLock>>> {
+        let (store, key) = (self.clone(), key.clone());
+        let file = blocking(move || store.lock_blocking(&key)).await?;
+        Ok(Some(Box::new(FileLock { file })))
+    }
+}
+
+/// A held `<name>.lock`. Closing the file (on drop, or when the process dies) also frees it.
+struct FileLock {
+    file: File,
+}
+
+#[async_trait]
+impl RenewalLock for FileLock {
+    async fn release(self: Box<Self>) {
+        let file = self.file;
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = fs4::FileExt::unlock(&file);
+        })
+        .await;
+    }
+}
+
+/// Opens (creating) the lock file `name` in `dir`, creating `dir` private if it is missing and
+/// refusing it if others may enter it.
+fn open_lock_file(dir: &Path, name: &str) -> Result<File> {
+    let failed = |doing: &str, path: &Path, e: std::io::Error| {
+        Error::Store(format!("cannot {doing} {}: {e}", path.display()))
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| failed("create the keychain's lock directory", dir, e))?;
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| failed("inspect the keychain's lock directory", dir, e))?;
+    if !meta.is_dir() {
+        return Err(Error::Store(format!(
+            "refusing the keychain's lock directory {}: it is not a directory",
+            dir.display()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Error::Store(format!(
+                "refusing the keychain's lock directory {}: other users may use it (mode \
+                 {mode:o}); give the store a directory of its own with `KeyringStore::locks_in`",
+                dir.display()
+            )));
+        }
+    }
+    let path = dir.join(name);
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(&path)
+        .map_err(|e| failed("open the keychain renewal lock", &path, e))
 }
 
 /// What reading an entry found.
