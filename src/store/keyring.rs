@@ -258,18 +258,21 @@ impl KeyringStore {
     /// would.
     ///
     /// ```no_run
-    /// use oauth_layer::store::{FileStore, KeyringStore, TokenStore};
+    /// use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials};
+    /// use oauth_layer::store::{FileStore, KeyringStore};
     ///
-    /// # async fn run() -> oauth_layer::Result<()> {
+    /// # async fn run(client: OAuthClient) -> oauth_layer::Result<()> {
+    /// let builder = TokenSource::builder(client, ClientCredentials::new());
     /// let keyring = KeyringStore::for_service("my-app");
-    /// let store: Box<dyn TokenStore> = match keyring.check().await {
-    ///     Ok(()) => Box::new(keyring),
+    /// let tokens = match keyring.check().await {
+    ///     Ok(()) => builder.store(keyring),
     ///     Err(why) => {
     ///         eprintln!("{why}; keeping tokens in files instead");
-    ///         Box::new(FileStore::new()?)
+    ///         builder.store(FileStore::new()?)
     ///     }
-    /// };
-    /// # let _ = store; Ok(()) }
+    /// }
+    /// .build();
+    /// # let _ = tokens; Ok(()) }
     /// ```
     pub async fn check(&self) -> Result<()> {
         let store = self.clone();
