@@ -39,9 +39,18 @@ const USER: &str = "alice-keyring";
 const PASSWORD: &str = "password-keyring-88";
 const SCOPE: &str = "api:read-keyring";
 
-/// Starts a private D-Bus session, unlocks a new login keyring in it (its files in a temporary
-/// directory) and replaces the shell with the test named by `$2` of the binary `$1`.
+/// Run inside a private D-Bus session: unlocks a new login keyring (its files in a temporary
+/// directory), waits until its Secret Service owns its bus name (so that no call starts a
+/// second, locked daemon on demand), and replaces the shell with the test named by `$2` of the
+/// binary `$1`.
 const SESSION_SCRIPT: &str = r#"printf '%s' "keyring-test-unlock" | gnome-keyring-daemon --unlock --components=secrets >/dev/null || exit 97
+tries=0
+until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do
+  tries=$((tries + 1))
+  [ "$tries" -lt 100 ] || exit 98
+  sleep 0.05
+done
 exec "$1" --exact "$2" --nocapture --test-threads=1"#;
 
 /// A directory under the system temp dir with a random name, removed on drop.
@@ -102,6 +111,11 @@ fn in_secret_service(name: &str) -> bool {
         output.status.code(),
         Some(97),
         "gnome-keyring-daemon did not start: run `bash tests/setup.sh` first\n{shown}"
+    );
+    assert_ne!(
+        output.status.code(),
+        Some(98),
+        "gnome-keyring-daemon did not provide the Secret Service within 5 s\n{shown}"
     );
     assert!(
         output.status.success(),
