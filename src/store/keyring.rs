@@ -70,8 +70,8 @@ const MAX_LOCK_PAUSE: Duration = Duration::from_millis(50);
 ///
 /// **One renewal across processes** (rule 33): the keychain has no locks, so
 /// [`lock`](TokenStore::lock) takes an exclusive operating-system lock on a file named like the
-/// entry (`<name>.lock`, empty) in the [lock directory](Self::locks_in), `oauth-layer/
-/// keyring-locks` in the user's cache directory by default, created private (`0700` on Unix).
+/// entry (`<name>.lock`, empty) in the [lock directory](Self::locks_in), by default
+/// `oauth-layer/keyring-locks` in the user's cache directory, created private (`0700` on Unix).
 /// Two programs that find the same token expired then renew once: the second waits, at most the
 /// [lock timeout](Self::lock_timeout), and reads the first one's token from the keychain. The
 /// operating system frees the lock if the process dies; where the lock cannot be taken the
@@ -168,6 +168,13 @@ impl KeyringStore {
 
     /// The directory of the renewal lock files, if the user has one (see
     /// [`locks_in`](Self::locks_in)).
+    ///
+    /// ```
+    /// use oauth_layer::store::KeyringStore;
+    ///
+    /// let store = KeyringStore::for_service("my-app").locks_in("/tmp/my-app-locks");
+    /// assert_eq!(store.lock_dir(), Some(std::path::Path::new("/tmp/my-app-locks")));
+    /// ```
     pub fn lock_dir(&self) -> Option<&Path> {
         self.lock_dir.as_deref()
     }
@@ -321,7 +328,7 @@ impl KeyringStore {
     }
 
     fn read_or_create_salt(&self) -> Result<KeySalt> {
-        const DOING: &str = "read the cache key salt";
+        const DOING: &str = "read this store's salt";
         let entry = self.entry(SALT_ACCOUNT, DOING)?;
         match entry.get_secret() {
             Ok(text) => return self.parse_salt(&Zeroizing::new(text)),
@@ -331,7 +338,7 @@ impl KeyringStore {
         let salt = KeySalt::generate()?;
         entry
             .set_secret(salt.to_hex().as_bytes())
-            .map_err(|e| self.failure("create the cache key salt", e))?;
+            .map_err(|e| self.failure("create this store's salt", e))?;
         // Read it back: when two programs create the salt at once, the keychain keeps the
         // later one, and both go on with it.
         match entry.get_secret() {
