@@ -296,7 +296,11 @@ impl TokenBuilder {
 
 /// What a persistent store keeps of a token: every field, with the expiry as absolute UTC time
 /// (SECURITY.md rule 27), so it can be restored in another process.
-#[cfg(any(feature = "file-store", feature = "redis-store"))]
+#[cfg(any(
+    feature = "file-store",
+    feature = "redis-store",
+    feature = "keyring-store"
+))]
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Persisted {
     pub(crate) access_token: String,
@@ -316,7 +320,11 @@ pub(crate) struct Persisted {
     pub(crate) extra: Map<String, Value>,
 }
 
-#[cfg(any(feature = "file-store", feature = "redis-store"))]
+#[cfg(any(
+    feature = "file-store",
+    feature = "redis-store",
+    feature = "keyring-store"
+))]
 impl Token {
     pub(crate) fn to_persisted(&self) -> Persisted {
         use secrecy::ExposeSecret;

@@ -84,13 +84,21 @@ impl KeySalt {
     }
 
     /// The salt as 64 lowercase hex digits, the form the stores keep it in.
-    #[cfg(any(feature = "file-store", feature = "redis-store"))]
+    #[cfg(any(
+        feature = "file-store",
+        feature = "redis-store",
+        feature = "keyring-store"
+    ))]
     pub(crate) fn to_hex(&self) -> zeroize::Zeroizing<String> {
         zeroize::Zeroizing::new(hex(&self.0))
     }
 
     /// A salt from its hex form; `None` unless `text` is exactly 64 hex digits.
-    #[cfg(any(feature = "file-store", feature = "redis-store"))]
+    #[cfg(any(
+        feature = "file-store",
+        feature = "redis-store",
+        feature = "keyring-store"
+    ))]
     pub(crate) fn from_hex(text: &[u8]) -> Option<Self> {
         if text.len() != 2 * LEN {
             return None;
