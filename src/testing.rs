@@ -123,8 +123,9 @@
 //!     .client("my-app", Some("s3cret"), AuthMethod::ClientSecretBasic)
 //!     .start()
 //!     .await?;
-//! let client = OAuthClient::new("my-app").secret("s3cret").discover(server.url()).await?;
-//! assert_eq!(client.token_endpoint().map(|u| u.as_str()), Some(server.token_url().as_str()));
+//! let builder = OAuthClient::builder("my-app").secret("s3cret");
+//! let client = oauth_layer::discovery::configure(builder, server.url()).await?;
+//! assert_eq!(client.token_url().map(|u| u.as_str()), Some(server.token_url().as_str()));
 //! # Ok(()) }
 //! ```
 //!

@@ -21,7 +21,7 @@ use oauth_layer::clock::{Clock, ManualClock, Sleep, SystemClock};
 use oauth_layer::flow::{ClientCredentials, Flow, Password};
 use oauth_layer::store::{CacheKey, Codec, KeySalt, KeyringStore, TokenStore};
 use oauth_layer::testing::TestServer;
-use oauth_layer::{AuthMethod, Error, OAuthClient, Token, TokenSource};
+use oauth_layer::{AuthMethod, Error, OAuthClient, OAuthClientBuilder, Token, TokenSource};
 use secrecy::ExposeSecret;
 
 /// Set in the environment of a test re-run inside the private Secret Service.
@@ -148,10 +148,13 @@ fn shown(output: &Output) -> String {
 
 /// The one place tests build a client.
 fn client(token_url: &str) -> OAuthClient {
-    OAuthClient::new(CLIENT_ID)
+    client_builder(token_url).build().unwrap()
+}
+
+fn client_builder(token_url: &str) -> OAuthClientBuilder {
+    OAuthClient::builder(CLIENT_ID)
         .secret(CLIENT_SECRET)
         .token_url(token_url)
-        .unwrap()
 }
 
 async fn server(clock: Option<ManualClock>) -> TestServer {
@@ -175,7 +178,7 @@ fn store(test: &str) -> KeyringStore {
 fn key(scope: &str) -> CacheKey {
     ClientCredentials::new()
         .scope(scope)
-        .cache_key(&OAuthClient::new("c"))
+        .cache_key(&OAuthClient::builder("c").build().unwrap())
 }
 
 fn token(access: &str, refresh: &str) -> Token {
@@ -279,7 +282,10 @@ async fn a_rotated_refresh_token_is_in_the_keychain_before_it_is_handed_out() {
     }
     let clock = ManualClock::new();
     let server = server(Some(clock.clone())).await;
-    let client = client(&server.token_url()).clock(clock.clone());
+    let client = client_builder(&server.token_url())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
     let flow = || Password::new(USER, PASSWORD).scope(SCOPE);
     let key = flow().cache_key(&client);
 

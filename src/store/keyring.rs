@@ -86,9 +86,10 @@ const MAX_LOCK_PAUSE: Duration = Duration::from_millis(50);
 /// use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials, store::KeyringStore};
 ///
 /// # async fn run() -> oauth_layer::Result<()> {
-/// let client = OAuthClient::new("my-client-id")
+/// let client = OAuthClient::builder("my-client-id")
 ///     .secret("s3cret")
-///     .token_url("https://idp.example/oauth/token")?;
+///     .token_url("https://idp.example/oauth/token")
+///     .build()?;
 /// let store = KeyringStore::for_service("my-app");
 /// store.check().await?; // fails at once, and says why, where there is no keychain
 /// let tokens = TokenSource::builder(client, ClientCredentials::new())
@@ -217,9 +218,10 @@ impl KeyringStore {
     /// use oauth_layer::{OAuthClient, clock::ManualClock, store::KeyringStore};
     ///
     /// let clock = ManualClock::new();
-    /// let client = OAuthClient::new("id").clock(clock.clone());
+    /// let client = OAuthClient::builder("id").clock(clock.clone()).build()?;
     /// let store = KeyringStore::for_service("my-app").clock(clock);
     /// # let _ = (client, store);
+    /// # Ok::<(), oauth_layer::Error>(())
     /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -296,7 +298,7 @@ impl KeyringStore {
     ///
     /// # async fn run() -> oauth_layer::Result<()> {
     /// let store = KeyringStore::for_service("my-app");
-    /// let client = OAuthClient::new("id").token_url("https://idp.example/token")?;
+    /// let client = OAuthClient::builder("id").token_url("https://idp.example/token").build()?;
     /// let source = TokenSource::builder(client, ClientCredentials::new()).build();
     /// println!("{} / {}", store.service(), store.entry_name(source.cache_key()).await?);
     /// # Ok(()) }
