@@ -1,5 +1,5 @@
 //! Building the client and the token source from the options: endpoints and discovery,
-//! provider presets, key files for the JWT bearer flow, and `fetch revoke`.
+//! provider presets, key files for the JWT bearer flow, and `oauth-fetch revoke`.
 
 use oauth_layer::client::TokenTypeHint;
 #[cfg(feature = "auth-code")]
@@ -29,7 +29,7 @@ use crate::store::open_store;
 enum Needs {
     /// Fetching URLs: the token endpoint.
     TokenEndpoint,
-    /// `fetch revoke`: the revocation endpoint.
+    /// `oauth-fetch revoke`: the revocation endpoint.
     RevocationEndpoint,
 }
 
@@ -52,6 +52,45 @@ async fn build_client(
     token_url: Option<&str>,
     needs: Needs,
 ) -> Result<OAuthClient, Stop> {
+    let client = new_client(o, client_id, token_url)?;
+    let missing = match needs {
+        Needs::TokenEndpoint => client.token_endpoint().is_none(),
+        Needs::RevocationEndpoint => client.revocation_endpoint().is_none(),
+    };
+    let Some(issuer) = &o.issuer else {
+        return match (needs, missing) {
+            (Needs::TokenEndpoint, true) => Err(usage(
+                "--token-url is required (or --issuer to discover it)",
+            )),
+            (Needs::RevocationEndpoint, true) => Err(usage(
+                "revoke needs --revocation-url (or --issuer to discover it)",
+            )),
+            (_, false) => Ok(client),
+        };
+    };
+    if !missing {
+        return Ok(client.issuer(issuer.clone()));
+    }
+    let client = client
+        .discover(issuer)
+        .await
+        .map_err(|e| usage(format!("discovery of {issuer} failed: {e}")))?;
+    match needs {
+        Needs::TokenEndpoint if client.token_endpoint().is_none() => Err(usage(format!(
+            "the discovery document of {issuer} names no token endpoint (give --token-url)"
+        ))),
+        Needs::RevocationEndpoint if client.revocation_endpoint().is_none() => Err(usage(format!(
+            "the discovery document of {issuer} names no revocation endpoint (give \
+                 --revocation-url)"
+        ))),
+        _ => Ok(client),
+    }
+}
+
+/// Every [`OAuthClient`] the tool makes starts here: `client_id` with `--client-secret`,
+/// `--auth-method` and the endpoints given as options (`token_url` may come from a key file).
+/// Each endpoint is checked (https, or http to loopback) whenever given.
+fn new_client(o: &Options, client_id: &str, token_url: Option<&str>) -> Result<OAuthClient, Stop> {
     let mut client = OAuthClient::new(client_id);
     if let Some(method) = o.auth_method {
         if method != AuthMethod::None && o.client_secret.is_none() {
@@ -90,38 +129,7 @@ async fn build_client(
             .revocation_url(url)
             .map_err(|e| usage(format!("--revocation-url: {e}")))?;
     }
-    let missing = match needs {
-        Needs::TokenEndpoint => client.token_endpoint().is_none(),
-        Needs::RevocationEndpoint => client.revocation_endpoint().is_none(),
-    };
-    let Some(issuer) = &o.issuer else {
-        return match (needs, missing) {
-            (Needs::TokenEndpoint, true) => Err(usage(
-                "--token-url is required (or --issuer to discover it)",
-            )),
-            (Needs::RevocationEndpoint, true) => Err(usage(
-                "revoke needs --revocation-url (or --issuer to discover it)",
-            )),
-            (_, false) => Ok(client),
-        };
-    };
-    if !missing {
-        return Ok(client.issuer(issuer.clone()));
-    }
-    let client = client
-        .discover(issuer)
-        .await
-        .map_err(|e| usage(format!("discovery of {issuer} failed: {e}")))?;
-    match needs {
-        Needs::TokenEndpoint if client.token_endpoint().is_none() => Err(usage(format!(
-            "the discovery document of {issuer} names no token endpoint (give --token-url)"
-        ))),
-        Needs::RevocationEndpoint if client.revocation_endpoint().is_none() => Err(usage(format!(
-            "the discovery document of {issuer} names no revocation endpoint (give \
-                 --revocation-url)"
-        ))),
-        _ => Ok(client),
-    }
+    Ok(client)
 }
 
 pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop> {
@@ -355,13 +363,7 @@ async fn build_preset(o: &Options, name: &str, client_id: &str) -> Result<Preset
     }
     // The discovered ones: the secret goes on the client first, so that discovery picks the
     // client authentication from the methods the document lists.
-    let client = || {
-        let client = OAuthClient::new(client_id);
-        match &o.client_secret {
-            Some(secret) => client.secret(secret.clone()),
-            None => client,
-        }
-    };
+    let client = || new_client(o, client_id, None);
     Ok(match name {
         "github" => preset!(GitHub::new(client_id)),
         "google" => preset!(Google::new(client_id)),
@@ -385,7 +387,7 @@ async fn build_preset(o: &Options, name: &str, client_id: &str) -> Result<Preset
                 .issuer
                 .as_deref()
                 .ok_or_else(|| usage("--provider openid needs --issuer"))?;
-            let mut preset = OpenId::discover(client(), issuer)
+            let mut preset = OpenId::discover(client()?, issuer)
                 .await
                 .map_err(|e| usage(format!("discovery of {issuer} failed: {e}")))?;
             if let Some(scopes) = &scopes {
@@ -405,7 +407,7 @@ async fn build_preset(o: &Options, name: &str, client_id: &str) -> Result<Preset
                     ));
                 }
             };
-            let mut preset = FranceConnect::discover(client(), environment)
+            let mut preset = FranceConnect::discover(client()?, environment)
                 .await
                 .map_err(|e| usage(format!("discovery of {} failed: {e}", environment.issuer())))?;
             if let Some(scopes) = &scopes {
@@ -569,7 +571,7 @@ fn key_algorithm(name: &str) -> Result<Algorithm, Stop> {
     })
 }
 
-/// `fetch revoke`: one revocation request; prints `revoked`.
+/// `oauth-fetch revoke`: one revocation request (the caller prints `revoked`).
 pub(crate) async fn revoke(o: &Options, events: &Events) -> Result<(), Stop> {
     let token = o
         .token
@@ -615,6 +617,5 @@ pub(crate) async fn revoke(o: &Options, events: &Events) -> Result<(), Stop> {
                 Stop::Failed(msg)
             }
         })?;
-    println!("revoked");
     Ok(())
 }
