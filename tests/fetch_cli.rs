@@ -1,4 +1,4 @@
-//! The `fetch` example as a command-line tool: the compiled binary, run against a local
+//! The `oauth-fetch` command-line tool: the compiled binary, run against a local
 //! [`TestServer`], proves the interface outside checks rely on (options, output, exit codes,
 //! `-v` events) and that no token, secret or password ever reaches stdout or stderr.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -7,7 +7,6 @@ mod test_keys;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine;
@@ -39,91 +38,9 @@ const SECRET_VARIABLES: [(&str, &str); 7] = [
 /// How long one run of the binary may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(20);
 
-/// The compiled `fetch` example, next to this test's own directory:
-/// `target/<profile>/deps/fetch_cli-HASH` → `target/<profile>/examples/fetch`.
-///
-/// `cargo test` builds examples before it runs tests, but `cargo test --test fetch_cli` does
-/// not, so when run by cargo this first asks cargo to bring the example up to date (a no-op
-/// when it already is) instead of testing a stale binary.
+/// The `oauth-fetch` binary, which cargo builds for this test (feature `cli`).
 fn fetch_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test executable's path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test executable lives in target/<profile>/deps");
-        let binary = profile_dir
-            .join("examples")
-            .join(format!("fetch{}", std::env::consts::EXE_SUFFIX));
-        build_example(profile_dir);
-        assert!(
-            binary.is_file(),
-            "the fetch example is not built at {}: run through cargo test so the example is \
-             built (or `cargo build --all-features --example fetch` first)",
-            binary.display()
-        );
-        binary
-    })
-}
-
-/// Runs `cargo build --example fetch` with this test's features, profile and target directory,
-/// when the test runs under cargo (`CARGO` set) and the layout is recognised.
-fn build_example(profile_dir: &Path) {
-    let Some(cargo) = std::env::var_os("CARGO") else {
-        return;
-    };
-    let Some(parent) = profile_dir.parent() else {
-        return;
-    };
-    // `target/<profile>` or, with `--target TRIPLE`, `target/<triple>/<profile>`.
-    let (target_dir, triple) = if parent.join("CACHEDIR.TAG").is_file() {
-        (parent, None)
-    } else {
-        match (parent.parent(), parent.file_name()) {
-            (Some(root), Some(triple)) if root.join("CACHEDIR.TAG").is_file() => {
-                (root, Some(triple))
-            }
-            _ => return,
-        }
-    };
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => "dev",
-        Some(name) => name,
-        None => return,
-    };
-    let features: Vec<&str> = [
-        ("reqwest", cfg!(feature = "reqwest")),
-        ("rustls", cfg!(feature = "rustls")),
-        ("tower", cfg!(feature = "tower")),
-        ("auth-code", cfg!(feature = "auth-code")),
-        ("browser", cfg!(feature = "browser")),
-        ("jwt", cfg!(feature = "jwt")),
-        ("file-store", cfg!(feature = "file-store")),
-        ("redis-store", cfg!(feature = "redis-store")),
-        ("testing", cfg!(feature = "testing")),
-    ]
-    .into_iter()
-    .filter_map(|(name, on)| on.then_some(name))
-    .collect();
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "--offline", "--quiet", "--example", "fetch"])
-        .arg("--manifest-path")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-        .args(["--profile", profile, "--no-default-features"])
-        .arg("--features")
-        .arg(features.join(","))
-        .arg("--target-dir")
-        .arg(target_dir);
-    if let Some(triple) = triple {
-        cmd.arg("--target").arg(triple);
-    }
-    let out = cmd.output().expect("running cargo build --example fetch");
-    assert!(
-        out.status.success(),
-        "cargo build --example fetch failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Path::new(env!("CARGO_BIN_EXE_oauth-fetch"))
 }
 
 /// What one run of the binary left behind.
@@ -168,7 +85,7 @@ impl Run {
         let lines: Vec<&str> = self.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "one line on stderr: {self:#?}");
         assert!(
-            lines[0].starts_with("fetch: ") && lines[0].contains(needle),
+            lines[0].starts_with("oauth-fetch: ") && lines[0].contains(needle),
             "stderr should say {needle:?}: {self:#?}"
         );
     }
@@ -813,7 +730,7 @@ async fn an_unreachable_url_exits_with_1_and_the_others_are_still_sent() {
     let lines: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{out:#?}");
     assert!(
-        lines[0].starts_with(&format!("fetch: {closed}: ")),
+        lines[0].starts_with(&format!("oauth-fetch: {closed}: ")),
         "{out:#?}"
     );
     out.assert_no_secrets(&[SECRET]);
@@ -1043,7 +960,7 @@ async fn a_rejected_client_is_a_configuration_error() {
 async fn help_goes_to_stdout_with_exit_code_0() {
     let out = fetch(&argv(["--help"])).await;
     out.assert_code(0);
-    assert!(out.stdout.starts_with("usage: fetch"), "{out:#?}");
+    assert!(out.stdout.starts_with("Usage: oauth-fetch"), "{out:#?}");
     for option in [
         "--token-url",
         "--client-id",
@@ -1075,7 +992,7 @@ async fn help_goes_to_stdout_with_exit_code_0() {
         "--actor-token",
         "--actor-token-type",
         "--requested-token-type",
-        "fetch revoke",
+        "oauth-fetch revoke",
         "--revocation-url",
         "--token",
         "--token-type-hint",
@@ -1545,9 +1462,9 @@ async fn auth_code_refuses_a_response_from_another_issuer() {
     out.assert_code(1);
     assert!(out.status_lines().is_empty(), "{out:#?}");
     assert!(
-        out.stderr.lines().any(
-            |l| l.starts_with(&format!("fetch: {url}: cannot get a token: ")) && l.contains("iss")
-        ),
+        out.stderr.lines().any(|l| l
+            .starts_with(&format!("oauth-fetch: {url}: cannot get a token: "))
+            && l.contains("iss")),
         "{out:#?}"
     );
     assert_eq!(server.authorization_requests(), 1);
@@ -1840,10 +1757,16 @@ async fn interactive_flow_usage_errors_exit_with_2_and_one_line() {
         // The crate's message for an insecure endpoint names its own setting; fetch says which
         // option it came from.
         if needle.starts_with("authorization_url") {
-            assert!(out.stderr.starts_with("fetch: --auth-url: "), "{out:#?}");
+            assert!(
+                out.stderr.starts_with("oauth-fetch: --auth-url: "),
+                "{out:#?}"
+            );
         }
         if needle.starts_with("device_authorization_url") {
-            assert!(out.stderr.starts_with("fetch: --device-url: "), "{out:#?}");
+            assert!(
+                out.stderr.starts_with("oauth-fetch: --device-url: "),
+                "{out:#?}"
+            );
         }
     }
     assert_eq!(
@@ -2524,7 +2447,7 @@ async fn revoke_sends_the_token_and_its_hint_and_reports_refusals() {
     let errors: Vec<&str> = out
         .stderr
         .lines()
-        .filter(|l| l.starts_with("fetch: "))
+        .filter(|l| l.starts_with("oauth-fetch: "))
         .collect();
     assert_eq!(errors.len(), 1, "{out:#?}");
     assert!(errors[0].contains("unsupported_token_type"), "{out:#?}");
@@ -2604,7 +2527,7 @@ async fn new_option_usage_errors_exit_with_2_and_one_line() {
         (
             "--token outside revoke",
             [cc.as_slice(), &["--token", "tok-secret-1", &url]].concat(),
-            "--token applies to `fetch revoke` only",
+            "--token applies to `oauth-fetch revoke` only",
         ),
         (
             "token-exchange without --subject-token",

@@ -64,7 +64,9 @@ first request, with the address to open on stderr (auth-code also opens the brow
 honouring $BROWSER); later requests and rounds reuse the token and renew it with its refresh
 token.
 
-  oauth-fetch revoke --token T ...   revokes one token (RFC 7009); see oauth-fetch revoke --help
+  oauth-fetch revoke --token T ...   revokes one token (RFC 7009) at --revocation-url (or the
+                                     one --issuer discovers), with --token-type-hint; see
+                                     oauth-fetch revoke --help
   oauth-fetch completions SHELL      prints a completion script (bash, zsh, fish, elvish,
                                      powershell)
 
@@ -141,10 +143,20 @@ pub(crate) struct RevokeArgs {
     #[command(flatten)]
     pub(crate) client: ClientArgs,
     /// Revocation endpoint (required unless --issuer discovers it).
-    #[arg(long, value_name = "URL", allow_hyphen_values = true, help_heading = "Revocation")]
+    #[arg(
+        long,
+        value_name = "URL",
+        allow_hyphen_values = true,
+        help_heading = "Revocation"
+    )]
     pub(crate) revocation_url: Option<String>,
     /// The token to revoke (required; a secret: @FILE, - or OAUTH_TOKEN).
-    #[arg(long, value_name = "T", allow_hyphen_values = true, help_heading = "Revocation")]
+    #[arg(
+        long,
+        value_name = "T",
+        allow_hyphen_values = true,
+        help_heading = "Revocation"
+    )]
     pub(crate) token: Option<String>,
     /// What the token is.
     #[arg(
@@ -299,7 +311,7 @@ pub(crate) struct CacheArgs {
     /// earlier run left and signs in or asks the server only when it cannot be renewed.
     /// Feature file-store.
     #[arg(long, value_name = "DIR", allow_hyphen_values = true, value_hint = clap::ValueHint::DirPath)]
-    pub(crate) cache: Option<std::path::PathBuf>,
+    pub(crate) cache: Option<String>,
     /// Keep tokens in Redis instead (redis://[[user]:password@]host[:port][/db]), shared by
     /// every machine that uses it. Not with --cache. A secret when it holds a password
     /// (@FILE, - or OAUTH_REDIS). Feature redis-store.
@@ -319,11 +331,21 @@ pub(crate) struct RequestArgs {
     #[arg(short = 'X', value_name = "METHOD", allow_hyphen_values = true)]
     pub(crate) method: Option<String>,
     /// A header to send, `Name: value` (repeatable). Not Authorization: that is the token's.
-    #[arg(short = 'H', long = "header", value_name = "HEADER", allow_hyphen_values = true)]
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "HEADER",
+        allow_hyphen_values = true
+    )]
     pub(crate) headers: Vec<String>,
     /// Request body, sent as a form (Content-Type: application/x-www-form-urlencoded) unless
     /// --json or a Content-Type header says otherwise.
-    #[arg(short = 'd', long = "data", value_name = "BODY", allow_hyphen_values = true)]
+    #[arg(
+        short = 'd',
+        long = "data",
+        value_name = "BODY",
+        allow_hyphen_values = true
+    )]
     pub(crate) data: Option<String>,
     /// Send -d as JSON (Content-Type and Accept: application/json).
     #[arg(long)]
@@ -374,9 +396,8 @@ pub(crate) fn one_line_message(error: &clap::Error, args: &[String]) -> Option<S
     };
     // `--name <VALUE>` (clap's rendering of an argument) to `--name`.
     let option_name = |text: String| text.split([' ', '=']).next().unwrap_or_default().to_owned();
-    let suggestion = |kind: ContextKind| {
-        context(kind).map(|s| format!("; did you mean {}?", option_name(s)))
-    };
+    let suggestion =
+        |kind: ContextKind| context(kind).map(|s| format!("; did you mean {}?", option_name(s)));
     let revoking = args.first().is_some_and(|a| a == "revoke");
     Some(match error.kind() {
         ErrorKind::DisplayHelp
@@ -395,7 +416,9 @@ pub(crate) fn one_line_message(error: &clap::Error, args: &[String]) -> Option<S
                 )
             }
         }
-        ErrorKind::InvalidValue if context(ContextKind::InvalidValue).is_some_and(|v| !v.is_empty()) => {
+        ErrorKind::InvalidValue
+            if context(ContextKind::InvalidValue).is_some_and(|v| !v.is_empty()) =>
+        {
             let name = option_name(context(ContextKind::InvalidArg).unwrap_or_default());
             let value = context(ContextKind::InvalidValue).unwrap_or_default();
             let valid = values(ContextKind::ValidValue);

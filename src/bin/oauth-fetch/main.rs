@@ -102,7 +102,6 @@
 //! works, and `--help` says who can see it. A file that cannot be read is a usage error that
 //! shows neither its name (it may be a secret that starts with `@`) nor its contents.
 
-
 mod build;
 mod cli;
 mod events;

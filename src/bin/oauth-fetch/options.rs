@@ -105,7 +105,10 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Mode, Stop> {
         Some(message) => usage(message),
         None => Stop::Shown(e),
     };
-    let matches = command.clone().try_get_matches_from(argv).map_err(clap_error)?;
+    let matches = command
+        .clone()
+        .try_get_matches_from(argv)
+        .map_err(clap_error)?;
     let cli = Cli::from_arg_matches(&matches).map_err(clap_error)?;
     let mut o = Options {
         flow: "client-credentials".into(),
@@ -167,10 +170,10 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Mode, Stop> {
             o.actor_token = exchange.actor_token;
             o.actor_token_type = exchange.actor_token_type;
             o.requested_token_type = exchange.requested_token_type;
-            o.cache = cache.cache;
-            if o.cache.as_ref().is_some_and(|c| c.as_os_str().is_empty()) {
+            if cache.cache.as_ref().is_some_and(String::is_empty) {
                 return Err(usage("--cache needs a directory"));
             }
+            o.cache = cache.cache.map(PathBuf::from);
             o.redis = cache.redis;
             o.identity = cache.identity;
             if o.identity.as_ref().is_some_and(String::is_empty) {
@@ -191,7 +194,11 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Mode, Stop> {
                     .map_err(|_| usage("--interval must be zero or more seconds"))?;
             }
             if let Some(method) = request.method {
-                o.method = Some(method.parse().map_err(|_| usage("-X takes an HTTP method"))?);
+                o.method = Some(
+                    method
+                        .parse()
+                        .map_err(|_| usage("-X takes an HTTP method"))?,
+                );
             }
             o.headers = headers(&request.headers)?;
             if request.json && request.data.is_none() {
@@ -210,8 +217,10 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Mode, Stop> {
                 );
             }
             if request.json && !o.headers.contains_key(http::header::ACCEPT) {
-                o.headers
-                    .insert(http::header::ACCEPT, HeaderValue::from_static("application/json"));
+                o.headers.insert(
+                    http::header::ACCEPT,
+                    HeaderValue::from_static("application/json"),
+                );
             }
             o.body = request.data;
             for text in cli.urls {
@@ -257,7 +266,9 @@ fn given(command: &clap::Command, matches: &ArgMatches) -> Vec<String> {
                 (None, Some(short)) => format!("-{short}"),
                 (None, None) => return None,
             };
-            if matches.try_contains_id(id).ok()? && matches.value_source(id)? == ValueSource::CommandLine {
+            if matches.try_contains_id(id).ok()?
+                && matches.value_source(id)? == ValueSource::CommandLine
+            {
                 Some((matches.index_of(id)?, name))
             } else {
                 None
@@ -283,8 +294,11 @@ fn headers(given: &[String]) -> Result<HeaderMap, Stop> {
                 "-H Authorization: that header carries the token oauth-fetch gets (leave it out)",
             ));
         }
-        let mut value = HeaderValue::try_from(value.trim())
-            .map_err(|_| usage(format!("-H {name}: the value holds characters a header cannot")))?;
+        let mut value = HeaderValue::try_from(value.trim()).map_err(|_| {
+            usage(format!(
+                "-H {name}: the value holds characters a header cannot"
+            ))
+        })?;
         value.set_sensitive(true);
         headers.append(name, value);
     }
@@ -321,6 +335,8 @@ fn finish(mut o: Options) -> Result<Options, Stop> {
             None => *field = from_env(variable),
         }
     }
+    // Read (and complained about) in the order given.
+    to_read.sort_by_key(|(option, _)| o.given.iter().position(|n| n == option));
     if o.urls.is_empty() && !o.revoke {
         return Err(usage("no URL given (see --help)"));
     }
@@ -360,10 +376,12 @@ fn check_stdin(o: &Options, to_read: &[(&str, Given)]) -> Result<(), Stop> {
         [] => Ok(()),
         [_] if !o.paste => Ok(()),
         [option] => Err(usage(format!(
-            "{option} - and --paste both read standard input: give {option} as @FILE or in              its environment variable"
+            "{option} - and --paste both read standard input: give {option} as @FILE or in \
+             its environment variable"
         ))),
         [first, second, ..] => Err(usage(format!(
-            "{first} - and {second} -: only one option may read standard input (give the              others as @FILE or in their environment variables)"
+            "{first} - and {second} -: only one option may read standard input (give the \
+             others as @FILE or in their environment variables)"
         ))),
     }
 }
