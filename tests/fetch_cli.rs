@@ -199,6 +199,63 @@ fn access_tokens(server: &TestServer) -> Vec<String> {
         .collect()
 }
 
+/// `name` standing for `words` in a [`words`] command line.
+fn var(name: &'static str, words: &[&str]) -> (&'static str, Vec<String>) {
+    (name, words.iter().map(|w| (*w).to_owned()).collect())
+}
+
+/// A command line written as one line: words split at spaces, `'...'` one word as it is
+/// (spaces or nothing inside), and a word `$NAME` the words `vars` give NAME.
+fn words(line: &str, vars: &[(&str, Vec<String>)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = line.trim_start();
+    while !rest.is_empty() {
+        let (word, tail) = match rest.strip_prefix('\'') {
+            Some(quoted) => {
+                let end = quoted.find('\'').expect("a closing quote");
+                out.push(quoted[..end].to_owned());
+                rest = quoted[end + 1..].trim_start();
+                continue;
+            }
+            None => rest.split_at(rest.find(' ').unwrap_or(rest.len())),
+        };
+        match word.strip_prefix('$') {
+            Some(name) => out.extend(
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .unwrap_or_else(|| panic!("${name} is not defined"))
+                    .1
+                    .iter()
+                    .cloned(),
+            ),
+            None => out.push(word.to_owned()),
+        }
+        rest = tail.trim_start();
+    }
+    out
+}
+
+/// Runs each `(name, command line, needle)` case ([`words`] with `vars`): a usage error (exit
+/// code 2, nothing on stdout, one line on stderr that says `needle`) that shows none of
+/// `secrets`. The runs, in order, for further checks.
+async fn assert_usage_errors(
+    cases: &[(&str, &str, &str)],
+    vars: &[(&str, Vec<String>)],
+    secrets: &[&str],
+) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for (name, line, needle) in cases {
+        let out = fetch(&words(line, vars)).await;
+        eprintln!("case: {name}");
+        out.assert_usage_error(needle);
+        if !secrets.is_empty() {
+            out.assert_no_secrets(secrets);
+        }
+        runs.push(out);
+    }
+    runs
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_credentials_basic_with_reserved_characters_in_the_secret() {
     let server = server().await;
@@ -775,128 +832,139 @@ async fn a_rejected_grant_exits_with_1() {
 async fn usage_errors_exit_with_2_and_one_line() {
     let server = server().await;
     let token_url = server.token_url();
-    let url = server.resource_url("/api/hello");
-    let id = [
-        "--token-url",
-        token_url.as_str(),
-        "--client-id",
-        "basic-app",
+    let id = ["--token-url", &token_url, "--client-id", "basic-app"];
+    let vars = [
+        var("ID", &id),
+        var(
+            "CC",
+            &[id.as_slice(), &["--client-secret", SECRET]].concat(),
+        ),
+        var("URL", &[&server.resource_url("/api/hello")]),
+        var("TOKEN_URL", &[&token_url]),
+        var("PASSWORD", &[PASSWORD]),
     ];
-    let cc = [id.as_slice(), &["--client-secret", SECRET]].concat();
-    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
-        ("no URL", cc.clone(), "no URL"),
+    let cases = [
+        ("no URL", "$CC", "no URL"),
         (
             "unknown option",
-            [cc.as_slice(), &["--bogus", &url]].concat(),
+            "$CC --bogus $URL",
             "unknown option --bogus",
         ),
         (
             "missing --token-url",
-            vec!["--client-id", "basic-app", &url],
+            "--client-id basic-app $URL",
             "--token-url is required",
         ),
         (
             "missing --client-id",
-            vec!["--token-url", &token_url, &url],
+            "--token-url $TOKEN_URL $URL",
             "--client-id is required",
         ),
         (
             "insecure --token-url",
-            vec![
-                "--token-url",
-                "http://remote.example/token",
-                "--client-id",
-                "basic-app",
-                &url,
-            ],
+            "--token-url http://remote.example/token --client-id basic-app $URL",
             "https",
         ),
         (
             "unknown --flow",
-            [cc.as_slice(), &["--flow", "implicit", &url]].concat(),
+            "$CC --flow implicit $URL",
             "unknown --flow \"implicit\"",
         ),
         (
             "password flow without --password",
-            [
-                cc.as_slice(),
-                &["--flow", "password", "--username", "alice", &url],
-            ]
-            .concat(),
+            "$CC --flow password --username alice $URL",
             "--password",
         ),
         (
             "refresh flow without --refresh-token",
-            [cc.as_slice(), &["--flow", "refresh", &url]].concat(),
+            "$CC --flow refresh $URL",
             "--refresh-token",
         ),
         (
             "unknown --auth-method",
-            [cc.as_slice(), &["--auth-method", "jwt", &url]].concat(),
+            "$CC --auth-method jwt $URL",
             "--auth-method",
         ),
         (
             "basic without a secret",
-            [id.as_slice(), &["--auth-method", "basic", &url]].concat(),
+            "$ID --auth-method basic $URL",
             "--client-secret",
         ),
         (
             "--audience with the password flow",
-            [
-                cc.as_slice(),
-                &[
-                    "--flow",
-                    "password",
-                    "--username",
-                    "alice",
-                    "--password",
-                    PASSWORD,
-                    "--audience",
-                    "x",
-                    &url,
-                ],
-            ]
-            .concat(),
+            "$CC --flow password --username alice --password $PASSWORD --audience x $URL",
             "--audience",
         ),
-        (
-            "--repeat 0",
-            [cc.as_slice(), &["--repeat", "0", &url]].concat(),
-            "--repeat",
-        ),
+        ("--repeat 0", "$CC --repeat 0 $URL", "--repeat"),
         (
             "--repeat not a number",
-            [cc.as_slice(), &["--repeat", "many", &url]].concat(),
+            "$CC --repeat many $URL",
             "--repeat",
         ),
         (
             "negative --interval",
-            [cc.as_slice(), &["--interval", "-1", &url]].concat(),
+            "$CC --interval -1 $URL",
             "--interval",
         ),
         (
             "option without its value",
-            [cc.as_slice(), &[&url, "--scope"]].concat(),
+            "$CC $URL --scope",
             "--scope needs a value",
         ),
-        (
-            "not a URL",
-            [cc.as_slice(), &["not a url"]].concat(),
-            "not a URL",
-        ),
+        ("not a URL", "$CC 'not a url'", "not a URL"),
         (
             "not an http URL",
-            [cc.as_slice(), &["ftp://127.0.0.1/file"]].concat(),
+            "$CC ftp://127.0.0.1/file",
             "not an http or https URL",
         ),
+        // Typos get clap's suggestion, on the same one line.
+        (
+            "a mistyped option",
+            "$CC --flwo password $URL",
+            "unknown option --flwo; did you mean --flow?",
+        ),
+        (
+            "a mistyped value",
+            "$CC --flow pasword $URL",
+            "did you mean password?",
+        ),
+        (
+            "a mistyped --output",
+            "$CC --outptu json $URL",
+            "did you mean --output?",
+        ),
+        (
+            "-H without a colon",
+            "$CC -H 'X-Trace 1' $URL",
+            "-H takes 'Name: value'",
+        ),
+        (
+            "-H with a bad name",
+            "$CC -H 'X Trace: 1' $URL",
+            "-H: the header's name",
+        ),
+        (
+            "-H Authorization",
+            "$CC -H 'Authorization: Bearer abc' $URL",
+            "-H Authorization: ",
+        ),
+        (
+            "--json without -d",
+            "$CC --json $URL",
+            "--json says how to send -d",
+        ),
+        (
+            "completions without a shell",
+            "completions",
+            "a shell is needed",
+        ),
+        (
+            "completions for an unknown shell",
+            "completions tcsh",
+            "unknown shell \"tcsh\"",
+        ),
     ];
-    for (name, args, needle) in cases {
-        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-        let out = fetch(&args).await;
-        eprintln!("case: {name}");
-        out.assert_usage_error(needle);
-        out.assert_no_secrets(&[SECRET, PASSWORD]);
-    }
+    assert_usage_errors(&cases, &vars, &[SECRET, PASSWORD, "Bearer abc"]).await;
     assert_eq!(server.token_requests(), 0, "usage errors send nothing");
     assert!(server.resource_requests().is_empty());
 }
@@ -1617,145 +1685,111 @@ async fn device_flow_shows_the_code_and_polls_until_approved() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interactive_flow_usage_errors_exit_with_2_and_one_line() {
     let server = server().await;
-    let auth_url = server.authorization_url();
-    let device_url = server.device_authorization_url();
-    let url = server.resource_url("/api/hello");
+    let (auth_url, device_url) = (
+        server.authorization_url(),
+        server.device_authorization_url(),
+    );
     let token_url = server.token_url();
     let id = ["--token-url", &token_url, "--client-id", "public-app"];
-    let auth_code = [
-        id.as_slice(),
-        &["--flow", "auth-code", "--auth-url", &auth_url],
-    ]
-    .concat();
-    let device = [
-        id.as_slice(),
-        &["--flow", "device", "--device-url", &device_url],
-    ]
-    .concat();
-    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+    let vars = [
+        var("ID", &id),
+        var(
+            "AUTH_CODE",
+            &[
+                id.as_slice(),
+                &["--flow", "auth-code", "--auth-url", &auth_url],
+            ]
+            .concat(),
+        ),
+        var(
+            "DEVICE",
+            &[
+                id.as_slice(),
+                &["--flow", "device", "--device-url", &device_url],
+            ]
+            .concat(),
+        ),
+        var("URL", &[&server.resource_url("/api/hello")]),
+    ];
+    let cases = [
         (
             "auth-code without --auth-url",
-            [id.as_slice(), &["--flow", "auth-code", &url]].concat(),
+            "$ID --flow auth-code $URL",
             "--flow auth-code needs --auth-url",
         ),
         (
             "device without --device-url",
-            [id.as_slice(), &["--flow", "device", &url]].concat(),
+            "$ID --flow device $URL",
             "--flow device needs --device-url",
         ),
         (
             "--paste with client credentials",
-            [id.as_slice(), &["--paste", &url]].concat(),
+            "$ID --paste $URL",
             "--paste applies to --flow auth-code only",
         ),
         (
             "--paste with the device flow",
-            [device.as_slice(), &["--paste", &url]].concat(),
+            "$DEVICE --paste $URL",
             "--paste applies to --flow auth-code only",
         ),
         (
             "--redirect-uri with the device flow",
-            [
-                device.as_slice(),
-                &["--redirect-uri", "http://127.0.0.1:1410/callback", &url],
-            ]
-            .concat(),
+            "$DEVICE --redirect-uri http://127.0.0.1:1410/callback $URL",
             "--redirect-uri applies to --flow auth-code only",
         ),
         (
             "insecure --auth-url",
-            [
-                id.as_slice(),
-                &[
-                    "--flow",
-                    "auth-code",
-                    "--auth-url",
-                    "http://idp.example/authorize",
-                    &url,
-                ],
-            ]
-            .concat(),
+            "$ID --flow auth-code --auth-url http://idp.example/authorize $URL",
             "authorization_url must be https",
         ),
         (
             "insecure --device-url",
-            [
-                id.as_slice(),
-                &[
-                    "--flow",
-                    "device",
-                    "--device-url",
-                    "http://idp.example/device",
-                    &url,
-                ],
-            ]
-            .concat(),
+            "$ID --flow device --device-url http://idp.example/device $URL",
             "device_authorization_url must be https",
         ),
         (
             "--auth-url not a URL",
-            [
-                id.as_slice(),
-                &["--flow", "auth-code", "--auth-url", "not a url", &url],
-            ]
-            .concat(),
+            "$ID --flow auth-code --auth-url 'not a url' $URL",
             "--auth-url",
         ),
         (
             "a redirect URI off loopback for the loopback server",
-            [
-                auth_code.as_slice(),
-                &["--redirect-uri", "http://app.example/callback", &url],
-            ]
-            .concat(),
+            "$AUTH_CODE --redirect-uri http://app.example/callback $URL",
             "--redirect-uri must be an http loopback address",
         ),
         (
             "an https redirect URI for the loopback server",
-            [
-                auth_code.as_slice(),
-                &["--redirect-uri", "https://127.0.0.1:1410/callback", &url],
-            ]
-            .concat(),
+            "$AUTH_CODE --redirect-uri https://127.0.0.1:1410/callback $URL",
             "--redirect-uri must be an http loopback address",
         ),
         (
             "a plain http redirect URI off loopback to paste",
-            [
-                auth_code.as_slice(),
-                &[
-                    "--paste",
-                    "--redirect-uri",
-                    "http://app.example/callback",
-                    &url,
-                ],
-            ]
-            .concat(),
+            "$AUTH_CODE --paste --redirect-uri http://app.example/callback $URL",
             "--redirect-uri must be https",
         ),
         (
             "--redirect-uri not a URL",
-            [auth_code.as_slice(), &["--redirect-uri", "/callback", &url]].concat(),
+            "$AUTH_CODE --redirect-uri /callback $URL",
             "--redirect-uri \"/callback\" is not a URL",
         ),
         (
             "empty --issuer",
-            [auth_code.as_slice(), &["--issuer=", &url]].concat(),
+            "$AUTH_CODE --issuer= $URL",
             "--issuer needs a non-empty value",
         ),
         (
             "--paste with a value",
-            [auth_code.as_slice(), &["--paste=yes", &url]].concat(),
+            "$AUTH_CODE --paste=yes $URL",
             "unknown option --paste",
         ),
     ];
-    for (name, args, needle) in cases {
-        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-        let out = fetch(&args).await;
-        eprintln!("case: {name}");
-        out.assert_usage_error(needle);
-        // The crate's message for an insecure endpoint names its own setting; fetch says which
-        // option it came from.
+    for (out, (_, _, needle)) in assert_usage_errors(&cases, &vars, &[])
+        .await
+        .iter()
+        .zip(&cases)
+    {
+        // The crate's message for an insecure endpoint names its own setting; oauth-fetch says
+        // which option it came from.
         if needle.starts_with("authorization_url") {
             assert!(
                 out.stderr.starts_with("oauth-fetch: --auth-url: "),
@@ -2480,7 +2514,6 @@ async fn new_option_usage_errors_exit_with_2_and_one_line() {
     let server = server().await;
     let token_url = server.token_url();
     let revocation_url = server.revocation_url();
-    let url = server.resource_url("/api/hello");
     let dir = TempDir::new("usage");
     let garbage = dir.file(
         "garbage.pem",
@@ -2492,109 +2525,90 @@ async fn new_option_usage_errors_exit_with_2_and_one_line() {
         "{\"private_key\": \"very-secret-material-here",
     );
     let missing = dir.0.join("missing.pem");
-    let missing = missing.to_str().unwrap();
     let cc = ["--token-url", &token_url, "--client-id", "basic-app"];
-    let jwt = [cc.as_slice(), &["--flow", "jwt-bearer"]].concat();
-    let te = [cc.as_slice(), &["--flow", "token-exchange"]].concat();
-    let rv = [
-        "revoke",
-        "--revocation-url",
-        &revocation_url,
-        "--client-id",
-        "basic-app",
+    let vars = [
+        var("CC", &cc),
+        var("JWT", &[cc.as_slice(), &["--flow", "jwt-bearer"]].concat()),
+        var(
+            "TE",
+            &[cc.as_slice(), &["--flow", "token-exchange"]].concat(),
+        ),
+        var(
+            "RV",
+            &[
+                "revoke",
+                "--revocation-url",
+                &revocation_url,
+                "--client-id",
+                "basic-app",
+            ],
+        ),
+        var("URL", &[&server.resource_url("/api/hello")]),
+        var("TOKEN_URL", &[&token_url]),
+        var("GARBAGE", &[&garbage]),
+        var("NOT_JSON", &[&not_json]),
+        var("MISSING", &[missing.to_str().unwrap()]),
     ];
-    let mut cases: Vec<(&str, Vec<&str>, &str)> = vec![
+    let mut cases = vec![
         (
             "neither --token-url nor --issuer",
-            vec!["--client-id", "basic-app", &url],
+            "--client-id basic-app $URL",
             "--token-url is required (or --issuer",
         ),
         (
             "--key with client credentials",
-            [cc.as_slice(), &["--key", &garbage, &url]].concat(),
+            "$CC --key $GARBAGE $URL",
             "--key applies to --flow jwt-bearer only",
         ),
         (
             "--subject-token with jwt-bearer",
-            [jwt.as_slice(), &["--subject-token", "st-secret-1", &url]].concat(),
+            "$JWT --subject-token st-secret-1 $URL",
             "--subject-token applies to --flow token-exchange only",
         ),
         (
             "--audience with jwt-bearer",
-            [jwt.as_slice(), &["--audience", "x", &url]].concat(),
+            "$JWT --audience x $URL",
             "--audience applies to --flow client-credentials or --flow token-exchange only",
         ),
         (
             "--token outside revoke",
-            [cc.as_slice(), &["--token", "tok-secret-1", &url]].concat(),
+            "$CC --token tok-secret-1 $URL",
             "--token applies to `oauth-fetch revoke` only",
         ),
         (
             "token-exchange without --subject-token",
-            [te.as_slice(), &[&url]].concat(),
+            "$TE $URL",
             "--flow token-exchange needs --subject-token",
         ),
         (
             "--actor-token-type without --actor-token",
-            [
-                te.as_slice(),
-                &[
-                    "--subject-token",
-                    "st-secret-1",
-                    "--actor-token-type",
-                    "urn:x",
-                    &url,
-                ],
-            ]
-            .concat(),
+            "$TE --subject-token st-secret-1 --actor-token-type urn:x $URL",
             "--actor-token-type needs --actor-token",
         ),
-        (
-            "revoke without --token",
-            rv.to_vec(),
-            "revoke needs --token",
-        ),
+        ("revoke without --token", "$RV", "revoke needs --token"),
         (
             "revoke without a revocation endpoint",
-            vec![
-                "revoke",
-                "--client-id",
-                "basic-app",
-                "--token",
-                "tok-secret-1",
-            ],
+            "revoke --client-id basic-app --token tok-secret-1",
             "revoke needs --revocation-url (or --issuer",
         ),
         (
             "revoke with a URL (or a misplaced token)",
-            [rv.as_slice(), &["--token", "tok-secret-1", "tok-secret-2"]].concat(),
+            "$RV --token tok-secret-1 tok-secret-2",
             "revoke takes no URL",
         ),
         (
             "revoke with a flow option",
-            [rv.as_slice(), &["--token", "tok-secret-1", "--scope", "a"]].concat(),
+            "$RV --token tok-secret-1 --scope a",
             "--scope does not apply to revoke",
         ),
         (
             "unknown --token-type-hint",
-            [
-                rv.as_slice(),
-                &["--token", "tok-secret-1", "--token-type-hint", "id_token"],
-            ]
-            .concat(),
+            "$RV --token tok-secret-1 --token-type-hint id_token",
             "unknown --token-type-hint",
         ),
         (
             "insecure --revocation-url",
-            vec![
-                "revoke",
-                "--revocation-url",
-                "http://idp.example/revoke",
-                "--client-id",
-                "basic-app",
-                "--token",
-                "tok-secret-1",
-            ],
+            "revoke --revocation-url http://idp.example/revoke --client-id basic-app --token tok-secret-1",
             "--revocation-url: ",
         ),
     ];
@@ -2602,70 +2616,49 @@ async fn new_option_usage_errors_exit_with_2_and_one_line() {
         cases.extend([
             (
                 "jwt-bearer without --key",
-                [jwt.as_slice(), &[&url]].concat(),
+                "$JWT $URL",
                 "--flow jwt-bearer needs --key FILE",
             ),
             (
                 "a key file that is not there",
-                [jwt.as_slice(), &["--key", missing, &url]].concat(),
+                "$JWT --key $MISSING $URL",
                 "--key: cannot read",
             ),
             (
                 "a PEM document that is no key",
-                [jwt.as_slice(), &["--key", &garbage, &url]].concat(),
+                "$JWT --key $GARBAGE $URL",
                 "is not a usable PEM private key",
             ),
             (
                 "a PEM document that is no key, with --key-alg",
-                [
-                    jwt.as_slice(),
-                    &["--key", &garbage, "--key-alg", "ES256", &url],
-                ]
-                .concat(),
+                "$JWT --key $GARBAGE --key-alg ES256 $URL",
                 "ES256",
             ),
             (
                 "broken service account JSON",
-                [jwt.as_slice(), &["--key", &not_json, &url]].concat(),
+                "$JWT --key $NOT_JSON $URL",
                 "service account",
             ),
             (
                 "unknown --key-alg",
-                [
-                    jwt.as_slice(),
-                    &["--key", &garbage, "--key-alg", "HS256", &url],
-                ]
-                .concat(),
+                "$JWT --key $GARBAGE --key-alg HS256 $URL",
                 "unknown --key-alg \"HS256\"",
             ),
             (
                 "a PEM key without --client-id",
-                vec![
-                    "--token-url",
-                    &token_url,
-                    "--flow",
-                    "jwt-bearer",
-                    "--key",
-                    &garbage,
-                    &url,
-                ],
+                "--token-url $TOKEN_URL --flow jwt-bearer --key $GARBAGE $URL",
                 "needs --client-id",
             ),
         ]);
     }
-    for (name, args, needle) in cases {
-        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-        let out = fetch(&args).await;
-        eprintln!("case: {name}");
-        out.assert_usage_error(needle);
-        out.assert_no_secrets(&[
-            "st-secret-1",
-            "tok-secret-1",
-            "tok-secret-2",
-            "bm90LWEta2V5",
-            "very-secret-material",
-        ]);
-    }
+    let secrets = [
+        "st-secret-1",
+        "tok-secret-1",
+        "tok-secret-2",
+        "bm90LWEta2V5",
+        "very-secret-material",
+    ];
+    assert_usage_errors(&cases, &vars, &secrets).await;
     assert_eq!(server.token_requests(), 0, "usage errors send nothing");
     assert_eq!(server.revocation_requests(), 0);
     assert!(server.resource_requests().is_empty());
@@ -2888,131 +2881,98 @@ async fn provider_openid_is_discovered_from_the_issuer_and_signs_in() {
 /// `--provider` problems found before anything is sent: exit code 2 and one line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_usage_errors_exit_with_2_and_one_line() {
-    let api = "https://api.example/";
-    let id = ["--client-id", "X", "--client-secret", PRESET_SECRET];
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    let vars = [
+        var(
+            "ID",
+            &["--client-id", "X", "--client-secret", PRESET_SECRET],
+        ),
+        var("API", &["https://api.example/"]),
+    ];
+    let cases = [
         (
-            vec!["--provider", "myspace", api],
+            "$ID --provider myspace $API",
             "unknown --provider \"myspace\"",
         ),
         (
-            vec!["--provider", "okta", api],
+            "$ID --provider okta $API",
             "--provider okta needs --provider-arg",
         ),
         (
-            vec!["--provider", "auth0", api],
+            "$ID --provider auth0 $API",
             "--provider auth0 needs --provider-arg",
         ),
         (
-            vec!["--provider", "keycloak", api],
+            "$ID --provider keycloak $API",
             "--provider keycloak needs --provider-arg",
         ),
         (
-            vec!["--provider", "shopify", api],
+            "$ID --provider shopify $API",
             "--provider shopify needs --provider-arg",
         ),
         (
-            vec!["--provider", "reddit", api],
+            "$ID --provider reddit $API",
             "--provider reddit needs --provider-arg",
         ),
         (
-            vec!["--provider", "shopify", "--provider-arg", "not/a shop", api],
+            "$ID --provider shopify --provider-arg 'not/a shop' $API",
             "--provider shopify: ",
         ),
         (
-            vec![
-                "--provider",
-                "keycloak",
-                "--provider-arg",
-                "http://sso.example/realms/a",
-                api,
-            ],
+            "$ID --provider keycloak --provider-arg http://sso.example/realms/a $API",
             "--provider keycloak: ",
         ),
         (
-            vec!["--provider", "microsoft", "--provider-arg", "a/b", api],
+            "$ID --provider microsoft --provider-arg a/b $API",
             "--provider microsoft: ",
         ),
         (
-            vec!["--provider", "github", "--provider-arg", "x", api],
+            "$ID --provider github --provider-arg x $API",
             "--provider github takes no --provider-arg",
         ),
         (
-            vec!["--provider-arg", "x", "--token-url", api, api],
+            "$ID --provider-arg x --token-url $API $API",
             "--provider-arg applies to --provider only",
         ),
         (
-            vec![
-                "--provider",
-                "github",
-                "--token-url",
-                "https://t.example/token",
-                api,
-            ],
+            "$ID --provider github --token-url https://t.example/token $API",
             "--token-url and --provider are ambiguous",
         ),
         (
-            vec![
-                "--provider",
-                "github",
-                "--auth-url",
-                "https://t.example/authorize",
-                api,
-            ],
+            "$ID --provider github --auth-url https://t.example/authorize $API",
             "--auth-url and --provider are ambiguous",
         ),
         (
-            vec!["--provider", "github", "--auth-method", "basic", api],
+            "$ID --provider github --auth-method basic $API",
             "--auth-method and --provider are ambiguous",
         ),
         (
-            vec![
-                "--provider",
-                "github",
-                "--issuer",
-                "https://github.com",
-                api,
-            ],
+            "$ID --provider github --issuer https://github.com $API",
             "--issuer and --provider github are ambiguous",
         ),
         (
-            vec!["--provider", "openid", api],
+            "$ID --provider openid $API",
             "--provider openid needs --issuer",
         ),
         (
-            vec!["--provider", "github", "--flow", "password", api],
+            "$ID --provider github --flow password $API",
             "--provider goes with --flow auth-code",
         ),
         (
-            vec!["--provider", "facebook", "--flow", "device", api],
+            "$ID --provider facebook --flow device $API",
             "--provider facebook has no device authorization endpoint",
         ),
         (
-            vec!["--provider", "github", "--flow", "refresh", "--paste", api],
+            "$ID --provider github --flow refresh --paste $API",
             "--paste applies to --flow auth-code only",
         ),
+        // revoke takes --provider, with the preset's revocation endpoint.
+        (
+            "revoke --provider github --client-id X --token tok-secret-1",
+            "--provider github names no revocation endpoint",
+        ),
     ];
-    for (args, needle) in cases {
-        let args: Vec<String> = id.iter().chain(&args).map(|s| (*s).to_owned()).collect();
-        let out = fetch(&args).await;
-        eprintln!("case: {args:?}");
-        out.assert_usage_error(needle);
-        out.assert_no_secrets(&[PRESET_SECRET]);
-    }
-
-    // revoke takes --provider, with the preset's revocation endpoint.
-    let out = fetch(&argv([
-        "revoke",
-        "--provider",
-        "github",
-        "--client-id",
-        "X",
-        "--token",
-        "tok-secret-1",
-    ]))
-    .await;
-    out.assert_usage_error("--provider github names no revocation endpoint");
-    out.assert_no_secrets(&["tok-secret-1"]);
+    let cases = cases.map(|(line, needle)| (line, line, needle));
+    assert_usage_errors(&cases, &vars, &[PRESET_SECRET, "tok-secret-1"]).await;
 }
 
 // --- Keeping tokens between runs: --cache DIR, --redis URL, --identity --------------------------
@@ -3378,7 +3338,6 @@ async fn store_usage_errors_exit_with_2_and_one_line() {
     const PASSWORD_IN_URL: &str = "pass-in-the-url-3";
     let server = server().await;
     let tmp = TempDir::new("cache-usage");
-    let dir = tmp.0.to_str().unwrap().to_owned();
     let not_a_dir = tmp.file("plain-file", "not a directory");
     // Like /tmp, and like a home directory others may enter: the store never narrows them.
     let open_dir = |name: &str, mode: u32| {
@@ -3389,57 +3348,57 @@ async fn store_usage_errors_exit_with_2_and_one_line() {
         path.to_str().unwrap().to_owned()
     };
     let shared = open_dir("shared", 0o1777);
-    let readable = open_dir("readable", 0o755);
     let token_url = server.token_url();
-    let url = server.resource_url("/api/hello");
-    let cc = [
-        "--token-url",
-        token_url.as_str(),
-        "--client-id",
-        "basic-app",
-        "--client-secret",
-        SECRET,
+    let vars = [
+        var(
+            "CC",
+            &[
+                "--token-url",
+                &token_url,
+                "--client-id",
+                "basic-app",
+                "--client-secret",
+                SECRET,
+            ],
+        ),
+        var("URL", &[&server.resource_url("/api/hello")]),
+        var("DIR", &[tmp.0.to_str().unwrap()]),
+        var("NOT_A_DIR", &[&not_a_dir]),
+        var("SHARED", &[&shared]),
+        var("READABLE", &[&open_dir("readable", 0o755)]),
+        var(
+            "UNREACHABLE",
+            &[&format!(
+                "redis://:{PASSWORD_IN_URL}@127.0.0.1:{}",
+                free_port()
+            )],
+        ),
+        var("BAD_URL", &[&format!("redis://:{PASSWORD_IN_URL}@[::1")]),
     ];
-    let unreachable = format!("redis://:{PASSWORD_IN_URL}@127.0.0.1:{}", free_port());
-    let bad_url = format!("redis://:{PASSWORD_IN_URL}@[::1");
-    let mut cases: Vec<(&str, Vec<&str>, &str)> = vec![
+    let mut cases = vec![
         (
             "--cache and --redis",
-            [
-                cc.as_slice(),
-                &["--cache", &dir, "--redis", &unreachable, &url],
-            ]
-            .concat(),
+            "$CC --cache $DIR --redis $UNREACHABLE $URL",
             "--cache and --redis do not go together",
         ),
         (
             "--identity without a store",
-            [cc.as_slice(), &["--identity", "bob", &url]].concat(),
+            "$CC --identity bob $URL",
             "--identity goes with --cache or --redis",
         ),
         (
             "--cache without a directory",
-            [cc.as_slice(), &["--cache=", &url]].concat(),
+            "$CC --cache= $URL",
             "--cache needs a directory",
         ),
         (
             "--identity without a name",
-            [cc.as_slice(), &["--cache", &dir, "--identity=", &url]].concat(),
+            "$CC --cache $DIR --identity= $URL",
             "--identity needs a non-empty name",
         ),
         (
             "--cache with revoke",
-            vec![
-                "revoke",
-                "--revocation-url",
-                "http://127.0.0.1:1/revoke",
-                "--client-id",
-                "basic-app",
-                "--token",
-                "tok-secret-1",
-                "--cache",
-                &dir,
-            ],
+            "revoke --revocation-url http://127.0.0.1:1/revoke --client-id basic-app --token tok-secret-1 --cache $DIR",
             "--cache does not apply to revoke",
         ),
     ];
@@ -3447,24 +3406,24 @@ async fn store_usage_errors_exit_with_2_and_one_line() {
         cases.extend([
             (
                 "--cache naming a file",
-                [cc.as_slice(), &["--cache", &not_a_dir, &url]].concat(),
+                "$CC --cache $NOT_A_DIR $URL",
                 "--cache: ",
             ),
             (
                 "--cache naming a directory everyone may write to",
-                [cc.as_slice(), &["--cache", &shared, &url]].concat(),
+                "$CC --cache $SHARED $URL",
                 "is open to other users (mode 1777)",
             ),
             (
                 "--cache naming a directory others may read",
-                [cc.as_slice(), &["--cache", &readable, &url]].concat(),
+                "$CC --cache $READABLE $URL",
                 "is open to other users (mode 755)",
             ),
         ]);
     } else {
         cases.push((
             "--cache without the feature",
-            [cc.as_slice(), &["--cache", &dir, &url]].concat(),
+            "$CC --cache $DIR $URL",
             "--cache needs the crate's file-store feature",
         ));
     }
@@ -3472,34 +3431,28 @@ async fn store_usage_errors_exit_with_2_and_one_line() {
         cases.extend([
             (
                 "a --redis URL that does not parse",
-                [cc.as_slice(), &["--redis", &bad_url, &url]].concat(),
+                "$CC --redis $BAD_URL $URL",
                 "invalid Redis URL",
             ),
             (
                 "a --redis URL that is not Redis's",
-                [cc.as_slice(), &["--redis", "http://127.0.0.1:1/", &url]].concat(),
+                "$CC --redis http://127.0.0.1:1/ $URL",
                 "invalid Redis URL",
             ),
             (
                 "a Redis that cannot be reached",
-                [cc.as_slice(), &["--redis", &unreachable, "-v", &url]].concat(),
+                "$CC --redis $UNREACHABLE -v $URL",
                 "cannot connect to Redis",
             ),
         ]);
     } else {
         cases.push((
             "--redis without the feature",
-            [cc.as_slice(), &["--redis", &unreachable, &url]].concat(),
+            "$CC --redis $UNREACHABLE $URL",
             "--redis needs the crate's redis-store feature",
         ));
     }
-    for (name, args, needle) in cases {
-        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-        let out = fetch(&args).await;
-        eprintln!("case: {name}");
-        out.assert_usage_error(needle);
-        out.assert_no_secrets(&[SECRET, PASSWORD_IN_URL, "tok-secret-1"]);
-    }
+    assert_usage_errors(&cases, &vars, &[SECRET, PASSWORD_IN_URL, "tok-secret-1"]).await;
     assert_eq!(server.token_requests(), 0, "usage errors send nothing");
     assert!(server.resource_requests().is_empty());
     assert_eq!(
@@ -4361,4 +4314,408 @@ async fn the_last_secret_given_wins() {
     out.assert_code(0);
     out.assert_no_secrets(&[PASSWORD, "wrong password"]);
     assert_eq!(server.token_requests_for("password"), 3);
+}
+
+// --- The tool itself: version, grouped help, completions, headers, bodies, JSON output --------
+
+/// `--version` prints the crate's version on stdout, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_prints_the_crates_version() {
+    for flag in ["--version", "-V"] {
+        let out = fetch(&argv([flag])).await;
+        out.assert_code(0);
+        assert_eq!(
+            out.stdout,
+            format!("oauth-fetch {}\n", env!("CARGO_PKG_VERSION")),
+            "{out:#?}"
+        );
+        assert_eq!(out.stderr, "");
+    }
+}
+
+/// `--help` groups the options under a heading for what they configure, each option in its
+/// group; `-h` is the short form of the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_groups_the_options_by_what_they_configure() {
+    let groups: [(&str, &[&str]); 8] = [
+        (
+            "Client:",
+            &[
+                "--token-url",
+                "--client-id",
+                "--client-secret",
+                "--auth-method",
+                "--issuer",
+                "--provider",
+                "--provider-arg",
+            ],
+        ),
+        (
+            "Grant:",
+            &[
+                "--flow",
+                "--scope",
+                "--resource",
+                "--audience",
+                "--username",
+                "--password",
+                "--refresh-token",
+            ],
+        ),
+        (
+            "Sign-in (--flow auth-code, --flow device):",
+            &["--auth-url", "--redirect-uri", "--paste", "--device-url"],
+        ),
+        (
+            "JWT bearer (--flow jwt-bearer):",
+            &["--key", "--key-alg", "--key-id", "--subject"],
+        ),
+        (
+            "Token exchange (--flow token-exchange):",
+            &[
+                "--subject-token",
+                "--subject-token-type",
+                "--actor-token",
+                "--actor-token-type",
+                "--requested-token-type",
+            ],
+        ),
+        ("Token cache:", &["--cache", "--redis", "--identity"]),
+        (
+            "Request:",
+            &[
+                "-X",
+                "--header",
+                "--data",
+                "--json",
+                "--repeat",
+                "--interval",
+            ],
+        ),
+        ("Output:", &["--output", "--verbose"]),
+    ];
+    for flag in ["--help", "-h"] {
+        let out = fetch(&argv([flag])).await;
+        out.assert_code(0);
+        let help = &out.stdout;
+        let heading_at = |heading: &str| {
+            help.lines()
+                .position(|line| line == heading)
+                .unwrap_or_else(|| panic!("{flag} has the heading {heading:?}: {help}"))
+        };
+        let starts: Vec<usize> = groups.iter().map(|(h, _)| heading_at(h)).collect();
+        let lines: Vec<&str> = help.lines().collect();
+        for (i, (heading, options)) in groups.iter().enumerate() {
+            let end = starts
+                .iter()
+                .copied()
+                .filter(|s| *s > starts[i])
+                .min()
+                .unwrap_or(lines.len());
+            let section = lines[starts[i]..end].join("\n");
+            for option in *options {
+                assert!(
+                    section.contains(&format!("{option} "))
+                        || section.contains(&format!("{option},"))
+                        || section.contains(&format!("{option}\n"))
+                        || section.ends_with(option),
+                    "{flag}: {option} is under {heading:?}:\n{section}"
+                );
+            }
+        }
+    }
+    // revoke has its own help, with its own group.
+    let out = fetch(&argv(["revoke", "--help"])).await;
+    out.assert_code(0);
+    for text in [
+        "Revocation:",
+        "--revocation-url",
+        "--token ",
+        "--token-type-hint",
+        "OAUTH_TOKEN",
+    ] {
+        assert!(
+            out.stdout.contains(text),
+            "revoke --help mentions {text}: {out:#?}"
+        );
+    }
+}
+
+/// `completions SHELL` prints a script for that shell that completes the options; bash's is
+/// also checked by bash itself where bash is installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_print_a_script_for_bash_zsh_and_fish() {
+    let shells = [
+        ("bash", "complete -F _oauth__fetch"),
+        ("zsh", "#compdef oauth-fetch"),
+        ("fish", "complete -c oauth-fetch"),
+    ];
+    for (shell, marker) in shells {
+        let out = fetch(&argv(["completions", shell])).await;
+        out.assert_code(0);
+        assert_eq!(out.stderr, "");
+        for text in [
+            marker,
+            "--client-secret",
+            "--flow",
+            "client-credentials",
+            "github",
+            "revoke",
+        ] {
+            assert!(
+                out.stdout.contains(text),
+                "{shell}: the script has {text:?}"
+            );
+        }
+        if shell == "bash" && on_path("bash") {
+            let mut check = std::process::Command::new("bash")
+                .arg("-n")
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            check
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(out.stdout.as_bytes())
+                .unwrap();
+            assert!(
+                check.wait().unwrap().success(),
+                "bash -n accepts the script"
+            );
+        }
+    }
+}
+
+/// `-H 'Name: value'`, repeatable, reaches the resource next to the token, which stays the one
+/// `Authorization` header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_reach_the_resource_next_to_the_token() {
+    let server = server().await;
+    let url = server.resource_url("/api/hello");
+    let out = fetch(&with_client(
+        &server,
+        "basic-app",
+        &[
+            "--client-secret",
+            SECRET,
+            "-H",
+            "X-Trace: abc 1",
+            "--header=X-Trace:two",
+            "-H",
+            "Accept: text/plain",
+            &url,
+        ],
+    ))
+    .await;
+    out.assert_code(0);
+    let requests = server.resource_requests();
+    assert_eq!(requests.len(), 1);
+    let values = |name: &str| -> Vec<&str> {
+        requests[0]
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    };
+    assert_eq!(values("x-trace"), ["abc 1", "two"]);
+    assert_eq!(values("accept"), ["text/plain"]);
+    assert_eq!(values("authorization").len(), 1);
+    assert!(requests[0].bearer_token().is_some());
+    out.assert_no_secrets(&[SECRET]);
+}
+
+/// `-d` sends a form unless `--json` says JSON (which also asks for JSON back instead of
+/// reqwest's `*/*`) or a `Content-Type` header says something else, as the resource sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_is_sent_with_its_content_type() {
+    let server = server().await;
+    let url = server.resource_url("/api/items");
+    let cases: [(&[&str], &str, &str, Option<&str>); 4] = [
+        (
+            &["-d", "name=widget&n=1"],
+            "name=widget&n=1",
+            "application/x-www-form-urlencoded",
+            Some("*/*"),
+        ),
+        (
+            &["-d", r#"{"name":"widget"}"#, "--json"],
+            r#"{"name":"widget"}"#,
+            "application/json",
+            Some("application/json"),
+        ),
+        (
+            &["--json", "--data", "[1,2]", "-H", "Accept: text/csv"],
+            "[1,2]",
+            "application/json",
+            Some("text/csv"),
+        ),
+        (
+            &["-d", "plain words", "-H", "Content-Type: text/plain"],
+            "plain words",
+            "text/plain",
+            Some("*/*"),
+        ),
+    ];
+    for (rest, body, content_type, accept) in cases {
+        server.reset_counts();
+        let mut args = vec!["--client-secret", SECRET];
+        args.extend(rest);
+        args.push(&url);
+        let out = fetch(&with_client(&server, "basic-app", &args)).await;
+        out.assert_code(0);
+        let requests = server.resource_requests();
+        assert_eq!(requests.len(), 1, "{rest:?}");
+        let header = |name: &str| {
+            let values: Vec<&str> = requests[0]
+                .headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert!(values.len() <= 1, "one {name} header: {values:?}");
+            values.first().map(|v| (*v).to_owned())
+        };
+        assert_eq!(requests[0].method, http::Method::POST, "{rest:?}");
+        assert_eq!(requests[0].body, body.as_bytes(), "{rest:?}");
+        assert_eq!(
+            header("content-type").as_deref(),
+            Some(content_type),
+            "{rest:?}"
+        );
+        assert_eq!(header("accept").as_deref(), accept, "{rest:?}");
+    }
+}
+
+/// `--output json`: one JSON object a line, for each URL, with its status, headers, body and
+/// the token's metadata, and never the token, the secret or anything shaped like a token. A
+/// URL that got no response has its line too, with the error. `revoke` answers in JSON too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_json_describes_each_response_without_secrets() {
+    let server = server().await;
+    let hello = server.resource_url("/api/hello");
+    let scoped = server.resource_url("/api/scoped");
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/api/hello", listener.local_addr().unwrap())
+    };
+    let args = with_client(
+        &server,
+        "basic-app",
+        &[
+            "--client-secret",
+            SECRET,
+            "--scope",
+            "api:read",
+            "--output",
+            "json",
+            &hello,
+            &scoped,
+            &closed,
+        ],
+    );
+    let out = fetch(&args).await;
+    out.assert_code(1);
+    let lines: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is a JSON object"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{out:#?}");
+    let token = one_access_token(&server, 2);
+
+    let ok = &lines[0];
+    assert_eq!(ok["url"], hello.as_str());
+    assert_eq!(ok["status"], 200);
+    assert_eq!(ok["headers"]["content-type"][0], "application/json", "{ok}");
+    let body: serde_json::Value = serde_json::from_str(ok["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["client_id"], "basic-app");
+    let meta = &ok["token"];
+    assert_eq!(meta["sent"], true, "{meta}");
+    assert_eq!(meta["retried_after_401"], false, "{meta}");
+    assert!(
+        meta["token_type"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case("bearer")
+    );
+    assert!(meta["expires_in"].as_u64().unwrap() > 0, "{meta}");
+    assert!(
+        meta["expires_at"].as_u64().unwrap() > 1_700_000_000,
+        "{meta}"
+    );
+    assert_eq!(meta["scope"], "api:read", "{meta}");
+    assert_eq!(meta["refresh_token"], false, "{meta}");
+    let keys: Vec<&String> = meta.as_object().unwrap().keys().collect();
+    assert!(
+        keys.iter().all(|k| !k.contains("access") && *k != "token"),
+        "no token in the metadata: {keys:?}"
+    );
+
+    assert_eq!(lines[1]["url"], scoped.as_str());
+    assert_eq!(lines[1]["status"], 403);
+    assert_eq!(lines[2]["url"], closed.as_str());
+    assert_eq!(lines[2]["status"], serde_json::Value::Null);
+    assert!(
+        lines[2]["error"].as_str().unwrap().contains("onnect"),
+        "{}",
+        lines[2]
+    );
+    out.assert_no_secrets(&[SECRET, &token]);
+
+    let out = fetch(&argv([
+        "revoke",
+        "--revocation-url",
+        &server.revocation_url(),
+        "--client-id",
+        "basic-app",
+        "--client-secret",
+        SECRET,
+        "--token",
+        &token,
+        "--output",
+        "json",
+    ]))
+    .await;
+    out.assert_code(0);
+    assert_eq!(out.stdout, "{\"revoked\":true}\n");
+    out.assert_no_secrets(&[SECRET, &token]);
+}
+
+/// A sign-in the person cancels in the browser (the server redirects back with
+/// `error=access_denied`) is said in their words, with what to do next, not in the protocol's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_sign_in_says_so_and_what_to_do() {
+    let server = server().await;
+    server.deny_authorization(true);
+    let browser = FakeBrowser::new();
+    let url = server.resource_url("/api/hello");
+    let args = with_client(
+        &server,
+        "public-app",
+        &[
+            "--flow",
+            "auth-code",
+            "--auth-url",
+            &server.authorization_url(),
+            &url,
+        ],
+    );
+    let out = run(browser.command(&args)).await;
+    out.assert_code(1);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("oauth-fetch: {url}: cannot get a token: ")))
+        .unwrap_or_else(|| panic!("a line for the URL: {out:#?}"));
+    assert!(
+        line.contains("the sign-in was cancelled in the browser"),
+        "{line}"
+    );
+    assert!(line.contains("Run the command again"), "{line}");
+    assert!(!line.contains("answered 302"), "{line}");
+    assert_eq!(server.token_requests(), 0);
+    assert!(server.resource_requests().is_empty());
 }

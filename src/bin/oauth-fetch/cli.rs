@@ -394,8 +394,11 @@ pub(crate) fn one_line_message(error: &clap::Error, args: &[String]) -> Option<S
         Some(ContextValue::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     };
-    // `--name <VALUE>` (clap's rendering of an argument) to `--name`.
-    let option_name = |text: String| text.split([' ', '=']).next().unwrap_or_default().to_owned();
+    // `--name <VALUE>` (clap's rendering of an argument) to `--name`; `<SHELL>` to `shell`.
+    let option_name = |text: String| match text.strip_prefix('<') {
+        Some(positional) => positional.trim_end_matches('>').to_lowercase(),
+        None => text.split([' ', '=']).next().unwrap_or_default().to_owned(),
+    };
     let suggestion =
         |kind: ContextKind| context(kind).map(|s| format!("; did you mean {}?", option_name(s)));
     let revoking = args.first().is_some_and(|a| a == "revoke");

@@ -133,8 +133,14 @@ async fn main() -> ExitCode {
         Ok(Ok(Mode::Completions(shell))) => {
             use clap::CommandFactory;
             let mut command = cli::Cli::command();
-            clap_complete::generate(shell, &mut command, "oauth-fetch", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
+            // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "oauth-fetch", &mut script);
+            use std::io::Write;
+            match std::io::stdout().lock().write_all(&script) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => Err(Stop::Failed(format!("cannot write the script: {e}"))),
+            }
         }
         Ok(Err(stop)) => Err(stop),
         Err(e) => std::panic::resume_unwind(e.into_panic()),
