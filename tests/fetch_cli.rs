@@ -170,9 +170,24 @@ fn argv<const N: usize>(args: [&str; N]) -> Vec<String> {
 }
 
 /// `--token-url ... --client-id ID` for this server, then `rest`.
-fn with_client(server: &TestServer, id: &str, rest: &[&str]) -> Vec<String> {
+fn with_client<S: AsRef<str>>(server: &TestServer, id: &str, rest: &[S]) -> Vec<String> {
     let mut args = argv(["--token-url", &server.token_url(), "--client-id", id]);
-    args.extend(rest.iter().map(|s| (*s).to_owned()));
+    args.extend(rest.iter().map(|s| s.as_ref().to_owned()));
+    args
+}
+
+/// A command line written as one line: `template`'s words (split at spaces), each `{}` the
+/// next of `values` as one word, whatever it holds.
+fn cli<const N: usize>(template: &str, values: [&str; N]) -> Vec<String> {
+    let mut values = values.into_iter();
+    let args: Vec<String> = template
+        .split_whitespace()
+        .map(|word| match word {
+            "{}" => values.next().expect("a value for each {}").to_owned(),
+            word => word.to_owned(),
+        })
+        .collect();
+    assert!(values.next().is_none(), "a {{}} for each value");
     args
 }
 
@@ -321,18 +336,10 @@ async fn public_client_with_auth_method_none_and_the_password_flow() {
     let args = with_client(
         &server,
         "public-app",
-        &[
-            "--auth-method",
-            "none",
-            "--flow",
-            "password",
-            "--username",
-            "alice",
-            "--password",
-            PASSWORD,
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--auth-method none --flow password --username alice --password {} -v {}",
+            [PASSWORD, &url],
+        ),
     );
     let out = fetch(&args).await;
     out.assert_code(0);
@@ -381,15 +388,10 @@ async fn repeated_scope_reaches_the_server() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--scope",
-            "api:read",
-            "--scope",
-            "api:write",
-            &url,
-        ],
+        &cli(
+            "--client-secret {} --scope api:read --scope api:write {}",
+            [SECRET, &url],
+        ),
     );
     let out = fetch(&args).await;
     out.assert_code(0);
@@ -464,20 +466,10 @@ async fn password_flow_for_a_confidential_client() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--flow",
-            "password",
-            "--username",
-            "alice",
-            "--password",
-            PASSWORD,
-            "--scope",
-            "api:read",
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--client-secret {} --flow password --username alice --password {} --scope api:read -v {}",
+            [SECRET, PASSWORD, &url],
+        ),
     );
     let out = fetch(&args).await;
     out.assert_code(0);
@@ -516,16 +508,10 @@ async fn refresh_flow_from_a_refresh_token() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--flow",
-            "refresh",
-            "--refresh-token",
-            &refresh_token,
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--client-secret {} --flow refresh --refresh-token {} -v {}",
+            [SECRET, &refresh_token, &url],
+        ),
     );
     let out = fetch(&args).await;
     out.assert_code(0);
@@ -580,16 +566,10 @@ async fn a_short_lived_token_is_renewed_between_rounds() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--repeat",
-            "2",
-            "--interval",
-            "1",
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--client-secret {} --repeat 2 --interval 1 -v {}",
+            [SECRET, &url],
+        ),
     );
     let out = fetch(&args).await;
     out.assert_code(0);
@@ -619,16 +599,10 @@ async fn a_revoked_token_is_renewed_and_the_request_retried_after_401() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--repeat",
-            "2",
-            "--interval",
-            "1",
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--client-secret {} --repeat 2 --interval 1 -v {}",
+            [SECRET, &url],
+        ),
     );
     let mut child = command(&args).spawn().expect("fetch started");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -833,136 +807,57 @@ async fn usage_errors_exit_with_2_and_one_line() {
     let server = server().await;
     let token_url = server.token_url();
     let id = ["--token-url", &token_url, "--client-id", "basic-app"];
+    #[rustfmt::skip]
     let vars = [
         var("ID", &id),
-        var(
-            "CC",
-            &[id.as_slice(), &["--client-secret", SECRET]].concat(),
-        ),
+        var("CC", &[id.as_slice(), &["--client-secret", SECRET]].concat()),
         var("URL", &[&server.resource_url("/api/hello")]),
         var("TOKEN_URL", &[&token_url]),
         var("PASSWORD", &[PASSWORD]),
     ];
+    #[rustfmt::skip]
     let cases = [
         ("no URL", "$CC", "no URL"),
-        (
-            "unknown option",
-            "$CC --bogus $URL",
-            "unknown option --bogus",
-        ),
-        (
-            "missing --token-url",
-            "--client-id basic-app $URL",
-            "--token-url is required",
-        ),
-        (
-            "missing --client-id",
-            "--token-url $TOKEN_URL $URL",
-            "--client-id is required",
-        ),
+        ("unknown option", "$CC --bogus $URL", "unknown option --bogus"),
+        ("missing --token-url", "--client-id basic-app $URL", "--token-url is required"),
+        ("missing --client-id", "--token-url $TOKEN_URL $URL", "--client-id is required"),
         (
             "insecure --token-url",
             "--token-url http://remote.example/token --client-id basic-app $URL",
             "https",
         ),
-        (
-            "unknown --flow",
-            "$CC --flow implicit $URL",
-            "unknown --flow \"implicit\"",
-        ),
+        ("unknown --flow", "$CC --flow implicit $URL", "unknown --flow \"implicit\""),
         (
             "password flow without --password",
             "$CC --flow password --username alice $URL",
             "--password",
         ),
-        (
-            "refresh flow without --refresh-token",
-            "$CC --flow refresh $URL",
-            "--refresh-token",
-        ),
-        (
-            "unknown --auth-method",
-            "$CC --auth-method jwt $URL",
-            "--auth-method",
-        ),
-        (
-            "basic without a secret",
-            "$ID --auth-method basic $URL",
-            "--client-secret",
-        ),
+        ("refresh flow without --refresh-token", "$CC --flow refresh $URL", "--refresh-token"),
+        ("unknown --auth-method", "$CC --auth-method jwt $URL", "--auth-method"),
+        ("basic without a secret", "$ID --auth-method basic $URL", "--client-secret"),
         (
             "--audience with the password flow",
             "$CC --flow password --username alice --password $PASSWORD --audience x $URL",
             "--audience",
         ),
         ("--repeat 0", "$CC --repeat 0 $URL", "--repeat"),
-        (
-            "--repeat not a number",
-            "$CC --repeat many $URL",
-            "--repeat",
-        ),
-        (
-            "negative --interval",
-            "$CC --interval -1 $URL",
-            "--interval",
-        ),
-        (
-            "option without its value",
-            "$CC $URL --scope",
-            "--scope needs a value",
-        ),
+        ("--repeat not a number", "$CC --repeat many $URL", "--repeat"),
+        ("negative --interval", "$CC --interval -1 $URL", "--interval"),
+        ("option without its value", "$CC $URL --scope", "--scope needs a value"),
         ("not a URL", "$CC 'not a url'", "not a URL"),
-        (
-            "not an http URL",
-            "$CC ftp://127.0.0.1/file",
-            "not an http or https URL",
-        ),
+        ("not an http URL", "$CC ftp://127.0.0.1/file", "not an http or https URL"),
         // Typos get clap's suggestion, on the same one line.
-        (
-            "a mistyped option",
-            "$CC --flwo password $URL",
-            "unknown option --flwo; did you mean --flow?",
-        ),
-        (
-            "a mistyped value",
-            "$CC --flow pasword $URL",
-            "did you mean password?",
-        ),
-        (
-            "a mistyped --output",
-            "$CC --outptu json $URL",
-            "did you mean --output?",
-        ),
-        (
-            "-H without a colon",
-            "$CC -H 'X-Trace 1' $URL",
-            "-H takes 'Name: value'",
-        ),
-        (
-            "-H with a bad name",
-            "$CC -H 'X Trace: 1' $URL",
-            "-H: the header's name",
-        ),
-        (
-            "-H Authorization",
-            "$CC -H 'Authorization: Bearer abc' $URL",
-            "-H Authorization: ",
-        ),
-        (
-            "--json without -d",
-            "$CC --json $URL",
-            "--json says how to send -d",
-        ),
-        (
-            "completions without a shell",
-            "completions",
-            "a shell is needed",
-        ),
-        (
-            "completions for an unknown shell",
-            "completions tcsh",
-            "unknown shell \"tcsh\"",
-        ),
+        ("a mistyped option", "$CC --flwo password $URL", "unknown option --flwo; did you mean --flow?"),
+        ("a mistyped value", "$CC --flow pasword $URL", "did you mean password?"),
+        ("a mistyped --output", "$CC --outptu json $URL", "did you mean --output?"),
+        ("-H without a colon", "$CC -H 'X-Trace 1' $URL", "-H takes 'Name: value'"),
+        ("-H with a bad name", "$CC -H 'X Trace: 1' $URL", "-H: the header's name"),
+        ("-H Authorization", "$CC -H 'Authorization: Bearer abc' $URL", "-H Authorization: "),
+        ("--json without -d", "$CC --json $URL", "--json says how to send -d"),
+        ("completions without a shell", "completions", "a shell is needed"),
+        ("a mistyped command", "complettions bash", "did you mean completions?"),
+        ("another mistyped command", "revok --token x", "revoke"),
+        ("completions for an unknown shell", "completions tcsh", "unknown shell \"tcsh\""),
     ];
     assert_usage_errors(&cases, &vars, &[SECRET, PASSWORD, "Bearer abc"]).await;
     assert_eq!(server.token_requests(), 0, "usage errors send nothing");
@@ -1029,57 +924,15 @@ async fn help_goes_to_stdout_with_exit_code_0() {
     let out = fetch(&argv(["--help"])).await;
     out.assert_code(0);
     assert!(out.stdout.starts_with("Usage: oauth-fetch"), "{out:#?}");
-    for option in [
-        "--token-url",
-        "--client-id",
-        "--client-secret",
-        "OAUTH_CLIENT_SECRET",
-        "--auth-method",
-        "--flow",
-        "--scope",
-        "--resource",
-        "--audience",
-        "--username",
-        "--password",
-        "--refresh-token",
-        "auth-code",
-        "device",
-        "--auth-url",
-        "--redirect-uri",
-        "--paste",
-        "--device-url",
-        "--issuer",
-        "jwt-bearer",
-        "--key",
-        "--key-alg",
-        "--key-id",
-        "--subject",
-        "token-exchange",
-        "--subject-token",
-        "--subject-token-type",
-        "--actor-token",
-        "--actor-token-type",
-        "--requested-token-type",
-        "oauth-fetch revoke",
-        "--revocation-url",
-        "--token",
-        "--token-type-hint",
-        "--repeat",
-        "--interval",
-        "-X",
-        "-d",
-        "-v",
-        "--provider",
-        "--provider-arg",
-        "github",
-        "microsoft",
-        "openid",
-        "--cache",
-        "--redis",
-        "--identity",
-        "file-store",
-        "redis-store",
-    ] {
+    let options = "--token-url --client-id --client-secret OAUTH_CLIENT_SECRET --auth-method \
+                   --flow --scope --resource --audience --username --password --refresh-token \
+                   auth-code device --auth-url --redirect-uri --paste --device-url --issuer \
+                   jwt-bearer --key --key-alg --key-id --subject token-exchange --subject-token \
+                   --subject-token-type --actor-token --actor-token-type --requested-token-type \
+                   --revocation-url --token --token-type-hint --repeat --interval -X -d -v \
+                   --provider --provider-arg github microsoft openid --cache --redis --identity \
+                   file-store redis-store";
+    for option in options.split_whitespace().chain(["oauth-fetch revoke"]) {
         assert!(out.stdout.contains(option), "--help mentions {option}");
     }
     assert_eq!(out.stderr, "");
@@ -1351,23 +1204,16 @@ async fn auth_code_signs_in_once_through_the_browser() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--flow",
-            "auth-code",
-            "--auth-url",
-            &server.authorization_url(),
-            "--issuer",
-            &server.url(),
-            "--scope",
-            "api:read",
-            "--repeat",
-            "2",
-            "-v",
-            &one,
-            &two,
-        ],
+        &cli(
+            "--client-secret {} --flow auth-code --auth-url {} --issuer {} --scope api:read --repeat 2 -v {} {}",
+            [
+                SECRET,
+                &server.authorization_url(),
+                &server.url(),
+                &one,
+                &two,
+            ],
+        ),
     );
     let out = run(browser.command(&args)).await;
     out.assert_code(0);
@@ -1427,15 +1273,10 @@ async fn auth_code_with_a_fixed_redirect_uri() {
     let args = with_client(
         &server,
         "public-app",
-        &[
-            "--flow",
-            "auth-code",
-            "--auth-url",
-            &server.authorization_url(),
-            "--redirect-uri",
-            &redirect_uri,
-            &url,
-        ],
+        &cli(
+            "--flow auth-code --auth-url {} --redirect-uri {} {}",
+            [&server.authorization_url(), &redirect_uri, &url],
+        ),
     );
     let out = run(browser.command(&args)).await;
     out.assert_code(0);
@@ -1469,18 +1310,10 @@ async fn auth_code_token_is_renewed_with_its_refresh_token() {
     let args = with_client(
         &server,
         "public-app",
-        &[
-            "--flow",
-            "auth-code",
-            "--auth-url",
-            &server.authorization_url(),
-            "--repeat",
-            "2",
-            "--interval",
-            "1",
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--flow auth-code --auth-url {} --repeat 2 --interval 1 -v {}",
+            [&server.authorization_url(), &url],
+        ),
     );
     let out = run(browser.command(&args)).await;
     out.assert_code(0);
@@ -1516,15 +1349,10 @@ async fn auth_code_refuses_a_response_from_another_issuer() {
     let args = with_client(
         &server,
         "public-app",
-        &[
-            "--flow",
-            "auth-code",
-            "--auth-url",
-            &server.authorization_url(),
-            "--issuer",
-            "https://other-idp.example",
-            &url,
-        ],
+        &cli(
+            "--flow auth-code --auth-url {} --issuer https://other-idp.example {}",
+            [&server.authorization_url(), &url],
+        ),
     );
     let out = run(browser.command(&args)).await;
     out.assert_code(1);
@@ -1554,19 +1382,10 @@ async fn auth_code_with_the_address_pasted_on_stdin() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--flow",
-            "auth-code",
-            "--auth-url",
-            &server.authorization_url(),
-            "--paste",
-            "--issuer",
-            &server.url(),
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--client-secret {} --flow auth-code --auth-url {} --paste --issuer {} -v {}",
+            [SECRET, &server.authorization_url(), &server.url(), &url],
+        ),
     );
     let mut cmd = command(&args);
     cmd.stdin(Stdio::piped());
@@ -1639,18 +1458,10 @@ async fn device_flow_shows_the_code_and_polls_until_approved() {
     let args = with_client(
         &server,
         "public-app",
-        &[
-            "--flow",
-            "device",
-            "--device-url",
-            &server.device_authorization_url(),
-            "--scope",
-            "api:read",
-            "--repeat",
-            "2",
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--flow device --device-url {} --scope api:read --repeat 2 -v {}",
+            [&server.device_authorization_url(), &url],
+        ),
     );
     let mut live = Live::spawn(command(&args));
     let prefix = format!(
@@ -1691,47 +1502,19 @@ async fn interactive_flow_usage_errors_exit_with_2_and_one_line() {
     );
     let token_url = server.token_url();
     let id = ["--token-url", &token_url, "--client-id", "public-app"];
+    #[rustfmt::skip]
     let vars = [
         var("ID", &id),
-        var(
-            "AUTH_CODE",
-            &[
-                id.as_slice(),
-                &["--flow", "auth-code", "--auth-url", &auth_url],
-            ]
-            .concat(),
-        ),
-        var(
-            "DEVICE",
-            &[
-                id.as_slice(),
-                &["--flow", "device", "--device-url", &device_url],
-            ]
-            .concat(),
-        ),
+        var("AUTH_CODE", &[id.as_slice(), &["--flow", "auth-code", "--auth-url", &auth_url]].concat()),
+        var("DEVICE", &[id.as_slice(), &["--flow", "device", "--device-url", &device_url]].concat()),
         var("URL", &[&server.resource_url("/api/hello")]),
     ];
+    #[rustfmt::skip]
     let cases = [
-        (
-            "auth-code without --auth-url",
-            "$ID --flow auth-code $URL",
-            "--flow auth-code needs --auth-url",
-        ),
-        (
-            "device without --device-url",
-            "$ID --flow device $URL",
-            "--flow device needs --device-url",
-        ),
-        (
-            "--paste with client credentials",
-            "$ID --paste $URL",
-            "--paste applies to --flow auth-code only",
-        ),
-        (
-            "--paste with the device flow",
-            "$DEVICE --paste $URL",
-            "--paste applies to --flow auth-code only",
-        ),
+        ("auth-code without --auth-url", "$ID --flow auth-code $URL", "--flow auth-code needs --auth-url"),
+        ("device without --device-url", "$ID --flow device $URL", "--flow device needs --device-url"),
+        ("--paste with client credentials", "$ID --paste $URL", "--paste applies to --flow auth-code only"),
+        ("--paste with the device flow", "$DEVICE --paste $URL", "--paste applies to --flow auth-code only"),
         (
             "--redirect-uri with the device flow",
             "$DEVICE --redirect-uri http://127.0.0.1:1410/callback $URL",
@@ -1747,11 +1530,7 @@ async fn interactive_flow_usage_errors_exit_with_2_and_one_line() {
             "$ID --flow device --device-url http://idp.example/device $URL",
             "device_authorization_url must be https",
         ),
-        (
-            "--auth-url not a URL",
-            "$ID --flow auth-code --auth-url 'not a url' $URL",
-            "--auth-url",
-        ),
+        ("--auth-url not a URL", "$ID --flow auth-code --auth-url 'not a url' $URL", "--auth-url"),
         (
             "a redirect URI off loopback for the loopback server",
             "$AUTH_CODE --redirect-uri http://app.example/callback $URL",
@@ -1772,16 +1551,8 @@ async fn interactive_flow_usage_errors_exit_with_2_and_one_line() {
             "$AUTH_CODE --redirect-uri /callback $URL",
             "--redirect-uri \"/callback\" is not a URL",
         ),
-        (
-            "empty --issuer",
-            "$AUTH_CODE --issuer= $URL",
-            "--issuer needs a non-empty value",
-        ),
-        (
-            "--paste with a value",
-            "$AUTH_CODE --paste=yes $URL",
-            "unknown option --paste",
-        ),
+        ("empty --issuer", "$AUTH_CODE --issuer= $URL", "--issuer needs a non-empty value"),
+        ("--paste with a value", "$AUTH_CODE --paste=yes $URL", "unknown option --paste"),
     ];
     for (out, (_, _, needle)) in assert_usage_errors(&cases, &vars, &[])
         .await
@@ -1883,16 +1654,10 @@ async fn issuer_discovery_configures_the_client() {
     }))
     .await;
     let url = server.resource_url("/api/hello");
-    let args = argv([
-        "--issuer",
-        &idp.uri(),
-        "--client-id",
-        "post-app",
-        "--client-secret",
-        POST_SECRET,
-        "-v",
-        &url,
-    ]);
+    let args = cli(
+        "--issuer {} --client-id post-app --client-secret {} -v {}",
+        [&idp.uri(), POST_SECRET, &url],
+    );
     let out = fetch(&args).await;
     out.assert_code(0);
     assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
@@ -1943,16 +1708,10 @@ async fn failed_discovery_exits_with_2() {
         (&empty, "discovery of"),
     ];
     for (idp, needle) in cases {
-        let args = argv([
-            "--issuer",
-            &idp.uri(),
-            "--client-id",
-            "basic-app",
-            "--client-secret",
-            SECRET,
-            "-v",
-            &url,
-        ]);
+        let args = cli(
+            "--issuer {} --client-id basic-app --client-secret {} -v {}",
+            [&idp.uri(), SECRET, &url],
+        );
         let out = fetch(&args).await;
         out.assert_usage_error(needle);
         assert!(
@@ -2146,17 +1905,10 @@ async fn jwt_bearer_signs_an_assertion_with_a_pem_key() {
             kid,
             sub,
         } = case;
-        let mut args = argv([
-            "--token-url",
-            &token_url,
-            "--client-id",
-            "jwt-app",
-            "--flow",
-            "jwt-bearer",
-            "--scope",
-            "api:read",
-            "-v",
-        ]);
+        let mut args = cli(
+            "--token-url {} --client-id jwt-app --flow jwt-bearer --scope api:read -v",
+            [&token_url],
+        );
         args.extend(options.iter().map(|s| (*s).to_owned()));
         args.push(url.clone());
         let out = fetch(&args).await;
@@ -2218,17 +1970,10 @@ async fn jwt_bearer_with_a_service_account_key_file() {
         .to_string(),
     );
     for (i, subject) in [None, Some("admin@example.com")].into_iter().enumerate() {
-        let mut args = argv([
-            "--flow",
-            "jwt-bearer",
-            "--key",
-            &file,
-            "--scope",
-            "https://www.googleapis.com/auth/devstorage.read_only",
-            "--scope",
-            "email",
-            "-v",
-        ]);
+        let mut args = cli(
+            "--flow jwt-bearer --key {} --scope https://www.googleapis.com/auth/devstorage.read_only --scope email -v",
+            [&file],
+        );
         if let Some(subject) = subject {
             args.extend(argv(["--subject", subject]));
         }
@@ -2381,18 +2126,10 @@ async fn revoke_revokes_and_prints_revoked() {
     };
     assert_eq!(answer(access_token.clone()).await, 200);
 
-    let args = argv([
-        "revoke",
-        "--revocation-url",
-        &server.revocation_url(),
-        "--client-id",
-        "basic-app",
-        "--client-secret",
-        SECRET,
-        "--token",
-        &access_token,
-        "-v",
-    ]);
+    let args = cli(
+        "revoke --revocation-url {} --client-id basic-app --client-secret {} --token {} -v",
+        [&server.revocation_url(), SECRET, &access_token],
+    );
     let out = fetch(&args).await;
     out.assert_code(0);
     assert_eq!(out.stdout, "revoked\n", "{out:#?}");
@@ -2450,20 +2187,10 @@ async fn revoke_sends_the_token_and_its_hint_and_reports_refusals() {
         .await;
 
     let revoke = |token: &str, hint: Option<&str>| {
-        let mut args = argv([
-            "revoke",
-            "--issuer",
-            &idp.uri(),
-            "--client-id",
-            "cli-app",
-            "--client-secret",
-            "cli-secret",
-            "--auth-method",
-            "post",
-            "--token",
-            token,
-            "-v",
-        ]);
+        let mut args = cli(
+            "revoke --issuer {} --client-id cli-app --client-secret cli-secret --auth-method post --token {} -v",
+            [&idp.uri(), token],
+        );
         if let Some(hint) = hint {
             args.push(format!("--token-type-hint={hint}"));
         }
@@ -2526,40 +2253,22 @@ async fn new_option_usage_errors_exit_with_2_and_one_line() {
     );
     let missing = dir.0.join("missing.pem");
     let cc = ["--token-url", &token_url, "--client-id", "basic-app"];
+    #[rustfmt::skip]
     let vars = [
         var("CC", &cc),
         var("JWT", &[cc.as_slice(), &["--flow", "jwt-bearer"]].concat()),
-        var(
-            "TE",
-            &[cc.as_slice(), &["--flow", "token-exchange"]].concat(),
-        ),
-        var(
-            "RV",
-            &[
-                "revoke",
-                "--revocation-url",
-                &revocation_url,
-                "--client-id",
-                "basic-app",
-            ],
-        ),
+        var("TE", &[cc.as_slice(), &["--flow", "token-exchange"]].concat()),
+        var("RV", &["revoke", "--revocation-url", &revocation_url, "--client-id", "basic-app"]),
         var("URL", &[&server.resource_url("/api/hello")]),
         var("TOKEN_URL", &[&token_url]),
         var("GARBAGE", &[&garbage]),
         var("NOT_JSON", &[&not_json]),
         var("MISSING", &[missing.to_str().unwrap()]),
     ];
+    #[rustfmt::skip]
     let mut cases = vec![
-        (
-            "neither --token-url nor --issuer",
-            "--client-id basic-app $URL",
-            "--token-url is required (or --issuer",
-        ),
-        (
-            "--key with client credentials",
-            "$CC --key $GARBAGE $URL",
-            "--key applies to --flow jwt-bearer only",
-        ),
+        ("neither --token-url nor --issuer", "--client-id basic-app $URL", "--token-url is required (or --issuer"),
+        ("--key with client credentials", "$CC --key $GARBAGE $URL", "--key applies to --flow jwt-bearer only"),
         (
             "--subject-token with jwt-bearer",
             "$JWT --subject-token st-secret-1 $URL",
@@ -2570,16 +2279,8 @@ async fn new_option_usage_errors_exit_with_2_and_one_line() {
             "$JWT --audience x $URL",
             "--audience applies to --flow client-credentials or --flow token-exchange only",
         ),
-        (
-            "--token outside revoke",
-            "$CC --token tok-secret-1 $URL",
-            "--token applies to `oauth-fetch revoke` only",
-        ),
-        (
-            "token-exchange without --subject-token",
-            "$TE $URL",
-            "--flow token-exchange needs --subject-token",
-        ),
+        ("--token outside revoke", "$CC --token tok-secret-1 $URL", "--token applies to `oauth-fetch revoke` only"),
+        ("token-exchange without --subject-token", "$TE $URL", "--flow token-exchange needs --subject-token"),
         (
             "--actor-token-type without --actor-token",
             "$TE --subject-token st-secret-1 --actor-token-type urn:x $URL",
@@ -2591,65 +2292,31 @@ async fn new_option_usage_errors_exit_with_2_and_one_line() {
             "revoke --client-id basic-app --token tok-secret-1",
             "revoke needs --revocation-url (or --issuer",
         ),
-        (
-            "revoke with a URL (or a misplaced token)",
-            "$RV --token tok-secret-1 tok-secret-2",
-            "revoke takes no URL",
-        ),
-        (
-            "revoke with a flow option",
-            "$RV --token tok-secret-1 --scope a",
-            "--scope does not apply to revoke",
-        ),
-        (
-            "unknown --token-type-hint",
-            "$RV --token tok-secret-1 --token-type-hint id_token",
-            "unknown --token-type-hint",
-        ),
+        ("revoke with a URL (or a misplaced token)", "$RV --token tok-secret-1 tok-secret-2", "revoke takes no URL"),
+        ("revoke with a flow option", "$RV --token tok-secret-1 --scope a", "--scope does not apply to revoke"),
+        ("unknown --token-type-hint", "$RV --token tok-secret-1 --token-type-hint id_token", "unknown --token-type-hint"),
         (
             "insecure --revocation-url",
             "revoke --revocation-url http://idp.example/revoke --client-id basic-app --token tok-secret-1",
             "--revocation-url: ",
         ),
     ];
-    if cfg!(feature = "jwt") {
-        cases.extend([
-            (
-                "jwt-bearer without --key",
-                "$JWT $URL",
-                "--flow jwt-bearer needs --key FILE",
-            ),
-            (
-                "a key file that is not there",
-                "$JWT --key $MISSING $URL",
-                "--key: cannot read",
-            ),
-            (
-                "a PEM document that is no key",
-                "$JWT --key $GARBAGE $URL",
-                "is not a usable PEM private key",
-            ),
-            (
-                "a PEM document that is no key, with --key-alg",
-                "$JWT --key $GARBAGE --key-alg ES256 $URL",
-                "ES256",
-            ),
-            (
-                "broken service account JSON",
-                "$JWT --key $NOT_JSON $URL",
-                "service account",
-            ),
-            (
-                "unknown --key-alg",
-                "$JWT --key $GARBAGE --key-alg HS256 $URL",
-                "unknown --key-alg \"HS256\"",
-            ),
+    #[rustfmt::skip]
+    let jwt_cases = [
+            ("jwt-bearer without --key", "$JWT $URL", "--flow jwt-bearer needs --key FILE"),
+            ("a key file that is not there", "$JWT --key $MISSING $URL", "--key: cannot read"),
+            ("a PEM document that is no key", "$JWT --key $GARBAGE $URL", "is not a usable PEM private key"),
+            ("a PEM document that is no key, with --key-alg", "$JWT --key $GARBAGE --key-alg ES256 $URL", "ES256"),
+            ("broken service account JSON", "$JWT --key $NOT_JSON $URL", "service account"),
+            ("unknown --key-alg", "$JWT --key $GARBAGE --key-alg HS256 $URL", "unknown --key-alg \"HS256\""),
             (
                 "a PEM key without --client-id",
                 "--token-url $TOKEN_URL --flow jwt-bearer --key $GARBAGE $URL",
                 "needs --client-id",
             ),
-        ]);
+    ];
+    if cfg!(feature = "jwt") {
+        cases.extend(jwt_cases);
     }
     let secrets = [
         "st-secret-1",
@@ -2674,11 +2341,11 @@ const PRESET_SECRET: &str = "preset-secret-value-1";
 /// stderr, stops it, and checks what every preset's sign-in shares: the URL starts with
 /// `endpoint`, is the one the browser was given, carries `client_id` `X`, PKCE S256 (unless
 /// `pkce` is false), a state and a loopback redirect URI, and nothing secret was printed.
-async fn preset_sign_in(args: &[&str], endpoint: &str, pkce: bool) -> Url {
+async fn preset_sign_in<S: AsRef<str>>(args: &[S], endpoint: &str, pkce: bool) -> Url {
     let browser = FakeBrowser::recording();
     let mut args = argv(["--client-id", "X", "--client-secret", PRESET_SECRET])
         .into_iter()
-        .chain(args.iter().map(|s| (*s).to_owned()))
+        .chain(args.iter().map(|s| s.as_ref().to_owned()))
         .collect::<Vec<_>>();
     args.push("-v".to_owned());
     let mut live = Live::spawn(browser.command(&args));
@@ -2728,14 +2395,10 @@ async fn provider_github_signs_in_at_githubs_authorize_endpoint() {
     assert_eq!(query_param(&url, "scope"), "read:user user:email");
 
     let url = preset_sign_in(
-        &[
-            "--provider=github",
-            "--scope",
-            "repo",
-            "--scope",
-            "gist",
-            "https://api.github.com/user",
-        ],
+        &cli(
+            "--provider=github --scope repo --scope gist https://api.github.com/user",
+            [],
+        ),
         AUTHORIZE,
         true,
     )
@@ -2749,13 +2412,10 @@ async fn provider_github_signs_in_at_githubs_authorize_endpoint() {
 async fn provider_microsoft_puts_the_tenant_in_the_path() {
     let api = "https://graph.microsoft.com/oidc/userinfo";
     let url = preset_sign_in(
-        &[
-            "--provider",
-            "microsoft",
-            "--provider-arg",
-            "contoso.onmicrosoft.com",
-            api,
-        ],
+        &cli(
+            "--provider microsoft --provider-arg contoso.onmicrosoft.com {}",
+            [api],
+        ),
         "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize",
         true,
     )
@@ -2790,11 +2450,10 @@ async fn provider_microsoft_puts_the_tenant_in_the_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_google_reddit_and_shopify_add_their_quirks() {
     let url = preset_sign_in(
-        &[
-            "--provider",
-            "google",
-            "https://www.googleapis.com/oauth2/v3/userinfo",
-        ],
+        &cli(
+            "--provider google https://www.googleapis.com/oauth2/v3/userinfo",
+            [],
+        ),
         "https://accounts.google.com/o/oauth2/v2/auth",
         true,
     )
@@ -2803,13 +2462,10 @@ async fn provider_google_reddit_and_shopify_add_their_quirks() {
     assert_eq!(query_param(&url, "scope"), "openid email profile");
 
     let url = preset_sign_in(
-        &[
-            "--provider",
-            "reddit",
-            "--provider-arg",
-            "linux:com.example.fetch:v1.0 (by /u/someone)",
-            "https://oauth.reddit.com/api/v1/me",
-        ],
+        &cli(
+            "--provider reddit --provider-arg {} https://oauth.reddit.com/api/v1/me",
+            ["linux:com.example.fetch:v1.0 (by /u/someone)"],
+        ),
         "https://www.reddit.com/api/v1/authorize",
         true,
     )
@@ -2818,17 +2474,7 @@ async fn provider_google_reddit_and_shopify_add_their_quirks() {
     assert_eq!(query_param(&url, "scope"), "identity");
 
     let url = preset_sign_in(
-        &[
-            "--provider",
-            "shopify",
-            "--provider-arg",
-            "my-shop",
-            "--scope",
-            "read_products",
-            "--scope",
-            "write_orders",
-            "https://my-shop.myshopify.com/admin/api/2025-10/shop.json",
-        ],
+        &cli("--provider shopify --provider-arg my-shop --scope read_products --scope write_orders https://my-shop.myshopify.com/admin/api/2025-10/shop.json", []),
         "https://my-shop.myshopify.com/admin/oauth/authorize",
         true,
     )
@@ -2851,20 +2497,10 @@ async fn provider_openid_is_discovered_from_the_issuer_and_signs_in() {
     .await;
     let browser = FakeBrowser::new();
     let url = server.resource_url("/api/hello");
-    let args = argv([
-        "--provider",
-        "openid",
-        "--issuer",
-        &idp.uri(),
-        "--client-id",
-        "basic-app",
-        "--client-secret",
-        SECRET,
-        "--scope",
-        "api:read",
-        "-v",
-        &url,
-    ]);
+    let args = cli(
+        "--provider openid --issuer {} --client-id basic-app --client-secret {} --scope api:read -v {}",
+        [&idp.uri(), SECRET, &url],
+    );
     let out = run(browser.command(&args)).await;
     out.assert_code(0);
     assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
@@ -2881,58 +2517,27 @@ async fn provider_openid_is_discovered_from_the_issuer_and_signs_in() {
 /// `--provider` problems found before anything is sent: exit code 2 and one line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_usage_errors_exit_with_2_and_one_line() {
+    #[rustfmt::skip]
     let vars = [
-        var(
-            "ID",
-            &["--client-id", "X", "--client-secret", PRESET_SECRET],
-        ),
+        var("ID", &["--client-id", "X", "--client-secret", PRESET_SECRET]),
         var("API", &["https://api.example/"]),
     ];
+    #[rustfmt::skip]
     let cases = [
-        (
-            "$ID --provider myspace $API",
-            "unknown --provider \"myspace\"",
-        ),
-        (
-            "$ID --provider okta $API",
-            "--provider okta needs --provider-arg",
-        ),
-        (
-            "$ID --provider auth0 $API",
-            "--provider auth0 needs --provider-arg",
-        ),
-        (
-            "$ID --provider keycloak $API",
-            "--provider keycloak needs --provider-arg",
-        ),
-        (
-            "$ID --provider shopify $API",
-            "--provider shopify needs --provider-arg",
-        ),
-        (
-            "$ID --provider reddit $API",
-            "--provider reddit needs --provider-arg",
-        ),
-        (
-            "$ID --provider shopify --provider-arg 'not/a shop' $API",
-            "--provider shopify: ",
-        ),
+        ("$ID --provider myspace $API", "unknown --provider \"myspace\""),
+        ("$ID --provider okta $API", "--provider okta needs --provider-arg"),
+        ("$ID --provider auth0 $API", "--provider auth0 needs --provider-arg"),
+        ("$ID --provider keycloak $API", "--provider keycloak needs --provider-arg"),
+        ("$ID --provider shopify $API", "--provider shopify needs --provider-arg"),
+        ("$ID --provider reddit $API", "--provider reddit needs --provider-arg"),
+        ("$ID --provider shopify --provider-arg 'not/a shop' $API", "--provider shopify: "),
         (
             "$ID --provider keycloak --provider-arg http://sso.example/realms/a $API",
             "--provider keycloak: ",
         ),
-        (
-            "$ID --provider microsoft --provider-arg a/b $API",
-            "--provider microsoft: ",
-        ),
-        (
-            "$ID --provider github --provider-arg x $API",
-            "--provider github takes no --provider-arg",
-        ),
-        (
-            "$ID --provider-arg x --token-url $API $API",
-            "--provider-arg applies to --provider only",
-        ),
+        ("$ID --provider microsoft --provider-arg a/b $API", "--provider microsoft: "),
+        ("$ID --provider github --provider-arg x $API", "--provider github takes no --provider-arg"),
+        ("$ID --provider-arg x --token-url $API $API", "--provider-arg applies to --provider only"),
         (
             "$ID --provider github --token-url https://t.example/token $API",
             "--token-url and --provider are ambiguous",
@@ -2941,30 +2546,12 @@ async fn provider_usage_errors_exit_with_2_and_one_line() {
             "$ID --provider github --auth-url https://t.example/authorize $API",
             "--auth-url and --provider are ambiguous",
         ),
-        (
-            "$ID --provider github --auth-method basic $API",
-            "--auth-method and --provider are ambiguous",
-        ),
-        (
-            "$ID --provider github --issuer https://github.com $API",
-            "--issuer and --provider github are ambiguous",
-        ),
-        (
-            "$ID --provider openid $API",
-            "--provider openid needs --issuer",
-        ),
-        (
-            "$ID --provider github --flow password $API",
-            "--provider goes with --flow auth-code",
-        ),
-        (
-            "$ID --provider facebook --flow device $API",
-            "--provider facebook has no device authorization endpoint",
-        ),
-        (
-            "$ID --provider github --flow refresh --paste $API",
-            "--paste applies to --flow auth-code only",
-        ),
+        ("$ID --provider github --auth-method basic $API", "--auth-method and --provider are ambiguous"),
+        ("$ID --provider github --issuer https://github.com $API", "--issuer and --provider github are ambiguous"),
+        ("$ID --provider openid $API", "--provider openid needs --issuer"),
+        ("$ID --provider github --flow password $API", "--provider goes with --flow auth-code"),
+        ("$ID --provider facebook --flow device $API", "--provider facebook has no device authorization endpoint"),
+        ("$ID --provider github --flow refresh --paste $API", "--paste applies to --flow auth-code only"),
         // revoke takes --provider, with the preset's revocation endpoint.
         (
             "revoke --provider github --client-id X --token tok-secret-1",
@@ -3022,16 +2609,10 @@ async fn cache_keeps_the_auth_code_token_so_the_next_run_signs_in_no_more() {
     let args = with_client(
         &server,
         "public-app",
-        &[
-            "--flow",
-            "auth-code",
-            "--auth-url",
-            &server.authorization_url(),
-            "--cache",
-            cache.to_str().unwrap(),
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--flow auth-code --auth-url {} --cache {} -v {}",
+            [&server.authorization_url(), cache.to_str().unwrap(), &url],
+        ),
     );
 
     // 1. The sign-in.
@@ -3349,77 +2930,44 @@ async fn store_usage_errors_exit_with_2_and_one_line() {
     };
     let shared = open_dir("shared", 0o1777);
     let token_url = server.token_url();
+    #[rustfmt::skip]
     let vars = [
-        var(
-            "CC",
-            &[
-                "--token-url",
-                &token_url,
-                "--client-id",
-                "basic-app",
-                "--client-secret",
-                SECRET,
-            ],
-        ),
+        var("CC", &["--token-url", &token_url, "--client-id", "basic-app", "--client-secret", SECRET]),
         var("URL", &[&server.resource_url("/api/hello")]),
         var("DIR", &[tmp.0.to_str().unwrap()]),
         var("NOT_A_DIR", &[&not_a_dir]),
         var("SHARED", &[&shared]),
         var("READABLE", &[&open_dir("readable", 0o755)]),
-        var(
-            "UNREACHABLE",
-            &[&format!(
-                "redis://:{PASSWORD_IN_URL}@127.0.0.1:{}",
-                free_port()
-            )],
-        ),
+        var("UNREACHABLE", &[&format!("redis://:{PASSWORD_IN_URL}@127.0.0.1:{}", free_port())]),
         var("BAD_URL", &[&format!("redis://:{PASSWORD_IN_URL}@[::1")]),
     ];
+    #[rustfmt::skip]
     let mut cases = vec![
-        (
-            "--cache and --redis",
-            "$CC --cache $DIR --redis $UNREACHABLE $URL",
-            "--cache and --redis do not go together",
-        ),
-        (
-            "--identity without a store",
-            "$CC --identity bob $URL",
-            "--identity goes with --cache or --redis",
-        ),
-        (
-            "--cache without a directory",
-            "$CC --cache= $URL",
-            "--cache needs a directory",
-        ),
-        (
-            "--identity without a name",
-            "$CC --cache $DIR --identity= $URL",
-            "--identity needs a non-empty name",
-        ),
+        ("--cache and --redis", "$CC --cache $DIR --redis $UNREACHABLE $URL", "--cache and --redis do not go together"),
+        ("--identity without a store", "$CC --identity bob $URL", "--identity goes with --cache or --redis"),
+        ("--cache without a directory", "$CC --cache= $URL", "--cache needs a directory"),
+        ("--identity without a name", "$CC --cache $DIR --identity= $URL", "--identity needs a non-empty name"),
         (
             "--cache with revoke",
             "revoke --revocation-url http://127.0.0.1:1/revoke --client-id basic-app --token tok-secret-1 --cache $DIR",
             "--cache does not apply to revoke",
         ),
     ];
+    #[rustfmt::skip]
+    let file_cases = [
+        ("--cache naming a file", "$CC --cache $NOT_A_DIR $URL", "--cache: "),
+        ("--cache naming a directory everyone may write to", "$CC --cache $SHARED $URL", "is open to other users (mode 1777)"),
+        ("--cache naming a directory others may read", "$CC --cache $READABLE $URL", "is open to other users (mode 755)"),
+    ];
+    #[rustfmt::skip]
+    let redis_cases = [
+        ("a --redis URL that does not parse", "$CC --redis $BAD_URL $URL", "invalid Redis URL"),
+        ("a --redis URL that is not Redis's", "$CC --redis http://127.0.0.1:1/ $URL", "invalid Redis URL"),
+        ("a Redis that cannot be reached", "$CC --redis $UNREACHABLE -v $URL", "cannot connect to Redis"),
+    ];
+    // The cli feature brings file-store; redis-store is optional.
     if cfg!(feature = "file-store") {
-        cases.extend([
-            (
-                "--cache naming a file",
-                "$CC --cache $NOT_A_DIR $URL",
-                "--cache: ",
-            ),
-            (
-                "--cache naming a directory everyone may write to",
-                "$CC --cache $SHARED $URL",
-                "is open to other users (mode 1777)",
-            ),
-            (
-                "--cache naming a directory others may read",
-                "$CC --cache $READABLE $URL",
-                "is open to other users (mode 755)",
-            ),
-        ]);
+        cases.extend(file_cases);
     } else {
         cases.push((
             "--cache without the feature",
@@ -3428,23 +2976,7 @@ async fn store_usage_errors_exit_with_2_and_one_line() {
         ));
     }
     if cfg!(feature = "redis-store") {
-        cases.extend([
-            (
-                "a --redis URL that does not parse",
-                "$CC --redis $BAD_URL $URL",
-                "invalid Redis URL",
-            ),
-            (
-                "a --redis URL that is not Redis's",
-                "$CC --redis http://127.0.0.1:1/ $URL",
-                "invalid Redis URL",
-            ),
-            (
-                "a Redis that cannot be reached",
-                "$CC --redis $UNREACHABLE -v $URL",
-                "cannot connect to Redis",
-            ),
-        ]);
+        cases.extend(redis_cases);
     } else {
         cases.push((
             "--redis without the feature",
@@ -3669,14 +3201,10 @@ async fn token_to_revoke_from_the_environment_a_file_or_stdin() {
     let server = server().await;
     let dir = TempDir::new("revoke");
     let api = server.resource_url("/api/hello");
-    let args = argv([
-        "revoke",
-        "--revocation-url",
-        &server.revocation_url(),
-        "--client-id",
-        "basic-app",
-        "-v",
-    ]);
+    let args = cli(
+        "revoke --revocation-url {} --client-id basic-app -v",
+        [&server.revocation_url()],
+    );
     for (way, secret_way) in [
         (Way::Env, Way::Stdin),
         (Way::File, Way::Env),
@@ -3942,18 +3470,10 @@ async fn no_secret_reaches_the_command_line_of_the_running_process() {
     let token_url = format!("{}/token", held.url);
     let api = format!("{}/api/hello", held.url);
     let fetch_args = |flow: &str| {
-        argv([
-            "--token-url",
-            &token_url,
-            "--client-id",
-            "held-app",
-            "--auth-method",
-            "post",
-            "--flow",
-            flow,
-            "-v",
-            &api,
-        ])
+        cli(
+            "--token-url {} --client-id held-app --auth-method post --flow {} -v {}",
+            [&token_url, flow, &api],
+        )
     };
     let mut password = fetch_args("password");
     password.extend(argv(["--username", "alice"]));
@@ -4067,14 +3587,10 @@ async fn no_secret_reaches_the_command_line_of_the_running_process() {
 
     // The check sees what it looks for: a value given on the command line is there for all.
     let mut args = fetch_args("password");
-    args.extend(argv([
-        "--username",
-        "alice",
-        "--password",
-        PASSWORD_HELD,
-        "--client-secret",
-        CLIENT_SECRET,
-    ]));
+    args.extend(cli(
+        "--username alice --password {} --client-secret {}",
+        [PASSWORD_HELD, CLIENT_SECRET],
+    ));
     let live = Live::spawn(command(&args));
     let (_, release) = held.next_post().await;
     let seen = cmdline(live.child.id().expect("fetch is running"));
@@ -4152,16 +3668,10 @@ async fn unusable_secret_files_and_stdin_are_usage_errors_that_show_nothing() {
         with_client(
             &server,
             "public-app",
-            &[
-                "--flow",
-                "password",
-                "--username",
-                "alice",
-                "--password",
-                given,
-                "-v",
-                &url,
-            ],
+            &cli(
+                "--flow password --username alice --password {} -v {}",
+                [given, &url],
+            ),
         )
     };
     let cases: Vec<(&str, Vec<String>, &str)> = vec![
@@ -4201,15 +3711,10 @@ async fn unusable_secret_files_and_stdin_are_usage_errors_that_show_nothing() {
         ),
         (
             "a missing file for --token",
-            argv([
-                "revoke",
-                "--revocation-url",
-                &server.revocation_url(),
-                "--client-id",
-                "basic-app",
-                "--token",
-                &missing,
-            ]),
+            cli(
+                "revoke --revocation-url {} --client-id basic-app --token {}",
+                [&server.revocation_url(), &missing],
+            ),
             "--token @FILE: cannot read the file",
         ),
         (
@@ -4233,16 +3738,10 @@ async fn unusable_secret_files_and_stdin_are_usage_errors_that_show_nothing() {
             with_client(
                 &server,
                 "public-app",
-                &[
-                    "--flow",
-                    "password",
-                    "--username",
-                    "alice",
-                    "--password",
-                    "-",
-                    "--client-secret=-",
-                    &url,
-                ],
+                &cli(
+                    "--flow password --username alice --password - --client-secret=- {}",
+                    [&url],
+                ),
             ),
             "--password - and --client-secret -: only one option may read standard input",
         ),
@@ -4251,16 +3750,10 @@ async fn unusable_secret_files_and_stdin_are_usage_errors_that_show_nothing() {
             with_client(
                 &server,
                 "basic-app",
-                &[
-                    "--flow",
-                    "auth-code",
-                    "--auth-url",
-                    &server.authorization_url(),
-                    "--paste",
-                    "--client-secret",
-                    "-",
-                    &url,
-                ],
+                &cli(
+                    "--flow auth-code --auth-url {} --paste --client-secret - {}",
+                    [&server.authorization_url(), &url],
+                ),
             ),
             "--client-secret - and --paste both read standard input",
         ),
@@ -4497,16 +3990,10 @@ async fn headers_reach_the_resource_next_to_the_token() {
     let out = fetch(&with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "-H",
-            "X-Trace: abc 1",
-            "--header=X-Trace:two",
-            "-H",
-            "Accept: text/plain",
-            &url,
-        ],
+        &cli(
+            "--client-secret {} -H {} --header=X-Trace:two -H {} {}",
+            [SECRET, "X-Trace: abc 1", "Accept: text/plain", &url],
+        ),
     ))
     .await;
     out.assert_code(0);
@@ -4604,17 +4091,10 @@ async fn output_json_describes_each_response_without_secrets() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--scope",
-            "api:read",
-            "--output",
-            "json",
-            &hello,
-            &scoped,
-            &closed,
-        ],
+        &cli(
+            "--client-secret {} --scope api:read --output json {} {} {}",
+            [SECRET, &hello, &scoped, &closed],
+        ),
     );
     let out = fetch(&args).await;
     out.assert_code(1);
@@ -4665,19 +4145,7 @@ async fn output_json_describes_each_response_without_secrets() {
     );
     out.assert_no_secrets(&[SECRET, &token]);
 
-    let out = fetch(&argv([
-        "revoke",
-        "--revocation-url",
-        &server.revocation_url(),
-        "--client-id",
-        "basic-app",
-        "--client-secret",
-        SECRET,
-        "--token",
-        &token,
-        "--output",
-        "json",
-    ]))
+    let out = fetch(&cli("revoke --revocation-url {} --client-id basic-app --client-secret {} --token {} --output json", [&server.revocation_url(), SECRET, &token]))
     .await;
     out.assert_code(0);
     assert_eq!(out.stdout, "{\"revoked\":true}\n");
@@ -4695,13 +4163,10 @@ async fn a_cancelled_sign_in_says_so_and_what_to_do() {
     let args = with_client(
         &server,
         "public-app",
-        &[
-            "--flow",
-            "auth-code",
-            "--auth-url",
-            &server.authorization_url(),
-            &url,
-        ],
+        &cli(
+            "--flow auth-code --auth-url {} {}",
+            [&server.authorization_url(), &url],
+        ),
     );
     let out = run(browser.command(&args)).await;
     out.assert_code(1);

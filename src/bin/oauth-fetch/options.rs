@@ -223,8 +223,13 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Mode, Stop> {
                 );
             }
             o.body = request.data;
-            for text in cli.urls {
-                let url = parse_url(&text)?;
+            for (i, text) in cli.urls.into_iter().enumerate() {
+                let url = parse_url(&text).map_err(|e| match similar_command(&text) {
+                    Some(command) if i == 0 => usage(format!(
+                        "unknown command {text:?}; did you mean {command}? (see --help)"
+                    )),
+                    _ => e,
+                })?;
                 o.urls.push((text, url));
             }
             (cli.client, cli.output)
@@ -553,6 +558,31 @@ pub(crate) fn check_store(o: &Options) -> Result<(), Stop> {
         ));
     }
     Ok(())
+}
+
+/// The command `word` is probably a typo of (at most two letters off), if any.
+fn similar_command(word: &str) -> Option<&'static str> {
+    ["revoke", "completions"]
+        .into_iter()
+        .find(|command| edit_distance(word, command) <= 2)
+}
+
+/// The Levenshtein distance between `a` and `b`, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// An absolute `http` or `https` URL.
