@@ -711,95 +711,72 @@ async fn post_with_a_body() {
     );
 }
 
+/// The exit codes the README documents, one run a row: 0 when every response was 2xx; 1 when
+/// one was not (every URL is still sent and printed), when a URL cannot be reached (one line
+/// on stderr naming it; the others are still sent), and when the server rejects the grant
+/// (`invalid_grant`: not a configuration error; nothing sent to the API). Each row: the
+/// command line, the exit code, the `STATUS URL` lines, what stderr says, and nothing secret
+/// printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_403_or_404_exits_with_1() {
-    let server = server().await;
-    let hello = server.resource_url("/api/hello");
-    let scoped = server.resource_url("/api/scoped");
-    let missing = server.resource_url("/nowhere");
-
-    let out = fetch(&with_client(
-        &server,
-        "basic-app",
-        &["--client-secret", SECRET, &scoped],
-    ))
-    .await;
-    out.assert_code(1);
-    assert_eq!(out.status_lines(), [(403, scoped)], "{out:#?}");
-
-    // Every URL is still sent and printed; one failure is enough for exit code 1.
-    let out = fetch(&with_client(
-        &server,
-        "basic-app",
-        &["--client-secret", SECRET, &missing, &hello],
-    ))
-    .await;
-    out.assert_code(1);
-    assert_eq!(
-        out.status_lines(),
-        [(404, missing), (200, hello)],
-        "{out:#?}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_url_exits_with_1_and_the_others_are_still_sent() {
+async fn exit_codes_say_how_the_run_went() {
     let server = server().await;
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}/api/hello", listener.local_addr().unwrap())
     };
-    let hello = server.resource_url("/api/hello");
-    let out = fetch(&with_client(
-        &server,
-        "basic-app",
-        &["--client-secret", SECRET, &closed, &hello],
-    ))
-    .await;
-    out.assert_code(1);
-    assert_eq!(out.status_lines(), [(200, hello)], "{out:#?}");
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{out:#?}");
-    assert!(
-        lines[0].starts_with(&format!("oauth-fetch: {closed}: ")),
-        "{out:#?}"
-    );
-    out.assert_no_secrets(&[SECRET]);
-}
-
-/// A grant the server rejects (`invalid_grant`) is not a configuration error: exit code 1,
-/// nothing sent to the API, and the rejected credential never printed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejected_grant_exits_with_1() {
-    let server = server().await;
-    let url = server.resource_url("/api/me");
-    let cases = [
-        vec![
-            "--flow",
-            "password",
-            "--username",
-            "alice",
-            "--password",
-            "wrong password!",
-        ],
-        vec![
-            "--flow",
-            "refresh",
-            "--refresh-token",
-            "rt_not-a-real-refresh-token",
-        ],
+    let token_url = server.token_url();
+    #[rustfmt::skip]
+    let vars = [
+        var("CC", &["--token-url", &token_url, "--client-id", "basic-app", "--client-secret", SECRET]),
+        var("HELLO", &[&server.resource_url("/api/hello")]),
+        var("SCOPED", &[&server.resource_url("/api/scoped")]),
+        var("MISSING", &[&server.resource_url("/nowhere")]),
+        var("ME", &[&server.resource_url("/api/me")]),
+        var("CLOSED", &[&closed]),
     ];
-    for rest in cases {
-        let mut args = vec!["--client-secret", SECRET, "-v"];
-        args.extend(rest);
-        args.push(&url);
-        let out = fetch(&with_client(&server, "basic-app", &args)).await;
-        out.assert_code(1);
-        assert!(out.status_lines().is_empty(), "{out:#?}");
-        assert!(out.stderr.contains("invalid_grant"), "{out:#?}");
+    #[rustfmt::skip]
+    let cases = [
+        ("$CC $HELLO", 0, "200 $HELLO", ""),
+        ("$CC $SCOPED", 1, "403 $SCOPED", ""),
+        ("$CC $MISSING $HELLO", 1, "404 $MISSING 200 $HELLO", ""),
+        ("$CC $CLOSED $HELLO", 1, "200 $HELLO", "oauth-fetch: $CLOSED: "),
+        (
+            "$CC -v --flow password --username alice --password 'wrong password!' $ME",
+            1, "", "invalid_grant",
+        ),
+        (
+            "$CC -v --flow refresh --refresh-token rt_not-a-real-refresh-token $ME",
+            1, "", "invalid_grant",
+        ),
+    ];
+    for (line, code, statuses, says) in cases {
+        server.reset_counts();
+        let out = fetch(&words(line, &vars)).await;
+        eprintln!("case: {line}");
+        out.assert_code(code);
+        let expected: Vec<(u16, String)> = words(statuses, &vars)
+            .chunks(2)
+            .map(|pair| (pair[0].parse().unwrap(), pair[1].clone()))
+            .collect();
+        assert_eq!(out.status_lines(), expected, "{out:#?}");
+        if let Some(url) = says.strip_prefix("oauth-fetch: $CLOSED") {
+            let lines: Vec<&str> = out.stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "{out:#?}");
+            assert!(
+                lines[0].starts_with(&format!("oauth-fetch: {closed}{url}")),
+                "{out:#?}"
+            );
+        } else {
+            assert!(out.stderr.contains(says), "{out:#?}");
+        }
+        if expected.is_empty() {
+            assert!(
+                server.resource_requests().is_empty(),
+                "nothing sent without a token"
+            );
+        }
         out.assert_no_secrets(&[SECRET, "wrong password!", "rt_not-a-real-refresh-token"]);
     }
-    assert!(server.resource_requests().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
