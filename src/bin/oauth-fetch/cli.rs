@@ -128,7 +128,7 @@ pub(crate) enum Command {
              not be reached, 2 for usage or configuration errors (an invalid_client included)."
         ),
     )]
-    Revoke(RevokeArgs),
+    Revoke(Box<RevokeArgs>),
     /// Print a shell completion script, for example
     /// `oauth-fetch completions bash > ~/.local/share/bash-completion/completions/oauth-fetch`.
     Completions {

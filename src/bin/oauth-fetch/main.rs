@@ -238,7 +238,7 @@ async fn run(options: Options) -> Result<ExitCode, Stop> {
                 Ok(response) => {
                     let used = TokenUse {
                         sent: send.sent.load(Ordering::SeqCst),
-                        retried: send.attempts.lock().map_or(false, |a| a.len() > 1),
+                        retried: send.attempts.lock().is_ok_and(|a| a.len() > 1),
                         token: tokens.cached(),
                     };
                     all_ok &= printer.response(url, response, used).await;

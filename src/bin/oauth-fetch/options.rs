@@ -124,6 +124,7 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Mode, Stop> {
             ) else {
                 return Err(usage("revoke is not understood (see --help)"));
             };
+            let revoke = *revoke;
             if !revoke.stray.is_empty() {
                 // Not echoed: it may be the token, put in the wrong place.
                 return Err(usage("revoke takes no URL (see oauth-fetch revoke --help)"));
