@@ -4161,3 +4161,41 @@ async fn a_cancelled_sign_in_says_so_and_what_to_do() {
     assert_eq!(server.token_requests(), 0);
     assert!(server.resource_requests().is_empty());
 }
+
+/// A device sign-in declined on the verification page says so, and what to do next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_device_sign_in_says_so_and_what_to_do() {
+    let server = builder()
+        .device_interval(Some(Duration::from_secs(1)))
+        .start()
+        .await
+        .unwrap();
+    let url = server.resource_url("/api/me");
+    let args = with_client(
+        &server,
+        "public-app",
+        &cli(
+            "--flow device --device-url {} {}",
+            [&server.device_authorization_url(), &url],
+        ),
+    );
+    let mut live = Live::spawn(command(&args));
+    let prefix = format!(
+        "To sign in, open {} and enter the code ",
+        server.device_verification_url()
+    );
+    let user_code = live
+        .wait_for(|line| line.strip_prefix(&prefix).map(str::to_owned))
+        .await;
+    assert!(server.deny_device(&user_code));
+    let out = live.finish().await;
+    out.assert_code(1);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("oauth-fetch: {url}: cannot get a token: ")))
+        .unwrap_or_else(|| panic!("a line for the URL: {out:#?}"));
+    assert!(line.contains("the sign-in was declined"), "{line}");
+    assert!(line.contains("Run the command again"), "{line}");
+    assert!(server.resource_requests().is_empty());
+}
