@@ -3641,71 +3641,38 @@ async fn unusable_secret_files_and_stdin_are_usage_errors_that_show_nothing() {
         format!("@{}", path.to_str().unwrap())
     };
     let too_large = format!("@{}", dir.file("large", &IN_FILE.repeat(4000)));
-    let password = |given: &str| {
-        with_client(
-            &server,
-            "public-app",
-            &cli(
-                "--flow password --username alice --password {} -v {}",
-                [given, &url],
-            ),
-        )
-    };
-    let cases: Vec<(&str, Vec<String>, &str)> = vec![
-        (
-            "a missing file",
-            password(&missing),
-            "--password @FILE: cannot read the file",
-        ),
-        (
-            "a directory",
-            password(&directory),
-            "--password @FILE: cannot read the file",
-        ),
-        (
-            "an empty file",
-            password(&empty),
-            "--password: the file is empty",
-        ),
-        (
-            "a file that is not UTF-8",
-            password(&not_utf8),
-            "--password: the file is not UTF-8",
-        ),
-        (
-            "a file too large",
-            password(&too_large),
-            "--password: the file holds more than",
-        ),
-        (
-            "a missing file for --redis",
-            with_client(
-                &server,
-                "basic-app",
-                &["--client-secret", SECRET, "--redis", &missing, &url],
-            ),
-            "--redis @FILE: cannot read the file",
-        ),
+    let token_url = server.token_url();
+    let revocation_url = server.revocation_url();
+    #[rustfmt::skip]
+    let vars = [
+        var("PW", &["--token-url", &token_url, "--client-id", "public-app", "--flow", "password", "--username", "alice", "-v", &url, "--password"]),
+        var("ID", &["--token-url", &token_url, "--client-id", "basic-app"]),
+        var("URL", &[&url]),
+        var("SECRET", &[SECRET]),
+        var("REVOCATION_URL", &[&revocation_url]),
+        var("MISSING", &[&missing]),
+        var("DIRECTORY", &[&directory]),
+        var("EMPTY", &[&empty]),
+        var("NOT_UTF8", &[&not_utf8]),
+        var("TOO_LARGE", &[&too_large]),
+    ];
+    #[rustfmt::skip]
+    let cases = [
+        ("a missing file", "$PW $MISSING", "--password @FILE: cannot read the file"),
+        ("a directory", "$PW $DIRECTORY", "--password @FILE: cannot read the file"),
+        ("an empty file", "$PW $EMPTY", "--password: the file is empty"),
+        ("a file that is not UTF-8", "$PW $NOT_UTF8", "--password: the file is not UTF-8"),
+        ("a file too large", "$PW $TOO_LARGE", "--password: the file holds more than"),
+        ("a missing file for --redis", "$ID --client-secret $SECRET --redis $MISSING $URL", "--redis @FILE: cannot read the file"),
         (
             "a missing file for --token",
-            cli(
-                "revoke --revocation-url {} --client-id basic-app --token {}",
-                [&server.revocation_url(), &missing],
-            ),
+            "revoke --revocation-url $REVOCATION_URL --client-id basic-app --token $MISSING",
             "--token @FILE: cannot read the file",
         ),
-        (
-            "an empty standard input",
-            with_client(&server, "basic-app", &["--client-secret", "-", &url]),
-            "--client-secret: standard input is empty",
-        ),
+        ("an empty standard input", "$ID --client-secret - $URL", "--client-secret: standard input is empty"),
     ];
-    for (name, args, needle) in cases {
-        eprintln!("case: {name}");
-        let out = fetch(&args).await;
-        out.assert_usage_error(needle);
-        out.assert_no_secrets(&[IN_FILE, "missing-file-named-like-a-secret-8", PASSWORD]);
-    }
+    let secrets = [IN_FILE, "missing-file-named-like-a-secret-8", PASSWORD];
+    assert_usage_errors(&cases, &vars, &secrets).await;
 
     // Standard input for two options, or for one and --paste: refused at once, standard
     // input (held open here) unread.
