@@ -831,12 +831,14 @@ async fn usage_errors_exit_with_2_and_one_line() {
         ("-H with a bad name", "$CC -H 'X Trace: 1' $URL", "-H: the header's name"),
         ("-H Authorization", "$CC -H 'Authorization: Bearer abc' $URL", "-H Authorization: "),
         ("--json without -d", "$CC --json $URL", "--json says how to send -d"),
+        ("-H @FILE that cannot be read", "$CC -H @/nonexistent/headers-9 $URL", "-H @FILE: cannot read the file"),
         ("completions without a shell", "completions", "a shell is needed"),
         ("a mistyped command", "complettions bash", "did you mean completions?"),
         ("another mistyped command", "revok --token x", "revoke"),
         ("completions for an unknown shell", "completions tcsh", "unknown shell \"tcsh\""),
     ];
-    assert_usage_errors(&cases, &vars, &[SECRET, PASSWORD, "Bearer abc"]).await;
+    let secrets = [SECRET, PASSWORD, "Bearer abc", "headers-9"];
+    assert_usage_errors(&cases, &vars, &secrets).await;
     assert_eq!(server.token_requests(), 0, "usage errors send nothing");
     assert!(server.resource_requests().is_empty());
 }
@@ -3925,18 +3927,24 @@ async fn completions_print_a_script_for_bash_zsh_and_fish() {
     }
 }
 
-/// `-H 'Name: value'`, repeatable, reaches the resource next to the token, which stays the one
-/// `Authorization` header.
+/// `-H 'Name: value'`, repeatable, or `-H @FILE` (a header a line, for a key that stays off the
+/// command line), reaches the resource next to the token, which stays the one `Authorization`
+/// header. The key is never printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_reach_the_resource_next_to_the_token() {
     let server = server().await;
     let url = server.resource_url("/api/hello");
+    let dir = TempDir::new("headers");
+    let file = format!(
+        "@{}",
+        dir.file("headers", "X-Api-Key: key-secret-9\n\nX-Trace: three\n")
+    );
     let out = fetch(&with_client(
         &server,
         "basic-app",
         &cli(
-            "--client-secret {} -H {} --header=X-Trace:two -H {} {}",
-            [SECRET, "X-Trace: abc 1", "Accept: text/plain", &url],
+            "--client-secret {} -H {} --header=X-Trace:two -H {} -H {} -v {}",
+            [SECRET, "X-Trace: abc 1", "Accept: text/plain", &file, &url],
         ),
     ))
     .await;
@@ -3951,11 +3959,12 @@ async fn headers_reach_the_resource_next_to_the_token() {
             .map(|v| v.to_str().unwrap())
             .collect()
     };
-    assert_eq!(values("x-trace"), ["abc 1", "two"]);
+    assert_eq!(values("x-trace"), ["abc 1", "two", "three"]);
+    assert_eq!(values("x-api-key"), ["key-secret-9"]);
     assert_eq!(values("accept"), ["text/plain"]);
     assert_eq!(values("authorization").len(), 1);
     assert!(requests[0].bearer_token().is_some());
-    out.assert_no_secrets(&[SECRET]);
+    out.assert_no_secrets(&[SECRET, "key-secret-9"]);
 }
 
 /// `-d` sends a form unless `--json` says JSON (which also asks for JSON back instead of

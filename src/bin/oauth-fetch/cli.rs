@@ -312,7 +312,7 @@ pub(crate) struct CacheArgs {
     /// Feature file-store.
     #[arg(long, value_name = "DIR", allow_hyphen_values = true, value_hint = clap::ValueHint::DirPath)]
     pub(crate) cache: Option<String>,
-    /// Keep tokens in Redis instead (redis://[[user]:password@]host[:port][/db]), shared by
+    /// Keep tokens in Redis instead (`redis://[[user]:password@]host[:port][/db]`), shared by
     /// every machine that uses it. Not with --cache. A secret when it holds a password
     /// (@FILE, - or OAUTH_REDIS). Feature redis-store.
     #[arg(long, value_name = "URL", allow_hyphen_values = true)]
@@ -330,7 +330,8 @@ pub(crate) struct RequestArgs {
     /// HTTP method (default GET, or POST with -d).
     #[arg(short = 'X', value_name = "METHOD", allow_hyphen_values = true)]
     pub(crate) method: Option<String>,
-    /// A header to send, `Name: value` (repeatable). Not Authorization: that is the token's.
+    /// A header to send, `Name: value` (repeatable), or @FILE: a header a line from FILE (for
+    /// values that should stay off the command line). Not Authorization: that is the token's.
     #[arg(
         short = 'H',
         long = "header",

@@ -285,11 +285,26 @@ fn given(command: &clap::Command, matches: &ArgMatches) -> Vec<String> {
     given.into_iter().map(|(_, name)| name).collect()
 }
 
-/// `-H 'Name: value'`, each checked. Messages name the header, never its value (it may be a
-/// key), and `Authorization` is refused: the token goes there.
+/// `-H 'Name: value'`, each checked, or `-H @FILE`: a header a line from FILE (as curl reads
+/// them), for values such as API keys that should stay off the command line. Messages name
+/// the header, never its value, and `Authorization` is refused: the token goes there.
 fn headers(given: &[String]) -> Result<HeaderMap, Stop> {
-    let mut headers = HeaderMap::new();
+    let mut lines = Vec::new();
     for text in given {
+        match text.strip_prefix('@') {
+            Some(path) => {
+                let file = Given::File(PathBuf::from(path)).read("-H")?;
+                lines.extend(
+                    file.lines()
+                        .filter(|l| !l.trim().is_empty())
+                        .map(str::to_owned),
+                );
+            }
+            None => lines.push(text.clone()),
+        }
+    }
+    let mut headers = HeaderMap::new();
+    for text in &lines {
         let Some((name, value)) = text.split_once(':') else {
             return Err(usage("-H takes 'Name: value' (a colon after the name)"));
         };
