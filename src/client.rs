@@ -406,7 +406,9 @@ impl OAuthClient {
             endpoint = %url.origin().ascii_serialization(),
             "token request"
         );
-        let response = self.exchange(http_request).await?;
+        let response = self
+            .exchange(crate::error::Endpoint::Token, http_request)
+            .await?;
         tracing::debug!(
             grant_type = %request.grant_type,
             status = response.status.as_u16(),
@@ -470,9 +472,11 @@ impl OAuthClient {
         Ok(request)
     }
 
-    /// Sends any back-channel request through the configured transport under the crate's rules.
+    /// Sends any back-channel request to `endpoint` through the configured transport under the
+    /// crate's rules.
     pub(crate) async fn exchange(
         &self,
+        endpoint: crate::error::Endpoint,
         mut request: http::Request<Bytes>,
     ) -> std::result::Result<RawResponse, TransportError> {
         request
@@ -481,16 +485,16 @@ impl OAuthClient {
             .or_insert_with(|| self.inner.user_agent.clone());
         let limits = self.inner.limits;
         match &self.inner.transport {
-            Some(t) => exchange(&**t, request, limits, &*self.inner.clock).await,
+            Some(t) => exchange(&**t, endpoint, request, limits, &*self.inner.clock).await,
             None => {
                 #[cfg(feature = "reqwest")]
                 {
                     let client = crate::transport::default_client()?;
-                    exchange(&client, request, limits, &*self.inner.clock).await
+                    exchange(&client, endpoint, request, limits, &*self.inner.clock).await
                 }
                 #[cfg(not(feature = "reqwest"))]
                 {
-                    let _ = (request, limits);
+                    let _ = (endpoint, request, limits);
                     Err(TransportError::new(
                         TransportErrorKind::Other,
                         "no transport configured (enable the `reqwest` feature or call OAuthClient::transport)",
@@ -610,8 +614,8 @@ impl RetryPolicy {
             status,
             Some(StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
         ) || matches!(err, Error::Server(e) if e.code == crate::ErrorCode::TemporarilyUnavailable);
-        let not_sent = matches!(err, Error::Transport(e) if e.kind.request_not_sent())
-            && !matches!(err, Error::Transport(e) if e.kind == TransportErrorKind::InsecureUrl);
+        let not_sent =
+            matches!(err, Error::Transport(e) if e.kind.request_not_sent()) && err.is_transient();
         let maybe_processed = matches!(
             err,
             Error::Transport(e) if matches!(e.kind, TransportErrorKind::Timeout | TransportErrorKind::Other)

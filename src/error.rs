@@ -49,9 +49,10 @@ pub enum Error {
     #[error("{0}")]
     UnexpectedResponse(ResponseError),
 
-    /// The request did not complete: connection failure, deadline, a redirect, an oversized
-    /// body.
-    #[error("{0}")]
+    /// The request did not complete: DNS, a refused connection, TLS, a proxy, the deadline, a
+    /// redirect, an oversized body. It names the endpoint and its origin, and its
+    /// [`source`](std::error::Error::source) is the HTTP client's error.
+    #[error(transparent)]
     Transport(TransportError),
 
     /// The server issued a token of a type this crate will not send as a bearer token
@@ -184,9 +185,10 @@ impl Error {
                 _ => Action::Report,
             },
             Error::Transport(e) => match e.kind {
-                TransportErrorKind::Redirect | TransportErrorKind::InsecureUrl => {
-                    Action::FixConfiguration
-                }
+                // An untrusted certificate stays untrusted however often it is tried.
+                TransportErrorKind::Redirect
+                | TransportErrorKind::InsecureUrl
+                | TransportErrorKind::Tls => Action::FixConfiguration,
                 TransportErrorKind::BodyTooLarge => Action::Report,
                 _ => Action::RetryLater { after: None },
             },
@@ -413,25 +415,53 @@ impl fmt::Display for ResponseError {
     }
 }
 
-/// A request that did not complete.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{kind}: {message}")]
+/// A request that did not complete: which endpoint it was for, where that endpoint is, what kind
+/// of failure it was, and the error underneath.
+///
+/// `Display` reads like "token endpoint (https://idp.example:443): DNS lookup failed: failed to
+/// lookup address information: Name or service not known". [`source`](std::error::Error::source)
+/// walks down to the HTTP client's own error and from there to the I/O or TLS error, for tools
+/// that print the whole chain. The origin is `scheme://host:port` only: a path or a query may hold
+/// something private and never appears.
+///
+/// ```
+/// use oauth_layer::{Endpoint, Error, TransportErrorKind};
+///
+/// fn explain(err: &Error) -> String {
+///     match err {
+///         Error::Transport(t) if t.kind == TransportErrorKind::Dns => {
+///             format!("check the host name of the {}", t.endpoint.map_or("server".to_string(), |e| e.to_string()))
+///         }
+///         Error::Transport(t) if t.endpoint == Some(Endpoint::Token) => "the token endpoint is unreachable".into(),
+///         other => other.to_string(),
+///     }
+/// }
+/// # let _ = explain;
+/// ```
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TransportError {
     /// What kind of failure it was.
     pub kind: TransportErrorKind,
-    /// A description without secrets.
+    /// Which endpoint the request was for, once the crate knows it (a custom
+    /// [`HttpTransport`](crate::transport::HttpTransport) creates its errors without one; the
+    /// crate fills it in).
+    pub endpoint: Option<Endpoint>,
+    /// `scheme://host:port` of the request (never its path or query).
+    pub origin: Option<String>,
+    /// A description without secrets: the most specific cause the crate found.
     pub message: String,
     /// The underlying error, if any.
-    #[source]
     pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl TransportError {
-    /// A new transport error.
+    /// A new transport error, for no endpoint yet.
     pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
+            endpoint: None,
+            origin: None,
             message: message.into(),
             source: None,
         }
@@ -442,6 +472,43 @@ impl TransportError {
         self.source = Some(Arc::new(source));
         self
     }
+
+    /// Keeps an already boxed error as the cause (what tower services and `http-body` give).
+    pub fn with_boxed_source(mut self, source: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        self.source = Some(Arc::from(source));
+        self
+    }
+
+    /// Names the endpoint and its origin, unless they are named already.
+    pub(crate) fn at(mut self, endpoint: Endpoint, origin: &str) -> Self {
+        self.endpoint.get_or_insert(endpoint);
+        self.origin.get_or_insert_with(|| origin.to_owned());
+        self
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.endpoint, &self.origin) {
+            (Some(endpoint), Some(origin)) => write!(f, "{endpoint} ({origin}): ")?,
+            (Some(endpoint), None) => write!(f, "{endpoint}: ")?,
+            (None, Some(origin)) => write!(f, "{origin}: ")?,
+            (None, None) => {}
+        }
+        write!(f, "{}", self.kind)?;
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl From<TransportError> for Error {
@@ -450,11 +517,62 @@ impl From<TransportError> for Error {
     }
 }
 
+/// The back-channel endpoints the crate talks to, as named in a [`TransportError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// The token endpoint (RFC 6749 §3.2).
+    Token,
+    /// The discovery document (RFC 8414, OpenID Connect Discovery).
+    Discovery,
+    /// The issuer's signing keys (`jwks_uri`).
+    Jwks,
+    /// The device authorization endpoint (RFC 8628 §3.1).
+    DeviceAuthorization,
+    /// The revocation endpoint (RFC 7009).
+    Revocation,
+    /// The introspection endpoint (RFC 7662).
+    Introspection,
+    /// The OpenID Connect userinfo endpoint.
+    UserInfo,
+    /// A hosted code source polled for an authorization code.
+    HostedCodeSource,
+    /// A provider's own API read with the token (GitHub's `/user`, for example).
+    ProviderApi,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Token => "token endpoint",
+            Self::Discovery => "discovery document",
+            Self::Jwks => "JWKS endpoint",
+            Self::DeviceAuthorization => "device authorization endpoint",
+            Self::Revocation => "revocation endpoint",
+            Self::Introspection => "introspection endpoint",
+            Self::UserInfo => "userinfo endpoint",
+            Self::HostedCodeSource => "hosted code source",
+            Self::ProviderApi => "provider API",
+        })
+    }
+}
+
 /// The kinds of [`TransportError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransportErrorKind {
-    /// The connection could not be made; the request was not sent.
+    /// The host name did not resolve; the request was not sent.
+    Dns,
+    /// Nothing accepted the connection (nothing listens on that port, or a firewall said no);
+    /// the request was not sent.
+    Refused,
+    /// The TLS handshake failed (a certificate no trusted authority signed, a name mismatch, an
+    /// expired certificate); the request was not sent.
+    Tls,
+    /// The proxy the HTTP client is configured with could not be reached or refused the
+    /// tunnel; the request was not sent.
+    Proxy,
+    /// The connection could not be made for another reason; the request was not sent.
     Connect,
     /// The deadline for the whole exchange (connect, headers, body) passed.
     Timeout,
@@ -471,13 +589,20 @@ pub enum TransportErrorKind {
 impl TransportErrorKind {
     /// `true` when the request certainly did not reach the server.
     pub fn request_not_sent(self) -> bool {
-        matches!(self, Self::Connect | Self::InsecureUrl)
+        matches!(
+            self,
+            Self::Dns | Self::Refused | Self::Tls | Self::Proxy | Self::Connect | Self::InsecureUrl
+        )
     }
 }
 
 impl fmt::Display for TransportErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Self::Dns => "DNS lookup failed",
+            Self::Refused => "connection refused",
+            Self::Tls => "TLS handshake failed",
+            Self::Proxy => "proxy failed",
             Self::Connect => "could not connect",
             Self::Timeout => "timed out",
             Self::Redirect => "redirect refused",

@@ -51,8 +51,8 @@ pub use client::{
     AuthMethod, Introspection, OAuthClient, Replay, RetryPolicy, TokenRequest, TokenTypeHint,
 };
 pub use error::{
-    Action, Error, ErrorCode, MAX_RETRY_AFTER, ResponseError, Result, ServerError, TransportError,
-    TransportErrorKind,
+    Action, Endpoint, Error, ErrorCode, MAX_RETRY_AFTER, ResponseError, Result, ServerError,
+    TransportError, TransportErrorKind,
 };
 pub use source::{
     DEFAULT_FAILURE_MEMORY, DEFAULT_MAX_REFRESH_WINDOW, DEFAULT_SKEW, TokenSource,

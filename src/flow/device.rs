@@ -183,7 +183,9 @@ impl DeviceCode {
             endpoint = %url.origin().ascii_serialization(),
             "device authorization request"
         );
-        let response = client.exchange(request).await?;
+        let response = client
+            .exchange(crate::error::Endpoint::DeviceAuthorization, request)
+            .await?;
         tracing::debug!(
             status = response.status.as_u16(),
             "device authorization response"
