@@ -267,6 +267,13 @@ async fn access_denied_stops_with_authorization_denied() {
     );
     assert_eq!(idp.polls().len(), 2, "no poll after the refusal");
     assert_eq!(display.outcome(), Some(false));
+    // Words for the person, the protocol's at the end.
+    let text = err.to_string();
+    assert!(
+        text.starts_with("the sign-in was declined where the code was entered."),
+        "{text}"
+    );
+    assert!(text.ends_with("(OAuth error `access_denied`)"), "{text}");
 }
 
 #[tokio::test]
@@ -285,6 +292,9 @@ async fn expired_token_stops_with_timeout() {
     assert!(matches!(&err, Error::Timeout(_)), "{err:?}");
     assert_eq!(idp.polls().len(), 2);
     assert_eq!(display.outcome(), Some(false));
+    let text = err.to_string();
+    assert!(text.contains("Start the sign-in again"), "{text}");
+    assert!(text.ends_with("(OAuth error `expired_token`)"), "{text}");
 }
 
 #[tokio::test]

@@ -67,6 +67,10 @@ pub const MAX_RETRY_AFTER_WAIT: Duration = Duration::from_secs(5 * 60);
 /// What `slow_down` adds to the interval, for the rest of the flow (RFC 8628 §3.5).
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 
+/// What a person reads when the code expired: what happened, and what to do.
+const EXPIRED: &str = "the device code expired before the sign-in was approved. Start the \
+                       sign-in again and enter the new code before it expires";
+
 /// How often the display's countdown is updated while waiting.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -256,11 +260,9 @@ impl DeviceCode {
                     return Err(Error::AuthorizationDenied(e));
                 }
                 Error::Server(e) if e.code == ErrorCode::ExpiredToken => {
-                    return Err(Error::Timeout(
-                        "the device code expired before the sign-in was approved \
-                         (the server answered expired_token)"
-                            .into(),
-                    ));
+                    return Err(Error::Timeout(format!(
+                        "{EXPIRED} (OAuth error `expired_token`)"
+                    )));
                 }
                 err if err.is_transient() => {
                     if let Some(after) = err.retry_after() {
@@ -285,9 +287,7 @@ impl DeviceCode {
         loop {
             let now = clock.now();
             if now >= deadline {
-                return Err(Error::Timeout(
-                    "the device code expired before the sign-in was approved".into(),
-                ));
+                return Err(Error::Timeout(EXPIRED.into()));
             }
             if now >= until {
                 return Ok(());
