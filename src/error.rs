@@ -534,8 +534,8 @@ impl fmt::Display for ResponseError {
 /// A request that did not complete: which endpoint it was for, where that endpoint is, what kind
 /// of failure it was, and the error underneath.
 ///
-/// `Display` reads like "token endpoint (https://idp.example:443): DNS lookup failed: failed to
-/// lookup address information: Name or service not known". [`source`](std::error::Error::source)
+/// `Display` reads like `token endpoint (https://idp.example:443): DNS lookup failed: failed to
+/// lookup address information: Name or service not known`. [`source`](std::error::Error::source)
 /// walks down to the HTTP client's own error and from there to the I/O or TLS error, for tools
 /// that print the whole chain. The origin is `scheme://host:port` only: a path or a query may hold
 /// something private and never appears.
