@@ -403,7 +403,9 @@ async fn api_get<'t>(
                 .insert(HeaderName::from_static(name), value);
         }
     }
-    let response = client.exchange(request).await?;
+    let response = client
+        .exchange(crate::error::Endpoint::ProviderApi, request)
+        .await?;
     let mut secrets = Secrets::default();
     secrets.add(token.access_token().expose_secret());
     let map = response.json_object(&secrets)?;

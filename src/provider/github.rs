@@ -108,7 +108,9 @@ async fn api_get_list(client: &OAuthClient, url: &str, token: &Token) -> Result<
         .header(AUTHORIZATION, token.header_value().clone())
         .body(Bytes::new())
         .map_err(|e| crate::error::Error::config(format!("cannot build the request: {e}")))?;
-    let response = client.exchange(request).await?;
+    let response = client
+        .exchange(crate::error::Endpoint::ProviderApi, request)
+        .await?;
     let mut secrets = crate::redact::Secrets::default();
     secrets.add(token.access_token().expose_secret());
     if !response.status.is_success() {
