@@ -1,27 +1,118 @@
 //! OAuth 2.0 bearer tokens for any HTTP request pipeline.
 //!
 //! `oauth-layer` gets a token with a pluggable grant (a [`flow`]), caches it, attaches it to
-//! requests, renews it before it expires or after a 401, and never leaks it.
+//! requests, renews it before it expires or after a 401, and never leaks it. There are three
+//! ways in; each example below runs in the crate's tests against its local authorization server
+//! ([`testing::TestServer`], hidden lines), exactly as it would against a real provider.
 //!
 //! - [`OAuthClient`]: the app registration and the conversation with the token endpoint.
-//! - [`flow`]: how a new token is obtained (client credentials, password, refresh token...).
+//! - [`flow`]: how a new token is obtained (client credentials, password, refresh token,
+//!   authorization code, device code, JWT bearer, token exchange).
 //! - [`TokenSource`]: the shared cache: lock-free reads, one renewal for any number of callers,
 //!   refresh ahead of expiry.
-//! - [`store`]: where tokens persist besides the source's own memory.
+//! - [`store`]: where tokens persist besides the source's own memory (a file, the OS keychain,
+//!   Redis for fleets).
 //!
-//! ```no_run
-//! use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials};
+//! # reqwest-middleware
 //!
-//! # async fn run() -> oauth_layer::Result<()> {
+//! [`OAuthMiddleware`] over a reqwest client whose redirects stay on the request's origin
+//! ([`reqwest::client_builder`]):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # use oauth_layer::{AuthMethod, testing::TestServer};
+//! # let server = TestServer::builder()
+//! #     .client("my-client-id", Some("s3cret"), AuthMethod::ClientSecretBasic)
+//! #     .start()
+//! #     .await?;
+//! # let (token_url, api) = (server.token_url(), server.resource_url("/things"));
+//! use oauth_layer::{OAuthClient, OAuthMiddleware};
+//!
 //! let client = OAuthClient::builder("my-client-id")
 //!     .secret("s3cret")
-//!     .token_url("https://idp.example/oauth/token")
+//!     .token_url(token_url)
+//!     .build()?;
+//! let http = reqwest_middleware::ClientBuilder::new(oauth_layer::reqwest::client_builder().build()?)
+//!     .with(OAuthMiddleware::client_credentials(client).scope("api:read"))
+//!     .build();
+//!
+//! let response = http.get(&api).send().await?;
+//! assert_eq!(response.status(), 200);
+//! # Ok(()) }
+//! ```
+//!
+//! # A tower stack
+//!
+//! [`OAuthLayer`] over a hyper-util client (or a tonic channel). Order matters: tower-http's
+//! `FollowRedirect` goes *outside* the layer, so every hop of a redirect comes back through it and
+//! is checked like a new request ([`tower::RedirectPolicy`] also keeps the caller's own
+//! credentials on the first origin); layers that log or time requests go outside both, so they
+//! see the request as sent and the header marked sensitive.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # use oauth_layer::{AuthMethod, testing::TestServer};
+//! # let server = TestServer::builder()
+//! #     .client("my-client-id", Some("s3cret"), AuthMethod::ClientSecretBasic)
+//! #     .start()
+//! #     .await?;
+//! # let (token_url, api) = (server.token_url(), server.resource_url("/things"));
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+//! use oauth_layer::{OAuthClient, OAuthLayer, tower::RedirectPolicy};
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower_http::follow_redirect::FollowRedirectLayer;
+//!
+//! let client = OAuthClient::builder("my-client-id")
+//!     .secret("s3cret")
+//!     .token_url(token_url)
+//!     .build()?;
+//! // In real use, an HTTPS connector (hyper-rustls) in place of `build_http`.
+//! let hyper = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//! let service = ServiceBuilder::new()
+//!     .layer(FollowRedirectLayer::with_policy(RedirectPolicy::new()))
+//!     .layer(OAuthLayer::client_credentials(client).scope("api:read"))
+//!     .service(hyper);
+//!
+//! let request = http::Request::get(&api).body(Full::default())?;
+//! let response = service.oneshot(request).await?;
+//! assert_eq!(response.status(), 200);
+//! # Ok(()) }
+//! ```
+//!
+//! # A token source
+//!
+//! For SDKs that only want "a valid token now": one [`TokenSource`], cheap to clone, shared by
+//! every caller (and by any layer or middleware made with `from_source`).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # use oauth_layer::{AuthMethod, testing::TestServer};
+//! # let server = TestServer::builder()
+//! #     .client("my-client-id", Some("s3cret"), AuthMethod::ClientSecretBasic)
+//! #     .start()
+//! #     .await?;
+//! # let token_url = server.token_url();
+//! use oauth_layer::{ExposeSecret, OAuthClient, TokenSource, flow::ClientCredentials};
+//!
+//! let client = OAuthClient::builder("my-client-id")
+//!     .secret("s3cret")
+//!     .token_url(token_url)
 //!     .build()?;
 //! let tokens = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
-//! let token = tokens.token().await?;
+//! let token = tokens.token().await?; // cached, valid, one request for any number of callers
 //! let header = token.header_value(); // `Bearer ...`, marked sensitive
-//! # let _ = header; Ok(()) }
+//! let raw: &str = token.access_token().expose_secret(); // for SDKs that want the string
+//! # assert!(!raw.is_empty()); let _ = header;
+//! # Ok(()) }
 //! ```
+//!
+//! Where each piece lives, and how a request flows through them, is in the README's
+//! architecture section.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod client;
