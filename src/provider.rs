@@ -24,24 +24,29 @@
 //! [`Preset::middleware`] and [`Preset::layer`] are the one-line versions, the last two sending
 //! tokens only to the provider's API origins when the preset knows them.
 //!
-//! | preset | quirks encoded |
-//! |---|---|
-//! | [`GitHub`] | form-encoded token answers parsed; tokens without expiry kept a year (401 renews); `/user` then `/user/emails` |
-//! | [`Google`] | OpenID Connect; `access_type=offline` for refresh tokens; optional `prompt=consent` |
-//! | [`Microsoft`] | tenant in every endpoint; `offline_access` always asked for; ID tokens validated for one known tenant only |
-//! | [`Okta`] | custom authorization server (`default`) or the org server |
-//! | [`Auth0`] | `audience` parameter; issuer with a trailing `/` |
-//! | [`Keycloak`] | realm URL and `/protocol/openid-connect/...` |
-//! | [`GitLab`] | gitlab.com or self-hosted; OpenID Connect |
-//! | [`Discord`] | `identify email`; email only when verified |
-//! | [`Facebook`] | versioned Graph API; no refresh tokens, [`Facebook::long_lived`] exchange |
-//! | [`Reddit`] | HTTP Basic even without a secret; descriptive `User-Agent`; `duration=permanent`; no email |
-//! | [`Shopify`] | per-shop host; comma-separated scopes; offline tokens without `token_type` or expiry; `X-Shopify-Access-Token` |
-//! | [`LinkedIn`] | OpenID Connect without PKCE and without `nonce` in its ID tokens |
-//! | [`Kakao`] | numeric ids; email only when valid and verified |
-//! | [`Naver`] | `response` envelope; `expires_in` as a string |
-//! | [`FranceConnect`] | integration or production; discovery; signed userinfo (feature `jwt`) |
-//! | [`OpenId`] | any OpenID Connect provider, by discovery ([`openid`]) |
+//! What each preset needs, and what it encodes:
+//!
+//! | preset | needs | with a secret | default scopes | quirks encoded |
+//! |---|---|---|---|---|
+//! | [`GitHub`] | `new(client_id)` | `client_secret_post` | `read:user user:email` | form-encoded token answers parsed; tokens without expiry kept a year (401 renews); `/user` then `/user/emails` |
+//! | [`Google`] | `new(client_id)` | `client_secret_basic` | `openid email profile` | OpenID Connect; `access_type=offline` for refresh tokens; optional `prompt=consent`; two spellings of the issuer |
+//! | [`Microsoft`] | `new(tenant, client_id)` | `client_secret_post` | `openid profile email offline_access` | tenant in every endpoint; `offline_access` always asked for; ID tokens validated for one known tenant only |
+//! | [`Okta`] | `new(domain, client_id)`, [`with_authorization_server`](Okta::with_authorization_server), [`org`](Okta::org) | `client_secret_basic` | `openid profile email offline_access` | custom authorization server (`default`) or the org server |
+//! | [`Auth0`] | `new(domain, client_id)`; [`audience`](Auth0::audience) for tokens to your API | `client_secret_post` | `openid profile email offline_access` | `audience` parameter; issuer with a trailing `/` |
+//! | [`Keycloak`] | `new(realm_url, client_id)` | `client_secret_basic` | `openid profile email` | realm URL and `/protocol/openid-connect/...` |
+//! | [`GitLab`] | `new(client_id)` or [`self_hosted`](GitLab::self_hosted)`(base_url, client_id)` | `client_secret_post` | `openid profile email` | gitlab.com or self-hosted; OpenID Connect |
+//! | [`Discord`] | `new(client_id)` | `client_secret_basic` | `identify email` | email only when verified |
+//! | [`Facebook`] | `new(app_id)` or [`with_version`](Facebook::with_version); a secret for [`long_lived`](Facebook::long_lived) | `client_secret_post` | `email public_profile` | versioned Graph API; no refresh tokens, long-lived exchange |
+//! | [`Reddit`] | `new(client_id, user_agent)` | `client_secret_basic`, also without a secret | `identity` | HTTP Basic even without a secret; descriptive `User-Agent`; `duration=permanent`; no email |
+//! | [`Shopify`] | `new(shop, client_id)` and a secret (required: it verifies the callback) | `client_secret_post` | none: set `scopes` | per-shop host; comma-separated scopes; offline tokens without `token_type` or expiry; `X-Shopify-Access-Token` |
+//! | [`LinkedIn`] | `new(client_id)` | `client_secret_post` | `openid profile email` | OpenID Connect without PKCE and without `nonce` in its ID tokens |
+//! | [`Kakao`] | `new(rest_api_key)`; a secret when the console enables one | `client_secret_post` | none: chosen in the console | numeric ids; email only when valid and verified |
+//! | [`Naver`] | `new(client_id)` | `client_secret_post` | none: chosen in the console | `response` envelope; `expires_in` as a string |
+//! | [`FranceConnect`] | `discover(client, Environment)`, async; feature `jwt` | as discovered | `openid given_name family_name email` | integration or production; `acr_values`; signed userinfo |
+//! | [`OpenId`] | [`openid`]`(issuer, client_id, secret)` or `OpenId::discover(client, issuer)`, async | as discovered | `openid profile email` | any OpenID Connect provider, by discovery |
+//!
+//! Without a secret every preset is a public client (PKCE, `client_id` only), except Reddit's,
+//! which sends HTTP Basic with an empty secret as Reddit asks.
 //!
 //! Presets name the provider's real `https` hosts. To test code that uses them, give the client
 //! a transport ([`OAuthClient::transport`], through `with_client`) that sends the requests to a
@@ -63,8 +68,10 @@ mod microsoft;
 mod naver;
 mod okta;
 mod openid;
+mod profile;
 mod reddit;
 mod shopify;
+mod spec;
 
 pub use auth0::Auth0;
 pub use discord::Discord;
@@ -88,21 +95,18 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION};
-use http::{HeaderName, HeaderValue};
-use secrecy::ExposeSecret;
-use serde_json::{Map, Value};
+use serde_json::Map;
 use url::Url;
 
 use crate::client::{AuthMethod, OAuthClient, endpoint};
 use crate::discovery::Metadata;
 use crate::error::{Error, Result};
 use crate::flow::AuthCode;
-use crate::redact::Secrets;
 use crate::source::TokenSource;
 use crate::token::Token;
-use crate::transport::RawResponse;
+
+use profile::Profile;
+use spec::{Spec, fill, new_client};
 
 /// What every provider preset offers. Object safe: presets can be kept as `Box<dyn Preset>`.
 #[async_trait]
@@ -164,23 +168,47 @@ pub trait Preset: fmt::Debug + Send + Sync {
     }
 }
 
-/// What every preset holds: the client, the scopes of its sign-in, the client authentication
-/// used once a secret is set, and whether ID tokens are validated.
+/// What every preset holds: the client, the sign-in's scopes and parameters, the client
+/// authentication used once a secret is set, whether ID tokens are validated, the API origins
+/// and how the account behind a token is read. Made from a [`Spec`] (or by discovery).
 #[derive(Debug, Clone)]
 struct Base {
+    name: &'static str,
     client: OAuthClient,
     scopes: String,
+    always_scope: Option<&'static str>,
     secret_method: AuthMethod,
     validate_id_token: bool,
+    other_issuer: Option<&'static str>,
+    pkce: bool,
+    auth_params: Vec<(&'static str, String)>,
+    api_origins: Vec<String>,
+    profile: &'static Profile,
+    profile_url: Option<String>,
+    other_emails_url: Option<String>,
 }
 
 impl Base {
-    fn new(client: OAuthClient, scopes: &str, secret_method: AuthMethod) -> Self {
+    fn new(
+        name: &'static str,
+        client: OAuthClient,
+        scopes: &str,
+        secret_method: AuthMethod,
+    ) -> Self {
         Self {
+            name,
             client,
             scopes: scopes.to_owned(),
+            always_scope: None,
             secret_method,
             validate_id_token: false,
+            other_issuer: None,
+            pkce: true,
+            auth_params: Vec::new(),
+            api_origins: Vec::new(),
+            profile: &Profile::USERINFO,
+            profile_url: None,
+            other_emails_url: None,
         }
     }
 
@@ -190,23 +218,105 @@ impl Base {
         self
     }
 
+    /// Reads the account as `profile` says, its URL templates filled with `vars`.
+    fn profile(mut self, profile: &'static Profile, vars: &[(&str, &str)]) -> Self {
+        self.profile = profile;
+        self.profile_url = profile.url.map(|url| fill(url, vars));
+        self.other_emails_url = profile.other_emails.map(|url| fill(url, vars));
+        self
+    }
+
+    /// Sets (or, with `None`, removes) an authorization parameter of the sign-in.
+    fn param(mut self, name: &'static str, value: Option<&str>) -> Self {
+        self.auth_params.retain(|(n, _)| *n != name);
+        if let Some(value) = value {
+            self.auth_params.push((name, value.to_owned()));
+        }
+        self
+    }
+
     fn secret(mut self, secret: impl Into<String>) -> Self {
         self.client = self.client.secret(secret).auth_method(self.secret_method);
         self
     }
 
-    /// The sign-in with the preset's scopes and ID token validation.
+    /// The sign-in with the preset's scopes, parameters and ID token validation.
     fn flow(&self) -> AuthCode {
-        let flow = AuthCode::new().scope(self.scopes.clone());
+        let mut flow = AuthCode::new().scope(self.scopes.clone());
+        if let Some(scope) = self.always_scope {
+            flow = flow.scope(scope);
+        }
+        if !self.pkce {
+            flow = flow.pkce(false);
+        }
         #[cfg(feature = "jwt")]
-        let flow = if self.validate_id_token {
-            flow.validate_id_token(true)
-        } else {
-            flow
-        };
+        {
+            if self.validate_id_token {
+                flow = flow.validate_id_token(true);
+            }
+            if let Some(issuer) = self.other_issuer {
+                flow = flow.accept_id_token_issuer(issuer);
+            }
+        }
+        for (name, value) in &self.auth_params {
+            flow = flow.auth_param(*name, value.clone());
+        }
         flow
     }
+
+    /// The account behind `token`, read as the preset's profile says.
+    async fn id_email(&self, token: &Token) -> Result<(String, Option<String>)> {
+        self.profile
+            .read(
+                &self.client,
+                self.profile_url.as_deref(),
+                self.other_emails_url.as_deref(),
+                token,
+            )
+            .await
+    }
 }
+
+/// A preset made of a [`Base`]: its builder methods ([`preset_common`]) and its [`Preset`]
+/// implementation. `discovered` presets have no `secret` (their client comes configured).
+macro_rules! preset {
+    ($ty:ident) => {
+        $crate::provider::preset_common!($ty);
+        $crate::provider::preset!(@trait $ty);
+    };
+    ($ty:ident, discovered) => {
+        $crate::provider::preset_settings!($ty);
+        $crate::provider::preset!(@trait $ty);
+    };
+    (@trait $ty:ident) => {
+        #[async_trait::async_trait]
+        impl $crate::provider::Preset for $ty {
+            fn name(&self) -> &'static str {
+                self.base.name
+            }
+
+            fn client(&self) -> &$crate::OAuthClient {
+                &self.base.client
+            }
+
+            fn auth_code(&self) -> $crate::flow::AuthCode {
+                self.base.flow()
+            }
+
+            async fn id_email(
+                &self,
+                token: &$crate::Token,
+            ) -> $crate::Result<(String, Option<String>)> {
+                self.base.id_email(token).await
+            }
+
+            fn api_origins(&self) -> Vec<String> {
+                self.base.api_origins.clone()
+            }
+        }
+    };
+}
+use preset;
 
 /// The builder methods every preset shares: [`preset_settings`] and `secret`.
 macro_rules! preset_common {
@@ -228,7 +338,7 @@ use preset_common;
 macro_rules! preset_settings {
     ($ty:ident) => {
         impl $ty {
-            /// Replaces the default scopes (space separated) of [`Preset::auth_code`].
+            /// Replaces the default scopes (space separated) of [`Preset::auth_code`](crate::provider::Preset::auth_code).
             pub fn scopes(mut self, scopes: impl Into<String>) -> Self {
                 self.base.scopes = scopes.into();
                 self
@@ -257,11 +367,6 @@ macro_rules! preset_settings {
     };
 }
 use preset_settings;
-
-/// Sets the authorization and token endpoints.
-fn endpoints(client: OAuthClient, authorization: &str, token: &str) -> Result<OAuthClient> {
-    client.authorization_url(authorization)?.token_url(token)
-}
 
 /// The documented OpenID Connect configuration of a provider, attached to the client as if it
 /// had been discovered (without a request): the issuer, the userinfo endpoint and the keys ID
@@ -324,122 +429,6 @@ fn origin(url: &str) -> Vec<String> {
     Url::parse(url)
         .map(|u| vec![u.origin().ascii_serialization()])
         .unwrap_or_default()
-}
-
-/// How a provider API wants the access token.
-#[derive(Debug, Clone, Copy)]
-enum Credential {
-    /// `Authorization: Bearer ...`
-    Bearer,
-    /// The bare token in this header (Shopify's `X-Shopify-Access-Token`).
-    Header(&'static str),
-}
-
-/// A JSON object from a provider API, kept with the response it came in so that a missing member
-/// can be reported like any unexpected answer.
-struct Answer<'t> {
-    response: RawResponse,
-    map: Map<String, Value>,
-    secrets: Secrets<'t>,
-}
-
-impl Answer<'_> {
-    /// The member at `path` (nested objects).
-    fn get(&self, path: &[&str]) -> Option<&Value> {
-        let (first, rest) = path.split_first()?;
-        rest.iter()
-            .try_fold(self.map.get(*first)?, |v, name| v.get(name))
-    }
-
-    /// A string member, `None` when absent, `null` or empty.
-    fn text(&self, path: &[&str]) -> Option<String> {
-        self.get(path)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    }
-
-    fn flag(&self, path: &[&str]) -> Option<bool> {
-        self.get(path).and_then(Value::as_bool)
-    }
-
-    /// An id, sent as a string or a number (GitHub, Kakao and Shopify send numbers).
-    fn id(&self, path: &[&str]) -> Result<String> {
-        match self.get(path) {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-            Some(Value::Number(n)) => Ok(n.to_string()),
-            _ => Err(self.missing(&format!("no {} in the answer", path.join(".")))),
-        }
-    }
-
-    fn missing(&self, problem: &str) -> Error {
-        self.response.unexpected(problem, &self.secrets)
-    }
-}
-
-/// `GET url` with the access token, answered with a JSON object and a success status.
-async fn api_get<'t>(
-    client: &OAuthClient,
-    url: &str,
-    token: &'t Token,
-    credential: Credential,
-) -> Result<Answer<'t>> {
-    let mut request = http::Request::get(url)
-        .header(ACCEPT, "application/json")
-        .body(Bytes::new())
-        .map_err(|e| Error::config(format!("cannot build the request: {e}")))?;
-    match credential {
-        Credential::Bearer => {
-            request
-                .headers_mut()
-                .insert(AUTHORIZATION, token.header_value().clone());
-        }
-        Credential::Header(name) => {
-            let mut value = HeaderValue::try_from(token.access_token().expose_secret())
-                .map_err(|_| Error::config("the access token is not a valid header value"))?;
-            value.set_sensitive(true);
-            request
-                .headers_mut()
-                .insert(HeaderName::from_static(name), value);
-        }
-    }
-    let response = client.exchange(request).await?;
-    let mut secrets = Secrets::default();
-    secrets.add(token.access_token().expose_secret());
-    let map = response.json_object(&secrets)?;
-    if !response.status.is_success() {
-        return Err(response.unexpected("the API answered an error status", &secrets));
-    }
-    Ok(Answer {
-        response,
-        map,
-        secrets,
-    })
-}
-
-/// `sub` and `email` from an OpenID Connect userinfo endpoint; the email is left out when the
-/// provider says it is not verified (`email_verified: false`).
-async fn userinfo_id_email(
-    client: &OAuthClient,
-    url: &str,
-    token: &Token,
-) -> Result<(String, Option<String>)> {
-    let answer = api_get(client, url, token, Credential::Bearer).await?;
-    let id = answer.id(&["sub"])?;
-    let email = match answer.flag(&["email_verified"]) {
-        Some(false) => None,
-        _ => answer.text(&["email"]),
-    };
-    Ok((id, email))
-}
-
-/// The userinfo endpoint of an OpenID Connect preset's client.
-fn userinfo_url(client: &OAuthClient) -> Result<String> {
-    client
-        .metadata()
-        .and_then(|m| m.userinfo_endpoint.as_ref())
-        .map(|u| u.as_str().to_owned())
-        .ok_or_else(|| Error::config("the provider's metadata names no userinfo endpoint"))
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
-use super::{Base, Preset, preset_settings, userinfo_url};
+use super::profile::userinfo_url;
+use super::{Base, Preset, preset_settings};
 use crate::client::OAuthClient;
 use crate::error::{Error, Result};
 use crate::flow::AuthCode;
@@ -72,7 +73,13 @@ impl FranceConnect {
         let client = client.discover(issuer).await?;
         let method = client.effective_auth_method();
         Ok(Self {
-            base: Base::new(client, "openid given_name family_name email", method).validating(true),
+            base: Base::new(
+                "franceconnect",
+                client,
+                "openid given_name family_name email",
+                method,
+            )
+            .validating(true),
             acr_values: "eidas1".to_owned(),
         })
     }
