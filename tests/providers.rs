@@ -216,6 +216,9 @@ macro_rules! on {
     };
 }
 
+/// Authorization parameters and their values (`None`: absent).
+type Params = &'static [(&'static str, Option<&'static str>)];
+
 /// How the token request authenticates the client.
 #[derive(Clone, Copy)]
 enum ClientAuth {
@@ -275,7 +278,7 @@ struct Row {
     preset: Option<Build>,
     /// The authorization endpoint (the URL before `?`) and parameters (`None`: absent).
     authorize: &'static str,
-    params: &'static [(&'static str, Option<&'static str>)],
+    params: Params,
     pkce: bool,
     /// The callback's parameters for a request (code and state unless the provider signs them).
     callback: fn(&AuthorizationRequest) -> Pairs,
@@ -909,7 +912,7 @@ async fn read_profile(
 async fn authorization_parameters_follow_the_presets_options() {
     let web = provider::Reddit::new("rd-web", REDDIT_UA).unwrap();
     let online = provider::Shopify::new("acme-store.myshopify.com", "c").unwrap();
-    let cases: [(Box<dyn Preset>, &[(&str, Option<&str>)]); 3] = [
+    let cases: [(Box<dyn Preset>, Params); 3] = [
         // Without the options: offline by default, no prompt.
         (
             Box::new(provider::Google::new("g").unwrap().offline(false)),

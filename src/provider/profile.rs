@@ -86,10 +86,10 @@ impl Profile {
             None => userinfo_url(client)?,
         };
         let answer = api_get(client, &url, token, self.credential).await?;
-        if let Some((path, ok)) = self.result {
-            if answer.text(path).is_some_and(|code| code != ok) {
-                return Err(answer.missing("the profile API answered an error result code"));
-            }
+        if let Some((path, ok)) = self.result
+            && answer.text(path).is_some_and(|code| code != ok)
+        {
+            return Err(answer.missing("the profile API answered an error result code"));
         }
         let id = answer.id(self.id)?;
         let trusted = match self.trust {
