@@ -53,7 +53,10 @@
 //! local double: the crate checks the URL before the transport sees it, so the presets stay
 //! as they are.
 
+// A simple provider is data: a `const Spec` (spec.rs) turned into a `Base` (base.rs) by its
+// constructor, and `preset!(Type)` for its settings and `Preset` implementation (discord.rs).
 mod auth0;
+mod base;
 mod discord;
 mod facebook;
 #[cfg(feature = "jwt")]
@@ -92,21 +95,18 @@ pub use reddit::Reddit;
 pub use shopify::{DEFAULT_SHOPIFY_API_VERSION, Shopify};
 
 use std::fmt;
-use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::Map;
 use url::Url;
 
-use crate::client::{AuthMethod, OAuthClient, endpoint};
-use crate::discovery::Metadata;
+use crate::client::{OAuthClient, endpoint};
 use crate::error::{Error, Result};
 use crate::flow::AuthCode;
 use crate::source::TokenSource;
 use crate::token::Token;
 
-use profile::Profile;
-use spec::{Spec, fill, new_client};
+use base::{Base, preset, preset_common, preset_settings};
+use spec::{Spec, new_client};
 
 /// What every provider preset offers. Object safe: presets can be kept as `Box<dyn Preset>`.
 #[async_trait]
@@ -166,241 +166,6 @@ pub trait Preset: fmt::Debug + Send + Sync {
             layer.allow_origins(origins)
         }
     }
-}
-
-/// What every preset holds: the client, the sign-in's scopes and parameters, the client
-/// authentication used once a secret is set, whether ID tokens are validated, the API origins
-/// and how the account behind a token is read. Made from a [`Spec`] (or by discovery).
-#[derive(Debug, Clone)]
-struct Base {
-    name: &'static str,
-    client: OAuthClient,
-    scopes: String,
-    always_scope: Option<&'static str>,
-    secret_method: AuthMethod,
-    validate_id_token: bool,
-    other_issuer: Option<&'static str>,
-    pkce: bool,
-    auth_params: Vec<(&'static str, String)>,
-    api_origins: Vec<String>,
-    profile: &'static Profile,
-    profile_url: Option<String>,
-    other_emails_url: Option<String>,
-}
-
-impl Base {
-    fn new(
-        name: &'static str,
-        client: OAuthClient,
-        scopes: &str,
-        secret_method: AuthMethod,
-    ) -> Self {
-        Self {
-            name,
-            client,
-            scopes: scopes.to_owned(),
-            always_scope: None,
-            secret_method,
-            validate_id_token: false,
-            other_issuer: None,
-            pkce: true,
-            auth_params: Vec::new(),
-            api_origins: Vec::new(),
-            profile: &Profile::USERINFO,
-            profile_url: None,
-            other_emails_url: None,
-        }
-    }
-
-    /// Turns ID token validation on (the client must carry metadata with a `jwks_uri`).
-    fn validating(mut self, validate: bool) -> Self {
-        self.validate_id_token = validate;
-        self
-    }
-
-    /// Reads the account as `profile` says, its URL templates filled with `vars`.
-    fn profile(mut self, profile: &'static Profile, vars: &[(&str, &str)]) -> Self {
-        self.profile = profile;
-        self.profile_url = profile.url.map(|url| fill(url, vars));
-        self.other_emails_url = profile.other_emails.map(|url| fill(url, vars));
-        self
-    }
-
-    /// Sets (or, with `None`, removes) an authorization parameter of the sign-in.
-    fn param(mut self, name: &'static str, value: Option<&str>) -> Self {
-        self.auth_params.retain(|(n, _)| *n != name);
-        if let Some(value) = value {
-            self.auth_params.push((name, value.to_owned()));
-        }
-        self
-    }
-
-    fn secret(mut self, secret: impl Into<String>) -> Self {
-        self.client = self.client.secret(secret).auth_method(self.secret_method);
-        self
-    }
-
-    /// The sign-in with the preset's scopes, parameters and ID token validation.
-    fn flow(&self) -> AuthCode {
-        let mut flow = AuthCode::new().scope(self.scopes.clone());
-        if let Some(scope) = self.always_scope {
-            flow = flow.scope(scope);
-        }
-        if !self.pkce {
-            flow = flow.pkce(false);
-        }
-        #[cfg(feature = "jwt")]
-        {
-            if self.validate_id_token {
-                flow = flow.validate_id_token(true);
-            }
-            if let Some(issuer) = self.other_issuer {
-                flow = flow.accept_id_token_issuer(issuer);
-            }
-        }
-        for (name, value) in &self.auth_params {
-            flow = flow.auth_param(*name, value.clone());
-        }
-        flow
-    }
-
-    /// The account behind `token`, read as the preset's profile says.
-    async fn id_email(&self, token: &Token) -> Result<(String, Option<String>)> {
-        self.profile
-            .read(
-                &self.client,
-                self.profile_url.as_deref(),
-                self.other_emails_url.as_deref(),
-                token,
-            )
-            .await
-    }
-}
-
-/// A preset made of a [`Base`]: its builder methods ([`preset_common`]) and its [`Preset`]
-/// implementation. `discovered` presets have no `secret` (their client comes configured).
-macro_rules! preset {
-    ($ty:ident) => {
-        $crate::provider::preset_common!($ty);
-        $crate::provider::preset!(@trait $ty);
-    };
-    ($ty:ident, discovered) => {
-        $crate::provider::preset_settings!($ty);
-        $crate::provider::preset!(@trait $ty);
-    };
-    (@trait $ty:ident) => {
-        #[async_trait::async_trait]
-        impl $crate::provider::Preset for $ty {
-            fn name(&self) -> &'static str {
-                self.base.name
-            }
-
-            fn client(&self) -> &$crate::OAuthClient {
-                &self.base.client
-            }
-
-            fn auth_code(&self) -> $crate::flow::AuthCode {
-                self.base.flow()
-            }
-
-            async fn id_email(
-                &self,
-                token: &$crate::Token,
-            ) -> $crate::Result<(String, Option<String>)> {
-                self.base.id_email(token).await
-            }
-
-            fn api_origins(&self) -> Vec<String> {
-                self.base.api_origins.clone()
-            }
-        }
-    };
-}
-use preset;
-
-/// The builder methods every preset shares: [`preset_settings`] and `secret`.
-macro_rules! preset_common {
-    ($ty:ident) => {
-        impl $ty {
-            /// Sets the client secret, and with it the client authentication this provider
-            /// documents (see the type's docs). Without a secret the client is public.
-            pub fn secret(mut self, secret: impl Into<String>) -> Self {
-                self.base = self.base.secret(secret);
-                self
-            }
-        }
-        $crate::provider::preset_settings!($ty);
-    };
-}
-use preset_common;
-
-/// The settings of every preset, discovered ones included.
-macro_rules! preset_settings {
-    ($ty:ident) => {
-        impl $ty {
-            /// Replaces the default scopes (space separated) of [`Preset::auth_code`](crate::provider::Preset::auth_code).
-            pub fn scopes(mut self, scopes: impl Into<String>) -> Self {
-                self.base.scopes = scopes.into();
-                self
-            }
-
-            /// Changes the client: a transport, a clock, a timeout... The preset's endpoints and
-            /// quirks stay unless `change` overrides them.
-            pub fn with_client(
-                mut self,
-                change: impl FnOnce($crate::OAuthClient) -> $crate::OAuthClient,
-            ) -> Self {
-                self.base.client = change(self.base.client);
-                self
-            }
-
-            /// Like [`with_client`](Self::with_client), for fallible settings (an endpoint, a
-            /// user agent).
-            pub fn try_with_client(
-                mut self,
-                change: impl FnOnce($crate::OAuthClient) -> $crate::Result<$crate::OAuthClient>,
-            ) -> $crate::Result<Self> {
-                self.base.client = change(self.base.client)?;
-                Ok(self)
-            }
-        }
-    };
-}
-use preset_settings;
-
-/// The documented OpenID Connect configuration of a provider, attached to the client as if it
-/// had been discovered (without a request): the issuer, the userinfo endpoint and the keys ID
-/// tokens are checked with. The client's endpoints must already be set.
-fn static_oidc(
-    client: OAuthClient,
-    issuer: &str,
-    userinfo: Option<&str>,
-    jwks: Option<&str>,
-) -> Result<OAuthClient> {
-    let metadata = Metadata {
-        issuer: issuer.to_owned(),
-        authorization_endpoint: client.authorization_endpoint().cloned(),
-        token_endpoint: client.token_endpoint().cloned(),
-        device_authorization_endpoint: client.device_authorization_endpoint().cloned(),
-        revocation_endpoint: client.revocation_endpoint().cloned(),
-        introspection_endpoint: client.introspection_endpoint().cloned(),
-        userinfo_endpoint: userinfo
-            .map(|u| endpoint("userinfo_endpoint", u))
-            .transpose()?,
-        jwks_uri: jwks.map(|u| endpoint("jwks_uri", u)).transpose()?,
-        registration_endpoint: None,
-        end_session_endpoint: None,
-        scopes_supported: None,
-        response_types_supported: Some(vec!["code".to_owned()]),
-        grant_types_supported: None,
-        token_endpoint_auth_methods_supported: None,
-        token_endpoint_auth_signing_alg_values_supported: None,
-        code_challenge_methods_supported: None,
-        id_token_signing_alg_values_supported: None,
-        authorization_response_iss_parameter_supported: false,
-        extra: Map::new(),
-    };
-    Ok(client.issuer(issuer).with_metadata(Arc::new(metadata)))
 }
 
 /// `https://host[/path]` from what a person typed: a bare host (`dev-1.okta.com`) or a URL,

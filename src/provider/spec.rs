@@ -3,13 +3,17 @@
 //! is read. A simple provider is one `const` [`Spec`]; [`Spec::base`] turns it into the
 //! configured client (the one place presets build an [`OAuthClient`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::{AuthMethod, OAuthClient};
+use serde_json::Map;
+
+use crate::client::{AuthMethod, OAuthClient, endpoint};
+use crate::discovery::Metadata;
 use crate::error::Result;
 
 use super::profile::Profile;
-use super::{Base, origin, static_oidc};
+use super::{Base, origin};
 
 /// A provider described by data. URLs are templates: `{name}` is replaced by what the preset's
 /// constructor was given (a domain, a realm URL, a tenant, a Graph API version...).
@@ -131,6 +135,41 @@ impl Spec {
         base.api_origins = self.api.map(|api| origin(&fill(api))).unwrap_or_default();
         Ok(base)
     }
+}
+
+/// The documented OpenID Connect configuration of a provider, attached to the client as if it
+/// had been discovered (without a request): the issuer, the userinfo endpoint and the keys ID
+/// tokens are checked with. The client's endpoints must already be set.
+fn static_oidc(
+    client: OAuthClient,
+    issuer: &str,
+    userinfo: Option<&str>,
+    jwks: Option<&str>,
+) -> Result<OAuthClient> {
+    let metadata = Metadata {
+        issuer: issuer.to_owned(),
+        authorization_endpoint: client.authorization_endpoint().cloned(),
+        token_endpoint: client.token_endpoint().cloned(),
+        device_authorization_endpoint: client.device_authorization_endpoint().cloned(),
+        revocation_endpoint: client.revocation_endpoint().cloned(),
+        introspection_endpoint: client.introspection_endpoint().cloned(),
+        userinfo_endpoint: userinfo
+            .map(|u| endpoint("userinfo_endpoint", u))
+            .transpose()?,
+        jwks_uri: jwks.map(|u| endpoint("jwks_uri", u)).transpose()?,
+        registration_endpoint: None,
+        end_session_endpoint: None,
+        scopes_supported: None,
+        response_types_supported: Some(vec!["code".to_owned()]),
+        grant_types_supported: None,
+        token_endpoint_auth_methods_supported: None,
+        token_endpoint_auth_signing_alg_values_supported: None,
+        code_challenge_methods_supported: None,
+        id_token_signing_alg_values_supported: None,
+        authorization_response_iss_parameter_supported: false,
+        extra: Map::new(),
+    };
+    Ok(client.issuer(issuer).with_metadata(Arc::new(metadata)))
 }
 
 /// A new client for `client_id`: every preset's client starts here.
