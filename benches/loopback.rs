@@ -102,9 +102,10 @@ fn loopback(c: &mut Criterion) {
         .expires_in(Duration::from_secs(3600))
         .build(&SystemClock)
         .unwrap();
-    let client = OAuthClient::new("bench")
+    let client = OAuthClient::builder("bench")
         .secret("bench-secret")
         .token_url("http://127.0.0.1:1/token")
+        .build()
         .unwrap();
     let source = TokenSource::builder(client, ClientCredentials::new())
         .initial_token(token)

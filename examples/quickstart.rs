@@ -48,9 +48,10 @@ async fn main() -> Result<(), Error> {
     );
 
     // The app registration, exactly as it would point at a real identity provider.
-    let client = OAuthClient::new("quickstart-app")
+    let client = OAuthClient::builder("quickstart-app")
         .secret("s3cret:with/odd+chars")
-        .token_url(server.token_url())?;
+        .token_url(server.token_url())
+        .build()?;
 
     // One shared source: fetched on first use, renewed in the background during the second
     // half of the token's life, and waited for only in its last second.

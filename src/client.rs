@@ -1,10 +1,12 @@
 //! The app registration and the whole conversation with the token endpoint.
 
-pub mod auth;
+mod auth;
+mod builder;
 mod introspection;
+mod request;
+mod retry;
 mod revocation;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,35 +15,42 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-use http::{HeaderValue, Method, StatusCode};
+use http::{HeaderValue, Method};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 pub use auth::AuthMethod;
+pub use builder::OAuthClientBuilder;
 pub use introspection::Introspection;
+pub use request::TokenRequest;
+pub use retry::{Resend, RetryPolicy};
 pub use revocation::TokenTypeHint;
 
-use crate::clock::{Clock, SystemClock};
-use crate::discovery::Metadata;
+use crate::clock::Clock;
 use crate::error::{Error, Result, TransportError, TransportErrorKind};
+use crate::metadata::Metadata;
 use crate::redact::Secrets;
-use crate::token::{DEFAULT_LIFETIME, ParseContext, Token, parse_token_response};
-use crate::transport::RawResponse;
-use crate::transport::{HttpTransport, Limits, exchange, is_secure_or_loopback};
+use crate::token::{ParseContext, Token, parse_token_response};
+use crate::transport::{HttpTransport, Limits, RawResponse, exchange, is_secure_or_loopback};
+use request::Param;
+use retry::Jitter;
 
 /// An OAuth client registration: its id and credential, the server's endpoints, and how to talk
 /// to them. The one place that talks to a token endpoint.
 ///
-/// Cheap to clone; clones share everything.
+/// Made with [`OAuthClient::builder`]; every setting is read back with the accessor of the same
+/// name. Cheap to clone; clones share everything.
 ///
 /// ```
 /// use oauth_layer::{AuthMethod, OAuthClient};
 ///
-/// let client = OAuthClient::new("my-client-id")
+/// let client = OAuthClient::builder("my-client-id")
 ///     .secret("s3cret")
 ///     .auth_method(AuthMethod::ClientSecretPost)
-///     .token_url("https://idp.example/oauth/token")?;
+///     .token_url("https://idp.example/oauth/token")
+///     .build()?;
 /// assert_eq!(client.client_id(), "my-client-id");
+/// assert_eq!(client.token_url().map(|u| u.as_str()), Some("https://idp.example/oauth/token"));
 /// assert!(!format!("{client:?}").contains("s3cret"));
 /// # Ok::<(), oauth_layer::Error>(())
 /// ```
@@ -50,6 +59,7 @@ pub struct OAuthClient {
     inner: Arc<Config>,
 }
 
+/// Everything an [`OAuthClient`] is configured with; [`OAuthClientBuilder`] fills it.
 #[derive(Clone)]
 struct Config {
     client_id: String,
@@ -72,170 +82,65 @@ struct Config {
     #[cfg(feature = "jwt")]
     assertion_audience_issuer: bool,
     retry: RetryPolicy,
+    jitter: Arc<Jitter>,
     user_agent: HeaderValue,
 }
 
-impl OAuthClient {
-    /// A client with this `client_id` and no endpoints yet.
-    pub fn new(client_id: impl Into<String>) -> Self {
-        Self {
-            inner: Arc::new(Config {
-                client_id: client_id.into(),
-                secret: None,
-                auth_method: None,
-                token_url: None,
-                authorization_url: None,
-                device_authorization_url: None,
-                revocation_url: None,
-                introspection_url: None,
-                issuer: None,
-                metadata: None,
-                transport: None,
-                clock: Arc::new(SystemClock),
-                limits: Limits::default(),
-                default_lifetime: DEFAULT_LIFETIME,
-                lenient_token_type: false,
-                #[cfg(feature = "jwt")]
-                signing_key: None,
-                #[cfg(feature = "jwt")]
-                assertion_audience_issuer: false,
-                retry: RetryPolicy::default(),
-                user_agent: HeaderValue::from_static(concat!(
-                    "oauth-layer/",
-                    env!("CARGO_PKG_VERSION")
-                )),
-            }),
+impl Config {
+    /// The method [`OAuthClient::auth_method`] reports: the chosen one, else `private_key_jwt`
+    /// with a signing key, `client_secret_basic` with a secret, `none` without.
+    fn effective_auth_method(&self) -> AuthMethod {
+        #[cfg(feature = "jwt")]
+        if self.auth_method.is_none() && self.signing_key.is_some() {
+            return AuthMethod::PrivateKeyJwt;
         }
+        self.auth_method.unwrap_or(if self.secret.is_some() {
+            AuthMethod::ClientSecretBasic
+        } else {
+            AuthMethod::None
+        })
+    }
+}
+
+impl OAuthClient {
+    /// Starts configuring a client with this `client_id`; [`OAuthClientBuilder::build`] checks
+    /// the settings and makes the client.
+    pub fn builder(client_id: impl Into<String>) -> OAuthClientBuilder {
+        OAuthClientBuilder::new(client_id.into())
     }
 
-    fn with(mut self, change: impl FnOnce(&mut Config)) -> Self {
-        change(Arc::make_mut(&mut self.inner));
-        self
+    /// A builder holding this client's settings, to make a changed copy (another transport, a
+    /// test clock). The copy shares nothing with this client but the settings; its retry
+    /// waits draw from a new random source.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oauth_layer::OAuthClient;
+    ///
+    /// let client = OAuthClient::builder("id").token_url("https://idp.example/token").build()?;
+    /// let patient = client.to_builder().timeout(Duration::from_secs(90)).build()?;
+    /// assert_eq!(patient.token_url(), client.token_url());
+    /// assert_eq!(patient.timeout(), Duration::from_secs(90));
+    /// # Ok::<(), oauth_layer::Error>(())
+    /// ```
+    pub fn to_builder(&self) -> OAuthClientBuilder {
+        OAuthClientBuilder::from_config((*self.inner).clone())
     }
 
-    /// The client secret (kept in a `SecretString`; never printed).
-    pub fn secret(self, secret: impl Into<String>) -> Self {
-        let secret = SecretString::from(secret.into());
-        self.with(|c| c.secret = Some(secret))
-    }
-
-    /// How the client authenticates; by default `private_key_jwt` with a
-    /// [`signing_key`](Self::signing_key), else `client_secret_basic` with a secret and `none`
-    /// without.
-    pub fn auth_method(self, method: AuthMethod) -> Self {
-        self.with(|c| c.auth_method = Some(method))
-    }
-
-    /// The private key for `private_key_jwt` client authentication (RFC 7523 §2.2), which
-    /// becomes the default method. Each token request carries a new assertion signed with it.
-    /// (`client_secret_jwt` needs no key: it signs with the client [`secret`](Self::secret).)
-    #[cfg(feature = "jwt")]
-    pub fn signing_key(self, key: crate::jwt::SigningKey) -> Self {
-        self.with(|c| c.signing_key = Some(key))
-    }
-
-    /// Address client assertions to the [`issuer`](Self::issuer) rather than the token endpoint
-    /// URL (off by default; some servers, Okta among them, accept or want the issuer).
-    #[cfg(feature = "jwt")]
-    pub fn assertion_audience_issuer(self, use_issuer: bool) -> Self {
-        self.with(|c| c.assertion_audience_issuer = use_issuer)
-    }
-
-    /// The token endpoint. Must be `https`, or `http` to a loopback address.
-    pub fn token_url(self, url: impl AsRef<str>) -> Result<Self> {
-        let url = endpoint("token_url", url.as_ref())?;
-        Ok(self.with(|c| c.token_url = Some(url)))
-    }
-
-    /// The authorization endpoint (for the authorization code flow).
-    pub fn authorization_url(self, url: impl AsRef<str>) -> Result<Self> {
-        let url = endpoint("authorization_url", url.as_ref())?;
-        Ok(self.with(|c| c.authorization_url = Some(url)))
-    }
-
-    /// The device authorization endpoint (RFC 8628).
-    pub fn device_authorization_url(self, url: impl AsRef<str>) -> Result<Self> {
-        let url = endpoint("device_authorization_url", url.as_ref())?;
-        Ok(self.with(|c| c.device_authorization_url = Some(url)))
-    }
-
-    /// The revocation endpoint (RFC 7009).
-    pub fn revocation_url(self, url: impl AsRef<str>) -> Result<Self> {
-        let url = endpoint("revocation_url", url.as_ref())?;
-        Ok(self.with(|c| c.revocation_url = Some(url)))
-    }
-
-    /// The introspection endpoint (RFC 7662).
-    pub fn introspection_url(self, url: impl AsRef<str>) -> Result<Self> {
-        let url = endpoint("introspection_url", url.as_ref())?;
-        Ok(self.with(|c| c.introspection_url = Some(url)))
-    }
-
-    /// The issuer identifier, used in cache keys and, later, to check discovery metadata and
-    /// the `iss` authorization response parameter.
-    pub fn issuer(self, issuer: impl Into<String>) -> Self {
-        let issuer = issuer.into();
-        self.with(|c| c.issuer = Some(issuer))
-    }
-
-    /// The transport for back-channel requests. The default is a shared reqwest client that
-    /// never follows redirects. A transport that would follow redirects on its own (a reqwest
-    /// client built without `redirect::Policy::none()`, a tower service with tower-http's
-    /// `FollowRedirect`; see [`HttpTransport::follows_redirects`]) is refused here: it is logged
-    /// at `error` level, and every back-channel request fails with a
-    /// [`TransportErrorKind::Redirect`] error without
-    /// contacting anything, so a `307` can never replay the client secret to another host.
-    pub fn transport(self, transport: impl HttpTransport) -> Self {
-        let transport: Arc<dyn HttpTransport> = match transport.follows_redirects() {
-            None => Arc::new(transport),
-            Some(why) => {
-                tracing::error!("refusing the configured transport: it {why}");
-                Arc::new(crate::transport::Refused { why })
-            }
-        };
-        self.with(|c| c.transport = Some(transport))
-    }
-
-    /// The clock every expiry is measured with. Default: [`SystemClock`]; in tests a
-    /// [`ManualClock`](crate::clock::ManualClock), or [`TokioClock`](crate::clock::TokioClock)
-    /// under tokio's paused time.
-    pub fn clock(self, clock: impl Clock) -> Self {
-        let clock: Arc<dyn Clock> = Arc::new(clock);
-        self.with(|c| c.clock = clock)
-    }
-
-    /// The deadline for one back-channel exchange: connect, headers and body (default 30 s).
-    pub fn timeout(self, timeout: Duration) -> Self {
-        self.with(|c| c.limits.timeout = timeout)
-    }
-
-    /// The largest back-channel response body read (default 1 MiB).
-    pub fn max_response_body(self, bytes: usize) -> Self {
-        self.with(|c| c.limits.max_body = bytes)
-    }
-
-    /// The lifetime assumed for tokens that come without `expires_in` (default one hour).
-    pub fn default_lifetime(self, lifetime: Duration) -> Self {
-        self.with(|c| c.default_lifetime = lifetime)
-    }
-
-    /// Accept token responses that omit `token_type` as bearer tokens. Off by default: RFC 6749
-    /// requires the member, and a token of an unknown type is never sent as a bearer token.
-    pub fn lenient_token_type(self, lenient: bool) -> Self {
-        self.with(|c| c.lenient_token_type = lenient)
-    }
-
-    /// When and how often token requests are retried (see [`RetryPolicy`]).
-    pub fn retry_policy(self, retry: RetryPolicy) -> Self {
-        self.with(|c| c.retry = retry)
-    }
-
-    /// The `User-Agent` of back-channel requests (some providers, such as Reddit, insist on a
-    /// descriptive one).
-    pub fn user_agent(self, user_agent: impl AsRef<str>) -> Result<Self> {
-        let ua = HeaderValue::try_from(user_agent.as_ref())
-            .map_err(|_| Error::config("user agent is not a valid header value"))?;
-        Ok(self.with(|c| c.user_agent = ua))
+    /// This client with settings changed that cannot be wrong (a secret, a method), without
+    /// a `Result` to handle: `change` must not call a setter that can record a problem.
+    pub(crate) fn reconfigure(
+        &self,
+        change: impl FnOnce(OAuthClientBuilder) -> OAuthClientBuilder,
+    ) -> Self {
+        let builder = change(self.to_builder());
+        debug_assert!(
+            builder.problems.is_empty(),
+            "reconfigure takes only settings that cannot be wrong"
+        );
+        OAuthClient {
+            inner: Arc::new(builder.into_config_unchecked()),
+        }
     }
 
     /// The client id.
@@ -244,8 +149,15 @@ impl OAuthClient {
     }
 
     /// The client secret, if set.
-    pub fn client_secret(&self) -> Option<&SecretString> {
+    pub fn secret(&self) -> Option<&SecretString> {
         self.inner.secret.as_ref()
+    }
+
+    /// The client authentication method in effect: the one set with
+    /// [`OAuthClientBuilder::auth_method`], else `private_key_jwt` with a signing key,
+    /// `client_secret_basic` with a secret and `none` without.
+    pub fn auth_method(&self) -> AuthMethod {
+        self.inner.effective_auth_method()
     }
 
     /// A digest of the client's signing key, if it has one (for cache keys).
@@ -254,68 +166,52 @@ impl OAuthClient {
         self.inner.signing_key.as_ref().map(|k| k.fingerprint())
     }
 
-    /// The client authentication method in effect.
-    pub fn effective_auth_method(&self) -> AuthMethod {
-        #[cfg(feature = "jwt")]
-        if self.inner.auth_method.is_none() && self.inner.signing_key.is_some() {
-            return AuthMethod::PrivateKeyJwt;
-        }
-        self.inner
-            .auth_method
-            .unwrap_or(if self.inner.secret.is_some() {
-                AuthMethod::ClientSecretBasic
-            } else {
-                AuthMethod::None
-            })
+    /// Whether client assertions are addressed to the issuer rather than the token endpoint.
+    #[cfg(feature = "jwt")]
+    pub fn assertion_audience_issuer(&self) -> bool {
+        self.inner.assertion_audience_issuer
     }
 
     /// The token endpoint, if set.
-    pub fn token_endpoint(&self) -> Option<&Url> {
+    pub fn token_url(&self) -> Option<&Url> {
         self.inner.token_url.as_ref()
     }
 
     /// The authorization endpoint, if set.
-    pub fn authorization_endpoint(&self) -> Option<&Url> {
+    pub fn authorization_url(&self) -> Option<&Url> {
         self.inner.authorization_url.as_ref()
     }
 
     /// The device authorization endpoint, if set.
-    pub fn device_authorization_endpoint(&self) -> Option<&Url> {
+    pub fn device_authorization_url(&self) -> Option<&Url> {
         self.inner.device_authorization_url.as_ref()
     }
 
     /// The revocation endpoint, if set.
-    pub fn revocation_endpoint(&self) -> Option<&Url> {
+    pub fn revocation_url(&self) -> Option<&Url> {
         self.inner.revocation_url.as_ref()
     }
 
     /// The introspection endpoint, if set.
-    pub fn introspection_endpoint(&self) -> Option<&Url> {
+    pub fn introspection_url(&self) -> Option<&Url> {
         self.inner.introspection_url.as_ref()
     }
 
     /// The issuer, if set.
-    pub fn issuer_id(&self) -> Option<&str> {
+    pub fn issuer(&self) -> Option<&str> {
         self.inner.issuer.as_deref()
     }
 
-    /// The authorization server metadata [`discover`](Self::discover) fetched, if any. It is
-    /// fetched once and shared by every clone of this client.
+    /// The authorization server metadata the client was built from
+    /// ([`OAuthClientBuilder::metadata`], or
+    /// [`discovery::configure`](crate::discovery::configure)), shared by every clone of this
+    /// client.
     pub fn metadata(&self) -> Option<&Metadata> {
         self.inner.metadata.as_deref()
     }
 
-    /// `true` when [`auth_method`](Self::auth_method) chose the method (discovery keeps it).
-    pub(crate) fn auth_method_is_explicit(&self) -> bool {
-        self.inner.auth_method.is_some()
-    }
-
-    pub(crate) fn with_metadata(self, metadata: Arc<Metadata>) -> Self {
-        self.with(|c| c.metadata = Some(metadata))
-    }
-
     /// The clock this client measures expiry with.
-    pub fn clock_ref(&self) -> &dyn Clock {
+    pub fn clock(&self) -> &dyn Clock {
         &*self.inner.clock
     }
 
@@ -323,8 +219,38 @@ impl OAuthClient {
         self.inner.clock.clone()
     }
 
+    /// The deadline for one back-channel exchange.
+    pub fn timeout(&self) -> Duration {
+        self.inner.limits.timeout
+    }
+
+    /// The largest back-channel response body read.
+    pub fn max_response_body(&self) -> usize {
+        self.inner.limits.max_body
+    }
+
+    /// The lifetime assumed for tokens that come without `expires_in`.
+    pub fn default_lifetime(&self) -> Duration {
+        self.inner.default_lifetime
+    }
+
+    /// Whether token responses without `token_type` are taken as bearer tokens.
+    pub fn lenient_token_type(&self) -> bool {
+        self.inner.lenient_token_type
+    }
+
+    /// When and how often token requests are retried.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.inner.retry
+    }
+
+    /// The `User-Agent` of back-channel requests.
+    pub fn user_agent(&self) -> &HeaderValue {
+        &self.inner.user_agent
+    }
+
     /// Sends `request` to the token endpoint, retrying per the [`RetryPolicy`] and the
-    /// request's [`Replay`] rule, and parses the answer.
+    /// request's [`Resend`] rule, and parses the answer.
     pub async fn request_token(&self, request: TokenRequest) -> Result<Token> {
         self.request_token_with(|_| Ok(request.clone())).await
     }
@@ -343,7 +269,11 @@ impl OAuthClient {
                 Ok(token) => return Ok(token),
                 Err(err) => err,
             };
-            let Some(wait) = self.inner.retry.delay(&err, request.replay, attempt) else {
+            let Some(wait) =
+                self.inner
+                    .retry
+                    .delay(&err, request.resend, attempt, &self.inner.jitter)
+            else {
                 return Err(err);
             };
             tracing::debug!(
@@ -371,7 +301,7 @@ impl OAuthClient {
     ) -> Result<Token> {
         let mut request = TokenRequest::new("refresh_token")
             .secret_param("refresh_token", refresh_token.clone())
-            .replay(Replay::IfUnprocessed);
+            .resend(Resend::IfUnprocessed);
         request.requested_scope = previous_scope.map(str::to_owned);
         let token = self.request_token(request).await?;
         Ok(token.keeping_refresh_token(refresh_token))
@@ -493,7 +423,7 @@ impl OAuthClient {
                     let _ = (request, limits);
                     Err(TransportError::new(
                         TransportErrorKind::Other,
-                        "no transport configured (enable the `reqwest` feature or call OAuthClient::transport)",
+                        "no transport configured (enable the `reqwest` feature or call OAuthClientBuilder::transport)",
                     ))
                 }
             }
@@ -507,7 +437,7 @@ impl fmt::Debug for OAuthClient {
         f.debug_struct("OAuthClient")
             .field("client_id", &c.client_id)
             .field("secret", &c.secret.as_ref().map(|_| "[redacted]"))
-            .field("auth_method", &self.effective_auth_method())
+            .field("auth_method", &self.auth_method())
             .field("token_url", &c.token_url.as_ref().map(Url::as_str))
             .field("issuer", &c.issuer)
             .field("transport", &c.transport)
@@ -528,224 +458,4 @@ pub(crate) fn endpoint(name: &str, url: &str) -> Result<Url> {
         )));
     }
     Ok(parsed)
-}
-
-/// When a failed token request may be sent again (SECURITY.md rule 23).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Replay {
-    /// Never: the grant is single use (an authorization code).
-    Never,
-    /// Only when the server certainly did not act on it: a connection that was never made, or a
-    /// 429/503 answer. For refresh tokens, which a server may rotate on receipt.
-    IfUnprocessed,
-    /// Also after timeouts, resets and other 5xx answers, for grants that can be minted again
-    /// (client credentials, password, JWT bearer, token exchange).
-    Always,
-}
-
-/// How often and how long failed token requests are retried.
-///
-/// Retries happen only where [`Replay`] allows; `Retry-After` is honoured up to
-/// `max_retry_after`, and a longer demand is returned to the caller as an error to back off on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (default 3; 1 turns retries off).
-    pub max_attempts: u32,
-    /// The first backoff; each later one doubles (default 250 ms).
-    pub initial_backoff: Duration,
-    /// The largest backoff (default 5 s).
-    pub max_backoff: Duration,
-    /// The longest `Retry-After` waited for (default 30 s).
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(5),
-            max_retry_after: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// No retries at all.
-    pub fn none() -> Self {
-        Self {
-            max_attempts: 1,
-            ..Self::default()
-        }
-    }
-
-    /// The same policy with `max_attempts` attempts.
-    pub fn attempts(self, max_attempts: u32) -> Self {
-        Self {
-            max_attempts: max_attempts.max(1),
-            ..self
-        }
-    }
-
-    /// How long to wait before attempt `attempt + 1`, or `None` to give up.
-    fn delay(&self, err: &Error, replay: Replay, attempt: u32) -> Option<Duration> {
-        if attempt >= self.max_attempts || replay == Replay::Never {
-            return None;
-        }
-        // An OAuth error that says the request itself is wrong (`invalid_client`,
-        // `invalid_grant`, `invalid_scope`...) gets the same answer however often it is sent,
-        // even when the status it came with (429, 503) would otherwise invite a retry.
-        if matches!(err, Error::Server(e) if !matches!(e.action(), crate::Action::RetryLater { .. }))
-        {
-            return None;
-        }
-        let status = match err {
-            Error::Server(e) => Some(e.status),
-            Error::UnexpectedResponse(e) => e.status,
-            _ => None,
-        };
-        let server_declined = matches!(
-            status,
-            Some(StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
-        ) || matches!(err, Error::Server(e) if e.code == crate::ErrorCode::TemporarilyUnavailable);
-        let not_sent = matches!(err, Error::Transport(e) if e.kind.request_not_sent())
-            && !matches!(err, Error::Transport(e) if e.kind == TransportErrorKind::InsecureUrl);
-        let maybe_processed = matches!(
-            err,
-            Error::Transport(e) if matches!(e.kind, TransportErrorKind::Timeout | TransportErrorKind::Other)
-        ) || status.is_some_and(|s| s.is_server_error())
-            || matches!(err, Error::Server(e) if e.code == crate::ErrorCode::ServerError);
-
-        let allowed = server_declined || not_sent || (replay == Replay::Always && maybe_processed);
-        if !allowed {
-            return None;
-        }
-        if let Some(after) = err.retry_after() {
-            return (after <= self.max_retry_after).then_some(after);
-        }
-        let factor = 2u32.saturating_pow(attempt - 1);
-        Some(
-            self.initial_backoff
-                .saturating_mul(factor)
-                .min(self.max_backoff),
-        )
-    }
-}
-
-/// One request to the token endpoint: the grant type and its parameters. Client authentication
-/// is added by [`OAuthClient`]. Secret parameters never show in `Debug`.
-///
-/// ```
-/// use oauth_layer::{Replay, TokenRequest};
-///
-/// let req = TokenRequest::new("urn:example:grant")
-///     .param("scope", "read")
-///     .secret_param("assertion", "xyz-secret")
-///     .replay(Replay::Always);
-/// assert!(!format!("{req:?}").contains("xyz-secret"));
-/// ```
-#[derive(Clone)]
-#[must_use]
-pub struct TokenRequest {
-    grant_type: Cow<'static, str>,
-    params: Vec<(Cow<'static, str>, Param)>,
-    requested_scope: Option<String>,
-    replay: Replay,
-}
-
-#[derive(Clone)]
-enum Param {
-    Plain(String),
-    Secret(SecretString),
-}
-
-impl Param {
-    fn expose(&self) -> &str {
-        match self {
-            Param::Plain(s) => s,
-            Param::Secret(s) => s.expose_secret(),
-        }
-    }
-}
-
-impl TokenRequest {
-    /// A request for `grant_type`; by default never replayed.
-    pub fn new(grant_type: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            grant_type: grant_type.into(),
-            params: Vec::new(),
-            requested_scope: None,
-            replay: Replay::Never,
-        }
-    }
-
-    /// Adds a form parameter.
-    pub fn param(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
-        self.params.push((name.into(), Param::Plain(value.into())));
-        self
-    }
-
-    /// Adds a form parameter whose value is secret (a password, a refresh token, an assertion).
-    pub fn secret_param(
-        mut self,
-        name: impl Into<Cow<'static, str>>,
-        value: impl Into<SecretString>,
-    ) -> Self {
-        self.params.push((name.into(), Param::Secret(value.into())));
-        self
-    }
-
-    /// Adds `scope` (space separated) and remembers it as the requested scope: a response
-    /// without `scope` means this was granted (RFC 6749 §5.1).
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        let scope = scope.into();
-        if !scope.is_empty() {
-            self.requested_scope = Some(scope.clone());
-            self.params.push(("scope".into(), Param::Plain(scope)));
-        }
-        self
-    }
-
-    /// Remembers `scope` as the requested scope without sending it (a code exchange, whose
-    /// scope was asked for in the authorization request).
-    pub fn requested_scope(mut self, scope: impl Into<String>) -> Self {
-        self.requested_scope = Some(scope.into());
-        self
-    }
-
-    /// When the request may be sent again after a failure.
-    pub fn replay(mut self, replay: Replay) -> Self {
-        self.replay = replay;
-        self
-    }
-
-    /// The grant type.
-    pub fn grant_type(&self) -> &str {
-        &self.grant_type
-    }
-}
-
-impl fmt::Debug for TokenRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let params: Vec<(&str, &str)> = self
-            .params
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_ref(),
-                    match v {
-                        Param::Plain(s) => s.as_str(),
-                        Param::Secret(_) => "[redacted]",
-                    },
-                )
-            })
-            .collect();
-        f.debug_struct("TokenRequest")
-            .field("grant_type", &self.grant_type)
-            .field("params", &params)
-            .field("replay", &self.replay)
-            .finish()
-    }
 }

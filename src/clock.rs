@@ -12,8 +12,8 @@
 //! - [`ManualClock`]: moved by hand; its `sleep` returns at once after moving itself forward,
 //!   which makes retries and backoff testable without waiting.
 //!
-//! Give a clock to [`OAuthClient::clock`](crate::OAuthClient::clock); everything built from that
-//! client measures time with it.
+//! Give a clock to [`OAuthClientBuilder::clock`](crate::OAuthClientBuilder::clock); everything
+//! built from that client measures time with it.
 
 use std::fmt;
 use std::future::Future;
@@ -99,8 +99,9 @@ impl Clock for SystemClock {
 /// ```
 /// use oauth_layer::{OAuthClient, clock::TokioClock};
 ///
-/// let client = OAuthClient::new("my-client").clock(TokioClock);
+/// let client = OAuthClient::builder("my-client").clock(TokioClock).build()?;
 /// # let _ = client;
+/// # Ok::<(), oauth_layer::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TokioClock;

@@ -2,8 +2,8 @@
 //! a server's endpoints and capabilities, fetched from its issuer's well-known URL and checked
 //! (SECURITY.md rules 12–14).
 //!
-//! - [`OAuthClient::discover`] fills a client from the document, and keeps it;
-//! - [`discover`] only fetches and checks the document;
+//! - [`configure`] fetches the document and builds a client from it (and keeps it);
+//! - [`discover`] only fetches and checks the document, a [`Metadata`];
 //! - [`metadata_urls`] says where the document is looked for.
 //!
 //! The document is trusted only when its `issuer` is, byte for byte, the issuer it was fetched
@@ -12,17 +12,15 @@
 //! without following redirects, under the client's deadline and body cap, and without any
 //! client credential.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http::header::ACCEPT;
 use http::{Method, StatusCode};
-use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use url::Url;
 
-use crate::client::{AuthMethod, OAuthClient, endpoint};
+use crate::client::{OAuthClient, OAuthClientBuilder, endpoint};
 use crate::error::{Error, Result, TransportError, TransportErrorKind};
+use crate::metadata::Metadata;
 use crate::redact::{self, Secrets};
 use crate::transport::RawResponse;
 
@@ -30,106 +28,6 @@ use crate::transport::RawResponse;
 const OIDC_SUFFIX: &str = "/.well-known/openid-configuration";
 /// Inserted between the issuer's host and path (RFC 8414 §3.1).
 const OAUTH_PREFIX: &str = "/.well-known/oauth-authorization-server";
-
-/// An authorization server's metadata document (RFC 8414 §2, OIDC Discovery §3), as checked by
-/// [`discover`].
-///
-/// Members this crate does not name are kept in [`extra`](Self::extra). Get one with
-/// [`discover`] or [`OAuthClient::discover`] (then [`OAuthClient::metadata`]).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[non_exhaustive]
-pub struct Metadata {
-    /// The issuer identifier; after [`discover`], exactly the issuer asked for.
-    pub issuer: String,
-    /// `authorization_endpoint` (the authorization code flow).
-    #[serde(default, deserialize_with = "optional_url")]
-    pub authorization_endpoint: Option<Url>,
-    /// `token_endpoint`.
-    #[serde(default, deserialize_with = "optional_url")]
-    pub token_endpoint: Option<Url>,
-    /// `device_authorization_endpoint` (RFC 8628 §4).
-    #[serde(default, deserialize_with = "optional_url")]
-    pub device_authorization_endpoint: Option<Url>,
-    /// `revocation_endpoint` (RFC 7009).
-    #[serde(default, deserialize_with = "optional_url")]
-    pub revocation_endpoint: Option<Url>,
-    /// `introspection_endpoint` (RFC 7662).
-    #[serde(default, deserialize_with = "optional_url")]
-    pub introspection_endpoint: Option<Url>,
-    /// `userinfo_endpoint` (OpenID Connect).
-    #[serde(default, deserialize_with = "optional_url")]
-    pub userinfo_endpoint: Option<Url>,
-    /// `jwks_uri`: the server's signing keys.
-    #[serde(default, deserialize_with = "optional_url")]
-    pub jwks_uri: Option<Url>,
-    /// `registration_endpoint` (RFC 7591).
-    #[serde(default, deserialize_with = "optional_url")]
-    pub registration_endpoint: Option<Url>,
-    /// `end_session_endpoint` (OpenID Connect RP-Initiated Logout).
-    #[serde(default, deserialize_with = "optional_url")]
-    pub end_session_endpoint: Option<Url>,
-    /// `scopes_supported`.
-    pub scopes_supported: Option<Vec<String>>,
-    /// `response_types_supported`.
-    pub response_types_supported: Option<Vec<String>>,
-    /// `grant_types_supported`; absent means `authorization_code` and `implicit` (RFC 8414 §2).
-    pub grant_types_supported: Option<Vec<String>>,
-    /// `token_endpoint_auth_methods_supported`; absent means `client_secret_basic`
-    /// (RFC 8414 §2).
-    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
-    /// `token_endpoint_auth_signing_alg_values_supported` (for `private_key_jwt` and
-    /// `client_secret_jwt`).
-    pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
-    /// `code_challenge_methods_supported` (PKCE). The authorization code flow sends `S256`
-    /// whatever this says: it never downgrades to `plain`.
-    pub code_challenge_methods_supported: Option<Vec<String>>,
-    /// `id_token_signing_alg_values_supported` (OpenID Connect).
-    pub id_token_signing_alg_values_supported: Option<Vec<String>>,
-    /// `authorization_response_iss_parameter_supported` (RFC 9207 §3). When `true`, the
-    /// authorization code flow of a discovered client requires the `iss` parameter on the
-    /// callback, so that a mix-up attack cannot strip it.
-    #[serde(default)]
-    pub authorization_response_iss_parameter_supported: bool,
-    /// Every other member, as sent.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl Metadata {
-    /// Every URL the document names, with its member name.
-    fn urls(&self) -> [(&'static str, Option<&Url>); 9] {
-        [
-            (
-                "authorization_endpoint",
-                self.authorization_endpoint.as_ref(),
-            ),
-            ("token_endpoint", self.token_endpoint.as_ref()),
-            (
-                "device_authorization_endpoint",
-                self.device_authorization_endpoint.as_ref(),
-            ),
-            ("revocation_endpoint", self.revocation_endpoint.as_ref()),
-            (
-                "introspection_endpoint",
-                self.introspection_endpoint.as_ref(),
-            ),
-            ("userinfo_endpoint", self.userinfo_endpoint.as_ref()),
-            ("jwks_uri", self.jwks_uri.as_ref()),
-            ("registration_endpoint", self.registration_endpoint.as_ref()),
-            ("end_session_endpoint", self.end_session_endpoint.as_ref()),
-        ]
-    }
-}
-
-/// A URL member; `null` and `""` mean absent.
-fn optional_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Url>, D::Error> {
-    match Option::<String>::deserialize(deserializer)? {
-        Some(s) if !s.is_empty() => Url::parse(&s)
-            .map(Some)
-            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a URL: {e}"))),
-        _ => Ok(None),
-    }
-}
 
 /// The two places an issuer's metadata may be, in the order [`discover`] tries them:
 /// the OpenID Connect URL, with `/.well-known/openid-configuration` appended to the issuer's
@@ -177,7 +75,7 @@ pub fn metadata_urls(issuer: impl AsRef<str>) -> Result<[Url; 2]> {
 /// even when only a trailing `/` differs), and an endpoint that is neither `https` nor loopback
 /// `http`, or loopback `http` named by an issuer that is not itself loopback ([`Error::Transport`] of kind
 /// [`InsecureUrl`](crate::TransportErrorKind::InsecureUrl), as for
-/// [`OAuthClient::token_url`]).
+/// [`OAuthClientBuilder::token_url`]).
 pub async fn discover(client: &OAuthClient, issuer: impl AsRef<str>) -> Result<Metadata> {
     let issuer = issuer.as_ref();
     let [oidc, oauth] = metadata_urls(issuer)?;
@@ -245,128 +143,40 @@ fn parse(response: &RawResponse) -> Result<Metadata> {
         .map_err(|e| response.unexpected(&format!("the metadata is not usable: {e}"), &secrets))
 }
 
-impl OAuthClient {
-    /// Fetches `issuer`'s metadata with [`discover`](fn@discover) and returns this client
-    /// configured from it.
-    ///
-    /// - Endpoints: the token, authorization, device authorization, revocation and
-    ///   introspection endpoints are taken from the document, except those already set on this
-    ///   client: explicit settings win.
-    /// - Issuer: set to `issuer`, which the `iss` authorization response parameter and token
-    ///   caches are then checked and keyed against. A client already configured for another
-    ///   issuer is an [`Error::Config`].
-    /// - Client authentication, when [`auth_method`](Self::auth_method) was not called: with a
-    ///   secret, `client_secret_basic` when the server lists it or lists nothing (its default,
-    ///   RFC 8414 §2), else `client_secret_post` when listed; without one, `none`. Nothing is
-    ///   probed by sending requests. A method the server does not list is kept with a warning.
-    /// - The document itself is kept: [`metadata`](Self::metadata) returns it, for this client
-    ///   and all its clones, without fetching it again. Calling `discover` again fetches anew.
-    ///
-    /// A document with `authorization_response_iss_parameter_supported: true` makes the
-    /// authorization code flow require `iss` on the callback (RFC 9207). A server whose
-    /// `code_challenge_methods_supported` lacks `S256` still gets `S256` (never `plain`), with a
-    /// warning.
-    ///
-    /// Call it last, after the secret and any explicit settings.
-    ///
-    /// ```no_run
-    /// use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials};
-    ///
-    /// # async fn run() -> oauth_layer::Result<()> {
-    /// let client = OAuthClient::new("my-client-id")
-    ///     .secret("s3cret")
-    ///     .discover("https://idp.example")
-    ///     .await?;
-    /// let tokens = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
-    /// let token = tokens.token().await?;
-    /// # let _ = token; Ok(()) }
-    /// ```
-    pub async fn discover(self, issuer: impl AsRef<str>) -> Result<OAuthClient> {
-        let issuer = issuer.as_ref();
-        if let Some(configured) = self.issuer_id().filter(|c| *c != issuer) {
-            return Err(Error::config(format!(
-                "the client is configured for issuer {configured:?}, not {issuer:?}"
-            )));
-        }
-        let metadata = discover(&self, issuer).await?;
-
-        type Current = fn(&OAuthClient) -> Option<&Url>;
-        type Set = fn(OAuthClient, &str) -> Result<OAuthClient>;
-        let endpoints: [(Current, Option<&Url>, Set); 5] = [
-            (
-                OAuthClient::token_endpoint,
-                metadata.token_endpoint.as_ref(),
-                |c, url| c.token_url(url),
-            ),
-            (
-                OAuthClient::authorization_endpoint,
-                metadata.authorization_endpoint.as_ref(),
-                |c, url| c.authorization_url(url),
-            ),
-            (
-                OAuthClient::device_authorization_endpoint,
-                metadata.device_authorization_endpoint.as_ref(),
-                |c, url| c.device_authorization_url(url),
-            ),
-            (
-                OAuthClient::revocation_endpoint,
-                metadata.revocation_endpoint.as_ref(),
-                |c, url| c.revocation_url(url),
-            ),
-            (
-                OAuthClient::introspection_endpoint,
-                metadata.introspection_endpoint.as_ref(),
-                |c, url| c.introspection_url(url),
-            ),
-        ];
-        let mut client = self.issuer(issuer);
-        for (current, found, set) in endpoints {
-            if let (None, Some(url)) = (current(&client), found) {
-                client = set(client, url.as_str())?;
-            }
-        }
-        let client = choose_auth_method(client, &metadata);
-
-        let s256 = |methods: &Vec<String>| methods.iter().any(|m| m == "S256");
-        if metadata
-            .code_challenge_methods_supported
-            .as_ref()
-            .is_some_and(|m| !s256(m))
-        {
-            tracing::warn!(
-                issuer,
-                "the server does not list PKCE S256; the authorization code flow sends S256 anyway"
-            );
-        }
-        tracing::debug!(issuer, "discovered the authorization server's metadata");
-        Ok(client.with_metadata(Arc::new(metadata)))
+/// Fetches `issuer`'s metadata with [`discover`] and builds the client `builder` describes,
+/// configured from it with [`OAuthClientBuilder::metadata`]: endpoints not set explicitly, the
+/// issuer, the client authentication method; the document is kept
+/// ([`OAuthClient::metadata`]) and shared by every clone, without fetching it again.
+///
+/// The document is fetched with the builder's own transport, deadline, body cap, clock and user
+/// agent, without any client credential. A builder already given another issuer is an
+/// [`Error::Config`], before anything is fetched.
+///
+/// ```no_run
+/// use oauth_layer::{OAuthClient, TokenSource, discovery, flow::ClientCredentials};
+///
+/// # async fn run() -> oauth_layer::Result<()> {
+/// let client = discovery::configure(
+///     OAuthClient::builder("my-client-id").secret("s3cret"),
+///     "https://idp.example",
+/// )
+/// .await?;
+/// let tokens = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+/// let token = tokens.token().await?;
+/// # let _ = token; Ok(()) }
+/// ```
+pub async fn configure(
+    builder: OAuthClientBuilder,
+    issuer: impl AsRef<str>,
+) -> Result<OAuthClient> {
+    let issuer = issuer.as_ref();
+    let fetcher = builder.clone().build()?;
+    if let Some(configured) = fetcher.issuer().filter(|c| *c != issuer) {
+        return Err(Error::config(format!(
+            "the client is configured for issuer {configured:?}, not {issuer:?}"
+        )));
     }
-}
-
-/// Switches a client with a secret and no chosen method from `client_secret_basic` to
-/// `client_secret_post` when the server lists only the latter (RFC 8414 §2). The defaults
-/// already cover the rest: `client_secret_basic` with a secret, `none` without.
-fn choose_auth_method(client: OAuthClient, metadata: &Metadata) -> OAuthClient {
-    let Some(listed) = &metadata.token_endpoint_auth_methods_supported else {
-        return client;
-    };
-    let lists = |method: AuthMethod| listed.iter().any(|l| l == method.as_str());
-    let client = if !client.auth_method_is_explicit()
-        && client.effective_auth_method() == AuthMethod::ClientSecretBasic
-        && !lists(AuthMethod::ClientSecretBasic)
-        && lists(AuthMethod::ClientSecretPost)
-    {
-        client.auth_method(AuthMethod::ClientSecretPost)
-    } else {
-        client
-    };
-    let method = client.effective_auth_method();
-    if !lists(method) {
-        tracing::warn!(
-            method = method.as_str(),
-            supported = ?listed,
-            "the server does not list this client authentication method; using it anyway"
-        );
-    }
-    client
+    let metadata = discover(&fetcher, issuer).await?;
+    tracing::debug!(issuer, "discovered the authorization server's metadata");
+    builder.metadata(metadata).build()
 }

@@ -12,6 +12,8 @@ pub mod device;
 mod jwt_bearer;
 mod password;
 mod refresh;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+pub(crate) mod scoped;
 pub mod token_exchange;
 
 #[cfg(feature = "auth-code")]
@@ -22,6 +24,8 @@ pub use device::DeviceCode;
 pub use jwt_bearer::{JwtBearer, ServiceAccount};
 pub use password::Password;
 pub use refresh::RefreshToken;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+pub use scoped::Scoped;
 pub use token_exchange::{ActorToken, SubjectToken, TokenExchange};
 
 use std::fmt;
@@ -40,7 +44,7 @@ use crate::token::Token;
 ///
 /// ```
 /// use async_trait::async_trait;
-/// use oauth_layer::{OAuthClient, Replay, Result, Token, TokenRequest, flow::Flow, store::CacheKey};
+/// use oauth_layer::{OAuthClient, Resend, Result, Token, TokenRequest, flow::Flow, store::CacheKey};
 ///
 /// #[derive(Debug)]
 /// struct SamlBearer { assertion: String }
@@ -50,7 +54,7 @@ use crate::token::Token;
 ///     async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
 ///         let request = TokenRequest::new("urn:ietf:params:oauth:grant-type:saml2-bearer")
 ///             .secret_param("assertion", self.assertion.clone())
-///             .replay(Replay::Always);
+///             .resend(Resend::Always);
 ///         client.request_token(request).await
 ///     }
 ///

@@ -135,7 +135,7 @@ pub fn parse_token_response_raw(
         &response,
         &ParseContext {
             clock: &clock,
-            default_lifetime: crate::DEFAULT_LIFETIME,
+            default_lifetime: crate::token::DEFAULT_LIFETIME,
             requested_scope: Some("requested"),
             lenient_token_type,
             secrets: &planted,
@@ -150,8 +150,8 @@ pub fn parse_retry_after(value: &[u8]) -> Option<Duration> {
 }
 
 /// Whether a response with `status` and these `WWW-Authenticate` values makes the layer and the
-/// middleware renew the token and resend (`attach::calls_for_renewal`). Values that are not
-/// valid header values are left out, as no HTTP stack would deliver them.
+/// middleware renew the token and resend (`request::challenge::calls_for_renewal`). Values that
+/// are not valid header values are left out, as no HTTP stack would deliver them.
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 pub fn calls_for_renewal(status: u16, challenges: &[&[u8]]) -> bool {
     let mut headers = HeaderMap::new();
@@ -161,13 +161,13 @@ pub fn calls_for_renewal(status: u16, challenges: &[&[u8]]) -> bool {
         }
     }
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
-    crate::attach::calls_for_renewal(status, &headers)
+    crate::request::challenge::calls_for_renewal(status, &headers)
 }
 
 /// What a [`paste`] run produced: the outcome, and every message shown to the person.
 #[cfg(feature = "auth-code")]
 pub struct PasteOutcome {
-    pub result: Result<crate::flow::auth_code::AuthorizationCode>,
+    pub result: Result<crate::flow::auth_code::ReceivedCode>,
     pub shown: Vec<String>,
 }
 
@@ -175,7 +175,7 @@ pub struct PasteOutcome {
 /// each of `lines` in turn (an empty line once they run out).
 #[cfg(feature = "auth-code")]
 pub fn paste(
-    client: &crate::OAuthClient,
+    client: &crate::client::OAuthClient,
     request: &crate::flow::auth_code::AuthorizationRequest,
     lines: &[String],
     accept_bare_code: bool,
@@ -190,6 +190,7 @@ pub fn paste(
         client: client.clone(),
         prompt: prompt.clone(),
         timeout: Duration::from_secs(5),
+        pages: Arc::new(crate::flow::auth_code::LoopbackPages::new()),
     };
     let receiver = PasteReceiver::new().accept_bare_code(accept_bare_code);
     let result = block_on(async {

@@ -1,12 +1,12 @@
 //! Signing keys and the JWT assertions made with them (RFC 7523).
 //!
 //! One [`SigningKey`] signs both kinds of assertion this crate sends: client assertions
-//! (`private_key_jwt` and `client_secret_jwt`, see [`OAuthClient::signing_key`]) and the JWT
+//! (`private_key_jwt` and `client_secret_jwt`, see [`OAuthClientBuilder::signing_key`]) and the JWT
 //! bearer grant ([`JwtBearer`](crate::flow::JwtBearer)). Every assertion gets a fresh random
 //! `jti`, `iat` from the client's clock and an `exp` at most five minutes later (SECURITY.md
 //! rule 41). The algorithm comes from a closed list, so an unsigned (`none`) JWT cannot be made.
 //!
-//! [`OAuthClient::signing_key`]: crate::OAuthClient::signing_key
+//! [`OAuthClientBuilder::signing_key`]: crate::OAuthClientBuilder::signing_key
 
 use std::fmt;
 use std::sync::Arc;
@@ -71,7 +71,7 @@ impl Algorithm {
         self == Self::HS256
     }
 
-    fn jose(self) -> jsonwebtoken::Algorithm {
+    pub(crate) fn jose(self) -> jsonwebtoken::Algorithm {
         use jsonwebtoken::Algorithm as A;
         match self {
             Self::RS256 => A::RS256,
@@ -180,7 +180,8 @@ impl SigningKey {
     }
 
     /// An HS256 key from a shared secret (for `client_secret_jwt` the client secret; the
-    /// client builds this key itself from [`OAuthClient::secret`](crate::OAuthClient::secret)).
+    /// client builds this key itself from
+    /// [`OAuthClientBuilder::secret`](crate::OAuthClientBuilder::secret)).
     pub fn hs256(secret: impl AsRef<[u8]>) -> Result<Self> {
         let secret = secret.as_ref();
         if secret.is_empty() {

@@ -13,9 +13,10 @@
 //! use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials};
 //!
 //! # async fn run() -> oauth_layer::Result<()> {
-//! let client = OAuthClient::new("my-client-id")
+//! let client = OAuthClient::builder("my-client-id")
 //!     .secret("s3cret")
-//!     .token_url("https://idp.example/oauth/token")?;
+//!     .token_url("https://idp.example/oauth/token")
+//!     .build()?;
 //! let tokens = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
 //! let token = tokens.token().await?;
 //! let header = token.header_value(); // `Bearer ...`, marked sensitive
@@ -23,8 +24,6 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(any(feature = "tower", feature = "reqwest"))]
-mod attach;
 pub mod client;
 pub mod clock;
 pub mod discovery;
@@ -36,10 +35,13 @@ pub mod fuzzing;
 pub mod interact;
 #[cfg(feature = "jwt")]
 pub mod jwt;
+pub mod metadata;
 pub mod oidc;
 #[cfg(feature = "auth-code")]
 pub mod provider;
 mod redact;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+mod request;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
 mod source;
@@ -48,12 +50,16 @@ mod token;
 pub mod transport;
 
 pub use client::{
-    AuthMethod, Introspection, OAuthClient, Replay, RetryPolicy, TokenRequest, TokenTypeHint,
+    AuthMethod, Introspection, OAuthClient, OAuthClientBuilder, Resend, RetryPolicy, TokenRequest,
+    TokenTypeHint,
 };
 pub use error::{
     Action, Error, ErrorCode, MAX_RETRY_AFTER, ResponseError, Result, ServerError, TransportError,
     TransportErrorKind,
 };
+/// Reads a secret: `token.access_token().expose_secret()`. Re-exported from `secrecy`, whose
+/// `SecretString` holds every token and secret this crate hands out.
+pub use secrecy::{ExposeSecret, SecretString};
 pub use source::{
     DEFAULT_FAILURE_MEMORY, DEFAULT_MAX_REFRESH_WINDOW, DEFAULT_SKEW, TokenSource,
     TokenSourceBuilder,
@@ -66,7 +72,9 @@ pub mod testing;
 pub mod tower;
 
 #[cfg(any(feature = "tower", feature = "reqwest"))]
-pub use attach::{RequestAuth, TokenWithheld, WithheldReason};
+pub use request::plan::RequestAuth;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+pub use request::withheld::{TokenWithheld, WithheldReason};
 #[cfg(feature = "reqwest")]
 pub use reqwest::OAuthMiddleware;
 #[cfg(feature = "tower")]

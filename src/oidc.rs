@@ -64,8 +64,9 @@ pub(crate) async fn get_json(
 }
 
 impl OAuthClient {
-    /// Calls the issuer's userinfo endpoint (from [`OAuthClient::discover`]) with `token` and
-    /// returns the claims about the person (OIDC Core §5.3).
+    /// Calls the issuer's userinfo endpoint (from
+    /// [`discovery::configure`](crate::discovery::configure)) with `token` and returns the claims
+    /// about the person (OIDC Core §5.3).
     ///
     /// ```no_run
     /// # async fn run(client: oauth_layer::OAuthClient, token: oauth_layer::Token) -> oauth_layer::Result<()> {

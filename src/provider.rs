@@ -16,8 +16,8 @@
 //!
 //! Every preset is built the same way: `Type::new(<where the provider lives>, client_id)?`, then
 //! optional settings: [`secret`](GitHub::secret) (switches to the client authentication the
-//! provider documents), `scopes` (replaces the default scopes), `with_client` /
-//! `try_with_client` (any [`OAuthClient`] setting: a transport, a clock, a timeout), and the
+//! provider documents), `scopes` (replaces the default scopes), `with_client` (any
+//! [`OAuthClientBuilder`](crate::client::OAuthClientBuilder) setting: a transport, a clock, a timeout), and the
 //! provider's own options. [`Preset::auth_code`] gives the recommended
 //! [`AuthCode`] flow, with the provider's authorization parameters, default scopes and, for
 //! OpenID Connect providers, ID token validation; [`Preset::token_source`],
@@ -49,8 +49,8 @@
 //! which sends HTTP Basic with an empty secret as Reddit asks.
 //!
 //! Presets name the provider's real `https` hosts. To test code that uses them, give the client
-//! a transport ([`OAuthClient::transport`], through `with_client`) that sends the requests to a
-//! local double: the crate checks the URL before the transport sees it, so the presets stay
+//! a transport ([`OAuthClientBuilder::transport`](crate::client::OAuthClientBuilder::transport), through `with_client`) that sends the requests
+//! to a local double: the crate checks the URL before the transport sees it, so the presets stay
 //! as they are.
 
 // A simple provider is data: a `const Spec` (spec.rs) turned into a `Base` (base.rs) by its
@@ -143,9 +143,9 @@ pub trait Preset: fmt::Debug + Send + Sync {
     /// A reqwest middleware signing the person in on the first request (interactive), sending
     /// tokens to the [`api_origins`](Self::api_origins) only.
     #[cfg(feature = "reqwest")]
-    fn middleware(&self) -> Result<crate::OAuthMiddleware> {
+    fn middleware(&self) -> Result<crate::reqwest::OAuthMiddleware> {
         let middleware =
-            crate::OAuthMiddleware::auth_code_with(self.client().clone(), self.auth_code());
+            crate::reqwest::OAuthMiddleware::with_flow(self.client().clone(), self.auth_code());
         let origins = self.api_origins();
         if origins.is_empty() {
             Ok(middleware)
@@ -157,8 +157,8 @@ pub trait Preset: fmt::Debug + Send + Sync {
     /// A tower layer signing the person in on the first request (interactive), sending tokens
     /// to the [`api_origins`](Self::api_origins) only.
     #[cfg(feature = "tower")]
-    fn layer(&self) -> Result<crate::OAuthLayer> {
-        let layer = crate::OAuthLayer::auth_code_with(self.client().clone(), self.auth_code());
+    fn layer(&self) -> Result<crate::tower::OAuthLayer> {
+        let layer = crate::tower::OAuthLayer::with_flow(self.client().clone(), self.auth_code());
         let origins = self.api_origins();
         if origins.is_empty() {
             Ok(layer)

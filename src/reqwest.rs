@@ -18,7 +18,7 @@
 //! use oauth_layer::{OAuthClient, OAuthMiddleware};
 //!
 //! # fn build() -> Result<(), Box<dyn std::error::Error>> {
-//! # let client = OAuthClient::new("id").secret("s").token_url("https://idp.example/token")?;
+//! # let client = OAuthClient::builder("id").secret("s").token_url("https://idp.example/token").build()?;
 //! // `client_builder()` is `reqwest::Client::builder()` with `redirect_policy()` set.
 //! let http = reqwest_middleware::ClientBuilder::new(oauth_layer::reqwest::client_builder().build()?)
 //!     .with(OAuthMiddleware::client_credentials(client).allow_origins(["https://api.example"])?)
@@ -33,8 +33,10 @@ use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::attach::{Attach, Plan, Shorthand, calls_for_renewal, mark_withheld, set_token};
 use crate::error::Error;
+use crate::request::challenge::calls_for_renewal;
+use crate::request::constructors::shorthand_constructors;
+use crate::request::plan::{Attach, Plan, set_token};
 use crate::source::TokenSource;
 use crate::token::Token;
 
@@ -98,35 +100,73 @@ impl OriginKey {
 /// [`TokenSource`], renews it before it expires, and after a 401 renews and retries once (when
 /// the request body can be cloned).
 ///
+/// Make one with a constructor per grant ([`client_credentials`](Self::client_credentials),
+/// [`password`](Self::password), [`refresh`](Self::refresh), `auth_code`,
+/// [`device`](Self::device), `jwt_bearer`, [`token_exchange`](Self::token_exchange)), whose
+/// grant still takes a [`scope`](Self::scope) (and for client credentials and token exchange an
+/// [`audience`](OAuthMiddleware::<crate::flow::ClientCredentials>::audience)); with any
+/// configured flow ([`with_flow`](Self::with_flow)); or over a source you share with other code
+/// ([`from_source`](Self::from_source)). The type parameter `G` is the grant a shorthand
+/// constructor chose (`OAuthMiddleware<ClientCredentials>`), and the source otherwise (plain
+/// `OAuthMiddleware`).
+///
 /// ```
 /// use oauth_layer::{OAuthClient, OAuthMiddleware};
 ///
 /// # fn build() -> Result<(), Box<dyn std::error::Error>> {
-/// let client = OAuthClient::new("my-client-id")
+/// let client = OAuthClient::builder("my-client-id")
 ///     .secret("s3cret")
-///     .token_url("https://idp.example/oauth/token")?;
+///     .token_url("https://idp.example/oauth/token")
+///     .build()?;
 /// let http = reqwest_middleware::ClientBuilder::new(oauth_layer::reqwest::client_builder().build()?)
 ///     .with(
 ///         OAuthMiddleware::client_credentials(client)
 ///             .scope("api:read")
+///             .audience("https://api.example")
 ///             .allow_origins(["https://api.example"])?,
 ///     )
 ///     .build();
 /// # let _ = http; Ok(()) }
 /// ```
+///
+/// A source's flow is configured when the source is made, so a middleware over it has no
+/// `scope` to drop:
+///
+/// ```compile_fail,E0599
+/// # use oauth_layer::{OAuthClient, OAuthMiddleware, TokenSource, flow::ClientCredentials};
+/// # fn build(client: OAuthClient) {
+/// let source = TokenSource::new(client, ClientCredentials::new());
+/// let middleware = OAuthMiddleware::from_source(source).scope("api:read"); // set it on the flow
+/// # }
+/// ```
+///
+/// ```compile_fail,E0599
+/// # use oauth_layer::{OAuthClient, OAuthMiddleware, TokenSource, flow::ClientCredentials};
+/// # fn build(client: OAuthClient) {
+/// let source = TokenSource::new(client, ClientCredentials::new());
+/// let middleware = OAuthMiddleware::from_source(source).audience("https://api.example");
+/// # }
+/// ```
+///
+/// and an `audience` goes only to a grant that has one:
+///
+/// ```compile_fail,E0599
+/// # use oauth_layer::{OAuthClient, OAuthMiddleware};
+/// # fn build(client: OAuthClient) {
+/// let middleware = OAuthMiddleware::refresh(client, "rt").audience("https://api.example");
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct OAuthMiddleware {
+pub struct OAuthMiddleware<G = TokenSource> {
     attach: Attach,
-    shorthand: Option<Shorthand>,
+    grant: G,
 }
 
-impl OAuthMiddleware {
-    crate::attach::shorthand_constructors!("middleware");
-}
+shorthand_constructors!(OAuthMiddleware, "middleware");
 
 #[async_trait::async_trait]
-impl Middleware for OAuthMiddleware {
+impl<G: Send + Sync + 'static> Middleware for OAuthMiddleware<G> {
     async fn handle(
         &self,
         mut request: Request,
@@ -141,7 +181,8 @@ impl Middleware for OAuthMiddleware {
             Plan::AsIs => return next.run(request, extensions).await,
             Plan::Withheld(withheld) => {
                 let mut response = next.run(request, extensions).await?;
-                mark_withheld(response.status(), response.extensions_mut(), *withheld);
+                let status = response.status();
+                withheld.mark(status, response.extensions_mut());
                 return Ok(response);
             }
             Plan::Attach => &self.attach.source,

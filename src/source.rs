@@ -47,9 +47,10 @@ type Outcome = Option<Result<Token>>;
 /// use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials};
 ///
 /// # async fn run() -> oauth_layer::Result<()> {
-/// let client = OAuthClient::new("my-client-id")
+/// let client = OAuthClient::builder("my-client-id")
 ///     .secret("s3cret")
-///     .token_url("https://idp.example/oauth/token")?;
+///     .token_url("https://idp.example/oauth/token")
+///     .build()?;
 /// let tokens = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
 /// let token = tokens.token().await?; // cached, valid, single-flight
 /// # let _ = token; Ok(()) }

@@ -7,22 +7,35 @@
 //!
 //! A [`CacheKey`] binds every credential its flow uses, as digests that never print, so sources
 //! that differ only in a password or a secret never share a token. A persistent store names
-//! each entry with a [`KeySalt`] of its own (an HMAC key kept with the entries), so a file name
-//! or a Redis key reveals nothing a guesser could check offline (SECURITY.md rule 34).
+//! each entry with a [`KeySalt`] of its own (an HMAC key kept with the entries), so a file name,
+//! a Redis key or a keychain account reveals nothing a guesser could check offline (SECURITY.md
+//! rule 34).
 
-#[cfg(any(feature = "file-store", feature = "redis-store"))]
+#[cfg(any(
+    feature = "file-store",
+    feature = "redis-store",
+    feature = "keyring-store"
+))]
 mod codec;
 #[cfg(feature = "file-store")]
 mod file;
 mod key;
+#[cfg(feature = "keyring-store")]
+mod keyring;
 mod memory;
 #[cfg(feature = "redis-store")]
 mod redis;
 mod salt;
 
+#[cfg(feature = "keyring-store")]
+pub use self::keyring::KeyringStore;
 #[cfg(feature = "redis-store")]
 pub use self::redis::RedisStore;
-#[cfg(any(feature = "file-store", feature = "redis-store"))]
+#[cfg(any(
+    feature = "file-store",
+    feature = "redis-store",
+    feature = "keyring-store"
+))]
 pub use codec::{Codec, FORMAT_VERSION, MAX_ENTRY};
 #[cfg(feature = "file-store")]
 pub use file::FileStore;

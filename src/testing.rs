@@ -21,10 +21,20 @@
 //!   `verification_uri_complete` lands on. The automatic login approves the code (denies it
 //!   while [`TestServer::deny_authorization`] is on) and answers a short inert HTML page; see
 //!   also [`TestServer::approve_device`] and [`TestServer::deny_device`].
+//! - `GET /.well-known/openid-configuration` and `GET /.well-known/oauth-authorization-server`
+//!   ([RFC 8414]): the metadata document, naming the issuer ([`TestServer::url`]), every
+//!   endpoint below, and the grants and client authentication methods supported, so
+//!   [`OAuthClient::discover`] and [`discover`](crate::discovery::discover) work against the
+//!   server offline.
 //! - `POST /token` ([RFC 6749 §3.2]): grants `client_credentials`, `password`,
-//!   `refresh_token`, `authorization_code` and `urn:ietf:params:oauth:grant-type:device_code`;
-//!   client authentication with HTTP Basic (id and secret form-urlencoded
-//!   first, §2.3.1), `client_secret_post` or `none`, each client held to the method it was
+//!   `refresh_token`, `authorization_code`, `urn:ietf:params:oauth:grant-type:device_code`,
+//!   the JWT bearer grant `urn:ietf:params:oauth:grant-type:jwt-bearer` ([RFC 7523 §2.1], see
+//!   [`TestServerBuilder::assertion_issuer`]) and token exchange
+//!   `urn:ietf:params:oauth:grant-type:token-exchange` ([RFC 8693], see
+//!   [`TestServerBuilder::exchange_audience`]); client authentication with HTTP Basic (id and
+//!   secret form-urlencoded first, §2.3.1), `client_secret_post`, `none`, or a JWT client
+//!   assertion (`private_key_jwt` checked with the key of [`TestServerBuilder::client_key`],
+//!   `client_secret_jwt` with the client's secret), each client held to the method it was
 //!   registered with. Answers are §5.1 JSON with `Cache-Control: no-store`, or §5.2 errors
 //!   (`invalid_client` comes with 401 and `WWW-Authenticate: Basic`).
 //!   - An authorization code lives 60 s, is bound to its client and to the `redirect_uri` of
@@ -48,10 +58,10 @@
 //!   ([`TestServer::resource_requests`]).
 //!
 //! Malformed requests get 400, bodies over 64 KiB get 413. Tokens, codes and device codes are
-//! random (256 bits) and expire by the server's [`Clock`], so a test holding a
+//! random (256 bits; access tokens can be [numbered](TestServerBuilder::numbered_access_tokens)
+//! instead) and expire by the server's [`Clock`], so a test holding a
 //! [`ManualClock`](crate::clock::ManualClock) decides when they do (and when a device poll is
-//! too early). The server stops when the
-//! [`TestServer`] is dropped.
+//! too early). The server stops when the [`TestServer`] is dropped.
 //!
 //! ```no_run
 //! use oauth_layer::{AuthMethod, TokenSource, flow::ClientCredentials};
@@ -64,9 +74,10 @@
 //!     .await?;
 //!
 //! // By hand, as in production...
-//! let client = oauth_layer::OAuthClient::new("my-app")
+//! let client = oauth_layer::OAuthClient::builder("my-app")
 //!     .secret("s3cret")
-//!     .token_url(server.token_url())?;
+//!     .token_url(server.token_url())
+//!     .build()?;
 //! // ...or registered exactly as the server knows it:
 //! let same = server.oauth_client("my-app")?;
 //! # let _ = same;
@@ -97,7 +108,24 @@
 //!     .await?;
 //! // Endpoints, issuer and clock as the server knows them, ready for the interactive flows.
 //! let client = server.oauth_client("cli")?;
-//! assert_eq!(client.issuer_id(), Some(server.url().as_str()));
+//! assert_eq!(client.issuer(), Some(server.url().as_str()));
+//! # Ok(()) }
+//! ```
+//!
+//! Discovery needs nothing but the issuer, as with a real provider:
+//!
+//! ```no_run
+//! use oauth_layer::{AuthMethod, OAuthClient};
+//! use oauth_layer::testing::TestServer;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = TestServer::builder()
+//!     .client("my-app", Some("s3cret"), AuthMethod::ClientSecretBasic)
+//!     .start()
+//!     .await?;
+//! let builder = OAuthClient::builder("my-app").secret("s3cret");
+//! let client = oauth_layer::discovery::configure(builder, server.url()).await?;
+//! assert_eq!(client.token_url().map(|u| u.as_str()), Some(server.token_url().as_str()));
 //! # Ok(()) }
 //! ```
 //!
@@ -112,11 +140,27 @@
 //! [RFC 9207]: https://www.rfc-editor.org/rfc/rfc9207
 //! [RFC 7009]: https://www.rfc-editor.org/rfc/rfc7009
 //! [RFC 6750]: https://www.rfc-editor.org/rfc/rfc6750
+//! [RFC 7523 §2.1]: https://www.rfc-editor.org/rfc/rfc7523#section-2.1
+//! [RFC 8414]: https://www.rfc-editor.org/rfc/rfc8414
+//! [RFC 8693]: https://www.rfc-editor.org/rfc/rfc8693
 
-mod endpoints;
-mod interactive;
+#[cfg(feature = "jwt")]
+mod assertion;
+mod authorization;
+mod client_auth;
+mod device;
+mod discovery;
+mod form;
+#[cfg(feature = "jwt")]
+mod jwt_bearer;
+mod page;
+mod reply;
+mod resource;
+mod revocation;
 mod server;
 mod state;
+mod token;
+mod token_exchange;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -130,7 +174,7 @@ use http::{HeaderMap, Method};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::client::{AuthMethod, OAuthClient};
+use crate::client::{AuthMethod, OAuthClient, OAuthClientBuilder};
 use crate::clock::{Clock, Sleep, SystemClock};
 use crate::error::{Error, Result};
 
@@ -168,6 +212,13 @@ impl TestServer {
             device_code_lifetime: Duration::from_secs(600),
             device_interval: Some(Duration::from_secs(5)),
             enforce_slow_down: true,
+            #[cfg(feature = "jwt")]
+            client_keys: HashMap::new(),
+            #[cfg(feature = "jwt")]
+            assertion_issuers: HashMap::new(),
+            exchange_audiences: Vec::new(),
+            numbered_access_tokens: None,
+            problems: Vec::new(),
         }
     }
 
@@ -221,26 +272,33 @@ impl TestServer {
     /// authorization endpoints, its [`url`](Self::url) as issuer (the `iss` the authorization
     /// endpoint sends), and this server's clock (so a
     /// [`ManualClock`](crate::clock::ManualClock) moves both). Fails for a client that was not
-    /// registered.
+    /// registered. The server does not know a `private_key_jwt` client's private key: add it
+    /// with [`OAuthClient::signing_key`].
     pub fn oauth_client(&self, client_id: &str) -> Result<OAuthClient> {
+        self.oauth_client_builder(client_id)?.build()
+    }
+
+    /// The settings of [`oauth_client`](Self::oauth_client), to change some (a retry policy, a
+    /// timeout) before building it. Fails for a client that was not registered.
+    pub fn oauth_client_builder(&self, client_id: &str) -> Result<OAuthClientBuilder> {
         let registration = self
             .shared
             .config
             .clients
             .get(client_id)
             .ok_or_else(|| Error::config(format!("client {client_id:?} is not registered")))?;
-        let mut client = OAuthClient::new(client_id)
+        let mut client = OAuthClient::builder(client_id)
             .auth_method(registration.method)
             .clock(SharedClock(Arc::clone(&self.shared.config.clock)));
         if let Some(secret) = &registration.secret {
             client = client.secret(secret.clone());
         }
-        client
+        Ok(client
             .issuer(self.url())
-            .token_url(self.token_url())?
-            .revocation_url(self.revocation_url())?
-            .authorization_url(self.authorization_url())?
-            .device_authorization_url(self.device_authorization_url())
+            .token_url(self.token_url())
+            .revocation_url(self.revocation_url())
+            .authorization_url(self.authorization_url())
+            .device_authorization_url(self.device_authorization_url()))
     }
 
     /// How many requests reached the token endpoint, failed ones included.
@@ -256,6 +314,11 @@ impl TestServer {
             .get(grant_type)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// How many requests fetched the metadata document, at either well-known URL.
+    pub fn discovery_requests(&self) -> usize {
+        self.shared.lock().discovery_requests
     }
 
     /// How many requests reached the revocation endpoint.
@@ -287,13 +350,13 @@ impl TestServer {
     /// `/device?user_code=` does. `false` when no pending, unexpired authorization has that
     /// code.
     pub fn approve_device(&self, user_code: &str) -> bool {
-        interactive::decide_device(&self.shared, user_code, true)
+        device::decide(&self.shared, user_code, true)
     }
 
     /// Denies the device authorization showing `user_code`: its next poll gets
     /// `access_denied`. `false` when no pending, unexpired authorization has that code.
     pub fn deny_device(&self, user_code: &str) -> bool {
-        interactive::decide_device(&self.shared, user_code, false)
+        device::decide(&self.shared, user_code, false)
     }
 
     /// Every request to a path under `/api/` so far, oldest first, rejected ones included
@@ -332,6 +395,7 @@ impl TestServer {
         state.revocation_requests = 0;
         state.authorization_requests = 0;
         state.device_requests = 0;
+        state.discovery_requests = 0;
         state.resource_requests.clear();
     }
 
@@ -374,12 +438,21 @@ pub struct TestServerBuilder {
     device_code_lifetime: Duration,
     device_interval: Option<Duration>,
     enforce_slow_down: bool,
+    #[cfg(feature = "jwt")]
+    client_keys: HashMap<String, assertion::TrustedKey>,
+    #[cfg(feature = "jwt")]
+    assertion_issuers: HashMap<String, assertion::TrustedKey>,
+    exchange_audiences: Vec<String>,
+    numbered_access_tokens: Option<String>,
+    /// Configuration errors found by a setter, reported by `start`.
+    problems: Vec<String>,
 }
 
 impl TestServerBuilder {
-    /// Registers a client. `secret` is required for [`AuthMethod::ClientSecretBasic`] and
-    /// [`AuthMethod::ClientSecretPost`] and must be `None` for [`AuthMethod::None`] (checked by
-    /// [`start`](Self::start)). The client must authenticate with exactly this method; any other
+    /// Registers a client. `secret` is required for [`AuthMethod::ClientSecretBasic`],
+    /// [`AuthMethod::ClientSecretPost`] and `ClientSecretJwt`, and must be `None` for
+    /// [`AuthMethod::None`] and `PrivateKeyJwt`, whose public key is set with `client_key`
+    /// (checked by [`start`](Self::start)). The client must authenticate with exactly this method; any other
     /// gets 401 `invalid_client`. Registering an id again replaces it.
     pub fn client(
         mut self,
@@ -392,8 +465,177 @@ impl TestServerBuilder {
             Registration {
                 secret: secret.map(str::to_owned),
                 method,
+                #[cfg(feature = "jwt")]
+                key: None,
             },
         );
+        self
+    }
+
+    /// Registers the public key that checks the `private_key_jwt` client assertions of
+    /// `client_id`, a client registered with [`AuthMethod::PrivateKeyJwt`] and no secret
+    /// (checked by [`start`](Self::start)), signed with `algorithm` only. `public_key_pem` is a
+    /// `PUBLIC KEY` PEM document (or `RSA PUBLIC KEY`); one that does not fit `algorithm` makes
+    /// [`start`](Self::start) fail.
+    ///
+    /// An assertion is accepted when it is signed with this key and algorithm, its `iss` and
+    /// `sub` are the client id, its `aud` names the [token endpoint](TestServer::token_url) or
+    /// the [issuer](TestServer::url), its `exp` is ahead on the server's clock (and `nbf`, if
+    /// sent, is not), and its `jti` was not accepted before. Anything else gets 401
+    /// `invalid_client`. A [`AuthMethod::ClientSecretJwt`] client needs no key: its HS256
+    /// assertions are checked with its secret.
+    ///
+    /// ```no_run
+    /// use oauth_layer::{AuthMethod, TokenSource, flow::ClientCredentials};
+    /// use oauth_layer::jwt::{Algorithm, SigningKey};
+    /// use oauth_layer::testing::TestServer;
+    ///
+    /// # async fn run(private_pem: &str, public_pem: &str) -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = TestServer::builder()
+    ///     .client("svc", None, AuthMethod::PrivateKeyJwt)
+    ///     .client_key("svc", Algorithm::ES256, public_pem)
+    ///     .start()
+    ///     .await?;
+    /// let client = server.oauth_client("svc")?.signing_key(SigningKey::es256_pem(private_pem)?);
+    /// let token = TokenSource::new(client, ClientCredentials::new()).token().await?;
+    /// # let _ = token; Ok(()) }
+    /// ```
+    #[cfg(feature = "jwt")]
+    pub fn client_key(
+        mut self,
+        client_id: impl Into<String>,
+        algorithm: crate::jwt::Algorithm,
+        public_key_pem: impl AsRef<[u8]>,
+    ) -> Self {
+        let client_id = client_id.into();
+        match assertion::TrustedKey::from_pem(algorithm, public_key_pem.as_ref()) {
+            Ok(key) => {
+                self.client_keys.insert(client_id, key);
+            }
+            Err(problem) => self
+                .problems
+                .push(format!("client_key of {client_id:?}: {problem}")),
+        }
+        self
+    }
+
+    /// Trusts JWTs whose `iss` is `issuer` and that are signed with `algorithm` by the key of
+    /// `public_key_pem` (a `PUBLIC KEY` PEM document), for two uses:
+    ///
+    /// - the JWT bearer grant ([RFC 7523 §2.1], [`JwtBearer`](crate::flow::JwtBearer)): the
+    ///   `assertion` must also name a `sub` (the user the token is for, reported by the
+    ///   resource as `username`), an `aud` naming the [token endpoint](TestServer::token_url)
+    ///   or the [issuer](TestServer::url), an `exp` ahead on the server's clock, and a `jti`
+    ///   not seen before; otherwise `invalid_grant`. The scope is the `scope` parameter, or
+    ///   the assertion's `scope` claim. No refresh token is issued.
+    /// - token exchange with `subject_token_type` (or `actor_token_type`)
+    ///   `urn:ietf:params:oauth:token-type:jwt`: such a token must carry `sub` and an `exp`
+    ///   ahead; its `aud` is not checked and it may be exchanged more than once.
+    ///
+    /// The client making the request still authenticates as registered with
+    /// [`client`](Self::client) (a public client sends its `client_id`). Calling it again for
+    /// the same issuer replaces the key; a PEM that does not fit `algorithm` makes
+    /// [`start`](Self::start) fail.
+    ///
+    /// ```no_run
+    /// use oauth_layer::{AuthMethod, TokenSource, flow::JwtBearer};
+    /// use oauth_layer::jwt::{Algorithm, SigningKey};
+    /// use oauth_layer::testing::TestServer;
+    ///
+    /// # async fn run(private_pem: &str, public_pem: &str) -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = TestServer::builder()
+    ///     .client("app", None, AuthMethod::None)
+    ///     .assertion_issuer("https://issuer.example", Algorithm::RS256, public_pem)
+    ///     .start()
+    ///     .await?;
+    /// let flow = JwtBearer::new(SigningKey::rs256_pem(private_pem)?, "https://issuer.example")
+    ///     .subject("alice")
+    ///     .scope("api:read");
+    /// let token = TokenSource::new(server.oauth_client("app")?, flow).token().await?;
+    /// # let _ = token; Ok(()) }
+    /// ```
+    ///
+    /// [RFC 7523 §2.1]: https://www.rfc-editor.org/rfc/rfc7523#section-2.1
+    #[cfg(feature = "jwt")]
+    pub fn assertion_issuer(
+        mut self,
+        issuer: impl Into<String>,
+        algorithm: crate::jwt::Algorithm,
+        public_key_pem: impl AsRef<[u8]>,
+    ) -> Self {
+        let issuer = issuer.into();
+        match assertion::TrustedKey::from_pem(algorithm, public_key_pem.as_ref()) {
+            Ok(key) => {
+                self.assertion_issuers.insert(issuer, key);
+            }
+            Err(problem) => self
+                .problems
+                .push(format!("assertion_issuer {issuer:?}: {problem}")),
+        }
+        self
+    }
+
+    /// Limits the targets of token exchange ([RFC 8693]) to the audiences and resources named
+    /// here; call it again to add more. A request naming any other `audience` or `resource`
+    /// gets `invalid_target`. Default: every target is accepted.
+    ///
+    /// Token exchange takes as `subject_token` (and `actor_token`) an unexpired access token of
+    /// this server (type `urn:ietf:params:oauth:token-type:access_token`) or, with
+    /// [`assertion_issuer`](Self::assertion_issuer), a JWT of a trusted issuer (type
+    /// `urn:ietf:params:oauth:token-type:jwt`); anything else gets `invalid_request`
+    /// (RFC 8693 §2.2.2). The answer is an access token with `issued_token_type`
+    /// `urn:ietf:params:oauth:token-type:access_token`, the requested scope or else the
+    /// subject token's, and no refresh token. The resource reports the subject as `username`,
+    /// the actor as `actor` and the targets as `audience`.
+    ///
+    /// ```no_run
+    /// use oauth_layer::{AuthMethod, TokenSource};
+    /// use oauth_layer::flow::{ClientCredentials, SubjectToken, TokenExchange};
+    /// use oauth_layer::testing::TestServer;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = TestServer::builder()
+    ///     .client("gateway", Some("s3cret"), AuthMethod::ClientSecretBasic)
+    ///     .exchange_audience("https://backend.example")
+    ///     .start()
+    ///     .await?;
+    /// let client = server.oauth_client("gateway")?;
+    /// let own = TokenSource::new(client.clone(), ClientCredentials::new());
+    /// let exchange = TokenExchange::new(SubjectToken::source(own))
+    ///     .audience("https://backend.example");
+    /// let token = TokenSource::new(client, exchange).token().await?;
+    /// assert!(token.issued_token_type().is_some());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [RFC 8693]: https://www.rfc-editor.org/rfc/rfc8693
+    pub fn exchange_audience(mut self, audience: impl Into<String>) -> Self {
+        self.exchange_audiences.push(audience.into());
+        self
+    }
+
+    /// Issues access tokens named `prefix` and a count, `{prefix}1`, `{prefix}2`, ... in the
+    /// order they are issued, instead of random ones, so a test can say which token a request
+    /// carried (`Bearer tok-2` after one renewal). Refresh tokens, codes and device codes stay
+    /// random. Default: random access tokens.
+    ///
+    /// ```no_run
+    /// use oauth_layer::{AuthMethod, TokenSource, flow::ClientCredentials};
+    /// use oauth_layer::testing::TestServer;
+    /// use secrecy::ExposeSecret;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = TestServer::builder()
+    ///     .client("app", Some("s3cret"), AuthMethod::ClientSecretBasic)
+    ///     .numbered_access_tokens("tok-")
+    ///     .start()
+    ///     .await?;
+    /// let tokens = TokenSource::new(server.oauth_client("app")?, ClientCredentials::new());
+    /// assert_eq!(tokens.token().await?.access_token().expose_secret(), "tok-1");
+    /// # Ok(()) }
+    /// ```
+    pub fn numbered_access_tokens(mut self, prefix: impl Into<String>) -> Self {
+        self.numbered_access_tokens = Some(prefix.into());
         self
     }
 
@@ -496,12 +738,38 @@ impl TestServerBuilder {
     }
 
     /// Binds `127.0.0.1` on a free port and starts serving on spawned tokio tasks. Fails with
-    /// [`io::ErrorKind::InvalidInput`] when a client's secret does not fit its method, or a
-    /// redirect URI belongs to no registered client or is not an absolute URI without a
-    /// fragment.
-    pub async fn start(self) -> io::Result<TestServer> {
+    /// [`io::ErrorKind::InvalidInput`] when a client's secret does not fit its method, a
+    /// `private_key_jwt` client has no usable public key (or a key was given for another
+    /// client), an assertion issuer's key is not a usable public key, or a redirect URI belongs
+    /// to no registered client or is not an absolute URI without a fragment.
+    #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]
+    pub async fn start(mut self) -> io::Result<TestServer> {
+        if let Some(problem) = self.problems.first() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, problem.clone()));
+        }
+        #[cfg(feature = "jwt")]
+        for (id, key) in std::mem::take(&mut self.client_keys) {
+            let registration = self
+                .clients
+                .get_mut(&id)
+                .filter(|r| r.method == AuthMethod::PrivateKeyJwt);
+            let Some(registration) = registration else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("client_key of {id:?}: no private_key_jwt client has that id"),
+                ));
+            };
+            registration.key = Some(key);
+        }
         for (id, registration) in &self.clients {
-            let needs_secret = registration.method != AuthMethod::None;
+            #[cfg(feature = "jwt")]
+            if registration.method == AuthMethod::PrivateKeyJwt && registration.key.is_none() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("client {id:?}: private_key_jwt needs a client_key"),
+                ));
+            }
+            let needs_secret = takes_secret(registration.method);
             if needs_secret != registration.secret.is_some() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -544,6 +812,11 @@ impl TestServerBuilder {
             required_scopes: self.required_scopes,
             clock: self.clock,
             issuer: format!("http://{addr}"),
+            token_url: format!("http://{addr}/token"),
+            #[cfg(feature = "jwt")]
+            assertion_issuers: self.assertion_issuers,
+            exchange_audiences: self.exchange_audiences,
+            numbered_access_tokens: self.numbered_access_tokens,
             redirect_uris,
             require_pkce: self.require_pkce,
             send_iss: self.send_iss,
@@ -578,7 +851,9 @@ impl fmt::Debug for TestServerBuilder {
             .field("device_code_lifetime", &self.device_code_lifetime)
             .field("device_interval", &self.device_interval)
             .field("enforce_slow_down", &self.enforce_slow_down)
-            .finish()
+            .field("exchange_audiences", &self.exchange_audiences)
+            .field("numbered_access_tokens", &self.numbered_access_tokens)
+            .finish_non_exhaustive()
     }
 }
 
@@ -607,6 +882,16 @@ impl RecordedRequest {
     pub fn bearer_token(&self) -> Option<&str> {
         let (scheme, token) = self.authorization.as_deref()?.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    }
+}
+
+/// Whether a client authenticating with `method` has a secret.
+fn takes_secret(method: AuthMethod) -> bool {
+    match method {
+        AuthMethod::None => false,
+        #[cfg(feature = "jwt")]
+        AuthMethod::PrivateKeyJwt => false,
+        _ => true,
     }
 }
 

@@ -16,8 +16,8 @@ use crate::redact::{self, Secrets};
 use crate::transport::RawResponse;
 
 /// The lifetime assumed when the server sends no `expires_in`, unless the client sets another
-/// with [`OAuthClient::default_lifetime`](crate::OAuthClient::default_lifetime). A token is never
-/// taken to be valid forever by accident.
+/// with [`OAuthClientBuilder::default_lifetime`](crate::OAuthClientBuilder::default_lifetime). A
+/// token is never taken to be valid forever by accident.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Lifetimes above this (about ten years) are clamped to it.
@@ -81,7 +81,16 @@ impl Token {
         }
     }
 
-    /// The access token itself.
+    /// The access token itself. Read it with [`ExposeSecret`](crate::ExposeSecret), re-exported
+    /// by this crate so that no matching `secrecy` version has to be added by hand:
+    ///
+    /// ```
+    /// use oauth_layer::{ExposeSecret, Token};
+    ///
+    /// let token = Token::builder("abc").build(&oauth_layer::clock::SystemClock)?;
+    /// assert_eq!(token.access_token().expose_secret(), "abc");
+    /// # Ok::<(), oauth_layer::Error>(())
+    /// ```
     pub fn access_token(&self) -> &SecretString {
         &self.inner.access_token
     }
@@ -287,7 +296,11 @@ impl TokenBuilder {
 
 /// What a persistent store keeps of a token: every field, with the expiry as absolute UTC time
 /// (SECURITY.md rule 27), so it can be restored in another process.
-#[cfg(any(feature = "file-store", feature = "redis-store"))]
+#[cfg(any(
+    feature = "file-store",
+    feature = "redis-store",
+    feature = "keyring-store"
+))]
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Persisted {
     pub(crate) access_token: String,
@@ -307,7 +320,11 @@ pub(crate) struct Persisted {
     pub(crate) extra: Map<String, Value>,
 }
 
-#[cfg(any(feature = "file-store", feature = "redis-store"))]
+#[cfg(any(
+    feature = "file-store",
+    feature = "redis-store",
+    feature = "keyring-store"
+))]
 impl Token {
     pub(crate) fn to_persisted(&self) -> Persisted {
         use secrecy::ExposeSecret;

@@ -16,7 +16,7 @@
 //! use tower_http::follow_redirect::FollowRedirectLayer;
 //!
 //! # fn build() -> oauth_layer::Result<()> {
-//! # let client = OAuthClient::new("id").secret("s").token_url("https://idp.example/token")?;
+//! # let client = OAuthClient::builder("id").secret("s").token_url("https://idp.example/token").build()?;
 //! let service = tower::ServiceBuilder::new()
 //!     .layer(FollowRedirectLayer::with_policy(RedirectPolicy::new())) // outside: sees every hop
 //!     .layer(OAuthLayer::client_credentials(client).allow_origins(["https://api.example"])?)

@@ -47,8 +47,9 @@ pub trait HttpTransport: fmt::Debug + Send + Sync + 'static {
     /// Why this transport would follow redirects on its own, if it would. Such a transport
     /// would send a client secret or a refresh token to whatever a `Location` names before the
     /// crate sees the answer (a `307` replays the whole request), so
-    /// [`OAuthClient::transport`](crate::OAuthClient::transport) refuses it: every back-channel
-    /// request through it then fails without contacting anything (SECURITY.md rule 13).
+    /// [`OAuthClientBuilder::transport`](crate::OAuthClientBuilder::transport) refuses it: every
+    /// back-channel request through it then fails without contacting anything (SECURITY.md
+    /// rule 13).
     ///
     /// The default says it would not; the implementations for `reqwest::Client` and
     /// [`TowerTransport`] look at the client's redirect policy or the service's type.
@@ -336,9 +337,9 @@ mod tower_transport {
     /// ```no_run
     /// # #[cfg(feature = "tower")] {
     /// use oauth_layer::transport::TowerTransport;
-    /// # fn client() -> oauth_layer::OAuthClient { oauth_layer::OAuthClient::new("id") }
+    /// # fn client() -> oauth_layer::OAuthClientBuilder { oauth_layer::OAuthClient::builder("id") }
     /// # fn svc() -> impl tower_service::Service<http::Request<http_body_util::Full<bytes::Bytes>>, Response = http::Response<http_body_util::Full<bytes::Bytes>>, Error = std::io::Error, Future = std::future::Ready<Result<http::Response<http_body_util::Full<bytes::Bytes>>, std::io::Error>>> + Clone + Send + Sync + 'static { tower::service_fn(|_| std::future::ready(Ok(http::Response::new(http_body_util::Full::new(bytes::Bytes::new()))))) }
-    /// let client = client().transport(TowerTransport::new(svc()));
+    /// let client = client().transport(TowerTransport::new(svc())); // then `.build()?`
     /// # }
     /// ```
     #[derive(Clone)]

@@ -18,10 +18,10 @@ const REDIRECT: &str = "http://127.0.0.1:8765/callback";
 const ISSUER: &str = "https://idp.example";
 
 fn client() -> OAuthClient {
-    OAuthClient::new("my-app")
+    OAuthClient::builder("my-app")
         .authorization_url("https://idp.example/authorize?tenant=acme")
-        .unwrap()
         .token_url("https://idp.example/token")
+        .build()
         .unwrap()
 }
 
@@ -125,7 +125,7 @@ fn pkce_can_be_turned_off_and_then_nothing_of_it_is_sent() {
 
 #[test]
 fn no_authorization_url_is_a_configuration_error() {
-    let client = OAuthClient::new("my-app");
+    let client = OAuthClient::builder("my-app").build().unwrap();
     let err = AuthCode::new()
         .authorization_request(&client, REDIRECT)
         .unwrap_err();
@@ -236,7 +236,7 @@ fn an_error_with_a_foreign_state_is_a_state_mismatch() {
 #[test]
 fn code_with_error_or_repeated_parameters_is_malformed() {
     let flow = AuthCode::new();
-    let client = client().issuer(ISSUER);
+    let client = client().to_builder().issuer(ISSUER).build().unwrap();
     let request = flow.authorization_request(&client, REDIRECT).unwrap();
     let state = request.state().to_owned();
     let cases: Vec<(&str, Callback)> = vec![
@@ -287,7 +287,7 @@ fn neither_code_nor_error_is_malformed() {
 
 #[test]
 fn iss_must_name_the_configured_issuer() {
-    let client = client().issuer(ISSUER);
+    let client = client().to_builder().issuer(ISSUER).build().unwrap();
     let flow = AuthCode::new();
 
     let request = flow.authorization_request(&client, REDIRECT).unwrap();
@@ -323,7 +323,7 @@ fn iss_must_name_the_configured_issuer() {
 
 #[test]
 fn a_required_iss_that_is_missing_is_malformed() {
-    let client = client().issuer(ISSUER);
+    let client = client().to_builder().issuer(ISSUER).build().unwrap();
     let flow = AuthCode::new().require_iss(true);
     let request = flow.authorization_request(&client, REDIRECT).unwrap();
     let err = request.check(&good(&request)).unwrap_err();
@@ -375,10 +375,10 @@ async fn token_endpoint(server: &MockServer, status: u16, expect: u64) {
 }
 
 fn local_client(server: &MockServer) -> OAuthClient {
-    OAuthClient::new("my-app")
+    OAuthClient::builder("my-app")
         .authorization_url(format!("{}/authorize", server.uri()))
-        .unwrap()
         .token_url(format!("{}/token", server.uri()))
+        .build()
         .unwrap()
 }
 
@@ -439,7 +439,11 @@ async fn without_pkce_no_verifier_is_sent() {
 async fn a_code_is_sent_once_even_when_the_server_answers_503() {
     let server = MockServer::start().await;
     token_endpoint(&server, 503, 1).await;
-    let client = local_client(&server).retry_policy(RetryPolicy::default().attempts(5));
+    let client = local_client(&server)
+        .to_builder()
+        .retry_policy(RetryPolicy::default().attempts(5))
+        .build()
+        .unwrap();
     let flow = AuthCode::new();
     let request = flow.authorization_request(&client, REDIRECT).unwrap();
     let code = request.check(&good(&request)).unwrap();

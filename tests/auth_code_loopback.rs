@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use oauth_layer::flow::auth_code::LoopbackReceiver;
+use oauth_layer::flow::auth_code::{LoopbackPages, LoopbackReceiver};
 use oauth_layer::flow::{AuthCode, Flow};
 use oauth_layer::interact::{BrowserFn, ScriptedPrompt};
 use oauth_layer::{Error, ErrorCode, OAuthClient, Token};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -46,10 +47,10 @@ async fn idp(token_requests: u64) -> MockServer {
 }
 
 fn client(idp: &MockServer) -> OAuthClient {
-    OAuthClient::new("desktop-app")
+    OAuthClient::builder("desktop-app")
         .authorization_url("https://idp.example/authorize")
-        .unwrap()
         .token_url(format!("{}/token", idp.uri()))
+        .build()
         .unwrap()
 }
 
@@ -134,7 +135,12 @@ impl SignIn {
     async fn complete(self) -> Token {
         let page = self.get(self.good_callback()).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        assert!(page.body.contains("Signed in. You can close this tab."));
+        assert!(page.body.contains("You’re signed in"), "{}", page.body);
+        assert!(
+            page.body.contains("You can close this tab"),
+            "{}",
+            page.body
+        );
         self.result().await.unwrap()
     }
 
@@ -239,7 +245,12 @@ async fn bad_states_get_a_400_page_and_the_flow_keeps_waiting() {
     ] {
         let page = sign_in.get(sign_in.with_query(&query)).await;
         assert_eq!(page.status, StatusCode::BAD_REQUEST, "{query}");
-        assert!(page.body.contains("Sign-in failed"), "{}", page.body);
+        assert!(
+            page.body
+                .contains("This sign-in link has expired or was already used"),
+            "{}",
+            page.body
+        );
         assert!(!sign_in.fetch.is_finished(), "{query} ended the flow");
     }
     sign_in.complete().await;
@@ -276,7 +287,7 @@ async fn error_with_the_right_state_is_denied_and_its_description_is_not_rendere
         .append_pair("state", &sign_in.state);
     let page = sign_in.get(url).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
-    assert!(page.body.contains("Sign-in failed"), "{}", page.body);
+    assert!(page.body.contains("Sign-in was cancelled"), "{}", page.body);
     assert!(!page.body.contains("<script"), "{}", page.body);
     assert!(!page.body.contains("alert"), "{}", page.body);
 
@@ -318,7 +329,11 @@ async fn a_duplicated_code_is_not_accepted() {
 #[tokio::test]
 async fn a_wrong_iss_is_a_malformed_callback() {
     let idp = idp(0).await;
-    let client = client(&idp).issuer("https://idp.example");
+    let client = client(&idp)
+        .to_builder()
+        .issuer("https://idp.example")
+        .build()
+        .unwrap();
     let sign_in = start(AuthCode::new().loopback(), client).await;
     let mut url = sign_in.redirect.clone();
     url.query_pairs_mut()
@@ -651,6 +666,65 @@ async fn nobody_signing_in_times_out_and_closes_the_port() {
     idp.verify().await;
 }
 
+/// A token endpoint that answers the code exchange only after `delay`, and must see exactly one
+/// request (a code is never sent twice).
+async fn slow_idp(delay: Duration) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({
+                    "access_token": "at-1",
+                    "token_type": "Bearer",
+                    "expires_in": 3600,
+                }))
+                .set_delay(delay),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn a_stalled_code_exchange_ends_at_the_exchange_timeout() {
+    let idp = slow_idp(Duration::from_secs(60)).await;
+    let flow = AuthCode::new()
+        .loopback()
+        .exchange_timeout(Duration::from_millis(300));
+    let sign_in = start(flow, client(&idp)).await;
+    let page = sign_in.get(sign_in.good_callback()).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+
+    let started = Instant::now();
+    let err = sign_in.result().await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    match &err {
+        Error::Timeout(message) => {
+            assert!(message.contains("within 300 ms"), "{message}");
+            assert!(message.contains("sign in again"), "{message}");
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    idp.verify().await;
+}
+
+#[tokio::test]
+async fn the_sign_in_timeout_does_not_cut_the_code_exchange_short() {
+    // The person answers at once; the exchange then outlasts the wait for the browser.
+    let idp = slow_idp(Duration::from_millis(700)).await;
+    let flow = AuthCode::new()
+        .loopback()
+        .timeout(Duration::from_millis(400))
+        .exchange_timeout(Duration::from_secs(10));
+    let sign_in = start(flow, client(&idp)).await;
+    let token = sign_in.complete().await;
+    assert_eq!(token.access_token().expose_secret(), "at-1");
+    idp.verify().await;
+}
+
 #[tokio::test]
 async fn dropping_the_fetch_future_closes_the_port() {
     let idp = idp(0).await;
@@ -854,10 +928,13 @@ async fn a_redirect_uri_that_is_not_http_loopback_is_a_config_error() {
 #[tokio::test]
 async fn a_custom_path_and_page_text_are_used() {
     let idp = idp(1).await;
-    let receiver = LoopbackReceiver::new()
-        .path("/oauth/done")
-        .success_text("All set <for> my-tool.");
-    let sign_in = start(AuthCode::new().receiver(receiver), client(&idp)).await;
+    let receiver = LoopbackReceiver::new().path("/oauth/done");
+    let pages = LoopbackPages::new().success_text("All set <for> my-tool.");
+    let sign_in = start(
+        AuthCode::new().receiver(receiver).pages(pages),
+        client(&idp),
+    )
+    .await;
     assert_eq!(sign_in.redirect.path(), "/oauth/done");
     let page = sign_in.get(sign_in.good_callback()).await;
     assert_eq!(page.status, StatusCode::OK);

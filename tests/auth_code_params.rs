@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use oauth_layer::flow::auth_code::{AuthorizationCode, Callback};
+use oauth_layer::flow::auth_code::{Callback, ReceivedCode};
 use oauth_layer::flow::{AuthCode, DeviceCode, Flow};
 use oauth_layer::interact::{BrowserFn, ScriptedPrompt};
 use oauth_layer::{Error, OAuthClient};
@@ -23,12 +23,11 @@ async fn silent_server() -> MockServer {
 }
 
 fn client(server: &MockServer) -> OAuthClient {
-    OAuthClient::new("my-app")
+    OAuthClient::builder("my-app")
         .authorization_url(format!("{}/authorize", server.uri()))
-        .unwrap()
         .token_url(format!("{}/token", server.uri()))
-        .unwrap()
         .device_authorization_url(format!("{}/device", server.uri()))
+        .build()
         .unwrap()
 }
 
@@ -132,7 +131,7 @@ async fn token_param_cannot_repeat_a_parameter_the_exchange_sends() {
             .authorization_request(&client, REDIRECT)
             .unwrap();
         let callback = Callback::from_pairs([("code", "c-1"), ("state", request.state())]);
-        let code: AuthorizationCode = request.check(&callback).unwrap();
+        let code: ReceivedCode = request.check(&callback).unwrap();
         assert_config_naming(flow.exchange(&client, &request, code).await, name);
     }
     assert!(server.received_requests().await.unwrap().is_empty());
@@ -160,7 +159,11 @@ async fn device_param_cannot_repeat_a_parameter_the_request_sends() {
 async fn client_credentials_param_cannot_repeat_a_parameter_the_request_sends() {
     use oauth_layer::flow::ClientCredentials;
     let server = silent_server().await;
-    let client = client(&server).secret("s3cret");
+    let client = client(&server)
+        .to_builder()
+        .secret("s3cret")
+        .build()
+        .unwrap();
     for name in [
         "grant_type",
         "client_id",

@@ -12,8 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use oauth_layer::clock::ManualClock;
 use oauth_layer::flow::auth_code::{
-    AuthorizationCode, AuthorizationRequest, Callback, CallbackSender, CodeReceiver,
-    HostedReceiver, PasteReceiver, PreparedReceiver, ReceiveContext, callback_channel,
+    AuthorizationRequest, Callback, CallbackSender, CodeReceiver, HostedReceiver, PasteReceiver,
+    PreparedReceiver, ReceiveContext, ReceivedCode, callback_channel,
 };
 use oauth_layer::flow::{AuthCode, Flow};
 use oauth_layer::interact::{BrowserFn, NoBrowser, Prompt, ScriptedPrompt};
@@ -41,10 +41,10 @@ async fn idp() -> MockServer {
 }
 
 fn client(server: &MockServer) -> OAuthClient {
-    OAuthClient::new("my-app")
+    OAuthClient::builder("my-app")
         .authorization_url(format!("{}/authorize", server.uri()))
-        .unwrap()
         .token_url(format!("{}/token", server.uri()))
+        .build()
         .unwrap()
 }
 
@@ -403,7 +403,7 @@ impl PreparedReceiver for WrappedPrepared {
         self: Box<Self>,
         request: &AuthorizationRequest,
         context: &ReceiveContext,
-    ) -> oauth_layer::Result<AuthorizationCode> {
+    ) -> oauth_layer::Result<ReceivedCode> {
         self.0.receive(request, context).await
     }
 }
@@ -549,8 +549,14 @@ impl Hosted {
             .browser(NoBrowser)
             .prompt(self.person.clone())
             .timeout(timeout);
-        flow.fetch(&client(&self.server).clock(self.clock.clone()))
-            .await
+        flow.fetch(
+            &client(&self.server)
+                .to_builder()
+                .clock(self.clock.clone())
+                .build()
+                .unwrap(),
+        )
+        .await
     }
 
     /// The state of the authorization URL that was shown.
@@ -738,11 +744,18 @@ async fn a_code_source_answering_our_state_and_iss_is_checked_like_a_callback() 
         .browser(NoBrowser)
         .prompt(hosted.person.clone());
     let issuer_client = client(&hosted.server)
+        .to_builder()
         .clock(hosted.clock.clone())
-        .issuer("https://idp.example");
+        .issuer("https://idp.example")
+        .build()
+        .unwrap();
     assert_token(&flow.fetch(&issuer_client).await.unwrap());
 
-    let wrong_issuer = client(&hosted.server).issuer("https://other.example");
+    let wrong_issuer = client(&hosted.server)
+        .to_builder()
+        .issuer("https://other.example")
+        .build()
+        .unwrap();
     let err = flow.fetch(&wrong_issuer).await.unwrap_err();
     assert!(matches!(err, Error::MalformedCallback(_)), "{err:?}");
     assert_eq!(token_requests(&hosted.server).await.len(), 1);
@@ -809,9 +822,15 @@ async fn the_hosted_redirect_url_replaces_a_configured_one() {
         .redirect_uri("http://127.0.0.1:1410/callback")
         .browser(NoBrowser)
         .prompt(hosted.person.clone());
-    flow.fetch(&client(&hosted.server).clock(hosted.clock.clone()))
-        .await
-        .unwrap();
+    flow.fetch(
+        &client(&hosted.server)
+            .to_builder()
+            .clock(hosted.clock.clone())
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         token_requests(&hosted.server).await[0]["redirect_uri"],
         format!("{}/redirect", hosted.server.uri())
@@ -920,12 +939,12 @@ async fn hosted_env_child() {
         ("hosted", Some(Ok(receiver))) => {
             let uri = std::env::var(IDP_VAR).unwrap();
             assert_eq!(receiver.redirect_url().as_str(), format!("{uri}/redirect"));
-            let client = OAuthClient::new("my-app")
+            let client = OAuthClient::builder("my-app")
                 .authorization_url(format!("{uri}/authorize"))
-                .unwrap()
                 .token_url(format!("{uri}/token"))
-                .unwrap()
-                .clock(ManualClock::new());
+                .clock(ManualClock::new())
+                .build()
+                .unwrap();
             // The automatic choice, not an explicit receiver.
             let flow = AuthCode::new()
                 .browser(NoBrowser)

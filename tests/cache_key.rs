@@ -36,9 +36,10 @@ async fn password_server() -> TestServer {
 }
 
 fn password_client(server: &TestServer) -> OAuthClient {
-    OAuthClient::new(CLIENT_ID)
+    OAuthClient::builder(CLIENT_ID)
         .secret(CLIENT_SECRET)
         .token_url(server.token_url())
+        .build()
         .unwrap()
 }
 
@@ -86,9 +87,10 @@ const WEAK: &str = "password1";
 const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 fn client() -> OAuthClient {
-    OAuthClient::new("app")
+    OAuthClient::builder("app")
         .secret("client-secret")
         .token_url("https://idp.example/token")
+        .build()
         .unwrap()
 }
 
@@ -118,9 +120,10 @@ fn assert_no_guessable(what: &str, shown: &str, secret: &str) {
 /// One flow for each place a credential goes, each using the weak secret there only.
 fn flows_with_a_weak_credential() -> Vec<(&'static str, OAuthClient, Box<dyn Flow>)> {
     let weak_client = || {
-        OAuthClient::new("app")
+        OAuthClient::builder("app")
             .secret(WEAK)
             .token_url("https://idp.example/token")
+            .build()
             .unwrap()
     };
     let mut flows: Vec<(&'static str, OAuthClient, Box<dyn Flow>)> = vec![
@@ -171,7 +174,11 @@ fn flows_with_a_weak_credential() -> Vec<(&'static str, OAuthClient, Box<dyn Flo
         ));
         flows.push((
             "client_secret_jwt",
-            weak_client().auth_method(AuthMethod::ClientSecretJwt),
+            weak_client()
+                .to_builder()
+                .auth_method(AuthMethod::ClientSecretJwt)
+                .build()
+                .unwrap(),
             Box::new(ClientCredentials::new()),
         ));
     }
@@ -188,9 +195,10 @@ fn flows_with_a_weak_credential() -> Vec<(&'static str, OAuthClient, Box<dyn Flo
 fn the_same_with_another_secret(what: &str) -> CacheKey {
     let other = |secret: &str| -> (OAuthClient, Box<dyn Flow>) {
         let weak_client = || {
-            OAuthClient::new("app")
+            OAuthClient::builder("app")
                 .secret(secret)
                 .token_url("https://idp.example/token")
+                .build()
                 .unwrap()
         };
         match what {
@@ -226,7 +234,11 @@ fn the_same_with_another_secret(what: &str) -> CacheKey {
             ),
             #[cfg(feature = "jwt")]
             "client_secret_jwt" => (
-                weak_client().auth_method(AuthMethod::ClientSecretJwt),
+                weak_client()
+                    .to_builder()
+                    .auth_method(AuthMethod::ClientSecretJwt)
+                    .build()
+                    .unwrap(),
                 Box::new(ClientCredentials::new()),
             ),
             #[cfg(feature = "auth-code")]
@@ -388,10 +400,11 @@ async fn file_names_and_logs_reveal_no_weak_secret() {
         .start()
         .await
         .unwrap();
-    let client = OAuthClient::new("weak-app")
+    let client = OAuthClient::builder("weak-app")
         .secret(WEAK)
         .auth_method(AuthMethod::ClientSecretPost)
         .token_url(server.token_url())
+        .build()
         .unwrap();
     let dir = files::TempDir::new();
     let store = FileStore::in_dir(dir.path());

@@ -69,14 +69,15 @@ fn rig(
 > {
     let requests = Arc::new(AtomicUsize::new(0));
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let client = OAuthClient::new("clock-test")
+    let client = OAuthClient::builder("clock-test")
         .secret("clock-secret")
         .token_url("https://idp.example/token")
-        .unwrap()
         .transport(TowerTransport::new(Endpoint {
             requests: requests.clone(),
         }))
-        .clock(clock);
+        .clock(clock)
+        .build()
+        .unwrap();
     let record = seen.clone();
     let api = tower::service_fn(move |request: Request<()>| {
         let header = request.headers()["authorization"]

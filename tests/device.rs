@@ -64,12 +64,12 @@ impl Idp {
 
     /// A public client (no secret: `client_id` goes in the body).
     fn client(&self) -> OAuthClient {
-        OAuthClient::new("tv-app")
+        OAuthClient::builder("tv-app")
             .device_authorization_url(format!("{}/device", self.server.uri()))
-            .unwrap()
             .token_url(format!("{}/token", self.server.uri()))
-            .unwrap()
             .clock(self.clock.clone())
+            .build()
+            .unwrap()
     }
 
     fn polls(&self) -> Vec<Duration> {
@@ -557,7 +557,12 @@ async fn a_token_source_runs_the_device_flow_once_then_serves_from_cache() {
 #[tokio::test]
 async fn the_device_request_carries_client_authentication() {
     let idp = Idp::start(device(json!({})), vec![token()]).await;
-    let client = idp.client().secret("tv-secret");
+    let client = idp
+        .client()
+        .to_builder()
+        .secret("tv-secret")
+        .build()
+        .unwrap();
     DeviceCode::new()
         .display(RecordingDisplay::new())
         .fetch(&client)
@@ -575,8 +580,9 @@ async fn the_device_request_carries_client_authentication() {
 
 #[tokio::test]
 async fn no_device_authorization_url_is_a_config_error() {
-    let client = OAuthClient::new("tv-app")
+    let client = OAuthClient::builder("tv-app")
         .token_url("https://idp.example/token")
+        .build()
         .unwrap();
     let err = DeviceCode::new().fetch(&client).await.unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
@@ -584,8 +590,9 @@ async fn no_device_authorization_url_is_a_config_error() {
 
 #[test]
 fn the_flow_is_interactive_and_keyed_by_its_scopes() {
-    let client = OAuthClient::new("tv-app")
+    let client = OAuthClient::builder("tv-app")
         .token_url("https://idp.example/token")
+        .build()
         .unwrap();
     let flow = DeviceCode::new().scope("b a");
     assert!(flow.is_interactive());

@@ -6,7 +6,9 @@
 use oauth_layer::discovery::{self, metadata_urls};
 use oauth_layer::flow::auth_code::Callback;
 use oauth_layer::flow::{AuthCode, ClientCredentials};
-use oauth_layer::{AuthMethod, Error, OAuthClient, TokenSource, TransportErrorKind};
+use oauth_layer::{
+    AuthMethod, Error, OAuthClient, OAuthClientBuilder, TokenSource, TransportErrorKind,
+};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header_exists, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -63,14 +65,14 @@ async fn token_endpoint(server: &MockServer, times: u64) {
         .await;
 }
 
-fn client() -> OAuthClient {
-    OAuthClient::new("client").secret("client-secret")
+fn client() -> OAuthClientBuilder {
+    OAuthClient::builder("client").secret("client-secret")
 }
 
 /// Discovers, with `client`, a server whose OIDC document (its issuer: the server itself) is
 /// [`document`] changed by `edit`.
 async fn discovered(
-    client: OAuthClient,
+    client: OAuthClientBuilder,
     edit: impl FnOnce(&mut Value),
 ) -> (MockServer, oauth_layer::Result<OAuthClient>) {
     let server = MockServer::start().await;
@@ -83,7 +85,7 @@ async fn discovered(
         1,
     )
     .await;
-    let result = client.discover(server.uri()).await;
+    let result = discovery::configure(client, server.uri()).await;
     (server, result)
 }
 
@@ -119,25 +121,22 @@ async fn discovered_client_has_every_endpoint_and_gets_tokens() {
         .mount(&server)
         .await;
 
-    let client = client().discover(&issuer).await.unwrap();
+    let client = discovery::configure(client(), &issuer).await.unwrap();
 
     let url = |p: &str| format!("{issuer}{p}");
-    assert_eq!(client.issuer_id(), Some(issuer.as_str()));
-    assert_eq!(client.token_endpoint().unwrap().as_str(), url("/token"));
+    assert_eq!(client.issuer(), Some(issuer.as_str()));
+    assert_eq!(client.token_url().unwrap().as_str(), url("/token"));
     assert_eq!(
-        client.authorization_endpoint().unwrap().as_str(),
+        client.authorization_url().unwrap().as_str(),
         url("/authorize")
     );
     assert_eq!(
-        client.device_authorization_endpoint().unwrap().as_str(),
+        client.device_authorization_url().unwrap().as_str(),
         url("/device")
     );
+    assert_eq!(client.revocation_url().unwrap().as_str(), url("/revoke"));
     assert_eq!(
-        client.revocation_endpoint().unwrap().as_str(),
-        url("/revoke")
-    );
-    assert_eq!(
-        client.introspection_endpoint().unwrap().as_str(),
+        client.introspection_url().unwrap().as_str(),
         url("/introspect")
     );
     let metadata = client.metadata().unwrap();
@@ -173,14 +172,14 @@ async fn discover_alone_returns_the_checked_document() {
         1,
     )
     .await;
-    let client = client();
+    let client = client().build().unwrap();
 
     let metadata = discovery::discover(&client, &issuer).await.unwrap();
 
     assert_eq!(metadata.issuer, issuer);
     assert!(metadata.token_endpoint.is_some());
     assert!(client.metadata().is_none());
-    assert!(client.token_endpoint().is_none());
+    assert!(client.token_url().is_none());
 }
 
 #[tokio::test]
@@ -202,9 +201,9 @@ async fn issuer_with_a_path_appends_the_openid_configuration() {
     )
     .await;
 
-    let client = client().discover(&issuer).await.unwrap();
+    let client = discovery::configure(client(), &issuer).await.unwrap();
 
-    assert_eq!(client.issuer_id(), Some(issuer.as_str()));
+    assert_eq!(client.issuer(), Some(issuer.as_str()));
 }
 
 #[tokio::test]
@@ -226,7 +225,7 @@ async fn issuer_with_a_path_inserts_the_rfc8414_well_known_segment() {
     )
     .await;
 
-    let client = client().discover(&issuer).await.unwrap();
+    let client = discovery::configure(client(), &issuer).await.unwrap();
 
     assert_eq!(client.metadata().unwrap().issuer, issuer);
 }
@@ -244,9 +243,9 @@ async fn not_found_at_the_oidc_url_falls_back_to_rfc8414() {
     )
     .await;
 
-    let client = client().discover(&issuer).await.unwrap();
+    let client = discovery::configure(client(), &issuer).await.unwrap();
 
-    assert!(client.token_endpoint().is_some());
+    assert!(client.token_url().is_some());
 }
 
 #[tokio::test]
@@ -255,7 +254,9 @@ async fn not_found_at_both_urls_is_an_unexpected_response() {
     serve(&server, OIDC, ResponseTemplate::new(404), 1).await;
     serve(&server, OAUTH, ResponseTemplate::new(404), 1).await;
 
-    let err = client().discover(server.uri()).await.unwrap_err();
+    let err = discovery::configure(client(), server.uri())
+        .await
+        .unwrap_err();
 
     match err {
         Error::UnexpectedResponse(e) => assert_eq!(e.status.unwrap().as_u16(), 404),
@@ -269,7 +270,9 @@ async fn other_errors_at_the_oidc_url_do_not_fall_back() {
     serve(&server, OIDC, ResponseTemplate::new(500), 1).await;
     serve(&server, OAUTH, ResponseTemplate::new(200), 0).await;
 
-    let err = client().discover(server.uri()).await.unwrap_err();
+    let err = discovery::configure(client(), server.uri())
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, Error::UnexpectedResponse(_)), "{err:?}");
     assert!(err.is_transient());
@@ -288,7 +291,9 @@ async fn issuer_mismatch_is_refused_before_any_token_request() {
     .await;
     token_endpoint(&server, 0).await;
 
-    let err = client().discover(server.uri()).await.unwrap_err();
+    let err = discovery::configure(client(), server.uri())
+        .await
+        .unwrap_err();
 
     match err {
         Error::IssuerMismatch { expected, found } => {
@@ -311,12 +316,14 @@ async fn a_trailing_slash_difference_is_an_issuer_mismatch() {
     )
     .await;
 
-    let err = client().discover(server.uri()).await.unwrap_err();
+    let err = discovery::configure(client(), server.uri())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::IssuerMismatch { .. }), "{err:?}");
 
     // The same document is accepted for the issuer it names (same well-known URL).
-    let client = client().discover(&with_slash).await.unwrap();
-    assert_eq!(client.issuer_id(), Some(with_slash.as_str()));
+    let client = discovery::configure(client(), &with_slash).await.unwrap();
+    assert_eq!(client.issuer(), Some(with_slash.as_str()));
 }
 
 #[tokio::test]
@@ -334,7 +341,9 @@ async fn a_plain_http_endpoint_to_a_remote_host_is_refused() {
         .await;
         token_endpoint(&server, 0).await;
 
-        let err = client().discover(server.uri()).await.unwrap_err();
+        let err = discovery::configure(client(), server.uri())
+            .await
+            .unwrap_err();
 
         assert!(err.to_string().contains(member), "{member}: {err}");
         assert_transport(err, TransportErrorKind::InsecureUrl);
@@ -393,11 +402,12 @@ async fn a_remote_issuer_naming_a_local_plain_http_endpoint_is_refused() {
     )
     .await;
 
-    let err = client()
-        .transport(RemoteIssuer(server.uri()))
-        .discover("https://idp.example")
-        .await
-        .unwrap_err();
+    let err = discovery::configure(
+        client().transport(RemoteIssuer(server.uri())),
+        "https://idp.example",
+    )
+    .await
+    .unwrap_err();
 
     assert!(err.to_string().contains("token_endpoint"), "{err}");
     assert!(err.to_string().contains("loopback issuer"), "{err}");
@@ -424,7 +434,9 @@ async fn a_redirect_on_the_metadata_url_is_an_error_and_not_followed() {
     .await;
     serve(&server, OAUTH, ResponseTemplate::new(200), 0).await;
 
-    let err = client().discover(server.uri()).await.unwrap_err();
+    let err = discovery::configure(client(), server.uri())
+        .await
+        .unwrap_err();
 
     assert_transport(err, TransportErrorKind::Redirect);
 }
@@ -442,7 +454,9 @@ async fn a_body_that_is_not_a_json_object_is_an_unexpected_response() {
         serve(&server, OIDC, body, 1).await;
         serve(&server, OAUTH, ResponseTemplate::new(200), 0).await;
 
-        let err = client().discover(server.uri()).await.unwrap_err();
+        let err = discovery::configure(client(), server.uri())
+            .await
+            .unwrap_err();
 
         assert!(matches!(err, Error::UnexpectedResponse(_)), "{err:?}");
     }
@@ -462,20 +476,22 @@ async fn a_huge_metadata_body_is_refused() {
     .await;
     serve(&server, OAUTH, ResponseTemplate::new(200), 0).await;
 
-    let err = client().discover(server.uri()).await.unwrap_err();
+    let err = discovery::configure(client(), server.uri())
+        .await
+        .unwrap_err();
 
     assert_transport(err, TransportErrorKind::BodyTooLarge);
 }
 
 /// The method a client ends up with after discovering a server that lists `listed`.
-async fn method_after_discovery(client: OAuthClient, listed: Option<&[&str]>) -> AuthMethod {
+async fn method_after_discovery(client: OAuthClientBuilder, listed: Option<&[&str]>) -> AuthMethod {
     let (_server, client) = discovered(client, |doc| {
         if let Some(listed) = listed {
             doc["token_endpoint_auth_methods_supported"] = json!(listed);
         }
     })
     .await;
-    client.unwrap().effective_auth_method()
+    client.unwrap().auth_method()
 }
 
 #[tokio::test]
@@ -501,7 +517,7 @@ async fn auth_method_is_basic_when_the_server_lists_nothing() {
 #[tokio::test]
 async fn auth_method_is_none_without_a_secret() {
     let listed = ["client_secret_basic", "none"];
-    let method = method_after_discovery(OAuthClient::new("public"), Some(&listed)).await;
+    let method = method_after_discovery(OAuthClient::builder("public"), Some(&listed)).await;
     assert_eq!(method, AuthMethod::None);
 }
 
@@ -509,8 +525,7 @@ async fn auth_method_is_none_without_a_secret() {
 async fn an_explicit_auth_method_and_endpoint_win() {
     let explicit = client()
         .auth_method(AuthMethod::ClientSecretPost)
-        .token_url("https://explicit.example/token")
-        .unwrap();
+        .token_url("https://explicit.example/token");
 
     let (server, client) = discovered(explicit, |doc| {
         doc["token_endpoint_auth_methods_supported"] = json!(["client_secret_basic"]);
@@ -518,13 +533,13 @@ async fn an_explicit_auth_method_and_endpoint_win() {
     .await;
     let client = client.unwrap();
 
-    assert_eq!(client.effective_auth_method(), AuthMethod::ClientSecretPost);
+    assert_eq!(client.auth_method(), AuthMethod::ClientSecretPost);
     assert_eq!(
-        client.token_endpoint().unwrap().as_str(),
+        client.token_url().unwrap().as_str(),
         "https://explicit.example/token"
     );
     assert_eq!(
-        client.authorization_endpoint().unwrap().as_str(),
+        client.authorization_url().unwrap().as_str(),
         format!("{}/authorize", server.uri())
     );
 }
@@ -552,7 +567,7 @@ async fn the_chosen_post_method_is_what_the_token_request_uses() {
         .mount(&server)
         .await;
 
-    let client = client().discover(server.uri()).await.unwrap();
+    let client = discovery::configure(client(), server.uri()).await.unwrap();
     let tokens = TokenSource::new(client, ClientCredentials::new());
 
     tokens.token().await.unwrap();
@@ -563,9 +578,7 @@ async fn a_client_configured_for_another_issuer_is_refused() {
     let server = MockServer::start().await;
     serve(&server, OIDC, ResponseTemplate::new(200), 0).await;
 
-    let err = client()
-        .issuer("https://other.example")
-        .discover(server.uri())
+    let err = discovery::configure(client().issuer("https://other.example"), server.uri())
         .await
         .unwrap_err();
 
@@ -585,7 +598,7 @@ async fn metadata_is_fetched_once_and_shared_by_clones() {
     .await;
     token_endpoint(&server, 3).await;
 
-    let client = client().discover(server.uri()).await.unwrap();
+    let client = discovery::configure(client(), server.uri()).await.unwrap();
     let original = client.metadata().unwrap();
     for _ in 0..3 {
         let clone = client.clone();
@@ -726,9 +739,9 @@ fn metadata_urls_refuse_issuers_rfc8414_forbids() {
 #[test]
 fn discover_futures_are_send() {
     fn send<T: Send>(_: T) {}
-    send(client().discover("https://idp.example"));
+    send(discovery::configure(client(), "https://idp.example"));
     send(discovery::discover(
-        &OAuthClient::new("x"),
+        &OAuthClient::builder("x").build().unwrap(),
         "https://idp.example",
     ));
 }

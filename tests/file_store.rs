@@ -75,7 +75,7 @@ impl Drop for TempDir {
 fn key(scope: &str) -> CacheKey {
     ClientCredentials::new()
         .scope(scope)
-        .cache_key(&OAuthClient::new("c"))
+        .cache_key(&OAuthClient::builder("c").build().unwrap())
 }
 
 fn token(access: &str, refresh: &str) -> Token {
@@ -118,9 +118,10 @@ fn child(name: &str) -> Command {
 }
 
 fn password_client(token_url: &str) -> OAuthClient {
-    OAuthClient::new(CLIENT_ID)
+    OAuthClient::builder(CLIENT_ID)
         .secret(CLIENT_SECRET)
         .token_url(token_url)
+        .build()
         .unwrap()
 }
 
@@ -159,9 +160,10 @@ async fn a_new_process_starts_with_the_saved_token_and_refresh_token() {
     let dir = TempDir::new();
     let cache = dir.join("cache");
     let client = || {
-        OAuthClient::new("c")
+        OAuthClient::builder("c")
             .secret("s")
             .token_url(format!("{}/token", server.uri()))
+            .build()
             .unwrap()
     };
 
@@ -698,7 +700,11 @@ async fn a_rotated_refresh_token_is_on_disk_before_token_returns() {
         .await
         .unwrap();
     let dir = TempDir::new();
-    let client = password_client(&server.token_url()).clock(clock.clone());
+    let client = password_client(&server.token_url())
+        .to_builder()
+        .clock(clock.clone())
+        .build()
+        .unwrap();
     let key = password_flow().cache_key(&client);
 
     // What the file held each time the hook ran, next to the refresh token being handed out.

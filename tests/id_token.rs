@@ -42,9 +42,11 @@ impl Idp {
     }
 
     fn validator(&self) -> IdTokenValidator {
-        let client = OAuthClient::new(CLIENT_ID)
+        let client = OAuthClient::builder(CLIENT_ID)
             .secret("client-secret-for-hs256")
-            .clock(self.clock.clone());
+            .clock(self.clock.clone())
+            .build()
+            .unwrap();
         IdTokenValidator::new(&client, ISSUER, &format!("{}/jwks", self.server.uri())).unwrap()
     }
 
@@ -420,7 +422,7 @@ async fn keys_are_fetched_once_and_an_unknown_kid_is_refused() {
 
 #[tokio::test]
 async fn a_plain_http_jwks_uri_to_a_remote_host_is_refused() {
-    let client = OAuthClient::new(CLIENT_ID);
+    let client = OAuthClient::builder(CLIENT_ID).build().unwrap();
     let err = IdTokenValidator::new(&client, ISSUER, "http://idp.example/jwks").unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
 }
@@ -445,11 +447,12 @@ async fn sign_in_with(
         })))
         .mount(&idp.server)
         .await;
-    let client = OAuthClient::new(CLIENT_ID)
-        .clock(idp.clock.clone())
-        .discover(&issuer)
-        .await
-        .unwrap();
+    let client = oauth_layer::discovery::configure(
+        OAuthClient::builder(CLIENT_ID).clock(idp.clock.clone()),
+        &issuer,
+    )
+    .await
+    .unwrap();
     let flow = AuthCode::new()
         .scope("openid email")
         .validate_id_token(true);
@@ -545,7 +548,9 @@ async fn userinfo_is_read_with_the_bearer_token_from_the_discovered_endpoint() {
         .respond_with(ResponseTemplate::new(401).insert_header("www-authenticate", "Bearer"))
         .mount(&server)
         .await;
-    let client = OAuthClient::new(CLIENT_ID).discover(&issuer).await.unwrap();
+    let client = oauth_layer::discovery::configure(OAuthClient::builder(CLIENT_ID), &issuer)
+        .await
+        .unwrap();
     let token = oauth_layer::Token::builder("at-42")
         .build(&oauth_layer::clock::SystemClock)
         .unwrap();
@@ -559,7 +564,7 @@ async fn userinfo_is_read_with_the_bearer_token_from_the_discovered_endpoint() {
     assert!(matches!(err, Error::UnexpectedResponse(_)), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("at-stale"));
 
-    let undiscovered = OAuthClient::new(CLIENT_ID);
+    let undiscovered = OAuthClient::builder(CLIENT_ID).build().unwrap();
     assert!(matches!(
         undiscovered.userinfo(&token).await,
         Err(Error::Config(_))

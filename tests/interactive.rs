@@ -43,7 +43,7 @@ async fn auth_code_signs_in_once_then_refresh_keeps_the_middleware_silent() {
         .prompt(ScriptedPrompt::default())
         .timeout(Duration::from_secs(20));
     let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(OAuthMiddleware::auth_code_with(
+        .with(OAuthMiddleware::with_flow(
             server.oauth_client("desktop-app").unwrap(),
             flow,
         ))
@@ -70,7 +70,7 @@ async fn a_silent_layer_never_starts_a_sign_in() {
         .start()
         .await
         .unwrap();
-    let layer = OAuthLayer::auth_code_with(
+    let layer = OAuthLayer::with_flow(
         server.oauth_client("desktop-app").unwrap(),
         AuthCode::new().browser(following_browser()),
     )
@@ -97,7 +97,7 @@ async fn the_device_grant_through_the_tower_layer() {
         .await
         .unwrap();
     let display = RecordingDisplay::default();
-    let layer = OAuthLayer::device_with(
+    let layer = OAuthLayer::with_flow(
         server.oauth_client("tv-app").unwrap(),
         DeviceCode::new().scope("api:read").display(display.clone()),
     );

@@ -35,12 +35,12 @@ fn bearer(token: &oauth_layer::Token) -> String {
 }
 
 async fn client_with(server: &Interop, id: &str, secret: &str, method: AuthMethod) -> OAuthClient {
-    OAuthClient::new(id)
-        .secret(secret)
-        .auth_method(method)
-        .discover(&server.issuer)
-        .await
-        .unwrap()
+    oauth_layer::discovery::configure(
+        OAuthClient::builder(id).secret(secret).auth_method(method),
+        &server.issuer,
+    )
+    .await
+    .unwrap()
 }
 
 // ---- client credentials -------------------------------------------------------------------------
@@ -123,29 +123,20 @@ async fn discovery_from_the_issuer_url_alone_configures_every_endpoint() {
     let client = server.client("cc-basic", Some("cc-basic-secret")).await;
     let url = |p: &str| Some(server.endpoint(p));
     let s = |u: Option<&url::Url>| u.map(|u| u.as_str().to_owned());
-    assert_eq!(s(client.token_endpoint()), url("/token"));
-    assert_eq!(s(client.authorization_endpoint()), url("/auth"));
-    assert_eq!(
-        s(client.device_authorization_endpoint()),
-        url("/device/auth")
-    );
-    assert_eq!(s(client.revocation_endpoint()), url("/token/revocation"));
-    assert_eq!(
-        s(client.introspection_endpoint()),
-        url("/token/introspection")
-    );
-    assert_eq!(client.issuer_id(), Some(server.issuer.as_str()));
-    assert_eq!(
-        client.effective_auth_method(),
-        AuthMethod::ClientSecretBasic
-    );
+    assert_eq!(s(client.token_url()), url("/token"));
+    assert_eq!(s(client.authorization_url()), url("/auth"));
+    assert_eq!(s(client.device_authorization_url()), url("/device/auth"));
+    assert_eq!(s(client.revocation_url()), url("/token/revocation"));
+    assert_eq!(s(client.introspection_url()), url("/token/introspection"));
+    assert_eq!(client.issuer(), Some(server.issuer.as_str()));
+    assert_eq!(client.auth_method(), AuthMethod::ClientSecretBasic);
     let metadata = client.metadata().unwrap();
     assert_eq!(s(metadata.jwks_uri.as_ref()), url("/jwks"));
     assert!(metadata.authorization_response_iss_parameter_supported);
 
     // A public client is `none`; and a token comes with nothing else configured.
     let public = server.client("native-app", None).await;
-    assert_eq!(public.effective_auth_method(), AuthMethod::None);
+    assert_eq!(public.auth_method(), AuthMethod::None);
     let token = TokenSource::new(client, ClientCredentials::new().scope("api:read"))
         .token()
         .await
@@ -153,10 +144,12 @@ async fn discovery_from_the_issuer_url_alone_configures_every_endpoint() {
     assert_eq!(server.call("read", &bearer(&token)).await.0, 200);
 
     // The issuer is compared byte for byte: a trailing slash is another issuer.
-    let err = OAuthClient::new("cc-basic")
-        .discover(format!("{}/", server.issuer))
-        .await
-        .unwrap_err();
+    let err = oauth_layer::discovery::configure(
+        OAuthClient::builder("cc-basic"),
+        format!("{}/", server.issuer),
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err, Error::IssuerMismatch { .. } | Error::Server(_)),
         "{err:?}"
@@ -501,12 +494,13 @@ async fn private_key_jwt_client_authentication() {
     let key = SigningKey::es256_pem(&server.private_key_jwt_pem)
         .unwrap()
         .kid("pkjwt-es256");
-    let client = OAuthClient::new("pkjwt")
-        .signing_key(key)
-        .discover(&server.issuer)
-        .await
-        .unwrap();
-    assert_eq!(client.effective_auth_method(), AuthMethod::PrivateKeyJwt);
+    let client = oauth_layer::discovery::configure(
+        OAuthClient::builder("pkjwt").signing_key(key),
+        &server.issuer,
+    )
+    .await
+    .unwrap();
+    assert_eq!(client.auth_method(), AuthMethod::PrivateKeyJwt);
     let tokens = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
     let token = tokens.token().await.unwrap();
     assert_eq!(server.call("read", &bearer(&token)).await.0, 200);

@@ -127,10 +127,11 @@ fn rsa_public() -> DecodingKey {
 }
 
 fn pkjwt_client(server: &MockServer, clock: &ManualClock) -> OAuthClient {
-    OAuthClient::new("svc-client")
+    OAuthClient::builder("svc-client")
         .signing_key(SigningKey::rs256_pem(RSA_PRIVATE).unwrap().kid("rsa-1"))
         .clock(clock.clone())
         .token_url(token_url(server))
+        .build()
         .unwrap()
 }
 
@@ -139,7 +140,7 @@ async fn private_key_jwt_on_client_credentials_carries_exact_claims() {
     let server = endpoint(vec![]).await;
     let clock = ManualClock::new();
     let client = pkjwt_client(&server, &clock);
-    assert_eq!(client.effective_auth_method(), AuthMethod::PrivateKeyJwt);
+    assert_eq!(client.auth_method(), AuthMethod::PrivateKeyJwt);
     assert_eq!(AuthMethod::PrivateKeyJwt.as_str(), "private_key_jwt");
 
     let token = ClientCredentials::new()
@@ -181,7 +182,11 @@ async fn private_key_jwt_on_client_credentials_carries_exact_claims() {
 async fn each_retry_carries_a_fresh_client_assertion() {
     let server = endpoint(vec![ResponseTemplate::new(503)]).await;
     let clock = ManualClock::new();
-    let client = pkjwt_client(&server, &clock).retry_policy(RetryPolicy::default());
+    let client = pkjwt_client(&server, &clock)
+        .to_builder()
+        .retry_policy(RetryPolicy::default())
+        .build()
+        .unwrap();
 
     ClientCredentials::new().fetch(&client).await.unwrap();
 
@@ -252,10 +257,11 @@ async fn private_key_jwt_authenticates_a_refresh() {
 async fn client_secret_jwt_signs_hs256_with_the_client_secret() {
     let server = endpoint(vec![]).await;
     let secret = "a-client-secret-of-thirty-two-bytes!";
-    let client = OAuthClient::new("web-app")
+    let client = OAuthClient::builder("web-app")
         .secret(secret)
         .auth_method(AuthMethod::ClientSecretJwt)
         .token_url(token_url(&server))
+        .build()
         .unwrap();
     assert_eq!(AuthMethod::ClientSecretJwt.as_str(), "client_secret_jwt");
 
@@ -284,8 +290,11 @@ async fn client_assertion_audience_can_be_the_issuer() {
     let server = endpoint(vec![]).await;
     let clock = ManualClock::new();
     let client = pkjwt_client(&server, &clock)
+        .to_builder()
         .issuer("https://issuer.example")
-        .assertion_audience_issuer(true);
+        .assertion_audience_issuer(true)
+        .build()
+        .unwrap();
 
     ClientCredentials::new().fetch(&client).await.unwrap();
 
@@ -304,17 +313,19 @@ async fn client_assertion_audience_can_be_the_issuer() {
 #[tokio::test]
 async fn private_key_jwt_refuses_a_shared_secret_key() {
     let server = endpoint(vec![]).await;
-    let client = OAuthClient::new("c")
+    let client = OAuthClient::builder("c")
         .signing_key(SigningKey::hs256("shared-secret").unwrap())
         .token_url(token_url(&server))
+        .build()
         .unwrap();
     let err = ClientCredentials::new().fetch(&client).await.unwrap_err();
     assert!(matches!(err, Error::Key(_)), "{err:?}");
     assert!(server.received_requests().await.unwrap().is_empty());
 
-    let no_key = OAuthClient::new("c")
+    let no_key = OAuthClient::builder("c")
         .auth_method(AuthMethod::PrivateKeyJwt)
         .token_url(token_url(&server))
+        .build()
         .unwrap();
     let err = ClientCredentials::new().fetch(&no_key).await.unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
@@ -324,9 +335,10 @@ async fn private_key_jwt_refuses_a_shared_secret_key() {
 async fn jwt_bearer_grant_sends_a_signed_assertion() {
     let server = endpoint(vec![]).await;
     let clock = ManualClock::new();
-    let client = OAuthClient::new("app")
+    let client = OAuthClient::builder("app")
         .clock(clock.clone())
         .token_url(token_url(&server))
+        .build()
         .unwrap();
     let flow = JwtBearer::new(
         SigningKey::es256_pem(EC_PRIVATE).unwrap().kid("ec-1"),
@@ -392,9 +404,10 @@ async fn jwt_bearer_grant_sends_a_signed_assertion() {
 async fn jwt_bearer_with_eddsa_explicit_audience_and_short_lifetime() {
     let server = endpoint(vec![]).await;
     let clock = ManualClock::new();
-    let client = OAuthClient::new("app")
+    let client = OAuthClient::builder("app")
         .clock(clock.clone())
         .token_url(token_url(&server))
+        .build()
         .unwrap();
     let flow = JwtBearer::new(SigningKey::eddsa_pem(ED_PRIVATE).unwrap(), "issuer-app")
         .audience("https://as.example")
@@ -428,10 +441,11 @@ async fn jwt_bearer_with_eddsa_explicit_audience_and_short_lifetime() {
 async fn each_retry_of_the_jwt_bearer_grant_carries_a_fresh_assertion() {
     let server = endpoint(vec![ResponseTemplate::new(503), ResponseTemplate::new(500)]).await;
     let clock = ManualClock::new();
-    let client = OAuthClient::new("app")
+    let client = OAuthClient::builder("app")
         .clock(clock.clone())
         .retry_policy(RetryPolicy::default().attempts(3))
         .token_url(token_url(&server))
+        .build()
         .unwrap();
     let flow = JwtBearer::new(SigningKey::ps256_pem(RSA_PRIVATE).unwrap(), "issuer-app");
 
@@ -527,7 +541,13 @@ async fn service_account_file_loads_and_can_impersonate() {
     std::fs::remove_dir_all(&dir).unwrap();
     let account = account.unwrap();
 
-    let client = account.client().unwrap().clock(ManualClock::new());
+    let client = account
+        .client()
+        .unwrap()
+        .to_builder()
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
     let flow = account.flow("scope-a").subject("admin@example.com");
     flow.fetch(&client).await.unwrap();
 
@@ -631,9 +651,10 @@ fn signing_keys_use_their_own_algorithm() {
 fn debug_never_shows_key_material() {
     let key = SigningKey::rs256_pem(RSA_PRIVATE).unwrap().kid("rsa-1");
     let hmac = SigningKey::hs256("hmac-shared-secret").unwrap();
-    let client = OAuthClient::new("svc")
+    let client = OAuthClient::builder("svc")
         .signing_key(key.clone())
         .token_url("https://idp.example/token")
+        .build()
         .unwrap();
     let flow = JwtBearer::new(key.clone(), "svc").scope("a");
     let account =
@@ -700,10 +721,11 @@ fn assert_no_assertion(err: &Error, forms: &[Vec<(String, String)>], field_name:
 async fn echoed_assertions_never_reach_errors() {
     for scope in ["json", "text"] {
         let server = hostile("client_assertion").await;
-        let client = OAuthClient::new("svc-client")
+        let client = OAuthClient::builder("svc-client")
             .signing_key(SigningKey::es256_pem(EC_PRIVATE).unwrap())
             .retry_policy(RetryPolicy::none())
             .token_url(token_url(&server))
+            .build()
             .unwrap();
         let err = ClientCredentials::new()
             .scope(scope)
@@ -713,9 +735,10 @@ async fn echoed_assertions_never_reach_errors() {
         assert_no_assertion(&err, &forms(&server).await, "client_assertion");
 
         let server = hostile("assertion").await;
-        let client = OAuthClient::new("app")
+        let client = OAuthClient::builder("app")
             .retry_policy(RetryPolicy::none())
             .token_url(token_url(&server))
+            .build()
             .unwrap();
         let flow = JwtBearer::new(SigningKey::eddsa_pem(ED_PRIVATE).unwrap(), "app").scope(scope);
         let err = flow.fetch(&client).await.unwrap_err();

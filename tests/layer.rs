@@ -108,11 +108,12 @@ async fn tokens_are_renewed_ahead_of_expiry_and_never_sent_expired() {
             .mount(&server)
             .await;
     }
-    let client = oauth_layer::OAuthClient::new("c")
+    let client = oauth_layer::OAuthClient::builder("c")
         .secret("s")
         .token_url(format!("{}/token", server.uri()))
-        .unwrap()
-        .clock(clock.clone());
+        .clock(clock.clone())
+        .build()
+        .unwrap();
 
     // The API rejects nothing but counts every request that carried an expired token.
     let expired_sent = Arc::new(Mutex::new(0usize));
@@ -457,9 +458,10 @@ async fn a_token_endpoint_failure_is_a_typed_error() {
         )
         .mount(&server)
         .await;
-    let client = oauth_layer::OAuthClient::new("c")
+    let client = oauth_layer::OAuthClient::builder("c")
         .secret("s")
         .token_url(format!("{}/token", server.uri()))
+        .build()
         .unwrap();
     let state = ApiState::default();
     let svc = ServiceBuilder::new()

@@ -33,9 +33,9 @@ async fn api(state: &ApiState) -> MockServer {
     server
 }
 
-fn client(middleware: OAuthMiddleware) -> ClientWithMiddleware {
+fn client(middleware: impl Into<OAuthMiddleware>) -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
+        .with(middleware.into())
         .build()
 }
 
@@ -56,13 +56,17 @@ async fn a_token_is_reused_across_requests() {
     }
     assert_eq!(idp.issued(), 1);
     assert!(state.seen().iter().all(|s| bearer(s) == "Bearer tok-1"));
-    let form = String::from_utf8(
-        idp.server.received_requests().await.unwrap()[0]
-            .body
-            .clone(),
-    )
-    .unwrap();
-    assert!(form.contains("scope=api%3Aread"), "{form}");
+    // The token was requested with the scope: the server's resource says so.
+    let granted = reqwest::Client::new()
+        .get(idp.server.resource_url("/api/scope"))
+        .bearer_auth("tok-1")
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(granted["scope"], "api:read", "{granted}");
 }
 
 #[tokio::test]
@@ -322,8 +326,9 @@ async fn a_token_endpoint_failure_is_a_typed_error() {
         .await;
     let state = ApiState::default();
     let api = api(&state).await;
-    let oauth = oauth_layer::OAuthClient::new("c")
+    let oauth = oauth_layer::OAuthClient::builder("c")
         .token_url(format!("{}/token", server.uri()))
+        .build()
         .unwrap();
     let http = client(OAuthMiddleware::password(oauth, "alice", "pw"));
     let err = http

@@ -23,11 +23,12 @@ const HUGE_RETRY_AFTER: &str = "18446744073709551615";
 const FAR_DATE: &str = "Fri, 31 Dec 9999 23:59:59 GMT";
 
 fn client(server: &MockServer, clock: &ManualClock) -> OAuthClient {
-    OAuthClient::new("overflow-client")
+    OAuthClient::builder("overflow-client")
         .secret("overflow-secret")
         .token_url(format!("{}/token", server.uri()))
-        .unwrap()
         .clock(clock.clone())
+        .build()
+        .unwrap()
 }
 
 fn issued(extra: Value) -> ResponseTemplate {
@@ -117,7 +118,11 @@ async fn retrying_with_every_policy_duration_at_its_maximum_does_not_panic() {
     policy.initial_backoff = Duration::MAX;
     policy.max_backoff = Duration::MAX;
     policy.max_retry_after = Duration::MAX;
-    let client = client(&server, &clock).retry_policy(policy);
+    let client = client(&server, &clock)
+        .to_builder()
+        .retry_policy(policy)
+        .build()
+        .unwrap();
     let err = TokenSource::new(client, ClientCredentials::new())
         .token()
         .await
@@ -158,9 +163,12 @@ async fn duration_max_in_every_source_setting_gives_a_working_source() {
         .await;
     let clock = ManualClock::new();
     let client = client(&server, &clock)
+        .to_builder()
         .timeout(Duration::MAX)
         .default_lifetime(Duration::MAX)
-        .retry_policy(RetryPolicy::none());
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
     let source = TokenSource::builder(client, ClientCredentials::new())
         .skew(Duration::MAX)
         .max_refresh_window(Duration::MAX)
@@ -202,7 +210,7 @@ async fn a_file_store_with_an_endless_lock_timeout_still_locks() {
         .lock_timeout(Duration::MAX)
         .prune_after(Duration::MAX);
     let clock = ManualClock::new();
-    let client = OAuthClient::new("c").clock(clock);
+    let client = OAuthClient::builder("c").clock(clock).build().unwrap();
     let key = ClientCredentials::new().cache_key(&client);
     let lock = store.lock(&key).await.unwrap();
     assert!(lock.is_some());
@@ -227,10 +235,10 @@ async fn an_endless_sign_in_timeout_does_not_panic() {
         .browser(NoBrowser)
         .prompt(ScriptedPrompt::default())
         .timeout(Duration::MAX);
-    let client = OAuthClient::new("app")
+    let client = OAuthClient::builder("app")
         .authorization_url("https://idp.example/authorize")
-        .unwrap()
         .token_url(format!("{}/token", server.uri()))
+        .build()
         .unwrap();
     let err = flow.fetch(&client).await.unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
@@ -260,10 +268,10 @@ async fn an_endless_loopback_client_timeout_still_serves_the_callback() {
             });
             Ok(())
         }));
-    let client = OAuthClient::new("app")
+    let client = OAuthClient::builder("app")
         .authorization_url("https://idp.example/authorize")
-        .unwrap()
         .token_url(format!("{}/token", server.uri()))
+        .build()
         .unwrap();
     let token = tokio::time::timeout(Duration::from_secs(10), flow.fetch(&client))
         .await
@@ -302,13 +310,13 @@ async fn huge_device_interval_and_lifetime_are_clamped() {
         .mount(&server)
         .await;
     let clock = ManualClock::new();
-    let client = OAuthClient::new("tv")
+    let client = OAuthClient::builder("tv")
         .device_authorization_url(format!("{}/device", server.uri()))
-        .unwrap()
         .token_url(format!("{}/token", server.uri()))
-        .unwrap()
         .clock(clock.clone())
-        .retry_policy(RetryPolicy::none());
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
     let display = RecordingDisplay::new();
     let flow = DeviceCode::new().display(display.clone());
     // The interval is clamped to the longest lifetime, so the first poll is the last moment
@@ -331,9 +339,10 @@ async fn the_test_server_issues_tokens_with_an_endless_lifetime() {
         .start()
         .await
         .unwrap();
-    let client = OAuthClient::new("app")
+    let client = OAuthClient::builder("app")
         .secret("s")
         .token_url(server.token_url())
+        .build()
         .unwrap();
     let token = TokenSource::new(client, ClientCredentials::new())
         .token()

@@ -135,12 +135,13 @@ fn any_token_endpoint_answer_is_classified_without_panic_or_leaked_secret() {
                         .respond_with(answer)
                         .mount(&server)
                         .await;
-                    let client = OAuthClient::new("prop-client")
+                    let client = OAuthClient::builder("prop-client")
                         .secret(client_secret.as_str())
                         .token_url(format!("{}/token", server.uri()))
-                        .unwrap()
                         .retry_policy(RetryPolicy::none())
-                        .lenient_token_type(true);
+                        .lenient_token_type(true)
+                        .build()
+                        .unwrap();
                     client
                         .request_token(
                             TokenRequest::new("password")
@@ -234,8 +235,9 @@ fn token_strategy() -> impl Strategy<Value = (String, Option<String>, Option<Str
 #[test]
 fn store_entries_round_trip_plain_and_sealed_and_sealed_ones_hide_the_tokens() {
     let clock = ManualClock::new();
-    let client = OAuthClient::new("prop-client")
+    let client = OAuthClient::builder("prop-client")
         .token_url("https://idp.example/token")
+        .build()
         .unwrap();
     let key = CacheKey::builder(&client, "client_credentials").build();
     runner(64)
@@ -271,8 +273,9 @@ fn store_entries_round_trip_plain_and_sealed_and_sealed_ones_hide_the_tokens() {
 #[test]
 fn any_bytes_as_a_store_entry_are_refused_without_panic_or_quoting_them() {
     let clock = ManualClock::new();
-    let client = OAuthClient::new("prop-client")
+    let client = OAuthClient::builder("prop-client")
         .token_url("https://idp.example/token")
+        .build()
         .unwrap();
     let key = CacheKey::builder(&client, "client_credentials").build();
     let entry = prop::collection::vec(any::<u8>(), 0..200).prop_map(|noise| {
@@ -297,8 +300,9 @@ fn any_bytes_as_a_store_entry_are_refused_without_panic_or_quoting_them() {
 
 #[test]
 fn any_callback_query_or_paste_is_checked_without_panic_and_needs_the_state() {
-    let client = OAuthClient::new("prop-client")
+    let client = OAuthClient::builder("prop-client")
         .authorization_url("https://idp.example/authorize")
+        .build()
         .unwrap();
     let flow = AuthCode::new();
     let text = prop::collection::vec(
@@ -359,7 +363,10 @@ fn id_tokens_with_extreme_times_are_judged_without_panic() {
 
     let rt = runtime();
     let secret = "prop-secret-for-hs256-id-tokens";
-    let client = OAuthClient::new("prop-client").secret(secret);
+    let client = OAuthClient::builder("prop-client")
+        .secret(secret)
+        .build()
+        .unwrap();
     let validator =
         IdTokenValidator::new(&client, "https://idp.example", "https://idp.example/jwks")
             .unwrap()
@@ -419,11 +426,12 @@ async fn a_content_type_that_echoes_the_password_is_redacted_in_the_error() {
         ))
         .mount(&server)
         .await;
-    let client = OAuthClient::new("prop-client")
+    let client = OAuthClient::builder("prop-client")
         .secret("client-secret-1")
         .token_url(format!("{}/token", server.uri()))
-        .unwrap()
-        .retry_policy(RetryPolicy::none());
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
     let err = client
         .request_token(
             TokenRequest::new("password")

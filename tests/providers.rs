@@ -20,7 +20,7 @@ use oauth_layer::flow::auth_code::{AuthorizationRequest, Callback};
 use oauth_layer::interact::{BrowserFn, ScriptedPrompt};
 use oauth_layer::provider::{self, Preset};
 use oauth_layer::transport::{HttpTransport, ResponseBody};
-use oauth_layer::{Error, OAuthClient, Token, TransportError};
+use oauth_layer::{Error, OAuthClient, OAuthClientBuilder, Token, TransportError};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -28,9 +28,10 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const REDIRECT: &str = "http://127.0.0.1:1410/callback";
 const SECRET: &str = "s3cret";
 
-/// A client for `id` whose requests go to `server`: the one place this file builds a client.
-fn client_for(id: &str, server: &MockServer) -> OAuthClient {
-    OAuthClient::new(id).transport(Rewrite::to(server))
+/// The settings of a client for `id` whose requests go to `server`: the one place this file
+/// starts a client.
+fn client_for(id: &str, server: &MockServer) -> OAuthClientBuilder {
+    OAuthClient::builder(id).transport(Rewrite::to(server))
 }
 
 /// Sends every request to the wiremock server, keeping the original host as the first path
@@ -212,7 +213,7 @@ type Build = fn(Rewrite) -> Box<dyn Preset>;
 /// The [`Build`] of a preset expression.
 macro_rules! on {
     ($preset:expr) => {
-        Some(|to| Box::new($preset.with_client(|c| c.transport(to))))
+        Some(|to| Box::new($preset.with_client(|c| c.transport(to)).unwrap()))
     };
 }
 
@@ -948,12 +949,12 @@ async fn authorization_parameters_follow_the_presets_options() {
 async fn constructors_check_where_the_provider_lives() {
     let org = provider::Okta::org("https://dev-123.okta.com/", "okta-client").unwrap();
     assert_eq!(
-        org.client().token_endpoint().unwrap().as_str(),
+        org.client().token_url().unwrap().as_str(),
         "https://dev-123.okta.com/oauth2/v1/token"
     );
-    assert_eq!(org.client().issuer_id(), Some("https://dev-123.okta.com"));
+    assert_eq!(org.client().issuer(), Some("https://dev-123.okta.com"));
     assert_eq!(
-        provider::GitLab::new("c").unwrap().client().issuer_id(),
+        provider::GitLab::new("c").unwrap().client().issuer(),
         Some("https://gitlab.com")
     );
     let microsoft = |tenant| provider::Microsoft::new(tenant, "ms-client").unwrap();
@@ -1002,7 +1003,8 @@ async fn facebook_trades_the_sign_in_token_for_a_long_lived_one() {
     let facebook = provider::Facebook::with_version("fb-app", "v21.0")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let short = sign_in(&FACEBOOK, &server, &facebook).await;
     Mock::given(method("POST"))
         .and(path("/graph.facebook.com/v21.0/oauth/access_token"))
@@ -1029,7 +1031,8 @@ async fn github_errors_sent_with_status_200_are_errors() {
     let github = provider::GitHub::new("gh-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let flow = github.auth_code();
     let request = flow
         .authorization_request(github.client(), REDIRECT)
@@ -1168,7 +1171,8 @@ async fn shopify_refuses_a_callback_without_its_valid_hmac_and_sends_no_token_re
     let shopify = provider::Shopify::new("acme-store", "sh-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let flow = shopify.auth_code();
     let request = flow
         .authorization_request(shopify.client(), REDIRECT)
@@ -1253,7 +1257,8 @@ async fn shopify_sign_in_ignores_tampered_callbacks_at_the_loopback_and_takes_th
     let shopify = provider::Shopify::new("acme-store", "sh-client")
         .unwrap()
         .secret(SECRET)
-        .with_client(|c| c.transport(Rewrite::to(&server)));
+        .with_client(|c| c.transport(Rewrite::to(&server)))
+        .unwrap();
     let (opened, mut urls) = tokio::sync::mpsc::unbounded_channel();
     let flow = shopify
         .auth_code()

@@ -315,13 +315,14 @@ impl Carrier {
             Carrier::ClientSecretPost => (SECRET, AuthMethod::ClientSecretPost),
             _ => (OTHER_SECRET, AuthMethod::ClientSecretBasic),
         };
-        OAuthClient::new(CLIENT_ID)
+        OAuthClient::builder(CLIENT_ID)
             .secret(secret)
             .auth_method(method)
             .token_url(format!("{}/token", server.uri()))
-            .unwrap()
             .clock(clock.clone())
             .retry_policy(RetryPolicy::none())
+            .build()
+            .unwrap()
     }
 
     fn flow(self) -> Box<dyn FnOnce(OAuthClient) -> TokenSource> {

@@ -131,7 +131,7 @@ fn free_port() -> u16 {
 }
 
 fn key() -> CacheKey {
-    ClientCredentials::new().cache_key(&OAuthClient::new("redis-test"))
+    ClientCredentials::new().cache_key(&OAuthClient::builder("redis-test").build().unwrap())
 }
 
 /// The Redis key of `key`'s entry under the default prefix: named with the salt the store
@@ -189,11 +189,12 @@ async fn eight_processes_with_a_thousand_callers_each_make_one_token_request() {
         .expect(1)
         .mount(&idp)
         .await;
-    let client = OAuthClient::new("fleet")
+    let client = OAuthClient::builder("fleet")
         .secret("fleet-secret")
         .token_url(format!("{}/token", idp.uri()))
-        .unwrap()
-        .retry_policy(RetryPolicy::none());
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
 
     let mut sources = Vec::new();
     for _ in 0..8 {
@@ -454,11 +455,12 @@ async fn a_rotated_refresh_token_is_in_redis_before_the_new_access_token_is_hand
         .expect(1)
         .mount(&idp)
         .await;
-    let client = OAuthClient::new("rotating")
+    let client = OAuthClient::builder("rotating")
         .secret("rotating-secret")
         .token_url(format!("{}/token", idp.uri()))
-        .unwrap()
-        .retry_policy(RetryPolicy::none());
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
 
     // Another process's view of Redis, read from inside the change hook.
     let other = RedisStore::connect(redis.url()).await.unwrap();
@@ -593,7 +595,7 @@ async fn entries_expire_with_the_access_token_unless_they_hold_a_refresh_token()
         .await
         .unwrap()
         .refresh_token_ttl(Duration::from_secs(7 * 24 * 3600));
-    let short = ClientCredentials::new().cache_key(&OAuthClient::new("short"));
+    let short = ClientCredentials::new().cache_key(&OAuthClient::builder("short").build().unwrap());
     store
         .save(&short, &token("AT", None, Duration::from_secs(600)))
         .await
@@ -601,7 +603,7 @@ async fn entries_expire_with_the_access_token_unless_they_hold_a_refresh_token()
     let ms = pttl(&redis, &short).await;
     assert!((655_000..=660_000).contains(&ms), "{ms}");
 
-    let long = ClientCredentials::new().cache_key(&OAuthClient::new("long"));
+    let long = ClientCredentials::new().cache_key(&OAuthClient::builder("long").build().unwrap());
     store
         .save(&long, &token("AT", Some("RT"), Duration::from_secs(600)))
         .await
@@ -655,9 +657,10 @@ async fn redis_keys_are_named_under_a_salt_kept_in_redis_and_reveal_no_weak_secr
     use sha2::{Digest, Sha256};
 
     let redis = RedisServer::start().await;
-    let client = OAuthClient::new("app")
+    let client = OAuthClient::builder("app")
         .secret("password1")
         .token_url("https://idp.example/token")
+        .build()
         .unwrap();
     let k = Password::new("alice", "password1").cache_key(&client);
     let a = RedisStore::connect(redis.url()).await.unwrap();
@@ -754,11 +757,12 @@ async fn rotating_idp(delay: Duration) -> MockServer {
 }
 
 fn rotating_client(idp: &MockServer) -> OAuthClient {
-    OAuthClient::new("rotating")
+    OAuthClient::builder("rotating")
         .secret("rotating-secret")
         .token_url(format!("{}/token", idp.uri()))
-        .unwrap()
         .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap()
 }
 
 /// How many token requests carried `needle` in their body.

@@ -9,8 +9,8 @@ use http::StatusCode;
 use oauth_layer::clock::ManualClock;
 use oauth_layer::flow::{ClientCredentials, Flow};
 use oauth_layer::{
-    Action, Error, ErrorCode, OAuthClient, Replay, ResponseError, RetryPolicy, Token, TokenRequest,
-    TransportError, TransportErrorKind,
+    Action, Error, ErrorCode, OAuthClient, OAuthClientBuilder, Resend, ResponseError, RetryPolicy,
+    Token, TokenRequest, TransportError, TransportErrorKind,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -53,11 +53,31 @@ async fn endpoint(failures: Vec<ResponseTemplate>, then: ResponseTemplate) -> Mo
 }
 
 fn client(server: &MockServer, clock: &ManualClock) -> OAuthClient {
-    OAuthClient::new("retry-client")
-        .secret("retry-secret")
-        .clock(clock.clone())
-        .token_url(format!("{}/token", server.uri()))
-        .unwrap()
+    client_with(server, clock, |c| c)
+}
+
+/// The client of [`client`], with settings changed by `change`.
+fn client_with(
+    server: &MockServer,
+    clock: &ManualClock,
+    change: impl FnOnce(OAuthClientBuilder) -> OAuthClientBuilder,
+) -> OAuthClient {
+    change(
+        OAuthClient::builder("retry-client")
+            .secret("retry-secret")
+            .clock(clock.clone())
+            .token_url(format!("{}/token", server.uri())),
+    )
+    .build()
+    .unwrap()
+}
+
+/// The client of [`client`] waiting each backoff bound in full (no jitter), so that the waits
+/// are exact.
+fn steady_client(server: &MockServer, clock: &ManualClock) -> OAuthClient {
+    client_with(server, clock, |c| {
+        c.retry_policy(RetryPolicy::default().without_jitter())
+    })
 }
 
 async fn requests(server: &MockServer) -> usize {
@@ -168,7 +188,8 @@ async fn the_retry_after_cap_is_configurable() {
     let mut policy = RetryPolicy::default();
     policy.max_retry_after = Duration::from_secs(5);
 
-    let result = client_credentials(&client(&server, &clock).retry_policy(policy)).await;
+    let result =
+        client_credentials(&client_with(&server, &clock, |c| c.retry_policy(policy))).await;
 
     assert_eq!(requests(&server).await, 1);
     assert_eq!(clock.elapsed(), Duration::ZERO);
@@ -187,7 +208,9 @@ async fn client_credentials_retries_5xx_with_backoff() {
     let server = endpoint(vec![internal_error(), internal_error()], ok()).await;
     let clock = ManualClock::new();
 
-    let token = client_credentials(&client(&server, &clock)).await.unwrap();
+    let token = client_credentials(&steady_client(&server, &clock))
+        .await
+        .unwrap();
 
     assert_eq!(token.access_token().expose_secret(), "AT-after-retry");
     assert_eq!(requests(&server).await, 3);
@@ -214,15 +237,110 @@ async fn client_credentials_gives_up_after_max_attempts() {
 async fn backoff_doubles_up_to_its_cap() {
     let server = endpoint(vec![], internal_error()).await;
     let clock = ManualClock::new();
-    let policy = RetryPolicy::default().attempts(8);
+    let policy = RetryPolicy::default().attempts(8).without_jitter();
 
-    client_credentials(&client(&server, &clock).retry_policy(policy))
+    client_credentials(&client_with(&server, &clock, |c| c.retry_policy(policy)))
         .await
         .unwrap_err();
 
     assert_eq!(requests(&server).await, 8);
     // 0.25 + 0.5 + 1 + 2 + 4 + 5 + 5 seconds.
     assert_eq!(clock.elapsed(), Duration::from_millis(17_750));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Full jitter: each backoff is drawn from [0, its bound], so a fleet does not come back at once.
+// ---------------------------------------------------------------------------------------------
+
+/// The one wait of a client allowed two attempts against a server that always fails, the
+/// client's randomness seeded with `seed` (or from the OS with `None`).
+async fn first_retry_wait(server: &MockServer, seed: Option<u64>) -> Duration {
+    let clock = ManualClock::new();
+    let client = client_with(server, &clock, |c| {
+        let c = c.retry_policy(RetryPolicy::default().attempts(2));
+        match seed {
+            Some(seed) => c.jitter_seed(seed),
+            None => c,
+        }
+    });
+    client_credentials(&client).await.unwrap_err();
+    clock.elapsed()
+}
+
+#[tokio::test]
+async fn full_jitter_spreads_a_fleets_first_retry_over_the_whole_window() {
+    let server = endpoint(vec![], internal_error()).await;
+    let window = RetryPolicy::default().initial_backoff;
+    assert_eq!(window, Duration::from_millis(250));
+
+    let mut waits = Vec::new();
+    for seed in 0..100 {
+        waits.push(first_retry_wait(&server, Some(seed)).await);
+    }
+
+    assert_eq!(requests(&server).await, 200, "every client retried once");
+    assert!(waits.iter().all(|w| *w <= window), "{waits:?}");
+    let mut distinct = waits.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() >= 95, "the clients wait apart: {waits:?}");
+    // Each quarter of the window holds some of the fleet: spread, not bunched at one end.
+    for quarter in 0..4u32 {
+        let (low, high) = (window * quarter / 4, window * (quarter + 1) / 4);
+        let inside = waits.iter().filter(|w| low <= **w && **w < high).count();
+        assert!(
+            (10..=40).contains(&inside),
+            "{inside} of 100 waits in [{low:?}, {high:?}): {waits:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_same_seed_draws_the_same_waits() {
+    let server = endpoint(vec![], internal_error()).await;
+    let a = first_retry_wait(&server, Some(7)).await;
+    assert_eq!(a, first_retry_wait(&server, Some(7)).await);
+    assert_ne!(a, first_retry_wait(&server, Some(8)).await);
+}
+
+#[tokio::test]
+async fn unseeded_clients_do_not_retry_in_step() {
+    let server = endpoint(vec![], internal_error()).await;
+    let mut waits = Vec::new();
+    for _ in 0..20 {
+        waits.push(first_retry_wait(&server, None).await);
+    }
+    waits.sort();
+    waits.dedup();
+    assert!(waits.len() >= 15, "{waits:?}");
+}
+
+#[tokio::test]
+async fn jittered_backoff_stays_under_the_doubling_bounds() {
+    let server = endpoint(vec![], internal_error()).await;
+    for seed in 0..20 {
+        let clock = ManualClock::new();
+        let policy = RetryPolicy::default().attempts(8);
+        let client = client_with(&server, &clock, |c| {
+            c.retry_policy(policy).jitter_seed(seed)
+        });
+        client_credentials(&client).await.unwrap_err();
+        // At most 0.25 + 0.5 + 1 + 2 + 4 + 5 + 5 seconds, the waits without jitter.
+        assert!(clock.elapsed() <= Duration::from_millis(17_750));
+    }
+    assert_eq!(requests(&server).await, 8 * 20);
+}
+
+#[tokio::test]
+async fn retry_after_is_waited_exactly_even_with_jitter() {
+    let server = endpoint(vec![unavailable("7")], ok()).await;
+    let clock = ManualClock::new();
+    let client = client_with(&server, &clock, |c| c.jitter_seed(3));
+    assert!(client.retry_policy().jitter);
+
+    client_credentials(&client).await.unwrap();
+
+    assert_eq!(clock.elapsed(), Duration::from_secs(7));
 }
 
 #[tokio::test]
@@ -264,7 +382,7 @@ async fn a_fresh_request_is_built_for_each_attempt() {
             Ok(
                 TokenRequest::new("urn:ietf:params:oauth:grant-type:jwt-bearer")
                     .secret_param("assertion", format!("assertion-jti-{attempt}"))
-                    .replay(Replay::Always),
+                    .resend(Resend::Always),
             )
         })
         .await
@@ -319,8 +437,7 @@ async fn refresh_is_not_resent_after_a_timeout() {
     let server = endpoint(vec![], ok().set_delay(Duration::from_millis(800))).await;
     let clock = ManualClock::new();
 
-    let result = client(&server, &clock)
-        .timeout(Duration::from_millis(100))
+    let result = client_with(&server, &clock, |c| c.timeout(Duration::from_millis(100)))
         .refresh(&SecretString::from("RT-maybe-rotated"))
         .await;
 
@@ -426,10 +543,10 @@ async fn an_authorization_code_is_never_sent_twice() {
 }
 
 #[tokio::test]
-async fn explicit_replay_never_is_sent_once_even_on_503() {
+async fn explicit_resend_never_is_sent_once_even_on_503() {
     let server = endpoint(vec![unavailable("1")], ok()).await;
     let clock = ManualClock::new();
-    let request = TokenRequest::new("client_credentials").replay(Replay::Never);
+    let request = TokenRequest::new("client_credentials").resend(Resend::Never);
 
     let result = client(&server, &clock).request_token(request).await;
 
@@ -442,8 +559,10 @@ async fn retry_policy_none_sends_once() {
     let server = endpoint(vec![unavailable("1")], ok()).await;
     let clock = ManualClock::new();
 
-    let result =
-        client_credentials(&client(&server, &clock).retry_policy(RetryPolicy::none())).await;
+    let result = client_credentials(&client_with(&server, &clock, |c| {
+        c.retry_policy(RetryPolicy::none())
+    }))
+    .await;
 
     assert_eq!(status_of(&result), Some(StatusCode::SERVICE_UNAVAILABLE));
     assert_eq!(requests(&server).await, 1);
@@ -475,9 +594,11 @@ fn connect_error(result: &Result<Token, Error>) -> bool {
 #[tokio::test]
 async fn connection_refused_is_a_connect_error_after_bounded_attempts() {
     let clock = ManualClock::new();
-    let client = OAuthClient::new("retry-client")
+    let client = OAuthClient::builder("retry-client")
         .clock(clock.clone())
+        .retry_policy(RetryPolicy::default().without_jitter())
         .token_url(closed_port_url().await)
+        .build()
         .unwrap();
 
     let result = client_credentials(&client).await;
@@ -491,9 +612,11 @@ async fn connection_refused_is_a_connect_error_after_bounded_attempts() {
 #[tokio::test]
 async fn refresh_is_retried_when_the_connection_was_never_made() {
     let clock = ManualClock::new();
-    let client = OAuthClient::new("retry-client")
+    let client = OAuthClient::builder("retry-client")
         .clock(clock.clone())
+        .retry_policy(RetryPolicy::default().without_jitter())
         .token_url(closed_port_url().await)
+        .build()
         .unwrap();
 
     let result = client.refresh(&SecretString::from("RT-never-sent")).await;

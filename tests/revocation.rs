@@ -20,16 +20,15 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 const TOKEN: &str = "revoke-me-S3CRET";
 
 fn client(server: &MockServer, clock: &ManualClock) -> OAuthClient {
-    OAuthClient::new("revoker")
+    OAuthClient::builder("revoker")
         .secret("revoker-secret")
         .token_url(format!("{}/token", server.uri()))
-        .unwrap()
         .revocation_url(format!("{}/revoke", server.uri()))
-        .unwrap()
         .introspection_url(format!("{}/introspect", server.uri()))
-        .unwrap()
         .clock(clock.clone())
         .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap()
 }
 
 fn secret(s: &str) -> SecretString {
@@ -98,7 +97,10 @@ async fn revoke_sends_the_token_its_hint_and_client_authentication() {
         .await
         .unwrap();
     client(&server, &clock)
+        .to_builder()
         .auth_method(AuthMethod::ClientSecretPost)
+        .build()
+        .unwrap()
         .revoke(&secret(TOKEN), TokenTypeHint::AccessToken)
         .await
         .unwrap();
@@ -188,7 +190,11 @@ async fn a_503_with_retry_after_is_retried_once() {
         .await;
     revocation_answers(&server, ResponseTemplate::new(200)).await;
     let clock = ManualClock::new();
-    let revoker = client(&server, &clock).retry_policy(RetryPolicy::default());
+    let revoker = client(&server, &clock)
+        .to_builder()
+        .retry_policy(RetryPolicy::default())
+        .build()
+        .unwrap();
 
     revoker
         .revoke(&secret(TOKEN), TokenTypeHint::AccessToken)
@@ -206,7 +212,10 @@ async fn a_503_with_retry_after_is_retried_once() {
     .await;
     let clock = ManualClock::new();
     let err = client(&server, &clock)
+        .to_builder()
         .retry_policy(RetryPolicy::default())
+        .build()
+        .unwrap()
         .revoke(&secret(TOKEN), TokenTypeHint::AccessToken)
         .await
         .unwrap_err();
@@ -216,7 +225,11 @@ async fn a_503_with_retry_after_is_retried_once() {
     // Not at all without Retry-After, or with RetryPolicy::none().
     let server = MockServer::start().await;
     revocation_answers(&server, ResponseTemplate::new(503)).await;
-    let revoker = client(&server, &ManualClock::new()).retry_policy(RetryPolicy::default());
+    let revoker = client(&server, &ManualClock::new())
+        .to_builder()
+        .retry_policy(RetryPolicy::default())
+        .build()
+        .unwrap();
     revoker
         .revoke(&secret(TOKEN), TokenTypeHint::AccessToken)
         .await
@@ -227,9 +240,10 @@ async fn a_503_with_retry_after_is_retried_once() {
 #[tokio::test]
 async fn no_revocation_endpoint_is_a_config_error_without_a_request() {
     let server = MockServer::start().await;
-    let client = OAuthClient::new("revoker")
+    let client = OAuthClient::builder("revoker")
         .secret("revoker-secret")
         .token_url(format!("{}/token", server.uri()))
+        .build()
         .unwrap();
 
     let err = client
@@ -359,7 +373,9 @@ async fn source_revoke_purges_even_when_the_server_is_unreachable() {
     };
     let clock = ManualClock::new();
     let client = client(&server, &clock)
+        .to_builder()
         .revocation_url(format!("http://127.0.0.1:{closed}/revoke"))
+        .build()
         .unwrap();
     let store = MemoryStore::new();
     let source = TokenSource::builder(client, ClientCredentials::new())
@@ -381,11 +397,12 @@ async fn source_revoke_without_an_endpoint_is_a_config_error_but_purges() {
     let server = MockServer::start().await;
     let issued = token_endpoint(&server).await;
     let clock = ManualClock::new();
-    let client = OAuthClient::new("revoker")
+    let client = OAuthClient::builder("revoker")
         .secret("revoker-secret")
         .token_url(format!("{}/token", server.uri()))
-        .unwrap()
-        .clock(clock);
+        .clock(clock)
+        .build()
+        .unwrap();
     let store = MemoryStore::new();
     let source = TokenSource::builder(client, ClientCredentials::new())
         .store(store.clone())
@@ -591,7 +608,7 @@ async fn an_introspection_answer_without_a_boolean_active_is_an_error() {
     assert_eq!(err.server_error().unwrap().code, ErrorCode::InvalidClient);
     assert!(!format!("{err} {err:?}").contains(TOKEN));
 
-    let no_endpoint = OAuthClient::new("x");
+    let no_endpoint = OAuthClient::builder("x").build().unwrap();
     let err = no_endpoint
         .introspect(&secret(TOKEN), None)
         .await

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use oauth_layer::clock::ManualClock;
 use oauth_layer::flow::{ClientCredentials, Flow, Password, RefreshToken};
 use oauth_layer::store::{MemoryStore, TokenStore};
-use oauth_layer::{AuthMethod, Error, OAuthClient, Replay, RetryPolicy, Token, TokenRequest};
+use oauth_layer::{AuthMethod, Error, OAuthClient, Resend, RetryPolicy, Token, TokenRequest};
 use oauth_layer::{TokenSource, TokenSourceBuilder};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -53,11 +53,12 @@ fn assert_error_clean(what: &str, err: &Error) {
 }
 
 fn client(server: &MockServer, clock: &ManualClock) -> OAuthClient {
-    OAuthClient::new(CLIENT_ID)
+    OAuthClient::builder(CLIENT_ID)
         .secret(CLIENT_SECRET)
         .token_url(format!("{}/token", server.uri()))
-        .unwrap()
         .clock(clock.clone())
+        .build()
+        .unwrap()
 }
 
 fn token_endpoint(form_part: &str) -> wiremock::MockBuilder {
@@ -99,12 +100,13 @@ fn json_error_echo(code: &str, echoed: &[&str]) -> ResponseTemplate {
 #[test]
 fn debug_output_of_every_public_type_hides_secrets() {
     let clock = ManualClock::new();
-    let client = OAuthClient::new(CLIENT_ID)
+    let client = OAuthClient::builder(CLIENT_ID)
         .secret(CLIENT_SECRET)
         .auth_method(AuthMethod::ClientSecretPost)
         .token_url("https://idp.example/token")
-        .unwrap()
-        .clock(clock.clone());
+        .clock(clock.clone())
+        .build()
+        .unwrap();
     let token = Token::builder(ACCESS_1)
         .expires_in(Duration::from_secs(600))
         .refresh_token(REFRESH_1)
@@ -118,7 +120,7 @@ fn debug_output_of_every_public_type_hides_secrets() {
         .param("username", "alice")
         .secret_param("password", PASSWORD)
         .secret_param("refresh_token", REFRESH_1)
-        .replay(Replay::Always);
+        .resend(Resend::Always);
     let store = MemoryStore::new();
     let key = refresh.cache_key(&client);
     tokio::runtime::Builder::new_current_thread()
@@ -171,8 +173,11 @@ async fn an_html_error_page_echoing_the_password_and_secret_is_redacted() {
         .await;
     let clock = ManualClock::new();
     let client = client(&server, &clock)
+        .to_builder()
         .auth_method(AuthMethod::ClientSecretPost)
-        .retry_policy(RetryPolicy::none());
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
     let source = TokenSource::new(client, Password::new("alice", PASSWORD));
 
     let err = source.token().await.unwrap_err();
@@ -194,7 +199,11 @@ async fn an_error_page_echoing_the_basic_credentials_is_redacted() {
         .await;
     let clock = ManualClock::new();
     let source = TokenSource::new(
-        client(&server, &clock).retry_policy(RetryPolicy::none()),
+        client(&server, &clock)
+            .to_builder()
+            .retry_policy(RetryPolicy::none())
+            .build()
+            .unwrap(),
         ClientCredentials::new(),
     );
 
@@ -211,7 +220,11 @@ async fn a_json_error_description_echoing_the_password_and_secret_is_redacted() 
         .await;
     let clock = ManualClock::new();
     let source = TokenSource::new(
-        client(&server, &clock).retry_policy(RetryPolicy::none()),
+        client(&server, &clock)
+            .to_builder()
+            .retry_policy(RetryPolicy::none())
+            .build()
+            .unwrap(),
         Password::new("alice", PASSWORD),
     );
 
@@ -238,7 +251,11 @@ async fn errors_on_a_refresh_token_flow_never_echo_the_refresh_token() {
         .mount(&server)
         .await;
     let clock = ManualClock::new();
-    let client = client(&server, &clock).retry_policy(RetryPolicy::none());
+    let client = client(&server, &clock)
+        .to_builder()
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
     let source = TokenSource::builder(client, RefreshToken::new(START_REFRESH))
         .failure_memory(Duration::ZERO)
         .build();
@@ -268,7 +285,11 @@ async fn unusable_token_responses_never_echo_the_access_token() {
             .await;
         let clock = ManualClock::new();
         let source = TokenSource::new(
-            client(&server, &clock).retry_policy(RetryPolicy::none()),
+            client(&server, &clock)
+                .to_builder()
+                .retry_policy(RetryPolicy::none())
+                .build()
+                .unwrap(),
             ClientCredentials::new(),
         );
         let err = source.token().await.unwrap_err();

@@ -27,12 +27,13 @@ const REFRESH: &str = "grant_type=refresh_token";
 
 /// A client for `server`'s `/token`, on `clock`, without retries so request counts are exact.
 fn client(server: &MockServer, clock: &ManualClock) -> OAuthClient {
-    OAuthClient::new("source-test")
+    OAuthClient::builder("source-test")
         .secret("source-test-secret")
         .token_url(format!("{}/token", server.uri()))
-        .unwrap()
         .clock(clock.clone())
         .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap()
 }
 
 fn bearer(access_token: &str, expires_in: Value) -> Value {
@@ -628,12 +629,13 @@ async fn a_refused_connection_keeps_serving_the_still_valid_token() {
     let url = format!("http://{}/token", closed.local_addr().unwrap());
     drop(closed);
     let clock = ManualClock::new();
-    let client = OAuthClient::new("source-test")
+    let client = OAuthClient::builder("source-test")
         .secret("source-test-secret")
         .token_url(url)
-        .unwrap()
         .clock(clock.clone())
-        .retry_policy(RetryPolicy::none());
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
     let old = Token::builder("AT-1")
         .expires_in(Duration::from_secs(1000))
         .build(&clock)

@@ -1,23 +1,30 @@
 //! The local authorization server (`oauth_layer::testing`), driven by a plain HTTP client and by
 //! the crate's own `TokenSource`.
-#![cfg(all(feature = "testing", feature = "reqwest"))]
+#![cfg(all(feature = "testing", feature = "reqwest", feature = "jwt"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod test_keys;
+
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use oauth_layer::clock::ManualClock;
-use oauth_layer::flow::{ClientCredentials, Password};
+use jsonwebtoken::{Algorithm as JoseAlgorithm, EncodingKey, Header};
+use oauth_layer::client::OAuthClientBuilder;
+use oauth_layer::clock::{Clock, ManualClock};
+use oauth_layer::discovery;
+use oauth_layer::flow::{ClientCredentials, JwtBearer, Password, SubjectToken, TokenExchange};
+use oauth_layer::jwt::{self, SigningKey};
 use oauth_layer::testing::TestServer;
-use oauth_layer::{AuthMethod, OAuthClient, TokenSource};
+use oauth_layer::{AuthMethod, ErrorCode, OAuthClient, TokenSource, TokenTypeHint};
 use reqwest::StatusCode;
 use reqwest::header::{
     AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, LOCATION, WWW_AUTHENTICATE,
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
+use serde_json::{Value, json};
+use test_keys::{EC_PRIVATE, EC_PUBLIC, RSA_KEY, RSA_PRIVATE, RSA_PUBLIC};
 
 const WEIRD_SECRET: &str = "a:b/c+d%e&f=g h~";
 
@@ -162,17 +169,57 @@ async fn refresh_with_post_app(server: &TestServer, refresh_token: &str) -> Answ
     .await
 }
 
+/// Every client this file builds by hand is made here; `method: None` leaves the choice to the
+/// client (or to discovery).
+fn unconfigured_client(
+    id: &str,
+    secret: Option<&str>,
+    method: Option<AuthMethod>,
+) -> OAuthClientBuilder {
+    let mut client = OAuthClient::builder(id);
+    if let Some(method) = method {
+        client = client.auth_method(method);
+    }
+    if let Some(secret) = secret {
+        client = client.secret(secret);
+    }
+    client
+}
+
+/// What a test adds to a client as the server registered it ([`TestServer::oauth_client`]):
+/// the private key of a `private_key_jwt` client, a clock of its own (to lag the server's), the
+/// issuer as the audience of its assertions.
+#[derive(Default)]
+struct Extra {
+    key: Option<SigningKey>,
+    clock: Option<ManualClock>,
+    audience_issuer: bool,
+}
+
+fn registered_client(server: &TestServer, id: &str, extra: Extra) -> OAuthClient {
+    let mut client = server
+        .oauth_client_builder(id)
+        .unwrap()
+        .assertion_audience_issuer(extra.audience_issuer);
+    if let Some(key) = extra.key {
+        client = client.signing_key(key);
+    }
+    if let Some(clock) = extra.clock {
+        client = client.clock(clock);
+    }
+    client.build().unwrap()
+}
+
 fn oauth_client(
     server: &TestServer,
     id: &str,
     secret: Option<&str>,
     method: AuthMethod,
 ) -> OAuthClient {
-    let mut client = OAuthClient::new(id).auth_method(method);
-    if let Some(secret) = secret {
-        client = client.secret(secret);
-    }
-    client.token_url(server.token_url()).unwrap()
+    unconfigured_client(id, secret, Some(method))
+        .token_url(server.token_url())
+        .build()
+        .unwrap()
 }
 
 // --- the token endpoint -------------------------------------------------------------------
@@ -743,10 +790,11 @@ async fn tokens_expire_by_the_servers_manual_clock() {
         .start()
         .await
         .unwrap();
-    let client = OAuthClient::new("app")
+    let client = OAuthClient::builder("app")
         .secret("s")
         .clock(clock.clone())
         .token_url(server.token_url())
+        .build()
         .unwrap();
     let tokens = TokenSource::new(client, ClientCredentials::new());
     let first = tokens.token().await.unwrap();
@@ -960,32 +1008,93 @@ async fn oauth_client_helper_matches_the_registration() {
         .await
         .unwrap();
     let client = server.oauth_client("post-app").unwrap();
-    assert_eq!(client.effective_auth_method(), AuthMethod::ClientSecretPost);
+    assert_eq!(client.auth_method(), AuthMethod::ClientSecretPost);
     assert_eq!(
-        client.token_endpoint().map(|u| u.as_str()),
+        client.token_url().map(|u| u.as_str()),
         Some(server.token_url().as_str())
     );
-    assert!(client.revocation_endpoint().is_some());
+    assert!(client.revocation_url().is_some());
     let tokens = TokenSource::new(client, ClientCredentials::new());
     tokens.token().await.unwrap();
     assert!(server.oauth_client("stranger").is_err());
 }
 
 #[tokio::test]
-async fn builder_rejects_a_secret_that_does_not_fit_the_method() {
-    let needs_secret = TestServer::builder()
-        .client("a", None, AuthMethod::ClientSecretBasic)
+async fn access_tokens_are_random_unless_numbered() {
+    let random = server().await;
+    let first = client_credentials_token(&random, "a").await;
+    let second = client_credentials_token(&random, "a").await;
+    assert!(first.str("access_token").starts_with("at_"));
+    assert!(first.str("access_token").len() > 40);
+    assert_ne!(first.str("access_token"), second.str("access_token"));
+
+    let numbered = TestServer::builder()
+        .client(
+            "basic-app",
+            Some(WEIRD_SECRET),
+            AuthMethod::ClientSecretBasic,
+        )
+        .user("alice", "wonderland")
+        .client(
+            "post-app",
+            Some("post-secret"),
+            AuthMethod::ClientSecretPost,
+        )
+        .numbered_access_tokens("tok-")
         .start()
-        .await;
-    assert_eq!(
-        needs_secret.unwrap_err().kind(),
-        std::io::ErrorKind::InvalidInput
+        .await
+        .unwrap();
+    let first = client_credentials_token(&numbered, "a").await;
+    let second = password_token(&numbered).await;
+    assert_eq!(first.str("access_token"), "tok-1");
+    assert_eq!(second.str("access_token"), "tok-2");
+    assert_ne!(
+        second.str("refresh_token"),
+        "tok-3",
+        "refresh tokens stay random"
     );
-    let takes_none = TestServer::builder()
-        .client("a", Some("s"), AuthMethod::None)
+    let resource = get_resource(&numbered, "/api/hello", Some("tok-2")).await;
+    assert_eq!(resource.str("username"), "alice");
+}
+
+#[tokio::test]
+async fn builder_rejects_configuration_that_cannot_work() {
+    use AuthMethod::{ClientSecretBasic, ClientSecretJwt, None as Public, PrivateKeyJwt};
+    use jwt::Algorithm::{ES256, HS256, RS256};
+    // (case, client registered, its secret, a client_key for it)
+    #[rustfmt::skip]
+    let cases = [
+        ("Basic without a secret", ClientSecretBasic, None, None),
+        ("a public client with a secret", Public, Some("s"), None),
+        ("client_secret_jwt without a secret", ClientSecretJwt, None, None),
+        ("private_key_jwt without a key", PrivateKeyJwt, None, None),
+        ("private_key_jwt with a secret", PrivateKeyJwt, Some("s"), Some(("a", RS256, RSA_PUBLIC))),
+        ("a key that is not a public key", PrivateKeyJwt, None, Some(("a", RS256, RSA_PRIVATE))),
+        ("a key of another algorithm", PrivateKeyJwt, None, Some(("a", ES256, RSA_PUBLIC))),
+        ("a key for HS256", PrivateKeyJwt, None, Some(("a", HS256, RSA_PUBLIC))),
+    ];
+    for (case, method, secret, key) in cases {
+        let mut builder = TestServer::builder().client("a", secret, method);
+        if let Some((id, algorithm, pem)) = key {
+            builder = builder.client_key(id, algorithm, pem);
+        }
+        let error = builder.start().await.expect_err(case);
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{case}");
+    }
+    let stray_key = TestServer::builder()
+        .client("a", Some("s"), AuthMethod::ClientSecretBasic)
+        .client_key("a", RS256, RSA_PUBLIC)
         .start()
         .await;
-    assert!(takes_none.is_err());
+    assert!(
+        stray_key.is_err(),
+        "a client_key for a client that is not private_key_jwt"
+    );
+    let bad_issuer_key = TestServer::builder()
+        .assertion_issuer("https://issuer.example", RS256, "not a PEM")
+        .start()
+        .await;
+    assert!(bad_issuer_key.is_err());
 }
 
 #[tokio::test]
@@ -1586,14 +1695,14 @@ async fn oauth_client_knows_the_interactive_endpoints_and_issuer() {
     let server = server().await;
     let client = server.oauth_client("public-app").unwrap();
     assert_eq!(
-        client.authorization_endpoint().map(|u| u.as_str()),
+        client.authorization_url().map(|u| u.as_str()),
         Some(server.authorization_url().as_str())
     );
     assert_eq!(
-        client.device_authorization_endpoint().map(|u| u.as_str()),
+        client.device_authorization_url().map(|u| u.as_str()),
         Some(server.device_authorization_url().as_str())
     );
-    assert_eq!(client.issuer_id(), Some(server.url().as_str()));
+    assert_eq!(client.issuer(), Some(server.url().as_str()));
     assert_eq!(
         server.authorization_url(),
         format!("{}/authorize", server.url())
@@ -1898,4 +2007,695 @@ async fn device_authorization_authenticates_confidential_clients() {
     .await;
     assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.json);
     assert_eq!(server.device_requests(), 3);
+}
+
+// --- discovery ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn discovery_names_the_issuer_and_every_endpoint_at_both_well_known_urls() {
+    let server = server().await;
+    let client = oauth_client(
+        &server,
+        "basic-app",
+        Some(WEIRD_SECRET),
+        AuthMethod::ClientSecretBasic,
+    );
+    let metadata = discovery::discover(&client, server.url()).await.unwrap();
+    let url = |u: &Option<url::Url>| u.as_ref().map(|u| u.as_str().to_owned());
+    assert_eq!(metadata.issuer, server.url());
+    assert_eq!(url(&metadata.token_endpoint), Some(server.token_url()));
+    assert_eq!(
+        url(&metadata.authorization_endpoint),
+        Some(server.authorization_url())
+    );
+    assert_eq!(
+        url(&metadata.device_authorization_endpoint),
+        Some(server.device_authorization_url())
+    );
+    assert_eq!(
+        url(&metadata.revocation_endpoint),
+        Some(server.revocation_url())
+    );
+    let grants = metadata.grant_types_supported.clone().unwrap();
+    for grant in [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "password",
+        DEVICE_GRANT,
+        JWT_BEARER_GRANT,
+        TOKEN_EXCHANGE_GRANT,
+    ] {
+        assert!(grants.iter().any(|g| g == grant), "{grant} in {grants:?}");
+    }
+    let methods = metadata
+        .token_endpoint_auth_methods_supported
+        .clone()
+        .unwrap();
+    for method in [
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+        "private_key_jwt",
+        "client_secret_jwt",
+    ] {
+        assert!(
+            methods.iter().any(|m| m == method),
+            "{method} in {methods:?}"
+        );
+    }
+    assert_eq!(
+        metadata.code_challenge_methods_supported,
+        Some(vec!["S256".to_owned()])
+    );
+    assert!(metadata.authorization_response_iss_parameter_supported);
+    // The OpenID Connect URL answered, so the RFC 8414 one was not asked.
+    assert_eq!(server.discovery_requests(), 1);
+
+    let [oidc, oauth] = discovery::metadata_urls(server.url()).unwrap();
+    let fetch = |url: url::Url| async move {
+        let response = reqwest::get(url).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json::<Value>().await.unwrap()
+    };
+    assert_eq!(fetch(oidc).await, fetch(oauth.clone()).await);
+    assert_eq!(server.discovery_requests(), 3);
+    let post = reqwest::Client::new().post(oauth).send().await.unwrap();
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    let quiet = TestServer::builder().send_iss(false).start().await.unwrap();
+    let metadata = discovery::discover(&client, quiet.url()).await.unwrap();
+    assert!(!metadata.authorization_response_iss_parameter_supported);
+}
+
+#[tokio::test]
+async fn a_client_configured_by_discovery_alone_gets_tokens() {
+    let server = server().await;
+    let client = discovery::configure(
+        unconfigured_client("basic-app", Some(WEIRD_SECRET), None),
+        server.url(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(client.issuer(), Some(server.url().as_str()));
+    assert_eq!(client.auth_method(), AuthMethod::ClientSecretBasic);
+    assert_eq!(
+        client.revocation_url().map(|u| u.as_str()),
+        Some(server.revocation_url().as_str())
+    );
+    let token = TokenSource::new(client, ClientCredentials::new().scope("api:read"))
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(token.scope(), Some("api:read"));
+    assert_eq!(server.token_requests_for("client_credentials"), 1);
+}
+
+// --- client assertions: private_key_jwt and client_secret_jwt ------------------------------
+
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+const HMAC_SECRET: &str = "a shared secret long enough for HS256";
+/// Signs JWT bearer grant assertions and JWT subject tokens, with `EC_PRIVATE`.
+const ASSERTION_ISSUER: &str = "https://issuer.example";
+
+/// Clients for every assertion case: `key-app` (`private_key_jwt`, `RSA_PUBLIC`), `hmac-app`
+/// (`client_secret_jwt`), `basic-app` and `public-app`; and a trusted assertion issuer.
+async fn assertion_server(clock: &ManualClock) -> TestServer {
+    TestServer::builder()
+        .client("key-app", None, AuthMethod::PrivateKeyJwt)
+        .client_key("key-app", jwt::Algorithm::RS256, RSA_PUBLIC)
+        .client("hmac-app", Some(HMAC_SECRET), AuthMethod::ClientSecretJwt)
+        .client(
+            "basic-app",
+            Some(WEIRD_SECRET),
+            AuthMethod::ClientSecretBasic,
+        )
+        .client("public-app", None, AuthMethod::None)
+        .assertion_issuer(ASSERTION_ISSUER, jwt::Algorithm::ES256, EC_PUBLIC)
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap()
+}
+
+/// A JWT signed by hand, for claims the crate would never send.
+fn sign(algorithm: JoseAlgorithm, key: &str, claims: &Value) -> String {
+    let key = match algorithm {
+        JoseAlgorithm::HS256 => EncodingKey::from_secret(key.as_bytes()),
+        JoseAlgorithm::ES256 => EncodingKey::from_ec_pem(key.as_bytes()).unwrap(),
+        _ => EncodingKey::from_rsa_pem(key.as_bytes()).unwrap(),
+    };
+    jsonwebtoken::encode(&Header::new(algorithm), claims, &key).unwrap()
+}
+
+/// The server's clock in seconds since the epoch.
+fn unix_time(clock: &ManualClock) -> u64 {
+    clock
+        .now_utc()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A fresh `jti`.
+fn jti() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!(
+        "jti-{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// Claims a server accepts from `iss`/`sub` `client` (or the assertion issuer) for `aud`.
+fn claims(clock: &ManualClock, client: &str, aud: &str) -> Value {
+    let now = unix_time(clock);
+    json!({ "iss": client, "sub": client, "aud": aud, "iat": now, "exp": now + 60, "jti": jti() })
+}
+
+/// `claims` with `name` set to `value`, or removed when `value` is null.
+fn with(mut claims: Value, name: &str, value: Value) -> Value {
+    if value.is_null() {
+        claims.as_object_mut().unwrap().remove(name);
+    } else {
+        claims[name] = value;
+    }
+    claims
+}
+
+async fn post_client_assertion(
+    server: &TestServer,
+    client_id: Option<&str>,
+    assertion: &str,
+) -> Answer {
+    let mut pairs = vec![
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+        ("client_assertion", assertion),
+    ];
+    if let Some(client_id) = client_id {
+        pairs.push(("client_id", client_id));
+    }
+    post_token(server, None, &pairs).await
+}
+
+#[tokio::test]
+async fn private_key_jwt_with_the_registered_key_gets_a_token() {
+    let clock = ManualClock::new();
+    let server = assertion_server(&clock).await;
+    let client = registered_client(
+        &server,
+        "key-app",
+        Extra {
+            key: Some(SigningKey::rs256_pem(RSA_PRIVATE).unwrap()),
+            ..Extra::default()
+        },
+    );
+    assert_eq!(client.auth_method(), AuthMethod::PrivateKeyJwt);
+    let token = TokenSource::new(client.clone(), ClientCredentials::new().scope("api:read"))
+        .token()
+        .await
+        .unwrap();
+    let resource = get_resource(
+        &server,
+        "/api/hello",
+        Some(token.access_token().expose_secret()),
+    )
+    .await;
+    assert_eq!(resource.status, StatusCode::OK);
+    assert_eq!(resource.str("client_id"), "key-app");
+    assert_eq!(resource.str("scope"), "api:read");
+
+    // The revocation endpoint takes the same assertions.
+    client
+        .revoke(token.access_token(), TokenTypeHint::AccessToken)
+        .await
+        .unwrap();
+    assert_eq!(server.revocation_requests(), 1);
+    let revoked = get_resource(
+        &server,
+        "/api/hello",
+        Some(token.access_token().expose_secret()),
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
+
+    // Addressed to the issuer rather than the token endpoint, as Okta wants it.
+    let by_issuer = registered_client(
+        &server,
+        "key-app",
+        Extra {
+            key: Some(SigningKey::rs256_pem(RSA_PRIVATE).unwrap()),
+            audience_issuer: true,
+            ..Extra::default()
+        },
+    );
+    TokenSource::new(by_issuer, ClientCredentials::new())
+        .token()
+        .await
+        .unwrap();
+
+    let hmac = server.oauth_client("hmac-app").unwrap();
+    assert_eq!(hmac.auth_method(), AuthMethod::ClientSecretJwt);
+    TokenSource::new(hmac, ClientCredentials::new())
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(server.token_requests_for("client_credentials"), 3);
+}
+
+#[tokio::test]
+async fn private_key_jwt_with_a_wrong_key_or_an_expired_assertion_is_refused() {
+    let clock = ManualClock::new();
+    let server = assertion_server(&clock).await;
+    let refusal = |error: oauth_layer::Error| match error {
+        oauth_layer::Error::Server(e) => (e.status.as_u16(), e.code),
+        other => panic!("not a server error: {other}"),
+    };
+
+    let wrong_key = registered_client(
+        &server,
+        "key-app",
+        Extra {
+            key: Some(SigningKey::rs256_pem(RSA_KEY).unwrap()),
+            ..Extra::default()
+        },
+    );
+    let error = TokenSource::new(wrong_key, ClientCredentials::new())
+        .token()
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(error), (401, ErrorCode::InvalidClient));
+
+    // The client's clock lags the server's by an hour: its assertions arrive expired.
+    clock.advance(Duration::from_secs(3600));
+    let late = registered_client(
+        &server,
+        "key-app",
+        Extra {
+            key: Some(SigningKey::rs256_pem(RSA_PRIVATE).unwrap()),
+            clock: Some(ManualClock::new()),
+            ..Extra::default()
+        },
+    );
+    let error = TokenSource::new(late, ClientCredentials::new())
+        .token()
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(error), (401, ErrorCode::InvalidClient));
+    assert_eq!(server.token_requests_for("client_credentials"), 2);
+}
+
+#[tokio::test]
+async fn client_assertions_are_refused_unless_key_claims_and_time_fit() {
+    const RS: (JoseAlgorithm, &str) = (JoseAlgorithm::RS256, RSA_PRIVATE);
+    const OTHER_RS: (JoseAlgorithm, &str) = (JoseAlgorithm::RS256, RSA_KEY);
+    const PS: (JoseAlgorithm, &str) = (JoseAlgorithm::PS256, RSA_PRIVATE);
+    const HS: (JoseAlgorithm, &str) = (JoseAlgorithm::HS256, HMAC_SECRET);
+    const OTHER_HS: (JoseAlgorithm, &str) = (JoseAlgorithm::HS256, "not the secret");
+    let clock = ManualClock::new();
+    let server = assertion_server(&clock).await;
+    let (url, now) = (server.url(), unix_time(&clock));
+    let token_url = server.token_url();
+    let null = Value::Null;
+    // (case, client_id sent, iss and sub, signed with, claims changed (null removes),
+    //  None if accepted or Some(why it is refused))
+    #[rustfmt::skip]
+    let cases = [
+        ("right key", Some("key-app"), "key-app", RS, json!({}), None),
+        ("aud the issuer", Some("key-app"), "key-app", RS, json!({ "aud": url }), None),
+        ("aud a list", Some("key-app"), "key-app", RS, json!({ "aud": ["x", token_url] }), None),
+        ("iss names the client", None, "key-app", RS, json!({}), None),
+        ("client_secret_jwt", Some("hmac-app"), "hmac-app", HS, json!({}), None),
+        ("another RSA key", Some("key-app"), "key-app", OTHER_RS, json!({}), Some("key")),
+        ("another algorithm", Some("key-app"), "key-app", PS, json!({}), Some("algorithm")),
+        ("another secret", Some("hmac-app"), "hmac-app", OTHER_HS, json!({}), Some("key")),
+        ("wrong aud", Some("key-app"), "key-app", RS, json!({ "aud": "x" }), Some("aud")),
+        ("no aud", Some("key-app"), "key-app", RS, json!({ "aud": null }), Some("aud")),
+        ("expired", Some("key-app"), "key-app", RS, json!({ "exp": now - 1 }), Some("expired")),
+        ("no exp", Some("key-app"), "key-app", RS, json!({ "exp": null }), Some("no exp")),
+        ("early", Some("key-app"), "key-app", RS, json!({ "nbf": now + 120 }), Some("nbf")),
+        ("iss another", Some("key-app"), "key-app", RS, json!({ "iss": "x" }), Some("iss and")),
+        ("sub a user", Some("key-app"), "key-app", RS, json!({ "sub": "x" }), Some("and sub")),
+        ("no jti", Some("key-app"), "key-app", RS, json!({ "jti": null }), Some("jti")),
+        ("a Basic client", Some("basic-app"), "basic-app", RS, json!({}), Some("registered for")),
+        ("unknown client", Some("nobody"), "nobody", RS, json!({}), Some("unknown client")),
+        ("not a JWT", Some("key-app"), "key-app", RS, null, Some("malformed")),
+    ];
+    for (case, client_id, client, (algorithm, key), changes, refusal) in cases {
+        let assertion = match changes.as_object() {
+            None => "not.a.jwt".to_owned(),
+            Some(changes) => {
+                let mut claims = claims(&clock, client, &token_url);
+                for (name, value) in changes {
+                    claims = with(claims, name, value.clone());
+                }
+                sign(algorithm, key, &claims)
+            }
+        };
+        let answer = post_client_assertion(&server, client_id, &assertion).await;
+        match refusal {
+            None => assert_eq!(answer.status, StatusCode::OK, "{case}: {}", answer.json),
+            Some(why) => {
+                assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{case}");
+                assert_eq!(answer.error(), "invalid_client", "{case}");
+                assert_eq!(answer.challenge(), "Basic", "{case}");
+                let description = answer.str("error_description");
+                assert!(description.contains(why), "{case}: {description}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_assertion_is_accepted_once_and_alone() {
+    let clock = ManualClock::new();
+    let server = assertion_server(&clock).await;
+    let assertion = sign(
+        JoseAlgorithm::RS256,
+        RSA_PRIVATE,
+        &claims(&clock, "key-app", &server.token_url()),
+    );
+    let first = post_client_assertion(&server, Some("key-app"), &assertion).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let replay = post_client_assertion(&server, Some("key-app"), &assertion).await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+    assert!(replay.str("error_description").contains("used before"));
+
+    // (case, Basic header, client_assertion_type, an assertion, client_secret); each gets
+    // invalid_request.
+    const TYPE: &str = CLIENT_ASSERTION_TYPE;
+    let basic_header = Some(basic("key-app", "x"));
+    #[rustfmt::skip]
+    let cases = [
+        ("with Basic too", basic_header, Some(TYPE), true, None),
+        ("with a client_secret too", None, Some(TYPE), true, Some("x")),
+        ("another assertion type", None, Some("urn:example:saml"), true, None),
+        ("no assertion", None, Some(TYPE), false, None),
+    ];
+    for (case, authorization, assertion_type, with_assertion, secret) in cases {
+        let assertion = with_assertion.then(|| {
+            let claims = claims(&clock, "key-app", &server.token_url());
+            sign(JoseAlgorithm::RS256, RSA_PRIVATE, &claims)
+        });
+        let params = [
+            ("grant_type", Some("client_credentials")),
+            ("client_id", Some("key-app")),
+            ("client_assertion_type", assertion_type),
+            ("client_assertion", assertion.as_deref()),
+            ("client_secret", secret),
+        ];
+        let pairs: Vec<(&str, &str)> = params
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?)))
+            .collect();
+        let answer = post_token(&server, authorization, &pairs).await;
+        let status = answer.status;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{case}: {}", answer.json);
+        assert_eq!(answer.error(), "invalid_request", "{case}");
+    }
+}
+
+// --- the JWT bearer grant -------------------------------------------------------------------
+
+fn jwt_bearer(subject: &str) -> JwtBearer {
+    JwtBearer::new(SigningKey::es256_pem(EC_PRIVATE).unwrap(), ASSERTION_ISSUER).subject(subject)
+}
+
+#[tokio::test]
+async fn jwt_bearer_grant_issues_a_token_for_the_assertions_subject() {
+    let clock = ManualClock::new();
+    let server = assertion_server(&clock).await;
+    let flow = || jwt_bearer("alice").scope("api:read");
+    #[rustfmt::skip]
+    let cases = [
+        ("scope parameter", flow(), "public-app"),
+        ("scope claim", flow().scope_claim(true), "public-app"),
+        ("aud the issuer, a confidential client", flow().audience(server.url()), "basic-app"),
+    ];
+    for (case, flow, client_id) in cases {
+        let client = server.oauth_client(client_id).unwrap();
+        let token = TokenSource::new(client, flow).token().await.unwrap();
+        assert_eq!(token.scope(), Some("api:read"), "{case}");
+        assert!(token.refresh_token().is_none(), "{case}");
+        let resource = get_resource(
+            &server,
+            "/api/hello",
+            Some(token.access_token().expose_secret()),
+        )
+        .await;
+        assert_eq!(resource.status, StatusCode::OK, "{case}");
+        assert_eq!(resource.str("username"), "alice", "{case}");
+        assert_eq!(resource.str("client_id"), client_id, "{case}");
+    }
+    assert_eq!(server.token_requests_for(JWT_BEARER_GRANT), 3);
+}
+
+#[tokio::test]
+async fn jwt_bearer_grant_refuses_untrusted_wrong_or_stale_assertions() {
+    let clock = ManualClock::new();
+    let server = assertion_server(&clock).await;
+    let client = || server.oauth_client("public-app").unwrap();
+    let refused = |error: oauth_layer::Error| match error {
+        oauth_layer::Error::Server(e) => {
+            assert_eq!(e.status.as_u16(), 400);
+            assert_eq!(e.code, ErrorCode::InvalidGrant);
+            e.description.unwrap_or_default()
+        }
+        other => panic!("not a server error: {other}"),
+    };
+    let (ec, rsa) = (
+        || SigningKey::es256_pem(EC_PRIVATE),
+        || SigningKey::rs256_pem(RSA_PRIVATE),
+    );
+    let stranger = "https://stranger.example";
+    let elsewhere = "https://elsewhere.example/token";
+    #[rustfmt::skip]
+    let cases = [
+        ("untrusted issuer", JwtBearer::new(ec().unwrap(), stranger), "not a trusted issuer"),
+        ("another key", JwtBearer::new(rsa().unwrap(), ASSERTION_ISSUER), "registered key"),
+        ("wrong aud", jwt_bearer("alice").audience(elsewhere), "aud"),
+    ];
+    for (case, flow, why) in cases {
+        let description = refused(TokenSource::new(client(), flow).token().await.unwrap_err());
+        assert!(description.contains(why), "{case}: {description}");
+    }
+
+    // The client's clock lags the server's by an hour.
+    clock.advance(Duration::from_secs(3600));
+    let late = registered_client(
+        &server,
+        "public-app",
+        Extra {
+            clock: Some(ManualClock::new()),
+            ..Extra::default()
+        },
+    );
+    let description = refused(
+        TokenSource::new(late, jwt_bearer("alice"))
+            .token()
+            .await
+            .unwrap_err(),
+    );
+    assert!(description.contains("expired"), "{description}");
+
+    // Claims the crate never leaves out, and a replay.
+    let token_url = server.token_url();
+    let good = || claims(&clock, ASSERTION_ISSUER, &token_url);
+    let signed = |claims: &Value| sign(JoseAlgorithm::ES256, EC_PRIVATE, claims);
+    let replayed = signed(&good());
+    #[rustfmt::skip]
+    let cases = [
+        ("no sub", signed(&with(good(), "sub", Value::Null)), "no sub"),
+        ("no exp", signed(&with(good(), "exp", Value::Null)), "no exp"),
+        ("first use", replayed.clone(), ""),
+        ("replay", replayed, "used before"),
+    ];
+    for (case, assertion, why) in cases {
+        let answer = post_token(
+            &server,
+            None,
+            &[
+                ("grant_type", JWT_BEARER_GRANT),
+                ("client_id", "public-app"),
+                ("assertion", &assertion),
+            ],
+        )
+        .await;
+        if why.is_empty() {
+            assert_eq!(answer.status, StatusCode::OK, "{case}: {}", answer.json);
+        } else {
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{case}");
+            assert_eq!(answer.error(), "invalid_grant", "{case}");
+            assert!(
+                answer.str("error_description").contains(why),
+                "{case}: {}",
+                answer.json
+            );
+        }
+    }
+    let missing = post_token(
+        &server,
+        None,
+        &[
+            ("grant_type", JWT_BEARER_GRANT),
+            ("client_id", "public-app"),
+        ],
+    )
+    .await;
+    assert_eq!(missing.error(), "invalid_request");
+}
+
+// --- token exchange -----------------------------------------------------------------------
+
+const BACKEND: &str = "https://backend.example";
+
+async fn exchange_server() -> TestServer {
+    TestServer::builder()
+        .client(
+            "basic-app",
+            Some(WEIRD_SECRET),
+            AuthMethod::ClientSecretBasic,
+        )
+        .client("public-app", None, AuthMethod::None)
+        .user("alice", "wonderland")
+        .assertion_issuer(ASSERTION_ISSUER, jwt::Algorithm::ES256, EC_PUBLIC)
+        .exchange_audience(BACKEND)
+        .exchange_audience("https://api.example/orders")
+        .start()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn token_exchange_trades_the_users_token_for_one_on_the_actors_behalf() {
+    let server = exchange_server().await;
+    let client = server.oauth_client("basic-app").unwrap();
+    let user = TokenSource::new(
+        server.oauth_client("public-app").unwrap(),
+        Password::new("alice", "wonderland").scope("orders:read"),
+    );
+    let own = TokenSource::new(client.clone(), ClientCredentials::new());
+    let exchange = TokenExchange::new(SubjectToken::source(user))
+        .actor(SubjectToken::source(own))
+        .audience(BACKEND)
+        .resource("https://api.example/orders")
+        .requested_token_type(ACCESS_TOKEN_TYPE);
+    let token = TokenSource::new(client, exchange).token().await.unwrap();
+    assert_eq!(token.issued_token_type(), Some(ACCESS_TOKEN_TYPE));
+    assert_eq!(token.scope(), Some("orders:read"));
+    assert!(token.refresh_token().is_none());
+    let resource = get_resource(
+        &server,
+        "/api/hello",
+        Some(token.access_token().expose_secret()),
+    )
+    .await;
+    assert_eq!(resource.status, StatusCode::OK);
+    assert_eq!(resource.str("username"), "alice");
+    assert_eq!(resource.str("actor"), "basic-app");
+    assert_eq!(resource.str("client_id"), "basic-app");
+    assert_eq!(
+        resource.json["audience"],
+        json!([BACKEND, "https://api.example/orders"])
+    );
+    assert_eq!(server.token_requests_for(TOKEN_EXCHANGE_GRANT), 1);
+
+    // A JWT of a trusted issuer is a subject token too, with its own scope.
+    let jwt = sign(
+        JoseAlgorithm::ES256,
+        EC_PRIVATE,
+        &json!({ "iss": ASSERTION_ISSUER, "sub": "bob", "exp": unix_time(&ManualClock::new()) + 60, "scope": "profile" }),
+    );
+    let exchange = TokenExchange::new(SubjectToken::fixed(jwt, JWT_TOKEN_TYPE)).audience(BACKEND);
+    let token = TokenSource::new(server.oauth_client("public-app").unwrap(), exchange)
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(token.scope(), Some("profile"));
+    let resource = get_resource(
+        &server,
+        "/api/hello",
+        Some(token.access_token().expose_secret()),
+    )
+    .await;
+    assert_eq!(resource.str("username"), "bob");
+    assert!(resource.json.get("actor").is_none());
+}
+
+/// Parameters changed from a default request.
+type Changes<'a> = &'a [(&'a str, &'a str)];
+/// `None` when accepted, else the `error` and words of the `error_description`.
+type Refusal<'a> = Option<(&'a str, &'a str)>;
+
+#[tokio::test]
+async fn token_exchange_refuses_unknown_tokens_and_targets() {
+    const ST: &str = "subject_token";
+    const STT: &str = "subject_token_type";
+    const AT: &str = "actor_token";
+    const ATT: &str = "actor_token_type";
+    const ACCESS: &str = ACCESS_TOKEN_TYPE;
+    const SAML: &str = "urn:ietf:params:oauth:token-type:saml2";
+    const REFRESH: &str = "urn:ietf:params:oauth:token-type:refresh_token";
+    let server = exchange_server().await;
+    let subject = client_credentials_token(&server, "api:read").await;
+    let subject = subject.str("access_token").to_owned();
+    let exp = unix_time(&ManualClock::new()) + 60;
+    let claims = json!({ "iss": ASSERTION_ISSUER, "sub": "bob", "exp": exp });
+    let foreign = sign(JoseAlgorithm::RS256, RSA_PRIVATE, &claims);
+    let (s, f) = (subject.as_str(), foreign.as_str());
+    // (case, parameters changed from subject_token=<an access token of the server> with its
+    //  type ("" removes one), None if accepted or Some((error, why)))
+    #[rustfmt::skip]
+    let cases: [(&str, Changes, Refusal); 12] = [
+        ("accepted", &[("audience", BACKEND)], None),
+        ("no subject token", &[(ST, ""), (STT, "")], Some(("invalid_request", "is missing"))),
+        ("no subject token type", &[(STT, "")], Some(("invalid_request", "go together"))),
+        ("unknown subject token", &[(ST, "at_forged")], Some(("invalid_request", "unknown"))),
+        ("a SAML subject token", &[(STT, SAML)], Some(("invalid_request", "not supported"))),
+        ("a JWT of another key", &[(ST, f), (STT, JWT_TOKEN_TYPE)], Some(("invalid_request", ST))),
+        ("actor without its type", &[(AT, s)], Some(("invalid_request", "go together"))),
+        ("unknown actor", &[(AT, "at_forged"), (ATT, ACCESS)], Some(("invalid_request", AT))),
+        ("audience not served", &[("audience", "https://evil.example")], Some(("invalid_target", "evil"))),
+        ("resource not served", &[("resource", "https://evil.example/")], Some(("invalid_target", "evil"))),
+        ("resource not a URI", &[("resource", "backend")], Some(("invalid_target", "absolute URI"))),
+        ("refresh token wanted", &[("requested_token_type", REFRESH)], Some(("invalid_request", "not supported"))),
+    ];
+    for (case, changes, refusal) in cases {
+        let mut pairs = vec![("grant_type", TOKEN_EXCHANGE_GRANT), (ST, s), (STT, ACCESS)];
+        for (name, value) in changes {
+            pairs.retain(|(n, _)| n != name);
+            if !value.is_empty() {
+                pairs.push((name, value));
+            }
+        }
+        let answer = post_token(&server, Some(basic("basic-app", WEIRD_SECRET)), &pairs).await;
+        match refusal {
+            None => {
+                assert_eq!(answer.status, StatusCode::OK, "{case}: {}", answer.json);
+                assert_eq!(answer.str("issued_token_type"), ACCESS, "{case}");
+            }
+            Some((error, why)) => {
+                assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{case}");
+                assert_eq!(answer.error(), error, "{case}");
+                let description = answer.str("error_description");
+                assert!(description.contains(why), "{case}: {description}");
+            }
+        }
+    }
+
+    // A revoked subject token is refused like an unknown one, and the crate says so.
+    server.revoke_all_access_tokens();
+    let exchange = TokenExchange::new(SubjectToken::fixed(subject, ACCESS_TOKEN_TYPE));
+    let error = TokenSource::new(server.oauth_client("basic-app").unwrap(), exchange)
+        .token()
+        .await
+        .unwrap_err();
+    match error {
+        oauth_layer::Error::Server(e) => assert_eq!(e.code, ErrorCode::InvalidRequest),
+        other => panic!("not a server error: {other}"),
+    }
 }

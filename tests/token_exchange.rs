@@ -26,12 +26,13 @@ const EXCHANGE: &str = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ato
 const SUBJECT: &str = "subject-S3CRET-jwt";
 
 fn client(server: &MockServer, clock: &ManualClock) -> OAuthClient {
-    OAuthClient::new("exchanger")
+    OAuthClient::builder("exchanger")
         .secret("exchanger-secret")
         .token_url(format!("{}/token", server.uri()))
-        .unwrap()
         .clock(clock.clone())
         .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap()
 }
 
 fn form(request: &Seen) -> Vec<(String, String)> {
@@ -313,9 +314,10 @@ async fn an_n_a_token_is_refused_and_never_attached() {
 
 #[test]
 fn cache_keys_separate_subjects_and_audiences_without_holding_the_token() {
-    let client = OAuthClient::new("exchanger")
+    let client = OAuthClient::builder("exchanger")
         .secret("exchanger-secret")
         .token_url("https://idp.example/token")
+        .build()
         .unwrap();
     let key = |flow: TokenExchange| flow.cache_key(&client);
     let base = || TokenExchange::new(SubjectToken::fixed(SUBJECT, JWT_TYPE)).audience("https://a");

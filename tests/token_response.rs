@@ -31,10 +31,11 @@ async fn endpoint(response: ResponseTemplate) -> MockServer {
 }
 
 fn client(server: &MockServer, clock: &ManualClock) -> OAuthClient {
-    OAuthClient::new("test-client")
+    OAuthClient::builder("test-client")
         .secret(CLIENT_SECRET)
         .clock(clock.clone())
         .token_url(format!("{}/token", server.uri()))
+        .build()
         .unwrap()
 }
 
@@ -647,9 +648,11 @@ async fn missing_token_type_is_an_error_by_default() {
 async fn missing_token_type_is_accepted_as_bearer_when_lenient() {
     for value in [None, Some(Value::Null)] {
         let body = token_body_with("token_type", value);
-        let token = fetch_with(json_body(200, body), |c| c.lenient_token_type(true))
-            .await
-            .unwrap();
+        let token = fetch_with(json_body(200, body), |c| {
+            c.to_builder().lenient_token_type(true).build().unwrap()
+        })
+        .await
+        .unwrap();
 
         assert_eq!(token.token_type(), "Bearer");
         assert_eq!(
@@ -662,7 +665,10 @@ async fn missing_token_type_is_accepted_as_bearer_when_lenient() {
 #[tokio::test]
 async fn lenient_mode_still_refuses_a_non_bearer_type() {
     let body = token_body_with("token_type", Some(json!("mac")));
-    let result = fetch_with(json_body(200, body), |c| c.lenient_token_type(true)).await;
+    let result = fetch_with(json_body(200, body), |c| {
+        c.to_builder().lenient_token_type(true).build().unwrap()
+    })
+    .await;
 
     assert!(
         matches!(&result, Err(Error::UnsupportedTokenType { token_type }) if token_type == "mac"),
@@ -746,7 +752,10 @@ async fn missing_expires_in_uses_the_clients_default_lifetime() {
     let clock = ManualClock::new();
     let server = endpoint(json_body(200, token_body_with("expires_in", None))).await;
     let token = client(&server, &clock)
+        .to_builder()
         .default_lifetime(lifetime)
+        .build()
+        .unwrap()
         .request_token(TokenRequest::new("client_credentials"))
         .await
         .unwrap();

@@ -40,10 +40,11 @@ fn token_response() -> ResponseTemplate {
 }
 
 fn client_for(url: &str) -> OAuthClient {
-    OAuthClient::new("transport-client")
+    OAuthClient::builder("transport-client")
         .secret("transport-secret")
         .retry_policy(RetryPolicy::none())
         .token_url(url)
+        .build()
         .unwrap()
 }
 
@@ -140,8 +141,11 @@ async fn a_caller_supplied_reqwest_client_that_follows_redirects_is_refused_and_
             if let Some(policy) = policy() {
                 builder = builder.redirect(policy);
             }
-            let client =
-                client_for(&format!("{}/token", server.uri())).transport(builder.build().unwrap());
+            let client = client_for(&format!("{}/token", server.uri()))
+                .to_builder()
+                .transport(builder.build().unwrap())
+                .build()
+                .unwrap();
             let result = request(&client).await;
 
             assert_eq!(transport_kind(&result), TransportErrorKind::Redirect);
@@ -173,7 +177,11 @@ async fn a_caller_supplied_reqwest_client_without_redirects_is_used() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let client = client_for(&format!("{}/token", server.uri())).transport(own);
+    let client = client_for(&format!("{}/token", server.uri()))
+        .to_builder()
+        .transport(own)
+        .build()
+        .unwrap();
     request(&client).await.unwrap();
 }
 
@@ -194,8 +202,11 @@ async fn a_tower_transport_over_follow_redirect_is_refused_and_nothing_is_sent()
     let following = tower::ServiceBuilder::new()
         .layer(FollowRedirectLayer::new())
         .service(hyper);
-    let client =
-        client_for(&format!("{}/token", server.uri())).transport(TowerTransport::new(following));
+    let client = client_for(&format!("{}/token", server.uri()))
+        .to_builder()
+        .transport(TowerTransport::new(following))
+        .build()
+        .unwrap();
     let result = request(&client).await;
     assert_eq!(transport_kind(&result), TransportErrorKind::Redirect);
     assert!(server.received_requests().await.unwrap().is_empty());
@@ -216,7 +227,7 @@ async fn plain_http_to_a_remote_host_is_refused() {
         "http://idp.example:443/token",
         "ftp://idp.example/token",
     ] {
-        let result = OAuthClient::new("id").token_url(url);
+        let result = OAuthClient::builder("id").token_url(url).build();
         match result {
             Err(Error::Transport(TransportError {
                 kind: TransportErrorKind::InsecureUrl,
@@ -230,12 +241,12 @@ async fn plain_http_to_a_remote_host_is_refused() {
 #[tokio::test]
 async fn every_endpoint_setter_refuses_plain_http_to_a_remote_host() {
     let url = "http://idp.example/x";
-    let client = OAuthClient::new("id");
+    let client = OAuthClient::builder("id");
     for result in [
-        client.clone().authorization_url(url),
-        client.clone().device_authorization_url(url),
-        client.clone().revocation_url(url),
-        client.clone().introspection_url(url),
+        client.clone().authorization_url(url).build(),
+        client.clone().device_authorization_url(url).build(),
+        client.clone().revocation_url(url).build(),
+        client.clone().introspection_url(url).build(),
     ] {
         assert!(
             matches!(
@@ -259,8 +270,8 @@ async fn https_and_loopback_urls_are_accepted() {
         "http://localhost:8080/token",
         "http://[::1]:8080/token",
     ] {
-        let client = OAuthClient::new("id").token_url(url).unwrap();
-        assert_eq!(client.token_endpoint().unwrap().as_str(), url);
+        let client = OAuthClient::builder("id").token_url(url).build().unwrap();
+        assert_eq!(client.token_url().unwrap().as_str(), url);
     }
 }
 
@@ -315,12 +326,26 @@ async fn a_body_over_a_smaller_cap_is_refused_and_one_at_the_cap_is_read() {
         .await;
     let client = client_for(&format!("{}/token", server.uri()));
 
-    let result = request(&client.clone().max_response_body(body.len() - 1)).await;
+    let result = request(
+        &client
+            .clone()
+            .to_builder()
+            .max_response_body(body.len() - 1)
+            .build()
+            .unwrap(),
+    )
+    .await;
     assert_eq!(transport_kind(&result), TransportErrorKind::BodyTooLarge);
 
-    let token = request(&client.max_response_body(body.len()))
-        .await
-        .unwrap();
+    let token = request(
+        &client
+            .to_builder()
+            .max_response_body(body.len())
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(token.access_token().expose_secret(), "AT-transport-0001");
 }
 
@@ -389,7 +414,14 @@ async fn a_close_delimited_body_over_a_small_cap_is_refused() {
     )
     .await;
 
-    let result = request(&client_for(&url).max_response_body(4096)).await;
+    let result = request(
+        &client_for(&url)
+            .to_builder()
+            .max_response_body(4096)
+            .build()
+            .unwrap(),
+    )
+    .await;
 
     assert_eq!(transport_kind(&result), TransportErrorKind::BodyTooLarge);
 }
@@ -433,7 +465,11 @@ async fn a_body_that_lies_about_its_length_is_counted_while_streaming() {
         };
         std::future::ready(Ok::<_, Infallible>(http::Response::new(body)))
     });
-    let client = client_for("https://idp.example/token").transport(TowerTransport::new(service));
+    let client = client_for("https://idp.example/token")
+        .to_builder()
+        .transport(TowerTransport::new(service))
+        .build()
+        .unwrap();
 
     let result = request(&client).await;
 
@@ -452,7 +488,11 @@ async fn a_slow_server_hits_the_deadline() {
         .respond_with(token_response().set_delay(Duration::from_secs(2)))
         .mount(&server)
         .await;
-    let client = client_for(&format!("{}/token", server.uri())).timeout(Duration::from_millis(200));
+    let client = client_for(&format!("{}/token", server.uri()))
+        .to_builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
 
     let started = Instant::now();
     let result = request(&client).await;
@@ -475,7 +515,11 @@ async fn the_deadline_also_covers_a_body_that_trickles_in() {
         Duration::from_millis(50),
     )
     .await;
-    let client = client_for(&url).timeout(Duration::from_millis(300));
+    let client = client_for(&url)
+        .to_builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
 
     let started = Instant::now();
     let result = request(&client).await;
@@ -502,7 +546,11 @@ async fn received_by_endpoint(client: OAuthClient) -> wiremock::Request {
         .expect(1)
         .mount(&server)
         .await;
-    let client = client.token_url(format!("{}/token", server.uri())).unwrap();
+    let client = client
+        .to_builder()
+        .token_url(format!("{}/token", server.uri()))
+        .build()
+        .unwrap();
     request(&client).await.unwrap();
     let mut received = server.received_requests().await.unwrap();
     assert_eq!(received.len(), 1);
@@ -532,9 +580,11 @@ fn assert_form_post(request: &wiremock::Request) {
 
 #[tokio::test]
 async fn client_secret_basic_form_encodes_id_and_secret_before_base64() {
-    let client = OAuthClient::new(TRICKY_ID)
+    let client = OAuthClient::builder(TRICKY_ID)
         .secret(TRICKY_SECRET)
-        .auth_method(AuthMethod::ClientSecretBasic);
+        .auth_method(AuthMethod::ClientSecretBasic)
+        .build()
+        .unwrap();
     let received = received_by_endpoint(client).await;
 
     assert_form_post(&received);
@@ -561,7 +611,13 @@ async fn client_secret_basic_form_encodes_id_and_secret_before_base64() {
 
 #[tokio::test]
 async fn client_secret_basic_is_the_default_with_a_secret() {
-    let received = received_by_endpoint(OAuthClient::new(TRICKY_ID).secret(TRICKY_SECRET)).await;
+    let received = received_by_endpoint(
+        OAuthClient::builder(TRICKY_ID)
+            .secret(TRICKY_SECRET)
+            .build()
+            .unwrap(),
+    )
+    .await;
 
     assert!(
         header(&received, "authorization")
@@ -573,9 +629,11 @@ async fn client_secret_basic_is_the_default_with_a_secret() {
 
 #[tokio::test]
 async fn client_secret_post_puts_id_and_secret_in_the_form() {
-    let client = OAuthClient::new(TRICKY_ID)
+    let client = OAuthClient::builder(TRICKY_ID)
         .secret(TRICKY_SECRET)
-        .auth_method(AuthMethod::ClientSecretPost);
+        .auth_method(AuthMethod::ClientSecretPost)
+        .build()
+        .unwrap();
     let received = received_by_endpoint(client).await;
 
     assert_form_post(&received);
@@ -588,10 +646,12 @@ async fn client_secret_post_puts_id_and_secret_in_the_form() {
 #[tokio::test]
 async fn auth_method_none_sends_only_the_client_id() {
     for client in [
-        OAuthClient::new(TRICKY_ID),
-        OAuthClient::new(TRICKY_ID)
+        OAuthClient::builder(TRICKY_ID).build().unwrap(),
+        OAuthClient::builder(TRICKY_ID)
             .secret(TRICKY_SECRET)
-            .auth_method(AuthMethod::None),
+            .auth_method(AuthMethod::None)
+            .build()
+            .unwrap(),
     ] {
         let received = received_by_endpoint(client).await;
 
@@ -614,9 +674,10 @@ async fn a_secret_method_without_a_secret_is_a_configuration_error_and_sends_not
         .mount(&server)
         .await;
     for method in [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost] {
-        let client = OAuthClient::new("id")
+        let client = OAuthClient::builder("id")
             .auth_method(method)
             .token_url(format!("{}/token", server.uri()))
+            .build()
             .unwrap();
 
         let result = request(&client).await;
@@ -628,8 +689,9 @@ async fn a_secret_method_without_a_secret_is_a_configuration_error_and_sends_not
 #[tokio::test]
 async fn the_user_agent_is_sent() {
     let received = received_by_endpoint(
-        OAuthClient::new("id")
+        OAuthClient::builder("id")
             .user_agent("my-app/1.0 (ops@example.com)")
+            .build()
             .unwrap(),
     )
     .await;
@@ -685,12 +747,13 @@ async fn tower_transport_over_a_service_fn_gets_a_token() {
         200,
         r#"{"access_token":"AT-from-tower","token_type":"bearer","expires_in":60}"#,
     );
-    let client = OAuthClient::new(TRICKY_ID)
+    let client = OAuthClient::builder(TRICKY_ID)
         .secret(TRICKY_SECRET)
         .auth_method(AuthMethod::ClientSecretPost)
         .token_url("https://idp.example/oauth/token")
-        .unwrap()
-        .transport(TowerTransport::new(service));
+        .transport(TowerTransport::new(service))
+        .build()
+        .unwrap();
 
     let token = request(&client).await.unwrap();
 
@@ -713,9 +776,15 @@ async fn tower_transport_over_a_service_fn_gets_a_token() {
 #[tokio::test]
 async fn tower_transport_redirects_are_refused_too() {
     let seen: Seen = Arc::default();
-    let client = client_for("https://idp.example/token").transport(TowerTransport::new(
-        recording_service(seen.clone(), 302, ""),
-    ));
+    let client = client_for("https://idp.example/token")
+        .to_builder()
+        .transport(TowerTransport::new(recording_service(
+            seen.clone(),
+            302,
+            "",
+        )))
+        .build()
+        .unwrap();
 
     let result = request(&client).await;
 
@@ -730,7 +799,11 @@ async fn tower_service_errors_are_transport_errors() {
             std::io::Error::other("connection reset by peer"),
         ))
     });
-    let client = client_for("https://idp.example/token").transport(TowerTransport::new(service));
+    let client = client_for("https://idp.example/token")
+        .to_builder()
+        .transport(TowerTransport::new(service))
+        .build()
+        .unwrap();
 
     let result = request(&client).await;
 

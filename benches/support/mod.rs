@@ -66,6 +66,11 @@ where
 /// it: a storm of 10,000 token requests over HTTP/1.1 would need 10,000 connections, 20,000 file
 /// descriptors in this one process, over the usual limit. That only helps the layers without a
 /// single flight; ours makes one request either way.
+///
+/// It is not `oauth_layer::testing::TestServer`, the fake every test uses for behaviour, on
+/// purpose: that one speaks HTTP/1.1 only (so the storm's peers would need a connection per
+/// waiting request), has no answer delay to simulate a slow provider, and answers only the
+/// registered clients and grants, while the peer crate's installed flow asks with its own.
 pub(crate) struct TokenEndpoint {
     pub(crate) addr: SocketAddr,
     requests: Arc<AtomicUsize>,
@@ -145,11 +150,12 @@ pub(crate) fn hour_token(access_token: &str) -> Token {
 
 /// A client-credentials source asking `token_url`; seeded with a valid token when `seeded`.
 pub(crate) fn source(token_url: &str, seeded: bool) -> TokenSource {
-    let client = OAuthClient::new("bench")
+    let client = OAuthClient::builder("bench")
         .secret("bench-secret")
         .token_url(token_url)
-        .unwrap()
-        .transport(h2_client());
+        .transport(h2_client())
+        .build()
+        .unwrap();
     let builder = TokenSource::builder(client, ClientCredentials::new().scope(SCOPE));
     if seeded {
         builder.initial_token(hour_token("seeded-token")).build()

@@ -10,7 +10,7 @@ use oauth_layer::flow::{
 };
 #[cfg(feature = "auth-code")]
 use oauth_layer::provider::Preset;
-use oauth_layer::{Action, AuthMethod, OAuthClient, TokenSource};
+use oauth_layer::{Action, AuthMethod, OAuthClient, OAuthClientBuilder, TokenSource};
 #[cfg(feature = "jwt")]
 use oauth_layer::{
     flow::{JwtBearer, ServiceAccount},
@@ -52,7 +52,7 @@ async fn build_client(
     token_url: Option<&str>,
     needs: Needs,
 ) -> Result<OAuthClient, Stop> {
-    let mut client = OAuthClient::new(client_id);
+    let mut client = OAuthClient::builder(client_id);
     if let Some(method) = o.auth_method {
         if method != AuthMethod::None && o.client_secret.is_none() {
             return Err(usage(format!(
@@ -69,30 +69,31 @@ async fn build_client(
     if let Some(secret) = &o.client_secret {
         client = client.secret(secret.clone());
     }
-    // Each checked (https, or http to loopback) whenever given.
+    // Each checked (https, or http to loopback) whenever given, and named by its option: the
+    // settings before it are already known to be good.
+    let checked = |client: OAuthClientBuilder, option: &str| {
+        client
+            .clone()
+            .build()
+            .map(|_| client)
+            .map_err(|e| usage(format!("{option}: {e}")))
+    };
     if let Some(url) = token_url {
-        client = client
-            .token_url(url)
-            .map_err(|e| usage(format!("--token-url: {e}")))?;
+        client = checked(client.token_url(url), "--token-url")?;
     }
     if let Some(url) = &o.auth_url {
-        client = client
-            .authorization_url(url)
-            .map_err(|e| usage(format!("--auth-url: {e}")))?;
+        client = checked(client.authorization_url(url), "--auth-url")?;
     }
     if let Some(url) = &o.device_url {
-        client = client
-            .device_authorization_url(url)
-            .map_err(|e| usage(format!("--device-url: {e}")))?;
+        client = checked(client.device_authorization_url(url), "--device-url")?;
     }
     if let Some(url) = &o.revocation_url {
-        client = client
-            .revocation_url(url)
-            .map_err(|e| usage(format!("--revocation-url: {e}")))?;
+        client = checked(client.revocation_url(url), "--revocation-url")?;
     }
+    let built = client.clone().build().map_err(|e| usage(e.to_string()))?;
     let missing = match needs {
-        Needs::TokenEndpoint => client.token_endpoint().is_none(),
-        Needs::RevocationEndpoint => client.revocation_endpoint().is_none(),
+        Needs::TokenEndpoint => built.token_url().is_none(),
+        Needs::RevocationEndpoint => built.revocation_url().is_none(),
     };
     let Some(issuer) = &o.issuer else {
         return match (needs, missing) {
@@ -102,21 +103,23 @@ async fn build_client(
             (Needs::RevocationEndpoint, true) => Err(usage(
                 "revoke needs --revocation-url (or --issuer to discover it)",
             )),
-            (_, false) => Ok(client),
+            (_, false) => Ok(built),
         };
     };
     if !missing {
-        return Ok(client.issuer(issuer.clone()));
+        return client
+            .issuer(issuer.clone())
+            .build()
+            .map_err(|e| usage(e.to_string()));
     }
-    let client = client
-        .discover(issuer)
+    let client = oauth_layer::discovery::configure(client, issuer)
         .await
         .map_err(|e| usage(format!("discovery of {issuer} failed: {e}")))?;
     match needs {
-        Needs::TokenEndpoint if client.token_endpoint().is_none() => Err(usage(format!(
+        Needs::TokenEndpoint if client.token_url().is_none() => Err(usage(format!(
             "the discovery document of {issuer} names no token endpoint (give --token-url)"
         ))),
-        Needs::RevocationEndpoint if client.revocation_endpoint().is_none() => Err(usage(format!(
+        Needs::RevocationEndpoint if client.revocation_url().is_none() => Err(usage(format!(
             "the discovery document of {issuer} names no revocation endpoint (give \
                  --revocation-url)"
         ))),
@@ -202,7 +205,7 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
         }
         #[cfg(feature = "auth-code")]
         "auth-code" => {
-            if client.authorization_endpoint().is_none() {
+            if client.authorization_url().is_none() {
                 return Err(usage(
                     "--flow auth-code needs --auth-url (or --issuer, without --token-url, whose \
                      discovery document names one)",
@@ -232,7 +235,7 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
             ));
         }
         "device" => {
-            if client.device_authorization_endpoint().is_none() {
+            if client.device_authorization_url().is_none() {
                 return Err(usage(match &o.provider {
                     Some(name) => format!(
                         "--provider {name} has no device authorization endpoint (use --flow \
@@ -356,7 +359,7 @@ async fn build_preset(o: &Options, name: &str, client_id: &str) -> Result<Preset
     // The discovered ones: the secret goes on the client first, so that discovery picks the
     // client authentication from the methods the document lists.
     let client = || {
-        let client = OAuthClient::new(client_id);
+        let client = OAuthClient::builder(client_id);
         match &o.client_secret {
             Some(secret) => client.secret(secret.clone()),
             None => client,
@@ -583,7 +586,7 @@ pub(crate) async fn revoke(o: &Options, events: &Events) -> Result<(), Stop> {
     let client = match &o.provider {
         Some(name) => {
             let client = preset_client(&build_preset(o, name, client_id).await?);
-            if client.revocation_endpoint().is_none() {
+            if client.revocation_url().is_none() {
                 return Err(usage(format!(
                     "--provider {name} names no revocation endpoint"
                 )));

@@ -61,12 +61,12 @@ fuzz_target!(|data: &[u8]| {
     let require_iss = flags.contains('R');
     let accept_bare_code = flags.contains('B');
 
-    let mut client = OAuthClient::new("fuzz-client")
-        .authorization_url("https://idp.example/authorize")
-        .expect("a valid authorization URL");
+    let mut client =
+        OAuthClient::builder("fuzz-client").authorization_url("https://idp.example/authorize");
     if with_issuer {
         client = client.issuer(ISSUER);
     }
+    let client = client.build().expect("a valid authorization URL");
     let flow = AuthCode::new().scope("openid").require_iss(require_iss);
     let new_request = || {
         flow.authorization_request(&client, "http://127.0.0.1:1410/callback")

@@ -1,5 +1,5 @@
 //! Discovery documents (RFC 8414, OIDC Discovery): any status, content type and body, through
-//! `discovery::discover` and `OAuthClient::discover` over a canned transport. `{issuer}` in the
+//! `discovery::discover` and `discovery::configure` over a canned transport. `{issuer}` in the
 //! body stands for the issuer asked for.
 //!
 //! Invariants: no panic; a document is accepted only when its `issuer` is the one asked for,
@@ -15,7 +15,8 @@ mod common;
 use common::{assert_no_leak, encodings, fields, secure_or_loopback, text};
 use libfuzzer_sys::fuzz_target;
 use oauth_layer::OAuthClient;
-use oauth_layer::discovery::{Metadata, discover, metadata_urls};
+use oauth_layer::discovery::{configure, discover, metadata_urls};
+use oauth_layer::metadata::Metadata;
 use oauth_layer::fuzzing::{CannedTransport, block_on};
 
 const CLIENT_SECRET: &str = "cs-SENTINEL-d1scovery";
@@ -39,9 +40,10 @@ fuzz_target!(|data: &[u8]| {
         headers.push(("content-type", f[1]));
     }
     let transport = CannedTransport::new(status, &headers, body.as_bytes());
-    let client = OAuthClient::new("fuzz-client")
+    let builder = OAuthClient::builder("fuzz-client")
         .secret(CLIENT_SECRET)
         .transport(transport.clone());
+    let client = builder.clone().build().expect("no URL to refuse");
     // The server never sees the secret; only a body that holds it can put it in an error.
     let forbidden = if data.windows(8).any(|w| w == b"SENTINEL") {
         Vec::new()
@@ -53,15 +55,15 @@ fuzz_target!(|data: &[u8]| {
         Ok(metadata) => check_metadata(&metadata, issuer),
         Err(e) => assert_no_leak("an error", &format!("{e} {e:?}"), &forbidden),
     }
-    match block_on(client.clone().discover(issuer)) {
+    match block_on(configure(builder, issuer)) {
         Ok(client) => {
             check_metadata(client.metadata().expect("discovered metadata"), issuer);
             for url in [
-                client.token_endpoint(),
-                client.authorization_endpoint(),
-                client.device_authorization_endpoint(),
-                client.revocation_endpoint(),
-                client.introspection_endpoint(),
+                client.token_url(),
+                client.authorization_url(),
+                client.device_authorization_url(),
+                client.revocation_url(),
+                client.introspection_url(),
             ]
             .into_iter()
             .flatten()

@@ -64,10 +64,12 @@ fuzz_target!(|data: &[u8]| {
         .replace("{client}", CLIENT_ID)
         .replace("{nonce}", NONCE);
     let transport = CannedTransport::new(200, &[("content-type", b"application/json")], f[3]);
-    let client = OAuthClient::new(CLIENT_ID)
+    let client = OAuthClient::builder(CLIENT_ID)
         .secret(CLIENT_SECRET)
         .clock(clock.clone())
-        .transport(transport);
+        .transport(transport)
+        .build()
+        .unwrap();
     let validator = IdTokenValidator::new(&client, ISSUER, "https://idp.example/jwks")
         .expect("a validator")
         .allow_client_secret_hs256(true);

@@ -24,8 +24,9 @@ fuzz_target!(|data: &[u8]| {
     // flags ~ entry bytes
     let f = fields(data, 2);
     let sealed = text(f[0]).contains('S');
-    let client = OAuthClient::new("fuzz-client")
+    let client = OAuthClient::builder("fuzz-client")
         .token_url("https://idp.example/token")
+        .build()
         .expect("a token URL");
     let key = CacheKey::builder(&client, "client_credentials").build();
     let other_key = CacheKey::builder(&client, "password").build();

@@ -63,14 +63,15 @@ fuzz_target!(|data: &[u8]| {
         headers.push(("content-type", ct.as_bytes()));
     }
     let transport = CannedTransport::new(status, &headers, body);
-    let client = OAuthClient::new(CLIENT_ID)
+    let client = OAuthClient::builder(CLIENT_ID)
         .secret(CLIENT_SECRET)
         .token_url("https://idp.example/token")
-        .expect("a valid token URL")
         .transport(transport.clone())
         .clock(ManualClock::new())
         .retry_policy(RetryPolicy::none())
-        .lenient_token_type(lenient);
+        .lenient_token_type(lenient)
+        .build()
+        .expect("a valid token URL");
     let request = TokenRequest::new("password")
         .param("username", "alice")
         .secret_param("password", PASSWORD);

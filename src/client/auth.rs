@@ -24,8 +24,8 @@ pub enum AuthMethod {
     /// secret.
     None,
     /// `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9): a JWT signed with the key set
-    /// by [`OAuthClient::signing_key`], fresh for every request. The default when a signing key
-    /// is set.
+    /// by [`OAuthClientBuilder::signing_key`](crate::OAuthClientBuilder::signing_key), fresh for
+    /// every request. The default when a signing key is set.
     #[cfg(feature = "jwt")]
     PrivateKeyJwt,
     /// `client_secret_jwt` (OpenID Connect Core §9): a JWT signed with HS256 over the client
@@ -58,9 +58,9 @@ pub(crate) fn authenticate(
     form: &mut url::form_urlencoded::Serializer<'_, String>,
     secrets: &mut Secrets<'_>,
 ) -> Result<Option<HeaderValue>> {
-    let method = client.effective_auth_method();
+    let method = client.auth_method();
     let client_id = client.client_id();
-    let secret = client.client_secret();
+    let secret = client.secret();
     #[cfg(not(feature = "jwt"))]
     let _ = (endpoint, secrets);
     let missing_secret = || {
@@ -87,7 +87,9 @@ pub(crate) fn authenticate(
         #[cfg(feature = "jwt")]
         AuthMethod::PrivateKeyJwt => {
             let key = client.inner.signing_key.as_ref().ok_or_else(|| {
-                Error::config("private_key_jwt needs a signing key (OAuthClient::signing_key)")
+                Error::config(
+                    "private_key_jwt needs a signing key (OAuthClientBuilder::signing_key)",
+                )
             })?;
             if key.algorithm().is_symmetric() {
                 return Err(Error::Key(
@@ -122,20 +124,22 @@ fn client_assertion(
     secrets: &mut Secrets<'_>,
 ) -> Result<()> {
     let audience = if client.inner.assertion_audience_issuer {
-        client.issuer_id().ok_or_else(|| {
-            Error::config("assertion_audience_issuer(true) needs an issuer (OAuthClient::issuer)")
+        client.issuer().ok_or_else(|| {
+            Error::config(
+                "assertion_audience_issuer(true) needs an issuer (OAuthClientBuilder::issuer)",
+            )
         })?
     } else {
         // The token endpoint identifies the server even when the form goes elsewhere (the
         // device authorization endpoint).
-        client.token_endpoint().unwrap_or(endpoint).as_str()
+        client.token_url().unwrap_or(endpoint).as_str()
     };
     let client_id = client.client_id();
     let assertion = key.assertion(&crate::jwt::Claims {
         issuer: client_id,
         subject: Some(client_id),
         audience,
-        issued_at: client.clock_ref().now_utc(),
+        issued_at: client.clock().now_utc(),
         lifetime: crate::jwt::MAX_ASSERTION_LIFETIME,
         not_before: false,
         scope: None,

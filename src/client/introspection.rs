@@ -155,9 +155,10 @@ impl OAuthClient {
     /// use secrecy::SecretString;
     ///
     /// # async fn run(token: SecretString) -> oauth_layer::Result<()> {
-    /// let client = OAuthClient::new("resource-server")
+    /// let client = OAuthClient::builder("resource-server")
     ///     .secret("s3cret")
-    ///     .introspection_url("https://idp.example/oauth/introspect")?;
+    ///     .introspection_url("https://idp.example/oauth/introspect")
+    ///     .build()?;
     /// let info = client.introspect(&token, Some(TokenTypeHint::AccessToken)).await?;
     /// if info.active {
     ///     println!("token for {:?}, scopes {:?}", info.sub, info.scope);
@@ -170,7 +171,7 @@ impl OAuthClient {
         hint: Option<TokenTypeHint>,
     ) -> Result<Introspection> {
         let url = self
-            .introspection_endpoint()
+            .introspection_url()
             .ok_or_else(|| Error::config("no introspection URL configured"))?;
         let mut secrets = Secrets::default();
         secrets.add(token.expose_secret());

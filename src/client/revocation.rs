@@ -55,15 +55,16 @@ impl OAuthClient {
     /// use secrecy::SecretString;
     ///
     /// # async fn run(refresh_token: SecretString) -> oauth_layer::Result<()> {
-    /// let client = OAuthClient::new("my-client-id")
+    /// let client = OAuthClient::builder("my-client-id")
     ///     .secret("s3cret")
-    ///     .revocation_url("https://idp.example/oauth/revoke")?;
+    ///     .revocation_url("https://idp.example/oauth/revoke")
+    ///     .build()?;
     /// client.revoke(&refresh_token, TokenTypeHint::RefreshToken).await?;
     /// # Ok(()) }
     /// ```
     pub async fn revoke(&self, token: &SecretString, hint: TokenTypeHint) -> Result<()> {
         let url = self
-            .revocation_endpoint()
+            .revocation_url()
             .ok_or_else(|| Error::config("no revocation URL configured"))?;
         let retry = self.inner.retry;
         let mut attempt = 1;

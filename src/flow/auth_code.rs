@@ -15,20 +15,31 @@
 //!   `OAUTH_LAYER_CODE_SOURCE_URL` are set);
 //! - your own [`CodeReceiver`], such as [`callback_channel`] for web apps that handle the
 //!   callback themselves.
+//!
+//! What comes back is a [`ReceivedCode`]: the one-time code, checked against its
+//! [`AuthorizationRequest`] (state, `iss`, repeated parameters, `error=`).
+//!
+//! Two deadlines bound a sign-in: [`AuthCode::timeout`] (default 5 minutes) is how long the
+//! person has to finish in the browser, and [`AuthCode::exchange_timeout`] (default 60 s) is how
+//! long the code exchange with the token endpoint may take after that. The page the browser
+//! shows at the end names the app and says what to do next: [`LoopbackPages`], set with
+//! [`AuthCode::pages`].
 
 mod callback;
 mod channel;
 mod hosted;
 mod loopback;
+mod pages;
 mod paste;
 mod receiver;
 mod request;
 
 pub(crate) use callback::CallbackCheck;
-pub use callback::{AuthorizationCode, Callback};
+pub use callback::{Callback, ReceivedCode};
 pub use channel::{CallbackSender, ChannelReceiver, callback_channel};
 pub use hosted::HostedReceiver;
 pub use loopback::LoopbackReceiver;
+pub use pages::LoopbackPages;
 pub use paste::PasteReceiver;
 pub use receiver::{CodeReceiver, PreparedReceiver, ReceiveContext};
 pub use request::AuthorizationRequest;
@@ -41,14 +52,21 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::{Flow, Scopes, refuse_owned_params};
-use crate::client::{OAuthClient, Replay, TokenRequest};
+use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::{Error, Result};
 use crate::interact::{Browser, Prompt, Terminal, open_in_background};
 use crate::store::CacheKey;
 use crate::token::Token;
+use loopback::describe;
 
-/// How long a sign-in may take by default.
+/// How long the person has to sign in in the browser by default: the wait for the callback
+/// ([`AuthCode::timeout`]).
 pub const DEFAULT_SIGN_IN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long the code exchange after the callback may take by default
+/// ([`AuthCode::exchange_timeout`]): the token request, and the ID token check with its key
+/// download when one is asked for.
+pub const DEFAULT_EXCHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Which way the code comes back.
 #[derive(Debug, Clone)]
@@ -65,9 +83,10 @@ enum Receiver {
 /// use oauth_layer::{OAuthClient, TokenSource, flow::AuthCode};
 ///
 /// # async fn run() -> oauth_layer::Result<()> {
-/// let client = OAuthClient::new("my-desktop-app")
-///     .authorization_url("https://idp.example/authorize")?
-///     .token_url("https://idp.example/token")?;
+/// let client = OAuthClient::builder("my-desktop-app")
+///     .authorization_url("https://idp.example/authorize")
+///     .token_url("https://idp.example/token")
+///     .build()?;
 /// let tokens = TokenSource::new(client, AuthCode::new().scope("openid profile"));
 /// let token = tokens.token().await?; // opens the browser once; refresh tokens do the rest
 /// # let _ = token; Ok(()) }
@@ -87,6 +106,8 @@ pub struct AuthCode {
     browser: Arc<dyn Browser>,
     prompt: Arc<dyn Prompt>,
     timeout: Duration,
+    exchange_timeout: Duration,
+    pages: Arc<LoopbackPages>,
     #[cfg(feature = "jwt")]
     id_tokens: IdTokens,
     #[cfg(feature = "jwt")]
@@ -127,6 +148,8 @@ impl AuthCode {
             browser: Arc::new(crate::interact::SystemBrowser),
             prompt: Arc::new(Terminal),
             timeout: DEFAULT_SIGN_IN_TIMEOUT,
+            exchange_timeout: DEFAULT_EXCHANGE_TIMEOUT,
+            pages: Arc::new(LoopbackPages::new()),
             #[cfg(feature = "jwt")]
             id_tokens: IdTokens::Unchecked,
             #[cfg(feature = "jwt")]
@@ -136,9 +159,10 @@ impl AuthCode {
 
     /// Validate the ID token that comes with the tokens (SECURITY.md rule 44): signature with
     /// the issuer's keys from its discovered `jwks_uri`, `iss`, `aud`, `exp`, `iat` and the
-    /// sign-in's `nonce`. Needs a client made by [`OAuthClient::discover`]; the sign-in fails
-    /// with [`Error::InvalidIdToken`] when the token is missing or invalid. On for the OpenID
-    /// Connect presets.
+    /// sign-in's `nonce`. Needs a client made by
+    /// [`discovery::configure`](crate::discovery::configure); the sign-in fails with
+    /// [`Error::InvalidIdToken`] when the token is missing or invalid. On for the OpenID Connect
+    /// presets.
     #[cfg(feature = "jwt")]
     pub fn validate_id_token(mut self, validate: bool) -> Self {
         self.id_tokens = if validate {
@@ -298,9 +322,35 @@ impl AuthCode {
         self
     }
 
-    /// How long the whole sign-in may take (default 5 minutes).
+    /// How long the person has to sign in: the wait for the browser's answer (the callback,
+    /// a pasted address, a hosted code), from the moment the receiver is ready (default 5
+    /// minutes). Past it the sign-in fails with [`Error::Timeout`] and the loopback port
+    /// closes.
+    ///
+    /// It does not cover the code exchange that follows the answer: that has its own deadline,
+    /// [`exchange_timeout`](Self::exchange_timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How long the code exchange after the answer may take (default 60 s): the token
+    /// request (also bound by the client's own per-request timeout), and the ID token check with its key download when
+    /// [`validate_id_token`](Self::validate_id_token) is on. Past it the sign-in fails with
+    /// [`Error::Timeout`]; the code is not sent again (it may have been used), so the person
+    /// signs in again.
+    ///
+    /// The wait for the person before it is [`timeout`](Self::timeout).
+    pub fn exchange_timeout(mut self, timeout: Duration) -> Self {
+        self.exchange_timeout = timeout;
+        self
+    }
+
+    /// What the loopback server shows in the browser when the sign-in comes back: the app's
+    /// name and what to do next (see [`LoopbackPages`]). Used by every loopback receiver
+    /// this flow runs, the default one and one given to [`receiver`](Self::receiver).
+    pub fn pages(mut self, pages: LoopbackPages) -> Self {
+        self.pages = Arc::new(pages);
         self
     }
 
@@ -344,7 +394,7 @@ impl AuthCode {
     ) -> Result<AuthorizationRequest> {
         self.check_configuration()?;
         let mut url = client
-            .authorization_endpoint()
+            .authorization_url()
             .ok_or_else(|| Error::config("no authorization URL configured"))?
             .clone();
         let state = request::random_string(32)?;
@@ -385,7 +435,7 @@ impl AuthCode {
             state: SecretString::from(state),
             verifier: verifier.map(SecretString::from),
             nonce: nonce.map(SecretString::from),
-            issuer: client.issuer_id().map(str::to_owned),
+            issuer: client.issuer().map(str::to_owned),
             iss_required: self.require_iss
                 || client
                     .metadata()
@@ -397,17 +447,40 @@ impl AuthCode {
 
     /// Step two: trades `code` for a token, sending the redirect URI and PKCE verifier of
     /// `request`. A code is sent once, never retried (SECURITY.md rule 23).
+    ///
+    /// The whole exchange, the ID token check included, ends at
+    /// [`exchange_timeout`](Self::exchange_timeout) with [`Error::Timeout`].
     pub async fn exchange(
         &self,
         client: &OAuthClient,
         request: &AuthorizationRequest,
-        code: AuthorizationCode,
+        code: ReceivedCode,
+    ) -> Result<Token> {
+        match tokio::time::timeout(
+            self.exchange_timeout,
+            self.exchange_unbounded(client, request, code),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout(format!(
+                "the sign-in server did not complete the sign-in within {} of the browser's                  answer; the code is used only once, so sign in again",
+                describe(self.exchange_timeout)
+            ))),
+        }
+    }
+
+    async fn exchange_unbounded(
+        &self,
+        client: &OAuthClient,
+        request: &AuthorizationRequest,
+        code: ReceivedCode,
     ) -> Result<Token> {
         refuse_owned_params("token_param", &self.token_params, TOKEN_PARAMS)?;
         let mut token_request = TokenRequest::new("authorization_code")
             .secret_param("code", code.code)
             .param("redirect_uri", request.redirect_uri.clone())
-            .replay(Replay::Never);
+            .resend(Resend::Never);
         if let Some(v) = &request.verifier {
             token_request = token_request.secret_param("code_verifier", v.clone());
         }
@@ -429,6 +502,7 @@ impl AuthCode {
             client: client.clone(),
             prompt: self.prompt.clone(),
             timeout: self.timeout,
+            pages: Arc::clone(&self.pages),
         }
     }
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{Flow, Scopes};
-use crate::client::{OAuthClient, Replay, TokenRequest};
+use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::Result;
 use crate::store::CacheKey;
 use crate::token::Token;
@@ -76,7 +76,7 @@ impl Flow for ClientCredentials {
         }
         let mut request = TokenRequest::new("client_credentials")
             .scope(self.scopes.joined())
-            .replay(Replay::Always);
+            .resend(Resend::Always);
         if let Some(audience) = &self.audience {
             request = request.param("audience", audience.clone());
         }

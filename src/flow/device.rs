@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::{Flow, Scopes};
-use crate::client::{OAuthClient, Replay, TokenRequest};
+use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorCode, Result};
 use crate::interact::{Browser, open_in_background};
@@ -73,9 +73,10 @@ const TICK: Duration = Duration::from_secs(1);
 /// use oauth_layer::{OAuthClient, TokenSource, flow::DeviceCode};
 ///
 /// # async fn run() -> oauth_layer::Result<()> {
-/// let client = OAuthClient::new("my-cli")
-///     .device_authorization_url("https://idp.example/oauth/device")?
-///     .token_url("https://idp.example/oauth/token")?;
+/// let client = OAuthClient::builder("my-cli")
+///     .device_authorization_url("https://idp.example/oauth/device")
+///     .token_url("https://idp.example/oauth/token")
+///     .build()?;
 /// let flow = DeviceCode::new()
 ///     .scope("openid offline_access")
 ///     .open_browser(true);
@@ -157,7 +158,7 @@ impl DeviceCode {
     /// [`Error::UnexpectedResponse`] when the answer is not a usable device authorization.
     pub async fn device_authorization(&self, client: &OAuthClient) -> Result<DeviceAuthorization> {
         let url = client
-            .device_authorization_endpoint()
+            .device_authorization_url()
             .ok_or_else(|| Error::config("no device authorization URL configured"))?;
         let scope = self.scopes.joined();
         super::refuse_owned_params("param", &self.params, super::CLIENT_AUTH_PARAMS)?;
@@ -178,7 +179,7 @@ impl DeviceCode {
             &mut secrets,
         )?;
         // The codes live from the moment they were asked for: measure from before the request.
-        let asked_at = client.clock_ref().now();
+        let asked_at = client.clock().now();
         tracing::debug!(
             endpoint = %url.origin().ascii_serialization(),
             "device authorization request"
@@ -211,7 +212,7 @@ impl DeviceCode {
         client: &OAuthClient,
         authorization: &DeviceAuthorization,
     ) -> Result<Token> {
-        let clock = client.clock_ref();
+        let clock = client.clock();
         let deadline = authorization.expires_at;
         let scope = self.scopes.joined();
         let mut interval = authorization.interval;
@@ -220,7 +221,7 @@ impl DeviceCode {
             self.wait(clock, wait, deadline).await?;
             let mut request = TokenRequest::new(DEVICE_CODE_GRANT)
                 .secret_param("device_code", authorization.device_code.clone())
-                .replay(Replay::IfUnprocessed);
+                .resend(Resend::IfUnprocessed);
             if !scope.is_empty() {
                 request = request.requested_scope(scope.clone());
             }

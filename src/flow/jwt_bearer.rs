@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use zeroize::Zeroize;
 
 use super::{Flow, Scopes};
-use crate::client::{OAuthClient, Replay, TokenRequest};
+use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::{Error, Result};
 use crate::jwt::{Claims, MAX_ASSERTION_LIFETIME, SigningKey};
 use crate::source::TokenSource;
@@ -40,7 +40,9 @@ const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// # async fn run() -> oauth_layer::Result<()> {
 /// let pem = std::fs::read("issuer-key.pem").expect("the key file");
 /// let key = SigningKey::rs256_pem(&pem)?.kid("key-1");
-/// let client = OAuthClient::new("my-client").token_url("https://idp.example/oauth/token")?;
+/// let client = OAuthClient::builder("my-client")
+///     .token_url("https://idp.example/oauth/token")
+///     .build()?;
 /// let flow = JwtBearer::new(key, "my-client")
 ///     .subject("user@example.com")
 ///     .scope("api:read");
@@ -134,7 +136,7 @@ impl JwtBearer {
     }
 
     fn audience_for(&self, client: &OAuthClient) -> Result<String> {
-        match (&self.audience, client.token_endpoint()) {
+        match (&self.audience, client.token_url()) {
             (Some(aud), _) => Ok(aud.clone()),
             (None, Some(url)) => Ok(url.as_str().to_owned()),
             (None, None) => Err(Error::config("no token URL configured")),
@@ -153,7 +155,7 @@ impl Flow for JwtBearer {
                     issuer: &self.issuer,
                     subject: self.subject_claim(),
                     audience: &audience,
-                    issued_at: client.clock_ref().now_utc(),
+                    issued_at: client.clock().now_utc(),
                     lifetime: self.lifetime,
                     not_before: self.not_before,
                     scope: self.scope_claim.then_some(scope.as_str()),
@@ -161,7 +163,7 @@ impl Flow for JwtBearer {
                 })?;
                 let request = TokenRequest::new(GRANT_TYPE)
                     .secret_param("assertion", assertion)
-                    .replay(Replay::Always);
+                    .resend(Resend::Always);
                 Ok(if !self.scope_claim {
                     request.scope(scope.clone())
                 } else if !scope.is_empty() {
@@ -269,7 +271,9 @@ impl ServiceAccount {
             .clone()
             .unwrap_or_else(|| GOOGLE_TOKEN_URI.to_owned());
         // Check the endpoint now (https, or http to loopback) rather than at the first request.
-        OAuthClient::new(email.as_str()).token_url(&token_uri)?;
+        OAuthClient::builder(email.as_str())
+            .token_url(&token_uri)
+            .build()?;
         Ok(Self {
             email,
             token_uri,
@@ -317,7 +321,9 @@ impl ServiceAccount {
     /// A client for the account's token endpoint, with the email as client id. Adjust it
     /// (transport, clock, retries) before use if needed.
     pub fn client(&self) -> Result<OAuthClient> {
-        OAuthClient::new(self.email.as_str()).token_url(&self.token_uri)
+        OAuthClient::builder(self.email.as_str())
+            .token_url(&self.token_uri)
+            .build()
     }
 
     /// The JWT bearer flow for `scopes` (space separated): issuer the account, scopes in the

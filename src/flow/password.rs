@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{Flow, Scopes};
-use crate::client::{OAuthClient, Replay, TokenRequest};
+use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::Result;
 use crate::store::CacheKey;
 use crate::token::Token;
@@ -63,7 +63,7 @@ impl Flow for Password {
             .param("username", self.username.clone())
             .secret_param("password", self.password.clone())
             .scope(self.scopes.joined())
-            .replay(Replay::Always);
+            .resend(Resend::Always);
         client.request_token(request).await
     }
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{Flow, Scopes};
-use crate::client::{OAuthClient, Replay, TokenRequest};
+use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::{Error, Result};
 use crate::store::CacheKey;
 use crate::token::Token;
@@ -49,6 +49,17 @@ impl RefreshToken {
         self.scopes.add(scope);
         self
     }
+
+    /// The flow as it was made, with the original refresh token and the same scopes, whether or
+    /// not this one was used (a layer's shorthand keeps one to rebuild its source).
+    #[cfg(any(feature = "tower", feature = "reqwest"))]
+    pub(crate) fn unused_copy(&self) -> Self {
+        Self {
+            key_digest_input: self.key_digest_input.clone(),
+            refresh_token: Mutex::new(Some(self.key_digest_input.clone())),
+            scopes: self.scopes.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for RefreshToken {
@@ -82,7 +93,7 @@ impl Flow for RefreshToken {
         let request = TokenRequest::new("refresh_token")
             .secret_param("refresh_token", refresh_token.clone())
             .scope(self.scopes.joined())
-            .replay(Replay::IfUnprocessed);
+            .resend(Resend::IfUnprocessed);
         let result = client
             .request_token(request)
             .await

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{Flow, Scopes};
-use crate::client::{OAuthClient, Replay, TokenRequest};
+use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::{Error, ResponseError, Result};
 use crate::source::TokenSource;
 use crate::store::{CacheKey, CacheKeyBuilder};
@@ -54,7 +54,10 @@ pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_tok
 /// use oauth_layer::{OAuthClient, TokenSource};
 /// use oauth_layer::flow::{ClientCredentials, SubjectToken, TokenExchange};
 ///
-/// let client = OAuthClient::new("svc").secret("s").token_url("https://idp.example/token")?;
+/// let client = OAuthClient::builder("svc")
+///     .secret("s")
+///     .token_url("https://idp.example/token")
+///     .build()?;
 /// let own = TokenSource::new(client.clone(), ClientCredentials::new());
 /// let delegated = TokenSource::new(
 ///     client,
@@ -233,7 +236,7 @@ impl Flow for TokenExchange {
         for resource in &self.resources {
             request = request.param("resource", resource.clone());
         }
-        let request = request.scope(self.scopes.joined()).replay(Replay::Always);
+        let request = request.scope(self.scopes.joined()).resend(Resend::Always);
         let token = client.request_token(request).await?;
         if token.issued_token_type().is_none() {
             return Err(Error::UnexpectedResponse(ResponseError {

@@ -197,7 +197,7 @@ impl IdTokenValidator {
         let key = if alg == Algorithm::HS256 && inner.hmac_secret {
             let secret = inner
                 .client
-                .client_secret()
+                .secret()
                 .ok_or_else(|| invalid("HS256 needs a client secret"))?;
             DecodingKey::from_secret(secret.expose_secret().as_bytes())
         } else if inner.algorithms.contains(&alg) {
@@ -289,7 +289,7 @@ impl IdTokenValidator {
         let expires_at = time("exp")?.ok_or_else(|| invalid("no exp"))?;
         let issued_at = time("iat")?.ok_or_else(|| invalid("no iat"))?;
         let not_before = time("nbf")?;
-        let now = inner.client.clock_ref().now_utc();
+        let now = inner.client.clock().now_utc();
         let now_ahead = time_after(now, inner.leeway);
         if time_after(expires_at, inner.leeway) <= now {
             return Err(invalid("expired"));

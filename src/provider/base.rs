@@ -1,7 +1,8 @@
 //! What every preset is made of: the configured client with the sign-in's settings, and the
 //! macros that give a preset type its builder methods and its [`Preset`] implementation.
 
-use crate::client::{AuthMethod, OAuthClient};
+use crate::client::{AuthMethod, OAuthClient, OAuthClientBuilder};
+use crate::discovery;
 use crate::error::Result;
 use crate::flow::AuthCode;
 use crate::token::Token;
@@ -55,6 +56,21 @@ impl Base {
         }
     }
 
+    /// The core of a preset configured by discovery: `client` built from `issuer`'s document
+    /// ([`discovery::configure`]), its client authentication as chosen there (also once a
+    /// secret is set), ID tokens validated when the document names its keys.
+    pub(super) async fn discover(
+        name: &'static str,
+        client: OAuthClientBuilder,
+        issuer: &str,
+        scopes: &str,
+    ) -> Result<Self> {
+        let client = discovery::configure(client, issuer).await?;
+        let has_keys = client.metadata().is_some_and(|m| m.jwks_uri.is_some());
+        let method = client.auth_method();
+        Ok(Self::new(name, client, scopes, method).validating(has_keys))
+    }
+
     /// Turns ID token validation on (the client must carry metadata with a `jwks_uri`).
     pub(super) fn validating(mut self, validate: bool) -> Self {
         self.validate_id_token = validate;
@@ -79,7 +95,10 @@ impl Base {
     }
 
     pub(super) fn secret(mut self, secret: impl Into<String>) -> Self {
-        self.client = self.client.secret(secret).auth_method(self.secret_method);
+        let method = self.secret_method;
+        self.client = self
+            .client
+            .reconfigure(|c| c.secret(secret).auth_method(method));
         self
     }
 
@@ -138,7 +157,7 @@ macro_rules! preset {
                 self.base.name
             }
 
-            fn client(&self) -> &$crate::OAuthClient {
+            fn client(&self) -> &$crate::client::OAuthClient {
                 &self.base.client
             }
 
@@ -148,8 +167,8 @@ macro_rules! preset {
 
             async fn id_email(
                 &self,
-                token: &$crate::Token,
-            ) -> $crate::Result<(String, Option<String>)> {
+                token: &$crate::token::Token,
+            ) -> $crate::error::Result<(String, Option<String>)> {
                 self.base.id_email(token).await
             }
 
@@ -187,23 +206,20 @@ macro_rules! preset_settings {
                 self
             }
 
-            /// Changes the client: a transport, a clock, a timeout... The preset's endpoints and
-            /// quirks stay unless `change` overrides them.
+            /// Changes the client: a transport, a clock, a timeout, an endpoint... The preset's
+            /// endpoints and quirks stay unless `change` overrides them.
+            ///
+            /// # Errors
+            ///
+            /// What [`OAuthClientBuilder::build`]($crate::client::OAuthClientBuilder::build)
+            /// reports for the changed settings.
             pub fn with_client(
                 mut self,
-                change: impl FnOnce($crate::OAuthClient) -> $crate::OAuthClient,
-            ) -> Self {
-                self.base.client = change(self.base.client);
-                self
-            }
-
-            /// Like [`with_client`](Self::with_client), for fallible settings (an endpoint, a
-            /// user agent).
-            pub fn try_with_client(
-                mut self,
-                change: impl FnOnce($crate::OAuthClient) -> $crate::Result<$crate::OAuthClient>,
-            ) -> $crate::Result<Self> {
-                self.base.client = change(self.base.client)?;
+                change: impl FnOnce(
+                    $crate::client::OAuthClientBuilder,
+                ) -> $crate::client::OAuthClientBuilder,
+            ) -> $crate::error::Result<Self> {
+                self.base.client = change(self.base.client.to_builder()).build()?;
                 Ok(self)
             }
         }

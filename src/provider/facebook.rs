@@ -2,7 +2,7 @@
 
 use super::profile::Profile;
 use super::{Base, Spec, preset};
-use crate::client::{Replay, TokenRequest};
+use crate::client::{Resend, TokenRequest};
 use crate::error::{Error, Result};
 use crate::token::Token;
 
@@ -77,7 +77,7 @@ impl Facebook {
     pub async fn long_lived(&self, token: &Token) -> Result<Token> {
         let request = TokenRequest::new("fb_exchange_token")
             .secret_param("fb_exchange_token", token.access_token().clone())
-            .replay(Replay::Always);
+            .resend(Resend::Always);
         self.base.client.request_token(request).await
     }
 }

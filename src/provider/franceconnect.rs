@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::profile::userinfo_url;
 use super::{Base, Preset, preset_settings};
-use crate::client::OAuthClient;
+use crate::client::{OAuthClient, OAuthClientBuilder};
 use crate::error::{Error, Result};
 use crate::flow::AuthCode;
 use crate::oidc::MAX_ID_TOKEN_LEN;
@@ -63,23 +63,23 @@ pub struct FranceConnect {
 preset_settings!(FranceConnect);
 
 impl FranceConnect {
-    /// Discovers `environment` with `client`, configured first (its secret, its transport).
-    pub async fn discover(client: OAuthClient, environment: Environment) -> Result<Self> {
+    /// Discovers `environment` and builds `client` from its document; set on `client` first
+    /// its secret and its transport.
+    pub async fn discover(client: OAuthClientBuilder, environment: Environment) -> Result<Self> {
         Self::discover_issuer(client, environment.issuer()).await
     }
 
     /// Discovers another FranceConnect platform (FranceConnect+, a new integration host).
-    pub async fn discover_issuer(client: OAuthClient, issuer: &str) -> Result<Self> {
-        let client = client.discover(issuer).await?;
-        let method = client.effective_auth_method();
+    pub async fn discover_issuer(client: OAuthClientBuilder, issuer: &str) -> Result<Self> {
+        let base = Base::discover(
+            "franceconnect",
+            client,
+            issuer,
+            "openid given_name family_name email",
+        )
+        .await?;
         Ok(Self {
-            base: Base::new(
-                "franceconnect",
-                client,
-                "openid given_name family_name email",
-                method,
-            )
-            .validating(true),
+            base: base.validating(true),
             acr_values: "eidas1".to_owned(),
         })
     }
@@ -148,7 +148,7 @@ impl FranceConnect {
         let claims = jsonwebtoken::decode::<Map<String, Value>>(jwt, &key, &validation)
             .map_err(|_| refuse("the signature does not verify"))?
             .claims;
-        let issuer = self.base.client.issuer_id().unwrap_or_default();
+        let issuer = self.base.client.issuer().unwrap_or_default();
         if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
             return Err(refuse("iss is not the platform"));
         }

@@ -1,11 +1,11 @@
 //! Any OpenID Connect provider, configured by discovery.
 
 use super::{Base, new_client, preset};
-use crate::client::OAuthClient;
+use crate::client::OAuthClientBuilder;
 use crate::error::Result;
 
 /// Any OpenID Connect provider, configured from its discovery document
-/// ([`OAuthClient::discover`]: endpoints, issuer check, client authentication from the
+/// ([`discovery::configure`](crate::discovery::configure): endpoints, issuer check, client authentication from the
 /// methods it lists).
 ///
 /// Default scopes `openid profile email`; ID tokens validated against the document's
@@ -38,14 +38,12 @@ pub async fn openid(
 }
 
 impl OpenId {
-    /// Discovers `issuer` with `client`, configured first (its secret or signing key, its
-    /// transport, any explicit endpoint or method, which discovery keeps).
-    pub async fn discover(client: OAuthClient, issuer: &str) -> Result<Self> {
-        let client = client.discover(issuer).await?;
-        let has_keys = client.metadata().is_some_and(|m| m.jwks_uri.is_some());
-        let method = client.effective_auth_method();
+    /// Discovers `issuer` and builds `client` from its document; set on `client` first its
+    /// secret or signing key, its transport, and any explicit endpoint or method, which
+    /// discovery keeps.
+    pub async fn discover(client: OAuthClientBuilder, issuer: &str) -> Result<Self> {
         Ok(Self {
-            base: Base::new("openid", client, "openid profile email", method).validating(has_keys),
+            base: Base::discover("openid", client, issuer, "openid profile email").await?,
         })
     }
 }

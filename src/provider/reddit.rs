@@ -43,8 +43,9 @@ preset!(Reddit);
 impl Reddit {
     /// A preset for this client id, sending `user_agent` on every request.
     pub fn new(client_id: impl Into<String>, user_agent: &str) -> Result<Self> {
-        let base = REDDIT.base(client_id, &[])?;
-        Self { base }.try_with_client(|c| c.user_agent(user_agent))
+        Ok(Self {
+            base: REDDIT.base_with(client_id, &[], |c| c.user_agent(user_agent))?,
+        })
     }
 
     /// Ask for a refresh token with `duration=permanent` (default `true`; `false` sends

@@ -154,7 +154,7 @@ impl Preset for Shopify {
         if self.online {
             flow = flow.auth_param("grant_options[]", "per-user");
         }
-        match self.base.client.client_secret() {
+        match self.base.client.secret() {
             Some(secret) => {
                 let secret = secret.clone();
                 let shop = self.shop.clone();
@@ -178,12 +178,12 @@ impl Preset for Shopify {
     }
 
     #[cfg(feature = "reqwest")]
-    fn middleware(&self) -> Result<crate::OAuthMiddleware> {
+    fn middleware(&self) -> Result<crate::reqwest::OAuthMiddleware> {
         Err(bearer_refused())
     }
 
     #[cfg(feature = "tower")]
-    fn layer(&self) -> Result<crate::OAuthLayer> {
+    fn layer(&self) -> Result<crate::tower::OAuthLayer> {
         Err(bearer_refused())
     }
 }

@@ -1,16 +1,15 @@
 //! What a preset is made of, as data: endpoints, default scopes, client authentication,
 //! authorization parameters, the OpenID Connect configuration and how the account behind a token
 //! is read. A simple provider is one `const` [`Spec`]; [`Spec::base`] turns it into the
-//! configured client (the one place presets build an [`OAuthClient`]).
+//! configured client (the one place presets assemble an [`OAuthClientBuilder`] and build it).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Map;
 
-use crate::client::{AuthMethod, OAuthClient, endpoint};
-use crate::discovery::Metadata;
+use crate::client::{AuthMethod, OAuthClient, OAuthClientBuilder, endpoint};
 use crate::error::Result;
+use crate::metadata::Metadata;
 
 use super::profile::Profile;
 use super::{Base, origin};
@@ -91,18 +90,61 @@ impl Spec {
         client_id: impl Into<String>,
         vars: &[(&str, &str)],
     ) -> Result<Base> {
+        self.base_with(client_id, vars, |client| client)
+    }
+
+    /// Like [`base`](Self::base), with `change` applied to the client's settings before they
+    /// are built (a setting the constructor was given, such as Reddit's user agent).
+    pub(super) fn base_with(
+        &'static self,
+        client_id: impl Into<String>,
+        vars: &[(&str, &str)],
+        change: impl FnOnce(OAuthClientBuilder) -> OAuthClientBuilder,
+    ) -> Result<Base> {
+        let client = change(self.builder(client_id, vars)).build()?;
+        let mut validate = false;
+        let client = match &self.oidc {
+            Some(oidc) => {
+                validate = oidc.validate;
+                static_oidc(
+                    client,
+                    &fill(oidc.issuer, vars),
+                    &fill(oidc.userinfo, vars),
+                    &fill(oidc.jwks, vars),
+                )?
+            }
+            None => client,
+        };
+        let mut base = Base::new(self.name, client, self.scopes, self.secret_method)
+            .validating(validate)
+            .profile(&self.profile, vars);
+        base.always_scope = self.always_scope;
+        base.pkce = self.pkce;
+        base.other_issuer = self.oidc.as_ref().and_then(|o| o.other_issuer);
+        for (name, value) in self.auth_params {
+            base = base.param(name, Some(value));
+        }
+        base.api_origins = self
+            .api
+            .map(|api| origin(&fill(api, vars)))
+            .unwrap_or_default();
+        Ok(base)
+    }
+
+    /// The client settings of the spec: its endpoints and token quirks.
+    fn builder(&self, client_id: impl Into<String>, vars: &[(&str, &str)]) -> OAuthClientBuilder {
         let fill = |template: &str| fill(template, vars);
         let mut client = new_client(client_id)
-            .authorization_url(fill(self.authorize))?
-            .token_url(fill(self.token))?;
+            .authorization_url(fill(self.authorize))
+            .token_url(fill(self.token));
         if let Some(url) = self.device {
-            client = client.device_authorization_url(fill(url))?;
+            client = client.device_authorization_url(fill(url));
         }
         if let Some(url) = self.revocation {
-            client = client.revocation_url(fill(url))?;
+            client = client.revocation_url(fill(url));
         }
         if let Some(url) = self.introspection {
-            client = client.introspection_url(fill(url))?;
+            client = client.introspection_url(fill(url));
         }
         if let Some(lifetime) = self.lifetime_without_expiry {
             client = client.default_lifetime(lifetime);
@@ -113,50 +155,28 @@ impl Spec {
         if self.basic_without_secret {
             client = client.secret("").auth_method(AuthMethod::ClientSecretBasic);
         }
-        let mut validate = false;
-        if let Some(oidc) = &self.oidc {
-            client = static_oidc(
-                client,
-                &fill(oidc.issuer),
-                Some(&fill(oidc.userinfo)),
-                Some(&fill(oidc.jwks)),
-            )?;
-            validate = oidc.validate;
-        }
-        let mut base = Base::new(self.name, client, self.scopes, self.secret_method)
-            .validating(validate)
-            .profile(&self.profile, vars);
-        base.always_scope = self.always_scope;
-        base.pkce = self.pkce;
-        base.other_issuer = self.oidc.as_ref().and_then(|o| o.other_issuer);
-        for (name, value) in self.auth_params {
-            base = base.param(name, Some(value));
-        }
-        base.api_origins = self.api.map(|api| origin(&fill(api))).unwrap_or_default();
-        Ok(base)
+        client
     }
 }
 
-/// The documented OpenID Connect configuration of a provider, attached to the client as if it
-/// had been discovered (without a request): the issuer, the userinfo endpoint and the keys ID
-/// tokens are checked with. The client's endpoints must already be set.
+/// The documented OpenID Connect configuration of a provider, attached to `client` as if it had
+/// been discovered (without a request): the issuer, the userinfo endpoint and the keys ID tokens
+/// are checked with, next to the client's endpoints.
 fn static_oidc(
     client: OAuthClient,
     issuer: &str,
-    userinfo: Option<&str>,
-    jwks: Option<&str>,
+    userinfo: &str,
+    jwks: &str,
 ) -> Result<OAuthClient> {
     let metadata = Metadata {
         issuer: issuer.to_owned(),
-        authorization_endpoint: client.authorization_endpoint().cloned(),
-        token_endpoint: client.token_endpoint().cloned(),
-        device_authorization_endpoint: client.device_authorization_endpoint().cloned(),
-        revocation_endpoint: client.revocation_endpoint().cloned(),
-        introspection_endpoint: client.introspection_endpoint().cloned(),
-        userinfo_endpoint: userinfo
-            .map(|u| endpoint("userinfo_endpoint", u))
-            .transpose()?,
-        jwks_uri: jwks.map(|u| endpoint("jwks_uri", u)).transpose()?,
+        authorization_endpoint: client.authorization_url().cloned(),
+        token_endpoint: client.token_url().cloned(),
+        device_authorization_endpoint: client.device_authorization_url().cloned(),
+        revocation_endpoint: client.revocation_url().cloned(),
+        introspection_endpoint: client.introspection_url().cloned(),
+        userinfo_endpoint: Some(endpoint("userinfo_endpoint", userinfo)?),
+        jwks_uri: Some(endpoint("jwks_uri", jwks)?),
         registration_endpoint: None,
         end_session_endpoint: None,
         scopes_supported: None,
@@ -169,12 +189,12 @@ fn static_oidc(
         authorization_response_iss_parameter_supported: false,
         extra: Map::new(),
     };
-    Ok(client.issuer(issuer).with_metadata(Arc::new(metadata)))
+    client.to_builder().metadata(metadata).build()
 }
 
 /// A new client for `client_id`: every preset's client starts here.
-pub(super) fn new_client(client_id: impl Into<String>) -> OAuthClient {
-    OAuthClient::new(client_id)
+pub(super) fn new_client(client_id: impl Into<String>) -> OAuthClientBuilder {
+    OAuthClient::builder(client_id)
 }
 
 /// `template` with each `{name}` of `vars` replaced by its value, in one pass (a value is never

@@ -183,7 +183,8 @@ mod tests {
     use std::time::Duration;
 
     fn key() -> CacheKey {
-        ClientCredentials::new().cache_key(&crate::OAuthClient::new("c"))
+        ClientCredentials::new()
+            .cache_key(&crate::client::OAuthClient::builder("c").build().unwrap())
     }
 
     fn token(clock: &ManualClock) -> Token {
@@ -224,7 +225,7 @@ mod tests {
         assert!(Codec::plain().decode(&key(), &bytes, &clock).is_err());
         let other = crate::flow::ClientCredentials::new()
             .scope("x")
-            .cache_key(&crate::OAuthClient::new("c"));
+            .cache_key(&crate::client::OAuthClient::builder("c").build().unwrap());
         assert!(
             codec.decode(&other, &bytes, &clock).is_err(),
             "bound to its key"

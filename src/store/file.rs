@@ -90,9 +90,10 @@ const SALT_FILE: &str = "cache-key.salt";
 /// use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials, store::FileStore};
 ///
 /// # async fn run() -> oauth_layer::Result<()> {
-/// let client = OAuthClient::new("my-client-id")
+/// let client = OAuthClient::builder("my-client-id")
 ///     .secret("s3cret")
-///     .token_url("https://idp.example/oauth/token")?;
+///     .token_url("https://idp.example/oauth/token")
+///     .build()?;
 /// let store = FileStore::new()?; // $OAUTH_LAYER_CACHE or ~/.cache/oauth-layer
 /// let tokens = TokenSource::builder(client, ClientCredentials::new())
 ///     .store(store)
@@ -225,9 +226,10 @@ impl FileStore {
     /// use oauth_layer::{OAuthClient, clock::ManualClock, store::FileStore};
     ///
     /// let clock = ManualClock::new();
-    /// let client = OAuthClient::new("id").clock(clock.clone());
+    /// let client = OAuthClient::builder("id").clock(clock.clone()).build()?;
     /// let store = FileStore::in_dir("/tmp/tokens").clock(clock);
     /// # let _ = (client, store);
+    /// # Ok::<(), oauth_layer::Error>(())
     /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -254,7 +256,7 @@ impl FileStore {
     /// use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials, store::FileStore};
     ///
     /// let store = FileStore::in_dir("/tmp/tokens");
-    /// let client = OAuthClient::new("id").token_url("https://idp.example/token")?;
+    /// let client = OAuthClient::builder("id").token_url("https://idp.example/token").build()?;
     /// let source = TokenSource::builder(client, ClientCredentials::new()).build();
     /// println!("{}", store.path(source.cache_key())?.display());
     /// # Ok::<(), oauth_layer::Error>(())

@@ -27,12 +27,13 @@ const KEY_DOMAIN: &[u8] = b"oauth-layer cache key v2\0";
 /// ```
 /// use oauth_layer::{OAuthClient, flow::{Flow, Password}};
 ///
-/// let client = OAuthClient::new("id").secret("client-secret");
+/// let client = OAuthClient::builder("id").secret("client-secret").build()?;
 /// let key = Password::new("alice", "password1").cache_key(&client);
 /// assert_eq!(key.get("subject"), Some("alice"));
 /// assert_eq!(key.get("password"), Some("[redacted]"));
 /// assert!(!format!("{key:?}").contains("password1"));
 /// assert_ne!(key, Password::new("alice", "password2").cache_key(&client));
+/// # Ok::<(), oauth_layer::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
@@ -74,15 +75,15 @@ impl CacheKey {
     /// client id and, as secret parts, the client secret and signing key.
     pub fn builder(client: &OAuthClient, grant: &str) -> CacheKeyBuilder {
         let server = client
-            .issuer_id()
+            .issuer()
             .map(str::to_owned)
-            .or_else(|| client.token_endpoint().map(|u| u.as_str().to_owned()))
+            .or_else(|| client.token_url().map(|u| u.as_str().to_owned()))
             .unwrap_or_default();
         let mut builder = CacheKeyBuilder { parts: Vec::new() }
             .part("server", server)
             .part("client_id", client.client_id())
             .part("grant", grant);
-        if let Some(secret) = client.client_secret() {
+        if let Some(secret) = client.secret() {
             builder = builder.secret_part("credential", secret.expose_secret());
         }
         #[cfg(feature = "jwt")]
@@ -224,7 +225,7 @@ mod tests {
     use super::*;
 
     fn key() -> CacheKeyBuilder {
-        CacheKey::builder(&OAuthClient::new("c"), "g")
+        CacheKey::builder(&OAuthClient::builder("c").build().unwrap(), "g")
     }
 
     #[test]

@@ -21,7 +21,10 @@ use crate::token::Token;
 /// use oauth_layer::{OAuthClient, TokenSource, flow::ClientCredentials, store::MemoryStore};
 ///
 /// let store = MemoryStore::new();
-/// let client = OAuthClient::new("id").secret("s").token_url("https://idp.example/token")?;
+/// let client = OAuthClient::builder("id")
+///     .secret("s")
+///     .token_url("https://idp.example/token")
+///     .build()?;
 /// let a = TokenSource::builder(client.clone(), ClientCredentials::new()).store(store.clone()).build();
 /// let b = TokenSource::builder(client, ClientCredentials::new()).store(store).build();
 /// assert_eq!(a.cache_key(), b.cache_key());

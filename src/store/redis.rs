@@ -126,7 +126,10 @@ return 1
 ///     .prefix("billing:oauth:")
 ///     .encryption_key(key_from_secret_manager)
 ///     .lock_ttl(Duration::from_secs(20));
-/// let client = OAuthClient::new("id").secret("s").token_url("https://idp.example/token")?;
+/// let client = OAuthClient::builder("id")
+///     .secret("s")
+///     .token_url("https://idp.example/token")
+///     .build()?;
 /// let tokens = TokenSource::builder(client, ClientCredentials::new()).store(store).build();
 /// let token = tokens.token().await?; // one token request for the whole fleet
 /// # let _ = token; Ok(()) }
@@ -460,7 +463,7 @@ impl RedisStore {
     ///
     /// # async fn run() -> oauth_layer::Result<()> {
     /// let store = RedisStore::connect("redis://127.0.0.1").await?;
-    /// let client = OAuthClient::new("id").token_url("https://idp.example/token")?;
+    /// let client = OAuthClient::builder("id").token_url("https://idp.example/token").build()?;
     /// let source = TokenSource::builder(client, ClientCredentials::new()).build();
     /// println!("{}", store.entry_key(source.cache_key()).await?);
     /// # Ok(()) }

@@ -31,11 +31,12 @@ const BLOCK: usize = 64;
 /// use oauth_layer::{OAuthClient, flow::Password, flow::Flow, store::KeySalt};
 ///
 /// let salt = KeySalt::from_bytes([7; 32]);
-/// let client = OAuthClient::new("id");
+/// let client = OAuthClient::builder("id").build()?;
 /// let name = salt.name(&Password::new("alice", "password1").cache_key(&client));
 /// assert_eq!(name.len(), 64);
 /// assert_ne!(name, salt.name(&Password::new("alice", "password2").cache_key(&client)));
 /// assert_eq!(format!("{salt:?}"), "KeySalt([redacted])");
+/// # Ok::<(), oauth_layer::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeySalt([u8; LEN]);
@@ -72,23 +73,32 @@ impl KeySalt {
     /// ```
     /// use oauth_layer::{OAuthClient, flow::ClientCredentials, flow::Flow, store::KeySalt};
     ///
-    /// let key = ClientCredentials::new().cache_key(&OAuthClient::new("id"));
+    /// let key = ClientCredentials::new().cache_key(&OAuthClient::builder("id").build()?);
     /// let salt = KeySalt::from_bytes([1; 32]);
     /// assert_eq!(salt.name(&key), salt.name(&key.clone()));
     /// assert_ne!(salt.name(&key), KeySalt::from_bytes([2; 32]).name(&key));
+    /// # Ok::<(), oauth_layer::Error>(())
     /// ```
     pub fn name(&self, key: &CacheKey) -> String {
         hex(&hmac_sha256(&self.0, &key.encoded()))
     }
 
     /// The salt as 64 lowercase hex digits, the form the stores keep it in.
-    #[cfg(any(feature = "file-store", feature = "redis-store"))]
+    #[cfg(any(
+        feature = "file-store",
+        feature = "redis-store",
+        feature = "keyring-store"
+    ))]
     pub(crate) fn to_hex(&self) -> zeroize::Zeroizing<String> {
         zeroize::Zeroizing::new(hex(&self.0))
     }
 
     /// A salt from its hex form; `None` unless `text` is exactly 64 hex digits.
-    #[cfg(any(feature = "file-store", feature = "redis-store"))]
+    #[cfg(any(
+        feature = "file-store",
+        feature = "redis-store",
+        feature = "keyring-store"
+    ))]
     pub(crate) fn from_hex(text: &[u8]) -> Option<Self> {
         if text.len() != 2 * LEN {
             return None;

@@ -13,9 +13,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::endpoints::{self, Response};
-use super::interactive;
+use super::reply::{self, Response};
 use super::state::Shared;
+use super::{authorization, device, discovery, resource, revocation, token};
 
 /// Request bodies larger than this get 413.
 pub(super) const MAX_BODY: usize = 64 * 1024;
@@ -59,20 +59,28 @@ async fn handle(shared: &Shared, request: http::Request<Incoming>) -> Response {
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<LengthLimitError>() => return endpoints::payload_too_large(),
-        Err(_) => return endpoints::unreadable_body(),
+        Err(error) if error.is::<LengthLimitError>() => return reply::payload_too_large(),
+        Err(_) => return reply::unreadable_body(),
     };
     match parts.uri.path() {
-        "/token" if parts.method == Method::POST => endpoints::token(shared, &parts, &body),
-        "/revoke" if parts.method == Method::POST => endpoints::revoke(shared, &parts, &body),
+        "/token" if parts.method == Method::POST => token::endpoint(shared, &parts, &body),
+        "/revoke" if parts.method == Method::POST => revocation::endpoint(shared, &parts, &body),
         "/device_authorization" if parts.method == Method::POST => {
-            interactive::device_authorization(shared, &parts, &body)
+            device::authorization_endpoint(shared, &parts, &body)
         }
-        "/token" | "/revoke" | "/device_authorization" => endpoints::method_not_allowed("POST"),
-        "/authorize" if parts.method == Method::GET => interactive::authorize(shared, &parts),
-        "/device" if parts.method == Method::GET => interactive::device_page(shared, &parts),
-        "/authorize" | "/device" => endpoints::method_not_allowed("GET"),
-        path if path.starts_with("/api/") => endpoints::resource(shared, &parts, body),
-        _ => endpoints::not_found(),
+        "/token" | "/revoke" | "/device_authorization" => reply::method_not_allowed("POST"),
+        "/authorize" if parts.method == Method::GET => authorization::endpoint(shared, &parts),
+        "/device" if parts.method == Method::GET => device::verification_page(shared, &parts),
+        "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server"
+            if parts.method == Method::GET =>
+        {
+            discovery::endpoint(shared)
+        }
+        "/authorize"
+        | "/device"
+        | "/.well-known/openid-configuration"
+        | "/.well-known/oauth-authorization-server" => reply::method_not_allowed("GET"),
+        path if path.starts_with("/api/") => resource::endpoint(shared, &parts, body),
+        _ => reply::not_found(),
     }
 }

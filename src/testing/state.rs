@@ -20,6 +20,9 @@ use super::RecordedRequest;
 pub(super) struct Registration {
     pub(super) secret: Option<String>,
     pub(super) method: AuthMethod,
+    /// The public key its `private_key_jwt` assertions are checked with.
+    #[cfg(feature = "jwt")]
+    pub(super) key: Option<super::assertion::TrustedKey>,
 }
 
 /// The fixed configuration, set by the builder.
@@ -35,6 +38,15 @@ pub(super) struct Config {
     pub(super) clock: Arc<dyn Clock>,
     /// The server's base URL, sent as `iss` (RFC 9207).
     pub(super) issuer: String,
+    /// `{issuer}/token`: with the issuer, what the `aud` of an assertion may name.
+    pub(super) token_url: String,
+    /// Who may sign JWT bearer grant assertions and JWT subject tokens, by `iss`.
+    #[cfg(feature = "jwt")]
+    pub(super) assertion_issuers: HashMap<String, super::assertion::TrustedKey>,
+    /// The audiences and resources a token exchange may ask for; empty accepts any.
+    pub(super) exchange_audiences: Vec<String>,
+    /// When set, access tokens are this prefix and a count (`tok-1`, `tok-2`, ...).
+    pub(super) numbered_access_tokens: Option<String>,
     /// Redirect URIs registered per client, besides any loopback URI.
     pub(super) redirect_uris: HashMap<String, Vec<String>>,
     pub(super) require_pkce: bool,
@@ -65,6 +77,10 @@ pub(super) struct Grant {
     pub(super) client_id: String,
     pub(super) username: Option<String>,
     pub(super) scope: Option<String>,
+    /// Who acts on the user's behalf, for a token from a token exchange with an actor.
+    pub(super) actor: Option<String>,
+    /// The audiences and resources a token exchange issued the token for.
+    pub(super) audience: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -130,12 +146,19 @@ pub(super) struct State {
     pub(super) authorization_codes: HashMap<String, AuthorizationCode>,
     pub(super) devices: HashMap<String, DeviceAuthorization>,
     next_grant: u64,
+    /// Access tokens issued so far, for numbered ones.
+    access_tokens_issued: u64,
     pub(super) token_requests: usize,
     pub(super) token_requests_by_grant: HashMap<String, usize>,
     pub(super) revocation_requests: usize,
     pub(super) authorization_requests: usize,
     pub(super) device_requests: usize,
+    pub(super) discovery_requests: usize,
     pub(super) deny_authorization: bool,
+    /// `iss` and `jti` of every JWT assertion accepted, with its `exp`: a second use is a
+    /// replay (RFC 7523 §3). Entries go once they expire.
+    #[cfg(feature = "jwt")]
+    pub(super) used_assertions: HashMap<(String, String), std::time::SystemTime>,
     pub(super) resource_requests: Vec<RecordedRequest>,
 }
 
@@ -163,6 +186,8 @@ impl State {
             client_id: client_id.to_owned(),
             username: username.map(str::to_owned),
             scope,
+            actor: None,
+            audience: Vec::new(),
         }
     }
 
@@ -176,7 +201,11 @@ impl State {
         with_refresh_token: bool,
     ) -> Result<Issued, NoRandomness> {
         let now = config.clock.now();
-        let access_token = random_token("at")?;
+        self.access_tokens_issued += 1;
+        let access_token = match &config.numbered_access_tokens {
+            Some(prefix) => format!("{prefix}{}", self.access_tokens_issued),
+            None => random_token("at")?,
+        };
         let refresh_token = if with_refresh_token {
             Some(random_token("rt")?)
         } else {

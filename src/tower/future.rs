@@ -11,7 +11,9 @@ use tower_service::Service;
 use super::redirect::same_origin;
 use super::replay::{Replay, ReplayableBody};
 use super::service::InnerRedirects;
-use crate::attach::{TokenWithheld, calls_for_renewal, mark_withheld, set_token};
+use crate::request::challenge::calls_for_renewal;
+use crate::request::plan::set_token;
+use crate::request::withheld::TokenWithheld;
 use crate::source::TokenSource;
 use crate::transport::BoxError;
 
@@ -213,6 +215,7 @@ where
     E: Into<BoxError>,
 {
     let mut response = fut.await.map_err(Into::into)?;
-    mark_withheld(response.status(), response.extensions_mut(), withheld);
+    let status = response.status();
+    withheld.mark(status, response.extensions_mut());
     Ok(response)
 }

@@ -6,7 +6,7 @@ use http::{Request, Uri};
 use tower_http::follow_redirect::policy::{Action, Attempt, Policy};
 
 use super::ReplayableBody;
-use crate::attach::OriginRef;
+use crate::request::origin::OriginRef;
 
 /// A redirect policy for tower-http's `FollowRedirect` that never lets a credential leave the
 /// origin of the request the caller made (SECURITY.md rule 25).
@@ -29,7 +29,7 @@ use crate::attach::OriginRef;
 /// use tower_http::follow_redirect::FollowRedirectLayer;
 ///
 /// # fn build() -> oauth_layer::Result<()> {
-/// # let client = OAuthClient::new("id").secret("s").token_url("https://idp.example/token")?;
+/// # let client = OAuthClient::builder("id").secret("s").token_url("https://idp.example/token").build()?;
 /// let service = tower::ServiceBuilder::new()
 ///     .layer(FollowRedirectLayer::with_policy(RedirectPolicy::new()))
 ///     .layer(OAuthLayer::client_credentials(client).allow_origins(["https://api.example"])?)

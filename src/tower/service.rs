@@ -9,8 +9,8 @@ use super::ResponseFuture;
 use super::future::{Retry, authorize_and_send, send_withheld};
 use super::redirect::{follows_redirects, hides_unsafe_redirects};
 use super::replay::{Replay, ReplayableBody};
-use crate::attach::{Attach, Plan, set_header};
 use crate::error::Error;
+use crate::request::plan::{Attach, Plan, set_header};
 use crate::source::{LocalCache, TokenSource};
 use crate::transport::BoxError;
 

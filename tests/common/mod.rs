@@ -1,60 +1,55 @@
-//! Shared test doubles: a token endpoint that issues numbered tokens, and an API that accepts
-//! them until they are revoked.
+//! Shared test doubles: the token endpoint of `oauth_layer::testing::TestServer` issuing
+//! numbered tokens, and an API that accepts them until they are revoked.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 pub mod logs;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use oauth_layer::OAuthClient;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use oauth_layer::testing::TestServer;
+use oauth_layer::{AuthMethod, OAuthClient};
 
-/// A token endpoint issuing `tok-1`, `tok-2`, ... with a fixed lifetime.
+/// A [`TestServer`] whose client `client` (secret `client-secret`, HTTP Basic) gets `tok-1`,
+/// `tok-2`, ... with a fixed lifetime.
 pub struct Idp {
-    pub server: MockServer,
-    issued: Arc<AtomicUsize>,
+    pub server: TestServer,
 }
 
 impl Idp {
     pub async fn start(lifetime_secs: u64) -> Self {
-        let server = MockServer::start().await;
-        let issued = Arc::new(AtomicUsize::new(0));
-        let counter = issued.clone();
-        Mock::given(method("POST"))
-            .and(path("/token"))
-            .respond_with(move |_: &Request| {
-                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-                ResponseTemplate::new(200).set_body_json(serde_json::json!({
-                    "access_token": format!("tok-{n}"),
-                    "token_type": "Bearer",
-                    "expires_in": lifetime_secs,
-                }))
-            })
-            .mount(&server)
-            .await;
-        Self { server, issued }
+        let server = TestServer::builder()
+            .client(
+                "client",
+                Some("client-secret"),
+                AuthMethod::ClientSecretBasic,
+            )
+            .access_token_lifetime(Duration::from_secs(lifetime_secs))
+            .numbered_access_tokens("tok-")
+            .start()
+            .await
+            .unwrap();
+        Self { server }
     }
 
     pub fn token_url(&self) -> String {
-        format!("{}/token", self.server.uri())
+        self.server.token_url()
     }
 
     /// Token requests answered so far.
     pub fn issued(&self) -> usize {
-        self.issued.load(Ordering::SeqCst)
+        self.server.token_requests()
     }
 
     pub fn client(&self) -> OAuthClient {
-        OAuthClient::new("client")
+        OAuthClient::builder("client")
             .secret("client-secret")
             .token_url(self.token_url())
+            .build()
             .unwrap()
     }
 }
-
 /// What the API saw: the Authorization header and the body of each request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Seen {

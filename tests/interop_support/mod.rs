@@ -139,11 +139,13 @@ impl Interop {
 
     /// A client configured by discovery from the issuer URL alone.
     pub(crate) async fn client(&self, id: &str, secret: Option<&str>) -> OAuthClient {
-        let mut client = OAuthClient::new(id);
+        let mut client = OAuthClient::builder(id);
         if let Some(secret) = secret {
             client = client.secret(secret);
         }
-        client.discover(&self.issuer).await.unwrap()
+        oauth_layer::discovery::configure(client, &self.issuer)
+            .await
+            .unwrap()
     }
 
     /// The server's counters (`GET <resource>/stats`).

@@ -79,13 +79,18 @@ impl fmt::Debug for CallbackCheck {
     }
 }
 
-/// An authorization code accepted from a callback, ready to exchange for a token once.
-pub struct AuthorizationCode {
+/// The authorization code a receiver accepted from a callback (its state, `iss` and the rest
+/// already checked against the [`AuthorizationRequest`](super::AuthorizationRequest)), ready to
+/// be exchanged for a token once with [`AuthCode::exchange`](super::AuthCode::exchange).
+///
+/// Not to be confused with the flow itself, [`AuthCode`](super::AuthCode): this is the one-time
+/// value a sign-in brings back.
+pub struct ReceivedCode {
     pub(crate) code: SecretString,
     pub(crate) iss: Option<String>,
 }
 
-impl AuthorizationCode {
+impl ReceivedCode {
     /// The code.
     pub fn secret(&self) -> &SecretString {
         &self.code
@@ -97,9 +102,9 @@ impl AuthorizationCode {
     }
 }
 
-impl fmt::Debug for AuthorizationCode {
+impl fmt::Debug for ReceivedCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthorizationCode")
+        f.debug_struct("ReceivedCode")
             .field("code", &"[redacted]")
             .field("iss", &self.iss)
             .finish()
@@ -112,7 +117,7 @@ pub(crate) enum Checked {
     /// answer): a receiver ignores it and keeps waiting.
     NotOurs(Error),
     /// The answer to this request: a code, or the error that ends the sign-in.
-    Done(Result<AuthorizationCode>),
+    Done(Result<ReceivedCode>),
 }
 
 /// The error for `error=` on a callback. The description is cleaned like any server text and

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use tokio::sync::{Mutex, OwnedMutexGuard, mpsc};
 
-use super::callback::{AuthorizationCode, Callback, Checked};
+use super::callback::{Callback, Checked, ReceivedCode};
 use super::receiver::{CodeReceiver, PreparedReceiver, ReceiveContext};
 use super::request::AuthorizationRequest;
 use crate::error::{Error, Result};
@@ -153,7 +153,7 @@ impl PreparedReceiver for PreparedChannel {
         mut self: Box<Self>,
         request: &AuthorizationRequest,
         context: &ReceiveContext,
-    ) -> Result<AuthorizationCode> {
+    ) -> Result<ReceivedCode> {
         let timeout = context.timeout();
         let deadline = tokio::time::Instant::from_std(crate::clock::instant_after(
             tokio::time::Instant::now().into_std(),

@@ -12,7 +12,7 @@ use http::{Method, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use super::callback::{AuthorizationCode, Callback};
+use super::callback::{Callback, ReceivedCode};
 use super::receiver::{CodeReceiver, PreparedReceiver, ReceiveContext};
 use super::request::AuthorizationRequest;
 use crate::error::{Error, Result};
@@ -159,7 +159,7 @@ impl PreparedReceiver for PreparedHosted {
         self: Box<Self>,
         request: &AuthorizationRequest,
         context: &ReceiveContext,
-    ) -> Result<AuthorizationCode> {
+    ) -> Result<ReceivedCode> {
         let hosted = &self.0;
         let poll_url = hosted.poll_url(request.state());
         let code_source = hosted.code_source_url.origin().ascii_serialization();

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::{Method, Response, StatusCode};
+use http::header;
+use http::{Method, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -29,7 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 use url::{Host, Url};
 
-use super::callback::{AuthorizationCode, Callback, Checked};
+use super::callback::{Callback, Checked, ReceivedCode};
+use super::pages::{LoopbackPages, Page};
 use super::receiver::{CodeReceiver, PreparedReceiver, ReceiveContext};
 use super::request::AuthorizationRequest;
 use crate::error::{Error, Result};
@@ -47,9 +48,6 @@ const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 const PORT_ATTEMPTS: usize = 8;
 /// The cap on a request's line and headers together.
 const MAX_HEAD: usize = 8 * 1024;
-
-const DEFAULT_SUCCESS_TEXT: &str = "Signed in. You can close this tab.";
-const DEFAULT_FAILURE_TEXT: &str = "Sign-in failed";
 
 /// The loopback redirect server (SECURITY.md rules 6–9), the default way [`AuthCode`] receives
 /// the code.
@@ -72,8 +70,9 @@ const DEFAULT_FAILURE_TEXT: &str = "Sign-in failed";
 ///
 /// The server answers `GET` on the callback path only, ignores requests whose `Host` is not a
 /// loopback name with its port (a DNS-rebinding defence), caps the request head at 8 KiB,
-/// and shows a small inert page: no script, no third-party resource, never a redirect, and
-/// never text taken from the request.
+/// and shows a small inert page ([`LoopbackPages`], set with [`AuthCode::pages`]): no script,
+/// nothing loaded from anywhere, never a redirect, and no text taken from the request but the
+/// server's escaped `error` code.
 ///
 /// Other programs on the machine can connect too, so none can hold the sign-in up: a
 /// connection that has not sent its whole request head within
@@ -89,13 +88,13 @@ const DEFAULT_FAILURE_TEXT: &str = "Sign-in failed";
 /// let flow = AuthCode::new().receiver(
 ///     LoopbackReceiver::new()
 ///         .path("/oauth/callback")
-///         .client_timeout(Duration::from_secs(5))
-///         .success_text("Signed in to my-tool. You can close this tab."),
+///         .client_timeout(Duration::from_secs(5)),
 /// );
 /// # let _ = flow;
 /// ```
 ///
 /// [`AuthCode`]: super::AuthCode
+/// [`AuthCode::pages`]: super::AuthCode::pages
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct LoopbackReceiver {
@@ -104,8 +103,6 @@ pub struct LoopbackReceiver {
     max_connections: usize,
     client_timeout: Duration,
     header_timeout: Duration,
-    success_text: String,
-    failure_text: String,
 }
 
 impl Default for LoopbackReceiver {
@@ -123,8 +120,6 @@ impl LoopbackReceiver {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
-            success_text: DEFAULT_SUCCESS_TEXT.to_owned(),
-            failure_text: DEFAULT_FAILURE_TEXT.to_owned(),
         }
     }
 
@@ -162,19 +157,6 @@ impl LoopbackReceiver {
     /// its head a byte at a time is closed at this deadline, so it cannot hold a slot.
     pub fn header_timeout(mut self, timeout: Duration) -> Self {
         self.header_timeout = timeout;
-        self
-    }
-
-    /// The sentence shown in the browser after a successful sign-in (plain text; it is escaped).
-    pub fn success_text(mut self, text: impl Into<String>) -> Self {
-        self.success_text = text.into();
-        self
-    }
-
-    /// The words that start the page shown when the sign-in fails (plain text; it is escaped).
-    /// A fixed reason chosen by this crate follows them; nothing the request carried is shown.
-    pub fn failure_text(mut self, text: impl Into<String>) -> Self {
-        self.failure_text = text.into();
         self
     }
 
@@ -293,8 +275,6 @@ impl CodeReceiver for LoopbackReceiver {
                 port: local.port(),
                 client_timeout: self.client_timeout,
                 header_timeout: self.header_timeout,
-                success_text: self.success_text.clone(),
-                failure_text: self.failure_text.clone(),
             }),
             max_connections: self.max_connections,
         }))
@@ -375,8 +355,6 @@ struct Settings {
     port: u16,
     client_timeout: Duration,
     header_timeout: Duration,
-    success_text: String,
-    failure_text: String,
 }
 
 /// A callback handed from a connection to the waiting flow, with the way to answer it.
@@ -404,13 +382,14 @@ impl PreparedReceiver for Listening {
         self: Box<Self>,
         request: &AuthorizationRequest,
         context: &ReceiveContext,
-    ) -> Result<AuthorizationCode> {
+    ) -> Result<ReceivedCode> {
         let Listening {
             listeners,
             settings,
             max_connections,
             ..
         } = *self;
+        let pages = Arc::clone(&context.pages);
         let (deliver, mut delivered) = mpsc::channel::<Delivery>(max_connections);
         // Dropping the set (on return, or when this future is dropped) aborts every connection.
         let mut connections: JoinSet<u64> = JoinSet::new();
@@ -436,11 +415,12 @@ impl PreparedReceiver for Listening {
                         let id = next_id;
                         next_id = next_id.wrapping_add(1);
                         let settings = Arc::clone(&settings);
+                        let pages = Arc::clone(&pages);
                         let deliver = deliver.clone();
                         let head_sent = Arc::new(AtomicBool::new(false));
                         let sent = Arc::clone(&head_sent);
                         let abort = connections.spawn(async move {
-                            serve(stream, id, &settings, deliver, sent).await;
+                            serve(stream, id, &settings, &pages, deliver, sent).await;
                             id
                         });
                         open.push_back(Open { head_sent, abort });
@@ -459,12 +439,12 @@ impl PreparedReceiver for Listening {
                     match request.check_callback(&callback) {
                         Checked::NotOurs(error) => {
                             tracing::debug!(%error, "loopback receiver: ignored a callback");
-                            let _ = reply.send(Page::Failure(reason(&error)));
+                            let _ = reply.send(Page::NotThisSignIn);
                         }
                         Checked::Done(outcome) => {
                             let page = match &outcome {
-                                Ok(_) => Page::Success,
-                                Err(error) => Page::Failure(reason(error)),
+                                Ok(_) => Page::SignedIn,
+                                Err(error) => Page::failure(error),
                             };
                             let _ = reply.send(page);
                             break (outcome, connection);
@@ -529,7 +509,7 @@ fn accept_any(listeners: &[TcpListener]) -> impl Future<Output = io::Result<TcpS
 }
 
 /// `5 min`, `30 s`, `300 ms`.
-fn describe(duration: Duration) -> String {
+pub(super) fn describe(duration: Duration) -> String {
     let secs = duration.as_secs();
     if secs >= 60 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
@@ -546,17 +526,20 @@ async fn serve(
     stream: TcpStream,
     id: u64,
     settings: &Arc<Settings>,
+    pages: &Arc<LoopbackPages>,
     deliver: mpsc::Sender<Delivery>,
     head_sent: Arc<AtomicBool>,
 ) {
     let _ = stream.set_nodelay(true);
     let shared = Arc::clone(settings);
+    let shared_pages = Arc::clone(pages);
     let sent = Arc::clone(&head_sent);
     let service = service_fn(move |request| {
         sent.store(true, Ordering::Release);
         let settings = Arc::clone(&shared);
+        let pages = Arc::clone(&shared_pages);
         let deliver = deliver.clone();
-        async move { Ok::<_, Infallible>(handle(&settings, id, request, &deliver).await) }
+        async move { Ok::<_, Infallible>(handle(&settings, &pages, id, request, &deliver).await) }
     });
     let mut builder = http1::Builder::new();
     builder
@@ -595,18 +578,19 @@ async fn serve(
 
 async fn handle(
     settings: &Settings,
+    pages: &LoopbackPages,
     id: u64,
     request: http::Request<Incoming>,
     deliver: &mpsc::Sender<Delivery>,
 ) -> Response<Full<Bytes>> {
     if !host_is_ours(&request, settings.port) {
-        return render(settings, Page::BadRequest);
+        return pages.response(Page::BadRequest);
     }
     if request.uri().path() != settings.path {
-        return render(settings, Page::NotFound);
+        return pages.response(Page::NotFound);
     }
     if request.method() != Method::GET {
-        return render(settings, Page::MethodNotAllowed);
+        return pages.response(Page::MethodNotAllowed);
     }
     let callback = Callback::from_query(request.uri().query().unwrap_or(""));
     let (reply, answer) = oneshot::channel();
@@ -616,11 +600,11 @@ async fn handle(
         connection: id,
     };
     if deliver.send(delivery).await.is_err() {
-        return render(settings, Page::Over);
+        return pages.response(Page::Over);
     }
     match answer.await {
-        Ok(page) => render(settings, page),
-        Err(_) => render(settings, Page::Over),
+        Ok(page) => pages.response(page),
+        Err(_) => pages.response(Page::Over),
     }
 }
 
@@ -655,108 +639,6 @@ fn authority_is_ours(authority: &str, port: u16) -> bool {
     }
 }
 
-/// The pages the server shows. None carries text from the request.
-#[derive(Debug)]
-enum Page {
-    Success,
-    /// The failure page with a fixed reason.
-    Failure(&'static str),
-    NotFound,
-    MethodNotAllowed,
-    BadRequest,
-    /// The sign-in is no longer waiting.
-    Over,
-}
-
-/// A fixed phrase for why a callback failed: never the server's `error_description`
-/// (SECURITY.md rule 4), which is in the error the application gets.
-fn reason(error: &Error) -> &'static str {
-    match error {
-        Error::StateMismatch => {
-            "this response does not belong to the sign-in in progress. \
-             If you are still signing in, finish in the tab the application opened."
-        }
-        Error::AuthorizationDenied(_) => {
-            "the sign-in was refused or cancelled. Return to the application for details."
-        }
-        Error::MalformedCallback(_) => {
-            "the sign-in server sent a malformed response. Return to the application for details."
-        }
-        _ => "something went wrong. Return to the application for details.",
-    }
-}
-
-fn render(settings: &Settings, page: Page) -> Response<Full<Bytes>> {
-    let (status, title, text) = match page {
-        Page::Success => (StatusCode::OK, "Signed in", settings.success_text.clone()),
-        Page::Failure(reason) => (
-            StatusCode::BAD_REQUEST,
-            "Sign-in failed",
-            format!("{}: {reason}", settings.failure_text),
-        ),
-        Page::NotFound => (StatusCode::NOT_FOUND, "Not found", "Not found.".to_owned()),
-        Page::MethodNotAllowed => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed",
-            "Only GET is allowed here.".to_owned(),
-        ),
-        Page::BadRequest => (
-            StatusCode::BAD_REQUEST,
-            "Bad request",
-            "This address only answers the sign-in redirect.".to_owned(),
-        ),
-        Page::Over => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in over",
-            "The sign-in is no longer in progress.".to_owned(),
-        ),
-    };
-    let body = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>{}</title></head><body><p>{}</p></body></html>\n",
-        escape(title),
-        escape(&text)
-    );
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    let set = |name, value| (name, HeaderValue::from_static(value));
-    for (name, value) in [
-        set(header::CONTENT_TYPE, "text/html; charset=utf-8"),
-        set(header::CACHE_CONTROL, "no-store"),
-        set(header::REFERRER_POLICY, "no-referrer"),
-        set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        set(header::X_FRAME_OPTIONS, "DENY"),
-        set(
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        ),
-        set(header::CONNECTION, "close"),
-    ] {
-        headers.insert(name, value);
-    }
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
-    }
-    response
-}
-
-/// Escapes text for an HTML text node.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -780,13 +662,5 @@ mod tests {
         assert_eq!(describe(Duration::from_secs(300)), "5 min");
         assert_eq!(describe(Duration::from_secs(90)), "90 s");
         assert_eq!(describe(Duration::from_millis(300)), "300 ms");
-    }
-
-    #[test]
-    fn page_text_is_escaped() {
-        assert_eq!(
-            escape("<b>\"x\" & 'y'</b>"),
-            "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
-        );
     }
 }

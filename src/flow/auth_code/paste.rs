@@ -5,7 +5,7 @@ use std::io;
 
 use async_trait::async_trait;
 
-use super::callback::{AuthorizationCode, Callback};
+use super::callback::{Callback, ReceivedCode};
 use super::receiver::{CodeReceiver, PreparedReceiver, ReceiveContext};
 use super::request::AuthorizationRequest;
 use crate::error::{Error, Result};
@@ -107,7 +107,7 @@ impl PreparedReceiver for PreparedPaste {
         self: Box<Self>,
         request: &AuthorizationRequest,
         context: &ReceiveContext,
-    ) -> Result<AuthorizationCode> {
+    ) -> Result<ReceivedCode> {
         let timeout = context.timeout();
         // Waiting on a person, so real (tokio) time. A terminal read cannot be interrupted: after
         // a timeout its blocking thread stays parked on stdin until a line comes.
@@ -125,7 +125,7 @@ impl PreparedPaste {
         &self,
         request: &AuthorizationRequest,
         context: &ReceiveContext,
-    ) -> Result<AuthorizationCode> {
+    ) -> Result<ReceivedCode> {
         let prompt = context.prompt();
         prompt.show(&format!(
             "To sign in, open this address in a browser:\n{}\n\n\

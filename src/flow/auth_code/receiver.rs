@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::callback::AuthorizationCode;
+use super::callback::ReceivedCode;
+use super::pages::LoopbackPages;
 use super::request::AuthorizationRequest;
 use crate::client::OAuthClient;
 use crate::clock::Clock;
@@ -48,7 +49,7 @@ pub trait PreparedReceiver: Send {
         self: Box<Self>,
         request: &AuthorizationRequest,
         context: &ReceiveContext,
-    ) -> Result<AuthorizationCode>;
+    ) -> Result<ReceivedCode>;
 }
 
 /// What a receiver may use while it waits.
@@ -57,6 +58,7 @@ pub struct ReceiveContext {
     pub(crate) client: OAuthClient,
     pub(crate) prompt: Arc<dyn Prompt>,
     pub(crate) timeout: Duration,
+    pub(crate) pages: Arc<LoopbackPages>,
 }
 
 impl ReceiveContext {
@@ -70,13 +72,14 @@ impl ReceiveContext {
         &*self.prompt
     }
 
-    /// How long to wait for the answer in all.
+    /// How long to wait for the answer in all: the flow's [`timeout`](super::AuthCode::timeout).
+    /// (The code exchange after it has its own deadline.)
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// The clock to measure the wait with.
     pub fn clock(&self) -> &dyn Clock {
-        self.client.clock_ref()
+        self.client.clock()
     }
 }

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::callback::{AuthorizationCode, Callback, CallbackCheck, Checked};
+use super::callback::{Callback, CallbackCheck, Checked, ReceivedCode};
 use crate::error::{Error, Result};
 
 /// One sign-in attempt: the URL to send the person to, and what the answer must match.
@@ -56,7 +56,7 @@ impl AuthorizationRequest {
     /// Shopify preset's `hmac`) is that check's error; an `error=` with the right state is
     /// [`Error::AuthorizationDenied`]; repeated parameters, `code` with `error`, a missing code
     /// or a wrong `iss` are [`Error::MalformedCallback`].
-    pub fn check(&self, callback: &Callback) -> Result<AuthorizationCode> {
+    pub fn check(&self, callback: &Callback) -> Result<ReceivedCode> {
         match self.check_callback(callback) {
             Checked::NotOurs(e) => Err(e),
             Checked::Done(r) => r,
@@ -114,7 +114,7 @@ impl AuthorizationRequest {
         params: &[(String, String)],
         code: Option<&str>,
         error: Option<&str>,
-    ) -> Result<AuthorizationCode> {
+    ) -> Result<ReceivedCode> {
         let get = |name: &str| {
             params
                 .iter()
@@ -144,7 +144,7 @@ impl AuthorizationRequest {
             ));
         }
         match code {
-            Some(code) if !code.is_empty() => Ok(AuthorizationCode {
+            Some(code) if !code.is_empty() => Ok(ReceivedCode {
                 code: SecretString::from(code.to_owned()),
                 iss: get("iss").map(str::to_owned),
             }),

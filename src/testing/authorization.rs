@@ -1,51 +1,34 @@
-//! The interactive flows: the authorization endpoint with its automatic login (RFC 6749 §4.1,
-//! RFC 7636, RFC 9207), the device authorization endpoint and its verification page (RFC 8628),
-//! and the two token grants that redeem what they hand out.
+//! The authorization endpoint with its automatic login (RFC 6749 §4.1, RFC 7636, RFC 9207),
+//! and the authorization code grant that redeems what it hands out.
 //!
-//! As in `endpoints`, every handler is synchronous and takes the state lock without an `.await`
-//! in between.
+//! As at the token endpoint, every handler is synchronous and takes the state lock without an
+//! `.await` in between.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, PRAGMA, REFERRER_POLICY,
-    X_CONTENT_TYPE_OPTIONS,
-};
+use http::header::LOCATION;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 use http_body_util::Full;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::endpoints::{
-    Form, OAuthError, Response, authenticate, issued_response, json_response, no_store, parse_form,
-    requested_scope,
-};
-use super::state::{
-    AuthorizationCode, DeviceAuthorization, DeviceStatus, Shared, random_token, random_user_code,
-};
-
-/// The grant type of RFC 8628 §3.4.
-pub(super) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+use super::form::{Form, Query, requested_scope};
+use super::page::{inert, page};
+use super::reply::{OAuthError, Response, token_answer};
+use super::state::{AuthorizationCode, Shared, random_token};
 
 /// How long an authorization code can be redeemed (RFC 6749 §4.1.2 recommends at most 10
 /// minutes).
 pub(super) const AUTHORIZATION_CODE_LIFETIME: Duration = Duration::from_secs(60);
 
-/// What a client waits between polls when the server sends no `interval` (RFC 8628 §3.5), and
-/// what every `slow_down` adds.
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
-
-// --- the authorization endpoint ---------------------------------------------------------
-
 /// `GET /authorize`: checks the request, logs in automatically, and redirects back with a code
 /// or an error.
-pub(super) fn authorize(shared: &Shared, parts: &Parts) -> Response {
+pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
     shared.lock().authorization_requests += 1;
     let config = &shared.config;
     let query = Query::parse(parts.uri.query());
@@ -272,149 +255,12 @@ impl Redirect<'_> {
     }
 }
 
-// --- the device authorization endpoint ---------------------------------------------------
-
-/// `POST /device_authorization` (RFC 8628 §3.1–3.2).
-pub(super) fn device_authorization(shared: &Shared, parts: &Parts, body: &[u8]) -> Response {
-    shared.lock().device_requests += 1;
-    match device_authorization_response(shared, parts, body) {
-        Ok(value) => no_store(json_response(StatusCode::OK, &value)),
-        Err(error) => error.into_response(),
-    }
-}
-
-fn device_authorization_response(
-    shared: &Shared,
-    parts: &Parts,
-    body: &[u8],
-) -> Result<Value, OAuthError> {
-    let config = &shared.config;
-    let form = parse_form(&parts.headers, body)?;
-    let client_id = authenticate(config, &parts.headers, &form)?;
-    let scope = requested_scope(&form)?;
-    let device_code = random_token("dc").map_err(|_| OAuthError::no_randomness())?;
-    let mut state = shared.lock();
-    let user_code = loop {
-        let candidate = random_user_code().map_err(|_| OAuthError::no_randomness())?;
-        if !state.devices.values().any(|d| d.user_code == candidate) {
-            break candidate;
-        }
-    };
-    let interval = config
-        .device_interval
-        .map_or(DEFAULT_INTERVAL, |i| Duration::from_secs(i.as_secs()));
-    state.devices.insert(
-        device_code.clone(),
-        DeviceAuthorization {
-            client_id: client_id.to_owned(),
-            user_code: user_code.clone(),
-            scope,
-            expires_at: crate::clock::instant_after(
-                config.clock.now(),
-                config.device_code_lifetime,
-            ),
-            interval,
-            last_poll: None,
-            status: DeviceStatus::Pending,
-        },
-    );
-    drop(state);
-    let (first, second) = user_code.split_at(4);
-    let user_code = format!("{first}-{second}");
-    let verification_uri = format!("{}/device", config.issuer);
-    let mut body = json!({
-        "device_code": device_code,
-        "user_code": user_code,
-        "verification_uri_complete": format!("{verification_uri}?user_code={user_code}"),
-        "verification_uri": verification_uri,
-        "expires_in": config.device_code_lifetime.as_secs(),
-    });
-    if let Some(interval) = config.device_interval {
-        body["interval"] = json!(interval.as_secs());
-    }
-    Ok(body)
-}
-
-/// `GET /device?user_code=...`: the verification page. The automatic login approves the code
-/// (or denies it while authorizations are denied) and answers a short inert page.
-pub(super) fn device_page(shared: &Shared, parts: &Parts) -> Response {
-    let query = Query::parse(parts.uri.query());
-    let Some(user_code) = query.get("user_code").filter(|_| query.repeated.is_empty()) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Enter the code",
-            "Open this page with ?user_code= and the code your device shows.",
-        );
-    };
-    let now = shared.config.clock.now();
-    let default_user = shared.config.default_user.clone();
-    let mut state = shared.lock();
-    let deny = state.deny_authorization;
-    let Some(device) = state
-        .device_by_user_code(user_code)
-        .filter(|d| now < d.expires_at)
-    else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Unknown code",
-            "This code is unknown or has expired.",
-        );
-    };
-    match (&device.status, deny) {
-        (DeviceStatus::Pending, false) => {
-            device.status = DeviceStatus::Approved {
-                username: default_user,
-            };
-            page(
-                StatusCode::OK,
-                "Device approved",
-                "You can return to your device.",
-            )
-        }
-        (DeviceStatus::Pending, true) => {
-            device.status = DeviceStatus::Denied;
-            page(StatusCode::OK, "Device denied", "The request was denied.")
-        }
-        (DeviceStatus::Approved { .. } | DeviceStatus::Redeemed, _) => page(
-            StatusCode::OK,
-            "Device approved",
-            "This code was already approved.",
-        ),
-        (DeviceStatus::Denied, _) => page(
-            StatusCode::BAD_REQUEST,
-            "Device denied",
-            "This code was denied.",
-        ),
-    }
-}
-
-/// Approves or denies the pending, unexpired device authorization with `user_code`; `false`
-/// when there is none.
-pub(super) fn decide_device(shared: &Shared, user_code: &str, approve: bool) -> bool {
-    let now = shared.config.clock.now();
-    let mut state = shared.lock();
-    let Some(device) = state
-        .device_by_user_code(user_code)
-        .filter(|d| now < d.expires_at && d.status == DeviceStatus::Pending)
-    else {
-        return false;
-    };
-    device.status = if approve {
-        DeviceStatus::Approved {
-            username: shared.config.default_user.clone(),
-        }
-    } else {
-        DeviceStatus::Denied
-    };
-    true
-}
-
-// --- the token grants ---------------------------------------------------------------------
+// --- the token grant ----------------------------------------------------------------------
 
 /// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5–4.6). A code is spent the
 /// first time it is presented, whatever the outcome; presenting it again revokes the tokens it
 /// produced (RFC 6749 §4.1.2).
-pub(super) fn authorization_code(
+pub(super) fn code_grant(
     shared: &Shared,
     client_id: &str,
     form: &Form,
@@ -486,71 +332,7 @@ pub(super) fn authorization_code(
         record.grant_id = Some(grant_id);
     }
     drop(state);
-    issued_response(config, issued, scope)
-}
-
-/// `grant_type=urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4–3.5).
-pub(super) fn device_code(
-    shared: &Shared,
-    client_id: &str,
-    form: &Form,
-) -> Result<Value, OAuthError> {
-    let config = &shared.config;
-    let device_code = form
-        .get("device_code")
-        .ok_or_else(|| OAuthError::invalid_request("device_code is missing"))?;
-    let now = config.clock.now();
-    let mut state = shared.lock();
-    let device = state
-        .devices
-        .get_mut(device_code)
-        .filter(|d| d.client_id == client_id)
-        .ok_or_else(|| OAuthError::invalid_grant("unknown device_code"))?;
-    if device.status == DeviceStatus::Redeemed {
-        return Err(OAuthError::invalid_grant("device_code already used"));
-    }
-    if now >= device.expires_at {
-        return Err(OAuthError::device("expired_token", "device_code expired"));
-    }
-    let last_poll = device.last_poll.replace(now);
-    if config.enforce_slow_down
-        && last_poll.is_some_and(|last| now.saturating_duration_since(last) < device.interval)
-    {
-        // RFC 8628 §3.5: the interval grows by 5 s for this and every later request.
-        device.interval += DEFAULT_INTERVAL;
-        return Err(OAuthError::device(
-            "slow_down",
-            "polled faster than the interval",
-        ));
-    }
-    let username = match &device.status {
-        DeviceStatus::Pending => {
-            return Err(OAuthError::device(
-                "authorization_pending",
-                "the user has not answered yet",
-            ));
-        }
-        DeviceStatus::Denied => {
-            return Err(OAuthError::device(
-                "access_denied",
-                "the user denied the request",
-            ));
-        }
-        DeviceStatus::Redeemed => {
-            return Err(OAuthError::invalid_grant("device_code already used"));
-        }
-        DeviceStatus::Approved { username } => username.clone(),
-    };
-    let scope = device.scope.clone();
-    let grant = state.new_grant(client_id, Some(&username), scope.clone());
-    let issued = state.issue(config, grant, scope.clone(), true);
-    if issued.is_ok()
-        && let Some(device) = state.devices.get_mut(device_code)
-    {
-        device.status = DeviceStatus::Redeemed;
-    }
-    drop(state);
-    issued_response(config, issued, scope)
+    token_answer(config, issued, scope)
 }
 
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.
@@ -568,75 +350,6 @@ fn s256(verifier: &str) -> String {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-// --- pages and queries --------------------------------------------------------------------
-
-/// A short HTML page for the user's browser. Only fixed text goes in: nothing from the request
-/// is reflected.
-fn page(status: StatusCode, title: &'static str, message: &'static str) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
-         <body><h1>{title}</h1><p>{message}</p></body></html>\n"
-    );
-    let mut response = inert(http::Response::new(Full::new(Bytes::from(html))));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
-}
-
-/// Headers for anything a browser sees: not cached, no referrer, no scripts or subresources.
-fn inert(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(
-        CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'"),
-    );
-    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    response
-}
-
-/// A query string: each parameter once (empty values count as absent, RFC 6749 §3.1), and the
-/// names of those that came more than once.
-struct Query {
-    params: Form,
-    repeated: Vec<String>,
-}
-
-impl Query {
-    fn parse(query: Option<&str>) -> Self {
-        let mut params = HashMap::new();
-        let mut repeated = Vec::new();
-        for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            if value.is_empty() {
-                continue;
-            }
-            if params
-                .insert(name.to_string(), value.into_owned())
-                .is_some()
-            {
-                repeated.push(name.into_owned());
-            }
-        }
-        Self {
-            params: Form::new(params),
-            repeated,
-        }
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.params.get(name)
-    }
-
-    fn is_repeated(&self, name: &str) -> bool {
-        self.repeated.iter().any(|r| r == name)
-    }
 }
 
 #[cfg(test)]
@@ -666,13 +379,5 @@ mod tests {
         );
         assert!(!is_verifier("short"));
         assert!(!is_verifier(&"a+".repeat(30)));
-    }
-
-    #[test]
-    fn repeated_query_parameters_are_noticed() {
-        let query = Query::parse(Some("a=1&b=&a=2&c=3"));
-        assert!(query.is_repeated("a"));
-        assert_eq!(query.get("b"), None);
-        assert_eq!(query.get("c"), Some("3"));
     }
 }

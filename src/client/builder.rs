@@ -1,0 +1,421 @@
+//! [`OAuthClientBuilder`]: every setting of an [`OAuthClient`], checked once at
+//! [`build`](OAuthClientBuilder::build).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use secrecy::SecretString;
+use url::Url;
+
+use super::retry::Jitter;
+use super::{AuthMethod, Config, OAuthClient, RetryPolicy, endpoint};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::metadata::Metadata;
+use crate::token::DEFAULT_LIFETIME;
+use crate::transport::{HttpTransport, Limits};
+
+/// The settings of an [`OAuthClient`], from [`OAuthClient::builder`] (or
+/// [`OAuthClient::to_builder`]).
+///
+/// Setters never fail: a value that cannot be used (an endpoint that is not a URL, or plain
+/// `http` to a host that is not loopback; a user agent that is not a header value) is kept as a
+/// problem, named after its setter, and [`build`](Self::build) reports it. Setting the same
+/// thing again replaces the value and its problem.
+///
+/// ```
+/// use oauth_layer::OAuthClient;
+///
+/// let client = OAuthClient::builder("my-client-id")
+///     .secret("s3cret")
+///     .token_url("https://idp.example/oauth/token")
+///     .build()?;
+/// # let _ = client;
+///
+/// let err = OAuthClient::builder("my-client-id")
+///     .token_url("http://idp.example/oauth/token")
+///     .build()
+///     .unwrap_err();
+/// assert!(err.to_string().contains("token_url"));
+/// # Ok::<(), oauth_layer::Error>(())
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `build()`"]
+pub struct OAuthClientBuilder {
+    config: Config,
+    /// The unusable values, each with the setter it was given to.
+    pub(super) problems: Vec<(&'static str, Error)>,
+    /// A seed from [`jitter_seed`](Self::jitter_seed); otherwise `build` seeds from the OS.
+    jitter_seed: Option<u64>,
+}
+
+impl OAuthClientBuilder {
+    pub(super) fn new(client_id: String) -> Self {
+        Self::from_config(Config {
+            client_id,
+            secret: None,
+            auth_method: None,
+            token_url: None,
+            authorization_url: None,
+            device_authorization_url: None,
+            revocation_url: None,
+            introspection_url: None,
+            issuer: None,
+            metadata: None,
+            transport: None,
+            clock: Arc::new(SystemClock),
+            limits: Limits::default(),
+            default_lifetime: DEFAULT_LIFETIME,
+            lenient_token_type: false,
+            #[cfg(feature = "jwt")]
+            signing_key: None,
+            #[cfg(feature = "jwt")]
+            assertion_audience_issuer: false,
+            retry: RetryPolicy::default(),
+            jitter: Arc::new(Jitter::seeded(0)),
+            user_agent: HeaderValue::from_static(concat!(
+                "oauth-layer/",
+                env!("CARGO_PKG_VERSION")
+            )),
+        })
+    }
+
+    pub(super) fn from_config(config: Config) -> Self {
+        Self {
+            config,
+            problems: Vec::new(),
+            jitter_seed: None,
+        }
+    }
+
+    /// Checks the settings and makes the client.
+    ///
+    /// # Errors
+    ///
+    /// The problem of a setter given an unusable value, named after the setter: an endpoint
+    /// that is not a URL ([`Error::Config`]) or plain `http` to a host that is not loopback
+    /// ([`Error::Transport`] of kind [`InsecureUrl`](crate::TransportErrorKind::InsecureUrl)),
+    /// a user agent that is not a header value, metadata for another issuer. Several problems
+    /// come as one [`Error::Config`] that names them all.
+    pub fn build(mut self) -> Result<OAuthClient> {
+        match self.problems.len() {
+            0 => Ok(OAuthClient {
+                inner: Arc::new(self.into_config_unchecked()),
+            }),
+            1 => Err(self.problems.remove(0).1),
+            n => Err(Error::config(format!(
+                "{n} client settings are wrong: {}",
+                self.problems
+                    .iter()
+                    .map(|(_, e)| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))),
+        }
+    }
+
+    /// The settings without their problems (for settings that cannot be wrong).
+    pub(super) fn into_config_unchecked(mut self) -> Config {
+        self.config.jitter = Arc::new(match self.jitter_seed {
+            Some(seed) => Jitter::seeded(seed),
+            None => Jitter::from_entropy(),
+        });
+        self.config
+    }
+
+    /// Records the outcome of the setter `setter`, replacing an earlier problem of the same one.
+    fn check<T>(&mut self, setter: &'static str, value: Result<T>) -> Option<T> {
+        self.problems.retain(|(s, _)| *s != setter);
+        match value {
+            Ok(value) => Some(value),
+            Err(err) => {
+                self.problems.push((setter, err));
+                None
+            }
+        }
+    }
+
+    fn url(
+        mut self,
+        setter: &'static str,
+        url: &str,
+        field: fn(&mut Config) -> &mut Option<Url>,
+    ) -> Self {
+        if let Some(url) = self.check(setter, endpoint(setter, url)) {
+            *field(&mut self.config) = Some(url);
+        }
+        self
+    }
+
+    /// The client secret (kept in a `SecretString`; never printed).
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.config.secret = Some(SecretString::from(secret.into()));
+        self
+    }
+
+    /// How the client authenticates; by default `private_key_jwt` with a
+    /// [`signing_key`](Self::signing_key), else `client_secret_basic` with a secret and `none`
+    /// without.
+    pub fn auth_method(mut self, method: AuthMethod) -> Self {
+        self.config.auth_method = Some(method);
+        self
+    }
+
+    /// The private key for `private_key_jwt` client authentication (RFC 7523 §2.2), which
+    /// becomes the default method. Each token request carries a new assertion signed with it.
+    /// (`client_secret_jwt` needs no key: it signs with the client [`secret`](Self::secret).)
+    #[cfg(feature = "jwt")]
+    pub fn signing_key(mut self, key: crate::jwt::SigningKey) -> Self {
+        self.config.signing_key = Some(key);
+        self
+    }
+
+    /// Address client assertions to the [`issuer`](Self::issuer) rather than the token endpoint
+    /// URL (off by default; some servers, Okta among them, accept or want the issuer).
+    #[cfg(feature = "jwt")]
+    pub fn assertion_audience_issuer(mut self, use_issuer: bool) -> Self {
+        self.config.assertion_audience_issuer = use_issuer;
+        self
+    }
+
+    /// The token endpoint. Must be `https`, or `http` to a loopback address.
+    pub fn token_url(self, url: impl AsRef<str>) -> Self {
+        self.url("token_url", url.as_ref(), |c| &mut c.token_url)
+    }
+
+    /// The authorization endpoint (for the authorization code flow).
+    pub fn authorization_url(self, url: impl AsRef<str>) -> Self {
+        self.url("authorization_url", url.as_ref(), |c| {
+            &mut c.authorization_url
+        })
+    }
+
+    /// The device authorization endpoint (RFC 8628).
+    pub fn device_authorization_url(self, url: impl AsRef<str>) -> Self {
+        self.url("device_authorization_url", url.as_ref(), |c| {
+            &mut c.device_authorization_url
+        })
+    }
+
+    /// The revocation endpoint (RFC 7009).
+    pub fn revocation_url(self, url: impl AsRef<str>) -> Self {
+        self.url("revocation_url", url.as_ref(), |c| &mut c.revocation_url)
+    }
+
+    /// The introspection endpoint (RFC 7662).
+    pub fn introspection_url(self, url: impl AsRef<str>) -> Self {
+        self.url("introspection_url", url.as_ref(), |c| {
+            &mut c.introspection_url
+        })
+    }
+
+    /// The issuer identifier, used in cache keys and to check discovery metadata and the `iss`
+    /// authorization response parameter.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.config.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Configures the client from an authorization server's metadata (RFC 8414), as
+    /// [`discovery::configure`](crate::discovery::configure) does with a fetched document; use
+    /// it directly with a document you keep yourself.
+    ///
+    /// - Endpoints: the token, authorization, device authorization, revocation and
+    ///   introspection endpoints are taken from the document, except those already set on this
+    ///   builder: explicit settings win. Each must be `https` or loopback `http`.
+    /// - Issuer: set to the document's `issuer`; a builder already given another
+    ///   [`issuer`](Self::issuer) is a problem reported by [`build`](Self::build).
+    /// - Client authentication, when [`auth_method`](Self::auth_method) was not called: with a
+    ///   secret, `client_secret_basic` when the server lists it or lists nothing (its default,
+    ///   RFC 8414 §2), else `client_secret_post` when listed; without one, `none`. A method the
+    ///   server does not list is kept with a warning.
+    /// - The document itself is kept: [`OAuthClient::metadata`] returns it.
+    ///
+    /// A document with `authorization_response_iss_parameter_supported: true` makes the
+    /// authorization code flow require `iss` on the callback (RFC 9207). A server whose
+    /// `code_challenge_methods_supported` lacks `S256` still gets `S256` (never `plain`), with a
+    /// warning. Call it after the secret and any explicit settings.
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        if let Some(configured) = self
+            .config
+            .issuer
+            .as_deref()
+            .filter(|c| *c != metadata.issuer)
+        {
+            let conflict = Error::config(format!(
+                "metadata: the client is configured for issuer {configured:?}, not {:?}",
+                metadata.issuer
+            ));
+            self.check::<()>("metadata", Err(conflict));
+            return self;
+        }
+        self.problems.retain(|(s, _)| *s != "metadata");
+        let found = [
+            ("token_url", metadata.token_endpoint.as_ref()),
+            (
+                "authorization_url",
+                metadata.authorization_endpoint.as_ref(),
+            ),
+            (
+                "device_authorization_url",
+                metadata.device_authorization_endpoint.as_ref(),
+            ),
+            ("revocation_url", metadata.revocation_endpoint.as_ref()),
+            (
+                "introspection_url",
+                metadata.introspection_endpoint.as_ref(),
+            ),
+        ];
+        for (setter, url) in found {
+            let Some(url) = url else { continue };
+            let field: &mut Option<Url> = match setter {
+                "token_url" => &mut self.config.token_url,
+                "authorization_url" => &mut self.config.authorization_url,
+                "device_authorization_url" => &mut self.config.device_authorization_url,
+                "revocation_url" => &mut self.config.revocation_url,
+                _ => &mut self.config.introspection_url,
+            };
+            if field.is_some() {
+                continue;
+            }
+            match endpoint(setter, url.as_str()) {
+                Ok(url) => *field = Some(url),
+                Err(err) => self.problems.push(("metadata", err)),
+            }
+        }
+        self.config.issuer = Some(metadata.issuer.clone());
+        self.choose_auth_method(&metadata);
+        if metadata
+            .code_challenge_methods_supported
+            .as_ref()
+            .is_some_and(|methods| !methods.iter().any(|m| m == "S256"))
+        {
+            tracing::warn!(
+                issuer = metadata.issuer,
+                "the server does not list PKCE S256; the authorization code flow sends S256 anyway"
+            );
+        }
+        self.config.metadata = Some(Arc::new(metadata));
+        self
+    }
+
+    /// Switches a builder with a secret and no chosen method from `client_secret_basic` to
+    /// `client_secret_post` when the server lists only the latter (RFC 8414 §2). The defaults
+    /// already cover the rest: `client_secret_basic` with a secret, `none` without.
+    fn choose_auth_method(&mut self, metadata: &Metadata) {
+        let Some(listed) = &metadata.token_endpoint_auth_methods_supported else {
+            return;
+        };
+        let lists = |method: AuthMethod| listed.iter().any(|l| l == method.as_str());
+        if self.config.auth_method.is_none()
+            && self.config.effective_auth_method() == AuthMethod::ClientSecretBasic
+            && !lists(AuthMethod::ClientSecretBasic)
+            && lists(AuthMethod::ClientSecretPost)
+        {
+            self.config.auth_method = Some(AuthMethod::ClientSecretPost);
+        }
+        let method = self.config.effective_auth_method();
+        if !lists(method) {
+            tracing::warn!(
+                method = method.as_str(),
+                supported = ?listed,
+                "the server does not list this client authentication method; using it anyway"
+            );
+        }
+    }
+
+    /// The transport for back-channel requests. The default is a shared reqwest client that
+    /// never follows redirects. A transport that would follow redirects on its own (a reqwest
+    /// client built without `redirect::Policy::none()`, a tower service with tower-http's
+    /// `FollowRedirect`; see [`HttpTransport::follows_redirects`]) is refused here: it is logged
+    /// at `error` level, and every back-channel request fails with a
+    /// [`TransportErrorKind::Redirect`](crate::TransportErrorKind::Redirect) error without
+    /// contacting anything, so a `307` can never replay the client secret to another host.
+    pub fn transport(mut self, transport: impl HttpTransport) -> Self {
+        let transport: Arc<dyn HttpTransport> = match transport.follows_redirects() {
+            None => Arc::new(transport),
+            Some(why) => {
+                tracing::error!("refusing the configured transport: it {why}");
+                Arc::new(crate::transport::Refused { why })
+            }
+        };
+        self.config.transport = Some(transport);
+        self
+    }
+
+    /// The clock every expiry is measured with. Default: [`SystemClock`]; in tests a
+    /// [`ManualClock`](crate::clock::ManualClock), or [`TokioClock`](crate::clock::TokioClock)
+    /// under tokio's paused time.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.config.clock = Arc::new(clock);
+        self
+    }
+
+    /// The deadline for one back-channel exchange: connect, headers and body (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.limits.timeout = timeout;
+        self
+    }
+
+    /// The largest back-channel response body read (default 1 MiB).
+    pub fn max_response_body(mut self, bytes: usize) -> Self {
+        self.config.limits.max_body = bytes;
+        self
+    }
+
+    /// The lifetime assumed for tokens that come without `expires_in` (default one hour).
+    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.default_lifetime = lifetime;
+        self
+    }
+
+    /// Accept token responses that omit `token_type` as bearer tokens. Off by default: RFC 6749
+    /// requires the member, and a token of an unknown type is never sent as a bearer token.
+    pub fn lenient_token_type(mut self, lenient: bool) -> Self {
+        self.config.lenient_token_type = lenient;
+        self
+    }
+
+    /// When and how often token requests are retried (see [`RetryPolicy`]).
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.config.retry = retry;
+        self
+    }
+
+    /// Seeds the random source of the retry waits ([`RetryPolicy`]'s jitter), so that a test
+    /// sees the same waits on every run. By default each built client seeds its own from the
+    /// operating system, so that clients never wait in step.
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter_seed = Some(seed);
+        self
+    }
+
+    /// The `User-Agent` of back-channel requests (some providers, such as Reddit, insist on a
+    /// descriptive one). Must be a valid header value.
+    pub fn user_agent(mut self, user_agent: impl AsRef<str>) -> Self {
+        let value = HeaderValue::try_from(user_agent.as_ref())
+            .map_err(|_| Error::config("user_agent is not a valid header value"));
+        if let Some(value) = self.check("user_agent", value) {
+            self.config.user_agent = value;
+        }
+        self
+    }
+}
+
+impl fmt::Debug for OAuthClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        f.debug_struct("OAuthClientBuilder")
+            .field("client_id", &c.client_id)
+            .field("secret", &c.secret.as_ref().map(|_| "[redacted]"))
+            .field("token_url", &c.token_url.as_ref().map(Url::as_str))
+            .field("issuer", &c.issuer)
+            .field(
+                "problems",
+                &self.problems.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}

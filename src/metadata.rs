@@ -1,0 +1,109 @@
+//! An authorization server's metadata document (RFC 8414, OpenID Connect Discovery): the type
+//! a client is configured from and keeps. Fetching and checking it is [`crate::discovery`].
+
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+use url::Url;
+
+/// An authorization server's metadata document (RFC 8414 §2, OIDC Discovery §3).
+///
+/// Members this crate does not name are kept in [`extra`](Self::extra). Get one checked with
+/// [`discovery::discover`](crate::discovery::discover), configure a client from it with
+/// [`OAuthClientBuilder::metadata`](crate::client::OAuthClientBuilder::metadata) (or both at
+/// once with [`discovery::configure`](crate::discovery::configure)), and read it back with
+/// [`OAuthClient::metadata`](crate::OAuthClient::metadata).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct Metadata {
+    /// The issuer identifier; after [`discover`](crate::discovery::discover), exactly the
+    /// issuer asked for.
+    pub issuer: String,
+    /// `authorization_endpoint` (the authorization code flow).
+    #[serde(default, deserialize_with = "optional_url")]
+    pub authorization_endpoint: Option<Url>,
+    /// `token_endpoint`.
+    #[serde(default, deserialize_with = "optional_url")]
+    pub token_endpoint: Option<Url>,
+    /// `device_authorization_endpoint` (RFC 8628 §4).
+    #[serde(default, deserialize_with = "optional_url")]
+    pub device_authorization_endpoint: Option<Url>,
+    /// `revocation_endpoint` (RFC 7009).
+    #[serde(default, deserialize_with = "optional_url")]
+    pub revocation_endpoint: Option<Url>,
+    /// `introspection_endpoint` (RFC 7662).
+    #[serde(default, deserialize_with = "optional_url")]
+    pub introspection_endpoint: Option<Url>,
+    /// `userinfo_endpoint` (OpenID Connect).
+    #[serde(default, deserialize_with = "optional_url")]
+    pub userinfo_endpoint: Option<Url>,
+    /// `jwks_uri`: the server's signing keys.
+    #[serde(default, deserialize_with = "optional_url")]
+    pub jwks_uri: Option<Url>,
+    /// `registration_endpoint` (RFC 7591).
+    #[serde(default, deserialize_with = "optional_url")]
+    pub registration_endpoint: Option<Url>,
+    /// `end_session_endpoint` (OpenID Connect RP-Initiated Logout).
+    #[serde(default, deserialize_with = "optional_url")]
+    pub end_session_endpoint: Option<Url>,
+    /// `scopes_supported`.
+    pub scopes_supported: Option<Vec<String>>,
+    /// `response_types_supported`.
+    pub response_types_supported: Option<Vec<String>>,
+    /// `grant_types_supported`; absent means `authorization_code` and `implicit` (RFC 8414 §2).
+    pub grant_types_supported: Option<Vec<String>>,
+    /// `token_endpoint_auth_methods_supported`; absent means `client_secret_basic`
+    /// (RFC 8414 §2).
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// `token_endpoint_auth_signing_alg_values_supported` (for `private_key_jwt` and
+    /// `client_secret_jwt`).
+    pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+    /// `code_challenge_methods_supported` (PKCE). The authorization code flow sends `S256`
+    /// whatever this says: it never downgrades to `plain`.
+    pub code_challenge_methods_supported: Option<Vec<String>>,
+    /// `id_token_signing_alg_values_supported` (OpenID Connect).
+    pub id_token_signing_alg_values_supported: Option<Vec<String>>,
+    /// `authorization_response_iss_parameter_supported` (RFC 9207 §3). When `true`, the
+    /// authorization code flow of a discovered client requires the `iss` parameter on the
+    /// callback, so that a mix-up attack cannot strip it.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+    /// Every other member, as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Metadata {
+    /// Every URL the document names, with its member name.
+    pub(crate) fn urls(&self) -> [(&'static str, Option<&Url>); 9] {
+        [
+            (
+                "authorization_endpoint",
+                self.authorization_endpoint.as_ref(),
+            ),
+            ("token_endpoint", self.token_endpoint.as_ref()),
+            (
+                "device_authorization_endpoint",
+                self.device_authorization_endpoint.as_ref(),
+            ),
+            ("revocation_endpoint", self.revocation_endpoint.as_ref()),
+            (
+                "introspection_endpoint",
+                self.introspection_endpoint.as_ref(),
+            ),
+            ("userinfo_endpoint", self.userinfo_endpoint.as_ref()),
+            ("jwks_uri", self.jwks_uri.as_ref()),
+            ("registration_endpoint", self.registration_endpoint.as_ref()),
+            ("end_session_endpoint", self.end_session_endpoint.as_ref()),
+        ]
+    }
+}
+
+/// A URL member; `null` and `""` mean absent.
+fn optional_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Url>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        Some(s) if !s.is_empty() => Url::parse(&s)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a URL: {e}"))),
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,65 @@
+//! The server's metadata document (RFC 8414 §2, OpenID Connect Discovery §3), served at both
+//! well-known URLs so that `discovery::discover` and `OAuthClient::discover` work against it.
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::client::AuthMethod;
+
+use super::reply::{Response, json_response};
+use super::state::Shared;
+
+/// `GET /.well-known/openid-configuration` and `GET /.well-known/oauth-authorization-server`.
+pub(super) fn endpoint(shared: &Shared) -> Response {
+    shared.lock().discovery_requests += 1;
+    json_response(StatusCode::OK, &document(shared))
+}
+
+/// The endpoints, the issuer, and what the server supports.
+fn document(shared: &Shared) -> Value {
+    let config = &shared.config;
+    let url = |path: &str| format!("{}{path}", config.issuer);
+    #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]
+    let mut grants = vec![
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "password",
+        super::device::DEVICE_CODE_GRANT,
+        super::token_exchange::TOKEN_EXCHANGE_GRANT,
+    ];
+    #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]
+    let mut auth_methods = vec![
+        AuthMethod::ClientSecretBasic.as_str(),
+        AuthMethod::ClientSecretPost.as_str(),
+        AuthMethod::None.as_str(),
+    ];
+    #[cfg(feature = "jwt")]
+    {
+        grants.push(super::jwt_bearer::JWT_BEARER_GRANT);
+        auth_methods.push(AuthMethod::PrivateKeyJwt.as_str());
+        auth_methods.push(AuthMethod::ClientSecretJwt.as_str());
+    }
+    #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]
+    let mut document = json!({
+        "issuer": config.issuer,
+        "authorization_endpoint": url("/authorize"),
+        "token_endpoint": config.token_url,
+        "device_authorization_endpoint": url("/device_authorization"),
+        "revocation_endpoint": url("/revoke"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": grants,
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": config.send_iss,
+    });
+    #[cfg(feature = "jwt")]
+    {
+        let algorithms = [
+            "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA", "HS256",
+        ];
+        document["token_endpoint_auth_signing_alg_values_supported"] = json!(algorithms);
+    }
+    document
+}
