@@ -336,7 +336,9 @@ impl OAuthClient {
             endpoint = %url.origin().ascii_serialization(),
             "token request"
         );
-        let response = self.exchange(http_request).await?;
+        let response = self
+            .exchange(crate::error::Endpoint::Token, http_request)
+            .await?;
         tracing::debug!(
             grant_type = %request.grant_type,
             status = response.status.as_u16(),
@@ -400,9 +402,11 @@ impl OAuthClient {
         Ok(request)
     }
 
-    /// Sends any back-channel request through the configured transport under the crate's rules.
+    /// Sends any back-channel request to `endpoint` through the configured transport under the
+    /// crate's rules.
     pub(crate) async fn exchange(
         &self,
+        endpoint: crate::error::Endpoint,
         mut request: http::Request<Bytes>,
     ) -> std::result::Result<RawResponse, TransportError> {
         request
@@ -411,16 +415,16 @@ impl OAuthClient {
             .or_insert_with(|| self.inner.user_agent.clone());
         let limits = self.inner.limits;
         match &self.inner.transport {
-            Some(t) => exchange(&**t, request, limits, &*self.inner.clock).await,
+            Some(t) => exchange(&**t, endpoint, request, limits, &*self.inner.clock).await,
             None => {
                 #[cfg(feature = "reqwest")]
                 {
                     let client = crate::transport::default_client()?;
-                    exchange(&client, request, limits, &*self.inner.clock).await
+                    exchange(&client, endpoint, request, limits, &*self.inner.clock).await
                 }
                 #[cfg(not(feature = "reqwest"))]
                 {
-                    let _ = (request, limits);
+                    let _ = (endpoint, request, limits);
                     Err(TransportError::new(
                         TransportErrorKind::Other,
                         "no transport configured (enable the `reqwest` feature or call OAuthClientBuilder::transport)",

@@ -122,7 +122,9 @@ async fn fetch(client: &OAuthClient, url: &Url) -> Result<RawResponse> {
         .body(Bytes::new())
         .map_err(|e| Error::config(format!("cannot build the metadata request: {e}")))?;
     tracing::debug!(%url, "metadata request");
-    let response = client.exchange(request).await?;
+    let response = client
+        .exchange(crate::error::Endpoint::Discovery, request)
+        .await?;
     tracing::debug!(%url, status = response.status.as_u16(), "metadata response");
     Ok(response)
 }

@@ -49,9 +49,10 @@ pub enum Error {
     #[error("{0}")]
     UnexpectedResponse(ResponseError),
 
-    /// The request did not complete: connection failure, deadline, a redirect, an oversized
-    /// body.
-    #[error("{0}")]
+    /// The request did not complete: DNS, a refused connection, TLS, a proxy, the deadline, a
+    /// redirect, an oversized body. It names the endpoint and its origin, and its
+    /// [`source`](std::error::Error::source) is the HTTP client's error.
+    #[error(transparent)]
     Transport(TransportError),
 
     /// The server issued a token of a type this crate will not send as a bearer token
@@ -107,7 +108,11 @@ pub enum Error {
 
     /// The authorization server or the person refused the sign-in (`error=` on the redirect,
     /// RFC 6749 §4.1.2.1, or `access_denied` from the device grant).
-    #[error("the sign-in was refused: {0}")]
+    ///
+    /// `Display` says what happened and what to do in words for the person ("the sign-in was
+    /// cancelled in the browser. To continue, sign in again and approve the request"), and ends
+    /// with the OAuth error code, which the [`ServerError`] keeps for programs.
+    #[error("{}", .0.refusal())]
     AuthorizationDenied(ServerError),
 
     /// An interactive step did not finish in time (nobody completed the sign-in, the device
@@ -184,9 +189,10 @@ impl Error {
                 _ => Action::Report,
             },
             Error::Transport(e) => match e.kind {
-                TransportErrorKind::Redirect | TransportErrorKind::InsecureUrl => {
-                    Action::FixConfiguration
-                }
+                // An untrusted certificate stays untrusted however often it is tried.
+                TransportErrorKind::Redirect
+                | TransportErrorKind::InsecureUrl
+                | TransportErrorKind::Tls => Action::FixConfiguration,
                 TransportErrorKind::BodyTooLarge => Action::Report,
                 _ => Action::RetryLater { after: None },
             },
@@ -259,9 +265,13 @@ impl ServerError {
     /// What a caller should do about this error.
     pub fn action(&self) -> Action {
         match &self.code {
-            ErrorCode::InvalidGrant | ErrorCode::AccessDenied | ErrorCode::ExpiredToken => {
-                Action::Reauthenticate
-            }
+            ErrorCode::InvalidGrant
+            | ErrorCode::AccessDenied
+            | ErrorCode::ExpiredToken
+            | ErrorCode::LoginRequired
+            | ErrorCode::ConsentRequired
+            | ErrorCode::InteractionRequired
+            | ErrorCode::AccountSelectionRequired => Action::Reauthenticate,
             ErrorCode::InvalidClient
             | ErrorCode::UnauthorizedClient
             | ErrorCode::UnsupportedGrantType
@@ -286,8 +296,96 @@ impl ServerError {
     }
 }
 
+impl ServerError {
+    /// What happened and what to do, in words for a person, for the codes a person causes or can
+    /// act on. `None` for the ones only a developer can fix.
+    fn advice(&self) -> Option<&'static str> {
+        Some(match self.code {
+            ErrorCode::AccessDenied => {
+                "the authorization server refused the request (the person or a policy said no)"
+            }
+            ErrorCode::InvalidGrant => {
+                "the authorization server no longer accepts this grant (a sign-in that expired or \
+                 was revoked, a code already used, a wrong credential). Sign in again, or fix the \
+                 credential"
+            }
+            ErrorCode::ExpiredToken => {
+                "the device code expired before the sign-in was approved. Start the sign-in \
+                 again and enter the new code before it expires"
+            }
+            ErrorCode::SlowDown => {
+                "the authorization server asked to be asked less often. Wait a little, then try \
+                 again"
+            }
+            ErrorCode::AuthorizationPending => {
+                "the sign-in has not been approved yet. Finish it where the code was entered"
+            }
+            ErrorCode::TemporarilyUnavailable => {
+                "the authorization server is busy or briefly down. Try again in a moment"
+            }
+            ErrorCode::LoginRequired => {
+                "you are no longer signed in at the identity provider. Sign in again"
+            }
+            ErrorCode::ConsentRequired => {
+                "the app needs your consent, and this sign-in could not ask for it. Sign in \
+                 again interactively and approve the access the app asks for"
+            }
+            ErrorCode::InteractionRequired => {
+                "the identity provider needs you to do something in the browser (a second \
+                 factor, new terms to accept). Sign in again interactively"
+            }
+            ErrorCode::AccountSelectionRequired => {
+                "the identity provider needs you to choose an account. Sign in again \
+                 interactively and pick one"
+            }
+            _ => return None,
+        })
+    }
+
+    /// `(OAuth error `code`: description)`, the protocol's words at the end of a message.
+    fn code_suffix(&self) -> String {
+        match &self.description {
+            Some(d) => format!("(OAuth error `{}`: {d})", self.code),
+            None => format!("(OAuth error `{}`)", self.code),
+        }
+    }
+
+    /// The message for [`Error::AuthorizationDenied`]: for the person first, the code last. A
+    /// refusal on the redirect (RFC 6749 §4.1.2.1) is recorded with status `302`; one from the
+    /// token endpoint (the device grant) with the endpoint's status.
+    pub(crate) fn refusal(&self) -> String {
+        let from_browser = self.status == StatusCode::FOUND;
+        let what = match (&self.code, from_browser) {
+            (ErrorCode::AccessDenied, true) => "the sign-in was cancelled in the browser. To \
+                 continue, sign in again and approve the request"
+                .to_owned(),
+            (ErrorCode::AccessDenied, false) => "the sign-in was declined where the code was \
+                 entered. To continue, start the sign-in again and approve the request"
+                .to_owned(),
+            _ => match self.advice() {
+                Some(advice) => format!("the sign-in did not complete: {advice}"),
+                None => "the identity provider refused the sign-in".to_owned(),
+            },
+        };
+        format!("{what} {}", self.code_suffix())
+    }
+}
+
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(advice) = self.advice() {
+            write!(f, "{advice} ")?;
+            return write!(
+                f,
+                "(the authorization server answered {} with OAuth error `{}`{})",
+                self.status.as_u16(),
+                self.code,
+                self.description
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            );
+        }
         write!(
             f,
             "the authorization server answered {} with error `{}`",
@@ -301,7 +399,8 @@ impl fmt::Display for ServerError {
     }
 }
 
-/// The `error` codes of RFC 6749 §5.2 and RFC 8628 §3.5; anything else is kept in `Other`.
+/// The `error` codes of RFC 6749 §5.2, RFC 8628 §3.5 and OpenID Connect Core §3.1.2.6; anything
+/// else is kept in `Other`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -329,6 +428,17 @@ pub enum ErrorCode {
     SlowDown,
     /// `expired_token` (device grant)
     ExpiredToken,
+    /// `login_required` (OpenID Connect Core §3.1.2.6): the person is not signed in at the
+    /// identity provider, and the request allowed no prompt.
+    LoginRequired,
+    /// `consent_required` (OpenID Connect Core §3.1.2.6): the person's consent is needed, and
+    /// the request allowed no prompt.
+    ConsentRequired,
+    /// `interaction_required` (OpenID Connect Core §3.1.2.6): the identity provider needs the
+    /// person to act, and the request allowed no prompt.
+    InteractionRequired,
+    /// `account_selection_required` (OpenID Connect Core §3.1.2.6).
+    AccountSelectionRequired,
     /// Any other code, as sent (shortened).
     Other(String),
 }
@@ -349,6 +459,10 @@ impl ErrorCode {
             "authorization_pending" => Self::AuthorizationPending,
             "slow_down" => Self::SlowDown,
             "expired_token" => Self::ExpiredToken,
+            "login_required" => Self::LoginRequired,
+            "consent_required" => Self::ConsentRequired,
+            "interaction_required" => Self::InteractionRequired,
+            "account_selection_required" => Self::AccountSelectionRequired,
             other => Self::Other(other.chars().take(64).collect()),
         }
     }
@@ -368,6 +482,10 @@ impl ErrorCode {
             Self::AuthorizationPending => "authorization_pending",
             Self::SlowDown => "slow_down",
             Self::ExpiredToken => "expired_token",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::AccountSelectionRequired => "account_selection_required",
             Self::Other(s) => s,
         }
     }
@@ -413,25 +531,53 @@ impl fmt::Display for ResponseError {
     }
 }
 
-/// A request that did not complete.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{kind}: {message}")]
+/// A request that did not complete: which endpoint it was for, where that endpoint is, what kind
+/// of failure it was, and the error underneath.
+///
+/// `Display` reads like `token endpoint (https://idp.example:443): DNS lookup failed: failed to
+/// lookup address information: Name or service not known`. [`source`](std::error::Error::source)
+/// walks down to the HTTP client's own error and from there to the I/O or TLS error, for tools
+/// that print the whole chain. The origin is `scheme://host:port` only: a path or a query may hold
+/// something private and never appears.
+///
+/// ```
+/// use oauth_layer::{Endpoint, Error, TransportErrorKind};
+///
+/// fn explain(err: &Error) -> String {
+///     match err {
+///         Error::Transport(t) if t.kind == TransportErrorKind::Dns => {
+///             format!("check the host name of the {}", t.endpoint.map_or("server".to_string(), |e| e.to_string()))
+///         }
+///         Error::Transport(t) if t.endpoint == Some(Endpoint::Token) => "the token endpoint is unreachable".into(),
+///         other => other.to_string(),
+///     }
+/// }
+/// # let _ = explain;
+/// ```
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TransportError {
     /// What kind of failure it was.
     pub kind: TransportErrorKind,
-    /// A description without secrets.
+    /// Which endpoint the request was for, once the crate knows it (a custom
+    /// [`HttpTransport`](crate::transport::HttpTransport) creates its errors without one; the
+    /// crate fills it in).
+    pub endpoint: Option<Endpoint>,
+    /// `scheme://host:port` of the request (never its path or query).
+    pub origin: Option<String>,
+    /// A description without secrets: the most specific cause the crate found.
     pub message: String,
     /// The underlying error, if any.
-    #[source]
     pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl TransportError {
-    /// A new transport error.
+    /// A new transport error, for no endpoint yet.
     pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
+            endpoint: None,
+            origin: None,
             message: message.into(),
             source: None,
         }
@@ -442,6 +588,43 @@ impl TransportError {
         self.source = Some(Arc::new(source));
         self
     }
+
+    /// Keeps an already boxed error as the cause (what tower services and `http-body` give).
+    pub fn with_boxed_source(mut self, source: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        self.source = Some(Arc::from(source));
+        self
+    }
+
+    /// Names the endpoint and its origin, unless they are named already.
+    pub(crate) fn at(mut self, endpoint: Endpoint, origin: &str) -> Self {
+        self.endpoint.get_or_insert(endpoint);
+        self.origin.get_or_insert_with(|| origin.to_owned());
+        self
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.endpoint, &self.origin) {
+            (Some(endpoint), Some(origin)) => write!(f, "{endpoint} ({origin}): ")?,
+            (Some(endpoint), None) => write!(f, "{endpoint}: ")?,
+            (None, Some(origin)) => write!(f, "{origin}: ")?,
+            (None, None) => {}
+        }
+        write!(f, "{}", self.kind)?;
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl From<TransportError> for Error {
@@ -450,11 +633,62 @@ impl From<TransportError> for Error {
     }
 }
 
+/// The back-channel endpoints the crate talks to, as named in a [`TransportError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// The token endpoint (RFC 6749 §3.2).
+    Token,
+    /// The discovery document (RFC 8414, OpenID Connect Discovery).
+    Discovery,
+    /// The issuer's signing keys (`jwks_uri`).
+    Jwks,
+    /// The device authorization endpoint (RFC 8628 §3.1).
+    DeviceAuthorization,
+    /// The revocation endpoint (RFC 7009).
+    Revocation,
+    /// The introspection endpoint (RFC 7662).
+    Introspection,
+    /// The OpenID Connect userinfo endpoint.
+    UserInfo,
+    /// A hosted code source polled for an authorization code.
+    HostedCodeSource,
+    /// A provider's own API read with the token (GitHub's `/user`, for example).
+    ProviderApi,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Token => "token endpoint",
+            Self::Discovery => "discovery document",
+            Self::Jwks => "JWKS endpoint",
+            Self::DeviceAuthorization => "device authorization endpoint",
+            Self::Revocation => "revocation endpoint",
+            Self::Introspection => "introspection endpoint",
+            Self::UserInfo => "userinfo endpoint",
+            Self::HostedCodeSource => "hosted code source",
+            Self::ProviderApi => "provider API",
+        })
+    }
+}
+
 /// The kinds of [`TransportError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransportErrorKind {
-    /// The connection could not be made; the request was not sent.
+    /// The host name did not resolve; the request was not sent.
+    Dns,
+    /// Nothing accepted the connection (nothing listens on that port, or a firewall said no);
+    /// the request was not sent.
+    Refused,
+    /// The TLS handshake failed (a certificate no trusted authority signed, a name mismatch, an
+    /// expired certificate); the request was not sent.
+    Tls,
+    /// The proxy the HTTP client is configured with could not be reached or refused the
+    /// tunnel; the request was not sent.
+    Proxy,
+    /// The connection could not be made for another reason; the request was not sent.
     Connect,
     /// The deadline for the whole exchange (connect, headers, body) passed.
     Timeout,
@@ -471,13 +705,20 @@ pub enum TransportErrorKind {
 impl TransportErrorKind {
     /// `true` when the request certainly did not reach the server.
     pub fn request_not_sent(self) -> bool {
-        matches!(self, Self::Connect | Self::InsecureUrl)
+        matches!(
+            self,
+            Self::Dns | Self::Refused | Self::Tls | Self::Proxy | Self::Connect | Self::InsecureUrl
+        )
     }
 }
 
 impl fmt::Display for TransportErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Self::Dns => "DNS lookup failed",
+            Self::Refused => "connection refused",
+            Self::Tls => "TLS handshake failed",
+            Self::Proxy => "proxy failed",
             Self::Connect => "could not connect",
             Self::Timeout => "timed out",
             Self::Redirect => "redirect refused",
@@ -485,5 +726,102 @@ impl fmt::Display for TransportErrorKind {
             Self::InsecureUrl => "refused plain http to a host that is not loopback",
             Self::Other => "request failed",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: StatusCode, code: &str, description: Option<&str>) -> ServerError {
+        ServerError {
+            status,
+            code: ErrorCode::parse(code),
+            description: description.map(str::to_owned),
+            uri: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn a_sign_in_cancelled_in_the_browser_reads_as_such_and_ends_with_the_code() {
+        let err = Error::AuthorizationDenied(refused(
+            StatusCode::FOUND,
+            "access_denied",
+            Some("The user denied access"),
+        ));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("the sign-in was cancelled in the browser."),
+            "{text}"
+        );
+        assert!(text.contains("sign in again"), "{text}");
+        assert!(!text.contains("302"), "{text}");
+        assert!(
+            text.ends_with("(OAuth error `access_denied`: The user denied access)"),
+            "{text}"
+        );
+        assert_eq!(err.action(), Action::Reauthenticate);
+    }
+
+    #[test]
+    fn a_sign_in_declined_on_the_other_device_says_so() {
+        let text =
+            Error::AuthorizationDenied(refused(StatusCode::BAD_REQUEST, "access_denied", None))
+                .to_string();
+        assert!(
+            text.starts_with("the sign-in was declined where the code was entered."),
+            "{text}"
+        );
+        assert!(text.ends_with("(OAuth error `access_denied`)"), "{text}");
+    }
+
+    #[test]
+    fn prompt_none_refusals_say_what_the_person_must_do() {
+        for (code, says) in [
+            ("login_required", "no longer signed in"),
+            ("consent_required", "needs your consent"),
+            ("interaction_required", "do something in the browser"),
+            ("account_selection_required", "choose an account"),
+        ] {
+            let denied = refused(StatusCode::FOUND, code, None);
+            assert_eq!(denied.code.as_str(), code, "the code is typed and kept");
+            assert!(!matches!(denied.code, ErrorCode::Other(_)), "{code}");
+            let text = Error::AuthorizationDenied(denied.clone()).to_string();
+            assert!(text.contains(says), "{text}");
+            assert!(text.contains("Sign in again"), "{text}");
+            assert!(text.ends_with(&format!("(OAuth error `{code}`)")), "{text}");
+            assert_eq!(denied.action(), Action::Reauthenticate);
+        }
+    }
+
+    #[test]
+    fn device_and_grant_errors_explain_themselves_and_keep_the_protocol_words() {
+        for (code, says) in [
+            ("expired_token", "device code expired"),
+            ("slow_down", "asked less often"),
+            ("authorization_pending", "not been approved yet"),
+            ("invalid_grant", "Sign in again"),
+            ("temporarily_unavailable", "Try again"),
+        ] {
+            let text = refused(StatusCode::BAD_REQUEST, code, Some("details")).to_string();
+            assert!(text.contains(says), "{text}");
+            assert!(
+                text.ends_with(&format!(
+                    "(the authorization server answered 400 with OAuth error `{code}`: details)"
+                )),
+                "{text}"
+            );
+        }
+        // A code only a developer can act on stays in the protocol's words.
+        assert_eq!(
+            refused(StatusCode::UNAUTHORIZED, "invalid_client", None).to_string(),
+            "the authorization server answered 401 with error `invalid_client`"
+        );
+        assert_eq!(
+            Error::AuthorizationDenied(refused(StatusCode::FOUND, "unknown_thing", None))
+                .to_string(),
+            "the identity provider refused the sign-in (OAuth error `unknown_thing`)"
+        );
     }
 }

@@ -54,8 +54,8 @@ pub use client::{
     TokenTypeHint,
 };
 pub use error::{
-    Action, Error, ErrorCode, MAX_RETRY_AFTER, ResponseError, Result, ServerError, TransportError,
-    TransportErrorKind,
+    Action, Endpoint, Error, ErrorCode, MAX_RETRY_AFTER, ResponseError, Result, ServerError,
+    TransportError, TransportErrorKind,
 };
 /// Reads a secret: `token.access_token().expose_secret()`. Re-exported from `secrecy`, whose
 /// `SecretString` holds every token and secret this crate hands out.

@@ -53,7 +53,9 @@ pub(crate) async fn get_json(
         .header(AUTHORIZATION, token.header_value().clone())
         .body(Bytes::new())
         .map_err(|e| Error::config(format!("cannot build the request: {e}")))?;
-    let response = client.exchange(request).await?;
+    let response = client
+        .exchange(crate::error::Endpoint::UserInfo, request)
+        .await?;
     let mut secrets = Secrets::default();
     secrets.add(token.access_token().expose_secret());
     let map = response.json_object(&secrets)?;

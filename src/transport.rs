@@ -18,7 +18,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 
 use crate::clock::Clock;
-use crate::error::{TransportError, TransportErrorKind};
+use crate::error::{Endpoint, TransportError, TransportErrorKind};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorCode, MAX_RETRY_AFTER, ResponseError, ServerError};
@@ -122,9 +122,23 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Sends one request through `transport` under the crate's rules, and reads the whole (capped)
-/// body. A `Retry-After` date is read against `clock`.
+/// Sends one request to `endpoint` through `transport` under the crate's rules, and reads the
+/// whole (capped) body. A `Retry-After` date is read against `clock`. Every error names the
+/// endpoint and the request's origin.
 pub(crate) async fn exchange(
+    transport: &dyn HttpTransport,
+    endpoint: Endpoint,
+    request: http::Request<Bytes>,
+    limits: Limits,
+    clock: &dyn Clock,
+) -> Result<RawResponse, TransportError> {
+    let origin = origin_of(request.uri());
+    exchange_unnamed(transport, request, limits, clock)
+        .await
+        .map_err(|e| e.at(endpoint, &origin))
+}
+
+async fn exchange_unnamed(
     transport: &dyn HttpTransport,
     request: http::Request<Bytes>,
     limits: Limits,
@@ -139,7 +153,6 @@ pub(crate) async fn exchange(
             ),
         ));
     }
-    let target = origin_of(request.uri());
     let work = async {
         let response = transport.send(request).await?;
         let (parts, body) = response.into_parts();
@@ -147,7 +160,7 @@ pub(crate) async fn exchange(
             return Err(TransportError::new(
                 TransportErrorKind::Redirect,
                 format!(
-                    "{target} answered {} with a redirect; back-channel requests never follow redirects",
+                    "the server answered {} with a redirect; back-channel requests never follow redirects",
                     parts.status.as_u16()
                 ),
             ));
@@ -157,12 +170,13 @@ pub(crate) async fn exchange(
             .map_err(|e| match e {
                 None => TransportError::new(
                     TransportErrorKind::BodyTooLarge,
-                    format!("{target} sent a body over {} bytes", limits.max_body),
+                    format!("the body is over {} bytes", limits.max_body),
                 ),
-                Some(e) => TransportError::new(
-                    TransportErrorKind::Other,
-                    format!("reading the body from {target} failed: {e}"),
-                ),
+                Some(e) => {
+                    let kind = classify(&*e).unwrap_or(TransportErrorKind::Other);
+                    TransportError::new(kind, format!("reading the body failed: {}", deepest(&*e)))
+                        .with_boxed_source(e)
+                }
             })?;
         Ok(RawResponse {
             status: parts.status,
@@ -180,13 +194,11 @@ pub(crate) async fn exchange(
     };
     match tokio::time::timeout(limits.timeout, work).await {
         Ok(result) => result,
-        Err(_) => Err(TransportError::new(
+        Err(elapsed) => Err(TransportError::new(
             TransportErrorKind::Timeout,
-            format!(
-                "no complete answer from {target} within {:?}",
-                limits.timeout
-            ),
-        )),
+            format!("no complete answer within {:?}", limits.timeout),
+        )
+        .with_source(elapsed)),
     }
 }
 
@@ -230,6 +242,77 @@ pub(crate) fn origin_of(uri: &http::Uri) -> String {
     }
 }
 
+/// Every error in `top`'s cause chain, outermost first. An `io::Error` that wraps another error
+/// (as TLS libraries wrap theirs) is looked into, since its `source` skips the wrapped error.
+fn causes<'a>(
+    top: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut found: Vec<&(dyn std::error::Error + 'static)> = Vec::new();
+    let mut next = Some(top);
+    // A cycle in a hand-written `source` must not hang us.
+    while let Some(e) = next.filter(|_| found.len() < 32) {
+        found.push(e);
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    found
+}
+
+/// The most specific description in `top`'s cause chain: the innermost error's.
+fn deepest(top: &(dyn std::error::Error + 'static)) -> String {
+    causes(top)
+        .last()
+        .map_or_else(|| top.to_string(), |e| e.to_string())
+}
+
+/// What kind of failure `top` is, read from its cause chain: hyper-util's tunnel and DNS errors,
+/// an `io::Error` of kind `ConnectionRefused` or `TimedOut`, a rustls error (or, for other TLS
+/// libraries, a message about certificates or TLS). `None` when nothing tells.
+fn classify(top: &(dyn std::error::Error + 'static)) -> Option<TransportErrorKind> {
+    let (mut proxy, mut tls, mut dns, mut refused, mut timed_out) =
+        (false, false, false, false, false);
+    for e in causes(top) {
+        let text = e.to_string().to_ascii_lowercase();
+        proxy |= text.starts_with("tunnel error");
+        dns |= text == "dns error" || text.starts_with("error resolving dns");
+        #[cfg(feature = "rustls")]
+        {
+            tls |= e.is::<rustls::Error>();
+        }
+        tls |= text.contains("certificate") || text.contains("tls") || text.contains("ssl");
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+        }
+    }
+    [
+        (proxy, TransportErrorKind::Proxy),
+        (tls, TransportErrorKind::Tls),
+        (dns, TransportErrorKind::Dns),
+        (refused, TransportErrorKind::Refused),
+        (timed_out, TransportErrorKind::Timeout),
+    ]
+    .into_iter()
+    .find_map(|(seen, kind)| seen.then_some(kind))
+}
+
+/// The address hyper-util's connector failed to connect to, if the chain says (only its `Debug`
+/// output does: `ConnectError("tcp connect error", 127.0.0.1:8080, ...)`).
+#[cfg(feature = "reqwest")]
+fn failed_address(top: &(dyn std::error::Error + 'static)) -> Option<std::net::SocketAddr> {
+    causes(top).into_iter().find_map(|e| {
+        let debug = format!("{e:?}");
+        let rest = debug.strip_prefix("ConnectError(\"")?;
+        let (_, rest) = rest.split_once("\", ")?;
+        rest.split([',', ')']).next()?.trim().parse().ok()
+    })
+}
+
 #[cfg(feature = "reqwest")]
 mod reqwest_transport {
     use super::*;
@@ -243,7 +326,10 @@ mod reqwest_transport {
             let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
                 .map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))?;
             let sent_to = request.url().clone();
-            let response = self.execute(request).await.map_err(from_reqwest)?;
+            let response = self
+                .execute(request)
+                .await
+                .map_err(|e| from_reqwest(self, &sent_to, e))?;
             if response.url() != &sent_to {
                 // The caller's client followed a redirect on its own; the answer is not from the
                 // endpoint we meant to talk to.
@@ -282,8 +368,14 @@ mod reqwest_transport {
         body.map_err(boxed).boxed_unsync()
     }
 
-    fn from_reqwest(e: reqwest::Error) -> TransportError {
-        let kind = if e.is_connect() {
+    /// Classifies a reqwest error by its cause chain, and keeps the chain (without the URL,
+    /// whose path or query may hold something private).
+    fn from_reqwest(
+        client: &reqwest::Client,
+        sent_to: &url::Url,
+        e: reqwest::Error,
+    ) -> TransportError {
+        let mut kind = classify(&e).unwrap_or(if e.is_connect() {
             TransportErrorKind::Connect
         } else if e.is_timeout() {
             TransportErrorKind::Timeout
@@ -291,9 +383,35 @@ mod reqwest_transport {
             TransportErrorKind::Redirect
         } else {
             TransportErrorKind::Other
-        };
-        let e = e.without_url();
-        TransportError::new(kind, e.to_string()).with_source(e)
+        });
+        let mut message = deepest(&e);
+        // Through a plain-http proxy, a failed connection to the proxy reads like one to the
+        // server; the address it failed on tells them apart.
+        if e.is_connect() && kind != TransportErrorKind::Tls && has_proxies(client) {
+            let target_port = sent_to.port_or_known_default();
+            let target_ip = sent_to.host_str().and_then(|h| {
+                h.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .ok()
+            });
+            if let Some(addr) = failed_address(&e).filter(|addr| {
+                Some(addr.port()) != target_port || target_ip.is_some_and(|ip| ip != addr.ip())
+            }) {
+                message = format!("could not connect to the proxy at {addr}: {message}");
+                kind = TransportErrorKind::Proxy;
+            }
+        }
+        if kind == TransportErrorKind::Proxy && !message.contains("proxy") {
+            message = format!("through the proxy: {message}");
+        }
+        TransportError::new(kind, message).with_source(e.without_url())
+    }
+
+    /// Whether the client is configured with any proxy (its own or the environment's); reqwest
+    /// shows them only in its `Debug` output.
+    fn has_proxies(client: &reqwest::Client) -> bool {
+        format!("{client:?}").contains("proxies:")
     }
 
     /// The transport used when none is configured: one shared reqwest client that never follows
@@ -382,7 +500,8 @@ mod tower_transport {
             let mut service = self.service.clone();
             let failed = |e: S::Error| {
                 let e: BoxError = e.into();
-                TransportError::new(TransportErrorKind::Other, e.to_string())
+                let kind = classify(&*e).unwrap_or(TransportErrorKind::Other);
+                TransportError::new(kind, deepest(&*e)).with_boxed_source(e)
             };
             std::future::poll_fn(|cx| service.poll_ready(cx))
                 .await

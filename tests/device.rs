@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oauth_layer::clock::ManualClock;
-use oauth_layer::flow::device::{DeviceAuthorization, RecordingDisplay};
+use oauth_layer::flow::device::DeviceAuthorization;
 use oauth_layer::flow::{DeviceCode, Flow};
 use oauth_layer::interact::BrowserFn;
+use oauth_layer::interact::{DevicePrompt, RecordingDisplay};
 use oauth_layer::{Error, ErrorCode, OAuthClient, TokenSource};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -266,6 +267,13 @@ async fn access_denied_stops_with_authorization_denied() {
     );
     assert_eq!(idp.polls().len(), 2, "no poll after the refusal");
     assert_eq!(display.outcome(), Some(false));
+    // Words for the person, the protocol's at the end.
+    let text = err.to_string();
+    assert!(
+        text.starts_with("the sign-in was declined where the code was entered."),
+        "{text}"
+    );
+    assert!(text.ends_with("(OAuth error `access_denied`)"), "{text}");
 }
 
 #[tokio::test]
@@ -284,6 +292,9 @@ async fn expired_token_stops_with_timeout() {
     assert!(matches!(&err, Error::Timeout(_)), "{err:?}");
     assert_eq!(idp.polls().len(), 2);
     assert_eq!(display.outcome(), Some(false));
+    let text = err.to_string();
+    assert!(text.contains("Start the sign-in again"), "{text}");
+    assert!(text.ends_with("(OAuth error `expired_token`)"), "{text}");
 }
 
 #[tokio::test]
@@ -320,6 +331,69 @@ async fn transient_server_errors_keep_polling() {
         .await
         .unwrap();
     assert_eq!(idp.polls(), [secs(5), secs(10), secs(15), secs(20)]);
+}
+
+fn busy(retry_after: &str) -> ResponseTemplate {
+    ResponseTemplate::new(503).insert_header("retry-after", retry_after)
+}
+
+#[tokio::test]
+async fn a_503_with_retry_after_is_waited_out_then_polling_goes_on() {
+    let script = vec![
+        busy("20"),
+        // The same as an OAuth error, with a date in the past: back to the interval.
+        ResponseTemplate::new(503)
+            .insert_header("retry-after", "Thu, 01 Jan 1970 00:00:00 GMT")
+            .set_body_json(json!({ "error": "temporarily_unavailable" })),
+        pending(),
+        token(),
+    ];
+    let idp = Idp::start(device(json!({})), script).await;
+
+    run(&idp, DeviceCode::new().display(RecordingDisplay::new()))
+        .await
+        .unwrap();
+
+    // 5 s, then the 20 s asked for, then the interval again.
+    assert_eq!(idp.polls(), [secs(5), secs(25), secs(30), secs(35)]);
+}
+
+#[tokio::test]
+async fn retry_after_never_keeps_polling_past_the_codes_expiry() {
+    let idp = Idp::start(
+        device(json!({ "expires_in": 30, "interval": 5 })),
+        vec![busy("20")],
+    )
+    .await;
+    let display = RecordingDisplay::new();
+
+    let err = run(&idp, DeviceCode::new().display(display.clone()))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(&err, Error::Timeout(_)), "{err:?}");
+    // A poll at 45 s would send a dead code; the flow stops at 30 s instead.
+    assert_eq!(idp.polls(), [secs(5), secs(25)]);
+    assert_eq!(idp.clock.elapsed(), secs(30));
+    // The countdown goes on while waiting.
+    assert!(display.ticks().contains(&secs(4)), "{:?}", display.ticks());
+}
+
+#[tokio::test]
+async fn a_huge_retry_after_is_capped_and_polling_goes_on() {
+    let idp = Idp::start(device(json!({})), vec![busy("86400"), token()]).await;
+
+    run(&idp, DeviceCode::new().display(RecordingDisplay::new()))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        idp.polls(),
+        [
+            secs(5),
+            secs(5) + oauth_layer::flow::device::MAX_RETRY_AFTER_WAIT
+        ]
+    );
 }
 
 #[tokio::test]
@@ -413,7 +487,7 @@ async fn the_device_code_never_shows_in_debug_or_errors() {
     run(&idp, DeviceCode::new().display(display.clone()))
         .await
         .unwrap();
-    let shown: DeviceAuthorization = display.shown().unwrap();
+    let shown: DevicePrompt = display.shown().unwrap();
     let debug = format!("{shown:?} {:?}", display.events());
     assert!(!debug.contains(DEVICE_CODE), "{debug}");
     assert!(
@@ -421,6 +495,15 @@ async fn the_device_code_never_shows_in_debug_or_errors() {
         "the user code is meant to be shown"
     );
     assert_eq!(shown.extra()["message"], "hello");
+    // The whole authorization, which holds the code, as an application running step 1 sees it.
+    let authorization: DeviceAuthorization = DeviceCode::new()
+        .device_authorization(&idp.client())
+        .await
+        .unwrap();
+    let debug = format!("{authorization:?}");
+    assert!(!debug.contains(DEVICE_CODE), "{debug}");
+    assert!(debug.contains("WDJB-MJHT"), "{debug}");
+    assert_eq!(authorization.extra()["message"], "hello");
 
     // A device endpoint that echoes the code in its error.
     let echo = ResponseTemplate::new(400).set_body_json(json!({

@@ -1,4 +1,4 @@
-//! The `fetch` example as a command-line tool: the compiled binary, run against a local
+//! The `oauth-fetch` command-line tool: the compiled binary, run against a local
 //! [`TestServer`], proves the interface outside checks rely on (options, output, exit codes,
 //! `-v` events) and that no token, secret or password ever reaches stdout or stderr.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -7,7 +7,6 @@ mod test_keys;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine;
@@ -39,91 +38,9 @@ const SECRET_VARIABLES: [(&str, &str); 7] = [
 /// How long one run of the binary may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(20);
 
-/// The compiled `fetch` example, next to this test's own directory:
-/// `target/<profile>/deps/fetch_cli-HASH` → `target/<profile>/examples/fetch`.
-///
-/// `cargo test` builds examples before it runs tests, but `cargo test --test fetch_cli` does
-/// not, so when run by cargo this first asks cargo to bring the example up to date (a no-op
-/// when it already is) instead of testing a stale binary.
+/// The `oauth-fetch` binary, which cargo builds for this test (feature `cli`).
 fn fetch_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test executable's path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test executable lives in target/<profile>/deps");
-        let binary = profile_dir
-            .join("examples")
-            .join(format!("fetch{}", std::env::consts::EXE_SUFFIX));
-        build_example(profile_dir);
-        assert!(
-            binary.is_file(),
-            "the fetch example is not built at {}: run through cargo test so the example is \
-             built (or `cargo build --all-features --example fetch` first)",
-            binary.display()
-        );
-        binary
-    })
-}
-
-/// Runs `cargo build --example fetch` with this test's features, profile and target directory,
-/// when the test runs under cargo (`CARGO` set) and the layout is recognised.
-fn build_example(profile_dir: &Path) {
-    let Some(cargo) = std::env::var_os("CARGO") else {
-        return;
-    };
-    let Some(parent) = profile_dir.parent() else {
-        return;
-    };
-    // `target/<profile>` or, with `--target TRIPLE`, `target/<triple>/<profile>`.
-    let (target_dir, triple) = if parent.join("CACHEDIR.TAG").is_file() {
-        (parent, None)
-    } else {
-        match (parent.parent(), parent.file_name()) {
-            (Some(root), Some(triple)) if root.join("CACHEDIR.TAG").is_file() => {
-                (root, Some(triple))
-            }
-            _ => return,
-        }
-    };
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => "dev",
-        Some(name) => name,
-        None => return,
-    };
-    let features: Vec<&str> = [
-        ("reqwest", cfg!(feature = "reqwest")),
-        ("rustls", cfg!(feature = "rustls")),
-        ("tower", cfg!(feature = "tower")),
-        ("auth-code", cfg!(feature = "auth-code")),
-        ("browser", cfg!(feature = "browser")),
-        ("jwt", cfg!(feature = "jwt")),
-        ("file-store", cfg!(feature = "file-store")),
-        ("redis-store", cfg!(feature = "redis-store")),
-        ("testing", cfg!(feature = "testing")),
-    ]
-    .into_iter()
-    .filter_map(|(name, on)| on.then_some(name))
-    .collect();
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "--offline", "--quiet", "--example", "fetch"])
-        .arg("--manifest-path")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-        .args(["--profile", profile, "--no-default-features"])
-        .arg("--features")
-        .arg(features.join(","))
-        .arg("--target-dir")
-        .arg(target_dir);
-    if let Some(triple) = triple {
-        cmd.arg("--target").arg(triple);
-    }
-    let out = cmd.output().expect("running cargo build --example fetch");
-    assert!(
-        out.status.success(),
-        "cargo build --example fetch failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Path::new(env!("CARGO_BIN_EXE_oauth-fetch"))
 }
 
 /// What one run of the binary left behind.
@@ -168,7 +85,7 @@ impl Run {
         let lines: Vec<&str> = self.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "one line on stderr: {self:#?}");
         assert!(
-            lines[0].starts_with("fetch: ") && lines[0].contains(needle),
+            lines[0].starts_with("oauth-fetch: ") && lines[0].contains(needle),
             "stderr should say {needle:?}: {self:#?}"
         );
     }
@@ -253,9 +170,24 @@ fn argv<const N: usize>(args: [&str; N]) -> Vec<String> {
 }
 
 /// `--token-url ... --client-id ID` for this server, then `rest`.
-fn with_client(server: &TestServer, id: &str, rest: &[&str]) -> Vec<String> {
+fn with_client<S: AsRef<str>>(server: &TestServer, id: &str, rest: &[S]) -> Vec<String> {
     let mut args = argv(["--token-url", &server.token_url(), "--client-id", id]);
-    args.extend(rest.iter().map(|s| (*s).to_owned()));
+    args.extend(rest.iter().map(|s| s.as_ref().to_owned()));
+    args
+}
+
+/// A command line written as one line: `template`'s words (split at spaces), each `{}` the
+/// next of `values` as one word, whatever it holds.
+fn cli<const N: usize>(template: &str, values: [&str; N]) -> Vec<String> {
+    let mut values = values.into_iter();
+    let args: Vec<String> = template
+        .split_whitespace()
+        .map(|word| match word {
+            "{}" => values.next().expect("a value for each {}").to_owned(),
+            word => word.to_owned(),
+        })
+        .collect();
+    assert!(values.next().is_none(), "a {{}} for each value");
     args
 }
 
@@ -280,6 +212,63 @@ fn access_tokens(server: &TestServer) -> Vec<String> {
         .iter()
         .filter_map(|r| r.bearer_token().map(str::to_owned))
         .collect()
+}
+
+/// `name` standing for `words` in a [`words`] command line.
+fn var(name: &'static str, words: &[&str]) -> (&'static str, Vec<String>) {
+    (name, words.iter().map(|w| (*w).to_owned()).collect())
+}
+
+/// A command line written as one line: words split at spaces, `'...'` one word as it is
+/// (spaces or nothing inside), and a word `$NAME` the words `vars` give NAME.
+fn words(line: &str, vars: &[(&str, Vec<String>)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = line.trim_start();
+    while !rest.is_empty() {
+        let (word, tail) = match rest.strip_prefix('\'') {
+            Some(quoted) => {
+                let end = quoted.find('\'').expect("a closing quote");
+                out.push(quoted[..end].to_owned());
+                rest = quoted[end + 1..].trim_start();
+                continue;
+            }
+            None => rest.split_at(rest.find(' ').unwrap_or(rest.len())),
+        };
+        match word.strip_prefix('$') {
+            Some(name) => out.extend(
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .unwrap_or_else(|| panic!("${name} is not defined"))
+                    .1
+                    .iter()
+                    .cloned(),
+            ),
+            None => out.push(word.to_owned()),
+        }
+        rest = tail.trim_start();
+    }
+    out
+}
+
+/// Runs each `(name, command line, needle)` case ([`words`] with `vars`): a usage error (exit
+/// code 2, nothing on stdout, one line on stderr that says `needle`) that shows none of
+/// `secrets`. The runs, in order, for further checks.
+async fn assert_usage_errors(
+    cases: &[(&str, &str, &str)],
+    vars: &[(&str, Vec<String>)],
+    secrets: &[&str],
+) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for (name, line, needle) in cases {
+        let out = fetch(&words(line, vars)).await;
+        eprintln!("case: {name}");
+        out.assert_usage_error(needle);
+        if !secrets.is_empty() {
+            out.assert_no_secrets(secrets);
+        }
+        runs.push(out);
+    }
+    runs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,18 +336,10 @@ async fn public_client_with_auth_method_none_and_the_password_flow() {
     let args = with_client(
         &server,
         "public-app",
-        &[
-            "--auth-method",
-            "none",
-            "--flow",
-            "password",
-            "--username",
-            "alice",
-            "--password",
-            PASSWORD,
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--auth-method none --flow password --username alice --password {} -v {}",
+            [PASSWORD, &url],
+        ),
     );
     let out = fetch(&args).await;
     out.assert_code(0);
@@ -407,15 +388,10 @@ async fn repeated_scope_reaches_the_server() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--scope",
-            "api:read",
-            "--scope",
-            "api:write",
-            &url,
-        ],
+        &cli(
+            "--client-secret {} --scope api:read --scope api:write {}",
+            [SECRET, &url],
+        ),
     );
     let out = fetch(&args).await;
     out.assert_code(0);
@@ -490,20 +466,10 @@ async fn password_flow_for_a_confidential_client() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--flow",
-            "password",
-            "--username",
-            "alice",
-            "--password",
-            PASSWORD,
-            "--scope",
-            "api:read",
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--client-secret {} --flow password --username alice --password {} --scope api:read -v {}",
+            [SECRET, PASSWORD, &url],
+        ),
     );
     let out = fetch(&args).await;
     out.assert_code(0);
@@ -542,16 +508,10 @@ async fn refresh_flow_from_a_refresh_token() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--flow",
-            "refresh",
-            "--refresh-token",
-            &refresh_token,
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--client-secret {} --flow refresh --refresh-token {} -v {}",
+            [SECRET, &refresh_token, &url],
+        ),
     );
     let out = fetch(&args).await;
     out.assert_code(0);
@@ -606,16 +566,10 @@ async fn a_short_lived_token_is_renewed_between_rounds() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--repeat",
-            "2",
-            "--interval",
-            "1",
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--client-secret {} --repeat 2 --interval 1 -v {}",
+            [SECRET, &url],
+        ),
     );
     let out = fetch(&args).await;
     out.assert_code(0);
@@ -645,16 +599,10 @@ async fn a_revoked_token_is_renewed_and_the_request_retried_after_401() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--repeat",
-            "2",
-            "--interval",
-            "1",
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--client-secret {} --repeat 2 --interval 1 -v {}",
+            [SECRET, &url],
+        ),
     );
     let mut child = command(&args).spawn().expect("fetch started");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -763,223 +711,134 @@ async fn post_with_a_body() {
     );
 }
 
+/// The exit codes the README documents, one run a row: 0 when every response was 2xx; 1 when
+/// one was not (every URL is still sent and printed), when a URL cannot be reached (one line
+/// on stderr naming it; the others are still sent), and when the server rejects the grant
+/// (`invalid_grant`: not a configuration error; nothing sent to the API). Each row: the
+/// command line, the exit code, the `STATUS URL` lines, what stderr says, and nothing secret
+/// printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_403_or_404_exits_with_1() {
-    let server = server().await;
-    let hello = server.resource_url("/api/hello");
-    let scoped = server.resource_url("/api/scoped");
-    let missing = server.resource_url("/nowhere");
-
-    let out = fetch(&with_client(
-        &server,
-        "basic-app",
-        &["--client-secret", SECRET, &scoped],
-    ))
-    .await;
-    out.assert_code(1);
-    assert_eq!(out.status_lines(), [(403, scoped)], "{out:#?}");
-
-    // Every URL is still sent and printed; one failure is enough for exit code 1.
-    let out = fetch(&with_client(
-        &server,
-        "basic-app",
-        &["--client-secret", SECRET, &missing, &hello],
-    ))
-    .await;
-    out.assert_code(1);
-    assert_eq!(
-        out.status_lines(),
-        [(404, missing), (200, hello)],
-        "{out:#?}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_url_exits_with_1_and_the_others_are_still_sent() {
+async fn exit_codes_say_how_the_run_went() {
     let server = server().await;
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}/api/hello", listener.local_addr().unwrap())
     };
-    let hello = server.resource_url("/api/hello");
-    let out = fetch(&with_client(
-        &server,
-        "basic-app",
-        &["--client-secret", SECRET, &closed, &hello],
-    ))
-    .await;
-    out.assert_code(1);
-    assert_eq!(out.status_lines(), [(200, hello)], "{out:#?}");
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{out:#?}");
-    assert!(
-        lines[0].starts_with(&format!("fetch: {closed}: ")),
-        "{out:#?}"
-    );
-    out.assert_no_secrets(&[SECRET]);
-}
-
-/// A grant the server rejects (`invalid_grant`) is not a configuration error: exit code 1,
-/// nothing sent to the API, and the rejected credential never printed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejected_grant_exits_with_1() {
-    let server = server().await;
-    let url = server.resource_url("/api/me");
-    let cases = [
-        vec![
-            "--flow",
-            "password",
-            "--username",
-            "alice",
-            "--password",
-            "wrong password!",
-        ],
-        vec![
-            "--flow",
-            "refresh",
-            "--refresh-token",
-            "rt_not-a-real-refresh-token",
-        ],
+    let token_url = server.token_url();
+    #[rustfmt::skip]
+    let vars = [
+        var("CC", &["--token-url", &token_url, "--client-id", "basic-app", "--client-secret", SECRET]),
+        var("HELLO", &[&server.resource_url("/api/hello")]),
+        var("SCOPED", &[&server.resource_url("/api/scoped")]),
+        var("MISSING", &[&server.resource_url("/nowhere")]),
+        var("ME", &[&server.resource_url("/api/me")]),
+        var("CLOSED", &[&closed]),
     ];
-    for rest in cases {
-        let mut args = vec!["--client-secret", SECRET, "-v"];
-        args.extend(rest);
-        args.push(&url);
-        let out = fetch(&with_client(&server, "basic-app", &args)).await;
-        out.assert_code(1);
-        assert!(out.status_lines().is_empty(), "{out:#?}");
-        assert!(out.stderr.contains("invalid_grant"), "{out:#?}");
+    #[rustfmt::skip]
+    let cases = [
+        ("$CC $HELLO", 0, "200 $HELLO", ""),
+        ("$CC $SCOPED", 1, "403 $SCOPED", ""),
+        ("$CC $MISSING $HELLO", 1, "404 $MISSING 200 $HELLO", ""),
+        ("$CC $CLOSED $HELLO", 1, "200 $HELLO", "oauth-fetch: $CLOSED: "),
+        (
+            "$CC -v --flow password --username alice --password 'wrong password!' $ME",
+            1, "", "invalid_grant",
+        ),
+        (
+            "$CC -v --flow refresh --refresh-token rt_not-a-real-refresh-token $ME",
+            1, "", "invalid_grant",
+        ),
+    ];
+    for (line, code, statuses, says) in cases {
+        server.reset_counts();
+        let out = fetch(&words(line, &vars)).await;
+        eprintln!("case: {line}");
+        out.assert_code(code);
+        let expected: Vec<(u16, String)> = words(statuses, &vars)
+            .chunks(2)
+            .map(|pair| (pair[0].parse().unwrap(), pair[1].clone()))
+            .collect();
+        assert_eq!(out.status_lines(), expected, "{out:#?}");
+        if let Some(url) = says.strip_prefix("oauth-fetch: $CLOSED") {
+            let lines: Vec<&str> = out.stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "{out:#?}");
+            assert!(
+                lines[0].starts_with(&format!("oauth-fetch: {closed}{url}")),
+                "{out:#?}"
+            );
+        } else {
+            assert!(out.stderr.contains(says), "{out:#?}");
+        }
+        if expected.is_empty() {
+            assert!(
+                server.resource_requests().is_empty(),
+                "nothing sent without a token"
+            );
+        }
         out.assert_no_secrets(&[SECRET, "wrong password!", "rt_not-a-real-refresh-token"]);
     }
-    assert!(server.resource_requests().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_exit_with_2_and_one_line() {
     let server = server().await;
     let token_url = server.token_url();
-    let url = server.resource_url("/api/hello");
-    let id = [
-        "--token-url",
-        token_url.as_str(),
-        "--client-id",
-        "basic-app",
+    let id = ["--token-url", &token_url, "--client-id", "basic-app"];
+    #[rustfmt::skip]
+    let vars = [
+        var("ID", &id),
+        var("CC", &[id.as_slice(), &["--client-secret", SECRET]].concat()),
+        var("URL", &[&server.resource_url("/api/hello")]),
+        var("TOKEN_URL", &[&token_url]),
+        var("PASSWORD", &[PASSWORD]),
     ];
-    let cc = [id.as_slice(), &["--client-secret", SECRET]].concat();
-    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
-        ("no URL", cc.clone(), "no URL"),
-        (
-            "unknown option",
-            [cc.as_slice(), &["--bogus", &url]].concat(),
-            "unknown option --bogus",
-        ),
-        (
-            "missing --token-url",
-            vec!["--client-id", "basic-app", &url],
-            "--token-url is required",
-        ),
-        (
-            "missing --client-id",
-            vec!["--token-url", &token_url, &url],
-            "--client-id is required",
-        ),
+    #[rustfmt::skip]
+    let cases = [
+        ("no URL", "$CC", "no URL"),
+        ("unknown option", "$CC --bogus $URL", "unknown option --bogus"),
+        ("missing --token-url", "--client-id basic-app $URL", "--token-url is required"),
+        ("missing --client-id", "--token-url $TOKEN_URL $URL", "--client-id is required"),
         (
             "insecure --token-url",
-            vec![
-                "--token-url",
-                "http://remote.example/token",
-                "--client-id",
-                "basic-app",
-                &url,
-            ],
+            "--token-url http://remote.example/token --client-id basic-app $URL",
             "https",
         ),
-        (
-            "unknown --flow",
-            [cc.as_slice(), &["--flow", "implicit", &url]].concat(),
-            "unknown --flow \"implicit\"",
-        ),
+        ("unknown --flow", "$CC --flow implicit $URL", "unknown --flow \"implicit\""),
         (
             "password flow without --password",
-            [
-                cc.as_slice(),
-                &["--flow", "password", "--username", "alice", &url],
-            ]
-            .concat(),
+            "$CC --flow password --username alice $URL",
             "--password",
         ),
-        (
-            "refresh flow without --refresh-token",
-            [cc.as_slice(), &["--flow", "refresh", &url]].concat(),
-            "--refresh-token",
-        ),
-        (
-            "unknown --auth-method",
-            [cc.as_slice(), &["--auth-method", "jwt", &url]].concat(),
-            "--auth-method",
-        ),
-        (
-            "basic without a secret",
-            [id.as_slice(), &["--auth-method", "basic", &url]].concat(),
-            "--client-secret",
-        ),
+        ("refresh flow without --refresh-token", "$CC --flow refresh $URL", "--refresh-token"),
+        ("unknown --auth-method", "$CC --auth-method jwt $URL", "--auth-method"),
+        ("basic without a secret", "$ID --auth-method basic $URL", "--client-secret"),
         (
             "--audience with the password flow",
-            [
-                cc.as_slice(),
-                &[
-                    "--flow",
-                    "password",
-                    "--username",
-                    "alice",
-                    "--password",
-                    PASSWORD,
-                    "--audience",
-                    "x",
-                    &url,
-                ],
-            ]
-            .concat(),
+            "$CC --flow password --username alice --password $PASSWORD --audience x $URL",
             "--audience",
         ),
-        (
-            "--repeat 0",
-            [cc.as_slice(), &["--repeat", "0", &url]].concat(),
-            "--repeat",
-        ),
-        (
-            "--repeat not a number",
-            [cc.as_slice(), &["--repeat", "many", &url]].concat(),
-            "--repeat",
-        ),
-        (
-            "negative --interval",
-            [cc.as_slice(), &["--interval", "-1", &url]].concat(),
-            "--interval",
-        ),
-        (
-            "option without its value",
-            [cc.as_slice(), &[&url, "--scope"]].concat(),
-            "--scope needs a value",
-        ),
-        (
-            "not a URL",
-            [cc.as_slice(), &["not a url"]].concat(),
-            "not a URL",
-        ),
-        (
-            "not an http URL",
-            [cc.as_slice(), &["ftp://127.0.0.1/file"]].concat(),
-            "not an http or https URL",
-        ),
+        ("--repeat 0", "$CC --repeat 0 $URL", "--repeat"),
+        ("--repeat not a number", "$CC --repeat many $URL", "--repeat"),
+        ("negative --interval", "$CC --interval -1 $URL", "--interval"),
+        ("option without its value", "$CC $URL --scope", "--scope needs a value"),
+        ("not a URL", "$CC 'not a url'", "not a URL"),
+        ("not an http URL", "$CC ftp://127.0.0.1/file", "not an http or https URL"),
+        // Typos get clap's suggestion, on the same one line.
+        ("a mistyped option", "$CC --flwo password $URL", "unknown option --flwo; did you mean --flow?"),
+        ("a mistyped value", "$CC --flow pasword $URL", "did you mean password?"),
+        ("a mistyped --output", "$CC --outptu json $URL", "did you mean --output?"),
+        ("-H without a colon", "$CC -H 'X-Trace 1' $URL", "-H takes 'Name: value'"),
+        ("-H with a bad name", "$CC -H 'X Trace: 1' $URL", "-H: the header's name"),
+        ("-H Authorization", "$CC -H 'Authorization: Bearer abc' $URL", "-H Authorization: "),
+        ("--json without -d", "$CC --json $URL", "--json says how to send -d"),
+        ("-H @FILE that cannot be read", "$CC -H @/nonexistent/headers-9 $URL", "-H @FILE: cannot read the file"),
+        ("completions without a shell", "completions", "a shell is needed"),
+        ("a mistyped command", "complettions bash", "did you mean completions?"),
+        ("another mistyped command", "revok --token x", "revoke"),
+        ("completions for an unknown shell", "completions tcsh", "unknown shell \"tcsh\""),
     ];
-    for (name, args, needle) in cases {
-        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-        let out = fetch(&args).await;
-        eprintln!("case: {name}");
-        out.assert_usage_error(needle);
-        out.assert_no_secrets(&[SECRET, PASSWORD]);
-    }
+    let secrets = [SECRET, PASSWORD, "Bearer abc", "headers-9"];
+    assert_usage_errors(&cases, &vars, &secrets).await;
     assert_eq!(server.token_requests(), 0, "usage errors send nothing");
     assert!(server.resource_requests().is_empty());
 }
@@ -1043,58 +902,16 @@ async fn a_rejected_client_is_a_configuration_error() {
 async fn help_goes_to_stdout_with_exit_code_0() {
     let out = fetch(&argv(["--help"])).await;
     out.assert_code(0);
-    assert!(out.stdout.starts_with("usage: fetch"), "{out:#?}");
-    for option in [
-        "--token-url",
-        "--client-id",
-        "--client-secret",
-        "OAUTH_CLIENT_SECRET",
-        "--auth-method",
-        "--flow",
-        "--scope",
-        "--resource",
-        "--audience",
-        "--username",
-        "--password",
-        "--refresh-token",
-        "auth-code",
-        "device",
-        "--auth-url",
-        "--redirect-uri",
-        "--paste",
-        "--device-url",
-        "--issuer",
-        "jwt-bearer",
-        "--key",
-        "--key-alg",
-        "--key-id",
-        "--subject",
-        "token-exchange",
-        "--subject-token",
-        "--subject-token-type",
-        "--actor-token",
-        "--actor-token-type",
-        "--requested-token-type",
-        "fetch revoke",
-        "--revocation-url",
-        "--token",
-        "--token-type-hint",
-        "--repeat",
-        "--interval",
-        "-X",
-        "-d",
-        "-v",
-        "--provider",
-        "--provider-arg",
-        "github",
-        "microsoft",
-        "openid",
-        "--cache",
-        "--redis",
-        "--identity",
-        "file-store",
-        "redis-store",
-    ] {
+    assert!(out.stdout.starts_with("Usage: oauth-fetch"), "{out:#?}");
+    let options = "--token-url --client-id --client-secret OAUTH_CLIENT_SECRET --auth-method \
+                   --flow --scope --resource --audience --username --password --refresh-token \
+                   auth-code device --auth-url --redirect-uri --paste --device-url --issuer \
+                   jwt-bearer --key --key-alg --key-id --subject token-exchange --subject-token \
+                   --subject-token-type --actor-token --actor-token-type --requested-token-type \
+                   --revocation-url --token --token-type-hint --repeat --interval -X -d -v \
+                   --provider --provider-arg github microsoft openid --cache --redis --identity \
+                   file-store redis-store";
+    for option in options.split_whitespace().chain(["oauth-fetch revoke"]) {
         assert!(out.stdout.contains(option), "--help mentions {option}");
     }
     assert_eq!(out.stderr, "");
@@ -1366,23 +1183,16 @@ async fn auth_code_signs_in_once_through_the_browser() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--flow",
-            "auth-code",
-            "--auth-url",
-            &server.authorization_url(),
-            "--issuer",
-            &server.url(),
-            "--scope",
-            "api:read",
-            "--repeat",
-            "2",
-            "-v",
-            &one,
-            &two,
-        ],
+        &cli(
+            "--client-secret {} --flow auth-code --auth-url {} --issuer {} --scope api:read --repeat 2 -v {} {}",
+            [
+                SECRET,
+                &server.authorization_url(),
+                &server.url(),
+                &one,
+                &two,
+            ],
+        ),
     );
     let out = run(browser.command(&args)).await;
     out.assert_code(0);
@@ -1442,15 +1252,10 @@ async fn auth_code_with_a_fixed_redirect_uri() {
     let args = with_client(
         &server,
         "public-app",
-        &[
-            "--flow",
-            "auth-code",
-            "--auth-url",
-            &server.authorization_url(),
-            "--redirect-uri",
-            &redirect_uri,
-            &url,
-        ],
+        &cli(
+            "--flow auth-code --auth-url {} --redirect-uri {} {}",
+            [&server.authorization_url(), &redirect_uri, &url],
+        ),
     );
     let out = run(browser.command(&args)).await;
     out.assert_code(0);
@@ -1484,18 +1289,10 @@ async fn auth_code_token_is_renewed_with_its_refresh_token() {
     let args = with_client(
         &server,
         "public-app",
-        &[
-            "--flow",
-            "auth-code",
-            "--auth-url",
-            &server.authorization_url(),
-            "--repeat",
-            "2",
-            "--interval",
-            "1",
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--flow auth-code --auth-url {} --repeat 2 --interval 1 -v {}",
+            [&server.authorization_url(), &url],
+        ),
     );
     let out = run(browser.command(&args)).await;
     out.assert_code(0);
@@ -1531,23 +1328,18 @@ async fn auth_code_refuses_a_response_from_another_issuer() {
     let args = with_client(
         &server,
         "public-app",
-        &[
-            "--flow",
-            "auth-code",
-            "--auth-url",
-            &server.authorization_url(),
-            "--issuer",
-            "https://other-idp.example",
-            &url,
-        ],
+        &cli(
+            "--flow auth-code --auth-url {} --issuer https://other-idp.example {}",
+            [&server.authorization_url(), &url],
+        ),
     );
     let out = run(browser.command(&args)).await;
     out.assert_code(1);
     assert!(out.status_lines().is_empty(), "{out:#?}");
     assert!(
-        out.stderr.lines().any(
-            |l| l.starts_with(&format!("fetch: {url}: cannot get a token: ")) && l.contains("iss")
-        ),
+        out.stderr.lines().any(|l| l
+            .starts_with(&format!("oauth-fetch: {url}: cannot get a token: "))
+            && l.contains("iss")),
         "{out:#?}"
     );
     assert_eq!(server.authorization_requests(), 1);
@@ -1569,19 +1361,10 @@ async fn auth_code_with_the_address_pasted_on_stdin() {
     let args = with_client(
         &server,
         "basic-app",
-        &[
-            "--client-secret",
-            SECRET,
-            "--flow",
-            "auth-code",
-            "--auth-url",
-            &server.authorization_url(),
-            "--paste",
-            "--issuer",
-            &server.url(),
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--client-secret {} --flow auth-code --auth-url {} --paste --issuer {} -v {}",
+            [SECRET, &server.authorization_url(), &server.url(), &url],
+        ),
     );
     let mut cmd = command(&args);
     cmd.stdin(Stdio::piped());
@@ -1654,18 +1437,10 @@ async fn device_flow_shows_the_code_and_polls_until_approved() {
     let args = with_client(
         &server,
         "public-app",
-        &[
-            "--flow",
-            "device",
-            "--device-url",
-            &server.device_authorization_url(),
-            "--scope",
-            "api:read",
-            "--repeat",
-            "2",
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--flow device --device-url {} --scope api:read --repeat 2 -v {}",
+            [&server.device_authorization_url(), &url],
+        ),
     );
     let mut live = Live::spawn(command(&args));
     let prefix = format!(
@@ -1700,150 +1475,82 @@ async fn device_flow_shows_the_code_and_polls_until_approved() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interactive_flow_usage_errors_exit_with_2_and_one_line() {
     let server = server().await;
-    let auth_url = server.authorization_url();
-    let device_url = server.device_authorization_url();
-    let url = server.resource_url("/api/hello");
+    let (auth_url, device_url) = (
+        server.authorization_url(),
+        server.device_authorization_url(),
+    );
     let token_url = server.token_url();
     let id = ["--token-url", &token_url, "--client-id", "public-app"];
-    let auth_code = [
-        id.as_slice(),
-        &["--flow", "auth-code", "--auth-url", &auth_url],
-    ]
-    .concat();
-    let device = [
-        id.as_slice(),
-        &["--flow", "device", "--device-url", &device_url],
-    ]
-    .concat();
-    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
-        (
-            "auth-code without --auth-url",
-            [id.as_slice(), &["--flow", "auth-code", &url]].concat(),
-            "--flow auth-code needs --auth-url",
-        ),
-        (
-            "device without --device-url",
-            [id.as_slice(), &["--flow", "device", &url]].concat(),
-            "--flow device needs --device-url",
-        ),
-        (
-            "--paste with client credentials",
-            [id.as_slice(), &["--paste", &url]].concat(),
-            "--paste applies to --flow auth-code only",
-        ),
-        (
-            "--paste with the device flow",
-            [device.as_slice(), &["--paste", &url]].concat(),
-            "--paste applies to --flow auth-code only",
-        ),
+    #[rustfmt::skip]
+    let vars = [
+        var("ID", &id),
+        var("AUTH_CODE", &[id.as_slice(), &["--flow", "auth-code", "--auth-url", &auth_url]].concat()),
+        var("DEVICE", &[id.as_slice(), &["--flow", "device", "--device-url", &device_url]].concat()),
+        var("URL", &[&server.resource_url("/api/hello")]),
+    ];
+    #[rustfmt::skip]
+    let cases = [
+        ("auth-code without --auth-url", "$ID --flow auth-code $URL", "--flow auth-code needs --auth-url"),
+        ("device without --device-url", "$ID --flow device $URL", "--flow device needs --device-url"),
+        ("--paste with client credentials", "$ID --paste $URL", "--paste applies to --flow auth-code only"),
+        ("--paste with the device flow", "$DEVICE --paste $URL", "--paste applies to --flow auth-code only"),
         (
             "--redirect-uri with the device flow",
-            [
-                device.as_slice(),
-                &["--redirect-uri", "http://127.0.0.1:1410/callback", &url],
-            ]
-            .concat(),
+            "$DEVICE --redirect-uri http://127.0.0.1:1410/callback $URL",
             "--redirect-uri applies to --flow auth-code only",
         ),
         (
             "insecure --auth-url",
-            [
-                id.as_slice(),
-                &[
-                    "--flow",
-                    "auth-code",
-                    "--auth-url",
-                    "http://idp.example/authorize",
-                    &url,
-                ],
-            ]
-            .concat(),
+            "$ID --flow auth-code --auth-url http://idp.example/authorize $URL",
             "authorization_url must be https",
         ),
         (
             "insecure --device-url",
-            [
-                id.as_slice(),
-                &[
-                    "--flow",
-                    "device",
-                    "--device-url",
-                    "http://idp.example/device",
-                    &url,
-                ],
-            ]
-            .concat(),
+            "$ID --flow device --device-url http://idp.example/device $URL",
             "device_authorization_url must be https",
         ),
-        (
-            "--auth-url not a URL",
-            [
-                id.as_slice(),
-                &["--flow", "auth-code", "--auth-url", "not a url", &url],
-            ]
-            .concat(),
-            "--auth-url",
-        ),
+        ("--auth-url not a URL", "$ID --flow auth-code --auth-url 'not a url' $URL", "--auth-url"),
         (
             "a redirect URI off loopback for the loopback server",
-            [
-                auth_code.as_slice(),
-                &["--redirect-uri", "http://app.example/callback", &url],
-            ]
-            .concat(),
+            "$AUTH_CODE --redirect-uri http://app.example/callback $URL",
             "--redirect-uri must be an http loopback address",
         ),
         (
             "an https redirect URI for the loopback server",
-            [
-                auth_code.as_slice(),
-                &["--redirect-uri", "https://127.0.0.1:1410/callback", &url],
-            ]
-            .concat(),
+            "$AUTH_CODE --redirect-uri https://127.0.0.1:1410/callback $URL",
             "--redirect-uri must be an http loopback address",
         ),
         (
             "a plain http redirect URI off loopback to paste",
-            [
-                auth_code.as_slice(),
-                &[
-                    "--paste",
-                    "--redirect-uri",
-                    "http://app.example/callback",
-                    &url,
-                ],
-            ]
-            .concat(),
+            "$AUTH_CODE --paste --redirect-uri http://app.example/callback $URL",
             "--redirect-uri must be https",
         ),
         (
             "--redirect-uri not a URL",
-            [auth_code.as_slice(), &["--redirect-uri", "/callback", &url]].concat(),
+            "$AUTH_CODE --redirect-uri /callback $URL",
             "--redirect-uri \"/callback\" is not a URL",
         ),
-        (
-            "empty --issuer",
-            [auth_code.as_slice(), &["--issuer=", &url]].concat(),
-            "--issuer needs a non-empty value",
-        ),
-        (
-            "--paste with a value",
-            [auth_code.as_slice(), &["--paste=yes", &url]].concat(),
-            "unknown option --paste",
-        ),
+        ("empty --issuer", "$AUTH_CODE --issuer= $URL", "--issuer needs a non-empty value"),
+        ("--paste with a value", "$AUTH_CODE --paste=yes $URL", "unknown option --paste"),
     ];
-    for (name, args, needle) in cases {
-        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-        let out = fetch(&args).await;
-        eprintln!("case: {name}");
-        out.assert_usage_error(needle);
-        // The crate's message for an insecure endpoint names its own setting; fetch says which
-        // option it came from.
+    for (out, (_, _, needle)) in assert_usage_errors(&cases, &vars, &[])
+        .await
+        .iter()
+        .zip(&cases)
+    {
+        // The crate's message for an insecure endpoint names its own setting; oauth-fetch says
+        // which option it came from.
         if needle.starts_with("authorization_url") {
-            assert!(out.stderr.starts_with("fetch: --auth-url: "), "{out:#?}");
+            assert!(
+                out.stderr.starts_with("oauth-fetch: --auth-url: "),
+                "{out:#?}"
+            );
         }
         if needle.starts_with("device_authorization_url") {
-            assert!(out.stderr.starts_with("fetch: --device-url: "), "{out:#?}");
+            assert!(
+                out.stderr.starts_with("oauth-fetch: --device-url: "),
+                "{out:#?}"
+            );
         }
     }
     assert_eq!(
@@ -1926,16 +1633,10 @@ async fn issuer_discovery_configures_the_client() {
     }))
     .await;
     let url = server.resource_url("/api/hello");
-    let args = argv([
-        "--issuer",
-        &idp.uri(),
-        "--client-id",
-        "post-app",
-        "--client-secret",
-        POST_SECRET,
-        "-v",
-        &url,
-    ]);
+    let args = cli(
+        "--issuer {} --client-id post-app --client-secret {} -v {}",
+        [&idp.uri(), POST_SECRET, &url],
+    );
     let out = fetch(&args).await;
     out.assert_code(0);
     assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
@@ -1986,16 +1687,10 @@ async fn failed_discovery_exits_with_2() {
         (&empty, "discovery of"),
     ];
     for (idp, needle) in cases {
-        let args = argv([
-            "--issuer",
-            &idp.uri(),
-            "--client-id",
-            "basic-app",
-            "--client-secret",
-            SECRET,
-            "-v",
-            &url,
-        ]);
+        let args = cli(
+            "--issuer {} --client-id basic-app --client-secret {} -v {}",
+            [&idp.uri(), SECRET, &url],
+        );
         let out = fetch(&args).await;
         out.assert_usage_error(needle);
         assert!(
@@ -2189,17 +1884,10 @@ async fn jwt_bearer_signs_an_assertion_with_a_pem_key() {
             kid,
             sub,
         } = case;
-        let mut args = argv([
-            "--token-url",
-            &token_url,
-            "--client-id",
-            "jwt-app",
-            "--flow",
-            "jwt-bearer",
-            "--scope",
-            "api:read",
-            "-v",
-        ]);
+        let mut args = cli(
+            "--token-url {} --client-id jwt-app --flow jwt-bearer --scope api:read -v",
+            [&token_url],
+        );
         args.extend(options.iter().map(|s| (*s).to_owned()));
         args.push(url.clone());
         let out = fetch(&args).await;
@@ -2261,17 +1949,10 @@ async fn jwt_bearer_with_a_service_account_key_file() {
         .to_string(),
     );
     for (i, subject) in [None, Some("admin@example.com")].into_iter().enumerate() {
-        let mut args = argv([
-            "--flow",
-            "jwt-bearer",
-            "--key",
-            &file,
-            "--scope",
-            "https://www.googleapis.com/auth/devstorage.read_only",
-            "--scope",
-            "email",
-            "-v",
-        ]);
+        let mut args = cli(
+            "--flow jwt-bearer --key {} --scope https://www.googleapis.com/auth/devstorage.read_only --scope email -v",
+            [&file],
+        );
         if let Some(subject) = subject {
             args.extend(argv(["--subject", subject]));
         }
@@ -2424,18 +2105,10 @@ async fn revoke_revokes_and_prints_revoked() {
     };
     assert_eq!(answer(access_token.clone()).await, 200);
 
-    let args = argv([
-        "revoke",
-        "--revocation-url",
-        &server.revocation_url(),
-        "--client-id",
-        "basic-app",
-        "--client-secret",
-        SECRET,
-        "--token",
-        &access_token,
-        "-v",
-    ]);
+    let args = cli(
+        "revoke --revocation-url {} --client-id basic-app --client-secret {} --token {} -v",
+        [&server.revocation_url(), SECRET, &access_token],
+    );
     let out = fetch(&args).await;
     out.assert_code(0);
     assert_eq!(out.stdout, "revoked\n", "{out:#?}");
@@ -2493,20 +2166,10 @@ async fn revoke_sends_the_token_and_its_hint_and_reports_refusals() {
         .await;
 
     let revoke = |token: &str, hint: Option<&str>| {
-        let mut args = argv([
-            "revoke",
-            "--issuer",
-            &idp.uri(),
-            "--client-id",
-            "cli-app",
-            "--client-secret",
-            "cli-secret",
-            "--auth-method",
-            "post",
-            "--token",
-            token,
-            "-v",
-        ]);
+        let mut args = cli(
+            "revoke --issuer {} --client-id cli-app --client-secret cli-secret --auth-method post --token {} -v",
+            [&idp.uri(), token],
+        );
         if let Some(hint) = hint {
             args.push(format!("--token-type-hint={hint}"));
         }
@@ -2524,7 +2187,7 @@ async fn revoke_sends_the_token_and_its_hint_and_reports_refusals() {
     let errors: Vec<&str> = out
         .stderr
         .lines()
-        .filter(|l| l.starts_with("fetch: "))
+        .filter(|l| l.starts_with("oauth-fetch: "))
         .collect();
     assert_eq!(errors.len(), 1, "{out:#?}");
     assert!(errors[0].contains("unsupported_token_type"), "{out:#?}");
@@ -2557,7 +2220,6 @@ async fn new_option_usage_errors_exit_with_2_and_one_line() {
     let server = server().await;
     let token_url = server.token_url();
     let revocation_url = server.revocation_url();
-    let url = server.resource_url("/api/hello");
     let dir = TempDir::new("usage");
     let garbage = dir.file(
         "garbage.pem",
@@ -2569,180 +2231,80 @@ async fn new_option_usage_errors_exit_with_2_and_one_line() {
         "{\"private_key\": \"very-secret-material-here",
     );
     let missing = dir.0.join("missing.pem");
-    let missing = missing.to_str().unwrap();
     let cc = ["--token-url", &token_url, "--client-id", "basic-app"];
-    let jwt = [cc.as_slice(), &["--flow", "jwt-bearer"]].concat();
-    let te = [cc.as_slice(), &["--flow", "token-exchange"]].concat();
-    let rv = [
-        "revoke",
-        "--revocation-url",
-        &revocation_url,
-        "--client-id",
-        "basic-app",
+    #[rustfmt::skip]
+    let vars = [
+        var("CC", &cc),
+        var("JWT", &[cc.as_slice(), &["--flow", "jwt-bearer"]].concat()),
+        var("TE", &[cc.as_slice(), &["--flow", "token-exchange"]].concat()),
+        var("RV", &["revoke", "--revocation-url", &revocation_url, "--client-id", "basic-app"]),
+        var("URL", &[&server.resource_url("/api/hello")]),
+        var("TOKEN_URL", &[&token_url]),
+        var("GARBAGE", &[&garbage]),
+        var("NOT_JSON", &[&not_json]),
+        var("MISSING", &[missing.to_str().unwrap()]),
     ];
-    let mut cases: Vec<(&str, Vec<&str>, &str)> = vec![
-        (
-            "neither --token-url nor --issuer",
-            vec!["--client-id", "basic-app", &url],
-            "--token-url is required (or --issuer",
-        ),
-        (
-            "--key with client credentials",
-            [cc.as_slice(), &["--key", &garbage, &url]].concat(),
-            "--key applies to --flow jwt-bearer only",
-        ),
+    #[rustfmt::skip]
+    let mut cases = vec![
+        ("neither --token-url nor --issuer", "--client-id basic-app $URL", "--token-url is required (or --issuer"),
+        ("--key with client credentials", "$CC --key $GARBAGE $URL", "--key applies to --flow jwt-bearer only"),
         (
             "--subject-token with jwt-bearer",
-            [jwt.as_slice(), &["--subject-token", "st-secret-1", &url]].concat(),
+            "$JWT --subject-token st-secret-1 $URL",
             "--subject-token applies to --flow token-exchange only",
         ),
         (
             "--audience with jwt-bearer",
-            [jwt.as_slice(), &["--audience", "x", &url]].concat(),
+            "$JWT --audience x $URL",
             "--audience applies to --flow client-credentials or --flow token-exchange only",
         ),
-        (
-            "--token outside revoke",
-            [cc.as_slice(), &["--token", "tok-secret-1", &url]].concat(),
-            "--token applies to `fetch revoke` only",
-        ),
-        (
-            "token-exchange without --subject-token",
-            [te.as_slice(), &[&url]].concat(),
-            "--flow token-exchange needs --subject-token",
-        ),
+        ("--token outside revoke", "$CC --token tok-secret-1 $URL", "--token applies to `oauth-fetch revoke` only"),
+        ("token-exchange without --subject-token", "$TE $URL", "--flow token-exchange needs --subject-token"),
         (
             "--actor-token-type without --actor-token",
-            [
-                te.as_slice(),
-                &[
-                    "--subject-token",
-                    "st-secret-1",
-                    "--actor-token-type",
-                    "urn:x",
-                    &url,
-                ],
-            ]
-            .concat(),
+            "$TE --subject-token st-secret-1 --actor-token-type urn:x $URL",
             "--actor-token-type needs --actor-token",
         ),
-        (
-            "revoke without --token",
-            rv.to_vec(),
-            "revoke needs --token",
-        ),
+        ("revoke without --token", "$RV", "revoke needs --token"),
         (
             "revoke without a revocation endpoint",
-            vec![
-                "revoke",
-                "--client-id",
-                "basic-app",
-                "--token",
-                "tok-secret-1",
-            ],
+            "revoke --client-id basic-app --token tok-secret-1",
             "revoke needs --revocation-url (or --issuer",
         ),
-        (
-            "revoke with a URL (or a misplaced token)",
-            [rv.as_slice(), &["--token", "tok-secret-1", "tok-secret-2"]].concat(),
-            "revoke takes no URL",
-        ),
-        (
-            "revoke with a flow option",
-            [rv.as_slice(), &["--token", "tok-secret-1", "--scope", "a"]].concat(),
-            "--scope does not apply to revoke",
-        ),
-        (
-            "unknown --token-type-hint",
-            [
-                rv.as_slice(),
-                &["--token", "tok-secret-1", "--token-type-hint", "id_token"],
-            ]
-            .concat(),
-            "unknown --token-type-hint",
-        ),
+        ("revoke with a URL (or a misplaced token)", "$RV --token tok-secret-1 tok-secret-2", "revoke takes no URL"),
+        ("revoke with a flow option", "$RV --token tok-secret-1 --scope a", "--scope does not apply to revoke"),
+        ("unknown --token-type-hint", "$RV --token tok-secret-1 --token-type-hint id_token", "unknown --token-type-hint"),
         (
             "insecure --revocation-url",
-            vec![
-                "revoke",
-                "--revocation-url",
-                "http://idp.example/revoke",
-                "--client-id",
-                "basic-app",
-                "--token",
-                "tok-secret-1",
-            ],
+            "revoke --revocation-url http://idp.example/revoke --client-id basic-app --token tok-secret-1",
             "--revocation-url: ",
         ),
     ];
-    if cfg!(feature = "jwt") {
-        cases.extend([
-            (
-                "jwt-bearer without --key",
-                [jwt.as_slice(), &[&url]].concat(),
-                "--flow jwt-bearer needs --key FILE",
-            ),
-            (
-                "a key file that is not there",
-                [jwt.as_slice(), &["--key", missing, &url]].concat(),
-                "--key: cannot read",
-            ),
-            (
-                "a PEM document that is no key",
-                [jwt.as_slice(), &["--key", &garbage, &url]].concat(),
-                "is not a usable PEM private key",
-            ),
-            (
-                "a PEM document that is no key, with --key-alg",
-                [
-                    jwt.as_slice(),
-                    &["--key", &garbage, "--key-alg", "ES256", &url],
-                ]
-                .concat(),
-                "ES256",
-            ),
-            (
-                "broken service account JSON",
-                [jwt.as_slice(), &["--key", &not_json, &url]].concat(),
-                "service account",
-            ),
-            (
-                "unknown --key-alg",
-                [
-                    jwt.as_slice(),
-                    &["--key", &garbage, "--key-alg", "HS256", &url],
-                ]
-                .concat(),
-                "unknown --key-alg \"HS256\"",
-            ),
+    #[rustfmt::skip]
+    let jwt_cases = [
+            ("jwt-bearer without --key", "$JWT $URL", "--flow jwt-bearer needs --key FILE"),
+            ("a key file that is not there", "$JWT --key $MISSING $URL", "--key: cannot read"),
+            ("a PEM document that is no key", "$JWT --key $GARBAGE $URL", "is not a usable PEM private key"),
+            ("a PEM document that is no key, with --key-alg", "$JWT --key $GARBAGE --key-alg ES256 $URL", "ES256"),
+            ("broken service account JSON", "$JWT --key $NOT_JSON $URL", "service account"),
+            ("unknown --key-alg", "$JWT --key $GARBAGE --key-alg HS256 $URL", "unknown --key-alg \"HS256\""),
             (
                 "a PEM key without --client-id",
-                vec![
-                    "--token-url",
-                    &token_url,
-                    "--flow",
-                    "jwt-bearer",
-                    "--key",
-                    &garbage,
-                    &url,
-                ],
+                "--token-url $TOKEN_URL --flow jwt-bearer --key $GARBAGE $URL",
                 "needs --client-id",
             ),
-        ]);
+    ];
+    if cfg!(feature = "jwt") {
+        cases.extend(jwt_cases);
     }
-    for (name, args, needle) in cases {
-        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-        let out = fetch(&args).await;
-        eprintln!("case: {name}");
-        out.assert_usage_error(needle);
-        out.assert_no_secrets(&[
-            "st-secret-1",
-            "tok-secret-1",
-            "tok-secret-2",
-            "bm90LWEta2V5",
-            "very-secret-material",
-        ]);
-    }
+    let secrets = [
+        "st-secret-1",
+        "tok-secret-1",
+        "tok-secret-2",
+        "bm90LWEta2V5",
+        "very-secret-material",
+    ];
+    assert_usage_errors(&cases, &vars, &secrets).await;
     assert_eq!(server.token_requests(), 0, "usage errors send nothing");
     assert_eq!(server.revocation_requests(), 0);
     assert!(server.resource_requests().is_empty());
@@ -2758,11 +2320,11 @@ const PRESET_SECRET: &str = "preset-secret-value-1";
 /// stderr, stops it, and checks what every preset's sign-in shares: the URL starts with
 /// `endpoint`, is the one the browser was given, carries `client_id` `X`, PKCE S256 (unless
 /// `pkce` is false), a state and a loopback redirect URI, and nothing secret was printed.
-async fn preset_sign_in(args: &[&str], endpoint: &str, pkce: bool) -> Url {
+async fn preset_sign_in<S: AsRef<str>>(args: &[S], endpoint: &str, pkce: bool) -> Url {
     let browser = FakeBrowser::recording();
     let mut args = argv(["--client-id", "X", "--client-secret", PRESET_SECRET])
         .into_iter()
-        .chain(args.iter().map(|s| (*s).to_owned()))
+        .chain(args.iter().map(|s| s.as_ref().to_owned()))
         .collect::<Vec<_>>();
     args.push("-v".to_owned());
     let mut live = Live::spawn(browser.command(&args));
@@ -2812,14 +2374,10 @@ async fn provider_github_signs_in_at_githubs_authorize_endpoint() {
     assert_eq!(query_param(&url, "scope"), "read:user user:email");
 
     let url = preset_sign_in(
-        &[
-            "--provider=github",
-            "--scope",
-            "repo",
-            "--scope",
-            "gist",
-            "https://api.github.com/user",
-        ],
+        &cli(
+            "--provider=github --scope repo --scope gist https://api.github.com/user",
+            [],
+        ),
         AUTHORIZE,
         true,
     )
@@ -2833,13 +2391,10 @@ async fn provider_github_signs_in_at_githubs_authorize_endpoint() {
 async fn provider_microsoft_puts_the_tenant_in_the_path() {
     let api = "https://graph.microsoft.com/oidc/userinfo";
     let url = preset_sign_in(
-        &[
-            "--provider",
-            "microsoft",
-            "--provider-arg",
-            "contoso.onmicrosoft.com",
-            api,
-        ],
+        &cli(
+            "--provider microsoft --provider-arg contoso.onmicrosoft.com {}",
+            [api],
+        ),
         "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize",
         true,
     )
@@ -2874,11 +2429,10 @@ async fn provider_microsoft_puts_the_tenant_in_the_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_google_reddit_and_shopify_add_their_quirks() {
     let url = preset_sign_in(
-        &[
-            "--provider",
-            "google",
-            "https://www.googleapis.com/oauth2/v3/userinfo",
-        ],
+        &cli(
+            "--provider google https://www.googleapis.com/oauth2/v3/userinfo",
+            [],
+        ),
         "https://accounts.google.com/o/oauth2/v2/auth",
         true,
     )
@@ -2887,13 +2441,10 @@ async fn provider_google_reddit_and_shopify_add_their_quirks() {
     assert_eq!(query_param(&url, "scope"), "openid email profile");
 
     let url = preset_sign_in(
-        &[
-            "--provider",
-            "reddit",
-            "--provider-arg",
-            "linux:com.example.fetch:v1.0 (by /u/someone)",
-            "https://oauth.reddit.com/api/v1/me",
-        ],
+        &cli(
+            "--provider reddit --provider-arg {} https://oauth.reddit.com/api/v1/me",
+            ["linux:com.example.fetch:v1.0 (by /u/someone)"],
+        ),
         "https://www.reddit.com/api/v1/authorize",
         true,
     )
@@ -2902,17 +2453,7 @@ async fn provider_google_reddit_and_shopify_add_their_quirks() {
     assert_eq!(query_param(&url, "scope"), "identity");
 
     let url = preset_sign_in(
-        &[
-            "--provider",
-            "shopify",
-            "--provider-arg",
-            "my-shop",
-            "--scope",
-            "read_products",
-            "--scope",
-            "write_orders",
-            "https://my-shop.myshopify.com/admin/api/2025-10/shop.json",
-        ],
+        &cli("--provider shopify --provider-arg my-shop --scope read_products --scope write_orders https://my-shop.myshopify.com/admin/api/2025-10/shop.json", []),
         "https://my-shop.myshopify.com/admin/oauth/authorize",
         true,
     )
@@ -2935,20 +2476,10 @@ async fn provider_openid_is_discovered_from_the_issuer_and_signs_in() {
     .await;
     let browser = FakeBrowser::new();
     let url = server.resource_url("/api/hello");
-    let args = argv([
-        "--provider",
-        "openid",
-        "--issuer",
-        &idp.uri(),
-        "--client-id",
-        "basic-app",
-        "--client-secret",
-        SECRET,
-        "--scope",
-        "api:read",
-        "-v",
-        &url,
-    ]);
+    let args = cli(
+        "--provider openid --issuer {} --client-id basic-app --client-secret {} --scope api:read -v {}",
+        [&idp.uri(), SECRET, &url],
+    );
     let out = run(browser.command(&args)).await;
     out.assert_code(0);
     assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
@@ -2965,131 +2496,49 @@ async fn provider_openid_is_discovered_from_the_issuer_and_signs_in() {
 /// `--provider` problems found before anything is sent: exit code 2 and one line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_usage_errors_exit_with_2_and_one_line() {
-    let api = "https://api.example/";
-    let id = ["--client-id", "X", "--client-secret", PRESET_SECRET];
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    #[rustfmt::skip]
+    let vars = [
+        var("ID", &["--client-id", "X", "--client-secret", PRESET_SECRET]),
+        var("API", &["https://api.example/"]),
+    ];
+    #[rustfmt::skip]
+    let cases = [
+        ("$ID --provider myspace $API", "unknown --provider \"myspace\""),
+        ("$ID --provider okta $API", "--provider okta needs --provider-arg"),
+        ("$ID --provider auth0 $API", "--provider auth0 needs --provider-arg"),
+        ("$ID --provider keycloak $API", "--provider keycloak needs --provider-arg"),
+        ("$ID --provider shopify $API", "--provider shopify needs --provider-arg"),
+        ("$ID --provider reddit $API", "--provider reddit needs --provider-arg"),
+        ("$ID --provider shopify --provider-arg 'not/a shop' $API", "--provider shopify: "),
         (
-            vec!["--provider", "myspace", api],
-            "unknown --provider \"myspace\"",
-        ),
-        (
-            vec!["--provider", "okta", api],
-            "--provider okta needs --provider-arg",
-        ),
-        (
-            vec!["--provider", "auth0", api],
-            "--provider auth0 needs --provider-arg",
-        ),
-        (
-            vec!["--provider", "keycloak", api],
-            "--provider keycloak needs --provider-arg",
-        ),
-        (
-            vec!["--provider", "shopify", api],
-            "--provider shopify needs --provider-arg",
-        ),
-        (
-            vec!["--provider", "reddit", api],
-            "--provider reddit needs --provider-arg",
-        ),
-        (
-            vec!["--provider", "shopify", "--provider-arg", "not/a shop", api],
-            "--provider shopify: ",
-        ),
-        (
-            vec![
-                "--provider",
-                "keycloak",
-                "--provider-arg",
-                "http://sso.example/realms/a",
-                api,
-            ],
+            "$ID --provider keycloak --provider-arg http://sso.example/realms/a $API",
             "--provider keycloak: ",
         ),
+        ("$ID --provider microsoft --provider-arg a/b $API", "--provider microsoft: "),
+        ("$ID --provider github --provider-arg x $API", "--provider github takes no --provider-arg"),
+        ("$ID --provider-arg x --token-url $API $API", "--provider-arg applies to --provider only"),
         (
-            vec!["--provider", "microsoft", "--provider-arg", "a/b", api],
-            "--provider microsoft: ",
-        ),
-        (
-            vec!["--provider", "github", "--provider-arg", "x", api],
-            "--provider github takes no --provider-arg",
-        ),
-        (
-            vec!["--provider-arg", "x", "--token-url", api, api],
-            "--provider-arg applies to --provider only",
-        ),
-        (
-            vec![
-                "--provider",
-                "github",
-                "--token-url",
-                "https://t.example/token",
-                api,
-            ],
+            "$ID --provider github --token-url https://t.example/token $API",
             "--token-url and --provider are ambiguous",
         ),
         (
-            vec![
-                "--provider",
-                "github",
-                "--auth-url",
-                "https://t.example/authorize",
-                api,
-            ],
+            "$ID --provider github --auth-url https://t.example/authorize $API",
             "--auth-url and --provider are ambiguous",
         ),
+        ("$ID --provider github --auth-method basic $API", "--auth-method and --provider are ambiguous"),
+        ("$ID --provider github --issuer https://github.com $API", "--issuer and --provider github are ambiguous"),
+        ("$ID --provider openid $API", "--provider openid needs --issuer"),
+        ("$ID --provider github --flow password $API", "--provider goes with --flow auth-code"),
+        ("$ID --provider facebook --flow device $API", "--provider facebook has no device authorization endpoint"),
+        ("$ID --provider github --flow refresh --paste $API", "--paste applies to --flow auth-code only"),
+        // revoke takes --provider, with the preset's revocation endpoint.
         (
-            vec!["--provider", "github", "--auth-method", "basic", api],
-            "--auth-method and --provider are ambiguous",
-        ),
-        (
-            vec![
-                "--provider",
-                "github",
-                "--issuer",
-                "https://github.com",
-                api,
-            ],
-            "--issuer and --provider github are ambiguous",
-        ),
-        (
-            vec!["--provider", "openid", api],
-            "--provider openid needs --issuer",
-        ),
-        (
-            vec!["--provider", "github", "--flow", "password", api],
-            "--provider goes with --flow auth-code",
-        ),
-        (
-            vec!["--provider", "facebook", "--flow", "device", api],
-            "--provider facebook has no device authorization endpoint",
-        ),
-        (
-            vec!["--provider", "github", "--flow", "refresh", "--paste", api],
-            "--paste applies to --flow auth-code only",
+            "revoke --provider github --client-id X --token tok-secret-1",
+            "--provider github names no revocation endpoint",
         ),
     ];
-    for (args, needle) in cases {
-        let args: Vec<String> = id.iter().chain(&args).map(|s| (*s).to_owned()).collect();
-        let out = fetch(&args).await;
-        eprintln!("case: {args:?}");
-        out.assert_usage_error(needle);
-        out.assert_no_secrets(&[PRESET_SECRET]);
-    }
-
-    // revoke takes --provider, with the preset's revocation endpoint.
-    let out = fetch(&argv([
-        "revoke",
-        "--provider",
-        "github",
-        "--client-id",
-        "X",
-        "--token",
-        "tok-secret-1",
-    ]))
-    .await;
-    out.assert_usage_error("--provider github names no revocation endpoint");
-    out.assert_no_secrets(&["tok-secret-1"]);
+    let cases = cases.map(|(line, needle)| (line, line, needle));
+    assert_usage_errors(&cases, &vars, &[PRESET_SECRET, "tok-secret-1"]).await;
 }
 
 // --- Keeping tokens between runs: --cache DIR, --redis URL, --identity --------------------------
@@ -3139,16 +2588,10 @@ async fn cache_keeps_the_auth_code_token_so_the_next_run_signs_in_no_more() {
     let args = with_client(
         &server,
         "public-app",
-        &[
-            "--flow",
-            "auth-code",
-            "--auth-url",
-            &server.authorization_url(),
-            "--cache",
-            cache.to_str().unwrap(),
-            "-v",
-            &url,
-        ],
+        &cli(
+            "--flow auth-code --auth-url {} --cache {} -v {}",
+            [&server.authorization_url(), cache.to_str().unwrap(), &url],
+        ),
     );
 
     // 1. The sign-in.
@@ -3455,7 +2898,6 @@ async fn store_usage_errors_exit_with_2_and_one_line() {
     const PASSWORD_IN_URL: &str = "pass-in-the-url-3";
     let server = server().await;
     let tmp = TempDir::new("cache-usage");
-    let dir = tmp.0.to_str().unwrap().to_owned();
     let not_a_dir = tmp.file("plain-file", "not a directory");
     // Like /tmp, and like a home directory others may enter: the store never narrows them.
     let open_dir = |name: &str, mode: u32| {
@@ -3466,117 +2908,62 @@ async fn store_usage_errors_exit_with_2_and_one_line() {
         path.to_str().unwrap().to_owned()
     };
     let shared = open_dir("shared", 0o1777);
-    let readable = open_dir("readable", 0o755);
     let token_url = server.token_url();
-    let url = server.resource_url("/api/hello");
-    let cc = [
-        "--token-url",
-        token_url.as_str(),
-        "--client-id",
-        "basic-app",
-        "--client-secret",
-        SECRET,
+    #[rustfmt::skip]
+    let vars = [
+        var("CC", &["--token-url", &token_url, "--client-id", "basic-app", "--client-secret", SECRET]),
+        var("URL", &[&server.resource_url("/api/hello")]),
+        var("DIR", &[tmp.0.to_str().unwrap()]),
+        var("NOT_A_DIR", &[&not_a_dir]),
+        var("SHARED", &[&shared]),
+        var("READABLE", &[&open_dir("readable", 0o755)]),
+        var("UNREACHABLE", &[&format!("redis://:{PASSWORD_IN_URL}@127.0.0.1:{}", free_port())]),
+        var("BAD_URL", &[&format!("redis://:{PASSWORD_IN_URL}@[::1")]),
     ];
-    let unreachable = format!("redis://:{PASSWORD_IN_URL}@127.0.0.1:{}", free_port());
-    let bad_url = format!("redis://:{PASSWORD_IN_URL}@[::1");
-    let mut cases: Vec<(&str, Vec<&str>, &str)> = vec![
-        (
-            "--cache and --redis",
-            [
-                cc.as_slice(),
-                &["--cache", &dir, "--redis", &unreachable, &url],
-            ]
-            .concat(),
-            "--cache and --redis do not go together",
-        ),
-        (
-            "--identity without a store",
-            [cc.as_slice(), &["--identity", "bob", &url]].concat(),
-            "--identity goes with --cache or --redis",
-        ),
-        (
-            "--cache without a directory",
-            [cc.as_slice(), &["--cache=", &url]].concat(),
-            "--cache needs a directory",
-        ),
-        (
-            "--identity without a name",
-            [cc.as_slice(), &["--cache", &dir, "--identity=", &url]].concat(),
-            "--identity needs a non-empty name",
-        ),
+    #[rustfmt::skip]
+    let mut cases = vec![
+        ("--cache and --redis", "$CC --cache $DIR --redis $UNREACHABLE $URL", "--cache and --redis do not go together"),
+        ("--identity without a store", "$CC --identity bob $URL", "--identity goes with --cache or --redis"),
+        ("--cache without a directory", "$CC --cache= $URL", "--cache needs a directory"),
+        ("--identity without a name", "$CC --cache $DIR --identity= $URL", "--identity needs a non-empty name"),
         (
             "--cache with revoke",
-            vec![
-                "revoke",
-                "--revocation-url",
-                "http://127.0.0.1:1/revoke",
-                "--client-id",
-                "basic-app",
-                "--token",
-                "tok-secret-1",
-                "--cache",
-                &dir,
-            ],
+            "revoke --revocation-url http://127.0.0.1:1/revoke --client-id basic-app --token tok-secret-1 --cache $DIR",
             "--cache does not apply to revoke",
         ),
     ];
+    #[rustfmt::skip]
+    let file_cases = [
+        ("--cache naming a file", "$CC --cache $NOT_A_DIR $URL", "--cache: "),
+        ("--cache naming a directory everyone may write to", "$CC --cache $SHARED $URL", "is open to other users (mode 1777)"),
+        ("--cache naming a directory others may read", "$CC --cache $READABLE $URL", "is open to other users (mode 755)"),
+    ];
+    #[rustfmt::skip]
+    let redis_cases = [
+        ("a --redis URL that does not parse", "$CC --redis $BAD_URL $URL", "invalid Redis URL"),
+        ("a --redis URL that is not Redis's", "$CC --redis http://127.0.0.1:1/ $URL", "invalid Redis URL"),
+        ("a Redis that cannot be reached", "$CC --redis $UNREACHABLE -v $URL", "cannot connect to Redis"),
+    ];
+    // The cli feature brings file-store; redis-store is optional.
     if cfg!(feature = "file-store") {
-        cases.extend([
-            (
-                "--cache naming a file",
-                [cc.as_slice(), &["--cache", &not_a_dir, &url]].concat(),
-                "--cache: ",
-            ),
-            (
-                "--cache naming a directory everyone may write to",
-                [cc.as_slice(), &["--cache", &shared, &url]].concat(),
-                "is open to other users (mode 1777)",
-            ),
-            (
-                "--cache naming a directory others may read",
-                [cc.as_slice(), &["--cache", &readable, &url]].concat(),
-                "is open to other users (mode 755)",
-            ),
-        ]);
+        cases.extend(file_cases);
     } else {
         cases.push((
             "--cache without the feature",
-            [cc.as_slice(), &["--cache", &dir, &url]].concat(),
+            "$CC --cache $DIR $URL",
             "--cache needs the crate's file-store feature",
         ));
     }
     if cfg!(feature = "redis-store") {
-        cases.extend([
-            (
-                "a --redis URL that does not parse",
-                [cc.as_slice(), &["--redis", &bad_url, &url]].concat(),
-                "invalid Redis URL",
-            ),
-            (
-                "a --redis URL that is not Redis's",
-                [cc.as_slice(), &["--redis", "http://127.0.0.1:1/", &url]].concat(),
-                "invalid Redis URL",
-            ),
-            (
-                "a Redis that cannot be reached",
-                [cc.as_slice(), &["--redis", &unreachable, "-v", &url]].concat(),
-                "cannot connect to Redis",
-            ),
-        ]);
+        cases.extend(redis_cases);
     } else {
         cases.push((
             "--redis without the feature",
-            [cc.as_slice(), &["--redis", &unreachable, &url]].concat(),
+            "$CC --redis $UNREACHABLE $URL",
             "--redis needs the crate's redis-store feature",
         ));
     }
-    for (name, args, needle) in cases {
-        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-        let out = fetch(&args).await;
-        eprintln!("case: {name}");
-        out.assert_usage_error(needle);
-        out.assert_no_secrets(&[SECRET, PASSWORD_IN_URL, "tok-secret-1"]);
-    }
+    assert_usage_errors(&cases, &vars, &[SECRET, PASSWORD_IN_URL, "tok-secret-1"]).await;
     assert_eq!(server.token_requests(), 0, "usage errors send nothing");
     assert!(server.resource_requests().is_empty());
     assert_eq!(
@@ -3793,14 +3180,10 @@ async fn token_to_revoke_from_the_environment_a_file_or_stdin() {
     let server = server().await;
     let dir = TempDir::new("revoke");
     let api = server.resource_url("/api/hello");
-    let args = argv([
-        "revoke",
-        "--revocation-url",
-        &server.revocation_url(),
-        "--client-id",
-        "basic-app",
-        "-v",
-    ]);
+    let args = cli(
+        "revoke --revocation-url {} --client-id basic-app -v",
+        [&server.revocation_url()],
+    );
     for (way, secret_way) in [
         (Way::Env, Way::Stdin),
         (Way::File, Way::Env),
@@ -4066,18 +3449,10 @@ async fn no_secret_reaches_the_command_line_of_the_running_process() {
     let token_url = format!("{}/token", held.url);
     let api = format!("{}/api/hello", held.url);
     let fetch_args = |flow: &str| {
-        argv([
-            "--token-url",
-            &token_url,
-            "--client-id",
-            "held-app",
-            "--auth-method",
-            "post",
-            "--flow",
-            flow,
-            "-v",
-            &api,
-        ])
+        cli(
+            "--token-url {} --client-id held-app --auth-method post --flow {} -v {}",
+            [&token_url, flow, &api],
+        )
     };
     let mut password = fetch_args("password");
     password.extend(argv(["--username", "alice"]));
@@ -4191,14 +3566,10 @@ async fn no_secret_reaches_the_command_line_of_the_running_process() {
 
     // The check sees what it looks for: a value given on the command line is there for all.
     let mut args = fetch_args("password");
-    args.extend(argv([
-        "--username",
-        "alice",
-        "--password",
-        PASSWORD_HELD,
-        "--client-secret",
-        CLIENT_SECRET,
-    ]));
+    args.extend(cli(
+        "--username alice --password {} --client-secret {}",
+        [PASSWORD_HELD, CLIENT_SECRET],
+    ));
     let live = Live::spawn(command(&args));
     let (_, release) = held.next_post().await;
     let seen = cmdline(live.child.id().expect("fetch is running"));
@@ -4272,82 +3643,38 @@ async fn unusable_secret_files_and_stdin_are_usage_errors_that_show_nothing() {
         format!("@{}", path.to_str().unwrap())
     };
     let too_large = format!("@{}", dir.file("large", &IN_FILE.repeat(4000)));
-    let password = |given: &str| {
-        with_client(
-            &server,
-            "public-app",
-            &[
-                "--flow",
-                "password",
-                "--username",
-                "alice",
-                "--password",
-                given,
-                "-v",
-                &url,
-            ],
-        )
-    };
-    let cases: Vec<(&str, Vec<String>, &str)> = vec![
-        (
-            "a missing file",
-            password(&missing),
-            "--password @FILE: cannot read the file",
-        ),
-        (
-            "a directory",
-            password(&directory),
-            "--password @FILE: cannot read the file",
-        ),
-        (
-            "an empty file",
-            password(&empty),
-            "--password: the file is empty",
-        ),
-        (
-            "a file that is not UTF-8",
-            password(&not_utf8),
-            "--password: the file is not UTF-8",
-        ),
-        (
-            "a file too large",
-            password(&too_large),
-            "--password: the file holds more than",
-        ),
-        (
-            "a missing file for --redis",
-            with_client(
-                &server,
-                "basic-app",
-                &["--client-secret", SECRET, "--redis", &missing, &url],
-            ),
-            "--redis @FILE: cannot read the file",
-        ),
+    let token_url = server.token_url();
+    let revocation_url = server.revocation_url();
+    #[rustfmt::skip]
+    let vars = [
+        var("PW", &["--token-url", &token_url, "--client-id", "public-app", "--flow", "password", "--username", "alice", "-v", &url, "--password"]),
+        var("ID", &["--token-url", &token_url, "--client-id", "basic-app"]),
+        var("URL", &[&url]),
+        var("SECRET", &[SECRET]),
+        var("REVOCATION_URL", &[&revocation_url]),
+        var("MISSING", &[&missing]),
+        var("DIRECTORY", &[&directory]),
+        var("EMPTY", &[&empty]),
+        var("NOT_UTF8", &[&not_utf8]),
+        var("TOO_LARGE", &[&too_large]),
+    ];
+    #[rustfmt::skip]
+    let cases = [
+        ("a missing file", "$PW $MISSING", "--password @FILE: cannot read the file"),
+        ("a directory", "$PW $DIRECTORY", "--password @FILE: cannot read the file"),
+        ("an empty file", "$PW $EMPTY", "--password: the file is empty"),
+        ("a file that is not UTF-8", "$PW $NOT_UTF8", "--password: the file is not UTF-8"),
+        ("a file too large", "$PW $TOO_LARGE", "--password: the file holds more than"),
+        ("a missing file for --redis", "$ID --client-secret $SECRET --redis $MISSING $URL", "--redis @FILE: cannot read the file"),
         (
             "a missing file for --token",
-            argv([
-                "revoke",
-                "--revocation-url",
-                &server.revocation_url(),
-                "--client-id",
-                "basic-app",
-                "--token",
-                &missing,
-            ]),
+            "revoke --revocation-url $REVOCATION_URL --client-id basic-app --token $MISSING",
             "--token @FILE: cannot read the file",
         ),
-        (
-            "an empty standard input",
-            with_client(&server, "basic-app", &["--client-secret", "-", &url]),
-            "--client-secret: standard input is empty",
-        ),
+        ("an empty standard input", "$ID --client-secret - $URL", "--client-secret: standard input is empty"),
     ];
-    for (name, args, needle) in cases {
-        eprintln!("case: {name}");
-        let out = fetch(&args).await;
-        out.assert_usage_error(needle);
-        out.assert_no_secrets(&[IN_FILE, "missing-file-named-like-a-secret-8", PASSWORD]);
-    }
+    let secrets = [IN_FILE, "missing-file-named-like-a-secret-8", PASSWORD];
+    assert_usage_errors(&cases, &vars, &secrets).await;
 
     // Standard input for two options, or for one and --paste: refused at once, standard
     // input (held open here) unread.
@@ -4357,16 +3684,10 @@ async fn unusable_secret_files_and_stdin_are_usage_errors_that_show_nothing() {
             with_client(
                 &server,
                 "public-app",
-                &[
-                    "--flow",
-                    "password",
-                    "--username",
-                    "alice",
-                    "--password",
-                    "-",
-                    "--client-secret=-",
-                    &url,
-                ],
+                &cli(
+                    "--flow password --username alice --password - --client-secret=- {}",
+                    [&url],
+                ),
             ),
             "--password - and --client-secret -: only one option may read standard input",
         ),
@@ -4375,16 +3696,10 @@ async fn unusable_secret_files_and_stdin_are_usage_errors_that_show_nothing() {
             with_client(
                 &server,
                 "basic-app",
-                &[
-                    "--flow",
-                    "auth-code",
-                    "--auth-url",
-                    &server.authorization_url(),
-                    "--paste",
-                    "--client-secret",
-                    "-",
-                    &url,
-                ],
+                &cli(
+                    "--flow auth-code --auth-url {} --paste --client-secret - {}",
+                    [&server.authorization_url(), &url],
+                ),
             ),
             "--client-secret - and --paste both read standard input",
         ),
@@ -4438,4 +3753,425 @@ async fn the_last_secret_given_wins() {
     out.assert_code(0);
     out.assert_no_secrets(&[PASSWORD, "wrong password"]);
     assert_eq!(server.token_requests_for("password"), 3);
+}
+
+// --- The tool itself: version, grouped help, completions, headers, bodies, JSON output --------
+
+/// `--version` prints the crate's version on stdout, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_prints_the_crates_version() {
+    for flag in ["--version", "-V"] {
+        let out = fetch(&argv([flag])).await;
+        out.assert_code(0);
+        assert_eq!(
+            out.stdout,
+            format!("oauth-fetch {}\n", env!("CARGO_PKG_VERSION")),
+            "{out:#?}"
+        );
+        assert_eq!(out.stderr, "");
+    }
+}
+
+/// `--help` groups the options under a heading for what they configure, each option in its
+/// group; `-h` is the short form of the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_groups_the_options_by_what_they_configure() {
+    let groups: [(&str, &[&str]); 8] = [
+        (
+            "Client:",
+            &[
+                "--token-url",
+                "--client-id",
+                "--client-secret",
+                "--auth-method",
+                "--issuer",
+                "--provider",
+                "--provider-arg",
+            ],
+        ),
+        (
+            "Grant:",
+            &[
+                "--flow",
+                "--scope",
+                "--resource",
+                "--audience",
+                "--username",
+                "--password",
+                "--refresh-token",
+            ],
+        ),
+        (
+            "Sign-in (--flow auth-code, --flow device):",
+            &["--auth-url", "--redirect-uri", "--paste", "--device-url"],
+        ),
+        (
+            "JWT bearer (--flow jwt-bearer):",
+            &["--key", "--key-alg", "--key-id", "--subject"],
+        ),
+        (
+            "Token exchange (--flow token-exchange):",
+            &[
+                "--subject-token",
+                "--subject-token-type",
+                "--actor-token",
+                "--actor-token-type",
+                "--requested-token-type",
+            ],
+        ),
+        ("Token cache:", &["--cache", "--redis", "--identity"]),
+        (
+            "Request:",
+            &[
+                "-X",
+                "--header",
+                "--data",
+                "--json",
+                "--repeat",
+                "--interval",
+            ],
+        ),
+        ("Output:", &["--output", "--verbose"]),
+    ];
+    for flag in ["--help", "-h"] {
+        let out = fetch(&argv([flag])).await;
+        out.assert_code(0);
+        let help = &out.stdout;
+        let heading_at = |heading: &str| {
+            help.lines()
+                .position(|line| line == heading)
+                .unwrap_or_else(|| panic!("{flag} has the heading {heading:?}: {help}"))
+        };
+        let starts: Vec<usize> = groups.iter().map(|(h, _)| heading_at(h)).collect();
+        let lines: Vec<&str> = help.lines().collect();
+        for (i, (heading, options)) in groups.iter().enumerate() {
+            let end = starts
+                .iter()
+                .copied()
+                .filter(|s| *s > starts[i])
+                .min()
+                .unwrap_or(lines.len());
+            let section = lines[starts[i]..end].join("\n");
+            for option in *options {
+                assert!(
+                    section.contains(&format!("{option} "))
+                        || section.contains(&format!("{option},"))
+                        || section.contains(&format!("{option}\n"))
+                        || section.ends_with(option),
+                    "{flag}: {option} is under {heading:?}:\n{section}"
+                );
+            }
+        }
+    }
+    // revoke has its own help, with its own group.
+    let out = fetch(&argv(["revoke", "--help"])).await;
+    out.assert_code(0);
+    for text in [
+        "Revocation:",
+        "--revocation-url",
+        "--token ",
+        "--token-type-hint",
+        "OAUTH_TOKEN",
+    ] {
+        assert!(
+            out.stdout.contains(text),
+            "revoke --help mentions {text}: {out:#?}"
+        );
+    }
+}
+
+/// `completions SHELL` prints a script for that shell that completes the options; bash's is
+/// also checked by bash itself where bash is installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_print_a_script_for_bash_zsh_and_fish() {
+    let shells = [
+        ("bash", "complete -F _oauth__fetch"),
+        ("zsh", "#compdef oauth-fetch"),
+        ("fish", "complete -c oauth-fetch"),
+    ];
+    for (shell, marker) in shells {
+        let out = fetch(&argv(["completions", shell])).await;
+        out.assert_code(0);
+        assert_eq!(out.stderr, "");
+        for text in [
+            marker,
+            "--client-secret",
+            "--flow",
+            "client-credentials",
+            "github",
+            "revoke",
+        ] {
+            assert!(
+                out.stdout.contains(text),
+                "{shell}: the script has {text:?}"
+            );
+        }
+        if shell == "bash" && on_path("bash") {
+            let mut check = std::process::Command::new("bash")
+                .arg("-n")
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            check
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(out.stdout.as_bytes())
+                .unwrap();
+            assert!(
+                check.wait().unwrap().success(),
+                "bash -n accepts the script"
+            );
+        }
+    }
+}
+
+/// `-H 'Name: value'`, repeatable, or `-H @FILE` (a header a line, for a key that stays off the
+/// command line), reaches the resource next to the token, which stays the one `Authorization`
+/// header. The key is never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_reach_the_resource_next_to_the_token() {
+    let server = server().await;
+    let url = server.resource_url("/api/hello");
+    let dir = TempDir::new("headers");
+    let file = format!(
+        "@{}",
+        dir.file("headers", "X-Api-Key: key-secret-9\n\nX-Trace: three\n")
+    );
+    let out = fetch(&with_client(
+        &server,
+        "basic-app",
+        &cli(
+            "--client-secret {} -H {} --header=X-Trace:two -H {} -H {} -v {}",
+            [SECRET, "X-Trace: abc 1", "Accept: text/plain", &file, &url],
+        ),
+    ))
+    .await;
+    out.assert_code(0);
+    let requests = server.resource_requests();
+    assert_eq!(requests.len(), 1);
+    let values = |name: &str| -> Vec<&str> {
+        requests[0]
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    };
+    assert_eq!(values("x-trace"), ["abc 1", "two", "three"]);
+    assert_eq!(values("x-api-key"), ["key-secret-9"]);
+    assert_eq!(values("accept"), ["text/plain"]);
+    assert_eq!(values("authorization").len(), 1);
+    assert!(requests[0].bearer_token().is_some());
+    out.assert_no_secrets(&[SECRET, "key-secret-9"]);
+}
+
+/// `-d` sends a form unless `--json` says JSON (which also asks for JSON back instead of
+/// reqwest's `*/*`) or a `Content-Type` header says something else, as the resource sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_is_sent_with_its_content_type() {
+    let server = server().await;
+    let url = server.resource_url("/api/items");
+    let cases: [(&[&str], &str, &str, Option<&str>); 4] = [
+        (
+            &["-d", "name=widget&n=1"],
+            "name=widget&n=1",
+            "application/x-www-form-urlencoded",
+            Some("*/*"),
+        ),
+        (
+            &["-d", r#"{"name":"widget"}"#, "--json"],
+            r#"{"name":"widget"}"#,
+            "application/json",
+            Some("application/json"),
+        ),
+        (
+            &["--json", "--data", "[1,2]", "-H", "Accept: text/csv"],
+            "[1,2]",
+            "application/json",
+            Some("text/csv"),
+        ),
+        (
+            &["-d", "plain words", "-H", "Content-Type: text/plain"],
+            "plain words",
+            "text/plain",
+            Some("*/*"),
+        ),
+    ];
+    for (rest, body, content_type, accept) in cases {
+        server.reset_counts();
+        let mut args = vec!["--client-secret", SECRET];
+        args.extend(rest);
+        args.push(&url);
+        let out = fetch(&with_client(&server, "basic-app", &args)).await;
+        out.assert_code(0);
+        let requests = server.resource_requests();
+        assert_eq!(requests.len(), 1, "{rest:?}");
+        let header = |name: &str| {
+            let values: Vec<&str> = requests[0]
+                .headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert!(values.len() <= 1, "one {name} header: {values:?}");
+            values.first().map(|v| (*v).to_owned())
+        };
+        assert_eq!(requests[0].method, http::Method::POST, "{rest:?}");
+        assert_eq!(requests[0].body, body.as_bytes(), "{rest:?}");
+        assert_eq!(
+            header("content-type").as_deref(),
+            Some(content_type),
+            "{rest:?}"
+        );
+        assert_eq!(header("accept").as_deref(), accept, "{rest:?}");
+    }
+}
+
+/// `--output json`: one JSON object a line, for each URL, with its status, headers, body and
+/// the token's metadata, and never the token, the secret or anything shaped like a token. A
+/// URL that got no response has its line too, with the error. `revoke` answers in JSON too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_json_describes_each_response_without_secrets() {
+    let server = server().await;
+    let hello = server.resource_url("/api/hello");
+    let scoped = server.resource_url("/api/scoped");
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/api/hello", listener.local_addr().unwrap())
+    };
+    let args = with_client(
+        &server,
+        "basic-app",
+        &cli(
+            "--client-secret {} --scope api:read --output json {} {} {}",
+            [SECRET, &hello, &scoped, &closed],
+        ),
+    );
+    let out = fetch(&args).await;
+    out.assert_code(1);
+    let lines: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is a JSON object"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{out:#?}");
+    let token = one_access_token(&server, 2);
+
+    let ok = &lines[0];
+    assert_eq!(ok["url"], hello.as_str());
+    assert_eq!(ok["status"], 200);
+    assert_eq!(ok["headers"]["content-type"][0], "application/json", "{ok}");
+    let body: serde_json::Value = serde_json::from_str(ok["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["client_id"], "basic-app");
+    let meta = &ok["token"];
+    assert_eq!(meta["sent"], true, "{meta}");
+    assert_eq!(meta["retried_after_401"], false, "{meta}");
+    assert!(
+        meta["token_type"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case("bearer")
+    );
+    assert!(meta["expires_in"].as_u64().unwrap() > 0, "{meta}");
+    assert!(
+        meta["expires_at"].as_u64().unwrap() > 1_700_000_000,
+        "{meta}"
+    );
+    assert_eq!(meta["scope"], "api:read", "{meta}");
+    assert_eq!(meta["refresh_token"], false, "{meta}");
+    let keys: Vec<&String> = meta.as_object().unwrap().keys().collect();
+    assert!(
+        keys.iter().all(|k| !k.contains("access") && *k != "token"),
+        "no token in the metadata: {keys:?}"
+    );
+
+    assert_eq!(lines[1]["url"], scoped.as_str());
+    assert_eq!(lines[1]["status"], 403);
+    assert_eq!(lines[2]["url"], closed.as_str());
+    assert_eq!(lines[2]["status"], serde_json::Value::Null);
+    assert!(
+        lines[2]["error"].as_str().unwrap().contains("onnect"),
+        "{}",
+        lines[2]
+    );
+    out.assert_no_secrets(&[SECRET, &token]);
+
+    let out = fetch(&cli("revoke --revocation-url {} --client-id basic-app --client-secret {} --token {} --output json", [&server.revocation_url(), SECRET, &token]))
+    .await;
+    out.assert_code(0);
+    assert_eq!(out.stdout, "{\"revoked\":true}\n");
+    out.assert_no_secrets(&[SECRET, &token]);
+}
+
+/// A sign-in the person cancels in the browser (the server redirects back with
+/// `error=access_denied`) is said in their words, with what to do next, not in the protocol's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_sign_in_says_so_and_what_to_do() {
+    let server = server().await;
+    server.deny_authorization(true);
+    let browser = FakeBrowser::new();
+    let url = server.resource_url("/api/hello");
+    let args = with_client(
+        &server,
+        "public-app",
+        &cli(
+            "--flow auth-code --auth-url {} {}",
+            [&server.authorization_url(), &url],
+        ),
+    );
+    let out = run(browser.command(&args)).await;
+    out.assert_code(1);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("oauth-fetch: {url}: cannot get a token: ")))
+        .unwrap_or_else(|| panic!("a line for the URL: {out:#?}"));
+    assert!(
+        line.contains("the sign-in was cancelled in the browser"),
+        "{line}"
+    );
+    assert!(line.contains("Run the command again"), "{line}");
+    assert!(!line.contains("answered 302"), "{line}");
+    assert_eq!(server.token_requests(), 0);
+    assert!(server.resource_requests().is_empty());
+}
+
+/// A device sign-in declined on the verification page says so, and what to do next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_device_sign_in_says_so_and_what_to_do() {
+    let server = builder()
+        .device_interval(Some(Duration::from_secs(1)))
+        .start()
+        .await
+        .unwrap();
+    let url = server.resource_url("/api/me");
+    let args = with_client(
+        &server,
+        "public-app",
+        &cli(
+            "--flow device --device-url {} {}",
+            [&server.device_authorization_url(), &url],
+        ),
+    );
+    let mut live = Live::spawn(command(&args));
+    let prefix = format!(
+        "To sign in, open {} and enter the code ",
+        server.device_verification_url()
+    );
+    let user_code = live
+        .wait_for(|line| line.strip_prefix(&prefix).map(str::to_owned))
+        .await;
+    assert!(server.deny_device(&user_code));
+    let out = live.finish().await;
+    out.assert_code(1);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("oauth-fetch: {url}: cannot get a token: ")))
+        .unwrap_or_else(|| panic!("a line for the URL: {out:#?}"));
+    assert!(line.contains("the sign-in was declined"), "{line}");
+    assert!(line.contains("Run the command again"), "{line}");
+    assert!(server.resource_requests().is_empty());
 }

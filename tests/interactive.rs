@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use oauth_layer::flow::AuthCode;
 use oauth_layer::flow::DeviceCode;
-use oauth_layer::flow::device::RecordingDisplay;
+use oauth_layer::interact::RecordingDisplay;
 use oauth_layer::interact::{BrowserFn, ScriptedPrompt};
 use oauth_layer::testing::TestServer;
 use oauth_layer::{AuthMethod, OAuthLayer, OAuthMiddleware};

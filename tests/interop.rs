@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use oauth_layer::flow::device::RecordingDisplay;
 use oauth_layer::flow::{AuthCode, ClientCredentials, DeviceCode, JwtBearer, SubjectToken};
 use oauth_layer::flow::{Flow, TokenExchange};
+use oauth_layer::interact::RecordingDisplay;
 use oauth_layer::interact::ScriptedPrompt;
 use oauth_layer::jwt::SigningKey;
 use oauth_layer::oidc::IdTokenValidator;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use oauth_layer::clock::{Clock, ManualClock};
 use oauth_layer::flow::auth_code::{LoopbackReceiver, callback_channel};
-use oauth_layer::flow::device::RecordingDisplay;
 use oauth_layer::flow::{AuthCode, ClientCredentials, DeviceCode, Flow, RefreshToken};
+use oauth_layer::interact::RecordingDisplay;
 use oauth_layer::interact::{BrowserFn, NoBrowser, ScriptedPrompt};
 use oauth_layer::store::{FileStore, TokenStore};
 use oauth_layer::{Action, Error, MAX_RETRY_AFTER, OAuthClient, RetryPolicy, Token, TokenSource};

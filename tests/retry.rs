@@ -585,7 +585,7 @@ fn connect_error(result: &Result<Token, Error>) -> bool {
     matches!(
         result,
         Err(Error::Transport(TransportError {
-            kind: TransportErrorKind::Connect,
+            kind: TransportErrorKind::Refused,
             ..
         }))
     )

@@ -651,7 +651,7 @@ async fn a_refused_connection_keeps_serving_the_still_valid_token() {
     clock.advance(Duration::from_secs(30));
     let err = source.token().await.unwrap_err();
     assert!(
-        matches!(&err, Error::Transport(t) if t.kind == oauth_layer::TransportErrorKind::Connect),
+        matches!(&err, Error::Transport(t) if t.kind == oauth_layer::TransportErrorKind::Refused),
         "{err:?}"
     );
 }

@@ -242,9 +242,10 @@ async fn every_rfc6749_error_code_is_typed_and_unknown_codes_are_kept() {
         ("invalid_scope", ErrorCode::InvalidScope),
         ("temporarily_unavailable", ErrorCode::TemporarilyUnavailable),
         ("server_error", ErrorCode::ServerError),
+        ("consent_required", ErrorCode::ConsentRequired),
         (
-            "consent_required",
-            ErrorCode::Other("consent_required".into()),
+            "quota_exhausted",
+            ErrorCode::Other("quota_exhausted".into()),
         ),
     ] {
         let err = server_error(fetch(json_body(400, json!({ "error": code }))).await);

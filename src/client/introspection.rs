@@ -189,7 +189,9 @@ impl OAuthClient {
             endpoint = %url.origin().ascii_serialization(),
             "introspection request"
         );
-        let response = self.exchange(request).await?;
+        let response = self
+            .exchange(crate::error::Endpoint::Introspection, request)
+            .await?;
         tracing::debug!(status = response.status.as_u16(), "introspection response");
         let map = response.json_object(&secrets)?;
         response.check_oauth(&map, &secrets)?;

@@ -124,8 +124,10 @@ impl RetryPolicy {
             status,
             Some(StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
         ) || matches!(err, Error::Server(e) if e.code == ErrorCode::TemporarilyUnavailable);
-        let not_sent = matches!(err, Error::Transport(e) if e.kind.request_not_sent())
-            && !matches!(err, Error::Transport(e) if e.kind == TransportErrorKind::InsecureUrl);
+        // Not sent, and worth sending again: a refused connection may be a restarting server, a
+        // TLS failure or a refused plain-http URL will fail the same way every time.
+        let not_sent =
+            matches!(err, Error::Transport(e) if e.kind.request_not_sent()) && err.is_transient();
         let maybe_processed = matches!(
             err,
             Error::Transport(e) if matches!(e.kind, TransportErrorKind::Timeout | TransportErrorKind::Other)

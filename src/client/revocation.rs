@@ -121,7 +121,9 @@ impl OAuthClient {
             hint = hint.as_str(),
             "revocation request"
         );
-        let response = self.exchange(request).await?;
+        let response = self
+            .exchange(crate::error::Endpoint::Revocation, request)
+            .await?;
         tracing::debug!(status = response.status.as_u16(), "revocation response");
         if response.status.is_success() {
             return Ok(());

@@ -12,15 +12,15 @@
 //! - `access_denied` stops with [`Error::AuthorizationDenied`];
 //! - `expired_token`, or reaching `expires_in` on the client's [`Clock`], stops with
 //!   [`Error::Timeout`];
-//! - transient failures (5xx, 429, connection errors) keep polling until the code expires; any
-//!   other error stops the flow.
+//! - transient failures (5xx, 429, connection errors) keep polling until the code expires; a
+//!   `Retry-After` on them (a `503` from a server under load) is waited out, up to
+//!   [`MAX_RETRY_AFTER_WAIT`], before the next poll; any other error stops the flow.
 //!
 //! Every wait goes through the client's [`Clock`], so a
 //! [`ManualClock`](crate::clock::ManualClock) runs the whole flow instantly in tests.
 
 use std::fmt;
-use std::io::{self, IsTerminal, Write};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -32,7 +32,12 @@ use super::{Flow, Scopes};
 use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorCode, Result};
-use crate::interact::{Browser, open_in_background};
+use crate::interact::{Browser, DevicePrompt, open_in_background};
+
+/// The person-facing pieces of the device flow live with their siblings in
+/// [`interact`](crate::interact); these names keep working here.
+#[doc(no_inline)]
+pub use crate::interact::{DeviceDisplay, DisplayEvent, RecordingDisplay, TerminalDisplay};
 use crate::redact::Secrets;
 use crate::store::CacheKey;
 use crate::token::Token;
@@ -55,8 +60,16 @@ pub const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(30 * 60);
 /// Longer `expires_in` values (and `interval` values) are clamped to this (one day).
 pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(24 * 3600);
 
+/// The longest wait a `Retry-After` on a failed poll can ask for (five minutes): a server that
+/// asks for a day still gets polled again while the person may be approving.
+pub const MAX_RETRY_AFTER_WAIT: Duration = Duration::from_secs(5 * 60);
+
 /// What `slow_down` adds to the interval, for the rest of the flow (RFC 8628 §3.5).
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+
+/// What a person reads when the code expired: what happened, and what to do.
+const EXPIRED: &str = "the device code expired before the sign-in was approved. Start the \
+                       sign-in again and enter the new code before it expires";
 
 /// How often the display's countdown is updated while waiting.
 const TICK: Duration = Duration::from_secs(1);
@@ -184,7 +197,9 @@ impl DeviceCode {
             endpoint = %url.origin().ascii_serialization(),
             "device authorization request"
         );
-        let response = client.exchange(request).await?;
+        let response = client
+            .exchange(crate::error::Endpoint::DeviceAuthorization, request)
+            .await?;
         tracing::debug!(
             status = response.status.as_u16(),
             "device authorization response"
@@ -215,13 +230,15 @@ impl DeviceCode {
         let clock = client.clock();
         let deadline = authorization.expires_at;
         let scope = self.scopes.joined();
-        let mut interval = authorization.interval;
+        let mut interval = authorization.interval();
         let mut wait = interval;
         loop {
             self.wait(clock, wait, deadline).await?;
+            // One attempt per poll: this loop paces every retry itself, by the interval and
+            // `Retry-After`, and never past the code's expiry.
             let mut request = TokenRequest::new(DEVICE_CODE_GRANT)
                 .secret_param("device_code", authorization.device_code.clone())
-                .resend(Resend::IfUnprocessed);
+                .resend(Resend::Never);
             if !scope.is_empty() {
                 request = request.requested_scope(scope.clone());
             }
@@ -244,17 +261,19 @@ impl DeviceCode {
                     return Err(Error::AuthorizationDenied(e));
                 }
                 Error::Server(e) if e.code == ErrorCode::ExpiredToken => {
-                    return Err(Error::Timeout(
-                        "the device code expired before the sign-in was approved \
-                         (the server answered expired_token)"
-                            .into(),
-                    ));
+                    return Err(Error::Timeout(format!(
+                        "{EXPIRED} (OAuth error `expired_token`)"
+                    )));
                 }
                 err if err.is_transient() => {
                     if let Some(after) = err.retry_after() {
-                        wait = wait.max(after.min(MAX_EXPIRES_IN));
+                        wait = wait.max(after.min(MAX_RETRY_AFTER_WAIT));
                     }
-                    tracing::debug!(error = %err, "device grant: transient failure, polling on");
+                    tracing::debug!(
+                        error = %err,
+                        wait_s = wait.as_secs(),
+                        "device grant: transient failure, polling on"
+                    );
                 }
                 err => return Err(err),
             }
@@ -269,9 +288,7 @@ impl DeviceCode {
         loop {
             let now = clock.now();
             if now >= deadline {
-                return Err(Error::Timeout(
-                    "the device code expired before the sign-in was approved".into(),
-                ));
+                return Err(Error::Timeout(EXPIRED.into()));
             }
             if now >= until {
                 return Ok(());
@@ -304,7 +321,7 @@ impl DeviceCode {
 impl Flow for DeviceCode {
     async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
         let authorization = self.device_authorization(client).await?;
-        self.display.show(&authorization);
+        self.display.show(authorization.prompt());
         if self.open_browser {
             self.open_in_browser(&authorization);
         }
@@ -324,8 +341,8 @@ impl Flow for DeviceCode {
     }
 }
 
-/// The device authorization endpoint's answer (RFC 8628 §3.2): what to show the person, and the
-/// secret device code to poll with.
+/// The device authorization endpoint's answer (RFC 8628 §3.2): what to show the person (its
+/// [`prompt`](Self::prompt)), and the secret device code to poll with.
 ///
 /// The `user_code` is meant to be shown; the `device_code` is a secret and never appears in
 /// `Debug`. Google's `verification_url` is accepted for `verification_uri`, and members this
@@ -334,35 +351,35 @@ impl Flow for DeviceCode {
 #[derive(Clone)]
 pub struct DeviceAuthorization {
     device_code: SecretString,
-    user_code: String,
-    verification_uri: Url,
-    verification_uri_complete: Option<Url>,
-    expires_in: Duration,
     expires_at: Instant,
-    interval: Duration,
-    extra: Map<String, Value>,
+    prompt: DevicePrompt,
 }
 
 impl DeviceAuthorization {
+    /// What the person is shown: the code, where to enter it, how long it lives.
+    pub fn prompt(&self) -> &DevicePrompt {
+        &self.prompt
+    }
+
     /// The code the person enters at the verification URL.
     pub fn user_code(&self) -> &str {
-        &self.user_code
+        self.prompt.user_code()
     }
 
     /// Where the person enters the code.
     pub fn verification_uri(&self) -> &Url {
-        &self.verification_uri
+        self.prompt.verification_uri()
     }
 
     /// The verification URL with the code already in it, if the server sent one (for a QR code
     /// or a browser).
     pub fn verification_uri_complete(&self) -> Option<&Url> {
-        self.verification_uri_complete.as_ref()
+        self.prompt.verification_uri_complete()
     }
 
     /// How long the codes live, as the server said (or [`DEFAULT_EXPIRES_IN`]).
     pub fn expires_in(&self) -> Duration {
-        self.expires_in
+        self.prompt.expires_in()
     }
 
     /// When the codes expire, on the monotonic clock of the client that asked for them.
@@ -373,29 +390,20 @@ impl DeviceAuthorization {
     /// The polling interval the server asked for (or [`DEFAULT_INTERVAL`]), before any
     /// `slow_down`.
     pub fn interval(&self) -> Duration {
-        self.interval
+        self.prompt.interval()
     }
 
     /// Members of the response this crate does not interpret, kept as sent.
     pub fn extra(&self) -> &Map<String, Value> {
-        &self.extra
+        self.prompt.extra()
     }
 }
 
 impl fmt::Debug for DeviceAuthorization {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let extra: Vec<&String> = self.extra.keys().collect();
         f.debug_struct("DeviceAuthorization")
             .field("device_code", &"[redacted]")
-            .field("user_code", &self.user_code)
-            .field("verification_uri", &self.verification_uri.as_str())
-            .field(
-                "verification_uri_complete",
-                &self.verification_uri_complete.as_ref().map(Url::as_str),
-            )
-            .field("expires_in", &self.expires_in)
-            .field("interval", &self.interval)
-            .field("extra_members", &extra)
+            .field("prompt", &self.prompt)
             .finish()
     }
 }
@@ -446,13 +454,15 @@ fn parse_device_authorization(
 
     Ok(DeviceAuthorization {
         device_code,
-        user_code,
-        verification_uri,
-        verification_uri_complete,
-        expires_in,
         expires_at: crate::clock::instant_after(asked_at, expires_in),
-        interval,
-        extra: map,
+        prompt: DevicePrompt {
+            user_code,
+            verification_uri,
+            verification_uri_complete,
+            expires_in,
+            interval,
+            extra: map,
+        },
     })
 }
 
@@ -482,193 +492,6 @@ fn seconds(value: Option<Value>) -> Option<Duration> {
     ))
 }
 
-/// Shows the person the code and reports the wait.
-///
-/// Implement it to show the code in a GUI, as a QR code, or in a log; [`TerminalDisplay`] is the
-/// default and [`RecordingDisplay`] the test double.
-///
-/// ```
-/// use oauth_layer::flow::device::{DeviceAuthorization, DeviceDisplay};
-///
-/// #[derive(Debug)]
-/// struct Log;
-///
-/// impl DeviceDisplay for Log {
-///     fn show(&self, auth: &DeviceAuthorization) {
-///         println!("go to {} and enter {}", auth.verification_uri(), auth.user_code());
-///     }
-/// }
-/// ```
-pub trait DeviceDisplay: fmt::Debug + Send + Sync + 'static {
-    /// Shows the user code and where to enter it. Called once, before polling starts.
-    fn show(&self, auth: &DeviceAuthorization);
-
-    /// Called about once a second while waiting, with the time left before the code expires.
-    fn tick(&self, remaining: Duration) {
-        let _ = remaining;
-    }
-
-    /// Called once when polling ends: `true` when a token was issued, `false` on any error.
-    fn finish(&self, outcome: bool) {
-        let _ = outcome;
-    }
-}
-
-/// The default display: the code and URL on stderr, then a countdown that rewrites one line
-/// (only when stderr is a terminal, so logs do not fill with it).
-///
-/// Server-sent text is shown without control characters, so a hostile server cannot send
-/// escape sequences to the terminal.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TerminalDisplay;
-
-impl DeviceDisplay for TerminalDisplay {
-    fn show(&self, auth: &DeviceAuthorization) {
-        let mut message = format!(
-            "To sign in, open {} and enter the code {}",
-            auth.verification_uri(),
-            printable(auth.user_code(), 64)
-        );
-        if let Some(complete) = auth.verification_uri_complete() {
-            message.push_str(&format!("\n(or open {complete}, which fills in the code)"));
-        }
-        eprintln!("{message}");
-    }
-
-    fn tick(&self, remaining: Duration) {
-        let stderr = io::stderr();
-        if stderr.is_terminal() {
-            let mut out = stderr.lock();
-            let _ = write!(
-                out,
-                "\rWaiting for approval… {} left   ",
-                countdown(remaining)
-            );
-            let _ = out.flush();
-        }
-    }
-
-    fn finish(&self, outcome: bool) {
-        let stderr = io::stderr();
-        if stderr.is_terminal() {
-            let text = if outcome {
-                "Approved."
-            } else {
-                "Sign-in not completed."
-            };
-            let _ = writeln!(stderr.lock(), "\r{text:<40}");
-        }
-    }
-}
-
-/// `m:ss`, or `h:mm:ss` from an hour up.
-fn countdown(remaining: Duration) -> String {
-    let s = remaining.as_secs();
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
-    }
-}
-
-/// `text` without control characters, cut to `max` characters.
-fn printable(text: &str, max: usize) -> String {
-    text.chars().filter(|c| !c.is_control()).take(max).collect()
-}
-
-/// What a [`RecordingDisplay`] saw.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum DisplayEvent {
-    /// [`DeviceDisplay::show`] was called with this authorization.
-    Shown(Box<DeviceAuthorization>),
-    /// [`DeviceDisplay::tick`] was called with this much time left.
-    Tick(Duration),
-    /// [`DeviceDisplay::finish`] was called with this outcome.
-    Finished(bool),
-}
-
-/// A display that records every call: the test double for [`DeviceDisplay`], also handy to hand
-/// the code to another part of an application. Clones share the record.
-///
-/// ```
-/// use oauth_layer::flow::DeviceCode;
-/// use oauth_layer::flow::device::RecordingDisplay;
-///
-/// let display = RecordingDisplay::new();
-/// let flow = DeviceCode::new().display(display.clone());
-/// // ... run the flow, then:
-/// assert!(display.shown().is_none());
-/// # let _ = flow;
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct RecordingDisplay {
-    log: Arc<Mutex<Vec<DisplayEvent>>>,
-}
-
-impl RecordingDisplay {
-    /// An empty record.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Every call so far, in order.
-    pub fn events(&self) -> Vec<DisplayEvent> {
-        self.log
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// The last authorization shown, if any.
-    pub fn shown(&self) -> Option<DeviceAuthorization> {
-        self.events().into_iter().rev().find_map(|e| match e {
-            DisplayEvent::Shown(auth) => Some(*auth),
-            _ => None,
-        })
-    }
-
-    /// The time left at each tick, in order.
-    pub fn ticks(&self) -> Vec<Duration> {
-        self.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                DisplayEvent::Tick(left) => Some(left),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The last outcome reported, if polling has ended.
-    pub fn outcome(&self) -> Option<bool> {
-        self.events().into_iter().rev().find_map(|e| match e {
-            DisplayEvent::Finished(ok) => Some(ok),
-            _ => None,
-        })
-    }
-
-    fn record(&self, event: DisplayEvent) {
-        self.log
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(event);
-    }
-}
-
-impl DeviceDisplay for RecordingDisplay {
-    fn show(&self, auth: &DeviceAuthorization) {
-        self.record(DisplayEvent::Shown(Box::new(auth.clone())));
-    }
-
-    fn tick(&self, remaining: Duration) {
-        self.record(DisplayEvent::Tick(remaining));
-    }
-
-    fn finish(&self, outcome: bool) {
-        self.record(DisplayEvent::Finished(outcome));
-    }
-}
-
 /// The system browser when the `browser` feature is on; otherwise none (the URL is shown).
 fn default_browser() -> Arc<dyn Browser> {
     #[cfg(feature = "browser")]
@@ -696,22 +519,10 @@ mod tests {
     }
 
     #[test]
-    fn countdown_reads_like_a_clock() {
-        assert_eq!(countdown(Duration::from_secs(272)), "4:32");
-        assert_eq!(countdown(Duration::from_secs(9)), "0:09");
-        assert_eq!(countdown(Duration::from_secs(3723)), "1:02:03");
-    }
-
-    #[test]
     fn only_web_urls_are_kept() {
         assert!(web_url("https://idp.example/device").is_some());
         assert!(web_url("javascript:alert(1)").is_none());
         assert!(web_url("file:///etc/passwd").is_none());
         assert!(web_url("not a url").is_none());
-    }
-
-    #[test]
-    fn control_characters_never_reach_the_terminal() {
-        assert_eq!(printable("AB\x1b[2JCD\r\n", 64), "AB[2JCD");
     }
 }

@@ -360,7 +360,10 @@ impl IdTokenValidator {
             .header(ACCEPT, "application/json")
             .body(Bytes::new())
             .map_err(|e| Error::config(format!("cannot build the JWKS request: {e}")))?;
-        let response = inner.client.exchange(request).await?;
+        let response = inner
+            .client
+            .exchange(crate::error::Endpoint::Jwks, request)
+            .await?;
         let none = Secrets::default();
         let map = response.json_object(&none)?;
         if !response.status.is_success() {

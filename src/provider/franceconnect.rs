@@ -99,7 +99,9 @@ impl FranceConnect {
             .header(AUTHORIZATION, token.header_value().clone())
             .body(Bytes::new())
             .map_err(|e| Error::config(format!("cannot build the request: {e}")))?;
-        let response = client.exchange(request).await?;
+        let response = client
+            .exchange(crate::error::Endpoint::UserInfo, request)
+            .await?;
         let mut secrets = Secrets::default();
         secrets.add(token.access_token().expose_secret());
         if !response.status.is_success() {
@@ -174,7 +176,9 @@ impl FranceConnect {
             .header(ACCEPT, "application/json")
             .body(Bytes::new())
             .map_err(|e| Error::config(format!("cannot build the JWKS request: {e}")))?;
-        let response = client.exchange(request).await?;
+        let response = client
+            .exchange(crate::error::Endpoint::Jwks, request)
+            .await?;
         let none = Secrets::default();
         let map = response.json_object(&none)?;
         if !response.status.is_success() {

@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
 use crate::client::OAuthClient;
-use crate::error::{Error, Result};
+use crate::error::{Endpoint, Error, Result};
 use crate::redact::Secrets;
 use crate::token::Token;
 use crate::transport::RawResponse;
@@ -81,11 +81,11 @@ impl Profile {
         other_emails: Option<&str>,
         token: &Token,
     ) -> Result<(String, Option<String>)> {
-        let url = match url {
-            Some(url) => url.to_owned(),
-            None => userinfo_url(client)?,
+        let (url, endpoint) = match url {
+            Some(url) => (url.to_owned(), Endpoint::ProviderApi),
+            None => (userinfo_url(client)?, Endpoint::UserInfo),
         };
-        let answer = api_get(client, &url, token, self.credential).await?;
+        let answer = api_get(client, endpoint, &url, token, self.credential).await?;
         if let Some((path, ok)) = self.result
             && answer.text(path).is_some_and(|code| code != ok)
         {
@@ -160,9 +160,10 @@ impl Answer<'_> {
     }
 }
 
-/// `GET url` with the access token, answered with a success status.
+/// `GET url` (at `endpoint`, which errors name) with the access token.
 async fn get<'t>(
     client: &OAuthClient,
+    endpoint: Endpoint,
     url: &str,
     token: &'t Token,
     credential: Credential,
@@ -186,7 +187,7 @@ async fn get<'t>(
                 .insert(HeaderName::from_static(name), value);
         }
     }
-    let response = client.exchange(request).await?;
+    let response = client.exchange(endpoint, request).await?;
     let mut secrets = Secrets::default();
     secrets.add(token.access_token().expose_secret());
     Ok((response, secrets))
@@ -195,11 +196,12 @@ async fn get<'t>(
 /// `GET url` with the access token, answered with a JSON object and a success status.
 async fn api_get<'t>(
     client: &OAuthClient,
+    endpoint: Endpoint,
     url: &str,
     token: &'t Token,
     credential: Credential,
 ) -> Result<Answer<'t>> {
-    let (response, secrets) = get(client, url, token, credential).await?;
+    let (response, secrets) = get(client, endpoint, url, token, credential).await?;
     let map = response.json_object(&secrets)?;
     if !response.status.is_success() {
         return Err(response.unexpected("the API answered an error status", &secrets));
@@ -218,7 +220,14 @@ async fn primary_verified(
     url: &str,
     token: &Token,
 ) -> Result<Option<String>> {
-    let (response, secrets) = get(client, url, token, Credential::Bearer).await?;
+    let (response, secrets) = get(
+        client,
+        Endpoint::ProviderApi,
+        url,
+        token,
+        Credential::Bearer,
+    )
+    .await?;
     if !response.status.is_success() {
         return Err(response.unexpected("the API answered an error status", &secrets));
     }

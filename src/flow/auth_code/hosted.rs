@@ -168,7 +168,13 @@ impl PreparedReceiver for PreparedHosted {
         let start = clock.now();
         let mut polls = 0u32;
         loop {
-            let response = context.client().exchange(poll_request(&poll_url)?).await?;
+            let response = context
+                .client()
+                .exchange(
+                    crate::error::Endpoint::HostedCodeSource,
+                    poll_request(&poll_url)?,
+                )
+                .await?;
             polls += 1;
             tracing::debug!(
                 code_source = %code_source,

@@ -71,6 +71,8 @@ pub(crate) struct Exchange {
     pub(crate) obtained_before: u64,
     /// The status of each attempt so far.
     pub(crate) attempts: Arc<Mutex<Vec<u16>>>,
+    /// Whether an attempt carried the token.
+    pub(crate) sent: Arc<AtomicBool>,
 }
 
 /// Sits below [`OAuthMiddleware`], so it sees every attempt as it goes on the wire, with the
@@ -98,6 +100,9 @@ impl Middleware for Observer {
             let has_token = request
                 .headers()
                 .contains_key(reqwest::header::AUTHORIZATION);
+            if has_token {
+                send.sent.store(true, Ordering::SeqCst);
+            }
             match earlier.as_slice() {
                 [] if !has_token => self.events.say(&format!(
                     "not sent to {} (tokens go only to https and to loopback http)",

@@ -1,13 +1,21 @@
-//! `fetch`: send requests with an OAuth bearer token, from the command line.
+//! `oauth-fetch`: send requests with an OAuth bearer token, from the command line.
 //!
 //! ```text
-//! cargo run --example fetch -- --token-url URL --client-id ID [OPTIONS] URL...
-//! cargo run --example fetch -- --issuer ISSUER --client-id ID [OPTIONS] URL...
-//! cargo run --example fetch -- --provider NAME [--provider-arg V] --client-id ID [OPTIONS] URL...
-//! cargo run --example fetch -- revoke --revocation-url URL --client-id ID --token T
+//! cargo install oauth-layer --features cli
+//! oauth-fetch --token-url URL --client-id ID [OPTIONS] URL...
+//! oauth-fetch --issuer ISSUER --client-id ID [OPTIONS] URL...
+//! oauth-fetch --provider NAME [--provider-arg V] --client-id ID [OPTIONS] URL...
+//! oauth-fetch revoke --revocation-url URL --client-id ID --token T
+//! oauth-fetch completions bash|zsh|fish|elvish|powershell
 //! ```
 //!
-//! For each response it prints `STATUS URL` on a line of its own, then the body. With `-v`,
+//! The options are declared in [`cli`] (clap, with `--help` grouped by what they configure),
+//! checked and completed in [`options`]; the client and token source are built in [`build`].
+//!
+//! For each response it prints `STATUS URL` on a line of its own, then the body
+//! (`--output json`: one JSON object a line with the status, headers, body and the token's
+//! metadata, never the token). `-H 'Name: value'` adds headers; `-d` sends a body as a form,
+//! or as JSON with `--json`. With `-v`,
 //! token events go to stderr, one line each and never with a token or secret in them:
 //! `token: fetched`, `token: reused`, `token: renewed`, `token: retried after 401`, and
 //! `token: not sent` for a URL that may not receive one.
@@ -76,7 +84,7 @@
 //! (exit code 2), whose message never shows the password from the URL. With `-v`, a token read
 //! from the store is reported as `token: loaded from the store`.
 //!
-//! `fetch revoke ...` revokes one token (RFC 7009) at `--revocation-url` (or the one the
+//! `oauth-fetch revoke ...` revokes one token (RFC 7009) at `--revocation-url` (or the one the
 //! issuer's discovery document names) and prints `revoked`. Exit code: 0 when revoked, 1 when
 //! the server refused or could not be reached, 2 for usage or configuration errors (an
 //! `invalid_client` included).
@@ -95,8 +103,11 @@
 //! shows neither its name (it may be a secret that starts with `@`) nor its contents.
 
 mod build;
+mod cli;
 mod events;
+mod messages;
 mod options;
+mod output;
 mod secret;
 mod store;
 
@@ -107,32 +118,52 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use oauth_layer::{Action, OAuthMiddleware};
 
 use build::{build_source, revoke};
+use cli::Format;
 use events::{Events, Exchange, Observer, Warnings, one_line, with_causes};
-use options::{Stop, USAGE, is_interactive, parse, usage};
+use options::{Mode, Options, Stop, is_interactive, parse, usage};
+use output::{Printer, TokenUse};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let stop = |stop: Stop| match stop {
-        Stop::Help => {
-            println!("{USAGE}");
+    // Parsing may read secrets from files and standard input: blocking work.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let parsed = tokio::task::spawn_blocking(|| parse(args)).await;
+    let outcome = match parsed {
+        Ok(Ok(Mode::Run(options))) => run(*options).await,
+        Ok(Ok(Mode::Completions(shell))) => {
+            use clap::CommandFactory;
+            let mut command = cli::Cli::command();
+            // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "oauth-fetch", &mut script);
+            use std::io::Write;
+            match std::io::stdout().lock().write_all(&script) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => Err(Stop::Failed(format!("cannot write the script: {e}"))),
+            }
+        }
+        Ok(Err(stop)) => Err(stop),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    outcome.unwrap_or_else(|stop| match stop {
+        Stop::Shown(help) => {
+            // Only fails when stdout is closed; there is nobody left to tell.
+            let _ = help.print();
             ExitCode::SUCCESS
         }
         Stop::Usage(msg) => {
-            eprintln!("fetch: {}", one_line(msg));
+            eprintln!("oauth-fetch: {}", one_line(msg));
             ExitCode::from(2)
         }
         Stop::Failed(msg) => {
-            eprintln!("fetch: {}", one_line(msg));
+            eprintln!("oauth-fetch: {}", one_line(msg));
             ExitCode::from(1)
         }
-    };
-    // Parsing may read secrets from files and standard input: blocking work.
-    let parsed = tokio::task::spawn_blocking(|| parse(std::env::args().skip(1))).await;
-    let options = match parsed {
-        Ok(Ok(o)) => o,
-        Ok(Err(s)) => return stop(s),
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    };
+    })
+}
+
+/// Fetches the URLs (or revokes the token) the options name.
+async fn run(options: Options) -> Result<ExitCode, Stop> {
     let events = Events {
         verbose: options.verbose,
         obtained: Arc::new(AtomicU64::new(0)),
@@ -145,23 +176,24 @@ async fn main() -> ExitCode {
         let _ =
             tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Warnings));
     }
-    if options.revoke {
-        return match revoke(&options, &events).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(s) => stop(s),
-        };
-    }
-    let tokens = match build_source(&options, &events).await {
-        Ok(s) => s,
-        Err(s) => return stop(s),
+    let printer = Printer {
+        format: options.format.unwrap_or(Format::Text),
     };
+    if options.revoke {
+        revoke(&options, &events).await?;
+        match printer.format {
+            Format::Text => println!("revoked"),
+            Format::Json => println!("{}", serde_json::json!({ "revoked": true })),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tokens = build_source(&options, &events).await?;
 
     // Redirects are followed within a URL's origin only; one to another origin is printed as
     // the 3xx it is (the token never follows it).
-    let transport = match oauth_layer::reqwest::client_builder().build() {
-        Ok(c) => c,
-        Err(e) => return stop(usage(format!("cannot build the HTTP client: {e}"))),
-    };
+    let transport = oauth_layer::reqwest::client_builder()
+        .build()
+        .map_err(|e| usage(format!("cannot build the HTTP client: {e}")))?;
     // The token goes to the origins of the URLs named on the command line, and nowhere else.
     let origins = options
         .urls
@@ -170,12 +202,11 @@ async fn main() -> ExitCode {
         .filter(|origin| origin.starts_with("https://") || is_loopback_origin(origin))
         .collect::<Vec<_>>();
     let mut middleware =
-        OAuthMiddleware::from_source(tokens).interactive(is_interactive(&options.flow));
+        OAuthMiddleware::from_source(tokens.clone()).interactive(is_interactive(&options.flow));
     if !origins.is_empty() {
-        middleware = match middleware.allow_origins(origins) {
-            Ok(m) => m,
-            Err(e) => return stop(usage(e.to_string())),
-        };
+        middleware = middleware
+            .allow_origins(origins)
+            .map_err(|e| usage(e.to_string()))?;
     }
     let http = reqwest_middleware::ClientBuilder::new(transport)
         // The interactive flows may sign in during a request (the first one).
@@ -194,26 +225,23 @@ async fn main() -> ExitCode {
             let send = Exchange {
                 obtained_before: events.obtained.load(Ordering::SeqCst),
                 attempts: Arc::default(),
+                sent: Arc::default(),
             };
             let mut request = http
                 .request(options.method.clone().unwrap_or_default(), parsed.clone())
-                .with_extension(send);
+                .headers(options.headers.clone())
+                .with_extension(send.clone());
             if let Some(body) = &options.body {
                 request = request.body(body.clone());
             }
             match request.send().await {
                 Ok(response) => {
-                    let status = response.status();
-                    all_ok &= status.is_success();
-                    println!("{} {url}", status.as_u16());
-                    match response.text().await {
-                        Ok(body) if body.is_empty() || body.ends_with('\n') => print!("{body}"),
-                        Ok(body) => println!("{body}"),
-                        Err(e) => {
-                            all_ok = false;
-                            eprintln!("fetch: reading the body of {url} failed: {}", one_line(e));
-                        }
-                    }
+                    let used = TokenUse {
+                        sent: send.sent.load(Ordering::SeqCst),
+                        retried: send.attempts.lock().is_ok_and(|a| a.len() > 1),
+                        token: tokens.cached(),
+                    };
+                    all_ok &= printer.response(url, response, used).await;
                 }
                 Err(reqwest_middleware::Error::Middleware(e)) => {
                     all_ok = false;
@@ -221,24 +249,33 @@ async fn main() -> ExitCode {
                         // Wrong credentials, an unknown client, a scope the server refuses: no
                         // other URL will do better.
                         Some(e) if e.action() == Action::FixConfiguration => {
-                            return stop(usage(format!("cannot get a token: {e}")));
+                            return Err(usage(format!(
+                                "cannot get a token: {}",
+                                messages::explain(e, &options.flow)
+                            )));
                         }
-                        Some(e) => eprintln!("fetch: {url}: cannot get a token: {}", one_line(e)),
-                        None => eprintln!("fetch: {url}: {}", one_line(e)),
+                        Some(e) => printer.failure(
+                            url,
+                            &format!(
+                                "cannot get a token: {}",
+                                messages::explain(e, &options.flow)
+                            ),
+                        ),
+                        None => printer.failure(url, &e.to_string()),
                     }
                 }
                 Err(reqwest_middleware::Error::Reqwest(e)) => {
                     all_ok = false;
-                    eprintln!("fetch: {url}: {}", one_line(with_causes(&e)));
+                    printer.failure(url, &with_causes(&e));
                 }
             }
         }
     }
-    if all_ok {
+    Ok(if all_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    }
+    })
 }
 
 /// `http://` to a loopback host: the only plain-http origins a token may go to.

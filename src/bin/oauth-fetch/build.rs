@@ -1,5 +1,5 @@
 //! Building the client and the token source from the options: endpoints and discovery,
-//! provider presets, key files for the JWT bearer flow, and `fetch revoke`.
+//! provider presets, key files for the JWT bearer flow, and `oauth-fetch revoke`.
 
 use oauth_layer::client::TokenTypeHint;
 #[cfg(feature = "auth-code")]
@@ -29,7 +29,7 @@ use crate::store::open_store;
 enum Needs {
     /// Fetching URLs: the token endpoint.
     TokenEndpoint,
-    /// `fetch revoke`: the revocation endpoint.
+    /// `oauth-fetch revoke`: the revocation endpoint.
     RevocationEndpoint,
 }
 
@@ -52,44 +52,7 @@ async fn build_client(
     token_url: Option<&str>,
     needs: Needs,
 ) -> Result<OAuthClient, Stop> {
-    let mut client = OAuthClient::builder(client_id);
-    if let Some(method) = o.auth_method {
-        if method != AuthMethod::None && o.client_secret.is_none() {
-            return Err(usage(format!(
-                "--auth-method {} needs --client-secret (or OAUTH_CLIENT_SECRET)",
-                if method == AuthMethod::ClientSecretPost {
-                    "post"
-                } else {
-                    "basic"
-                }
-            )));
-        }
-        client = client.auth_method(method);
-    }
-    if let Some(secret) = &o.client_secret {
-        client = client.secret(secret.clone());
-    }
-    // Each checked (https, or http to loopback) whenever given, and named by its option: the
-    // settings before it are already known to be good.
-    let checked = |client: OAuthClientBuilder, option: &str| {
-        client
-            .clone()
-            .build()
-            .map(|_| client)
-            .map_err(|e| usage(format!("{option}: {e}")))
-    };
-    if let Some(url) = token_url {
-        client = checked(client.token_url(url), "--token-url")?;
-    }
-    if let Some(url) = &o.auth_url {
-        client = checked(client.authorization_url(url), "--auth-url")?;
-    }
-    if let Some(url) = &o.device_url {
-        client = checked(client.device_authorization_url(url), "--device-url")?;
-    }
-    if let Some(url) = &o.revocation_url {
-        client = checked(client.revocation_url(url), "--revocation-url")?;
-    }
+    let client = new_client(o, client_id, token_url)?;
     let built = client.clone().build().map_err(|e| usage(e.to_string()))?;
     let missing = match needs {
         Needs::TokenEndpoint => built.token_url().is_none(),
@@ -125,6 +88,54 @@ async fn build_client(
         ))),
         _ => Ok(client),
     }
+}
+
+/// Every [`OAuthClient`] the tool makes starts here: `client_id` with `--client-secret`,
+/// `--auth-method` and the endpoints given as options (`token_url` may come from a key file).
+/// Each endpoint is checked (https, or http to loopback) whenever given, and named by its option.
+fn new_client(
+    o: &Options,
+    client_id: &str,
+    token_url: Option<&str>,
+) -> Result<OAuthClientBuilder, Stop> {
+    let mut client = OAuthClient::builder(client_id);
+    if let Some(method) = o.auth_method {
+        if method != AuthMethod::None && o.client_secret.is_none() {
+            return Err(usage(format!(
+                "--auth-method {} needs --client-secret (or OAUTH_CLIENT_SECRET)",
+                if method == AuthMethod::ClientSecretPost {
+                    "post"
+                } else {
+                    "basic"
+                }
+            )));
+        }
+        client = client.auth_method(method);
+    }
+    if let Some(secret) = &o.client_secret {
+        client = client.secret(secret.clone());
+    }
+    // The settings before each URL are already known to be good, so a failed build names it.
+    let checked = |client: OAuthClientBuilder, option: &str| {
+        client
+            .clone()
+            .build()
+            .map(|_| client)
+            .map_err(|e| usage(format!("{option}: {e}")))
+    };
+    if let Some(url) = token_url {
+        client = checked(client.token_url(url), "--token-url")?;
+    }
+    if let Some(url) = &o.auth_url {
+        client = checked(client.authorization_url(url), "--auth-url")?;
+    }
+    if let Some(url) = &o.device_url {
+        client = checked(client.device_authorization_url(url), "--device-url")?;
+    }
+    if let Some(url) = &o.revocation_url {
+        client = checked(client.revocation_url(url), "--revocation-url")?;
+    }
+    Ok(client)
 }
 
 pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop> {
@@ -358,13 +369,7 @@ async fn build_preset(o: &Options, name: &str, client_id: &str) -> Result<Preset
     }
     // The discovered ones: the secret goes on the client first, so that discovery picks the
     // client authentication from the methods the document lists.
-    let client = || {
-        let client = OAuthClient::builder(client_id);
-        match &o.client_secret {
-            Some(secret) => client.secret(secret.clone()),
-            None => client,
-        }
-    };
+    let client = || new_client(o, client_id, None);
     Ok(match name {
         "github" => preset!(GitHub::new(client_id)),
         "google" => preset!(Google::new(client_id)),
@@ -388,7 +393,7 @@ async fn build_preset(o: &Options, name: &str, client_id: &str) -> Result<Preset
                 .issuer
                 .as_deref()
                 .ok_or_else(|| usage("--provider openid needs --issuer"))?;
-            let mut preset = OpenId::discover(client(), issuer)
+            let mut preset = OpenId::discover(client()?, issuer)
                 .await
                 .map_err(|e| usage(format!("discovery of {issuer} failed: {e}")))?;
             if let Some(scopes) = &scopes {
@@ -408,7 +413,7 @@ async fn build_preset(o: &Options, name: &str, client_id: &str) -> Result<Preset
                     ));
                 }
             };
-            let mut preset = FranceConnect::discover(client(), environment)
+            let mut preset = FranceConnect::discover(client()?, environment)
                 .await
                 .map_err(|e| usage(format!("discovery of {} failed: {e}", environment.issuer())))?;
             if let Some(scopes) = &scopes {
@@ -572,7 +577,7 @@ fn key_algorithm(name: &str) -> Result<Algorithm, Stop> {
     })
 }
 
-/// `fetch revoke`: one revocation request; prints `revoked`.
+/// `oauth-fetch revoke`: one revocation request (the caller prints `revoked`).
 pub(crate) async fn revoke(o: &Options, events: &Events) -> Result<(), Stop> {
     let token = o
         .token
@@ -618,6 +623,5 @@ pub(crate) async fn revoke(o: &Options, events: &Events) -> Result<(), Stop> {
                 Stop::Failed(msg)
             }
         })?;
-    println!("revoked");
     Ok(())
 }

@@ -1,0 +1,49 @@
+//! What the tool says when it cannot get a token, written for the person at the terminal:
+//! what happened in their words, then what to do. The protocol's own word (`access_denied`)
+//! follows in brackets for whoever needs to look it up. Never a token or a secret: the
+//! crate's errors hold none, and only their codes and texts are used here.
+
+use oauth_layer::{Error, ErrorCode};
+
+/// `error`, explained for a person, for a run of `--flow flow`.
+pub(crate) fn explain(error: &Error, flow: &str) -> String {
+    let browser = flow == "auth-code";
+    match error {
+        Error::AuthorizationDenied(e) if e.code == ErrorCode::AccessDenied && browser => {
+            "the sign-in was cancelled in the browser, or access was not allowed there. Run the \
+             command again and choose to allow access; if you did, ask the app's administrator \
+             whether your account may use it (access_denied)"
+                .to_owned()
+        }
+        Error::AuthorizationDenied(e) if e.code == ErrorCode::AccessDenied => {
+            "the sign-in was declined on the page where the code was entered. Run the command \
+             again and approve the request there (access_denied)"
+                .to_owned()
+        }
+        Error::AuthorizationDenied(e) => format!(
+            "the sign-in did not complete: the server refused it{}. Run the command again; if it \
+             happens again, the app's settings at the provider may need a change ({})",
+            e.description
+                .as_deref()
+                .map(|d| format!(" with the message \u{201c}{d}\u{201d}"))
+                .unwrap_or_default(),
+            e.code.as_str()
+        ),
+        Error::Timeout(what) if flow == "device" => format!(
+            "the sign-in was not finished in time. Run the command again and enter the new code \
+             soon after it is shown ({what})"
+        ),
+        Error::Timeout(what) if browser => format!(
+            "the sign-in was not finished in time. Run the command again and complete the sign-in \
+             in the browser window it opens ({what})"
+        ),
+        Error::StateMismatch => "the browser came back from a different sign-in than this one \
+             (an old tab, or someone else's link). Run the command again and use the address it \
+             shows (state mismatch)"
+            .to_owned(),
+        Error::InteractionRequired => "a new sign-in is needed, and this run cannot ask for \
+             one. Run with --flow auth-code or --flow device to sign in"
+            .to_owned(),
+        other => other.to_string(),
+    }
+}
