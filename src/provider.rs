@@ -17,8 +17,8 @@
 //! Every preset is built the same way: `Type::new(<where the provider lives>, client_id)?`, then
 //! optional settings: [`secret`](GitHub::secret) (switches to the client authentication the
 //! provider documents), `scopes` (replaces the default scopes), `with_client` (any
-//! [`OAuthClientBuilder`](crate::client::OAuthClientBuilder) setting: a transport, a clock, a timeout), and the
-//! provider's own options. [`Preset::auth_code`] gives the recommended
+//! [`OAuthClientBuilder`] setting: a transport, a clock, a timeout), and the provider's own
+//! options. [`Preset::auth_code`] gives the recommended
 //! [`AuthCode`] flow, with the provider's authorization parameters, default scopes and, for
 //! OpenID Connect providers, ID token validation; [`Preset::token_source`],
 //! [`Preset::middleware`] and [`Preset::layer`] are the one-line versions, the last two sending
@@ -49,9 +49,12 @@
 //! which sends HTTP Basic with an empty secret as Reddit asks.
 //!
 //! Presets name the provider's real `https` hosts. To test code that uses them, give the client
-//! a transport ([`OAuthClientBuilder::transport`](crate::client::OAuthClientBuilder::transport), through `with_client`) that sends the requests
-//! to a local double: the crate checks the URL before the transport sees it, so the presets stay
-//! as they are.
+//! a transport ([`OAuthClientBuilder::transport`], through `with_client`) that sends the
+//! requests to a local double: the crate checks the URL before the transport sees it, so the
+//! presets stay as they are.
+//!
+//! [`OAuthClientBuilder`]: crate::client::OAuthClientBuilder
+//! [`OAuthClientBuilder::transport`]: crate::client::OAuthClientBuilder::transport
 
 // A simple provider is data: a `const Spec` (spec.rs) turned into a `Base` (base.rs) by its
 // constructor, and `preset!(Type)` for its settings and `Preset` implementation (discord.rs).

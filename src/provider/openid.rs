@@ -5,8 +5,8 @@ use crate::client::OAuthClientBuilder;
 use crate::error::Result;
 
 /// Any OpenID Connect provider, configured from its discovery document
-/// ([`discovery::configure`](crate::discovery::configure): endpoints, issuer check, client authentication from the
-/// methods it lists).
+/// ([`discovery::configure`](crate::discovery::configure): endpoints, issuer check, client
+/// authentication from the methods it lists).
 ///
 /// Default scopes `openid profile email`; ID tokens validated against the document's
 /// `jwks_uri` (when it has one). [`id_email`](super::Preset::id_email) returns `sub` and `email`
