@@ -1,14 +1,25 @@
 //! Auth0.
 
-use async_trait::async_trait;
-
-use super::{
-    Base, Preset, base_url, endpoints, preset_common, static_oidc, userinfo_id_email, userinfo_url,
-};
-use crate::client::{AuthMethod, OAuthClient};
+use super::spec::Oidc;
+use super::{Base, Spec, base_url, preset};
 use crate::error::Result;
-use crate::flow::AuthCode;
-use crate::token::Token;
+
+const AUTH0: Spec = Spec {
+    name: "auth0",
+    authorize: "{domain}/authorize",
+    token: "{domain}/oauth/token",
+    device: Some("{domain}/oauth/device/code"),
+    revocation: Some("{domain}/oauth/revoke"),
+    oidc: Some(Oidc {
+        issuer: "{domain}/",
+        userinfo: "{domain}/userinfo",
+        jwks: "{domain}/.well-known/jwks.json",
+        validate: true,
+        other_issuer: None,
+    }),
+    scopes: "openid profile email offline_access",
+    ..Spec::OAUTH
+};
 
 /// Auth0: a tenant domain (`example.eu.auth0.com`) or a custom domain.
 ///
@@ -23,71 +34,27 @@ use crate::token::Token;
 ///   `/oauth/revoke`, `/oauth/device/code`; ID tokens validated; client authentication with a
 ///   secret is `client_secret_post`, Auth0's default for new applications.
 ///
-/// [`id_email`](Preset::id_email) returns `sub` (`provider|id`, such as
+/// [`id_email`](super::Preset::id_email) returns `sub` (`provider|id`, such as
 /// `google-oauth2|1234`) and `email` (unless `email_verified` is `false`) from `/userinfo`.
 #[derive(Debug, Clone)]
 pub struct Auth0 {
     base: Base,
-    audience: Option<String>,
 }
 
-preset_common!(Auth0);
+preset!(Auth0);
 
 impl Auth0 {
     /// A preset for the tenant at `domain`.
     pub fn new(domain: &str, client_id: impl Into<String>) -> Result<Self> {
-        let base = base_url("Auth0 domain", domain)?;
-        let client = endpoints(
-            OAuthClient::builder(client_id),
-            &format!("{base}/authorize"),
-            &format!("{base}/oauth/token"),
-        )
-        .revocation_url(format!("{base}/oauth/revoke"))
-        .device_authorization_url(format!("{base}/oauth/device/code"));
-        let client = static_oidc(
-            client,
-            &format!("{base}/"),
-            Some(&format!("{base}/userinfo")),
-            Some(&format!("{base}/.well-known/jwks.json")),
-        )?;
+        let domain = base_url("Auth0 domain", domain)?;
         Ok(Self {
-            base: Base::new(
-                client,
-                "openid profile email offline_access",
-                AuthMethod::ClientSecretPost,
-            )
-            .validating(true),
-            audience: None,
+            base: AUTH0.base(client_id, &[("domain", &domain)])?,
         })
     }
 
     /// The API the access token is for (its identifier in the Auth0 dashboard).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into());
+        self.base = self.base.param("audience", Some(&audience.into()));
         self
-    }
-}
-
-#[async_trait]
-impl Preset for Auth0 {
-    fn name(&self) -> &'static str {
-        "auth0"
-    }
-
-    fn client(&self) -> &OAuthClient {
-        &self.base.client
-    }
-
-    fn auth_code(&self) -> AuthCode {
-        let flow = self.base.flow();
-        match &self.audience {
-            Some(audience) => flow.auth_param("audience", audience.clone()),
-            None => flow,
-        }
-    }
-
-    async fn id_email(&self, token: &Token) -> Result<(String, Option<String>)> {
-        let url = userinfo_url(&self.base.client)?;
-        userinfo_id_email(&self.base.client, &url, token).await
     }
 }

@@ -1,17 +1,27 @@
 //! Facebook Login.
 
-use async_trait::async_trait;
-
-use super::{Base, Credential, Preset, api_get, endpoints, preset_common};
-use crate::client::{AuthMethod, OAuthClient, Resend, TokenRequest};
+use super::profile::Profile;
+use super::{Base, Spec, preset};
+use crate::client::{Resend, TokenRequest};
 use crate::error::{Error, Result};
-use crate::flow::AuthCode;
 use crate::token::Token;
 
 /// The Graph API version the preset uses unless told otherwise.
 pub const DEFAULT_FACEBOOK_VERSION: &str = "v23.0";
 
-const GRAPH: &str = "https://graph.facebook.com";
+const FACEBOOK: Spec = Spec {
+    name: "facebook",
+    authorize: "https://www.facebook.com/{version}/dialog/oauth",
+    token: "https://graph.facebook.com/{version}/oauth/access_token",
+    scopes: "email public_profile",
+    api: Some("https://graph.facebook.com"),
+    profile: Profile::api(
+        "https://graph.facebook.com/{version}/me?fields=id,email",
+        &["id"],
+        &["email"],
+    ),
+    ..Spec::OAUTH
+};
 
 /// Facebook Login, on a versioned Graph API (`www.facebook.com/{version}/dialog/oauth`,
 /// `graph.facebook.com/{version}/oauth/access_token`).
@@ -23,15 +33,14 @@ const GRAPH: &str = "https://graph.facebook.com";
 /// - client authentication with a secret is `client_secret_post`;
 /// - default scopes `email public_profile`.
 ///
-/// [`id_email`](Preset::id_email) returns the app-scoped user id and the email (absent when
+/// [`id_email`](super::Preset::id_email) returns the app-scoped user id and the email (absent when
 /// the person has none or declined it) of `GET /{version}/me?fields=id,email`.
 #[derive(Debug, Clone)]
 pub struct Facebook {
     base: Base,
-    version: String,
 }
 
-preset_common!(Facebook);
+preset!(Facebook);
 
 impl Facebook {
     /// A preset for this app id, on [`DEFAULT_FACEBOOK_VERSION`].
@@ -55,15 +64,8 @@ impl Facebook {
         if !valid {
             return Err(Error::config("the Graph API version must look like v23.0"));
         }
-        let client = endpoints(
-            OAuthClient::builder(client_id),
-            &format!("https://www.facebook.com/{version}/dialog/oauth"),
-            &format!("{GRAPH}/{version}/oauth/access_token"),
-        )
-        .build()?;
         Ok(Self {
-            base: Base::new(client, "email public_profile", AuthMethod::ClientSecretPost),
-            version: version.to_owned(),
+            base: FACEBOOK.base(client_id, &[("version", version)])?,
         })
     }
 
@@ -77,30 +79,5 @@ impl Facebook {
             .secret_param("fb_exchange_token", token.access_token().clone())
             .resend(Resend::Always);
         self.base.client.request_token(request).await
-    }
-}
-
-#[async_trait]
-impl Preset for Facebook {
-    fn name(&self) -> &'static str {
-        "facebook"
-    }
-
-    fn client(&self) -> &OAuthClient {
-        &self.base.client
-    }
-
-    fn auth_code(&self) -> AuthCode {
-        self.base.flow()
-    }
-
-    async fn id_email(&self, token: &Token) -> Result<(String, Option<String>)> {
-        let url = format!("{GRAPH}/{}/me?fields=id,email", self.version);
-        let me = api_get(&self.base.client, &url, token, Credential::Bearer).await?;
-        Ok((me.id(&["id"])?, me.text(&["email"])))
-    }
-
-    fn api_origins(&self) -> Vec<String> {
-        vec![GRAPH.to_owned()]
     }
 }

@@ -8,9 +8,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
-use super::{Base, Preset, preset_settings, userinfo_url};
+use super::profile::userinfo_url;
+use super::{Base, Preset, preset_settings};
 use crate::client::{OAuthClient, OAuthClientBuilder};
-use crate::discovery;
 use crate::error::{Error, Result};
 use crate::flow::AuthCode;
 use crate::oidc::MAX_ID_TOKEN_LEN;
@@ -63,17 +63,23 @@ pub struct FranceConnect {
 preset_settings!(FranceConnect);
 
 impl FranceConnect {
-    /// Discovers `environment` with `client`, configured first (its secret, its transport).
+    /// Discovers `environment` and builds `client` from its document; set on `client` first
+    /// its secret and its transport.
     pub async fn discover(client: OAuthClientBuilder, environment: Environment) -> Result<Self> {
         Self::discover_issuer(client, environment.issuer()).await
     }
 
     /// Discovers another FranceConnect platform (FranceConnect+, a new integration host).
     pub async fn discover_issuer(client: OAuthClientBuilder, issuer: &str) -> Result<Self> {
-        let client = discovery::configure(client, issuer).await?;
-        let method = client.auth_method();
+        let base = Base::discover(
+            "franceconnect",
+            client,
+            issuer,
+            "openid given_name family_name email",
+        )
+        .await?;
         Ok(Self {
-            base: Base::new(client, "openid given_name family_name email", method).validating(true),
+            base: base.validating(true),
             acr_values: "eidas1".to_owned(),
         })
     }

@@ -1,18 +1,25 @@
 //! LinkedIn (Sign In with LinkedIn using OpenID Connect).
 
-use async_trait::async_trait;
-
-use super::{Base, Preset, endpoints, preset_common, static_oidc, userinfo_id_email, userinfo_url};
-use crate::client::{AuthMethod, OAuthClient};
+use super::spec::Oidc;
+use super::{Base, Spec, preset};
 use crate::error::Result;
-use crate::flow::AuthCode;
-use crate::token::Token;
 
-const ISSUER: &str = "https://www.linkedin.com/oauth";
-const AUTHORIZE: &str = "https://www.linkedin.com/oauth/v2/authorization";
-const TOKEN: &str = "https://www.linkedin.com/oauth/v2/accessToken";
-const USERINFO: &str = "https://api.linkedin.com/v2/userinfo";
-const JWKS: &str = "https://www.linkedin.com/oauth/openid/jwks";
+const LINKEDIN: Spec = Spec {
+    name: "linkedin",
+    authorize: "https://www.linkedin.com/oauth/v2/authorization",
+    token: "https://www.linkedin.com/oauth/v2/accessToken",
+    oidc: Some(Oidc {
+        issuer: "https://www.linkedin.com/oauth",
+        userinfo: "https://api.linkedin.com/v2/userinfo",
+        jwks: "https://www.linkedin.com/oauth/openid/jwks",
+        validate: false,
+        other_issuer: None,
+    }),
+    scopes: "openid profile email",
+    pkce: false,
+    api: Some("https://api.linkedin.com"),
+    ..Spec::OAUTH
+};
 
 /// LinkedIn's "Sign In with LinkedIn using OpenID Connect".
 ///
@@ -21,50 +28,24 @@ const JWKS: &str = "https://www.linkedin.com/oauth/openid/jwks";
 ///   PKCE is off;
 /// - its ID tokens do not carry the `nonce` sent, so they cannot be validated as OpenID Connect
 ///   requires and are not: the token comes straight from LinkedIn over TLS, and
-///   [`id_email`](Preset::id_email) asks LinkedIn's userinfo endpoint;
+///   [`id_email`](super::Preset::id_email) asks LinkedIn's userinfo endpoint;
 /// - no refresh tokens for most apps: access tokens live 60 days, then the person signs in
 ///   again;
 /// - client authentication is `client_secret_post`; default scopes `openid profile email`.
 ///
-/// [`id_email`](Preset::id_email) returns `sub` and `email` from `api.linkedin.com/v2/userinfo`.
+/// [`id_email`](super::Preset::id_email) returns `sub` and `email` from `api.linkedin.com/v2/userinfo`.
 #[derive(Debug, Clone)]
 pub struct LinkedIn {
     base: Base,
 }
 
-preset_common!(LinkedIn);
+preset!(LinkedIn);
 
 impl LinkedIn {
     /// A preset for this client id.
     pub fn new(client_id: impl Into<String>) -> Result<Self> {
-        let client = endpoints(OAuthClient::builder(client_id), AUTHORIZE, TOKEN);
-        let client = static_oidc(client, ISSUER, Some(USERINFO), Some(JWKS))?;
         Ok(Self {
-            base: Base::new(client, "openid profile email", AuthMethod::ClientSecretPost),
+            base: LINKEDIN.base(client_id, &[])?,
         })
-    }
-}
-
-#[async_trait]
-impl Preset for LinkedIn {
-    fn name(&self) -> &'static str {
-        "linkedin"
-    }
-
-    fn client(&self) -> &OAuthClient {
-        &self.base.client
-    }
-
-    fn auth_code(&self) -> AuthCode {
-        self.base.flow().pkce(false)
-    }
-
-    async fn id_email(&self, token: &Token) -> Result<(String, Option<String>)> {
-        let url = userinfo_url(&self.base.client)?;
-        userinfo_id_email(&self.base.client, &url, token).await
-    }
-
-    fn api_origins(&self) -> Vec<String> {
-        vec!["https://api.linkedin.com".to_owned()]
     }
 }

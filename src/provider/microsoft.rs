@@ -1,17 +1,29 @@
 //! Microsoft Entra ID (the v2.0 endpoints).
 
-use async_trait::async_trait;
-
-use super::{Base, Preset, endpoints, preset_common, static_oidc, userinfo_id_email, userinfo_url};
-use crate::client::{AuthMethod, OAuthClient};
+use super::spec::Oidc;
+use super::{Base, Spec, preset};
 use crate::error::{Error, Result};
-use crate::flow::AuthCode;
-use crate::token::Token;
 
-const LOGIN: &str = "https://login.microsoftonline.com";
-const USERINFO: &str = "https://graph.microsoft.com/oidc/userinfo";
 /// The tenant personal Microsoft accounts sign in to: the issuer of `consumers` tokens.
 const CONSUMERS_TENANT_ID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
+const MICROSOFT: Spec = Spec {
+    name: "microsoft",
+    authorize: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
+    token: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+    device: Some("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode"),
+    oidc: Some(Oidc {
+        issuer: "https://login.microsoftonline.com/{issuer_tenant}/v2.0",
+        userinfo: "https://graph.microsoft.com/oidc/userinfo",
+        jwks: "https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys",
+        validate: true,
+        other_issuer: None,
+    }),
+    scopes: "openid profile email offline_access",
+    always_scope: Some("offline_access"),
+    api: Some("https://graph.microsoft.com"),
+    ..Spec::OAUTH
+};
 
 /// Microsoft Entra ID (Azure AD), v2.0 endpoints under
 /// `https://login.microsoftonline.com/{tenant}/`.
@@ -22,7 +34,7 @@ const CONSUMERS_TENANT_ID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 ///
 /// Quirks encoded:
 /// - refresh tokens come only with the `offline_access` scope, which
-///   [`auth_code`](Preset::auth_code) always adds (even to scopes set with `scopes`);
+///   [`auth_code`](super::Preset::auth_code) always adds (even to scopes set with `scopes`);
 /// - the ID token's issuer is `https://login.microsoftonline.com/{tenant id}/v2.0`, the tenant
 ///   of the person who signed in. For a tenant id and for `consumers` that is known and must
 ///   match exactly. For `common`, `organizations` and a domain it is not known before the
@@ -33,7 +45,7 @@ const CONSUMERS_TENANT_ID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 /// - default scopes `openid profile email offline_access`; client authentication with a
 ///   secret is `client_secret_post`, as Microsoft documents.
 ///
-/// [`id_email`](Preset::id_email) returns `sub` (an id for the person that is stable for this
+/// [`id_email`](super::Preset::id_email) returns `sub` (an id for the person that is stable for this
 /// app) and `email`, if the account has one, from Microsoft Graph's userinfo endpoint, which
 /// takes tokens issued for Graph (the default scopes are; a token for another resource is
 /// refused by Graph).
@@ -43,7 +55,7 @@ pub struct Microsoft {
     tenant: String,
 }
 
-preset_common!(Microsoft);
+preset!(Microsoft);
 
 impl Microsoft {
     /// A preset for this tenant and client (application) id.
@@ -58,27 +70,13 @@ impl Microsoft {
                 "the Microsoft tenant must be common, organizations, consumers, a tenant id or a domain",
             ));
         }
-        let v2 = format!("{LOGIN}/{tenant}/oauth2/v2.0");
-        let client = endpoints(
-            OAuthClient::builder(client_id),
-            &format!("{v2}/authorize"),
-            &format!("{v2}/token"),
-        )
-        .device_authorization_url(format!("{v2}/devicecode"));
-        let jwks = format!("{LOGIN}/{tenant}/discovery/v2.0/keys");
-        let issuer_tenant = Self::issuer_tenant(&tenant);
-        let issuer = format!(
-            "{LOGIN}/{}/v2.0",
-            issuer_tenant.unwrap_or(crate::oidc::TENANT_PLACEHOLDER)
-        );
-        let client = static_oidc(client, &issuer, Some(USERINFO), Some(&jwks))?;
+        let issuer_tenant = Self::issuer_tenant(&tenant).unwrap_or(crate::oidc::TENANT_PLACEHOLDER);
+        let vars = [
+            ("tenant", tenant.as_str()),
+            ("issuer_tenant", issuer_tenant),
+        ];
         Ok(Self {
-            base: Base::new(
-                client,
-                "openid profile email offline_access",
-                AuthMethod::ClientSecretPost,
-            )
-            .validating(true),
+            base: MICROSOFT.base(client_id, &vars)?,
             tenant,
         })
     }
@@ -109,29 +107,5 @@ impl Microsoft {
         } else {
             None
         }
-    }
-}
-
-#[async_trait]
-impl Preset for Microsoft {
-    fn name(&self) -> &'static str {
-        "microsoft"
-    }
-
-    fn client(&self) -> &OAuthClient {
-        &self.base.client
-    }
-
-    fn auth_code(&self) -> AuthCode {
-        self.base.flow().scope("offline_access")
-    }
-
-    async fn id_email(&self, token: &Token) -> Result<(String, Option<String>)> {
-        let url = userinfo_url(&self.base.client)?;
-        userinfo_id_email(&self.base.client, &url, token).await
-    }
-
-    fn api_origins(&self) -> Vec<String> {
-        vec!["https://graph.microsoft.com".to_owned()]
     }
 }

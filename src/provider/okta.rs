@@ -1,14 +1,28 @@
 //! Okta.
 
-use async_trait::async_trait;
-
-use super::{
-    Base, Preset, base_url, endpoints, preset_common, static_oidc, userinfo_id_email, userinfo_url,
-};
-use crate::client::{AuthMethod, OAuthClient};
+use super::spec::Oidc;
+use super::{Base, Spec, base_url, preset};
+use crate::client::AuthMethod;
 use crate::error::{Error, Result};
-use crate::flow::AuthCode;
-use crate::token::Token;
+
+const OKTA: Spec = Spec {
+    name: "okta",
+    authorize: "{api}/authorize",
+    token: "{api}/token",
+    device: Some("{api}/device/authorize"),
+    revocation: Some("{api}/revoke"),
+    introspection: Some("{api}/introspect"),
+    oidc: Some(Oidc {
+        issuer: "{issuer}",
+        userinfo: "{api}/userinfo",
+        jwks: "{api}/keys",
+        validate: true,
+        other_issuer: None,
+    }),
+    scopes: "openid profile email offline_access",
+    secret_method: AuthMethod::ClientSecretBasic,
+    ..Spec::OAUTH
+};
 
 /// Okta, with a custom authorization server (the `default` one unless named) or the org
 /// authorization server.
@@ -22,13 +36,13 @@ use crate::token::Token;
 /// `offline_access`, when the app allows the refresh grant); ID tokens validated; client
 /// authentication with a secret is `client_secret_basic`, Okta's default.
 ///
-/// [`id_email`](Preset::id_email) returns `sub` and `email` from the userinfo endpoint.
+/// [`id_email`](super::Preset::id_email) returns `sub` and `email` from the userinfo endpoint.
 #[derive(Debug, Clone)]
 pub struct Okta {
     base: Base,
 }
 
-preset_common!(Okta);
+preset!(Okta);
 
 impl Okta {
     /// A preset for the `default` custom authorization server of `domain`
@@ -61,47 +75,8 @@ impl Okta {
     }
 
     fn build(client_id: impl Into<String>, issuer: &str, api: &str) -> Result<Self> {
-        let client = endpoints(
-            OAuthClient::builder(client_id),
-            &format!("{api}/authorize"),
-            &format!("{api}/token"),
-        )
-        .revocation_url(format!("{api}/revoke"))
-        .introspection_url(format!("{api}/introspect"))
-        .device_authorization_url(format!("{api}/device/authorize"));
-        let client = static_oidc(
-            client,
-            issuer,
-            Some(&format!("{api}/userinfo")),
-            Some(&format!("{api}/keys")),
-        )?;
         Ok(Self {
-            base: Base::new(
-                client,
-                "openid profile email offline_access",
-                AuthMethod::ClientSecretBasic,
-            )
-            .validating(true),
+            base: OKTA.base(client_id, &[("issuer", issuer), ("api", api)])?,
         })
-    }
-}
-
-#[async_trait]
-impl Preset for Okta {
-    fn name(&self) -> &'static str {
-        "okta"
-    }
-
-    fn client(&self) -> &OAuthClient {
-        &self.base.client
-    }
-
-    fn auth_code(&self) -> AuthCode {
-        self.base.flow()
-    }
-
-    async fn id_email(&self, token: &Token) -> Result<(String, Option<String>)> {
-        let url = userinfo_url(&self.base.client)?;
-        userinfo_id_email(&self.base.client, &url, token).await
     }
 }

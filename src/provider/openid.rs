@@ -1,20 +1,15 @@
 //! Any OpenID Connect provider, configured by discovery.
 
-use async_trait::async_trait;
-
-use super::{Base, Preset, preset_settings, userinfo_id_email, userinfo_url};
-use crate::client::{OAuthClient, OAuthClientBuilder};
-use crate::discovery;
+use super::{Base, new_client, preset};
+use crate::client::OAuthClientBuilder;
 use crate::error::Result;
-use crate::flow::AuthCode;
-use crate::token::Token;
 
 /// Any OpenID Connect provider, configured from its discovery document
-/// ([`discovery::configure`]: endpoints, issuer check, client authentication from the
-/// methods it lists).
+/// ([`discovery::configure`](crate::discovery::configure): endpoints, issuer check, client
+/// authentication from the methods it lists).
 ///
 /// Default scopes `openid profile email`; ID tokens validated against the document's
-/// `jwks_uri` (when it has one). [`id_email`](Preset::id_email) returns `sub` and `email`
+/// `jwks_uri` (when it has one). [`id_email`](super::Preset::id_email) returns `sub` and `email`
 /// (unless `email_verified` is `false`) from its userinfo endpoint.
 ///
 /// ```no_run
@@ -31,7 +26,7 @@ pub struct OpenId {
     base: Base,
 }
 
-preset_settings!(OpenId);
+preset!(OpenId, discovered);
 
 /// An [`OpenId`] preset for `issuer`, discovered with a confidential client.
 pub async fn openid(
@@ -39,7 +34,7 @@ pub async fn openid(
     client_id: impl Into<String>,
     secret: impl Into<String>,
 ) -> Result<OpenId> {
-    OpenId::discover(OAuthClient::builder(client_id).secret(secret), issuer).await
+    OpenId::discover(new_client(client_id).secret(secret), issuer).await
 }
 
 impl OpenId {
@@ -47,31 +42,8 @@ impl OpenId {
     /// secret or signing key, its transport, and any explicit endpoint or method, which
     /// discovery keeps.
     pub async fn discover(client: OAuthClientBuilder, issuer: &str) -> Result<Self> {
-        let client = discovery::configure(client, issuer).await?;
-        let has_keys = client.metadata().is_some_and(|m| m.jwks_uri.is_some());
-        let method = client.auth_method();
         Ok(Self {
-            base: Base::new(client, "openid profile email", method).validating(has_keys),
+            base: Base::discover("openid", client, issuer, "openid profile email").await?,
         })
-    }
-}
-
-#[async_trait]
-impl Preset for OpenId {
-    fn name(&self) -> &'static str {
-        "openid"
-    }
-
-    fn client(&self) -> &OAuthClient {
-        &self.base.client
-    }
-
-    fn auth_code(&self) -> AuthCode {
-        self.base.flow()
-    }
-
-    async fn id_email(&self, token: &Token) -> Result<(String, Option<String>)> {
-        let url = userinfo_url(&self.base.client)?;
-        userinfo_id_email(&self.base.client, &url, token).await
     }
 }

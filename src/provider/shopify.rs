@@ -8,8 +8,9 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
-use super::{Base, Credential, Preset, api_get, endpoints, preset_common};
-use crate::client::{AuthMethod, OAuthClient};
+use super::profile::{Credential, Profile};
+use super::{Base, Preset, Spec, preset_common};
+use crate::client::OAuthClient;
 use crate::error::{Error, Result};
 use crate::flow::AuthCode;
 use crate::flow::auth_code::{Callback, CallbackCheck};
@@ -22,8 +23,24 @@ pub const DEFAULT_SHOPIFY_API_VERSION: &str = "2025-10";
 /// the app is uninstalled, which a 401 reveals.
 const OFFLINE_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// The header the Admin API takes tokens in.
-const TOKEN_HEADER: &str = "x-shopify-access-token";
+const SHOPIFY: Spec = Spec {
+    name: "shopify",
+    authorize: "https://{shop}/admin/oauth/authorize",
+    token: "https://{shop}/admin/oauth/access_token",
+    lifetime_without_expiry: Some(OFFLINE_LIFETIME),
+    lenient_token_type: true,
+    api: Some("https://{shop}"),
+    profile: Profile {
+        // The Admin API takes tokens in this header.
+        credential: Credential::Header("x-shopify-access-token"),
+        ..Profile::api(
+            "https://{shop}/admin/api/{version}/shop.json",
+            &["shop", "id"],
+            &["shop", "email"],
+        )
+    },
+    ..Spec::OAUTH
+};
 
 /// Shopify: one shop, `{shop}.myshopify.com`, whose admin signs the app in
 /// (`/admin/oauth/authorize`, `/admin/oauth/access_token`).
@@ -61,7 +78,6 @@ pub struct Shopify {
     base: Base,
     shop: String,
     online: bool,
-    api_version: String,
 }
 
 preset_common!(Shopify);
@@ -84,19 +100,14 @@ impl Shopify {
             ));
         }
         let shop = format!("{}.myshopify.com", name.to_ascii_lowercase());
-        let client = endpoints(
-            OAuthClient::builder(client_id),
-            &format!("https://{shop}/admin/oauth/authorize"),
-            &format!("https://{shop}/admin/oauth/access_token"),
-        )
-        .lenient_token_type(true)
-        .default_lifetime(OFFLINE_LIFETIME)
-        .build()?;
+        let base = SHOPIFY.base(
+            client_id,
+            &[("shop", &shop), ("version", DEFAULT_SHOPIFY_API_VERSION)],
+        )?;
         Ok(Self {
-            base: Base::new(client, "", AuthMethod::ClientSecretPost),
+            base,
             shop,
             online: false,
-            api_version: DEFAULT_SHOPIFY_API_VERSION.to_owned(),
         })
     }
 
@@ -108,7 +119,8 @@ impl Shopify {
 
     /// The Admin API version [`id_email`](Preset::id_email) asks (`2025-10`).
     pub fn api_version(mut self, version: impl Into<String>) -> Self {
-        self.api_version = version.into();
+        let vars = [("shop", self.shop.as_str()), ("version", &version.into())];
+        self.base = self.base.profile(&SHOPIFY.profile, &vars);
         self
     }
 
@@ -121,7 +133,7 @@ impl Shopify {
 #[async_trait]
 impl Preset for Shopify {
     fn name(&self) -> &'static str {
-        "shopify"
+        self.base.name
     }
 
     fn client(&self) -> &OAuthClient {
@@ -158,22 +170,11 @@ impl Preset for Shopify {
     }
 
     async fn id_email(&self, token: &Token) -> Result<(String, Option<String>)> {
-        let url = format!(
-            "https://{}/admin/api/{}/shop.json",
-            self.shop, self.api_version
-        );
-        let shop = api_get(
-            &self.base.client,
-            &url,
-            token,
-            Credential::Header(TOKEN_HEADER),
-        )
-        .await?;
-        Ok((shop.id(&["shop", "id"])?, shop.text(&["shop", "email"])))
+        self.base.id_email(token).await
     }
 
     fn api_origins(&self) -> Vec<String> {
-        vec![format!("https://{}", self.shop)]
+        self.base.api_origins.clone()
     }
 
     #[cfg(feature = "reqwest")]
