@@ -26,7 +26,7 @@
 //! #     .client("my-client-id", Some("s3cret"), AuthMethod::ClientSecretBasic)
 //! #     .start()
 //! #     .await?;
-//! # let (token_url, api) = (server.token_url(), server.resource_url("/things"));
+//! # let (token_url, api) = (server.token_url(), server.resource_url("/api/things"));
 //! use oauth_layer::{OAuthClient, OAuthMiddleware};
 //!
 //! let client = OAuthClient::builder("my-client-id")
@@ -52,13 +52,13 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! # use oauth_layer::{AuthMethod, testing::TestServer};
 //! # let server = TestServer::builder()
 //! #     .client("my-client-id", Some("s3cret"), AuthMethod::ClientSecretBasic)
 //! #     .start()
 //! #     .await?;
-//! # let (token_url, api) = (server.token_url(), server.resource_url("/things"));
+//! # let (token_url, api) = (server.token_url(), server.resource_url("/api/things"));
 //! use bytes::Bytes;
 //! use http_body_util::Full;
 //! use hyper_util::{client::legacy::Client, rt::TokioExecutor};

@@ -24,7 +24,7 @@
 //! - `GET /.well-known/openid-configuration` and `GET /.well-known/oauth-authorization-server`
 //!   ([RFC 8414]): the metadata document, naming the issuer ([`TestServer::url`]), every
 //!   endpoint below, and the grants and client authentication methods supported, so
-//!   [`OAuthClient::discover`] and [`discover`](crate::discovery::discover) work against the
+//!   [`discovery::configure`](crate::discovery::configure) and [`discover`](crate::discovery::discover) work against the
 //!   server offline.
 //! - `POST /token` ([RFC 6749 §3.2]): grants `client_credentials`, `password`,
 //!   `refresh_token`, `authorization_code`, `urn:ietf:params:oauth:grant-type:device_code`,
@@ -273,7 +273,8 @@ impl TestServer {
     /// endpoint sends), and this server's clock (so a
     /// [`ManualClock`](crate::clock::ManualClock) moves both). Fails for a client that was not
     /// registered. The server does not know a `private_key_jwt` client's private key: add it
-    /// with [`OAuthClient::signing_key`].
+    /// with [`OAuthClientBuilder::signing_key`] on
+    /// [`oauth_client_builder`](Self::oauth_client_builder).
     pub fn oauth_client(&self, client_id: &str) -> Result<OAuthClient> {
         self.oauth_client_builder(client_id)?.build()
     }
@@ -496,7 +497,10 @@ impl TestServerBuilder {
     ///     .client_key("svc", Algorithm::ES256, public_pem)
     ///     .start()
     ///     .await?;
-    /// let client = server.oauth_client("svc")?.signing_key(SigningKey::es256_pem(private_pem)?);
+    /// let client = server
+    ///     .oauth_client_builder("svc")?
+    ///     .signing_key(SigningKey::es256_pem(private_pem)?)
+    ///     .build()?;
     /// let token = TokenSource::new(client, ClientCredentials::new()).token().await?;
     /// # let _ = token; Ok(()) }
     /// ```

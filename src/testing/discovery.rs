@@ -1,5 +1,5 @@
 //! The server's metadata document (RFC 8414 §2, OpenID Connect Discovery §3), served at both
-//! well-known URLs so that `discovery::discover` and `OAuthClient::discover` work against it.
+//! well-known URLs so that `discovery::discover` and `discovery::configure` work against it.
 
 use http::StatusCode;
 use serde_json::{Value, json};
