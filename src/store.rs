@@ -22,6 +22,8 @@ mod file;
 mod key;
 #[cfg(feature = "keyring-store")]
 mod keyring;
+#[cfg(any(feature = "file-store", feature = "keyring-store"))]
+mod lock_file;
 mod memory;
 #[cfg(feature = "redis-store")]
 mod redis;

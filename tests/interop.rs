@@ -5,6 +5,7 @@
 //! `tests/interop` and Chromium with its driver: `bash tests/interop/install.sh`. A test that
 //! cannot find them fails and says so.
 
+mod browser_support;
 mod interop_support;
 
 use std::sync::Arc;
@@ -568,7 +569,8 @@ async fn token_exchange_registered_with_register_grant_type_chains_sources() {
 async fn auth_code_in_a_real_headless_chromium_over_webdriver() {
     use fantoccini::Locator;
     let server = Interop::start();
-    let chromium = interop_support::Chromium::start().await;
+    let chromium =
+        browser_support::Chromium::start("interop-chromium", &[], Default::default()).await;
     let client = server.client("native-app", None).await;
 
     // The browser opener seam: the authorization URL is handed to Chromium.

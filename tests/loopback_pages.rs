@@ -7,8 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+mod browser_support;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -17,6 +18,8 @@ use oauth_layer::flow::{AuthCode, Flow};
 use oauth_layer::interact::{BrowserFn, ScriptedPrompt};
 use oauth_layer::testing::TestServer;
 use oauth_layer::{AuthMethod, Error, OAuthClient, Token};
+
+use browser_support::Chromium;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -495,7 +498,16 @@ const SIZES: [(&str, u32, u32, bool); 2] =
 #[tokio::test]
 async fn pages_read_well_in_chromium_on_a_phone_and_a_desktop_in_light_and_dark() {
     let server = server().await;
-    let chromium = Chromium::start().await;
+    let chromium = Chromium::start(
+        "loopback-pages",
+        &[
+            "--disable-extensions",
+            "--hide-scrollbars",
+            "--force-color-profile=srgb",
+        ],
+        serde_json::Map::from_iter([("goog:loggingPrefs".into(), json!({"browser": "ALL"}))]),
+    )
+    .await;
     let dir = screenshot_dir();
     for dark in [false, true] {
         chromium
@@ -634,39 +646,6 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
-/// A headless Chromium driven over WebDriver by a `chromedriver` this test starts; both stop,
-/// and the fresh profile folder goes, on drop.
-struct Chromium {
-    webdriver: fantoccini::Client,
-    _driver: Driver,
-}
-
-struct Driver {
-    child: Child,
-    profile: PathBuf,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
-}
-
-const INSTALL_HINT: &str = "these tests render the loopback pages in a real headless Chromium; \
-                            install chromium and chromedriver (bash tests/setup.sh)";
-
-fn program(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .chain([Path::new("/usr/bin").join(name)])
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("`{name}` is not installed: {INSTALL_HINT}"))
-}
-
 /// A WebDriver command chromedriver adds: a DevTools command, or the browser's console log.
 #[derive(Debug)]
 struct ChromeCommand {
@@ -689,80 +668,6 @@ impl fantoccini::wd::WebDriverCompatibleCommand for ChromeCommand {
 }
 
 impl Chromium {
-    async fn start() -> Self {
-        let chromium = program("chromium");
-        let chromedriver = program("chromedriver");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(&chromedriver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {}: {e}; {INSTALL_HINT}",
-                    chromedriver.display()
-                )
-            });
-        let profile = std::env::temp_dir().join(format!(
-            "oauth-layer-loopback-pages-{}-{port}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&profile);
-        std::fs::create_dir_all(&profile).unwrap();
-        let driver = Driver {
-            child,
-            profile: profile.clone(),
-        };
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": chromium,
-                "args": [
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-extensions",
-                    "--no-first-run",
-                    "--hide-scrollbars",
-                    "--force-color-profile=srgb",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            }),
-        );
-        capabilities.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = std::time::Instant::now() + PATIENCE;
-        loop {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match fantoccini::ClientBuilder::new(connector)
-                .capabilities(capabilities.clone())
-                .connect(&url)
-                .await
-            {
-                Ok(webdriver) => {
-                    return Self {
-                        webdriver,
-                        _driver: driver,
-                    };
-                }
-                Err(_) if std::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => panic!("cannot open a Chromium session: {e}; {INSTALL_HINT}"),
-            }
-        }
-    }
-
     async fn cdp(&self, cmd: &str, params: Value) {
         self.webdriver
             .issue_cmd(ChromeCommand {

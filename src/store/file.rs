@@ -12,18 +12,22 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use zeroize::Zeroizing;
 
+use super::lock_file::{FileLock, blocking};
 use super::salt::hex;
 use super::{CacheKey, Codec, KeySalt, MAX_ENTRY, RenewalLock, TokenStore};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::token::Token;
+
+/// Names this store in the error a failed blocking task becomes.
+const WHAT: &str = "token file store";
 
 /// The environment variable naming the cache directory, when set and not empty.
 const CACHE_ENV: &str = "OAUTH_LAYER_CACHE";
@@ -34,7 +38,6 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// A temporary file this old was left by a writer that died before its rename.
 const TEMP_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 /// The longest pause between two attempts to take a busy lock.
-const MAX_LOCK_PAUSE: Duration = Duration::from_millis(50);
 /// The file that holds the directory's [`KeySalt`], in hex.
 const SALT_FILE: &str = "cache-key.salt";
 
@@ -368,27 +371,10 @@ impl FileStore {
         }
     }
 
-    fn lock_blocking(&self, key: &CacheKey) -> Result<File> {
+    fn lock_blocking(&self, key: &CacheKey) -> Result<FileLock> {
         let dir = self.open()?;
         let name = dir.lock_name(key);
-        let deadline = crate::clock::instant_after(Instant::now(), self.lock_timeout);
-        let mut pause = Duration::from_millis(2);
-        loop {
-            if let Some(file) = dir.try_lock(&name)? {
-                return Ok(file);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::Store(format!(
-                    "timed out after {:?} waiting for the renewal lock {} (another process is \
-                     renewing this token)",
-                    self.lock_timeout,
-                    dir.path(&name).display()
-                )));
-            }
-            std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(MAX_LOCK_PAUSE);
-        }
+        FileLock::wait(self.lock_timeout, &dir.path(&name), || dir.try_lock(&name))
     }
 
     /// Removes stale files (see the type's docs). Best effort: a file that cannot be removed
@@ -453,7 +439,7 @@ impl fmt::Debug for FileStore {
 impl TokenStore for FileStore {
     async fn load(&self, key: &CacheKey) -> Result<Option<Token>> {
         let (store, owned_key) = (self.clone(), key.clone());
-        match blocking(move || store.load_blocking(&owned_key)).await? {
+        match blocking(WHAT, move || store.load_blocking(&owned_key)).await? {
             Loaded::Missing => Ok(None),
             Loaded::Token(token) => Ok(Some(token)),
             Loaded::Corrupt(unreadable) => {
@@ -484,34 +470,18 @@ impl TokenStore for FileStore {
     async fn save(&self, key: &CacheKey, token: &Token) -> Result<()> {
         let bytes = Zeroizing::new(self.codec.encode(key, token)?);
         let (store, key) = (self.clone(), key.clone());
-        blocking(move || store.save_blocking(&key, &bytes)).await
+        blocking(WHAT, move || store.save_blocking(&key, &bytes)).await
     }
 
     async fn delete(&self, key: &CacheKey) -> Result<()> {
         let (store, key) = (self.clone(), key.clone());
-        blocking(move || store.delete_blocking(&key)).await
+        blocking(WHAT, move || store.delete_blocking(&key)).await
     }
 
     async fn lock(&self, key: &CacheKey) -> Result<Option<Box<dyn RenewalLock>>> {
         let (store, key) = (self.clone(), key.clone());
-        let file = blocking(move || store.lock_blocking(&key)).await?;
-        Ok(Some(Box::new(FileLock { file })))
-    }
-}
-
-/// A held `<digest>.lock`. Closing the file (on drop, or when the process dies) also frees it.
-struct FileLock {
-    file: File,
-}
-
-#[async_trait]
-impl RenewalLock for FileLock {
-    async fn release(self: Box<Self>) {
-        let file = self.file;
-        let _ = tokio::task::spawn_blocking(move || {
-            let _ = fs4::FileExt::unlock(&file);
-        })
-        .await;
+        let lock = blocking(WHAT, move || store.lock_blocking(&key)).await?;
+        Ok(Some(Box::new(lock)))
     }
 }
 
@@ -854,19 +824,6 @@ fn create_salt(dir: &File, dir_path: &Path) -> Result<()> {
         )),
         _ => Ok(()),
     }
-}
-
-/// Runs file work on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| {
-        Error::Internal(if e.is_panic() {
-            "a token file store task panicked".into()
-        } else {
-            "a token file store task was cancelled".into()
-        })
-    })?
 }
 
 fn default_dir() -> Result<PathBuf> {

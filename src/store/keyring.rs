@@ -9,16 +9,20 @@ use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::keyring::Entry;
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
+use super::lock_file::{FileLock, blocking};
 use super::{CacheKey, Codec, KeySalt, RenewalLock, TokenStore};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::token::Token;
+
+/// Names this store in the error a failed blocking task becomes.
+const WHAT: &str = "keychain store";
 
 /// The prefix of the default service name; the program's name follows it.
 const SERVICE_PREFIX: &str = "oauth-layer";
@@ -27,7 +31,6 @@ const SALT_ACCOUNT: &str = "cache-key-salt";
 /// How long [`TokenStore::lock`] waits for another process's renewal.
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest pause between two attempts to take a busy lock.
-const MAX_LOCK_PAUSE: Duration = Duration::from_millis(50);
 
 /// Tokens kept in the operating system's keychain: the macOS Keychain, the Windows Credential
 /// Manager, or the Secret Service on Linux and the BSDs (GNOME Keyring, KWallet, KeePassXC), so
@@ -285,7 +288,7 @@ impl KeyringStore {
     /// ```
     pub async fn check(&self) -> Result<()> {
         let store = self.clone();
-        blocking(move || store.salt(&mut store.locked()).map(drop)).await
+        blocking(WHAT, move || store.salt(&mut store.locked()).map(drop)).await
     }
 
     /// The account name of `key`'s entry in the keychain (under [`service`](Self::service)):
@@ -305,7 +308,10 @@ impl KeyringStore {
     /// ```
     pub async fn entry_name(&self, key: &CacheKey) -> Result<String> {
         let (store, key) = (self.clone(), key.clone());
-        blocking(move || Ok(store.salt(&mut store.locked())?.name(&key))).await
+        blocking(WHAT, move || {
+            Ok(store.salt(&mut store.locked())?.name(&key))
+        })
+        .await
     }
 
     /// The keychain entry for `account` under the service.
@@ -391,7 +397,7 @@ impl KeyringStore {
     }
 
     /// Takes the renewal lock file for `key`, waiting at most the lock timeout.
-    fn lock_blocking(&self, key: &CacheKey) -> Result<File> {
+    fn lock_blocking(&self, key: &CacheKey) -> Result<FileLock> {
         let name = {
             let mut held = self.locked();
             self.salt(&mut held)?.name(key)
@@ -403,32 +409,22 @@ impl KeyringStore {
                     .into(),
             ));
         };
-        let file = open_lock_file(dir, &format!("{name}.lock"))?;
-        let deadline = crate::clock::instant_after(Instant::now(), self.lock_timeout);
-        let mut pause = Duration::from_millis(2);
-        loop {
-            match fs4::FileExt::try_lock(&file) {
-                Ok(()) => return Ok(file),
-                Err(fs4::TryLockError::WouldBlock) => {}
-                Err(fs4::TryLockError::Error(e)) => {
-                    return Err(Error::Store(format!(
-                        "cannot lock the keychain renewal lock {}: {e}",
-                        dir.join(format!("{name}.lock")).display()
-                    )));
-                }
+        let path = dir.join(format!("{name}.lock"));
+        // Handed over once, when locked: the loop ends there.
+        let mut file = Some(open_lock_file(dir, &format!("{name}.lock"))?);
+        FileLock::wait(self.lock_timeout, &path, || {
+            let Some(held) = file.as_ref() else {
+                return Ok(None);
+            };
+            match fs4::FileExt::try_lock(held) {
+                Ok(()) => Ok(file.take()),
+                Err(fs4::TryLockError::WouldBlock) => Ok(None),
+                Err(fs4::TryLockError::Error(e)) => Err(Error::Store(format!(
+                    "cannot lock the keychain renewal lock {}: {e}",
+                    path.display()
+                ))),
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::Store(format!(
-                    "timed out after {:?} waiting for the renewal lock {} (another process is \
-                     renewing this token)",
-                    self.lock_timeout,
-                    dir.join(format!("{name}.lock")).display()
-                )));
-            }
-            std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(MAX_LOCK_PAUSE);
-        }
+        })
     }
 
     /// An [`Error::Store`] for a keychain call that failed while trying to do `doing`: what
@@ -481,7 +477,7 @@ impl fmt::Debug for KeyringStore {
 impl TokenStore for KeyringStore {
     async fn load(&self, key: &CacheKey) -> Result<Option<Token>> {
         let (store, owned_key) = (self.clone(), key.clone());
-        match blocking(move || store.load_blocking(&owned_key)).await? {
+        match blocking(WHAT, move || store.load_blocking(&owned_key)).await? {
             Loaded::Missing => Ok(None),
             Loaded::Token(token) => Ok(Some(token)),
             Loaded::Corrupt { name, why } => {
@@ -499,34 +495,18 @@ impl TokenStore for KeyringStore {
     async fn save(&self, key: &CacheKey, token: &Token) -> Result<()> {
         let bytes = Zeroizing::new(self.codec.encode(key, token)?);
         let (store, key) = (self.clone(), key.clone());
-        blocking(move || store.save_blocking(&key, &bytes)).await
+        blocking(WHAT, move || store.save_blocking(&key, &bytes)).await
     }
 
     async fn delete(&self, key: &CacheKey) -> Result<()> {
         let (store, key) = (self.clone(), key.clone());
-        blocking(move || store.delete_blocking(&key)).await
+        blocking(WHAT, move || store.delete_blocking(&key)).await
     }
 
     async fn lock(&self, key: &CacheKey) -> Result<Option<Box<dyn RenewalLock>>> {
         let (store, key) = (self.clone(), key.clone());
-        let file = blocking(move || store.lock_blocking(&key)).await?;
-        Ok(Some(Box::new(FileLock { file })))
-    }
-}
-
-/// A held `<name>.lock`. Closing the file (on drop, or when the process dies) also frees it.
-struct FileLock {
-    file: File,
-}
-
-#[async_trait]
-impl RenewalLock for FileLock {
-    async fn release(self: Box<Self>) {
-        let file = self.file;
-        let _ = tokio::task::spawn_blocking(move || {
-            let _ = fs4::FileExt::unlock(&file);
-        })
-        .await;
+        let lock = blocking(WHAT, move || store.lock_blocking(&key)).await?;
+        Ok(Some(Box::new(lock)))
     }
 }
 
@@ -578,19 +558,6 @@ enum Loaded {
     Missing,
     Token(Token),
     Corrupt { name: String, why: Error },
-}
-
-/// Runs keychain work on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| {
-        Error::Internal(if e.is_panic() {
-            "a keychain store task panicked".into()
-        } else {
-            "a keychain store task was cancelled".into()
-        })
-    })?
 }
 
 /// An error and its sources, one line.
