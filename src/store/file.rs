@@ -37,7 +37,6 @@ const DEFAULT_PRUNE_AFTER: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// A temporary file this old was left by a writer that died before its rename.
 const TEMP_MAX_AGE: Duration = Duration::from_secs(60 * 60);
-/// The longest pause between two attempts to take a busy lock.
 /// The file that holds the directory's [`KeySalt`], in hex.
 const SALT_FILE: &str = "cache-key.salt";
 

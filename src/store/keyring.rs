@@ -30,7 +30,6 @@ const SERVICE_PREFIX: &str = "oauth-layer";
 const SALT_ACCOUNT: &str = "cache-key-salt";
 /// How long [`TokenStore::lock`] waits for another process's renewal.
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
-/// The longest pause between two attempts to take a busy lock.
 
 /// Tokens kept in the operating system's keychain: the macOS Keychain, the Windows Credential
 /// Manager, or the Secret Service on Linux and the BSDs (GNOME Keyring, KWallet, KeePassXC), so
