@@ -567,7 +567,7 @@ impl RawResponse {
 
     /// The body as an object (JSON, or form-encoded from servers like GitHub), or the typed
     /// error that says what it was instead (rule 15). Never panics, whatever the body.
-    pub(crate) fn json_object(&self, secrets: &Secrets<'_>) -> crate::Result<Map<String, Value>> {
+    pub(crate) fn json_object(&self, secrets: &Secrets<'_>) -> Result<Map<String, Value>, Error> {
         self.object().ok_or_else(|| {
             let problem = if self.body.is_empty() {
                 "empty body"
@@ -588,7 +588,7 @@ impl RawResponse {
         &self,
         map: &Map<String, Value>,
         secrets: &Secrets<'_>,
-    ) -> crate::Result<()> {
+    ) -> Result<(), Error> {
         if let Some(err) = self.server_error(map, secrets) {
             return Err(err);
         }

@@ -32,12 +32,7 @@ use super::{Flow, Scopes};
 use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorCode, Result};
-use crate::interact::{Browser, DevicePrompt, open_in_background};
-
-/// The person-facing pieces of the device flow live with their siblings in
-/// [`interact`](crate::interact); these names keep working here.
-#[doc(no_inline)]
-pub use crate::interact::{DeviceDisplay, DisplayEvent, RecordingDisplay, TerminalDisplay};
+use crate::interact::{Browser, DeviceDisplay, DevicePrompt, TerminalDisplay, open_in_background};
 use crate::redact::Secrets;
 use crate::store::CacheKey;
 use crate::token::Token;
