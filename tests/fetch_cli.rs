@@ -1424,23 +1424,20 @@ async fn auth_code_with_the_address_pasted_on_stdin() {
     out.assert_no_secrets_besides(&[SECRET, &token, &code, &location], &[shown.as_str()]);
 }
 
-/// `--flow device`: the verification URL and the user code on stderr, polling until the person
-/// approves, one sign-in for every round.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn device_flow_shows_the_code_and_polls_until_approved() {
+/// Starts `oauth-fetch --flow device` (with `options` before the URL) against a fresh server
+/// for `/api/me`, and waits for the user code it shows on stderr.
+async fn device_sign_in(options: &str) -> (TestServer, String, Live, String) {
     let server = builder()
         .device_interval(Some(Duration::from_secs(1)))
         .start()
         .await
         .unwrap();
     let url = server.resource_url("/api/me");
+    let template = format!("--flow device --device-url {{}} {options} {{}}");
     let args = with_client(
         &server,
         "public-app",
-        &cli(
-            "--flow device --device-url {} --scope api:read --repeat 2 -v {}",
-            [&server.device_authorization_url(), &url],
-        ),
+        &cli(&template, [&server.device_authorization_url(), &url]),
     );
     let mut live = Live::spawn(command(&args));
     let prefix = format!(
@@ -1450,6 +1447,14 @@ async fn device_flow_shows_the_code_and_polls_until_approved() {
     let user_code = live
         .wait_for(|line| line.strip_prefix(&prefix).map(str::to_owned))
         .await;
+    (server, url, live, user_code)
+}
+
+/// `--flow device`: the verification URL and the user code on stderr, polling until the person
+/// approves, one sign-in for every round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_flow_shows_the_code_and_polls_until_approved() {
+    let (server, url, mut live, user_code) = device_sign_in("--scope api:read --repeat 2 -v").await;
     assert!(
         server.approve_device(&user_code),
         "the code shown is the server's: {user_code:?}"
@@ -4141,28 +4146,7 @@ async fn a_cancelled_sign_in_says_so_and_what_to_do() {
 /// A device sign-in declined on the verification page says so, and what to do next.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_device_sign_in_says_so_and_what_to_do() {
-    let server = builder()
-        .device_interval(Some(Duration::from_secs(1)))
-        .start()
-        .await
-        .unwrap();
-    let url = server.resource_url("/api/me");
-    let args = with_client(
-        &server,
-        "public-app",
-        &cli(
-            "--flow device --device-url {} {}",
-            [&server.device_authorization_url(), &url],
-        ),
-    );
-    let mut live = Live::spawn(command(&args));
-    let prefix = format!(
-        "To sign in, open {} and enter the code ",
-        server.device_verification_url()
-    );
-    let user_code = live
-        .wait_for(|line| line.strip_prefix(&prefix).map(str::to_owned))
-        .await;
+    let (server, url, mut live, user_code) = device_sign_in("").await;
     assert!(server.deny_device(&user_code));
     let out = live.finish().await;
     out.assert_code(1);
