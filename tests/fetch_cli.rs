@@ -1454,7 +1454,7 @@ async fn device_sign_in(options: &str) -> (TestServer, String, Live, String) {
 /// approves, one sign-in for every round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_flow_shows_the_code_and_polls_until_approved() {
-    let (server, url, mut live, user_code) = device_sign_in("--scope api:read --repeat 2 -v").await;
+    let (server, url, live, user_code) = device_sign_in("--scope api:read --repeat 2 -v").await;
     assert!(
         server.approve_device(&user_code),
         "the code shown is the server's: {user_code:?}"
@@ -4146,7 +4146,7 @@ async fn a_cancelled_sign_in_says_so_and_what_to_do() {
 /// A device sign-in declined on the verification page says so, and what to do next.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_device_sign_in_says_so_and_what_to_do() {
-    let (server, url, mut live, user_code) = device_sign_in("").await;
+    let (server, url, live, user_code) = device_sign_in("").await;
     assert!(server.deny_device(&user_code));
     let out = live.finish().await;
     out.assert_code(1);
