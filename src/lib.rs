@@ -118,6 +118,8 @@
 pub mod client;
 pub mod clock;
 pub mod discovery;
+#[cfg(feature = "dpop")]
+pub mod dpop;
 mod error;
 pub mod flow;
 #[cfg(feature = "fuzzing")]

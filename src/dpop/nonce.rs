@@ -1,0 +1,122 @@
+//! The nonces servers hand out with `DPoP-Nonce`, remembered per origin (RFC 9449 §8, §9).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use http::HeaderMap;
+
+use super::DPOP_NONCE_HEADER;
+
+/// How many origins' nonces are remembered; the oldest is forgotten first.
+const MAX_ORIGINS: usize = 256;
+/// The longest nonce kept. Real nonces are tens of bytes; a longer one is ignored.
+const MAX_NONCE_LEN: usize = 1024;
+
+/// The latest nonce of each origin, shared by every clone of a client (and so by its sources,
+/// layers and middlewares). Updated from every response that carries `DPoP-Nonce`.
+#[derive(Default)]
+pub(crate) struct Nonces {
+    by_origin: Mutex<VecDeque<(String, Arc<str>)>>,
+}
+
+impl Nonces {
+    /// The latest nonce `origin` (`scheme://host:port`) gave, if any.
+    pub(crate) fn get(&self, origin: &str) -> Option<Arc<str>> {
+        let map = self.by_origin.lock().unwrap_or_else(PoisonError::into_inner);
+        map.iter()
+            .find(|(o, _)| o == origin)
+            .map(|(_, n)| n.clone())
+    }
+
+    /// Remembers the nonce in `headers` (if there is one and it is well formed) for `origin`,
+    /// and returns it.
+    pub(crate) fn update(&self, origin: &str, headers: &HeaderMap) -> Option<Arc<str>> {
+        let nonce = nonce_in(headers)?;
+        let mut map = self.by_origin.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = map.iter_mut().find(|(o, _)| o == origin) {
+            if *entry.1 != *nonce {
+                entry.1 = Arc::from(nonce);
+            }
+            return Some(entry.1.clone());
+        }
+        if map.len() >= MAX_ORIGINS {
+            map.pop_front();
+        }
+        let nonce: Arc<str> = Arc::from(nonce);
+        map.push_back((origin.to_owned(), nonce.clone()));
+        Some(nonce)
+    }
+}
+
+/// The `DPoP-Nonce` of a response, when it is one header of visible ASCII characters
+/// without `"` and `\` (RFC 9449 §8.1: `1*NQCHAR`) and not absurdly long.
+pub(crate) fn nonce_in(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(DPOP_NONCE_HEADER).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let nonce = value.to_str().ok()?;
+    let well_formed = !nonce.is_empty()
+        && nonce.len() <= MAX_NONCE_LEN
+        && nonce
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
+    well_formed.then_some(nonce)
+}
+
+impl std::fmt::Debug for Nonces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let map = self.by_origin.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("Nonces")
+            .field("origins", &map.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_nonce(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(DPOP_NONCE_HEADER, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn remembers_the_latest_nonce_per_origin() {
+        let n = Nonces::default();
+        assert!(n.get("https://a").is_none());
+        n.update("https://a", &with_nonce(&["one"]));
+        n.update("https://b", &with_nonce(&["two"]));
+        n.update("https://a", &with_nonce(&["three"]));
+        assert_eq!(n.get("https://a").as_deref(), Some("three"));
+        assert_eq!(n.get("https://b").as_deref(), Some("two"));
+        // A response without a nonce keeps the last one.
+        assert!(n.update("https://a", &HeaderMap::new()).is_none());
+        assert_eq!(n.get("https://a").as_deref(), Some("three"));
+    }
+
+    #[test]
+    fn malformed_repeated_and_huge_nonces_are_ignored() {
+        assert!(nonce_in(&with_nonce(&["a", "b"])).is_none());
+        assert!(nonce_in(&with_nonce(&["has space"])).is_none());
+        assert!(nonce_in(&with_nonce(&["quo\"te"])).is_none());
+        assert!(nonce_in(&with_nonce(&[&"x".repeat(MAX_NONCE_LEN + 1)])).is_none());
+        assert_eq!(nonce_in(&with_nonce(&["eyJ7S_zG.eyJH0-Z"])), Some("eyJ7S_zG.eyJH0-Z"));
+    }
+
+    #[test]
+    fn the_number_of_origins_is_bounded() {
+        let n = Nonces::default();
+        for i in 0..MAX_ORIGINS + 10 {
+            n.update(&format!("https://h{i}"), &with_nonce(&["n"]));
+        }
+        assert!(n.get("https://h0").is_none());
+        assert!(n.get(&format!("https://h{}", MAX_ORIGINS + 9)).is_some());
+        assert_eq!(n.by_origin.lock().unwrap().len(), MAX_ORIGINS);
+    }
+}
