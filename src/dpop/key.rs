@@ -112,6 +112,19 @@ impl DpopKey {
         Err(Error::Internal("DpopKey::proof: not yet".into()))
     }
 
+    /// [`proof`](Self::proof) for a resource request whose token's `ath` is already known.
+    pub(crate) fn proof_with_ath(
+        &self,
+        method: &str,
+        url: &str,
+        issued_at: u64,
+        ath: &str,
+        nonce: Option<&str>,
+    ) -> Result<String> {
+        let _ = (method, url, issued_at, ath, nonce);
+        Err(Error::Internal("DpopKey::proof_with_ath: not yet".into()))
+    }
+
     /// The private key as a PKCS#8 DER document, for stores (which seal it when they encrypt).
     pub(crate) fn to_pkcs8_der(&self) -> Zeroizing<Vec<u8>> {
         Zeroizing::new(Vec::new())
