@@ -40,7 +40,7 @@ mod nonce;
 
 pub use config::Dpop;
 pub use key::{DpopAlg, DpopKey};
-pub(crate) use nonce::Nonces;
+pub(crate) use nonce::{Nonces, nonce_in};
 
 /// The `DPoP` request header, which carries a proof.
 pub const DPOP_HEADER: http::HeaderName = http::HeaderName::from_static("dpop");
