@@ -20,7 +20,8 @@
 //! - parsing is one pass over the bytes: linear time, no recursion, never a panic.
 //!
 //! Scheme and parameter names are compared without regard to case; when a parameter appears
-//! twice in one challenge the first one counts.
+//! twice in one challenge the first one counts. Each field stands alone: parameters at the start
+//! of a field, before any scheme, are ignored rather than added to the field before.
 //!
 //! ```
 //! use http::{HeaderMap, HeaderValue, header::WWW_AUTHENTICATE};
@@ -223,15 +224,21 @@ impl Challenge {
 
 /// Renders the challenge as a `WWW-Authenticate` value: `scheme token68` or
 /// `scheme name="value", …` with every value a quoted string (`"` and `\` escaped), which
-/// [`Challenges::from_value`] reads back to the same parameters.
+/// [`Challenges::from_value`] reads back to the same challenge when the scheme, the parameter
+/// names and the `token68` are tokens (as they are in every challenge parsed from a response).
+/// A parsed challenge may have both a `token68` and parameters after it (`Foo abc, x=y`, which
+/// RFC 9110 does not allow); both are rendered then.
 impl fmt::Display for Challenge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.scheme)?;
+        let mut separator = " ";
         if let Some(token68) = &self.token68 {
-            return write!(f, " {token68}");
+            write!(f, " {token68}")?;
+            separator = ", ";
         }
-        for (i, (name, value)) in self.params.iter().enumerate() {
-            f.write_str(if i == 0 { " " } else { ", " })?;
+        for (name, value) in &self.params {
+            f.write_str(separator)?;
+            separator = ", ";
             write!(f, "{name}=\"")?;
             for c in value.chars() {
                 if c == '"' || c == '\\' {
@@ -349,6 +356,9 @@ struct Parser {
 
 impl Parser {
     fn field(&mut self, bytes: &[u8]) {
+        // Each field stands alone: parameters before its first scheme belong to no challenge,
+        // not to the last one of the field before.
+        let first = self.out.len();
         // Whether the last challenge may still take a token68: right after its scheme, with
         // only whitespace in between. A new field starts no challenge of its own.
         let mut fresh = false;
@@ -396,7 +406,9 @@ impl Parser {
                 continue;
             }
             let (value, next) = read_value(bytes, value_at);
-            self.param(word, value);
+            if self.out.len() > first {
+                self.param(word, value);
+            }
             fresh = false;
             at = next;
         }
@@ -425,7 +437,6 @@ impl Parser {
     }
 
     fn param(&mut self, name: &[u8], value: Vec<u8>) {
-        // A parameter before any scheme belongs to no challenge.
         if let Some(last) = self.out.last_mut()
             && value.len() <= MAX_VALUE_LEN
         {
@@ -559,9 +570,16 @@ mod tests {
         // `abc=` at the end of a challenge is a padded token68; in the middle, a parameter.
         assert_eq!(parse("Foo abc=")[0].token68(), Some("abc="));
         assert_eq!(parse("Foo abc=def")[0].param("abc"), Some("def"));
-        // A token68 does not continue into a new field.
+        // A token68 does not continue into a new field, nor do parameters.
         let c = Challenges::from_headers(&headers(&["Basic", "abc"]));
         assert_eq!(c.len(), 2);
+        let c = Challenges::from_headers(&headers(&[
+            r#"Bearer realm="x""#,
+            r#"error="invalid_request", DPoP"#,
+        ]));
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].error(), None);
+        assert_eq!(c[1].params().count(), 0);
     }
 
     #[test]
@@ -633,6 +651,12 @@ mod tests {
         assert_eq!(Challenges::from_value(&c.to_string()).into_vec(), [c]);
         let n = Challenge::new("Newauth").with_token68("abc==");
         assert_eq!(Challenges::from_value(&n.to_string()).into_vec(), [n]);
+        // A token68 with parameters after it (not allowed, but read): both are rendered.
+        let both = parse("Foo abc, x=y");
+        assert_eq!(both[0].token68(), Some("abc"));
+        assert_eq!(both[0].param("x"), Some("y"));
+        assert_eq!(both[0].to_string(), r#"Foo abc, x="y""#);
+        assert_eq!(parse(&both[0].to_string()), both);
     }
 
     #[test]
