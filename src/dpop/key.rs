@@ -113,16 +113,27 @@ struct KeyInner {
     header: String,
 }
 
-/// A signature: on the stack for ECDSA and Ed25519, as long as the modulus for RSA.
+/// A signature: on the stack for ECDSA and Ed25519 (64 bytes each), as long as the modulus for
+/// RSA.
 enum SignatureBytes {
-    Fixed(Signature),
+    Fixed([u8; 64]),
     Rsa(Vec<u8>),
+}
+
+impl SignatureBytes {
+    fn fixed(signature: &Signature) -> Result<Self> {
+        let bytes = signature
+            .as_ref()
+            .try_into()
+            .map_err(|_| Error::Internal("dpop: a signature of an unexpected length".into()))?;
+        Ok(Self::Fixed(bytes))
+    }
 }
 
 impl AsRef<[u8]> for SignatureBytes {
     fn as_ref(&self) -> &[u8] {
         match self {
-            Self::Fixed(signature) => signature.as_ref(),
+            Self::Fixed(signature) => signature,
             Self::Rsa(signature) => signature,
         }
     }
@@ -156,12 +167,12 @@ impl Signer {
     /// The JWS signature of `message`.
     fn sign(&self, message: &[u8]) -> Result<SignatureBytes> {
         let failed = |_| Error::Internal("dpop: signing the proof failed".into());
-        Ok(match self {
+        match self {
             // JWS wants the fixed-size `r || s` form, which the FIXED algorithm gives.
             Self::Es256(pair) => {
-                SignatureBytes::Fixed(pair.sign(&SystemRandom::new(), message).map_err(failed)?)
+                SignatureBytes::fixed(&pair.sign(&SystemRandom::new(), message).map_err(failed)?)
             }
-            Self::EdDsa(pair) => SignatureBytes::Fixed(pair.try_sign(message).map_err(failed)?),
+            Self::EdDsa(pair) => SignatureBytes::fixed(&pair.try_sign(message).map_err(failed)?),
             Self::Ps256(pair) => {
                 let mut signature = vec![0u8; pair.public_modulus_len()];
                 pair.sign(
@@ -171,9 +182,9 @@ impl Signer {
                     &mut signature,
                 )
                 .map_err(failed)?;
-                SignatureBytes::Rsa(signature)
+                Ok(SignatureBytes::Rsa(signature))
             }
-        })
+        }
     }
 
     /// The public key as a JWK with only the members RFC 7518 §6 defines for public keys.
