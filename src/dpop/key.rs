@@ -933,6 +933,20 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_shared_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<DpopKey>();
+        let key = DpopKey::generate(DpopAlg::EdDSA).unwrap();
+        let other = key.clone();
+        let proof =
+            std::thread::spawn(move || other.proof("GET", "https://a.example/", 1, None, None))
+                .join()
+                .unwrap()
+                .unwrap();
+        verify(&proof, DpopAlg::EdDSA);
+    }
+
+    #[test]
     fn algorithm_names() {
         for alg in ALGS {
             assert_eq!(DpopAlg::from_name(alg.as_str()), Some(alg));
