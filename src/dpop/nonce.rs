@@ -22,7 +22,10 @@ pub(crate) struct Nonces {
 impl Nonces {
     /// The latest nonce `origin` (`scheme://host:port`) gave, if any.
     pub(crate) fn get(&self, origin: &str) -> Option<Arc<str>> {
-        let map = self.by_origin.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self
+            .by_origin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         map.iter()
             .find(|(o, _)| o == origin)
             .map(|(_, n)| n.clone())
@@ -32,7 +35,10 @@ impl Nonces {
     /// and returns it.
     pub(crate) fn update(&self, origin: &str, headers: &HeaderMap) -> Option<Arc<str>> {
         let nonce = nonce_in(headers)?;
-        let mut map = self.by_origin.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self
+            .by_origin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = map.iter_mut().find(|(o, _)| o == origin) {
             if *entry.1 != *nonce {
                 entry.1 = Arc::from(nonce);
@@ -67,7 +73,10 @@ pub(crate) fn nonce_in(headers: &HeaderMap) -> Option<&str> {
 
 impl std::fmt::Debug for Nonces {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let map = self.by_origin.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self
+            .by_origin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("Nonces")
             .field("origins", &map.len())
             .finish()
@@ -106,7 +115,10 @@ mod tests {
         assert!(nonce_in(&with_nonce(&["has space"])).is_none());
         assert!(nonce_in(&with_nonce(&["quo\"te"])).is_none());
         assert!(nonce_in(&with_nonce(&[&"x".repeat(MAX_NONCE_LEN + 1)])).is_none());
-        assert_eq!(nonce_in(&with_nonce(&["eyJ7S_zG.eyJH0-Z"])), Some("eyJ7S_zG.eyJH0-Z"));
+        assert_eq!(
+            nonce_in(&with_nonce(&["eyJ7S_zG.eyJH0-Z"])),
+            Some("eyJ7S_zG.eyJH0-Z")
+        );
     }
 
     #[test]

@@ -53,6 +53,7 @@ fn document(shared: &Shared) -> Value {
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": config.send_iss,
+        "dpop_signing_alg_values_supported": super::dpop::ALGS.split(' ').collect::<Vec<_>>(),
     });
     #[cfg(feature = "jwt")]
     {
