@@ -3211,7 +3211,14 @@ async fn the_resource_refuses_bad_proofs_and_bound_tokens_sent_as_bearer() {
     // Each bad proof.
     let other = Prover::eddsa();
     let replayed = prover.resource_proof("GET", &url, &token, json!({}));
-    let ok = resource_with(&server, "/api/hello", "DPoP", &token, &[replayed.clone()]).await;
+    let ok = resource_with(
+        &server,
+        "/api/hello",
+        "DPoP",
+        &token,
+        std::slice::from_ref(&replayed),
+    )
+    .await;
     assert_eq!(ok.status, StatusCode::OK);
     let cases: Vec<(&str, Vec<String>, &str)> = vec![
         (

@@ -157,10 +157,12 @@ fn verify(
     if without_query(htu).is_none() || without_query(htu) != without_query(expect.url) {
         return Err(Refusal::Invalid("the proof's htu is not the request's URL"));
     }
+    // A NumericDate may have a fraction (RFC 7519 §2).
     let iat = claims
         .get("iat")
-        .and_then(Value::as_u64)
-        .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+        .and_then(Value::as_f64)
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .map(|since_epoch| UNIX_EPOCH + since_epoch)
         .ok_or(Refusal::Invalid("the proof has no numeric iat"))?;
     let now = shared.config.clock.now_utc();
     let skew = now
