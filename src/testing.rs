@@ -234,6 +234,7 @@ impl TestServer {
             assertion_issuers: HashMap::new(),
             exchange_audiences: Vec::new(),
             numbered_access_tokens: None,
+            support_dpop: true,
             require_dpop: false,
             require_dpop_nonce: false,
             require_resource_dpop_nonce: false,
@@ -513,6 +514,7 @@ pub struct TestServerBuilder {
     assertion_issuers: HashMap<String, assertion::TrustedKey>,
     exchange_audiences: Vec<String>,
     numbered_access_tokens: Option<String>,
+    support_dpop: bool,
     require_dpop: bool,
     require_dpop_nonce: bool,
     require_resource_dpop_nonce: bool,
@@ -816,6 +818,17 @@ impl TestServerBuilder {
         self
     }
 
+    /// Whether the server knows DPoP at all. Default: `true`. When `false` it behaves like a
+    /// server that predates RFC 9449: the token endpoint ignores `DPoP` headers and issues
+    /// `token_type` `Bearer` (the log records the proof as not checked), the metadata omits
+    /// `dpop_signing_alg_values_supported`, and the resource treats the `DPoP` scheme as
+    /// unknown (401 `Bearer`). For testing what a client does when it asked for DPoP and got
+    /// a bearer token.
+    pub fn support_dpop(mut self, support: bool) -> Self {
+        self.support_dpop = support;
+        self
+    }
+
     /// Whether every token request must carry a DPoP proof ([RFC 9449]). Default: `false`:
     /// a request with a proof gets DPoP-bound tokens, one without gets bearer tokens. When
     /// `true`, a token request without a `DPoP` header gets 400 `invalid_dpop_proof`, and a
@@ -1037,6 +1050,7 @@ impl TestServerBuilder {
             device_code_lifetime: self.device_code_lifetime,
             device_interval: self.device_interval,
             enforce_slow_down: self.enforce_slow_down,
+            support_dpop: self.support_dpop,
             require_dpop: self.require_dpop,
             require_dpop_nonce: self.require_dpop_nonce,
             require_resource_dpop_nonce: self.require_resource_dpop_nonce,
@@ -1073,6 +1087,7 @@ impl fmt::Debug for TestServerBuilder {
             .field("enforce_slow_down", &self.enforce_slow_down)
             .field("exchange_audiences", &self.exchange_audiences)
             .field("numbered_access_tokens", &self.numbered_access_tokens)
+            .field("support_dpop", &self.support_dpop)
             .field("require_dpop", &self.require_dpop)
             .field("require_dpop_nonce", &self.require_dpop_nonce)
             .field(

@@ -3740,3 +3740,39 @@ async fn claims_challenges_are_met_by_a_token_requested_with_those_claims() {
     .await;
     assert_eq!(bad.error(), "invalid_request");
 }
+
+#[tokio::test]
+async fn a_server_without_dpop_ignores_proofs_and_issues_bearer_tokens() {
+    let server = registered().support_dpop(false).start().await.unwrap();
+    let prover = Prover::es256();
+    let proof = prover.proof("POST", &server.token_url(), json!({}));
+    let answer = dpop_client_credentials(&server, Some(proof), "read").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.str("token_type"), "Bearer");
+    let logged = server.token_request_log().pop().unwrap();
+    assert_eq!(logged.token_type.as_deref(), Some("Bearer"));
+    let proof = logged.dpop.unwrap();
+    assert_eq!(proof.jkt, Some(prover.jkt()));
+    assert!(!proof.is_valid());
+    let token = answer.str("access_token");
+    assert_eq!(server.access_token_info(token).unwrap().jkt, None);
+    assert_eq!(
+        get_resource(&server, "/api/hello", Some(token))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let dpop = dpop_get(&server, &prover, "/api/hello", token, json!({})).await;
+    assert_eq!(dpop.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(dpop.challenge(), "Bearer");
+    let document = reqwest::get(format!(
+        "{}/.well-known/oauth-authorization-server",
+        server.url()
+    ))
+    .await
+    .unwrap()
+    .json::<Value>()
+    .await
+    .unwrap();
+    assert_eq!(document.get("dpop_signing_alg_values_supported"), None);
+}

@@ -243,7 +243,7 @@ pub(super) fn access_token_hash(token: &str) -> String {
 
 impl RecordedProof {
     /// What a proof says, read without verifying it, for the records.
-    fn read(proof: &str) -> Self {
+    pub(super) fn read(proof: &str) -> Self {
         let header = unverified_header(proof).unwrap_or_default();
         let claims = unverified_claims(proof).unwrap_or_default();
         let text = |map: &Map<String, Value>, name: &str| {

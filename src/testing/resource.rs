@@ -61,6 +61,9 @@ fn resource_answer(
     let (scheme, token) = match authorizations.as_slice() {
         [] => return (no_credentials(config.require_dpop), None),
         [value] => match credentials(value) {
+            Credentials::Token(Scheme::DPoP, _) if !config.support_dpop => {
+                return (no_credentials(false), None);
+            }
             Credentials::Token(scheme, token) => (scheme, token),
             Credentials::OtherScheme => return (no_credentials(config.require_dpop), None),
             Credentials::Malformed => {

@@ -58,6 +58,8 @@ pub(super) struct Config {
     /// The `interval` sent; `None` omits it and clients wait 5 s (RFC 8628 §3.5).
     pub(super) device_interval: Option<Duration>,
     pub(super) enforce_slow_down: bool,
+    /// Whether DPoP is known at all; when not, proofs are ignored and tokens are bearer tokens.
+    pub(super) support_dpop: bool,
     /// Token requests without a DPoP proof are refused.
     pub(super) require_dpop: bool,
     /// DPoP proofs at the token endpoint must carry its current nonce.

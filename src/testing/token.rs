@@ -12,7 +12,6 @@ use serde_json::Value;
 
 use crate::client::AuthMethod;
 
-use super::RecordedTokenRequest;
 use super::authorization;
 use super::client_auth::authenticate;
 use super::device::{self, DEVICE_CODE_GRANT};
@@ -23,6 +22,7 @@ use super::jwt_bearer::{self, JWT_BEARER_GRANT};
 use super::reply::{OAuthError, Response, json_response, no_store, token_answer};
 use super::state::{Grant, Shared};
 use super::token_exchange::{self, TOKEN_EXCHANGE_GRANT};
+use super::{RecordedProof, RecordedTokenRequest};
 
 /// `POST /token`: counts and records the request, checks its DPoP proof, then runs the grant.
 pub(super) fn endpoint(shared: &Shared, parts: &Parts, body: &[u8]) -> Response {
@@ -52,9 +52,19 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts, body: &[u8]) -> Response 
         access_token: None,
         nonce: nonce.as_deref(),
     };
-    let (proof, outcome) = match dpop::check(shared, &parts.headers, &expect) {
-        Some((record, outcome)) => (Some(record), Some(outcome)),
-        None => (None, None),
+    let (proof, outcome) = if !config.support_dpop {
+        // A server that does not know DPoP ignores the header and issues bearer tokens.
+        let proof = parts.headers.get(dpop::DPOP).map(|value| {
+            let mut proof = RecordedProof::read(value.to_str().unwrap_or(""));
+            proof.problem = Some("not checked: this server does not support DPoP".to_owned());
+            proof
+        });
+        (proof, None)
+    } else {
+        match dpop::check(shared, &parts.headers, &expect) {
+            Some((record, outcome)) => (Some(record), Some(outcome)),
+            None => (None, None),
+        }
     };
     if config.require_dpop_nonce && matches!(outcome, Some(Ok(_))) {
         shared.lock().token_nonce.used(config.dpop_nonce_uses);
