@@ -434,6 +434,20 @@ impl TestServer {
         state.resource_nonce.rotate();
     }
 
+    /// Starts (`Some`) or stops (`None`) demanding `claims` at exactly `path` while the server
+    /// runs, as [`TestServerBuilder::require_claims`] does from the start: the continuous
+    /// access evaluation case of a token that worked until the provider decided otherwise.
+    /// Claims that are not a JSON object make every token fail the check.
+    pub fn demand_claims(&self, path: &str, claims: Option<&str>) {
+        let mut state = self.shared.lock();
+        state.required_claims.retain(|(p, _)| p != path);
+        if let Some(claims) = claims {
+            state
+                .required_claims
+                .push((path.to_owned(), claims.to_owned()));
+        }
+    }
+
     /// Revokes every access token issued so far, as an administrator would: the resource
     /// answers `invalid_token` for them. Refresh tokens stay valid.
     pub fn revoke_all_access_tokens(&self) {

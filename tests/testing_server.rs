@@ -3731,6 +3731,31 @@ async fn claims_challenges_are_met_by_a_token_requested_with_those_claims() {
     let ok = get_resource(&server, "/api/cae", Some(redeemed.str("access_token"))).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
 
+    // Demanded while the server runs, and no longer.
+    let bearer = client_credentials_token(&server, "read").await;
+    let bearer = bearer.str("access_token");
+    assert_eq!(
+        get_resource(&server, "/api/live", Some(bearer))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    server.demand_claims("/api/live", Some(claims));
+    let live = get_resource(&server, "/api/live", Some(bearer)).await;
+    assert_eq!(live.challenge(), expected);
+    server.demand_claims("/api/live", None);
+    server.demand_claims("/api/cae", None);
+    assert_eq!(
+        get_resource(&server, "/api/live", Some(bearer))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_resource(&server, "/api/cae", Some(bearer)).await.status,
+        StatusCode::OK
+    );
+
     // A claims parameter that is not a JSON object is refused.
     let bad = post_token(
         &server,

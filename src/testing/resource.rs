@@ -172,8 +172,14 @@ fn resource_answer(
         return (response, proof);
     }
 
-    if let Some(required) = config.required_claims(path) {
-        let wanted = serde_json::from_str::<Value>(required).ok();
+    let required_claims = shared
+        .lock()
+        .required_claims
+        .iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, claims)| claims.clone());
+    if let Some(required) = required_claims {
+        let wanted = serde_json::from_str::<Value>(&required).ok();
         if wanted.is_none() || grant.claims != wanted {
             let challenge = format!(
                 r#"{scheme} error="insufficient_claims", claims="{}""#,

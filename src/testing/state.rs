@@ -72,8 +72,7 @@ pub(super) struct Config {
     pub(super) dpop_iat_window: Duration,
     /// `(path, requirement)`: a resource at exactly `path` needs a stronger sign-in.
     pub(super) required_authentication: Vec<(String, AuthRequirement)>,
-    /// `(path, claims JSON)`: a resource at exactly `path` needs a token requested with these
-    /// claims.
+    /// `(path, claims JSON)` set by the builder: the first [`State::required_claims`].
     pub(super) required_claims: Vec<(String, String)>,
 }
 
@@ -99,13 +98,6 @@ impl Config {
             .iter()
             .find(|(p, _)| p == path)
             .map(|(_, requirement)| requirement)
-    }
-
-    pub(super) fn required_claims(&self, path: &str) -> Option<&str> {
-        self.required_claims
-            .iter()
-            .find(|(p, _)| p == path)
-            .map(|(_, claims)| claims.as_str())
     }
 }
 
@@ -223,6 +215,9 @@ pub(super) struct State {
     pub(super) seen_proofs: HashMap<String, SystemTime>,
     pub(super) token_nonce: Nonce,
     pub(super) resource_nonce: Nonce,
+    /// `(path, claims JSON)`: a resource at exactly `path` needs a token requested with these
+    /// claims. Starts as the builder set it; tests change it while the server runs.
+    pub(super) required_claims: Vec<(String, String)>,
 }
 
 /// The tokens handed out by one successful token request.
@@ -336,12 +331,13 @@ pub(super) struct Shared {
 impl Shared {
     pub(super) fn new(config: Config) -> Self {
         Self {
-            config,
             state: Mutex::new(State {
                 token_nonce: Nonce::fresh().unwrap_or_default(),
                 resource_nonce: Nonce::fresh().unwrap_or_default(),
+                required_claims: config.required_claims.clone(),
                 ..State::default()
             }),
+            config,
         }
     }
 
