@@ -47,6 +47,14 @@
 //!     expires; `slow_down` to a poll that comes sooner than the interval after the previous
 //!     one, which also adds 5 s to the interval ([RFC 8628 §3.5]).
 //!   - Both issue an access token and a refresh token, with the scope of the authorization.
+//!   - Every grant takes a DPoP proof ([RFC 9449]) in a `DPoP` header, checked exactly, and
+//!     then issues `token_type` `DPoP` tokens bound to the proof's key; proofs can be required,
+//!     and so can nonces ([`TestServerBuilder::require_dpop`],
+//!     [`TestServerBuilder::require_dpop_nonce`]). Every request is recorded
+//!     ([`TestServer::token_request_log`]). A `claims` parameter (any grant) is kept with the
+//!     tokens.
+//!   - The authorization endpoint also takes `acr_values` (the automatic login meets the
+//!     first), `max_age`, `claims` and `dpop_jkt`, and records them with the code's tokens.
 //! - `POST /revoke` ([RFC 7009]): revokes an access or refresh token of the authenticated client
 //!   (a refresh token takes its access tokens along); 200 whether or not the token was known.
 //! - any path under `/api/` ([RFC 6750]): a protected resource. A valid bearer token gets 200 and
@@ -54,8 +62,14 @@
 //!   "body_len":..}`); no token gets 401 `WWW-Authenticate: Bearer`; an unknown, expired or
 //!   revoked token gets 401 `Bearer error="invalid_token"`; `/api/scoped` (and any path set
 //!   with [`TestServerBuilder::require_scope`]) gets 403 `Bearer error="insufficient_scope",
-//!   scope="admin"` unless the token has scope `admin`. Every request is recorded
-//!   ([`TestServer::resource_requests`]).
+//!   scope="admin"` unless the token has scope `admin`. A DPoP-bound token must come as
+//!   `Authorization: DPoP` with a valid proof (and the resource's own nonce when
+//!   [`TestServerBuilder::require_resource_dpop_nonce`] says so); sent as `Bearer` it gets 401
+//!   `DPoP error="invalid_token"`. Paths can also demand a stronger or fresher sign-in
+//!   ([`TestServerBuilder::require_acr`], [`TestServerBuilder::require_max_age`]: 401
+//!   `insufficient_user_authentication`, RFC 9470) or a token requested with given claims
+//!   ([`TestServerBuilder::require_claims`]: 401 `insufficient_claims`). Every request is
+//!   recorded ([`TestServer::resource_requests`]).
 //!
 //! Malformed requests get 400, bodies over 64 KiB get 413. Tokens, codes and device codes are
 //! random (256 bits; access tokens can be [numbered](TestServerBuilder::numbered_access_tokens)
@@ -143,6 +157,7 @@
 //! [RFC 7523 §2.1]: https://www.rfc-editor.org/rfc/rfc7523#section-2.1
 //! [RFC 8414]: https://www.rfc-editor.org/rfc/rfc8414
 //! [RFC 8693]: https://www.rfc-editor.org/rfc/rfc8693
+//! [RFC 9449]: https://www.rfc-editor.org/rfc/rfc9449
 
 #[cfg(feature = "jwt")]
 mod assertion;
@@ -150,6 +165,7 @@ mod authorization;
 mod client_auth;
 mod device;
 mod discovery;
+mod dpop;
 mod form;
 #[cfg(feature = "jwt")]
 mod jwt_bearer;
@@ -178,7 +194,7 @@ use crate::client::{AuthMethod, OAuthClient, OAuthClientBuilder};
 use crate::clock::{Clock, Sleep, SystemClock};
 use crate::error::{Error, Result};
 
-use state::{Config, Registration, Shared};
+use state::{AuthRequirement, Config, Registration, Shared};
 
 /// A running local authorization server and protected resource. See the [module
 /// docs](self) for what it answers.
@@ -218,6 +234,14 @@ impl TestServer {
             assertion_issuers: HashMap::new(),
             exchange_audiences: Vec::new(),
             numbered_access_tokens: None,
+            support_dpop: true,
+            require_dpop: false,
+            require_dpop_nonce: false,
+            require_resource_dpop_nonce: false,
+            dpop_nonce_uses: None,
+            dpop_iat_window: Duration::from_secs(60),
+            required_authentication: Vec::new(),
+            required_claims: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -366,6 +390,64 @@ impl TestServer {
         self.shared.lock().resource_requests.clone()
     }
 
+    /// Every request to the token endpoint so far, oldest first, failed ones included (except
+    /// bodies over 64 KiB): its grant type, what its DPoP proof said and why it was refused, the
+    /// status, the `error` code or the `token_type` issued.
+    pub fn token_request_log(&self) -> Vec<RecordedTokenRequest> {
+        self.shared.lock().token_request_log.clone()
+    }
+
+    /// What the server knows about the access token `access_token`: its client, scope, the
+    /// DPoP key it is bound to, the `acr` of the sign-in and the `claims` it was requested with.
+    /// `None` for a token the server never issued, or revoked; expired tokens are still known
+    /// until the next token is issued.
+    pub fn access_token_info(&self, access_token: &str) -> Option<AccessTokenInfo> {
+        let state = self.shared.lock();
+        let grant = &state.access_tokens.get(access_token)?.grant;
+        Some(AccessTokenInfo {
+            client_id: grant.client_id.clone(),
+            username: grant.username.clone(),
+            scope: grant.scope.clone(),
+            jkt: grant.jkt.clone(),
+            acr: grant.acr.clone(),
+            claims: grant.claims.as_ref().map(ToString::to_string),
+        })
+    }
+
+    /// The DPoP nonce the token endpoint currently demands (see
+    /// [`TestServerBuilder::require_dpop_nonce`]).
+    pub fn dpop_nonce(&self) -> String {
+        self.shared.lock().token_nonce.value.clone()
+    }
+
+    /// The DPoP nonce the protected resource currently demands (see
+    /// [`TestServerBuilder::require_resource_dpop_nonce`]).
+    pub fn resource_dpop_nonce(&self) -> String {
+        self.shared.lock().resource_nonce.value.clone()
+    }
+
+    /// Replaces both DPoP nonces now, as a server does when its nonces age: the next proof
+    /// with an old nonce gets `use_dpop_nonce` with the new one.
+    pub fn rotate_dpop_nonces(&self) {
+        let mut state = self.shared.lock();
+        state.token_nonce.rotate();
+        state.resource_nonce.rotate();
+    }
+
+    /// Starts (`Some`) or stops (`None`) demanding `claims` at exactly `path` while the server
+    /// runs, as [`TestServerBuilder::require_claims`] does from the start: the continuous
+    /// access evaluation case of a token that worked until the provider decided otherwise.
+    /// Claims that are not a JSON object make every token fail the check.
+    pub fn demand_claims(&self, path: &str, claims: Option<&str>) {
+        let mut state = self.shared.lock();
+        state.required_claims.retain(|(p, _)| p != path);
+        if let Some(claims) = claims {
+            state
+                .required_claims
+                .push((path.to_owned(), claims.to_owned()));
+        }
+    }
+
     /// Revokes every access token issued so far, as an administrator would: the resource
     /// answers `invalid_token` for them. Refresh tokens stay valid.
     pub fn revoke_all_access_tokens(&self) {
@@ -387,8 +469,8 @@ impl TestServer {
         }
     }
 
-    /// Sets every counter back to zero and forgets the recorded resource requests. Tokens are
-    /// kept.
+    /// Sets every counter back to zero and forgets the recorded resource and token requests.
+    /// Tokens, nonces and the DPoP replay cache are kept.
     pub fn reset_counts(&self) {
         let mut state = self.shared.lock();
         state.token_requests = 0;
@@ -398,6 +480,7 @@ impl TestServer {
         state.device_requests = 0;
         state.discovery_requests = 0;
         state.resource_requests.clear();
+        state.token_request_log.clear();
     }
 
     /// Stops the server and waits until its listener is closed. Dropping the server does the
@@ -445,6 +528,14 @@ pub struct TestServerBuilder {
     assertion_issuers: HashMap<String, assertion::TrustedKey>,
     exchange_audiences: Vec<String>,
     numbered_access_tokens: Option<String>,
+    support_dpop: bool,
+    require_dpop: bool,
+    require_dpop_nonce: bool,
+    require_resource_dpop_nonce: bool,
+    dpop_nonce_uses: Option<u32>,
+    dpop_iat_window: Duration,
+    required_authentication: Vec<(String, AuthRequirement)>,
+    required_claims: Vec<(String, String)>,
     /// Configuration errors found by a setter, reported by `start`.
     problems: Vec<String>,
 }
@@ -741,6 +832,151 @@ impl TestServerBuilder {
         self
     }
 
+    /// Whether the server knows DPoP at all. Default: `true`. When `false` it behaves like a
+    /// server that predates RFC 9449: the token endpoint ignores `DPoP` headers and issues
+    /// `token_type` `Bearer` (the log records the proof as not checked), the metadata omits
+    /// `dpop_signing_alg_values_supported`, and the resource treats the `DPoP` scheme as
+    /// unknown (401 `Bearer`). For testing what a client does when it asked for DPoP and got
+    /// a bearer token.
+    pub fn support_dpop(mut self, support: bool) -> Self {
+        self.support_dpop = support;
+        self
+    }
+
+    /// Whether every token request must carry a DPoP proof ([RFC 9449]). Default: `false`:
+    /// a request with a proof gets DPoP-bound tokens, one without gets bearer tokens. When
+    /// `true`, a token request without a `DPoP` header gets 400 `invalid_dpop_proof`, and a
+    /// resource request without credentials gets `DPoP algs="ES256 EdDSA PS256"` as a second
+    /// `WWW-Authenticate` challenge after `Bearer`.
+    ///
+    /// Whatever this says, a `DPoP` header is checked exactly at the token endpoint (every
+    /// grant) and at the resource: one header; `typ` `dpop+jwt`; `alg` ES256 (P-256), EdDSA
+    /// (Ed25519) or PS256; a public `jwk` that verifies the signature; `htm` the request's
+    /// method; `htu` the request's URL ignoring query and fragment (the token endpoint's URL;
+    /// at the resource `http://` + the `Host` header + the path); `iat` within
+    /// [`dpop_iat_window`](Self::dpop_iat_window) of the server's clock; a `jti` not accepted
+    /// before (token endpoint and resource share one replay cache); at the resource `ath`, the
+    /// hash of the access token; and `nonce` where nonces are demanded. A bad proof gets 400
+    /// `invalid_dpop_proof` at the token endpoint. A good one gets `token_type` `DPoP`: the
+    /// access and refresh tokens are bound to the key's thumbprint (`jkt`, [RFC 7638]). A bound
+    /// refresh token needs a proof by the same key (a missing proof gets `invalid_dpop_proof`,
+    /// another key `invalid_grant`), as does a code requested with `dpop_jkt`.
+    ///
+    /// At the resource a bound token must come as `Authorization: DPoP <token>` with a proof by
+    /// its key, or gets 401 `DPoP error="invalid_dpop_proof", algs="ES256 EdDSA PS256"`; sent
+    /// as `Bearer` (a stolen token) it gets 401 `DPoP error="invalid_token"`, as does an
+    /// unbound token sent as `DPoP`.
+    ///
+    /// [RFC 9449]: https://www.rfc-editor.org/rfc/rfc9449
+    /// [RFC 7638]: https://www.rfc-editor.org/rfc/rfc7638
+    pub fn require_dpop(mut self, require: bool) -> Self {
+        self.require_dpop = require;
+        self
+    }
+
+    /// Whether DPoP proofs at the token endpoint must carry the server's current nonce
+    /// ([RFC 9449 §8]). Default: `false`. When `true`, a proof without it (or with an old one)
+    /// gets 400 `{"error":"use_dpop_nonce"}`, and every answer of the token endpoint carries
+    /// the current nonce in `DPoP-Nonce` (after any rotation the request caused, so a client
+    /// that keeps the nonce of each answer is never challenged again). See
+    /// [`TestServer::dpop_nonce`], [`TestServer::rotate_dpop_nonces`] and
+    /// [`dpop_nonce_uses`](Self::dpop_nonce_uses).
+    ///
+    /// [RFC 9449 §8]: https://www.rfc-editor.org/rfc/rfc9449#section-8
+    pub fn require_dpop_nonce(mut self, require: bool) -> Self {
+        self.require_dpop_nonce = require;
+        self
+    }
+
+    /// Whether DPoP proofs at the protected resource must carry the resource's own nonce
+    /// ([RFC 9449 §9]), which differs from the token endpoint's. Default: `false`. When `true`,
+    /// a proof without it gets 401 `WWW-Authenticate: DPoP error="use_dpop_nonce",
+    /// algs="ES256 EdDSA PS256"`, and every resource answer carries the current nonce in
+    /// `DPoP-Nonce`. See [`TestServer::resource_dpop_nonce`].
+    ///
+    /// [RFC 9449 §9]: https://www.rfc-editor.org/rfc/rfc9449#section-9
+    pub fn require_resource_dpop_nonce(mut self, require: bool) -> Self {
+        self.require_resource_dpop_nonce = require;
+        self
+    }
+
+    /// Replaces a nonce (the token endpoint's or the resource's) after `uses` accepted proofs
+    /// carried it; the answer to the last of them already names the new one. `1` makes every
+    /// nonce single-use. Default: a nonce lives until
+    /// [`TestServer::rotate_dpop_nonces`]. `0` counts as `1`.
+    pub fn dpop_nonce_uses(mut self, uses: u32) -> Self {
+        self.dpop_nonce_uses = Some(uses.max(1));
+        self
+    }
+
+    /// How far a DPoP proof's `iat` may be from the server's clock, either way. Default: 60 s.
+    pub fn dpop_iat_window(mut self, window: Duration) -> Self {
+        self.dpop_iat_window = window;
+        self
+    }
+
+    /// Makes the resource at exactly `path` answer 401 `WWW-Authenticate: Bearer
+    /// error="insufficient_user_authentication", acr_values="<acr_values>"` ([RFC 9470]; the
+    /// `DPoP` scheme for a DPoP-bound token) unless the token's `acr` is one of the
+    /// space-separated `acr_values`. A token has an `acr` when it comes from an authorization
+    /// request with `acr_values`: the automatic login meets the first of them. Combines with
+    /// [`require_max_age`](Self::require_max_age) into one challenge.
+    ///
+    /// [RFC 9470]: https://www.rfc-editor.org/rfc/rfc9470
+    pub fn require_acr(mut self, path: impl Into<String>, acr_values: impl Into<String>) -> Self {
+        self.authentication_requirement(path.into()).acr_values = Some(acr_values.into());
+        self
+    }
+
+    /// Makes the resource at exactly `path` answer 401 `WWW-Authenticate: Bearer
+    /// error="insufficient_user_authentication", max_age=<seconds>` ([RFC 9470]) unless the
+    /// user signed in at most `max_age` ago by the server's clock. Only tokens from the
+    /// authorization code flow record a sign-in time (the automatic login, at `/authorize`),
+    /// so every other token gets the challenge. With [`require_acr`](Self::require_acr) the
+    /// challenge names both, `acr_values` first.
+    ///
+    /// [RFC 9470]: https://www.rfc-editor.org/rfc/rfc9470
+    pub fn require_max_age(mut self, path: impl Into<String>, max_age: Duration) -> Self {
+        self.authentication_requirement(path.into()).max_age = Some(max_age);
+        self
+    }
+
+    fn authentication_requirement(&mut self, path: String) -> &mut AuthRequirement {
+        let index = match self
+            .required_authentication
+            .iter()
+            .position(|(p, _)| *p == path)
+        {
+            Some(index) => index,
+            None => {
+                self.required_authentication
+                    .push((path, AuthRequirement::default()));
+                self.required_authentication.len() - 1
+            }
+        };
+        &mut self.required_authentication[index].1
+    }
+
+    /// Makes the resource at exactly `path` demand claims the way Microsoft Entra's continuous
+    /// access evaluation does: 401 `WWW-Authenticate: Bearer error="insufficient_claims",
+    /// claims="<base64 of claims>"` (standard base64 with padding; the `DPoP` scheme for a
+    /// DPoP-bound token) unless the token was issued for a token request (any grant) or an
+    /// authorization request whose `claims` parameter is this JSON (compared as JSON, so
+    /// spacing and member order do not matter). `claims` is a JSON object such as
+    /// `{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}`; one that is not
+    /// valid JSON makes [`start`](Self::start) fail.
+    pub fn require_claims(mut self, path: impl Into<String>, claims: impl Into<String>) -> Self {
+        let path = path.into();
+        let claims = claims.into();
+        if serde_json::from_str::<serde_json::Value>(&claims).map_or(true, |v| !v.is_object()) {
+            self.problems
+                .push(format!("require_claims for {path:?}: not a JSON object"));
+        }
+        self.required_claims.retain(|(p, _)| *p != path);
+        self.required_claims.push((path, claims));
+        self
+    }
+
     /// Binds `127.0.0.1` on a free port and starts serving on spawned tokio tasks. Fails with
     /// [`io::ErrorKind::InvalidInput`] when a client's secret does not fit its method, a
     /// `private_key_jwt` client has no usable public key (or a key was given for another
@@ -828,6 +1064,14 @@ impl TestServerBuilder {
             device_code_lifetime: self.device_code_lifetime,
             device_interval: self.device_interval,
             enforce_slow_down: self.enforce_slow_down,
+            support_dpop: self.support_dpop,
+            require_dpop: self.require_dpop,
+            require_dpop_nonce: self.require_dpop_nonce,
+            require_resource_dpop_nonce: self.require_resource_dpop_nonce,
+            dpop_nonce_uses: self.dpop_nonce_uses,
+            dpop_iat_window: self.dpop_iat_window,
+            required_authentication: self.required_authentication,
+            required_claims: self.required_claims,
         }));
         let task = tokio::spawn(server::serve(listener, Arc::clone(&shared)));
         Ok(TestServer { addr, shared, task })
@@ -857,6 +1101,17 @@ impl fmt::Debug for TestServerBuilder {
             .field("enforce_slow_down", &self.enforce_slow_down)
             .field("exchange_audiences", &self.exchange_audiences)
             .field("numbered_access_tokens", &self.numbered_access_tokens)
+            .field("support_dpop", &self.support_dpop)
+            .field("require_dpop", &self.require_dpop)
+            .field("require_dpop_nonce", &self.require_dpop_nonce)
+            .field(
+                "require_resource_dpop_nonce",
+                &self.require_resource_dpop_nonce,
+            )
+            .field("dpop_nonce_uses", &self.dpop_nonce_uses)
+            .field("dpop_iat_window", &self.dpop_iat_window)
+            .field("required_authentication", &self.required_authentication)
+            .field("required_claims", &self.required_claims)
             .finish_non_exhaustive()
     }
 }
@@ -879,6 +1134,11 @@ pub struct RecordedRequest {
     pub body: Bytes,
     /// The status the server answered with (200, 401, 403, 400).
     pub status: u16,
+    /// The DPoP proof, when the request carried a DPoP-bound token with the `DPoP` scheme and
+    /// a `DPoP` header; its `problem` says why it was refused.
+    pub dpop: Option<RecordedProof>,
+    /// The `WWW-Authenticate` challenge answered (the first, when there were several).
+    pub challenge: Option<String>,
 }
 
 impl RecordedRequest {
@@ -887,6 +1147,89 @@ impl RecordedRequest {
         let (scheme, token) = self.authorization.as_deref()?.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
     }
+
+    /// The token the request carried, if its `Authorization` header was `DPoP ...`.
+    pub fn dpop_token(&self) -> Option<&str> {
+        let (scheme, token) = self.authorization.as_deref()?.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("dpop").then(|| token.trim())
+    }
+
+    /// The scheme of the `Authorization` header (`Bearer`, `DPoP`, ...), as sent.
+    pub fn scheme(&self) -> Option<&str> {
+        let authorization = self.authorization.as_deref()?;
+        Some(
+            authorization
+                .split_once(' ')
+                .map_or(authorization, |(s, _)| s),
+        )
+    }
+}
+
+/// A DPoP proof as the server read it (without trusting it) and whether it passed, in
+/// [`RecordedRequest::dpop`] and [`RecordedTokenRequest::dpop`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordedProof {
+    /// The header's `alg`.
+    pub alg: Option<String>,
+    /// The JWK SHA-256 thumbprint (RFC 7638) of the header's `jwk`.
+    pub jkt: Option<String>,
+    /// The `htm` claim.
+    pub htm: Option<String>,
+    /// The `htu` claim, as sent.
+    pub htu: Option<String>,
+    /// The `jti` claim.
+    pub jti: Option<String>,
+    /// The `ath` claim.
+    pub ath: Option<String>,
+    /// The `nonce` claim.
+    pub nonce: Option<String>,
+    /// The `iat` claim, in seconds since the epoch.
+    pub iat: Option<u64>,
+    /// Why the proof was refused, in words; `None` when it passed every check.
+    pub problem: Option<String>,
+}
+
+impl RecordedProof {
+    /// Whether the proof passed every check.
+    pub fn is_valid(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// A request the token endpoint received, as [`TestServer::token_request_log`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordedTokenRequest {
+    /// The `grant_type` parameter.
+    pub grant_type: Option<String>,
+    /// The DPoP proof; `None` when the request had no `DPoP` header.
+    pub dpop: Option<RecordedProof>,
+    /// The status the server answered with.
+    pub status: u16,
+    /// The `error` code of a refused request (`invalid_dpop_proof`, `use_dpop_nonce`, ...).
+    pub error: Option<String>,
+    /// The `token_type` issued (`DPoP` or `Bearer`) when the request succeeded.
+    pub token_type: Option<String>,
+}
+
+/// What the server knows about an access token it issued, from
+/// [`TestServer::access_token_info`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccessTokenInfo {
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user it was issued for, if any.
+    pub username: Option<String>,
+    /// Its scope.
+    pub scope: Option<String>,
+    /// The thumbprint of the DPoP key it is bound to (`cnf.jkt`); `None` for a bearer token.
+    pub jkt: Option<String>,
+    /// The authentication context class of the sign-in (RFC 9470), from `acr_values`.
+    pub acr: Option<String>,
+    /// The `claims` parameter it was requested with, as compact JSON.
+    pub claims: Option<String>,
 }
 
 /// Whether a client authenticating with `method` has a secret.

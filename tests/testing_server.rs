@@ -2699,3 +2699,1105 @@ async fn token_exchange_refuses_unknown_tokens_and_targets() {
         other => panic!("not a server error: {other}"),
     }
 }
+
+// --- DPoP (RFC 9449) and the resource's challenges ---------------------------------------------
+//
+// The client side is written here by hand, independent of the crate's own DPoP code: proofs are
+// signed with jsonwebtoken and thumbprints computed from RFC 7638 directly.
+
+/// The public point of `EC_PRIVATE` (P-256), base64url.
+const EC_X: &str = "7MvaOV5gEfJ6x3yet6KJTNu8h68-sVAbWjoYmcYpod0";
+const EC_Y: &str = "8wNCuNEThlavruh0XTRQ_bG2vGI3Dr2buNLNhu4PB6k";
+
+/// A DPoP key held by the test: signs proofs by hand.
+struct Prover {
+    key: EncodingKey,
+    alg: JoseAlgorithm,
+    jwk: Value,
+}
+
+impl Prover {
+    fn es256() -> Self {
+        Self {
+            key: EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
+            alg: JoseAlgorithm::ES256,
+            jwk: json!({ "kty": "EC", "crv": "P-256", "x": EC_X, "y": EC_Y }),
+        }
+    }
+
+    fn eddsa() -> Self {
+        Self {
+            key: EncodingKey::from_ed_pem(test_keys::ED_KEY.as_bytes()).unwrap(),
+            alg: JoseAlgorithm::EdDSA,
+            jwk: json!({ "kty": "OKP", "crv": "Ed25519", "x": test_keys::ED_X }),
+        }
+    }
+
+    fn ps256() -> Self {
+        Self {
+            key: EncodingKey::from_rsa_pem(RSA_KEY.as_bytes()).unwrap(),
+            alg: JoseAlgorithm::PS256,
+            jwk: json!({ "kty": "RSA", "e": "AQAB", "n": test_keys::RSA_N }),
+        }
+    }
+
+    fn alg_name(&self) -> &'static str {
+        match self.alg {
+            JoseAlgorithm::ES256 => "ES256",
+            JoseAlgorithm::EdDSA => "EdDSA",
+            _ => "PS256",
+        }
+    }
+
+    /// RFC 7638: the required members in lexicographic order, no whitespace, SHA-256.
+    fn jkt(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let j = &self.jwk;
+        let canonical = match j["kty"].as_str().unwrap() {
+            "EC" => format!(
+                r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+                j["crv"].as_str().unwrap(),
+                j["x"].as_str().unwrap(),
+                j["y"].as_str().unwrap()
+            ),
+            "OKP" => format!(
+                r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
+                j["crv"].as_str().unwrap(),
+                j["x"].as_str().unwrap()
+            ),
+            _ => format!(
+                r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+                j["e"].as_str().unwrap(),
+                j["n"].as_str().unwrap()
+            ),
+        };
+        URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+    }
+
+    fn header(&self) -> Value {
+        json!({ "typ": "dpop+jwt", "alg": self.alg_name(), "jwk": self.jwk })
+    }
+
+    /// Fresh claims for `htm` `htu` now (by the system clock), with `extra` merged in (a `null`
+    /// removes a claim).
+    fn claims(&self, htm: &str, htu: &str, extra: Value) -> Value {
+        let mut claims = json!({
+            "jti": fresh_jti(),
+            "htm": htm,
+            "htu": htu,
+            "iat": std::time::SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs(),
+        });
+        for (name, value) in extra.as_object().unwrap() {
+            if value.is_null() {
+                claims.as_object_mut().unwrap().remove(name);
+            } else {
+                claims[name] = value.clone();
+            }
+        }
+        claims
+    }
+
+    /// A proof for `htm` `htu`, with `extra` claims.
+    fn proof(&self, htm: &str, htu: &str, extra: Value) -> String {
+        self.sign(&self.header(), &self.claims(htm, htu, extra))
+    }
+
+    /// A resource proof: `ath` of `token`.
+    fn resource_proof(&self, htm: &str, htu: &str, token: &str, extra: Value) -> String {
+        use sha2::{Digest, Sha256};
+        let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
+        let mut all = json!({ "ath": ath });
+        for (name, value) in extra.as_object().unwrap() {
+            all[name] = value.clone();
+        }
+        self.proof(htm, htu, all)
+    }
+
+    /// Any header and claims, signed with this key.
+    fn sign(&self, header: &Value, claims: &Value) -> String {
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &self.key, self.alg).unwrap();
+        format!("{message}.{signature}")
+    }
+}
+
+fn fresh_jti() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("jti-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The clients of [`server`], for servers with more settings.
+fn registered() -> oauth_layer::testing::TestServerBuilder {
+    TestServer::builder()
+        .client(
+            "basic-app",
+            Some(WEIRD_SECRET),
+            AuthMethod::ClientSecretBasic,
+        )
+        .client(
+            "post-app",
+            Some("post-secret"),
+            AuthMethod::ClientSecretPost,
+        )
+        .client("public-app", None, AuthMethod::None)
+        .user("alice", "wonderland")
+}
+
+/// A token request with each of `proofs` as a `DPoP` header.
+async fn post_token_with_proofs(
+    server: &TestServer,
+    basic_auth: Option<String>,
+    proofs: &[String],
+    pairs: &[(&str, &str)],
+) -> Answer {
+    let mut request = reqwest::Client::new()
+        .post(server.token_url())
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form(pairs));
+    if let Some(authorization) = basic_auth {
+        request = request.header(AUTHORIZATION, authorization);
+    }
+    for proof in proofs {
+        request = request.header("DPoP", proof);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+/// Client credentials for `basic-app` with `scope`, with the proof (if any).
+async fn dpop_client_credentials(
+    server: &TestServer,
+    proof: Option<String>,
+    scope: &str,
+) -> Answer {
+    let proofs: Vec<String> = proof.into_iter().collect();
+    post_token_with_proofs(
+        server,
+        Some(basic("basic-app", WEIRD_SECRET)),
+        &proofs,
+        &[("grant_type", "client_credentials"), ("scope", scope)],
+    )
+    .await
+}
+
+/// A DPoP-bound client credentials token with `scope`, made with `prover`.
+async fn dpop_token(server: &TestServer, prover: &Prover, scope: &str) -> String {
+    let proof = prover.proof("POST", &server.token_url(), json!({}));
+    let answer = dpop_client_credentials(server, Some(proof), scope).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.str("token_type"), "DPoP");
+    answer.str("access_token").to_owned()
+}
+
+/// `GET path` with `Authorization: {scheme} {token}` and each of `proofs` as a `DPoP` header.
+async fn resource_with(
+    server: &TestServer,
+    path: &str,
+    scheme: &str,
+    token: &str,
+    proofs: &[String],
+) -> Answer {
+    let mut request = reqwest::Client::new()
+        .get(server.resource_url(path))
+        .header(AUTHORIZATION, format!("{scheme} {token}"));
+    for proof in proofs {
+        request = request.header("DPoP", proof);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+/// `GET path` with the DPoP-bound `token` and a fresh proof by `prover`, plus `extra` claims.
+async fn dpop_get(
+    server: &TestServer,
+    prover: &Prover,
+    path: &str,
+    token: &str,
+    extra: Value,
+) -> Answer {
+    let proof = prover.resource_proof("GET", &server.resource_url(path), token, extra);
+    resource_with(server, path, "DPoP", token, &[proof]).await
+}
+
+const DPOP_ALGS: &str = r#"algs="ES256 EdDSA PS256""#;
+
+#[tokio::test]
+async fn a_dpop_proof_gets_a_bound_token_that_the_resource_accepts_with_a_proof() {
+    let server = server().await;
+    for prover in [Prover::es256(), Prover::eddsa(), Prover::ps256()] {
+        let token = dpop_token(&server, &prover, "read").await;
+        let info = server.access_token_info(&token).unwrap();
+        assert_eq!(info.jkt.as_deref(), Some(prover.jkt().as_str()));
+        assert_eq!(info.scope.as_deref(), Some("read"));
+
+        let logged = server.token_request_log().pop().unwrap();
+        assert_eq!(logged.grant_type.as_deref(), Some("client_credentials"));
+        assert_eq!(logged.status, 200);
+        assert_eq!(logged.token_type.as_deref(), Some("DPoP"));
+        let proof = logged.dpop.unwrap();
+        assert!(proof.is_valid(), "{:?}", proof.problem);
+        assert_eq!(proof.jkt.as_deref(), Some(prover.jkt().as_str()));
+        assert_eq!(proof.htu.as_deref(), Some(server.token_url().as_str()));
+        assert_eq!(proof.alg.as_deref(), Some(prover.alg_name()));
+
+        let ok = dpop_get(&server, &prover, "/api/hello", &token, json!({})).await;
+        assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+        assert_eq!(ok.str("token_type"), "DPoP");
+        assert_eq!(ok.str("jkt"), prover.jkt());
+        let recorded = server.resource_requests().pop().unwrap();
+        assert_eq!(recorded.scheme(), Some("DPoP"));
+        assert_eq!(recorded.dpop_token(), Some(token.as_str()));
+        assert!(recorded.dpop.unwrap().is_valid());
+        assert_eq!(recorded.challenge, None);
+    }
+    // Without a proof the same grant still issues bearer tokens.
+    let bearer = dpop_client_credentials(&server, None, "read").await;
+    assert_eq!(bearer.str("token_type"), "Bearer");
+    assert_eq!(server.token_request_log().pop().unwrap().dpop, None);
+    let document = reqwest::get(format!(
+        "{}/.well-known/oauth-authorization-server",
+        server.url()
+    ))
+    .await
+    .unwrap()
+    .json::<Value>()
+    .await
+    .unwrap();
+    assert_eq!(
+        document["dpop_signing_alg_values_supported"],
+        json!(["ES256", "EdDSA", "PS256"])
+    );
+}
+
+#[tokio::test]
+async fn the_token_endpoint_refuses_every_kind_of_bad_proof() {
+    let server = server().await;
+    let prover = Prover::es256();
+    let url = server.token_url();
+    let now = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = || prover.claims("POST", &url, json!({}));
+    let with_header = |change: Value| {
+        let mut header = prover.header();
+        for (name, value) in change.as_object().unwrap() {
+            header[name] = value.clone();
+        }
+        prover.sign(&header, &claims())
+    };
+    let mut private_jwk = prover.jwk.clone();
+    private_jwk["d"] = json!("3C3D7dVjrPBNfUBOiMX-2H7-vrllf2-MpZTksqDo6S8");
+    let unsigned = {
+        let header = json!({ "typ": "dpop+jwt", "alg": "none", "jwk": prover.jwk });
+        format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims().to_string())
+        )
+    };
+    let hs256 = {
+        let header =
+            json!({ "typ": "dpop+jwt", "alg": "HS256", "jwk": { "kty": "oct", "k": "c2VjcmV0" } });
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims().to_string())
+        );
+        let signature = jsonwebtoken::crypto::sign(
+            message.as_bytes(),
+            &EncodingKey::from_secret(b"secret"),
+            JoseAlgorithm::HS256,
+        )
+        .unwrap();
+        format!("{message}.{signature}")
+    };
+    // Signed by one Ed25519 key but naming another.
+    let other_key = {
+        let other_jwk = json!({ "kty": "OKP", "crv": "Ed25519", "x": test_keys::OTHER_ED_X });
+        Prover::eddsa().sign(
+            &json!({ "typ": "dpop+jwt", "alg": "EdDSA", "jwk": other_jwk }),
+            &claims(),
+        )
+    };
+    let forged_signature = {
+        let good = prover.proof("POST", &url, json!({}));
+        let (message, _) = good.rsplit_once('.').unwrap();
+        let other = prover.proof("POST", &url, json!({}));
+        format!("{message}.{}", other.rsplit_once('.').unwrap().1)
+    };
+    let replayed = prover.proof("POST", &url, json!({}));
+    let first = dpop_client_credentials(&server, Some(replayed.clone()), "read").await;
+    assert_eq!(first.status, StatusCode::OK);
+
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        ("typ JWT", vec![with_header(json!({ "typ": "JWT" }))], "typ"),
+        ("no typ", vec![with_header(json!({ "typ": null }))], "typ"),
+        ("alg none", vec![unsigned], "alg"),
+        ("alg HS256", vec![hs256], "alg"),
+        (
+            "private jwk",
+            vec![with_header(json!({ "jwk": private_jwk }))],
+            "private",
+        ),
+        ("no jwk", vec![with_header(json!({ "jwk": null }))], "jwk"),
+        (
+            "alg and key differ",
+            vec![with_header(json!({ "alg": "EdDSA" }))],
+            "jwk",
+        ),
+        ("another key's signature", vec![other_key], "signature"),
+        ("forged signature", vec![forged_signature], "signature"),
+        ("htm GET", vec![prover.proof("GET", &url, json!({}))], "htm"),
+        (
+            "htu of another endpoint",
+            vec![prover.proof("POST", &format!("{}/revoke", server.url()), json!({}))],
+            "htu",
+        ),
+        (
+            "htu of another host",
+            vec![prover.proof("POST", "http://example.com/token", json!({}))],
+            "htu",
+        ),
+        (
+            "no htu",
+            vec![prover.proof("POST", &url, json!({ "htu": null }))],
+            "htu",
+        ),
+        (
+            "no jti",
+            vec![prover.proof("POST", &url, json!({ "jti": null }))],
+            "jti",
+        ),
+        (
+            "no iat",
+            vec![prover.proof("POST", &url, json!({ "iat": null }))],
+            "iat",
+        ),
+        (
+            "iat too old",
+            vec![prover.proof("POST", &url, json!({ "iat": now - 120 }))],
+            "iat",
+        ),
+        (
+            "iat ahead",
+            vec![prover.proof("POST", &url, json!({ "iat": now + 120 }))],
+            "iat",
+        ),
+        ("replayed jti", vec![replayed], "replay"),
+        (
+            "two DPoP headers",
+            vec![
+                prover.proof("POST", &url, json!({})),
+                prover.proof("POST", &url, json!({})),
+            ],
+            "more than one",
+        ),
+        ("not a JWT", vec!["garbage".to_owned()], "JWS"),
+    ];
+    for (name, proofs, why) in cases {
+        let answer = post_token_with_proofs(
+            &server,
+            Some(basic("basic-app", WEIRD_SECRET)),
+            &proofs,
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{name}");
+        assert_eq!(answer.error(), "invalid_dpop_proof", "{name}");
+        let logged = server.token_request_log().pop().unwrap();
+        assert_eq!(
+            logged.error.as_deref(),
+            Some("invalid_dpop_proof"),
+            "{name}"
+        );
+        let problem = logged.dpop.unwrap().problem.unwrap();
+        assert!(problem.contains(why), "{name}: {problem}");
+    }
+
+    // The query and fragment of htu are ignored, and so is the case of scheme and host.
+    let loose = url.replace("http://", "HTTP://") + "?x=1#frag";
+    let answer = dpop_client_credentials(
+        &server,
+        Some(prover.proof("POST", &loose, json!({}))),
+        "read",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+}
+
+#[tokio::test]
+async fn the_iat_window_follows_the_servers_clock() {
+    let clock = ManualClock::new();
+    let server = registered()
+        .clock(clock.clone())
+        .dpop_iat_window(Duration::from_secs(10))
+        .start()
+        .await
+        .unwrap();
+    let prover = Prover::es256();
+    let server_now = clock
+        .now_utc()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at = |iat: u64| prover.proof("POST", &server.token_url(), json!({ "iat": iat }));
+    let ok = dpop_client_credentials(&server, Some(at(server_now + 9)), "a").await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+    let late = dpop_client_credentials(&server, Some(at(server_now - 12)), "a").await;
+    assert_eq!(late.error(), "invalid_dpop_proof");
+}
+
+#[tokio::test]
+async fn require_dpop_refuses_token_requests_without_a_proof() {
+    let server = registered().require_dpop(true).start().await.unwrap();
+    let answer = dpop_client_credentials(&server, None, "read").await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.error(), "invalid_dpop_proof");
+    let logged = server.token_request_log().pop().unwrap();
+    assert_eq!(logged.dpop, None);
+    assert_eq!(logged.error.as_deref(), Some("invalid_dpop_proof"));
+    dpop_token(&server, &Prover::es256(), "read").await;
+
+    // The resource names DPoP as a second challenge to a request without credentials.
+    let bare = reqwest::get(server.resource_url("/api/hello"))
+        .await
+        .unwrap();
+    let challenges: Vec<_> = bare
+        .headers()
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        challenges,
+        ["Bearer".to_owned(), format!("DPoP {DPOP_ALGS}")]
+    );
+}
+
+#[tokio::test]
+async fn the_resource_refuses_bad_proofs_and_bound_tokens_sent_as_bearer() {
+    let server = server().await;
+    let prover = Prover::es256();
+    let token = dpop_token(&server, &prover, "read").await;
+    let url = server.resource_url("/api/hello");
+    let invalid_proof = format!(r#"DPoP error="invalid_dpop_proof", {DPOP_ALGS}"#);
+
+    // A stolen token presented as a bearer token.
+    let stolen = get_resource(&server, "/api/hello", Some(&token)).await;
+    assert_eq!(stolen.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(stolen.challenge(), r#"DPoP error="invalid_token""#);
+    // ... even with a valid proof next to it.
+    let proof = prover.resource_proof("GET", &url, &token, json!({}));
+    let stolen = resource_with(&server, "/api/hello", "Bearer", &token, &[proof]).await;
+    assert_eq!(stolen.challenge(), r#"DPoP error="invalid_token""#);
+
+    // The DPoP scheme without a proof.
+    let bare = resource_with(&server, "/api/hello", "DPoP", &token, &[]).await;
+    assert_eq!(bare.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(bare.challenge(), invalid_proof);
+
+    // A bearer token under the DPoP scheme is not bound.
+    let bearer = client_credentials_token(&server, "read").await;
+    let bearer = bearer.str("access_token");
+    let proof = prover.resource_proof("GET", &url, bearer, json!({}));
+    let unbound = resource_with(&server, "/api/hello", "DPoP", bearer, &[proof]).await;
+    assert_eq!(unbound.challenge(), r#"DPoP error="invalid_token""#);
+
+    // Each bad proof.
+    let other = Prover::eddsa();
+    let replayed = prover.resource_proof("GET", &url, &token, json!({}));
+    let ok = resource_with(
+        &server,
+        "/api/hello",
+        "DPoP",
+        &token,
+        std::slice::from_ref(&replayed),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "wrong htu",
+            vec![prover.resource_proof(
+                "GET",
+                &server.resource_url("/api/other"),
+                &token,
+                json!({}),
+            )],
+            "htu",
+        ),
+        (
+            "token endpoint htu",
+            vec![prover.resource_proof("GET", &server.token_url(), &token, json!({}))],
+            "htu",
+        ),
+        (
+            "wrong htm",
+            vec![prover.resource_proof("POST", &url, &token, json!({}))],
+            "htm",
+        ),
+        (
+            "wrong ath",
+            vec![prover.resource_proof("GET", &url, "another-token", json!({}))],
+            "ath",
+        ),
+        ("no ath", vec![prover.proof("GET", &url, json!({}))], "ath"),
+        ("replayed jti", vec![replayed], "replay"),
+        (
+            "another key",
+            vec![other.resource_proof("GET", &url, &token, json!({}))],
+            "key the token is bound to",
+        ),
+    ];
+    for (name, proofs, why) in cases {
+        let answer = resource_with(&server, "/api/hello", "DPoP", &token, &proofs).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{name}");
+        assert_eq!(answer.challenge(), invalid_proof, "{name}");
+        let recorded = server.resource_requests().pop().unwrap();
+        assert_eq!(recorded.challenge.as_deref(), Some(invalid_proof.as_str()));
+        let problem = recorded.dpop.unwrap().problem.unwrap();
+        assert!(problem.contains(why), "{name}: {problem}");
+    }
+
+    // The query is not part of htu.
+    let with_query = format!("{url}?page=2");
+    let proof = prover.resource_proof("GET", &url, &token, json!({}));
+    let answer = answer(
+        reqwest::Client::new()
+            .get(with_query)
+            .header(AUTHORIZATION, format!("DPoP {token}"))
+            .header("DPoP", proof)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+}
+
+#[tokio::test]
+async fn token_endpoint_nonces_are_demanded_sent_and_rotated() {
+    let server = registered()
+        .require_dpop_nonce(true)
+        .dpop_nonce_uses(1)
+        .start()
+        .await
+        .unwrap();
+    let prover = Prover::es256();
+    let url = server.token_url();
+    let nonce_of = |answer: &Answer| {
+        answer
+            .headers
+            .get("DPoP-Nonce")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    let first =
+        dpop_client_credentials(&server, Some(prover.proof("POST", &url, json!({}))), "a").await;
+    assert_eq!(first.status, StatusCode::BAD_REQUEST);
+    assert_eq!(first.json["error"], "use_dpop_nonce");
+    let n1 = nonce_of(&first);
+    assert_eq!(n1, server.dpop_nonce());
+    let logged = server.token_request_log().pop().unwrap();
+    assert_eq!(logged.error.as_deref(), Some("use_dpop_nonce"));
+    assert_eq!(logged.dpop.unwrap().nonce, None);
+
+    let retry = dpop_client_credentials(
+        &server,
+        Some(prover.proof("POST", &url, json!({ "nonce": n1 }))),
+        "a",
+    )
+    .await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.json);
+    // The nonce was single-use: the successful answer already names its successor.
+    let n2 = nonce_of(&retry);
+    assert_ne!(n2, n1);
+    assert_eq!(n2, server.dpop_nonce());
+    assert_eq!(
+        server
+            .token_request_log()
+            .pop()
+            .unwrap()
+            .dpop
+            .unwrap()
+            .nonce
+            .as_deref(),
+        Some(n1.as_str())
+    );
+
+    // A client that kept the nonce of the successful answer is not challenged again.
+    let next = dpop_client_credentials(
+        &server,
+        Some(prover.proof("POST", &url, json!({ "nonce": n2 }))),
+        "a",
+    )
+    .await;
+    assert_eq!(next.status, StatusCode::OK, "{}", next.json);
+    // A stale nonce is challenged.
+    let stale = dpop_client_credentials(
+        &server,
+        Some(prover.proof("POST", &url, json!({ "nonce": n1 }))),
+        "a",
+    )
+    .await;
+    assert_eq!(stale.json["error"], "use_dpop_nonce");
+
+    // Rotation by hand; a nonce-less request without a proof still gets the header.
+    let before = server.dpop_nonce();
+    server.rotate_dpop_nonces();
+    assert_ne!(server.dpop_nonce(), before);
+    let plain = dpop_client_credentials(&server, None, "a").await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert_eq!(nonce_of(&plain), server.dpop_nonce());
+}
+
+#[tokio::test]
+async fn resource_nonces_are_the_resources_own() {
+    let server = registered()
+        .require_resource_dpop_nonce(true)
+        .start()
+        .await
+        .unwrap();
+    let prover = Prover::es256();
+    // The token endpoint demands no nonce here.
+    let token = dpop_token(&server, &prover, "read").await;
+
+    let first = dpop_get(&server, &prover, "/api/hello", &token, json!({})).await;
+    assert_eq!(first.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        first.challenge(),
+        format!(r#"DPoP error="use_dpop_nonce", {DPOP_ALGS}"#)
+    );
+    let nonce = first
+        .headers
+        .get("DPoP-Nonce")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(nonce, server.resource_dpop_nonce());
+    assert_ne!(nonce, server.dpop_nonce());
+
+    let retry = dpop_get(
+        &server,
+        &prover,
+        "/api/hello",
+        &token,
+        json!({ "nonce": nonce }),
+    )
+    .await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.json);
+    assert_eq!(
+        retry.headers.get("DPoP-Nonce").unwrap().to_str().unwrap(),
+        nonce
+    );
+    let recorded = server.resource_requests();
+    assert_eq!(recorded[0].status, 401);
+    assert!(recorded[0].dpop.as_ref().unwrap().problem.is_some());
+    assert!(recorded[1].dpop.as_ref().unwrap().is_valid());
+
+    // Every resource answer carries the nonce, errors included.
+    let none = get_resource(&server, "/api/hello", None).await;
+    assert_eq!(
+        none.headers.get("DPoP-Nonce").unwrap().to_str().unwrap(),
+        nonce
+    );
+}
+
+#[tokio::test]
+async fn a_bound_refresh_token_needs_a_proof_by_the_same_key() {
+    let server = server().await;
+    let prover = Prover::es256();
+    let url = server.token_url();
+    let password = [
+        ("grant_type", "password"),
+        ("client_id", "post-app"),
+        ("client_secret", "post-secret"),
+        ("username", "alice"),
+        ("password", "wonderland"),
+    ];
+    let issued = post_token_with_proofs(
+        &server,
+        None,
+        &[prover.proof("POST", &url, json!({}))],
+        &password,
+    )
+    .await;
+    assert_eq!(issued.str("token_type"), "DPoP");
+    let refresh_token = issued.str("refresh_token");
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "post-app"),
+        ("client_secret", "post-secret"),
+        ("refresh_token", refresh_token),
+    ];
+
+    let without = post_token_with_proofs(&server, None, &[], &refresh).await;
+    assert_eq!(without.error(), "invalid_dpop_proof");
+    let other = Prover::eddsa().proof("POST", &url, json!({}));
+    let other_key = post_token_with_proofs(&server, None, &[other], &refresh).await;
+    assert_eq!(other_key.error(), "invalid_grant");
+
+    let same = post_token_with_proofs(
+        &server,
+        None,
+        &[prover.proof("POST", &url, json!({}))],
+        &refresh,
+    )
+    .await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.json);
+    assert_eq!(same.str("token_type"), "DPoP");
+    let info = server.access_token_info(same.str("access_token")).unwrap();
+    assert_eq!(info.jkt, Some(prover.jkt()));
+    assert_eq!(info.username.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn every_grant_binds_to_the_proofs_key() {
+    let server = server().await;
+    let prover = Prover::es256();
+    let url = server.token_url();
+
+    // Authorization code, with dpop_jkt binding the code to the key.
+    let (verifier, challenge) = pkce("dpop");
+    let jkt = prover.jkt();
+    let authorized = authorize(
+        &server,
+        &authorization_query(&challenge, &[("dpop_jkt", jkt.as_str())]),
+    )
+    .await;
+    let code = authorized.param("code").unwrap().to_owned();
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("client_id", "public-app"),
+        ("code", code.as_str()),
+        ("code_verifier", verifier.as_str()),
+        ("redirect_uri", LOOPBACK),
+    ];
+    let unproven = post_token_with_proofs(&server, None, &[], &pairs).await;
+    assert_eq!(unproven.error(), "invalid_dpop_proof");
+    let other = Prover::eddsa().proof("POST", &url, json!({}));
+    assert_eq!(
+        post_token_with_proofs(&server, None, &[other], &pairs)
+            .await
+            .error(),
+        "invalid_grant"
+    );
+    let redeemed = post_token_with_proofs(
+        &server,
+        None,
+        &[prover.proof("POST", &url, json!({}))],
+        &pairs,
+    )
+    .await;
+    assert_eq!(redeemed.status, StatusCode::OK, "{}", redeemed.json);
+    assert_eq!(redeemed.str("token_type"), "DPoP");
+    let info = server
+        .access_token_info(redeemed.str("access_token"))
+        .unwrap();
+    assert_eq!(info.jkt, Some(jkt.clone()));
+
+    // Token exchange of the bound token.
+    let subject = redeemed.str("access_token");
+    let exchanged = post_token_with_proofs(
+        &server,
+        Some(basic("basic-app", WEIRD_SECRET)),
+        &[prover.proof("POST", &url, json!({}))],
+        &[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", subject),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(exchanged.status, StatusCode::OK, "{}", exchanged.json);
+    assert_eq!(exchanged.str("token_type"), "DPoP");
+    assert_eq!(
+        server
+            .access_token_info(exchanged.str("access_token"))
+            .unwrap()
+            .jkt,
+        Some(jkt)
+    );
+}
+
+#[tokio::test]
+async fn scope_challenges_name_the_scope_in_the_tokens_scheme() {
+    let server = registered()
+        .require_scope("/api/admin", "admin")
+        .start()
+        .await
+        .unwrap();
+    let prover = Prover::es256();
+
+    let bearer = client_credentials_token(&server, "read").await;
+    let refused = get_resource(&server, "/api/admin", Some(bearer.str("access_token"))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        refused.challenge(),
+        r#"Bearer error="insufficient_scope", scope="admin""#
+    );
+
+    let bound = dpop_token(&server, &prover, "read").await;
+    let refused = dpop_get(&server, &prover, "/api/admin", &bound, json!({})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        refused.challenge(),
+        r#"DPoP error="insufficient_scope", scope="admin""#
+    );
+    assert_eq!(
+        server
+            .resource_requests()
+            .pop()
+            .unwrap()
+            .challenge
+            .as_deref(),
+        Some(r#"DPoP error="insufficient_scope", scope="admin""#)
+    );
+
+    // Client credentials grants what is asked, so a scope upgrade is one more request.
+    let upgraded = dpop_token(&server, &prover, "read admin").await;
+    let ok = dpop_get(&server, &prover, "/api/admin", &upgraded, json!({})).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+    assert_eq!(ok.str("scope"), "read admin");
+}
+
+#[tokio::test]
+async fn step_up_challenges_are_met_by_a_new_sign_in_with_acr_values() {
+    let clock = ManualClock::new();
+    let server = registered()
+        .clock(clock.clone())
+        .require_acr("/api/secure", "urn:mfa urn:hwk")
+        .require_max_age("/api/secure", Duration::from_secs(300))
+        .require_max_age("/api/fresh", Duration::from_secs(60))
+        .start()
+        .await
+        .unwrap();
+    let expected = r#"Bearer error="insufficient_user_authentication", acr_values="urn:mfa urn:hwk", max_age=300"#;
+
+    let machine = client_credentials_token(&server, "read").await;
+    let refused = get_resource(&server, "/api/secure", Some(machine.str("access_token"))).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.challenge(), expected);
+    let fresh = get_resource(&server, "/api/fresh", Some(machine.str("access_token"))).await;
+    assert_eq!(
+        fresh.challenge(),
+        r#"Bearer error="insufficient_user_authentication", max_age=60"#
+    );
+
+    // A sign-in without acr_values has no acr.
+    let (verifier, challenge) = pkce("plain-login");
+    let code = code_for(&server, &challenge).await;
+    let plain = redeem(&server, &code, Some(&verifier), Some(LOOPBACK)).await;
+    let plain = plain.str("access_token");
+    assert_eq!(server.access_token_info(plain).unwrap().acr, None);
+    assert_eq!(
+        get_resource(&server, "/api/secure", Some(plain))
+            .await
+            .challenge(),
+        expected
+    );
+    assert_eq!(
+        get_resource(&server, "/api/fresh", Some(plain))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // The step-up: acr_values and max_age on the authorization request.
+    let (verifier, challenge) = pkce("step-up");
+    let authorized = authorize(
+        &server,
+        &authorization_query(&challenge, &[("acr_values", "urn:mfa"), ("max_age", "0")]),
+    )
+    .await;
+    let code = authorized.param("code").unwrap();
+    let stepped = redeem(&server, code, Some(&verifier), Some(LOOPBACK)).await;
+    let stepped = stepped.str("access_token").to_owned();
+    assert_eq!(
+        server.access_token_info(&stepped).unwrap().acr.as_deref(),
+        Some("urn:mfa")
+    );
+    let ok = get_resource(&server, "/api/secure", Some(&stepped)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+    assert_eq!(ok.str("acr"), "urn:mfa");
+
+    // The sign-in ages by the server's clock.
+    clock.advance(Duration::from_secs(301));
+    assert_eq!(
+        get_resource(&server, "/api/secure", Some(&stepped))
+            .await
+            .challenge(),
+        expected
+    );
+
+    // A malformed max_age is refused.
+    let (_, challenge) = pkce("bad-max-age");
+    let bad = authorize(
+        &server,
+        &authorization_query(&challenge, &[("max_age", "soon")]),
+    )
+    .await;
+    assert_eq!(bad.param("error"), Some("invalid_request"));
+}
+
+#[tokio::test]
+async fn claims_challenges_are_met_by_a_token_requested_with_those_claims() {
+    let claims = r#"{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}"#;
+    let server = registered()
+        .require_claims("/api/cae", claims)
+        .start()
+        .await
+        .unwrap();
+    let expected = format!(
+        r#"Bearer error="insufficient_claims", claims="{}""#,
+        STANDARD.encode(claims)
+    );
+
+    let plain = client_credentials_token(&server, "read").await;
+    let refused = get_resource(&server, "/api/cae", Some(plain.str("access_token"))).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.challenge(), expected);
+
+    // The client decodes the challenge and asks with the JSON (spacing does not matter).
+    let encoded = refused
+        .challenge()
+        .split("claims=\"")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('"');
+    let decoded = String::from_utf8(STANDARD.decode(encoded).unwrap()).unwrap();
+    let spaced = decoded.replace(':', ": ");
+    let with_claims = post_token(
+        &server,
+        Some(basic("basic-app", WEIRD_SECRET)),
+        &[("grant_type", "client_credentials"), ("claims", &spaced)],
+    )
+    .await;
+    let token = with_claims.str("access_token");
+    assert_eq!(
+        server.access_token_info(token).unwrap().claims.as_deref(),
+        Some(claims)
+    );
+    let ok = get_resource(&server, "/api/cae", Some(token)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+
+    // Other claims do not satisfy it; a DPoP-bound token gets the DPoP scheme.
+    let prover = Prover::es256();
+    let proof = prover.proof("POST", &server.token_url(), json!({}));
+    let other = post_token_with_proofs(
+        &server,
+        Some(basic("basic-app", WEIRD_SECRET)),
+        &[proof],
+        &[
+            ("grant_type", "client_credentials"),
+            ("claims", r#"{"id_token":{}}"#),
+        ],
+    )
+    .await;
+    let refused = dpop_get(
+        &server,
+        &prover,
+        "/api/cae",
+        other.str("access_token"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(refused.challenge(), expected.replacen("Bearer", "DPoP", 1));
+
+    // Claims through the authorization request.
+    let (verifier, challenge) = pkce("cae");
+    let authorized = authorize(
+        &server,
+        &authorization_query(&challenge, &[("claims", claims)]),
+    )
+    .await;
+    let code = authorized.param("code").unwrap();
+    let redeemed = redeem(&server, code, Some(&verifier), Some(LOOPBACK)).await;
+    let ok = get_resource(&server, "/api/cae", Some(redeemed.str("access_token"))).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+
+    // Demanded while the server runs, and no longer.
+    let bearer = client_credentials_token(&server, "read").await;
+    let bearer = bearer.str("access_token");
+    assert_eq!(
+        get_resource(&server, "/api/live", Some(bearer))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    server.demand_claims("/api/live", Some(claims));
+    let live = get_resource(&server, "/api/live", Some(bearer)).await;
+    assert_eq!(live.challenge(), expected);
+    server.demand_claims("/api/live", None);
+    server.demand_claims("/api/cae", None);
+    assert_eq!(
+        get_resource(&server, "/api/live", Some(bearer))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_resource(&server, "/api/cae", Some(bearer)).await.status,
+        StatusCode::OK
+    );
+
+    // A claims parameter that is not a JSON object is refused.
+    let bad = post_token(
+        &server,
+        Some(basic("basic-app", WEIRD_SECRET)),
+        &[("grant_type", "client_credentials"), ("claims", "nope")],
+    )
+    .await;
+    assert_eq!(bad.error(), "invalid_request");
+}
+
+#[tokio::test]
+async fn a_server_without_dpop_ignores_proofs_and_issues_bearer_tokens() {
+    let server = registered().support_dpop(false).start().await.unwrap();
+    let prover = Prover::es256();
+    let proof = prover.proof("POST", &server.token_url(), json!({}));
+    let answer = dpop_client_credentials(&server, Some(proof), "read").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.str("token_type"), "Bearer");
+    let logged = server.token_request_log().pop().unwrap();
+    assert_eq!(logged.token_type.as_deref(), Some("Bearer"));
+    let proof = logged.dpop.unwrap();
+    assert_eq!(proof.jkt, Some(prover.jkt()));
+    assert!(!proof.is_valid());
+    let token = answer.str("access_token");
+    assert_eq!(server.access_token_info(token).unwrap().jkt, None);
+    assert_eq!(
+        get_resource(&server, "/api/hello", Some(token))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let dpop = dpop_get(&server, &prover, "/api/hello", token, json!({})).await;
+    assert_eq!(dpop.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(dpop.challenge(), "Bearer");
+    let document = reqwest::get(format!(
+        "{}/.well-known/oauth-authorization-server",
+        server.url()
+    ))
+    .await
+    .unwrap()
+    .json::<Value>()
+    .await
+    .unwrap();
+    assert_eq!(document.get("dpop_signing_alg_values_supported"), None);
+}

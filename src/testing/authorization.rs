@@ -125,6 +125,10 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
                 .get("login_hint")
                 .unwrap_or(&config.default_user)
                 .to_owned(),
+            acr: code.acr,
+            auth_time: config.clock.now_utc(),
+            claims: code.claims,
+            dpop_jkt: code.dpop_jkt,
             expires_at: config.clock.now() + AUTHORIZATION_CODE_LIFETIME,
             spent: false,
             grant_id: None,
@@ -138,6 +142,10 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
 struct Checked {
     challenge: Option<String>,
     scope: Option<String>,
+    /// The first of `acr_values`: the automatic login meets the preferred one.
+    acr: Option<String>,
+    claims: Option<Value>,
+    dpop_jkt: Option<String>,
 }
 
 type Refusal = (&'static str, &'static str);
@@ -192,7 +200,45 @@ fn check_authorization_request(query: &Query, require_pkce: bool) -> Result<Chec
             ));
         }
     };
-    Ok(Checked { challenge, scope })
+    // RFC 9470 §4 / OpenID Connect Core §3.1.2.1: the automatic login is always fresh, so any
+    // `max_age` is met; it only has to be a number.
+    if query
+        .get("max_age")
+        .is_some_and(|m| m.parse::<u64>().is_err())
+    {
+        return Err(("invalid_request", "max_age is not a number of seconds"));
+    }
+    let acr = query
+        .get("acr_values")
+        .and_then(|values| values.split(' ').find(|v| !v.is_empty()))
+        .map(str::to_owned);
+    let claims = match query.get("claims") {
+        None => None,
+        Some(raw) => Some(
+            serde_json::from_str::<Value>(raw)
+                .ok()
+                .filter(Value::is_object)
+                .ok_or(("invalid_request", "claims is not a JSON object"))?,
+        ),
+    };
+    // RFC 9449 §10: a JWK thumbprint, base64url of a SHA-256 hash.
+    let dpop_jkt = match query.get("dpop_jkt") {
+        None => None,
+        Some(jkt) if jkt.len() == 43 && URL_SAFE_NO_PAD.decode(jkt).is_ok() => Some(jkt.to_owned()),
+        Some(_) => {
+            return Err((
+                "invalid_request",
+                "dpop_jkt is not a JWK SHA-256 thumbprint",
+            ));
+        }
+    };
+    Ok(Checked {
+        challenge,
+        scope,
+        acr,
+        claims,
+        dpop_jkt,
+    })
 }
 
 /// Whether `uri` is an `http` URI on a loopback IP literal, any port (RFC 8252 §7.3). `localhost`
@@ -323,7 +369,11 @@ pub(super) fn code_grant(
     }
     let scope = record.scope.clone();
     let username = record.username.clone();
-    let grant = state.new_grant(client_id, Some(&username), scope.clone());
+    let (acr, auth_time, claims) = (record.acr.clone(), record.auth_time, record.claims.clone());
+    let mut grant = state.new_grant(client_id, Some(&username), scope.clone());
+    grant.acr = acr;
+    grant.auth_time = Some(auth_time);
+    grant.claims = claims;
     let grant_id = grant.id;
     let issued = state.issue(config, grant, scope.clone(), true);
     if issued.is_ok()

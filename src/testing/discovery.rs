@@ -40,7 +40,6 @@ fn document(shared: &Shared) -> Value {
         auth_methods.push(AuthMethod::PrivateKeyJwt.as_str());
         auth_methods.push(AuthMethod::ClientSecretJwt.as_str());
     }
-    #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]
     let mut document = json!({
         "issuer": config.issuer,
         "authorization_endpoint": url("/authorize"),
@@ -54,6 +53,10 @@ fn document(shared: &Shared) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": config.send_iss,
     });
+    if config.support_dpop {
+        document["dpop_signing_alg_values_supported"] =
+            json!(super::dpop::ALGS.split(' ').collect::<Vec<_>>());
+    }
     #[cfg(feature = "jwt")]
     {
         let algorithms = [

@@ -101,6 +101,16 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
     }
 
+    /// A DPoP proof that is missing, malformed or does not fit (RFC 9449 §5).
+    pub(super) fn invalid_dpop_proof(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", description)
+    }
+
+    /// The `error` code.
+    pub(super) fn code(&self) -> &'static str {
+        self.code
+    }
+
     /// One of the device grant's polling answers (RFC 8628 §3.5), all 400.
     pub(super) fn device(code: &'static str, description: &'static str) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, description)

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,7 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::client::AuthMethod;
 use crate::clock::Clock;
 
-use super::RecordedRequest;
+use super::dpop::Nonce;
+use super::{RecordedRequest, RecordedTokenRequest};
 
 /// A client registration.
 #[derive(Debug, Clone)]
@@ -57,6 +58,31 @@ pub(super) struct Config {
     /// The `interval` sent; `None` omits it and clients wait 5 s (RFC 8628 §3.5).
     pub(super) device_interval: Option<Duration>,
     pub(super) enforce_slow_down: bool,
+    /// Whether DPoP is known at all; when not, proofs are ignored and tokens are bearer tokens.
+    pub(super) support_dpop: bool,
+    /// Token requests without a DPoP proof are refused.
+    pub(super) require_dpop: bool,
+    /// DPoP proofs at the token endpoint must carry its current nonce.
+    pub(super) require_dpop_nonce: bool,
+    /// DPoP proofs at the resource must carry the resource's current nonce.
+    pub(super) require_resource_dpop_nonce: bool,
+    /// A nonce is replaced after this many accepted proofs; `None` keeps it until rotated.
+    pub(super) dpop_nonce_uses: Option<u32>,
+    /// How far a proof's `iat` may be from the server's clock, either way.
+    pub(super) dpop_iat_window: Duration,
+    /// `(path, requirement)`: a resource at exactly `path` needs a stronger sign-in.
+    pub(super) required_authentication: Vec<(String, AuthRequirement)>,
+    /// `(path, claims JSON)` set by the builder: the first [`State::required_claims`].
+    pub(super) required_claims: Vec<(String, String)>,
+}
+
+/// What a path asks of the sign-in behind a token (RFC 9470).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct AuthRequirement {
+    /// Space-separated `acr` values; the token's `acr` must be one of them.
+    pub(super) acr_values: Option<String>,
+    /// The sign-in must be at most this old.
+    pub(super) max_age: Option<Duration>,
 }
 
 impl Config {
@@ -65,6 +91,13 @@ impl Config {
             .iter()
             .find(|(p, _)| p == path)
             .map(|(_, scope)| scope.as_str())
+    }
+
+    pub(super) fn required_authentication(&self, path: &str) -> Option<&AuthRequirement> {
+        self.required_authentication
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, requirement)| requirement)
     }
 }
 
@@ -81,6 +114,14 @@ pub(super) struct Grant {
     pub(super) actor: Option<String>,
     /// The audiences and resources a token exchange issued the token for.
     pub(super) audience: Vec<String>,
+    /// The thumbprint of the DPoP key the tokens are bound to (`cnf.jkt`, RFC 9449 §6).
+    pub(super) jkt: Option<String>,
+    /// The authentication context class of the sign-in (RFC 9470), from `acr_values`.
+    pub(super) acr: Option<String>,
+    /// When the user signed in, for `max_age`.
+    pub(super) auth_time: Option<SystemTime>,
+    /// The `claims` parameter of the token or authorization request, parsed.
+    pub(super) claims: Option<serde_json::Value>,
 }
 
 #[derive(Debug)]
@@ -105,6 +146,14 @@ pub(super) struct AuthorizationCode {
     #[allow(dead_code)]
     pub(super) nonce: Option<String>,
     pub(super) username: String,
+    /// The first of the request's `acr_values`: the automatic login satisfies it.
+    pub(super) acr: Option<String>,
+    /// When the automatic login happened.
+    pub(super) auth_time: SystemTime,
+    /// The request's `claims` parameter, parsed.
+    pub(super) claims: Option<serde_json::Value>,
+    /// The request's `dpop_jkt` (RFC 9449 §10): the code may only be redeemed with this key.
+    pub(super) dpop_jkt: Option<String>,
     pub(super) expires_at: Instant,
     /// Set the first time the code is presented, whatever the outcome.
     pub(super) spent: bool,
@@ -160,6 +209,15 @@ pub(super) struct State {
     #[cfg(feature = "jwt")]
     pub(super) used_assertions: HashMap<(String, String), std::time::SystemTime>,
     pub(super) resource_requests: Vec<RecordedRequest>,
+    pub(super) token_request_log: Vec<RecordedTokenRequest>,
+    /// The `jti` of every DPoP proof accepted, with its `iat`: a second use is a replay.
+    /// Entries go once their `iat` is two windows old.
+    pub(super) seen_proofs: HashMap<String, SystemTime>,
+    pub(super) token_nonce: Nonce,
+    pub(super) resource_nonce: Nonce,
+    /// `(path, claims JSON)`: a resource at exactly `path` needs a token requested with these
+    /// claims. Starts as the builder set it; tests change it while the server runs.
+    pub(super) required_claims: Vec<(String, String)>,
 }
 
 /// The tokens handed out by one successful token request.
@@ -188,6 +246,10 @@ impl State {
             scope,
             actor: None,
             audience: Vec::new(),
+            jkt: None,
+            acr: None,
+            auth_time: None,
+            claims: None,
         }
     }
 
@@ -269,8 +331,13 @@ pub(super) struct Shared {
 impl Shared {
     pub(super) fn new(config: Config) -> Self {
         Self {
+            state: Mutex::new(State {
+                token_nonce: Nonce::fresh().unwrap_or_default(),
+                resource_nonce: Nonce::fresh().unwrap_or_default(),
+                required_claims: config.required_claims.clone(),
+                ..State::default()
+            }),
             config,
-            state: Mutex::new(State::default()),
         }
     }
 
