@@ -637,3 +637,89 @@ async fn the_key_is_stored_with_its_token_and_a_restarted_process_refreshes_with
     assert_eq!(seen.proofs()[0].jkt, jkt);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Against the crate's test server in its strictest mode: proofs required and checked exactly
+/// (signature, `htm`, `htu`, `iat`, `jti` replay, `ath`, the token's key), nonces required at
+/// the token endpoint and at the resource, each nonce good for one use only. Every request
+/// must carry the nonce of the response before it: only the very first request of each
+/// server meets a challenge.
+#[tokio::test]
+async fn a_strict_server_with_single_use_nonces_sees_one_challenge_per_server_and_no_more() {
+    use oauth_layer::AuthMethod;
+    use oauth_layer::testing::TestServer;
+    let server = TestServer::builder()
+        .client("svc", Some("s3cret"), AuthMethod::ClientSecretBasic)
+        .require_dpop(true)
+        .require_dpop_nonce(true)
+        .require_resource_dpop_nonce(true)
+        .dpop_nonce_uses(1)
+        .start()
+        .await
+        .unwrap();
+    let client = server
+        .oauth_client_builder("svc")
+        .unwrap()
+        .dpop(Dpop::new())
+        .build()
+        .unwrap();
+    let source = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+    let http = http(OAuthMiddleware::from_source(source.clone()));
+    for i in 0..5 {
+        let resp = http
+            .get(server.resource_url(&format!("/api/item/{i}?page={i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "request {i}");
+    }
+    let resp = http
+        .post(server.resource_url("/api/echo"))
+        .body("payload")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let token_log = server.token_request_log();
+    assert_eq!(token_log.len(), 2, "{token_log:?}");
+    assert_eq!(token_log[0].error.as_deref(), Some("use_dpop_nonce"));
+    assert_eq!(token_log[1].token_type.as_deref(), Some("DPoP"));
+    let resource_log = server.resource_requests();
+    assert_eq!(resource_log.len(), 7, "one nonce challenge, then straight through");
+    assert_eq!(resource_log[0].status, 401);
+    for request in &resource_log[1..] {
+        assert_eq!(request.status, 200, "{request:?}");
+        let proof = request.dpop.as_ref().unwrap();
+        assert!(proof.is_valid(), "{proof:?}");
+        assert_eq!(request.scheme(), Some("DPoP"));
+    }
+
+    // The token is useless without the key: presented as a bearer token, or as a DPoP token
+    // with a proof by another key, the resource refuses it.
+    let token = source.token().await.unwrap();
+    let stolen = oauth_layer::ExposeSecret::expose_secret(token.access_token()).to_owned();
+    let as_bearer = reqwest::Client::new()
+        .get(server.resource_url("/api/item/1"))
+        .bearer_auth(&stolen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_bearer.status(), 401);
+    let thief = DpopKey::generate(DpopAlg::ES256).unwrap();
+    let url = server.resource_url("/api/item/1");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let forged = thief
+        .proof("GET", &url, now, Some(&stolen), Some(&server.resource_dpop_nonce()))
+        .unwrap();
+    let with_other_key = reqwest::Client::new()
+        .get(&url)
+        .header("authorization", format!("DPoP {stolen}"))
+        .header("dpop", forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_other_key.status(), 401);
+}
