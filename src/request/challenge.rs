@@ -16,6 +16,7 @@ pub(crate) struct Sent<'a> {
     /// Whether the request carried a DPoP proof (and so may be answered with a nonce).
     pub(crate) dpop: bool,
     /// The nonce that proof carried, if any.
+    #[cfg_attr(not(feature = "dpop"), allow(dead_code))]
     pub(crate) nonce: Option<&'a str>,
 }
 
