@@ -43,6 +43,14 @@ pub(crate) enum Verdict {
     Claims(String),
 }
 
+/// Which challenges a request has acted on: each kind at most once (SECURITY.md rule 49).
+#[derive(Debug, Default)]
+pub(crate) struct Acted {
+    pub(crate) renewed: bool,
+    pub(crate) nonce: bool,
+    pub(crate) upgraded: bool,
+}
+
 /// The header a gRPC server's status travels in (in the headers of a trailers-only response,
 /// else in the trailers).
 const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
