@@ -65,7 +65,8 @@ pub(crate) struct Retry<S, B> {
 impl<S, B> Retry<S, B> {
     /// Whether `response` answers the request the token was sent with, and calls for renewal.
     fn wanted<ResB>(&self, response: &Response<ResB>) -> bool {
-        calls_for_renewal(response.status(), response.headers())
+        (calls_for_renewal(response.status(), response.headers())
+            || super::grpc::grpc_unauthenticated(response.headers()))
             && !from_redirect_target(self.sent_to.as_deref(), response)
     }
 }

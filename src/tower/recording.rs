@@ -1,0 +1,229 @@
+//! [`RecordingBody`]: a streaming request body that can be sent twice.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+
+use super::replay::ReplayableBody;
+use crate::transport::BoxError;
+
+/// How much of a body [`RecordingBody::new`] keeps for a replay: gRPC's default limit for one
+/// message, so every unary call within the defaults can be retried.
+pub const DEFAULT_RECORDING_LIMIT: usize = 4 * 1024 * 1024;
+
+/// A request body that records the frames it streams, so that a copy made before sending
+/// ([`ReplayableBody::try_clone_body`]) can send them again: the one retry after a rejected
+/// token then works for streaming bodies too (tonic's request bodies are streams, even for unary
+/// calls).
+///
+/// Every copy shares one source and one recording. A copy yields the recorded frames first, then
+/// pulls the rest from the source itself, so it never waits for the first send to finish. The
+/// recording keeps at most `limit` bytes (`DEFAULT_RECORDING_LIMIT`, 4 MiB, unless set with
+/// [`with_limit`](Self::with_limit)); a copy that needs frames beyond it fails with an error
+/// instead of sending a different body. Memory is held until the last copy is dropped, at the
+/// latest when the call (and its one retry) is over.
+///
+/// [`OAuthLayer::grpc`](crate::OAuthLayer::grpc) wraps tonic's bodies in it; wrap your own
+/// streaming bodies the same way to make them replayable under the plain layer.
+pub struct RecordingBody<B> {
+    shared: Arc<Mutex<Shared<B>>>,
+    /// The index of the next frame this copy yields.
+    next: usize,
+}
+
+struct Shared<B> {
+    source: Pin<Box<B>>,
+    /// A prefix of every frame the source produced (all of them unless `overflowed`).
+    recorded: Vec<Recorded>,
+    /// How many frames the source produced.
+    produced: usize,
+    /// Bytes in `recorded`.
+    bytes: usize,
+    limit: usize,
+    overflowed: bool,
+    complete: bool,
+    failed: bool,
+}
+
+enum Recorded {
+    Data(Bytes),
+    Trailers(HeaderMap),
+}
+
+impl Recorded {
+    fn frame(&self) -> Frame<Bytes> {
+        match self {
+            Recorded::Data(data) => Frame::data(data.clone()),
+            Recorded::Trailers(trailers) => Frame::trailers(trailers.clone()),
+        }
+    }
+}
+
+/// Why a copy of a [`RecordingBody`] could not be sent.
+#[derive(Debug, thiserror::Error)]
+enum ReplayFailed {
+    #[error("the request body outgrew its recording limit and cannot be sent again")]
+    TooLarge,
+    #[error("the request body failed while it was first sent, and cannot be sent again")]
+    SourceFailed,
+}
+
+impl<B> RecordingBody<B> {
+    /// Records up to `DEFAULT_RECORDING_LIMIT` bytes of `body`.
+    pub fn new(body: B) -> Self {
+        Self::with_limit(body, DEFAULT_RECORDING_LIMIT)
+    }
+
+    /// Records up to `limit` bytes of `body`.
+    pub fn with_limit(body: B, limit: usize) -> Self {
+        Self {
+            shared: Arc::new(Mutex::new(Shared {
+                source: Box::pin(body),
+                recorded: Vec::new(),
+                produced: 0,
+                bytes: 0,
+                limit,
+                overflowed: false,
+                complete: false,
+                failed: false,
+            })),
+            next: 0,
+        }
+    }
+
+    fn shared(&self) -> MutexGuard<'_, Shared<B>> {
+        // A panic while holding the lock leaves the recording consistent (every field is updated
+        // after the source's poll returns), so a poisoned lock is still usable.
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<B> ReplayableBody for RecordingBody<B> {
+    /// A copy that starts from the first frame; `None` once the recording lost frames.
+    fn try_clone_body(&self) -> Option<Self> {
+        if self.shared().overflowed {
+            return None;
+        }
+        Some(Self {
+            shared: self.shared.clone(),
+            next: 0,
+        })
+    }
+}
+
+impl<B> Body for RecordingBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let mut shared = this.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(recorded) = shared.recorded.get(this.next) {
+            this.next += 1;
+            return Poll::Ready(Some(Ok(recorded.frame())));
+        }
+        if this.next < shared.produced {
+            return Poll::Ready(Some(Err(ReplayFailed::TooLarge.into())));
+        }
+        if shared.complete {
+            return Poll::Ready(None);
+        }
+        if shared.failed {
+            return Poll::Ready(Some(Err(ReplayFailed::SourceFailed.into())));
+        }
+        match shared.source.as_mut().poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                shared.complete = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(error))) => {
+                shared.failed = true;
+                Poll::Ready(Some(Err(error.into())))
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                shared.produced += 1;
+                this.next += 1;
+                shared.record(&frame);
+                Poll::Ready(Some(Ok(frame)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let shared = self.shared();
+        self.next >= shared.produced && shared.complete
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let shared = self.shared();
+        if self.next == 0 && shared.produced == 0 {
+            shared.source.size_hint()
+        } else {
+            SizeHint::default()
+        }
+    }
+}
+
+impl<B> Shared<B> {
+    /// Keeps `frame` for later copies, unless the recording is already over its limit.
+    fn record(&mut self, frame: &Frame<Bytes>) {
+        if self.overflowed {
+            return;
+        }
+        let recorded = if let Some(data) = frame.data_ref() {
+            Recorded::Data(data.clone())
+        } else if let Some(trailers) = frame.trailers_ref() {
+            Recorded::Trailers(trailers.clone())
+        } else {
+            // A frame kind this version of http-body does not know: it cannot be copied.
+            self.overflow();
+            return;
+        };
+        let size = match &recorded {
+            Recorded::Data(data) => data.len(),
+            Recorded::Trailers(trailers) => trailers
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len())
+                .sum(),
+        };
+        if self.bytes.saturating_add(size) > self.limit {
+            self.overflow();
+            return;
+        }
+        self.bytes += size;
+        self.recorded.push(recorded);
+    }
+
+    fn overflow(&mut self) {
+        self.overflowed = true;
+        self.recorded = Vec::new();
+        self.bytes = 0;
+    }
+}
+
+impl<B> fmt::Debug for RecordingBody<B> {
+    // The frames may be secret: only the shape prints.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = self.shared();
+        f.debug_struct("RecordingBody")
+            .field("next", &self.next)
+            .field("produced", &shared.produced)
+            .field("recorded_bytes", &shared.bytes)
+            .field("limit", &shared.limit)
+            .field("complete", &shared.complete)
+            .finish_non_exhaustive()
+    }
+}
