@@ -227,3 +227,129 @@ impl<B> fmt::Debug for RecordingBody<B> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::VecDeque;
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// A body that yields `frames` one by one, then fails if `fail` says so.
+    struct Frames {
+        frames: VecDeque<Frame<Bytes>>,
+        fail: bool,
+    }
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            match self.frames.pop_front() {
+                Some(frame) => Poll::Ready(Some(Ok(frame))),
+                None if self.fail => Poll::Ready(Some(Err(std::io::Error::other("source broke")))),
+                None => Poll::Ready(None),
+            }
+        }
+    }
+
+    fn body(data: &[&'static str], trailer: bool) -> Frames {
+        let mut frames: VecDeque<_> = data
+            .iter()
+            .map(|d| Frame::data(Bytes::from_static(d.as_bytes())))
+            .collect();
+        if trailer {
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            frames.push_back(Frame::trailers(trailers));
+        }
+        Frames {
+            frames,
+            fail: false,
+        }
+    }
+
+    async fn read<B: Body<Data = Bytes, Error = BoxError> + Unpin>(
+        mut body: B,
+    ) -> Result<(Vec<u8>, Option<HeaderMap>), BoxError> {
+        let mut data = Vec::new();
+        let mut trailers = None;
+        while let Some(frame) = body.frame().await {
+            let frame = frame?;
+            if let Some(d) = frame.data_ref() {
+                data.extend_from_slice(d);
+            } else {
+                trailers = frame.into_trailers().ok();
+            }
+        }
+        Ok((data, trailers))
+    }
+
+    #[tokio::test]
+    async fn a_copy_sends_every_frame_again_after_the_first_send() {
+        let first = RecordingBody::new(body(&["he", "llo"], true));
+        let copy = first.try_clone_body().unwrap();
+        let (data, trailers) = read(first).await.unwrap();
+        assert_eq!(data, b"hello");
+        assert!(trailers.is_some());
+
+        assert!(!copy.is_end_stream());
+        let (data, trailers) = read(copy).await.unwrap();
+        assert_eq!(data, b"hello");
+        assert_eq!(trailers.unwrap()["grpc-status"], "0");
+    }
+
+    #[tokio::test]
+    async fn a_copy_pulls_what_the_first_send_left_from_the_source() {
+        let mut first = RecordingBody::new(body(&["a", "b", "c"], false));
+        let copy = first.try_clone_body().unwrap();
+        let frame = first.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "a");
+        drop(first); // the first send stopped halfway
+
+        assert_eq!(read(copy).await.unwrap().0, b"abc");
+    }
+
+    #[tokio::test]
+    async fn a_body_beyond_the_limit_is_never_sent_altered() {
+        let first = RecordingBody::with_limit(body(&["1234", "5678"], false), 6);
+        let copy = first.try_clone_body().unwrap();
+        assert_eq!(read(first).await.unwrap().0, b"12345678");
+
+        // The recording lost frames: the copy fails rather than sending part of the body, and no
+        // new copy is offered.
+        let error = read(copy).await.unwrap_err();
+        assert!(error.to_string().contains("recording limit"), "{error}");
+        let again = RecordingBody::with_limit(body(&["1234", "5678"], false), 6);
+        let _ = read(again.try_clone_body().unwrap()).await.unwrap();
+        assert!(again.try_clone_body().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_copy_of_a_failed_source_fails() {
+        let mut frames = body(&["a"], false);
+        frames.fail = true;
+        let first = RecordingBody::new(frames);
+        let copy = first.try_clone_body().unwrap();
+        assert_eq!(read(first).await.unwrap_err().to_string(), "source broke");
+        let error = read(copy).await.unwrap_err();
+        assert!(
+            error.to_string().contains("failed while it was first sent"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn debug_shows_no_content() {
+        let body = RecordingBody::new(body(&["secret-payload"], false));
+        let shown = format!("{body:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+}
