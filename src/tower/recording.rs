@@ -3,7 +3,7 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -38,6 +38,10 @@ pub struct RecordingBody<B> {
 
 struct Shared<B> {
     source: Pin<Box<B>>,
+    /// Wakes every copy that waits for the source: two copies may both be polled for a while
+    /// (the first send's connection has not dropped its copy yet when the retry starts), and a
+    /// source keeps only the last waker it was given.
+    waiting: Arc<WakeAll>,
     /// A prefix of every frame the source produced (all of them unless `overflowed`).
     recorded: Vec<Recorded>,
     /// How many frames the source produced.
@@ -84,6 +88,7 @@ impl<B> RecordingBody<B> {
         Self {
             shared: Arc::new(Mutex::new(Shared {
                 source: Box::pin(body),
+                waiting: Arc::default(),
                 recorded: Vec::new(),
                 produced: 0,
                 bytes: 0,
@@ -143,7 +148,13 @@ where
         if shared.failed {
             return Poll::Ready(Some(Err(ReplayFailed::SourceFailed.into())));
         }
-        match shared.source.as_mut().poll_frame(cx) {
+        shared.waiting.register(cx.waker());
+        let waker = Waker::from(shared.waiting.clone());
+        match shared
+            .source
+            .as_mut()
+            .poll_frame(&mut Context::from_waker(&waker))
+        {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
                 shared.complete = true;
@@ -173,6 +184,32 @@ where
             shared.source.size_hint()
         } else {
             SizeHint::default()
+        }
+    }
+}
+
+/// The wakers of the copies waiting for the source.
+#[derive(Default)]
+struct WakeAll(Mutex<Vec<Waker>>);
+
+impl WakeAll {
+    fn register(&self, waker: &Waker) {
+        let mut waiting = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !waiting.iter().any(|w| w.will_wake(waker)) {
+            waiting.push(waker.clone());
+        }
+    }
+}
+
+impl Wake for WakeAll {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let waiting = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        for waker in waiting {
+            waker.wake();
         }
     }
 }
@@ -344,6 +381,74 @@ mod tests {
             error.to_string().contains("failed while it was first sent"),
             "{error}"
         );
+    }
+
+    /// A source that is pending until `ready`, and like most sources keeps only the last waker.
+    #[derive(Default)]
+    struct Gate {
+        ready: bool,
+        waker: Option<Waker>,
+    }
+
+    struct Gated(Arc<Mutex<Gate>>);
+
+    impl Body for Gated {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            let mut gate = self.0.lock().unwrap();
+            if gate.ready {
+                Poll::Ready(None)
+            } else {
+                gate.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn every_copy_waiting_for_the_source_is_woken() {
+        let gate = Arc::new(Mutex::new(Gate::default()));
+        let mut first = RecordingBody::new(Gated(gate.clone()));
+        let mut copy = first.try_clone_body().unwrap();
+        let (a, b) = (Arc::new(Count::default()), Arc::new(Count::default()));
+        let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        assert!(
+            Pin::new(&mut first)
+                .poll_frame(&mut Context::from_waker(&wa))
+                .is_pending()
+        );
+        assert!(
+            Pin::new(&mut copy)
+                .poll_frame(&mut Context::from_waker(&wb))
+                .is_pending()
+        );
+
+        let waker = {
+            let mut gate = gate.lock().unwrap();
+            gate.ready = true;
+            gate.waker.take().unwrap()
+        };
+        waker.wake();
+        assert_eq!(a.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(b.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(matches!(
+            Pin::new(&mut copy).poll_frame(&mut Context::from_waker(&wb)),
+            Poll::Ready(None)
+        ));
     }
 
     #[test]
