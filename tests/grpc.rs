@@ -385,3 +385,21 @@ async fn the_plain_layer_over_a_channel_renews_the_token_for_the_next_call() {
     assert_eq!(server.tokens(), ["tok-1", "tok-2"]);
     assert_eq!(tokens.token_requests(), 2);
 }
+
+#[tokio::test]
+async fn a_client_without_the_channels_origin_gets_no_token() {
+    let tokens = token_server().await;
+    let server = GrpcServer::start(|_| false, Reject::AtOnce).await;
+    let service = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(tokens.oauth_client("app").unwrap()).grpc())
+        .service(channel(&server).await);
+    // `new` (what generated clients' `new` calls) sends the path alone: the layer cannot tell
+    // where the call goes, so it withholds the token rather than guess.
+    let mut grpc = tonic::client::Grpc::new(service);
+
+    let status = say(&mut grpc, "hello").await.unwrap_err();
+
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(server.tokens(), [""]);
+    assert_eq!(tokens.token_requests(), 0);
+}
