@@ -27,6 +27,7 @@
 //! ```
 
 mod future;
+#[cfg(feature = "tonic")]
 pub mod grpc;
 mod layer;
 mod recording;

@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::grpc_unauthenticated;
+use crate::request::challenge::grpc_unauthenticated;
 use crate::source::TokenSource;
 use crate::tower::RecordingBody;
 
