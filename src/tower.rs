@@ -27,13 +27,17 @@
 //! ```
 
 mod future;
+#[cfg(feature = "tonic")]
+pub mod grpc;
 mod layer;
+mod recording;
 mod redirect;
 mod replay;
 mod service;
 
 pub use future::ResponseFuture;
 pub use layer::OAuthLayer;
+pub use recording::{DEFAULT_RECORDING_LIMIT, RecordingBody};
 pub use redirect::RedirectPolicy;
 pub use replay::ReplayableBody;
 pub use service::OAuthService;

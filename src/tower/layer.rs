@@ -73,7 +73,7 @@ use crate::source::TokenSource;
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct OAuthLayer<G = TokenSource> {
-    attach: Attach,
+    pub(super) attach: Attach,
     grant: G,
 }
 
