@@ -28,6 +28,8 @@ use crate::flow::Flow;
 use crate::store::{CacheKey, TokenStore};
 use crate::token::Token;
 
+mod upgrade;
+
 /// Default clock skew: a token counts as expired this long before its stated expiry.
 pub const DEFAULT_SKEW: Duration = Duration::from_secs(30);
 /// Default upper bound of the refresh-ahead window.
@@ -71,6 +73,7 @@ struct Inner {
     state: ArcSwapOption<Cached>,
     renewing: AtomicBool,
     slow: Mutex<Slow>,
+    upgrades: upgrade::Upgrades,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -772,8 +775,8 @@ impl TokenSourceBuilder {
     /// The source.
     pub fn build(self) -> TokenSource {
         let mut key = self.flow.cache_key(&self.client);
-        if let Some(identity) = self.identity {
-            key = key.with_part("identity", identity);
+        if let Some(identity) = &self.identity {
+            key = key.with_part("identity", identity.clone());
         }
         let inner = Arc::new(Inner {
             clock: self.client.clock_arc(),
@@ -786,6 +789,7 @@ impl TokenSourceBuilder {
             state: ArcSwapOption::empty(),
             renewing: AtomicBool::new(false),
             slow: Mutex::new(Slow::default()),
+            upgrades: upgrade::Upgrades::new(self.identity),
         });
         if let Some(token) = self.initial {
             inner.state.store(Some(Arc::new(inner.schedule(&token))));
