@@ -30,7 +30,8 @@ use arc_swap::ArcSwapOption;
 
 use super::{ChangeHook, Inner, Slow, TokenSource};
 use crate::error::{Error, Result};
-use crate::flow::Requirements;
+use crate::flow::{Flow, Requirements};
+use crate::store::CacheKey;
 use crate::token::Token;
 
 /// The most scopes a need may name (after splitting and removing duplicates).
@@ -47,8 +48,8 @@ pub(super) struct Upgrades {
     identity: Option<String>,
     /// For a derived source: the original, and the (normalized) need it was derived for.
     origin: Option<(Weak<Inner>, Requirements)>,
-    /// For an original: its derived sources by need, least recently asked first.
-    derived: Mutex<VecDeque<(Requirements, TokenSource)>>,
+    /// For an original: its derived sources (by their cache keys), least recently asked first.
+    derived: Mutex<VecDeque<TokenSource>>,
 }
 
 impl Upgrades {
@@ -60,7 +61,7 @@ impl Upgrades {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, VecDeque<(Requirements, TokenSource)>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<TokenSource>> {
         self.derived.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -112,20 +113,15 @@ impl TokenSource {
         if need.is_empty() || !reasonable(&need) {
             return Err(refused());
         }
-        let mut derived = self.inner.upgrades.lock();
-        if let Some(at) = derived.iter().position(|(n, _)| *n == need) {
-            let entry = derived.remove(at).ok_or_else(refused)?;
-            let source = entry.1.clone();
-            derived.push_back(entry);
-            return Ok(source);
-        }
-        let flow = self.inner.flow.upgraded(&need).ok_or_else(refused)?;
-        let mut key = flow.cache_key(&self.inner.client);
-        if let Some(identity) = &self.inner.upgrades.identity {
-            key = key.with_part("identity", identity.clone());
-        }
+        let (flow, key) = self.upgraded_flow(&need).ok_or_else(refused)?;
         if key == self.inner.key {
             return Err(refused());
+        }
+        let mut derived = self.inner.upgrades.lock();
+        if let Some(at) = derived.iter().position(|s| s.inner.key == key) {
+            let source = derived.remove(at).ok_or_else(refused)?;
+            derived.push_back(source.clone());
+            return Ok(source);
         }
         let on_change = self.derived_hook(&need);
         let source = TokenSource {
@@ -148,7 +144,7 @@ impl TokenSource {
             }),
         };
         tracing::debug!(key = ?source.inner.key, "upgraded token source");
-        derived.push_back((need, source.clone()));
+        derived.push_back(source.clone());
         while derived.len() > Self::MAX_UPGRADES {
             derived.pop_front();
         }
@@ -168,6 +164,16 @@ impl TokenSource {
         Ok(source)
     }
 
+    /// This flow upgraded for `need`, and the key a source for it caches under.
+    fn upgraded_flow(&self, need: &Requirements) -> Option<(Arc<dyn Flow>, CacheKey)> {
+        let flow = self.inner.flow.upgraded(need)?;
+        let mut key = flow.cache_key(&self.inner.client);
+        if let Some(identity) = &self.inner.upgrades.identity {
+            key = key.with_part("identity", identity.clone());
+        }
+        Some((flow, key))
+    }
+
     /// The change hook of a source derived for `need`: the original's hook, and for a claims
     /// need, adoption of each new token by the source that asked without the claims.
     fn derived_hook(&self, need: &Requirements) -> Option<ChangeHook> {
@@ -180,6 +186,12 @@ impl TokenSource {
             claims: None,
             ..need.clone()
         };
+        // The source asked without the claims: this one, or the derived one with the same key.
+        let adopter_key = if without_claims.is_empty() {
+            Some(self.inner.key.clone())
+        } else {
+            self.upgraded_flow(&without_claims).map(|(_, key)| key)
+        };
         Some(Arc::new(move |token: &Token| {
             if let Some(hook) = &hook {
                 hook(token);
@@ -187,15 +199,15 @@ impl TokenSource {
             let Some(origin) = origin.upgrade() else {
                 return;
             };
-            let adopter = if without_claims.is_empty() {
+            let adopter = if adopter_key.as_ref() == Some(&origin.key) {
                 Some(origin)
             } else {
                 origin
                     .upgrades
                     .lock()
                     .iter()
-                    .find(|(n, _)| *n == without_claims)
-                    .map(|(_, source)| source.inner.clone())
+                    .find(|s| Some(&s.inner.key) == adopter_key.as_ref())
+                    .map(|s| s.inner.clone())
             };
             if let Some(adopter) = adopter {
                 tracing::debug!(key = ?adopter.key, "adopting the token of a claims request");
