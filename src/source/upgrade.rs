@@ -72,8 +72,7 @@ impl TokenSource {
     pub const MAX_UPGRADES: usize = 8;
 
     /// A source whose tokens satisfy `need` as well: more scopes, a sign-in at an `acr` level or
-    /// no older than `max_age`, or a claims request. See the [module docs](self) for how it is
-    /// kept.
+    /// no older than `max_age`, or a claims request.
     ///
     /// The derived source shares this one's client, store, settings and change hook; its flow
     /// is this flow's [`upgraded`](crate::flow::Flow::upgraded) one, and its cache key is its
@@ -81,6 +80,19 @@ impl TokenSource {
     /// that need nothing more. Asking again for the same need (however its scopes are spelled
     /// or ordered) returns the same derived source, so its cached token is reused. A derived
     /// source's own `upgraded` merges both needs and asks the original.
+    ///
+    /// A source keeps at most [`MAX_UPGRADES`](Self::MAX_UPGRADES) derived sources; asking for
+    /// another drops the least recently asked one.
+    ///
+    /// A need with `claims` (Microsoft Entra continuous access evaluation) means the server
+    /// revoked or outdated the token rather than finding it too narrow. Its source has a key of
+    /// its own (the claims are part of it), so its first token is always a new token request
+    /// carrying the claims, whatever is cached. When that token arrives, the source the claims
+    /// were asked of (this one, or the derived source for the same need without the claims)
+    /// adopts it in memory, so later requests use it at once instead of being challenged
+    /// again; a source asked for fewer scopes never adopts a wider token. The store keeps the
+    /// token under the claims source's key only: an entry is never replaced by a token obtained
+    /// in answer to a resource's claims request.
     ///
     /// An upgraded authorization code flow signs the person in again (the derived source is
     /// interactive): [`token`](Self::token) runs it, [`token_silently`](Self::token_silently)
