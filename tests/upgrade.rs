@@ -190,6 +190,7 @@ async fn what_a_source_cannot_get_is_a_typed_step_up_error() {
     let huge = Requirements::new().claims("x".repeat(64 * 1024));
     let err = scoped.upgraded(&huge).unwrap_err();
     assert!(err.to_string().len() < 400, "the message stays short");
+    assert!(format!("{err:?}").len() < 1_000, "and so does its Debug");
     assert_eq!(server.token_requests(), 0);
 
     // Neither the error nor the sources print a credential.

@@ -21,8 +21,11 @@ use super::Scopes;
 /// assert_eq!(need.scopes, ["files:write"]);
 /// assert!(need.needs_sign_in());
 /// ```
+///
+/// `Debug` shortens every value to 100 characters: they come from a resource server, which may
+/// send kilobytes, and errors carrying them end up in logs.
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Requirements {
     /// Scopes the token must carry (in addition to those the flow asks for already).
     pub scopes: Vec<String>,
@@ -35,6 +38,22 @@ pub struct Requirements {
     /// A claims request (a JSON object, OpenID Connect Core §5.5), as Microsoft Entra sends it in
     /// a continuous access evaluation challenge (already decoded from base64).
     pub claims: Option<String>,
+}
+
+impl std::fmt::Debug for Requirements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scopes: Vec<String> = self.scopes.iter().take(16).map(|s| shorten(s)).collect();
+        f.debug_struct("Requirements")
+            .field("scopes", &scopes)
+            .field(
+                "more_scopes",
+                &self.scopes.len().saturating_sub(scopes.len()),
+            )
+            .field("acr_values", &self.acr_values.as_deref().map(shorten))
+            .field("max_age", &self.max_age)
+            .field("claims", &self.claims.as_deref().map(shorten))
+            .finish()
+    }
 }
 
 impl Requirements {
@@ -215,6 +234,17 @@ mod tests {
             ..Requirements::default()
         };
         assert_eq!(a.normalized(), b.normalized());
+    }
+
+    #[test]
+    fn debug_stays_short_whatever_the_server_sent() {
+        let need = (0..1000)
+            .fold(Requirements::new(), |n, i| n.scope(format!("scope-{i}")))
+            .acr_values("a".repeat(10_000))
+            .claims("c".repeat(100_000));
+        let shown = format!("{need:?}");
+        assert!(shown.len() < 2_000, "{}", shown.len());
+        assert!(shown.contains("more_scopes: 984"), "{shown}");
     }
 
     #[test]
