@@ -427,3 +427,86 @@ mod auth_code {
         assert_eq!(server.authorization_requests(), 2);
     }
 }
+
+/// Every grant of the crate: what it does with a wider need, with a sign-in need, and that each
+/// upgrade is cached under a key of its own (SECURITY.md rule 34).
+#[test]
+fn every_grant_upgrades_under_its_own_key_or_declines() {
+    use oauth_layer::flow::{DeviceCode, Flow, SubjectToken, TokenExchange};
+    let client = oauth_layer::OAuthClient::builder("app")
+        .secret("app-secret")
+        .token_url("https://idp.example/token")
+        .authorization_url("https://idp.example/authorize")
+        .build()
+        .unwrap();
+    #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]
+    let mut machines: Vec<(&str, Box<dyn Flow>)> = vec![
+        (
+            "client_credentials",
+            Box::new(ClientCredentials::new().scope("a")),
+        ),
+        (
+            "password",
+            Box::new(Password::new("alice", "pw").scope("a")),
+        ),
+        ("device", Box::new(DeviceCode::new().scope("a"))),
+        (
+            "token_exchange",
+            Box::new(TokenExchange::new(SubjectToken::fixed("subject", "urn:x")).scope("a")),
+        ),
+    ];
+    #[cfg(feature = "jwt")]
+    machines.push((
+        "jwt_bearer",
+        Box::new(
+            oauth_layer::flow::JwtBearer::new(
+                oauth_layer::jwt::SigningKey::hs256("a-shared-secret-of-32-bytes-long!").unwrap(),
+                "issuer",
+            )
+            .scope("a"),
+        ),
+    ));
+    let wider = Requirements::new().scope("b");
+    let claims = Requirements::new().claims(r#"{"access_token":{}}"#);
+    for (name, flow) in &machines {
+        let original = flow.cache_key(&client);
+        let upgraded = flow.upgraded(&wider).unwrap().cache_key(&client);
+        assert_eq!(upgraded.get("scope"), Some("a b"), "{name}");
+        let with_claims = flow.upgraded(&claims).unwrap().cache_key(&client);
+        assert_ne!(with_claims, original, "{name}: claims change the key");
+        assert_ne!(with_claims, upgraded, "{name}");
+        assert!(
+            flow.upgraded(&Requirements::new().acr_values("mfa"))
+                .is_none(),
+            "{name}"
+        );
+        assert!(
+            flow.upgraded(&Requirements::new().max_age(0)).is_none(),
+            "{name}"
+        );
+    }
+    assert!(RefreshToken::new("rt").upgraded(&wider).is_none());
+    assert!(RefreshToken::new("rt").upgraded(&claims).is_none());
+
+    #[cfg(feature = "auth-code")]
+    {
+        let flow = oauth_layer::flow::AuthCode::new().scope("a");
+        let original = flow.cache_key(&client);
+        let keys: Vec<_> = [
+            Requirements::new().scope("b"),
+            Requirements::new().acr_values("mfa"),
+            Requirements::new().max_age(0),
+            Requirements::new().max_age(300),
+            claims.clone(),
+        ]
+        .iter()
+        .map(|need| flow.upgraded(need).unwrap().cache_key(&client))
+        .collect();
+        for (i, key) in keys.iter().enumerate() {
+            assert_ne!(*key, original, "need {i}");
+            for other in &keys[i + 1..] {
+                assert_ne!(key, other, "need {i}");
+            }
+        }
+    }
+}
