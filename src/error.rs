@@ -160,13 +160,23 @@ pub enum Error {
     #[error("token store refused a write: {0}")]
     LockLost(String),
 
+    /// A resource asked for more than the token source can obtain by itself: scopes its grant
+    /// cannot widen to (a refresh token alone, or a server that keeps refusing), a stronger or
+    /// fresher sign-in (`acr_values`, `max_age`) that a machine grant cannot give, or more
+    /// upgrades than a source keeps. It names what is needed, never a token; its
+    /// [`action`](Error::action) is [`Action::StepUp`] with the same [`Requirements`].
+    ///
+    /// [`Requirements`]: crate::flow::Requirements
+    #[error("{}", .0.step_up_message())]
+    StepUpRequired(crate::flow::Requirements),
+
     /// A bug or a panic inside the crate's background renewal.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 /// What a caller can do about an [`Error`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Action {
     /// The grant is dead (`invalid_grant`, a rejected refresh token, an interactive sign-in that
@@ -183,6 +193,12 @@ pub enum Action {
     FixConfiguration,
     /// The server broke the protocol, or the crate failed: report it.
     Report,
+    /// A resource needs what these [`Requirements`](crate::flow::Requirements) name (more
+    /// scopes, a sign-in at an `acr` level or no older than `max_age`, extra claims), and this
+    /// source cannot obtain it by itself: sign the person in with them (a source with an
+    /// interactive flow, see [`TokenSource::upgraded`](crate::TokenSource::upgraded)), or have
+    /// the client or account granted them.
+    StepUp(crate::flow::Requirements),
 }
 
 impl Error {
@@ -221,6 +237,7 @@ impl Error {
             Error::MalformedCallback(_) => Action::Report,
             Error::Store(_) | Error::LockLost(_) => Action::RetryLater { after: None },
             Error::Internal(_) => Action::Report,
+            Error::StepUpRequired(need) => Action::StepUp(need.clone()),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod device;
 mod jwt_bearer;
 mod password;
 mod refresh;
+mod requirements;
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 pub(crate) mod scoped;
 pub mod token_exchange;
@@ -24,11 +25,13 @@ pub use device::DeviceCode;
 pub use jwt_bearer::{JwtBearer, ServiceAccount};
 pub use password::Password;
 pub use refresh::RefreshToken;
+pub use requirements::Requirements;
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 pub use scoped::Scoped;
 pub use token_exchange::{ActorToken, SubjectToken, TokenExchange};
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -78,6 +81,36 @@ pub trait Flow: fmt::Debug + Send + Sync + 'static {
     /// such a flow in the middle of a request only when told it may.
     fn is_interactive(&self) -> bool {
         false
+    }
+
+    /// A flow that asks for what `need` adds to this one (a scope upgrade, a step-up sign-in, a
+    /// claims request), or `None` when this grant cannot ask for it. The default is `None`.
+    ///
+    /// The grants of this crate ask for the union of their own scopes and the required ones.
+    /// Machine grants (client credentials, password, JWT bearer, token exchange) and the device
+    /// grant send `claims` as a request parameter but cannot promise an `acr` or a sign-in age,
+    /// so they return `None` when `acr_values` or `max_age` is required; the authorization code
+    /// grant sends all four on the authorization request (it is interactive, so only a caller
+    /// that may interact runs it). A [`RefreshToken`] flow cannot widen a grant (RFC 6749 §6)
+    /// and returns `None`.
+    ///
+    /// The upgraded flow's [`cache_key`](Self::cache_key) must differ from this one's whenever it
+    /// asks for more, so the wider token is cached under its own key (SECURITY.md rule 34); a
+    /// [`TokenSource`](crate::TokenSource) refuses an upgrade whose key is unchanged.
+    ///
+    /// ```
+    /// use oauth_layer::{OAuthClient, flow::{ClientCredentials, Flow, Requirements}};
+    ///
+    /// let client = OAuthClient::builder("id").build()?;
+    /// let flow = ClientCredentials::new().scope("read");
+    /// let wider = flow.upgraded(&Requirements::new().scope("write")).unwrap();
+    /// assert_eq!(wider.cache_key(&client).get("scope"), Some("read write"));
+    /// assert!(flow.upgraded(&Requirements::new().max_age(0)).is_none());
+    /// # Ok::<(), oauth_layer::Error>(())
+    /// ```
+    fn upgraded(&self, need: &Requirements) -> Option<Arc<dyn Flow>> {
+        let _ = need;
+        None
     }
 }
 

@@ -28,6 +28,8 @@ use crate::flow::Flow;
 use crate::store::{CacheKey, TokenStore};
 use crate::token::Token;
 
+mod upgrade;
+
 /// Default clock skew: a token counts as expired this long before its stated expiry.
 pub const DEFAULT_SKEW: Duration = Duration::from_secs(30);
 /// Default upper bound of the refresh-ahead window.
@@ -71,6 +73,7 @@ struct Inner {
     state: ArcSwapOption<Cached>,
     renewing: AtomicBool,
     slow: Mutex<Slow>,
+    upgrades: upgrade::Upgrades,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -799,8 +802,8 @@ impl TokenSourceBuilder {
         };
         #[cfg(not(feature = "dpop"))]
         let client = self.client;
-        if let Some(identity) = self.identity {
-            key = key.with_part("identity", identity);
+        if let Some(identity) = &self.identity {
+            key = key.with_part("identity", identity.clone());
         }
         let inner = Arc::new(Inner {
             clock: client.clock_arc(),
@@ -813,6 +816,7 @@ impl TokenSourceBuilder {
             state: ArcSwapOption::empty(),
             renewing: AtomicBool::new(false),
             slow: Mutex::new(Slow::default()),
+            upgrades: upgrade::Upgrades::new(self.identity),
         });
         if let Some(token) = self.initial {
             inner.state.store(Some(Arc::new(inner.schedule(&token))));

@@ -51,7 +51,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-use super::{Flow, Scopes, refuse_owned_params};
+use super::requirements::replace_param;
+use super::{Flow, Requirements, Scopes, refuse_owned_params};
 use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::{Error, Result};
 use crate::interact::{Browser, Prompt, Terminal, open_in_background};
@@ -624,5 +625,27 @@ impl Flow for AuthCode {
 
     fn is_interactive(&self) -> bool {
         true
+    }
+
+    /// The sign-in again, with the union of the scopes and `acr_values`, `max_age` and `claims`
+    /// on the authorization request (OpenID Connect Core §3.1.2.1 and §5.5), each replacing an
+    /// [`auth_param`](AuthCode::auth_param) of the same name. No `prompt=login` is added:
+    /// `max_age` already obliges the provider to sign the person in again when the last sign-in
+    /// is older, and `acr_values` names the level it must reach. A `prompt=none` is dropped when
+    /// a sign-in is required, since it forbids the very sign-in asked for. As with every
+    /// `auth_param`, the new values are part of the cache key.
+    fn upgraded(&self, need: &Requirements) -> Option<Arc<dyn Flow>> {
+        let mut wider = self.clone();
+        wider.scopes = need.widen(&self.scopes);
+        if need.needs_sign_in() {
+            wider.auth_params.retain(|(name, value)| {
+                !(name.trim().eq_ignore_ascii_case("prompt") && value.trim() == "none")
+            });
+        }
+        let params = &mut wider.auth_params;
+        replace_param(params, "acr_values", need.acr_values.clone());
+        replace_param(params, "max_age", need.max_age.map(|age| age.to_string()));
+        replace_param(params, "claims", need.claims.clone());
+        Some(Arc::new(wider))
     }
 }

@@ -1,8 +1,11 @@
 //! The client credentials grant (RFC 6749 §4.4): the client acts on its own behalf.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
-use super::{Flow, Scopes};
+use super::requirements::replace_param;
+use super::{Flow, Requirements, Scopes};
 use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::Result;
 use crate::store::CacheKey;
@@ -101,5 +104,15 @@ impl Flow for ClientCredentials {
             key = key.part("param", format!("{name}={value}"));
         }
         key.build()
+    }
+
+    fn upgraded(&self, need: &Requirements) -> Option<Arc<dyn Flow>> {
+        if need.needs_sign_in() {
+            return None;
+        }
+        let mut wider = self.clone();
+        wider.scopes = need.widen(&self.scopes);
+        replace_param(&mut wider.params, "claims", need.claims.clone());
+        Some(Arc::new(wider))
     }
 }

@@ -28,7 +28,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::{Flow, Scopes};
+use super::{Flow, Requirements, Scopes};
 use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorCode, Result};
@@ -333,6 +333,18 @@ impl Flow for DeviceCode {
 
     fn is_interactive(&self) -> bool {
         true
+    }
+
+    /// Wider scopes, and `claims` on the device authorization request; `None` for `acr_values`
+    /// or `max_age`, which the device grant has no standard way to ask for (RFC 8628).
+    fn upgraded(&self, need: &Requirements) -> Option<Arc<dyn Flow>> {
+        if need.needs_sign_in() {
+            return None;
+        }
+        let mut wider = self.clone();
+        wider.scopes = need.widen(&self.scopes);
+        super::requirements::replace_param(&mut wider.params, "claims", need.claims.clone());
+        Some(Arc::new(wider))
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use zeroize::Zeroize;
 
-use super::{Flow, Scopes};
+use super::{Flow, Requirements, Scopes};
 use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::{Error, Result};
 use crate::jwt::{Claims, MAX_ASSERTION_LIFETIME, SigningKey};
@@ -62,6 +63,8 @@ pub struct JwtBearer {
     claims: Map<String, Value>,
     lifetime: Duration,
     not_before: bool,
+    /// The claims request of an upgrade (see [`Flow::upgraded`]), a token request parameter.
+    claims_request: Option<String>,
 }
 
 impl JwtBearer {
@@ -79,6 +82,7 @@ impl JwtBearer {
             claims: Map::new(),
             lifetime: MAX_ASSERTION_LIFETIME,
             not_before: false,
+            claims_request: None,
         }
     }
 
@@ -161,9 +165,12 @@ impl Flow for JwtBearer {
                     scope: self.scope_claim.then_some(scope.as_str()),
                     extra: Some(&self.claims),
                 })?;
-                let request = TokenRequest::new(GRANT_TYPE)
+                let mut request = TokenRequest::new(GRANT_TYPE)
                     .secret_param("assertion", assertion)
                     .resend(Resend::Always);
+                if let Some(claims) = &self.claims_request {
+                    request = request.param("claims", claims.clone());
+                }
                 Ok(if !self.scope_claim {
                     request.scope(scope.clone())
                 } else if !scope.is_empty() {
@@ -186,7 +193,24 @@ impl Flow for JwtBearer {
         if !self.claims.is_empty() {
             key = key.part("claims", Value::Object(self.claims.clone()).to_string());
         }
+        if let Some(claims) = &self.claims_request {
+            key = key.part("claims_request", claims.clone());
+        }
         key.build()
+    }
+
+    /// Wider scopes, and `claims` as a token request parameter; `None` for `acr_values` or
+    /// `max_age`, which no person signs in for here.
+    fn upgraded(&self, need: &Requirements) -> Option<Arc<dyn Flow>> {
+        if need.needs_sign_in() {
+            return None;
+        }
+        let mut wider = self.clone();
+        wider.scopes = need.widen(&self.scopes);
+        if need.claims.is_some() {
+            wider.claims_request.clone_from(&need.claims);
+        }
+        Some(Arc::new(wider))
     }
 }
 

@@ -4,10 +4,12 @@
 //! require it, behind its own constructor. The password is held in a `SecretString`, which is
 //! zeroized when dropped, never persisted and never printed (SECURITY.md rule 43).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Flow, Scopes};
+use super::{Flow, Requirements, Scopes};
 use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::Result;
 use crate::store::CacheKey;
@@ -27,6 +29,8 @@ pub struct Password {
     username: String,
     password: SecretString,
     scopes: Scopes,
+    /// The claims request of an upgrade (see [`Flow::upgraded`]).
+    claims_request: Option<String>,
 }
 
 impl Password {
@@ -36,6 +40,7 @@ impl Password {
             username: username.into(),
             password: SecretString::from(password.into()),
             scopes: Scopes::default(),
+            claims_request: None,
         }
     }
 
@@ -52,6 +57,7 @@ impl std::fmt::Debug for Password {
             .field("username", &self.username)
             .field("password", &"[redacted]")
             .field("scopes", &self.scopes)
+            .field("claims_request", &self.claims_request)
             .finish()
     }
 }
@@ -59,19 +65,39 @@ impl std::fmt::Debug for Password {
 #[async_trait]
 impl Flow for Password {
     async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
-        let request = TokenRequest::new("password")
+        let mut request = TokenRequest::new("password")
             .param("username", self.username.clone())
             .secret_param("password", self.password.clone())
             .scope(self.scopes.joined())
             .resend(Resend::Always);
+        if let Some(claims) = &self.claims_request {
+            request = request.param("claims", claims.clone());
+        }
         client.request_token(request).await
     }
 
     fn cache_key(&self, client: &OAuthClient) -> CacheKey {
-        CacheKey::builder(client, "password")
+        let mut key = CacheKey::builder(client, "password")
             .part("subject", self.username.clone())
             .secret_part("password", self.password.expose_secret())
-            .scopes(self.scopes.iter())
-            .build()
+            .scopes(self.scopes.iter());
+        if let Some(claims) = &self.claims_request {
+            key = key.part("claims", claims.clone());
+        }
+        key.build()
+    }
+
+    /// Wider scopes, and `claims` as a token request parameter; `None` for `acr_values` or
+    /// `max_age`, which no person signs in for here.
+    fn upgraded(&self, need: &Requirements) -> Option<Arc<dyn Flow>> {
+        if need.needs_sign_in() {
+            return None;
+        }
+        let mut wider = self.clone();
+        wider.scopes = need.widen(&self.scopes);
+        if need.claims.is_some() {
+            wider.claims_request.clone_from(&need.claims);
+        }
+        Some(Arc::new(wider))
     }
 }

@@ -14,11 +14,12 @@
 //!   tokens themselves.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Flow, Scopes};
+use super::{Flow, Requirements, Scopes};
 use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::{Error, ResponseError, Result};
 use crate::source::TokenSource;
@@ -78,6 +79,8 @@ pub struct TokenExchange {
     audiences: Vec<String>,
     resources: Vec<String>,
     scopes: Scopes,
+    /// The claims request of an upgrade (see [`Flow::upgraded`]), a token request parameter.
+    claims_request: Option<String>,
 }
 
 /// The token given in a token exchange: a fixed string with its type URI, or the current access
@@ -179,6 +182,7 @@ impl TokenExchange {
             audiences: Vec::new(),
             resources: Vec::new(),
             scopes: Scopes::default(),
+            claims_request: None,
         }
     }
 
@@ -236,6 +240,9 @@ impl Flow for TokenExchange {
         for resource in &self.resources {
             request = request.param("resource", resource.clone());
         }
+        if let Some(claims) = &self.claims_request {
+            request = request.param("claims", claims.clone());
+        }
         let request = request.scope(self.scopes.joined()).resend(Resend::Always);
         let token = client.request_token(request).await?;
         if token.issued_token_type().is_none() {
@@ -268,6 +275,23 @@ impl Flow for TokenExchange {
         for resource in &self.resources {
             key = key.part("resource", resource.clone());
         }
+        if let Some(claims) = &self.claims_request {
+            key = key.part("claims", claims.clone());
+        }
         key.scopes(self.scopes.iter()).build()
+    }
+
+    /// Wider scopes, and `claims` as a token request parameter; `None` for `acr_values` or
+    /// `max_age`, which no person signs in for here.
+    fn upgraded(&self, need: &Requirements) -> Option<Arc<dyn Flow>> {
+        if need.needs_sign_in() {
+            return None;
+        }
+        let mut wider = self.clone();
+        wider.scopes = need.widen(&self.scopes);
+        if need.claims.is_some() {
+            wider.claims_request.clone_from(&need.claims);
+        }
+        Some(Arc::new(wider))
     }
 }
