@@ -698,3 +698,95 @@ async fn the_file_store_survives_a_client_restart_without_a_second_sign_in() {
     assert_eq!(server.stat("/grants/authorization_code").await, 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---- DPoP (RFC 9449) with nonces required, and step-up (RFC 9470) -------------------------------
+
+#[tokio::test]
+async fn the_provider_runs_with_dpop_nonces_required_and_lists_its_algs_and_acr_values() {
+    let server = Interop::start();
+    assert!(server.dpop_nonces, "nonces are required by default");
+    let meta: serde_json::Value =
+        reqwest::get(server.endpoint("/.well-known/openid-configuration"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let algs = meta["dpop_signing_alg_values_supported"]
+        .as_array()
+        .expect("dpop_signing_alg_values_supported");
+    for alg in ["ES256", "PS256", "EdDSA"] {
+        assert!(algs.iter().any(|a| a == alg), "{alg} in {algs:?}");
+    }
+    assert_eq!(
+        meta["acr_values_supported"],
+        serde_json::json!([
+            "urn:mace:incommon:iap:silver",
+            "urn:mace:incommon:iap:bronze"
+        ])
+    );
+
+    // A DPoP-bound client gets no token without a proof.
+    let client = server.client("cc-dpop", Some("cc-dpop-secret")).await;
+    let err = TokenSource::new(client, ClientCredentials::new().scope("api:read"))
+        .token()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid_grant"), "{err}");
+
+    // And the resource challenges a request without a token with both schemes, and always
+    // hands out its nonce.
+    let resp = reqwest::get(server.api("read")).await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenges: Vec<_> = resp
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(challenges.len(), 2, "{challenges:?}");
+    assert!(challenges[0].starts_with("Bearer "), "{challenges:?}");
+    assert!(challenges[1].starts_with("DPoP algs="), "{challenges:?}");
+    assert!(resp.headers().contains_key("dpop-nonce"));
+
+    // Without nonces (INTEROP_DPOP_NONCES=optional), the resource hands none out.
+    let relaxed = Interop::start_with(&[("INTEROP_DPOP_NONCES", "optional")]);
+    assert!(!relaxed.dpop_nonces);
+    let resp = reqwest::get(relaxed.api("read")).await.unwrap();
+    assert!(!resp.headers().contains_key("dpop-nonce"));
+}
+
+/// The suite's own DPoP checks must be right before they can judge the client: a hand-written
+/// client (`tests/interop/dpop_selftest.mjs`, jose) gets tokens with the nonce dance, and the
+/// resource refuses each broken proof (htm, htu, query in htu, iat, ath, jti missing or replayed,
+/// typ, alg none and HS256, a forged signature, a stale nonce, another key than cnf.jkt, two DPoP
+/// headers), a bound token as Bearer and an unbound one as DPoP; step-up to the silver acr and a
+/// max_age sign-in go through the provider's pages; a bound refresh token refuses another key.
+#[tokio::test]
+async fn the_resource_validates_dpop_proofs_exactly_against_a_hand_written_client() {
+    let server = Interop::start();
+    let out = std::process::Command::new("node")
+        .arg("dpop_selftest.mjs")
+        .arg(&server.issuer)
+        .arg(&server.resource)
+        .current_dir(interop_support::interop_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "dpop_selftest.mjs failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+        7,
+        "{stdout}"
+    );
+    let stats = server.stats().await;
+    assert_eq!(stats["resource_dpop"]["outcomes"]["dpop: jti replayed"], 1);
+    assert_eq!(
+        stats["resource_dpop"]["outcomes"]["dpop-bound token presented as Bearer"],
+        1
+    );
+}
