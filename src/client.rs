@@ -57,6 +57,10 @@ use retry::Jitter;
 #[derive(Clone)]
 pub struct OAuthClient {
     inner: Arc<Config>,
+    /// The DPoP key this copy of the client signs proofs with: a token source's own key, or the
+    /// key of the token being refreshed. `None` uses the client-wide key.
+    #[cfg(feature = "dpop")]
+    dpop_key: Option<crate::dpop::DpopKey>,
 }
 
 /// Everything an [`OAuthClient`] is configured with; [`OAuthClientBuilder`] fills it.
@@ -84,6 +88,8 @@ struct Config {
     retry: RetryPolicy,
     jitter: Arc<Jitter>,
     user_agent: HeaderValue,
+    #[cfg(feature = "dpop")]
+    dpop: Option<crate::dpop::Dpop>,
 }
 
 impl Config {
@@ -140,6 +146,36 @@ impl OAuthClient {
         );
         OAuthClient {
             inner: Arc::new(builder.into_config_unchecked()),
+            #[cfg(feature = "dpop")]
+            dpop_key: self.dpop_key.clone(),
+        }
+    }
+
+    /// How the client uses DPoP, if it does ([`OAuthClientBuilder::dpop`]).
+    #[cfg(feature = "dpop")]
+    pub fn dpop(&self) -> Option<&crate::dpop::Dpop> {
+        self.inner.dpop.as_ref()
+    }
+
+    /// The key this client signs DPoP proofs with: the key of the token source (or token) it
+    /// works for, else the key shared by requests made straight through the client. `None`
+    /// without DPoP.
+    #[cfg(feature = "dpop")]
+    pub fn dpop_key(&self) -> Result<Option<crate::dpop::DpopKey>> {
+        match (&self.inner.dpop, &self.dpop_key) {
+            (None, _) => Ok(None),
+            (Some(_), Some(key)) => Ok(Some(key.clone())),
+            (Some(dpop), None) => dpop.client_key().map(Some),
+        }
+    }
+
+    /// This client signing DPoP proofs with `key` (a source's own key, or the key a stored
+    /// token is bound to). Shares everything else.
+    #[cfg(feature = "dpop")]
+    pub(crate) fn with_dpop_key(&self, key: crate::dpop::DpopKey) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            dpop_key: Some(key),
         }
     }
 
@@ -307,13 +343,73 @@ impl OAuthClient {
         Ok(token.keeping_refresh_token(refresh_token))
     }
 
+    /// Sends one token request. With DPoP it carries a proof, and a `use_dpop_nonce` answer
+    /// with a new nonce is answered once more with a proof carrying it (SECURITY.md rule 48):
+    /// the server refused before it looked at the grant, so nothing was spent.
     async fn send_token_request(&self, request: &TokenRequest) -> Result<Token> {
-        let cfg = &*self.inner;
-        let url = cfg
+        let url = self
+            .inner
             .token_url
             .as_ref()
             .ok_or_else(|| Error::config("no token URL configured"))?;
+        #[cfg(feature = "dpop")]
+        if let (Some(dpop), Some(key)) = (&self.inner.dpop, self.dpop_key()?) {
+            let origin = crate::dpop::origin_key_of_url(url);
+            let mut nonce = dpop.nonces.get(&origin);
+            let mut first = true;
+            loop {
+                let proof = key.proof(
+                    "POST",
+                    url.as_str(),
+                    crate::clock::unix_seconds(self.clock()),
+                    None,
+                    nonce.as_deref(),
+                )?;
+                let (result, response_nonce) = self
+                    .send_token_request_once(url, request, Some((&key, dpop, proof)))
+                    .await;
+                let fresh = response_nonce.map(|n| dpop.nonces.set(&origin, &n));
+                match result {
+                    Err(Error::Server(e))
+                        if first
+                            && e.code.as_str() == "use_dpop_nonce"
+                            && fresh.is_some()
+                            && fresh != nonce =>
+                    {
+                        tracing::debug!(
+                            "the token endpoint asked for a DPoP nonce; once more with it"
+                        );
+                        first = false;
+                        nonce = fresh;
+                    }
+                    other => return other,
+                }
+            }
+        }
+        self.send_token_request_once(url, request, None).await.0
+    }
 
+    /// One attempt of [`send_token_request`](Self::send_token_request): the result, and the
+    /// `DPoP-Nonce` the response carried.
+    async fn send_token_request_once(
+        &self,
+        url: &Url,
+        request: &TokenRequest,
+        dpop: Option<ProofToSend<'_>>,
+    ) -> (Result<Token>, Option<Box<str>>) {
+        match self.token_attempt(url, request, dpop).await {
+            Ok(done) => done,
+            Err(e) => (Err(e), None),
+        }
+    }
+
+    async fn token_attempt(
+        &self,
+        url: &Url,
+        request: &TokenRequest,
+        dpop: Option<ProofToSend<'_>>,
+    ) -> Result<(Result<Token>, Option<Box<str>>)> {
+        let cfg = &*self.inner;
         let mut secrets = Secrets::default();
         let http_request = self.authenticated_form(
             url,
@@ -325,6 +421,18 @@ impl OAuthClient {
             },
             &mut secrets,
         )?;
+        #[cfg_attr(not(feature = "dpop"), allow(unused_mut))]
+        let mut http_request = http_request;
+        #[cfg(not(feature = "dpop"))]
+        let _ = &dpop;
+        #[cfg(feature = "dpop")]
+        if let Some((_, _, proof)) = &dpop {
+            let value = HeaderValue::try_from(proof.as_str())
+                .map_err(|_| Error::Internal("a DPoP proof is not a header value".into()))?;
+            http_request
+                .headers_mut()
+                .insert(crate::dpop::DPOP_HEADER, value);
+        }
         for (_, value) in &request.params {
             if let Param::Secret(s) = value {
                 secrets.add(s.expose_secret());
@@ -336,7 +444,7 @@ impl OAuthClient {
             endpoint = %url.origin().ascii_serialization(),
             "token request"
         );
-        let response = self
+        let mut response = self
             .exchange(crate::error::Endpoint::Token, http_request)
             .await?;
         tracing::debug!(
@@ -344,7 +452,7 @@ impl OAuthClient {
             status = response.status.as_u16(),
             "token response"
         );
-        parse_token_response(
+        let token = parse_token_response(
             &response,
             &ParseContext {
                 clock: &*cfg.clock,
@@ -352,8 +460,11 @@ impl OAuthClient {
                 requested_scope: request.requested_scope.as_deref(),
                 lenient_token_type: cfg.lenient_token_type,
                 secrets: &secrets,
+                #[cfg(feature = "dpop")]
+                dpop: dpop.as_ref().map(|(key, d, _)| (*key, d.require_bound)),
             },
-        )
+        );
+        Ok((token, response.dpop_nonce.take()))
     }
 
     /// A form POST to `url` carrying the client's authentication, as the token and device
@@ -434,6 +545,12 @@ impl OAuthClient {
         }
     }
 }
+
+/// A token request's DPoP proof, with the key that signed it and the client's DPoP settings.
+#[cfg(feature = "dpop")]
+type ProofToSend<'a> = (&'a crate::dpop::DpopKey, &'a crate::dpop::Dpop, String);
+#[cfg(not(feature = "dpop"))]
+type ProofToSend<'a> = (std::convert::Infallible, std::marker::PhantomData<&'a ()>);
 
 impl fmt::Debug for OAuthClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

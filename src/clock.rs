@@ -54,6 +54,15 @@ pub(crate) fn instant_after(at: Instant, by: Duration) -> Instant {
     }
 }
 
+/// Seconds since the Unix epoch on `clock`'s wall time (0 before the epoch).
+#[cfg(feature = "dpop")]
+pub(crate) fn unix_seconds(clock: &dyn Clock) -> u64 {
+    clock
+        .now_utc()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// `at + by` on the wall clock, saturating like [`instant_after`].
 pub(crate) fn time_after(at: SystemTime, by: Duration) -> SystemTime {
     let mut by = by;

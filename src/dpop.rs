@@ -39,8 +39,9 @@ mod key;
 mod nonce;
 
 pub use config::Dpop;
+pub(crate) use key::access_token_hash;
 pub use key::{DpopAlg, DpopKey};
-pub(crate) use nonce::Nonces;
+pub(crate) use nonce::{Nonces, nonce_in, origin_key_of_uri, origin_key_of_url};
 
 /// The `DPoP` request header, which carries a proof.
 pub const DPOP_HEADER: http::HeaderName = http::HeaderName::from_static("dpop");

@@ -63,6 +63,16 @@ pub enum Error {
         token_type: String,
     },
 
+    /// The client demands DPoP-bound tokens
+    /// (`dpop::Dpop::require_bound_tokens`) and the server
+    /// issued a bearer token, which would work for whoever stole it.
+    #[error(
+        "the authorization server issued a bearer token although this client requires \
+         DPoP-bound tokens; enable DPoP for this client at the server, or stop requiring bound \
+         tokens"
+    )]
+    UnboundToken,
+
     /// The client or flow is configured in a way that cannot work (a missing token URL, a
     /// plain `http` URL to a remote host, an invalid parameter).
     #[error("configuration error: {0}")]
@@ -197,6 +207,7 @@ impl Error {
                 _ => Action::RetryLater { after: None },
             },
             Error::UnsupportedTokenType { .. }
+            | Error::UnboundToken
             | Error::Config(_)
             | Error::UnsafeRedirect { .. }
             | Error::IssuerMismatch { .. }

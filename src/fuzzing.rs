@@ -128,6 +128,7 @@ pub fn parse_token_response_raw(
         status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
         content_type: content_type.map(str::to_owned),
         retry_after: None,
+        dpop_nonce: None,
         body: Bytes::copy_from_slice(body),
     };
     let clock = crate::clock::ManualClock::new();
@@ -139,6 +140,8 @@ pub fn parse_token_response_raw(
             requested_scope: Some("requested"),
             lenient_token_type,
             secrets: &planted,
+            #[cfg(feature = "dpop")]
+            dpop: None,
         },
     )
 }

@@ -62,6 +62,10 @@ pub struct Metadata {
     pub code_challenge_methods_supported: Option<Vec<String>>,
     /// `id_token_signing_alg_values_supported` (OpenID Connect).
     pub id_token_signing_alg_values_supported: Option<Vec<String>>,
+    /// `dpop_signing_alg_values_supported` (RFC 9449 §5.1): the algorithms the server accepts
+    /// for DPoP proofs. A client with DPoP picks its key's algorithm from this list.
+    #[serde(default)]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
     /// `authorization_response_iss_parameter_supported` (RFC 9207 §3). When `true`, the
     /// authorization code flow of a discovered client requires the `iss` parameter on the
     /// callback, so that a mix-up attack cannot strip it.

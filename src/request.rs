@@ -19,6 +19,7 @@
 
 pub(crate) mod challenge;
 pub(crate) mod constructors;
+pub(crate) mod credentials;
 pub(crate) mod origin;
 pub(crate) mod plan;
 pub(crate) mod withheld;

@@ -34,9 +34,10 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::error::Error;
-use crate::request::challenge::calls_for_renewal;
+use crate::request::challenge::{Acted, Verdict, assess};
 use crate::request::constructors::shorthand_constructors;
-use crate::request::plan::{Attach, Plan, set_token};
+use crate::request::credentials::{proof_for, remember_nonce, set_credentials};
+use crate::request::plan::{Attach, Plan};
 use crate::source::TokenSource;
 use crate::token::Token;
 
@@ -192,7 +193,7 @@ impl<G: Send + Sync + 'static> Middleware for OAuthMiddleware<G> {
             }
         };
         let interactive = self.attach.is_interactive();
-        // The rare paths (waiting for a token, the retry after a 401) are boxed: inline they
+        // The rare paths (waiting for a token, acting on a challenge) are boxed: inline they
         // would make every request's future several times larger.
         let token = match source.fast() {
             Some(token) => token,
@@ -200,7 +201,7 @@ impl<G: Send + Sync + 'static> Middleware for OAuthMiddleware<G> {
                 .await
                 .map_err(reqwest_middleware::Error::middleware)?,
         };
-        // The copy for the retry is taken before the token goes in (the retry sets its own).
+        // The copy for a retry is taken before the token goes in (a retry sets its own).
         // Boxed, to keep this future under glibc's 1 KiB large-allocation threshold.
         let replay = if self.attach.retry_after_401 {
             request.try_clone().map(Box::new)
@@ -208,59 +209,91 @@ impl<G: Send + Sync + 'static> Middleware for OAuthMiddleware<G> {
             None
         };
         let sent_to = OriginKey::of(request.url());
-        set_token(request.headers_mut(), &token);
+        let proof = proof_for(&token, source, request.method(), request.url())
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let sent = set_credentials(request.headers_mut(), &token, proof);
         let response = next.clone().run(request, extensions).await?;
         if OriginKey::of(response.url()) != sent_to {
             return Err(unsafe_redirect(response.url()));
         }
-        if !calls_for_renewal(response.status(), response.headers()) {
+        remember_nonce(&sent, source, response.url(), response.headers());
+        let verdict = assess(response.status(), response.headers(), &sent.as_sent());
+        if verdict == Verdict::Done {
             return Ok(response);
         }
         let retry = Retry {
             source,
-            used: &token,
+            used: token,
             replay,
             interactive,
         };
-        Box::pin(retry.run(response, extensions, next)).await
+        Box::pin(retry.run(verdict, response, extensions, next)).await
     }
 }
 
-/// What the middleware needs after a 401.
+/// What the middleware needs to act on a challenge.
 struct Retry<'a> {
     source: &'a TokenSource,
-    used: &'a Token,
+    used: Token,
     replay: Option<Box<Request>>,
     interactive: bool,
 }
 
 impl Retry<'_> {
-    /// Drops the token that failed (unless a newer one is cached) and, if the request could be
-    /// copied, sends it once more with a renewed token.
+    /// Acts on what the server said (SECURITY.md rules 29, 48 and 49): a rejected token is
+    /// dropped (unless a newer one is cached) and renewed, a DPoP nonce challenge is answered
+    /// with a proof carrying the new nonce; each at most once per request, and only when the
+    /// request could be copied. Anything else, or a second challenge of a kind already acted
+    /// on, returns the answer as it is.
     async fn run(
         self,
-        unauthorized: Response,
+        mut verdict: Verdict,
+        mut response: Response,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        self.source.invalidate(self.used);
-        let Some(mut replay) = self.replay.map(|boxed| *boxed) else {
-            tracing::debug!("401 on a request that cannot be replayed; returned as is");
-            return Ok(unauthorized);
-        };
-        let token = self
-            .source
-            .token_for(self.interactive)
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
-        tracing::debug!("401: retrying once with a renewed token");
-        let sent_to = OriginKey::of(replay.url());
-        set_token(replay.headers_mut(), &token);
-        let response = next.run(replay, extensions).await?;
-        if OriginKey::of(response.url()) != sent_to {
-            return Err(unsafe_redirect(response.url()));
+        let Retry {
+            source,
+            used: mut token,
+            replay,
+            interactive,
+        } = self;
+        let mut acted = Acted::default();
+        loop {
+            match verdict {
+                Verdict::Renew if !acted.renewed => {
+                    acted.renewed = true;
+                    source.invalidate(&token);
+                    if replay.is_none() {
+                        tracing::debug!("401 on a request that cannot be replayed; returned as is");
+                        return Ok(response);
+                    }
+                    token = source
+                        .token_for(interactive)
+                        .await
+                        .map_err(reqwest_middleware::Error::middleware)?;
+                    tracing::debug!("401: retrying once with a renewed token");
+                }
+                Verdict::Nonce(_) if !acted.nonce && replay.is_some() => {
+                    acted.nonce = true;
+                    tracing::debug!("DPoP nonce challenge: retrying once with the new nonce");
+                }
+                _ => return Ok(response),
+            }
+            let Some(mut request) = replay.as_deref().and_then(Request::try_clone) else {
+                return Ok(response);
+            };
+            let sent_to = OriginKey::of(request.url());
+            let proof = proof_for(&token, source, request.method(), request.url())
+                .map_err(reqwest_middleware::Error::middleware)?;
+            let sent = set_credentials(request.headers_mut(), &token, proof);
+            response = next.clone().run(request, extensions).await?;
+            if OriginKey::of(response.url()) != sent_to {
+                return Err(unsafe_redirect(response.url()));
+            }
+            remember_nonce(&sent, source, response.url(), response.headers());
+            verdict = assess(response.status(), response.headers(), &sent.as_sent());
         }
-        Ok(response)
     }
 }
 

@@ -496,7 +496,10 @@ impl Inner {
         let result = match held.as_ref().and_then(|t| t.refresh_token().cloned()) {
             Some(refresh_token) => {
                 let scope = held.as_ref().and_then(Token::scope);
-                match self.client.refresh_with_scope(&refresh_token, scope).await {
+                let client = held
+                    .as_ref()
+                    .map_or_else(|| self.client.clone(), |t| self.client_for(t));
+                match client.refresh_with_scope(&refresh_token, scope).await {
                     Err(e) if e.is_invalid_grant() => {
                         // Rule 22: that refresh token is dead; never send it again.
                         tracing::debug!("refresh token rejected; purged");
@@ -565,6 +568,17 @@ impl Inner {
             }
             _ => Err(refused),
         }
+    }
+
+    /// The client that renews `token`: with DPoP, one that signs with the key the token (and so
+    /// its refresh token) is bound to, which may be another process's key read from the store.
+    fn client_for(&self, token: &Token) -> OAuthClient {
+        #[cfg(feature = "dpop")]
+        if let Some(key) = token.dpop_key() {
+            return self.client.with_dpop_key(key.clone());
+        }
+        let _ = token;
+        self.client.clone()
     }
 
     async fn fetch_new(&self, interactive: bool) -> Result<Token> {
@@ -772,12 +786,25 @@ impl TokenSourceBuilder {
     /// The source.
     pub fn build(self) -> TokenSource {
         let mut key = self.flow.cache_key(&self.client);
+        // With DPoP, the source's own key (fresh unless the client has a fixed one): its flow
+        // and its refreshes sign with it, and its tokens are bound to it.
+        #[cfg(feature = "dpop")]
+        let client = match self.client.dpop().map(crate::dpop::Dpop::key_for_source) {
+            Some(Ok(key)) => self.client.with_dpop_key(key),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "cannot generate a DPoP key; using the client's");
+                self.client
+            }
+            None => self.client,
+        };
+        #[cfg(not(feature = "dpop"))]
+        let client = self.client;
         if let Some(identity) = self.identity {
             key = key.with_part("identity", identity);
         }
         let inner = Arc::new(Inner {
-            clock: self.client.clock_arc(),
-            client: self.client,
+            clock: client.clock_arc(),
+            client,
             flow: self.flow,
             key,
             config: self.config,

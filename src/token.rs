@@ -63,6 +63,17 @@ struct TokenInner {
     id_token: Option<SecretString>,
     issued_token_type: Option<String>,
     extra: Map<String, Value>,
+    /// The DPoP key the token is bound to, with the token's `ath`.
+    #[cfg(feature = "dpop")]
+    dpop: Option<Arc<Binding>>,
+}
+
+/// A DPoP-bound token's key, and the hash of the token that every resource proof carries
+/// (computed once per token, not once per request).
+#[cfg(feature = "dpop")]
+struct Binding {
+    key: crate::dpop::DpopKey,
+    ath: Box<str>,
 }
 
 impl Token {
@@ -78,6 +89,8 @@ impl Token {
             id_token: None,
             issued_token_type: None,
             extra: Map::new(),
+            #[cfg(feature = "dpop")]
+            dpop: None,
         }
     }
 
@@ -95,14 +108,29 @@ impl Token {
         &self.inner.access_token
     }
 
-    /// `Bearer <token>` as a header value, marked sensitive so that `Debug` hides it.
+    /// The `Authorization` header value, marked sensitive so that `Debug` hides it:
+    /// `Bearer <token>`, or `DPoP <token>` for a DPoP-bound token (which is never sent as
+    /// `Bearer`, and needs a proof with each request: the layer and the middleware add it).
     pub fn header_value(&self) -> &HeaderValue {
         &self.inner.header
     }
 
-    /// The `token_type` as the server sent it (always a bearer type).
+    /// The `token_type` as the server sent it: a bearer type, or `DPoP` for a DPoP-bound token.
     pub fn token_type(&self) -> &str {
         &self.inner.token_type
+    }
+
+    /// The DPoP key this token is bound to (RFC 9449), if it is: every request that carries it
+    /// needs a proof signed with this key.
+    #[cfg(feature = "dpop")]
+    pub fn dpop_key(&self) -> Option<&crate::dpop::DpopKey> {
+        self.inner.dpop.as_deref().map(|b| &b.key)
+    }
+
+    /// The key and `ath` of a DPoP-bound token.
+    #[cfg(feature = "dpop")]
+    pub(crate) fn dpop_binding(&self) -> Option<(&crate::dpop::DpopKey, &str)> {
+        self.inner.dpop.as_deref().map(|b| (&b.key, &*b.ath))
     }
 
     /// The lifetime the token was issued with (zero if it arrived expired).
@@ -202,8 +230,8 @@ impl Token {
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let extra: Vec<&String> = self.inner.extra.keys().collect();
-        f.debug_struct("Token")
-            .field("access_token", &"[redacted]")
+        let mut d = f.debug_struct("Token");
+        d.field("access_token", &"[redacted]")
             .field("token_type", &self.inner.token_type)
             .field("lifetime", &self.inner.lifetime)
             .field("expires_at_utc", &self.inner.expires_at_utc)
@@ -217,8 +245,12 @@ impl fmt::Debug for Token {
                 &self.inner.id_token.as_ref().map(|_| "[redacted]"),
             )
             .field("issued_token_type", &self.inner.issued_token_type)
-            .field("extra_members", &extra)
-            .finish()
+            .field("extra_members", &extra);
+        #[cfg(feature = "dpop")]
+        if let Some(key) = self.dpop_key() {
+            d.field("dpop_key", key);
+        }
+        d.finish()
     }
 }
 
@@ -235,6 +267,8 @@ pub struct TokenBuilder {
     id_token: Option<SecretString>,
     issued_token_type: Option<String>,
     extra: Map<String, Value>,
+    #[cfg(feature = "dpop")]
+    dpop: Option<crate::dpop::DpopKey>,
 }
 
 impl TokenBuilder {
@@ -262,13 +296,32 @@ impl TokenBuilder {
         self
     }
 
+    /// Makes it a DPoP-bound token (`token_type` `DPoP`) bound to `key`.
+    #[cfg(feature = "dpop")]
+    pub fn dpop_key(mut self, key: crate::dpop::DpopKey) -> Self {
+        self.token_type = "DPoP".into();
+        self.dpop = Some(key);
+        self
+    }
+
     /// Checks the token and stamps its expiry with `clock`.
     pub fn build(self, clock: &dyn Clock) -> Result<Token> {
         self.build_at(clock.now(), clock.now_utc())
     }
 
     fn build_at(self, now: Instant, now_utc: SystemTime) -> Result<Token> {
-        let header = bearer_header(&self.access_token).map_err(Error::config)?;
+        #[cfg(feature = "dpop")]
+        let dpop = self.dpop.map(|key| {
+            Arc::new(Binding {
+                ath: crate::dpop::access_token_hash(&self.access_token).into(),
+                key,
+            })
+        });
+        #[cfg(feature = "dpop")]
+        let scheme = if dpop.is_some() { "DPoP" } else { "Bearer" };
+        #[cfg(not(feature = "dpop"))]
+        let scheme = "Bearer";
+        let header = authorization_header(scheme, &self.access_token).map_err(Error::config)?;
         let lifetime_reported = self.expires_in.is_some();
         let lifetime = self
             .expires_in
@@ -289,6 +342,8 @@ impl TokenBuilder {
                 id_token: self.id_token,
                 issued_token_type: self.issued_token_type,
                 extra: self.extra,
+                #[cfg(feature = "dpop")]
+                dpop,
             }),
         })
     }
@@ -318,6 +373,10 @@ pub(crate) struct Persisted {
     pub(crate) issued_token_type: Option<String>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub(crate) extra: Map<String, Value>,
+    /// The DPoP key a bound token needs (PKCS#8 DER, base64): stored with the token, so the
+    /// token and its refresh token work after a restart and in other processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) dpop_key: Option<String>,
 }
 
 #[cfg(any(
@@ -347,14 +406,44 @@ impl Token {
             id_token: t.id_token.as_ref().map(|s| s.expose_secret().to_owned()),
             issued_token_type: t.issued_token_type.clone(),
             extra: t.extra.clone(),
+            #[cfg(feature = "dpop")]
+            dpop_key: self.dpop_key().map(|key| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(&*key.to_pkcs8_der())
+            }),
+            #[cfg(not(feature = "dpop"))]
+            dpop_key: None,
         }
     }
 
     /// Restores a persisted token, placing its expiry on `clock`'s monotonic time: a token
     /// whose UTC expiry has passed comes back already expired (never a panic on clock jumps).
     pub(crate) fn from_persisted(p: Persisted, clock: &dyn Clock) -> Result<Token> {
-        let header = bearer_header(&p.access_token).map_err(Error::config)?;
-        if !p.token_type.eq_ignore_ascii_case("bearer") {
+        #[cfg(feature = "dpop")]
+        let dpop = match (&p.dpop_key, p.token_type.eq_ignore_ascii_case("dpop")) {
+            (Some(der), true) => {
+                use base64::Engine;
+                let der = zeroize::Zeroizing::new(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(der)
+                        .map_err(|_| Error::Store("the stored DPoP key is not base64".into()))?,
+                );
+                let key = crate::dpop::DpopKey::from_pkcs8_der(&der)
+                    .map_err(|_| Error::Store("the stored DPoP key is unusable".into()))?;
+                Some(Arc::new(Binding {
+                    ath: crate::dpop::access_token_hash(&p.access_token).into(),
+                    key,
+                }))
+            }
+            (None, false) => None,
+            _ => return Err(Error::Store("a DPoP token stored without its key".into())),
+        };
+        #[cfg(feature = "dpop")]
+        let scheme = if dpop.is_some() { "DPoP" } else { "Bearer" };
+        #[cfg(not(feature = "dpop"))]
+        let scheme = "Bearer";
+        let header = authorization_header(scheme, &p.access_token).map_err(Error::config)?;
+        if scheme == "Bearer" && !p.token_type.eq_ignore_ascii_case("bearer") {
             return Err(Error::UnsupportedTokenType {
                 token_type: p.token_type.chars().take(64).collect(),
             });
@@ -383,6 +472,8 @@ impl Token {
                 id_token: p.id_token.map(SecretString::from),
                 issued_token_type: p.issued_token_type,
                 extra: p.extra,
+                #[cfg(feature = "dpop")]
+                dpop,
             }),
         })
     }
@@ -394,16 +485,19 @@ fn next_issue() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// `Bearer <token>`, checked and marked sensitive (rule 17). Only visible ASCII is accepted, so
-/// no CR, LF, space or control character can reach a header.
-fn bearer_header(access_token: &str) -> std::result::Result<HeaderValue, &'static str> {
+/// `<scheme> <token>` (`Bearer` or `DPoP`), checked and marked sensitive (rule 17). Only
+/// visible ASCII is accepted, so no CR, LF, space or control character can reach a header.
+fn authorization_header(
+    scheme: &str,
+    access_token: &str,
+) -> std::result::Result<HeaderValue, &'static str> {
     if access_token.is_empty() {
         return Err("access_token is empty");
     }
     if !access_token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("access_token contains characters not allowed in an HTTP header");
     }
-    let mut value = HeaderValue::try_from(format!("Bearer {access_token}"))
+    let mut value = HeaderValue::try_from(format!("{scheme} {access_token}"))
         .map_err(|_| "access_token is not a valid header value")?;
     value.set_sensitive(true);
     Ok(value)
@@ -416,6 +510,10 @@ pub(crate) struct ParseContext<'a> {
     pub(crate) requested_scope: Option<&'a str>,
     pub(crate) lenient_token_type: bool,
     pub(crate) secrets: &'a Secrets<'a>,
+    /// The DPoP key the request's proof was signed with, and whether an unbound (`Bearer`)
+    /// answer is refused.
+    #[cfg(feature = "dpop")]
+    pub(crate) dpop: Option<(&'a crate::dpop::DpopKey, bool)>,
 }
 
 /// Classifies a token endpoint response (rule 15): a token, an OAuth error, or an unexpected
@@ -429,12 +527,21 @@ pub(crate) fn parse_token_response(resp: &RawResponse, ctx: &ParseContext<'_>) -
         Some(_) => return Err(resp.unexpected("access_token is not a string", ctx.secrets)),
         None => return Err(resp.unexpected("no access_token", ctx.secrets)),
     };
-    if let Err(problem) = bearer_header(&access_token) {
+    if let Err(problem) = authorization_header("Bearer", &access_token) {
         return Err(resp.unexpected(problem, ctx.secrets));
     }
 
+    #[cfg(feature = "dpop")]
+    let mut bound_to = None;
     let token_type = match map.remove("token_type") {
         Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => t,
+        // RFC 9449 §5: a token bound to the key of the proof sent; accepted in any case, and
+        // only when a proof was sent (an unrequested DPoP token could not be used).
+        #[cfg(feature = "dpop")]
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("dpop") && ctx.dpop.is_some() => {
+            bound_to = ctx.dpop.map(|(key, _)| key.clone());
+            "DPoP".to_owned()
+        }
         Some(Value::String(t)) => {
             return Err(Error::UnsupportedTokenType {
                 token_type: redact::server_text(&t, ctx.secrets)
@@ -452,6 +559,12 @@ pub(crate) fn parse_token_response(resp: &RawResponse, ctx: &ParseContext<'_>) -
         }
         Some(_) => return Err(resp.unexpected("token_type is not a string", ctx.secrets)),
     };
+
+    // A caller that demands bound tokens refuses a bearer one (lenient or stated).
+    #[cfg(feature = "dpop")]
+    if bound_to.is_none() && matches!(ctx.dpop, Some((_, true))) {
+        return Err(Error::UnboundToken);
+    }
 
     let expires_in = parse_expires_in(map.remove("expires_in"));
     let refresh_token = non_empty_string(map.remove("refresh_token")).map(SecretString::from);
@@ -483,6 +596,8 @@ pub(crate) fn parse_token_response(resp: &RawResponse, ctx: &ParseContext<'_>) -
         id_token,
         issued_token_type,
         extra: map,
+        #[cfg(feature = "dpop")]
+        dpop: bound_to,
     };
     builder.build_at(ctx.clock.now(), ctx.clock.now_utc())
 }

@@ -189,6 +189,10 @@ async fn exchange_unnamed(
                 .headers
                 .get(RETRY_AFTER)
                 .and_then(|value| parse_retry_after(value, clock.now_utc())),
+            #[cfg(feature = "dpop")]
+            dpop_nonce: crate::dpop::nonce_in(&parts.headers).map(Box::from),
+            #[cfg(not(feature = "dpop"))]
+            dpop_nonce: None,
             body,
         })
     };
@@ -525,6 +529,8 @@ pub(crate) struct RawResponse {
     pub(crate) status: StatusCode,
     pub(crate) content_type: Option<String>,
     pub(crate) retry_after: Option<Duration>,
+    /// `DPoP-Nonce`, when the response carries one well-formed nonce (RFC 9449 §8).
+    pub(crate) dpop_nonce: Option<Box<str>>,
     pub(crate) body: bytes::Bytes,
 }
 

@@ -79,6 +79,8 @@ impl OAuthClientBuilder {
                 "oauth-layer/",
                 env!("CARGO_PKG_VERSION")
             )),
+            #[cfg(feature = "dpop")]
+            dpop: None,
         })
     }
 
@@ -100,9 +102,21 @@ impl OAuthClientBuilder {
     /// a user agent that is not a header value, metadata for another issuer. Several problems
     /// come as one [`Error::Config`] that names them all.
     pub fn build(mut self) -> Result<OAuthClient> {
+        #[cfg(feature = "dpop")]
+        if let Some(dpop) = self.config.dpop.take() {
+            // The key's algorithm must be one the server takes, when its metadata says which.
+            let supported = self
+                .config
+                .metadata
+                .as_ref()
+                .and_then(|m| m.dpop_signing_alg_values_supported.clone());
+            self.config.dpop = self.check("dpop", dpop.for_server(supported.as_deref()));
+        }
         match self.problems.len() {
             0 => Ok(OAuthClient {
                 inner: Arc::new(self.into_config_unchecked()),
+                #[cfg(feature = "dpop")]
+                dpop_key: None,
             }),
             1 => Err(self.problems.remove(0).1),
             n => Err(Error::config(format!(
@@ -177,6 +191,15 @@ impl OAuthClientBuilder {
     #[cfg(feature = "jwt")]
     pub fn assertion_audience_issuer(mut self, use_issuer: bool) -> Self {
         self.config.assertion_audience_issuer = use_issuer;
+        self
+    }
+
+    /// Binds tokens to a key with DPoP (RFC 9449): every token request and every resource
+    /// request through the layer or the middleware carries a proof, and tokens come back as
+    /// `DPoP` tokens that are useless without the key. See [`crate::dpop`].
+    #[cfg(feature = "dpop")]
+    pub fn dpop(mut self, dpop: crate::dpop::Dpop) -> Self {
+        self.config.dpop = Some(dpop);
         self
     }
 

@@ -22,7 +22,10 @@ pub(crate) struct Nonces {
 impl Nonces {
     /// The latest nonce `origin` (`scheme://host:port`) gave, if any.
     pub(crate) fn get(&self, origin: &str) -> Option<Arc<str>> {
-        let map = self.by_origin.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self
+            .by_origin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         map.iter()
             .find(|(o, _)| o == origin)
             .map(|(_, n)| n.clone())
@@ -31,21 +34,54 @@ impl Nonces {
     /// Remembers the nonce in `headers` (if there is one and it is well formed) for `origin`,
     /// and returns it.
     pub(crate) fn update(&self, origin: &str, headers: &HeaderMap) -> Option<Arc<str>> {
-        let nonce = nonce_in(headers)?;
-        let mut map = self.by_origin.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(self.set(origin, nonce_in(headers)?))
+    }
+
+    /// Remembers `nonce` (already checked by [`nonce_in`]) as `origin`'s latest.
+    pub(crate) fn set(&self, origin: &str, nonce: &str) -> Arc<str> {
+        let mut map = self
+            .by_origin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = map.iter_mut().find(|(o, _)| o == origin) {
             if *entry.1 != *nonce {
                 entry.1 = Arc::from(nonce);
             }
-            return Some(entry.1.clone());
+            return entry.1.clone();
         }
         if map.len() >= MAX_ORIGINS {
             map.pop_front();
         }
         let nonce: Arc<str> = Arc::from(nonce);
         map.push_back((origin.to_owned(), nonce.clone()));
-        Some(nonce)
+        nonce
     }
+}
+
+/// The key nonces are kept under: `scheme://host:port`, lowercased, the port always written.
+pub(crate) fn origin_key(scheme: &str, host: &str, port: Option<u16>) -> String {
+    let port = port.unwrap_or(if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else {
+        80
+    });
+    let mut key = format!("{scheme}://{host}:{port}");
+    key.make_ascii_lowercase();
+    key
+}
+
+/// [`origin_key`] of a URL.
+pub(crate) fn origin_key_of_url(url: &url::Url) -> String {
+    origin_key(url.scheme(), url.host_str().unwrap_or(""), url.port())
+}
+
+/// [`origin_key`] of a request URI.
+pub(crate) fn origin_key_of_uri(uri: &http::Uri) -> String {
+    origin_key(
+        uri.scheme_str().unwrap_or(""),
+        uri.host().unwrap_or(""),
+        uri.port_u16(),
+    )
 }
 
 /// The `DPoP-Nonce` of a response, when it is one header of visible ASCII characters
@@ -67,7 +103,10 @@ pub(crate) fn nonce_in(headers: &HeaderMap) -> Option<&str> {
 
 impl std::fmt::Debug for Nonces {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let map = self.by_origin.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self
+            .by_origin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("Nonces")
             .field("origins", &map.len())
             .finish()
@@ -106,7 +145,10 @@ mod tests {
         assert!(nonce_in(&with_nonce(&["has space"])).is_none());
         assert!(nonce_in(&with_nonce(&["quo\"te"])).is_none());
         assert!(nonce_in(&with_nonce(&[&"x".repeat(MAX_NONCE_LEN + 1)])).is_none());
-        assert_eq!(nonce_in(&with_nonce(&["eyJ7S_zG.eyJH0-Z"])), Some("eyJ7S_zG.eyJH0-Z"));
+        assert_eq!(
+            nonce_in(&with_nonce(&["eyJ7S_zG.eyJH0-Z"])),
+            Some("eyJ7S_zG.eyJH0-Z")
+        );
     }
 
     #[test]

@@ -425,6 +425,12 @@ impl AuthCode {
             if let Some(n) = &nonce {
                 q.append_pair("nonce", n);
             }
+            // RFC 9449 §10: the code is bound to the key that will redeem it, so a stolen code
+            // is useless to anyone else.
+            #[cfg(feature = "dpop")]
+            if let Some(key) = client.dpop_key()? {
+                q.append_pair("dpop_jkt", key.thumbprint());
+            }
             for (name, value) in &self.auth_params {
                 q.append_pair(name, value);
             }
@@ -574,6 +580,7 @@ const AUTHORIZATION_PARAMS: &[&str] = &[
     "code_challenge",
     "code_challenge_method",
     "nonce",
+    "dpop_jkt",
     "request",
     "request_uri",
 ];

@@ -186,6 +186,7 @@ fn static_oidc(
         token_endpoint_auth_signing_alg_values_supported: None,
         code_challenge_methods_supported: None,
         id_token_signing_alg_values_supported: None,
+        dpop_signing_alg_values_supported: None,
         authorization_response_iss_parameter_supported: false,
         extra: Map::new(),
     };

@@ -171,3 +171,65 @@ mod tests {
         }
     }
 }
+
+/// Which challenges a request has acted on: each kind at most once (SECURITY.md rule 49).
+#[derive(Debug, Default)]
+pub(crate) struct Acted {
+    pub(crate) renewed: bool,
+    pub(crate) nonce: bool,
+    pub(crate) upgraded: bool,
+}
+
+// --- Interim policy (replaced by the challenge engine's) -----------------------------------
+
+/// What was sent, as far as the policy needs it.
+pub(crate) struct Sent<'a> {
+    pub(crate) dpop: bool,
+    pub(crate) nonce: Option<&'a str>,
+}
+
+/// What to do about one response.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Done,
+    Renew,
+    Nonce(String),
+    MoreScope(String),
+    StepUp {
+        acr_values: Option<String>,
+        max_age: Option<u64>,
+    },
+    Claims(String),
+}
+
+/// Interim: renewal and DPoP nonces only.
+pub(crate) fn assess(status: StatusCode, headers: &HeaderMap, sent: &Sent<'_>) -> Verdict {
+    if status != StatusCode::UNAUTHORIZED {
+        return Verdict::Done;
+    }
+    if sent.dpop {
+        let asks_nonce = headers
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(parse_challenges)
+            .any(|c| {
+                c.scheme.eq_ignore_ascii_case("dpop")
+                    && c.error.as_deref() == Some("use_dpop_nonce")
+            });
+        if asks_nonce {
+            #[cfg(feature = "dpop")]
+            if let Some(n) = crate::dpop::nonce_in(headers)
+                && sent.nonce != Some(n)
+            {
+                return Verdict::Nonce(n.to_owned());
+            }
+            return Verdict::Done;
+        }
+    }
+    if calls_for_renewal(status, headers) {
+        Verdict::Renew
+    } else {
+        Verdict::Done
+    }
+}

@@ -90,6 +90,17 @@ impl CacheKey {
         if let Some(key) = client.signing_key_fingerprint() {
             builder = builder.secret_part("signing_key", &key);
         }
+        // DPoP-bound tokens are never shared with a bearer client, nor with a client holding
+        // another fixed key. A fresh key per source is not part of the key: the key travels
+        // with the token (a store keeps it), so processes sharing a store share the token.
+        #[cfg(feature = "dpop")]
+        if let Some(dpop) = client.dpop() {
+            let binding = match dpop.key() {
+                Some(key) => format!("jkt:{}", key.thumbprint()),
+                None => "per-source".to_owned(),
+            };
+            builder = builder.part("dpop", binding);
+        }
         builder
     }
 

@@ -11,8 +11,8 @@ use tower_service::Service;
 use super::redirect::same_origin;
 use super::replay::{Replay, ReplayableBody};
 use super::service::InnerRedirects;
-use crate::request::challenge::calls_for_renewal;
-use crate::request::plan::set_token;
+use crate::request::challenge::{Acted, Verdict, assess};
+use crate::request::credentials::{SentWith, proof_for, remember_nonce, set_credentials};
 use crate::request::withheld::TokenWithheld;
 use crate::source::TokenSource;
 use crate::transport::BoxError;
@@ -63,11 +63,22 @@ pub(crate) struct Retry<S, B> {
 }
 
 impl<S, B> Retry<S, B> {
-    /// Whether `response` answers the request the token was sent with, and calls for renewal.
-    fn wanted<ResB>(&self, response: &Response<ResB>) -> bool {
-        calls_for_renewal(response.status(), response.headers())
-            && !from_redirect_target(self.sent_to.as_deref(), response)
+    /// What to do about `response` to a request sent as `sent`: nothing when it came from a
+    /// redirect target on another origin (not ours to act on).
+    fn verdict<ResB>(&self, response: &Response<ResB>, sent: &SentWith) -> Verdict {
+        verdict(self.sent_to.as_deref(), response, sent)
     }
+}
+
+fn verdict<ResB>(
+    sent_to: Option<&http::Uri>,
+    response: &Response<ResB>,
+    sent: &SentWith,
+) -> Verdict {
+    if from_redirect_target(sent_to, response) {
+        return Verdict::Done;
+    }
+    assess(response.status(), response.headers(), &sent.as_sent())
 }
 
 /// Whether `response` came from a redirect target on another origin than `sent_to` (tower-http's
@@ -102,7 +113,7 @@ where
 
 impl<S, B, ResB> Future for ResponseFuture<S, B>
 where
-    S: Service<Request<B>, Response = Response<ResB>> + Send + 'static,
+    S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: ReplayableBody + Send + 'static,
@@ -117,10 +128,16 @@ where
             match this.state.as_mut().project() {
                 StateProj::Sent { fut, retry } => {
                     let response = ready!(fut.poll(cx)).map_err(Into::into)?;
+                    // The fast path sends bearer tokens only (DPoP-bound ones take the boxed
+                    // path, which makes their proofs).
+                    let verdict = match retry.as_ref() {
+                        Some(retry) => retry.verdict(&response, &SentWith::default()),
+                        None => Verdict::Done,
+                    };
                     match retry.take() {
-                        Some(retry) if retry.wanted(&response) => {
+                        Some(retry) if verdict != Verdict::Done => {
                             this.state.set(State::Boxed {
-                                fut: Box::pin(retry.run(response)),
+                                fut: Box::pin(retry.run(verdict, response)),
                             });
                         }
                         _ => return Poll::Ready(Ok(response)),
@@ -134,39 +151,75 @@ where
 
 impl<S, B, ResB> Retry<S, B>
 where
-    S: Service<Request<B>, Response = Response<ResB>> + Send + 'static,
+    S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: ReplayableBody + Send + 'static,
     ResB: Send + 'static,
 {
-    /// After a 401: drop the token that failed (unless a newer one is already cached), and if
-    /// the request can be replayed, send it once more with a renewed token. A request that
-    /// cannot be replayed gets its 401 back; the next request gets the renewed token.
-    async fn run(self, unauthorized: Response<ResB>) -> Result<Response<ResB>, BoxError> {
+    /// Acts on what the server said (SECURITY.md rules 29, 48 and 49): a rejected token is
+    /// dropped (unless a newer one is already cached) and renewed, a DPoP nonce challenge is
+    /// answered with a proof carrying the new nonce; each at most once per request, and only
+    /// when the request can be replayed. A request that cannot be replayed gets its answer back;
+    /// the next request gets the renewed token.
+    async fn run(
+        self,
+        mut verdict: Verdict,
+        mut response: Response<ResB>,
+    ) -> Result<Response<ResB>, BoxError> {
         let Retry {
-            replay,
+            mut replay,
             source,
             used,
             interactive,
-            sent_to: _,
+            sent_to,
         } = self;
-        source.invalidate_issue(used);
-        let Some((mut service, mut request)) = replay.map(|replay| replay.into_parts()) else {
-            tracing::debug!("401 on a request that cannot be replayed; returned as is");
-            return Ok(unauthorized);
-        };
-        let token = source.token_for(interactive).await?;
-        tracing::debug!("401: retrying once with a renewed token");
-        set_token(request.headers_mut(), &token);
-        std::future::poll_fn(|cx| service.poll_ready(cx))
-            .await
-            .map_err(Into::into)?;
-        service.call(request).await.map_err(Into::into)
+        let mut used = used;
+        let mut renewed = None;
+        let mut acted = Acted::default();
+        loop {
+            match verdict {
+                Verdict::Renew if !acted.renewed => {
+                    acted.renewed = true;
+                    source.invalidate_issue(used);
+                    if replay.is_none() {
+                        tracing::debug!("401 on a request that cannot be replayed; returned as is");
+                        return Ok(response);
+                    }
+                    renewed = Some(source.token_for(interactive).await?);
+                    tracing::debug!("401: retrying once with a renewed token");
+                }
+                Verdict::Nonce(_) if !acted.nonce && replay.is_some() => {
+                    acted.nonce = true;
+                    tracing::debug!("DPoP nonce challenge: retrying once with the new nonce");
+                }
+                _ => return Ok(response),
+            }
+            let Some((mut service, mut request)) = replay.take().map(|r| r.into_parts()) else {
+                return Ok(response);
+            };
+            let token = match &renewed {
+                Some(token) => token.clone(),
+                None => source.token_for(interactive).await?,
+            };
+            used = token.issue();
+            // A further copy, for one more challenge of another kind.
+            replay = Replay::of(&request, || service.clone());
+            let proof = proof_for(&token, &source, request.method(), request.uri())?;
+            let target = request.uri().clone();
+            let sent = set_credentials(request.headers_mut(), &token, proof);
+            std::future::poll_fn(|cx| service.poll_ready(cx))
+                .await
+                .map_err(Into::into)?;
+            response = service.call(request).await.map_err(Into::into)?;
+            remember_nonce(&sent, &source, &target, response.headers());
+            verdict = self::verdict(sent_to.as_deref(), &response, &sent);
+        }
     }
 }
 
-/// The slow path: wait for a token, send, and handle a 401 like the fast path does.
+/// The slow path (no fresh token at hand, or a DPoP-bound token that needs a proof): wait for a
+/// token, send, and act on the answer like the fast path does.
 pub(crate) async fn authorize_and_send<S, B, ResB>(
     mut service: S,
     mut request: Request<B>,
@@ -189,8 +242,11 @@ where
         None
     };
     let sent_to = (redirects == InnerRedirects::Safe).then(|| Box::new(request.uri().clone()));
-    set_token(request.headers_mut(), &token);
+    let proof = proof_for(&token, &source, request.method(), request.uri())?;
+    let target = request.uri().clone();
+    let sent = set_credentials(request.headers_mut(), &token, proof);
     let response = service.call(request).await.map_err(Into::into)?;
+    remember_nonce(&sent, &source, &target, response.headers());
     let retry = Retry {
         replay,
         source,
@@ -198,11 +254,12 @@ where
         interactive,
         sent_to,
     };
-    if !retry.wanted(&response) {
+    let verdict = retry.verdict(&response, &sent);
+    if verdict == Verdict::Done {
         return Ok(response);
     }
     // Boxed: it is rare, and inline it would double the size of every waiting request.
-    Box::pin(retry.run(response)).await
+    Box::pin(retry.run(verdict, response)).await
 }
 
 /// Sends a request that may not carry a token, and marks a 401 in answer with why.

@@ -27,6 +27,19 @@ pub struct OAuthService<S> {
     cache: LocalCache,
     /// How the inner service handles redirects, as far as its type tells.
     redirects: InnerRedirects,
+    /// Whether the source's tokens are DPoP-bound (each request then needs its own proof).
+    sender_constrained: bool,
+}
+
+/// Whether `source`'s client binds tokens with DPoP.
+fn is_sender_constrained(source: &TokenSource) -> bool {
+    #[cfg(feature = "dpop")]
+    return source.client().dpop().is_some();
+    #[cfg(not(feature = "dpop"))]
+    {
+        let _ = source;
+        false
+    }
 }
 
 /// What the layer knows of the redirects its inner service follows (SECURITY.md rule 25).
@@ -55,6 +68,7 @@ impl<S> OAuthService<S> {
         };
         Self {
             inner,
+            sender_constrained: is_sender_constrained(&attach.source),
             attach,
             cache,
             redirects,
@@ -110,6 +124,9 @@ where
             .attach
             .plan(request.uri(), request.headers(), request.extensions());
         let (fresh, per_request) = match plan {
+            // A DPoP-bound token needs a proof made for this request: the boxed path makes it.
+            Plan::Attach if self.sender_constrained => (None, None),
+            Plan::AttachFrom(source) if is_sender_constrained(&source) => (None, Some(source)),
             Plan::AsIs => return ResponseFuture::sent(self.inner.call(request), None),
             Plan::Withheld(withheld) => {
                 return ResponseFuture::boxed(Box::pin(send_withheld(

@@ -249,6 +249,7 @@ fn callback_from(response: &RawResponse, request: &AuthorizationRequest) -> Resu
             status: response.status,
             content_type: response.content_type.clone(),
             retry_after: response.retry_after,
+            dpop_nonce: None,
             body: Bytes::new(),
         };
         bodiless.unexpected(problem, &Secrets::default())
