@@ -31,9 +31,6 @@
 //!   nonce (when the nonce changed and the request can be replayed); nonces are remembered per
 //!   origin from every response that carries one.
 
-// Parts are wired into the client and the request path in the next commits.
-#![allow(dead_code)]
-
 mod config;
 mod key;
 mod nonce;

@@ -54,7 +54,10 @@ fn verify(proof: &str) -> Proof {
     .unwrap();
     let jwk = raw_header["jwk"].clone();
     for private in ["d", "p", "q", "dp", "dq", "qi"] {
-        assert!(jwk.get(private).is_none(), "the proof's jwk leaks {private}");
+        assert!(
+            jwk.get(private).is_none(),
+            "the proof's jwk leaks {private}"
+        );
     }
     let decoding =
         jsonwebtoken::DecodingKey::from_jwk(&serde_json::from_value(jwk.clone()).unwrap()).unwrap();
@@ -96,7 +99,10 @@ impl Seen {
     }
 
     fn proofs(&self) -> Vec<Proof> {
-        self.all().into_iter().map(|(_, p)| p.expect("a proof")).collect()
+        self.all()
+            .into_iter()
+            .map(|(_, p)| p.expect("a proof"))
+            .collect()
     }
 }
 
@@ -125,10 +131,7 @@ async fn token_endpoint(
 
 /// A resource answering `answer(n, authorization, proof)` to the n-th request.
 async fn resource(
-    answer: impl Fn(usize, &Option<String>, &Option<Proof>) -> ResponseTemplate
-    + Send
-    + Sync
-    + 'static,
+    answer: impl Fn(usize, &Option<String>, &Option<Proof>) -> ResponseTemplate + Send + Sync + 'static,
 ) -> (MockServer, Seen) {
     let server = MockServer::start().await;
     let seen = Seen::default();
@@ -162,13 +165,14 @@ fn http(middleware: impl Into<OAuthMiddleware>) -> reqwest_middleware::ClientWit
 #[tokio::test]
 async fn every_request_carries_a_fresh_proof_with_one_key_and_the_token_goes_as_dpop() {
     // `token_type` in any case (RFC 9449 §5 compares it case-insensitively).
-    let (idp, token_requests) = token_endpoint(|n, _| {
-        ResponseTemplate::new(200).set_body_json(token_json(n, "dpop"))
-    })
-    .await;
-    let (api, resource_requests) =
-        resource(|_, _, _| ResponseTemplate::new(200)).await;
-    let http = http(OAuthMiddleware::client_credentials(client(&idp, Dpop::new())));
+    let (idp, token_requests) =
+        token_endpoint(|n, _| ResponseTemplate::new(200).set_body_json(token_json(n, "dpop")))
+            .await;
+    let (api, resource_requests) = resource(|_, _, _| ResponseTemplate::new(200)).await;
+    let http = http(OAuthMiddleware::client_credentials(client(
+        &idp,
+        Dpop::new(),
+    )));
 
     for _ in 0..3 {
         let resp = http
@@ -200,7 +204,10 @@ async fn every_request_carries_a_fresh_proof_with_one_key_and_the_token_goes_as_
     for (i, (auth, proof)) in seen.iter().enumerate() {
         assert_eq!(auth.as_deref(), Some("DPoP at-1"), "never as Bearer");
         let proof = proof.as_ref().expect("every resource request has a proof");
-        assert_eq!(proof.jkt, token_proof.jkt, "one key for the token and its use");
+        assert_eq!(
+            proof.jkt, token_proof.jkt,
+            "one key for the token and its use"
+        );
         assert_eq!(proof.claims["ath"], ath("at-1"));
         let (htm, htu) = if i < 3 {
             ("GET", format!("{}/api", api.uri()))
@@ -259,7 +266,11 @@ async fn a_token_endpoint_nonce_is_answered_once_and_remembered_from_every_respo
 async fn an_endless_or_repeated_nonce_challenge_costs_one_retry_and_no_loop() {
     for same_nonce in [true, false] {
         let (idp, token_requests) = token_endpoint(move |n, _| {
-            let nonce = if same_nonce { "same".to_owned() } else { format!("n-{n}") };
+            let nonce = if same_nonce {
+                "same".to_owned()
+            } else {
+                format!("n-{n}")
+            };
             ResponseTemplate::new(400)
                 .insert_header("dpop-nonce", nonce)
                 .set_body_json(json!({"error": "use_dpop_nonce"}))
@@ -276,22 +287,34 @@ async fn an_endless_or_repeated_nonce_challenge_costs_one_retry_and_no_loop() {
 
 #[tokio::test]
 async fn a_resource_nonce_challenge_is_retried_once_with_a_new_proof_and_the_next_nonce_kept() {
-    let (idp, _) = token_endpoint(|n, _| {
-        ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP"))
-    })
-    .await;
+    let (idp, _) =
+        token_endpoint(|n, _| ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP")))
+            .await;
     let (api, seen) = resource(|n, _, proof| {
-        let nonce = proof.as_ref().unwrap().claims.get("nonce").and_then(Value::as_str).map(str::to_owned);
+        let nonce = proof
+            .as_ref()
+            .unwrap()
+            .claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         match nonce.as_deref() {
-            Some(got) if got == format!("r-{}", n - 1) => ResponseTemplate::new(200)
-                .insert_header("dpop-nonce", format!("r-{n}")),
+            Some(got) if got == format!("r-{}", n - 1) => {
+                ResponseTemplate::new(200).insert_header("dpop-nonce", format!("r-{n}"))
+            }
             _ => ResponseTemplate::new(401)
-                .insert_header("www-authenticate", r#"DPoP error="use_dpop_nonce", error_description="nonce", algs="ES256""#)
+                .insert_header(
+                    "www-authenticate",
+                    r#"DPoP error="use_dpop_nonce", error_description="nonce", algs="ES256""#,
+                )
                 .insert_header("dpop-nonce", format!("r-{n}")),
         }
     })
     .await;
-    let http = http(OAuthMiddleware::client_credentials(client(&idp, Dpop::new())));
+    let http = http(OAuthMiddleware::client_credentials(client(
+        &idp,
+        Dpop::new(),
+    )));
     let url = format!("{}/api", api.uri());
     assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
     // Request 3 uses the nonce of response 2 (the successful retry's) straight away.
@@ -306,17 +329,19 @@ async fn a_resource_nonce_challenge_is_retried_once_with_a_new_proof_and_the_nex
 
 #[tokio::test]
 async fn a_resource_that_always_wants_a_new_nonce_gets_two_requests_and_its_401() {
-    let (idp, token_requests) = token_endpoint(|n, _| {
-        ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP"))
-    })
-    .await;
+    let (idp, token_requests) =
+        token_endpoint(|n, _| ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP")))
+            .await;
     let (api, seen) = resource(|n, _, _| {
         ResponseTemplate::new(401)
             .insert_header("www-authenticate", r#"DPoP error="use_dpop_nonce""#)
             .insert_header("dpop-nonce", format!("r-{n}"))
     })
     .await;
-    let http = http(OAuthMiddleware::client_credentials(client(&idp, Dpop::new())));
+    let http = http(OAuthMiddleware::client_credentials(client(
+        &idp,
+        Dpop::new(),
+    )));
     let resp = http.get(format!("{}/api", api.uri())).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(seen.all().len(), 2);
@@ -326,10 +351,9 @@ async fn a_resource_that_always_wants_a_new_nonce_gets_two_requests_and_its_401(
 
 #[tokio::test]
 async fn a_request_that_cannot_be_replayed_gets_the_nonce_challenge_back_and_the_next_one_works() {
-    let (idp, _) = token_endpoint(|n, _| {
-        ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP"))
-    })
-    .await;
+    let (idp, _) =
+        token_endpoint(|n, _| ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP")))
+            .await;
     let (api, seen) = resource(|_, _, proof| {
         if proof.as_ref().unwrap().claims.get("nonce").is_some() {
             ResponseTemplate::new(200)
@@ -366,12 +390,14 @@ async fn a_request_that_cannot_be_replayed_gets_the_nonce_challenge_back_and_the
 
 #[tokio::test]
 async fn a_bearer_answer_is_a_plain_bearer_token_unless_binding_is_required() {
-    let (idp, _) = token_endpoint(|n, _| {
-        ResponseTemplate::new(200).set_body_json(token_json(n, "Bearer"))
-    })
-    .await;
+    let (idp, _) =
+        token_endpoint(|n, _| ResponseTemplate::new(200).set_body_json(token_json(n, "Bearer")))
+            .await;
     let (api, seen) = resource(|_, _, _| ResponseTemplate::new(200)).await;
-    let http = http(OAuthMiddleware::client_credentials(client(&idp, Dpop::new())));
+    let http = http(OAuthMiddleware::client_credentials(client(
+        &idp,
+        Dpop::new(),
+    )));
     http.get(format!("{}/api", api.uri())).send().await.unwrap();
     let (auth, proof) = seen.all().remove(0);
     assert_eq!(auth.as_deref(), Some("Bearer at-1"));
@@ -388,10 +414,9 @@ async fn a_bearer_answer_is_a_plain_bearer_token_unless_binding_is_required() {
 
 #[tokio::test]
 async fn a_dpop_token_the_client_did_not_ask_for_is_refused() {
-    let (idp, _) = token_endpoint(|n, _| {
-        ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP"))
-    })
-    .await;
+    let (idp, _) =
+        token_endpoint(|n, _| ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP")))
+            .await;
     let plain = OAuthClient::builder("c")
         .secret("s")
         .token_url(format!("{}/token", idp.uri()))
@@ -406,10 +431,9 @@ async fn a_dpop_token_the_client_did_not_ask_for_is_refused() {
 
 #[tokio::test]
 async fn concurrent_requests_that_all_meet_a_nonce_challenge_make_one_token_request_and_no_storm() {
-    let (idp, token_requests) = token_endpoint(|n, _| {
-        ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP"))
-    })
-    .await;
+    let (idp, token_requests) =
+        token_endpoint(|n, _| ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP")))
+            .await;
     let (api, seen) = resource(|_, _, proof| {
         if proof.as_ref().unwrap().claims.get("nonce").is_some() {
             ResponseTemplate::new(200).insert_header("dpop-nonce", "r")
@@ -420,7 +444,10 @@ async fn concurrent_requests_that_all_meet_a_nonce_challenge_make_one_token_requ
         }
     })
     .await;
-    let http = http(OAuthMiddleware::client_credentials(client(&idp, Dpop::new())));
+    let http = http(OAuthMiddleware::client_credentials(client(
+        &idp,
+        Dpop::new(),
+    )));
     let url = format!("{}/api", api.uri());
     let calls = (0..20).map(|_| http.get(&url).send());
     for resp in futures::future::join_all(calls).await {
@@ -436,10 +463,9 @@ async fn concurrent_requests_that_all_meet_a_nonce_challenge_make_one_token_requ
 
 #[tokio::test]
 async fn the_tower_layer_sends_dpop_tokens_with_a_proof_per_request_and_answers_nonces() {
-    let (idp, _) = token_endpoint(|n, _| {
-        ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP"))
-    })
-    .await;
+    let (idp, _) =
+        token_endpoint(|n, _| ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP")))
+            .await;
     let (api, seen) = resource(|_, _, proof| {
         if proof.as_ref().unwrap().claims.get("nonce").is_some() {
             ResponseTemplate::new(200).insert_header("dpop-nonce", "r")
@@ -475,10 +501,9 @@ async fn the_tower_layer_sends_dpop_tokens_with_a_proof_per_request_and_answers_
 
 #[tokio::test]
 async fn the_algorithm_follows_the_server_metadata_and_an_impossible_one_fails_at_build() {
-    let (idp, token_requests) = token_endpoint(|n, _| {
-        ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP"))
-    })
-    .await;
+    let (idp, token_requests) =
+        token_endpoint(|n, _| ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP")))
+            .await;
     let metadata = |algs: Value| -> oauth_layer::metadata::Metadata {
         serde_json::from_value(json!({
             "issuer": idp.uri(),
@@ -520,10 +545,9 @@ async fn the_algorithm_follows_the_server_metadata_and_an_impossible_one_fails_a
 
 #[tokio::test]
 async fn each_source_has_its_own_key_unless_one_is_given_and_keys_never_print() {
-    let (idp, token_requests) = token_endpoint(|n, _| {
-        ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP"))
-    })
-    .await;
+    let (idp, token_requests) =
+        token_endpoint(|n, _| ResponseTemplate::new(200).set_body_json(token_json(n, "DPoP")))
+            .await;
     let c = client(&idp, Dpop::new());
     let a = TokenSource::builder(c.clone(), ClientCredentials::new())
         .identity("a")
@@ -546,7 +570,12 @@ async fn each_source_has_its_own_key_unless_one_is_given_and_keys_never_print() 
         .unwrap();
     assert_eq!(token_requests.proofs()[2].jkt, key.thumbprint());
 
-    for shown in [format!("{ta:?}"), format!("{a:?}"), format!("{c:?}"), format!("{key:?}")] {
+    for shown in [
+        format!("{ta:?}"),
+        format!("{a:?}"),
+        format!("{c:?}"),
+        format!("{key:?}"),
+    ] {
         assert!(!shown.contains("at-1"), "{shown}");
         assert!(!shown.to_lowercase().contains("private"), "{shown}");
         assert!(!shown.contains("\"d\""), "{shown}");

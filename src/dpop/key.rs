@@ -340,6 +340,41 @@ impl DpopKey {
         access_token: Option<&str>,
         nonce: Option<&str>,
     ) -> Result<String> {
+        let mut ath = [0u8; ATH_LEN];
+        let ath = match access_token {
+            Some(token) => {
+                encode_exact(
+                    digest::digest(&digest::SHA256, token.as_bytes()).as_ref(),
+                    &mut ath,
+                )?;
+                Some(&ath[..])
+            }
+            None => None,
+        };
+        self.sign_proof(method, url, issued_at, ath, nonce)
+    }
+
+    /// [`proof`](Self::proof) for a resource request whose token's `ath` is already known (a
+    /// bound [`Token`](crate::Token) computes it once).
+    pub(crate) fn proof_with_ath(
+        &self,
+        method: &str,
+        url: &str,
+        issued_at: u64,
+        ath: &str,
+        nonce: Option<&str>,
+    ) -> Result<String> {
+        self.sign_proof(method, url, issued_at, Some(ath.as_bytes()), nonce)
+    }
+
+    fn sign_proof(
+        &self,
+        method: &str,
+        url: &str,
+        issued_at: u64,
+        ath: Option<&[u8]>,
+        nonce: Option<&str>,
+    ) -> Result<String> {
         let inner = &*self.inner;
         let htu = url.find(['?', '#']).map_or(url, |end| &url[..end]);
 
@@ -361,14 +396,10 @@ impl DpopKey {
         json_string(&mut payload, htu)?;
         payload.extend_from_slice(br#","iat":"#);
         payload.extend_from_slice(itoa_u64(issued_at, &mut [0u8; 20]));
-        if let Some(token) = access_token {
-            let mut ath = [0u8; ATH_LEN];
-            encode_exact(
-                digest::digest(&digest::SHA256, token.as_bytes()).as_ref(),
-                &mut ath,
-            )?;
+        if let Some(ath) = ath {
+            // base64url: nothing to escape.
             payload.extend_from_slice(br#","ath":""#);
-            payload.extend_from_slice(&ath);
+            payload.extend_from_slice(ath);
             payload.push(b'"');
         }
         if let Some(nonce) = nonce {
@@ -388,19 +419,6 @@ impl DpopKey {
         proof.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut proof);
         Ok(proof)
-    }
-
-    /// [`proof`](Self::proof) for a resource request whose token's `ath` is already known.
-    pub(crate) fn proof_with_ath(
-        &self,
-        method: &str,
-        url: &str,
-        issued_at: u64,
-        ath: &str,
-        nonce: Option<&str>,
-    ) -> Result<String> {
-        let _ = (method, url, issued_at, ath, nonce);
-        Err(Error::Internal("DpopKey::proof_with_ath: not yet".into()))
     }
 
     /// The private key as a PKCS#8 DER document, for stores (which seal it when they encrypt).

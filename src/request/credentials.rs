@@ -27,11 +27,6 @@ impl SentWith {
             nonce: self.nonce.as_deref(),
         }
     }
-
-    /// Whether a DPoP proof went out.
-    pub(crate) fn dpop(&self) -> bool {
-        self.dpop
-    }
 }
 
 /// Where a resource request goes, as DPoP needs it.
