@@ -497,6 +497,9 @@ const seenJti = new Set();
 provider.registerGrantType(JWT_BEARER, async (ctx) => {
   const { assertion, scope } = ctx.oidc.params;
   if (!assertion) throw new errors.InvalidRequest('missing assertion');
+  // The DPoP proof (and its nonce) first, like the built-in grants: a use_dpop_nonce answer
+  // must not spend the assertion, which the client sends again with the nonce.
+  const dPoP = await validateDpop(provider, ctx);
   let payload;
   try {
     ({ payload } = await jose.jwtVerify(assertion, assertionKey.publicKey, {
@@ -513,7 +516,6 @@ provider.registerGrantType(JWT_BEARER, async (ctx) => {
   seenJti.add(payload.jti);
   const allowed = new Set((ctx.oidc.client.scope || '').split(' '));
   const granted = (scope || '').split(' ').filter((s) => s && allowed.has(s));
-  const dPoP = await validateDpop(provider, ctx);
   const token = new provider.ClientCredentials({
     client: ctx.oidc.client,
     scope: granted.join(' ') || undefined,
@@ -537,6 +539,7 @@ async function findAccessToken(value) {
 
 provider.registerGrantType(TOKEN_EXCHANGE, async (ctx) => {
   const p = ctx.oidc.params;
+  const dPoP = await validateDpop(provider, ctx);
   if (!p.subject_token || !p.subject_token_type) {
     throw new errors.InvalidRequest('subject_token and subject_token_type are required');
   }
@@ -555,7 +558,6 @@ provider.registerGrantType(TOKEN_EXCHANGE, async (ctx) => {
   }
   const allowed = new Set((ctx.oidc.client.scope || '').split(' '));
   const requested = (p.scope || subject.scope || '').split(' ').filter((s) => s && allowed.has(s));
-  const dPoP = await validateDpop(provider, ctx);
   const token = new provider.ClientCredentials({
     client: ctx.oidc.client,
     scope: requested.join(' ') || undefined,
