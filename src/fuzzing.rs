@@ -167,6 +167,54 @@ pub fn calls_for_renewal(status: u16, challenges: &[&[u8]]) -> bool {
     crate::request::challenge::calls_for_renewal(status, &headers)
 }
 
+/// What the challenge policy (`request::challenge::assess`) decided, as the fuzz targets see it.
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Done,
+    Renew,
+    Nonce(String),
+    MoreScope(String),
+    StepUp {
+        acr_values: Option<String>,
+        max_age: Option<u64>,
+    },
+    Claims(String),
+}
+
+/// What the layer and the middleware do about a response with `status` and `headers` (the
+/// valid ones among them) to a request sent with a DPoP proof (`dpop`) carrying `nonce`
+/// (`request::challenge::assess`).
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+pub fn assess(status: u16, headers: &[(&str, &[u8])], dpop: bool, nonce: Option<&str>) -> Verdict {
+    use crate::request::challenge::{Sent, Verdict as V, assess};
+
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
+    match assess(status, &map, &Sent { dpop, nonce }) {
+        V::Done => Verdict::Done,
+        V::Renew => Verdict::Renew,
+        V::Nonce(n) => Verdict::Nonce(n),
+        V::MoreScope(s) => Verdict::MoreScope(s),
+        V::StepUp {
+            acr_values,
+            max_age,
+        } => Verdict::StepUp {
+            acr_values,
+            max_age,
+        },
+        V::Claims(c) => Verdict::Claims(c),
+    }
+}
+
 /// What a [`paste`] run produced: the outcome, and every message shown to the person.
 #[cfg(feature = "auth-code")]
 pub struct PasteOutcome {

@@ -10,6 +10,7 @@
 //!   authorization code, device code, JWT bearer, token exchange).
 //! - [`TokenSource`]: the shared cache: lock-free reads, one renewal for any number of callers,
 //!   refresh ahead of expiry.
+//! - [`challenge`]: what a server's `WWW-Authenticate` says, parsed into typed challenges.
 //! - [`store`]: where tokens persist besides the source's own memory (a file, the OS keychain,
 //!   Redis for fleets).
 //!
@@ -115,6 +116,7 @@
 //! architecture section.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod challenge;
 pub mod client;
 pub mod clock;
 pub mod discovery;

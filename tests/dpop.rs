@@ -581,3 +581,59 @@ async fn each_source_has_its_own_key_unless_one_is_given_and_keys_never_print() 
         assert!(!shown.contains("\"d\""), "{shown}");
     }
 }
+
+/// A bound token and its refresh token outlive the process: the store keeps the key (sealed when
+/// it encrypts), and a new process, with a new key of its own, uses the stored one for the token
+/// and for refreshing it.
+#[cfg(feature = "file-store")]
+#[tokio::test]
+async fn the_key_is_stored_with_its_token_and_a_restarted_process_refreshes_with_it() {
+    use oauth_layer::store::FileStore;
+    let (idp, token_requests) = token_endpoint(|n, _| {
+        ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": format!("at-{n}"),
+            "token_type": "DPoP",
+            "expires_in": 3600,
+            "refresh_token": format!("rt-{n}"),
+        }))
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("dpop-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = || FileStore::in_dir(&dir).encryption_key([9u8; 32]);
+
+    let first = TokenSource::builder(client(&idp, Dpop::new()), ClientCredentials::new())
+        .store(store())
+        .build();
+    let token = first.token().await.unwrap();
+    let jkt = token.dpop_key().unwrap().thumbprint().to_owned();
+    // Sealed: neither the token nor the key's DER is in the file.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("at-1") && !text.contains("MIG"), "{text}");
+    }
+    drop(first);
+
+    // "Restart": a new client and source, which generate a new key of their own.
+    let second = TokenSource::builder(client(&idp, Dpop::new()), ClientCredentials::new())
+        .store(store())
+        .build();
+    let restored = second.token().await.unwrap();
+    assert_eq!(token_requests.all().len(), 1, "served from the store");
+    assert_eq!(restored.dpop_key().unwrap().thumbprint(), jkt);
+    // Its refresh is signed with the stored key, the one the refresh token is bound to.
+    second.invalidate(&restored);
+    let refreshed = second.token().await.unwrap();
+    let proofs = token_requests.proofs();
+    assert_eq!(proofs.len(), 2);
+    assert_eq!(proofs[1].jkt, jkt);
+    assert_eq!(refreshed.dpop_key().unwrap().thumbprint(), jkt);
+
+    // Resource requests with the restored token are signed with that key too.
+    let (api, seen) = resource(|_, _, _| ResponseTemplate::new(200)).await;
+    let http = http(OAuthMiddleware::from_source(second));
+    http.get(format!("{}/api", api.uri())).send().await.unwrap();
+    assert_eq!(seen.proofs()[0].jkt, jkt);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -115,6 +115,9 @@ fn new_client(
     if let Some(secret) = &o.client_secret {
         client = client.secret(secret.clone());
     }
+    if let Some(algorithms) = &o.dpop {
+        client = client.dpop(oauth_layer::dpop::Dpop::new().algorithms(algorithms.iter().copied()));
+    }
     // The settings before each URL are already known to be good, so a failed build names it.
     let checked = |client: OAuthClientBuilder, option: &str| {
         client

@@ -192,6 +192,18 @@ pub(crate) struct ClientArgs {
     /// How the client authenticates (default: basic with a secret, none without).
     #[arg(long, value_name = "M", value_parser = ["basic", "post", "none"])]
     pub(crate) auth_method: Option<String>,
+    /// Bind tokens to a fresh key with DPoP (RFC 9449): every token and resource request carries
+    /// a proof, and a stolen token is useless without the key. ALG picks the key's algorithm
+    /// (default: ES256, or the first the server's metadata accepts).
+    #[arg(
+        long,
+        value_name = "ALG",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "auto",
+        value_parser = ["auto", "ES256", "EdDSA", "PS256"]
+    )]
+    pub(crate) dpop: Option<String>,
     /// The server's issuer identifier. Without --token-url the client is configured from its
     /// discovery document (OpenID Connect, then RFC 8414); explicit --token-url, --auth-url,
     /// --device-url and --revocation-url win over it. An `iss` in the authorization response

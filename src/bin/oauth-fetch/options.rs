@@ -25,6 +25,8 @@ pub(crate) struct Options {
     pub(crate) client_id: Option<String>,
     pub(crate) client_secret: Option<String>,
     pub(crate) auth_method: Option<AuthMethod>,
+    /// `--dpop[=ALG]`: DPoP with these algorithms, most preferred first.
+    pub(crate) dpop: Option<Vec<oauth_layer::dpop::DpopAlg>>,
     pub(crate) flow: String,
     pub(crate) scopes: Vec<String>,
     pub(crate) resource: Option<String>,
@@ -252,6 +254,13 @@ fn client_options(o: &mut Options, client: ClientArgs) -> Result<(), Stop> {
         "post" => AuthMethod::ClientSecretPost,
         _ => AuthMethod::None,
     });
+    o.dpop = client.dpop.map(|alg| {
+        use oauth_layer::dpop::DpopAlg;
+        match DpopAlg::from_name(&alg) {
+            Some(alg) => vec![alg],
+            None => vec![DpopAlg::ES256, DpopAlg::EdDSA, DpopAlg::PS256],
+        }
+    });
     o.issuer = client.issuer;
     if o.issuer.as_ref().is_some_and(String::is_empty) {
         return Err(usage("--issuer needs a non-empty value"));
@@ -465,6 +474,7 @@ const PRESET_OPTIONS: &[&str] = &[
     "--device-url",
     "--revocation-url",
     "--auth-method",
+    "--dpop",
 ];
 
 /// `--provider` and `--provider-arg`: a known name, its argument when it needs one, and none
@@ -489,8 +499,8 @@ pub(crate) fn check_provider(o: &Options) -> Result<(), Stop> {
         .find(|n| PRESET_OPTIONS.contains(&n.as_str()))
     {
         return Err(usage(format!(
-            "{option} and --provider are ambiguous: the preset sets the endpoints and the \
-             client authentication (give one or the other)"
+            "{option} and --provider are ambiguous: the preset configures the client (its \
+             endpoints, client authentication and token binding); give one or the other"
         )));
     }
     match (name, &o.issuer) {
