@@ -1365,3 +1365,91 @@ async fn dpop_userinfo_with_a_bound_token() {
     let claims = client.userinfo(&token).await.unwrap();
     assert_eq!(claims["sub"], LOGIN);
 }
+
+/// The resource's scope and step-up challenges, in both schemes, read by the crate's own
+/// parser (`oauth_layer::challenge`): what the challenge engine acts on.
+#[tokio::test]
+async fn the_resources_scope_and_step_up_challenges_parse_in_both_schemes() {
+    use oauth_layer::challenge::Challenges;
+    let server = Interop::start();
+    let http = reqwest::Client::new();
+
+    // No token: one Bearer and one DPoP challenge, in two fields.
+    let resp = http.get(server.api("read")).send().await.unwrap();
+    let nonce = resp.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let none = Challenges::from_headers(resp.headers()).into_vec();
+    assert_eq!(none.len(), 2, "{none:?}");
+    assert!(none[0].is_bearer() && none[0].realm() == Some("interop"));
+    assert!(none[1].is_dpop());
+    assert!(none[1].algs().any(|a| a == "ES256"));
+
+    // A bearer token and a DPoP-bound one, both with only api:read and no sign-in behind them.
+    let plain = TokenSource::new(
+        server.client("cc-basic", Some("cc-basic-secret")).await,
+        ClientCredentials::new().scope("api:read"),
+    )
+    .token()
+    .await
+    .unwrap();
+    let key = DpopKey::generate(DpopAlg::ES256).unwrap();
+    let client = dpop_client_with(
+        &server,
+        "cc-dpop",
+        Some("cc-dpop-secret"),
+        Dpop::with_key(key.clone()),
+    )
+    .await;
+    let bound = TokenSource::new(client, ClientCredentials::new().scope("api:read"))
+        .token()
+        .await
+        .unwrap();
+
+    for (path, status, error) in [
+        ("write", 403, "insufficient_scope"),
+        ("silver", 401, "insufficient_user_authentication"),
+        ("max-age/60", 401, "insufficient_user_authentication"),
+    ] {
+        let bearer_resp = http
+            .get(server.api(path))
+            .bearer_auth(bearer(&plain))
+            .send()
+            .await
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let proof = key
+            .proof(
+                "GET",
+                &server.api(path),
+                now,
+                Some(&bearer(&bound)),
+                Some(&nonce),
+            )
+            .unwrap();
+        let dpop_resp = http
+            .get(server.api(path))
+            .header("authorization", format!("DPoP {}", bearer(&bound)))
+            .header("dpop", proof)
+            .send()
+            .await
+            .unwrap();
+        for (scheme, resp) in [("Bearer", bearer_resp), ("DPoP", dpop_resp)] {
+            assert_eq!(resp.status(), status, "{path} {scheme}");
+            let challenges = Challenges::from_headers(resp.headers()).into_vec();
+            assert_eq!(challenges.len(), 1, "{path} {scheme}: {challenges:?}");
+            let c = &challenges[0];
+            assert!(c.scheme().eq_ignore_ascii_case(scheme), "{c:?}");
+            assert_eq!(c.error(), Some(error), "{path} {scheme}");
+            match path {
+                "write" => assert_eq!(c.scope(), Some("api:write")),
+                "silver" => assert_eq!(c.acr_values(), Some("urn:mace:incommon:iap:silver")),
+                _ => assert_eq!(c.max_age(), Some(60)),
+            }
+            if scheme == "DPoP" {
+                assert!(c.algs().any(|a| a == "ES256"), "{c:?}");
+            }
+        }
+    }
+}
