@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
+use oauth_layer::dpop::{Dpop, DpopAlg, DpopKey};
 use oauth_layer::flow::{AuthCode, ClientCredentials, DeviceCode, JwtBearer, SubjectToken};
 use oauth_layer::flow::{Flow, TokenExchange};
 use oauth_layer::interact::RecordingDisplay;
@@ -697,4 +698,758 @@ async fn the_file_store_survives_a_client_restart_without_a_second_sign_in() {
     assert_eq!(opened.load(Ordering::SeqCst), 1, "no second sign-in");
     assert_eq!(server.stat("/grants/authorization_code").await, 1);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- DPoP (RFC 9449) with nonces required, and step-up (RFC 9470) -------------------------------
+
+#[tokio::test]
+async fn the_provider_runs_with_dpop_nonces_required_and_lists_its_algs_and_acr_values() {
+    let server = Interop::start();
+    assert!(server.dpop_nonces, "nonces are required by default");
+    let meta: serde_json::Value =
+        reqwest::get(server.endpoint("/.well-known/openid-configuration"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let algs = meta["dpop_signing_alg_values_supported"]
+        .as_array()
+        .expect("dpop_signing_alg_values_supported");
+    for alg in ["ES256", "PS256", "EdDSA"] {
+        assert!(algs.iter().any(|a| a == alg), "{alg} in {algs:?}");
+    }
+    assert_eq!(
+        meta["acr_values_supported"],
+        serde_json::json!([
+            "urn:mace:incommon:iap:silver",
+            "urn:mace:incommon:iap:bronze"
+        ])
+    );
+
+    // A DPoP-bound client gets no token without a proof.
+    let client = server.client("cc-dpop", Some("cc-dpop-secret")).await;
+    let err = TokenSource::new(client, ClientCredentials::new().scope("api:read"))
+        .token()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid_grant"), "{err}");
+
+    // And the resource challenges a request without a token with both schemes, and always
+    // hands out its nonce.
+    let resp = reqwest::get(server.api("read")).await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenges: Vec<_> = resp
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(challenges.len(), 2, "{challenges:?}");
+    assert!(challenges[0].starts_with("Bearer "), "{challenges:?}");
+    assert!(challenges[1].starts_with("DPoP algs="), "{challenges:?}");
+    assert!(resp.headers().contains_key("dpop-nonce"));
+
+    // Without nonces (INTEROP_DPOP_NONCES=optional), the resource hands none out.
+    let relaxed = Interop::start_with(&[("INTEROP_DPOP_NONCES", "optional")]);
+    assert!(!relaxed.dpop_nonces);
+    let resp = reqwest::get(relaxed.api("read")).await.unwrap();
+    assert!(!resp.headers().contains_key("dpop-nonce"));
+}
+
+/// The suite's own DPoP checks must be right before they can judge the client: a hand-written
+/// client (`tests/interop/dpop_selftest.mjs`, jose) gets tokens with the nonce dance, and the
+/// resource refuses each broken proof (htm, htu, query in htu, iat, ath, jti missing or replayed,
+/// typ, alg none and HS256, a forged signature, a stale nonce, another key than cnf.jkt, two DPoP
+/// headers), a bound token as Bearer and an unbound one as DPoP; step-up to the silver acr and a
+/// max_age sign-in go through the provider's pages; a bound refresh token refuses another key.
+#[tokio::test]
+async fn the_resource_validates_dpop_proofs_exactly_against_a_hand_written_client() {
+    let server = Interop::start();
+    let out = std::process::Command::new("node")
+        .arg("dpop_selftest.mjs")
+        .arg(&server.issuer)
+        .arg(&server.resource)
+        .current_dir(interop_support::interop_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "dpop_selftest.mjs failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+        7,
+        "{stdout}"
+    );
+    let stats = server.stats().await;
+    assert_eq!(stats["resource_dpop"]["outcomes"]["dpop: jti replayed"], 1);
+    assert_eq!(
+        stats["resource_dpop"]["outcomes"]["dpop-bound token presented as Bearer"],
+        1
+    );
+}
+
+// ---- every grant with DPoP, against nonces required at the provider and the resource ------------
+
+async fn dpop_client_with(
+    server: &Interop,
+    id: &str,
+    secret: Option<&str>,
+    dpop: Dpop,
+) -> OAuthClient {
+    let mut builder = OAuthClient::builder(id).dpop(dpop);
+    if let Some(secret) = secret {
+        builder = builder.secret(secret);
+    }
+    oauth_layer::discovery::configure(builder, &server.issuer)
+        .await
+        .unwrap()
+}
+
+async fn dpop_client(server: &Interop, id: &str, secret: Option<&str>) -> OAuthClient {
+    dpop_client_with(server, id, secret, Dpop::new()).await
+}
+
+fn dpop_http(source: &TokenSource) -> reqwest_middleware::ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(OAuthMiddleware::from_source(source.clone()))
+        .build()
+}
+
+async fn json_of(resp: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+/// GET `<resource>/api/<path>` through `http`: status and body.
+async fn get(
+    http: &reqwest_middleware::ClientWithMiddleware,
+    server: &Interop,
+    path: &str,
+) -> (u16, serde_json::Value) {
+    json_of(http.get(server.api(path)).send().await.unwrap()).await
+}
+
+fn is_dpop(token: &oauth_layer::Token) -> bool {
+    token.token_type().eq_ignore_ascii_case("dpop")
+}
+
+/// Proofs at the token endpoint and answers for `grant`: (proofs, nonce challenges, bound).
+async fn token_dpop(server: &Interop, grant: &str) -> (u64, u64, u64) {
+    let stats = server.stats().await;
+    let n = |k: &str| stats["token_dpop"][k][grant].as_u64().unwrap_or(0);
+    (n("proofs"), n("use_dpop_nonce"), n("bound"))
+}
+
+#[tokio::test]
+async fn dpop_client_credentials_through_the_middleware_absorbs_both_nonce_challenges() {
+    let server = Interop::start();
+    let client = dpop_client(&server, "cc-dpop", Some("cc-dpop-secret")).await;
+    let middleware = OAuthMiddleware::client_credentials(client).scope("api:read");
+    let source = middleware.source().clone();
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(middleware)
+        .build();
+
+    // The provider's nonce challenge (400 use_dpop_nonce) and the resource's (401) are each
+    // answered once, and the caller sees 200.
+    let (status, body) = get(&http, &server, "read").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scheme"], "DPoP");
+    assert!(body["jkt"].is_string(), "{body}");
+    assert!(is_dpop(&source.cached().unwrap()));
+    assert_eq!(token_dpop(&server, "client_credentials").await, (2, 1, 1));
+    assert_eq!(
+        server
+            .stat("/resource_dpop/outcomes/use_dpop_nonce: nonce missing")
+            .await,
+        1
+    );
+
+    // The nonces are remembered (from the successful retries too): ten more requests, POSTs
+    // with a body among them, and not one more challenge.
+    for i in 0..10 {
+        let resp = if i % 2 == 0 {
+            http.get(server.api("read")).send().await.unwrap()
+        } else {
+            http.post(server.api("read"))
+                .body(format!("body {i}"))
+                .send()
+                .await
+                .unwrap()
+        };
+        let (status, body) = json_of(resp).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(server.stat("/resource_dpop/ok").await, 11);
+    assert_eq!(
+        server.stat("/resource/401").await,
+        1,
+        "only the first nonce challenge"
+    );
+    assert_eq!(
+        server.stat("/grants/client_credentials").await,
+        2,
+        "one token, two proofs"
+    );
+
+    // A rotated resource nonce: one more challenge, absorbed.
+    let rotated = server.rotate_resource_nonce().await;
+    let (status, body) = get(&http, &server, "read").await;
+    assert_eq!(status, 200, "{body}");
+    let log = server.resource_log().await;
+    assert_eq!(
+        log.last().unwrap()["proof"]["nonce"],
+        rotated.as_str(),
+        "{log:?}"
+    );
+    assert_eq!(
+        server
+            .stat("/resource_dpop/outcomes/use_dpop_nonce: nonce stale")
+            .await,
+        1
+    );
+    // Concurrent requests after another rotation: each is challenged at most once, every
+    // caller sees 200, and no new token is asked for.
+    server.rotate_resource_nonce().await;
+    let before = server.stat("/resource/401").await;
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let http = http.clone();
+            let url = server.api("read");
+            tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+    let challenged = server.stat("/resource/401").await - before;
+    assert!(
+        (1..=8).contains(&challenged),
+        "{challenged} challenges for 8 requests"
+    );
+    assert_eq!(server.stat("/grants/client_credentials").await, 2);
+
+    // Every proof was fresh (the resource refuses a replayed jti) and carried ath.
+    let log = server.resource_log().await;
+    assert!(
+        log.iter()
+            .all(|e| e["status"] == 200
+                || e["outcome"].as_str().unwrap().starts_with("use_dpop_nonce")),
+        "{log:?}"
+    );
+    assert!(log.iter().all(|e| e["proof"]["ath"] == true), "{log:?}");
+}
+
+#[tokio::test]
+async fn dpop_through_the_tower_layer_renews_4_second_tokens_and_follows_a_rotated_nonce() {
+    let server = Interop::start();
+    let client = dpop_client(&server, "cc-dpop-short", Some("cc-dpop-short-secret")).await;
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(client).scope("api:read"))
+        .service(
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<Bytes>>(),
+        );
+    let url = server.api("read");
+    let mut rotated = false;
+    let start = Instant::now();
+    let mut statuses = Vec::new();
+    while start.elapsed() < Duration::from_secs(9) {
+        if !rotated && start.elapsed() > Duration::from_secs(5) {
+            server.rotate_resource_nonce().await;
+            rotated = true;
+        }
+        let req = http::Request::get(&url)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        statuses.push(svc.clone().oneshot(req).await.unwrap().status().as_u16());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let renewals = server.stat("/grants/client_credentials").await;
+    let (proofs, challenges, bound) = token_dpop(&server, "client_credentials").await;
+    assert_eq!(
+        challenges, 1,
+        "the provider's nonce is kept across renewals"
+    );
+    assert_eq!(proofs, renewals);
+    assert!(
+        (3..=7).contains(&bound),
+        "{bound} DPoP tokens in 9 s of 4-second tokens"
+    );
+    assert_eq!(
+        server
+            .stat("/resource_dpop/outcomes/use_dpop_nonce: nonce missing")
+            .await,
+        1
+    );
+    assert_eq!(
+        server
+            .stat("/resource_dpop/outcomes/use_dpop_nonce: nonce stale")
+            .await,
+        1
+    );
+    assert_eq!(
+        server.stat("/resource/401").await,
+        2,
+        "only the two nonce challenges"
+    );
+}
+
+#[tokio::test]
+async fn a_stolen_dpop_token_is_rejected_as_bearer_without_a_proof_and_with_another_key() {
+    let server = Interop::start();
+    let key = DpopKey::generate(DpopAlg::ES256).unwrap();
+    let client = dpop_client_with(
+        &server,
+        "cc-dpop",
+        Some("cc-dpop-secret"),
+        Dpop::with_key(key.clone()),
+    )
+    .await;
+    let source = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+    let (status, body) = get(&dpop_http(&source), &server, "read").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["jkt"], key.thumbprint(), "bound to the caller's key");
+    let stolen = bearer(&source.cached().unwrap());
+
+    let (status, challenge, _) = server.call_as("read", "Bearer", &stolen).await;
+    assert_eq!(status, 401);
+    assert!(challenge.starts_with("DPoP "), "{challenge}");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert_eq!(
+        server
+            .stat("/resource_dpop/outcomes/dpop-bound token presented as Bearer")
+            .await,
+        1
+    );
+    let (status, _, body) = server.call_as("read", "DPoP", &stolen).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error_description"], "no DPoP proof");
+
+    // The thief's own key makes a well-formed proof, with the resource's current nonce.
+    let thief = DpopKey::generate(DpopAlg::ES256).unwrap();
+    let nonce = server.rotate_resource_nonce().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let proof = thief
+        .proof("GET", &server.api("read"), now, Some(&stolen), Some(&nonce))
+        .unwrap();
+    let resp = reqwest::Client::new()
+        .get(server.api("read"))
+        .header("authorization", format!("DPoP {stolen}"))
+        .header("dpop", proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(challenge.contains("invalid_dpop_proof"), "{challenge}");
+    assert_eq!(
+        server
+            .stat("/resource_dpop/outcomes/dpop: cnf.jkt mismatch")
+            .await,
+        1
+    );
+    // The owner's requests still work.
+    assert_eq!(get(&dpop_http(&source), &server, "read").await.0, 200);
+}
+
+#[tokio::test]
+async fn dpop_auth_code_with_dpop_jkt_then_a_bound_refresh() {
+    let server = Interop::start();
+    let client = dpop_client(&server, "native-dpop", None).await;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let flow = AuthCode::new()
+        .scope("openid api:read")
+        .loopback()
+        .browser(FormBrowser::new().opener(opened.clone()))
+        .prompt(ScriptedPrompt::default())
+        .timeout(Duration::from_secs(30));
+    let tokens = TokenSource::new(client.clone(), flow);
+    let first = tokens.token().await.unwrap();
+    assert!(is_dpop(&first), "{}", first.token_type());
+    assert_eq!(
+        server.stat("/authorize/dpop_jkt").await,
+        1,
+        "dpop_jkt on the authorization request"
+    );
+    assert_eq!(token_dpop(&server, "authorization_code").await, (2, 1, 1));
+
+    let http = dpop_http(&tokens);
+    let (status, body) = get(&http, &server, "read").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub"], LOGIN);
+    let jkt = body["jkt"].clone();
+
+    // A refresh (a public client's refresh token is bound to the key too) keeps the key.
+    assert!(tokens.invalidate(&first));
+    let second = tokens.token().await.unwrap();
+    assert!(is_dpop(&second));
+    assert!(!second.same_as(&first));
+    let (status, body) = get(&http, &server, "read").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["jkt"], jkt, "the same key");
+    assert_eq!(opened.load(Ordering::SeqCst), 1, "one sign-in");
+    let (proofs, challenges, bound) = token_dpop(&server, "refresh_token").await;
+    assert_eq!(
+        (proofs, challenges, bound),
+        (1, 0, 1),
+        "the token endpoint's nonce is kept"
+    );
+}
+
+#[tokio::test]
+async fn dpop_device_grant() {
+    let server = Interop::start();
+    let client = dpop_client(&server, "tv-dpop", None).await;
+    let display = RecordingDisplay::default();
+    let tokens = TokenSource::new(
+        client,
+        DeviceCode::new()
+            .scope("openid api:read")
+            .display(display.clone()),
+    );
+    let pending = tokio::spawn({
+        let tokens = tokens.clone();
+        async move { tokens.token().await }
+    });
+    let shown = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(shown) = display.shown() {
+                return shown;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let (at, page, titles) = FormBrowser::new()
+        .with_user_code(shown.user_code())
+        .visit(shown.verification_uri().as_str())
+        .await;
+    assert!(
+        page.contains("Sign-in Success"),
+        "ended at {at}: {titles:?}\n{page}"
+    );
+    let token = tokio::time::timeout(Duration::from_secs(30), pending)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(is_dpop(&token));
+    let (status, body) = get(&dpop_http(&tokens), &server, "read").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub"], LOGIN);
+    let (_, _, bound) = token_dpop(&server, "urn:ietf:params:oauth:grant-type:device_code").await;
+    assert_eq!(bound, 1);
+}
+
+#[tokio::test]
+async fn dpop_private_key_jwt_jwt_bearer_and_token_exchange() {
+    let server = Interop::start();
+    // private_key_jwt: a client not registered as DPoP-bound still gets a bound token when it
+    // sends a proof.
+    let key = SigningKey::es256_pem(&server.private_key_jwt_pem)
+        .unwrap()
+        .kid("pkjwt-es256");
+    let client = oauth_layer::discovery::configure(
+        OAuthClient::builder("pkjwt")
+            .signing_key(key)
+            .dpop(Dpop::new()),
+        &server.issuer,
+    )
+    .await
+    .unwrap();
+    let pkjwt = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+    assert!(is_dpop(&pkjwt.token().await.unwrap()));
+    assert_eq!(get(&dpop_http(&pkjwt), &server, "read").await.0, 200);
+
+    // JWT bearer, registered with registerGrantType and binding like the built-in grants.
+    let assertion_key = SigningKey::es256_pem(&server.jwt_bearer_pem).unwrap();
+    let client = dpop_client(&server, "jwt-bearer-dpop", None).await;
+    let jwt_bearer = TokenSource::new(
+        client,
+        JwtBearer::new(assertion_key, server.assertion_issuer.clone())
+            .subject("svc-42")
+            .scope("api:read"),
+    );
+    assert!(is_dpop(&jwt_bearer.token().await.unwrap()));
+    let (status, body) = get(&dpop_http(&jwt_bearer), &server, "read").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub"], "svc-42");
+
+    // Token exchange, the subject from a DPoP source of another client.
+    let subject = TokenSource::new(
+        dpop_client(&server, "cc-dpop", Some("cc-dpop-secret")).await,
+        ClientCredentials::new().scope("api:read"),
+    );
+    let exchanger = dpop_client(&server, "exchanger-dpop", Some("exchanger-dpop-secret")).await;
+    let exchanged = TokenSource::new(
+        exchanger,
+        TokenExchange::new(SubjectToken::source(subject)).scope("api:read"),
+    );
+    let token = exchanged.token().await.unwrap();
+    assert!(is_dpop(&token));
+    assert_eq!(token.issued_token_type(), Some(ACCESS_TOKEN_TYPE));
+    let (status, body) = get(&dpop_http(&exchanged), &server, "read").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["client_id"], "exchanger-dpop");
+
+    for grant in [
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    ] {
+        let (proofs, _, bound) = token_dpop(&server, grant).await;
+        assert!(
+            proofs >= 1 && bound == 1,
+            "{grant}: {proofs} proofs, {bound} bound"
+        );
+    }
+}
+
+#[tokio::test]
+async fn dpop_jwt_access_tokens_carry_cnf_jkt_and_insufficient_scope_comes_as_dpop() {
+    let server = Interop::start();
+    let key = DpopKey::generate(DpopAlg::ES256).unwrap();
+    let client = dpop_client_with(
+        &server,
+        "cc-dpop-jwt",
+        Some("cc-dpop-jwt-secret"),
+        Dpop::with_key(key.clone()),
+    )
+    .await;
+    let source = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+    let http = dpop_http(&source);
+    let (status, body) = get(&http, &server, "read").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["format"], "jwt");
+    let jwt = bearer(&source.cached().unwrap());
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64_url_decode(jwt.split('.').nth(1).unwrap())).unwrap();
+    assert_eq!(claims["cnf"]["jkt"], key.thumbprint());
+
+    let resp = http.get(server.api("write")).send().await.unwrap();
+    // Without scope upgrade the 403 reaches the caller in the DPoP scheme; with it, the
+    // source asks for api:write too and the retry succeeds.
+    if resp.status() == 403 {
+        let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+        assert!(challenge.starts_with("DPoP "), "{challenge}");
+        assert!(challenge.contains("scope=\"api:write\""), "{challenge}");
+    } else {
+        assert_eq!(resp.status(), 200);
+    }
+}
+
+#[cfg(feature = "file-store")]
+#[tokio::test]
+async fn dpop_file_store_refreshes_after_a_restart_with_the_persisted_key() {
+    use oauth_layer::store::FileStore;
+    let server = Interop::start();
+    let dir = std::env::temp_dir().join(format!(
+        "oauth-layer-interop-dpop-store-{}-{}",
+        std::process::id(),
+        server.resource.rsplit(':').next().unwrap()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opened = Arc::new(AtomicUsize::new(0));
+    let source = |client: OAuthClient| {
+        let flow = AuthCode::new()
+            .scope("openid api:read")
+            .loopback()
+            .browser(FormBrowser::new().opener(opened.clone()))
+            .prompt(ScriptedPrompt::default())
+            .timeout(Duration::from_secs(30));
+        TokenSource::builder(client, flow)
+            .store(FileStore::in_dir(&dir))
+            .build()
+    };
+
+    let first = source(dpop_client(&server, "native-dpop-short", None).await);
+    // The sign-in (the middleware never starts one on its own).
+    first.token().await.unwrap();
+    let (status, body) = get(&dpop_http(&first), &server, "read").await;
+    assert_eq!(status, 200, "{body}");
+    let jkt = body["jkt"].clone();
+    let token = first.cached().unwrap();
+    drop(first);
+
+    // The restarted client: a new OAuthClient whose Dpop would make a new key; the stored
+    // token brings its own, and the bound refresh token works with it.
+    let second = source(dpop_client(&server, "native-dpop-short", None).await);
+    let http = dpop_http(&second);
+    let (status, body) = get(&http, &server, "read").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["jkt"], jkt,
+        "the stored token is used with the stored key"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, body) = get(&http, &server, "read").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!second.cached().unwrap().same_as(&token), "renewed");
+    assert_eq!(body["jkt"], jkt, "the refresh kept the key");
+    assert_eq!(opened.load(Ordering::SeqCst), 1, "no second sign-in");
+    assert_eq!(token_dpop(&server, "refresh_token").await.2, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn dpop_keys_of_every_algorithm_the_crate_signs_with_are_accepted_by_both_servers() {
+    let server = Interop::start();
+    for alg in [DpopAlg::ES256, DpopAlg::EdDSA, DpopAlg::PS256] {
+        let client = dpop_client_with(
+            &server,
+            "cc-dpop",
+            Some("cc-dpop-secret"),
+            Dpop::new().algorithms([alg]),
+        )
+        .await;
+        let source = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+        let (status, body) = get(&dpop_http(&source), &server, "read").await;
+        assert_eq!(status, 200, "{alg:?}: {body}");
+        let key = source
+            .cached()
+            .unwrap()
+            .dpop_key()
+            .cloned()
+            .expect("a bound key");
+        assert_eq!(key.alg(), alg);
+        assert_eq!(body["jkt"], key.thumbprint(), "{alg:?}");
+        let log = server.resource_log().await;
+        assert_eq!(log.last().unwrap()["proof"]["alg"], alg.as_str());
+    }
+}
+
+#[tokio::test]
+async fn dpop_without_nonces_required_sends_no_nonce_and_meets_no_challenge() {
+    let server = Interop::start_with(&[("INTEROP_DPOP_NONCES", "optional")]);
+    let client = dpop_client(&server, "cc-dpop", Some("cc-dpop-secret")).await;
+    let source = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+    let http = dpop_http(&source);
+    for _ in 0..3 {
+        let (status, body) = get(&http, &server, "read").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(token_dpop(&server, "client_credentials").await, (1, 0, 1));
+    assert_eq!(server.stat("/resource/401").await, 0);
+    let log = server.resource_log().await;
+    assert!(log.iter().all(|e| e["proof"]["nonce"].is_null()), "{log:?}");
+}
+
+/// oidc-provider's userinfo endpoint wants a DPoP-bound token with a proof (and its nonce).
+#[tokio::test]
+#[ignore = "OAuthClient::userinfo sends a DPoP-bound token without a proof today (400 `DPoP` \
+            header not provided); run with --ignored once it signs one"]
+async fn dpop_userinfo_with_a_bound_token() {
+    let server = Interop::start();
+    let client = dpop_client(&server, "native-dpop", None).await;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let flow = AuthCode::new()
+        .scope("openid email api:read")
+        .loopback()
+        .browser(FormBrowser::new().opener(opened.clone()))
+        .prompt(ScriptedPrompt::default())
+        .timeout(Duration::from_secs(30));
+    let tokens = TokenSource::new(client.clone(), flow);
+    let token = tokens.token().await.unwrap();
+    let claims = client.userinfo(&token).await.unwrap();
+    assert_eq!(claims["sub"], LOGIN);
+}
+
+/// The resource's scope and step-up challenges, in both schemes, read by the crate's own
+/// parser (`oauth_layer::challenge`): what the challenge engine acts on.
+#[tokio::test]
+async fn the_resources_scope_and_step_up_challenges_parse_in_both_schemes() {
+    use oauth_layer::challenge::Challenges;
+    let server = Interop::start();
+    let http = reqwest::Client::new();
+
+    // No token: one Bearer and one DPoP challenge, in two fields.
+    let resp = http.get(server.api("read")).send().await.unwrap();
+    let nonce = resp.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let none = Challenges::from_headers(resp.headers()).into_vec();
+    assert_eq!(none.len(), 2, "{none:?}");
+    assert!(none[0].is_bearer() && none[0].realm() == Some("interop"));
+    assert!(none[1].is_dpop());
+    assert!(none[1].algs().any(|a| a == "ES256"));
+
+    // A bearer token and a DPoP-bound one, both with only api:read and no sign-in behind them.
+    let plain = TokenSource::new(
+        server.client("cc-basic", Some("cc-basic-secret")).await,
+        ClientCredentials::new().scope("api:read"),
+    )
+    .token()
+    .await
+    .unwrap();
+    let key = DpopKey::generate(DpopAlg::ES256).unwrap();
+    let client = dpop_client_with(
+        &server,
+        "cc-dpop",
+        Some("cc-dpop-secret"),
+        Dpop::with_key(key.clone()),
+    )
+    .await;
+    let bound = TokenSource::new(client, ClientCredentials::new().scope("api:read"))
+        .token()
+        .await
+        .unwrap();
+
+    for (path, status, error) in [
+        ("write", 403, "insufficient_scope"),
+        ("silver", 401, "insufficient_user_authentication"),
+        ("max-age/60", 401, "insufficient_user_authentication"),
+    ] {
+        let bearer_resp = http
+            .get(server.api(path))
+            .bearer_auth(bearer(&plain))
+            .send()
+            .await
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let proof = key
+            .proof(
+                "GET",
+                &server.api(path),
+                now,
+                Some(&bearer(&bound)),
+                Some(&nonce),
+            )
+            .unwrap();
+        let dpop_resp = http
+            .get(server.api(path))
+            .header("authorization", format!("DPoP {}", bearer(&bound)))
+            .header("dpop", proof)
+            .send()
+            .await
+            .unwrap();
+        for (scheme, resp) in [("Bearer", bearer_resp), ("DPoP", dpop_resp)] {
+            assert_eq!(resp.status(), status, "{path} {scheme}");
+            let challenges = Challenges::from_headers(resp.headers()).into_vec();
+            assert_eq!(challenges.len(), 1, "{path} {scheme}: {challenges:?}");
+            let c = &challenges[0];
+            assert!(c.scheme().eq_ignore_ascii_case(scheme), "{c:?}");
+            assert_eq!(c.error(), Some(error), "{path} {scheme}");
+            match path {
+                "write" => assert_eq!(c.scope(), Some("api:write")),
+                "silver" => assert_eq!(c.acr_values(), Some("urn:mace:incommon:iap:silver")),
+                _ => assert_eq!(c.max_age(), Some(60)),
+            }
+            if scheme == "DPoP" {
+                assert!(c.algs().any(|a| a == "ES256"), "{c:?}");
+            }
+        }
+    }
 }

@@ -3,7 +3,13 @@
 // to stdout:
 //
 //   {"issuer":"http://127.0.0.1:P1","provider_port":P1,"resource":"http://127.0.0.1:P2",
-//    "resource_port":P2,"keys":{"private_key_jwt":"<PKCS#8 PEM>","jwt_bearer":"<PKCS#8 PEM>"}}
+//    "resource_port":P2,"assertion_issuer":"...",
+//    "keys":{"private_key_jwt":"<PKCS#8 PEM>","jwt_bearer":"<PKCS#8 PEM>"},
+//    "dpop_nonces":true,"dpop_algs":[...],"acr_values":[...]}
+//
+// Environment: INTEROP_DPOP_NONCES=optional (nonces not required), INTEROP_DPOP_NONCE_TTL
+// (seconds before the resource's nonce rotates on its own, 300), INTEROP_SHORT_TTL (4),
+// INTEROP_DEBUG=1.
 //
 // Everything else (oidc-provider's warnings, request logs with INTEROP_DEBUG=1) goes to stderr.
 // The process exits when stdin closes, so a test that dies never leaves it behind.
@@ -20,15 +26,36 @@
 //   revocation, and two grants registered with `registerGrantType`: JWT bearer (RFC 7523) and
 //   token exchange (RFC 8693).
 // - Clients whose id ends in `-short` get 4-second access tokens.
+// - DPoP (RFC 9449) with nonces required (INTEROP_DPOP_NONCES=optional turns them off at the
+//   provider and at the resource), for every grant including the two registered ones. Clients
+//   whose id contains `dpop` are registered with `dpop_bound_access_tokens`, so a token request
+//   without a proof fails for them.
+// - `acrValues` (bronze and silver); a login gets the strongest requested acr it supports
+//   (bronze when none is requested), a session whose acr is not among the requested
+//   `acr_values` is asked to sign in again, and access tokens carry `acr` and `auth_time`
+//   (`extraTokenClaims`), so the resource can ask for step-up (RFC 9470).
 import * as http from 'node:http';
 import * as crypto from 'node:crypto';
 
-import Provider, { errors } from 'oidc-provider';
+import Provider, { errors, interactionPolicy } from 'oidc-provider';
+import validateDpop, { checkDpopReplay } from 'oidc-provider/lib/helpers/validate_dpop.js';
 import * as jose from 'jose';
+
+import {
+  DPOP_ALGS, DpopError, Nonces, ReplayCache, describeProof, verifyProof,
+} from './dpop.mjs';
 
 const HOST = '127.0.0.1';
 const DEBUG = process.env.INTEROP_DEBUG === '1';
 const SHORT_TTL = Number(process.env.INTEROP_SHORT_TTL || 4);
+const DPOP_NONCES = (process.env.INTEROP_DPOP_NONCES || 'required') !== 'optional';
+// How long the resource's DPoP nonce lives before it rotates on its own (seconds).
+const RESOURCE_NONCE_TTL = Number(process.env.INTEROP_DPOP_NONCE_TTL || 300);
+
+const ACR_BRONZE = 'urn:mace:incommon:iap:bronze';
+const ACR_SILVER = 'urn:mace:incommon:iap:silver';
+// Strongest first.
+const ACR_VALUES = [ACR_SILVER, ACR_BRONZE];
 
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -99,6 +126,18 @@ const stats = {
   resource: { 200: 0, 401: 0, 403: 0 },
   // resource 401s by reason
   resource_401: {},
+  // token endpoint requests with a DPoP header, by grant_type; those answered with
+  // 400 use_dpop_nonce, and those answered with a DPoP-bound token (token_type DPoP)
+  token_dpop: { proofs: {}, use_dpop_nonce: {}, bound: {}, bearer: {} },
+  // authorization requests, and those with dpop_jkt / acr_values / max_age
+  authorize: { requests: 0, dpop_jkt: 0, acr_values: {}, max_age: 0 },
+  // the resource's DPoP outcomes: ok, use_dpop_nonce, invalid_dpop_proof reasons, bound token
+  // sent as Bearer, ...; and its nonce rotations
+  resource_dpop: { ok: 0, outcomes: {}, nonces_issued: 0 },
+  // resource requests by scheme (Bearer, DPoP, none)
+  resource_schemes: {},
+  // the resource's last 100 requests: path, scheme, proof fields (never a token), outcome
+  resource_log: [],
 };
 
 function bump(map, key) {
@@ -129,7 +168,40 @@ const nativeClient = (id) => ({
   scope: 'openid email profile offline_access api:read api:write',
 });
 
+// DPoP-bound variants: a token request without a proof is refused.
+const dpop = (client) => ({ ...client, dpop_bound_access_tokens: true });
+
 const clients = [
+  dpop(ccClient('cc-dpop', 'cc-dpop-secret', 'client_secret_basic')),
+  dpop(ccClient('cc-dpop-short', 'cc-dpop-short-secret', 'client_secret_basic')),
+  dpop(ccClient('cc-dpop-jwt', 'cc-dpop-jwt-secret', 'client_secret_basic')),
+  dpop(nativeClient('native-dpop')),
+  dpop(nativeClient('native-dpop-short')),
+  dpop({
+    client_id: 'tv-dpop',
+    token_endpoint_auth_method: 'none',
+    grant_types: [DEVICE_CODE, 'refresh_token'],
+    response_types: [],
+    redirect_uris: [],
+    scope: 'openid email profile offline_access api:read',
+  }),
+  dpop({
+    client_id: 'jwt-bearer-dpop',
+    token_endpoint_auth_method: 'none',
+    grant_types: [JWT_BEARER],
+    response_types: [],
+    redirect_uris: [],
+    scope: 'api:read api:write',
+  }),
+  dpop({
+    client_id: 'exchanger-dpop',
+    client_secret: 'exchanger-dpop-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: [TOKEN_EXCHANGE],
+    response_types: [],
+    redirect_uris: [],
+    scope: 'api:read api:write',
+  }),
   ccClient('cc-basic', 'cc-basic-secret', 'client_secret_basic'),
   ccClient('cc-post', 'cc-post-secret', 'client_secret_post'),
   ccClient('cc-reserved', RESERVED_SECRET, 'client_secret_basic'),
@@ -180,6 +252,33 @@ const clients = [
 ];
 
 const isShort = (client) => client?.clientId?.endsWith('-short');
+const JWT_AT_CLIENTS = new Set(['cc-jwt', 'cc-dpop-jwt']);
+
+// ---- acr: step-up sign-in (RFC 9470) ------------------------------------------------------------
+
+// oidc-provider treats acr_values as voluntary; a real step-up server signs the person in again
+// when the session's acr is not one of those requested.
+const policy = interactionPolicy.base();
+policy.get('login').checks.push(new interactionPolicy.Check(
+  'acr_values',
+  'the session does not satisfy the requested acr_values',
+  'login_required',
+  (ctx) => {
+    const requested = ctx.oidc.params.acr_values?.split(' ').filter(Boolean);
+    if (!requested?.length || !ctx.oidc.session.accountId || ctx.oidc.result?.login) {
+      return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    }
+    return requested.includes(ctx.oidc.acr)
+      ? interactionPolicy.Check.NO_NEED_TO_PROMPT
+      : interactionPolicy.Check.REQUEST_PROMPT;
+  },
+));
+
+// The acr a fresh login reaches: the strongest requested one we support, bronze otherwise.
+function loginAcr(params) {
+  const requested = new Set((params?.acr_values || '').split(' ').filter(Boolean));
+  return ACR_VALUES.find((v) => requested.has(v)) || ACR_BRONZE;
+}
 
 // ---- the provider -------------------------------------------------------------------------------
 
@@ -201,7 +300,26 @@ const provider = new Provider(ISSUER, {
       },
     };
   },
+  acrValues: ACR_VALUES,
+  interactions: { policy },
+  enabledJWA: { dPoPSigningAlgValues: DPOP_ALGS },
+  // acr and auth_time of the sign-in behind an access token, for the resource's step-up
+  // checks; the registered grants' own `extra` is kept.
+  async extraTokenClaims(ctx, token) {
+    const source = ctx?.oidc?.entities?.AuthorizationCode
+      || ctx?.oidc?.entities?.RefreshToken
+      || ctx?.oidc?.entities?.DeviceCode;
+    const extra = { ...token.extra };
+    if (source?.acr) extra.acr = source.acr;
+    if (source?.authTime) extra.auth_time = source.authTime;
+    return Object.keys(extra).length ? extra : undefined;
+  },
   features: {
+    dPoP: {
+      enabled: true,
+      nonceSecret: crypto.randomBytes(32),
+      requireNonce: () => DPOP_NONCES,
+    },
     devInteractions: { enabled: true },
     deviceFlow: { enabled: true },
     introspection: { enabled: true },
@@ -212,7 +330,7 @@ const provider = new Provider(ISSUER, {
       enabled: true,
       defaultResource(ctx, client, oneOf) {
         if (oneOf) return oneOf;
-        return client.clientId === 'cc-jwt' ? RESOURCE : undefined;
+        return JWT_AT_CLIENTS.has(client.clientId) ? RESOURCE : undefined;
       },
       getResourceServerInfo(ctx, indicator) {
         if (indicator !== RESOURCE) throw new errors.InvalidTarget();
@@ -260,6 +378,18 @@ const provider = new Provider(ISSUER, {
 });
 
 provider.on('server_error', (ctx, err) => console.error('[interop] server_error', err));
+
+// devInteractions' login sets no acr: give every login the acr it reached.
+{
+  const finished = provider.interactionFinished.bind(provider);
+  provider.interactionFinished = async (req, res, result, options) => {
+    if (result?.login && !result.login.acr) {
+      const { params } = await provider.interactionDetails(req, res);
+      result.login.acr = loginAcr(params);
+    }
+    return finished(req, res, result, options);
+  };
+}
 if (DEBUG) {
   for (const event of ['grant.error', 'introspection.error', 'revocation.error', 'userinfo.error',
     'authorization.error', 'device_authorization.error', 'grant.revoked']) {
@@ -296,6 +426,26 @@ function providedMethod(headers, params) {
   return { method: 'none', id: params.get('client_id') };
 }
 
+// What the token and authorization endpoints saw of DPoP, acr_values and max_age.
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/auth') {
+    const q = ctx.method === 'GET' ? ctx.query : {};
+    stats.authorize.requests += 1;
+    if (q.dpop_jkt) stats.authorize.dpop_jkt += 1;
+    if (q.acr_values) bump(stats.authorize.acr_values, q.acr_values);
+    if (q.max_age !== undefined) stats.authorize.max_age += 1;
+  }
+  await next();
+  if (ctx.path === '/token' && ctx.method === 'POST') {
+    const grant = new URLSearchParams(ctx.req.body || '').get('grant_type') || '';
+    if (ctx.get('DPoP')) bump(stats.token_dpop.proofs, grant);
+    if (ctx.status === 400 && ctx.body?.error === 'use_dpop_nonce') bump(stats.token_dpop.use_dpop_nonce, grant);
+    if (ctx.status === 200 && ctx.body?.token_type) {
+      bump(ctx.body.token_type === 'DPoP' ? stats.token_dpop.bound : stats.token_dpop.bearer, grant);
+    }
+  }
+});
+
 provider.use(async (ctx, next) => {
   log(ctx.method, ctx.path);
   if (ctx.method === 'POST' && CLIENT_AUTH_PATHS.has(ctx.path)
@@ -329,6 +479,17 @@ provider.use(async (ctx, next) => {
   await next();
 });
 
+// ---- the registered grants bind their tokens like the built-in ones -----------------------------
+
+async function bindDpop(ctx, dPoP, token) {
+  if (dPoP) {
+    await checkDpopReplay(provider, ctx, dPoP, ctx.oidc.client.clientId);
+    token.setThumbprint('jkt', dPoP.thumbprint);
+  } else if (ctx.oidc.client.dpopBoundAccessTokens) {
+    throw new errors.InvalidGrant('DPoP proof JWT not provided');
+  }
+}
+
 // ---- JWT bearer (RFC 7523 §2.1) -----------------------------------------------------------------
 
 const seenJti = new Set();
@@ -336,6 +497,9 @@ const seenJti = new Set();
 provider.registerGrantType(JWT_BEARER, async (ctx) => {
   const { assertion, scope } = ctx.oidc.params;
   if (!assertion) throw new errors.InvalidRequest('missing assertion');
+  // The DPoP proof (and its nonce) first, like the built-in grants: a use_dpop_nonce answer
+  // must not spend the assertion, which the client sends again with the nonce.
+  const dPoP = await validateDpop(provider, ctx);
   let payload;
   try {
     ({ payload } = await jose.jwtVerify(assertion, assertionKey.publicKey, {
@@ -357,10 +521,11 @@ provider.registerGrantType(JWT_BEARER, async (ctx) => {
     scope: granted.join(' ') || undefined,
     extra: { sub: payload.sub },
   });
+  await bindDpop(ctx, dPoP, token);
   const value = await token.save();
   ctx.body = {
     access_token: value,
-    token_type: 'Bearer',
+    token_type: token.tokenType,
     expires_in: token.expiration,
     scope: token.scope,
   };
@@ -374,6 +539,7 @@ async function findAccessToken(value) {
 
 provider.registerGrantType(TOKEN_EXCHANGE, async (ctx) => {
   const p = ctx.oidc.params;
+  const dPoP = await validateDpop(provider, ctx);
   if (!p.subject_token || !p.subject_token_type) {
     throw new errors.InvalidRequest('subject_token and subject_token_type are required');
   }
@@ -401,11 +567,12 @@ provider.registerGrantType(TOKEN_EXCHANGE, async (ctx) => {
       ...(p.audience ? { exchanged_for: p.audience } : {}),
     },
   });
+  await bindDpop(ctx, dPoP, token);
   const value = await token.save();
   ctx.body = {
     access_token: value,
     issued_token_type: ACCESS_TOKEN_TYPE,
-    token_type: 'Bearer',
+    token_type: token.tokenType,
     expires_in: token.expiration,
     scope: token.scope,
   };
@@ -416,13 +583,33 @@ providerHandler = provider.callback();
 
 // ---- the protected resource ---------------------------------------------------------------------
 //
-// GET /api/read needs `api:read`, GET /api/write needs `api:write`. JWT access tokens (three
-// segments) are verified with the provider's JWKS (issuer, audience = this resource, expiry);
-// anything else is introspected at the provider (so revoked and expired tokens are inactive).
-// GET /stats returns the counters above. Answers follow RFC 6750 §3.
+// Any method on
+//   /api/read          needs `api:read`
+//   /api/write         needs `api:write`  (403 insufficient_scope, scope="api:write")
+//   /api/silver        needs `api:read` and a sign-in with the silver acr
+//                      (401 insufficient_user_authentication, acr_values="<silver>")
+//   /api/max-age/<N>   needs `api:read` and a sign-in at most N seconds ago
+//                      (401 insufficient_user_authentication, max_age="<N>")
+// with `Authorization: Bearer <token>`, or `Authorization: DPoP <token>` and a `DPoP` proof that
+// dpop.mjs validates exactly. JWT access tokens (three segments) are verified with the
+// provider's JWKS (issuer, audience = this resource, expiry, typ at+jwt); anything else is
+// introspected at the provider (so revoked and expired tokens are inactive). Either way the
+// token's `cnf.jkt`, `scope`, `acr` and `auth_time` come from there. Answers follow RFC 6750 §3,
+// RFC 9449 §7 and RFC 9470 §3, in the scheme the request used. With nonces required, every
+// /api answer carries `DPoP-Nonce`, and a proof without the current nonce (or the one before)
+// gets 401 `DPoP error="use_dpop_nonce"`.
+//
+// A DPoP-bound token presented as Bearer is refused (401 invalid_token), and so is an unbound
+// token presented as DPoP.
+//
+// GET /stats returns the counters above; POST /control/dpop-nonce retires the resource's nonces
+// (the next DPoP request is challenged) and returns the new one.
 
 const jwks = jose.createRemoteJWKSet(new URL(`${ISSUER}/jwks`));
 const introspectionAuth = `Basic ${Buffer.from('resource-server:resource-server-secret').toString('base64')}`;
+const resourceNonces = new Nonces(RESOURCE_NONCE_TTL);
+const resourceReplay = new ReplayCache();
+const ALGS = DPOP_ALGS.join(' ');
 
 async function validate(token) {
   if (token.split('.').length === 3) {
@@ -432,7 +619,7 @@ async function validate(token) {
         audience: RESOURCE,
         typ: 'at+jwt',
       });
-      return { active: true, scope: payload.scope || '', client_id: payload.client_id, sub: payload.sub, format: 'jwt' };
+      return { ...payload, active: true, scope: payload.scope || '', format: 'jwt' };
     } catch (err) {
       return { active: false, reason: `jwt: ${err.code || err.message}` };
     }
@@ -452,37 +639,164 @@ function send(res, status, body, headers = {}) {
   res.end(JSON.stringify(body));
 }
 
+const quote = (v) => `"${String(v).replace(/["\\]/g, (c) => `\\${c}`)}"`;
+
+// One challenge in the request's scheme (RFC 6750 §3 / RFC 9449 §7.1).
+function challenge(scheme, params) {
+  const parts = scheme === 'dpop' ? [`algs=${quote(ALGS)}`] : ['realm="interop"'];
+  for (const [k, v] of Object.entries(params)) parts.push(`${k}=${quote(v)}`);
+  return `${scheme === 'dpop' ? 'DPoP' : 'Bearer'} ${parts.join(', ')}`;
+}
+
+function record(entry) {
+  stats.resource_log.push(entry);
+  if (stats.resource_log.length > 100) stats.resource_log.shift();
+}
+
+const PATHS = [
+  [/^\/api\/read$/, () => ({ scope: 'api:read' })],
+  [/^\/api\/write$/, () => ({ scope: 'api:write' })],
+  [/^\/api\/silver$/, () => ({ scope: 'api:read', acr: ACR_SILVER })],
+  [/^\/api\/max-age\/(\d{1,6})$/, (m) => ({ scope: 'api:read', maxAge: Number(m[1]) })],
+];
+
+function route(pathname) {
+  for (const [re, need] of PATHS) {
+    const m = re.exec(pathname);
+    if (m) return need(m);
+  }
+  return undefined;
+}
+
 resourceHandler = async (req, res) => {
+  const entry = { method: req.method, path: undefined, scheme: 'none', status: 0, outcome: '' };
+  const nonceHeader = () => (DPOP_NONCES ? { 'dpop-nonce': resourceNonces.now() } : {});
+  // Every /api answer goes through here: counted, logged, with the current nonce.
+  const answer = (status, outcome, body, headers = {}) => {
+    bump(stats.resource, status);
+    if (status === 401) bump(stats.resource_401, outcome);
+    if (entry.scheme === 'dpop' || outcome.startsWith('dpop')) bump(stats.resource_dpop.outcomes, outcome);
+    if (status === 200 && entry.scheme === 'dpop') stats.resource_dpop.ok += 1;
+    entry.status = status;
+    entry.outcome = outcome;
+    record(entry);
+    stats.resource_dpop.nonces_issued = resourceNonces.issued;
+    return send(res, status, body, { ...nonceHeader(), ...headers });
+  };
   try {
     const url = new URL(req.url, RESOURCE);
+    entry.path = url.pathname;
     if (url.pathname === '/stats') return send(res, 200, stats);
-    const needed = { '/api/read': 'api:read', '/api/write': 'api:write' }[url.pathname];
+    if (url.pathname === '/control/dpop-nonce' && req.method === 'POST') {
+      const nonce = resourceNonces.rotate(true);
+      stats.resource_dpop.nonces_issued = resourceNonces.issued;
+      return send(res, 200, { nonce });
+    }
+    const needed = route(url.pathname);
     if (!needed) return send(res, 404, { error: 'not_found' });
+    const body = await readBody(req);
+
     const auth = req.headers.authorization || '';
-    const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(auth);
+    const match = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i.exec(auth);
     if (!match) {
-      stats.resource[401] += 1;
-      bump(stats.resource_401, 'no token');
-      return send(res, 401, { error: 'unauthorized' }, { 'www-authenticate': 'Bearer realm="interop"' });
+      bump(stats.resource_schemes, 'none');
+      res.setHeader('www-authenticate', ['Bearer realm="interop"', `DPoP algs=${quote(ALGS)}`]);
+      return answer(401, 'no token', { error: 'unauthorized' });
     }
-    const info = await validate(match[1]);
+    entry.scheme = match[1].toLowerCase();
+    bump(stats.resource_schemes, entry.scheme === 'dpop' ? 'DPoP' : 'Bearer');
+    const token = match[2];
+    const scheme = entry.scheme;
+
+    let proof;
+    if (scheme === 'dpop') {
+      entry.proof = describeProof(req.headers.dpop || '');
+      try {
+        proof = await verifyProof(req.headers.dpop, {
+          method: req.method,
+          url: `${RESOURCE}${url.pathname}`,
+          accessToken: token,
+          nonces: DPOP_NONCES ? resourceNonces : undefined,
+          replay: resourceReplay,
+        });
+      } catch (err) {
+        if (!(err instanceof DpopError)) throw err;
+        const outcome = err.error === 'use_dpop_nonce' ? `use_dpop_nonce: ${err.reason}` : `dpop: ${err.reason}`;
+        return answer(401, outcome, { error: err.error, error_description: err.reason }, {
+          'www-authenticate': challenge('dpop', { error: err.error, error_description: err.reason }),
+        });
+      }
+    }
+
+    const info = await validate(token);
     if (!info.active) {
-      stats.resource[401] += 1;
-      bump(stats.resource_401, info.reason);
-      return send(res, 401, { error: 'invalid_token' }, {
-        'www-authenticate': `Bearer realm="interop", error="invalid_token", error_description="${info.reason}"`,
+      return answer(401, info.reason, { error: 'invalid_token' }, {
+        'www-authenticate': challenge(scheme, { error: 'invalid_token', error_description: info.reason }),
       });
     }
+    const jkt = info.cnf?.jkt;
+    if (scheme === 'bearer' && jkt) {
+      // RFC 9449 §7.2: a DPoP-bound token is no bearer token; tell the client the scheme.
+      return answer(401, 'dpop-bound token presented as Bearer', { error: 'invalid_token' }, {
+        'www-authenticate': challenge('dpop', {
+          error: 'invalid_token', error_description: 'DPoP-bound token presented as Bearer',
+        }),
+      });
+    }
+    if (scheme === 'dpop' && !jkt) {
+      return answer(401, 'dpop: token is not DPoP-bound', { error: 'invalid_token' }, {
+        'www-authenticate': challenge('dpop', { error: 'invalid_token', error_description: 'token is not DPoP-bound' }),
+      });
+    }
+    if (scheme === 'dpop' && jkt !== proof.jkt) {
+      return answer(401, 'dpop: cnf.jkt mismatch', { error: 'invalid_dpop_proof' }, {
+        'www-authenticate': challenge('dpop', {
+          error: 'invalid_dpop_proof', error_description: 'proof key does not match cnf.jkt',
+        }),
+      });
+    }
+
     const scopes = new Set((info.scope || '').split(' '));
-    if (!scopes.has(needed)) {
-      stats.resource[403] += 1;
-      return send(res, 403, { error: 'insufficient_scope' }, {
-        'www-authenticate': `Bearer realm="interop", error="insufficient_scope", scope="${needed}"`,
+    if (!scopes.has(needed.scope)) {
+      return answer(403, 'insufficient_scope', { error: 'insufficient_scope' }, {
+        'www-authenticate': challenge(scheme, { error: 'insufficient_scope', scope: needed.scope }),
       });
     }
-    stats.resource[200] += 1;
-    return send(res, 200, {
-      ok: true, client_id: info.client_id, sub: info.sub, scope: info.scope, format: info.format,
+    if (needed.acr && info.acr !== needed.acr) {
+      return answer(401, 'insufficient_user_authentication: acr', {
+        error: 'insufficient_user_authentication', acr: info.acr ?? null,
+      }, {
+        'www-authenticate': challenge(scheme, {
+          error: 'insufficient_user_authentication',
+          error_description: 'a stronger sign-in is required',
+          acr_values: needed.acr,
+        }),
+      });
+    }
+    if (needed.maxAge !== undefined
+      && !(typeof info.auth_time === 'number' && Date.now() / 1000 - info.auth_time <= needed.maxAge)) {
+      return answer(401, 'insufficient_user_authentication: max_age', {
+        error: 'insufficient_user_authentication', auth_time: info.auth_time ?? null,
+      }, {
+        'www-authenticate': challenge(scheme, {
+          error: 'insufficient_user_authentication',
+          error_description: 'a more recent sign-in is required',
+          max_age: needed.maxAge,
+        }),
+      });
+    }
+    return answer(200, 'ok', {
+      ok: true,
+      client_id: info.client_id,
+      sub: info.sub,
+      scope: info.scope,
+      format: info.format,
+      scheme: scheme === 'dpop' ? 'DPoP' : 'Bearer',
+      jkt: jkt ?? null,
+      acr: info.acr ?? null,
+      auth_time: info.auth_time ?? null,
+      method: req.method,
+      body_bytes: Buffer.byteLength(body),
     });
   } catch (err) {
     console.error('[interop] resource error', err);
@@ -499,6 +813,9 @@ process.stdout.write(`${JSON.stringify({
   resource_port: resourcePort,
   assertion_issuer: ASSERTION_ISSUER,
   keys: { private_key_jwt: clientKey.pem, jwt_bearer: assertionKey.pem },
+  dpop_nonces: DPOP_NONCES,
+  dpop_algs: DPOP_ALGS,
+  acr_values: ACR_VALUES,
 })}\n`);
 
 // Exit with the parent: a closed stdin (the test's pipe dropped) or a signal.

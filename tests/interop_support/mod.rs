@@ -22,7 +22,7 @@ pub(crate) const INSTALL_HINT: &str = "run `bash tests/interop/install.sh` (as r
 /// login is accepted; it becomes the `sub`).
 pub(crate) const LOGIN: &str = "alice";
 
-fn interop_dir() -> PathBuf {
+pub(crate) fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
 }
 
@@ -56,14 +56,25 @@ pub(crate) struct Interop {
     pub(crate) assertion_issuer: String,
     pub(crate) private_key_jwt_pem: String,
     pub(crate) jwt_bearer_pem: String,
+    /// Whether the provider and the resource require DPoP nonces (the default; see
+    /// [`Interop::start_with`]).
+    pub(crate) dpop_nonces: bool,
     http: reqwest::Client,
 }
 
 impl Interop {
+    /// The server as most tests want it: DPoP nonces required at the provider and the resource.
     pub(crate) fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// The server with extra environment for `server.mjs`, e.g.
+    /// `("INTEROP_DPOP_NONCES", "optional")` or `("INTEROP_DPOP_NONCE_TTL", "2")`.
+    pub(crate) fn start_with(env: &[(&str, &str)]) -> Self {
         require_node();
         let mut child = Command::new("node")
             .arg("server.mjs")
+            .envs(env.iter().copied())
             .current_dir(interop_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -124,6 +135,7 @@ impl Interop {
             assertion_issuer: s(&ready["assertion_issuer"]),
             private_key_jwt_pem: s(&ready["keys"]["private_key_jwt"]),
             jwt_bearer_pem: s(&ready["keys"]["jwt_bearer"]),
+            dpop_nonces: ready["dpop_nonces"].as_bool().unwrap(),
             http: reqwest::Client::new(),
         }
     }
@@ -179,6 +191,52 @@ impl Interop {
             .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Calls the resource with `Authorization: <scheme> <token>` and no proof (what a thief
+    /// holding a stolen token can do); the status, `WWW-Authenticate` and body.
+    pub(crate) async fn call_as(
+        &self,
+        path: &str,
+        scheme: &str,
+        token: &str,
+    ) -> (u16, String, Value) {
+        let resp = self
+            .http
+            .get(self.api(path))
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, challenge, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Retires the resource's DPoP nonces (the next DPoP request is challenged); the new one.
+    pub(crate) async fn rotate_resource_nonce(&self) -> String {
+        let body: Value = self
+            .http
+            .post(format!("{}/control/dpop-nonce", self.resource))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["nonce"].as_str().unwrap().to_owned()
+    }
+
+    /// The resource's last requests (path, scheme, proof fields, outcome), oldest first.
+    pub(crate) async fn resource_log(&self) -> Vec<Value> {
+        self.stats().await["resource_log"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The server's stderr so far (oidc-provider's warnings and errors).
