@@ -41,28 +41,73 @@ pub async fn userinfo(
     get_json(client, userinfo_endpoint, token).await
 }
 
-/// A GET with the bearer token, answered with a JSON object: userinfo and the provider APIs
-/// that stand in for it (GitHub's `/user`).
+/// A GET with the token, answered with a JSON object: userinfo and the provider APIs that stand
+/// in for it (GitHub's `/user`). A DPoP-bound token goes with a proof, and a `401` carrying a
+/// new `DPoP-Nonce` is answered once more with a proof carrying it (SECURITY.md rules 47, 48).
 pub(crate) async fn get_json(
     client: &OAuthClient,
     url: &str,
     token: &Token,
 ) -> Result<Map<String, Value>> {
-    let request = http::Request::get(url)
-        .header(ACCEPT, "application/json")
-        .header(AUTHORIZATION, token.header_value().clone())
-        .body(Bytes::new())
-        .map_err(|e| Error::config(format!("cannot build the request: {e}")))?;
-    let response = client
-        .exchange(crate::error::Endpoint::UserInfo, request)
-        .await?;
-    let mut secrets = Secrets::default();
-    secrets.add(token.access_token().expose_secret());
-    let map = response.json_object(&secrets)?;
-    if !response.status.is_success() {
-        return Err(response.unexpected("the endpoint answered an error status", &secrets));
+    #[cfg_attr(not(feature = "dpop"), allow(unused_mut))]
+    let mut nonce: Option<std::sync::Arc<str>> = None;
+    #[cfg(feature = "dpop")]
+    let nonce_key = url::Url::parse(url)
+        .map(|u| crate::dpop::origin_key_of_url(&u))
+        .unwrap_or_default();
+    #[cfg(feature = "dpop")]
+    if token.dpop_binding().is_some() {
+        nonce = client.dpop().and_then(|d| d.nonces.get(&nonce_key));
     }
-    Ok(map)
+    let mut first = true;
+    loop {
+        #[cfg_attr(not(feature = "dpop"), allow(unused_mut))]
+        let mut request = http::Request::get(url)
+            .header(ACCEPT, "application/json")
+            .header(AUTHORIZATION, token.header_value().clone())
+            .body(Bytes::new())
+            .map_err(|e| Error::config(format!("cannot build the request: {e}")))?;
+        #[cfg(feature = "dpop")]
+        if let Some((key, ath)) = token.dpop_binding() {
+            let proof = key.proof_with_ath(
+                "GET",
+                url,
+                crate::clock::unix_seconds(client.clock()),
+                ath,
+                nonce.as_deref(),
+            )?;
+            let value = http::HeaderValue::try_from(proof)
+                .map_err(|_| Error::Internal("a DPoP proof is not a header value".into()))?;
+            request
+                .headers_mut()
+                .insert(crate::dpop::DPOP_HEADER, value);
+        }
+        let response = client
+            .exchange(crate::error::Endpoint::UserInfo, request)
+            .await?;
+        #[cfg(feature = "dpop")]
+        if token.dpop_binding().is_some()
+            && let (Some(dpop), Some(fresh)) = (client.dpop(), response.dpop_nonce.as_deref())
+        {
+            let fresh = dpop.nonces.set(&nonce_key, fresh);
+            if first
+                && response.status == http::StatusCode::UNAUTHORIZED
+                && Some(&fresh) != nonce.as_ref()
+            {
+                first = false;
+                nonce = Some(fresh);
+                continue;
+            }
+        }
+        let _ = (&mut first, &nonce);
+        let mut secrets = Secrets::default();
+        secrets.add(token.access_token().expose_secret());
+        let map = response.json_object(&secrets)?;
+        if !response.status.is_success() {
+            return Err(response.unexpected("the endpoint answered an error status", &secrets));
+        }
+        return Ok(map);
+    }
 }
 
 impl OAuthClient {

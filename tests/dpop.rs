@@ -685,7 +685,11 @@ async fn a_strict_server_with_single_use_nonces_sees_one_challenge_per_server_an
     assert_eq!(token_log[0].error.as_deref(), Some("use_dpop_nonce"));
     assert_eq!(token_log[1].token_type.as_deref(), Some("DPoP"));
     let resource_log = server.resource_requests();
-    assert_eq!(resource_log.len(), 7, "one nonce challenge, then straight through");
+    assert_eq!(
+        resource_log.len(),
+        7,
+        "one nonce challenge, then straight through"
+    );
     assert_eq!(resource_log[0].status, 401);
     for request in &resource_log[1..] {
         assert_eq!(request.status, 200, "{request:?}");
@@ -712,7 +716,13 @@ async fn a_strict_server_with_single_use_nonces_sees_one_challenge_per_server_an
         .unwrap()
         .as_secs();
     let forged = thief
-        .proof("GET", &url, now, Some(&stolen), Some(&server.resource_dpop_nonce()))
+        .proof(
+            "GET",
+            &url,
+            now,
+            Some(&stolen),
+            Some(&server.resource_dpop_nonce()),
+        )
         .unwrap();
     let with_other_key = reqwest::Client::new()
         .get(&url)

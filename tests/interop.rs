@@ -1348,8 +1348,6 @@ async fn dpop_without_nonces_required_sends_no_nonce_and_meets_no_challenge() {
 
 /// oidc-provider's userinfo endpoint wants a DPoP-bound token with a proof (and its nonce).
 #[tokio::test]
-#[ignore = "OAuthClient::userinfo sends a DPoP-bound token without a proof today (400 `DPoP` \
-            header not provided); run with --ignored once it signs one"]
 async fn dpop_userinfo_with_a_bound_token() {
     let server = Interop::start();
     let client = dpop_client(&server, "native-dpop", None).await;
