@@ -279,6 +279,7 @@ async fn a_claims_request_bypasses_the_cache_once_and_the_original_adopts_its_to
     // The same challenge against the token the claims request brought: one new request.
     let renewed = tokens
         .upgraded_after(&need, &fresh)
+        .await
         .unwrap()
         .token()
         .await
@@ -425,6 +426,17 @@ mod auth_code {
                 .same_as(&wide)
         );
         assert_eq!(server.authorization_requests(), 2);
+
+        // The step-up token refused again for its age: one more sign-in, not the cached token.
+        let fresher = tokens
+            .upgraded_after(&need, &wide)
+            .await
+            .unwrap()
+            .token()
+            .await
+            .unwrap();
+        assert!(!fresher.same_as(&wide));
+        assert_eq!(server.authorization_requests(), 3);
     }
 }
 
@@ -509,4 +521,28 @@ fn every_grant_upgrades_under_its_own_key_or_declines() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn a_scope_refused_again_costs_no_token_request() {
+    let server = server().await;
+    let tokens = TokenSource::new(
+        server.oauth_client("app").unwrap(),
+        ClientCredentials::new(),
+    );
+    let need = Requirements::new().scope("files:write");
+    let wide = tokens.upgraded(&need).unwrap().token().await.unwrap();
+    // The resource refuses the upgraded token with the same demand: same source, same token.
+    let again = tokens
+        .upgraded_after(&need, &wide)
+        .await
+        .unwrap()
+        .token()
+        .await
+        .unwrap();
+    assert!(again.same_as(&wide));
+    assert_eq!(server.token_requests(), 1);
+
+    fn send<T: Send>(_: &T) {}
+    send(&tokens.upgraded_after(&need, &wide));
 }

@@ -164,16 +164,50 @@ impl TokenSource {
     }
 
     /// [`upgraded`](Self::upgraded) for a request whose token `rejected` was refused with the
-    /// demand `need`: if the derived source is the one that issued `rejected` (a claims
-    /// challenge for a token obtained with an earlier claims request, since the original
-    /// adopts such tokens), that token is dropped from it first, so the next
-    /// [`token`](Self::token) makes a new token request instead of returning it again. As with
-    /// [`invalidate`](Self::invalidate), a newer token is left alone, so concurrent requests
-    /// refused with the same demand share one token request.
-    pub fn upgraded_after(&self, need: &Requirements, rejected: &Token) -> Result<TokenSource> {
+    /// demand `need`. When the derived source is the one that issued `rejected` and `need` asks
+    /// for claims or a sign-in (a claims challenge for a token an earlier claims request
+    /// brought, which the original adopted; a `max_age` the step-up sign-in no longer meets),
+    /// that token is forgotten first, its refresh token and store entry included (renewing
+    /// with it would bring a token without the claims, or from the same old sign-in), so the
+    /// next [`token`](Self::token) asks the flow again. A newer token is left alone, so
+    /// concurrent requests refused with the same demand share one token request.
+    ///
+    /// A scope-only need never drops a token: a new token request for the same scopes brings the
+    /// same grant, so a resource that keeps refusing costs no token requests.
+    pub async fn upgraded_after(
+        &self,
+        need: &Requirements,
+        rejected: &Token,
+    ) -> Result<TokenSource> {
         let source = self.upgraded(need)?;
-        source.invalidate(rejected);
+        if need.claims.is_some() || need.needs_sign_in() {
+            source.forget_if_current(rejected).await;
+        }
         Ok(source)
+    }
+
+    /// Forgets the cached token, and the store's copy, if it is still `rejected`.
+    async fn forget_if_current(&self, rejected: &Token) {
+        let mut forgot = false;
+        self.inner.state.rcu(|current| match current.as_deref() {
+            Some(c) if c.token.same_as(rejected) => {
+                forgot = true;
+                None
+            }
+            _ => {
+                forgot = false;
+                current.clone()
+            }
+        });
+        if !forgot {
+            return;
+        }
+        tracing::debug!(key = ?self.inner.key, "upgraded token refused again; forgotten");
+        if let Some(store) = &self.inner.store
+            && let Err(e) = store.delete(&self.inner.key).await
+        {
+            tracing::warn!(error = %e, "token store delete failed");
+        }
     }
 
     /// This flow upgraded for `need`, and the key a source for it caches under.
