@@ -22,4 +22,5 @@ pub(crate) mod constructors;
 pub(crate) mod credentials;
 pub(crate) mod origin;
 pub(crate) mod plan;
+pub(crate) mod upgrade;
 pub(crate) mod withheld;

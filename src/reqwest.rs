@@ -38,6 +38,7 @@ use crate::request::challenge::{Acted, Verdict, assess};
 use crate::request::constructors::shorthand_constructors;
 use crate::request::credentials::{proof_for, remember_nonce, set_credentials};
 use crate::request::plan::{Attach, Plan};
+use crate::request::upgrade::{requirements, upgrade};
 use crate::source::TokenSource;
 use crate::token::Token;
 
@@ -258,6 +259,8 @@ impl Retry<'_> {
             replay,
             interactive,
         } = self;
+        // The request's source, or the one derived from it for a challenge that asked for more.
+        let mut source = source.clone();
         let mut acted = Acted::default();
         loop {
             match verdict {
@@ -278,20 +281,31 @@ impl Retry<'_> {
                     acted.nonce = true;
                     tracing::debug!("DPoP nonce challenge: retrying once with the new nonce");
                 }
-                _ => return Ok(response),
+                other => {
+                    let Some(need) = requirements(&other) else {
+                        return Ok(response);
+                    };
+                    if acted.upgraded || replay.is_none() {
+                        return Ok(response);
+                    }
+                    acted.upgraded = true;
+                    (source, token) = upgrade(&source, need, token.issue(), interactive)
+                        .await
+                        .map_err(reqwest_middleware::Error::middleware)?;
+                }
             }
             let Some(mut request) = replay.as_deref().and_then(Request::try_clone) else {
                 return Ok(response);
             };
             let sent_to = OriginKey::of(request.url());
-            let proof = proof_for(&token, source, request.method(), request.url())
+            let proof = proof_for(&token, &source, request.method(), request.url())
                 .map_err(reqwest_middleware::Error::middleware)?;
             let sent = set_credentials(request.headers_mut(), &token, proof);
             response = next.clone().run(request, extensions).await?;
             if OriginKey::of(response.url()) != sent_to {
                 return Err(unsafe_redirect(response.url()));
             }
-            remember_nonce(&sent, source, response.url(), response.headers());
+            remember_nonce(&sent, &source, response.url(), response.headers());
             verdict = assess(response.status(), response.headers(), &sent.as_sent());
         }
     }

@@ -179,6 +179,16 @@ impl TokenSource {
         need: &Requirements,
         rejected: &Token,
     ) -> Result<TokenSource> {
+        self.upgraded_after_issue(need, rejected.issue()).await
+    }
+
+    /// [`upgraded_after`](Self::upgraded_after) by the rejected token's issuance number (the
+    /// tower layer keeps only that of the token it sent).
+    pub(crate) async fn upgraded_after_issue(
+        &self,
+        need: &Requirements,
+        rejected: u64,
+    ) -> Result<TokenSource> {
         let source = self.upgraded(need)?;
         if need.claims.is_some() || need.needs_sign_in() {
             source.forget_if_current(rejected).await;
@@ -186,11 +196,11 @@ impl TokenSource {
         Ok(source)
     }
 
-    /// Forgets the cached token, and the store's copy, if it is still `rejected`.
-    async fn forget_if_current(&self, rejected: &Token) {
+    /// Forgets the cached token, and the store's copy, if it is still issuance `rejected`.
+    async fn forget_if_current(&self, rejected: u64) {
         let mut forgot = false;
         self.inner.state.rcu(|current| match current.as_deref() {
-            Some(c) if c.token.same_as(rejected) => {
+            Some(c) if c.token.issue() == rejected => {
                 forgot = true;
                 None
             }

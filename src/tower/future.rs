@@ -13,6 +13,7 @@ use super::replay::{Replay, ReplayableBody};
 use super::service::InnerRedirects;
 use crate::request::challenge::{Acted, Verdict, assess};
 use crate::request::credentials::{SentWith, proof_for, remember_nonce, set_credentials};
+use crate::request::upgrade::{requirements, upgrade};
 use crate::request::withheld::TokenWithheld;
 use crate::source::TokenSource;
 use crate::transport::BoxError;
@@ -169,7 +170,7 @@ where
     ) -> Result<Response<ResB>, BoxError> {
         let Retry {
             mut replay,
-            source,
+            mut source,
             used,
             interactive,
             sent_to,
@@ -193,7 +194,18 @@ where
                     acted.nonce = true;
                     tracing::debug!("DPoP nonce challenge: retrying once with the new nonce");
                 }
-                _ => return Ok(response),
+                other => {
+                    let Some(need) = requirements(&other) else {
+                        return Ok(response);
+                    };
+                    if acted.upgraded || replay.is_none() {
+                        return Ok(response);
+                    }
+                    acted.upgraded = true;
+                    let (upgraded, token) = upgrade(&source, need, used, interactive).await?;
+                    source = upgraded;
+                    renewed = Some(token);
+                }
             }
             let Some((mut service, mut request)) = replay.take().map(|r| r.into_parts()) else {
                 return Ok(response);
