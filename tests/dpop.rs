@@ -78,10 +78,13 @@ fn ath(token: &str) -> String {
 
 /// What a wiremock server saw: each request's `Authorization` and verified `DPoP` proof.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(Option<String>, Option<Proof>)>>>);
+struct Seen(Arc<Mutex<Vec<Entry>>>);
+
+/// One request: its `Authorization` header and its verified proof.
+type Entry = (Option<String>, Option<Proof>);
 
 impl Seen {
-    fn record(&self, req: &Request) -> (Option<String>, Option<Proof>) {
+    fn record(&self, req: &Request) -> Entry {
         let auth = req
             .headers
             .get(AUTHORIZATION)
@@ -94,7 +97,7 @@ impl Seen {
         entry
     }
 
-    fn all(&self) -> Vec<(Option<String>, Option<Proof>)> {
+    fn all(&self) -> Vec<Entry> {
         self.0.lock().unwrap().clone()
     }
 

@@ -306,6 +306,58 @@ async fn client_credentials_basic_with_reserved_characters_in_the_secret() {
     }
 }
 
+/// `--dpop`: tokens bound to a fresh key against a server that checks every proof exactly and
+/// demands single-use nonces at the token endpoint and the resource; the tool absorbs both
+/// nonce challenges and never shows the token. `--dpop=EdDSA` picks the algorithm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_binds_the_tools_tokens_and_answers_nonce_challenges() {
+    let server = builder()
+        .require_dpop(true)
+        .require_dpop_nonce(true)
+        .require_resource_dpop_nonce(true)
+        .dpop_nonce_uses(1)
+        .start()
+        .await
+        .unwrap();
+    let url = server.resource_url("/api/hello");
+    for (flag, alg) in [("--dpop", "ES256"), ("--dpop=EdDSA", "EdDSA")] {
+        server.reset_counts();
+        let out = fetch(&with_client(
+            &server,
+            "basic-app",
+            &["--client-secret", SECRET, flag, "-v", &url],
+        ))
+        .await;
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        let log = server.token_request_log();
+        assert_eq!(
+            log.last().unwrap().token_type.as_deref(),
+            Some("DPoP"),
+            "{log:?}"
+        );
+        let requests = server.resource_requests();
+        let last = requests.last().unwrap();
+        assert_eq!(last.status, 200);
+        assert_eq!(last.scheme(), Some("DPoP"));
+        let proof = last.dpop.as_ref().unwrap();
+        assert!(proof.is_valid(), "{proof:?}");
+        assert_eq!(proof.alg.as_deref(), Some(alg));
+        let token = last.dpop_token().unwrap().to_owned();
+        assert_eq!(
+            out.events("token: sent again with the server's DPoP nonce"),
+            1,
+            "{out:#?}"
+        );
+        // The resource echoes the key's thumbprint, which is public.
+        out.assert_no_secrets_besides(&[SECRET, &token], &[proof.jkt.as_deref().unwrap()]);
+    }
+    // A preset configures its own client: --dpop with --provider is a usage error.
+    let out = fetch(&cli("--provider github --client-id x --dpop {}", [&url])).await;
+    out.assert_code(2);
+    assert!(out.stderr.contains("--dpop and --provider"), "{out:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_credentials_post() {
     let server = server().await;

@@ -70,10 +70,14 @@ pub(crate) struct Exchange {
     /// reused.
     pub(crate) obtained_before: u64,
     /// The status of each attempt so far.
+    /// The status of each attempt, `NONCE_CHALLENGE` for a 401 that asked for a DPoP nonce.
     pub(crate) attempts: Arc<Mutex<Vec<u16>>>,
     /// Whether an attempt carried the token.
     pub(crate) sent: Arc<AtomicBool>,
 }
+
+/// What [`Exchange::attempts`] records for a 401 that asked for a DPoP nonce (not a status).
+const NONCE_CHALLENGE: u16 = 1401;
 
 /// Sits below [`OAuthMiddleware`], so it sees every attempt as it goes on the wire, with the
 /// token attached (or not), and reports `reused`, `retried after 401` and `not sent`.
@@ -121,13 +125,22 @@ impl Middleware for Observer {
                 }
                 [] => {}
                 [.., 401] => self.events.say("retried after 401"),
+                [.., NONCE_CHALLENGE] => self.events.say("sent again with the server's DPoP nonce"),
                 [..] => self.events.say("request sent again"),
             }
             let response = next.run(request, extensions).await?;
+            let asked_for_nonce = response.status() == reqwest::StatusCode::UNAUTHORIZED
+                && oauth_layer::challenge::Challenges::from_headers(response.headers())
+                    .iter()
+                    .any(|c| c.is_dpop() && c.error() == Some("use_dpop_nonce"));
             send.attempts
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(response.status().as_u16());
+                .push(if asked_for_nonce {
+                    NONCE_CHALLENGE
+                } else {
+                    response.status().as_u16()
+                });
             return Ok(response);
         }
         next.run(request, extensions).await

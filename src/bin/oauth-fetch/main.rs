@@ -17,7 +17,8 @@
 //! metadata, never the token). `-H 'Name: value'` adds headers; `-d` sends a body as a form,
 //! or as JSON with `--json`. With `-v`,
 //! token events go to stderr, one line each and never with a token or secret in them:
-//! `token: fetched`, `token: reused`, `token: renewed`, `token: retried after 401`, and
+//! `token: fetched`, `token: reused`, `token: renewed`, `token: retried after 401`, `token: sent
+//! again with the server's DPoP nonce`, and
 //! `token: not sent` for a URL that may not receive one.
 //! Exit code: 0 when every response was 2xx, 1 otherwise, 2 for usage or configuration errors
 //! (with a one-line message on stderr).
