@@ -299,12 +299,23 @@ impl OAuthClient {
         F: FnMut(u32) -> Result<TokenRequest> + Send,
     {
         let mut attempt = 1;
+        let mut nonce_answered = false;
         loop {
             let request = make(attempt)?;
-            let err = match self.send_token_request(&request).await {
+            let (result, new_nonce) = self.send_token_request(&request).await;
+            let err = match result {
                 Ok(token) => return Ok(token),
                 Err(err) => err,
             };
+            // A DPoP nonce challenge with a new nonce: the server refused before it looked at
+            // the grant, so nothing was spent. Answered once, with the request made anew (a
+            // fresh assertion, a fresh proof carrying the nonce) and without waiting
+            // (SECURITY.md rule 48).
+            if new_nonce && !nonce_answered {
+                nonce_answered = true;
+                tracing::debug!("the token endpoint asked for a DPoP nonce; once more with it");
+                continue;
+            }
             let Some(wait) =
                 self.inner
                     .retry
@@ -343,50 +354,45 @@ impl OAuthClient {
         Ok(token.keeping_refresh_token(refresh_token))
     }
 
-    /// Sends one token request. With DPoP it carries a proof, and a `use_dpop_nonce` answer
-    /// with a new nonce is answered once more with a proof carrying it (SECURITY.md rule 48):
-    /// the server refused before it looked at the grant, so nothing was spent.
-    async fn send_token_request(&self, request: &TokenRequest) -> Result<Token> {
-        let url = self
-            .inner
-            .token_url
-            .as_ref()
-            .ok_or_else(|| Error::config("no token URL configured"))?;
+    /// Sends one token request, with a DPoP proof when the client uses DPoP. The `bool` says
+    /// whether the answer was a `use_dpop_nonce` challenge with a nonce other than the one sent
+    /// (the nonce is remembered either way, from every answer that carries one).
+    async fn send_token_request(&self, request: &TokenRequest) -> (Result<Token>, bool) {
+        let Some(url) = self.inner.token_url.as_ref() else {
+            return (Err(Error::config("no token URL configured")), false);
+        };
         #[cfg(feature = "dpop")]
-        if let (Some(dpop), Some(key)) = (&self.inner.dpop, self.dpop_key()?) {
+        if let Some(dpop) = &self.inner.dpop {
+            let key = match self.dpop_key() {
+                Ok(Some(key)) => key,
+                Ok(None) => return (Err(Error::Internal("no DPoP key".into())), false),
+                Err(e) => return (Err(e), false),
+            };
             let origin = crate::dpop::origin_key_of_url(url);
-            let mut nonce = dpop.nonces.get(&origin);
-            let mut first = true;
-            loop {
-                let proof = key.proof(
-                    "POST",
-                    url.as_str(),
-                    crate::clock::unix_seconds(self.clock()),
-                    None,
-                    nonce.as_deref(),
-                )?;
-                let (result, response_nonce) = self
-                    .send_token_request_once(url, request, Some((&key, dpop, proof)))
-                    .await;
-                let fresh = response_nonce.map(|n| dpop.nonces.set(&origin, &n));
-                match result {
-                    Err(Error::Server(e))
-                        if first
-                            && e.code.as_str() == "use_dpop_nonce"
-                            && fresh.is_some()
-                            && fresh != nonce =>
-                    {
-                        tracing::debug!(
-                            "the token endpoint asked for a DPoP nonce; once more with it"
-                        );
-                        first = false;
-                        nonce = fresh;
-                    }
-                    other => return other,
-                }
-            }
+            let sent = dpop.nonces.get(&origin);
+            let proof = match key.proof(
+                "POST",
+                url.as_str(),
+                crate::clock::unix_seconds(self.clock()),
+                None,
+                sent.as_deref(),
+            ) {
+                Ok(proof) => proof,
+                Err(e) => return (Err(e), false),
+            };
+            let (result, answered) = self
+                .send_token_request_once(url, request, Some((&key, dpop, proof)))
+                .await;
+            let fresh = answered.map(|n| dpop.nonces.set(&origin, &n));
+            let new_nonce = matches!(&result, Err(Error::Server(e)) if e.code.as_str() == "use_dpop_nonce")
+                && fresh.is_some()
+                && fresh != sent;
+            return (result, new_nonce);
         }
-        self.send_token_request_once(url, request, None).await.0
+        (
+            self.send_token_request_once(url, request, None).await.0,
+            false,
+        )
     }
 
     /// One attempt of [`send_token_request`](Self::send_token_request): the result, and the
