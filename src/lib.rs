@@ -1,7 +1,9 @@
-//! OAuth 2.0 bearer tokens for any HTTP request pipeline.
+//! OAuth 2.0 tokens for any HTTP request pipeline.
 //!
 //! `oauth-layer` gets a token with a pluggable grant (a [`flow`]), caches it, attaches it to
-//! requests, renews it before it expires or after a 401, and never leaks it. There are three
+//! requests, renews it before it expires or after a 401, acts on what a server's challenges ask
+//! for (a DPoP nonce, more scope, a stronger sign-in, claims), and never leaks it. Tokens are
+//! bearer tokens, or sender-constrained with DPoP when the client asks for it. There are three
 //! ways in; each example below runs in the crate's tests against its local authorization server
 //! ([`testing::TestServer`], hidden lines), exactly as it would against a real provider.
 //!
@@ -11,6 +13,8 @@
 //! - [`TokenSource`]: the shared cache: lock-free reads, one renewal for any number of callers,
 //!   refresh ahead of expiry.
 //! - [`challenge`]: what a server's `WWW-Authenticate` says, parsed into typed challenges.
+//! - `dpop` (feature `dpop`, on by default): sender-constrained tokens (RFC 9449): keys, proofs
+//!   on every token and resource request, nonces.
 //! - [`store`]: where tokens persist besides the source's own memory (a file, the OS keychain,
 //!   Redis for fleets).
 //!
