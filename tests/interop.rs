@@ -176,8 +176,14 @@ async fn jwt_access_tokens_from_resource_indicators_and_insufficient_scope() {
     assert_eq!(resp.status(), 200);
     assert_eq!(server.stat("/grants/client_credentials").await, 2);
     // The narrow token keeps serving what needs no more; the wider one is cached.
-    assert_eq!(http.get(server.api("read")).send().await.unwrap().status(), 200);
-    assert_eq!(http.get(server.api("write")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(server.api("read")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        http.get(server.api("write")).send().await.unwrap().status(),
+        200
+    );
     assert_eq!(server.stat("/grants/client_credentials").await, 2);
 }
 

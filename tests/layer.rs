@@ -216,7 +216,9 @@ async fn a_second_401_goes_back_to_the_caller() {
 }
 
 #[tokio::test]
-async fn insufficient_scope_is_returned_without_renewal() {
+/// `insufficient_scope` is no reason to renew the token: one wider token is asked for (a
+/// source derived from the layer's), the request goes once more, and a second 403 is returned.
+async fn insufficient_scope_gets_one_upgrade_and_no_renewal() {
     let idp = Idp::start(3600).await;
     let calls = Arc::new(Mutex::new(0));
     let inner = {
@@ -238,10 +240,23 @@ async fn insufficient_scope_is_returned_without_renewal() {
         .layer(OAuthLayer::client_credentials(idp.client()))
         .service(inner);
 
+    let resp = svc
+        .clone()
+        .oneshot(get("https://api.example/"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        *calls.lock().unwrap(),
+        2,
+        "sent once more with the wider token, no more"
+    );
+    assert_eq!(idp.issued(), 2, "the token and the wider one");
+    // The narrow token was not dropped, and the wider one is cached: no token request.
     let resp = svc.oneshot(get("https://api.example/")).await.unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    assert_eq!(*calls.lock().unwrap(), 1);
-    assert_eq!(idp.issued(), 1);
+    assert_eq!(*calls.lock().unwrap(), 4);
+    assert_eq!(idp.issued(), 2);
 }
 
 #[tokio::test]

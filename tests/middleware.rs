@@ -131,7 +131,9 @@ async fn a_401_without_any_challenge_renews_as_github_needs() {
 }
 
 #[tokio::test]
-async fn insufficient_scope_is_returned_without_renewal() {
+/// `insufficient_scope` is no reason to renew the token: one wider token is asked for, the
+/// request goes once more, and a second 403 is returned.
+async fn insufficient_scope_gets_one_upgrade_and_no_renewal() {
     let idp = Idp::start(3600).await;
     let api = MockServer::start().await;
     Mock::given(path("/api"))
@@ -139,13 +141,16 @@ async fn insufficient_scope_is_returned_without_renewal() {
             "www-authenticate",
             "Bearer error=\"insufficient_scope\", scope=\"admin\"",
         ))
-        .expect(1)
+        .expect(4)
         .mount(&api)
         .await;
     let http = client(OAuthMiddleware::client_credentials(idp.client()));
     let resp = http.get(format!("{}/api", api.uri())).send().await.unwrap();
     assert_eq!(resp.status(), 403);
-    assert_eq!(idp.issued(), 1);
+    assert_eq!(idp.issued(), 2, "the token and the wider one");
+    let resp = http.get(format!("{}/api", api.uri())).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(idp.issued(), 2, "both cached: no renewal, no new upgrade");
 }
 
 #[tokio::test]
