@@ -1261,16 +1261,25 @@ async fn dpop_jwt_access_tokens_carry_cnf_jkt_and_insufficient_scope_comes_as_dp
         serde_json::from_slice(&base64_url_decode(jwt.split('.').nth(1).unwrap())).unwrap();
     assert_eq!(claims["cnf"]["jkt"], key.thumbprint());
 
-    let resp = http.get(server.api("write")).send().await.unwrap();
-    // Without scope upgrade the 403 reaches the caller in the DPoP scheme; with it, the
-    // source asks for api:write too and the retry succeeds.
-    if resp.status() == 403 {
-        let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
-        assert!(challenge.starts_with("DPoP "), "{challenge}");
-        assert!(challenge.contains("scope=\"api:write\""), "{challenge}");
-    } else {
-        assert_eq!(resp.status(), 200);
-    }
+    // The resource's 403 insufficient_scope (in the DPoP scheme, see
+    // the_resources_scope_and_step_up_challenges_parse_in_both_schemes) is answered with a
+    // wider JWT bound to the caller's own key, and the retry succeeds.
+    let (status, body) = get(&http, &server, "write").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["format"], "jwt");
+    assert_eq!(body["scope"], "api:read api:write");
+    assert_eq!(
+        body["jkt"],
+        key.thumbprint(),
+        "the upgraded source signs with the key"
+    );
+    let log = server.resource_log().await;
+    let refused = log
+        .iter()
+        .find(|e| e["outcome"] == "insufficient_scope")
+        .expect("a 403 insufficient_scope");
+    assert_eq!(refused["scheme"], "dpop", "{log:?}");
+    assert_eq!(refused["scope"], "api:read", "{log:?}");
 }
 
 #[cfg(feature = "file-store")]
@@ -1912,4 +1921,98 @@ async fn a_machine_asked_for_a_stronger_sign_in_gets_the_typed_step_up_error() {
     assert_eq!(to("/api/silver"), 2, "no retry: {calls:?}");
     assert_eq!(to("/api/max-age/60"), 2, "no retry: {calls:?}");
     assert!(calls.iter().all(|c| c.1 == 401), "{calls:?}");
+}
+
+/// Eight requests refused with the same `insufficient_scope` at once share one token request
+/// for the union (the derived source is one, and single-flight), DPoP nonces included.
+#[tokio::test]
+async fn concurrent_scope_challenges_share_one_upgrade_token_request() {
+    let server = Interop::start();
+    let client = dpop_client(&server, "cc-dpop", Some("cc-dpop-secret")).await;
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(OAuthMiddleware::client_credentials(client).scope("api:read"))
+        .build();
+    // The narrow token first, so the eight meet the scope challenge, not a cold cache.
+    assert_eq!(get(&http, &server, "read").await.0, 200);
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let http = http.clone();
+            let url = server.api("write");
+            tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+    assert_eq!(
+        token_scopes(&server, "client_credentials").await,
+        ["api:read", "api:read api:write"],
+        "one token request for the eight"
+    );
+    let calls = resource_calls(&server).await;
+    let writes = |status: u64| {
+        calls
+            .iter()
+            .filter(|c| c.0 == "/api/write" && c.1 == status)
+            .count()
+    };
+    assert_eq!((writes(403), writes(200)), (8, 8), "{calls:?}");
+}
+
+/// A person's middleware told not to interact (`with_flow` of an interactive flow is
+/// interactive by default) does not open a browser in the middle of a request: the step-up is `Error::StepUpRequired` for the caller to act on, and
+/// `TokenSource::upgraded` is how it does (one sign-in with `acr_values`, then the request
+/// goes through).
+#[tokio::test]
+async fn a_person_step_up_without_interaction_is_a_typed_error_the_caller_can_act_on() {
+    use oauth_layer::flow::Requirements;
+    let server = Interop::start();
+    let client = server.client("native-app", None).await;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let flow = AuthCode::new()
+        .scope("openid api:read")
+        .loopback()
+        .browser(FormBrowser::new().opener(opened.clone()))
+        .prompt(ScriptedPrompt::default())
+        .timeout(Duration::from_secs(30));
+    let middleware = OAuthMiddleware::with_flow(client, flow).interactive(false);
+    let source = middleware.source().clone();
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(middleware)
+        .build();
+    // The sign-in, by the application.
+    source.token().await.unwrap();
+    assert_eq!(get(&http, &server, "read").await.0, 200);
+
+    let err = middleware_error(http.get(server.api("silver")).send().await.unwrap_err());
+    let Action::StepUp(need) = err.action() else {
+        panic!("{err:?}")
+    };
+    assert_eq!(need.acr_values.as_deref(), Some(ACR_SILVER));
+    assert_eq!(opened.load(Ordering::SeqCst), 1, "no browser mid-request");
+    assert_eq!(server.stat("/authorize/requests").await, 1);
+
+    // The application asks the person, with what the error named.
+    let silver = source.upgraded(&need).unwrap();
+    let token = silver.token().await.unwrap();
+    assert_eq!(opened.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        server.stats().await["authorize"]["acr_values"][ACR_SILVER],
+        1
+    );
+    let (status, body) = server.call("silver", &bearer(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["acr"], ACR_SILVER);
+    // And the middleware's next request to the page meets the challenge once more, finds the
+    // silver token in the same derived source, and goes through without a sign-in.
+    let (status, body) = get(&http, &server, "silver").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(opened.load(Ordering::SeqCst), 2);
+    assert!(
+        source
+            .upgraded(&Requirements::new().acr_values(ACR_SILVER))
+            .unwrap()
+            .cached()
+            .is_some()
+    );
 }
