@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The interop suite: every flow against an independent, certified authorization server
 //! (`oidc-provider` 9.13.3, started by each test from `tests/interop/server.mjs`) and its
-//! protected resource, and once in a real headless Chromium. Needs Node.js, the npm packages of
+//! protected resource, and once in a real headless Chromium; and the challenge engine acting on
+//! the resource's `insufficient_scope` and step-up (`acr_values`, `max_age`) challenges. Needs Node.js, the npm packages of
 //! `tests/interop` and Chromium with its driver: `bash tests/interop/install.sh`. A test that
 //! cannot find them fails and says so.
 
@@ -1744,6 +1745,11 @@ async fn step_up_to_the_silver_acr_signs_the_person_in_again_through_the_loopbac
             "{id}: the provider asked the person to sign in again"
         );
         assert_eq!(
+            stats["login_reasons"],
+            serde_json::json!({ "no_session": 1, "acr_values": 1 }),
+            "{id}: the second login was asked for by the acr check, in the same session"
+        );
+        assert_eq!(
             token_scopes(&server, "authorization_code").await.len(),
             2,
             "{id}: two code exchanges"
@@ -1850,6 +1856,11 @@ async fn a_max_age_step_up_signs_the_person_in_again_once_the_sign_in_is_too_old
         stats["logins"],
         serde_json::json!({ ACR_BRONZE: 2 }),
         "{stats}"
+    );
+    assert_eq!(
+        stats["login_reasons"],
+        serde_json::json!({ "no_session": 1, "max_age": 1 }),
+        "oidc-provider's max_age check asked for the second login: {stats}"
     );
     let outcomes: Vec<_> = server
         .resource_log()
@@ -2015,4 +2026,118 @@ async fn a_person_step_up_without_interaction_is_a_typed_error_the_caller_can_ac
             .cached()
             .is_some()
     );
+}
+
+/// The step-up in a real headless Chromium: the same browser (and so the same oidc-provider
+/// session) signs in at bronze for the first request, then the middleware opens it again with
+/// `acr_values` for `/api/silver`; the provider's login page comes back, and the retry goes
+/// through.
+#[tokio::test]
+async fn step_up_to_the_silver_acr_in_a_real_headless_chromium() {
+    use fantoccini::Locator;
+    let server = Interop::start();
+    let chromium =
+        browser_support::Chromium::start("interop-step-up", &[], Default::default()).await;
+    let client = server.client("native-app", None).await;
+    let (urls, mut opened) = tokio::sync::mpsc::unbounded_channel::<url::Url>();
+    let flow = AuthCode::new()
+        .scope("openid api:read")
+        .loopback()
+        .browser(oauth_layer::interact::BrowserFn(move |url: &url::Url| {
+            urls.send(url.clone())
+                .map_err(|_| std::io::Error::other("the browser is gone"))
+        }))
+        .prompt(ScriptedPrompt::default())
+        .timeout(Duration::from_secs(60));
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(OAuthMiddleware::with_flow(client, flow).interactive(true))
+        .build();
+
+    // The person at the browser: opens each of the two sign-in URLs, logs in, confirms consent
+    // when asked, until the loopback callback page.
+    let c = chromium.webdriver.clone();
+    let person = tokio::spawn(async move {
+        let mut sign_ins = Vec::new();
+        for _ in 0..2 {
+            let url = opened.recv().await.expect("a sign-in URL");
+            c.goto(url.as_str()).await.unwrap();
+            let wait = Duration::from_secs(20);
+            c.wait()
+                .at_most(wait)
+                .for_element(Locator::Css("input[name=login]"))
+                .await
+                .unwrap()
+                .send_keys(LOGIN)
+                .await
+                .unwrap();
+            c.find(Locator::Css("input[name=password]"))
+                .await
+                .unwrap()
+                .send_keys("any password")
+                .await
+                .unwrap();
+            c.find(Locator::Css("button[type=submit]"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            let start = Instant::now();
+            let mut consented = false;
+            loop {
+                assert!(start.elapsed() < wait, "no callback after the login");
+                let at = c.current_url().await.unwrap();
+                if at.host_str() == Some("127.0.0.1") && at.path() == "/callback" {
+                    break;
+                }
+                if !consented
+                    && c.find(Locator::Css("input[name=prompt][value=consent]"))
+                        .await
+                        .is_ok()
+                {
+                    c.find(Locator::Css("button[type=submit]"))
+                        .await
+                        .unwrap()
+                        .click()
+                        .await
+                        .unwrap();
+                    consented = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let acr = url
+                .query_pairs()
+                .find(|(k, _)| k == "acr_values")
+                .map(|(_, v)| v.into_owned());
+            sign_ins.push((acr, consented));
+        }
+        (sign_ins, opened)
+    });
+
+    let (status, body) = get(&http, &server, "read").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["acr"], ACR_BRONZE);
+    let (status, body) = get(&http, &server, "silver").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["acr"], ACR_SILVER);
+    assert_eq!(body["sub"], LOGIN);
+    let stats = server.stats().await;
+    assert_eq!(
+        stats["login_reasons"],
+        serde_json::json!({ "no_session": 1, "acr_values": 1 }),
+        "Chromium kept the session, and the acr check asked again: {stats}"
+    );
+
+    let (sign_ins, mut opened) = person.await.unwrap();
+    // (oidc-provider asks a native client's person to consent on every sign-in, its
+    // `native_client_prompt` check, so both sign-ins end on the consent page.)
+    assert_eq!(
+        sign_ins,
+        [(None, true), (Some(ACR_SILVER.to_owned()), true)],
+        "the step-up carried acr_values"
+    );
+    // The silver token is cached: the page again opens no browser.
+    assert_eq!(get(&http, &server, "silver").await.0, 200);
+    assert!(opened.try_recv().is_err(), "no third sign-in");
+    chromium.webdriver.clone().close().await.unwrap();
 }

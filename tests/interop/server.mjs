@@ -131,8 +131,10 @@ const stats = {
   token_dpop: { proofs: {}, use_dpop_nonce: {}, bound: {}, bearer: {} },
   // authorization requests, and those with dpop_jkt / acr_values / max_age
   authorize: { requests: 0, dpop_jkt: 0, acr_values: {}, max_age: 0 },
-  // sign-ins finished on the login page, by the acr they reached
+  // sign-ins finished on the login page, by the acr they reached, and by why the login was
+  // asked for (oidc-provider's prompt reasons: no_session, max_age, our acr_values check, ...)
   logins: {},
+  login_reasons: {},
   // the token endpoint's last 100 requests: grant_type, the scope asked for, whether a DPoP
   // proof came with it, the status and the scope granted (never a token or a secret)
   token_log: [],
@@ -388,11 +390,12 @@ provider.on('server_error', (ctx, err) => console.error('[interop] server_error'
 {
   const finished = provider.interactionFinished.bind(provider);
   provider.interactionFinished = async (req, res, result, options) => {
-    if (result?.login && !result.login.acr) {
-      const { params } = await provider.interactionDetails(req, res);
-      result.login.acr = loginAcr(params);
+    if (result?.login) {
+      const { params, prompt } = await provider.interactionDetails(req, res);
+      if (!result.login.acr) result.login.acr = loginAcr(params);
+      bump(stats.logins, result.login.acr);
+      bump(stats.login_reasons, (prompt?.reasons || []).join(' ') || 'none');
     }
-    if (result?.login) bump(stats.logins, result.login.acr);
     return finished(req, res, result, options);
   };
 }
