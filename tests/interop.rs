@@ -2,9 +2,9 @@
 //! The interop suite: every flow against an independent, certified authorization server
 //! (`oidc-provider` 9.13.3, started by each test from `tests/interop/server.mjs`) and its
 //! protected resource, and once in a real headless Chromium; and the challenge engine acting on
-//! the resource's `insufficient_scope` and step-up (`acr_values`, `max_age`) challenges. Needs Node.js, the npm packages of
-//! `tests/interop` and Chromium with its driver: `bash tests/interop/install.sh`. A test that
-//! cannot find them fails and says so.
+//! the resource's `insufficient_scope` and step-up (`acr_values`, `max_age`) challenges. Needs
+//! Node.js, the npm packages of `tests/interop` and Chromium with its driver:
+//! `bash tests/interop/install.sh`. A test that cannot find them fails and says so.
 
 mod browser_support;
 mod interop_support;
