@@ -1,9 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The interop suite: every flow against an independent, certified authorization server
 //! (`oidc-provider` 9.13.3, started by each test from `tests/interop/server.mjs`) and its
-//! protected resource, and once in a real headless Chromium. Needs Node.js, the npm packages of
-//! `tests/interop` and Chromium with its driver: `bash tests/interop/install.sh`. A test that
-//! cannot find them fails and says so.
+//! protected resource, and once in a real headless Chromium; and the challenge engine acting on
+//! the resource's `insufficient_scope` and step-up (`acr_values`, `max_age`) challenges. Needs
+//! Node.js, the npm packages of `tests/interop` and Chromium with its driver:
+//! `bash tests/interop/install.sh`. A test that cannot find them fails and says so.
 
 mod browser_support;
 mod interop_support;
@@ -22,7 +23,7 @@ use oauth_layer::interact::ScriptedPrompt;
 use oauth_layer::jwt::SigningKey;
 use oauth_layer::oidc::IdTokenValidator;
 use oauth_layer::{
-    AuthMethod, Error, OAuthClient, OAuthLayer, OAuthMiddleware, TokenSource, TokenTypeHint,
+    Action, AuthMethod, Error, OAuthClient, OAuthLayer, OAuthMiddleware, TokenSource, TokenTypeHint,
 };
 use secrecy::ExposeSecret;
 use tower::{ServiceBuilder, ServiceExt};
@@ -170,11 +171,25 @@ async fn jwt_access_tokens_from_resource_indicators_and_insufficient_scope() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["format"], "jwt", "{body}");
 
-    // The token lacks api:write: the resource's 403 names it, the middleware asks for a token
-    // with it (one more client credentials grant) and sends the request once more.
+    assert_eq!(server.stat("/grants/client_credentials").await, 1);
+
+    // The token lacks api:write: the resource's 403 insufficient_scope scope="api:write" names
+    // it, the middleware asks for a token with both scopes (one more client credentials grant,
+    // a JWT for the same resource) and sends the request once more.
     let resp = http.get(server.api("write")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["format"], "jwt", "{body}");
+    assert_eq!(body["scope"], "api:read api:write", "{body}");
     assert_eq!(server.stat("/grants/client_credentials").await, 2);
+    assert_eq!(
+        token_scopes(&server, "client_credentials").await,
+        ["api:read", "api:read api:write"]
+    );
+    let log = server.resource_log().await;
+    assert_eq!(log[1]["status"], 403, "{log:?}");
+    assert_eq!(log[1]["outcome"], "insufficient_scope", "{log:?}");
+    assert_eq!(log[1]["scope"], "api:read", "{log:?}");
     // The narrow token keeps serving what needs no more; the wider one is cached.
     assert_eq!(
         http.get(server.api("read")).send().await.unwrap().status(),
@@ -1247,16 +1262,25 @@ async fn dpop_jwt_access_tokens_carry_cnf_jkt_and_insufficient_scope_comes_as_dp
         serde_json::from_slice(&base64_url_decode(jwt.split('.').nth(1).unwrap())).unwrap();
     assert_eq!(claims["cnf"]["jkt"], key.thumbprint());
 
-    let resp = http.get(server.api("write")).send().await.unwrap();
-    // Without scope upgrade the 403 reaches the caller in the DPoP scheme; with it, the
-    // source asks for api:write too and the retry succeeds.
-    if resp.status() == 403 {
-        let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
-        assert!(challenge.starts_with("DPoP "), "{challenge}");
-        assert!(challenge.contains("scope=\"api:write\""), "{challenge}");
-    } else {
-        assert_eq!(resp.status(), 200);
-    }
+    // The resource's 403 insufficient_scope (in the DPoP scheme, see
+    // the_resources_scope_and_step_up_challenges_parse_in_both_schemes) is answered with a
+    // wider JWT bound to the caller's own key, and the retry succeeds.
+    let (status, body) = get(&http, &server, "write").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["format"], "jwt");
+    assert_eq!(body["scope"], "api:read api:write");
+    assert_eq!(
+        body["jkt"],
+        key.thumbprint(),
+        "the upgraded source signs with the key"
+    );
+    let log = server.resource_log().await;
+    let refused = log
+        .iter()
+        .find(|e| e["outcome"] == "insufficient_scope")
+        .expect("a 403 insufficient_scope");
+    assert_eq!(refused["scheme"], "dpop", "{log:?}");
+    assert_eq!(refused["scope"], "api:read", "{log:?}");
 }
 
 #[cfg(feature = "file-store")]
@@ -1459,4 +1483,661 @@ async fn the_resources_scope_and_step_up_challenges_parse_in_both_schemes() {
             }
         }
     }
+}
+
+// ---- the challenge engine against the resource's scope and step-up challenges --------------------
+//
+// The middleware and the layer act on `insufficient_scope` (a wider token from a derived source,
+// the narrow one kept) and `insufficient_user_authentication` (a person signs in again with
+// `acr_values` or `max_age`; a machine gets `Error::StepUpRequired`), here against oidc-provider
+// and the suite's resource.
+
+const ACR_BRONZE: &str = "urn:mace:incommon:iap:bronze";
+const ACR_SILVER: &str = "urn:mace:incommon:iap:silver";
+
+/// The scope each successful token request for `grant` asked for, oldest first.
+async fn token_scopes(server: &Interop, grant: &str) -> Vec<String> {
+    server.stats().await["token_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["grant_type"] == grant && e["status"] == 200)
+        .map(|e| e["scope"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The resource's answers, oldest first, without the DPoP nonce challenges: path, status, and
+/// the scope of the token presented (empty when it was refused before validation).
+async fn resource_calls(server: &Interop) -> Vec<(String, u64, String)> {
+    server
+        .resource_log()
+        .await
+        .iter()
+        .filter(|e| {
+            !e["outcome"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("use_dpop_nonce")
+        })
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap_or_default().to_owned(),
+                e["status"].as_u64().unwrap(),
+                e["scope"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn call(path: &str, status: u64, scope: &str) -> (String, u64, String) {
+    (format!("/api/{path}"), status, scope.to_owned())
+}
+
+fn middleware_error(err: reqwest_middleware::Error) -> Error {
+    match err {
+        reqwest_middleware::Error::Middleware(e) => e.downcast::<Error>().unwrap(),
+        other => panic!("not the crate's error: {other:?}"),
+    }
+}
+
+/// Client credentials, bearer and DPoP: `/api/write` answers 403 `insufficient_scope`
+/// `scope="api:write"`; the middleware asks once for `api:read api:write`, retries, and keeps
+/// the narrow token for `/api/read`; the wider token is cached for the next `/api/write`.
+#[tokio::test]
+async fn scope_upgrade_for_client_credentials_asks_once_for_the_union_and_keeps_the_narrow_token() {
+    use oauth_layer::flow::Requirements;
+    for (id, secret, dpop) in [
+        ("cc-basic", "cc-basic-secret", false),
+        ("cc-dpop", "cc-dpop-secret", true),
+    ] {
+        let server = Interop::start();
+        let client = if dpop {
+            dpop_client(&server, id, Some(secret)).await
+        } else {
+            server.client(id, Some(secret)).await
+        };
+        let middleware = OAuthMiddleware::client_credentials(client).scope("api:read");
+        let source = middleware.source().clone();
+        let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(middleware)
+            .build();
+
+        let (status, wide_body) = get(&http, &server, "write").await;
+        assert_eq!(status, 200, "{id}: {wide_body}");
+        assert_eq!(wide_body["scope"], "api:read api:write", "{id}");
+        assert_eq!(
+            token_scopes(&server, "client_credentials").await,
+            ["api:read", "api:read api:write"],
+            "{id}: the narrow token, then one token request for the union"
+        );
+
+        let (status, narrow_body) = get(&http, &server, "read").await;
+        assert_eq!(status, 200, "{id}: {narrow_body}");
+        assert_eq!(
+            narrow_body["scope"], "api:read",
+            "{id}: least privilege where enough"
+        );
+
+        let (status, body) = http
+            .post(server.api("write"))
+            .body("again")
+            .send()
+            .await
+            .map(json_of)
+            .unwrap()
+            .await;
+        assert_eq!(status, 200, "{id}: {body}");
+        assert_eq!(body["body_bytes"], 5, "{id}: the body went again");
+        assert_eq!(
+            token_scopes(&server, "client_credentials").await.len(),
+            2,
+            "{id}: the wider token is cached"
+        );
+        let wide = "api:read api:write";
+        assert_eq!(
+            resource_calls(&server).await,
+            [
+                call("write", 403, "api:read"),
+                call("write", 200, wide),
+                call("read", 200, "api:read"),
+                call("write", 403, "api:read"),
+                call("write", 200, wide),
+            ],
+            "{id}"
+        );
+
+        // The source's own token is the narrow one; the derived source (the same one asked
+        // again) holds the wide one.
+        let narrow = source.cached().unwrap();
+        assert_eq!(narrow.scope(), Some("api:read"), "{id}");
+        let upgraded = source
+            .upgraded(&Requirements::new().scope("api:write"))
+            .unwrap();
+        let wider = upgraded.cached().expect("the wider token is cached");
+        assert_eq!(wider.scope(), Some(wide), "{id}");
+
+        if dpop {
+            // Both tokens are DPoP-bound, each to the key its proofs were signed with, and the
+            // nonces of the provider and the resource were kept across the upgrade.
+            assert!(is_dpop(&narrow) && is_dpop(&wider), "{id}");
+            let jkt =
+                |t: &oauth_layer::Token| t.dpop_key().expect("a bound key").thumbprint().to_owned();
+            assert_eq!(narrow_body["jkt"], jkt(&narrow), "{id}");
+            assert_eq!(wide_body["jkt"], jkt(&wider), "{id}");
+            assert_eq!(
+                token_dpop(&server, "client_credentials").await,
+                (3, 1, 2),
+                "{id}: (proofs, nonce challenges, bound tokens)"
+            );
+            assert_eq!(
+                server
+                    .stat("/resource_dpop/outcomes/use_dpop_nonce: nonce missing")
+                    .await,
+                1,
+                "{id}: only the first resource request meets a nonce challenge"
+            );
+            let log = server.resource_log().await;
+            assert!(log.iter().all(|e| e["scheme"] == "dpop"), "{log:?}");
+        } else {
+            assert!(!is_dpop(&narrow) && !is_dpop(&wider), "{id}");
+        }
+    }
+}
+
+/// The same through the tower layer with DPoP: one upgrade, then the cached wider token.
+#[tokio::test]
+async fn scope_upgrade_through_the_tower_layer_with_dpop() {
+    let server = Interop::start();
+    let client = dpop_client(&server, "cc-dpop", Some("cc-dpop-secret")).await;
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::client_credentials(client).scope("api:read"))
+        .service(
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<Bytes>>(),
+        );
+    for path in ["write", "read", "write"] {
+        let req = http::Request::post(server.api(path))
+            .body(Full::new(Bytes::from_static(b"payload")))
+            .unwrap();
+        let resp = svc.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+    assert_eq!(
+        token_scopes(&server, "client_credentials").await,
+        ["api:read", "api:read api:write"]
+    );
+    let wide = "api:read api:write";
+    assert_eq!(
+        resource_calls(&server).await,
+        [
+            call("write", 403, "api:read"),
+            call("write", 200, wide),
+            call("read", 200, "api:read"),
+            call("write", 403, "api:read"),
+            call("write", 200, wide),
+        ]
+    );
+    assert_eq!(token_dpop(&server, "client_credentials").await, (3, 1, 2));
+}
+
+/// An interactive middleware for a person: the authorization code flow through the loopback
+/// receiver, the scripted browser filling oidc-provider's pages.
+fn person(
+    client: OAuthClient,
+    opened: &Arc<AtomicUsize>,
+) -> (TokenSource, reqwest_middleware::ClientWithMiddleware) {
+    let flow = AuthCode::new()
+        .scope("openid api:read")
+        .loopback()
+        .browser(FormBrowser::new().opener(opened.clone()))
+        .prompt(ScriptedPrompt::default())
+        .timeout(Duration::from_secs(30));
+    let middleware = OAuthMiddleware::with_flow(client, flow).interactive(true);
+    let source = middleware.source().clone();
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(middleware)
+        .build();
+    (source, http)
+}
+
+/// `/api/silver` answers 401 `insufficient_user_authentication` `acr_values="<silver>"` to a
+/// bronze sign-in: the middleware signs the person in again with `acr_values`, the provider's
+/// login check asks again (the session is bronze), and the retry succeeds. The bronze token
+/// keeps serving `/api/read`; the silver one is cached for the next `/api/silver`. Bearer and
+/// DPoP.
+#[tokio::test]
+async fn step_up_to_the_silver_acr_signs_the_person_in_again_through_the_loopback() {
+    for (id, dpop) in [("native-app", false), ("native-dpop", true)] {
+        let server = Interop::start();
+        let client = if dpop {
+            dpop_client(&server, id, None).await
+        } else {
+            server.client(id, None).await
+        };
+        let opened = Arc::new(AtomicUsize::new(0));
+        let (source, http) = person(client, &opened);
+
+        // The first request signs the person in (the middleware may interact): bronze.
+        let (status, body) = get(&http, &server, "read").await;
+        assert_eq!(status, 200, "{id}: {body}");
+        assert_eq!(body["acr"], ACR_BRONZE, "{id}");
+        assert_eq!(opened.load(Ordering::SeqCst), 1, "{id}");
+
+        let (status, body) = get(&http, &server, "silver").await;
+        assert_eq!(status, 200, "{id}: {body}");
+        assert_eq!(body["acr"], ACR_SILVER, "{id}");
+        assert_eq!(body["sub"], LOGIN, "{id}");
+        assert_eq!(
+            opened.load(Ordering::SeqCst),
+            2,
+            "{id}: the step-up sign-in"
+        );
+        let stats = server.stats().await;
+        assert_eq!(stats["authorize"]["requests"], 2, "{id}: {stats}");
+        assert_eq!(
+            stats["authorize"]["acr_values"],
+            serde_json::json!({ ACR_SILVER: 1 }),
+            "{id}: only the step-up carried acr_values"
+        );
+        assert_eq!(
+            stats["logins"],
+            serde_json::json!({ ACR_BRONZE: 1, ACR_SILVER: 1 }),
+            "{id}: the provider asked the person to sign in again"
+        );
+        assert_eq!(
+            stats["login_reasons"],
+            serde_json::json!({ "no_session": 1, "acr_values": 1 }),
+            "{id}: the second login was asked for by the acr check, in the same session"
+        );
+        assert_eq!(
+            token_scopes(&server, "authorization_code").await.len(),
+            2,
+            "{id}: two code exchanges"
+        );
+
+        // The bronze token still serves what needs no more; the silver one is cached.
+        let (status, body) = get(&http, &server, "read").await;
+        assert_eq!(status, 200, "{id}: {body}");
+        assert_eq!(body["acr"], ACR_BRONZE, "{id}");
+        assert_eq!(source.cached().unwrap().scope(), Some("openid api:read"));
+        let (status, body) = get(&http, &server, "silver").await;
+        assert_eq!(status, 200, "{id}: {body}");
+        assert_eq!(body["acr"], ACR_SILVER, "{id}");
+        assert_eq!(opened.load(Ordering::SeqCst), 2, "{id}: no third sign-in");
+        assert_eq!(
+            token_scopes(&server, "authorization_code").await.len(),
+            2,
+            "{id}: the silver token is cached"
+        );
+        let outcomes: Vec<(String, u64)> = server
+            .resource_log()
+            .await
+            .iter()
+            .filter(|e| !e["outcome"].as_str().unwrap().starts_with("use_dpop_nonce"))
+            .map(|e| {
+                (
+                    e["path"].as_str().unwrap().to_owned(),
+                    e["status"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let p = |path: &str, status: u64| (format!("/api/{path}"), status);
+        assert_eq!(
+            outcomes,
+            [
+                p("read", 200),
+                p("silver", 401),
+                p("silver", 200),
+                p("read", 200),
+                p("silver", 401),
+                p("silver", 200),
+            ],
+            "{id}"
+        );
+
+        if dpop {
+            // Both sign-ins bound their codes to a key (dpop_jkt), both tokens are bound, and
+            // the resource took every proof (cnf.jkt matched the proof's key).
+            assert_eq!(server.stat("/authorize/dpop_jkt").await, 2, "{id}");
+            assert_eq!(
+                token_dpop(&server, "authorization_code").await,
+                (3, 1, 2),
+                "{id}: (proofs, nonce challenges, bound): the provider's nonce was kept"
+            );
+            let log = server.resource_log().await;
+            assert!(log.iter().all(|e| e["scheme"] == "dpop"), "{log:?}");
+        }
+    }
+}
+
+/// `/api/max-age/3` answers 401 `insufficient_user_authentication` `max_age="3"` once the
+/// sign-in is more than 3 seconds old: the middleware signs the person in again with
+/// `max_age=3`, oidc-provider's own max_age check asks for the login again, and the retry
+/// succeeds with a newer `auth_time`.
+#[tokio::test]
+async fn a_max_age_step_up_signs_the_person_in_again_once_the_sign_in_is_too_old() {
+    let server = Interop::start();
+    let client = server.client("native-app", None).await;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let (_source, http) = person(client, &opened);
+
+    let (status, body) = get(&http, &server, "max-age/3").await;
+    assert_eq!(status, 200, "a fresh sign-in is recent enough: {body}");
+    let first = body["auth_time"].as_u64().expect("auth_time");
+    assert_eq!(opened.load(Ordering::SeqCst), 1);
+
+    // Until the sign-in is more than 3 seconds old, in whole seconds as both servers count.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let wait = (first as f64 + 4.05 - now()).max(0.0);
+    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+
+    let (status, body) = get(&http, &server, "max-age/3").await;
+    assert_eq!(
+        status,
+        200,
+        "{body}; opened {}; {}",
+        opened.load(Ordering::SeqCst),
+        server.stats().await
+    );
+    let second = body["auth_time"].as_u64().expect("auth_time");
+    assert!(second > first, "a new sign-in: {first} then {second}");
+    assert_eq!(opened.load(Ordering::SeqCst), 2, "the step-up sign-in");
+    let stats = server.stats().await;
+    assert_eq!(
+        stats["authorize"]["max_age"], 1,
+        "only the step-up: {stats}"
+    );
+    assert_eq!(
+        stats["logins"],
+        serde_json::json!({ ACR_BRONZE: 2 }),
+        "{stats}"
+    );
+    assert_eq!(
+        stats["login_reasons"],
+        serde_json::json!({ "no_session": 1, "max_age": 1 }),
+        "oidc-provider's max_age check asked for the second login: {stats}"
+    );
+    let outcomes: Vec<_> = server
+        .resource_log()
+        .await
+        .iter()
+        .map(|e| (e["status"].as_u64().unwrap(), e["outcome"].clone()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (200, "ok".into()),
+            (401, "insufficient_user_authentication: max_age".into()),
+            (200, "ok".into()),
+        ]
+    );
+}
+
+/// A machine cannot sign in: `/api/silver` and `/api/max-age/60` give client credentials
+/// (bearer and DPoP) `Error::StepUpRequired` naming what the resource asked, with
+/// `Action::StepUp`, no token request and no retry.
+#[tokio::test]
+async fn a_machine_asked_for_a_stronger_sign_in_gets_the_typed_step_up_error() {
+    let server = Interop::start();
+    for (id, secret, dpop) in [
+        ("cc-basic", "cc-basic-secret", false),
+        ("cc-dpop", "cc-dpop-secret", true),
+    ] {
+        let client = if dpop {
+            dpop_client(&server, id, Some(secret)).await
+        } else {
+            server.client(id, Some(secret)).await
+        };
+        let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(OAuthMiddleware::client_credentials(client).scope("api:read"))
+            .build();
+        for path in ["silver", "max-age/60"] {
+            let err = middleware_error(http.get(server.api(path)).send().await.unwrap_err());
+            let Error::StepUpRequired(need) = &err else {
+                panic!("{id} {path}: {err:?}")
+            };
+            if path == "silver" {
+                assert_eq!(need.acr_values.as_deref(), Some(ACR_SILVER), "{id}");
+                assert_eq!(need.max_age, None, "{id}");
+            } else {
+                assert_eq!(need.max_age, Some(60), "{id}");
+                assert_eq!(need.acr_values, None, "{id}");
+            }
+            assert!(need.scopes.is_empty(), "{id} {path}: {need:?}");
+            assert!(
+                matches!(err.action(), Action::StepUp(n) if &n == need),
+                "{id} {path}: {:?}",
+                err.action()
+            );
+            // The message says what the resource asked for.
+            let shown = err.to_string();
+            assert!(
+                shown.contains(if path == "silver" { ACR_SILVER } else { "60" }),
+                "{shown}"
+            );
+        }
+    }
+    assert_eq!(
+        token_scopes(&server, "client_credentials").await,
+        ["api:read", "api:read"],
+        "one token per client, nothing asked for the step-up"
+    );
+    let calls = resource_calls(&server).await;
+    let to = |path: &str| calls.iter().filter(|c| c.0 == path).count();
+    assert_eq!(to("/api/silver"), 2, "no retry: {calls:?}");
+    assert_eq!(to("/api/max-age/60"), 2, "no retry: {calls:?}");
+    assert!(calls.iter().all(|c| c.1 == 401), "{calls:?}");
+}
+
+/// Eight requests refused with the same `insufficient_scope` at once share one token request
+/// for the union (the derived source is one, and single-flight), DPoP nonces included.
+#[tokio::test]
+async fn concurrent_scope_challenges_share_one_upgrade_token_request() {
+    let server = Interop::start();
+    let client = dpop_client(&server, "cc-dpop", Some("cc-dpop-secret")).await;
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(OAuthMiddleware::client_credentials(client).scope("api:read"))
+        .build();
+    // The narrow token first, so the eight meet the scope challenge, not a cold cache.
+    assert_eq!(get(&http, &server, "read").await.0, 200);
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let http = http.clone();
+            let url = server.api("write");
+            tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+    assert_eq!(
+        token_scopes(&server, "client_credentials").await,
+        ["api:read", "api:read api:write"],
+        "one token request for the eight"
+    );
+    let calls = resource_calls(&server).await;
+    let writes = |status: u64| {
+        calls
+            .iter()
+            .filter(|c| c.0 == "/api/write" && c.1 == status)
+            .count()
+    };
+    assert_eq!((writes(403), writes(200)), (8, 8), "{calls:?}");
+}
+
+/// A person's middleware told not to interact (`with_flow` of an interactive flow is
+/// interactive by default) does not open a browser in the middle of a request: the step-up is `Error::StepUpRequired` for the caller to act on, and
+/// `TokenSource::upgraded` is how it does (one sign-in with `acr_values`, then the request
+/// goes through).
+#[tokio::test]
+async fn a_person_step_up_without_interaction_is_a_typed_error_the_caller_can_act_on() {
+    use oauth_layer::flow::Requirements;
+    let server = Interop::start();
+    let client = server.client("native-app", None).await;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let flow = AuthCode::new()
+        .scope("openid api:read")
+        .loopback()
+        .browser(FormBrowser::new().opener(opened.clone()))
+        .prompt(ScriptedPrompt::default())
+        .timeout(Duration::from_secs(30));
+    let middleware = OAuthMiddleware::with_flow(client, flow).interactive(false);
+    let source = middleware.source().clone();
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(middleware)
+        .build();
+    // The sign-in, by the application.
+    source.token().await.unwrap();
+    assert_eq!(get(&http, &server, "read").await.0, 200);
+
+    let err = middleware_error(http.get(server.api("silver")).send().await.unwrap_err());
+    let Action::StepUp(need) = err.action() else {
+        panic!("{err:?}")
+    };
+    assert_eq!(need.acr_values.as_deref(), Some(ACR_SILVER));
+    assert_eq!(opened.load(Ordering::SeqCst), 1, "no browser mid-request");
+    assert_eq!(server.stat("/authorize/requests").await, 1);
+
+    // The application asks the person, with what the error named.
+    let silver = source.upgraded(&need).unwrap();
+    let token = silver.token().await.unwrap();
+    assert_eq!(opened.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        server.stats().await["authorize"]["acr_values"][ACR_SILVER],
+        1
+    );
+    let (status, body) = server.call("silver", &bearer(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["acr"], ACR_SILVER);
+    // And the middleware's next request to the page meets the challenge once more, finds the
+    // silver token in the same derived source, and goes through without a sign-in.
+    let (status, body) = get(&http, &server, "silver").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(opened.load(Ordering::SeqCst), 2);
+    assert!(
+        source
+            .upgraded(&Requirements::new().acr_values(ACR_SILVER))
+            .unwrap()
+            .cached()
+            .is_some()
+    );
+}
+
+/// The step-up in a real headless Chromium: the same browser (and so the same oidc-provider
+/// session) signs in at bronze for the first request, then the middleware opens it again with
+/// `acr_values` for `/api/silver`; the provider's login page comes back, and the retry goes
+/// through.
+#[tokio::test]
+async fn step_up_to_the_silver_acr_in_a_real_headless_chromium() {
+    use fantoccini::Locator;
+    let server = Interop::start();
+    let chromium =
+        browser_support::Chromium::start("interop-step-up", &[], Default::default()).await;
+    let client = server.client("native-app", None).await;
+    let (urls, mut opened) = tokio::sync::mpsc::unbounded_channel::<url::Url>();
+    let flow = AuthCode::new()
+        .scope("openid api:read")
+        .loopback()
+        .browser(oauth_layer::interact::BrowserFn(move |url: &url::Url| {
+            urls.send(url.clone())
+                .map_err(|_| std::io::Error::other("the browser is gone"))
+        }))
+        .prompt(ScriptedPrompt::default())
+        .timeout(Duration::from_secs(60));
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(OAuthMiddleware::with_flow(client, flow).interactive(true))
+        .build();
+
+    // The person at the browser: opens each of the two sign-in URLs, logs in, confirms consent
+    // when asked, until the loopback callback page.
+    let c = chromium.webdriver.clone();
+    let person = tokio::spawn(async move {
+        let mut sign_ins = Vec::new();
+        for _ in 0..2 {
+            let url = opened.recv().await.expect("a sign-in URL");
+            c.goto(url.as_str()).await.unwrap();
+            let wait = Duration::from_secs(20);
+            c.wait()
+                .at_most(wait)
+                .for_element(Locator::Css("input[name=login]"))
+                .await
+                .unwrap()
+                .send_keys(LOGIN)
+                .await
+                .unwrap();
+            c.find(Locator::Css("input[name=password]"))
+                .await
+                .unwrap()
+                .send_keys("any password")
+                .await
+                .unwrap();
+            c.find(Locator::Css("button[type=submit]"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            let start = Instant::now();
+            let mut consented = false;
+            loop {
+                assert!(start.elapsed() < wait, "no callback after the login");
+                let at = c.current_url().await.unwrap();
+                if at.host_str() == Some("127.0.0.1") && at.path() == "/callback" {
+                    break;
+                }
+                if !consented
+                    && c.find(Locator::Css("input[name=prompt][value=consent]"))
+                        .await
+                        .is_ok()
+                {
+                    c.find(Locator::Css("button[type=submit]"))
+                        .await
+                        .unwrap()
+                        .click()
+                        .await
+                        .unwrap();
+                    consented = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let acr = url
+                .query_pairs()
+                .find(|(k, _)| k == "acr_values")
+                .map(|(_, v)| v.into_owned());
+            sign_ins.push((acr, consented));
+        }
+        (sign_ins, opened)
+    });
+
+    let (status, body) = get(&http, &server, "read").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["acr"], ACR_BRONZE);
+    let (status, body) = get(&http, &server, "silver").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["acr"], ACR_SILVER);
+    assert_eq!(body["sub"], LOGIN);
+    let stats = server.stats().await;
+    assert_eq!(
+        stats["login_reasons"],
+        serde_json::json!({ "no_session": 1, "acr_values": 1 }),
+        "Chromium kept the session, and the acr check asked again: {stats}"
+    );
+
+    let (sign_ins, mut opened) = person.await.unwrap();
+    // (oidc-provider asks a native client's person to consent on every sign-in, its
+    // `native_client_prompt` check, so both sign-ins end on the consent page.)
+    assert_eq!(
+        sign_ins,
+        [(None, true), (Some(ACR_SILVER.to_owned()), true)],
+        "the step-up carried acr_values"
+    );
+    // The silver token is cached: the page again opens no browser.
+    assert_eq!(get(&http, &server, "silver").await.0, 200);
+    assert!(opened.try_recv().is_err(), "no third sign-in");
+    chromium.webdriver.clone().close().await.unwrap();
 }

@@ -131,6 +131,13 @@ const stats = {
   token_dpop: { proofs: {}, use_dpop_nonce: {}, bound: {}, bearer: {} },
   // authorization requests, and those with dpop_jkt / acr_values / max_age
   authorize: { requests: 0, dpop_jkt: 0, acr_values: {}, max_age: 0 },
+  // sign-ins finished on the login page, by the acr they reached, and by why the login was
+  // asked for (oidc-provider's prompt reasons: no_session, max_age, our acr_values check, ...)
+  logins: {},
+  login_reasons: {},
+  // the token endpoint's last 100 requests: grant_type, the scope asked for, whether a DPoP
+  // proof came with it, the status and the scope granted (never a token or a secret)
+  token_log: [],
   // the resource's DPoP outcomes: ok, use_dpop_nonce, invalid_dpop_proof reasons, bound token
   // sent as Bearer, ...; and its nonce rotations
   resource_dpop: { ok: 0, outcomes: {}, nonces_issued: 0 },
@@ -383,9 +390,11 @@ provider.on('server_error', (ctx, err) => console.error('[interop] server_error'
 {
   const finished = provider.interactionFinished.bind(provider);
   provider.interactionFinished = async (req, res, result, options) => {
-    if (result?.login && !result.login.acr) {
-      const { params } = await provider.interactionDetails(req, res);
-      result.login.acr = loginAcr(params);
+    if (result?.login) {
+      const { params, prompt } = await provider.interactionDetails(req, res);
+      if (!result.login.acr) result.login.acr = loginAcr(params);
+      bump(stats.logins, result.login.acr);
+      bump(stats.login_reasons, (prompt?.reasons || []).join(' ') || 'none');
     }
     return finished(req, res, result, options);
   };
@@ -443,6 +452,15 @@ provider.use(async (ctx, next) => {
     if (ctx.status === 200 && ctx.body?.token_type) {
       bump(ctx.body.token_type === 'DPoP' ? stats.token_dpop.bound : stats.token_dpop.bearer, grant);
     }
+    const params = new URLSearchParams(ctx.req.body || '');
+    stats.token_log.push({
+      grant_type: grant,
+      scope: params.get('scope'),
+      dpop: Boolean(ctx.get('DPoP')),
+      status: ctx.status,
+      granted: ctx.status === 200 ? (ctx.body?.scope ?? null) : null,
+    });
+    if (stats.token_log.length > 100) stats.token_log.shift();
   }
 });
 
@@ -602,7 +620,7 @@ providerHandler = provider.callback();
 // A DPoP-bound token presented as Bearer is refused (401 invalid_token), and so is an unbound
 // token presented as DPoP.
 //
-// GET /stats returns the counters above; POST /control/dpop-nonce retires the resource's nonces
+// GET /stats returns the counters above (the resource log names each token's scope and acr); POST /control/dpop-nonce retires the resource's nonces
 // (the next DPoP request is challenged) and returns the new one.
 
 const jwks = jose.createRemoteJWKSet(new URL(`${ISSUER}/jwks`));
@@ -734,6 +752,9 @@ resourceHandler = async (req, res) => {
         'www-authenticate': challenge(scheme, { error: 'invalid_token', error_description: info.reason }),
       });
     }
+    // What the token allows (never the token itself), for the tests' least-privilege checks.
+    entry.scope = info.scope || '';
+    entry.acr = info.acr ?? null;
     const jkt = info.cnf?.jkt;
     if (scheme === 'bearer' && jkt) {
       // RFC 9449 §7.2: a DPoP-bound token is no bearer token; tell the client the scheme.
@@ -773,8 +794,12 @@ resourceHandler = async (req, res) => {
         }),
       });
     }
+    // Whole seconds, like oidc-provider's own max_age check (`Session#past`): the resource refuses
+    // a sign-in exactly when a sign-in request with the same max_age makes the person log in
+    // again, never in the second between (where a step-up would bring the same old sign-in).
     if (needed.maxAge !== undefined
-      && !(typeof info.auth_time === 'number' && Date.now() / 1000 - info.auth_time <= needed.maxAge)) {
+      && !(typeof info.auth_time === 'number'
+        && Math.floor(Date.now() / 1000) - info.auth_time <= needed.maxAge)) {
       return answer(401, 'insufficient_user_authentication: max_age', {
         error: 'insufficient_user_authentication', auth_time: info.auth_time ?? null,
       }, {
