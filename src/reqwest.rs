@@ -34,11 +34,11 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::error::Error;
-use crate::request::challenge::{Acted, Verdict, assess};
+use crate::request::challenge::{Acted, Step, Verdict, assess};
 use crate::request::constructors::shorthand_constructors;
 use crate::request::credentials::{proof_for, remember_nonce, set_credentials};
 use crate::request::plan::{Attach, Plan};
-use crate::request::upgrade::{requirements, upgrade};
+use crate::request::upgrade::upgrade;
 use crate::source::TokenSource;
 use crate::token::Token;
 
@@ -263,32 +263,25 @@ impl Retry<'_> {
         let mut source = source.clone();
         let mut acted = Acted::default();
         loop {
-            match verdict {
-                Verdict::Renew if !acted.renewed => {
-                    acted.renewed = true;
+            match acted.next(verdict, replay.is_some()) {
+                Step::Return => return Ok(response),
+                Step::DropToken => {
                     source.invalidate(&token);
-                    if replay.is_none() {
-                        tracing::debug!("401 on a request that cannot be replayed; returned as is");
-                        return Ok(response);
-                    }
+                    tracing::debug!("401 on a request that cannot be replayed; returned as is");
+                    return Ok(response);
+                }
+                Step::Renew => {
+                    source.invalidate(&token);
                     token = source
                         .token_for(interactive)
                         .await
                         .map_err(reqwest_middleware::Error::middleware)?;
                     tracing::debug!("401: retrying once with a renewed token");
                 }
-                Verdict::Nonce(_) if !acted.nonce && replay.is_some() => {
-                    acted.nonce = true;
+                Step::Resend => {
                     tracing::debug!("DPoP nonce challenge: retrying once with the new nonce");
                 }
-                other => {
-                    let Some(need) = requirements(&other) else {
-                        return Ok(response);
-                    };
-                    if acted.upgraded || replay.is_none() {
-                        return Ok(response);
-                    }
-                    acted.upgraded = true;
+                Step::Upgrade(need) => {
                     (source, token) = upgrade(&source, need, token.issue(), interactive)
                         .await
                         .map_err(reqwest_middleware::Error::middleware)?;

@@ -46,9 +46,58 @@ pub(crate) enum Verdict {
 /// Which challenges a request has acted on: each kind at most once (SECURITY.md rule 49).
 #[derive(Debug, Default)]
 pub(crate) struct Acted {
-    pub(crate) renewed: bool,
-    pub(crate) nonce: bool,
-    pub(crate) upgraded: bool,
+    renewed: bool,
+    nonce: bool,
+    upgraded: bool,
+}
+
+/// What a request does about a [`Verdict`], decided once for both integrations.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Give the answer back.
+    Return,
+    /// Drop the token that was refused (generation-checked), then give the answer back: the
+    /// request cannot be sent again, and the next one gets a renewed token.
+    DropToken,
+    /// Drop the token that was refused, renew, and send the request once more.
+    Renew,
+    /// Send the request once more as it is (a new proof picks up the new nonce).
+    Resend,
+    /// Get a token that meets these from a source derived from the request's own, and send
+    /// the request once more with it.
+    Upgrade(crate::flow::Requirements),
+}
+
+impl Acted {
+    /// The step for `verdict`, for a request that can (`replayable`) or cannot be sent again:
+    /// each kind of challenge is acted on at most once per request, and only a renewal does
+    /// anything (drop the token) for a request that cannot be sent again.
+    pub(crate) fn next(&mut self, verdict: Verdict, replayable: bool) -> Step {
+        match verdict {
+            Verdict::Done => Step::Return,
+            Verdict::Renew if self.renewed => Step::Return,
+            Verdict::Renew => {
+                self.renewed = true;
+                if replayable {
+                    Step::Renew
+                } else {
+                    Step::DropToken
+                }
+            }
+            Verdict::Nonce(_) if self.nonce || !replayable => Step::Return,
+            Verdict::Nonce(_) => {
+                self.nonce = true;
+                Step::Resend
+            }
+            more => match super::upgrade::requirements(&more) {
+                Some(need) if !self.upgraded && replayable => {
+                    self.upgraded = true;
+                    Step::Upgrade(need)
+                }
+                _ => Step::Return,
+            },
+        }
+    }
 }
 
 /// The header a gRPC server's status travels in (in the headers of a trailers-only response,
@@ -457,5 +506,30 @@ mod tests {
         // A nonce challenge that does not apply leaves the next in line.
         let h = headers(&[nonce, renew]);
         assert_eq!(assess(StatusCode::UNAUTHORIZED, &h, &DPOP), Verdict::Renew);
+    }
+
+    #[test]
+    fn each_kind_of_challenge_is_acted_on_once_and_only_with_a_replayable_request() {
+        let scope = || Verdict::MoreScope("admin".into());
+        let nonce = || Verdict::Nonce("n".into());
+        let mut acted = Acted::default();
+        assert!(matches!(acted.next(Verdict::Renew, true), Step::Renew));
+        assert!(matches!(acted.next(nonce(), true), Step::Resend));
+        assert!(matches!(acted.next(scope(), true), Step::Upgrade(_)));
+        for again in [
+            Verdict::Renew,
+            nonce(),
+            scope(),
+            Verdict::Claims("{}".into()),
+        ] {
+            assert!(matches!(acted.next(again, true), Step::Return));
+        }
+        assert!(matches!(acted.next(Verdict::Done, true), Step::Return));
+
+        let mut acted = Acted::default();
+        assert!(matches!(acted.next(nonce(), false), Step::Return));
+        assert!(matches!(acted.next(scope(), false), Step::Return));
+        assert!(matches!(acted.next(Verdict::Renew, false), Step::DropToken));
+        assert!(matches!(acted.next(Verdict::Renew, false), Step::Return));
     }
 }

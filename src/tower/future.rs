@@ -11,9 +11,9 @@ use tower_service::Service;
 use super::redirect::same_origin;
 use super::replay::{Replay, ReplayableBody};
 use super::service::InnerRedirects;
-use crate::request::challenge::{Acted, Verdict, assess};
+use crate::request::challenge::{Acted, Step, Verdict, assess};
 use crate::request::credentials::{SentWith, proof_for, remember_nonce, set_credentials};
-use crate::request::upgrade::{requirements, upgrade};
+use crate::request::upgrade::upgrade;
 use crate::request::withheld::TokenWithheld;
 use crate::source::TokenSource;
 use crate::transport::BoxError;
@@ -171,46 +171,39 @@ where
         let Retry {
             mut replay,
             mut source,
-            used,
+            mut used,
             interactive,
             sent_to,
         } = self;
-        let mut used = used;
-        let mut renewed = None;
+        // The token the next send carries: a renewed or upgraded one, else the source's own.
+        let mut next_token = None;
         let mut acted = Acted::default();
         loop {
-            match verdict {
-                Verdict::Renew if !acted.renewed => {
-                    acted.renewed = true;
+            match acted.next(verdict, replay.is_some()) {
+                Step::Return => return Ok(response),
+                Step::DropToken => {
                     source.invalidate_issue(used);
-                    if replay.is_none() {
-                        tracing::debug!("401 on a request that cannot be replayed; returned as is");
-                        return Ok(response);
-                    }
-                    renewed = Some(source.token_for(interactive).await?);
+                    tracing::debug!("401 on a request that cannot be replayed; returned as is");
+                    return Ok(response);
+                }
+                Step::Renew => {
+                    source.invalidate_issue(used);
+                    next_token = Some(source.token_for(interactive).await?);
                     tracing::debug!("401: retrying once with a renewed token");
                 }
-                Verdict::Nonce(_) if !acted.nonce && replay.is_some() => {
-                    acted.nonce = true;
+                Step::Resend => {
                     tracing::debug!("DPoP nonce challenge: retrying once with the new nonce");
                 }
-                other => {
-                    let Some(need) = requirements(&other) else {
-                        return Ok(response);
-                    };
-                    if acted.upgraded || replay.is_none() {
-                        return Ok(response);
-                    }
-                    acted.upgraded = true;
+                Step::Upgrade(need) => {
                     let (upgraded, token) = upgrade(&source, need, used, interactive).await?;
                     source = upgraded;
-                    renewed = Some(token);
+                    next_token = Some(token);
                 }
             }
             let Some((mut service, mut request)) = replay.take().map(|r| r.into_parts()) else {
                 return Ok(response);
             };
-            let token = match &renewed {
+            let token = match &next_token {
                 Some(token) => token.clone(),
                 None => source.token_for(interactive).await?,
             };
