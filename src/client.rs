@@ -368,8 +368,9 @@ impl OAuthClient {
                 Ok(None) => return (Err(Error::Internal("no DPoP key".into())), false),
                 Err(e) => return (Err(e), false),
             };
-            let origin = crate::dpop::origin_key_of_url(url);
-            let sent = dpop.nonces.get(&origin);
+            let origin =
+                crate::dpop::origin_key_of_url(crate::dpop::NonceRole::AuthorizationServer, url);
+            let sent = dpop.nonce_for(&origin).await;
             let proof = match key.proof(
                 "POST",
                 url.as_str(),
@@ -383,7 +384,7 @@ impl OAuthClient {
             let (result, answered) = self
                 .send_token_request_once(url, request, Some((&key, dpop, proof)))
                 .await;
-            let fresh = answered.map(|n| dpop.nonces.set(&origin, &n));
+            let fresh = answered.map(|n| dpop.learn(&origin, &n));
             let new_nonce = matches!(&result, Err(Error::Server(e)) if e.code.as_str() == "use_dpop_nonce")
                 && fresh.is_some()
                 && fresh != sent;

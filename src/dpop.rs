@@ -29,16 +29,19 @@
 //!   `Bearer`), each with a fresh `jti`, and `ath` for resource requests.
 //! - **Nonces**: a server that answers `use_dpop_nonce` gets the request once more with its
 //!   nonce (when the nonce changed and the request can be replayed); nonces are remembered per
-//!   origin from every response that carries one.
+//!   origin from every response that carries one, and can be shared by the processes of a
+//!   fleet through a [`NonceStore`] such as the Redis store ([`Dpop::share_nonces`]).
 
 mod config;
 mod key;
 mod nonce;
+mod shared;
 
 pub use config::Dpop;
 pub(crate) use key::access_token_hash;
 pub use key::{DpopAlg, DpopKey};
-pub(crate) use nonce::{Nonces, nonce_in, origin_key_of_uri, origin_key_of_url};
+pub(crate) use nonce::{NonceRole, Nonces, nonce_in, origin_key_of_uri, origin_key_of_url};
+pub use shared::NonceStore;
 
 /// The `DPoP` request header, which carries a proof.
 pub const DPOP_HEADER: http::HeaderName = http::HeaderName::from_static("dpop");

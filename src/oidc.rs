@@ -53,11 +53,16 @@ pub(crate) async fn get_json(
     let mut nonce: Option<std::sync::Arc<str>> = None;
     #[cfg(feature = "dpop")]
     let nonce_key = url::Url::parse(url)
-        .map(|u| crate::dpop::origin_key_of_url(&u))
+        .map(|u| {
+            // Served by the authorization server, which hands out one nonce for its endpoints.
+            crate::dpop::origin_key_of_url(crate::dpop::NonceRole::AuthorizationServer, &u)
+        })
         .unwrap_or_default();
     #[cfg(feature = "dpop")]
-    if token.dpop_binding().is_some() {
-        nonce = client.dpop().and_then(|d| d.nonces.get(&nonce_key));
+    if token.dpop_binding().is_some()
+        && let Some(dpop) = client.dpop()
+    {
+        nonce = dpop.nonce_for(&nonce_key).await;
     }
     let mut first = true;
     loop {
@@ -89,7 +94,7 @@ pub(crate) async fn get_json(
         if token.dpop_binding().is_some()
             && let (Some(dpop), Some(fresh)) = (client.dpop(), response.dpop_nonce.as_deref())
         {
-            let fresh = dpop.nonces.set(&nonce_key, fresh);
+            let fresh = dpop.learn(&nonce_key, fresh);
             if first
                 && response.status == http::StatusCode::UNAUTHORIZED
                 && Some(&fresh) != nonce.as_ref()

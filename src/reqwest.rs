@@ -36,7 +36,9 @@ use reqwest_middleware::{Middleware, Next};
 use crate::error::Error;
 use crate::request::challenge::{Acted, Step, Verdict, assess};
 use crate::request::constructors::shorthand_constructors;
-use crate::request::credentials::{proof_for, remember_nonce, set_credentials};
+use crate::request::credentials::{
+    needs_preparing, prepare_proof, proof_for, remember_nonce, set_credentials,
+};
 use crate::request::plan::{Attach, Plan};
 use crate::request::upgrade::upgrade;
 use crate::source::TokenSource;
@@ -210,6 +212,9 @@ impl<G: Send + Sync + 'static> Middleware for OAuthMiddleware<G> {
             None
         };
         let sent_to = OriginKey::of(request.url());
+        if needs_preparing(&token, source) {
+            Box::pin(prepare_proof(&token, source, request.url())).await;
+        }
         let proof = proof_for(&token, source, request.method(), request.url())
             .map_err(reqwest_middleware::Error::middleware)?;
         let sent = set_credentials(request.headers_mut(), &token, proof);
@@ -291,6 +296,9 @@ impl Retry<'_> {
                 return Ok(response);
             };
             let sent_to = OriginKey::of(request.url());
+            if needs_preparing(&token, &source) {
+                prepare_proof(&token, &source, request.url()).await;
+            }
             let proof = proof_for(&token, &source, request.method(), request.url())
                 .map_err(reqwest_middleware::Error::middleware)?;
             let sent = set_credentials(request.headers_mut(), &token, proof);

@@ -1,6 +1,7 @@
 //! `RedisStore` against a real `redis-server` that each test starts on a free loopback port:
 //! one token request for a fleet, a dead lock holder, Redis going away and coming back, rule 21
-//! across processes, encryption, corrupt entries and a password that never shows.
+//! across processes, encryption, corrupt entries, a password that never shows, and DPoP nonces
+//! shared by the fleet (`Dpop::share_nonces`).
 //!
 //! Needs `redis-server` on `PATH` (`apt-get install redis-server`; CI's `.ci/run` installs it).
 #![cfg(feature = "redis-store")]
@@ -1001,4 +1002,310 @@ async fn duration_max_in_the_configuration_saturates() {
         access(&store.load(source.cache_key()).await.unwrap().unwrap()),
         "tok-1"
     );
+}
+
+/// DPoP nonces shared by a fleet through the Redis store (`Dpop::share_nonces`), against the
+/// crate's test server with nonces required at its token endpoint and at its resource.
+#[cfg(all(feature = "dpop", feature = "testing", feature = "tower"))]
+mod shared_nonces {
+    use super::*;
+    use oauth_layer::dpop::Dpop;
+    use oauth_layer::testing::TestServer;
+    use oauth_layer::{AuthMethod, OAuthLayer, OAuthMiddleware};
+    use tower::{Service, ServiceExt};
+
+    const NONCE_KEYS: &str = "oauth-layer:dpop-nonce:*";
+
+    async fn strict_server() -> TestServer {
+        TestServer::builder()
+            .client("svc", Some("s3cret"), AuthMethod::ClientSecretBasic)
+            .require_dpop(true)
+            .require_dpop_nonce(true)
+            .require_resource_dpop_nonce(true)
+            .start()
+            .await
+            .unwrap()
+    }
+
+    /// One process of the fleet: its own client (own key, own nonce memory) and source.
+    struct Process {
+        source: TokenSource,
+        http: reqwest_middleware::ClientWithMiddleware,
+    }
+
+    impl Process {
+        fn new(server: &TestServer, dpop: Dpop) -> Self {
+            let client = server
+                .oauth_client_builder("svc")
+                .unwrap()
+                .dpop(dpop)
+                .build()
+                .unwrap();
+            let source = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+            let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+                .with(OAuthMiddleware::from_source(source.clone()))
+                .build();
+            Self { source, http }
+        }
+
+        /// A resource request through the middleware.
+        async fn get(&self, server: &TestServer) -> u16 {
+            let resp = self
+                .http
+                .get(server.resource_url("/api/hello"))
+                .send()
+                .await;
+            resp.unwrap().status().as_u16()
+        }
+
+        /// A resource request through the tower layer, with the same source.
+        async fn get_through_tower(&self, server: &TestServer) -> u16 {
+            type Body = http_body_util::Full<bytes::Bytes>;
+            let hyper =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<Body>();
+            let mut service = tower::ServiceBuilder::new()
+                .layer(OAuthLayer::from_source(self.source.clone()))
+                .service(hyper);
+            let request = http::Request::get(server.resource_url("/api/hello"))
+                .body(Body::default())
+                .unwrap();
+            let resp = service.ready().await.unwrap().call(request).await.unwrap();
+            resp.status().as_u16()
+        }
+
+        /// Drops the token, so the next request makes a token request.
+        async fn forget_token(&self) {
+            let token = self.source.token().await.unwrap();
+            self.source.invalidate(&token);
+        }
+    }
+
+    /// (token endpoint challenges, resource challenges) since the last reset.
+    fn challenges(server: &TestServer) -> (usize, usize) {
+        let token = server
+            .token_request_log()
+            .iter()
+            .filter(|r| r.error.as_deref() == Some("use_dpop_nonce"))
+            .count();
+        let resource = server
+            .resource_requests()
+            .iter()
+            .filter(|r| r.status == 401)
+            .count();
+        (token, resource)
+    }
+
+    /// The shared nonces in Redis, by value.
+    async fn shared(redis: &RedisServer) -> Vec<String> {
+        let mut raw = redis.raw().await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(NONCE_KEYS)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let mut values = Vec::new();
+        for key in keys {
+            let value: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut raw)
+                .await
+                .unwrap_or_default();
+            values.extend(value);
+        }
+        values.sort();
+        values
+    }
+
+    /// Waits (briefly: writes go in the background) until Redis holds the server's current
+    /// nonces.
+    async fn until_shared(redis: &RedisServer, server: &TestServer) {
+        let mut want = vec![server.dpop_nonce(), server.resource_dpop_nonce()];
+        want.sort();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while shared(redis).await != want {
+            assert!(Instant::now() < deadline, "{:?}", shared(redis).await);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_process_uses_the_nonces_the_first_learned_and_meets_no_challenge() {
+        let redis = RedisServer::start().await;
+        let server = strict_server().await;
+        let store = RedisStore::connect(redis.url()).await.unwrap();
+
+        let first = Process::new(&server, Dpop::new().share_nonces(store.clone()));
+        assert_eq!(first.get(&server).await, 200);
+        assert_eq!(challenges(&server), (1, 1), "one challenge per server");
+        until_shared(&redis, &server).await;
+
+        // Another process: its very first token request and resource requests carry the
+        // shared nonces, through the middleware and through the tower layer.
+        server.reset_counts();
+        let dpop = Dpop::new().share_nonces(RedisStore::connect(redis.url()).await.unwrap());
+        let second = Process::new(&server, dpop.clone());
+        assert_eq!(second.get(&server).await, 200);
+        assert_eq!(second.get_through_tower(&server).await, 200);
+        let third = Process::new(&server, Dpop::new().share_nonces(store.clone()));
+        assert_eq!(third.get_through_tower(&server).await, 200);
+        assert_eq!(challenges(&server), (0, 0));
+        let token_log = server.token_request_log();
+        assert_eq!(token_log.len(), 2, "{token_log:?}");
+        for request in &token_log {
+            let proof = request.dpop.as_ref().unwrap();
+            assert_eq!(proof.nonce, Some(server.dpop_nonce()), "{request:?}");
+        }
+        let resource_log = server.resource_requests();
+        assert_eq!(resource_log.len(), 3);
+        for request in &resource_log {
+            let proof = request.dpop.as_ref().unwrap();
+            assert!(proof.is_valid(), "{proof:?}");
+            assert_eq!(proof.nonce, Some(server.resource_dpop_nonce()));
+        }
+
+        // Two bounded keys, kept for ten minutes; no nonce in any Debug output.
+        let mut raw = redis.raw().await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(NONCE_KEYS)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        for key in &keys {
+            assert_eq!(key.len(), "oauth-layer:dpop-nonce:".len() + 64, "{key}");
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(key)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            assert!((1..=600_000).contains(&ttl), "{ttl}");
+        }
+        for shown in [format!("{dpop:?}"), format!("{store:?}")] {
+            assert!(!shown.contains(&server.dpop_nonce()), "{shown}");
+            assert!(!shown.contains(&server.resource_dpop_nonce()), "{shown}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rotated_nonce_learned_by_one_process_is_used_by_the_other() {
+        let redis = RedisServer::start().await;
+        let server = strict_server().await;
+        let dpop = || {
+            Dpop::new()
+                .share_nonces(RedisStore::connect_lazy(redis.url()).unwrap())
+                .shared_nonce_refresh(Duration::ZERO)
+        };
+        let (one, other) = (Process::new(&server, dpop()), Process::new(&server, dpop()));
+        assert_eq!(one.get(&server).await, 200);
+        until_shared(&redis, &server).await;
+        assert_eq!(other.get(&server).await, 200);
+        assert_eq!(challenges(&server), (1, 1));
+
+        server.rotate_dpop_nonces();
+        server.reset_counts();
+        one.forget_token().await;
+        assert_eq!(one.get(&server).await, 200);
+        assert_eq!(
+            challenges(&server),
+            (1, 1),
+            "the rotation costs one process"
+        );
+        until_shared(&redis, &server).await;
+
+        server.reset_counts();
+        other.forget_token().await;
+        assert_eq!(other.get(&server).await, 200);
+        assert_eq!(other.get_through_tower(&server).await, 200);
+        assert_eq!(challenges(&server), (0, 0), "and only that one");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_redis_requests_work_as_without_sharing() {
+        let server = strict_server().await;
+        // Nothing listens there.
+        let nowhere = RedisStore::connect_lazy(format!("redis://127.0.0.1:{}", free_port()))
+            .unwrap()
+            .operation_timeout(Duration::from_millis(200));
+        // Redis went away after the process connected.
+        let mut redis = RedisServer::start().await;
+        let gone = RedisStore::connect(redis.url())
+            .await
+            .unwrap()
+            .operation_timeout(Duration::from_millis(200));
+        redis.stop();
+
+        for store in [nowhere, gone] {
+            server.reset_counts();
+            let process = Process::new(&server, Dpop::new().share_nonces(store));
+            let started = Instant::now();
+            for _ in 0..3 {
+                assert_eq!(process.get(&server).await, 200);
+            }
+            assert_eq!(process.get_through_tower(&server).await, 200);
+            assert_eq!(
+                challenges(&server),
+                (1, 1),
+                "one challenge per server, no more"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn garbage_under_the_nonce_keys_is_ignored_and_replaced() {
+        let redis = RedisServer::start().await;
+        let server = strict_server().await;
+        let dpop = || Dpop::new().share_nonces(RedisStore::connect_lazy(redis.url()).unwrap());
+        assert_eq!(Process::new(&server, dpop()).get(&server).await, 200);
+        until_shared(&redis, &server).await;
+        let mut raw = redis.raw().await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(NONCE_KEYS)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(keys.len(), 2);
+
+        let garbage: [&[u8]; 4] = [b"has space", b"\xff\xfe not utf-8", &[b'x'; 5000], b""];
+        for (i, bytes) in garbage.iter().enumerate() {
+            for key in &keys {
+                let _: () = redis::cmd("SET")
+                    .arg(key)
+                    .arg(*bytes)
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+            }
+            server.reset_counts();
+            let process = Process::new(&server, dpop());
+            assert_eq!(process.get(&server).await, 200, "garbage {i}");
+            assert_eq!(challenges(&server), (1, 1), "garbage {i}");
+            until_shared(&redis, &server).await;
+        }
+        // Another type under the key.
+        for key in &keys {
+            let _: () = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            let _: () = redis::cmd("HSET")
+                .arg(key)
+                .arg("nonce")
+                .arg("x")
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+        }
+        server.reset_counts();
+        let process = Process::new(&server, dpop());
+        assert_eq!(process.get(&server).await, 200);
+        assert_eq!(process.get(&server).await, 200);
+        assert_eq!(challenges(&server), (1, 1));
+    }
 }

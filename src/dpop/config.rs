@@ -2,8 +2,12 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use super::{DpopAlg, DpopKey, Nonces};
+use http::HeaderMap;
+
+use super::shared::{DEFAULT_REFRESH, SharedNonces};
+use super::{DpopAlg, DpopKey, NonceStore, Nonces, nonce_in};
 use crate::error::{Error, Result};
 
 /// How a client binds its tokens with DPoP; give it to
@@ -30,6 +34,10 @@ pub struct Dpop {
     pub(crate) require_bound: bool,
     /// The latest nonce per origin, shared by every clone of the client.
     pub(crate) nonces: Arc<Nonces>,
+    /// The store the fleet shares nonces through, when it does ([`Self::share_nonces`]).
+    shared: Option<Arc<SharedNonces>>,
+    /// How long a known nonce is used before the shared store is asked again.
+    shared_refresh: Duration,
     /// The key of requests made straight through the client, outside any source: generated
     /// once, when first needed.
     pub(crate) client_key: Arc<OnceLock<DpopKey>>,
@@ -49,6 +57,8 @@ impl Dpop {
             algorithms: vec![DpopAlg::ES256, DpopAlg::EdDSA, DpopAlg::PS256],
             require_bound: false,
             nonces: Arc::default(),
+            shared: None,
+            shared_refresh: DEFAULT_REFRESH,
             client_key: Arc::default(),
         }
     }
@@ -84,6 +94,53 @@ impl Dpop {
     /// bind every token.
     pub fn require_bound_tokens(mut self, required: bool) -> Self {
         self.require_bound = required;
+        self
+    }
+
+    /// Shares the nonces servers hand out with every process using the same `store`, so that
+    /// a fleet of replicas meets each server's `use_dpop_nonce` challenge once, not once per
+    /// replica (and once per replica again after each rotation). Off by default.
+    ///
+    /// - Before the first proof for a server (and again when what it knows is older than
+    ///   [`shared_nonce_refresh`](Self::shared_nonce_refresh), 5 s by default), the process
+    ///   asks the store for that server's nonce and uses it. Concurrent requests share one
+    ///   look-up. A look-up that fails, finds nothing, finds something that is not a nonce or
+    ///   takes longer than 250 ms counts as "no nonce known", and the store is not asked again
+    ///   for that server before the interval passes either.
+    /// - Every nonce learned from a response (challenges, successful retries, any answer that
+    ///   carries `DPoP-Nonce`) is written through to the store in the background when it is
+    ///   new to this process; a nonce still in use is written again every five minutes.
+    /// - A store that fails never fails a request: the request then goes as it would without
+    ///   sharing (at worst one challenge, answered with the server's nonce).
+    /// - The token endpoint's nonces and a resource's are kept apart even at one origin, as
+    ///   they are in each process.
+    ///
+    /// Only requests with DPoP pay anything; bearer requests never touch the store.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "redis-store")]
+    /// # async fn run() -> oauth_layer::Result<()> {
+    /// use oauth_layer::{OAuthClient, dpop::Dpop, store::RedisStore};
+    ///
+    /// let store = RedisStore::connect("redis://redis.internal:6379").await?;
+    /// let client = OAuthClient::builder("my-client-id")
+    ///     .token_url("https://idp.example/token")
+    ///     .dpop(Dpop::new().share_nonces(store.clone()))
+    ///     .build()?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    pub fn share_nonces(mut self, store: impl NonceStore) -> Self {
+        self.shared = Some(Arc::new(SharedNonces::new(Arc::new(store))));
+        self
+    }
+
+    /// How long a process uses a server's nonce it already knows before it asks the shared
+    /// store again (default 5 s; with [`share_nonces`](Self::share_nonces) only). Each
+    /// question is one store read per server; what it brings is a nonce another process
+    /// learned after a rotation, which spares this process that rotation's challenge.
+    /// `Duration::ZERO` asks before every proof.
+    pub fn shared_nonce_refresh(mut self, every: Duration) -> Self {
+        self.shared_refresh = every;
         self
     }
 
@@ -130,6 +187,43 @@ impl Dpop {
         }
     }
 
+    /// The nonce a proof for `key` carries: the latest this process knows, after asking the
+    /// shared store when one is configured and that is due.
+    pub(crate) async fn nonce_for(&self, key: &str) -> Option<Arc<str>> {
+        self.refresh_nonce(key).await;
+        self.nonces.get(key)
+    }
+
+    /// Brings this process's nonce for `key` up to date from the shared store, when one is
+    /// configured and that is due; the proof made next reads it.
+    pub(crate) async fn refresh_nonce(&self, key: &str) {
+        if let Some(shared) = &self.shared {
+            shared.refresh(key, &self.nonces, self.shared_refresh).await;
+        }
+    }
+
+    /// Whether nonces are shared through a store (and so a proof's nonce may need a look-up).
+    #[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))]
+    pub(crate) fn shares_nonces(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Remembers `nonce` (already checked by [`nonce_in`]), just learned from `key`'s server,
+    /// as its latest, and writes it through to the shared store.
+    pub(crate) fn learn(&self, key: &str, nonce: &str) -> Arc<str> {
+        let nonce = self.nonces.set(key, nonce);
+        if let Some(shared) = &self.shared {
+            shared.learned(key, &nonce);
+        }
+        nonce
+    }
+
+    /// [`learn`](Self::learn)s the nonce in `headers`, if there is a well-formed one.
+    #[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))]
+    pub(crate) fn learn_from(&self, key: &str, headers: &HeaderMap) -> Option<Arc<str>> {
+        Some(self.learn(key, nonce_in(headers)?))
+    }
+
     /// The key for requests made through the client outside any source.
     pub(crate) fn client_key(&self) -> Result<DpopKey> {
         if let Some(key) = &self.key {
@@ -149,6 +243,8 @@ impl fmt::Debug for Dpop {
             .field("key", &self.key)
             .field("algorithms", &self.algorithms)
             .field("require_bound", &self.require_bound)
+            .field("shared_nonces", &self.shared)
+            .field("shared_nonce_refresh", &self.shared_refresh)
             .finish_non_exhaustive()
     }
 }

@@ -8,7 +8,7 @@ use http::HeaderMap;
 use super::DPOP_NONCE_HEADER;
 
 /// How many origins' nonces are remembered; the oldest is forgotten first.
-const MAX_ORIGINS: usize = 256;
+pub(crate) const MAX_ORIGINS: usize = 256;
 /// The longest nonce kept. Real nonces are tens of bytes; a longer one is ignored.
 const MAX_NONCE_LEN: usize = 1024;
 
@@ -33,6 +33,7 @@ impl Nonces {
 
     /// Remembers the nonce in `headers` (if there is one and it is well formed) for `origin`,
     /// and returns it.
+    #[cfg(test)]
     pub(crate) fn update(&self, origin: &str, headers: &HeaderMap) -> Option<Arc<str>> {
         Some(self.set(origin, nonce_in(headers)?))
     }
@@ -58,26 +59,43 @@ impl Nonces {
     }
 }
 
-/// The key nonces are kept under: `scheme://host:port`, lowercased, the port always written.
-pub(crate) fn origin_key(scheme: &str, host: &str, port: Option<u16>) -> String {
+/// Whose nonces a key names. RFC 9449 gives the authorization server (§8) and each resource
+/// server (§9) nonces of their own, and one origin may serve both with different nonces: kept
+/// under one key, each would overwrite the other and every switch would cost a challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NonceRole {
+    /// The authorization server: its token endpoint, and the userinfo endpoint it serves.
+    AuthorizationServer,
+    /// A resource server, reached through the tower layer or the middleware.
+    Resource,
+}
+
+/// The key nonces are kept under: `as:` or `rs:` and then `scheme://host:port`, lowercased,
+/// the port always written.
+pub(crate) fn origin_key(role: NonceRole, scheme: &str, host: &str, port: Option<u16>) -> String {
     let port = port.unwrap_or(if scheme.eq_ignore_ascii_case("https") {
         443
     } else {
         80
     });
-    let mut key = format!("{scheme}://{host}:{port}");
+    let role = match role {
+        NonceRole::AuthorizationServer => "as",
+        NonceRole::Resource => "rs",
+    };
+    let mut key = format!("{role}:{scheme}://{host}:{port}");
     key.make_ascii_lowercase();
     key
 }
 
 /// [`origin_key`] of a URL.
-pub(crate) fn origin_key_of_url(url: &url::Url) -> String {
-    origin_key(url.scheme(), url.host_str().unwrap_or(""), url.port())
+pub(crate) fn origin_key_of_url(role: NonceRole, url: &url::Url) -> String {
+    origin_key(role, url.scheme(), url.host_str().unwrap_or(""), url.port())
 }
 
 /// [`origin_key`] of a request URI.
-pub(crate) fn origin_key_of_uri(uri: &http::Uri) -> String {
+pub(crate) fn origin_key_of_uri(role: NonceRole, uri: &http::Uri) -> String {
     origin_key(
+        role,
         uri.scheme_str().unwrap_or(""),
         uri.host().unwrap_or(""),
         uri.port_u16(),
@@ -93,12 +111,17 @@ pub(crate) fn nonce_in(headers: &HeaderMap) -> Option<&str> {
         return None;
     }
     let nonce = value.to_str().ok()?;
-    let well_formed = !nonce.is_empty()
+    well_formed(nonce).then_some(nonce)
+}
+
+/// Whether `nonce` is one: visible ASCII characters without `"` and `\\` (RFC 9449 §8.1:
+/// `1*NQCHAR`), and not absurdly long.
+pub(crate) fn well_formed(nonce: &str) -> bool {
+    !nonce.is_empty()
         && nonce.len() <= MAX_NONCE_LEN
         && nonce
             .bytes()
-            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
-    well_formed.then_some(nonce)
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
 }
 
 impl std::fmt::Debug for Nonces {
@@ -149,6 +172,20 @@ mod tests {
             nonce_in(&with_nonce(&["eyJ7S_zG.eyJH0-Z"])),
             Some("eyJ7S_zG.eyJH0-Z")
         );
+    }
+
+    #[test]
+    fn a_token_endpoint_and_a_resource_at_one_origin_keep_their_own_nonces() {
+        let url = url::Url::parse("HTTPS://Idp.Example/token?x=1").unwrap();
+        let uri: http::Uri = "https://idp.example:443/api".parse().unwrap();
+        let token_endpoint = origin_key_of_url(NonceRole::AuthorizationServer, &url);
+        let resource = origin_key_of_uri(NonceRole::Resource, &uri);
+        assert_eq!(token_endpoint, "as:https://idp.example:443");
+        assert_eq!(resource, "rs:https://idp.example:443");
+        let n = Nonces::default();
+        n.set(&token_endpoint, "for-tokens");
+        n.set(&resource, "for-the-api");
+        assert_eq!(n.get(&token_endpoint).as_deref(), Some("for-tokens"));
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl ProofTarget for http::Uri {
 
     fn nonce_key(&self) -> String {
         #[cfg(feature = "dpop")]
-        return crate::dpop::origin_key_of_uri(self);
+        return crate::dpop::origin_key_of_uri(crate::dpop::NonceRole::Resource, self);
         #[cfg(not(feature = "dpop"))]
         String::new()
     }
@@ -59,7 +59,7 @@ impl ProofTarget for url::Url {
 
     fn nonce_key(&self) -> String {
         #[cfg(feature = "dpop")]
-        return crate::dpop::origin_key_of_url(self);
+        return crate::dpop::origin_key_of_url(crate::dpop::NonceRole::Resource, self);
         #[cfg(not(feature = "dpop"))]
         String::new()
     }
@@ -81,6 +81,38 @@ pub(crate) fn proof_for<T: ProofTarget + ?Sized>(
     }
     let _ = (token, source, method, target);
     Ok(Proof::default())
+}
+
+/// Readies what [`proof_for`] reads that may need waiting for: with a DPoP-bound token and
+/// nonces shared through a store, the origin's nonce is looked up there when that is due.
+/// Nothing for a bearer token, nor without a shared store.
+pub(crate) async fn prepare_proof<T: ProofTarget + ?Sized>(
+    token: &Token,
+    source: &TokenSource,
+    target: &T,
+) {
+    #[cfg(feature = "dpop")]
+    if token.dpop_binding().is_some()
+        && let Some(dpop) = source.client().dpop()
+        && dpop.shares_nonces()
+    {
+        dpop.refresh_nonce(&target.nonce_key()).await;
+    }
+    let _ = (token, source, target);
+}
+
+/// Whether [`prepare_proof`] has anything to do for `token` (so that callers await it only
+/// then, and the bearer path stays as small as it was).
+#[inline]
+pub(crate) fn needs_preparing(token: &Token, source: &TokenSource) -> bool {
+    #[cfg(feature = "dpop")]
+    return token.dpop_binding().is_some()
+        && source.client().dpop().is_some_and(|d| d.shares_nonces());
+    #[cfg(not(feature = "dpop"))]
+    {
+        let _ = (token, source);
+        false
+    }
 }
 
 /// A request's proof, if it needs one, and what the answer is judged against.
@@ -141,7 +173,7 @@ pub(crate) fn remember_nonce<T: ProofTarget + ?Sized>(
     if sent.dpop
         && let Some(dpop) = source.client().dpop()
     {
-        dpop.nonces.update(&target.nonce_key(), headers);
+        dpop.learn_from(&target.nonce_key(), headers);
     }
     let _ = (sent, source, target, headers);
 }

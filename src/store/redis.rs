@@ -14,6 +14,9 @@ use url::Url;
 use zeroize::Zeroizing;
 
 use super::{CacheKey, Codec, KeySalt, RenewalLock, TokenStore};
+
+#[cfg(feature = "dpop")]
+mod nonces;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::token::Token;
@@ -113,6 +116,10 @@ return 1
 /// [`operation_timeout`](Self::operation_timeout) with [`Error::Store`]; the
 /// [`TokenSource`](crate::TokenSource) then logs a warning and keeps working from its memory,
 /// and the store works again once Redis is back (the connection reconnects by itself).
+///
+/// With feature `dpop` it is also a [`NonceStore`](crate::dpop::NonceStore): give it to
+/// [`Dpop::share_nonces`](crate::dpop::Dpop::share_nonces) and the fleet shares the servers'
+/// DPoP nonces too (`<prefix>dpop-nonce:<name>`, plain, ten minutes).
 ///
 /// Cheap to clone: clones share one connection.
 ///

@@ -12,7 +12,9 @@ use super::redirect::same_origin;
 use super::replay::{Replay, ReplayableBody};
 use super::service::InnerRedirects;
 use crate::request::challenge::{Acted, Step, Verdict, assess};
-use crate::request::credentials::{SentWith, proof_for, remember_nonce, set_credentials};
+use crate::request::credentials::{
+    SentWith, needs_preparing, prepare_proof, proof_for, remember_nonce, set_credentials,
+};
 use crate::request::upgrade::upgrade;
 use crate::request::withheld::TokenWithheld;
 use crate::source::TokenSource;
@@ -210,6 +212,9 @@ where
             used = token.issue();
             // A further copy, for one more challenge of another kind.
             replay = Replay::of(&request, || service.clone());
+            if needs_preparing(&token, &source) {
+                prepare_proof(&token, &source, request.uri()).await;
+            }
             let proof = proof_for(&token, &source, request.method(), request.uri())?;
             let target = request.uri().clone();
             let sent = set_credentials(request.headers_mut(), &token, proof);
@@ -247,6 +252,9 @@ where
         None
     };
     let sent_to = (redirects == InnerRedirects::Safe).then(|| Box::new(request.uri().clone()));
+    if needs_preparing(&token, &source) {
+        Box::pin(prepare_proof(&token, &source, request.uri())).await;
+    }
     let proof = proof_for(&token, &source, request.method(), request.uri())?;
     let target = request.uri().clone();
     let sent = set_credentials(request.headers_mut(), &token, proof);
