@@ -40,7 +40,9 @@ mod shared;
 pub use config::Dpop;
 pub(crate) use key::access_token_hash;
 pub use key::{DpopAlg, DpopKey};
-pub(crate) use nonce::{NonceRole, Nonces, nonce_in, origin_key_of_uri, origin_key_of_url};
+#[cfg(feature = "tower")]
+pub(crate) use nonce::origin_key_of_uri;
+pub(crate) use nonce::{NonceRole, Nonces, nonce_in, origin_key_of_url};
 pub use shared::NonceStore;
 
 /// The `DPoP` request header, which carries a proof.

@@ -105,7 +105,15 @@ pub struct DpopKey {
 struct KeyInner {
     alg: DpopAlg,
     signer: Signer,
-    /// The private key as given or generated, for stores.
+    /// The private key as given or generated, for stores (only the persistent ones read it).
+    #[cfg_attr(
+        not(any(
+            feature = "file-store",
+            feature = "redis-store",
+            feature = "keyring-store"
+        )),
+        allow(dead_code)
+    )]
     pkcs8: Zeroizing<Vec<u8>>,
     jwk: Map<String, Value>,
     thumbprint: String,
@@ -434,6 +442,14 @@ impl DpopKey {
     }
 
     /// The private key as a PKCS#8 DER document, for stores (which seal it when they encrypt).
+    #[cfg_attr(
+        not(any(
+            feature = "file-store",
+            feature = "redis-store",
+            feature = "keyring-store"
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn to_pkcs8_der(&self) -> Zeroizing<Vec<u8>> {
         Zeroizing::new(self.inner.pkcs8.to_vec())
     }

@@ -67,6 +67,7 @@ pub(crate) enum NonceRole {
     /// The authorization server: its token endpoint, and the userinfo endpoint it serves.
     AuthorizationServer,
     /// A resource server, reached through the tower layer or the middleware.
+    #[cfg_attr(not(any(feature = "tower", feature = "reqwest")), allow(dead_code))]
     Resource,
 }
 
@@ -93,6 +94,7 @@ pub(crate) fn origin_key_of_url(role: NonceRole, url: &url::Url) -> String {
 }
 
 /// [`origin_key`] of a request URI.
+#[cfg(feature = "tower")]
 pub(crate) fn origin_key_of_uri(role: NonceRole, uri: &http::Uri) -> String {
     origin_key(
         role,
