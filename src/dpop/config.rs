@@ -109,7 +109,8 @@ impl Dpop {
     ///   for that server before the interval passes either.
     /// - Every nonce learned from a response (challenges, successful retries, any answer that
     ///   carries `DPoP-Nonce`) is written through to the store in the background when it is
-    ///   new to this process; a nonce still in use is written again every five minutes.
+    ///   new to this process and not what it just read from the store; a nonce still in use
+    ///   is written again every five minutes.
     /// - A store that fails never fails a request: the request then goes as it would without
     ///   sharing (at worst one challenge, answered with the server's nonce).
     /// - The token endpoint's nonces and a resource's are kept apart even at one origin, as

@@ -4,7 +4,8 @@
 //! `use_dpop_nonce` round trip per replica per server, and again after every rotation. With a
 //! [`NonceStore`], a replica asks the store before its first proof for a server (and again every
 //! [`shared_nonce_refresh`](Dpop::shared_nonce_refresh)), and writes every nonce it learns
-//! from a response through to the store, in the background.
+//! from a response (and did not just read from the store) through to the store, in the
+//! background.
 //!
 //! [`Dpop::share_nonces`]: super::Dpop::share_nonces
 //! [`Dpop`]: super::Dpop
@@ -150,16 +151,24 @@ impl SharedNonces {
             return;
         }
         let answer = tokio::time::timeout(LOOKUP_TIMEOUT, self.store.load(key)).await;
-        let still_newest = self.with(key, |k| {
-            k.asked = Some(Instant::now());
-            k.writing == 0
+        let usable = match &answer {
+            Ok(Ok(Some(nonce))) if well_formed(nonce) => Some(nonce.as_str()),
+            _ => None,
+        };
+        self.with(key, |k| {
+            let now = Instant::now();
+            k.asked = Some(now);
+            // A write of this process under way is newer than this answer.
+            if let Some(nonce) = usable.filter(|_| k.writing == 0) {
+                local.set(key, nonce);
+                // The store holds it already: the responses that carry it back are not
+                // written again (a fleet of readers makes no writes, and a slow write of a
+                // nonce read earlier cannot land on top of a newer one).
+                k.saved = Some((nonce.into(), now));
+            }
         });
         match answer {
-            Ok(Ok(Some(nonce))) if well_formed(&nonce) => {
-                if still_newest {
-                    local.set(key, &nonce);
-                }
-            }
+            Ok(Ok(Some(nonce))) if well_formed(&nonce) => {}
             Ok(Ok(Some(_))) => {
                 tracing::debug!(key, "ignoring a shared DPoP nonce that is not a nonce");
             }
@@ -322,6 +331,24 @@ mod tests {
         shared.learned("k", &"n2".into());
         tokio::task::yield_now().await;
         assert_eq!(store.saves.load(Ordering::SeqCst), 3);
+        assert_eq!(store.value.lock().unwrap().as_deref(), Some("n2"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_nonce_read_from_the_store_is_not_written_back() {
+        let (store, shared, local) = shared();
+        *store.value.lock().unwrap() = Some("n1".into());
+        shared.refresh("k", &local, DEFAULT_REFRESH).await;
+        // Every response carries the nonce this process read: nothing to write.
+        for _ in 0..10 {
+            shared.learned("k", &"n1".into());
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(store.saves.load(Ordering::SeqCst), 0);
+        // A rotation this process learns first is written.
+        shared.learned("k", &"n2".into());
+        tokio::task::yield_now().await;
+        assert_eq!(store.saves.load(Ordering::SeqCst), 1);
         assert_eq!(store.value.lock().unwrap().as_deref(), Some("n2"));
     }
 
