@@ -719,7 +719,17 @@ async fn errors_never_show_the_client_secret_or_the_resource_query() {
     let unreachable =
         ResourceIdentifier::new(format!("http://127.0.0.1:9/mcp?key={QUERY_SECRET}")).unwrap();
     let err = resource::fetch(&client(), &unreachable).await.unwrap_err();
-    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    match &err {
+        Error::Transport(t) => {
+            assert_eq!(t.endpoint, Some(Endpoint::ResourceMetadata));
+            assert!(
+                err.to_string()
+                    .starts_with("protected resource metadata (http://127.0.0.1:9)"),
+                "{err}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     assert_clean(&err);
     let err = resource::fetch_from(
         &client(),
