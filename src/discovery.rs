@@ -4,7 +4,9 @@
 //!
 //! - [`configure`] fetches the document and builds a client from it (and keeps it);
 //! - [`discover`] only fetches and checks the document, a [`Metadata`];
-//! - [`metadata_urls`] says where the document is looked for.
+//! - [`metadata_urls`] says where the document is looked for;
+//! - [`resource`] finds, from a resource's URL, its own metadata (RFC 9728): the authorization
+//!   servers it trusts and the scopes it knows.
 //!
 //! The document is trusted only when its `issuer` is, byte for byte, the issuer it was fetched
 //! for ([`Error::IssuerMismatch`] otherwise), and only when every endpoint it names is `https`
@@ -23,6 +25,8 @@ use crate::error::{Error, Result, TransportError, TransportErrorKind};
 use crate::metadata::Metadata;
 use crate::redact::{self, Secrets};
 use crate::transport::RawResponse;
+
+pub mod resource;
 
 /// Appended to the issuer's path (OIDC Discovery §4.1).
 const OIDC_SUFFIX: &str = "/.well-known/openid-configuration";

@@ -140,6 +140,21 @@ pub enum Error {
         found: String,
     },
 
+    /// A protected resource's metadata document (RFC 9728) names another resource than the one
+    /// the client derived from the URL it was asked to reach: the document is not that
+    /// resource's own, so nothing in it is used (RFC 9728 §3.3).
+    #[error(
+        "protected resource metadata mismatch: expected resource {expected:?}, the document says \
+         {found:?}"
+    )]
+    ResourceMismatch {
+        /// The resource identifier the client derived (scheme, host, port and path of the URL
+        /// it was asked to reach; never its query).
+        expected: String,
+        /// The `resource` the document names (shortened, control characters replaced).
+        found: String,
+    },
+
     /// An ID token failed validation (signature, algorithm, `iss`, `aud`, `exp`, `nonce`...).
     #[error("invalid ID token: {0}")]
     InvalidIdToken(String),
@@ -227,6 +242,7 @@ impl Error {
             | Error::Config(_)
             | Error::UnsafeRedirect { .. }
             | Error::IssuerMismatch { .. }
+            | Error::ResourceMismatch { .. }
             | Error::Key(_) => Action::FixConfiguration,
             Error::InvalidIdToken(_) => Action::Report,
             Error::InteractionRequired
@@ -683,6 +699,8 @@ pub enum Endpoint {
     HostedCodeSource,
     /// A provider's own API read with the token (GitHub's `/user`, for example).
     ProviderApi,
+    /// A protected resource's metadata document (RFC 9728).
+    ResourceMetadata,
 }
 
 impl fmt::Display for Endpoint {
@@ -697,6 +715,7 @@ impl fmt::Display for Endpoint {
             Self::UserInfo => "userinfo endpoint",
             Self::HostedCodeSource => "hosted code source",
             Self::ProviderApi => "provider API",
+            Self::ResourceMetadata => "protected resource metadata",
         })
     }
 }
