@@ -76,6 +76,8 @@ struct Config {
     introspection_url: Option<Url>,
     issuer: Option<String>,
     metadata: Option<Arc<Metadata>>,
+    /// RFC 8707 resource indicators sent on every token and authorization request.
+    resources: Vec<String>,
     transport: Option<Arc<dyn HttpTransport>>,
     clock: Arc<dyn Clock>,
     limits: Limits,
@@ -280,6 +282,13 @@ impl OAuthClient {
         self.inner.retry
     }
 
+    /// The resource indicators (RFC 8707) this client sends on every token request (every
+    /// grant, refreshes included) and every authorization and device authorization request
+    /// ([`OAuthClientBuilder::resource`]).
+    pub fn resources(&self) -> &[String] {
+        &self.inner.resources
+    }
+
     /// The `User-Agent` of back-channel requests.
     pub fn user_agent(&self) -> &HeaderValue {
         &self.inner.user_agent
@@ -424,6 +433,12 @@ impl OAuthClient {
                 form.append_pair("grant_type", &request.grant_type);
                 for (name, value) in &request.params {
                     form.append_pair(name, value.expose());
+                }
+                // The client's resource indicators, unless the grant names its own.
+                if !request.params.iter().any(|(name, _)| name == "resource") {
+                    for resource in &cfg.resources {
+                        form.append_pair("resource", resource);
+                    }
                 }
             },
             &mut secrets,

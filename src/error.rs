@@ -155,6 +155,15 @@ pub enum Error {
         found: String,
     },
 
+    /// A protected resource's metadata names no authorization server the client allows
+    /// ([`ResourceClient::authorization_server`](crate::resource::ResourceClient::authorization_server)),
+    /// or none at all: nothing is sent to any of them.
+    #[error("the resource names no authorization server this client allows (it names {offered:?})")]
+    UntrustedAuthorizationServer {
+        /// The issuers the resource's metadata names (shortened, control characters replaced).
+        offered: Vec<String>,
+    },
+
     /// An ID token failed validation (signature, algorithm, `iss`, `aud`, `exp`, `nonce`...).
     #[error("invalid ID token: {0}")]
     InvalidIdToken(String),
@@ -243,6 +252,7 @@ impl Error {
             | Error::UnsafeRedirect { .. }
             | Error::IssuerMismatch { .. }
             | Error::ResourceMismatch { .. }
+            | Error::UntrustedAuthorizationServer { .. }
             | Error::Key(_) => Action::FixConfiguration,
             Error::InvalidIdToken(_) => Action::Report,
             Error::InteractionRequired

@@ -139,10 +139,13 @@ pub mod oidc;
 #[cfg(feature = "auth-code")]
 pub mod provider;
 mod redact;
+pub mod registration;
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 mod request;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
+#[cfg(any(feature = "reqwest", feature = "tower"))]
+pub mod resource;
 mod source;
 pub mod store;
 mod token;

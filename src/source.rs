@@ -765,6 +765,12 @@ impl TokenSourceBuilder {
         self
     }
 
+    /// [`store`](Self::store) with a store already shared.
+    pub(crate) fn store_arc(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Called with every token obtained from the server, after it is stored and before it is
     /// handed out. Keep it quick; it runs inside the renewal.
     pub fn on_token_change(mut self, hook: impl Fn(&Token) + Send + Sync + 'static) -> Self {

@@ -32,7 +32,7 @@ pub mod grpc;
 mod layer;
 mod recording;
 mod redirect;
-mod replay;
+pub(crate) mod replay;
 mod service;
 
 pub use future::ResponseFuture;

@@ -64,6 +64,7 @@ impl OAuthClientBuilder {
             introspection_url: None,
             issuer: None,
             metadata: None,
+            resources: Vec::new(),
             transport: None,
             clock: Arc::new(SystemClock),
             limits: Limits::default(),
@@ -163,6 +164,13 @@ impl OAuthClientBuilder {
         self
     }
 
+    /// Replaces the client id (a resource-first client learns it after the rest of its
+    /// settings: registered, or its metadata document's URL).
+    pub(crate) fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.config.client_id = client_id.into();
+        self
+    }
+
     /// The client secret (kept in a `SecretString`; never printed).
     pub fn secret(mut self, secret: impl Into<String>) -> Self {
         self.config.secret = Some(SecretString::from(secret.into()));
@@ -232,6 +240,51 @@ impl OAuthClientBuilder {
         self.url("introspection_url", url.as_ref(), |c| {
             &mut c.introspection_url
         })
+    }
+
+    /// A resource indicator (RFC 8707): the protected resource the tokens are for, sent as
+    /// `resource` on every token request (every grant, refreshes included, unless the grant
+    /// sends its own, like [`ClientCredentials::resource`](crate::flow::ClientCredentials::resource))
+    /// and on every authorization and device authorization request. The server then issues
+    /// tokens that only this resource accepts, so a token leaked by (or sent to) another
+    /// resource is useless there. Part of every cache key, so tokens for two resources are never
+    /// mixed up. Call it again for a token valid at several resources.
+    ///
+    /// It must be an absolute URI without a fragment (RFC 8707 §2); anything else is a problem
+    /// reported by [`build`](Self::build).
+    ///
+    /// ```
+    /// use oauth_layer::OAuthClient;
+    ///
+    /// let client = OAuthClient::builder("my-client-id")
+    ///     .token_url("https://idp.example/token")
+    ///     .resource("https://mcp.example/mcp")
+    ///     .build()?;
+    /// assert_eq!(client.resources(), ["https://mcp.example/mcp"]);
+    /// assert!(OAuthClient::builder("id").resource("https://api.example/#frag").build().is_err());
+    /// # Ok::<(), oauth_layer::Error>(())
+    /// ```
+    pub fn resource(mut self, resource: impl AsRef<str>) -> Self {
+        let resource = resource.as_ref();
+        let checked = match url::Url::parse(resource) {
+            Ok(url) if url.fragment().is_none() && !resource.contains('#') => Ok(()),
+            Ok(_) => Err(Error::config(format!(
+                "resource {resource:?} has a fragment, which RFC 8707 §2 forbids"
+            ))),
+            Err(e) => Err(Error::config(format!(
+                "resource {resource:?} is not an absolute URI: {e}"
+            ))),
+        };
+        let setter = "resource";
+        if self.problems.iter().any(|(s, _)| *s == setter) {
+            return self;
+        }
+        if self.check(setter, checked).is_some()
+            && !self.config.resources.iter().any(|r| r == resource)
+        {
+            self.config.resources.push(resource.to_owned());
+        }
+        self
     }
 
     /// The issuer identifier, used in cache keys and to check discovery metadata and the `iss`

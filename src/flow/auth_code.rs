@@ -241,6 +241,11 @@ impl AuthCode {
         self
     }
 
+    /// The redirect URI set with [`redirect_uri`](Self::redirect_uri), if any.
+    pub(crate) fn configured_redirect_uri(&self) -> Option<&str> {
+        self.redirect_uri.as_deref()
+    }
+
     /// The redirect URI, for example `http://127.0.0.1:1410/callback` for a provider that wants
     /// a fixed port. By default the loopback receiver picks a free port.
     pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
@@ -431,6 +436,11 @@ impl AuthCode {
             #[cfg(feature = "dpop")]
             if let Some(key) = client.dpop_key()? {
                 q.append_pair("dpop_jkt", key.thumbprint());
+            }
+            if !self.auth_params.iter().any(|(name, _)| name == "resource") {
+                for resource in client.resources() {
+                    q.append_pair("resource", resource);
+                }
             }
             for (name, value) in &self.auth_params {
                 q.append_pair(name, value);

@@ -183,6 +183,11 @@ impl DeviceCode {
                 for (name, value) in &self.params {
                     form.append_pair(name, value);
                 }
+                if !self.params.iter().any(|(name, _)| name == "resource") {
+                    for resource in client.resources() {
+                        form.append_pair("resource", resource);
+                    }
+                }
             },
             &mut secrets,
         )?;

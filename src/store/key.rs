@@ -86,6 +86,10 @@ impl CacheKey {
         if let Some(secret) = client.secret() {
             builder = builder.secret_part("credential", secret.expose_secret());
         }
+        // Tokens for one resource (RFC 8707) are never served for another.
+        for resource in client.resources() {
+            builder = builder.part("resource_indicator", resource.clone());
+        }
         #[cfg(feature = "jwt")]
         if let Some(key) = client.signing_key_fingerprint() {
             builder = builder.secret_part("signing_key", &key);
