@@ -121,6 +121,7 @@ enum Grant {
 #[derive(Clone)]
 pub(crate) struct Resolved {
     pub(crate) source: TokenSource,
+    issuer: String,
 }
 
 #[derive(Default)]
@@ -313,6 +314,24 @@ impl ResourceClient {
             .map(|(_, done)| done.clone())
     }
 
+    /// Forgets what discovery found for `resource` when its source never got a token (the
+    /// request with it failed): the documents may be stale (a server moved), so the next
+    /// request starts over. A source that has had a token is kept: its failures are the
+    /// ordinary ones of a token source.
+    pub(crate) fn forget_if_unused(&self, resource: &ResourceIdentifier, done: &Resolved) {
+        if done.source.cached().is_some() {
+            return;
+        }
+        self.state
+            .resolved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(r, _)| r != resource);
+        cache::resources().forget(resource.as_str());
+        cache::servers().forget(&done.issuer);
+        tracing::debug!(resource = %resource, "no token came of discovery; it starts over next time");
+    }
+
     /// Whether this process already holds `resource`'s checked metadata (from any client), so
     /// that its token can be had without a first request to find out.
     pub(crate) fn knows(&self, resource: &ResourceIdentifier) -> bool {
@@ -443,6 +462,7 @@ impl ResourceClient {
         );
         Ok(Resolved {
             source: source.build(),
+            issuer,
         })
     }
 
