@@ -232,7 +232,14 @@ async fn the_scopes_of_the_challenge_come_before_the_metadatas() {
 #[tokio::test]
 async fn a_second_client_with_a_shared_store_makes_no_discovery_or_token_request() {
     let server = authorization_server().await;
-    let mock = Resource::of(&server).start(&server).await;
+    // The challenge's scope is remembered with the document: the second client, which meets no
+    // challenge, asks for the same token.
+    let mock = Resource {
+        scope: Some("mcp:tools"),
+        ..Resource::of(&server)
+    }
+    .start(&server)
+    .await;
     let url = format!("{}/mcp", mock.uri());
     let store = oauth_layer::store::MemoryStore::new();
     let first = http(machine(&mock).store(store.clone()));
@@ -477,4 +484,55 @@ async fn the_tower_layer_discovers_the_same_way() {
         ],
     );
     assert_eq!(server.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn an_authorization_server_whose_metadata_names_another_issuer_gets_no_request() {
+    let server = authorization_server().await;
+    // The resource names `impostor`, whose discovery document says it is `server`.
+    let impostor = fresh_mock().await;
+    Mock::given(path("/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": server.url(),
+            "token_endpoint": server.token_url(),
+        })))
+        .mount(&impostor)
+        .await;
+    let mock = Resource {
+        issuers: vec![impostor.uri()],
+        ..Resource::of(&server)
+    }
+    .start(&server)
+    .await;
+    let err = http(machine(&mock))
+        .get(format!("{}/mcp", mock.uri()))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(oauth_error(err), Error::IssuerMismatch { .. }));
+    assert_eq!(server.token_requests(), 0);
+}
+
+#[tokio::test]
+async fn debug_output_and_errors_show_no_secret() {
+    let server = authorization_server().await;
+    let mock = Resource {
+        issuers: vec!["https://login.example".into()],
+        ..Resource::of(&server)
+    }
+    .start(&server)
+    .await;
+    let resources = machine(&mock).authorization_server("https://elsewhere.example");
+    let middleware = OAuthMiddleware::for_resources(resources.clone());
+    for shown in [format!("{resources:?}"), format!("{middleware:?}")] {
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(shown.contains("agent"), "{shown}");
+    }
+    let err = http(resources)
+        .get(format!("{}/mcp", mock.uri()))
+        .send()
+        .await
+        .unwrap_err();
+    let err = oauth_error(err);
+    assert!(!format!("{err} {err:?}").contains(SECRET));
 }
