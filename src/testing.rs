@@ -55,6 +55,12 @@
 //!     tokens.
 //!   - The authorization endpoint also takes `acr_values` (the automatic login meets the
 //!     first), `max_age`, `claims` and `dpop_jkt`, and records them with the code's tokens.
+//! - `POST /register` ([RFC 7591]) and `GET`/`PUT`/`DELETE /register/<client_id>` ([RFC 7592]),
+//!   when [`TestServerBuilder::registration`] opens them: dynamic client registration with
+//!   strict metadata checks; a registered client then works like one of the builder.
+//! - Every endpoint takes RFC 8707 `resource` indicators
+//!   ([`TestServerBuilder::require_resource_indicator`]); tokens record the resources they are
+//!   for ([`AccessTokenInfo::resources`]).
 //! - `POST /revoke` ([RFC 7009]): revokes an access or refresh token of the authenticated client
 //!   (a refresh token takes its access tokens along); 200 whether or not the token was known.
 //! - any path under `/api/` ([RFC 6750]): a protected resource. A valid bearer token gets 200 and
@@ -70,6 +76,16 @@
 //!   `insufficient_user_authentication`, RFC 9470) or a token requested with given claims
 //!   ([`TestServerBuilder::require_claims`]: 401 `insufficient_claims`). Every request is
 //!   recorded ([`TestServer::resource_requests`]).
+//! - the [declared protected resources](TestServerBuilder::protected_resource) (`/mcp`, ...,
+//!   [RFC 9728]): each checked like `/api/`, and also takes only tokens issued for its
+//!   identifier `{url}{path}`, publishes its metadata at
+//!   `/.well-known/oauth-protected-resource{path}` and names it in its challenges
+//!   (`WWW-Authenticate: Bearer resource_metadata="..."`), or lies about it when told to. A
+//!   [`ResourceServer`] plays such resources on another port, trusting this server's tokens.
+//!
+//! Every answer is logged in order ([`TestServer::round_trips`]), so a test can assert a
+//! client's exact cold-start sequence: resource 401, resource metadata, server metadata,
+//! registration, authorization, token, resource 200.
 //!
 //! Malformed requests get 400, bodies over 64 KiB get 413. Tokens, codes and device codes are
 //! random (256 bits; access tokens can be [numbered](TestServerBuilder::numbered_access_tokens)
@@ -126,6 +142,24 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A resource-first deployment: a resource that says who issues its tokens, an authorization
+//! server that lets clients register, and tokens bound to the resource:
+//!
+//! ```no_run
+//! use oauth_layer::testing::{ProtectedResource, RegistrationPolicy, TestServer};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = TestServer::builder()
+//!     .registration(RegistrationPolicy::Open)
+//!     .require_resource_indicator(true)
+//!     .protected_resource(ProtectedResource::new("/mcp").scopes_supported(["mcp:tools"]))
+//!     .start()
+//!     .await?;
+//! let first = reqwest::get(server.resource_url("/mcp")).await?;
+//! assert_eq!(first.status(), 401); // Bearer resource_metadata="{url}/.well-known/oauth-protected-resource/mcp"
+//! # Ok(()) }
+//! ```
+//!
 //! Discovery needs nothing but the issuer, as with a real provider:
 //!
 //! ```no_run
@@ -158,6 +192,9 @@
 //! [RFC 8414]: https://www.rfc-editor.org/rfc/rfc8414
 //! [RFC 8693]: https://www.rfc-editor.org/rfc/rfc8693
 //! [RFC 9449]: https://www.rfc-editor.org/rfc/rfc9449
+//! [RFC 7591]: https://www.rfc-editor.org/rfc/rfc7591
+//! [RFC 7592]: https://www.rfc-editor.org/rfc/rfc7592
+//! [RFC 9728]: https://www.rfc-editor.org/rfc/rfc9728
 
 #[cfg(feature = "jwt")]
 mod assertion;
@@ -217,7 +254,9 @@ impl TestServer {
     /// Starts configuring a server: no clients, no users, access tokens valid for an hour,
     /// refresh tokens rotated, none issued for client credentials, `/api/scoped` needing scope
     /// `admin`, the system clock; for the interactive flows, PKCE required, `iss` sent, default
-    /// user `user`, device codes valid for 600 s with a 5 s interval enforced with `slow_down`.
+    /// user `user`, device codes valid for 600 s with a 5 s interval enforced with `slow_down`;
+    /// no client registration, `resource` indicators optional, no declared protected
+    /// resources besides `/api/`.
     pub fn builder() -> TestServerBuilder {
         TestServerBuilder {
             clients: HashMap::new(),

@@ -898,6 +898,10 @@ async fn a_protected_resource_takes_only_tokens_issued_for_it() {
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert_eq!(answer.challenge().error(), Some("insufficient_scope"));
     assert_eq!(answer.challenge().scope(), Some("mcp:tools"));
+    assert_eq!(
+        answer.challenge().resource_metadata(),
+        Some(server.resource_metadata_url("/mcp").as_str())
+    );
     // A resource that does not check the audience takes any valid token.
     assert_eq!(
         get(&server.resource_url("/open"), Some(&unbound))

@@ -36,8 +36,9 @@ pub(super) const WELL_KNOWN_PREFIX: &str = "/.well-known/oauth-protected-resourc
 /// Every 401 challenge names the metadata:
 /// `WWW-Authenticate: Bearer resource_metadata="<well-known URL>"` without a token, or
 /// `Bearer error="invalid_token", resource_metadata="..."` for a token refused, with
-/// `scope="..."` added when [`scope`](Self::scope) is set. A successful answer is the JSON of
-/// `/api/` with `"resource"` added.
+/// `scope="..."` added when [`scope`](Self::scope) is set; a 403 `insufficient_scope` names it
+/// too, as the MCP authorization spec's step-up expects. A successful answer is the JSON of
+/// `/api/` with `"resource"` (this identifier) and `"resources"` (the token's) added.
 ///
 /// Some options make it lie, for the refusals a client must get right:
 /// [`document_resource`](Self::document_resource),
@@ -233,9 +234,12 @@ impl Serving<'_> {
         self.resource.identifier(self.base)
     }
 
-    /// Adds `resource_metadata` (and `scope`) to the first challenge of a 401.
+    /// Adds `resource_metadata` (and `scope`) to the first challenge of a 401 or 403.
     pub(super) fn decorate(&self, response: &mut Response) {
-        if response.status() != StatusCode::UNAUTHORIZED {
+        if !matches!(
+            response.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
             return;
         }
         let mut params = Vec::new();

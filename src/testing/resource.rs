@@ -1,6 +1,7 @@
-//! The protected resource (RFC 6750, RFC 9449 §7): any path under `/api/`, with the
-//! challenges of scope (RFC 6750 §3.1), step-up (RFC 9470) and claims (continuous access
-//! evaluation).
+//! The protected resource (RFC 6750, RFC 9449 §7): any path under `/api/` and the declared
+//! resources of `protected`, with the challenges of scope (RFC 6750 §3.1), step-up (RFC 9470),
+//! claims (continuous access evaluation) and, for declared resources, audience (RFC 8707) and
+//! metadata (RFC 9728 §5.1).
 
 use std::borrow::Cow;
 
