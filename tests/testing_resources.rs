@@ -765,9 +765,9 @@ async fn resource_server() -> TestServer {
 }
 
 /// A client credentials token of `svc` for `resources`, with `scope`.
-async fn token_for(server: &TestServer, scope: &str, resources: &[String]) -> String {
+async fn token_for(server: &TestServer, scope: &str, resources: &[&str]) -> String {
     let mut pairs = vec![("grant_type", "client_credentials"), ("scope", scope)];
-    pairs.extend(resources.iter().map(|r| ("resource", r.as_str())));
+    pairs.extend(resources.iter().map(|r| ("resource", *r)));
     let answer = post_form(&server.token_url(), Some(&basic("svc", "s3cret")), &pairs).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     answer.str("access_token").to_owned()
@@ -852,7 +852,7 @@ async fn a_protected_resource_takes_only_tokens_issued_for_it() {
     let server = resource_server().await;
     let mcp = server.resource_identifier("/mcp");
     let other = server.resource_identifier("/other");
-    let for_mcp = token_for(&server, "mcp:tools", &[mcp.clone()]).await;
+    let for_mcp = token_for(&server, "mcp:tools", &[&mcp]).await;
 
     let answer = get(&server.resource_url("/mcp"), Some(&for_mcp)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
@@ -878,7 +878,7 @@ async fn a_protected_resource_takes_only_tokens_issued_for_it() {
             .status,
         StatusCode::UNAUTHORIZED
     );
-    let lookalike = token_for(&server, "mcp:tools", &[format!("{mcp}/")]).await;
+    let lookalike = token_for(&server, "mcp:tools", &[&format!("{mcp}/")]).await;
     assert_eq!(
         get(&server.resource_url("/mcp"), Some(&lookalike))
             .await
@@ -886,14 +886,14 @@ async fn a_protected_resource_takes_only_tokens_issued_for_it() {
         StatusCode::UNAUTHORIZED
     );
     // A token for both is accepted by both; without the scope /mcp answers 403.
-    let both = token_for(&server, "mcp:tools", &[mcp.clone(), other.clone()]).await;
+    let both = token_for(&server, "mcp:tools", &[&mcp, &other]).await;
     assert_eq!(
         get(&server.resource_url("/other"), Some(&both))
             .await
             .status,
         StatusCode::OK
     );
-    let unscoped = token_for(&server, "other", &[mcp.clone()]).await;
+    let unscoped = token_for(&server, "other", &[&mcp]).await;
     let answer = get(&server.resource_url("/mcp"), Some(&unscoped)).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert_eq!(answer.challenge().error(), Some("insufficient_scope"));
