@@ -309,3 +309,71 @@ pub(super) fn metadata(authority: &Shared, serving: Serving<'_>) -> Response {
     }
     json_response(StatusCode::OK, &document)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "http://127.0.0.1:4000";
+
+    #[test]
+    fn paths_are_normalised_and_served_below_themselves() {
+        let mcp = ProtectedResource::new("mcp/");
+        assert_eq!(mcp.path(), "/mcp");
+        assert!(mcp.serves("/mcp"));
+        assert!(mcp.serves("/mcp/tools"));
+        assert!(!mcp.serves("/mcpx"));
+        assert!(!mcp.serves("/"));
+        assert_eq!(mcp.identifier(BASE), "http://127.0.0.1:4000/mcp");
+        assert_eq!(
+            mcp.metadata_url(BASE),
+            "http://127.0.0.1:4000/.well-known/oauth-protected-resource/mcp"
+        );
+
+        let root = ProtectedResource::new("/");
+        assert_eq!(root.path(), "");
+        assert!(root.serves("/anything"));
+        assert_eq!(root.identifier(BASE), "http://127.0.0.1:4000/");
+        assert_eq!(
+            root.metadata_url(BASE),
+            "http://127.0.0.1:4000/.well-known/oauth-protected-resource"
+        );
+    }
+
+    #[test]
+    fn the_longest_declared_path_serves_a_request() {
+        let mut resources = Resources::default();
+        resources.add(ProtectedResource::new("/"));
+        resources.add(ProtectedResource::new("/mcp"));
+        resources.add(ProtectedResource::new("/mcp/admin").scope("admin"));
+        let serving = |path| resources.serving(path).map(ProtectedResource::path);
+        assert_eq!(serving("/mcp/admin/x"), Some("/mcp/admin"));
+        assert_eq!(serving("/mcp/tools"), Some("/mcp"));
+        assert_eq!(serving("/other"), Some(""));
+        let by_metadata = |path| {
+            resources
+                .by_metadata_path(path)
+                .map(ProtectedResource::path)
+        };
+        assert_eq!(
+            by_metadata("/.well-known/oauth-protected-resource/mcp"),
+            Some("/mcp")
+        );
+        assert_eq!(
+            by_metadata("/.well-known/oauth-protected-resource"),
+            Some("")
+        );
+        assert_eq!(
+            by_metadata("/.well-known/oauth-protected-resource/mcp/tools"),
+            None
+        );
+        // Declaring a path again replaces it.
+        resources.add(ProtectedResource::new("/mcp/admin"));
+        assert_eq!(
+            resources
+                .serving("/mcp/admin")
+                .and_then(|r| r.scope.clone()),
+            None
+        );
+    }
+}
