@@ -139,6 +139,7 @@ pub mod oidc;
 #[cfg(feature = "auth-code")]
 pub mod provider;
 mod redact;
+pub mod registration;
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 mod request;
 #[cfg(feature = "reqwest")]
