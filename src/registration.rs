@@ -178,6 +178,9 @@ pub async fn update(
 ) -> Result<Registration> {
     let (url, token) = configuration_endpoint(registration)?;
     let mut secrets = registration_secrets(registration);
+    if let Some(token) = metadata.initial_access_token_secret() {
+        secrets.add(token.expose_secret());
+    }
     let mut body = metadata.to_map();
     // RFC 7592 §2.2: the client id, and none of the members only the server sets.
     for member in [
