@@ -228,11 +228,16 @@ pub async fn delete(client: &OAuthClient, registration: &Registration) -> Result
         "registration access token",
     )?;
     let response = send(client, Endpoint::ClientConfiguration, request).await?;
-    if matches!(response.status, StatusCode::NO_CONTENT | StatusCode::OK) {
-        return Ok(());
+    match response.status {
+        StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::RegistrationGone {
+            status: response.status.as_u16(),
+        }),
+        _ => Err(response
+            .object()
+            .and_then(|map| response.server_error(&map, &secrets))
+            .unwrap_or_else(|| response.unexpected("expected 204 No Content", &secrets))),
     }
-    registered::check_status(&response, true, &secrets)?;
-    Err(response.unexpected("a success status other than 200 or 204", &secrets))
 }
 
 impl OAuthClient {
