@@ -1114,3 +1114,17 @@ fn a_metadata_document_refuses_what_the_draft_forbids() {
         assert!(!err.to_string().contains(CLIENT_SECRET), "{err}");
     }
 }
+
+#[test]
+fn every_call_returns_a_send_future() {
+    fn send<T: Send>(_: T) {}
+    let client = client();
+    let metadata = metadata();
+    send(async {
+        let r = registration::register(&client, "https://idp.example/register", &metadata).await?;
+        let r = client.read_registration(&r).await?;
+        let r = client.update_registration(&r, &metadata).await?;
+        client.delete_registration(&r).await?;
+        client.register(&metadata).await
+    });
+}
