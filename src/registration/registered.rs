@@ -257,11 +257,7 @@ pub(super) fn parse(
 /// Fails for any status but `200` and `201`: with the OAuth error the body carries
 /// (`invalid_redirect_uri`, `invalid_client_metadata`, `invalid_software_statement`...), or,
 /// for the client configuration endpoint, with [`Error::RegistrationGone`] on `401` and `403`.
-pub(super) fn check_status(
-    response: &RawResponse,
-    configuration: bool,
-    secrets: &Secrets<'_>,
-) -> Result<()> {
+fn check_status(response: &RawResponse, configuration: bool, secrets: &Secrets<'_>) -> Result<()> {
     if matches!(response.status, StatusCode::OK | StatusCode::CREATED) {
         return Ok(());
     }
