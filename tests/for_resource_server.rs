@@ -218,3 +218,59 @@ fn approving_browser() -> oauth_layer::interact::BrowserFn<impl Fn(&url::Url) ->
         Ok(())
     })
 }
+
+#[tokio::test]
+async fn a_request_can_skip_discovery_or_bring_its_own_source() {
+    let server = deployment().start().await.unwrap();
+    let mcp = server.resource_url("/mcp");
+    let http = http(
+        ResourceClient::new(&mcp)
+            .unwrap()
+            .client_id_and_secret("agent", SECRET)
+            .machine(),
+    );
+    // Told to go without a token: its 401 comes back, and nothing is discovered.
+    let answer = http
+        .get(&mcp)
+        .with_extension(oauth_layer::RequestAuth::Skip)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    assert_eq!(kinds(&server), [(RoundTripKind::Resource, 401)]);
+
+    // With a source of its own: that source's token, for this request only.
+    let own = oauth_layer::TokenSource::new(
+        server
+            .oauth_client("agent")
+            .unwrap()
+            .to_builder()
+            .secret(SECRET)
+            .resource(server.resource_identifier("/mcp"))
+            .build()
+            .unwrap(),
+        oauth_layer::flow::ClientCredentials::new(),
+    );
+    let answer = http
+        .get(&mcp)
+        .with_extension(oauth_layer::RequestAuth::Source(own.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(server.resource_metadata_requests(), 0);
+    let sent = server
+        .resource_requests()
+        .pop()
+        .unwrap()
+        .authorization
+        .unwrap();
+    let own_token = own.cached().unwrap();
+    assert_eq!(
+        sent,
+        format!(
+            "Bearer {}",
+            oauth_layer::ExposeSecret::expose_secret(own_token.access_token())
+        )
+    );
+}

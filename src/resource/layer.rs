@@ -95,10 +95,20 @@ where
         if let Some(done) = self.client.resolved(&resource) {
             return done.layer.layer(inner).call(request);
         }
-        if request.headers().contains_key(AUTHORIZATION)
-            || request.extensions().get::<RequestAuth>().is_some()
-        {
+        if request.headers().contains_key(AUTHORIZATION) {
             return ResponseFuture::sent(inner.call(request), None);
+        }
+        match request.extensions().get::<RequestAuth>() {
+            Some(RequestAuth::Source(source)) => {
+                // Another source's token for this one request, to this resource's origin only.
+                let origin = [resource.as_url().origin().ascii_serialization()];
+                return match OAuthLayer::from_source(source.clone()).allow_origins(origin) {
+                    Ok(layer) => layer.layer(inner).call(request),
+                    Err(e) => ResponseFuture::boxed(Box::pin(std::future::ready(Err(e.into())))),
+                };
+            }
+            Some(_) => return ResponseFuture::sent(inner.call(request), None),
+            None => {}
         }
         let client = self.client.clone();
         ResponseFuture::boxed(Box::pin(discover_and_send(

@@ -87,10 +87,21 @@ impl Middleware for ResourceMiddleware {
             return self.send(&resource, done, request, extensions, next).await;
         }
         // The caller's own credentials, or a request told to go without: no discovery.
-        if request.headers().contains_key(AUTHORIZATION)
-            || extensions.get::<RequestAuth>().is_some()
-        {
+        if request.headers().contains_key(AUTHORIZATION) {
             return next.run(request, extensions).await;
+        }
+        match extensions.get::<RequestAuth>() {
+            Some(RequestAuth::Source(source)) => {
+                // Another source's token for this one request, to this resource's origin only.
+                let origin = [resource.as_url().origin().ascii_serialization()];
+                return OAuthMiddleware::from_source(source.clone())
+                    .allow_origins(origin)
+                    .map_err(reqwest_middleware::Error::middleware)?
+                    .handle(request, extensions, next)
+                    .await;
+            }
+            Some(_) => return next.run(request, extensions).await,
+            None => {}
         }
         // Known to this process already (another client found it): no need to ask first.
         if self.client.knows(&resource) {
