@@ -2698,3 +2698,69 @@ async fn a_resource_first_machine_registers_itself_for_client_credentials() {
         2
     );
 }
+
+/// The tower side (`OAuthLayer::for_resources` over hyper-util's client): a POST with a body
+/// to the mcp resource is answered `401`, discovery runs, and the same POST, body and all, is
+/// sent again with the mcp token; the api resource then gets its own.
+#[tokio::test]
+async fn the_tower_layer_for_resources_replays_a_post_body_after_discovery() {
+    let server = Interop::start();
+    let resources = ResourceClient::new(&server.mcp)
+        .unwrap()
+        .resource(&server.api)
+        .unwrap()
+        .client_id_and_secret("cc-resources", "cc-resources-secret")
+        .machine();
+    let svc = ServiceBuilder::new()
+        .layer(OAuthLayer::for_resources(resources))
+        .service(
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<Bytes>>(),
+        );
+    let call = |method: &str, url: &str, body: &'static [u8]| {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .body(Full::new(Bytes::from_static(body)))
+            .unwrap();
+        let svc = svc.clone();
+        async move {
+            let resp = svc.oneshot(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            )
+        }
+    };
+    let (status, body) = call("POST", &server.mcp, br#"{"tool":"x"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["method"], "POST");
+    assert_eq!(body["body_bytes"], 12, "the body was sent again: {body}");
+    assert_eq!(body["aud"], server.mcp.as_str());
+    let (status, body) = call("GET", &server.api, b"").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["aud"], server.api.as_str());
+    let mcp_meta = "/.well-known/oauth-protected-resource/mcp";
+    let sequence = server.sequence().await;
+    assert_eq!(
+        sequence[..5],
+        [
+            "mcp POST /mcp 401".to_owned(),
+            format!("mcp GET {mcp_meta} 200"),
+            "provider GET /.well-known/openid-configuration 200".to_owned(),
+            format!("provider POST /token 200 resource={}", server.mcp),
+            "mcp POST /mcp 200 Bearer".to_owned(),
+        ],
+        "{sequence:?}"
+    );
+    let (api_seen, _) = tokens_seen(&server, &server.api).await;
+    assert!(
+        api_seen.iter().all(|(aud, _)| aud == &server.api),
+        "{api_seen:?}"
+    );
+}

@@ -16,7 +16,8 @@
 //       dpop.mjs accepts (with this resource's own nonces when nonces are required); an unbound
 //       token in the DPoP scheme, or a bound one as Bearer, is refused like at the main
 //       resource. A token without the scope: 403 insufficient_scope.
-//       200 answers name what the token said: aud, client_id, sub, scope, scheme, jkt.
+//       200 answers name what the token said (aud, client_id, sub, scope, scheme, jkt) and
+//       what came (method, body_bytes).
 //   GET /_seen
 //       every request the resource answered at <path>, oldest first: method, path, scheme, and
 //       of the presented token only its decoded (unverified) `aud`, `client_id` and `jti` and
@@ -126,7 +127,7 @@ export function protectedResource({
       return send(res, status, body, { ...nonceHeader(), ...headers });
     };
     try {
-      await drain(req);
+      const bodyBytes = await drain(req);
       const match = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i.exec(req.headers.authorization || '');
       if (!match) {
         return answer(401, 'no token', { error: 'unauthorized' }, {
@@ -193,6 +194,8 @@ export function protectedResource({
         scope: claims.scope,
         scheme: entry.scheme,
         jkt: jkt ?? null,
+        method: req.method,
+        body_bytes: bodyBytes,
       });
     } catch (err) {
       console.error(`[interop] ${name} resource error`, err);
