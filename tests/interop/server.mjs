@@ -3,7 +3,8 @@
 // to stdout:
 //
 //   {"issuer":"http://127.0.0.1:P1","provider_port":P1,"resource":"http://127.0.0.1:P2",
-//    "resource_port":P2,"assertion_issuer":"...",
+//    "resource_port":P2,"mcp":"http://127.0.0.1:P3/mcp","api":"http://127.0.0.1:P4/api",
+//    "assertion_issuer":"...",
 //    "keys":{"private_key_jwt":"<PKCS#8 PEM>","jwt_bearer":"<PKCS#8 PEM>"},
 //    "dpop_nonces":true,"dpop_algs":[...],"acr_values":[...]}
 //
@@ -34,6 +35,16 @@
 //   (bronze when none is requested), a session whose acr is not among the requested
 //   `acr_values` is asked to sign in again, and access tokens carry `acr` and `auth_time`
 //   (`extraTokenClaims`), so the resource can ask for step-up (RFC 9470).
+// - Open dynamic registration (RFC 7591, no initial access token) and client configuration
+//   (RFC 7592). A native client registered with `http://127.0.0.1/callback` may come back to
+//   any port of it (oidc-provider ignores the port of a loopback redirect URI, RFC 8252 §7.3).
+// - Two more protected resources for resource-first clients (protected_resource.mjs):
+//   `http://127.0.0.1:P3/mcp` (scope `mcp:tools`) and `http://127.0.0.1:P4/api` (scope
+//   `api:notes`), each publishing RFC 9728 metadata and taking only JWT access tokens whose
+//   `aud` is its own identifier; `resourceIndicators` issues those JWTs for either identifier
+//   (client credentials with `resource`, or an authorization code requested with `resource`).
+//   GET <resource>/stats has `sequence` (the order of the provider's and these resources'
+//   answers) and `registrations`; GET <origin>/_seen of each lists what that resource was shown.
 import * as http from 'node:http';
 import * as crypto from 'node:crypto';
 
@@ -44,6 +55,7 @@ import * as jose from 'jose';
 import {
   DPOP_ALGS, DpopError, Nonces, ReplayCache, describeProof, verifyProof,
 } from './dpop.mjs';
+import { protectedResource } from './protected_resource.mjs';
 
 const HOST = '127.0.0.1';
 const DEBUG = process.env.INTEROP_DEBUG === '1';
@@ -109,10 +121,25 @@ let providerHandler = (req, res) => { res.statusCode = 503; res.end(); };
 let resourceHandler = providerHandler;
 const providerServer = http.createServer((req, res) => providerHandler(req, res));
 const resourceServer = http.createServer((req, res) => resourceHandler(req, res));
+// The two resources a resource-first client finds its way from (protected_resource.mjs), each
+// on a port of its own: tokens for one must never reach the other.
+let mcpHandler = providerHandler;
+let apiHandler = providerHandler;
+const mcpServer = http.createServer((req, res) => mcpHandler(req, res));
+const apiServer = http.createServer((req, res) => apiHandler(req, res));
 const providerPort = await listen(providerServer);
 const resourcePort = await listen(resourceServer);
+const mcpPort = await listen(mcpServer);
+const apiPort = await listen(apiServer);
 const ISSUER = `http://${HOST}:${providerPort}`;
 const RESOURCE = `http://${HOST}:${resourcePort}`;
+const MCP = `http://${HOST}:${mcpPort}/mcp`;
+const API = `http://${HOST}:${apiPort}/api`;
+// Their scopes (`scopes_supported`; the first is required) and audiences.
+const PROTECTED = {
+  [MCP]: { name: 'mcp', scopes: ['mcp:tools'] },
+  [API]: { name: 'api', scopes: ['api:notes'] },
+};
 
 // ---- what the tests can read back (GET <resource>/stats) ----------------------------------------
 
@@ -145,7 +172,21 @@ const stats = {
   resource_schemes: {},
   // the resource's last 100 requests: path, scheme, proof fields (never a token), outcome
   resource_log: [],
+  // RFC 7591 registrations made at /reg (and RFC 7592 updates and deletes), with each new
+  // client's metadata (never its secret or registration access token)
+  registrations: { created: 0, updated: 0, deleted: 0, clients: [] },
+  // the last 500 requests, in the order they were answered, of the provider (method, path,
+  // status, and the `resource` parameter of /auth and /token) and of the mcp and api resources
+  // (method, path, status, scheme): a cold start's round trips, in order
+  sequence: [],
 };
+
+function sequence(who, method, path, status, scheme, extra = {}) {
+  stats.sequence.push({
+    who, method, path, status, scheme, ...extra,
+  });
+  if (stats.sequence.length > 500) stats.sequence.shift();
+}
 
 function bump(map, key) {
   map[key] = (map[key] || 0) + 1;
@@ -215,6 +256,8 @@ const clients = [
   ccClient('cc-reserved-post', RESERVED_SECRET, 'client_secret_post'),
   ccClient('cc-short', 'cc-short-secret', 'client_secret_basic'),
   ccClient('cc-jwt', 'cc-jwt-secret', 'client_secret_basic'),
+  // For the resource-first client's machine tests: tokens for the mcp and api resources.
+  ccClient('cc-resources', 'cc-resources-secret', 'client_secret_basic'),
   {
     ...ccClient('pkjwt', undefined, 'private_key_jwt'),
     token_endpoint_auth_signing_alg: 'ES256',
@@ -332,6 +375,9 @@ const provider = new Provider(ISSUER, {
     introspection: { enabled: true },
     revocation: { enabled: true },
     clientCredentials: { enabled: true },
+    // Open dynamic registration (RFC 7591) and client configuration (RFC 7592).
+    registration: { enabled: true, initialAccessToken: false },
+    registrationManagement: { enabled: true },
     userinfo: { enabled: true },
     resourceIndicators: {
       enabled: true,
@@ -340,6 +386,16 @@ const provider = new Provider(ISSUER, {
         return JWT_AT_CLIENTS.has(client.clientId) ? RESOURCE : undefined;
       },
       getResourceServerInfo(ctx, indicator) {
+        const own = PROTECTED[indicator];
+        if (own) {
+          return {
+            scope: own.scopes.join(' '),
+            audience: indicator,
+            accessTokenFormat: 'jwt',
+            accessTokenTTL: 600,
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        }
         if (indicator !== RESOURCE) throw new errors.InvalidTarget();
         return {
           scope: 'api:read api:write',
@@ -385,6 +441,21 @@ const provider = new Provider(ISSUER, {
 });
 
 provider.on('server_error', (ctx, err) => console.error('[interop] server_error', err));
+provider.on('registration_create.success', (ctx, client) => {
+  stats.registrations.created += 1;
+  const m = client.metadata();
+  stats.registrations.clients.push({
+    client_id: m.client_id,
+    application_type: m.application_type,
+    redirect_uris: m.redirect_uris,
+    grant_types: m.grant_types,
+    response_types: m.response_types,
+    token_endpoint_auth_method: m.token_endpoint_auth_method,
+    client_name: m.client_name ?? null,
+  });
+});
+provider.on('registration_update.success', () => { stats.registrations.updated += 1; });
+provider.on('registration_delete.success', () => { stats.registrations.deleted += 1; });
 
 // devInteractions' login sets no acr: give every login the acr it reached.
 {
@@ -436,6 +507,19 @@ function providedMethod(headers, params) {
 }
 
 // What the token and authorization endpoints saw of DPoP, acr_values and max_age.
+provider.use(async (ctx, next) => {
+  try {
+    await next();
+  } finally {
+    let resource;
+    if (ctx.path === '/auth' && ctx.method === 'GET') resource = ctx.query.resource;
+    if (ctx.path === '/token' && ctx.method === 'POST') {
+      resource = new URLSearchParams(ctx.req.body || '').get('resource') ?? undefined;
+    }
+    sequence('provider', ctx.method, ctx.path, ctx.status, 'none', resource === undefined ? {} : { resource });
+  }
+});
+
 provider.use(async (ctx, next) => {
   if (ctx.path === '/auth') {
     const q = ctx.method === 'GET' ? ctx.query : {};
@@ -829,6 +913,25 @@ resourceHandler = async (req, res) => {
   }
 };
 
+// ---- the resources a resource-first client starts from (RFC 9728) ------------------------------
+
+for (const [id, own] of Object.entries(PROTECTED)) {
+  const url = new URL(id);
+  const { handler } = protectedResource({
+    name: own.name,
+    origin: url.origin,
+    path: url.pathname,
+    scopes: own.scopes,
+    issuer: ISSUER,
+    jwks,
+    nonces: DPOP_NONCES,
+    nonceTtl: RESOURCE_NONCE_TTL,
+    sequence,
+  });
+  if (own.name === 'mcp') mcpHandler = handler;
+  else apiHandler = handler;
+}
+
 // ---- ready --------------------------------------------------------------------------------------
 
 process.stdout.write(`${JSON.stringify({
@@ -836,6 +939,8 @@ process.stdout.write(`${JSON.stringify({
   provider_port: providerPort,
   resource: RESOURCE,
   resource_port: resourcePort,
+  mcp: MCP,
+  api: API,
   assertion_issuer: ASSERTION_ISSUER,
   keys: { private_key_jwt: clientKey.pem, jwt_bearer: assertionKey.pem },
   dpop_nonces: DPOP_NONCES,

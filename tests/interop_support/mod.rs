@@ -53,6 +53,11 @@ pub(crate) struct Interop {
     stderr: Arc<Mutex<String>>,
     pub(crate) issuer: String,
     pub(crate) resource: String,
+    /// The resource-first client's resources (tests/interop/protected_resource.mjs), each on
+    /// its own port: `http://127.0.0.1:P3/mcp` (scope `mcp:tools`) and
+    /// `http://127.0.0.1:P4/api` (scope `api:notes`).
+    pub(crate) mcp: String,
+    pub(crate) api: String,
     pub(crate) assertion_issuer: String,
     pub(crate) private_key_jwt_pem: String,
     pub(crate) jwt_bearer_pem: String,
@@ -132,6 +137,8 @@ impl Interop {
             stderr,
             issuer: s(&ready["issuer"]),
             resource: s(&ready["resource"]),
+            mcp: s(&ready["mcp"]),
+            api: s(&ready["api"]),
             assertion_issuer: s(&ready["assertion_issuer"]),
             private_key_jwt_pem: s(&ready["keys"]["private_key_jwt"]),
             jwt_bearer_pem: s(&ready["keys"]["jwt_bearer"]),
@@ -234,6 +241,73 @@ impl Interop {
     /// The resource's last requests (path, scheme, proof fields, outcome), oldest first.
     pub(crate) async fn resource_log(&self) -> Vec<Value> {
         self.stats().await["resource_log"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// What the protected resource `id` (`self.mcp` or `self.api`) was shown, oldest first:
+    /// method, path, scheme, the presented token's unverified `aud`, `client_id`, `jti` and
+    /// SHA-256 prefix, status, outcome (`GET <origin>/_seen`).
+    pub(crate) async fn seen(&self, id: &str) -> Vec<Value> {
+        let origin = Url::parse(id).unwrap().origin().ascii_serialization();
+        self.http
+            .get(format!("{origin}/_seen"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The provider's and the mcp and api resources' answers in order, as
+    /// `"<who> <METHOD> <path> <status>"` (plus ` <scheme>` for a resource's request with a
+    /// token, and ` resource=<r>` for /auth and /token), keeping only what a resource-first
+    /// client's round trips are made of: the resources' own requests, discovery, registration,
+    /// the authorization request (not the sign-in pages behind it) and the token endpoint.
+    pub(crate) async fn sequence(&self) -> Vec<String> {
+        let stats = self.stats().await;
+        stats["sequence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["who"] != "provider"
+                    || matches!(
+                        e["path"].as_str().unwrap(),
+                        "/.well-known/openid-configuration"
+                            | "/.well-known/oauth-authorization-server"
+                            | "/reg"
+                            | "/auth"
+                            | "/token"
+                    )
+            })
+            .map(|e| {
+                let mut line = format!(
+                    "{} {} {} {}",
+                    e["who"].as_str().unwrap(),
+                    e["method"].as_str().unwrap(),
+                    e["path"].as_str().unwrap(),
+                    e["status"]
+                );
+                if let Some(scheme) = e["scheme"].as_str().filter(|s| *s != "none") {
+                    line.push(' ');
+                    line.push_str(scheme);
+                }
+                if let Some(resource) = e["resource"].as_str() {
+                    line.push_str(" resource=");
+                    line.push_str(resource);
+                }
+                line
+            })
+            .collect()
+    }
+
+    /// Clients registered dynamically (RFC 7591) so far, with the metadata each was registered
+    /// with.
+    pub(crate) async fn registrations(&self) -> Vec<Value> {
+        self.stats().await["registrations"]["clients"]
             .as_array()
             .cloned()
             .unwrap_or_default()
