@@ -423,8 +423,7 @@ impl ResourceClient {
         let default_identity;
         let identities = if config.identities.is_empty() {
             default_identity = [Identity::Register(
-                ClientMetadata::new()
-                    .client_name(concat!("oauth-layer ", env!("CARGO_PKG_VERSION"))),
+                ClientMetadata::new().client_name("oauth-layer"),
             )];
             &default_identity[..]
         } else {

@@ -2660,11 +2660,8 @@ async fn a_resource_first_person_with_dpop_gets_a_bound_token() {
 
 /// A machine that registers itself (RFC 7591) for the client credentials grant, with a secret,
 /// and gets a token for each of two resources with that one registration.
-// src/resource/identity.rs `completed` fills a machine's registration with `grant_types:
-// ["client_credentials"]` but no `response_types`, and `ClientMetadata` never sends an empty
-// list: RFC 7591 §2 reads a missing `response_types` as `["code"]`, so oidc-provider requires
-// redirect URIs and answers 400 invalid_redirect_uri. With `"response_types": []` this passes.
-#[ignore = "src bug: a machine's registration omits response_types (read as [\"code\"])"]
+/// The registration says `"response_types": []`: left out, RFC 7591 §2 reads it as `["code"]`,
+/// and oidc-provider then asks for redirect URIs.
 #[tokio::test]
 async fn a_resource_first_machine_registers_itself_for_client_credentials() {
     let server = Interop::start();

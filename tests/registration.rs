@@ -1128,3 +1128,21 @@ fn every_call_returns_a_send_future() {
         client.register(&metadata).await
     });
 }
+
+#[test]
+fn an_empty_list_set_on_purpose_is_sent_and_a_list_replaces_it() {
+    use oauth_layer::registration::ClientMetadata;
+    let none = ClientMetadata::new().field("response_types", serde_json::json!([]));
+    assert_eq!(none.get("response_types"), Some(serde_json::json!([])));
+    assert!(none.response_types().is_empty());
+    let code = none.response_type("code");
+    assert_eq!(
+        code.get("response_types"),
+        Some(serde_json::json!(["code"]))
+    );
+    assert_eq!(
+        ClientMetadata::new().get("response_types"),
+        None,
+        "unset stays unset"
+    );
+}

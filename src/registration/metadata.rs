@@ -174,8 +174,14 @@ impl ClientMetadata {
         };
         if let Some(list) = typed {
             match strings() {
-                Some(values) => *list = values,
-                None => {
+                // An empty list set on purpose is sent as such: `"response_types": []` says
+                // "no authorization endpoint", which leaving the member out does not (RFC 7591
+                // §2 then means `code`).
+                Some(values) if !values.is_empty() => {
+                    *list = values;
+                    self.fields.remove(&name);
+                }
+                _ => {
                     list.clear();
                     self.fields.insert(name, value);
                 }

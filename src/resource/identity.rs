@@ -211,6 +211,11 @@ fn completed(mut metadata: ClientMetadata, needs: &GrantNeeds<'_>) -> ClientMeta
         if metadata.grant_types().is_empty() {
             metadata = metadata.grant_type("client_credentials");
         }
+        // No response types: a client that never uses the authorization endpoint needs no
+        // redirect URI (left out, RFC 7591 §2 would mean `code`, and servers then ask for one).
+        if metadata.get("response_types").is_none() {
+            metadata = metadata.field("response_types", serde_json::json!([]));
+        }
         if metadata.auth_method().is_none() {
             metadata = metadata.token_endpoint_auth_method(AuthMethod::ClientSecretBasic);
         }
