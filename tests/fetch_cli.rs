@@ -849,7 +849,11 @@ async fn usage_errors_exit_with_2_and_one_line() {
     let cases = [
         ("no URL", "$CC", "no URL"),
         ("unknown option", "$CC --bogus $URL", "unknown option --bogus"),
-        ("missing --token-url", "--client-id basic-app $URL", "--token-url is required"),
+        (
+            "missing --token-url (without it, a resource-first run has no password flow)",
+            "--client-id basic-app --flow password --username alice --password $PASSWORD $URL",
+            "--token-url is required",
+        ),
         ("missing --client-id", "--token-url $TOKEN_URL $URL", "--client-id is required"),
         (
             "insecure --token-url",
@@ -2304,7 +2308,11 @@ async fn new_option_usage_errors_exit_with_2_and_one_line() {
     ];
     #[rustfmt::skip]
     let mut cases = vec![
-        ("neither --token-url nor --issuer", "--client-id basic-app $URL", "--token-url is required (or --issuer"),
+        (
+            "neither --token-url nor --issuer (a resource-first run has no device flow)",
+            "--client-id basic-app --flow device $URL",
+            "--token-url is required (or --issuer",
+        ),
         ("--key with client credentials", "$CC --key $GARBAGE $URL", "--key applies to --flow jwt-bearer only"),
         (
             "--subject-token with jwt-bearer",
@@ -4218,4 +4226,275 @@ async fn a_declined_device_sign_in_says_so_and_what_to_do() {
     assert!(line.contains("the sign-in was declined"), "{line}");
     assert!(line.contains("Run the command again"), "{line}");
     assert!(server.resource_requests().is_empty());
+}
+
+// --- The resource-first mode: no --token-url, --issuer or --provider --------------------------
+
+/// A protected resource at `{mock}/mcp`, played by wiremock: it publishes RFC 9728 metadata
+/// naming `server` as its authorization server, answers a request without a token the server
+/// knows with `401` and a challenge pointing at that metadata, and one with such a token with
+/// `200 tools`.
+async fn mcp_resource(server: &std::sync::Arc<TestServer>) -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+    let mock = MockServer::start().await;
+    let metadata_url = format!("{}/.well-known/oauth-protected-resource/mcp", mock.uri());
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-protected-resource/mcp"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "resource": format!("{}/mcp", mock.uri()),
+            "authorization_servers": [server.url()],
+            "scopes_supported": ["mcp:tools"],
+        })))
+        .mount(&mock)
+        .await;
+    let checker = server.clone();
+    Mock::given(path("/mcp"))
+        .respond_with(move |request: &Request| {
+            let token = request
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            match token.and_then(|t| checker.access_token_info(t)) {
+                Some(_) => ResponseTemplate::new(200).set_body_string("tools"),
+                None => ResponseTemplate::new(401).insert_header(
+                    "www-authenticate",
+                    format!(r#"Bearer resource_metadata="{metadata_url}""#),
+                ),
+            }
+        })
+        .mount(&mock)
+        .await;
+    mock
+}
+
+/// The paths the resource was asked for, in order, and the bearer tokens it was sent.
+async fn mcp_requests(mock: &wiremock::MockServer) -> (Vec<String>, Vec<String>) {
+    let received = mock.received_requests().await.unwrap();
+    let paths = received.iter().map(|r| r.url.path().to_owned()).collect();
+    let tokens = received
+        .iter()
+        .filter_map(|r| r.headers.get("authorization")?.to_str().ok())
+        .filter_map(|v| v.strip_prefix("Bearer ").map(str::to_owned))
+        .collect();
+    (paths, tokens)
+}
+
+/// `oauth-fetch URL` with nothing but a pre-registered machine client: the resource's `401`
+/// names its metadata, the metadata the authorization server, whose discovery document the
+/// token endpoint; the first request is sent again with the token, and every later one (the
+/// same resource behind another query too) carries it from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_a_machine_client_finds_its_authorization_server_from_the_resource() {
+    let server = std::sync::Arc::new(server().await);
+    let mock = mcp_resource(&server).await;
+    let mcp = format!("{}/mcp", mock.uri());
+    let page = format!("{mcp}?page=2");
+    let out = fetch(&cli(
+        "--flow client-credentials --client-id basic-app --client-secret {} --repeat 2 -v {} {}",
+        [SECRET, &mcp, &page],
+    ))
+    .await;
+    out.assert_code(0);
+    let expected: Vec<(u16, String)> = (0..2)
+        .flat_map(|_| [(200, mcp.clone()), (200, page.clone())])
+        .collect();
+    assert_eq!(out.status_lines(), expected, "{out:#?}");
+    assert!(out.stdout.contains("tools"), "{out:#?}");
+
+    // One discovery, one token for the one resource.
+    assert_eq!(server.token_requests(), 1);
+    assert_eq!(server.token_requests_for("client_credentials"), 1);
+    let (paths, tokens) = mcp_requests(&mock).await;
+    assert_eq!(
+        paths,
+        [
+            "/mcp",
+            "/.well-known/oauth-protected-resource/mcp",
+            "/mcp",
+            "/mcp",
+            "/mcp",
+            "/mcp"
+        ],
+        "{out:#?}"
+    );
+    assert_eq!(
+        tokens.len(),
+        4,
+        "every request but the first carried the token"
+    );
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "one token for all");
+    let info = server.access_token_info(&tokens[0]).unwrap();
+    assert_eq!(info.client_id, "basic-app");
+    assert_eq!(
+        info.scope.as_deref(),
+        Some("mcp:tools"),
+        "the metadata's scopes"
+    );
+
+    // -v tells the story, in order.
+    let origin = Url::parse(&mcp).unwrap().origin().ascii_serialization();
+    let story = [
+        format!("token: not sent to {origin} (none for this resource yet"),
+        format!("resource: discovered {} (for {mcp})", server.url()),
+        "token: fetched (expires in".to_owned(),
+        "token: retried after 401".to_owned(),
+        "token: reused".to_owned(),
+    ];
+    let mut at = 0;
+    for step in &story {
+        let found = out
+            .stderr
+            .lines()
+            .skip(at)
+            .position(|l| l.starts_with(step.as_str()));
+        at += found.unwrap_or_else(|| panic!("{step:?} after line {at}: {out:#?}")) + 1;
+    }
+    assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+    assert_eq!(out.events("token: retried after 401"), 1, "{out:#?}");
+    assert_eq!(out.events("token: reused"), 3, "{out:#?}");
+    out.assert_no_secrets(&[SECRET, &tokens[0]]);
+}
+
+/// `--output json` in the resource-first mode: the first request's line says the token was
+/// sent after a `401`, with the token's metadata (never the token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_json_output_shows_the_retry_and_the_tokens_metadata() {
+    let server = std::sync::Arc::new(server().await);
+    let mock = mcp_resource(&server).await;
+    let mcp = format!("{}/mcp", mock.uri());
+    let out = fetch(&cli(
+        "--flow client-credentials --client-id basic-app --client-secret {} --scope mcp:admin --output json {}",
+        [SECRET, &mcp],
+    ))
+    .await;
+    out.assert_code(0);
+    let line: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(line["status"], 200, "{out:#?}");
+    assert_eq!(line["body"], "tools");
+    assert_eq!(line["token"]["sent"], true);
+    assert_eq!(line["token"]["retried_after_401"], true);
+    assert_eq!(line["token"]["token_type"], "Bearer");
+    assert_eq!(
+        line["token"]["scope"], "mcp:admin",
+        "--scope wins over the metadata's"
+    );
+    let (_, tokens) = mcp_requests(&mock).await;
+    out.assert_no_secrets(&[SECRET, &tokens[0]]);
+}
+
+/// The default flow of the resource-first mode is a person's sign-in: the browser goes to
+/// the authorization server the resource named, with the pre-registered public client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_a_person_signs_in_at_the_server_the_resource_names() {
+    let server = std::sync::Arc::new(server().await);
+    let mock = mcp_resource(&server).await;
+    let mcp = format!("{}/mcp", mock.uri());
+    let browser = FakeBrowser::new();
+    let out = run(browser.command(&cli("--client-id public-app -v {}", [&mcp]))).await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, mcp.clone())], "{out:#?}");
+    assert_eq!(server.authorization_requests(), 1);
+    assert_eq!(server.token_requests_for("authorization_code"), 1);
+    let shown = shown_authorization_url(&out, &server, "public-app");
+    assert_eq!(query_param(&shown, "scope"), "mcp:tools");
+    assert_eq!(
+        query_param(&shown, "resource"),
+        mcp,
+        "RFC 8707 on the authorization request"
+    );
+    let (_, tokens) = mcp_requests(&mock).await;
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(
+        server.access_token_info(&tokens[0]).unwrap().client_id,
+        "public-app"
+    );
+    assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+    assert_eq!(out.events("token: retried after 401"), 1, "{out:#?}");
+    let visited = browser.visited().await;
+    out.assert_no_secrets_besides(
+        &[&tokens[0], &query_param(&visited, "code")],
+        &[shown.as_str()],
+    );
+}
+
+/// `--cache` in the resource-first mode: the second run finds the resource again (a new
+/// process), but takes the token the first one left instead of asking the server.
+#[cfg(feature = "file-store")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_a_second_run_takes_the_token_from_the_cache() {
+    let server = std::sync::Arc::new(server().await);
+    let mock = mcp_resource(&server).await;
+    let mcp = format!("{}/mcp", mock.uri());
+    let tmp = TempDir::new("resource-cache");
+    let cache = tmp.0.join("cache");
+    let args = cli(
+        "--flow client-credentials --client-id basic-app --client-secret {} --cache {} -v {}",
+        [SECRET, cache.to_str().unwrap(), &mcp],
+    );
+    let first = fetch(&args).await;
+    first.assert_code(0);
+    assert_eq!(first.events("token: fetched"), 1, "{first:#?}");
+    let second = fetch(&args).await;
+    second.assert_code(0);
+    assert_eq!(second.status_lines(), [(200, mcp.clone())], "{second:#?}");
+    assert_eq!(
+        second.events("token: loaded from the store"),
+        1,
+        "{second:#?}"
+    );
+    assert_eq!(second.events("token: fetched"), 0, "{second:#?}");
+    assert_eq!(server.token_requests(), 1, "one token for both runs");
+    let (_, tokens) = mcp_requests(&mock).await;
+    second.assert_no_secrets(&[SECRET, &tokens[0]]);
+}
+
+/// The options that configure an authorization server by hand, flows other than a person's
+/// sign-in and client credentials, and half an identity are usage errors in the
+/// resource-first mode, each saying why; nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_usage_errors() {
+    let server = std::sync::Arc::new(server().await);
+    let mock = mcp_resource(&server).await;
+    let mcp = format!("{}/mcp", mock.uri());
+    #[rustfmt::skip]
+    let vars = [
+        var("URL", &[&mcp]),
+        var("CC", &["--flow", "client-credentials", "--client-id", "basic-app", "--client-secret", SECRET]),
+    ];
+    let needs = "--token-url is required (or --issuer to discover it, or --provider) for";
+    #[rustfmt::skip]
+    let cases = [
+        ("the password flow", "--flow password --username alice --password pw-secret-1 $URL", needs),
+        ("the device flow", "--client-id public-app --flow device $URL", "for --flow auth-code or --flow client-credentials only"),
+        ("the refresh flow", "--flow refresh --refresh-token rt-secret-1 $URL", needs),
+        ("token exchange", "--flow token-exchange --subject-token st-secret-1 $URL", needs),
+        ("--auth-url", "--auth-url https://idp.example/authorize $URL", "--auth-url needs --token-url, --issuer or --provider: without them the endpoints come from"),
+        ("--device-url", "--device-url https://idp.example/device $URL", "--device-url needs --token-url"),
+        ("--auth-method", "$CC --auth-method post $URL", "--auth-method needs --token-url, --issuer or --provider: without them the client authentication"),
+        ("--audience", "$CC --audience api $URL", "--audience needs --token-url, --issuer or --provider: without them the token is bound to the URL's own resource"),
+        ("--resource", "$CC --resource https://other.example/ $URL", "--resource needs --token-url"),
+        ("--identity", "$CC --identity bob --cache /nonexistent/cache-9 $URL", "--identity needs --token-url"),
+        ("a secret without a client id", "--client-secret cs-secret-1 $URL", "--client-secret (or OAUTH_CLIENT_SECRET) needs --client-id"),
+        ("client credentials without a secret", "--flow client-credentials --client-id basic-app $URL", "--flow client-credentials with --client-id needs --client-secret"),
+        ("--paste with client credentials", "$CC --paste $URL", "--paste applies to --flow auth-code only"),
+        ("no URL that may get a token", "--client-id public-app http://remote.example/mcp", "no URL may receive a token"),
+    ];
+    assert_usage_errors(
+        &cases,
+        &vars,
+        &[
+            SECRET,
+            "pw-secret-1",
+            "rt-secret-1",
+            "st-secret-1",
+            "cs-secret-1",
+        ],
+    )
+    .await;
+    assert_eq!(server.token_requests(), 0, "usage errors send nothing");
+    assert_eq!(server.discovery_requests(), 0);
+    assert!(mock.received_requests().await.unwrap().is_empty());
 }

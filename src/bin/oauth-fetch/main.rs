@@ -109,20 +109,23 @@ mod events;
 mod messages;
 mod options;
 mod output;
+mod resource;
 mod secret;
 mod store;
+mod tokens;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use oauth_layer::{Action, OAuthMiddleware};
+use oauth_layer::Action;
 
-use build::{build_source, revoke};
+use build::revoke;
 use cli::Format;
-use events::{Events, Exchange, Observer, Warnings, one_line, with_causes};
-use options::{Mode, Options, Stop, is_interactive, parse, usage};
+use events::{Events, Exchange, ResourceEvents, Warnings, one_line, with_causes};
+use options::{Mode, Options, Stop, parse, usage};
 use output::{Printer, TokenUse};
+use tokens::Tokens;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -170,12 +173,22 @@ async fn run(options: Options) -> Result<ExitCode, Stop> {
         obtained: Arc::new(AtomicU64::new(0)),
         stored: options.cache.is_some() || options.redis.is_some(),
         loaded: Arc::default(),
+        resource_first: options.resource_first,
+        fresh: Arc::default(),
     };
     if options.verbose {
         use tracing_subscriber::layer::SubscriberExt;
+        // The resource-first mode's sources are built by the crate, without the change hook:
+        // their events come from its tracing instead.
+        let resources = options.resource_first.then(|| ResourceEvents {
+            events: events.clone(),
+        });
         // Ignoring the error is right: it only means a subscriber is already set.
-        let _ =
-            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Warnings));
+        let _ = tracing::subscriber::set_global_default(
+            tracing_subscriber::registry()
+                .with(Warnings)
+                .with(resources),
+        );
     }
     let printer = Printer {
         format: options.format.unwrap_or(Format::Text),
@@ -188,34 +201,8 @@ async fn run(options: Options) -> Result<ExitCode, Stop> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let tokens = build_source(&options, &events).await?;
-
-    // Redirects are followed within a URL's origin only; one to another origin is printed as
-    // the 3xx it is (the token never follows it).
-    let transport = oauth_layer::reqwest::client_builder()
-        .build()
-        .map_err(|e| usage(format!("cannot build the HTTP client: {e}")))?;
-    // The token goes to the origins of the URLs named on the command line, and nowhere else.
-    let origins = options
-        .urls
-        .iter()
-        .map(|(_, url)| url.origin().ascii_serialization())
-        .filter(|origin| origin.starts_with("https://") || is_loopback_origin(origin))
-        .collect::<Vec<_>>();
-    let mut middleware =
-        OAuthMiddleware::from_source(tokens.clone()).interactive(is_interactive(&options.flow));
-    if !origins.is_empty() {
-        middleware = middleware
-            .allow_origins(origins)
-            .map_err(|e| usage(e.to_string()))?;
-    }
-    let http = reqwest_middleware::ClientBuilder::new(transport)
-        // The interactive flows may sign in during a request (the first one).
-        .with(middleware)
-        .with(Observer {
-            events: events.clone(),
-        })
-        .build();
+    let tokens = Tokens::build(&options, &events).await?;
+    let http = tokens.client(&options, &events)?;
 
     let mut all_ok = true;
     for round in 0..options.repeat {
@@ -237,10 +224,11 @@ async fn run(options: Options) -> Result<ExitCode, Stop> {
             }
             match request.send().await {
                 Ok(response) => {
+                    let sent = send.sent.load(Ordering::SeqCst);
                     let used = TokenUse {
-                        sent: send.sent.load(Ordering::SeqCst),
+                        sent,
                         retried: send.attempts.lock().is_ok_and(|a| a.len() > 1),
-                        token: tokens.cached(),
+                        token: tokens.held(parsed, sent).await,
                     };
                     all_ok &= printer.response(url, response, used).await;
                 }
@@ -280,7 +268,7 @@ async fn run(options: Options) -> Result<ExitCode, Stop> {
 }
 
 /// `http://` to a loopback host: the only plain-http origins a token may go to.
-fn is_loopback_origin(origin: &str) -> bool {
+pub(crate) fn is_loopback_origin(origin: &str) -> bool {
     let Some(host_port) = origin.strip_prefix("http://") else {
         return false;
     };
