@@ -5,6 +5,7 @@
 //! oauth-fetch --token-url URL --client-id ID [OPTIONS] URL...
 //! oauth-fetch --issuer ISSUER --client-id ID [OPTIONS] URL...
 //! oauth-fetch --provider NAME [--provider-arg V] --client-id ID [OPTIONS] URL...
+//! oauth-fetch [--client-id ID] [--flow auth-code|client-credentials] [OPTIONS] URL...
 //! oauth-fetch revoke --revocation-url URL --client-id ID --token T
 //! oauth-fetch completions bash|zsh|fish|elvish|powershell
 //! ```
@@ -19,7 +20,8 @@
 //! token events go to stderr, one line each and never with a token or secret in them:
 //! `token: fetched`, `token: reused`, `token: renewed`, `token: retried after 401`, `token: sent
 //! again with the server's DPoP nonce`, and
-//! `token: not sent` for a URL that may not receive one.
+//! `token: not sent` for a URL that may not receive one (or, resource-first, that has none
+//! yet), and `resource: discovered ISSUER (for RESOURCE)`.
 //! Exit code: 0 when every response was 2xx, 1 otherwise, 2 for usage or configuration errors
 //! (with a one-line message on stderr).
 //!
@@ -29,6 +31,22 @@
 //! (OpenID Connect, then RFC 8414), whose issuer must be exactly `--issuer` and whose endpoints
 //! must be `https` (or `http` to loopback). Explicit options still win over the document. A
 //! failed discovery is a configuration error (exit code 2).
+//!
+//! Without `--token-url`, `--issuer` and `--provider` (and but for `--flow jwt-bearer`, whose
+//! key file may name the token endpoint), the run is resource-first
+//! (`oauth_layer::resource::ResourceClient`): each URL that may receive a token (https, or
+//! http to loopback) is a resource, named by the URL without its query and fragment (several
+//! URLs may be one resource). Its first request goes without a token; the `401` (or the
+//! well-known URL) gives the resource's RFC 9728 metadata, which must name this resource and
+//! names the authorization server, whose discovery document gives the endpoints. The client is
+//! `--client-id` (with `--client-secret` when it has one), else a client registered there now
+//! (RFC 7591; the server must allow it). The flow is `--flow auth-code` (the default here, with
+//! `--paste` and `--redirect-uri`) or `--flow client-credentials` (a client id needs its secret);
+//! every token is bound to its resource (RFC 8707 `resource`) and goes to it only, and the
+//! first request is sent again with it. `--scope` replaces the scopes the challenge or the
+//! metadata ask for; `--dpop`, `--cache` and `--redis` (which also keep a registration) work as
+//! elsewhere. The other flows, and `--auth-url`, `--device-url`, `--auth-method`, `--audience`,
+//! `--resource` and `--identity`, are usage errors here, saying why.
 //!
 //! `--provider NAME` takes the client from one of the crate's provider presets
 //! (`oauth_layer::provider`, feature `auth-code`) instead: its endpoints, client authentication
