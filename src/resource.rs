@@ -121,6 +121,7 @@ enum Grant {
 #[derive(Clone)]
 pub(crate) struct Resolved {
     pub(crate) source: TokenSource,
+    issuer: String,
 }
 
 #[derive(Default)]
@@ -313,6 +314,24 @@ impl ResourceClient {
             .map(|(_, done)| done.clone())
     }
 
+    /// Forgets what discovery found for `resource` when its source never got a token (the
+    /// request with it failed): the documents may be stale (a server moved), so the next
+    /// request starts over. A source that has had a token is kept: its failures are the
+    /// ordinary ones of a token source.
+    pub(crate) fn forget_if_unused(&self, resource: &ResourceIdentifier, done: &Resolved) {
+        if done.source.cached().is_some() {
+            return;
+        }
+        self.state
+            .resolved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(r, _)| r != resource);
+        cache::resources().forget(resource.as_str());
+        cache::servers().forget(&done.issuer);
+        tracing::debug!(resource = %resource, "no token came of discovery; it starts over next time");
+    }
+
     /// Whether this process already holds `resource`'s checked metadata (from any client), so
     /// that its token can be had without a first request to find out.
     pub(crate) fn knows(&self, resource: &ResourceIdentifier) -> bool {
@@ -382,7 +401,11 @@ impl ResourceClient {
         let fetcher = config.template.clone().client_id("").build()?;
         let challenges = challenge.map(Challenges::from_headers).unwrap_or_default();
         let pointer = challenges.iter().find_map(|c| c.resource_metadata());
-        let metadata = self.resource_metadata(&fetcher, resource, pointer).await?;
+        let asked: Vec<&str> = challenges.iter().filter_map(|c| c.scope()).collect();
+        let asked = (!asked.is_empty()).then(|| asked.join(" "));
+        let (metadata, asked) = self
+            .resource_metadata(&fetcher, resource, pointer, asked)
+            .await?;
         let issuer = self.choose(&metadata)?;
         let server = match cache::servers().get(&issuer) {
             Some(server) => server,
@@ -424,10 +447,7 @@ impl ResourceClient {
         let scope = config
             .scope
             .clone()
-            .or_else(|| {
-                let asked: Vec<&str> = challenges.iter().filter_map(|c| c.scope()).collect();
-                (!asked.is_empty()).then(|| asked.join(" "))
-            })
+            .or(asked)
             .or_else(|| metadata.scopes_supported.as_ref().map(|s| s.join(" ")))
             .filter(|s| !s.trim().is_empty());
         let flow = self.flow(scope);
@@ -443,26 +463,30 @@ impl ResourceClient {
         );
         Ok(Resolved {
             source: source.build(),
+            issuer,
         })
     }
 
     /// The resource's checked metadata: kept from an earlier fetch, else from the challenge's
-    /// pointer, else from the well-known URL.
+    /// pointer, else from the well-known URL; and the scopes its challenge asked for (`asked`,
+    /// else those of the challenge that led to the kept document, so that every client of the
+    /// process asks for the same token).
     async fn resource_metadata(
         &self,
         fetcher: &OAuthClient,
         resource: &ResourceIdentifier,
         pointer: Option<&str>,
-    ) -> Result<ProtectedResourceMetadata> {
-        if let Some(known) = cache::resources().get(resource.as_str()) {
-            return Ok(known);
+        asked: Option<String>,
+    ) -> Result<(ProtectedResourceMetadata, Option<String>)> {
+        if let Some((known, asked_then)) = cache::resources().get(resource.as_str()) {
+            return Ok((known, asked.or(asked_then)));
         }
         let metadata = match pointer {
             Some(url) => prm::fetch_from(fetcher, resource, url).await?,
             None => prm::fetch(fetcher, resource).await?,
         };
-        cache::resources().put(resource.as_str(), metadata.clone());
-        Ok(metadata)
+        cache::resources().put(resource.as_str(), (metadata.clone(), asked.clone()));
+        Ok((metadata, asked))
     }
 
     /// The authorization server to use: the first the resource names that the caller allows.

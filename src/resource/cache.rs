@@ -56,9 +56,10 @@ impl<T: Clone> Documents<T> {
     }
 }
 
-/// Checked protected resource metadata, by resource identifier.
-pub(crate) fn resources() -> &'static Documents<ProtectedResourceMetadata> {
-    static DOCS: OnceLock<Documents<ProtectedResourceMetadata>> = OnceLock::new();
+/// Checked protected resource metadata, by resource identifier, with the scopes the challenge
+/// that led to it asked for.
+pub(crate) fn resources() -> &'static Documents<(ProtectedResourceMetadata, Option<String>)> {
+    static DOCS: OnceLock<Documents<(ProtectedResourceMetadata, Option<String>)>> = OnceLock::new();
     DOCS.get_or_init(Documents::new)
 }
 

@@ -139,7 +139,7 @@ where
 {
     if client.knows(&resource) {
         let done = client.resolve(&resource, None).await?;
-        return send(layer_for(&client, &resource, done)?.layer(inner), request).await;
+        return send_to(&client, &resource, done, inner, request).await;
     }
     let replay = Replay::of(&request, || inner.clone());
     let asked = request.uri().clone();
@@ -154,15 +154,40 @@ where
         return Ok(response);
     }
     let done = client.resolve(&resource, Some(response.headers())).await?;
-    let layer = layer_for(&client, &resource, done)?;
     match replay {
         Some(replay) => {
             let (service, request) = replay.into_parts();
             tracing::debug!(resource = %resource, "sending the first request again, with a token");
-            send(layer.layer(service), request).await
+            send_to(&client, &resource, done, service, request).await
         }
         None => Ok(response),
     }
+}
+
+/// Sends `request` through the ordinary layer of the discovered resource, over `inner`.
+async fn send_to<S, B, ResB>(
+    client: &ResourceClient,
+    resource: &ResourceIdentifier,
+    done: Resolved,
+    inner: S,
+    request: Request<B>,
+) -> Result<Response<ResB>, BoxError>
+where
+    S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: ReplayableBody + Send + 'static,
+    ResB: Send + 'static,
+{
+    let result = send(
+        layer_for(client, resource, done.clone())?.layer(inner),
+        request,
+    )
+    .await;
+    if result.is_err() {
+        client.forget_if_unused(resource, &done);
+    }
+    result
 }
 
 fn same_origin(a: &http::Uri, b: &http::Uri) -> bool {

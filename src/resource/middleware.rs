@@ -66,6 +66,26 @@ fn middleware_for(
         .map_err(reqwest_middleware::Error::middleware)
 }
 
+impl ResourceMiddleware {
+    /// Sends `request` through the ordinary middleware of the discovered resource.
+    async fn send(
+        &self,
+        resource: &ResourceIdentifier,
+        done: Resolved,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let result = middleware_for(&self.client, resource, done.clone())?
+            .handle(request, extensions, next)
+            .await;
+        if result.is_err() {
+            self.client.forget_if_unused(resource, &done);
+        }
+        result
+    }
+}
+
 #[async_trait::async_trait]
 impl Middleware for ResourceMiddleware {
     async fn handle(
@@ -78,9 +98,7 @@ impl Middleware for ResourceMiddleware {
             return next.run(request, extensions).await;
         };
         if let Some(done) = self.client.resolved(&resource) {
-            return middleware_for(&self.client, &resource, done)?
-                .handle(request, extensions, next)
-                .await;
+            return self.send(&resource, done, request, extensions, next).await;
         }
         // The caller's own credentials, or a request told to go without: no discovery.
         if request.headers().contains_key(AUTHORIZATION)
@@ -95,9 +113,7 @@ impl Middleware for ResourceMiddleware {
                 .resolve(&resource, None)
                 .await
                 .map_err(reqwest_middleware::Error::middleware)?;
-            return middleware_for(&self.client, &resource, done)?
-                .handle(request, extensions, next)
-                .await;
+            return self.send(&resource, done, request, extensions, next).await;
         }
         let replay = request.try_clone();
         let asked = request.url().origin();
@@ -112,11 +128,10 @@ impl Middleware for ResourceMiddleware {
             .resolve(&resource, Some(response.headers()))
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        let middleware = middleware_for(&self.client, &resource, done)?;
         match replay {
             Some(request) => {
                 tracing::debug!(resource = %resource, "sending the first request again, with a token");
-                middleware.handle(request, extensions, next).await
+                self.send(&resource, done, request, extensions, next).await
             }
             None => {
                 tracing::debug!(
