@@ -4252,11 +4252,23 @@ async fn mcp_resource(server: &std::sync::Arc<TestServer>) -> wiremock::MockServ
     let checker = server.clone();
     Mock::given(path("/mcp"))
         .respond_with(move |request: &Request| {
+            // A DPoP-bound token must come as `DPoP` (its proof is the test server's to
+            // check, at its own resource); a bearer token as `Bearer`.
             let token = request
                 .headers
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .map(|t| (t, false))
+                        .or_else(|| v.strip_prefix("DPoP ").map(|t| (t, true)))
+                })
+                .filter(|(t, dpop)| {
+                    checker
+                        .access_token_info(t)
+                        .is_some_and(|info| info.jkt.is_some() == *dpop)
+                })
+                .map(|(t, _)| t);
             match token.and_then(|t| checker.access_token_info(t)) {
                 Some(_) => ResponseTemplate::new(200).set_body_string("tools"),
                 None => ResponseTemplate::new(401).insert_header(
@@ -4277,9 +4289,86 @@ async fn mcp_requests(mock: &wiremock::MockServer) -> (Vec<String>, Vec<String>)
     let tokens = received
         .iter()
         .filter_map(|r| r.headers.get("authorization")?.to_str().ok())
-        .filter_map(|v| v.strip_prefix("Bearer ").map(str::to_owned))
+        .filter_map(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("DPoP "))
+                .map(str::to_owned)
+        })
         .collect();
     (paths, tokens)
+}
+
+/// Two resources on two origins, both served by one authorization server: each is discovered
+/// on its own, gets its own token, and never sees the other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_each_resource_gets_its_own_token() {
+    let server = std::sync::Arc::new(server().await);
+    let (one, two) = (mcp_resource(&server).await, mcp_resource(&server).await);
+    let (url_one, url_two) = (format!("{}/mcp", one.uri()), format!("{}/mcp", two.uri()));
+    let out = fetch(&cli(
+        "--flow client-credentials --client-id basic-app --client-secret {} -v {} {}",
+        [SECRET, &url_one, &url_two],
+    ))
+    .await;
+    out.assert_code(0);
+    assert_eq!(
+        out.status_lines(),
+        [(200, url_one.clone()), (200, url_two.clone())],
+        "{out:#?}"
+    );
+    assert_eq!(server.token_requests(), 2, "one token per resource");
+    let (_, tokens_one) = mcp_requests(&one).await;
+    let (_, tokens_two) = mcp_requests(&two).await;
+    assert_eq!(tokens_one.len(), 1);
+    assert_eq!(tokens_two.len(), 1);
+    assert_ne!(tokens_one[0], tokens_two[0], "a token per resource");
+    assert_eq!(
+        out.events(&format!("resource: discovered {}", server.url())),
+        2,
+        "{out:#?}"
+    );
+    for url in [&url_one, &url_two] {
+        assert!(out.stderr.contains(&format!("(for {url})")), "{out:#?}");
+    }
+    // Each resource's first token is "fetched", not a renewal of the other's.
+    assert_eq!(out.events("token: fetched"), 2, "{out:#?}");
+    assert_eq!(out.events("token: renewed"), 0, "{out:#?}");
+    out.assert_no_secrets(&[SECRET, &tokens_one[0], &tokens_two[0]]);
+}
+
+/// `--dpop` in the resource-first mode: the token is bound to the tool's key and sent as a
+/// `DPoP` token with a proof.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_dpop_binds_the_token() {
+    let server = std::sync::Arc::new(builder().require_dpop(true).start().await.unwrap());
+    let mock = mcp_resource(&server).await;
+    let mcp = format!("{}/mcp", mock.uri());
+    let out = fetch(&cli(
+        "--flow client-credentials --client-id basic-app --client-secret {} --dpop -v {}",
+        [SECRET, &mcp],
+    ))
+    .await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, mcp.clone())], "{out:#?}");
+    let received = mock.received_requests().await.unwrap();
+    let last = received.last().unwrap();
+    assert!(
+        last.headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("DPoP ")),
+        "{received:?}"
+    );
+    assert!(last.headers.contains_key("dpop"), "a proof with the token");
+    let (_, tokens) = mcp_requests(&mock).await;
+    let info = server.access_token_info(&tokens[0]).unwrap();
+    assert!(info.jkt.is_some(), "bound to the tool's key");
+    let log = server.token_request_log();
+    assert!(
+        log.iter().all(|r| r.dpop.is_some()),
+        "every token request had a proof"
+    );
+    out.assert_no_secrets(&[SECRET, &tokens[0]]);
 }
 
 /// `oauth-fetch URL` with nothing but a pre-registered machine client: the resource's `401`
