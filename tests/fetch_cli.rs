@@ -4540,6 +4540,19 @@ async fn resource_first_a_second_run_takes_the_token_from_the_cache() {
     second.assert_no_secrets(&[SECRET, &tokens[0]]);
 }
 
+/// Without `--client-id`, at a server that takes no registration: a configuration error that
+/// says what to give; nothing reaches the token endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_without_a_client_id_at_a_server_without_registration() {
+    let server = std::sync::Arc::new(server().await);
+    let mock = mcp_resource(&server).await;
+    let mcp = format!("{}/mcp", mock.uri());
+    let out = fetch(&cli("--flow client-credentials {}", [&mcp])).await;
+    out.assert_usage_error("Give --client-id");
+    assert!(out.stderr.contains("registration"), "{out:#?}");
+    assert_eq!(server.token_requests(), 0);
+}
+
 /// The options that configure an authorization server by hand, flows other than a person's
 /// sign-in and client credentials, and half an identity are usage errors in the
 /// resource-first mode, each saying why; nothing is sent.
