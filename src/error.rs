@@ -164,6 +164,20 @@ pub enum Error {
         offered: Vec<String>,
     },
 
+    /// The client configuration endpoint (RFC 7592) refused the registration access token with
+    /// `401` or `403`: the client was deleted, or its registration access token was revoked or
+    /// replaced (RFC 7592 §2: a server answers `401` for a client it no longer knows). The
+    /// registration is of no further use; register the client again.
+    #[error(
+        "the client registration is gone: the client configuration endpoint answered {status} \
+         to its registration access token (the client was deleted, or the token revoked or \
+         replaced); register the client again"
+    )]
+    RegistrationGone {
+        /// The HTTP status of the answer (`401` or `403`).
+        status: u16,
+    },
+
     /// An ID token failed validation (signature, algorithm, `iss`, `aud`, `exp`, `nonce`...).
     #[error("invalid ID token: {0}")]
     InvalidIdToken(String),
@@ -258,6 +272,7 @@ impl Error {
             Error::InteractionRequired
             | Error::ReauthenticationRequired(_)
             | Error::StateMismatch
+            | Error::RegistrationGone { .. }
             | Error::AuthorizationDenied(_)
             | Error::Timeout(_) => Action::Reauthenticate,
             Error::MalformedCallback(_) => Action::Report,
@@ -711,6 +726,10 @@ pub enum Endpoint {
     ProviderApi,
     /// A protected resource's metadata document (RFC 9728).
     ResourceMetadata,
+    /// The client registration endpoint (RFC 7591).
+    Registration,
+    /// A client's configuration endpoint, its `registration_client_uri` (RFC 7592).
+    ClientConfiguration,
 }
 
 impl fmt::Display for Endpoint {
@@ -726,6 +745,8 @@ impl fmt::Display for Endpoint {
             Self::HostedCodeSource => "hosted code source",
             Self::ProviderApi => "provider API",
             Self::ResourceMetadata => "protected resource metadata",
+            Self::Registration => "registration endpoint",
+            Self::ClientConfiguration => "client configuration endpoint",
         })
     }
 }

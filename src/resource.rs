@@ -122,6 +122,12 @@ enum Grant {
 pub(crate) struct Resolved {
     pub(crate) source: TokenSource,
     issuer: String,
+    /// The ordinary middleware over `source`, limited to the resource's origin.
+    #[cfg(feature = "reqwest")]
+    pub(crate) middleware: crate::OAuthMiddleware,
+    /// The ordinary layer over `source`, limited to the resource's origin.
+    #[cfg(feature = "tower")]
+    pub(crate) layer: crate::OAuthLayer,
 }
 
 #[derive(Default)]
@@ -147,7 +153,7 @@ impl ResourceClient {
                 issuers: Vec::new(),
                 scope: None,
                 #[cfg(feature = "auth-code")]
-                grant: Grant::Person(Box::new(AuthCode::new())),
+                grant: Grant::Person(Box::default()),
                 #[cfg(not(feature = "auth-code"))]
                 grant: Grant::Machine,
                 store: None,
@@ -284,11 +290,6 @@ impl ResourceClient {
     /// The resources configured, first one first.
     pub fn resources(&self) -> &[ResourceIdentifier] {
         &self.config.resources
-    }
-
-    /// Whether a person's sign-in may run in the middle of a request.
-    pub(crate) fn is_interactive(&self) -> bool {
-        self.config.interactive
     }
 
     /// The configured resource a request to `url` is for: same origin, and a path at or below
@@ -461,8 +462,18 @@ impl ResourceClient {
             issuer = %issuer,
             "resource discovered: tokens from this authorization server"
         );
+        let source = source.build();
+        let origin = [resource.as_url().origin().ascii_serialization()];
         Ok(Resolved {
-            source: source.build(),
+            #[cfg(feature = "reqwest")]
+            middleware: crate::OAuthMiddleware::from_source(source.clone())
+                .interactive(config.interactive)
+                .allow_origins(origin.clone())?,
+            #[cfg(feature = "tower")]
+            layer: crate::OAuthLayer::from_source(source.clone())
+                .interactive(config.interactive)
+                .allow_origins(origin)?,
+            source,
             issuer,
         })
     }

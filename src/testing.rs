@@ -55,6 +55,12 @@
 //!     tokens.
 //!   - The authorization endpoint also takes `acr_values` (the automatic login meets the
 //!     first), `max_age`, `claims` and `dpop_jkt`, and records them with the code's tokens.
+//! - `POST /register` ([RFC 7591]) and `GET`/`PUT`/`DELETE /register/<client_id>` ([RFC 7592]),
+//!   when [`TestServerBuilder::registration`] opens them: dynamic client registration with
+//!   strict metadata checks; a registered client then works like one of the builder.
+//! - Every endpoint takes RFC 8707 `resource` indicators
+//!   ([`TestServerBuilder::require_resource_indicator`]); tokens record the resources they are
+//!   for ([`AccessTokenInfo::resources`]).
 //! - `POST /revoke` ([RFC 7009]): revokes an access or refresh token of the authenticated client
 //!   (a refresh token takes its access tokens along); 200 whether or not the token was known.
 //! - any path under `/api/` ([RFC 6750]): a protected resource. A valid bearer token gets 200 and
@@ -70,6 +76,16 @@
 //!   `insufficient_user_authentication`, RFC 9470) or a token requested with given claims
 //!   ([`TestServerBuilder::require_claims`]: 401 `insufficient_claims`). Every request is
 //!   recorded ([`TestServer::resource_requests`]).
+//! - the [declared protected resources](TestServerBuilder::protected_resource) (`/mcp`, ...,
+//!   [RFC 9728]): each checked like `/api/`, and also takes only tokens issued for its
+//!   identifier `{url}{path}`, publishes its metadata at
+//!   `/.well-known/oauth-protected-resource{path}` and names it in its challenges
+//!   (`WWW-Authenticate: Bearer resource_metadata="..."`), or lies about it when told to. A
+//!   [`ResourceServer`] plays such resources on another port, trusting this server's tokens.
+//!
+//! Every answer is logged in order ([`TestServer::round_trips`]), so a test can assert a
+//! client's exact cold-start sequence: resource 401, resource metadata, server metadata,
+//! registration, authorization, token, resource 200.
 //!
 //! Malformed requests get 400, bodies over 64 KiB get 413. Tokens, codes and device codes are
 //! random (256 bits; access tokens can be [numbered](TestServerBuilder::numbered_access_tokens)
@@ -126,6 +142,24 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A resource-first deployment: a resource that says who issues its tokens, an authorization
+//! server that lets clients register, and tokens bound to the resource:
+//!
+//! ```no_run
+//! use oauth_layer::testing::{ProtectedResource, RegistrationPolicy, TestServer};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = TestServer::builder()
+//!     .registration(RegistrationPolicy::Open)
+//!     .require_resource_indicator(true)
+//!     .protected_resource(ProtectedResource::new("/mcp").scopes_supported(["mcp:tools"]))
+//!     .start()
+//!     .await?;
+//! let first = reqwest::get(server.resource_url("/mcp")).await?;
+//! assert_eq!(first.status(), 401); // Bearer resource_metadata="{url}/.well-known/oauth-protected-resource/mcp"
+//! # Ok(()) }
+//! ```
+//!
 //! Discovery needs nothing but the issuer, as with a real provider:
 //!
 //! ```no_run
@@ -158,6 +192,9 @@
 //! [RFC 8414]: https://www.rfc-editor.org/rfc/rfc8414
 //! [RFC 8693]: https://www.rfc-editor.org/rfc/rfc8693
 //! [RFC 9449]: https://www.rfc-editor.org/rfc/rfc9449
+//! [RFC 7591]: https://www.rfc-editor.org/rfc/rfc7591
+//! [RFC 7592]: https://www.rfc-editor.org/rfc/rfc7592
+//! [RFC 9728]: https://www.rfc-editor.org/rfc/rfc9728
 
 #[cfg(feature = "jwt")]
 mod assertion;
@@ -170,13 +207,19 @@ mod form;
 #[cfg(feature = "jwt")]
 mod jwt_bearer;
 mod page;
+mod protected;
+mod registration;
 mod reply;
 mod resource;
+mod resource_server;
 mod revocation;
 mod server;
 mod state;
 mod token;
 mod token_exchange;
+
+pub use protected::ProtectedResource;
+pub use resource_server::{ResourceServer, ResourceServerBuilder};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -211,7 +254,9 @@ impl TestServer {
     /// Starts configuring a server: no clients, no users, access tokens valid for an hour,
     /// refresh tokens rotated, none issued for client credentials, `/api/scoped` needing scope
     /// `admin`, the system clock; for the interactive flows, PKCE required, `iss` sent, default
-    /// user `user`, device codes valid for 600 s with a 5 s interval enforced with `slow_down`.
+    /// user `user`, device codes valid for 600 s with a 5 s interval enforced with `slow_down`;
+    /// no client registration, `resource` indicators optional, no declared protected
+    /// resources besides `/api/`.
     pub fn builder() -> TestServerBuilder {
         TestServerBuilder {
             clients: HashMap::new(),
@@ -242,6 +287,9 @@ impl TestServer {
             dpop_iat_window: Duration::from_secs(60),
             required_authentication: Vec::new(),
             required_claims: Vec::new(),
+            registration: RegistrationPolicy::Closed,
+            require_resource_indicator: false,
+            protected_resources: protected::Resources::default(),
             problems: Vec::new(),
         }
     }
@@ -282,16 +330,33 @@ impl TestServer {
     }
 
     /// The URL of `path` on this server (`resource_url("/api/hello")`); a missing leading `/`
-    /// is added. Only paths under `/api/` are protected resources.
+    /// is added. Paths under `/api/` and those of the
+    /// [declared resources](TestServerBuilder::protected_resource) are protected resources.
     pub fn resource_url(&self, path: &str) -> String {
-        if path.starts_with('/') {
-            format!("{}{path}", self.url())
-        } else {
-            format!("{}/{path}", self.url())
-        }
+        join(&self.url(), path)
     }
 
-    /// An [`OAuthClient`] for the registered client `client_id`, with its secret and
+    /// The RFC 8707 / RFC 9728 identifier of the [declared resource](ProtectedResource) at
+    /// `path`, `{url}{path}`: the `resource` a token must be requested with to be accepted
+    /// there, and the `resource` of its metadata document. Given for undeclared paths too.
+    pub fn resource_identifier(&self, path: &str) -> String {
+        ProtectedResource::new(path).identifier(&self.url())
+    }
+
+    /// Where the metadata of the declared resource at `path` is published (RFC 9728 §3.1):
+    /// `{url}/.well-known/oauth-protected-resource{path}`.
+    pub fn resource_metadata_url(&self, path: &str) -> String {
+        ProtectedResource::new(path).metadata_url(&self.url())
+    }
+
+    /// The registration endpoint, `{url}/register` (RFC 7591), served when
+    /// [`TestServerBuilder::registration`] allows it.
+    pub fn registration_url(&self) -> String {
+        format!("{}{}", self.url(), registration::REGISTRATION_PATH)
+    }
+
+    /// An [`OAuthClient`] for the registered client `client_id` (added by the builder or
+    /// registered at [`/register`](TestServerBuilder::registration)), with its secret and
     /// authentication method, this server's token, revocation, authorization and device
     /// authorization endpoints, its [`url`](Self::url) as issuer (the `iss` the authorization
     /// endpoint sends), and this server's clock (so a
@@ -308,9 +373,7 @@ impl TestServer {
     pub fn oauth_client_builder(&self, client_id: &str) -> Result<OAuthClientBuilder> {
         let registration = self
             .shared
-            .config
-            .clients
-            .get(client_id)
+            .client(client_id)
             .ok_or_else(|| Error::config(format!("client {client_id:?} is not registered")))?;
         let mut client = OAuthClient::builder(client_id)
             .auth_method(registration.method)
@@ -344,6 +407,44 @@ impl TestServer {
     /// How many requests fetched the metadata document, at either well-known URL.
     pub fn discovery_requests(&self) -> usize {
         self.shared.lock().discovery_requests
+    }
+
+    /// How many requests reached the registration endpoint (`POST /register`), refused ones
+    /// included. Reads, updates and deletes of a registration (RFC 7592) are in
+    /// [`round_trips`](Self::round_trips) as [`RoundTripKind::ClientConfiguration`].
+    pub fn registration_requests(&self) -> usize {
+        self.shared.lock().registration_requests
+    }
+
+    /// The ids of the clients registered at `/register` and not deleted, sorted.
+    pub fn registered_clients(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.shared.lock().registered.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// How many requests fetched the metadata document of a
+    /// [declared resource](TestServerBuilder::protected_resource) of this server.
+    pub fn resource_metadata_requests(&self) -> usize {
+        self.shared.lock().resource_metadata_requests
+    }
+
+    /// Every request this server answered so far, oldest first, with what it was and the status
+    /// answered, followed in the same list by those of every [`ResourceServer`] built from it.
+    /// A test can assert a client's exact cold-start sequence (resource 401, resource
+    /// metadata, server metadata, registration, authorization, token, resource 200):
+    ///
+    /// ```no_run
+    /// use oauth_layer::testing::{RoundTripKind, TestServer};
+    ///
+    /// # async fn run(server: TestServer) {
+    /// let trips: Vec<(RoundTripKind, u16)> =
+    ///     server.round_trips().iter().map(|t| (t.kind, t.status)).collect();
+    /// assert_eq!(trips.first(), Some(&(RoundTripKind::Resource, 401)));
+    /// # }
+    /// ```
+    pub fn round_trips(&self) -> Vec<RoundTrip> {
+        self.shared.lock().round_trips.clone()
     }
 
     /// How many requests reached the revocation endpoint.
@@ -411,6 +512,7 @@ impl TestServer {
             jkt: grant.jkt.clone(),
             acr: grant.acr.clone(),
             claims: grant.claims.as_ref().map(ToString::to_string),
+            resources: grant.resources.clone(),
         })
     }
 
@@ -469,8 +571,9 @@ impl TestServer {
         }
     }
 
-    /// Sets every counter back to zero and forgets the recorded resource and token requests.
-    /// Tokens, nonces and the DPoP replay cache are kept.
+    /// Sets every counter back to zero and forgets the recorded resource and token requests and
+    /// the [round trips](Self::round_trips). Tokens, registered clients, nonces and the DPoP
+    /// replay cache are kept.
     pub fn reset_counts(&self) {
         let mut state = self.shared.lock();
         state.token_requests = 0;
@@ -479,8 +582,11 @@ impl TestServer {
         state.authorization_requests = 0;
         state.device_requests = 0;
         state.discovery_requests = 0;
+        state.registration_requests = 0;
+        state.resource_metadata_requests = 0;
         state.resource_requests.clear();
         state.token_request_log.clear();
+        state.round_trips.clear();
     }
 
     /// Stops the server and waits until its listener is closed. Dropping the server does the
@@ -536,6 +642,9 @@ pub struct TestServerBuilder {
     dpop_iat_window: Duration,
     required_authentication: Vec<(String, AuthRequirement)>,
     required_claims: Vec<(String, String)>,
+    registration: RegistrationPolicy,
+    require_resource_indicator: bool,
+    protected_resources: protected::Resources,
     /// Configuration errors found by a setter, reported by `start`.
     problems: Vec<String>,
 }
@@ -559,6 +668,8 @@ impl TestServerBuilder {
                 method,
                 #[cfg(feature = "jwt")]
                 key: None,
+                redirect_uris: None,
+                grant_types: None,
             },
         );
         self
@@ -977,6 +1088,103 @@ impl TestServerBuilder {
         self
     }
 
+    /// Who may register clients at `POST /register` (dynamic client registration, [RFC 7591]).
+    /// Default: [`RegistrationPolicy::Closed`], no registration endpoint (404, and none in the
+    /// metadata). Otherwise the metadata names `registration_endpoint` ([`TestServer::registration_url`]),
+    /// and a registration request is a JSON object of client metadata, checked strictly:
+    ///
+    /// - `redirect_uris`: each `https` (with a host) or `http` on a loopback IP literal, never
+    ///   with a fragment; required for the `authorization_code` grant; otherwise 400
+    ///   `invalid_redirect_uri`;
+    /// - `grant_types` (default `["authorization_code"]`): the grants of the token endpoint;
+    ///   `response_types` (default `["code"]`): `code` only; `token_endpoint_auth_method`
+    ///   (default `client_secret_basic`): `none`, `client_secret_basic`, `client_secret_post`
+    ///   or `client_secret_jwt`; anything else, or a member of the wrong type, gets 400
+    ///   `invalid_client_metadata`.
+    ///
+    /// The answer is 201 with the metadata (defaults filled in, unknown members echoed), a
+    /// fresh random `client_id`, `client_id_issued_at`, a `client_secret` with
+    /// `client_secret_expires_at: 0` unless the method is `none`, a `registration_access_token`
+    /// and the `registration_client_uri` `{url}/register/<client_id>`, where ([RFC 7592]) `GET`
+    /// reads the registration, `PUT` replaces its metadata (the body must name the client's
+    /// `client_id`; the credentials stay) and `DELETE` removes the client and revokes its
+    /// tokens (204), each with the registration access token as `Authorization: Bearer`; a
+    /// wrong or missing one gets 401 `invalid_token`.
+    ///
+    /// A registered client then works at the token, authorization, device and revocation
+    /// endpoints like one added with [`client`](Self::client) (its secret and method checked),
+    /// but only with the grant types it registered (`unauthorized_client` otherwise; a refresh
+    /// token issued to it stays redeemable) and with its own redirect URIs: a registered
+    /// loopback URI matches on any port ([RFC 8252 §7.3]), other loopback URIs are refused.
+    ///
+    /// ```no_run
+    /// use oauth_layer::testing::{RegistrationPolicy, TestServer};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = TestServer::builder()
+    ///     .registration(RegistrationPolicy::InitialAccessToken("iat".into()))
+    ///     .start()
+    ///     .await?;
+    /// let answer: serde_json::Value = reqwest::Client::new()
+    ///     .post(server.registration_url())
+    ///     .bearer_auth("iat")
+    ///     .json(&serde_json::json!({"redirect_uris": ["http://127.0.0.1/callback"]}))
+    ///     .send()
+    ///     .await?
+    ///     .json()
+    ///     .await?;
+    /// let client = server.oauth_client(answer["client_id"].as_str().unwrap_or_default())?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    ///
+    /// [RFC 7591]: https://www.rfc-editor.org/rfc/rfc7591
+    /// [RFC 7592]: https://www.rfc-editor.org/rfc/rfc7592
+    /// [RFC 8252 §7.3]: https://www.rfc-editor.org/rfc/rfc8252#section-7.3
+    pub fn registration(mut self, policy: RegistrationPolicy) -> Self {
+        self.registration = policy;
+        self
+    }
+
+    /// Whether every token request must carry a `resource` parameter ([RFC 8707]); one without
+    /// gets 400 `invalid_target`. Default: `false`.
+    ///
+    /// Whatever this says, the authorization and token endpoints take `resource` (repeatable;
+    /// each an absolute URI without a fragment, else `invalid_target`, redirected from the
+    /// authorization endpoint). The tokens issued record the resources they are for
+    /// ([`AccessTokenInfo::resources`]), which [declared resources](Self::protected_resource)
+    /// check. An authorization code carries the resources of its authorization request; its
+    /// token request, and a refresh, may name some of them to narrow the access token (one
+    /// not authorized gets `invalid_target`), or none to keep them all. Every token request's
+    /// values are logged in [`RecordedTokenRequest::resources`].
+    ///
+    /// [RFC 8707]: https://www.rfc-editor.org/rfc/rfc8707
+    pub fn require_resource_indicator(mut self, require: bool) -> Self {
+        self.require_resource_indicator = require;
+        self
+    }
+
+    /// Declares a protected resource with RFC 9728 metadata on this server (see
+    /// [`ProtectedResource`]); one with the same path replaces it. For a resource on another
+    /// port, see [`ResourceServer`].
+    ///
+    /// ```no_run
+    /// use oauth_layer::testing::{ProtectedResource, TestServer};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = TestServer::builder()
+    ///     .protected_resource(ProtectedResource::new("/mcp").scope("mcp:tools"))
+    ///     .protected_resource(ProtectedResource::new("/other"))
+    ///     .start()
+    ///     .await?;
+    /// let answer = reqwest::get(server.resource_url("/mcp")).await?;
+    /// assert_eq!(answer.status(), 401);
+    /// # Ok(()) }
+    /// ```
+    pub fn protected_resource(mut self, resource: ProtectedResource) -> Self {
+        self.protected_resources.add(resource);
+        self
+    }
+
     /// Binds `127.0.0.1` on a free port and starts serving on spawned tokio tasks. Fails with
     /// [`io::ErrorKind::InvalidInput`] when a client's secret does not fit its method, a
     /// `private_key_jwt` client has no usable public key (or a key was given for another
@@ -1072,8 +1280,14 @@ impl TestServerBuilder {
             dpop_iat_window: self.dpop_iat_window,
             required_authentication: self.required_authentication,
             required_claims: self.required_claims,
+            registration: self.registration,
+            require_resource_indicator: self.require_resource_indicator,
+            protected_resources: self.protected_resources,
         }));
-        let task = tokio::spawn(server::serve(listener, Arc::clone(&shared)));
+        let task = tokio::spawn(server::serve(
+            listener,
+            server::Site::Authorization(Arc::clone(&shared)),
+        ));
         Ok(TestServer { addr, shared, task })
     }
 }
@@ -1112,6 +1326,12 @@ impl fmt::Debug for TestServerBuilder {
             .field("dpop_iat_window", &self.dpop_iat_window)
             .field("required_authentication", &self.required_authentication)
             .field("required_claims", &self.required_claims)
+            .field("registration", &self.registration)
+            .field(
+                "require_resource_indicator",
+                &self.require_resource_indicator,
+            )
+            .field("protected_resources", &self.protected_resources)
             .finish_non_exhaustive()
     }
 }
@@ -1211,6 +1431,10 @@ pub struct RecordedTokenRequest {
     pub error: Option<String>,
     /// The `token_type` issued (`DPoP` or `Bearer`) when the request succeeded.
     pub token_type: Option<String>,
+    /// The `resource` parameters ([RFC 8707]) the request carried, in order; empty when none.
+    ///
+    /// [RFC 8707]: https://www.rfc-editor.org/rfc/rfc8707
+    pub resources: Vec<String>,
 }
 
 /// What the server knows about an access token it issued, from
@@ -1230,10 +1454,98 @@ pub struct AccessTokenInfo {
     pub acr: Option<String>,
     /// The `claims` parameter it was requested with, as compact JSON.
     pub claims: Option<String>,
+    /// The resources ([RFC 8707]) it was issued for: the `resource` parameters of its token
+    /// request, or of the authorization request behind it; empty when none was named.
+    ///
+    /// [RFC 8707]: https://www.rfc-editor.org/rfc/rfc8707
+    pub resources: Vec<String>,
+}
+
+/// Who may register clients at the [`TestServer`]'s registration endpoint; see
+/// [`TestServerBuilder::registration`].
+#[derive(Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RegistrationPolicy {
+    /// No registration endpoint (the default).
+    #[default]
+    Closed,
+    /// Anyone may register, without credentials (the MCP case).
+    Open,
+    /// A registration request must carry this initial access token ([RFC 7591 §3]) as
+    /// `Authorization: Bearer`; without it, or with another, it gets 401 `invalid_token`.
+    ///
+    /// [RFC 7591 §3]: https://www.rfc-editor.org/rfc/rfc7591#section-3
+    InitialAccessToken(String),
+}
+
+impl fmt::Debug for RegistrationPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed => f.write_str("Closed"),
+            Self::Open => f.write_str("Open"),
+            Self::InitialAccessToken(_) => f.write_str("InitialAccessToken([redacted])"),
+        }
+    }
+}
+
+/// One request a [`TestServer`] (or a [`ResourceServer`] trusting it) answered, as
+/// [`TestServer::round_trips`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoundTrip {
+    /// What the request was.
+    pub kind: RoundTripKind,
+    /// The base URL of the server that answered, `http://127.0.0.1:PORT`.
+    pub origin: String,
+    /// The HTTP method.
+    pub method: Method,
+    /// The path, without the query.
+    pub path: String,
+    /// The status answered.
+    pub status: u16,
+}
+
+/// What a [`RoundTrip`] was, by the endpoint it reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RoundTripKind {
+    /// A protected resource: a path under `/api/` or of a [declared resource](ProtectedResource);
+    /// the status tells a challenge (401) from a success.
+    Resource,
+    /// A protected resource metadata document (RFC 9728), at
+    /// `/.well-known/oauth-protected-resource...`.
+    ResourceMetadata,
+    /// The authorization server metadata (RFC 8414 or OpenID Connect discovery).
+    ServerMetadata,
+    /// `POST /register` (RFC 7591).
+    Registration,
+    /// `/register/<client_id>` (RFC 7592).
+    ClientConfiguration,
+    /// `/authorize`.
+    Authorization,
+    /// `/token`.
+    Token,
+    /// `/revoke`.
+    Revocation,
+    /// `/device_authorization`.
+    DeviceAuthorization,
+    /// `/device`, the verification page.
+    DeviceVerification,
+    /// Anything else (answered 404, or refused before it was read).
+    Other,
+}
+
+/// `base` and `path`, with a `/` between them when `path` has none.
+fn join(base: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        format!("{base}{path}")
+    } else {
+        format!("{base}/{path}")
+    }
 }
 
 /// Whether a client authenticating with `method` has a secret.
-fn takes_secret(method: AuthMethod) -> bool {
+pub(crate) fn takes_secret(method: AuthMethod) -> bool {
     match method {
         AuthMethod::None => false,
         #[cfg(feature = "jwt")]

@@ -296,6 +296,13 @@ impl TokenBuilder {
         self
     }
 
+    /// Keeps `value` among the token's [extra members](Token::extra) under `name` (what a
+    /// crate-internal entry, such as a client registration, stores next to a token).
+    pub(crate) fn extra(mut self, name: impl Into<String>, value: Value) -> Self {
+        self.extra.insert(name.into(), value);
+        self
+    }
+
     /// Makes it a DPoP-bound token (`token_type` `DPoP`) bound to `key`.
     #[cfg(feature = "dpop")]
     pub fn dpop_key(mut self, key: crate::dpop::DpopKey) -> Self {

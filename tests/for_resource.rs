@@ -536,3 +536,127 @@ async fn debug_output_and_errors_show_no_secret() {
     let err = oauth_error(err);
     assert!(!format!("{err} {err:?}").contains(SECRET));
 }
+
+/// A person who approves every sign-in: the browser follows the authorization URL, the server's
+/// redirects included, to the loopback receiver.
+fn approving_browser() -> oauth_layer::interact::BrowserFn<impl Fn(&url::Url) -> std::io::Result<()>>
+{
+    oauth_layer::interact::BrowserFn(|url: &url::Url| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let _ = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap()
+                .get(url)
+                .send()
+                .await;
+        });
+        Ok(())
+    })
+}
+
+#[tokio::test]
+async fn a_client_id_metadata_document_is_the_client_id_where_the_server_takes_them() {
+    const CLIENT_ID: &str = "https://agent.example/oauth/client.json";
+    // An authorization server that takes metadata documents: its authorization endpoint sends
+    // the browser straight back with a code, its token endpoint gives a token to that client
+    // for the resource only.
+    let idp = fresh_mock().await;
+    let mock = fresh_mock().await;
+    let resource_id = format!("{}/mcp", mock.uri());
+    Mock::given(path("/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": idp.uri(),
+            "authorization_endpoint": format!("{}/authorize", idp.uri()),
+            "token_endpoint": format!("{}/token", idp.uri()),
+            "client_id_metadata_document_supported": true,
+            "registration_endpoint": format!("{}/register", idp.uri()),
+        })))
+        .mount(&idp)
+        .await;
+    Mock::given(path("/authorize"))
+        .respond_with(|request: &Request| {
+            let q: std::collections::HashMap<_, _> = request.url.query_pairs().collect();
+            let back = format!("{}?code=the-code&state={}", q["redirect_uri"], q["state"]);
+            ResponseTemplate::new(302).insert_header("location", back)
+        })
+        .mount(&idp)
+        .await;
+    Mock::given(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "resource-bound-token",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+        })))
+        .mount(&idp)
+        .await;
+    Mock::given(path("/.well-known/oauth-protected-resource/mcp"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "resource": resource_id,
+            "authorization_servers": [idp.uri()],
+        })))
+        .mount(&mock)
+        .await;
+    Mock::given(path("/mcp"))
+        .respond_with(
+            |request: &Request| match request.headers.get("authorization") {
+                Some(v) if v == "Bearer resource-bound-token" => ResponseTemplate::new(200),
+                _ => ResponseTemplate::new(401).insert_header("www-authenticate", "Bearer"),
+            },
+        )
+        .mount(&mock)
+        .await;
+
+    let resources = ResourceClient::new(&resource_id)
+        .unwrap()
+        .client_id_metadata_document(CLIENT_ID)
+        .unwrap()
+        .register(Default::default())
+        .auth_code(oauth_layer::flow::AuthCode::new().browser(approving_browser()));
+    let answer = http(resources).get(&resource_id).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+
+    let requests = idp.received_requests().await.unwrap();
+    let authorize = requests
+        .iter()
+        .find(|r| r.url.path() == "/authorize")
+        .unwrap();
+    let q: std::collections::HashMap<_, _> = authorize.url.query_pairs().collect();
+    assert_eq!(q["client_id"], CLIENT_ID);
+    assert_eq!(
+        q["resource"],
+        resource_id.as_str(),
+        "RFC 8707 on the authorization request"
+    );
+    assert_eq!(q["code_challenge_method"], "S256");
+    let token = requests.iter().find(|r| r.url.path() == "/token").unwrap();
+    let form: std::collections::HashMap<_, _> = url::form_urlencoded::parse(&token.body)
+        .into_owned()
+        .collect();
+    assert_eq!(form["client_id"], CLIENT_ID, "a public client names itself");
+    assert_eq!(
+        form["resource"], resource_id,
+        "RFC 8707 on the token request"
+    );
+    assert!(
+        requests.iter().all(|r| r.url.path() != "/register"),
+        "the metadata document came first, so no registration"
+    );
+}
+
+#[test]
+fn a_client_id_metadata_document_url_must_be_https_with_a_path() {
+    let client = ResourceClient::new("https://mcp.example/mcp").unwrap();
+    for bad in [
+        "http://agent.example/client.json",
+        "https://agent.example/",
+        "https://agent.example/client.json#x",
+        "not a url",
+    ] {
+        assert!(
+            client.clone().client_id_metadata_document(bad).is_err(),
+            "{bad}"
+        );
+    }
+}

@@ -66,17 +66,6 @@ pub struct ResourceService<S> {
     client: ResourceClient,
 }
 
-/// The ordinary layer for a discovered resource: its source, its origin only.
-fn layer_for(
-    client: &ResourceClient,
-    resource: &ResourceIdentifier,
-    done: Resolved,
-) -> crate::Result<OAuthLayer> {
-    OAuthLayer::from_source(done.source)
-        .interactive(client.is_interactive())
-        .allow_origins([resource.as_url().origin().ascii_serialization()])
-}
-
 impl<S, B, ResB> Service<Request<B>> for ResourceService<S>
 where
     S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
@@ -104,10 +93,7 @@ where
             return ResponseFuture::sent(inner.call(request), None);
         };
         if let Some(done) = self.client.resolved(&resource) {
-            return match layer_for(&self.client, &resource, done) {
-                Ok(layer) => layer.layer(inner).call(request),
-                Err(e) => ResponseFuture::boxed(Box::pin(std::future::ready(Err(e.into())))),
-            };
+            return done.layer.layer(inner).call(request);
         }
         if request.headers().contains_key(AUTHORIZATION)
             || request.extensions().get::<RequestAuth>().is_some()
@@ -179,11 +165,7 @@ where
     B: ReplayableBody + Send + 'static,
     ResB: Send + 'static,
 {
-    let result = send(
-        layer_for(client, resource, done.clone())?.layer(inner),
-        request,
-    )
-    .await;
+    let result = send(done.layer.layer(inner), request).await;
     if result.is_err() {
         client.forget_if_unused(resource, &done);
     }

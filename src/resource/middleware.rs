@@ -54,18 +54,6 @@ impl ResourceMiddleware {
     }
 }
 
-/// The ordinary middleware for a discovered resource: its source, its origin only.
-fn middleware_for(
-    client: &ResourceClient,
-    resource: &ResourceIdentifier,
-    done: Resolved,
-) -> reqwest_middleware::Result<OAuthMiddleware> {
-    OAuthMiddleware::from_source(done.source)
-        .interactive(client.is_interactive())
-        .allow_origins([resource.as_url().origin().ascii_serialization()])
-        .map_err(reqwest_middleware::Error::middleware)
-}
-
 impl ResourceMiddleware {
     /// Sends `request` through the ordinary middleware of the discovered resource.
     async fn send(
@@ -76,9 +64,7 @@ impl ResourceMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let result = middleware_for(&self.client, resource, done.clone())?
-            .handle(request, extensions, next)
-            .await;
+        let result = done.middleware.handle(request, extensions, next).await;
         if result.is_err() {
             self.client.forget_if_unused(resource, &done);
         }

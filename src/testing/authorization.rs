@@ -49,20 +49,34 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
             "client_id is missing.",
         );
     };
-    if !config.clients.contains_key(client_id) {
+    let Some(client) = shared.client(client_id) else {
         return page(
             StatusCode::BAD_REQUEST,
             "Unknown client",
             "This client is not registered.",
         );
-    }
-    let registered = config
-        .redirect_uris
-        .get(client_id)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    };
+    // A client of the builder may use any loopback URI besides its registered ones; a client
+    // registered at `/register` only its own, a loopback one on any port (RFC 8252 §7.3).
+    let (registered, any_loopback) = match &client.redirect_uris {
+        Some(uris) => (uris.as_slice(), false),
+        None => (
+            config
+                .redirect_uris
+                .get(client_id)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+            true,
+        ),
+    };
+    let accepted = |uri: &str| {
+        registered
+            .iter()
+            .any(|r| r == uri || same_loopback_redirect(r, uri))
+            || (any_loopback && is_loopback_redirect(uri))
+    };
     let redirect_uri = match query.get("redirect_uri") {
-        Some(uri) if registered.iter().any(|r| r == uri) || is_loopback_redirect(uri) => uri,
+        Some(uri) if accepted(uri) => uri,
         Some(_) => {
             return page(
                 StatusCode::BAD_REQUEST,
@@ -105,6 +119,12 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
         Ok(checked) => checked,
         Err((error, description)) => return back.error(error, description),
     };
+    if let Err(refusal) = super::token::check_resources(false, &query.params) {
+        return back.error(
+            refusal.code(),
+            "resource must be an absolute URI without a fragment",
+        );
+    }
     let mut locked = shared.lock();
     if locked.deny_authorization {
         return back.error("access_denied", "the user denied the request");
@@ -129,6 +149,7 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
             auth_time: config.clock.now_utc(),
             claims: code.claims,
             dpop_jkt: code.dpop_jkt,
+            resources: query.params.get_all("resource").to_vec(),
             expires_at: config.clock.now() + AUTHORIZATION_CODE_LIFETIME,
             spent: false,
             grant_id: None,
@@ -259,6 +280,23 @@ pub(super) fn is_loopback_redirect(uri: &str) -> bool {
         && url.fragment().is_none()
 }
 
+/// Whether `registered` and `uri` are the same loopback redirect URI but for the port, which a
+/// native app picks when it starts listening (RFC 8252 §7.3).
+fn same_loopback_redirect(registered: &str, uri: &str) -> bool {
+    if !is_loopback_redirect(registered) || !is_loopback_redirect(uri) {
+        return false;
+    }
+    match (Url::parse(registered), Url::parse(uri)) {
+        (Ok(mut registered), Ok(mut uri)) => {
+            // Both are http URLs with a host, so the port can always be cleared.
+            let _ = registered.set_port(None);
+            let _ = uri.set_port(None);
+            registered == uri
+        }
+        _ => false,
+    }
+}
+
 /// The way back to the client: its redirect URI, the `state` to echo and the `iss` to add.
 struct Redirect<'a> {
     target: Url,
@@ -367,6 +405,13 @@ pub(super) fn code_grant(
         }
         (None, None) => {}
     }
+    let resources = super::token::narrowed_resources(&record.resources, form.get_all("resource"))?;
+    // The refresh token keeps what was authorized; the access token is for what was asked now.
+    let authorized = if record.resources.is_empty() {
+        resources.clone()
+    } else {
+        record.resources.clone()
+    };
     let scope = record.scope.clone();
     let username = record.username.clone();
     let (acr, auth_time, claims) = (record.acr.clone(), record.auth_time, record.claims.clone());
@@ -374,8 +419,14 @@ pub(super) fn code_grant(
     grant.acr = acr;
     grant.auth_time = Some(auth_time);
     grant.claims = claims;
+    grant.resources = authorized;
     let grant_id = grant.id;
     let issued = state.issue(config, grant, scope.clone(), true);
+    if let Ok(issued) = &issued
+        && let Some(token) = state.access_tokens.get_mut(&issued.access_token)
+    {
+        token.grant.resources = resources;
+    }
     if issued.is_ok()
         && let Some(record) = state.authorization_codes.get_mut(code)
     {

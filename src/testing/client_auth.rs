@@ -22,12 +22,11 @@ const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type
 /// Finds and checks the client's credentials: HTTP Basic, `client_secret` in the body, a JWT
 /// client assertion, or only `client_id` for a public client. A client must use the method it
 /// registered.
-pub(super) fn authenticate<'c>(
-    shared: &'c Shared,
+pub(super) fn authenticate(
+    shared: &Shared,
     headers: &HeaderMap,
     form: &Form,
-) -> Result<&'c str, OAuthError> {
-    let config = &shared.config;
+) -> Result<String, OAuthError> {
     let mut authorizations = headers.get_all(AUTHORIZATION).iter();
     let header = authorizations.next();
     if authorizations.next().is_some() {
@@ -75,9 +74,8 @@ pub(super) fn authenticate<'c>(
             (None, _) => return Err(OAuthError::invalid_client("no client authentication")),
         },
     };
-    let (registered_id, registration) = config
-        .clients
-        .get_key_value(client_id.as_ref())
+    let registration = shared
+        .client(client_id.as_ref())
         .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
     if registration.method != method {
         return Err(OAuthError::invalid_client(format!(
@@ -89,14 +87,14 @@ pub(super) fn authenticate<'c>(
     if registration.secret.as_deref() != secret.as_deref() {
         return Err(OAuthError::invalid_client("wrong client secret"));
     }
-    Ok(registered_id)
+    Ok(client_id.into_owned())
 }
 
 /// A JWT client assertion: `client_id` (or else the assertion's `iss`) names the client, whose
 /// registered method says which key checks the signature; `iss` and `sub` must be the client,
 /// `aud` this token endpoint or issuer, `exp` ahead, and the `jti` new.
 #[cfg(feature = "jwt")]
-fn client_assertion<'c>(shared: &'c Shared, form: &Form) -> Result<&'c str, OAuthError> {
+fn client_assertion(shared: &Shared, form: &Form) -> Result<String, OAuthError> {
     use super::assertion::{Expect, TrustedKey, unverified_issuer, verify};
 
     if form.get("client_assertion_type") != Some(CLIENT_ASSERTION_TYPE) {
@@ -112,11 +110,10 @@ fn client_assertion<'c>(shared: &'c Shared, form: &Form) -> Result<&'c str, OAut
         None => unverified_issuer(assertion)
             .ok_or_else(|| OAuthError::invalid_client("the client assertion names no client"))?,
     };
-    let (registered_id, registration) = shared
-        .config
-        .clients
-        .get_key_value(&claimed)
+    let registration = shared
+        .client(&claimed)
         .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+    let registered_id = claimed.as_str();
     let key = match (registration.method, &registration.key, &registration.secret) {
         (AuthMethod::PrivateKeyJwt, Some(key), _) => key.clone(),
         (AuthMethod::ClientSecretJwt, _, Some(secret)) => TrustedKey::from_secret(secret),
@@ -139,11 +136,11 @@ fn client_assertion<'c>(shared: &'c Shared, form: &Form) -> Result<&'c str, OAut
             "the client assertion's iss and sub must both be the client id",
         ));
     }
-    Ok(registered_id)
+    Ok(claimed)
 }
 
 #[cfg(not(feature = "jwt"))]
-fn client_assertion<'c>(_: &'c Shared, _: &Form) -> Result<&'c str, OAuthError> {
+fn client_assertion(_: &Shared, _: &Form) -> Result<String, OAuthError> {
     Err(OAuthError::invalid_client(
         "client assertions need the jwt feature of oauth-layer",
     ))

@@ -53,6 +53,9 @@ fn document(shared: &Shared) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": config.send_iss,
     });
+    if config.registration != super::RegistrationPolicy::Closed {
+        document["registration_endpoint"] = json!(url(super::registration::REGISTRATION_PATH));
+    }
     if config.support_dpop {
         document["dpop_signing_alg_values_supported"] =
             json!(super::dpop::ALGS.split(' ').collect::<Vec<_>>());

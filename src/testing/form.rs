@@ -22,6 +22,7 @@ pub(super) struct Form {
 }
 
 impl Form {
+    #[cfg(test)]
     pub(super) fn new(params: HashMap<String, String>) -> Self {
         Self {
             params,
@@ -131,9 +132,17 @@ pub(super) struct Query {
 impl Query {
     pub(super) fn parse(query: Option<&str>) -> Self {
         let mut params = HashMap::new();
+        let mut repeatable: HashMap<String, Vec<String>> = HashMap::new();
         let mut repeated = Vec::new();
         for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             if value.is_empty() {
+                continue;
+            }
+            if REPEATABLE.contains(&name.as_ref()) {
+                repeatable
+                    .entry(name.into_owned())
+                    .or_default()
+                    .push(value.into_owned());
                 continue;
             }
             if params
@@ -144,7 +153,7 @@ impl Query {
             }
         }
         Self {
-            params: Form::new(params),
+            params: Form { params, repeatable },
             repeated,
         }
     }
@@ -188,5 +197,8 @@ mod tests {
         assert!(query.is_repeated("a"));
         assert_eq!(query.get("b"), None);
         assert_eq!(query.get("c"), Some("3"));
+        let query = Query::parse(Some("resource=a&resource=b"));
+        assert!(query.repeated.is_empty());
+        assert_eq!(query.params.get_all("resource"), ["a", "b"]);
     }
 }

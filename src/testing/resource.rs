@@ -1,6 +1,7 @@
-//! The protected resource (RFC 6750, RFC 9449 §7): any path under `/api/`, with the
-//! challenges of scope (RFC 6750 §3.1), step-up (RFC 9470) and claims (continuous access
-//! evaluation).
+//! The protected resource (RFC 6750, RFC 9449 §7): any path under `/api/` and the declared
+//! resources of `protected`, with the challenges of scope (RFC 6750 §3.1), step-up (RFC 9470),
+//! claims (continuous access evaluation) and, for declared resources, audience (RFC 8707) and
+//! metadata (RFC 9728 §5.1).
 
 use std::borrow::Cow;
 
@@ -14,29 +15,41 @@ use serde_json::{Value, json};
 
 use super::dpop;
 use super::form::has_scope;
+use super::protected::Serving;
 use super::reply::{Response, json_response};
 use super::state::{AuthRequirement, Grant, Shared};
 use super::{RecordedProof, RecordedRequest};
 
-/// `/api/...`: checks the token (and its DPoP proof), then records the request with the
-/// answer's status and challenge.
-pub(super) fn endpoint(shared: &Shared, parts: &Parts, body: Bytes) -> Response {
-    let (mut response, proof) = resource_answer(shared, parts, body.len());
+/// `/api/...`, or a declared protected resource (`serving`): checks the token (and its DPoP
+/// proof, and for a protected resource its audience), then answers with the record of the
+/// request, its status and challenge, for the caller to keep. `shared` is the authorization
+/// server whose tokens are checked.
+pub(super) fn endpoint(
+    shared: &Shared,
+    parts: &Parts,
+    body: Bytes,
+    serving: Option<Serving<'_>>,
+) -> (Response, RecordedRequest) {
+    let (mut response, proof) = resource_answer(shared, parts, body.len(), serving);
+    if let Some(serving) = serving {
+        serving.decorate(&mut response);
+    }
     let authorization = parts
         .headers
         .get(AUTHORIZATION)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let mut state = shared.lock();
+    let state = shared.lock();
     if shared.config.require_resource_dpop_nonce
         && let Ok(nonce) = HeaderValue::try_from(state.resource_nonce.value.as_str())
     {
         response.headers_mut().insert(dpop::DPOP_NONCE, nonce);
     }
+    drop(state);
     let challenge = response
         .headers()
         .get(WWW_AUTHENTICATE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    state.resource_requests.push(RecordedRequest {
+    let record = RecordedRequest {
         method: parts.method.clone(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
@@ -46,14 +59,15 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts, body: Bytes) -> Response 
         status: response.status().as_u16(),
         dpop: proof,
         challenge,
-    });
-    response
+    };
+    (response, record)
 }
 
 fn resource_answer(
     shared: &Shared,
     parts: &Parts,
     body_len: usize,
+    serving: Option<Serving<'_>>,
 ) -> (Response, Option<RecordedProof>) {
     let config = &shared.config;
     let path = parts.uri.path();
@@ -131,6 +145,36 @@ fn resource_answer(
     }
 
     let scheme = scheme.name();
+    if let Some(serving) = serving {
+        if serving.resource.require_audience && !grant.resources.contains(&serving.identifier()) {
+            let challenge = format!(r#"{scheme} error="invalid_token""#);
+            let response = bearer_challenge(
+                StatusCode::UNAUTHORIZED,
+                &challenge,
+                Some((
+                    "invalid_token",
+                    "the token was not issued for this resource",
+                )),
+            );
+            return (response, proof);
+        }
+        if let Some(required) = &serving.resource.scope
+            && !required
+                .split(' ')
+                .all(|s| has_scope(grant.scope.as_deref(), s))
+        {
+            let challenge = format!(r#"{scheme} error="insufficient_scope", scope="{required}""#);
+            let response = bearer_challenge(
+                StatusCode::FORBIDDEN,
+                &challenge,
+                Some((
+                    "insufficient_scope",
+                    "the token lacks the scope this resource needs",
+                )),
+            );
+            return (response, proof);
+        }
+    }
     if let Some(required) = config.required_scope(path)
         && !has_scope(grant.scope.as_deref(), required)
     {
@@ -219,6 +263,12 @@ fn resource_answer(
     }
     if let Some(acr) = &grant.acr {
         answer["acr"] = json!(acr);
+    }
+    if !grant.resources.is_empty() {
+        answer["resources"] = json!(grant.resources);
+    }
+    if let Some(serving) = serving {
+        answer["resource"] = json!(serving.identifier());
     }
     (json_response(StatusCode::OK, &answer), proof)
 }

@@ -24,6 +24,13 @@ pub(super) struct Registration {
     /// The public key its `private_key_jwt` assertions are checked with.
     #[cfg(feature = "jwt")]
     pub(super) key: Option<super::assertion::TrustedKey>,
+    /// For a client registered at `/register`: the only redirect URIs it may use (a loopback
+    /// one matches on any port). `None` for a client of the builder, which may also use any
+    /// loopback URI.
+    pub(super) redirect_uris: Option<Vec<String>>,
+    /// For a client registered at `/register`: the grant types it may use (a refresh token is
+    /// always redeemable by the client it was issued to). `None` allows every grant.
+    pub(super) grant_types: Option<Vec<String>>,
 }
 
 /// The fixed configuration, set by the builder.
@@ -74,6 +81,12 @@ pub(super) struct Config {
     pub(super) required_authentication: Vec<(String, AuthRequirement)>,
     /// `(path, claims JSON)` set by the builder: the first [`State::required_claims`].
     pub(super) required_claims: Vec<(String, String)>,
+    /// Who may register clients at `/register`.
+    pub(super) registration: super::RegistrationPolicy,
+    /// Token requests without a `resource` parameter are refused (RFC 8707).
+    pub(super) require_resource_indicator: bool,
+    /// The protected resources with RFC 9728 metadata this server plays.
+    pub(super) protected_resources: super::protected::Resources,
 }
 
 /// What a path asks of the sign-in behind a token (RFC 9470).
@@ -122,6 +135,8 @@ pub(super) struct Grant {
     pub(super) auth_time: Option<SystemTime>,
     /// The `claims` parameter of the token or authorization request, parsed.
     pub(super) claims: Option<serde_json::Value>,
+    /// The resources (RFC 8707) the tokens are for; empty when the request named none.
+    pub(super) resources: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -154,6 +169,8 @@ pub(super) struct AuthorizationCode {
     pub(super) claims: Option<serde_json::Value>,
     /// The request's `dpop_jkt` (RFC 9449 §10): the code may only be redeemed with this key.
     pub(super) dpop_jkt: Option<String>,
+    /// The request's `resource` parameters (RFC 8707 §2.1): what the tokens may be for.
+    pub(super) resources: Vec<String>,
     pub(super) expires_at: Instant,
     /// Set the first time the code is presented, whatever the outcome.
     pub(super) spent: bool,
@@ -218,6 +235,13 @@ pub(super) struct State {
     /// `(path, claims JSON)`: a resource at exactly `path` needs a token requested with these
     /// claims. Starts as the builder set it; tests change it while the server runs.
     pub(super) required_claims: Vec<(String, String)>,
+    /// Clients registered at `/register` (RFC 7591), by client id.
+    pub(super) registered: HashMap<String, super::registration::Registered>,
+    pub(super) registration_requests: usize,
+    pub(super) resource_metadata_requests: usize,
+    /// Every request answered, in order, including those of resource-only servers that trust
+    /// this one.
+    pub(super) round_trips: Vec<super::RoundTrip>,
 }
 
 /// The tokens handed out by one successful token request.
@@ -250,6 +274,7 @@ impl State {
             acr: None,
             auth_time: None,
             claims: None,
+            resources: Vec::new(),
         }
     }
 
@@ -338,6 +363,18 @@ impl Shared {
                 ..State::default()
             }),
             config,
+        }
+    }
+
+    /// The client `client_id`, whether the builder added it or it registered at `/register`.
+    pub(super) fn client(&self, client_id: &str) -> Option<Registration> {
+        match self.config.clients.get(client_id) {
+            Some(registration) => Some(registration.clone()),
+            None => self
+                .lock()
+                .registered
+                .get(client_id)
+                .map(|r| r.registration.clone()),
         }
     }
 

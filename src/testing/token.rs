@@ -33,6 +33,10 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts, body: &[u8]) -> Response 
         .ok()
         .and_then(|f| f.get("grant_type"))
         .map(str::to_owned);
+    let resources = form
+        .as_ref()
+        .map(|f| f.get_all("resource").to_vec())
+        .unwrap_or_default();
     {
         let mut state = shared.lock();
         state.token_requests += 1;
@@ -90,9 +94,12 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts, body: &[u8]) -> Response 
             }
         };
         let client_id = authenticate(shared, &parts.headers, &form)?;
+        check_resources(config.require_resource_indicator, &form)?;
+        check_grant_type(shared, &client_id, &form)?;
         check_binding(shared, &form, jkt.as_deref())?;
-        let mut answer = grant(shared, client_id, &form)?;
+        let mut answer = grant(shared, &client_id, &form)?;
         bind(shared, &form, jkt, &mut answer)?;
+        bind_resources(shared, &form, &answer);
         Ok(answer)
     });
     let (mut response, record) = match result {
@@ -118,6 +125,7 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts, body: &[u8]) -> Response 
         status: response.status().as_u16(),
         error: record.0,
         token_type: record.1,
+        resources,
     });
     response
 }
@@ -138,6 +146,95 @@ fn grant(shared: &Shared, client_id: &str, form: &Form) -> Result<Value, OAuthEr
             "unsupported_grant_type",
             format!("grant type {other:?} is not supported"),
         )),
+    }
+}
+
+/// The `resource` parameters (RFC 8707 §2): each an absolute URI without a fragment, and at
+/// least one when the server requires them; `invalid_target` otherwise.
+pub(super) fn check_resources(required: bool, params: &Form) -> Result<(), OAuthError> {
+    let resources = params.get_all("resource");
+    if required && resources.is_empty() {
+        return Err(invalid_target(
+            "this server requires a resource parameter (RFC 8707)",
+        ));
+    }
+    if resources
+        .iter()
+        .any(|r| url::Url::parse(r).map_or(true, |u| u.fragment().is_some()))
+    {
+        return Err(invalid_target(
+            "resource must be an absolute URI without a fragment",
+        ));
+    }
+    Ok(())
+}
+
+/// `invalid_target` (RFC 8707 §2): the resource cannot be served, or was not asked for before.
+pub(super) fn invalid_target(description: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
+    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", description)
+}
+
+/// The resources a refresh or a code redemption issues for: the ones the request names, which
+/// must all be among those of the original authorization when it named any (RFC 8707 §2.2);
+/// else the original ones.
+pub(super) fn narrowed_resources(
+    granted: &[String],
+    requested: &[String],
+) -> Result<Vec<String>, OAuthError> {
+    if requested.is_empty() {
+        return Ok(granted.to_vec());
+    }
+    if !granted.is_empty() && requested.iter().any(|r| !granted.contains(r)) {
+        return Err(invalid_target(
+            "a resource was not part of the original authorization",
+        ));
+    }
+    Ok(requested.to_vec())
+}
+
+/// A client registered at `/register` uses only the grant types it registered; a refresh token
+/// is redeemable by the client it was issued to whatever it registered.
+fn check_grant_type(shared: &Shared, client_id: &str, form: &Form) -> Result<(), OAuthError> {
+    let Some(grant_type) = form.get("grant_type") else {
+        return Ok(());
+    };
+    let allowed = shared
+        .client(client_id)
+        .and_then(|c| c.grant_types)
+        .is_none_or(|types| grant_type == "refresh_token" || types.iter().any(|t| t == grant_type));
+    if allowed {
+        Ok(())
+    } else {
+        Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            format!("the client did not register the grant type {grant_type:?}"),
+        ))
+    }
+}
+
+/// Records the request's `resource` parameters with the tokens of the grants that do not
+/// decide them themselves (the code and refresh grants narrow what was authorized).
+fn bind_resources(shared: &Shared, form: &Form, answer: &Value) {
+    let resources = form.get_all("resource");
+    if resources.is_empty()
+        || matches!(
+            form.get("grant_type"),
+            Some("authorization_code" | "refresh_token")
+        )
+    {
+        return;
+    }
+    let mut state = shared.lock();
+    if let Some(token) = answer["access_token"].as_str()
+        && let Some(issued) = state.access_tokens.get_mut(token)
+    {
+        issued.grant.resources = resources.to_vec();
+    }
+    if let Some(token) = answer["refresh_token"].as_str()
+        && let Some(grant) = state.refresh_tokens.get_mut(token)
+    {
+        grant.resources = resources.to_vec();
     }
 }
 
@@ -217,9 +314,8 @@ fn bind(
 
 fn client_credentials(shared: &Shared, client_id: &str, form: &Form) -> Result<Value, OAuthError> {
     let config = &shared.config;
-    if config
-        .clients
-        .get(client_id)
+    if shared
+        .client(client_id)
         .is_some_and(|c| c.method == AuthMethod::None)
     {
         // RFC 6749 §4.4: only confidential clients may use this grant.
@@ -288,10 +384,16 @@ fn refresh(shared: &Shared, client_id: &str, form: &Form) -> Result<Value, OAuth
             Some(requested)
         }
     };
+    let resources = narrowed_resources(&grant.resources, form.get_all("resource"))?;
     if config.rotate_refresh_tokens {
         state.refresh_tokens.remove(presented);
     }
     let issued = state.issue(config, grant, scope.clone(), config.rotate_refresh_tokens);
+    if let Ok(issued) = &issued
+        && let Some(token) = state.access_tokens.get_mut(&issued.access_token)
+    {
+        token.grant.resources = resources;
+    }
     drop(state);
     token_answer(config, issued, scope)
 }

@@ -1,12 +1,12 @@
 //! The token exchange grant (RFC 8693): a token for a token, for another audience or resource,
 //! optionally with an actor.
 
-use http::StatusCode;
 use serde_json::Value;
 
 use super::form::{Form, requested_scope};
 use super::reply::{OAuthError, token_answer};
 use super::state::Shared;
+use super::token::invalid_target;
 
 /// The grant type of RFC 8693 §2.1.
 pub(super) const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -42,16 +42,9 @@ pub(super) fn grant(shared: &Shared, client_id: &str, form: &Form) -> Result<Val
             "requested_token_type {wanted:?} is not supported; ask for {ACCESS_TOKEN_TYPE}"
         )));
     }
+    // The token endpoint has checked each `resource` already (RFC 8707 §2).
     let mut targets = form.get_all("audience").to_vec();
-    for resource in form.get_all("resource") {
-        // RFC 8707 §2: an absolute URI without a fragment.
-        if url::Url::parse(resource).map_or(true, |u| u.fragment().is_some()) {
-            return Err(invalid_target(
-                "resource must be an absolute URI without a fragment",
-            ));
-        }
-        targets.push(resource.clone());
-    }
+    targets.extend(form.get_all("resource").iter().cloned());
     if !config.exchange_audiences.is_empty()
         && let Some(unknown) = targets
             .iter()
@@ -144,8 +137,4 @@ fn party(
             "{type_name} {other:?} is not supported"
         ))),
     }
-}
-
-fn invalid_target(description: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
-    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", description)
 }
