@@ -4757,7 +4757,6 @@ async fn received_at(mock: &wiremock::MockServer, path: &str) -> Vec<wiremock::R
 /// The registered secret and registration access token are never shown.
 #[cfg(feature = "file-store")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "REGISTRATION-STUB: main's registration module is a stub until branch registration is merged"]
 async fn resource_first_a_machine_registers_itself_when_no_client_id_is_given() {
     let mock = registering_server().await;
     let mcp = format!("{}/mcp", mock.uri());
@@ -4812,7 +4811,6 @@ async fn resource_first_a_machine_registers_itself_when_no_client_id_is_given() 
 /// public client for a person's sign-in there, the browser signs in, and the request is sent
 /// again with the token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "REGISTRATION-STUB: main's registration module is a stub until branch registration is merged"]
 async fn resource_first_with_nothing_but_the_url_registers_and_signs_in() {
     let mock = registering_server().await;
     let mcp = format!("{}/mcp", mock.uri());
