@@ -4842,3 +4842,91 @@ async fn resource_first_with_nothing_but_the_url_registers_and_signs_in() {
         .to_owned();
     out.assert_no_secrets_besides(&[REGISTRATION_TOKEN, REGISTERED_TOKEN], &[&shown_line]);
 }
+
+/// The promise, against the crate's own deployment (`TestServer` with open
+/// registration, RFC 8707 required and an RFC 9728 resource at `/mcp`): `oauth-fetch URL` and
+/// nothing else registers, signs in through the browser and gets `200` in the fewest round
+/// trips, with a token for that resource only; with `--cache`, a second run registers nothing
+/// and asks for no token.
+#[cfg(feature = "file-store")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_against_the_test_servers_own_resource_with_registration() {
+    use oauth_layer::testing::{ProtectedResource, RegistrationPolicy, RoundTripKind::*};
+
+    let server = TestServer::builder()
+        .registration(RegistrationPolicy::Open)
+        .require_resource_indicator(true)
+        .protected_resource(ProtectedResource::new("/mcp").scopes_supported(["mcp:tools"]))
+        .start()
+        .await
+        .unwrap();
+    let mcp = server.resource_url("/mcp");
+    let tmp = TempDir::new("resource-deployment");
+    let cache = tmp.0.join("cache");
+    let browser = FakeBrowser::new();
+    let args = cli("--cache {} -v {}", [cache.to_str().unwrap(), &mcp]);
+    let out = run(browser.command(&args)).await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, mcp.clone())], "{out:#?}");
+    let trips: Vec<_> = server
+        .round_trips()
+        .iter()
+        .map(|t| (t.kind, t.status))
+        .collect();
+    assert_eq!(
+        trips,
+        [
+            (Resource, 401),
+            (ResourceMetadata, 200),
+            (ServerMetadata, 200),
+            (Registration, 201),
+            (Authorization, 302),
+            (Token, 200),
+            (Resource, 200),
+        ],
+        "{out:#?}"
+    );
+    assert_eq!(server.registered_clients().len(), 1);
+    let token = server
+        .resource_requests()
+        .last()
+        .and_then(|r| r.bearer_token().map(str::to_owned))
+        .unwrap();
+    assert_eq!(
+        server.access_token_info(&token).unwrap().resources,
+        [server.resource_identifier("/mcp")]
+    );
+    assert_eq!(
+        out.events(&format!("resource: discovered {}", server.url())),
+        1,
+        "{out:#?}"
+    );
+
+    server.reset_counts();
+    let again = run(browser.command(&args)).await;
+    again.assert_code(0);
+    assert_eq!(again.status_lines(), [(200, mcp.clone())], "{again:#?}");
+    assert_eq!(
+        server.registration_requests(),
+        0,
+        "the registration was kept"
+    );
+    assert_eq!(server.token_requests(), 0, "so was the token");
+    assert_eq!(server.registered_clients().len(), 1);
+    assert_eq!(
+        again.events("token: loaded from the store"),
+        1,
+        "{again:#?}"
+    );
+    // The registered client id is random but no secret (the resource's body echoes it), nor
+    // is the authorization URL.
+    let client_id = server.registered_clients().remove(0);
+    let mut shown: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with(&format!("{}?", server.authorization_url())))
+        .collect();
+    shown.push(&client_id);
+    out.assert_no_secrets_besides(&[&token], &shown);
+    again.assert_no_secrets_besides(&[&token], &[&client_id]);
+}
