@@ -32,7 +32,7 @@
 //! must be `https` (or `http` to loopback). Explicit options still win over the document. A
 //! failed discovery is a configuration error (exit code 2).
 //!
-//! Without `--token-url`, `--issuer` and `--provider` (and but for `--flow jwt-bearer`, whose
+//! Without `--token-url`, `--issuer` and `--provider`, for any flow but `jwt-bearer` (whose
 //! key file may name the token endpoint), the run is resource-first
 //! (`oauth_layer::resource::ResourceClient`): each URL that may receive a token (https, or
 //! http to loopback) is a resource, named by the URL without its query and fragment (several
