@@ -849,7 +849,11 @@ async fn usage_errors_exit_with_2_and_one_line() {
     let cases = [
         ("no URL", "$CC", "no URL"),
         ("unknown option", "$CC --bogus $URL", "unknown option --bogus"),
-        ("missing --token-url", "--client-id basic-app $URL", "--token-url is required"),
+        (
+            "missing --token-url (without it, a resource-first run has no password flow)",
+            "--client-id basic-app --flow password --username alice --password $PASSWORD $URL",
+            "--token-url is required",
+        ),
         ("missing --client-id", "--token-url $TOKEN_URL $URL", "--client-id is required"),
         (
             "insecure --token-url",
@@ -2304,7 +2308,11 @@ async fn new_option_usage_errors_exit_with_2_and_one_line() {
     ];
     #[rustfmt::skip]
     let mut cases = vec![
-        ("neither --token-url nor --issuer", "--client-id basic-app $URL", "--token-url is required (or --issuer"),
+        (
+            "neither --token-url nor --issuer (a resource-first run has no device flow)",
+            "--client-id basic-app --flow device $URL",
+            "--token-url is required (or --issuer",
+        ),
         ("--key with client credentials", "$CC --key $GARBAGE $URL", "--key applies to --flow jwt-bearer only"),
         (
             "--subject-token with jwt-bearer",
@@ -4218,4 +4226,707 @@ async fn a_declined_device_sign_in_says_so_and_what_to_do() {
     assert!(line.contains("the sign-in was declined"), "{line}");
     assert!(line.contains("Run the command again"), "{line}");
     assert!(server.resource_requests().is_empty());
+}
+
+// --- The resource-first mode: no --token-url, --issuer or --provider --------------------------
+
+/// A protected resource at `{mock}/mcp`, played by wiremock: it publishes RFC 9728 metadata
+/// naming `server` as its authorization server, answers a request without a token the server
+/// knows with `401` and a challenge pointing at that metadata, and one with such a token with
+/// `200 tools`.
+async fn mcp_resource(server: &std::sync::Arc<TestServer>) -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+    let mock = MockServer::start().await;
+    let metadata_url = format!("{}/.well-known/oauth-protected-resource/mcp", mock.uri());
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-protected-resource/mcp"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "resource": format!("{}/mcp", mock.uri()),
+            "authorization_servers": [server.url()],
+            "scopes_supported": ["mcp:tools"],
+        })))
+        .mount(&mock)
+        .await;
+    let checker = server.clone();
+    Mock::given(path("/mcp"))
+        .respond_with(move |request: &Request| {
+            // A DPoP-bound token must come as `DPoP` (its proof is the test server's to
+            // check, at its own resource); a bearer token as `Bearer`.
+            let token = request
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .map(|t| (t, false))
+                        .or_else(|| v.strip_prefix("DPoP ").map(|t| (t, true)))
+                })
+                .filter(|(t, dpop)| {
+                    checker
+                        .access_token_info(t)
+                        .is_some_and(|info| info.jkt.is_some() == *dpop)
+                })
+                .map(|(t, _)| t);
+            match token.and_then(|t| checker.access_token_info(t)) {
+                Some(_) => ResponseTemplate::new(200).set_body_string("tools"),
+                None => ResponseTemplate::new(401).insert_header(
+                    "www-authenticate",
+                    format!(r#"Bearer resource_metadata="{metadata_url}""#),
+                ),
+            }
+        })
+        .mount(&mock)
+        .await;
+    mock
+}
+
+/// The paths the resource was asked for, in order, and the bearer tokens it was sent.
+async fn mcp_requests(mock: &wiremock::MockServer) -> (Vec<String>, Vec<String>) {
+    let received = mock.received_requests().await.unwrap();
+    let paths = received.iter().map(|r| r.url.path().to_owned()).collect();
+    let tokens = received
+        .iter()
+        .filter_map(|r| r.headers.get("authorization")?.to_str().ok())
+        .filter_map(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("DPoP "))
+                .map(str::to_owned)
+        })
+        .collect();
+    (paths, tokens)
+}
+
+/// Two resources on two origins, both served by one authorization server: each is discovered
+/// on its own, gets its own token, and never sees the other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_each_resource_gets_its_own_token() {
+    let server = std::sync::Arc::new(server().await);
+    let (one, two) = (mcp_resource(&server).await, mcp_resource(&server).await);
+    let (url_one, url_two) = (format!("{}/mcp", one.uri()), format!("{}/mcp", two.uri()));
+    let out = fetch(&cli(
+        "--flow client-credentials --client-id basic-app --client-secret {} -v {} {}",
+        [SECRET, &url_one, &url_two],
+    ))
+    .await;
+    out.assert_code(0);
+    assert_eq!(
+        out.status_lines(),
+        [(200, url_one.clone()), (200, url_two.clone())],
+        "{out:#?}"
+    );
+    assert_eq!(server.token_requests(), 2, "one token per resource");
+    let (_, tokens_one) = mcp_requests(&one).await;
+    let (_, tokens_two) = mcp_requests(&two).await;
+    assert_eq!(tokens_one.len(), 1);
+    assert_eq!(tokens_two.len(), 1);
+    assert_ne!(tokens_one[0], tokens_two[0], "a token per resource");
+    assert_eq!(
+        out.events(&format!("resource: discovered {}", server.url())),
+        2,
+        "{out:#?}"
+    );
+    for url in [&url_one, &url_two] {
+        assert!(out.stderr.contains(&format!("(for {url})")), "{out:#?}");
+    }
+    // Each resource's first token is "fetched", not a renewal of the other's.
+    assert_eq!(out.events("token: fetched"), 2, "{out:#?}");
+    assert_eq!(out.events("token: renewed"), 0, "{out:#?}");
+    out.assert_no_secrets(&[SECRET, &tokens_one[0], &tokens_two[0]]);
+}
+
+/// `--dpop` in the resource-first mode: the token is bound to the tool's key and sent as a
+/// `DPoP` token with a proof.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_dpop_binds_the_token() {
+    let server = std::sync::Arc::new(builder().require_dpop(true).start().await.unwrap());
+    let mock = mcp_resource(&server).await;
+    let mcp = format!("{}/mcp", mock.uri());
+    let out = fetch(&cli(
+        "--flow client-credentials --client-id basic-app --client-secret {} --dpop -v {}",
+        [SECRET, &mcp],
+    ))
+    .await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, mcp.clone())], "{out:#?}");
+    let received = mock.received_requests().await.unwrap();
+    let last = received.last().unwrap();
+    assert!(
+        last.headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("DPoP ")),
+        "{received:?}"
+    );
+    assert!(last.headers.contains_key("dpop"), "a proof with the token");
+    let (_, tokens) = mcp_requests(&mock).await;
+    let info = server.access_token_info(&tokens[0]).unwrap();
+    assert!(info.jkt.is_some(), "bound to the tool's key");
+    let log = server.token_request_log();
+    assert!(
+        log.iter().all(|r| r.dpop.is_some()),
+        "every token request had a proof"
+    );
+    out.assert_no_secrets(&[SECRET, &tokens[0]]);
+}
+
+/// `oauth-fetch URL` with nothing but a pre-registered machine client: the resource's `401`
+/// names its metadata, the metadata the authorization server, whose discovery document the
+/// token endpoint; the first request is sent again with the token, and every later one (the
+/// same resource behind another query too) carries it from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_a_machine_client_finds_its_authorization_server_from_the_resource() {
+    let server = std::sync::Arc::new(server().await);
+    let mock = mcp_resource(&server).await;
+    let mcp = format!("{}/mcp", mock.uri());
+    let page = format!("{mcp}?page=2");
+    let out = fetch(&cli(
+        "--flow client-credentials --client-id basic-app --client-secret {} --repeat 2 -v {} {}",
+        [SECRET, &mcp, &page],
+    ))
+    .await;
+    out.assert_code(0);
+    let expected: Vec<(u16, String)> = (0..2)
+        .flat_map(|_| [(200, mcp.clone()), (200, page.clone())])
+        .collect();
+    assert_eq!(out.status_lines(), expected, "{out:#?}");
+    assert!(out.stdout.contains("tools"), "{out:#?}");
+
+    // One discovery, one token for the one resource.
+    assert_eq!(server.token_requests(), 1);
+    assert_eq!(server.token_requests_for("client_credentials"), 1);
+    let (paths, tokens) = mcp_requests(&mock).await;
+    assert_eq!(
+        paths,
+        [
+            "/mcp",
+            "/.well-known/oauth-protected-resource/mcp",
+            "/mcp",
+            "/mcp",
+            "/mcp",
+            "/mcp"
+        ],
+        "{out:#?}"
+    );
+    assert_eq!(
+        tokens.len(),
+        4,
+        "every request but the first carried the token"
+    );
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "one token for all");
+    let info = server.access_token_info(&tokens[0]).unwrap();
+    assert_eq!(info.client_id, "basic-app");
+    assert_eq!(
+        info.scope.as_deref(),
+        Some("mcp:tools"),
+        "the metadata's scopes"
+    );
+
+    // -v tells the story, in order.
+    let origin = Url::parse(&mcp).unwrap().origin().ascii_serialization();
+    let story = [
+        format!("token: not sent to {origin} (none for this resource yet"),
+        format!("resource: discovered {} (for {mcp})", server.url()),
+        "token: fetched (expires in".to_owned(),
+        "token: retried after 401".to_owned(),
+        "token: reused".to_owned(),
+    ];
+    let mut at = 0;
+    for step in &story {
+        let found = out
+            .stderr
+            .lines()
+            .skip(at)
+            .position(|l| l.starts_with(step.as_str()));
+        at += found.unwrap_or_else(|| panic!("{step:?} after line {at}: {out:#?}")) + 1;
+    }
+    assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+    assert_eq!(out.events("token: retried after 401"), 1, "{out:#?}");
+    assert_eq!(out.events("token: reused"), 3, "{out:#?}");
+    out.assert_no_secrets(&[SECRET, &tokens[0]]);
+}
+
+/// `--output json` in the resource-first mode: the first request's line says the token was
+/// sent after a `401`, with the token's metadata (never the token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_json_output_shows_the_retry_and_the_tokens_metadata() {
+    let server = std::sync::Arc::new(server().await);
+    let mock = mcp_resource(&server).await;
+    let mcp = format!("{}/mcp", mock.uri());
+    let out = fetch(&cli(
+        "--flow client-credentials --client-id basic-app --client-secret {} --scope mcp:admin --output json {}",
+        [SECRET, &mcp],
+    ))
+    .await;
+    out.assert_code(0);
+    let line: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(line["status"], 200, "{out:#?}");
+    assert_eq!(line["body"], "tools");
+    assert_eq!(line["token"]["sent"], true);
+    assert_eq!(line["token"]["retried_after_401"], true);
+    assert_eq!(line["token"]["token_type"], "Bearer");
+    assert_eq!(
+        line["token"]["scope"], "mcp:admin",
+        "--scope wins over the metadata's"
+    );
+    let (_, tokens) = mcp_requests(&mock).await;
+    out.assert_no_secrets(&[SECRET, &tokens[0]]);
+}
+
+/// The default flow of the resource-first mode is a person's sign-in: the browser goes to
+/// the authorization server the resource named, with the pre-registered public client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_a_person_signs_in_at_the_server_the_resource_names() {
+    let server = std::sync::Arc::new(server().await);
+    let mock = mcp_resource(&server).await;
+    let mcp = format!("{}/mcp", mock.uri());
+    let browser = FakeBrowser::new();
+    let out = run(browser.command(&cli("--client-id public-app -v {}", [&mcp]))).await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, mcp.clone())], "{out:#?}");
+    assert_eq!(server.authorization_requests(), 1);
+    assert_eq!(server.token_requests_for("authorization_code"), 1);
+    let shown = shown_authorization_url(&out, &server, "public-app");
+    assert_eq!(query_param(&shown, "scope"), "mcp:tools");
+    assert_eq!(
+        query_param(&shown, "resource"),
+        mcp,
+        "RFC 8707 on the authorization request"
+    );
+    let (_, tokens) = mcp_requests(&mock).await;
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(
+        server.access_token_info(&tokens[0]).unwrap().client_id,
+        "public-app"
+    );
+    assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+    assert_eq!(out.events("token: retried after 401"), 1, "{out:#?}");
+    let visited = browser.visited().await;
+    out.assert_no_secrets_besides(
+        &[&tokens[0], &query_param(&visited, "code")],
+        &[shown.as_str()],
+    );
+}
+
+/// `--cache` in the resource-first mode: the second run finds the resource again (a new
+/// process), but takes the token the first one left instead of asking the server.
+#[cfg(feature = "file-store")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_a_second_run_takes_the_token_from_the_cache() {
+    let server = std::sync::Arc::new(server().await);
+    let mock = mcp_resource(&server).await;
+    let mcp = format!("{}/mcp", mock.uri());
+    let tmp = TempDir::new("resource-cache");
+    let cache = tmp.0.join("cache");
+    let args = cli(
+        "--flow client-credentials --client-id basic-app --client-secret {} --cache {} -v {}",
+        [SECRET, cache.to_str().unwrap(), &mcp],
+    );
+    let first = fetch(&args).await;
+    first.assert_code(0);
+    assert_eq!(first.events("token: fetched"), 1, "{first:#?}");
+    let second = fetch(&args).await;
+    second.assert_code(0);
+    assert_eq!(second.status_lines(), [(200, mcp.clone())], "{second:#?}");
+    assert_eq!(
+        second.events("token: loaded from the store"),
+        1,
+        "{second:#?}"
+    );
+    assert_eq!(second.events("token: fetched"), 0, "{second:#?}");
+    assert_eq!(server.token_requests(), 1, "one token for both runs");
+    let (_, tokens) = mcp_requests(&mock).await;
+    second.assert_no_secrets(&[SECRET, &tokens[0]]);
+}
+
+/// Without `--client-id`, at a server that takes no registration: a configuration error that
+/// says what to give; nothing reaches the token endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_without_a_client_id_at_a_server_without_registration() {
+    let server = std::sync::Arc::new(server().await);
+    let mock = mcp_resource(&server).await;
+    let mcp = format!("{}/mcp", mock.uri());
+    let out = fetch(&cli("--flow client-credentials {}", [&mcp])).await;
+    out.assert_usage_error("Give --client-id");
+    assert!(out.stderr.contains("registration"), "{out:#?}");
+    assert_eq!(server.token_requests(), 0);
+}
+
+/// The options that configure an authorization server by hand, flows other than a person's
+/// sign-in and client credentials, and half an identity are usage errors in the
+/// resource-first mode, each saying why; nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_usage_errors() {
+    let server = std::sync::Arc::new(server().await);
+    let mock = mcp_resource(&server).await;
+    let mcp = format!("{}/mcp", mock.uri());
+    #[rustfmt::skip]
+    let vars = [
+        var("URL", &[&mcp]),
+        var("CC", &["--flow", "client-credentials", "--client-id", "basic-app", "--client-secret", SECRET]),
+    ];
+    let needs = "--token-url is required (or --issuer to discover it, or --provider) for";
+    #[rustfmt::skip]
+    let cases = [
+        ("the password flow", "--flow password --username alice --password pw-secret-1 $URL", needs),
+        ("the device flow", "--client-id public-app --flow device $URL", "for --flow auth-code or --flow client-credentials only"),
+        ("the refresh flow", "--flow refresh --refresh-token rt-secret-1 $URL", needs),
+        ("token exchange", "--flow token-exchange --subject-token st-secret-1 $URL", needs),
+        ("--auth-url", "--auth-url https://idp.example/authorize $URL", "--auth-url needs --token-url, --issuer or --provider: without them the endpoints come from"),
+        ("--device-url", "--device-url https://idp.example/device $URL", "--device-url needs --token-url"),
+        ("--auth-method", "$CC --auth-method post $URL", "--auth-method needs --token-url, --issuer or --provider: without them the client authentication"),
+        ("--audience", "$CC --audience api $URL", "--audience needs --token-url, --issuer or --provider: without them the token is bound to the URL's own resource"),
+        ("--resource", "$CC --resource https://other.example/ $URL", "--resource needs --token-url"),
+        ("--identity", "$CC --identity bob --cache /nonexistent/cache-9 $URL", "--identity needs --token-url"),
+        ("a secret without a client id", "--client-secret cs-secret-1 $URL", "--client-secret (or OAUTH_CLIENT_SECRET) needs --client-id"),
+        ("client credentials without a secret", "--flow client-credentials --client-id basic-app $URL", "--flow client-credentials with --client-id needs --client-secret"),
+        ("--paste with client credentials", "$CC --paste $URL", "--paste applies to --flow auth-code only"),
+        ("no URL that may get a token", "--client-id public-app http://remote.example/mcp", "no URL may receive a token"),
+    ];
+    assert_usage_errors(
+        &cases,
+        &vars,
+        &[
+            SECRET,
+            "pw-secret-1",
+            "rt-secret-1",
+            "st-secret-1",
+            "cs-secret-1",
+        ],
+    )
+    .await;
+    assert_eq!(server.token_requests(), 0, "usage errors send nothing");
+    assert_eq!(server.discovery_requests(), 0);
+    assert!(mock.received_requests().await.unwrap().is_empty());
+}
+
+/// The access token the [`registering_server`] issues.
+const REGISTERED_TOKEN: &str = "at-registered-client-0123456789abcdefghijkl";
+/// The client secret and registration access token it registers machines with.
+const REGISTERED_SECRET: &str = "cs-registered-0123456789abcdefghijklmnop";
+const REGISTRATION_TOKEN: &str = "rat-registered-0123456789abcdefghijklmno";
+
+/// An authorization server that takes dynamic registration (RFC 7591) and the protected
+/// resource `{mock}/mcp` it serves, both played by one wiremock server (a loopback issuer, so
+/// its plain-http endpoints are taken). A machine is registered as `dyn-machine` with
+/// [`REGISTERED_SECRET`], a person's app as the public client `dyn-person`; `/authorize` sends
+/// the browser straight back with a code, and `/token` gives [`REGISTERED_TOKEN`] to a
+/// registered client only.
+async fn registering_server() -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+    let mock = MockServer::start().await;
+    let issuer = mock.uri();
+    let mcp = format!("{issuer}/mcp");
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-protected-resource/mcp"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "resource": mcp,
+            "authorization_servers": [issuer],
+            "scopes_supported": ["mcp:tools"],
+        })))
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "registration_endpoint": format!("{issuer}/register"),
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": true,
+        })))
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/register"))
+        .respond_with(move |request: &Request| {
+            let asked: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+            let machine = asked["grant_types"]
+                .as_array()
+                .is_some_and(|g| g.iter().any(|g| g == "client_credentials"));
+            let mut answer = asked.clone();
+            if machine {
+                answer["client_id"] = "dyn-machine".into();
+                answer["client_secret"] = REGISTERED_SECRET.into();
+                answer["token_endpoint_auth_method"] = "client_secret_basic".into();
+            } else {
+                answer["client_id"] = "dyn-person".into();
+                answer["token_endpoint_auth_method"] = "none".into();
+            }
+            answer["registration_access_token"] = REGISTRATION_TOKEN.into();
+            ResponseTemplate::new(201).set_body_json(answer)
+        })
+        .mount(&mock)
+        .await;
+    let authorize_issuer = issuer.clone();
+    Mock::given(method("GET"))
+        .and(path("/authorize"))
+        .respond_with(move |request: &Request| {
+            let param = |name: &str| {
+                request
+                    .url
+                    .query_pairs()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            if param("client_id") != "dyn-person" {
+                return ResponseTemplate::new(400);
+            }
+            let mut back = Url::parse(&param("redirect_uri")).unwrap();
+            back.query_pairs_mut()
+                .append_pair("code", "code-for-dyn-person")
+                .append_pair("state", &param("state"))
+                .append_pair("iss", &authorize_issuer);
+            ResponseTemplate::new(302).insert_header("location", back.as_str())
+        })
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(|request: &Request| {
+            let form: Vec<(String, String)> = url::form_urlencoded::parse(&request.body)
+                .into_owned()
+                .collect();
+            let param = |name: &str| {
+                form.iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            let basic = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("dyn-machine:{REGISTERED_SECRET}"))
+            );
+            let machine = request
+                .headers
+                .get("authorization")
+                .is_some_and(|v| v.as_bytes() == basic.as_bytes())
+                && param("grant_type") == Some("client_credentials");
+            let person = param("grant_type") == Some("authorization_code")
+                && param("client_id") == Some("dyn-person")
+                && param("code") == Some("code-for-dyn-person");
+            if !(machine || person) {
+                return ResponseTemplate::new(401)
+                    .set_body_json(serde_json::json!({"error": "invalid_client"}));
+            }
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "access_token": REGISTERED_TOKEN,
+                "token_type": "Bearer",
+                "expires_in": 3600,
+            }))
+        })
+        .mount(&mock)
+        .await;
+    let metadata_url = format!("{issuer}/.well-known/oauth-protected-resource/mcp");
+    Mock::given(path("/mcp"))
+        .respond_with(move |request: &Request| {
+            let bearer = format!("Bearer {REGISTERED_TOKEN}");
+            match request.headers.get("authorization") {
+                Some(v) if v.as_bytes() == bearer.as_bytes() => {
+                    ResponseTemplate::new(200).set_body_string("tools")
+                }
+                _ => ResponseTemplate::new(401).insert_header(
+                    "www-authenticate",
+                    format!(r#"Bearer resource_metadata="{metadata_url}""#),
+                ),
+            }
+        })
+        .mount(&mock)
+        .await;
+    mock
+}
+
+/// The requests `mock` received at `path`.
+async fn received_at(mock: &wiremock::MockServer, path: &str) -> Vec<wiremock::Request> {
+    mock.received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == path)
+        .collect()
+}
+
+/// `oauth-fetch --flow client-credentials URL` with no client id: the tool registers a machine
+/// client at the server the resource names (RFC 7591), gets a token bound to the resource
+/// with it, and, with `--cache`, a second run registers nothing and asks for no token again.
+/// The registered secret and registration access token are never shown.
+#[cfg(feature = "file-store")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_a_machine_registers_itself_when_no_client_id_is_given() {
+    let mock = registering_server().await;
+    let mcp = format!("{}/mcp", mock.uri());
+    let tmp = TempDir::new("resource-register");
+    let cache = tmp.0.join("cache");
+    let args = cli(
+        "--flow client-credentials --cache {} -v {}",
+        [cache.to_str().unwrap(), &mcp],
+    );
+    let first = fetch(&args).await;
+    first.assert_code(0);
+    assert_eq!(first.status_lines(), [(200, mcp.clone())], "{first:#?}");
+    assert_eq!(first.events("token: fetched"), 1, "{first:#?}");
+
+    let registrations = received_at(&mock, "/register").await;
+    assert_eq!(registrations.len(), 1);
+    let asked: serde_json::Value = serde_json::from_slice(&registrations[0].body).unwrap();
+    assert_eq!(
+        asked["grant_types"],
+        serde_json::json!(["client_credentials"])
+    );
+    let token_requests = received_at(&mock, "/token").await;
+    assert_eq!(token_requests.len(), 1);
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&token_requests[0].body)
+        .into_owned()
+        .collect();
+    assert!(
+        form.contains(&("resource".to_owned(), mcp.clone())),
+        "RFC 8707 resource: {form:?}"
+    );
+
+    let second = fetch(&args).await;
+    second.assert_code(0);
+    assert_eq!(second.status_lines(), [(200, mcp.clone())], "{second:#?}");
+    assert_eq!(
+        second.events("token: loaded from the store"),
+        1,
+        "{second:#?}"
+    );
+    assert_eq!(
+        received_at(&mock, "/register").await.len(),
+        1,
+        "registered once"
+    );
+    assert_eq!(received_at(&mock, "/token").await.len(), 1, "one token");
+    for out in [&first, &second] {
+        out.assert_no_secrets(&[REGISTERED_SECRET, REGISTRATION_TOKEN, REGISTERED_TOKEN]);
+    }
+}
+
+/// `oauth-fetch URL` and nothing else: the resource names the server, the tool registers a
+/// public client for a person's sign-in there, the browser signs in, and the request is sent
+/// again with the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_with_nothing_but_the_url_registers_and_signs_in() {
+    let mock = registering_server().await;
+    let mcp = format!("{}/mcp", mock.uri());
+    let browser = FakeBrowser::new();
+    let out = run(browser.command(&cli("-v {}", [&mcp]))).await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, mcp.clone())], "{out:#?}");
+    assert!(out.stdout.contains("tools"), "{out:#?}");
+    assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+    assert_eq!(out.events("token: retried after 401"), 1, "{out:#?}");
+
+    let registrations = received_at(&mock, "/register").await;
+    assert_eq!(registrations.len(), 1);
+    let asked: serde_json::Value = serde_json::from_slice(&registrations[0].body).unwrap();
+    assert_eq!(asked["token_endpoint_auth_method"], "none", "{asked}");
+    let authorizations = received_at(&mock, "/authorize").await;
+    assert_eq!(authorizations.len(), 1);
+    let shown = &authorizations[0].url;
+    assert_eq!(query_param(shown, "client_id"), "dyn-person");
+    assert_eq!(query_param(shown, "resource"), mcp);
+    assert_eq!(query_param(shown, "scope"), "mcp:tools");
+    let token_requests = received_at(&mock, "/token").await;
+    assert_eq!(token_requests.len(), 1);
+    let shown_line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("{}/authorize?", mock.uri())))
+        .unwrap_or_else(|| panic!("the authorization URL: {out:#?}"))
+        .to_owned();
+    out.assert_no_secrets_besides(&[REGISTRATION_TOKEN, REGISTERED_TOKEN], &[&shown_line]);
+}
+
+/// The issue's promise, against the crate's own deployment (`TestServer` with open
+/// registration, RFC 8707 required and an RFC 9728 resource at `/mcp`): `oauth-fetch URL` and
+/// nothing else registers, signs in through the browser and gets `200` in the fewest round
+/// trips, with a token for that resource only; with `--cache`, a second run registers nothing
+/// and asks for no token.
+#[cfg(feature = "file-store")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_first_against_the_test_servers_own_resource_with_registration() {
+    use oauth_layer::testing::{ProtectedResource, RegistrationPolicy, RoundTripKind::*};
+
+    let server = TestServer::builder()
+        .registration(RegistrationPolicy::Open)
+        .require_resource_indicator(true)
+        .protected_resource(ProtectedResource::new("/mcp").scopes_supported(["mcp:tools"]))
+        .start()
+        .await
+        .unwrap();
+    let mcp = server.resource_url("/mcp");
+    let tmp = TempDir::new("resource-deployment");
+    let cache = tmp.0.join("cache");
+    let browser = FakeBrowser::new();
+    let args = cli("--cache {} -v {}", [cache.to_str().unwrap(), &mcp]);
+    let out = run(browser.command(&args)).await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, mcp.clone())], "{out:#?}");
+    let trips: Vec<_> = server
+        .round_trips()
+        .iter()
+        .map(|t| (t.kind, t.status))
+        .collect();
+    assert_eq!(
+        trips,
+        [
+            (Resource, 401),
+            (ResourceMetadata, 200),
+            (ServerMetadata, 200),
+            (Registration, 201),
+            (Authorization, 302),
+            (Token, 200),
+            (Resource, 200),
+        ],
+        "{out:#?}"
+    );
+    assert_eq!(server.registered_clients().len(), 1);
+    let token = server
+        .resource_requests()
+        .last()
+        .and_then(|r| r.bearer_token().map(str::to_owned))
+        .unwrap();
+    assert_eq!(
+        server.access_token_info(&token).unwrap().resources,
+        [server.resource_identifier("/mcp")]
+    );
+    assert_eq!(
+        out.events(&format!("resource: discovered {}", server.url())),
+        1,
+        "{out:#?}"
+    );
+
+    server.reset_counts();
+    let again = run(browser.command(&args)).await;
+    again.assert_code(0);
+    assert_eq!(again.status_lines(), [(200, mcp.clone())], "{again:#?}");
+    assert_eq!(
+        server.registration_requests(),
+        0,
+        "the registration was kept"
+    );
+    assert_eq!(server.token_requests(), 0, "so was the token");
+    assert_eq!(server.registered_clients().len(), 1);
+    assert_eq!(
+        again.events("token: loaded from the store"),
+        1,
+        "{again:#?}"
+    );
+    // The registered client id is random but no secret (the resource's body echoes it), nor
+    // is the authorization URL.
+    let client_id = server.registered_clients().remove(0);
+    let mut shown: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with(&format!("{}?", server.authorization_url())))
+        .collect();
+    shown.push(&client_id);
+    out.assert_no_secrets_besides(&[&token], &shown);
+    again.assert_no_secrets_besides(&[&token], &[&client_id]);
 }

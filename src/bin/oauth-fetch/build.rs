@@ -226,21 +226,14 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
                 ));
             }
             // A preset's sign-in carries its scopes (or --scope) and authorization parameters.
-            let mut flow = match &preset {
+            let flow = match &preset {
                 Some(preset) => preset.auth_code(),
                 None => o
                     .scopes
                     .iter()
                     .fold(AuthCode::new(), |flow, s| flow.scope(s.clone())),
             };
-            if let Some(uri) = &o.redirect_uri {
-                check_redirect_uri(uri, o.paste)?;
-                flow = flow.redirect_uri(uri.clone());
-            }
-            if o.paste {
-                flow = flow.paste();
-            }
-            events.source(client, flow, &store)
+            events.source(client, with_receiver(o, flow)?, &store)
         }
         #[cfg(not(feature = "auth-code"))]
         "auth-code" => {
@@ -332,6 +325,19 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
     };
     store.check(&tokens).await?;
     Ok(tokens)
+}
+
+/// `flow` with the receiver the options ask for: `--redirect-uri` (checked), `--paste`.
+#[cfg(feature = "auth-code")]
+pub(crate) fn with_receiver(o: &Options, mut flow: AuthCode) -> Result<AuthCode, Stop> {
+    if let Some(uri) = &o.redirect_uri {
+        check_redirect_uri(uri, o.paste)?;
+        flow = flow.redirect_uri(uri.clone());
+    }
+    if o.paste {
+        flow = flow.paste();
+    }
+    Ok(flow)
 }
 
 /// A provider preset ([`build_preset`]); without the auth-code feature there is none.

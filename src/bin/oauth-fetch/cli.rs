@@ -64,6 +64,14 @@ first request, with the address to open on stderr (auth-code also opens the brow
 honouring $BROWSER); later requests and rounds reuse the token and renew it with its refresh
 token.
 
+Resource-first: without --token-url, --issuer and --provider, the first request to each URL
+goes without a token, and the resource's 401 (or its well-known URL) gives its metadata (RFC
+9728), which names the authorization server. The client is --client-id (with --client-secret),
+or else one registered there now (RFC 7591); the flow is auth-code (the default) or
+client-credentials; each token is bound to its resource (RFC 8707) and the request is sent
+again with it. --auth-url, --device-url, --auth-method, --audience, --resource and --identity
+do not apply.
+
   oauth-fetch revoke --token T ...   revokes one token (RFC 7009) at --revocation-url (or the
                                      one --issuer discovers), with --token-type-hint; see
                                      oauth-fetch revoke --help
@@ -179,11 +187,13 @@ pub(crate) struct RevokeArgs {
 #[derive(Args)]
 #[command(next_help_heading = "Client")]
 pub(crate) struct ClientArgs {
-    /// Token endpoint (required, unless --issuer discovers it, a service account key file names
-    /// it or --provider knows it).
+    /// Token endpoint (unless --issuer discovers it, a service account key file names it or
+    /// --provider knows it). Without any of them the run is resource-first: each URL's resource
+    /// names its authorization server (RFC 9728; see below).
     #[arg(long, value_name = "URL", allow_hyphen_values = true)]
     pub(crate) token_url: Option<String>,
-    /// Client id (required, except with a service account key file).
+    /// Client id (required, except with a service account key file and resource-first, where
+    /// a client is registered at the resource's authorization server when it is left out).
     #[arg(long, value_name = "ID", allow_hyphen_values = true)]
     pub(crate) client_id: Option<String>,
     /// Client secret (a secret: @FILE, - or OAUTH_CLIENT_SECRET; see Secrets below).
@@ -229,7 +239,8 @@ pub(crate) struct ClientArgs {
 #[derive(Args)]
 #[command(next_help_heading = "Grant")]
 pub(crate) struct GrantArgs {
-    /// The grant [default: client-credentials].
+    /// The grant [default: client-credentials; auth-code with --provider and resource-first,
+    /// which takes auth-code and client-credentials only].
     #[arg(long, value_name = "F", value_parser = FLOWS.to_vec())]
     pub(crate) flow: Option<String>,
     /// A scope to request (repeatable).

@@ -22,6 +22,12 @@ pub(crate) struct Events {
     pub(crate) stored: bool,
     /// Set when a request first carried a token this run did not obtain: one from the store.
     pub(crate) loaded: Arc<AtomicBool>,
+    /// The resource-first mode: a first request to a resource goes without a token, and the
+    /// token events come from [`ResourceEvents`].
+    pub(crate) resource_first: bool,
+    /// Set when a resource was discovered, until its first token: "fetched" or "loaded from
+    /// the store" rather than "renewed".
+    pub(crate) fresh: Arc<AtomicBool>,
 }
 
 impl Events {
@@ -108,10 +114,20 @@ impl Middleware for Observer {
                 send.sent.store(true, Ordering::SeqCst);
             }
             match earlier.as_slice() {
-                [] if !has_token => self.events.say(&format!(
-                    "not sent to {} (tokens go only to https and to loopback http)",
-                    request.url().origin().ascii_serialization()
-                )),
+                [] if !has_token => {
+                    let origin = request.url().origin().ascii_serialization();
+                    self.events.say(&format!(
+                        "not sent to {origin} ({})",
+                        if self.events.resource_first
+                            && (origin.starts_with("https://")
+                                || crate::is_loopback_origin(&origin))
+                        {
+                            "none for this resource yet: its answer says where to get one"
+                        } else {
+                            "tokens go only to https and to loopback http"
+                        }
+                    ));
+                }
                 [] if self.events.obtained.load(Ordering::SeqCst) == send.obtained_before => {
                     // No token obtained in this run yet: it came from the store (once).
                     if self.events.stored
@@ -168,11 +184,77 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
     }
 }
 
+/// With `-v` in the resource-first mode, what the crate's debug events say about the
+/// resources and their token sources (built by the crate, without the change hook that
+/// reports tokens in the other modes): `resource: discovered ISSUER (for RESOURCE)`,
+/// `token: fetched`, `token: renewed` and `token: loaded from the store`. Only the fields
+/// named here are read, never a cache key.
+pub(crate) struct ResourceEvents {
+    pub(crate) events: Events,
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ResourceEvents {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let target = event.metadata().target();
+        if !target.starts_with("oauth_layer::") {
+            return;
+        }
+        let mut text = EventText::default();
+        event.record(&mut text);
+        let events = &self.events;
+        if target.starts_with("oauth_layer::resource")
+            && text.message.starts_with("resource discovered")
+            && let (Some(issuer), Some(resource)) = (text.get("issuer"), text.get("resource"))
+        {
+            events.fresh.store(true, Ordering::SeqCst);
+            if events.verbose {
+                eprintln!(
+                    "resource: discovered {} (for {})",
+                    one_line(issuer),
+                    one_line(resource)
+                );
+            }
+        } else if target.starts_with("oauth_layer::source") {
+            match text.message.as_str() {
+                "new token" => {
+                    events.obtained.fetch_add(1, Ordering::SeqCst);
+                    let fetched = events.fresh.swap(false, Ordering::SeqCst);
+                    events.say(&format!(
+                        "{}{}",
+                        if fetched { "fetched" } else { "renewed" },
+                        text.get("lifetime_s")
+                            .map(|s| format!(" (expires in {} s)", one_line(s)))
+                            .unwrap_or_default()
+                    ));
+                }
+                "using a token from the store" => {
+                    events.fresh.store(false, Ordering::SeqCst);
+                    events.loaded.store(true, Ordering::SeqCst);
+                    events.say("loaded from the store");
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 /// An event's message, then its other fields as `; name: value`.
 #[derive(Default)]
 struct EventText {
     message: String,
     fields: String,
+    /// Each field but the message, by name.
+    named: Vec<(&'static str, String)>,
+}
+
+impl EventText {
+    /// The value of the field `name`, as recorded.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.named
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 impl tracing::field::Visit for EventText {
@@ -180,8 +262,10 @@ impl tracing::field::Visit for EventText {
         if field.name() == "message" {
             self.message = format!("{value:?}");
         } else {
+            let value = format!("{value:?}");
             self.fields
-                .push_str(&format!("; {}: {value:?}", field.name()));
+                .push_str(&format!("; {}: {value}", field.name()));
+            self.named.push((field.name(), value));
         }
     }
 

@@ -5,6 +5,7 @@
 //! oauth-fetch --token-url URL --client-id ID [OPTIONS] URL...
 //! oauth-fetch --issuer ISSUER --client-id ID [OPTIONS] URL...
 //! oauth-fetch --provider NAME [--provider-arg V] --client-id ID [OPTIONS] URL...
+//! oauth-fetch [--client-id ID] [--flow auth-code|client-credentials] [OPTIONS] URL...
 //! oauth-fetch revoke --revocation-url URL --client-id ID --token T
 //! oauth-fetch completions bash|zsh|fish|elvish|powershell
 //! ```
@@ -19,7 +20,8 @@
 //! token events go to stderr, one line each and never with a token or secret in them:
 //! `token: fetched`, `token: reused`, `token: renewed`, `token: retried after 401`, `token: sent
 //! again with the server's DPoP nonce`, and
-//! `token: not sent` for a URL that may not receive one.
+//! `token: not sent` for a URL that may not receive one (or, resource-first, that has none
+//! yet), and `resource: discovered ISSUER (for RESOURCE)`.
 //! Exit code: 0 when every response was 2xx, 1 otherwise, 2 for usage or configuration errors
 //! (with a one-line message on stderr).
 //!
@@ -29,6 +31,22 @@
 //! (OpenID Connect, then RFC 8414), whose issuer must be exactly `--issuer` and whose endpoints
 //! must be `https` (or `http` to loopback). Explicit options still win over the document. A
 //! failed discovery is a configuration error (exit code 2).
+//!
+//! Without `--token-url`, `--issuer` and `--provider`, for any flow but `jwt-bearer` (whose
+//! key file may name the token endpoint), the run is resource-first
+//! (`oauth_layer::resource::ResourceClient`): each URL that may receive a token (https, or
+//! http to loopback) is a resource, named by the URL without its query and fragment (several
+//! URLs may be one resource). Its first request goes without a token; the `401` (or the
+//! well-known URL) gives the resource's RFC 9728 metadata, which must name this resource and
+//! names the authorization server, whose discovery document gives the endpoints. The client is
+//! `--client-id` (with `--client-secret` when it has one), else a client registered there now
+//! (RFC 7591; the server must allow it). The flow is `--flow auth-code` (the default here, with
+//! `--paste` and `--redirect-uri`) or `--flow client-credentials` (a client id needs its secret);
+//! every token is bound to its resource (RFC 8707 `resource`) and goes to it only, and the
+//! first request is sent again with it. `--scope` replaces the scopes the challenge or the
+//! metadata ask for; `--dpop`, `--cache` and `--redis` (which also keep a registration) work as
+//! elsewhere. The other flows, and `--auth-url`, `--device-url`, `--auth-method`, `--audience`,
+//! `--resource` and `--identity`, are usage errors here, saying why.
 //!
 //! `--provider NAME` takes the client from one of the crate's provider presets
 //! (`oauth_layer::provider`, feature `auth-code`) instead: its endpoints, client authentication
@@ -109,20 +127,23 @@ mod events;
 mod messages;
 mod options;
 mod output;
+mod resource;
 mod secret;
 mod store;
+mod tokens;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use oauth_layer::{Action, OAuthMiddleware};
+use oauth_layer::Action;
 
-use build::{build_source, revoke};
+use build::revoke;
 use cli::Format;
-use events::{Events, Exchange, Observer, Warnings, one_line, with_causes};
-use options::{Mode, Options, Stop, is_interactive, parse, usage};
+use events::{Events, Exchange, ResourceEvents, Warnings, one_line, with_causes};
+use options::{Mode, Options, Stop, parse, usage};
 use output::{Printer, TokenUse};
+use tokens::Tokens;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -170,12 +191,22 @@ async fn run(options: Options) -> Result<ExitCode, Stop> {
         obtained: Arc::new(AtomicU64::new(0)),
         stored: options.cache.is_some() || options.redis.is_some(),
         loaded: Arc::default(),
+        resource_first: options.resource_first,
+        fresh: Arc::default(),
     };
     if options.verbose {
         use tracing_subscriber::layer::SubscriberExt;
+        // The resource-first mode's sources are built by the crate, without the change hook:
+        // their events come from its tracing instead.
+        let resources = options.resource_first.then(|| ResourceEvents {
+            events: events.clone(),
+        });
         // Ignoring the error is right: it only means a subscriber is already set.
-        let _ =
-            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Warnings));
+        let _ = tracing::subscriber::set_global_default(
+            tracing_subscriber::registry()
+                .with(Warnings)
+                .with(resources),
+        );
     }
     let printer = Printer {
         format: options.format.unwrap_or(Format::Text),
@@ -188,34 +219,8 @@ async fn run(options: Options) -> Result<ExitCode, Stop> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let tokens = build_source(&options, &events).await?;
-
-    // Redirects are followed within a URL's origin only; one to another origin is printed as
-    // the 3xx it is (the token never follows it).
-    let transport = oauth_layer::reqwest::client_builder()
-        .build()
-        .map_err(|e| usage(format!("cannot build the HTTP client: {e}")))?;
-    // The token goes to the origins of the URLs named on the command line, and nowhere else.
-    let origins = options
-        .urls
-        .iter()
-        .map(|(_, url)| url.origin().ascii_serialization())
-        .filter(|origin| origin.starts_with("https://") || is_loopback_origin(origin))
-        .collect::<Vec<_>>();
-    let mut middleware =
-        OAuthMiddleware::from_source(tokens.clone()).interactive(is_interactive(&options.flow));
-    if !origins.is_empty() {
-        middleware = middleware
-            .allow_origins(origins)
-            .map_err(|e| usage(e.to_string()))?;
-    }
-    let http = reqwest_middleware::ClientBuilder::new(transport)
-        // The interactive flows may sign in during a request (the first one).
-        .with(middleware)
-        .with(Observer {
-            events: events.clone(),
-        })
-        .build();
+    let tokens = Tokens::build(&options, &events).await?;
+    let http = tokens.client(&options, &events)?;
 
     let mut all_ok = true;
     for round in 0..options.repeat {
@@ -237,10 +242,11 @@ async fn run(options: Options) -> Result<ExitCode, Stop> {
             }
             match request.send().await {
                 Ok(response) => {
+                    let sent = send.sent.load(Ordering::SeqCst);
                     let used = TokenUse {
-                        sent: send.sent.load(Ordering::SeqCst),
+                        sent,
                         retried: send.attempts.lock().is_ok_and(|a| a.len() > 1),
-                        token: tokens.cached(),
+                        token: tokens.held(parsed, sent).await,
                     };
                     all_ok &= printer.response(url, response, used).await;
                 }
@@ -280,7 +286,7 @@ async fn run(options: Options) -> Result<ExitCode, Stop> {
 }
 
 /// `http://` to a loopback host: the only plain-http origins a token may go to.
-fn is_loopback_origin(origin: &str) -> bool {
+pub(crate) fn is_loopback_origin(origin: &str) -> bool {
     let Some(host_port) = origin.strip_prefix("http://") else {
         return false;
     };

@@ -44,6 +44,11 @@ pub(crate) fn explain(error: &Error, flow: &str) -> String {
         Error::InteractionRequired => "a new sign-in is needed, and this run cannot ask for \
              one. Run with --flow auth-code or --flow device to sign in"
             .to_owned(),
+        // Resource-first without --client-id, at a server that takes no registration.
+        Error::Config(text) if text.starts_with("no client identity") => format!(
+            "{error}. Give --client-id (and --client-secret, if it has one) of a client \
+             registered with that server"
+        ),
         other => other.to_string(),
     }
 }

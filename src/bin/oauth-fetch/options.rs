@@ -74,6 +74,9 @@ pub(crate) struct Options {
     pub(crate) format: Option<Format>,
     /// Each URL as given (printed back in the status line) and parsed.
     pub(crate) urls: Vec<(String, Url)>,
+    /// No `--token-url`, `--issuer` or `--provider`: the URLs' resources say where their
+    /// tokens come from (RFC 9728), as [`crate::resource`] sets up.
+    pub(crate) resource_first: bool,
 }
 
 /// What the command line asks for.
@@ -339,8 +342,19 @@ fn headers(given: &[String]) -> Result<HeaderMap, Stop> {
 /// environment, options that do not go together, and last the secrets to read from files and
 /// standard input.
 fn finish(mut o: Options) -> Result<Options, Stop> {
-    if o.provider.is_some() && !o.given.iter().any(|n| n == "--flow") {
+    let flow_given = o.given.iter().any(|n| n == "--flow");
+    if o.provider.is_some() && !flow_given {
         // A preset's sign-in is its authorization code flow.
+        o.flow = "auth-code".into();
+    }
+    // A JWT bearer key file may name the token endpoint: that run keeps its own way.
+    o.resource_first = !o.revoke
+        && o.token_url.is_none()
+        && o.issuer.is_none()
+        && o.provider.is_none()
+        && o.flow != "jwt-bearer";
+    if o.resource_first && !flow_given {
+        // Someone pointing the tool at a resource is most likely a person.
         o.flow = "auth-code".into();
     }
     if o.method.is_none() && o.body.is_some() {
@@ -542,6 +556,7 @@ fn check_options(o: &Options) -> Result<(), Stop> {
     if o.revoke {
         return check_provider(o);
     }
+    check_resource_first(o)?;
     for (option, flows) in FLOW_OPTIONS {
         if !flows.contains(&o.flow.as_str()) && o.given.iter().any(|n| n == option) {
             return Err(usage(format!(
@@ -555,6 +570,70 @@ fn check_options(o: &Options) -> Result<(), Stop> {
     }
     check_store(o)?;
     check_provider(o)
+}
+
+/// The flows the resource-first mode runs.
+const RESOURCE_FIRST_FLOWS: &[&str] = &["auth-code", "client-credentials"];
+
+/// Options the resource-first mode has no use for, and why.
+const NOT_RESOURCE_FIRST: &[(&str, &str)] = &[
+    (
+        "--auth-url",
+        "the endpoints come from the authorization server the resource names",
+    ),
+    (
+        "--device-url",
+        "the endpoints come from the authorization server the resource names",
+    ),
+    (
+        "--auth-method",
+        "the client authentication comes from the registration or the server's metadata",
+    ),
+    (
+        "--audience",
+        "the token is bound to the URL's own resource (RFC 8707)",
+    ),
+    (
+        "--resource",
+        "the token is bound to the URL's own resource (RFC 8707)",
+    ),
+    ("--identity", "each resource keeps one token in the store"),
+];
+
+/// Without `--token-url`, `--issuer` or `--provider`, the resource says where its tokens come
+/// from: a person's sign-in or client credentials, a client id given or registered, and none
+/// of the options that would configure the authorization server by hand.
+fn check_resource_first(o: &Options) -> Result<(), Stop> {
+    if !o.resource_first {
+        return Ok(());
+    }
+    if !RESOURCE_FIRST_FLOWS.contains(&o.flow.as_str()) {
+        return Err(usage(format!(
+            "--token-url is required (or --issuer to discover it, or --provider) for --flow {}; \
+             without them oauth-fetch asks the resource where its tokens come from (RFC 9728), \
+             for --flow auth-code or --flow client-credentials only",
+            o.flow
+        )));
+    }
+    if let Some((option, why)) = NOT_RESOURCE_FIRST
+        .iter()
+        .find(|(option, _)| o.given.iter().any(|n| n == option))
+    {
+        return Err(usage(format!(
+            "{option} needs --token-url, --issuer or --provider: without them {why}"
+        )));
+    }
+    match (&o.client_id, &o.client_secret) {
+        (None, Some(_)) => Err(usage(
+            "--client-secret (or OAUTH_CLIENT_SECRET) needs --client-id; without either, \
+             oauth-fetch registers a client with the resource's authorization server (RFC 7591)",
+        )),
+        (Some(_), None) if o.flow == "client-credentials" => Err(usage(
+            "--flow client-credentials with --client-id needs --client-secret (or leave out \
+             --client-id to register a client with the resource's authorization server)",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `--cache`, `--redis` and `--identity`: one store at most, each with its feature, and an

@@ -1,6 +1,7 @@
 //! Where tokens are kept between runs: `--cache` (a file store), `--redis` (a Redis store) or
 //! nowhere, and `--identity`.
 
+use oauth_layer::resource::ResourceClient;
 use oauth_layer::{TokenSource, TokenSourceBuilder};
 #[cfg(feature = "redis-store")]
 use reqwest::Url;
@@ -38,19 +39,52 @@ impl Store {
         }
     }
 
+    /// `client` with this store, for its tokens and its client registrations.
+    pub(crate) fn attach_resources(&self, client: ResourceClient) -> ResourceClient {
+        #[cfg(feature = "file-store")]
+        let client = match &self.file {
+            Some(store) => client.store(store.clone()),
+            None => client,
+        };
+        #[cfg(feature = "redis-store")]
+        let client = match &self.redis {
+            Some(store) => client.store(store.clone()),
+            None => client,
+        };
+        client
+    }
+
+    /// As [`check`](Self::check), before any token source exists (the resource-first mode):
+    /// reads an entry no source uses.
+    pub(crate) async fn check_dir(&self) -> Result<(), Stop> {
+        #[cfg(feature = "file-store")]
+        if self.file.is_some() {
+            let probe = oauth_layer::OAuthClient::builder("oauth-fetch")
+                .build()
+                .map_err(|e| usage(e.to_string()))?;
+            let key = oauth_layer::store::CacheKey::builder(&probe, "probe").build();
+            return self.check_key(&key).await;
+        }
+        Ok(())
+    }
+
     /// Reads the source's entry once before anything is sent, so that a cache directory the
     /// store refuses (a file, a symbolic link, another user's) is a configuration error rather
     /// than a warning at each request. (The Redis store was reached when it connected.)
     pub(crate) async fn check(&self, tokens: &TokenSource) -> Result<(), Stop> {
+        self.check_key(tokens.cache_key()).await
+    }
+
+    async fn check_key(&self, key: &oauth_layer::store::CacheKey) -> Result<(), Stop> {
         #[cfg(feature = "file-store")]
         if let Some(store) = &self.file {
             use oauth_layer::store::TokenStore;
             store
-                .load(tokens.cache_key())
+                .load(key)
                 .await
                 .map_err(|e| usage(format!("--cache: {e}")))?;
         }
-        let _ = tokens;
+        let _ = key;
         Ok(())
     }
 }
