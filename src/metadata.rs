@@ -1,7 +1,7 @@
 //! An authorization server's metadata document (RFC 8414, OpenID Connect Discovery): the type
 //! a client is configured from and keeps. Fetching and checking it is [`crate::discovery`].
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
@@ -12,59 +12,102 @@ use url::Url;
 /// [`OAuthClientBuilder::metadata`](crate::client::OAuthClientBuilder::metadata) (or both at
 /// once with [`discovery::configure`](crate::discovery::configure)), and read it back with
 /// [`OAuthClient::metadata`](crate::OAuthClient::metadata).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Metadata {
     /// The issuer identifier; after [`discover`](crate::discovery::discover), exactly the
     /// issuer asked for.
     pub issuer: String,
     /// `authorization_endpoint` (the authorization code flow).
-    #[serde(default, deserialize_with = "optional_url")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
     pub authorization_endpoint: Option<Url>,
     /// `token_endpoint`.
-    #[serde(default, deserialize_with = "optional_url")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
     pub token_endpoint: Option<Url>,
     /// `device_authorization_endpoint` (RFC 8628 §4).
-    #[serde(default, deserialize_with = "optional_url")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
     pub device_authorization_endpoint: Option<Url>,
     /// `revocation_endpoint` (RFC 7009).
-    #[serde(default, deserialize_with = "optional_url")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
     pub revocation_endpoint: Option<Url>,
     /// `introspection_endpoint` (RFC 7662).
-    #[serde(default, deserialize_with = "optional_url")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
     pub introspection_endpoint: Option<Url>,
     /// `userinfo_endpoint` (OpenID Connect).
-    #[serde(default, deserialize_with = "optional_url")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
     pub userinfo_endpoint: Option<Url>,
     /// `jwks_uri`: the server's signing keys.
-    #[serde(default, deserialize_with = "optional_url")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
     pub jwks_uri: Option<Url>,
     /// `registration_endpoint` (RFC 7591).
-    #[serde(default, deserialize_with = "optional_url")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
     pub registration_endpoint: Option<Url>,
     /// `end_session_endpoint` (OpenID Connect RP-Initiated Logout).
-    #[serde(default, deserialize_with = "optional_url")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
     pub end_session_endpoint: Option<Url>,
     /// `scopes_supported`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes_supported: Option<Vec<String>>,
     /// `response_types_supported`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_types_supported: Option<Vec<String>>,
     /// `grant_types_supported`; absent means `authorization_code` and `implicit` (RFC 8414 §2).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub grant_types_supported: Option<Vec<String>>,
     /// `token_endpoint_auth_methods_supported`; absent means `client_secret_basic`
     /// (RFC 8414 §2).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
     /// `token_endpoint_auth_signing_alg_values_supported` (for `private_key_jwt` and
     /// `client_secret_jwt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
     /// `code_challenge_methods_supported` (PKCE). The authorization code flow sends `S256`
     /// whatever this says: it never downgrades to `plain`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub code_challenge_methods_supported: Option<Vec<String>>,
     /// `id_token_signing_alg_values_supported` (OpenID Connect).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token_signing_alg_values_supported: Option<Vec<String>>,
     /// `dpop_signing_alg_values_supported` (RFC 9449 §5.1): the algorithms the server accepts
     /// for DPoP proofs. A client with DPoP picks its key's algorithm from this list.
-    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dpop_signing_alg_values_supported: Option<Vec<String>>,
     /// `authorization_response_iss_parameter_supported` (RFC 9207 §3). When `true`, the
     /// authorization code flow of a discovered client requires the `iss` parameter on the

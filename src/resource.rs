@@ -29,7 +29,9 @@
 //! Documents are fetched like every back-channel request: `https` (or `http` to a loopback
 //! address, for a loopback resource), never through a redirect, under the client's deadline
 //! and body cap, without any credential. They are kept for an hour by every resource-first
-//! client of the process (at most 256 of each kind), so a second client fetches nothing again.
+//! client of the process (at most 256 of each kind), so a second client fetches nothing again,
+//! and, with a [store](ResourceClient::store), in the store for the same hour, so another
+//! process sharing it (or the next run) goes straight to the resource with the stored token.
 //!
 //! Plug it into reqwest with [`OAuthMiddleware::for_resource`](crate::OAuthMiddleware::for_resource)
 //! or [`OAuthMiddleware::for_resources`](crate::OAuthMiddleware::for_resources), into tower with
@@ -42,6 +44,7 @@ mod identity;
 pub(crate) mod layer;
 #[cfg(feature = "reqwest")]
 pub(crate) mod middleware;
+mod stored;
 
 #[cfg(feature = "tower")]
 pub use layer::{ResourceLayer, ResourceService};
@@ -267,8 +270,8 @@ impl ResourceClient {
         self.change(|c| c.grant = Grant::Person(Box::new(flow)))
     }
 
-    /// A store for the tokens and for client registrations (shared by a fleet, kept across
-    /// restarts).
+    /// A store for the tokens, the client registrations and what discovery found (shared by
+    /// a fleet, kept across restarts).
     pub fn store(self, store: impl TokenStore) -> Self {
         let store: Arc<dyn TokenStore> = Arc::new(store);
         self.change(|c| c.store = Some(store))
@@ -302,6 +305,19 @@ impl ResourceClient {
             .max_by_key(|r| r.as_url().path().len())
     }
 
+    /// Whether this process already holds `resource`'s checked metadata, or the store holds
+    /// what another process (or an earlier run) found, now brought into this process: either
+    /// way the token can be had without a first request to find out.
+    pub(crate) async fn knows_or_recalls(&self, resource: &ResourceIdentifier) -> bool {
+        if cache::resources().get(resource.as_str()).is_some() {
+            return true;
+        }
+        match &self.config.store {
+            Some(store) => stored::recall(store, resource).await,
+            None => false,
+        }
+    }
+
     /// The token source of `resource` when discovery already ran for it.
     pub(crate) fn resolved(&self, resource: &ResourceIdentifier) -> Option<Resolved> {
         let resolved = self
@@ -330,13 +346,10 @@ impl ResourceClient {
             .retain(|(r, _)| r != resource);
         cache::resources().forget(resource.as_str());
         cache::servers().forget(&done.issuer);
+        if let Some(store) = &self.config.store {
+            stored::forget(store, resource);
+        }
         tracing::debug!(resource = %resource, "no token came of discovery; it starts over next time");
-    }
-
-    /// Whether this process already holds `resource`'s checked metadata (from any client), so
-    /// that its token can be had without a first request to find out.
-    pub(crate) fn knows(&self, resource: &ResourceIdentifier) -> bool {
-        cache::resources().get(resource.as_str()).is_some()
     }
 
     /// The token source for the resource at `url` (one of those configured), discovering
@@ -404,7 +417,7 @@ impl ResourceClient {
         let pointer = challenges.iter().find_map(|c| c.resource_metadata());
         let asked: Vec<&str> = challenges.iter().filter_map(|c| c.scope()).collect();
         let asked = (!asked.is_empty()).then(|| asked.join(" "));
-        let (metadata, asked) = self
+        let (metadata, asked, fetched) = self
             .resource_metadata(&fetcher, resource, pointer, asked)
             .await?;
         let issuer = self.choose(&metadata)?;
@@ -416,6 +429,9 @@ impl ResourceClient {
                 server
             }
         };
+        if fetched && let Some(store) = &config.store {
+            stored::keep(store, resource, &metadata, asked.as_deref(), &server).await;
+        }
         let needs = GrantNeeds {
             person: !matches!(config.grant, Grant::Machine),
             redirect_uri: self.redirect_uri(),
@@ -487,16 +503,16 @@ impl ResourceClient {
         resource: &ResourceIdentifier,
         pointer: Option<&str>,
         asked: Option<String>,
-    ) -> Result<(ProtectedResourceMetadata, Option<String>)> {
+    ) -> Result<(ProtectedResourceMetadata, Option<String>, bool)> {
         if let Some((known, asked_then)) = cache::resources().get(resource.as_str()) {
-            return Ok((known, asked.or(asked_then)));
+            return Ok((known, asked.or(asked_then), false));
         }
         let metadata = match pointer {
             Some(url) => prm::fetch_from(fetcher, resource, url).await?,
             None => prm::fetch(fetcher, resource).await?,
         };
         cache::resources().put(resource.as_str(), (metadata.clone(), asked.clone()));
-        Ok((metadata, asked))
+        Ok((metadata, asked, true))
     }
 
     /// The authorization server to use: the first the resource names that the caller allows.

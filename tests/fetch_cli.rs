@@ -4526,9 +4526,16 @@ async fn resource_first_a_second_run_takes_the_token_from_the_cache() {
     let first = fetch(&args).await;
     first.assert_code(0);
     assert_eq!(first.events("token: fetched"), 1, "{first:#?}");
+    let (seen, _) = mcp_requests(&mock).await;
+    let discovered = server.discovery_requests();
     let second = fetch(&args).await;
     second.assert_code(0);
     assert_eq!(second.status_lines(), [(200, mcp.clone())], "{second:#?}");
+    // Another process, the same store: straight to the resource with the stored token, the
+    // discovery kept in the store too (no probe, no metadata fetched again).
+    let (paths, _) = mcp_requests(&mock).await;
+    assert_eq!(&paths[seen.len()..], ["/mcp"], "{paths:?}");
+    assert_eq!(server.discovery_requests(), discovered);
     assert_eq!(
         second.events("token: loaded from the store"),
         1,

@@ -97,7 +97,7 @@ impl ResourceIdentifier {
     /// `true` when `found` names this resource: the same text, where a root resource may be
     /// written with or without its `/` (RFC 3986 §6.2.3: for `http` and `https`, an empty path
     /// is `/`).
-    fn is(&self, found: &str) -> bool {
+    pub(crate) fn is(&self, found: &str) -> bool {
         let mine = self.as_str();
         found == mine || (self.url.path() == "/" && found == mine.trim_end_matches('/'))
     }

@@ -41,12 +41,17 @@ impl<T: Clone> Documents<T> {
 
     /// Keeps `doc` under `key`, replacing an older one.
     pub(crate) fn put(&self, key: &str, doc: T) {
+        self.put_at(key, doc, Instant::now());
+    }
+
+    /// Keeps `doc`, fetched at `fetched` (by another process), under `key`.
+    pub(crate) fn put_at(&self, key: &str, doc: T, fetched: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.retain(|(k, _, _)| k != key);
         if entries.len() >= CAPACITY {
             entries.pop_front();
         }
-        entries.push_back((key.to_owned(), doc, Instant::now()));
+        entries.push_back((key.to_owned(), doc, fetched));
     }
 
     /// Forgets `key` (a document that led nowhere).

@@ -133,7 +133,7 @@ where
     B: ReplayableBody + Send + 'static,
     ResB: Send + 'static,
 {
-    if client.knows(&resource) {
+    if client.knows_or_recalls(&resource).await {
         let done = client.resolve(&resource, None).await?;
         return send_to(&client, &resource, done, inner, request).await;
     }

@@ -104,7 +104,7 @@ impl Middleware for ResourceMiddleware {
             None => {}
         }
         // Known to this process already (another client found it): no need to ask first.
-        if self.client.knows(&resource) {
+        if self.client.knows_or_recalls(&resource).await {
             let done = self
                 .client
                 .resolve(&resource, None)
