@@ -278,8 +278,19 @@ impl ResourceClient {
     }
 
     /// The settings every client made for a resource starts from: transport, clock, timeouts,
-    /// retry policy, user agent, DPoP. Its client id, secret, endpoints and issuer are
-    /// replaced by what discovery and the identity give.
+    /// retry policy, user agent, DPoP. Its client id and secret are replaced by the identity's;
+    /// leave endpoints, the issuer and resource indicators unset on it (endpoints set here
+    /// would win over the discovered ones, and another issuer fails the build).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oauth_layer::{OAuthClient, dpop::Dpop, resource::ResourceClient};
+    ///
+    /// let mcp = ResourceClient::new("https://mcp.example/mcp")?.client_settings(
+    ///     OAuthClient::builder("ignored").timeout(Duration::from_secs(10)).dpop(Dpop::new()),
+    /// );
+    /// # let _ = mcp; Ok::<(), oauth_layer::Error>(())
+    /// ```
     pub fn client_settings(self, template: OAuthClientBuilder) -> Self {
         self.change(|c| c.template = template)
     }

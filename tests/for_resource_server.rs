@@ -274,3 +274,41 @@ async fn a_request_can_skip_discovery_or_bring_its_own_source() {
         )
     );
 }
+
+#[tokio::test]
+async fn a_client_with_a_resource_indicator_sends_it_on_every_grant_and_refresh() {
+    let server = deployment()
+        .user("alice", "alice-password")
+        .start()
+        .await
+        .unwrap();
+    let mcp = server.resource_identifier("/mcp");
+    let client = server
+        .oauth_client_builder("agent")
+        .unwrap()
+        .secret(SECRET)
+        .resource(&mcp)
+        .build()
+        .unwrap();
+    let tokens = oauth_layer::TokenSource::new(
+        client,
+        oauth_layer::flow::Password::new("alice", "alice-password"),
+    );
+    let first = tokens.token().await.unwrap();
+    assert!(first.refresh_token().is_some());
+    tokens.invalidate(&first);
+    let renewed = tokens.token().await.unwrap();
+    let log = server.token_request_log();
+    let grants: Vec<_> = log
+        .iter()
+        .map(|r| r.grant_type.as_deref().unwrap())
+        .collect();
+    assert_eq!(grants, ["password", "refresh_token"]);
+    assert!(log.iter().all(|r| r.resources == [mcp.clone()]), "{log:?}");
+    let info = server
+        .access_token_info(oauth_layer::ExposeSecret::expose_secret(
+            renewed.access_token(),
+        ))
+        .unwrap();
+    assert_eq!(info.resources, [mcp]);
+}
