@@ -199,6 +199,7 @@
 #[cfg(feature = "jwt")]
 mod assertion;
 mod authorization;
+mod authorization_details;
 mod client_auth;
 mod device;
 mod discovery;
@@ -278,6 +279,7 @@ impl TestServer {
             #[cfg(feature = "jwt")]
             assertion_issuers: HashMap::new(),
             exchange_audiences: Vec::new(),
+            authorization_details_types: None,
             numbered_access_tokens: None,
             support_dpop: true,
             require_dpop: false,
@@ -513,6 +515,10 @@ impl TestServer {
             acr: grant.acr.clone(),
             claims: grant.claims.as_ref().map(ToString::to_string),
             resources: grant.resources.clone(),
+            authorization_details: grant
+                .authorization_details
+                .as_ref()
+                .map(ToString::to_string),
         })
     }
 
@@ -633,6 +639,7 @@ pub struct TestServerBuilder {
     #[cfg(feature = "jwt")]
     assertion_issuers: HashMap<String, assertion::TrustedKey>,
     exchange_audiences: Vec<String>,
+    authorization_details_types: Option<Vec<String>>,
     numbered_access_tokens: Option<String>,
     support_dpop: bool,
     require_dpop: bool,
@@ -842,6 +849,20 @@ impl TestServerBuilder {
     /// ```
     pub fn numbered_access_tokens(mut self, prefix: impl Into<String>) -> Self {
         self.numbered_access_tokens = Some(prefix.into());
+        self
+    }
+
+    /// Restricts the `authorization_details` types ([RFC 9396]) the server accepts, and
+    /// publishes them as `authorization_details_types_supported` in its metadata; a request
+    /// with another type gets `invalid_authorization_details`. By default every type is
+    /// accepted (and none published).
+    ///
+    /// [RFC 9396]: https://www.rfc-editor.org/rfc/rfc9396
+    pub fn authorization_details_types<T: Into<String>>(
+        mut self,
+        types: impl IntoIterator<Item = T>,
+    ) -> Self {
+        self.authorization_details_types = Some(types.into_iter().map(Into::into).collect());
         self
     }
 
@@ -1264,6 +1285,7 @@ impl TestServerBuilder {
             #[cfg(feature = "jwt")]
             assertion_issuers: self.assertion_issuers,
             exchange_audiences: self.exchange_audiences,
+            authorization_details_types: self.authorization_details_types,
             numbered_access_tokens: self.numbered_access_tokens,
             redirect_uris,
             require_pkce: self.require_pkce,
@@ -1314,6 +1336,10 @@ impl fmt::Debug for TestServerBuilder {
             .field("device_interval", &self.device_interval)
             .field("enforce_slow_down", &self.enforce_slow_down)
             .field("exchange_audiences", &self.exchange_audiences)
+            .field(
+                "authorization_details_types",
+                &self.authorization_details_types,
+            )
             .field("numbered_access_tokens", &self.numbered_access_tokens)
             .field("support_dpop", &self.support_dpop)
             .field("require_dpop", &self.require_dpop)
@@ -1459,6 +1485,11 @@ pub struct AccessTokenInfo {
     ///
     /// [RFC 8707]: https://www.rfc-editor.org/rfc/rfc8707
     pub resources: Vec<String>,
+    /// The `authorization_details` ([RFC 9396]) it was issued for, as compact JSON: those of
+    /// its token request, or of the authorization request behind it.
+    ///
+    /// [RFC 9396]: https://www.rfc-editor.org/rfc/rfc9396
+    pub authorization_details: Option<String>,
 }
 
 /// Who may register clients at the [`TestServer`]'s registration endpoint; see
