@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use oauth_layer::client::AuthMethod;
-use oauth_layer::flow::{AuthCode, AuthorizationDetail, ClientCredentials, Flow};
+use oauth_layer::flow::{
+    AuthCode, AuthorizationDetail, ClientCredentials, Flow, SubjectToken, TokenExchange,
+};
 use oauth_layer::interact::{BrowserFn, ScriptedPrompt};
 use oauth_layer::store::FileStore;
 use oauth_layer::testing::TestServer;
@@ -488,6 +490,52 @@ async fn the_test_server_refuses_malformed_or_unsupported_details() {
     assert!(result.is_err(), "{result:?}");
     assert_eq!(server.authorization_requests(), 1);
     assert_eq!(server.token_requests_for("authorization_code"), 0);
+}
+
+#[tokio::test]
+async fn a_token_exchange_sends_the_details_on_its_token_request() {
+    let server = MockServer::start().await;
+    let sent = serde_json::to_string(&json!([json_of(&accounts())])).unwrap();
+    let encoded: String = url::form_urlencoded::byte_serialize(sent.as_bytes()).collect();
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains(format!(
+            "authorization_details={encoded}"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "AT",
+            "token_type": "Bearer",
+            "expires_in": 60,
+            "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "authorization_details": [json_of(&accounts())],
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = OAuthClient::builder("svc")
+        .secret(SECRET)
+        .token_url(format!("{}/token", server.uri()))
+        .build()
+        .unwrap();
+    let flow = TokenExchange::new(SubjectToken::fixed(
+        "subject",
+        "urn:ietf:params:oauth:token-type:access_token",
+    ))
+    .authorization_detail(accounts());
+    assert_ne!(
+        flow.cache_key(&client),
+        TokenExchange::new(SubjectToken::fixed(
+            "subject",
+            "urn:ietf:params:oauth:token-type:access_token",
+        ))
+        .cache_key(&client)
+    );
+    let token = TokenSource::new(client, flow).token().await.unwrap();
+    assert_eq!(
+        token.authorization_details(),
+        Some(&[json_of(&accounts())][..])
+    );
+    server.verify().await;
 }
 
 /// A token endpoint that answers `body` to a client credentials request.
