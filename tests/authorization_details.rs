@@ -4,6 +4,7 @@
 //! before anything is sent.
 
 #![cfg(all(feature = "testing", feature = "auth-code", feature = "file-store"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
