@@ -61,6 +61,12 @@
 //! - Every endpoint takes RFC 8707 `resource` indicators
 //!   ([`TestServerBuilder::require_resource_indicator`]); tokens record the resources they are
 //!   for ([`AccessTokenInfo::resources`]).
+//! - The authorization and token endpoints take RFC 9396 `authorization_details` (a JSON array
+//!   of objects with a string `type`, else 400 or a redirect with
+//!   `invalid_authorization_details`; the types can be restricted with
+//!   [`TestServerBuilder::authorization_details_types`]). Those of an authorization request go
+//!   with its code; the tokens record them ([`AccessTokenInfo::authorization_details`]), a
+//!   refresh token keeps them, and every token response echoes them.
 //! - `POST /revoke` ([RFC 7009]): revokes an access or refresh token of the authenticated client
 //!   (a refresh token takes its access tokens along); 200 whether or not the token was known.
 //! - any path under `/api/` ([RFC 6750]): a protected resource. A valid bearer token gets 200 and

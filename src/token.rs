@@ -196,8 +196,9 @@ impl Token {
     }
 
     /// The `authorization_details` the server granted (RFC 9396 §7), each a JSON object with
-    /// a `type`, when the response carried them as an array. A refresh response that leaves
-    /// them out keeps these; they are persisted with the token.
+    /// a `type`, when the response carried them as an array of objects (anything else is
+    /// ignored). When a [`TokenSource`](crate::TokenSource) refreshes this token and the
+    /// response leaves them out, the new token keeps these; stores persist them with the token.
     ///
     /// ```
     /// use oauth_layer::{Token, clock::SystemClock};
