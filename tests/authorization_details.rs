@@ -373,9 +373,18 @@ async fn a_type_the_server_does_not_support_is_refused_before_anything_is_sent()
     );
     assert_eq!(server.token_requests(), 0);
 
+    let app = discovered("app").await.unwrap();
+    let err = AuthCode::new()
+        .authorization_detail(accounts())
+        .authorization_request(&app, "http://127.0.0.1:1/cb")
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains("\"account_information\"")),
+        "{err:?}"
+    );
     let opened = Arc::new(AtomicUsize::new(0));
     let err = TokenSource::new(
-        discovered("app").await.unwrap(),
+        app,
         AuthCode::new()
             .browser(counting_browser(Arc::clone(&opened)))
             .prompt(ScriptedPrompt::default())

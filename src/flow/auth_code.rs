@@ -97,12 +97,12 @@ enum Receiver {
 #[must_use]
 pub struct AuthCode {
     scopes: Scopes,
+    authorization_details: AuthorizationDetails,
     redirect_uri: Option<String>,
     pkce: bool,
     require_iss: bool,
     auth_params: Vec<(String, String)>,
     token_params: Vec<(String, String)>,
-    authorization_details: AuthorizationDetails,
     callback_check: Option<CallbackCheck>,
     refused: Option<String>,
     receiver: Receiver,
@@ -140,12 +140,12 @@ impl AuthCode {
     pub fn new() -> Self {
         Self {
             scopes: Scopes::default(),
+            authorization_details: AuthorizationDetails::default(),
             redirect_uri: None,
             pkce: true,
             require_iss: false,
             auth_params: Vec::new(),
             token_params: Vec::new(),
-            authorization_details: AuthorizationDetails::default(),
             callback_check: None,
             refused: None,
             receiver: Receiver::Auto,
@@ -428,7 +428,6 @@ impl AuthCode {
         redirect_uri: &str,
     ) -> Result<AuthorizationRequest> {
         self.check_configuration()?;
-        self.authorization_details.check(client)?;
         let mut url = client
             .authorization_url()
             .ok_or_else(|| Error::config("no authorization URL configured"))?
@@ -461,7 +460,7 @@ impl AuthCode {
             if let Some(n) = &nonce {
                 q.append_pair("nonce", n);
             }
-            if let Some(details) = self.authorization_details.parameter() {
+            if let Some(details) = self.authorization_details.checked_parameter(client)? {
                 q.append_pair("authorization_details", &details);
             }
             // RFC 9449 §10: the code is bound to the key that will redeem it, so a stolen code

@@ -190,6 +190,12 @@ impl AuthorizationDetails {
         Ok(())
     }
 
+    /// [`check`](Self::check), then [`parameter`](Self::parameter).
+    pub(crate) fn checked_parameter(&self, client: &OAuthClient) -> Result<Option<String>> {
+        self.check(client)?;
+        Ok(self.parameter())
+    }
+
     /// Adds the details to a cache key: tokens for different details are never shared.
     pub(crate) fn key_part(
         &self,
