@@ -180,6 +180,7 @@ fn static_oidc(
         registration_endpoint: None,
         end_session_endpoint: None,
         scopes_supported: None,
+        authorization_details_types_supported: None,
         response_types_supported: Some(vec!["code".to_owned()]),
         grant_types_supported: None,
         token_endpoint_auth_methods_supported: None,
