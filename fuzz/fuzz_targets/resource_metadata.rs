@@ -79,7 +79,9 @@ fn check(metadata: &ProtectedResourceMetadata, id: &ResourceIdentifier) {
         metadata.resource
     );
     for issuer in metadata.authorization_servers.iter().flatten() {
-        assert!(issuer.starts_with("https://"), "authorization server {issuer}");
+        // Kept as sent (for the byte-exact issuer check); what it names must be https.
+        let parsed = url::Url::parse(issuer).expect("an accepted issuer is a URL");
+        assert_eq!(parsed.scheme(), "https", "authorization server {issuer}");
     }
     if let Some(jwks) = &metadata.jwks_uri {
         assert_eq!(jwks.scheme(), "https", "jwks_uri {jwks}");
