@@ -467,9 +467,11 @@ impl ResourceClient {
                 &needs,
             )
             .await?;
+        // The resource as its own document names it (checked to be this one): a root resource
+        // written without its `/` is sent that way, as the tokens' audience will say it.
         let client = builder
             .metadata(server)
-            .resource(resource.as_str())
+            .resource(&metadata.resource)
             .build()?;
         let scope = config
             .scope

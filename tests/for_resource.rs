@@ -660,3 +660,43 @@ fn a_client_id_metadata_document_url_must_be_https_with_a_path() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_root_resource_is_asked_for_as_its_document_writes_it() {
+    let server = authorization_server().await;
+    let mock = fresh_mock().await;
+    // The document writes the root resource without its `/`, as many servers do.
+    Mock::given(path("/.well-known/oauth-protected-resource"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "resource": mock.uri(),
+            "authorization_servers": [server.url()],
+        })))
+        .mount(&mock)
+        .await;
+    let checker = server.clone();
+    Mock::given(path("/things"))
+        .respond_with(move |request: &Request| {
+            let token = request
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            match token.and_then(|t| checker.access_token_info(t)) {
+                Some(_) => ResponseTemplate::new(200),
+                None => ResponseTemplate::new(401).insert_header("www-authenticate", "Bearer"),
+            }
+        })
+        .mount(&mock)
+        .await;
+    let resources = ResourceClient::new(format!("{}/", mock.uri()))
+        .unwrap()
+        .client_id_and_secret("agent", SECRET)
+        .machine();
+    let answer = http(resources)
+        .get(format!("{}/things", mock.uri()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(server.token_request_log()[0].resources, [mock.uri()]);
+}
