@@ -431,7 +431,7 @@ impl ResourceClient {
         let (metadata, asked, fetched) = self
             .resource_metadata(&fetcher, resource, pointer, asked)
             .await?;
-        let issuer = self.choose(&metadata)?;
+        let issuer = self.choose(resource, &metadata)?;
         let server = match cache::servers().get(&issuer) {
             Some(server) => server,
             None => {
@@ -529,7 +529,11 @@ impl ResourceClient {
     }
 
     /// The authorization server to use: the first the resource names that the caller allows.
-    fn choose(&self, metadata: &ProtectedResourceMetadata) -> Result<String> {
+    fn choose(
+        &self,
+        resource: &ResourceIdentifier,
+        metadata: &ProtectedResourceMetadata,
+    ) -> Result<String> {
         let offered = metadata.authorization_servers.clone().unwrap_or_default();
         let allowed = &self.config.issuers;
         let chosen = if allowed.is_empty() {
@@ -541,7 +545,7 @@ impl ResourceClient {
             Some(issuer) => Ok(issuer.clone()),
             None => {
                 // The document may change: do not keep one that led nowhere.
-                cache::resources().forget(&metadata.resource);
+                cache::resources().forget(resource.as_str());
                 Err(Error::UntrustedAuthorizationServer {
                     offered: offered
                         .iter()
