@@ -31,7 +31,10 @@ pub(super) const AUTHORIZATION_CODE_LIFETIME: Duration = Duration::from_secs(60)
 pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
     shared.lock().authorization_requests += 1;
     let config = &shared.config;
-    let query = Query::parse(parts.uri.query());
+    let (query, pushed) = match super::par::resolve(shared, Query::parse(parts.uri.query())) {
+        Ok(resolved) => resolved,
+        Err(refused) => return refused,
+    };
 
     // Until the client and its redirect URI are known good, nothing is redirected
     // (RFC 6749 §4.1.2.1): the user gets a page instead.
@@ -115,6 +118,12 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
         state,
         iss: config.send_iss.then_some(config.issuer.as_str()),
     };
+    if config.par.require && !pushed {
+        return back.error(
+            "invalid_request",
+            "this server takes only pushed authorization requests (RFC 9126)",
+        );
+    }
     let code = match check_authorization_request(&query, config.require_pkce) {
         Ok(checked) => checked,
         Err((error, description)) => return back.error(error, description),
