@@ -33,7 +33,13 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
     let config = &shared.config;
     let (query, pushed) = match super::par::resolve(shared, Query::parse(parts.uri.query())) {
         Ok(resolved) => resolved,
-        Err(refused) => return refused,
+        Err(why) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Invalid request (invalid_request)",
+                why,
+            );
+        }
     };
 
     // Until the client and its redirect URI are known good, nothing is redirected

@@ -16,7 +16,6 @@ use super::RecordedPushedRequest;
 use super::client_auth::authenticate;
 use super::dpop;
 use super::form::{Query, parse_form};
-use super::page::page;
 use super::reply::{OAuthError, Response, json_response, no_store};
 use super::state::{Shared, random_token};
 
@@ -184,41 +183,32 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts, body: &[u8]) -> Response 
 }
 
 /// What `/authorize` works from: the pushed parameters when the query names a `request_uri`
-/// (which is then spent), else the query itself. `Err` is the page refusing the request: a
+/// (which is then spent), else the query itself. `Err` says why the request is refused: a
 /// request URI that is unknown, expired, used, or pushed by another client, or a query that
 /// carries parameters besides `client_id` and `request_uri`. The `bool` says whether the
 /// request was pushed.
-pub(super) fn resolve(shared: &Shared, query: Query) -> Result<(Query, bool), Response> {
+pub(super) fn resolve(shared: &Shared, query: Query) -> Result<(Query, bool), &'static str> {
     let Some(request_uri) = query.get("request_uri").map(str::to_owned) else {
         return Ok((query, false));
-    };
-    let refuse = |message: &'static str| {
-        page(
-            StatusCode::BAD_REQUEST,
-            "Invalid request (invalid_request)",
-            message,
-        )
     };
     let others = query
         .params
         .names()
         .any(|name| name != "client_id" && name != "request_uri");
     if others || !query.repeated.is_empty() {
-        return Err(refuse(
-            "A pushed authorization request carries only client_id and request_uri.",
-        ));
+        return Err("A pushed authorization request carries only client_id and request_uri.");
     }
     let mut state = shared.lock();
     // Single use: whatever happens next, the request URI is spent.
     let Some(pushed) = state.par.pushed.remove(&request_uri) else {
-        return Err(refuse("The request_uri is unknown or was already used."));
+        return Err("The request_uri is unknown or was already used.");
     };
     drop(state);
     if shared.config.clock.now() >= pushed.expires_at {
-        return Err(refuse("The request_uri has expired."));
+        return Err("The request_uri has expired.");
     }
     if query.get("client_id") != Some(pushed.client_id.as_str()) {
-        return Err(refuse("The request_uri was pushed by another client."));
+        return Err("The request_uri was pushed by another client.");
     }
     Ok((Query::parse(Some(&pushed.query)), true))
 }
