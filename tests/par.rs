@@ -433,17 +433,20 @@ async fn a_huge_expires_in_is_clamped_and_200_is_accepted() {
 
 #[tokio::test]
 async fn a_redirect_from_the_par_endpoint_is_not_followed() {
-    let target = MockServer::start().await;
-    let (_idp, client) = hostile(
-        ResponseTemplate::new(307).insert_header("location", format!("{}/par", target.uri())),
-    )
-    .await;
-    let result = AuthCode::new()
-        .par(true)
-        .authorization_request_pushed(&client, "http://127.0.0.1:9/cb")
+    for status in [302, 307] {
+        let target = MockServer::start().await;
+        let (_idp, client) = hostile(
+            ResponseTemplate::new(status)
+                .insert_header("location", format!("{}/par", target.uri())),
+        )
         .await;
-    assert!(result.is_err(), "{result:?}");
-    assert!(target.received_requests().await.unwrap().is_empty());
+        let result = AuthCode::new()
+            .par(true)
+            .authorization_request_pushed(&client, "http://127.0.0.1:9/cb")
+            .await;
+        assert!(result.is_err(), "{status}: {result:?}");
+        assert!(target.received_requests().await.unwrap().is_empty());
+    }
 }
 
 #[tokio::test]
