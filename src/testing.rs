@@ -14,6 +14,11 @@
 //!   redirect; other errors (`unsupported_response_type`, `invalid_request`, `invalid_scope`,
 //!   `access_denied` while [`TestServer::deny_authorization`] is on) are redirected with
 //!   `error`, `error_description`, `state` and `iss` ([RFC 6749 §4.1.2.1]).
+//! - `POST /par` (RFC 9126, [`TestServer::par_url`]): pushed authorization requests, with
+//!   client authentication as at the token endpoint and a DPoP proof checked as there; answers
+//!   201 with a single-use `request_uri` that `GET /authorize` takes with `client_id` alone,
+//!   until it expires ([`TestServerBuilder::par_request_uri_lifetime`]). With
+//!   [`TestServerBuilder::require_par`] the authorization endpoint takes nothing else.
 //! - `POST /device_authorization` ([RFC 8628 §3.1]): client authentication as at the token
 //!   endpoint; answers `device_code`, `user_code` (`WDJB-MJHT`), `verification_uri`
 //!   (`{url}/device`), `verification_uri_complete`, `expires_in` and `interval`.
