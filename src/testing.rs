@@ -1183,7 +1183,8 @@ impl TestServerBuilder {
     /// server [supports DPoP](Self::support_dpop) (and binds the code to its key), and the
     /// answer is a single-use `request_uri` that `/authorize` accepts with `client_id` alone,
     /// until it expires ([`par_request_uri_lifetime`](Self::par_request_uri_lifetime)). An
-    /// unknown, expired, used or foreign request URI gets an error page (`invalid_request`).
+    /// expired one is redirected back with `invalid_request`; an unknown, used or foreign one
+    /// gets an error page (`invalid_request`).
     pub fn require_par(mut self, require: bool) -> Self {
         self.par.require = require;
         self

@@ -291,25 +291,56 @@ async fn the_push_carries_a_dpop_proof_and_answers_a_nonce_challenge_once() {
 }
 
 #[tokio::test]
-async fn a_sign_in_that_outlives_the_request_uri_fails_saying_so() {
+async fn a_browser_that_arrives_after_the_request_uri_expired_ends_the_sign_in_saying_so() {
     let clock = ManualClock::new();
     let server = server()
         .require_par(true)
-        .par_request_uri_lifetime(Duration::from_secs(1))
+        .par_request_uri_lifetime(Duration::from_secs(5))
         .clock(clock.clone())
         .start()
         .await
         .unwrap();
     let client = discovered(&server).await;
     let opened = Opened::default();
-    // The person takes two seconds to get to the authorization server.
+    // The person takes ten seconds to get to the authorization server, which refuses the
+    // expired request URI and redirects back with invalid_request.
     let late = clock.clone();
     let flow = AuthCode::new()
         .loopback()
-        .timeout(Duration::from_secs(30))
         .browser(approving_browser(opened.clone(), move || {
-            late.advance(Duration::from_secs(2))
+            late.advance(Duration::from_secs(10))
         }));
+    match flow.fetch(&client).await {
+        Err(Error::Timeout(message)) => {
+            assert!(
+                message.contains("pushed authorization request expired"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let refused = server
+        .round_trips()
+        .iter()
+        .any(|t| t.kind == RoundTripKind::Authorization && t.status == 302);
+    assert!(refused);
+    assert_eq!(server.token_requests(), 0);
+}
+
+#[tokio::test]
+async fn the_sign_in_timeout_is_capped_by_the_request_uri_lifetime() {
+    let server = server()
+        .require_par(true)
+        .par_request_uri_lifetime(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let client = discovered(&server).await;
+    // Nobody ever signs in.
+    let flow = AuthCode::new()
+        .loopback()
+        .timeout(Duration::from_secs(30))
+        .browser(BrowserFn(|_: &Url| Ok(())));
     let started = std::time::Instant::now();
     match flow.fetch(&client).await {
         Err(Error::Timeout(message)) => {
@@ -320,14 +351,10 @@ async fn a_sign_in_that_outlives_the_request_uri_fails_saying_so() {
         }
         other => panic!("{other:?}"),
     }
-    // The wait was capped by the request URI's lifetime, not the 30 s sign-in timeout.
+    // The wait ended with the request URI's lifetime, not the 30 s sign-in timeout.
     assert!(started.elapsed() < Duration::from_secs(10));
-    let refused = server
-        .round_trips()
-        .iter()
-        .any(|t| t.kind == RoundTripKind::Authorization && t.status == 400);
-    assert!(refused);
-    assert_eq!(server.token_requests(), 0);
+    assert_eq!(server.par_requests(), 1);
+    assert_eq!(server.authorization_requests(), 0);
 }
 
 /// A client of a wiremock server whose PAR endpoint answers `answer`.

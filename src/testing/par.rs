@@ -182,14 +182,26 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts, body: &[u8]) -> Response 
     response
 }
 
+/// How `/authorize` came by its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Source {
+    /// In the query.
+    Query,
+    /// Pushed, and the request URI still worked.
+    Pushed,
+    /// Pushed, but the request URI had expired: the request is refused with `invalid_request`,
+    /// redirected back once the client and its redirect URI are known good, as a server that
+    /// still remembers the request does.
+    Expired,
+}
+
 /// What `/authorize` works from: the pushed parameters when the query names a `request_uri`
-/// (which is then spent), else the query itself. `Err` says why the request is refused: a
-/// request URI that is unknown, expired, used, or pushed by another client, or a query that
-/// carries parameters besides `client_id` and `request_uri`. The `bool` says whether the
-/// request was pushed.
-pub(super) fn resolve(shared: &Shared, query: Query) -> Result<(Query, bool), &'static str> {
+/// (which is then spent, expired or not), else the query itself. `Err` says why the request
+/// is refused outright: a request URI that is unknown, used, or pushed by another client, or a
+/// query that carries parameters besides `client_id` and `request_uri`.
+pub(super) fn resolve(shared: &Shared, query: Query) -> Result<(Query, Source), &'static str> {
     let Some(request_uri) = query.get("request_uri").map(str::to_owned) else {
-        return Ok((query, false));
+        return Ok((query, Source::Query));
     };
     let others = query
         .params
@@ -204,11 +216,13 @@ pub(super) fn resolve(shared: &Shared, query: Query) -> Result<(Query, bool), &'
         return Err("The request_uri is unknown or was already used.");
     };
     drop(state);
-    if shared.config.clock.now() >= pushed.expires_at {
-        return Err("The request_uri has expired.");
-    }
     if query.get("client_id") != Some(pushed.client_id.as_str()) {
         return Err("The request_uri was pushed by another client.");
     }
-    Ok((Query::parse(Some(&pushed.query)), true))
+    let source = if shared.config.clock.now() >= pushed.expires_at {
+        Source::Expired
+    } else {
+        Source::Pushed
+    };
+    Ok((Query::parse(Some(&pushed.query)), source))
 }
