@@ -531,3 +531,65 @@ async fn pushing_without_a_par_endpoint_is_a_configuration_error() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn the_test_server_refuses_request_uris_it_should_not_take() {
+    let server = server()
+        .client("other", Some(SECRET), AuthMethod::ClientSecretBasic)
+        .start()
+        .await
+        .unwrap();
+    let client = server.oauth_client("app").unwrap();
+    let push = || async {
+        AuthCode::new()
+            .par(true)
+            .authorization_request_pushed(&client, "http://127.0.0.1:9/cb")
+            .await
+            .unwrap()
+    };
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let status = |url: Url| {
+        let browser = browser.clone();
+        async move { browser.get(url).send().await.unwrap().status().as_u16() }
+    };
+
+    // Another client's request URI: refused, and spent.
+    let request = push().await;
+    let mut foreign = request.url().clone();
+    foreign
+        .query_pairs_mut()
+        .clear()
+        .append_pair("client_id", "other")
+        .append_pair("request_uri", request.request_uri().unwrap());
+    assert_eq!(status(foreign).await, 400);
+    assert_eq!(status(request.url().clone()).await, 400);
+
+    // Parameters next to the request URI: refused.
+    let request = push().await;
+    let mut extra = request.url().clone();
+    extra.query_pairs_mut().append_pair("scope", "admin");
+    assert_eq!(status(extra).await, 400);
+
+    // A fresh one works once.
+    let request = push().await;
+    assert_eq!(status(request.url().clone()).await, 302);
+    assert_eq!(status(request.url().clone()).await, 400);
+
+    // The push itself may not name a request URI.
+    let answer = reqwest::Client::new()
+        .post(server.par_url())
+        .basic_auth("app", Some(SECRET))
+        .form(&[
+            ("response_type", "code"),
+            ("client_id", "app"),
+            ("request_uri", "urn:x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+}
