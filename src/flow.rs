@@ -6,6 +6,7 @@
 
 #[cfg(feature = "auth-code")]
 pub mod auth_code;
+pub mod authorization_details;
 mod client_credentials;
 pub mod device;
 #[cfg(feature = "jwt")]
@@ -19,6 +20,7 @@ pub mod token_exchange;
 
 #[cfg(feature = "auth-code")]
 pub use auth_code::AuthCode;
+pub use authorization_details::AuthorizationDetail;
 pub use client_credentials::ClientCredentials;
 pub use device::DeviceCode;
 #[cfg(feature = "jwt")]

@@ -97,6 +97,12 @@ pub struct Metadata {
     /// `scopes_supported`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes_supported: Option<Vec<String>>,
+    /// `authorization_details_types_supported` (RFC 9396 §10): the authorization detail types
+    /// the server knows. When present, a flow whose
+    /// [`AuthorizationDetail`](crate::flow::AuthorizationDetail) has another type fails with
+    /// [`Error::Config`](crate::Error::Config) before anything is sent.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub authorization_details_types_supported: Option<Vec<String>>,
     /// `response_types_supported`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_types_supported: Option<Vec<String>>,

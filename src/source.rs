@@ -502,7 +502,12 @@ impl Inner {
                 let client = held
                     .as_ref()
                     .map_or_else(|| self.client.clone(), |t| self.client_for(t));
-                match client.refresh_with_scope(&refresh_token, scope).await {
+                let refreshed = client.refresh_with_scope(&refresh_token, scope).await;
+                let refreshed = match &held {
+                    Some(held) => refreshed.map(|t| t.keeping_authorization_details(held)),
+                    None => refreshed,
+                };
+                match refreshed {
                     Err(e) if e.is_invalid_grant() => {
                         // Rule 22: that refresh token is dead; never send it again.
                         tracing::debug!("refresh token rejected; purged");

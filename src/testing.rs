@@ -66,6 +66,12 @@
 //! - Every endpoint takes RFC 8707 `resource` indicators
 //!   ([`TestServerBuilder::require_resource_indicator`]); tokens record the resources they are
 //!   for ([`AccessTokenInfo::resources`]).
+//! - The authorization and token endpoints take RFC 9396 `authorization_details` (a JSON array
+//!   of objects with a string `type`, else 400 or a redirect with
+//!   `invalid_authorization_details`; the types can be restricted with
+//!   [`TestServerBuilder::authorization_details_types`]). Those of an authorization request go
+//!   with its code; the tokens record them ([`AccessTokenInfo::authorization_details`]), a
+//!   refresh token keeps them, and every token response echoes them.
 //! - `POST /revoke` ([RFC 7009]): revokes an access or refresh token of the authenticated client
 //!   (a refresh token takes its access tokens along); 200 whether or not the token was known.
 //! - any path under `/api/` ([RFC 6750]): a protected resource. A valid bearer token gets 200 and
@@ -204,6 +210,7 @@
 #[cfg(feature = "jwt")]
 mod assertion;
 mod authorization;
+mod authorization_details;
 mod client_auth;
 mod device;
 mod discovery;
@@ -284,6 +291,7 @@ impl TestServer {
             #[cfg(feature = "jwt")]
             assertion_issuers: HashMap::new(),
             exchange_audiences: Vec::new(),
+            authorization_details_types: None,
             numbered_access_tokens: None,
             support_dpop: true,
             require_dpop: false,
@@ -538,6 +546,10 @@ impl TestServer {
             acr: grant.acr.clone(),
             claims: grant.claims.as_ref().map(ToString::to_string),
             resources: grant.resources.clone(),
+            authorization_details: grant
+                .authorization_details
+                .as_ref()
+                .map(ToString::to_string),
         })
     }
 
@@ -660,6 +672,7 @@ pub struct TestServerBuilder {
     #[cfg(feature = "jwt")]
     assertion_issuers: HashMap<String, assertion::TrustedKey>,
     exchange_audiences: Vec<String>,
+    authorization_details_types: Option<Vec<String>>,
     numbered_access_tokens: Option<String>,
     support_dpop: bool,
     require_dpop: bool,
@@ -870,6 +883,20 @@ impl TestServerBuilder {
     /// ```
     pub fn numbered_access_tokens(mut self, prefix: impl Into<String>) -> Self {
         self.numbered_access_tokens = Some(prefix.into());
+        self
+    }
+
+    /// Restricts the `authorization_details` types ([RFC 9396]) the server accepts, and
+    /// publishes them as `authorization_details_types_supported` in its metadata; a request
+    /// with another type gets `invalid_authorization_details`. By default every type is
+    /// accepted (and none published).
+    ///
+    /// [RFC 9396]: https://www.rfc-editor.org/rfc/rfc9396
+    pub fn authorization_details_types<T: Into<String>>(
+        mut self,
+        types: impl IntoIterator<Item = T>,
+    ) -> Self {
+        self.authorization_details_types = Some(types.into_iter().map(Into::into).collect());
         self
     }
 
@@ -1316,6 +1343,7 @@ impl TestServerBuilder {
             #[cfg(feature = "jwt")]
             assertion_issuers: self.assertion_issuers,
             exchange_audiences: self.exchange_audiences,
+            authorization_details_types: self.authorization_details_types,
             numbered_access_tokens: self.numbered_access_tokens,
             redirect_uris,
             require_pkce: self.require_pkce,
@@ -1367,6 +1395,10 @@ impl fmt::Debug for TestServerBuilder {
             .field("device_interval", &self.device_interval)
             .field("enforce_slow_down", &self.enforce_slow_down)
             .field("exchange_audiences", &self.exchange_audiences)
+            .field(
+                "authorization_details_types",
+                &self.authorization_details_types,
+            )
             .field("numbered_access_tokens", &self.numbered_access_tokens)
             .field("support_dpop", &self.support_dpop)
             .field("require_dpop", &self.require_dpop)
@@ -1542,6 +1574,11 @@ pub struct AccessTokenInfo {
     ///
     /// [RFC 8707]: https://www.rfc-editor.org/rfc/rfc8707
     pub resources: Vec<String>,
+    /// The `authorization_details` ([RFC 9396]) it was issued for, as compact JSON: those of
+    /// its token request, or of the authorization request behind it.
+    ///
+    /// [RFC 9396]: https://www.rfc-editor.org/rfc/rfc9396
+    pub authorization_details: Option<String>,
 }
 
 /// Who may register clients at the [`TestServer`]'s registration endpoint; see

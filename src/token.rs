@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 use crate::redact::{self, Secrets};
 use crate::transport::RawResponse;
 
+/// The token response member of RFC 9396 §7.
+const AUTHORIZATION_DETAILS: &str = "authorization_details";
+
 /// The lifetime assumed when the server sends no `expires_in`, unless the client sets another
 /// with [`OAuthClientBuilder::default_lifetime`](crate::OAuthClientBuilder::default_lifetime). A
 /// token is never taken to be valid forever by accident.
@@ -192,6 +195,26 @@ impl Token {
         &self.inner.extra
     }
 
+    /// The `authorization_details` the server granted (RFC 9396 §7), each a JSON object with
+    /// a `type`, when the response carried them as an array of objects (anything else is
+    /// ignored). When a [`TokenSource`](crate::TokenSource) refreshes this token and the
+    /// response leaves them out, the new token keeps these; stores persist them with the token.
+    ///
+    /// ```
+    /// use oauth_layer::{Token, clock::SystemClock};
+    ///
+    /// let token = Token::builder("abc").build(&SystemClock)?;
+    /// assert!(token.authorization_details().is_none());
+    /// # Ok::<(), oauth_layer::Error>(())
+    /// ```
+    pub fn authorization_details(&self) -> Option<&[Value]> {
+        self.inner
+            .extra
+            .get(AUTHORIZATION_DETAILS)
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+    }
+
     /// `true` when both are the very same token (the same issuance), not merely equal text.
     pub fn same_as(&self, other: &Token) -> bool {
         self.inner.issue == other.inner.issue
@@ -211,6 +234,25 @@ impl Token {
         let mut inner = (*self.inner).clone();
         inner.issue = next_issue();
         inner.refresh_token = Some(refresh_token.clone());
+        Token {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// This token carrying the `authorization_details` of `previous` when its own response
+    /// had none: a refresh response may leave out what the grant still covers (RFC 9396 §7).
+    pub(crate) fn keeping_authorization_details(self, previous: &Token) -> Token {
+        let Some(details) = previous.inner.extra.get(AUTHORIZATION_DETAILS) else {
+            return self;
+        };
+        if self.inner.extra.contains_key(AUTHORIZATION_DETAILS) {
+            return self;
+        }
+        let mut inner = (*self.inner).clone();
+        inner.issue = next_issue();
+        inner
+            .extra
+            .insert(AUTHORIZATION_DETAILS.to_owned(), details.clone());
         Token {
             inner: Arc::new(inner),
         }
@@ -589,6 +631,18 @@ pub(crate) fn parse_token_response(resp: &RawResponse, ctx: &ParseContext<'_>) -
         ),
         _ => ctx.requested_scope.map(str::to_owned),
     };
+
+    // RFC 9396 §7: an array of objects. Anything else is dropped, so that
+    // `authorization_details()` never shows it and a refresh keeps the earlier grant's.
+    if map.get(AUTHORIZATION_DETAILS).is_some_and(|d| {
+        !d.as_array()
+            .is_some_and(|items| items.iter().all(Value::is_object))
+    }) {
+        tracing::debug!(
+            "ignoring authorization_details in the token response: not an array of objects"
+        );
+        map.remove(AUTHORIZATION_DETAILS);
+    }
 
     let builder = TokenBuilder {
         access_token,

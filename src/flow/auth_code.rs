@@ -52,8 +52,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use secrecy::SecretString;
 
+use super::authorization_details::AuthorizationDetails;
 use super::requirements::replace_param;
-use super::{Flow, Requirements, Scopes, refuse_owned_params};
+use super::{AuthorizationDetail, Flow, Requirements, Scopes, refuse_owned_params};
 use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::{Error, Result};
 use crate::interact::{Browser, Prompt, Terminal, open_in_background};
@@ -97,6 +98,7 @@ enum Receiver {
 #[must_use]
 pub struct AuthCode {
     scopes: Scopes,
+    authorization_details: AuthorizationDetails,
     redirect_uri: Option<String>,
     pkce: bool,
     require_iss: bool,
@@ -141,6 +143,7 @@ impl AuthCode {
     pub fn new() -> Self {
         Self {
             scopes: Scopes::default(),
+            authorization_details: AuthorizationDetails::default(),
             redirect_uri: None,
             pkce: true,
             require_iss: false,
@@ -354,6 +357,29 @@ impl AuthCode {
         self
     }
 
+    /// An authorization detail (RFC 9396) sent in `authorization_details` on the authorization
+    /// request, for what a scope cannot say ("this payment", "these accounts"); call it again
+    /// for several. Part of the cache key, so tokens for different details are never shared,
+    /// and checked against the server's `authorization_details_types_supported` before the
+    /// browser opens. What the server granted is on
+    /// [`Token::authorization_details`](crate::Token::authorization_details).
+    ///
+    /// ```
+    /// use oauth_layer::flow::{AuthCode, AuthorizationDetail};
+    /// use serde_json::json;
+    ///
+    /// let flow = AuthCode::new().authorization_detail(
+    ///     AuthorizationDetail::new("payment_initiation")
+    ///         .action("initiate")
+    ///         .field("instructedAmount", json!({ "currency": "EUR", "amount": "123.50" })),
+    /// );
+    /// # let _ = flow;
+    /// ```
+    pub fn authorization_detail(mut self, detail: AuthorizationDetail) -> Self {
+        self.authorization_details.push(detail);
+        self
+    }
+
     /// Receive the code with the loopback server (no fallback to pasting).
     pub fn loopback(self) -> Self {
         self.receiver(LoopbackReceiver::new())
@@ -438,6 +464,9 @@ impl AuthCode {
         let mut owned: Vec<&str> = AUTHORIZATION_PARAMS.to_vec();
         if !self.scopes.joined().is_empty() {
             owned.push("scope");
+        }
+        if self.authorization_details.parameter().is_some() {
+            owned.push("authorization_details");
         }
         refuse_owned_params("auth_param", &self.auth_params, &owned)?;
         refuse_owned_params("token_param", &self.token_params, TOKEN_PARAMS)
@@ -540,6 +569,9 @@ impl AuthCode {
         if let Some(n) = &nonce {
             add("nonce", n);
         }
+        if let Some(details) = self.authorization_details.checked_parameter(client)? {
+            add("authorization_details", &details);
+        }
         // RFC 9449 §10: the code is bound to the key that will redeem it, so a stolen code
         // is useless to anyone else.
         #[cfg(feature = "dpop")]
@@ -640,6 +672,7 @@ impl AuthCode {
         fall_back_to_paste: bool,
     ) -> Result<Token> {
         self.check_configuration()?;
+        self.authorization_details.check(client)?;
         let prepared = receiver.prepare(self.redirect_uri.as_deref()).await?;
         if prepared.requires_pkce() && !self.pkce {
             return Err(Error::config(
@@ -777,6 +810,7 @@ impl Flow for AuthCode {
         for (name, value) in &self.token_params {
             key = key.part("token_param", format!("{name}={value}"));
         }
+        key = self.authorization_details.key_part(key);
         key.build()
     }
 

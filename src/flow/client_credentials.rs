@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::authorization_details::AuthorizationDetails;
 use super::requirements::replace_param;
-use super::{Flow, Requirements, Scopes};
+use super::{AuthorizationDetail, Flow, Requirements, Scopes};
 use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::Result;
 use crate::store::CacheKey;
@@ -29,6 +30,7 @@ pub struct ClientCredentials {
     audience: Option<String>,
     resources: Vec<String>,
     params: Vec<(String, String)>,
+    authorization_details: AuthorizationDetails,
 }
 
 impl ClientCredentials {
@@ -55,6 +57,24 @@ impl ClientCredentials {
         self
     }
 
+    /// An authorization detail (RFC 9396 §6) sent as `authorization_details` on the token
+    /// request; call it again for several. Part of the cache key, so tokens for different
+    /// details are never shared, and checked against the server's
+    /// `authorization_details_types_supported` before anything is sent.
+    ///
+    /// ```
+    /// use oauth_layer::flow::{AuthorizationDetail, ClientCredentials};
+    ///
+    /// let flow = ClientCredentials::new().authorization_detail(
+    ///     AuthorizationDetail::new("account_information").action("read"),
+    /// );
+    /// # let _ = flow;
+    /// ```
+    pub fn authorization_detail(mut self, detail: AuthorizationDetail) -> Self {
+        self.authorization_details.push(detail);
+        self
+    }
+
     /// Any other form parameter the server wants. A parameter the grant or client
     /// authentication sends itself (`grant_type`, `scope` when scopes are set, `audience` when an
     /// audience is set, `client_id`, `client_secret`, `client_assertion`...) is refused with a
@@ -77,6 +97,11 @@ impl Flow for ClientCredentials {
         if self.audience.is_some() {
             super::refuse_owned_params("param", &self.params, &["audience"])?;
         }
+        self.authorization_details.check(client)?;
+        let details = self.authorization_details.parameter();
+        if details.is_some() {
+            super::refuse_owned_params("param", &self.params, &["authorization_details"])?;
+        }
         let mut request = TokenRequest::new("client_credentials")
             .scope(self.scopes.joined())
             .resend(Resend::Always);
@@ -85,6 +110,9 @@ impl Flow for ClientCredentials {
         }
         for resource in &self.resources {
             request = request.param("resource", resource.clone());
+        }
+        if let Some(details) = details {
+            request = request.param("authorization_details", details);
         }
         for (name, value) in &self.params {
             request = request.param(name.clone(), value.clone());
@@ -100,6 +128,7 @@ impl Flow for ClientCredentials {
         for resource in &self.resources {
             key = key.part("resource", resource.clone());
         }
+        key = self.authorization_details.key_part(key);
         for (name, value) in &self.params {
             key = key.part("param", format!("{name}={value}"));
         }

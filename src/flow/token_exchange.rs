@@ -19,7 +19,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Flow, Requirements, Scopes};
+use super::authorization_details::AuthorizationDetails;
+use super::{AuthorizationDetail, Flow, Requirements, Scopes};
 use crate::client::{OAuthClient, Resend, TokenRequest};
 use crate::error::{Error, ResponseError, Result};
 use crate::source::TokenSource;
@@ -81,6 +82,7 @@ pub struct TokenExchange {
     scopes: Scopes,
     /// The claims request of an upgrade (see [`Flow::upgraded`]), a token request parameter.
     claims_request: Option<String>,
+    authorization_details: AuthorizationDetails,
 }
 
 /// The token given in a token exchange: a fixed string with its type URI, or the current access
@@ -183,6 +185,7 @@ impl TokenExchange {
             resources: Vec::new(),
             scopes: Scopes::default(),
             claims_request: None,
+            authorization_details: AuthorizationDetails::default(),
         }
     }
 
@@ -211,6 +214,14 @@ impl TokenExchange {
         self
     }
 
+    /// An authorization detail (RFC 9396 §6) sent as `authorization_details` on the token
+    /// request; call it again for several. Part of the cache key, and checked against the
+    /// server's `authorization_details_types_supported` before anything is sent.
+    pub fn authorization_detail(mut self, detail: AuthorizationDetail) -> Self {
+        self.authorization_details.push(detail);
+        self
+    }
+
     /// Requests a scope (space-separated scopes are split; call it again to add more).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scopes.add(scope);
@@ -221,6 +232,7 @@ impl TokenExchange {
 #[async_trait]
 impl Flow for TokenExchange {
     async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
+        self.authorization_details.check(client)?;
         let (subject_token, subject_type) = self.subject.resolve().await?;
         let mut request = TokenRequest::new(TOKEN_EXCHANGE_GRANT)
             .secret_param("subject_token", subject_token)
@@ -242,6 +254,9 @@ impl Flow for TokenExchange {
         }
         if let Some(claims) = &self.claims_request {
             request = request.param("claims", claims.clone());
+        }
+        if let Some(details) = self.authorization_details.parameter() {
+            request = request.param("authorization_details", details);
         }
         let request = request.scope(self.scopes.joined()).resend(Resend::Always);
         let token = client.request_token(request).await?;
@@ -278,6 +293,7 @@ impl Flow for TokenExchange {
         if let Some(claims) = &self.claims_request {
             key = key.part("claims", claims.clone());
         }
+        key = self.authorization_details.key_part(key);
         key.scopes(self.scopes.iter()).build()
     }
 

@@ -182,6 +182,7 @@ fn static_oidc(
         pushed_authorization_request_endpoint: client.par_url().cloned(),
         require_pushed_authorization_requests: false,
         scopes_supported: None,
+        authorization_details_types_supported: None,
         response_types_supported: Some(vec!["code".to_owned()]),
         grant_types_supported: None,
         token_endpoint_auth_methods_supported: None,

@@ -147,6 +147,10 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
             "resource must be an absolute URI without a fragment",
         );
     }
+    let authorization_details = match super::authorization_details::parse(&query.params, config) {
+        Ok(details) => details,
+        Err(why) => return back.error(super::authorization_details::INVALID, why),
+    };
     let mut locked = shared.lock();
     if locked.deny_authorization {
         return back.error("access_denied", "the user denied the request");
@@ -170,6 +174,7 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
             acr: code.acr,
             auth_time: config.clock.now_utc(),
             claims: code.claims,
+            authorization_details,
             dpop_jkt: code.dpop_jkt,
             resources: query.params.get_all("resource").to_vec(),
             expires_at: config.clock.now() + AUTHORIZATION_CODE_LIFETIME,
@@ -437,10 +442,12 @@ pub(super) fn code_grant(
     let scope = record.scope.clone();
     let username = record.username.clone();
     let (acr, auth_time, claims) = (record.acr.clone(), record.auth_time, record.claims.clone());
+    let authorization_details = record.authorization_details.clone();
     let mut grant = state.new_grant(client_id, Some(&username), scope.clone());
     grant.acr = acr;
     grant.auth_time = Some(auth_time);
     grant.claims = claims;
+    grant.authorization_details = authorization_details;
     grant.resources = authorized;
     let grant_id = grant.id;
     let issued = state.issue(config, grant, scope.clone(), true);

@@ -58,6 +58,9 @@ fn document(shared: &Shared) -> Value {
     if config.registration != super::RegistrationPolicy::Closed {
         document["registration_endpoint"] = json!(url(super::registration::REGISTRATION_PATH));
     }
+    if let Some(types) = &config.authorization_details_types {
+        document["authorization_details_types_supported"] = json!(types);
+    }
     if config.support_dpop {
         document["dpop_signing_alg_values_supported"] =
             json!(super::dpop::ALGS.split(' ').collect::<Vec<_>>());

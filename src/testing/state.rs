@@ -53,6 +53,8 @@ pub(super) struct Config {
     pub(super) assertion_issuers: HashMap<String, super::assertion::TrustedKey>,
     /// The audiences and resources a token exchange may ask for; empty accepts any.
     pub(super) exchange_audiences: Vec<String>,
+    /// The `authorization_details` types accepted (RFC 9396); `None` accepts any.
+    pub(super) authorization_details_types: Option<Vec<String>>,
     /// When set, access tokens are this prefix and a count (`tok-1`, `tok-2`, ...).
     pub(super) numbered_access_tokens: Option<String>,
     /// Redirect URIs registered per client, besides any loopback URI.
@@ -137,6 +139,8 @@ pub(super) struct Grant {
     pub(super) auth_time: Option<SystemTime>,
     /// The `claims` parameter of the token or authorization request, parsed.
     pub(super) claims: Option<serde_json::Value>,
+    /// The `authorization_details` of the token or authorization request (RFC 9396).
+    pub(super) authorization_details: Option<serde_json::Value>,
     /// The resources (RFC 8707) the tokens are for; empty when the request named none.
     pub(super) resources: Vec<String>,
 }
@@ -169,6 +173,8 @@ pub(super) struct AuthorizationCode {
     pub(super) auth_time: SystemTime,
     /// The request's `claims` parameter, parsed.
     pub(super) claims: Option<serde_json::Value>,
+    /// The request's `authorization_details` (RFC 9396), checked.
+    pub(super) authorization_details: Option<serde_json::Value>,
     /// The request's `dpop_jkt` (RFC 9449 §10): the code may only be redeemed with this key.
     pub(super) dpop_jkt: Option<String>,
     /// The request's `resource` parameters (RFC 8707 §2.1): what the tokens may be for.
@@ -278,6 +284,7 @@ impl State {
             acr: None,
             auth_time: None,
             claims: None,
+            authorization_details: None,
             resources: Vec::new(),
         }
     }

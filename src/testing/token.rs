@@ -95,11 +95,14 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts, body: &[u8]) -> Response 
         };
         let client_id = authenticate(shared, &parts.headers, &form)?;
         check_resources(config.require_resource_indicator, &form)?;
+        let details = super::authorization_details::parse(&form, config)
+            .map_err(super::authorization_details::refusal)?;
         check_grant_type(shared, &client_id, &form)?;
         check_binding(shared, &form, jkt.as_deref())?;
         let mut answer = grant(shared, &client_id, &form)?;
         bind(shared, &form, jkt, &mut answer)?;
         bind_resources(shared, &form, &answer);
+        super::authorization_details::grant(shared, details, &mut answer);
         Ok(answer)
     });
     let (mut response, record) = match result {
