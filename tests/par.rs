@@ -593,3 +593,38 @@ async fn the_test_server_refuses_request_uris_it_should_not_take() {
         .unwrap();
     assert_eq!(answer.status(), 400);
 }
+
+#[tokio::test]
+async fn authorization_details_travel_in_the_push_not_the_url() {
+    use oauth_layer::flow::AuthorizationDetail;
+    let server = server().require_par(true).start().await.unwrap();
+    let client = discovered(&server).await;
+    let detail = AuthorizationDetail::new("payment_initiation")
+        .action("initiate")
+        .field(
+            "instructedAmount",
+            json!({ "currency": "EUR", "amount": "9.99" }),
+        );
+    let opened = Opened::default();
+    let flow = AuthCode::new()
+        .loopback()
+        .authorization_detail(detail.clone())
+        .browser(approving_browser(opened.clone(), || {}));
+    let token = flow.fetch(&client).await.unwrap();
+    assert_eq!(
+        names(&opened.lock().unwrap()[0]),
+        ["client_id", "request_uri"]
+    );
+    let pushed: serde_json::Value = serde_json::from_str(
+        server.par_request_log()[0]
+            .param("authorization_details")
+            .unwrap(),
+    )
+    .unwrap();
+    let expected = json!([serde_json::to_value(&detail).unwrap()]);
+    assert_eq!(pushed, expected);
+    assert_eq!(
+        token.authorization_details(),
+        Some(&[serde_json::to_value(&detail).unwrap()][..])
+    );
+}
