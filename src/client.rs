@@ -74,6 +74,8 @@ struct Config {
     device_authorization_url: Option<Url>,
     revocation_url: Option<Url>,
     introspection_url: Option<Url>,
+    /// The pushed authorization request endpoint (RFC 9126).
+    par_url: Option<Url>,
     issuer: Option<String>,
     metadata: Option<Arc<Metadata>>,
     /// RFC 8707 resource indicators sent on every token and authorization request.
@@ -233,6 +235,13 @@ impl OAuthClient {
     /// The introspection endpoint, if set.
     pub fn introspection_url(&self) -> Option<&Url> {
         self.inner.introspection_url.as_ref()
+    }
+
+    /// The pushed authorization request endpoint (RFC 9126), if set: set with
+    /// [`OAuthClientBuilder::par_url`] or taken from the metadata's
+    /// `pushed_authorization_request_endpoint`.
+    pub fn par_url(&self) -> Option<&Url> {
+        self.inner.par_url.as_ref()
     }
 
     /// The issuer, if set.

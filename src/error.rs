@@ -730,6 +730,8 @@ pub enum Endpoint {
     Registration,
     /// A client's configuration endpoint, its `registration_client_uri` (RFC 7592).
     ClientConfiguration,
+    /// The pushed authorization request endpoint (RFC 9126).
+    PushedAuthorization,
 }
 
 impl fmt::Display for Endpoint {
@@ -747,6 +749,7 @@ impl fmt::Display for Endpoint {
             Self::ResourceMetadata => "protected resource metadata",
             Self::Registration => "registration endpoint",
             Self::ClientConfiguration => "client configuration endpoint",
+            Self::PushedAuthorization => "pushed authorization request endpoint",
         })
     }
 }

@@ -81,6 +81,19 @@ pub struct Metadata {
         deserialize_with = "optional_url"
     )]
     pub end_session_endpoint: Option<Url>,
+    /// `pushed_authorization_request_endpoint` (RFC 9126 §5): where the authorization code
+    /// flow pushes its parameters before the browser is sent to the authorization endpoint.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
+    pub pushed_authorization_request_endpoint: Option<Url>,
+    /// `require_pushed_authorization_requests` (RFC 9126 §5): when `true`, the server takes
+    /// authorization requests only through its pushed authorization request endpoint, and the
+    /// authorization code flow of a client configured from this document pushes them.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
     /// `scopes_supported`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes_supported: Option<Vec<String>>,
@@ -127,7 +140,7 @@ pub struct Metadata {
 
 impl Metadata {
     /// Every URL the document names, with its member name.
-    pub(crate) fn urls(&self) -> [(&'static str, Option<&Url>); 9] {
+    pub(crate) fn urls(&self) -> [(&'static str, Option<&Url>); 10] {
         [
             (
                 "authorization_endpoint",
@@ -147,6 +160,10 @@ impl Metadata {
             ("jwks_uri", self.jwks_uri.as_ref()),
             ("registration_endpoint", self.registration_endpoint.as_ref()),
             ("end_session_endpoint", self.end_session_endpoint.as_ref()),
+            (
+                "pushed_authorization_request_endpoint",
+                self.pushed_authorization_request_endpoint.as_ref(),
+            ),
         ]
     }
 }

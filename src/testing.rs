@@ -14,6 +14,11 @@
 //!   redirect; other errors (`unsupported_response_type`, `invalid_request`, `invalid_scope`,
 //!   `access_denied` while [`TestServer::deny_authorization`] is on) are redirected with
 //!   `error`, `error_description`, `state` and `iss` ([RFC 6749 §4.1.2.1]).
+//! - `POST /par` (RFC 9126, [`TestServer::par_url`]): pushed authorization requests, with
+//!   client authentication as at the token endpoint and a DPoP proof checked as there; answers
+//!   201 with a single-use `request_uri` that `GET /authorize` takes with `client_id` alone,
+//!   until it expires ([`TestServerBuilder::par_request_uri_lifetime`]). With
+//!   [`TestServerBuilder::require_par`] the authorization endpoint takes nothing else.
 //! - `POST /device_authorization` ([RFC 8628 §3.1]): client authentication as at the token
 //!   endpoint; answers `device_code`, `user_code` (`WDJB-MJHT`), `verification_uri`
 //!   (`{url}/device`), `verification_uri_complete`, `expires_in` and `interval`.
@@ -214,6 +219,7 @@ mod form;
 #[cfg(feature = "jwt")]
 mod jwt_bearer;
 mod page;
+mod par;
 mod protected;
 mod registration;
 mod reply;
@@ -298,6 +304,7 @@ impl TestServer {
             registration: RegistrationPolicy::Closed,
             require_resource_indicator: false,
             protected_resources: protected::Resources::default(),
+            par: par::ParConfig::default(),
             problems: Vec::new(),
         }
     }
@@ -363,6 +370,12 @@ impl TestServer {
         format!("{}{}", self.url(), registration::REGISTRATION_PATH)
     }
 
+    /// The pushed authorization request endpoint, `{url}/par` (RFC 9126), advertised in the
+    /// metadata as `pushed_authorization_request_endpoint`.
+    pub fn par_url(&self) -> String {
+        format!("{}{}", self.url(), par::PAR_PATH)
+    }
+
     /// An [`OAuthClient`] for the registered client `client_id` (added by the builder or
     /// registered at [`/register`](TestServerBuilder::registration)), with its secret and
     /// authentication method, this server's token, revocation, authorization and device
@@ -394,7 +407,8 @@ impl TestServer {
             .token_url(self.token_url())
             .revocation_url(self.revocation_url())
             .authorization_url(self.authorization_url())
-            .device_authorization_url(self.device_authorization_url()))
+            .device_authorization_url(self.device_authorization_url())
+            .par_url(self.par_url()))
     }
 
     /// How many requests reached the token endpoint, failed ones included.
@@ -429,6 +443,17 @@ impl TestServer {
         let mut ids: Vec<String> = self.shared.lock().registered.keys().cloned().collect();
         ids.sort();
         ids
+    }
+
+    /// How many requests reached the pushed authorization request endpoint
+    /// ([`par_url`](Self::par_url)), refused ones included.
+    pub fn par_requests(&self) -> usize {
+        self.shared.lock().par.requests
+    }
+
+    /// Every request the pushed authorization request endpoint received, oldest first.
+    pub fn par_request_log(&self) -> Vec<RecordedPushedRequest> {
+        self.shared.lock().par.log.clone()
     }
 
     /// How many requests fetched the metadata document of a
@@ -599,6 +624,8 @@ impl TestServer {
         state.resource_requests.clear();
         state.token_request_log.clear();
         state.round_trips.clear();
+        state.par.requests = 0;
+        state.par.log.clear();
     }
 
     /// Stops the server and waits until its listener is closed. Dropping the server does the
@@ -658,6 +685,7 @@ pub struct TestServerBuilder {
     registration: RegistrationPolicy,
     require_resource_indicator: bool,
     protected_resources: protected::Resources,
+    par: par::ParConfig,
     /// Configuration errors found by a setter, reported by `start`.
     problems: Vec<String>,
 }
@@ -1172,6 +1200,30 @@ impl TestServerBuilder {
         self
     }
 
+    /// Requires pushed authorization requests (RFC 9126): the metadata then says
+    /// `require_pushed_authorization_requests`, and `/authorize` refuses a request without a
+    /// pushed `request_uri` with `invalid_request` (redirected back when the client and its
+    /// redirect URI are known good). Default: `false`.
+    ///
+    /// Whatever this says, `POST /par` ([`TestServer::par_url`]) takes pushed requests: the
+    /// client authenticates as at the token endpoint, a DPoP proof is checked as there when the
+    /// server [supports DPoP](Self::support_dpop) (and binds the code to its key), and the
+    /// answer is a single-use `request_uri` that `/authorize` accepts with `client_id` alone,
+    /// until it expires ([`par_request_uri_lifetime`](Self::par_request_uri_lifetime)). An
+    /// expired one is redirected back with `invalid_request`; an unknown, used or foreign one
+    /// gets an error page (`invalid_request`).
+    pub fn require_par(mut self, require: bool) -> Self {
+        self.par.require = require;
+        self
+    }
+
+    /// How long a pushed request's `request_uri` works, on the server's [clock](Self::clock)
+    /// (default 60 s; answered as `expires_in`, at least 1).
+    pub fn par_request_uri_lifetime(mut self, lifetime: Duration) -> Self {
+        self.par.lifetime = lifetime;
+        self
+    }
+
     /// Whether every token request must carry a `resource` parameter ([RFC 8707]); one without
     /// gets 400 `invalid_target`. Default: `false`.
     ///
@@ -1311,6 +1363,7 @@ impl TestServerBuilder {
             registration: self.registration,
             require_resource_indicator: self.require_resource_indicator,
             protected_resources: self.protected_resources,
+            par: self.par,
         }));
         let task = tokio::spawn(server::serve(
             listener,
@@ -1364,6 +1417,7 @@ impl fmt::Debug for TestServerBuilder {
                 &self.require_resource_indicator,
             )
             .field("protected_resources", &self.protected_resources)
+            .field("par", &self.par)
             .finish_non_exhaustive()
     }
 }
@@ -1469,6 +1523,35 @@ pub struct RecordedTokenRequest {
     pub resources: Vec<String>,
 }
 
+/// A request the pushed authorization request endpoint received, as
+/// [`TestServer::par_request_log`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordedPushedRequest {
+    /// The client it authenticated as; `None` when authentication failed or was not reached.
+    pub client_id: Option<String>,
+    /// The parameters pushed, in order, without the client's credentials (`client_secret`,
+    /// `client_assertion`, `client_assertion_type`).
+    pub params: Vec<(String, String)>,
+    /// The DPoP proof; `None` when the request had no `DPoP` header or the server does not
+    /// support DPoP.
+    pub dpop: Option<RecordedProof>,
+    /// The status the server answered with (201 for a stored request).
+    pub status: u16,
+    /// The `error` code of a refused request.
+    pub error: Option<String>,
+}
+
+impl RecordedPushedRequest {
+    /// The first value of the parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// What the server knows about an access token it issued, from
 /// [`TestServer::access_token_info`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1568,6 +1651,8 @@ pub enum RoundTripKind {
     DeviceAuthorization,
     /// `/device`, the verification page.
     DeviceVerification,
+    /// `/par`, the pushed authorization request endpoint (RFC 9126).
+    PushedAuthorization,
     /// Anything else (answered 404, or refused before it was read).
     Other,
 }

@@ -408,6 +408,51 @@ async fn auth_code_with_pkce_through_the_loopback_server_then_userinfo_and_id_to
     assert!(matches!(err, Error::InvalidIdToken(_)), "{err:?}");
 }
 
+/// Pushed authorization requests (RFC 9126) against oidc-provider: the parameters go to its PAR
+/// endpoint (found by discovery) with the client's authentication and, for the DPoP client, a
+/// proof (its nonce challenge answered); the scripted browser gets only `client_id` and
+/// `request_uri`, signs in, and the code is redeemed.
+#[tokio::test]
+async fn auth_code_with_a_pushed_authorization_request_bearer_and_dpop() {
+    for (id, dpop) in [("native-app", false), ("native-dpop", true)] {
+        let server = Interop::start();
+        let client = if dpop {
+            dpop_client(&server, id, None).await
+        } else {
+            server.client(id, None).await
+        };
+        assert!(client.par_url().is_some(), "{id}: discovered");
+        let opened = Arc::new(AtomicUsize::new(0));
+        let flow = AuthCode::new()
+            .scope("openid api:read")
+            .loopback()
+            .par(true)
+            .browser(FormBrowser::new().opener(opened.clone()))
+            .prompt(ScriptedPrompt::default())
+            .timeout(Duration::from_secs(30));
+        let token = TokenSource::new(client, flow).token().await.unwrap();
+        assert_eq!(opened.load(Ordering::SeqCst), 1, "{id}");
+        assert_eq!(is_dpop(&token), dpop, "{id}");
+        let stats = server.stats().await;
+        assert_eq!(stats["par"]["created"], 1, "{id}: {stats}");
+        assert_eq!(
+            stats["authorize"]["pushed_only"], stats["authorize"]["requests"],
+            "{id}: the browser carried only client_id and request_uri: {stats}"
+        );
+        assert_eq!(stats["authorize"]["pushed_only"], 1, "{id}: {stats}");
+        if dpop {
+            assert_eq!(
+                stats["par"]["dpop"], stats["par"]["requests"],
+                "{id}: {stats}"
+            );
+        }
+        if !dpop {
+            let (status, body) = server.call("read", &bearer(&token)).await;
+            assert_eq!(status, 200, "{id}: {body}");
+        }
+    }
+}
+
 fn base64_url_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD

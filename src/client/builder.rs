@@ -62,6 +62,7 @@ impl OAuthClientBuilder {
             device_authorization_url: None,
             revocation_url: None,
             introspection_url: None,
+            par_url: None,
             issuer: None,
             metadata: None,
             resources: Vec::new(),
@@ -242,6 +243,14 @@ impl OAuthClientBuilder {
         })
     }
 
+    /// The pushed authorization request endpoint (RFC 9126): the authorization code flow
+    /// pushes its parameters there when asked to ([`AuthCode::par`](crate::flow::AuthCode::par))
+    /// or when the server's metadata requires it. Must be `https`, or `http` to a loopback
+    /// address.
+    pub fn par_url(self, url: impl AsRef<str>) -> Self {
+        self.url("par_url", url.as_ref(), |c| &mut c.par_url)
+    }
+
     /// A resource indicator (RFC 8707): the protected resource the tokens are for, sent as
     /// `resource` on every token request (every grant, refreshes included, unless the grant
     /// sends its own, like [`ClientCredentials::resource`](crate::flow::ClientCredentials::resource))
@@ -298,8 +307,8 @@ impl OAuthClientBuilder {
     /// [`discovery::configure`](crate::discovery::configure) does with a fetched document; use
     /// it directly with a document you keep yourself.
     ///
-    /// - Endpoints: the token, authorization, device authorization, revocation and
-    ///   introspection endpoints are taken from the document, except those already set on this
+    /// - Endpoints: the token, authorization, device authorization, revocation,
+    ///   introspection and pushed authorization request endpoints are taken from the document, except those already set on this
     ///   builder: explicit settings win. Each must be `https` or loopback `http`.
     /// - Issuer: set to the document's `issuer`; a builder already given another
     ///   [`issuer`](Self::issuer) is a problem reported by [`build`](Self::build).
@@ -343,6 +352,10 @@ impl OAuthClientBuilder {
                 "introspection_url",
                 metadata.introspection_endpoint.as_ref(),
             ),
+            (
+                "par_url",
+                metadata.pushed_authorization_request_endpoint.as_ref(),
+            ),
         ];
         for (setter, url) in found {
             let Some(url) = url else { continue };
@@ -351,6 +364,7 @@ impl OAuthClientBuilder {
                 "authorization_url" => &mut self.config.authorization_url,
                 "device_authorization_url" => &mut self.config.device_authorization_url,
                 "revocation_url" => &mut self.config.revocation_url,
+                "par_url" => &mut self.config.par_url,
                 _ => &mut self.config.introspection_url,
             };
             if field.is_some() {

@@ -30,6 +30,7 @@ mod channel;
 mod hosted;
 mod loopback;
 mod pages;
+mod par;
 mod paste;
 mod receiver;
 mod request;
@@ -103,6 +104,8 @@ pub struct AuthCode {
     require_iss: bool,
     auth_params: Vec<(String, String)>,
     token_params: Vec<(String, String)>,
+    /// Pushed authorization requests: `None` follows the server's metadata.
+    par: Option<bool>,
     callback_check: Option<CallbackCheck>,
     refused: Option<String>,
     receiver: Receiver,
@@ -146,6 +149,7 @@ impl AuthCode {
             require_iss: false,
             auth_params: Vec::new(),
             token_params: Vec::new(),
+            par: None,
             callback_check: None,
             refused: None,
             receiver: Receiver::Auto,
@@ -271,6 +275,57 @@ impl AuthCode {
     pub fn require_iss(mut self, required: bool) -> Self {
         self.require_iss = required;
         self
+    }
+
+    /// Push the authorization parameters to the server's pushed authorization request endpoint
+    /// (RFC 9126) before the browser opens, so that the browser carries only `client_id` and
+    /// the `request_uri` the server hands back.
+    ///
+    /// By default the sign-in pushes when the client's metadata says
+    /// `require_pushed_authorization_requests`. `par(true)` pushes whatever the metadata says
+    /// (the client needs a [`par_url`](crate::OAuthClient::par_url)); `par(false)` against a
+    /// server that requires pushing fails with [`Error::Config`] before anything is sent.
+    ///
+    /// The push carries the client's authentication, as the token endpoint gets it, and a DPoP
+    /// proof when the client uses DPoP. The sign-in must reach the authorization endpoint
+    /// before the request URI expires (the server's `expires_in`): the sign-in
+    /// [`timeout`](Self::timeout) is capped by it, and a sign-in that outlives it fails with
+    /// [`Error::Timeout`] saying so; sign in again.
+    ///
+    /// A pushed request needs a round trip, so it is built by
+    /// [`authorization_request_pushed`](Self::authorization_request_pushed); the synchronous
+    /// [`authorization_request`](Self::authorization_request) refuses to build one.
+    ///
+    /// ```
+    /// use oauth_layer::{OAuthClient, flow::AuthCode};
+    ///
+    /// let client = OAuthClient::builder("my-app")
+    ///     .authorization_url("https://idp.example/authorize")
+    ///     .par_url("https://idp.example/par")
+    ///     .token_url("https://idp.example/token")
+    ///     .build()?;
+    /// let flow = AuthCode::new().scope("openid").par(true);
+    /// assert!(flow.authorization_request(&client, "http://127.0.0.1:1410/").is_err());
+    /// # Ok::<(), oauth_layer::Error>(())
+    /// ```
+    pub fn par(mut self, push: bool) -> Self {
+        self.par = Some(push);
+        self
+    }
+
+    /// Whether this sign-in pushes its parameters with `client` (see [`par`](Self::par)).
+    fn pushes(&self, client: &OAuthClient) -> Result<bool> {
+        let required = client
+            .metadata()
+            .is_some_and(|m| m.require_pushed_authorization_requests);
+        match self.par {
+            Some(false) if required => Err(Error::config(
+                "the server requires pushed authorization requests \
+                 (require_pushed_authorization_requests), but the flow was set to par(false)",
+            )),
+            Some(push) => Ok(push),
+            None => Ok(required),
+        }
     }
 
     /// An extra authorization request parameter (httr2's `auth_params`), such as
@@ -418,17 +473,71 @@ impl AuthCode {
     }
 
     /// Step one: the authorization request for `redirect_uri`, with a fresh `state` (256 bits),
-    /// PKCE S256 verifier and, when `openid` is requested, a `nonce`.
+    /// PKCE S256 verifier and, when `openid` is requested, a `nonce`, every parameter in the
+    /// URL.
     ///
     /// Fails with [`Error::Config`] when an [`auth_param`](Self::auth_param) or
-    /// [`token_param`](Self::token_param) names a parameter the flow sends itself.
+    /// [`token_param`](Self::token_param) names a parameter the flow sends itself, and when the
+    /// request must be pushed ([`par`](Self::par), or a server that requires it): use
+    /// [`authorization_request_pushed`](Self::authorization_request_pushed) then.
     pub fn authorization_request(
         &self,
         client: &OAuthClient,
         redirect_uri: &str,
     ) -> Result<AuthorizationRequest> {
         self.check_configuration()?;
-        let mut url = client
+        if self.pushes(client)? {
+            return Err(Error::config(
+                "this authorization request must be pushed (RFC 9126), which takes a round trip: \
+                 use AuthCode::authorization_request_pushed",
+            ));
+        }
+        let (params, request) = self.new_request(client, redirect_uri)?;
+        Ok(request.with_query(params))
+    }
+
+    /// Step one, pushing when pushed authorization requests are on ([`par`](Self::par), or a
+    /// server whose metadata requires them): the parameters go to the server's pushed
+    /// authorization request endpoint with client authentication, and the URL carries only
+    /// `client_id` and `request_uri`. When they are off, the same request as
+    /// [`authorization_request`](Self::authorization_request). This is what the sign-in of
+    /// the [`Flow`] uses.
+    ///
+    /// Fails like [`authorization_request`](Self::authorization_request) on configuration,
+    /// and with the push's errors: [`Error::Server`] when the server refuses it,
+    /// [`Error::UnexpectedResponse`] when its answer lacks a string `request_uri` or a
+    /// positive integer `expires_in`, [`Error::Transport`] when it cannot be reached.
+    pub async fn authorization_request_pushed(
+        &self,
+        client: &OAuthClient,
+        redirect_uri: &str,
+    ) -> Result<AuthorizationRequest> {
+        self.check_configuration()?;
+        let (params, request) = self.new_request(client, redirect_uri)?;
+        if !self.pushes(client)? {
+            return Ok(request.with_query(params));
+        }
+        let pushed = par::push(client, &params).await?;
+        let mut request = request.with_query([
+            ("client_id".to_owned(), client.client_id().to_owned()),
+            ("request_uri".to_owned(), pushed.request_uri.clone()),
+        ]);
+        tracing::debug!(
+            expires_in_s = pushed.expires_in.as_secs(),
+            "authorization request pushed"
+        );
+        request.pushed = Some((pushed.request_uri, pushed.expires_at));
+        Ok(request)
+    }
+
+    /// The authorization parameters of a new sign-in attempt, and the attempt without them in
+    /// its URL yet.
+    fn new_request(
+        &self,
+        client: &OAuthClient,
+        redirect_uri: &str,
+    ) -> Result<(Vec<(String, String)>, AuthorizationRequest)> {
+        let url = client
             .authorization_url()
             .ok_or_else(|| Error::config("no authorization URL configured"))?
             .clone();
@@ -443,42 +552,41 @@ impl AuthCode {
         } else {
             None
         };
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("response_type", "code");
-            q.append_pair("client_id", client.client_id());
-            q.append_pair("redirect_uri", redirect_uri);
-            let scope = self.scopes.joined();
-            if !scope.is_empty() {
-                q.append_pair("scope", &scope);
-            }
-            q.append_pair("state", &state);
-            if let Some(v) = &verifier {
-                q.append_pair("code_challenge", &request::s256_challenge(v));
-                q.append_pair("code_challenge_method", "S256");
-            }
-            if let Some(n) = &nonce {
-                q.append_pair("nonce", n);
-            }
-            if let Some(details) = self.authorization_details.checked_parameter(client)? {
-                q.append_pair("authorization_details", &details);
-            }
-            // RFC 9449 §10: the code is bound to the key that will redeem it, so a stolen code
-            // is useless to anyone else.
-            #[cfg(feature = "dpop")]
-            if let Some(key) = client.dpop_key()? {
-                q.append_pair("dpop_jkt", key.thumbprint());
-            }
-            if !self.auth_params.iter().any(|(name, _)| name == "resource") {
-                for resource in client.resources() {
-                    q.append_pair("resource", resource);
-                }
-            }
-            for (name, value) in &self.auth_params {
-                q.append_pair(name, value);
+        let mut q: Vec<(String, String)> = Vec::new();
+        let mut add = |name: &str, value: &str| q.push((name.to_owned(), value.to_owned()));
+        add("response_type", "code");
+        add("client_id", client.client_id());
+        add("redirect_uri", redirect_uri);
+        let scope = self.scopes.joined();
+        if !scope.is_empty() {
+            add("scope", &scope);
+        }
+        add("state", &state);
+        if let Some(v) = &verifier {
+            add("code_challenge", &request::s256_challenge(v));
+            add("code_challenge_method", "S256");
+        }
+        if let Some(n) = &nonce {
+            add("nonce", n);
+        }
+        if let Some(details) = self.authorization_details.checked_parameter(client)? {
+            add("authorization_details", &details);
+        }
+        // RFC 9449 §10: the code is bound to the key that will redeem it, so a stolen code
+        // is useless to anyone else.
+        #[cfg(feature = "dpop")]
+        if let Some(key) = client.dpop_key()? {
+            add("dpop_jkt", key.thumbprint());
+        }
+        if !self.auth_params.iter().any(|(name, _)| name == "resource") {
+            for resource in client.resources() {
+                add("resource", resource);
             }
         }
-        Ok(AuthorizationRequest {
+        for (name, value) in &self.auth_params {
+            add(name, value);
+        }
+        let request = AuthorizationRequest {
             url,
             redirect_uri: redirect_uri.to_owned(),
             state: SecretString::from(state),
@@ -491,7 +599,9 @@ impl AuthCode {
                     .is_some_and(|m| m.authorization_response_iss_parameter_supported),
             callback_check: self.callback_check.clone(),
             used: AtomicBool::new(false),
-        })
+            pushed: None,
+        };
+        Ok((q, request))
     }
 
     /// Step two: trades `code` for a token, sending the redirect URI and PKCE verifier of
@@ -571,8 +681,18 @@ impl AuthCode {
                  accepted. Turn PKCE back on, or stop accepting bare codes",
             ));
         }
-        let request = self.authorization_request(client, prepared.redirect_uri())?;
-        let context = self.context(client);
+        let request = self
+            .authorization_request_pushed(client, prepared.redirect_uri())
+            .await?;
+        let mut context = self.context(client);
+        // A pushed request's URI works only until it expires: waiting longer is pointless.
+        let capped = request.expires_at().is_some_and(|at| {
+            let left = at.saturating_duration_since(client.clock().now());
+            let capped = left < context.timeout;
+            context.timeout = context.timeout.min(left);
+            capped
+        });
+        let explain = |error: Error| explain_expiry(error, &request, client, capped);
         let quiet = prepared.shows_url();
         let url = request.url().clone();
 
@@ -582,7 +702,7 @@ impl AuthCode {
         // (async-trait boxes the future, so dropping it closes the receiver.)
         let mut receiving = prepared.receive(&request, &context);
         let opened = tokio::select! {
-            code = &mut receiving => return self.exchange(client, &request, code?).await,
+            code = &mut receiving => return self.exchange(client, &request, code.map_err(explain)?).await,
             opened = &mut opening => matches!(opened, Ok(Ok(()))),
         };
 
@@ -592,7 +712,7 @@ impl AuthCode {
                     "Opened the browser to sign in. If it did not open, visit:\n{url}"
                 ));
             }
-            receiving.await?
+            receiving.await.map_err(explain)?
         } else if fall_back_to_paste {
             // No browser here: nothing will reach the loopback server, so free its port and let
             // the person paste the address their browser ends on.
@@ -601,16 +721,43 @@ impl AuthCode {
             let paste = PasteReceiver::new()
                 .prepare(Some(request.redirect_uri()))
                 .await?;
-            paste.receive(&request, &context).await?
+            paste.receive(&request, &context).await.map_err(explain)?
         } else {
             if !quiet {
                 self.prompt.show(&format!(
                     "Open this address in a browser to sign in:\n{url}"
                 ));
             }
-            receiving.await?
+            receiving.await.map_err(explain)?
         };
         self.exchange(client, &request, code).await
+    }
+}
+
+/// A sign-in that ended because its pushed request URI expired says so, rather than passing on
+/// the receiver's timeout or the server's complaint about a request URI it no longer knows.
+fn explain_expiry(
+    error: Error,
+    request: &AuthorizationRequest,
+    client: &OAuthClient,
+    capped: bool,
+) -> Error {
+    let Some(expires_at) = request.expires_at() else {
+        return error;
+    };
+    let expired = client.clock().now() >= expires_at;
+    match error {
+        Error::Timeout(_) if capped || expired => Error::Timeout(
+            "the pushed authorization request expired before the sign-in reached the \
+             authorization server (the server's expires_in); sign in again"
+                .into(),
+        ),
+        Error::AuthorizationDenied(_) if expired => Error::Timeout(
+            "the pushed authorization request expired before the sign-in reached the \
+             authorization server, which refused its request_uri; sign in again"
+                .into(),
+        ),
+        other => other,
     }
 }
 

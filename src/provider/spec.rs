@@ -179,6 +179,8 @@ fn static_oidc(
         jwks_uri: Some(endpoint("jwks_uri", jwks)?),
         registration_endpoint: None,
         end_session_endpoint: None,
+        pushed_authorization_request_endpoint: client.par_url().cloned(),
+        require_pushed_authorization_requests: false,
         scopes_supported: None,
         authorization_details_types_supported: None,
         response_types_supported: Some(vec!["code".to_owned()]),

@@ -19,6 +19,7 @@ use url::Url;
 
 use super::form::{Form, Query, requested_scope};
 use super::page::{inert, page};
+use super::par::Source;
 use super::reply::{OAuthError, Response, token_answer};
 use super::state::{AuthorizationCode, Shared, random_token};
 
@@ -31,7 +32,16 @@ pub(super) const AUTHORIZATION_CODE_LIFETIME: Duration = Duration::from_secs(60)
 pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
     shared.lock().authorization_requests += 1;
     let config = &shared.config;
-    let query = Query::parse(parts.uri.query());
+    let (query, source) = match super::par::resolve(shared, Query::parse(parts.uri.query())) {
+        Ok(resolved) => resolved,
+        Err(why) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Invalid request (invalid_request)",
+                why,
+            );
+        }
+    };
 
     // Until the client and its redirect URI are known good, nothing is redirected
     // (RFC 6749 §4.1.2.1): the user gets a page instead.
@@ -115,6 +125,18 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
         state,
         iss: config.send_iss.then_some(config.issuer.as_str()),
     };
+    match source {
+        Source::Expired => {
+            return back.error("invalid_request", "the request_uri has expired");
+        }
+        Source::Query if config.par.require => {
+            return back.error(
+                "invalid_request",
+                "this server takes only pushed authorization requests (RFC 9126)",
+            );
+        }
+        Source::Query | Source::Pushed => {}
+    }
     let code = match check_authorization_request(&query, config.require_pkce) {
         Ok(checked) => checked,
         Err((error, description)) => return back.error(error, description),

@@ -46,6 +46,8 @@ fn document(shared: &Shared) -> Value {
         "token_endpoint": config.token_url,
         "device_authorization_endpoint": url("/device_authorization"),
         "revocation_endpoint": url("/revoke"),
+        "pushed_authorization_request_endpoint": url(super::par::PAR_PATH),
+        "require_pushed_authorization_requests": config.par.require,
         "response_types_supported": ["code"],
         "grant_types_supported": grants,
         "token_endpoint_auth_methods_supported": auth_methods,

@@ -34,6 +34,14 @@ impl Form {
         self.params.get(name).map(String::as_str)
     }
 
+    /// The names of the parameters present.
+    pub(super) fn names(&self) -> impl Iterator<Item = &str> {
+        self.params
+            .keys()
+            .chain(self.repeatable.keys())
+            .map(String::as_str)
+    }
+
     /// Every value of a repeatable parameter, in the order sent.
     pub(super) fn get_all(&self, name: &str) -> &[String] {
         self.repeatable.get(name).map_or(&[], Vec::as_slice)

@@ -21,7 +21,7 @@ use super::reply::{self, Response};
 use super::resource_server::ResourceSite;
 use super::state::Shared;
 use super::{RoundTrip, RoundTripKind};
-use super::{authorization, device, discovery, resource, revocation, token};
+use super::{authorization, device, discovery, par, resource, revocation, token};
 
 /// Request bodies larger than this get 413.
 pub(super) const MAX_BODY: usize = 64 * 1024;
@@ -121,10 +121,11 @@ fn route(shared: &Shared, parts: &Parts, body: Bytes) -> (RoundTripKind, Respons
         "/device_authorization" if parts.method == Method::POST => {
             device::authorization_endpoint(shared, parts, &body)
         }
+        par::PAR_PATH if parts.method == Method::POST => par::endpoint(shared, parts, &body),
         REGISTRATION_PATH if parts.method == Method::POST => {
             registration::register(shared, parts, &body)
         }
-        "/token" | "/revoke" | "/device_authorization" | REGISTRATION_PATH => {
+        "/token" | "/revoke" | "/device_authorization" | par::PAR_PATH | REGISTRATION_PATH => {
             reply::method_not_allowed("POST")
         }
         "/authorize" if parts.method == Method::GET => authorization::endpoint(shared, parts),
@@ -178,6 +179,7 @@ fn kind_of(shared: &Shared, path: &str) -> RoundTripKind {
         "/device_authorization" => RoundTripKind::DeviceAuthorization,
         "/device" => RoundTripKind::DeviceVerification,
         "/authorize" => RoundTripKind::Authorization,
+        par::PAR_PATH => RoundTripKind::PushedAuthorization,
         REGISTRATION_PATH => RoundTripKind::Registration,
         "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" => {
             RoundTripKind::ServerMetadata

@@ -89,6 +89,8 @@ pub(super) struct Config {
     pub(super) require_resource_indicator: bool,
     /// The protected resources with RFC 9728 metadata this server plays.
     pub(super) protected_resources: super::protected::Resources,
+    /// Pushed authorization requests (RFC 9126).
+    pub(super) par: super::par::ParConfig,
 }
 
 /// What a path asks of the sign-in behind a token (RFC 9470).
@@ -248,6 +250,8 @@ pub(super) struct State {
     /// Every request answered, in order, including those of resource-only servers that trust
     /// this one.
     pub(super) round_trips: Vec<super::RoundTrip>,
+    /// Pushed authorization requests waiting for the browser, and the log.
+    pub(super) par: super::par::ParState,
 }
 
 /// The tokens handed out by one successful token request.

@@ -157,7 +157,10 @@ const stats = {
   // 400 use_dpop_nonce, and those answered with a DPoP-bound token (token_type DPoP)
   token_dpop: { proofs: {}, use_dpop_nonce: {}, bound: {}, bearer: {} },
   // authorization requests, and those with dpop_jkt / acr_values / max_age
-  authorize: { requests: 0, dpop_jkt: 0, acr_values: {}, max_age: 0 },
+  authorize: { requests: 0, dpop_jkt: 0, acr_values: {}, max_age: 0, pushed_only: 0 },
+  // pushed authorization requests (RFC 9126, POST /request): all, those answered 201, those
+  // with a DPoP proof, and those answered use_dpop_nonce
+  par: { requests: 0, created: 0, dpop: 0, use_dpop_nonce: 0 },
   // sign-ins finished on the login page, by the acr they reached, and by why the login was
   // asked for (oidc-provider's prompt reasons: no_session, max_age, our acr_values check, ...)
   logins: {},
@@ -365,6 +368,7 @@ const provider = new Provider(ISSUER, {
     return Object.keys(extra).length ? extra : undefined;
   },
   features: {
+    pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
     dPoP: {
       enabled: true,
       nonceSecret: crypto.randomBytes(32),
@@ -527,8 +531,18 @@ provider.use(async (ctx, next) => {
     if (q.dpop_jkt) stats.authorize.dpop_jkt += 1;
     if (q.acr_values) bump(stats.authorize.acr_values, q.acr_values);
     if (q.max_age !== undefined) stats.authorize.max_age += 1;
+    const names = Object.keys(q);
+    if (names.length === 2 && names.includes('client_id') && names.includes('request_uri')) {
+      stats.authorize.pushed_only += 1;
+    }
   }
   await next();
+  if (ctx.path === '/request' && ctx.method === 'POST') {
+    stats.par.requests += 1;
+    if (ctx.status === 201) stats.par.created += 1;
+    if (ctx.get('DPoP')) stats.par.dpop += 1;
+    if (ctx.status === 400 && ctx.body?.error === 'use_dpop_nonce') stats.par.use_dpop_nonce += 1;
+  }
   if (ctx.path === '/token' && ctx.method === 'POST') {
     const grant = new URLSearchParams(ctx.req.body || '').get('grant_type') || '';
     if (ctx.get('DPoP')) bump(stats.token_dpop.proofs, grant);

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,9 +28,23 @@ pub struct AuthorizationRequest {
     pub(crate) iss_required: bool,
     pub(crate) callback_check: Option<CallbackCheck>,
     pub(crate) used: AtomicBool,
+    /// The `request_uri` of a pushed request (RFC 9126), and when it expires on the client's
+    /// clock.
+    pub(crate) pushed: Option<(String, Instant)>,
 }
 
 impl AuthorizationRequest {
+    /// This request with `params` appended to its URL's query.
+    pub(crate) fn with_query(mut self, params: impl IntoIterator<Item = (String, String)>) -> Self {
+        {
+            let mut q = self.url.query_pairs_mut();
+            for (name, value) in params {
+                q.append_pair(&name, &value);
+            }
+        }
+        self
+    }
+
     /// The URL to open in the person's browser.
     pub fn url(&self) -> &Url {
         &self.url
@@ -43,6 +58,20 @@ impl AuthorizationRequest {
     /// The `state` value (it is in the URL too; it only has to be unguessable).
     pub fn state(&self) -> &str {
         self.state.expose_secret()
+    }
+
+    /// The `request_uri` the server handed back for a pushed authorization request (RFC 9126),
+    /// the one parameter besides `client_id` the [`url`](Self::url) then carries. Not a secret:
+    /// the server binds it to the client and takes it once.
+    pub fn request_uri(&self) -> Option<&str> {
+        self.pushed.as_ref().map(|(uri, _)| uri.as_str())
+    }
+
+    /// When the pushed request's `request_uri` stops working (on the client's
+    /// [clock](crate::OAuthClient::clock)); `None` for a request that was not pushed. A sign-in
+    /// must reach the authorization endpoint before then.
+    pub fn expires_at(&self) -> Option<Instant> {
+        self.pushed.as_ref().map(|(_, at)| *at)
     }
 
     /// The OpenID Connect `nonce`, when `openid` was requested.
@@ -162,6 +191,7 @@ impl fmt::Debug for AuthorizationRequest {
             .field("pkce", &self.verifier.is_some())
             .field("nonce", &self.nonce.is_some())
             .field("issuer", &self.issuer)
+            .field("request_uri", &self.request_uri())
             .finish_non_exhaustive()
     }
 }
