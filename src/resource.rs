@@ -121,7 +121,6 @@ enum Grant {
 }
 
 /// What discovery found for one resource.
-#[derive(Clone)]
 pub(crate) struct Resolved {
     pub(crate) source: TokenSource,
     issuer: String,
@@ -135,7 +134,8 @@ pub(crate) struct Resolved {
 
 #[derive(Default)]
 struct State {
-    resolved: Mutex<Vec<(ResourceIdentifier, Resolved)>>,
+    /// Read on every request to a resource, written once per discovery: lock-free reads.
+    resolved: arc_swap::ArcSwap<Vec<(ResourceIdentifier, Arc<Resolved>)>>,
     gates: Mutex<Vec<(ResourceIdentifier, Arc<tokio::sync::Mutex<()>>)>>,
     registrations: Registrations,
 }
@@ -329,14 +329,11 @@ impl ResourceClient {
         }
     }
 
-    /// The token source of `resource` when discovery already ran for it.
-    pub(crate) fn resolved(&self, resource: &ResourceIdentifier) -> Option<Resolved> {
-        let resolved = self
-            .state
+    /// What discovery found for `resource`, when it already ran (a lock-free read).
+    pub(crate) fn resolved(&self, resource: &ResourceIdentifier) -> Option<Arc<Resolved>> {
+        self.state
             .resolved
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        resolved
+            .load()
             .iter()
             .find(|(r, _)| r == resource)
             .map(|(_, done)| done.clone())
@@ -350,11 +347,11 @@ impl ResourceClient {
         if done.source.cached().is_some() {
             return;
         }
-        self.state
-            .resolved
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(r, _)| r != resource);
+        self.state.resolved.rcu(|all| {
+            let mut all = Vec::clone(all);
+            all.retain(|(r, _)| r != resource);
+            all
+        });
         cache::resources().forget(resource.as_str());
         cache::servers().forget(&done.issuer);
         if let Some(store) = &self.config.store {
@@ -375,7 +372,7 @@ impl ResourceClient {
                 url.origin().ascii_serialization()
             ))
         })?;
-        Ok(self.resolve(&resource, None).await?.source)
+        Ok(self.resolve(&resource, None).await?.source.clone())
     }
 
     /// Discovery for `resource`, once: its metadata (from `challenge`'s `resource_metadata`
@@ -385,7 +382,7 @@ impl ResourceClient {
         &self,
         resource: &ResourceIdentifier,
         challenge: Option<&HeaderMap>,
-    ) -> Result<Resolved> {
+    ) -> Result<Arc<Resolved>> {
         if let Some(done) = self.resolved(resource) {
             return Ok(done);
         }
@@ -394,12 +391,12 @@ impl ResourceClient {
         if let Some(done) = self.resolved(resource) {
             return Ok(done);
         }
-        let done = self.discover(resource, challenge).await?;
-        self.state
-            .resolved
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((resource.clone(), done.clone()));
+        let done = Arc::new(self.discover(resource, challenge).await?);
+        self.state.resolved.rcu(|all| {
+            let mut all = Vec::clone(all);
+            all.push((resource.clone(), done.clone()));
+            all
+        });
         Ok(done)
     }
 

@@ -700,3 +700,49 @@ async fn a_root_resource_is_asked_for_as_its_document_writes_it() {
     assert_eq!(answer.status(), 200);
     assert_eq!(server.token_request_log()[0].resources, [mock.uri()]);
 }
+
+#[tokio::test]
+async fn under_the_tower_layer_a_401_from_where_an_inner_redirect_led_starts_nothing() {
+    let server = authorization_server().await;
+    let evil = fresh_mock().await;
+    let mock = fresh_mock().await;
+    let resource_id = format!("{}/mcp", mock.uri());
+    Mock::given(path("/.well-known/oauth-protected-resource/mcp"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "resource": resource_id,
+            "authorization_servers": [server.url()],
+        })))
+        .mount(&evil)
+        .await;
+    Mock::given(path("/mcp"))
+        .respond_with(ResponseTemplate::new(401).insert_header(
+            "www-authenticate",
+            format!(
+                r#"Bearer resource_metadata="{}/.well-known/oauth-protected-resource/mcp""#,
+                evil.uri()
+            ),
+        ))
+        .mount(&evil)
+        .await;
+    Mock::given(path("/mcp"))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("location", format!("{}/mcp", evil.uri())),
+        )
+        .mount(&mock)
+        .await;
+    // tower-http's standard policy below the layer follows the redirect to the other origin.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let mut service = ServiceBuilder::new()
+        .layer(OAuthLayer::for_resources(machine(&mock)))
+        .layer(tower_http::follow_redirect::FollowRedirectLayer::new())
+        .service(client);
+    let request = http::Request::get(&resource_id)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let answer = service.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(answer.status(), 401);
+    assert_eq!(paths(&evil).await, ["/mcp"], "its metadata was not read");
+    assert_eq!(server.token_requests(), 0);
+    assert_eq!(server.discovery_requests(), 0);
+}

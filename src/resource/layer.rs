@@ -2,6 +2,8 @@
 
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+
 use http::header::AUTHORIZATION;
 use http::{Request, Response, StatusCode};
 use tower_layer::Layer;
@@ -164,7 +166,7 @@ where
 async fn send_to<S, B, ResB>(
     client: &ResourceClient,
     resource: &ResourceIdentifier,
-    done: Resolved,
+    done: Arc<Resolved>,
     inner: S,
     request: Request<B>,
 ) -> Result<Response<ResB>, BoxError>

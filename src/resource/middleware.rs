@@ -1,5 +1,7 @@
 //! [`ResourceMiddleware`]: the reqwest-middleware side of the resource-first client.
 
+use std::sync::Arc;
+
 use http::Extensions;
 use http::header::AUTHORIZATION;
 use reqwest::{Request, Response, StatusCode};
@@ -59,7 +61,7 @@ impl ResourceMiddleware {
     async fn send(
         &self,
         resource: &ResourceIdentifier,
-        done: Resolved,
+        done: Arc<Resolved>,
         request: Request,
         extensions: &mut Extensions,
         next: Next<'_>,
