@@ -46,46 +46,31 @@ fn require_node() {
     );
 }
 
-/// One running `server.mjs`; killed on drop.
-pub(crate) struct Interop {
+/// One running Node script of `tests/interop` (`server.mjs`, `fapi_server.mjs`): its first
+/// stdout line (the ready line, JSON) and its stderr so far. Killed on drop; the script exits on
+/// its own when its stdin closes, so a test process that dies never leaves it behind.
+pub(crate) struct NodeServer {
     child: Child,
     _stdin: ChildStdin,
     stderr: Arc<Mutex<String>>,
-    pub(crate) issuer: String,
-    pub(crate) resource: String,
-    /// The resource-first client's resources (tests/interop/protected_resource.mjs), each on
-    /// its own port: `http://127.0.0.1:P3/mcp` (scope `mcp:tools`) and
-    /// `http://127.0.0.1:P4/api` (scope `api:notes`).
-    pub(crate) mcp: String,
-    pub(crate) api: String,
-    pub(crate) assertion_issuer: String,
-    pub(crate) private_key_jwt_pem: String,
-    pub(crate) jwt_bearer_pem: String,
-    /// Whether the provider and the resource require DPoP nonces (the default; see
-    /// [`Interop::start_with`]).
-    pub(crate) dpop_nonces: bool,
-    http: reqwest::Client,
+    /// The ready line.
+    pub(crate) ready: Value,
 }
 
-impl Interop {
-    /// The server as most tests want it: DPoP nonces required at the provider and the resource.
-    pub(crate) fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    /// The server with extra environment for `server.mjs`, e.g.
-    /// `("INTEROP_DPOP_NONCES", "optional")` or `("INTEROP_DPOP_NONCE_TTL", "2")`.
-    pub(crate) fn start_with(env: &[(&str, &str)]) -> Self {
+impl NodeServer {
+    /// Starts `node <script>` in `tests/interop` with `env` added, and waits (30 s at most) for
+    /// its ready line; fails, showing the script's stderr, when none comes.
+    pub(crate) fn start(script: &str, env: &[(&str, &str)]) -> Self {
         require_node();
         let mut child = Command::new("node")
-            .arg("server.mjs")
+            .arg(script)
             .envs(env.iter().copied())
             .current_dir(interop_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start node tests/interop/server.mjs: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start node tests/interop/{script}: {e}"));
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut stderr_pipe = child.stderr.take().unwrap();
@@ -122,7 +107,7 @@ impl Interop {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "tests/interop/server.mjs did not print its ready line; its stderr:\n{}\n\
+                    "tests/interop/{script} did not print its ready line; its stderr:\n{}\n\
                      ({INSTALL_HINT})",
                     stderr.lock().unwrap()
                 );
@@ -130,11 +115,59 @@ impl Interop {
         };
         let ready: Value = serde_json::from_str(line.trim())
             .unwrap_or_else(|e| panic!("bad ready line {line:?}: {e}"));
-        let s = |v: &Value| v.as_str().unwrap().to_owned();
         Self {
             child,
             _stdin: stdin,
             stderr,
+            ready,
+        }
+    }
+
+    /// The script's stderr so far.
+    pub(crate) fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One running `server.mjs`; killed on drop.
+pub(crate) struct Interop {
+    node: NodeServer,
+    pub(crate) issuer: String,
+    pub(crate) resource: String,
+    /// The resource-first client's resources (tests/interop/protected_resource.mjs), each on
+    /// its own port: `http://127.0.0.1:P3/mcp` (scope `mcp:tools`) and
+    /// `http://127.0.0.1:P4/api` (scope `api:notes`).
+    pub(crate) mcp: String,
+    pub(crate) api: String,
+    pub(crate) assertion_issuer: String,
+    pub(crate) private_key_jwt_pem: String,
+    pub(crate) jwt_bearer_pem: String,
+    /// Whether the provider and the resource require DPoP nonces (the default; see
+    /// [`Interop::start_with`]).
+    pub(crate) dpop_nonces: bool,
+    http: reqwest::Client,
+}
+
+impl Interop {
+    /// The server as most tests want it: DPoP nonces required at the provider and the resource.
+    pub(crate) fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// The server with extra environment for `server.mjs`, e.g.
+    /// `("INTEROP_DPOP_NONCES", "optional")` or `("INTEROP_DPOP_NONCE_TTL", "2")`.
+    pub(crate) fn start_with(env: &[(&str, &str)]) -> Self {
+        let node = NodeServer::start("server.mjs", env);
+        let ready = &node.ready;
+        let s = |v: &Value| v.as_str().unwrap().to_owned();
+        Self {
             issuer: s(&ready["issuer"]),
             resource: s(&ready["resource"]),
             mcp: s(&ready["mcp"]),
@@ -144,6 +177,7 @@ impl Interop {
             jwt_bearer_pem: s(&ready["keys"]["jwt_bearer"]),
             dpop_nonces: ready["dpop_nonces"].as_bool().unwrap(),
             http: reqwest::Client::new(),
+            node,
         }
     }
 
@@ -315,7 +349,7 @@ impl Interop {
 
     /// The server's stderr so far (oidc-provider's warnings and errors).
     pub(crate) fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.node.stderr()
     }
 }
 
@@ -324,8 +358,6 @@ impl Drop for Interop {
         if std::thread::panicking() {
             eprintln!("--- server.mjs stderr ---\n{}", self.stderr());
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -345,8 +377,17 @@ impl Default for FormBrowser {
 
 impl FormBrowser {
     pub(crate) fn new() -> Self {
+        Self::with(reqwest::Client::builder())
+    }
+
+    /// A browser that trusts only `root` (a private CA, for servers on `https` loopback).
+    pub(crate) fn trusting(root: reqwest::Certificate) -> Self {
+        Self::with(reqwest::Client::builder().tls_certs_only([root]))
+    }
+
+    fn with(builder: reqwest::ClientBuilder) -> Self {
         Self {
-            http: reqwest::Client::builder()
+            http: builder
                 .cookie_store(true)
                 .timeout(Duration::from_secs(20))
                 .build()

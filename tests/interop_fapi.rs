@@ -1,0 +1,391 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The FAPI 2.0 interop suite: oidc-provider 9.13.3 in its FAPI 2.0 profile (`features.fapi`,
+//! pushed authorization requests required, PS256/ES256/EdDSA only, DPoP and mutual TLS) and a
+//! protected resource that takes only sender-constrained tokens, over HTTPS on loopback with
+//! certificates this suite makes at start (tests/fapi_support, tests/interop/fapi_server.mjs).
+//! One server for the whole binary.
+//!
+//! The matrix of the FAPI 2.0 client conformance plans, each cell through a full sign-in in
+//! the scripted browser, a refresh and a request to the resource that checks the binding:
+//! client authentication `private_key_jwt` × sender constraint DPoP; and the negative cases: no
+//! PAR, an `iss` that is not the issuer's, a token bound to nothing, RS256 offered, an
+//! assertion addressed to anything but the issuer.
+//!
+//! Needs Node.js and the npm packages of `tests/interop`: `bash tests/interop/install.sh`.
+
+mod fapi_support;
+mod interop_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use oauth_layer::dpop::Dpop;
+use oauth_layer::flow::AuthCode;
+use oauth_layer::flow::auth_code::Callback;
+use oauth_layer::interact::ScriptedPrompt;
+use oauth_layer::jwt::SigningKey;
+use oauth_layer::{Error, ExposeSecret, OAuthClient, OAuthMiddleware, Token, TokenSource};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use fapi_support::{Fapi, fapi};
+use interop_support::{FormBrowser, LOGIN};
+
+const SCOPE: &str = "openid offline_access api:read";
+
+/// `id` configured by discovery over the suite's HTTPS transport, with `key` for
+/// `private_key_jwt` (its assertions addressed to the issuer, as FAPI 2.0 wants) and DPoP.
+async fn pkjwt_client(fapi: &Fapi, id: &str, key: SigningKey, dpop: bool) -> OAuthClient {
+    let mut builder = OAuthClient::builder(id)
+        .signing_key(key)
+        .assertion_audience_issuer(true)
+        .transport(fapi.http());
+    if dpop {
+        builder = builder.dpop(Dpop::new().require_bound_tokens(true));
+    }
+    oauth_layer::discovery::configure(builder, &fapi.issuer)
+        .await
+        .unwrap()
+}
+
+fn rsa(fapi: &Fapi) -> SigningKey {
+    SigningKey::ps256_pem(&fapi.keys.rsa)
+        .unwrap()
+        .kid("client-rsa")
+}
+
+fn es256(fapi: &Fapi) -> SigningKey {
+    SigningKey::es256_pem(&fapi.keys.es256)
+        .unwrap()
+        .kid("client-es256")
+}
+
+fn eddsa(fapi: &Fapi) -> SigningKey {
+    SigningKey::eddsa_pem(&fapi.keys.eddsa)
+        .unwrap()
+        .kid("client-eddsa")
+}
+
+/// A sign-in through the scripted browser (which trusts the suite's CA) and the loopback
+/// receiver; `opened` counts the browser's visits.
+fn sign_in(fapi: &Fapi, opened: &Arc<AtomicUsize>) -> AuthCode {
+    AuthCode::new()
+        .scope(SCOPE)
+        .loopback()
+        .validate_id_token(true)
+        .browser(FormBrowser::trusting(fapi.root()).opener(opened.clone()))
+        .prompt(ScriptedPrompt::default())
+        .timeout(Duration::from_secs(30))
+}
+
+fn is_dpop(token: &Token) -> bool {
+    token.token_type().eq_ignore_ascii_case("dpop")
+}
+
+/// GET the resource through the middleware over `http`: status and body.
+async fn through_middleware(
+    fapi: &Fapi,
+    tokens: &TokenSource,
+    http: reqwest::Client,
+) -> (u16, Value) {
+    let http = reqwest_middleware::ClientBuilder::new(http)
+        .with(OAuthMiddleware::from_source(tokens.clone()))
+        .build();
+    let resp = http.get(fapi.api()).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// GET the resource over `http` with `Authorization: <scheme> <token>` and nothing else (what a
+/// thief holding the token can do): status and body.
+async fn raw_call(
+    fapi: &Fapi,
+    http: &reqwest::Client,
+    scheme: &str,
+    token: &Token,
+) -> (u16, Value) {
+    let resp = http
+        .get(fapi.api())
+        .header(
+            "authorization",
+            format!("{scheme} {}", token.access_token().expose_secret()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+// ---- the matrix: private_key_jwt × DPoP ---------------------------------------------------------
+
+/// private_key_jwt with PS256, ES256 and EdDSA keys × DPoP: the push (required by the server's
+/// metadata, so the flow pushes without being asked) carries the assertion and a proof, the
+/// sign-in runs in the scripted browser, the ID token is checked, the token is DPoP-bound, the
+/// resource takes it with a proof of the same key (`cnf.jkt`), and so again after a refresh.
+#[tokio::test]
+async fn private_key_jwt_with_dpop_signs_in_refreshes_and_calls_the_resource() {
+    let fapi = fapi();
+    for key in [rsa(fapi), es256(fapi), eddsa(fapi)] {
+        let alg = key.algorithm();
+        let client = pkjwt_client(fapi, "fapi-pkjwt-dpop", key, true).await;
+        let metadata = client.metadata().unwrap();
+        assert!(metadata.require_pushed_authorization_requests, "{alg}");
+        let opened = Arc::new(AtomicUsize::new(0));
+        let tokens = TokenSource::new(client, sign_in(fapi, &opened));
+        let first = tokens
+            .token()
+            .await
+            .unwrap_or_else(|e| panic!("{alg}: {e}\n{}", fapi.stderr()));
+        assert!(is_dpop(&first), "{alg}: {}", first.token_type());
+        assert!(first.refresh_token().is_some(), "{alg}");
+        let jkt = first
+            .dpop_key()
+            .expect("the token's key")
+            .thumbprint()
+            .to_owned();
+
+        let (status, body) = through_middleware(fapi, &tokens, fapi.http()).await;
+        assert_eq!(status, 200, "{alg}: {body}");
+        assert_eq!(body["sub"], LOGIN, "{alg}");
+        assert_eq!(body["client_id"], "fapi-pkjwt-dpop", "{alg}");
+        assert_eq!(body["scheme"], "DPoP", "{alg}");
+        assert_eq!(body["jkt"], jkt, "{alg}: bound to the source's key");
+
+        // A refresh (a new assertion and proof) keeps the binding to the same key.
+        assert!(tokens.invalidate(&first));
+        let second = tokens.token().await.unwrap();
+        assert!(!second.same_as(&first), "{alg}");
+        assert!(is_dpop(&second), "{alg}");
+        let (status, body) = through_middleware(fapi, &tokens, fapi.http()).await;
+        assert_eq!(status, 200, "{alg}: {body}");
+        assert_eq!(body["jkt"], jkt, "{alg}");
+        assert_eq!(opened.load(Ordering::SeqCst), 1, "{alg}: one sign-in");
+
+        // The bound token is useless without a proof.
+        let (status, body) = raw_call(fapi, &fapi.http(), "Bearer", &second).await;
+        assert_eq!(status, 401, "{alg}: {body}");
+        assert_eq!(
+            body["error_description"], "a DPoP-bound token presented as Bearer",
+            "{alg}"
+        );
+    }
+}
+
+// ---- negative cases -----------------------------------------------------------------------------
+
+/// The server requires pushed authorization requests: a flow told not to push stops before
+/// anything is sent, and a plain authorization request made by hand is refused by the server.
+#[tokio::test]
+async fn without_par_the_sign_in_stops_and_the_server_refuses_a_plain_request() {
+    let fapi = fapi();
+    let client = pkjwt_client(fapi, "fapi-pkjwt-dpop", es256(fapi), true).await;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let err = TokenSource::new(client, sign_in(fapi, &opened).par(false))
+        .token()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("require_pushed_authorization_requests"),
+        "{err}"
+    );
+    assert_eq!(opened.load(Ordering::SeqCst), 0, "no browser opened");
+
+    // What a client that ignored the metadata gets: an error sent back to its redirect URI,
+    // and no code.
+    let redirect = callback_sink().await;
+    let url = url::Url::parse_with_params(
+        &format!("{}/auth", fapi.issuer),
+        [
+            ("client_id", "fapi-pkjwt-dpop"),
+            ("response_type", "code"),
+            ("redirect_uri", redirect.as_str()),
+            ("scope", SCOPE),
+            ("state", "plain-state"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .unwrap();
+    let (at, _, titles) = FormBrowser::trusting(fapi.root()).visit(url.as_str()).await;
+    assert_eq!(at.path(), "/callback", "{at}");
+    let answer: std::collections::HashMap<String, String> = at.query_pairs().into_owned().collect();
+    assert_eq!(
+        answer.get("error").map(String::as_str),
+        Some("invalid_request"),
+        "{at}"
+    );
+    assert!(
+        answer["error_description"].contains("Pushed Authorization Request must be used"),
+        "{at}"
+    );
+    assert_eq!(answer.get("state").map(String::as_str), Some("plain-state"));
+    assert!(!answer.contains_key("code"), "{at}");
+    assert_eq!(titles.len(), 1, "no sign-in page was shown: {titles:?}");
+}
+
+/// A one-shot HTTP server on loopback that answers every request `200 ok`: the redirect URI of
+/// a sign-in driven step by step, so the browser's last URL is the callback itself.
+async fn callback_sink() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut read = 0;
+                while read < buf.len() {
+                    match socket.read(&mut buf[read..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => read += n,
+                    }
+                    if buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                let _ = socket
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}/callback")
+}
+
+/// RFC 9207 (FAPI 2.0 requires it): the server names itself in `iss` on the authorization
+/// response, and an answer whose `iss` is another issuer, or that has none, is refused before
+/// its code is used. The same sign-in with the callback untouched redeems its code.
+#[tokio::test]
+async fn an_authorization_response_with_a_foreign_or_missing_iss_is_refused() {
+    let fapi = fapi();
+    let client = pkjwt_client(fapi, "fapi-pkjwt-dpop", es256(fapi), true).await;
+    assert!(
+        client
+            .metadata()
+            .unwrap()
+            .authorization_response_iss_parameter_supported
+    );
+    let redirect = callback_sink().await;
+    let browser = FormBrowser::trusting(fapi.root());
+    let flow = AuthCode::new().scope(SCOPE);
+
+    // The whole sign-in, step by step; the browser stops at the callback.
+    let answer = async |flow: &AuthCode| {
+        let request = flow
+            .authorization_request_pushed(&client, &redirect)
+            .await
+            .unwrap();
+        assert!(request.request_uri().is_some(), "pushed");
+        let (at, _, _) = browser.visit(request.url().as_str()).await;
+        assert_eq!(at.path(), "/callback", "{at}");
+        let pairs: Vec<(String, String)> = at.query_pairs().into_owned().collect();
+        assert!(
+            pairs.iter().any(|(k, v)| k == "iss" && *v == fapi.issuer),
+            "the server sends its iss: {at}"
+        );
+        (request, pairs)
+    };
+
+    // Untouched: the code is redeemed.
+    let (request, pairs) = answer(&flow).await;
+    let code = request.check(&Callback::from_pairs(pairs)).unwrap();
+    let token = flow.exchange(&client, &request, code).await.unwrap();
+    assert!(is_dpop(&token));
+
+    // Another issuer's name (a mix-up), and no iss at all.
+    let (request, pairs) = answer(&flow).await;
+    let swapped = pairs.iter().map(|(k, v)| {
+        let v = if k == "iss" {
+            "https://attacker.example".to_owned()
+        } else {
+            v.clone()
+        };
+        (k.clone(), v)
+    });
+    let err = request.check(&Callback::from_pairs(swapped)).unwrap_err();
+    assert!(matches!(err, Error::MalformedCallback(_)), "{err:?}");
+    assert!(err.to_string().contains("iss"), "{err}");
+
+    let (request, pairs) = answer(&flow).await;
+    let stripped = pairs.into_iter().filter(|(k, _)| k != "iss");
+    let err = request.check(&Callback::from_pairs(stripped)).unwrap_err();
+    assert!(matches!(err, Error::MalformedCallback(_)), "{err:?}");
+}
+
+/// A token bound to nothing (a client registered without DPoP or certificate binding) is
+/// refused by the FAPI resource, through the middleware as by hand.
+#[tokio::test]
+async fn a_token_bound_to_nothing_is_refused_by_the_resource() {
+    let fapi = fapi();
+    let client = pkjwt_client(fapi, "fapi-pkjwt-bearer", es256(fapi), false).await;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let tokens = TokenSource::new(client, sign_in(fapi, &opened));
+    let token = tokens.token().await.unwrap();
+    assert!(token.token_type().eq_ignore_ascii_case("bearer"));
+    let (status, body) = raw_call(fapi, &fapi.http(), "Bearer", &token).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        body["error_description"], "the token is not sender-constrained",
+        "{body}"
+    );
+    let (status, body) = through_middleware(fapi, &tokens, fapi.http()).await;
+    assert_eq!(status, 401, "{body}");
+}
+
+/// FAPI 2.0 allows PS256, ES256 and EdDSA only: the server lists nothing else, and refuses a
+/// client assertion signed RS256 with the very RSA key it takes in PS256; the push fails with
+/// `invalid_client` and no browser opens.
+#[tokio::test]
+async fn an_rs256_client_assertion_is_refused() {
+    let fapi = fapi();
+    let client = pkjwt_client(fapi, "fapi-pkjwt-dpop", rsa(fapi), true).await;
+    let metadata = client.metadata().unwrap();
+    let listed = metadata
+        .token_endpoint_auth_signing_alg_values_supported
+        .as_deref();
+    assert_eq!(
+        listed,
+        Some(&["PS256", "ES256", "EdDSA"].map(String::from)[..])
+    );
+
+    let rs256 = SigningKey::rs256_pem(&fapi.keys.rsa)
+        .unwrap()
+        .kid("client-rsa");
+    let client = pkjwt_client(fapi, "fapi-pkjwt-dpop", rs256, true).await;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let err = TokenSource::new(client, sign_in(fapi, &opened))
+        .token()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid_client"), "{err}");
+    assert_eq!(opened.load(Ordering::SeqCst), 0, "no browser opened");
+}
+
+/// FAPI 2.0 wants client assertions addressed to the issuer alone: one addressed to the token
+/// endpoint (the crate's default outside the profile) is refused.
+#[tokio::test]
+async fn an_assertion_addressed_to_the_token_endpoint_is_refused() {
+    let fapi = fapi();
+    let builder = OAuthClient::builder("fapi-pkjwt-dpop")
+        .signing_key(es256(fapi))
+        .dpop(Dpop::new())
+        .transport(fapi.http());
+    let client = oauth_layer::discovery::configure(builder, &fapi.issuer)
+        .await
+        .unwrap();
+    let opened = Arc::new(AtomicUsize::new(0));
+    let err = TokenSource::new(client, sign_in(fapi, &opened))
+        .token()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid_client"), "{err}");
+    assert_eq!(opened.load(Ordering::SeqCst), 0, "no browser opened");
+}
