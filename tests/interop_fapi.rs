@@ -6,10 +6,14 @@
 //! One server for the whole binary.
 //!
 //! The matrix of the FAPI 2.0 client conformance plans, each cell through a full sign-in in
-//! the scripted browser, a refresh and a request to the resource that checks the binding:
-//! client authentication `private_key_jwt` × sender constraint DPoP; and the negative cases: no
-//! PAR, an `iss` that is not the issuer's, a token bound to nothing, RS256 offered, an
-//! assertion addressed to anything but the issuer.
+//! the scripted browser (pushed authorization request, PKCE, `iss` checked), a refresh and a
+//! request to the resource that checks the binding (`cnf.jkt` against a DPoP proof, or
+//! `cnf.x5t#S256` against the client certificate on the connection): client authentication
+//! {`private_key_jwt` (PS256, ES256, EdDSA), `tls_client_auth`, `self_signed_tls_client_auth`}
+//! × sender constraint {DPoP, mutual TLS}. And the negative cases: no PAR, an `iss` that is
+//! not the issuer's (or none), a token bound to nothing, a certificate-bound token without its
+//! certificate, RS256 offered, an assertion addressed to anything but the issuer, and
+//! `tls_client_auth` with the wrong certificate or at the wrong endpoint.
 //!
 //! Needs Node.js and the npm packages of `tests/interop`: `bash tests/interop/install.sh`.
 
@@ -25,11 +29,13 @@ use oauth_layer::flow::AuthCode;
 use oauth_layer::flow::auth_code::Callback;
 use oauth_layer::interact::ScriptedPrompt;
 use oauth_layer::jwt::SigningKey;
-use oauth_layer::{Error, ExposeSecret, OAuthClient, OAuthMiddleware, Token, TokenSource};
+use oauth_layer::{
+    AuthMethod, Error, ExposeSecret, OAuthClient, OAuthMiddleware, Token, TokenSource,
+};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use fapi_support::{Fapi, fapi};
+use fapi_support::{CertAndKey, Fapi, fapi};
 use interop_support::{FormBrowser, LOGIN};
 
 const SCOPE: &str = "openid offline_access api:read";
@@ -388,4 +394,182 @@ async fn an_assertion_addressed_to_the_token_endpoint_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("invalid_client"), "{err}");
     assert_eq!(opened.load(Ordering::SeqCst), 0, "no browser opened");
+}
+
+// ---- the matrix: mutual TLS -------------------------------------------------------------------
+
+/// `id` configured by discovery for mutual TLS over a transport that presents `cert`: its
+/// back-channel requests go to the server's `mtls_endpoint_aliases` (the provider asks for a
+/// client certificate only there), with `key` for `private_key_jwt`, or else with the
+/// certificate alone (`tls_client_auth`, `self_signed_tls_client_auth`: the body names the
+/// client, the handshake authenticates it).
+async fn mtls_client(
+    fapi: &Fapi,
+    id: &str,
+    cert: &CertAndKey,
+    key: Option<SigningKey>,
+    dpop: bool,
+) -> OAuthClient {
+    let discovering = OAuthClient::builder(id)
+        .transport(fapi.http())
+        .build()
+        .unwrap();
+    let mut metadata = oauth_layer::discovery::discover(&discovering, &fapi.issuer)
+        .await
+        .unwrap();
+    let aliases = metadata.extra["mtls_endpoint_aliases"].clone();
+    let alias = |name: &str| {
+        let url = url::Url::parse(aliases[name].as_str().unwrap()).unwrap();
+        assert!(url.as_str().starts_with(&fapi.mtls), "{url}");
+        Some(url)
+    };
+    metadata.token_endpoint = alias("token_endpoint");
+    metadata.pushed_authorization_request_endpoint = alias("pushed_authorization_request_endpoint");
+    let mut builder = OAuthClient::builder(id)
+        .transport(fapi.http_presenting(cert))
+        .metadata(metadata);
+    builder = match key {
+        Some(key) => builder.signing_key(key).assertion_audience_issuer(true),
+        None => builder.auth_method(AuthMethod::None),
+    };
+    if dpop {
+        builder = builder.dpop(Dpop::new().require_bound_tokens(true));
+    }
+    builder.build().unwrap()
+}
+
+/// base64url(SHA-256(DER)) of a PEM certificate: its `x5t#S256` (RFC 8705 §3.1).
+fn x5t(cert: &CertAndKey) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let body: String = cert
+        .cert
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der))
+}
+
+/// The other cells of the matrix, and `self_signed_tls_client_auth`: private_key_jwt ×
+/// certificate-bound, tls_client_auth (by subject DN) × DPoP, tls_client_auth (by SAN DNS) ×
+/// certificate-bound, self_signed_tls_client_auth × certificate-bound. Each pushes, signs in,
+/// refreshes, and calls the resource, which checks `cnf.x5t#S256` against the certificate on
+/// the connection (or `cnf.jkt` against the proof).
+#[tokio::test]
+async fn mutual_tls_cells_sign_in_refresh_and_call_the_resource() {
+    let fapi = fapi();
+    let certs = &fapi.certs;
+    for (id, cert, key, dpop) in [
+        ("fapi-pkjwt-mtls", &certs.client, Some(rsa(fapi)), false),
+        ("fapi-tls-dpop", &certs.client, None, true),
+        ("fapi-tls-mtls", &certs.client, None, false),
+        ("fapi-selfsigned-mtls", &certs.self_signed, None, false),
+    ] {
+        let client = mtls_client(fapi, id, cert, key, dpop).await;
+        let opened = Arc::new(AtomicUsize::new(0));
+        let tokens = TokenSource::new(client, sign_in(fapi, &opened));
+        let first = tokens
+            .token()
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {e}\n{}", fapi.stderr()));
+        assert_eq!(is_dpop(&first), dpop, "{id}: {}", first.token_type());
+        let (status, body) = through_middleware(fapi, &tokens, fapi.http_presenting(cert)).await;
+        assert_eq!(status, 200, "{id}: {body}");
+        assert_eq!(body["client_id"], id);
+        assert_eq!(body["sub"], LOGIN, "{id}");
+        let binding = if dpop {
+            assert_eq!(body["x5t"], Value::Null, "{id}");
+            let jkt = first.dpop_key().unwrap().thumbprint().to_owned();
+            assert_eq!(body["jkt"], jkt, "{id}");
+            ("jkt", jkt)
+        } else {
+            assert_eq!(body["jkt"], Value::Null, "{id}");
+            assert_eq!(body["x5t"], x5t(cert), "{id}: bound to the certificate");
+            ("x5t", x5t(cert))
+        };
+
+        assert!(tokens.invalidate(&first));
+        let second = tokens
+            .token()
+            .await
+            .unwrap_or_else(|e| panic!("{id}: refresh: {e}"));
+        assert!(!second.same_as(&first), "{id}");
+        let (status, body) = through_middleware(fapi, &tokens, fapi.http_presenting(cert)).await;
+        assert_eq!(status, 200, "{id}: {body}");
+        assert_eq!(body[binding.0], binding.1, "{id}: the same binding");
+        assert_eq!(opened.load(Ordering::SeqCst), 1, "{id}: one sign-in");
+    }
+}
+
+/// A certificate-bound token is useless on a connection without its certificate: refused on
+/// one with none, and on one with another certificate the same CA signed.
+#[tokio::test]
+async fn a_certificate_bound_token_is_refused_without_its_certificate() {
+    let fapi = fapi();
+    let certs = &fapi.certs;
+    let client = mtls_client(fapi, "fapi-tls-mtls", &certs.client, None, false).await;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let token = TokenSource::new(client, sign_in(fapi, &opened))
+        .token()
+        .await
+        .unwrap();
+    let (status, body) =
+        raw_call(fapi, &fapi.http_presenting(&certs.client), "Bearer", &token).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = raw_call(fapi, &fapi.http(), "Bearer", &token).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        body["error_description"],
+        "a certificate-bound token on a connection without a client certificate"
+    );
+    let (status, body) = raw_call(
+        fapi,
+        &fapi.http_presenting(&certs.stranger),
+        "Bearer",
+        &token,
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        body["error_description"],
+        "the client certificate is not cnf.x5t#S256"
+    );
+}
+
+/// The server's side of tls_client_auth holds: a certificate the CA signed for another subject,
+/// a self-signed one, and the right one sent where the server asks for none (the issuer's own
+/// endpoints, not the aliases) all fail client authentication; nothing reaches a browser.
+#[tokio::test]
+async fn tls_client_auth_refuses_the_wrong_certificate_and_the_wrong_endpoint() {
+    let fapi = fapi();
+    let certs = &fapi.certs;
+    for (what, client) in [
+        (
+            "another subject",
+            mtls_client(fapi, "fapi-tls-mtls", &certs.stranger, None, false).await,
+        ),
+        (
+            "self-signed",
+            mtls_client(fapi, "fapi-tls-dpop", &certs.self_signed, None, true).await,
+        ),
+        ("no alias", {
+            let builder = OAuthClient::builder("fapi-tls-mtls")
+                .auth_method(AuthMethod::None)
+                .transport(fapi.http_presenting(&certs.client));
+            oauth_layer::discovery::configure(builder, &fapi.issuer)
+                .await
+                .unwrap()
+        }),
+    ] {
+        let opened = Arc::new(AtomicUsize::new(0));
+        let err = TokenSource::new(client, sign_in(fapi, &opened))
+            .token()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid_client"), "{what}: {err}");
+        assert_eq!(opened.load(Ordering::SeqCst), 0, "{what}");
+    }
 }

@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 
 use crate::interop_support::NodeServer;
@@ -52,6 +52,8 @@ pub(crate) struct Certificates {
 fn leaf(names: &[&str], cn: &str, eku: ExtendedKeyUsagePurpose) -> CertificateParams {
     let mut params =
         CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap();
+    // Less specific first, as in the certificate: RFC 4514 writes it the other way round.
+    params.distinguished_name = DistinguishedName::new();
     params
         .distinguished_name
         .push(DnType::OrganizationName, "oauth-layer interop");
@@ -68,6 +70,7 @@ impl Certificates {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name = DistinguishedName::new();
         ca_params
             .distinguished_name
             .push(DnType::CommonName, "oauth-layer interop CA");

@@ -259,6 +259,7 @@ const provider = new Provider(ISSUER, {
       certificateSubjectMatches(ctx, property, expected) {
         const cert = peerCertificate(ctx.socket);
         if (!cert) return false;
+        log('certificateSubjectMatches', property, expected, JSON.stringify(cert.subject), cert.subjectAltName, ctx.socket.authorized, ctx.socket.authorizationError);
         switch (property) {
           case 'tls_client_auth_subject_dn':
             return rfc4514(cert.subject) === expected;
