@@ -148,6 +148,8 @@ pub mod reqwest;
 pub mod resource;
 mod source;
 pub mod store;
+#[cfg(all(feature = "reqwest", feature = "rustls"))]
+pub mod tls;
 mod token;
 pub mod transport;
 
