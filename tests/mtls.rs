@@ -228,10 +228,33 @@ async fn handle(
             .body(Full::new(Bytes::from(body)))
             .unwrap())
     };
+    if path.ends_with("/revoke") || path.ends_with("/par") {
+        let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        let authenticated = presented.is_some()
+            && authorization.is_none()
+            && !form.contains_key("client_secret")
+            && form.get("client_id").map(String::as_str) == Some("mtls-client");
+        return match authenticated {
+            true if path.ends_with("/par") => reply(
+                StatusCode::CREATED,
+                r#"{"request_uri":"urn:example:pushed","expires_in":60}"#.into(),
+            ),
+            true => reply(StatusCode::OK, "{}".into()),
+            false => reply(
+                StatusCode::UNAUTHORIZED,
+                r#"{"error":"invalid_client"}"#.into(),
+            ),
+        };
+    }
     if path.ends_with("/token") {
         // RFC 8705 §2: the certificate is the credential, and no other may come.
         let Some(thumbprint) = presented else {
-            return reply(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_client"}"#.into());
+            return reply(
+                StatusCode::UNAUTHORIZED,
+                r#"{"error":"invalid_client"}"#.into(),
+            );
         };
         let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
             .into_owned()
@@ -241,13 +264,18 @@ async fn handle(
             || form.contains_key("client_assertion")
             || form.get("client_id").map(String::as_str) != Some("mtls-client")
         {
-            return reply(StatusCode::BAD_REQUEST, r#"{"error":"invalid_client"}"#.into());
+            return reply(
+                StatusCode::BAD_REQUEST,
+                r#"{"error":"invalid_client"}"#.into(),
+            );
         }
         let access_token = format!("at-{}", state.bound.len() + 1);
         state.bound.insert(access_token.clone(), thumbprint);
         return reply(
             StatusCode::OK,
-            format!(r#"{{"access_token":"{access_token}","token_type":"Bearer","expires_in":3600}}"#),
+            format!(
+                r#"{{"access_token":"{access_token}","token_type":"Bearer","expires_in":3600}}"#
+            ),
         );
     }
     if path == "/resource" {
@@ -388,7 +416,10 @@ fn thumbprint_is_the_sha256_of_the_leaf_der_in_base64url() {
     let certificate = issued.certificate();
     assert_eq!(certificate.thumbprint(), issued.thumbprint());
     assert_eq!(certificate.thumbprint().len(), 43);
-    assert_eq!(oauth_layer::tls::thumbprint(&issued.der), issued.thumbprint());
+    assert_eq!(
+        oauth_layer::tls::thumbprint(&issued.der),
+        issued.thumbprint()
+    );
     // The chain's leaf counts, not the CA after it.
     let chain = format!("{}{}", issued.cert_pem, pki.ca_pem);
     let from_chain = ClientCertificate::from_pem(&chain, &issued.key_pem).unwrap();
@@ -438,14 +469,20 @@ fn debug_shows_the_thumbprint_and_never_the_key() {
         assert!(shown.contains(&issued.thumbprint()), "{shown}");
         assert!(!shown.contains("PRIVATE"), "{shown}");
         for chunk in key_body.as_bytes().chunks(16) {
-            assert!(!shown.contains(std::str::from_utf8(chunk).unwrap()), "{shown}");
+            assert!(
+                !shown.contains(std::str::from_utf8(chunk).unwrap()),
+                "{shown}"
+            );
         }
     }
 }
 
 #[test]
 fn tls_client_auth_without_a_certificate_fails_at_build() {
-    for method in [AuthMethod::TlsClientAuth, AuthMethod::SelfSignedTlsClientAuth] {
+    for method in [
+        AuthMethod::TlsClientAuth,
+        AuthMethod::SelfSignedTlsClientAuth,
+    ] {
         let err = OAuthClient::builder("mtls-client")
             .auth_method(method)
             .token_url("https://idp.example/token")
@@ -480,9 +517,16 @@ async fn tls_client_auth_gets_a_token_bound_to_the_certificate_with_client_id_on
     let pki = Pki::new();
     let server = MtlsServer::start(&pki).await;
     let issued = pki.client("client-a");
-    let client = mtls_client(&pki, &server, AuthMethod::TlsClientAuth, issued.certificate());
+    let client = mtls_client(
+        &pki,
+        &server,
+        AuthMethod::TlsClientAuth,
+        issued.certificate(),
+    );
     assert_eq!(
-        client.client_certificate().map(|c| c.thumbprint().to_owned()),
+        client
+            .client_certificate()
+            .map(|c| c.thumbprint().to_owned()),
         Some(issued.thumbprint())
     );
 
@@ -603,13 +647,27 @@ async fn mtls_endpoint_aliases_are_used_in_either_order_and_explicit_settings_wi
             client.revocation_url().map(|u| u.as_str()),
             Some(&*server.url("/mtls/revoke"))
         );
-        let token = TokenSource::new(client, ClientCredentials::new())
+        let token = TokenSource::new(client.clone(), ClientCredentials::new())
             .token()
             .await
             .unwrap();
         assert_eq!(token.certificate_thumbprint(), Some(&*issued.thumbprint()));
+        client
+            .revoke(
+                token.access_token(),
+                oauth_layer::TokenTypeHint::AccessToken,
+            )
+            .await
+            .unwrap();
     }
     assert_eq!(server.seen("/mtls/token").len(), 2);
+    let revoked = server.seen("/mtls/revoke");
+    assert_eq!(revoked.len(), 2);
+    assert!(
+        revoked
+            .iter()
+            .all(|r| r.presented.as_deref() == Some(&*issued.thumbprint()))
+    );
 
     // Without a certificate the usual endpoints stay; an explicit setting wins over an alias.
     let plain_client = OAuthClient::builder("id")
@@ -690,19 +748,23 @@ async fn the_middleware_sends_a_bound_token_only_with_its_declared_certificate()
 
     // Another certificate declared (and presented): refused too.
     let other_certificate = other.certificate();
-    let wrong = reqwest_middleware::ClientBuilder::new(resource_http(&pki, Some(&other_certificate)))
-        .with(
-            bound_middleware(&pki, &server, &issued)
-                .await
-                .client_certificate(&other_certificate),
-        )
-        .build();
+    let wrong =
+        reqwest_middleware::ClientBuilder::new(resource_http(&pki, Some(&other_certificate)))
+            .with(
+                bound_middleware(&pki, &server, &issued)
+                    .await
+                    .client_certificate(&other_certificate),
+            )
+            .build();
     let err = middleware_error(wrong.get(server.url("/resource")).send().await.unwrap_err());
     assert!(
         matches!(&err, Error::CertificateBinding { declared: Some(d), .. } if *d == other.thumbprint()),
         "{err:?}"
     );
-    assert!(server.seen("/resource").is_empty(), "nothing reached the resource");
+    assert!(
+        server.seen("/resource").is_empty(),
+        "nothing reached the resource"
+    );
 
     // The same certificate, presented and declared: the resource takes the token.
     let right = reqwest_middleware::ClientBuilder::new(resource_http(&pki, Some(&certificate)))
@@ -751,7 +813,12 @@ async fn the_layer_sends_a_bound_token_only_with_its_declared_certificate() {
     let issued = pki.client("client-a");
     let other = pki.client("client-b");
     let certificate = issued.certificate();
-    let client = mtls_client(&pki, &server, AuthMethod::TlsClientAuth, certificate.clone());
+    let client = mtls_client(
+        &pki,
+        &server,
+        AuthMethod::TlsClientAuth,
+        certificate.clone(),
+    );
     let source = TokenSource::new(client, ClientCredentials::new());
     // The token is cached before the first request, so the layer's fast path is the one checked.
     source.token().await.unwrap();
@@ -761,9 +828,8 @@ async fn the_layer_sends_a_bound_token_only_with_its_declared_certificate() {
             .allow_origins([server.base.as_str()])
             .unwrap()
     };
-    let refused = |svc_err: Box<dyn std::error::Error + Send + Sync>| {
-        *svc_err.downcast::<Error>().unwrap()
-    };
+    let refused =
+        |svc_err: Box<dyn std::error::Error + Send + Sync>| *svc_err.downcast::<Error>().unwrap();
 
     let mut undeclared = ServiceBuilder::new()
         .layer(layer())
@@ -777,7 +843,10 @@ async fn the_layer_sends_a_bound_token_only_with_its_declared_certificate() {
             .await
             .unwrap_err();
         assert!(
-            matches!(refused(err), Error::CertificateBinding { declared: None, .. }),
+            matches!(
+                refused(err),
+                Error::CertificateBinding { declared: None, .. }
+            ),
             "refused on every request"
         );
     }
@@ -785,7 +854,10 @@ async fn the_layer_sends_a_bound_token_only_with_its_declared_certificate() {
     let other_certificate = other.certificate();
     let mut wrong = ServiceBuilder::new()
         .layer(layer().client_certificate(&other_certificate))
-        .service(reqwest_service(resource_http(&pki, Some(&other_certificate))));
+        .service(reqwest_service(resource_http(
+            &pki,
+            Some(&other_certificate),
+        )));
     let err = wrong
         .ready()
         .await
@@ -795,9 +867,15 @@ async fn the_layer_sends_a_bound_token_only_with_its_declared_certificate() {
         .unwrap_err();
     assert!(matches!(
         refused(err),
-        Error::CertificateBinding { declared: Some(_), .. }
+        Error::CertificateBinding {
+            declared: Some(_),
+            ..
+        }
     ));
-    assert!(server.seen("/resource").is_empty(), "nothing reached the resource");
+    assert!(
+        server.seen("/resource").is_empty(),
+        "nothing reached the resource"
+    );
 
     let mut right = ServiceBuilder::new()
         .layer(layer().client_certificate(&certificate))
@@ -861,7 +939,12 @@ async fn the_binding_survives_a_file_store_and_is_still_enforced() {
     ));
     let source = || {
         TokenSource::builder(
-            mtls_client(&pki, &server, AuthMethod::TlsClientAuth, issued.certificate()),
+            mtls_client(
+                &pki,
+                &server,
+                AuthMethod::TlsClientAuth,
+                issued.certificate(),
+            ),
             ClientCredentials::new(),
         )
         .store(FileStore::in_dir(&dir))
@@ -876,7 +959,10 @@ async fn the_binding_survives_a_file_store_and_is_still_enforced() {
         restored.certificate_thumbprint(),
         first.certificate_thumbprint()
     );
-    assert_eq!(restored.certificate_thumbprint(), Some(&*issued.thumbprint()));
+    assert_eq!(
+        restored.certificate_thumbprint(),
+        Some(&*issued.thumbprint())
+    );
 
     let http = reqwest_middleware::ClientBuilder::new(resource_http(&pki, None))
         .with(OAuthMiddleware::from_source(restored_source))
@@ -885,4 +971,110 @@ async fn the_binding_survives_a_file_store_and_is_still_enforced() {
     assert!(matches!(err, Error::CertificateBinding { .. }), "{err:?}");
     assert!(server.seen("/resource").is_empty());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "dpop")]
+#[tokio::test]
+async fn dpop_bound_tokens_of_a_client_with_a_certificate_are_not_certificate_bound() {
+    // DPoP binds the token to its key instead: the certificate declaration does not apply.
+    let idp = MockServer::start().await;
+    Mock::given(wiremock::matchers::path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "dpop-bound", "token_type": "DPoP", "expires_in": 3600,
+        })))
+        .mount(&idp)
+        .await;
+    let api = MockServer::start().await;
+    Mock::given(wiremock::matchers::header(
+        "authorization",
+        "DPoP dpop-bound",
+    ))
+    .and(wiremock::matchers::header_exists("dpop"))
+    .respond_with(ResponseTemplate::new(200))
+    .expect(1)
+    .mount(&api)
+    .await;
+    let pki = Pki::new();
+    let client = OAuthClient::builder("mtls-client")
+        .auth_method(AuthMethod::TlsClientAuth)
+        .client_certificate(pki.client("client-a").certificate())
+        .dpop(oauth_layer::dpop::Dpop::new())
+        .token_url(format!("{}/token", idp.uri()))
+        .build()
+        .unwrap();
+    let source = TokenSource::new(client, ClientCredentials::new());
+    let token = source.token().await.unwrap();
+    assert!(token.dpop_key().is_some());
+    assert_eq!(token.certificate_thumbprint(), None);
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(OAuthMiddleware::from_source(source))
+        .build();
+    assert_eq!(
+        http.get(api.uri()).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[cfg(feature = "auth-code")]
+#[tokio::test]
+async fn a_pushed_authorization_request_goes_to_the_alias_with_the_certificate_only() {
+    let pki = Pki::new();
+    let server = MtlsServer::start(&pki).await;
+    let plain = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&plain)
+        .await;
+    let issued = self_signed("client-self");
+    let client = OAuthClient::builder("mtls-client")
+        .auth_method(AuthMethod::SelfSignedTlsClientAuth)
+        .client_certificate(issued.certificate())
+        .root_certificate(&pki.ca_pem)
+        .metadata(metadata(serde_json::json!({
+            "issuer": "https://idp.example",
+            "authorization_endpoint": "https://idp.example/authorize",
+            "token_endpoint": format!("{}/token", plain.uri()),
+            "pushed_authorization_request_endpoint": format!("{}/par", plain.uri()),
+            "mtls_endpoint_aliases": {
+                "token_endpoint": server.url("/mtls/token"),
+                "pushed_authorization_request_endpoint": server.url("/mtls/par"),
+            },
+        })))
+        .build()
+        .unwrap();
+    let request = oauth_layer::flow::AuthCode::new()
+        .par(true)
+        .scope("read")
+        .authorization_request_pushed(&client, "http://127.0.0.1:9/callback")
+        .await
+        .unwrap();
+    assert!(request.url().as_str().contains("request_uri=urn"));
+    let pushed = server.seen("/mtls/par");
+    assert_eq!(pushed.len(), 1);
+    assert_eq!(pushed[0].presented.as_deref(), Some(&*issued.thumbprint()));
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(pushed[0].body.as_bytes())
+        .into_owned()
+        .collect();
+    assert_eq!(form.iter().filter(|(k, _)| k == "client_id").count(), 1);
+    assert!(form.iter().any(|(k, v)| k == "scope" && v == "read"));
+    plain.verify().await;
+}
+
+#[test]
+fn the_certificate_is_part_of_the_cache_key() {
+    use oauth_layer::flow::Flow;
+
+    let pki = Pki::new();
+    let (a, b) = (pki.client("client-a"), pki.client("client-b"));
+    let key = |certificate: Option<ClientCertificate>| {
+        let mut builder = OAuthClient::builder("mtls-client").token_url("https://idp.example/t");
+        if let Some(certificate) = certificate {
+            builder = builder.client_certificate(certificate);
+        }
+        ClientCredentials::new().cache_key(&builder.build().unwrap())
+    };
+    assert_eq!(key(Some(a.certificate())), key(Some(a.certificate())));
+    assert_ne!(key(Some(a.certificate())), key(Some(b.certificate())));
+    assert_ne!(key(Some(a.certificate())), key(None));
 }
