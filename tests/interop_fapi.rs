@@ -29,6 +29,7 @@ use oauth_layer::flow::AuthCode;
 use oauth_layer::flow::auth_code::Callback;
 use oauth_layer::interact::ScriptedPrompt;
 use oauth_layer::jwt::SigningKey;
+use oauth_layer::tls::ClientCertificate;
 use oauth_layer::{
     AuthMethod, Error, ExposeSecret, OAuthClient, OAuthMiddleware, Token, TokenSource,
 };
@@ -40,13 +41,14 @@ use interop_support::{FormBrowser, LOGIN};
 
 const SCOPE: &str = "openid offline_access api:read";
 
-/// `id` configured by discovery over the suite's HTTPS transport, with `key` for
-/// `private_key_jwt` (its assertions addressed to the issuer, as FAPI 2.0 wants) and DPoP.
+/// `id` configured by discovery, trusting the suite's private CA
+/// (`OAuthClientBuilder::root_certificate`), with `key` for `private_key_jwt` (its assertions
+/// addressed to the issuer, as FAPI 2.0 wants) and DPoP.
 async fn pkjwt_client(fapi: &Fapi, id: &str, key: SigningKey, dpop: bool) -> OAuthClient {
     let mut builder = OAuthClient::builder(id)
         .signing_key(key)
         .assertion_audience_issuer(true)
-        .transport(fapi.http());
+        .root_certificate(&fapi.certs.ca);
     if dpop {
         builder = builder.dpop(Dpop::new().require_bound_tokens(true));
     }
@@ -398,44 +400,66 @@ async fn an_assertion_addressed_to_the_token_endpoint_is_refused() {
 
 // ---- the matrix: mutual TLS -------------------------------------------------------------------
 
-/// `id` configured by discovery for mutual TLS over a transport that presents `cert`: its
-/// back-channel requests go to the server's `mtls_endpoint_aliases` (the provider asks for a
-/// client certificate only there), with `key` for `private_key_jwt`, or else with the
-/// certificate alone (`tls_client_auth`, `self_signed_tls_client_auth`: the body names the
-/// client, the handshake authenticates it).
+/// The suite's certificate `cert` as the crate holds it.
+fn certificate(cert: &CertAndKey) -> ClientCertificate {
+    ClientCertificate::from_pem(&cert.cert, &cert.key).unwrap()
+}
+
+/// `id` configured by discovery for mutual TLS (`OAuthClientBuilder::client_certificate`,
+/// trusting the private CA): its back-channel requests present `cert` and go to the server's
+/// `mtls_endpoint_aliases` (the provider asks for a client certificate only there). With `key`
+/// it authenticates with `private_key_jwt`; without, with the certificate alone (`method`).
 async fn mtls_client(
     fapi: &Fapi,
     id: &str,
     cert: &CertAndKey,
-    key: Option<SigningKey>,
+    auth: Result<SigningKey, AuthMethod>,
     dpop: bool,
 ) -> OAuthClient {
-    let discovering = OAuthClient::builder(id)
-        .transport(fapi.http())
-        .build()
-        .unwrap();
-    let mut metadata = oauth_layer::discovery::discover(&discovering, &fapi.issuer)
-        .await
-        .unwrap();
-    let aliases = metadata.extra["mtls_endpoint_aliases"].clone();
-    let alias = |name: &str| {
-        let url = url::Url::parse(aliases[name].as_str().unwrap()).unwrap();
-        assert!(url.as_str().starts_with(&fapi.mtls), "{url}");
-        Some(url)
-    };
-    metadata.token_endpoint = alias("token_endpoint");
-    metadata.pushed_authorization_request_endpoint = alias("pushed_authorization_request_endpoint");
     let mut builder = OAuthClient::builder(id)
-        .transport(fapi.http_presenting(cert))
-        .metadata(metadata);
-    builder = match key {
-        Some(key) => builder.signing_key(key).assertion_audience_issuer(true),
-        None => builder.auth_method(AuthMethod::None),
+        .client_certificate(certificate(cert))
+        .root_certificate(&fapi.certs.ca);
+    builder = match auth {
+        Ok(key) => builder.signing_key(key).assertion_audience_issuer(true),
+        Err(method) => builder.auth_method(method),
     };
     if dpop {
         builder = builder.dpop(Dpop::new().require_bound_tokens(true));
     }
-    builder.build().unwrap()
+    let client = oauth_layer::discovery::configure(builder, &fapi.issuer)
+        .await
+        .unwrap();
+    for url in [client.token_url(), client.par_url()] {
+        let url = url.unwrap().as_str();
+        assert!(
+            url.starts_with(&fapi.mtls),
+            "{id}: not the mTLS alias: {url}"
+        );
+    }
+    client
+}
+
+/// A reqwest client for the resource that presents `cert` (and trusts the private CA).
+fn presenting(fapi: &Fapi, cert: &ClientCertificate) -> reqwest::Client {
+    cert.reqwest_client_builder()
+        .tls_certs_only([fapi.root()])
+        .redirect(oauth_layer::reqwest::redirect_policy())
+        .build()
+        .unwrap()
+}
+
+/// GET the resource through the middleware over `http`, which presents `cert` and says so.
+async fn through_middleware_presenting(
+    fapi: &Fapi,
+    tokens: &TokenSource,
+    cert: &ClientCertificate,
+) -> (u16, Value) {
+    let http = reqwest_middleware::ClientBuilder::new(presenting(fapi, cert))
+        .with(OAuthMiddleware::from_source(tokens.clone()).client_certificate(cert))
+        .build();
+    let resp = http.get(fapi.api()).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 /// base64url(SHA-256(DER)) of a PEM certificate: its `x5t#S256` (RFC 8705 §3.1).
@@ -462,13 +486,29 @@ fn x5t(cert: &CertAndKey) -> String {
 async fn mutual_tls_cells_sign_in_refresh_and_call_the_resource() {
     let fapi = fapi();
     let certs = &fapi.certs;
-    for (id, cert, key, dpop) in [
-        ("fapi-pkjwt-mtls", &certs.client, Some(rsa(fapi)), false),
-        ("fapi-tls-dpop", &certs.client, None, true),
-        ("fapi-tls-mtls", &certs.client, None, false),
-        ("fapi-selfsigned-mtls", &certs.self_signed, None, false),
+    for (id, cert, auth, dpop) in [
+        ("fapi-pkjwt-mtls", &certs.client, Ok(rsa(fapi)), false),
+        (
+            "fapi-tls-dpop",
+            &certs.client,
+            Err(AuthMethod::TlsClientAuth),
+            true,
+        ),
+        (
+            "fapi-tls-mtls",
+            &certs.client,
+            Err(AuthMethod::TlsClientAuth),
+            false,
+        ),
+        (
+            "fapi-selfsigned-mtls",
+            &certs.self_signed,
+            Err(AuthMethod::SelfSignedTlsClientAuth),
+            false,
+        ),
     ] {
-        let client = mtls_client(fapi, id, cert, key, dpop).await;
+        let client = mtls_client(fapi, id, cert, auth, dpop).await;
+        let presented = certificate(cert);
         let opened = Arc::new(AtomicUsize::new(0));
         let tokens = TokenSource::new(client, sign_in(fapi, &opened));
         let first = tokens
@@ -476,7 +516,7 @@ async fn mutual_tls_cells_sign_in_refresh_and_call_the_resource() {
             .await
             .unwrap_or_else(|e| panic!("{id}: {e}\n{}", fapi.stderr()));
         assert_eq!(is_dpop(&first), dpop, "{id}: {}", first.token_type());
-        let (status, body) = through_middleware(fapi, &tokens, fapi.http_presenting(cert)).await;
+        let (status, body) = through_middleware_presenting(fapi, &tokens, &presented).await;
         assert_eq!(status, 200, "{id}: {body}");
         assert_eq!(body["client_id"], id);
         assert_eq!(body["sub"], LOGIN, "{id}");
@@ -488,6 +528,12 @@ async fn mutual_tls_cells_sign_in_refresh_and_call_the_resource() {
         } else {
             assert_eq!(body["jkt"], Value::Null, "{id}");
             assert_eq!(body["x5t"], x5t(cert), "{id}: bound to the certificate");
+            assert_eq!(presented.thumbprint(), x5t(cert), "{id}");
+            assert_eq!(
+                first.certificate_thumbprint(),
+                Some(presented.thumbprint()),
+                "{id}"
+            );
             ("x5t", x5t(cert))
         };
 
@@ -497,27 +543,37 @@ async fn mutual_tls_cells_sign_in_refresh_and_call_the_resource() {
             .await
             .unwrap_or_else(|e| panic!("{id}: refresh: {e}"));
         assert!(!second.same_as(&first), "{id}");
-        let (status, body) = through_middleware(fapi, &tokens, fapi.http_presenting(cert)).await;
+        let (status, body) = through_middleware_presenting(fapi, &tokens, &presented).await;
         assert_eq!(status, 200, "{id}: {body}");
         assert_eq!(body[binding.0], binding.1, "{id}: the same binding");
         assert_eq!(opened.load(Ordering::SeqCst), 1, "{id}: one sign-in");
     }
 }
 
-/// A certificate-bound token is useless on a connection without its certificate: refused on
-/// one with none, and on one with another certificate the same CA signed.
+/// A certificate-bound token is useless on a connection without its certificate: the resource
+/// refuses it on one with none, and on one with another certificate the same CA signed; and the
+/// middleware refuses to send it (nothing goes out) from a pipeline that did not declare the
+/// certificate, or declared another.
 #[tokio::test]
 async fn a_certificate_bound_token_is_refused_without_its_certificate() {
     let fapi = fapi();
     let certs = &fapi.certs;
-    let client = mtls_client(fapi, "fapi-tls-mtls", &certs.client, None, false).await;
+    let client = mtls_client(
+        fapi,
+        "fapi-tls-mtls",
+        &certs.client,
+        Err(AuthMethod::TlsClientAuth),
+        false,
+    )
+    .await;
     let opened = Arc::new(AtomicUsize::new(0));
-    let token = TokenSource::new(client, sign_in(fapi, &opened))
-        .token()
-        .await
-        .unwrap();
-    let (status, body) =
-        raw_call(fapi, &fapi.http_presenting(&certs.client), "Bearer", &token).await;
+    let tokens = TokenSource::new(client, sign_in(fapi, &opened));
+    let token = tokens.token().await.unwrap();
+    let own = certificate(&certs.client);
+    let stranger = certificate(&certs.stranger);
+    assert_eq!(token.certificate_thumbprint(), Some(own.thumbprint()));
+
+    let (status, body) = raw_call(fapi, &presenting(fapi, &own), "Bearer", &token).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = raw_call(fapi, &fapi.http(), "Bearer", &token).await;
     assert_eq!(status, 401, "{body}");
@@ -525,18 +581,38 @@ async fn a_certificate_bound_token_is_refused_without_its_certificate() {
         body["error_description"],
         "a certificate-bound token on a connection without a client certificate"
     );
-    let (status, body) = raw_call(
-        fapi,
-        &fapi.http_presenting(&certs.stranger),
-        "Bearer",
-        &token,
-    )
-    .await;
+    let (status, body) = raw_call(fapi, &presenting(fapi, &stranger), "Bearer", &token).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(
         body["error_description"],
         "the client certificate is not cnf.x5t#S256"
     );
+
+    // The middleware: undeclared, and another certificate declared (and presented).
+    for (what, http, middleware) in [
+        (
+            "undeclared",
+            presenting(fapi, &own),
+            OAuthMiddleware::from_source(tokens.clone()),
+        ),
+        (
+            "another",
+            presenting(fapi, &stranger),
+            OAuthMiddleware::from_source(tokens.clone()).client_certificate(&stranger),
+        ),
+    ] {
+        let http = reqwest_middleware::ClientBuilder::new(http)
+            .with(middleware)
+            .build();
+        let err = match http.get(fapi.api()).send().await.unwrap_err() {
+            reqwest_middleware::Error::Middleware(e) => e.downcast::<Error>().unwrap(),
+            other => panic!("{what}: not the middleware's refusal: {other:?}"),
+        };
+        assert!(
+            matches!(&err, Error::CertificateBinding { bound_to, .. } if bound_to == own.thumbprint()),
+            "{what}: {err:?}"
+        );
+    }
 }
 
 /// The server's side of tls_client_auth holds: a certificate the CA signed for another subject,
@@ -544,21 +620,27 @@ async fn a_certificate_bound_token_is_refused_without_its_certificate() {
 /// endpoints, not the aliases) all fail client authentication; nothing reaches a browser.
 #[tokio::test]
 async fn tls_client_auth_refuses_the_wrong_certificate_and_the_wrong_endpoint() {
+    const TLS: AuthMethod = AuthMethod::TlsClientAuth;
     let fapi = fapi();
     let certs = &fapi.certs;
     for (what, client) in [
         (
             "another subject",
-            mtls_client(fapi, "fapi-tls-mtls", &certs.stranger, None, false).await,
+            mtls_client(fapi, "fapi-tls-mtls", &certs.stranger, Err(TLS), false).await,
         ),
         (
             "self-signed",
-            mtls_client(fapi, "fapi-tls-dpop", &certs.self_signed, None, true).await,
+            mtls_client(fapi, "fapi-tls-dpop", &certs.self_signed, Err(TLS), true).await,
         ),
         ("no alias", {
+            // Endpoints set on the builder stay as set: the issuer's own, which ask for no
+            // certificate.
             let builder = OAuthClient::builder("fapi-tls-mtls")
-                .auth_method(AuthMethod::None)
-                .transport(fapi.http_presenting(&certs.client));
+                .auth_method(TLS)
+                .client_certificate(certificate(&certs.client))
+                .root_certificate(&fapi.certs.ca)
+                .token_url(format!("{}/token", fapi.issuer))
+                .par_url(format!("{}/request", fapi.issuer));
             oauth_layer::discovery::configure(builder, &fapi.issuer)
                 .await
                 .unwrap()

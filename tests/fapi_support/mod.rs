@@ -22,17 +22,9 @@ pub(crate) const TLS_CLIENT_DN: &str = "CN=fapi-tls-client,O=oauth-layer interop
 pub(crate) const TLS_CLIENT_SAN_DNS: &str = "client.fapi.test";
 
 /// A certificate and its private key, both PEM.
-#[derive(Clone)]
 pub(crate) struct CertAndKey {
     pub(crate) cert: String,
     pub(crate) key: String,
-}
-
-impl CertAndKey {
-    /// Certificate and key in one PEM document, as `reqwest::Identity::from_pem` takes them.
-    pub(crate) fn identity_pem(&self) -> String {
-        format!("{}{}", self.cert, self.key)
-    }
 }
 
 /// Everything the suite makes at start.
@@ -197,24 +189,13 @@ impl Fapi {
         reqwest::Certificate::from_pem(self.certs.ca.as_bytes()).unwrap()
     }
 
-    /// A reqwest client builder that trusts only the private CA, follows no redirect, and
-    /// gives up after 20 s.
-    pub(crate) fn http_builder(&self) -> reqwest::ClientBuilder {
+    /// A reqwest client that presents no certificate, trusts only the private CA, follows no
+    /// redirect, and gives up after 20 s.
+    pub(crate) fn http(&self) -> reqwest::Client {
         reqwest::Client::builder()
             .tls_certs_only([self.root()])
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(20))
-    }
-
-    /// A client that presents no certificate.
-    pub(crate) fn http(&self) -> reqwest::Client {
-        self.http_builder().build().unwrap()
-    }
-
-    /// A client that presents `cert` on every connection.
-    pub(crate) fn http_presenting(&self, cert: &CertAndKey) -> reqwest::Client {
-        self.http_builder()
-            .identity(reqwest::Identity::from_pem(cert.identity_pem().as_bytes()).unwrap())
             .build()
             .unwrap()
     }
