@@ -19,6 +19,10 @@
 //!   201 with a single-use `request_uri` that `GET /authorize` takes with `client_id` alone,
 //!   until it expires ([`TestServerBuilder::par_request_uri_lifetime`]). With
 //!   [`TestServerBuilder::require_par`] the authorization endpoint takes nothing else.
+//! - Signed request objects (RFC 9101) in the `request` parameter of `GET /authorize` and
+//!   `POST /par`, checked with the client's [`client_key`](TestServerBuilder::client_key)
+//!   (refused with `invalid_request_object`) and logged ([`TestServer::request_object_log`]);
+//!   [`TestServerBuilder::require_request_object`] makes them mandatory.
 //! - `POST /device_authorization` ([RFC 8628 §3.1]): client authentication as at the token
 //!   endpoint; answers `device_code`, `user_code` (`WDJB-MJHT`), `verification_uri`
 //!   (`{url}/device`), `verification_uri_complete`, `expires_in` and `interval`.
