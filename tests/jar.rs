@@ -629,3 +629,173 @@ async fn the_push_carries_only_the_request_object_and_an_echo_of_it_is_redacted(
         "{shown}"
     );
 }
+
+/// The test server's answer to `url`: the status and the `error` of a redirect back.
+async fn answer(url: &Url) -> (u16, Option<String>) {
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(url.clone())
+        .send()
+        .await
+        .unwrap();
+    let error = response
+        .headers()
+        .get("location")
+        .and_then(|l| Url::parse(l.to_str().unwrap()).ok())
+        .and_then(|l| param(&l, "error"));
+    (response.status().as_u16(), error)
+}
+
+/// A request object signed with the registered key, with `typ` and `claims` as given.
+fn craft(typ: &str, claims: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.typ = Some(typ.to_owned());
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn the_test_server_refuses_request_objects_it_should_not_take() {
+    let server = server().start().await.unwrap();
+    let client = by_hand(&server).build().unwrap();
+    let flow = AuthCode::new().scope("read").request_object(true);
+    let fresh = || {
+        flow.authorization_request(&client, "http://127.0.0.1:9/cb")
+            .unwrap()
+            .url()
+            .clone()
+    };
+
+    // A good one works once; the same request object again is a replay.
+    let url = fresh();
+    assert_eq!(answer(&url).await, (302, None));
+    let refused = (302, Some("invalid_request_object".to_owned()));
+    assert_eq!(answer(&url).await, refused);
+
+    // A parameter outside that differs from the one inside.
+    let mut url = fresh();
+    url.query_pairs_mut().append_pair("scope", "admin");
+    assert_eq!(answer(&url).await, refused);
+
+    // Crafted ones, each wrong in one way.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let good = json!({
+        "iss": "app", "aud": server.url(), "iat": now, "nbf": now, "exp": now + 60,
+        "jti": "", "client_id": "app", "response_type": "code",
+        "redirect_uri": "http://127.0.0.1:9/cb", "state": "s",
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        "code_challenge_method": "S256",
+    });
+    let with = |name: &str, value: Value| {
+        let mut claims = good.clone();
+        claims[name] = value;
+        claims
+    };
+    let cases = [
+        (
+            "the crafted control",
+            "oauth-authz-req+jwt",
+            with("jti", json!("j0")),
+            None,
+        ),
+        ("typ JWT", "JWT", with("jti", json!("j1")), Some("typ")),
+        (
+            "iss another client",
+            "oauth-authz-req+jwt",
+            with("iss", json!("other")),
+            Some("iss"),
+        ),
+        (
+            "aud the token endpoint",
+            "oauth-authz-req+jwt",
+            with("aud", json!(server.token_url())),
+            Some("aud"),
+        ),
+        (
+            "a day between nbf and exp",
+            "oauth-authz-req+jwt",
+            with("exp", json!(now + 86_400)),
+            Some("an hour"),
+        ),
+        (
+            "no nbf",
+            "oauth-authz-req+jwt",
+            with("nbf", Value::Null),
+            Some("nbf"),
+        ),
+        (
+            "another client_id inside",
+            "oauth-authz-req+jwt",
+            with("client_id", json!("other")),
+            Some("client_id"),
+        ),
+        (
+            "a request_uri inside",
+            "oauth-authz-req+jwt",
+            with("request_uri", json!("urn:x")),
+            Some("request_uri"),
+        ),
+        (
+            "no jti",
+            "oauth-authz-req+jwt",
+            with("jti", Value::Null),
+            Some("jti"),
+        ),
+    ];
+    for (i, (case, typ, mut claims, problem)) in cases.into_iter().enumerate() {
+        if claims["jti"] == "" {
+            claims["jti"] = json!(format!("jti-{i}"));
+        }
+        let claims = Value::Object(
+            claims
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        );
+        let mut url = Url::parse(&server.authorization_url()).unwrap();
+        url.query_pairs_mut()
+            .append_pair("client_id", "app")
+            .append_pair("request", &craft(typ, &claims));
+        let expected = if problem.is_some() {
+            refused.clone()
+        } else {
+            (302, None)
+        };
+        assert_eq!(answer(&url).await, expected, "{case}");
+        let logged = server.request_object_log().pop().unwrap();
+        match problem {
+            Some(word) => {
+                let why = logged.problem.unwrap_or_default();
+                assert!(why.contains(word), "{case}: {why}");
+            }
+            None => assert_eq!(logged.problem, None, "{case}"),
+        }
+    }
+
+    // Signed with a key that is not the client's: refused.
+    let rsa = SigningKey::rs256_pem(test_keys::RSA_PRIVATE).unwrap();
+    let impostor = by_hand(&server).signing_key(rsa).build().unwrap();
+    let url = flow
+        .authorization_request(&impostor, "http://127.0.0.1:9/cb")
+        .unwrap()
+        .url()
+        .clone();
+    assert_eq!(answer(&url).await, refused);
+
+    // Not a JWT at all: an error page, nowhere to redirect to.
+    let mut url = Url::parse(&server.authorization_url()).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", "app")
+        .append_pair("request", "not-a-jwt");
+    assert_eq!(answer(&url).await, (400, None));
+    assert_eq!(server.token_requests(), 0);
+}
