@@ -590,10 +590,12 @@ impl AuthCode {
 
     /// Step one: the authorization request for `redirect_uri`, with a fresh `state` (256 bits),
     /// PKCE S256 verifier and, when `openid` is requested, a `nonce`, every parameter in the
-    /// URL.
+    /// URL, or with [`request_object`](Self::request_object) signed into the request object
+    /// the URL carries.
     ///
     /// Fails with [`Error::Config`] when an [`auth_param`](Self::auth_param) or
-    /// [`token_param`](Self::token_param) names a parameter the flow sends itself, and when the
+    /// [`token_param`](Self::token_param) names a parameter the flow sends itself, when a
+    /// request object cannot be made (see [`request_object`](Self::request_object)), and when the
     /// request must be pushed ([`par`](Self::par), or a server that requires it): use
     /// [`authorization_request_pushed`](Self::authorization_request_pushed) then.
     pub fn authorization_request(
@@ -615,7 +617,8 @@ impl AuthCode {
     /// Step one, pushing when pushed authorization requests are on ([`par`](Self::par), or a
     /// server whose metadata requires them): the parameters go to the server's pushed
     /// authorization request endpoint with client authentication, and the URL carries only
-    /// `client_id` and `request_uri`. When they are off, the same request as
+    /// `client_id` and `request_uri` (with [`request_object`](Self::request_object), the push
+    /// carries the signed request object). When they are off, the same request as
     /// [`authorization_request`](Self::authorization_request). This is what the sign-in of
     /// the [`Flow`] uses.
     ///
