@@ -632,3 +632,106 @@ async fn jarm_needs_the_servers_keys_and_a_receiver_that_reads_the_response() {
     );
     assert!(token_requests(&server).await.is_empty());
 }
+
+/// A person who pastes the address their browser was sent to: the redirect URI with the query
+/// `answer` makes from the state of the authorization URL they were shown.
+struct Pasting {
+    shown: std::sync::Mutex<Option<Url>>,
+    answer: Box<dyn Fn(&str) -> String + Send + Sync>,
+}
+
+impl std::fmt::Debug for Pasting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pasting")
+    }
+}
+
+#[async_trait::async_trait]
+impl oauth_layer::interact::Prompt for Pasting {
+    fn show(&self, message: &str) {
+        if let Some(url) = message
+            .split_whitespace()
+            .filter_map(|word| Url::parse(word).ok())
+            .find(|url| url.query_pairs().any(|(k, _)| k == "state"))
+        {
+            *self.shown.lock().unwrap() = Some(url);
+        }
+    }
+
+    async fn read_line(&self, _message: &str, _max_len: usize) -> std::io::Result<String> {
+        let url = self
+            .shown
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("shown the URL first");
+        let param = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap()
+        };
+        let mut redirect = Url::parse(&param("redirect_uri")).unwrap();
+        redirect.set_query(Some(&(self.answer)(&param("state"))));
+        Ok(redirect.to_string())
+    }
+}
+
+#[tokio::test]
+async fn a_pasted_address_with_a_signed_response_signs_in() {
+    let server = server(json!({})).await;
+    let issuer = server.uri();
+    let client = client(&server).await;
+    let flow = AuthCode::new()
+        .jarm(true)
+        .paste()
+        .browser(oauth_layer::interact::NoBrowser)
+        .prompt(Pasting {
+            shown: std::sync::Mutex::default(),
+            answer: Box::new(move |state| {
+                response(&ed(&json!({
+                    "iss": issuer, "aud": CLIENT_ID, "exp": now() + 300,
+                    "state": state, "code": CODE,
+                })))
+            }),
+        });
+    flow.fetch(&client).await.unwrap();
+    assert_eq!(token_requests(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_unsigned_error_with_the_right_state_still_denies_the_sign_in() {
+    // A server that cannot sign answers with a plain error: it ends the sign-in (it cannot
+    // complete one), as the server's error.
+    let server = server(json!({})).await;
+    let request = AuthCode::new()
+        .jarm(true)
+        .authorization_request_pushed(&client(&server).await, "http://127.0.0.1:9/cb")
+        .await
+        .unwrap();
+    let err = request
+        .check(&Callback::from_pairs([
+            ("error", "unsupported_response_mode"),
+            ("state", request.state()),
+        ]))
+        .unwrap_err();
+    match err {
+        Error::AuthorizationDenied(e) => {
+            assert_eq!(e.code.as_str(), "unsupported_response_mode");
+        }
+        other => panic!("expected AuthorizationDenied, got {other:?}"),
+    }
+    // With another sign-in's state it is not ours at all.
+    let request = AuthCode::new()
+        .jarm(true)
+        .authorization_request_pushed(&client(&server).await, "http://127.0.0.1:9/cb")
+        .await
+        .unwrap();
+    let err = request
+        .check(&Callback::from_pairs([
+            ("error", "access_denied"),
+            ("state", "another-state"),
+        ]))
+        .unwrap_err();
+    assert!(matches!(err, Error::StateMismatch), "{err:?}");
+}
