@@ -735,3 +735,36 @@ async fn an_unsigned_error_with_the_right_state_still_denies_the_sign_in() {
         .unwrap_err();
     assert!(matches!(err, Error::StateMismatch), "{err:?}");
 }
+
+#[tokio::test]
+async fn exp_is_checked_on_the_clients_clock_with_a_minute_of_leeway() {
+    use oauth_layer::clock::{Clock, ManualClock};
+
+    let server = server(json!({})).await;
+    let clock = ManualClock::new();
+    let client = discovery::configure(
+        OAuthClient::builder(CLIENT_ID).clock(clock.clone()),
+        server.uri(),
+    )
+    .await
+    .unwrap();
+    let start = clock
+        .now_utc()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let answer = |request: &oauth_layer::flow::auth_code::AuthorizationRequest| {
+        let claims = with(claims(&server, request.state()), "exp", json!(start + 10));
+        request.check(&Callback::from_query(&response(&ed(&claims))))
+    };
+    let flow = AuthCode::new().jarm(true);
+    let fresh = || flow.authorization_request_pushed(&client, "http://127.0.0.1:9/cb");
+
+    // Expired 50 s ago on the client's clock: within the leeway.
+    clock.advance(Duration::from_secs(60));
+    answer(&fresh().await.unwrap()).unwrap();
+    // Expired 70 s ago: refused.
+    clock.advance(Duration::from_secs(20));
+    let err = answer(&fresh().await.unwrap()).unwrap_err();
+    malformed(&err, "expired");
+}
