@@ -135,6 +135,8 @@ pub mod flow;
 pub mod fuzzing;
 pub mod interact;
 #[cfg(feature = "jwt")]
+mod jwks;
+#[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod metadata;
 pub mod oidc;

@@ -148,6 +148,17 @@ pub struct Metadata {
     /// for DPoP proofs. A client with DPoP picks its key's algorithm from this list.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dpop_signing_alg_values_supported: Option<Vec<String>>,
+    /// `response_modes_supported`: how the server can return the authorization response. When
+    /// present and naming neither `jwt` nor `query.jwt`, a flow with
+    /// [`AuthCode::jarm`](crate::flow::AuthCode::jarm) fails with
+    /// [`Error::Config`](crate::Error::Config) before anything is sent.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub response_modes_supported: Option<Vec<String>>,
+    /// `authorization_signing_alg_values_supported` (JARM §4): the algorithms the server signs
+    /// authorization responses with. A flow with [`AuthCode::jarm`](crate::flow::AuthCode::jarm)
+    /// accepts only those of them it accepts anyway (asymmetric ones).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub authorization_signing_alg_values_supported: Option<Vec<String>>,
     /// `authorization_response_iss_parameter_supported` (RFC 9207 §3). When `true`, the
     /// authorization code flow of a discovered client requires the `iss` parameter on the
     /// callback, so that a mix-up attack cannot strip it.

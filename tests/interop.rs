@@ -527,6 +527,89 @@ async fn jar_signed_request_objects_by_value_and_pushed_complete_a_sign_in() {
     }
 }
 
+/// Signed authorization responses (JARM) against oidc-provider's `jwtResponseModes`: the flow
+/// asks for `response_mode=jwt` (in the URL, or pushed), the browser comes back to the loopback
+/// receiver with nothing but the signed `response`, and the code inside it is redeemed; a
+/// `prompt=none` sign-in without a session comes back as a signed error, refused as such.
+#[tokio::test]
+async fn jarm_signed_authorization_responses_in_the_url_and_pushed_and_a_signed_error() {
+    let server = Interop::start();
+    let client = server.client("native-app", None).await;
+    let metadata = client.metadata().unwrap();
+    assert!(
+        metadata
+            .response_modes_supported
+            .as_ref()
+            .is_some_and(|modes| modes.iter().any(|m| m == "jwt")),
+        "{metadata:?}"
+    );
+    assert!(
+        metadata
+            .authorization_signing_alg_values_supported
+            .is_some()
+    );
+
+    // Where each sign-in's browser ended: the loopback callback, with which parameters.
+    let person = |ended: Arc<std::sync::Mutex<Vec<url::Url>>>| {
+        let browser = FormBrowser::new();
+        oauth_layer::interact::BrowserFn(move |url: &url::Url| {
+            let (browser, ended, url) = (browser.clone(), ended.clone(), url.to_string());
+            tokio::spawn(async move {
+                let (at, _, _) = browser.visit(&url).await;
+                ended.lock().unwrap().push(at);
+            });
+            Ok(())
+        })
+    };
+    // The parameters the browser brought back (once its visit has ended: it reads the page the
+    // receiver answers with after the flow has the callback).
+    async fn names(ended: &std::sync::Mutex<Vec<url::Url>>) -> Vec<String> {
+        for _ in 0..250 {
+            if let Some(at) = ended.lock().unwrap().first() {
+                assert_eq!(at.path(), "/callback");
+                return at.query_pairs().map(|(k, _)| k.into_owned()).collect();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the browser never came back");
+    }
+    for pushed in [false, true] {
+        let ended: Arc<std::sync::Mutex<Vec<url::Url>>> = Arc::default();
+        let flow = AuthCode::new()
+            .scope("openid api:read")
+            .jarm(true)
+            .par(pushed)
+            .loopback()
+            .browser(person(Arc::clone(&ended)))
+            .prompt(ScriptedPrompt::default())
+            .timeout(Duration::from_secs(30));
+        let token = TokenSource::new(client.clone(), flow)
+            .token()
+            .await
+            .unwrap();
+        let (status, body) = server.call("read", &bearer(&token)).await;
+        assert_eq!(status, 200, "pushed: {pushed}: {body}");
+        assert_eq!(names(&ended).await, ["response"], "pushed: {pushed}");
+    }
+
+    let ended: Arc<std::sync::Mutex<Vec<url::Url>>> = Arc::default();
+    let flow = AuthCode::new()
+        .scope("openid api:read")
+        .jarm(true)
+        .auth_param("prompt", "none")
+        .loopback()
+        .browser(person(Arc::clone(&ended)))
+        .prompt(ScriptedPrompt::default())
+        .timeout(Duration::from_secs(30));
+    match flow.fetch(&client).await {
+        Err(Error::AuthorizationDenied(e)) => {
+            assert_eq!(e.code.as_str(), "login_required", "{e:?}");
+        }
+        other => panic!("expected the signed login_required, got {other:?}"),
+    }
+    assert_eq!(names(&ended).await, ["response"]);
+}
+
 fn base64_url_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD

@@ -30,6 +30,8 @@ mod channel;
 mod hosted;
 #[cfg(feature = "jwt")]
 mod jar;
+#[cfg(feature = "jwt")]
+mod jarm;
 mod loopback;
 mod pages;
 mod par;
@@ -122,6 +124,18 @@ pub struct AuthCode {
     id_tokens: IdTokens,
     #[cfg(feature = "jwt")]
     id_token_issuer_aliases: Vec<String>,
+    /// Signed authorization responses (JARM), and whether HS256 with the client secret is
+    /// accepted for them.
+    #[cfg(feature = "jwt")]
+    jarm: Jarm,
+}
+
+/// Whether the authorization response is asked for signed (JARM), and how it may be signed.
+#[cfg(feature = "jwt")]
+#[derive(Debug, Clone, Copy, Default)]
+struct Jarm {
+    on: bool,
+    client_secret_hs256: bool,
 }
 
 /// Whether and how ID tokens are validated after the code exchange.
@@ -167,7 +181,73 @@ impl AuthCode {
             id_tokens: IdTokens::Unchecked,
             #[cfg(feature = "jwt")]
             id_token_issuer_aliases: Vec::new(),
+            #[cfg(feature = "jwt")]
+            jarm: Jarm::default(),
         }
+    }
+
+    /// Ask for a signed authorization response (JARM, OpenID "JWT Secured Authorization
+    /// Response Mode for OAuth 2.0"): the request carries `response_mode=jwt` (or `query.jwt`
+    /// for a server that lists only that), and the server answers with one `response` JWT that
+    /// holds the `code`, `state` and `iss` (or the `error`). The answer is then authenticated by
+    /// the server's signature, not only by the browser's redirect.
+    ///
+    /// The JWT is checked like an ID token: a signature by a key from the server's `jwks_uri`
+    /// with an asymmetric algorithm (never `none`, never HS256 unless
+    /// [`jarm_allow_client_secret_hs256`](Self::jarm_allow_client_secret_hs256)), among the
+    /// server's `authorization_signing_alg_values_supported` when it lists them; `iss` the
+    /// issuer, `aud` this client, `exp` not passed (one minute of leeway). Then the `state`,
+    /// `code` and `error` inside it go through the checks of a plain response
+    /// ([`AuthorizationRequest::check`]). A callback with two `response` parameters, or plain
+    /// `code`/`state`/`iss`/`error` next to it, is refused.
+    ///
+    /// Needs a client with the server's metadata ([`discovery::configure`]) for its issuer and
+    /// keys; the keys are fetched when the sign-in starts, so the request is made by
+    /// [`authorization_request_pushed`](Self::authorization_request_pushed) (the synchronous
+    /// [`authorization_request`](Self::authorization_request) refuses). A response signed with
+    /// a key the server published after that (a rotation during the sign-in) is refused: sign
+    /// in again. Fails with [`Error::Config`] before anything is sent when the metadata lists
+    /// `response_modes_supported` without `jwt` or `query.jwt`, when the server signs only with
+    /// algorithms refused here, or with the hosted receiver.
+    ///
+    /// Receivers: the loopback server, pasting and [`callback_channel`] (your web app passes the
+    /// query) read the response from the redirect URI's query, which is where `jwt` puts it for
+    /// the code flow. The [`HostedReceiver`] cannot (its redirect page stores plain codes by
+    /// state). `fragment.jwt` and `form_post.jwt` are not offered: no built-in receiver sees a
+    /// fragment or takes a POST.
+    ///
+    /// [`discovery::configure`]: crate::discovery::configure
+    ///
+    /// ```no_run
+    /// use oauth_layer::{OAuthClient, TokenSource, discovery, flow::AuthCode};
+    ///
+    /// # async fn run() -> oauth_layer::Result<()> {
+    /// let client =
+    ///     discovery::configure(OAuthClient::builder("my-app"), "https://idp.example").await?;
+    /// let tokens = TokenSource::new(client, AuthCode::new().scope("openid").jarm(true));
+    /// let token = tokens.token().await?;
+    /// # let _ = token; Ok(()) }
+    /// ```
+    #[cfg(feature = "jwt")]
+    pub fn jarm(mut self, signed: bool) -> Self {
+        self.jarm.on = signed;
+        self
+    }
+
+    /// With [`jarm`](Self::jarm), also accept responses signed with HS256 keyed by the client
+    /// secret (JARM §2.2, as OIDC Core §10.1 allows for ID tokens). Off by default: anyone who
+    /// knows the secret could then sign a response.
+    #[cfg(feature = "jwt")]
+    pub fn jarm_allow_client_secret_hs256(mut self, allowed: bool) -> Self {
+        self.jarm.client_secret_hs256 = allowed;
+        self
+    }
+
+    /// Whether the sign-in asks for a signed authorization response ([`jarm`](Self::jarm)).
+    #[cfg(feature = "jwt")]
+    #[allow(dead_code)] // for the FAPI 2.0 message signing profile
+    pub(crate) fn uses_jarm(&self) -> bool {
+        self.jarm.on
     }
 
     /// Validate the ID token that comes with the tokens (SECURITY.md rule 44): signature with
@@ -584,6 +664,10 @@ impl AuthCode {
         if self.authorization_details.parameter().is_some() {
             owned.push("authorization_details");
         }
+        #[cfg(feature = "jwt")]
+        if self.jarm.on {
+            owned.push("response_mode");
+        }
         refuse_owned_params("auth_param", &self.auth_params, &owned)?;
         refuse_owned_params("token_param", &self.token_params, TOKEN_PARAMS)
     }
@@ -610,6 +694,13 @@ impl AuthCode {
                  use AuthCode::authorization_request_pushed",
             ));
         }
+        #[cfg(feature = "jwt")]
+        if self.jarm.on {
+            return Err(Error::config(
+                "a sign-in with signed responses (JARM) fetches the server's keys first, which \
+                 takes a round trip: use AuthCode::authorization_request_pushed",
+            ));
+        }
         let (params, request) = self.new_request(client, redirect_uri)?;
         Ok(request.with_query(self.seal(client, params, false)?))
     }
@@ -632,7 +723,13 @@ impl AuthCode {
         redirect_uri: &str,
     ) -> Result<AuthorizationRequest> {
         self.check_configuration()?;
-        let (params, request) = self.new_request(client, redirect_uri)?;
+        #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]
+        let (params, mut request) = self.new_request(client, redirect_uri)?;
+        #[cfg(feature = "jwt")]
+        if self.jarm.on {
+            request.jarm =
+                Some(jarm::ResponseVerifier::fetch(client, self.jarm.client_secret_hs256).await?);
+        }
         if !self.pushes(client)? {
             return Ok(request.with_query(self.seal(client, params, false)?));
         }
@@ -689,6 +786,13 @@ impl AuthCode {
         if let Some(n) = &nonce {
             add("nonce", n);
         }
+        #[cfg(feature = "jwt")]
+        if self.jarm.on {
+            add(
+                "response_mode",
+                jarm::response_mode(client, self.jarm.client_secret_hs256)?,
+            );
+        }
         if let Some(details) = self.authorization_details.checked_parameter(client)? {
             add("authorization_details", &details);
         }
@@ -720,6 +824,8 @@ impl AuthCode {
             callback_check: self.callback_check.clone(),
             used: AtomicBool::new(false),
             pushed: None,
+            #[cfg(feature = "jwt")]
+            jarm: None,
         };
         Ok((q, request))
     }
@@ -794,6 +900,14 @@ impl AuthCode {
         self.check_configuration()?;
         self.authorization_details.check(client)?;
         let prepared = receiver.prepare(self.redirect_uri.as_deref()).await?;
+        #[cfg(feature = "jwt")]
+        if self.jarm.on && !prepared.reads_signed_responses() {
+            return Err(Error::config(
+                "this receiver cannot read signed authorization responses (JARM): the hosted \
+                 receiver's redirect page stores plain codes by state. Use the loopback \
+                 receiver, pasting or your own callback",
+            ));
+        }
         if prepared.requires_pkce() && !self.pkce {
             return Err(Error::config(
                 "this receiver accepts answers that carry no state (a bare pasted code), which \

@@ -12,12 +12,10 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use http::header::ACCEPT;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use url::Url;
@@ -26,26 +24,13 @@ use super::{TENANT_PLACEHOLDER, is_guid};
 use crate::client::OAuthClient;
 use crate::clock::time_after;
 use crate::error::{Error, Result};
-use crate::redact::Secrets;
+use crate::jwks;
 
 /// The longest ID token examined (rule 45): anything longer is refused before decoding.
 pub const MAX_ID_TOKEN_LEN: usize = 16 * 1024;
 
 /// How far `exp` and `iat` may be off, for clock differences.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
-
-/// The asymmetric algorithms accepted by default.
-const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
 
 /// The least time between two JWKS fetches caused by an unknown `kid` (key rotation).
 const JWKS_REFETCH_GAP: Duration = Duration::from_secs(60);
@@ -118,24 +103,14 @@ impl IdTokenValidator {
     /// place. Which tenants an app admits is then the app's decision: read
     /// `tid` from [`IdTokenClaims::claims`].
     pub fn new(client: &OAuthClient, issuer: impl Into<String>, jwks_uri: &str) -> Result<Self> {
-        let jwks_uri = Url::parse(jwks_uri)
-            .map_err(|e| Error::config(format!("jwks_uri is not a URL: {e}")))?;
-        let uri: http::Uri = jwks_uri
-            .as_str()
-            .parse()
-            .map_err(|_| Error::config("jwks_uri is not a valid HTTP URI"))?;
-        if !crate::transport::is_secure_or_loopback(&uri) {
-            return Err(Error::config(
-                "jwks_uri must be https (plain http only to loopback addresses)",
-            ));
-        }
+        let jwks_uri = jwks::checked_uri(jwks_uri)?;
         Ok(Self {
             inner: Arc::new(ValidatorInner {
                 client: client.clone(),
                 issuer: issuer.into(),
                 issuer_aliases: Vec::new(),
                 jwks_uri,
-                algorithms: DEFAULT_ALGORITHMS.to_vec(),
+                algorithms: jwks::ASYMMETRIC_ALGORITHMS.to_vec(),
                 hmac_secret: false,
                 leeway: DEFAULT_LEEWAY,
                 keys: Mutex::new(None),
@@ -175,24 +150,7 @@ impl IdTokenValidator {
     /// given, and then the token must carry it).
     pub async fn validate(&self, id_token: &str, nonce: Option<&str>) -> Result<IdTokenClaims> {
         let inner = &*self.inner;
-        // Rule 45: bound the input before any decoding.
-        if id_token.len() > MAX_ID_TOKEN_LEN {
-            return Err(invalid("longer than the crate accepts"));
-        }
-        match id_token.split('.').count() {
-            3 => {}
-            5 => return Err(invalid("encrypted ID tokens (JWE) are not supported")),
-            _ => return Err(invalid("not a compact JWS")),
-        }
-        let header = jsonwebtoken::decode_header(id_token)
-            .map_err(|_| invalid("the header cannot be decoded"))?;
-        // RFC 7515 §4.1.11: a recipient must refuse a JWS naming a critical extension it does not
-        // understand, and this validator understands none.
-        if header.crit.is_some() {
-            return Err(invalid(
-                "the header names critical extensions (crit) this validator does not implement",
-            ));
-        }
+        let header = jwks::header(id_token, MAX_ID_TOKEN_LEN, invalid)?;
         let alg = header.alg;
         let key = if alg == Algorithm::HS256 && inner.hmac_secret {
             let secret = inner
@@ -205,21 +163,10 @@ impl IdTokenValidator {
         } else {
             return Err(invalid(&format!("the algorithm {alg:?} is not accepted")));
         };
-
-        let mut validation = Validation::new(alg);
         // Time, audience and issuer are checked below, on the client's clock and with precise
-        // errors; the library checks the signature.
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(id_token, &key, &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                    invalid("the signature does not verify")
-                }
-                _ => invalid("the token cannot be verified"),
-            })?;
-        self.check_claims(data.claims, nonce)
+        // errors.
+        let claims = jwks::verify(id_token, alg, &key, invalid)?;
+        self.check_claims(claims, nonce)
     }
 
     fn check_claims(
@@ -229,20 +176,7 @@ impl IdTokenValidator {
     ) -> Result<IdTokenClaims> {
         let inner = &*self.inner;
         let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-        // A NumericDate: seconds since 1970, not before it. A value too far ahead to represent
-        // (1e300, 2^64) saturates rather than panicking (SECURITY.md rule 46); for `exp` it is
-        // then simply far away, for `iat` and `nbf` it is in the future and refused.
-        let time = |name: &str| -> Result<Option<SystemTime>> {
-            match claims.get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(value) => value
-                    .as_f64()
-                    .filter(|t| t.is_finite() && *t >= 0.0)
-                    // `as` saturates: 1e300 becomes u64::MAX.
-                    .map(|t| Some(time_after(UNIX_EPOCH, Duration::from_secs(t as u64))))
-                    .ok_or_else(|| invalid(&format!("{name} is not a time after 1970"))),
-            }
-        };
+        let time = |name: &str| jwks::numeric_date(&claims, name, invalid);
 
         let issuer = text("iss").ok_or_else(|| invalid("no iss"))?;
         let expected = match inner.issuer.split_once(TENANT_PLACEHOLDER) {
@@ -260,15 +194,7 @@ impl IdTokenValidator {
         if !expected && !inner.issuer_aliases.contains(&issuer) {
             return Err(invalid("iss is not the expected issuer"));
         }
-        let audience: Vec<String> = match claims.get("aud") {
-            Some(Value::String(a)) => vec![a.clone()],
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-            _ => return Err(invalid("no aud")),
-        };
+        let audience = jwks::audience(&claims).ok_or_else(|| invalid("no aud"))?;
         let client_id = inner.client.client_id();
         if !audience.iter().any(|a| a == client_id) {
             return Err(invalid("aud does not contain this client"));
@@ -326,7 +252,7 @@ impl IdTokenValidator {
     async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey> {
         let cached = self.cached_keys();
         if let Some((_, keys)) = &cached
-            && let Some(key) = pick(keys, kid, alg)?
+            && let Some(key) = jwks::pick(keys, kid, alg, invalid)?
         {
             return Ok(key);
         }
@@ -336,13 +262,13 @@ impl IdTokenValidator {
         if fresh_enough {
             return Err(invalid("no key of the issuer matches the token's kid"));
         }
-        let keys = Arc::new(self.fetch_keys().await?);
+        let keys = Arc::new(jwks::fetch(&self.inner.client, &self.inner.jwks_uri).await?);
         *self
             .inner
             .keys
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), keys.clone()));
-        pick(&keys, kid, alg)?
+        jwks::pick(&keys, kid, alg, invalid)?
             .ok_or_else(|| invalid("no key of the issuer matches the token's kid"))
     }
 
@@ -353,50 +279,6 @@ impl IdTokenValidator {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
-
-    async fn fetch_keys(&self) -> Result<JwkSet> {
-        let inner = &*self.inner;
-        let request = http::Request::get(inner.jwks_uri.as_str())
-            .header(ACCEPT, "application/json")
-            .body(Bytes::new())
-            .map_err(|e| Error::config(format!("cannot build the JWKS request: {e}")))?;
-        let response = inner
-            .client
-            .exchange(crate::error::Endpoint::Jwks, request)
-            .await?;
-        let none = Secrets::default();
-        let map = response.json_object(&none)?;
-        if !response.status.is_success() {
-            return Err(response.unexpected("the JWKS endpoint answered an error status", &none));
-        }
-        serde_json::from_value(Value::Object(map))
-            .map_err(|_| response.unexpected("not a JWK set", &none))
-    }
-}
-
-/// Finds the key for `kid` in `keys`; `None` when there is none.
-fn pick(keys: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Result<Option<DecodingKey>> {
-    let jwk = match kid {
-        Some(kid) => keys.find(kid),
-        // Without a kid, only an unambiguous key set will do.
-        None if keys.keys.len() == 1 => keys.keys.first(),
-        None => {
-            return Err(invalid(
-                "the token names no kid and the issuer has several keys",
-            ));
-        }
-    };
-    let Some(jwk) = jwk else {
-        return Ok(None);
-    };
-    if let Some(key_alg) = jwk.common.key_algorithm
-        && Algorithm::try_from(key_alg).ok() != Some(alg)
-    {
-        return Err(invalid("the token's alg is not its key's algorithm"));
-    }
-    DecodingKey::from_jwk(jwk)
-        .map(Some)
-        .map_err(|_| invalid("the issuer's key cannot be used"))
 }
 
 fn invalid(why: &str) -> Error {

@@ -196,6 +196,8 @@ fn static_oidc(
         id_token_signing_alg_values_supported: None,
         dpop_signing_alg_values_supported: None,
         authorization_response_iss_parameter_supported: false,
+        response_modes_supported: None,
+        authorization_signing_alg_values_supported: None,
         extra: Map::new(),
     };
     client.to_builder().metadata(metadata).build()

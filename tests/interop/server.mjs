@@ -394,6 +394,8 @@ const provider = new Provider(ISSUER, {
     registration: { enabled: true, initialAccessToken: false },
     registrationManagement: { enabled: true },
     userinfo: { enabled: true },
+    // Signed authorization responses (JARM) for clients that ask with response_mode=jwt.
+    jwtResponseModes: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource(ctx, client, oneOf) {

@@ -155,6 +155,10 @@ impl PreparedReceiver for PreparedHosted {
         self.0.redirect_url.as_str()
     }
 
+    fn reads_signed_responses(&self) -> bool {
+        false
+    }
+
     async fn receive(
         self: Box<Self>,
         request: &AuthorizationRequest,

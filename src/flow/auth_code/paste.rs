@@ -218,7 +218,8 @@ fn answers_something(callback: &Callback) -> bool {
     callback
         .params
         .iter()
-        .any(|(k, _)| matches!(k.as_str(), "code" | "state" | "error"))
+        // `response`: a signed response (JARM) carries everything inside it.
+        .any(|(k, _)| matches!(k.as_str(), "code" | "state" | "error" | "response"))
 }
 
 fn too_long() -> Error {

@@ -43,6 +43,14 @@ pub trait PreparedReceiver: Send {
         false
     }
 
+    /// `false` when the receiver cannot pass on a signed authorization response (JARM's single
+    /// `response` parameter), as the hosted receiver, which reads plain codes by state: a flow
+    /// with [`AuthCode::jarm`](super::AuthCode::jarm) then fails with
+    /// [`Error::Config`](crate::Error::Config) before any browser opens.
+    fn reads_signed_responses(&self) -> bool {
+        true
+    }
+
     /// Waits for the callback that answers `request` and returns its code. Callbacks that are not
     /// answers to it are ignored; the wait ends at `context.timeout()`.
     async fn receive(

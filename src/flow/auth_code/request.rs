@@ -31,6 +31,10 @@ pub struct AuthorizationRequest {
     /// The `request_uri` of a pushed request (RFC 9126), and when it expires on the client's
     /// clock.
     pub(crate) pushed: Option<(String, Instant)>,
+    /// With signed authorization responses (JARM): the server's keys and what the response JWT
+    /// must name.
+    #[cfg(feature = "jwt")]
+    pub(crate) jarm: Option<super::jarm::ResponseVerifier>,
 }
 
 impl AuthorizationRequest {
@@ -74,6 +78,15 @@ impl AuthorizationRequest {
         self.pushed.as_ref().map(|(_, at)| *at)
     }
 
+    /// `true` when the answer must be a signed response (JARM, see
+    /// [`AuthCode::jarm`](super::AuthCode::jarm)).
+    pub fn signed_response(&self) -> bool {
+        #[cfg(feature = "jwt")]
+        return self.jarm.is_some();
+        #[cfg(not(feature = "jwt"))]
+        false
+    }
+
     /// The OpenID Connect `nonce`, when `openid` was requested.
     pub fn nonce(&self) -> Option<&str> {
         self.nonce.as_ref().map(|n| n.expose_secret())
@@ -85,6 +98,14 @@ impl AuthorizationRequest {
     /// Shopify preset's `hmac`) is that check's error; an `error=` with the right state is
     /// [`Error::AuthorizationDenied`]; repeated parameters, `code` with `error`, a missing code
     /// or a wrong `iss` are [`Error::MalformedCallback`].
+    ///
+    /// With signed responses ([`AuthCode::jarm`](super::AuthCode::jarm)) the callback must carry
+    /// exactly one `response` JWT and none of the plain parameters: the JWT is verified with the
+    /// server's keys fetched when this request was made, its `iss`, `aud` and `exp` checked,
+    /// and the `state`, `code`, `iss` and `error` inside it then go through the checks above.
+    /// A JWT that fails is [`Error::MalformedCallback`] (saying why, never quoting it), as is an
+    /// unsigned code with the right state; an unsigned `error=` with the right state is still
+    /// [`Error::AuthorizationDenied`] (it can end the sign-in, never complete it).
     pub fn check(&self, callback: &Callback) -> Result<ReceivedCode> {
         match self.check_callback(callback) {
             Checked::NotOurs(e) => Err(e),
@@ -95,6 +116,31 @@ impl AuthorizationRequest {
     /// Like [`check`](Self::check), but tells apart callbacks that are not answers to this
     /// request (a receiver ignores those and keeps waiting) from answers that end the sign-in.
     pub(crate) fn check_callback(&self, callback: &Callback) -> Checked {
+        #[cfg(feature = "jwt")]
+        if let Some(jarm) = &self.jarm {
+            use super::jarm::Refused;
+            return match jarm.open(callback) {
+                Ok(inner) => self.check_plain(&inner),
+                // Not signed: a code is refused (the end of the sign-in if it carries our state);
+                // an error with our state ends the sign-in as it would anyway, saying what the
+                // server said (a server that cannot sign answers so).
+                Err(Refused::Unsigned) => match self.check_plain(callback) {
+                    Checked::Done(Err(error)) => Checked::Done(Err(error)),
+                    Checked::Done(Ok(_)) => Checked::Done(Err(Error::MalformedCallback(
+                        "the server answered without signing the response, which this sign-in \
+                         asked for (JARM, response_mode=jwt); does it support signed responses?"
+                            .into(),
+                    ))),
+                    not_ours => not_ours,
+                },
+                Err(Refused::Invalid(error)) => Checked::NotOurs(error),
+            };
+        }
+        self.check_plain(callback)
+    }
+
+    /// The checks of a plain response's parameters (or of those a signed response carried).
+    fn check_plain(&self, callback: &Callback) -> Checked {
         let params = &callback.params;
         let count = |name: &str| params.iter().filter(|(k, _)| k == name).count();
         let get = |name: &str| {
@@ -192,6 +238,7 @@ impl fmt::Debug for AuthorizationRequest {
             .field("nonce", &self.nonce.is_some())
             .field("issuer", &self.issuer)
             .field("request_uri", &self.request_uri())
+            .field("signed_response", &self.signed_response())
             .finish_non_exhaustive()
     }
 }
