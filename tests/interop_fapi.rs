@@ -13,7 +13,9 @@
 //! × sender constraint {DPoP, mutual TLS}. And the negative cases: no PAR, an `iss` that is
 //! not the issuer's (or none), a token bound to nothing, a certificate-bound token without its
 //! certificate, RS256 offered, an assertion addressed to anything but the issuer, and
-//! `tls_client_auth` with the wrong certificate or at the wrong endpoint.
+//! `tls_client_auth` with the wrong certificate or at the wrong endpoint. And the message-signing
+//! profile: a pushed request object (JAR) and a signed response (JARM), and a request object
+//! that expired refused at the push.
 //!
 //! Needs Node.js and the npm packages of `tests/interop`: `bash tests/interop/install.sh`.
 
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use oauth_layer::clock::Clock;
 use oauth_layer::dpop::Dpop;
 use oauth_layer::flow::AuthCode;
 use oauth_layer::flow::auth_code::Callback;
@@ -654,4 +657,138 @@ async fn tls_client_auth_refuses_the_wrong_certificate_and_the_wrong_endpoint() 
         assert!(err.to_string().contains("invalid_client"), "{what}: {err}");
         assert_eq!(opened.load(Ordering::SeqCst), 0, "{what}");
     }
+}
+
+// ---- the message-signing profile: request objects and signed responses ------------------------
+
+/// FAPI 2.0 Message Signing: the authorization parameters travel as a request object signed
+/// PS256 (`fapi-signed` must send one), pushed, and the answer comes back as a signed response
+/// (JARM, PS256) carrying nothing else; the code in it is redeemed for a DPoP-bound token the
+/// resource takes. The same client without a request object is refused at the push.
+#[tokio::test]
+async fn message_signing_a_pushed_request_object_and_a_signed_response() {
+    let fapi = fapi();
+    let client = pkjwt_client(fapi, "fapi-signed", rsa(fapi), true).await;
+    let metadata = client.metadata().unwrap();
+    assert!(
+        metadata
+            .response_modes_supported
+            .as_ref()
+            .is_some_and(|modes| modes.iter().any(|m| m == "jwt")),
+        "{metadata:?}"
+    );
+
+    // Where the browser ended: the loopback callback, with which parameters.
+    let ended: Arc<std::sync::Mutex<Vec<url::Url>>> = Arc::default();
+    let browser = {
+        let (browser, ended) = (FormBrowser::trusting(fapi.root()), ended.clone());
+        oauth_layer::interact::BrowserFn(move |url: &url::Url| {
+            let (browser, ended, url) = (browser.clone(), ended.clone(), url.to_string());
+            tokio::spawn(async move {
+                let (at, _, _) = browser.visit(&url).await;
+                ended.lock().unwrap().push(at);
+            });
+            Ok(())
+        })
+    };
+    let flow = AuthCode::new()
+        .scope(SCOPE)
+        .request_object(true)
+        .jarm(true)
+        .loopback()
+        .validate_id_token(true)
+        .browser(browser)
+        .prompt(ScriptedPrompt::default())
+        .timeout(Duration::from_secs(30));
+    let tokens = TokenSource::new(client.clone(), flow);
+    let token = tokens
+        .token()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", fapi.stderr()));
+    assert!(is_dpop(&token));
+    let (status, body) = through_middleware(fapi, &tokens, fapi.http()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["client_id"], "fapi-signed");
+    // The browser reads the receiver's page after the flow has the callback.
+    let mut names = Vec::new();
+    for _ in 0..250 {
+        if let Some(at) = ended.lock().unwrap().first() {
+            assert_eq!(at.path(), "/callback", "{at}");
+            names = at.query_pairs().map(|(k, _)| k.into_owned()).collect();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(names, ["response"], "only the signed response came back");
+
+    // Without a request object the push is refused, and no browser opens.
+    let opened = Arc::new(AtomicUsize::new(0));
+    let err = TokenSource::new(client, sign_in(fapi, &opened).request_object(false))
+        .token()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid_request"), "{err}");
+    assert_eq!(opened.load(Ordering::SeqCst), 0);
+}
+
+/// A clock `behind` the real one: what a machine whose clock is slow signs with.
+#[derive(Debug)]
+struct SlowClock(Duration);
+
+impl Clock for SlowClock {
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    fn now_utc(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now() - self.0
+    }
+
+    fn sleep(&self, duration: Duration) -> oauth_layer::clock::Sleep {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// A request object that expired before it reached the server (signed on a clock ten minutes
+/// slow: its five-minute lifetime is over on arrival) is refused at the push with
+/// `invalid_request_object`, and no browser opens. The client authenticates with its
+/// certificate, so nothing else it sends depends on the clock; on time, the same client signs in.
+#[tokio::test]
+async fn an_expired_request_object_is_refused_at_the_push() {
+    let fapi = fapi();
+    let certs = &fapi.certs;
+    let configure = async |clock: Option<SlowClock>| {
+        let mut builder = OAuthClient::builder("fapi-tls-mtls")
+            .auth_method(AuthMethod::TlsClientAuth)
+            .client_certificate(certificate(&certs.client))
+            .root_certificate(&certs.ca)
+            .signing_key(es256(fapi));
+        if let Some(clock) = clock {
+            builder = builder.clock(clock);
+        }
+        oauth_layer::discovery::configure(builder, &fapi.issuer)
+            .await
+            .unwrap()
+    };
+
+    let slow = configure(Some(SlowClock(Duration::from_secs(600)))).await;
+    assert_eq!(slow.auth_method(), AuthMethod::TlsClientAuth);
+    let opened = Arc::new(AtomicUsize::new(0));
+    let err = TokenSource::new(slow, sign_in(fapi, &opened).request_object(true))
+        .token()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid_request_object"), "{err}");
+    assert_eq!(opened.load(Ordering::SeqCst), 0);
+
+    let on_time = configure(None).await;
+    let token = TokenSource::new(on_time, sign_in(fapi, &opened).request_object(true))
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(
+        token.certificate_thumbprint(),
+        Some(x5t(&certs.client).as_str())
+    );
+    assert_eq!(opened.load(Ordering::SeqCst), 1);
 }

@@ -55,6 +55,10 @@
 //   fapi-selfsigned-mtls   self_signed_tls_client_auth (selfsigned.pem in its JWKS), bound
 //   fapi-pkjwt-bearer      private_key_jwt, tokens bound to nothing (what a FAPI resource
 //                          must refuse)
+//   fapi-signed            private_key_jwt, DPoP-bound, `require_signed_request_object`
+//                          (the message-signing profile: request objects, and JARM on request)
+// fapi-tls-mtls also registers the private_key_jwt keys, for its request objects. Authorization
+// responses are signed (JARM) with PS256 when a client asks for them.
 //
 // The resource: any method on /api/read (scope api:read) with `Authorization: Bearer <token>`
 // or `Authorization: DPoP <token>` and a proof dpop.mjs accepts. The token must be a JWT of the
@@ -195,13 +199,19 @@ const clients = [
   client('fapi-tls-dpop', {
     token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: TLS_CLIENT_DN, ...dpopBound,
   }),
+  // Its JWKS only for request objects (the certificate authenticates it).
   client('fapi-tls-mtls', {
-    token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_san_dns: TLS_CLIENT_SAN_DNS, ...certBound,
+    token_endpoint_auth_method: 'tls_client_auth',
+    tls_client_auth_san_dns: TLS_CLIENT_SAN_DNS,
+    jwks: { keys: clientKeys },
+    ...certBound,
   }),
   client('fapi-selfsigned-mtls', {
     token_endpoint_auth_method: 'self_signed_tls_client_auth', jwks: { keys: [selfSignedJwk] }, ...certBound,
   }),
   client('fapi-pkjwt-bearer', { ...privateKeyJwt }),
+  // FAPI 2.0 Message Signing: its authorization requests only as signed request objects.
+  client('fapi-signed', { ...privateKeyJwt, ...dpopBound, require_signed_request_object: true }),
 ];
 
 // ---- the provider ------------------------------------------------------------------------------
