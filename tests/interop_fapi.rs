@@ -331,6 +331,44 @@ async fn an_authorization_response_with_a_foreign_or_missing_iss_is_refused() {
     assert!(matches!(err, Error::MalformedCallback(_)), "{err:?}");
 }
 
+/// A mix-up seen from the other side: a client configured for another issuer (its metadata
+/// says so) is sent to this server's pages, whose answer names this server in `iss`. The
+/// sign-in through the loopback receiver ends with `Error::MalformedCallback`, no code redeemed.
+/// (The client authenticates with its certificate, so nothing else it sends names the issuer.)
+#[tokio::test]
+async fn a_client_configured_for_another_issuer_refuses_this_servers_answer() {
+    let fapi = fapi();
+    let certs = &fapi.certs;
+    let discovering = OAuthClient::builder("fapi-tls-dpop")
+        .root_certificate(&certs.ca)
+        .build()
+        .unwrap();
+    let mut metadata = oauth_layer::discovery::discover(&discovering, &fapi.issuer)
+        .await
+        .unwrap();
+    metadata.issuer = format!("{}/another-issuer", fapi.issuer);
+    let client = OAuthClient::builder("fapi-tls-dpop")
+        .auth_method(AuthMethod::TlsClientAuth)
+        .client_certificate(certificate(&certs.client))
+        .root_certificate(&certs.ca)
+        .dpop(Dpop::new())
+        .metadata(metadata)
+        .build()
+        .unwrap();
+    let opened = Arc::new(AtomicUsize::new(0));
+    let err = TokenSource::new(client, sign_in(fapi, &opened))
+        .token()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::MalformedCallback(_)), "{err:?}");
+    assert!(err.to_string().contains("iss"), "{err}");
+    assert_eq!(
+        opened.load(Ordering::SeqCst),
+        1,
+        "the browser went, and came back"
+    );
+}
+
 /// A token bound to nothing (a client registered without DPoP or certificate binding) is
 /// refused by the FAPI resource, through the middleware as by hand.
 #[tokio::test]
