@@ -130,7 +130,8 @@ pub struct AuthCode {
 #[cfg(feature = "jwt")]
 #[derive(Debug, Clone, Copy, Default)]
 struct Jarm {
-    on: bool,
+    /// `None` follows the client's profile (FAPI 2.0 Message Signing asks for it).
+    on: Option<bool>,
     client_secret_hs256: bool,
 }
 
@@ -211,6 +212,11 @@ impl AuthCode {
     /// state). `fragment.jwt` and `form_post.jwt` are not offered: no built-in receiver sees a
     /// fragment or takes a POST.
     ///
+    /// On by default for a client under
+    /// [`Profile::Fapi2MessageSigning`](crate::profile::Profile::Fapi2MessageSigning), which
+    /// accepts only its own algorithms (PS256, ES256, EdDSA) and refuses `jarm(false)` and a
+    /// server whose metadata cannot sign responses when the source is built.
+    ///
     /// [`discovery::configure`]: crate::discovery::configure
     ///
     /// ```no_run
@@ -225,7 +231,7 @@ impl AuthCode {
     /// ```
     #[cfg(feature = "jwt")]
     pub fn jarm(mut self, signed: bool) -> Self {
-        self.jarm.on = signed;
+        self.jarm.on = Some(signed);
         self
     }
 
@@ -238,11 +244,14 @@ impl AuthCode {
         self
     }
 
-    /// Whether the sign-in asks for a signed authorization response ([`jarm`](Self::jarm)).
+    /// Whether the sign-in with `client` asks for a signed authorization response: as set with
+    /// [`jarm`](Self::jarm), else when the client's profile signs messages (FAPI 2.0 Message
+    /// Signing).
     #[cfg(feature = "jwt")]
-    #[allow(dead_code)] // for the FAPI 2.0 message signing profile
-    pub(crate) fn uses_jarm(&self) -> bool {
-        self.jarm.on
+    pub(crate) fn signs_responses(&self, client: &OAuthClient) -> bool {
+        self.jarm
+            .on
+            .unwrap_or_else(|| client.profile().is_some_and(|p| p.signs_messages()))
     }
 
     /// Validate the ID token that comes with the tokens (SECURITY.md rule 44): signature with
@@ -460,6 +469,19 @@ impl AuthCode {
                  FAPI 2.0 forbids (§5.3.2.2)",
             ));
         }
+        #[cfg(feature = "jwt")]
+        if profile.signs_messages() {
+            if !self.signs_responses(client) {
+                return Err(profile.violation(
+                    "requires signed authorization responses (JARM), and the flow was set to \
+                     jarm(false)",
+                    "an unsigned response is authenticated only by the browser's redirect \
+                     (FAPI 2.0 Message Signing)",
+                ));
+            }
+            // The server's metadata must allow it: refused now rather than at sign-in.
+            jarm::response_mode(client, self.jarm.client_secret_hs256)?;
+        }
         Ok(())
     }
 
@@ -604,7 +626,7 @@ impl AuthCode {
             owned.push("authorization_details");
         }
         #[cfg(feature = "jwt")]
-        if self.jarm.on {
+        if self.jarm.on == Some(true) {
             owned.push("response_mode");
         }
         refuse_owned_params("auth_param", &self.auth_params, &owned)?;
@@ -632,7 +654,7 @@ impl AuthCode {
             ));
         }
         #[cfg(feature = "jwt")]
-        if self.jarm.on {
+        if self.signs_responses(client) {
             return Err(Error::config(
                 "a sign-in with signed responses (JARM) fetches the server's keys first, which \
                  takes a round trip: use AuthCode::authorization_request_pushed",
@@ -662,7 +684,7 @@ impl AuthCode {
         #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]
         let (params, mut request) = self.new_request(client, redirect_uri)?;
         #[cfg(feature = "jwt")]
-        if self.jarm.on {
+        if self.signs_responses(client) {
             request.jarm =
                 Some(jarm::ResponseVerifier::fetch(client, self.jarm.client_secret_hs256).await?);
         }
@@ -722,7 +744,7 @@ impl AuthCode {
             add("nonce", n);
         }
         #[cfg(feature = "jwt")]
-        if self.jarm.on {
+        if self.signs_responses(client) {
             add(
                 "response_mode",
                 jarm::response_mode(client, self.jarm.client_secret_hs256)?,
@@ -837,7 +859,7 @@ impl AuthCode {
         self.authorization_details.check(client)?;
         let prepared = receiver.prepare(self.redirect_uri.as_deref()).await?;
         #[cfg(feature = "jwt")]
-        if self.jarm.on && !prepared.reads_signed_responses() {
+        if self.signs_responses(client) && !prepared.reads_signed_responses() {
             return Err(Error::config(
                 "this receiver cannot read signed authorization responses (JARM): the hosted \
                  receiver's redirect page stores plain codes by state. Use the loopback \
