@@ -140,6 +140,7 @@ mod jwks;
 pub mod jwt;
 pub mod metadata;
 pub mod oidc;
+pub mod profile;
 #[cfg(feature = "auth-code")]
 pub mod provider;
 mod redact;

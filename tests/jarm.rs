@@ -45,6 +45,7 @@ async fn server(metadata: Value) -> MockServer {
         "jwks_uri": format!("{issuer}/jwks"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "fragment", "form_post", "jwt", "query.jwt"],
+        "pushed_authorization_request_endpoint": format!("{issuer}/par"),
     });
     for (name, value) in metadata.as_object().unwrap() {
         document[name] = value.clone();
@@ -767,4 +768,89 @@ async fn exp_is_checked_on_the_clients_clock_with_a_minute_of_leeway() {
     clock.advance(Duration::from_secs(20));
     let err = answer(&fresh().await.unwrap()).unwrap_err();
     malformed(&err, "expired");
+}
+
+/// A client under the FAPI 2.0 Message Signing profile (an ES256 assertion key, DPoP), from
+/// `server`'s metadata, which then names a pushed authorization request endpoint.
+async fn message_signing_client(server: &MockServer) -> OAuthClient {
+    use oauth_layer::dpop::Dpop;
+    use oauth_layer::jwt::SigningKey;
+    use oauth_layer::profile::Profile;
+
+    Mock::given(method("POST"))
+        .and(path("/par"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "request_uri": "urn:ietf:params:oauth:request_uri:jarm-test", "expires_in": 60,
+        })))
+        .mount(server)
+        .await;
+    discovery::configure(
+        OAuthClient::builder(CLIENT_ID)
+            .signing_key(SigningKey::es256_pem(test_keys::EC_PRIVATE).unwrap())
+            .dpop(Dpop::new())
+            // (discovery::configure builds the client once before it knows the issuer.)
+            .issuer(server.uri())
+            .profile(Profile::Fapi2MessageSigning),
+        server.uri(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_message_signing_profile_asks_for_signed_responses_in_fapi_algorithms_only() {
+    let server = server(json!({})).await;
+    let client = message_signing_client(&server).await;
+    let flow = AuthCode::new();
+    flow.conforms(&client).unwrap();
+    let request = flow
+        .authorization_request_pushed(&client, "http://127.0.0.1:9/cb")
+        .await
+        .unwrap();
+    assert!(request.signed_response());
+    let pushed = server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.url.path() == "/par")
+        .map(|r| String::from_utf8(r.body).unwrap())
+        .expect("the request was pushed");
+    assert!(pushed.contains("response_mode=jwt"), "{pushed}");
+
+    // RS256 is not a FAPI 2.0 algorithm, even though the server publishes an RS256 key.
+    let key = EncodingKey::from_rsa_pem(RSA_KEY.as_bytes()).unwrap();
+    let rs256 = sign(
+        &claims(&server, request.state()),
+        Algorithm::RS256,
+        Some("rsa-1"),
+        &key,
+    );
+    let err = request
+        .check(&Callback::from_query(&response(&rs256)))
+        .unwrap_err();
+    malformed(&err, "the algorithm RS256 is not accepted");
+    let eddsa = ed(&claims(&server, request.state()));
+    request
+        .check(&Callback::from_query(&response(&eddsa)))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_message_signing_profile_refuses_unsigned_responses_and_servers_without_them() {
+    let signing = server(json!({})).await;
+    let client = message_signing_client(&signing).await;
+    let err = AuthCode::new().jarm(false).conforms(&client).unwrap_err();
+    assert!(
+        matches!(err, Error::Config(ref m) if m.contains("FAPI 2.0 Message Signing") && m.contains("jarm(false)")),
+        "{err:?}"
+    );
+
+    let plain = server(json!({"response_modes_supported": ["query"]})).await;
+    let client = message_signing_client(&plain).await;
+    let err = AuthCode::new().conforms(&client).unwrap_err();
+    assert!(
+        matches!(err, Error::Config(ref m) if m.contains("response_modes_supported")),
+        "{err:?}"
+    );
 }

@@ -134,7 +134,8 @@ pub struct AuthCode {
 #[cfg(feature = "jwt")]
 #[derive(Debug, Clone, Copy, Default)]
 struct Jarm {
-    on: bool,
+    /// `None` follows the client's profile (FAPI 2.0 Message Signing asks for it).
+    on: Option<bool>,
     client_secret_hs256: bool,
 }
 
@@ -216,6 +217,11 @@ impl AuthCode {
     /// state). `fragment.jwt` and `form_post.jwt` are not offered: no built-in receiver sees a
     /// fragment or takes a POST.
     ///
+    /// On by default for a client under
+    /// [`Profile::Fapi2MessageSigning`](crate::profile::Profile::Fapi2MessageSigning), which
+    /// accepts only its own algorithms (PS256, ES256, EdDSA) and refuses `jarm(false)` and a
+    /// server whose metadata cannot sign responses when the source is built.
+    ///
     /// [`discovery::configure`]: crate::discovery::configure
     ///
     /// ```no_run
@@ -230,7 +236,7 @@ impl AuthCode {
     /// ```
     #[cfg(feature = "jwt")]
     pub fn jarm(mut self, signed: bool) -> Self {
-        self.jarm.on = signed;
+        self.jarm.on = Some(signed);
         self
     }
 
@@ -243,11 +249,14 @@ impl AuthCode {
         self
     }
 
-    /// Whether the sign-in asks for a signed authorization response ([`jarm`](Self::jarm)).
+    /// Whether the sign-in with `client` asks for a signed authorization response: as set with
+    /// [`jarm`](Self::jarm), else when the client's profile signs messages (FAPI 2.0 Message
+    /// Signing).
     #[cfg(feature = "jwt")]
-    #[allow(dead_code)] // for the FAPI 2.0 message signing profile
-    pub(crate) fn uses_jarm(&self) -> bool {
-        self.jarm.on
+    pub(crate) fn signs_responses(&self, client: &OAuthClient) -> bool {
+        self.jarm
+            .on
+            .unwrap_or_else(|| client.profile().is_some_and(|p| p.signs_messages()))
     }
 
     /// Validate the ID token that comes with the tokens (SECURITY.md rule 44): signature with
@@ -400,9 +409,12 @@ impl AuthCode {
 
     /// Whether this sign-in pushes its parameters with `client` (see [`par`](Self::par)).
     fn pushes(&self, client: &OAuthClient) -> Result<bool> {
-        let required = client
-            .metadata()
-            .is_some_and(|m| m.require_pushed_authorization_requests);
+        self.check_profile(client)?;
+        // A profile (FAPI 2.0) pushes every request, whatever the metadata says.
+        let required = client.profile().is_some()
+            || client
+                .metadata()
+                .is_some_and(|m| m.require_pushed_authorization_requests);
         match self.par {
             Some(false) if required => Err(Error::config(
                 "the server requires pushed authorization requests \
@@ -522,6 +534,71 @@ impl AuthCode {
                 "request objects without the jwt feature".into(),
             ))
         }
+    }
+
+    /// Checks this sign-in against the client's security [profile](crate::profile): FAPI 2.0
+    /// needs PKCE and pushed requests, and takes no `response_mode` of the caller's (the
+    /// implicit and hybrid flows' fragment and form modes are its business, not the caller's).
+    fn check_profile(&self, client: &OAuthClient) -> Result<()> {
+        let Some(profile) = client.profile() else {
+            return Ok(());
+        };
+        if !self.pkce {
+            return Err(profile.violation(
+                "requires PKCE, and the flow was set to pkce(false)",
+                "without PKCE a stolen authorization code can be redeemed by whoever holds it \
+                 (FAPI 2.0 §5.3.2.2)",
+            ));
+        }
+        if self.par == Some(false) {
+            return Err(profile.violation(
+                "requires pushed authorization requests, and the flow was set to par(false)",
+                "parameters in the browser's URL can be read and changed on the way \
+                 (FAPI 2.0 §5.3.2.2)",
+            ));
+        }
+        if client.par_url().is_none() {
+            return Err(profile.violation(
+                "requires pushed authorization requests, and the client has no \
+                 pushed_authorization_request_endpoint",
+                "configure it with OAuthClientBuilder::par_url, or from the server's metadata \
+                 (FAPI 2.0 §5.3.2.2)",
+            ));
+        }
+        if client.issuer().is_none() {
+            return Err(profile.violation(
+                "requires the iss authorization response parameter, and the client has no \
+                 issuer to compare it with",
+                "iss is what tells a mix-up attack apart from a real answer (RFC 9207, FAPI 2.0 \
+                 §5.3.2.2). Configure the issuer (OAuthClientBuilder::issuer, or discovery)",
+            ));
+        }
+        let named = |wanted: &str| {
+            self.auth_params
+                .iter()
+                .any(|(name, _)| name.trim().eq_ignore_ascii_case(wanted))
+        };
+        if named("response_mode") {
+            return Err(profile.violation(
+                "sets the response mode itself, and the flow was given a response_mode",
+                "the fragment and form_post modes belong to the implicit and hybrid flows, which \
+                 FAPI 2.0 forbids (§5.3.2.2)",
+            ));
+        }
+        #[cfg(feature = "jwt")]
+        if profile.signs_messages() {
+            if !self.signs_responses(client) {
+                return Err(profile.violation(
+                    "requires signed authorization responses (JARM), and the flow was set to \
+                     jarm(false)",
+                    "an unsigned response is authenticated only by the browser's redirect \
+                     (FAPI 2.0 Message Signing)",
+                ));
+            }
+            // The server's metadata must allow it: refused now rather than at sign-in.
+            jarm::response_mode(client, self.jarm.client_secret_hs256)?;
+        }
+        Ok(())
     }
 
     /// An extra authorization request parameter (httr2's `auth_params`), such as
@@ -665,7 +742,7 @@ impl AuthCode {
             owned.push("authorization_details");
         }
         #[cfg(feature = "jwt")]
-        if self.jarm.on {
+        if self.jarm.on == Some(true) {
             owned.push("response_mode");
         }
         refuse_owned_params("auth_param", &self.auth_params, &owned)?;
@@ -695,7 +772,7 @@ impl AuthCode {
             ));
         }
         #[cfg(feature = "jwt")]
-        if self.jarm.on {
+        if self.signs_responses(client) {
             return Err(Error::config(
                 "a sign-in with signed responses (JARM) fetches the server's keys first, which \
                  takes a round trip: use AuthCode::authorization_request_pushed",
@@ -726,7 +803,7 @@ impl AuthCode {
         #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]
         let (params, mut request) = self.new_request(client, redirect_uri)?;
         #[cfg(feature = "jwt")]
-        if self.jarm.on {
+        if self.signs_responses(client) {
             request.jarm =
                 Some(jarm::ResponseVerifier::fetch(client, self.jarm.client_secret_hs256).await?);
         }
@@ -787,7 +864,7 @@ impl AuthCode {
             add("nonce", n);
         }
         #[cfg(feature = "jwt")]
-        if self.jarm.on {
+        if self.signs_responses(client) {
             add(
                 "response_mode",
                 jarm::response_mode(client, self.jarm.client_secret_hs256)?,
@@ -818,6 +895,7 @@ impl AuthCode {
             nonce: nonce.map(SecretString::from),
             issuer: client.issuer().map(str::to_owned),
             iss_required: self.require_iss
+                || client.profile().is_some()
                 || client
                     .metadata()
                     .is_some_and(|m| m.authorization_response_iss_parameter_supported),
@@ -901,7 +979,7 @@ impl AuthCode {
         self.authorization_details.check(client)?;
         let prepared = receiver.prepare(self.redirect_uri.as_deref()).await?;
         #[cfg(feature = "jwt")]
-        if self.jarm.on && !prepared.reads_signed_responses() {
+        if self.signs_responses(client) && !prepared.reads_signed_responses() {
             return Err(Error::config(
                 "this receiver cannot read signed authorization responses (JARM): the hosted \
                  receiver's redirect page stores plain codes by state. Use the loopback \
@@ -1024,6 +1102,10 @@ const TOKEN_PARAMS: &[&str] = &[
 
 #[async_trait]
 impl Flow for AuthCode {
+    fn conforms(&self, client: &OAuthClient) -> Result<()> {
+        self.check_profile(client)
+    }
+
     async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
         match &self.receiver {
             Receiver::Custom(r) => self.sign_in(client, &**r, false).await,

@@ -71,10 +71,15 @@ pub(crate) fn response_mode(client: &OAuthClient, hs256: bool) -> Result<&'stati
 }
 
 /// The algorithms a response may be signed with: the asymmetric ones (and HS256 with the client
-/// secret when allowed), narrowed to the server's `authorization_signing_alg_values_supported`.
+/// secret when allowed, never under a profile), narrowed to the client's profile and to the
+/// server's `authorization_signing_alg_values_supported`.
 fn algorithms(client: &OAuthClient, hs256: bool) -> Result<Vec<Algorithm>> {
     let mut ours = jwks::ASYMMETRIC_ALGORITHMS.to_vec();
-    if hs256 {
+    // A profile narrows the algorithms (FAPI 2.0: PS256, ES256, EdDSA) and shares no secret.
+    if let Some(profile) = client.profile() {
+        ours.retain(|alg| profile.allows_algorithm(&format!("{alg:?}")));
+    }
+    if hs256 && client.profile().is_none() {
         if client.secret().is_none() {
             return Err(Error::config(
                 "HS256-signed authorization responses are checked with the client secret, and \
