@@ -402,17 +402,32 @@ impl AuthCode {
         }
     }
 
-    /// The authorization parameters as they leave: unchanged, or (with request objects on)
-    /// signed into one for delivery by value or by push, after the checks of
-    /// [`request_object`](Self::request_object).
+    /// `request` with `params` in its URL, signed into a request object when request objects
+    /// are on.
     fn seal(
         &self,
         client: &OAuthClient,
         params: Vec<(String, String)>,
+        request: AuthorizationRequest,
         pushed: bool,
-    ) -> Result<Vec<(String, String)>> {
+    ) -> Result<AuthorizationRequest> {
+        let (params, request_object) = self.sealed(client, params, pushed)?;
+        let mut request = request.with_query(params);
+        request.request_object = request_object;
+        Ok(request)
+    }
+
+    /// The authorization parameters as they leave: unchanged, or (with request objects on)
+    /// signed into one for delivery by value or by push, after the checks of
+    /// [`request_object`](Self::request_object); and the request object.
+    fn sealed(
+        &self,
+        client: &OAuthClient,
+        params: Vec<(String, String)>,
+        pushed: bool,
+    ) -> Result<(Vec<(String, String)>, Option<SecretString>)> {
         if !self.signs(client)? {
-            return Ok(params);
+            return Ok((params, None));
         }
         #[cfg(feature = "jwt")]
         {
@@ -423,17 +438,18 @@ impl AuthCode {
             };
             let signer = jar::Signer::new(client, delivery)?;
             let request_object = signer.sign(client, &params)?;
-            if pushed {
-                Ok(vec![
+            let params = if pushed {
+                vec![
                     ("client_id".to_owned(), client.client_id().to_owned()),
                     (
                         "request".to_owned(),
                         secrecy::ExposeSecret::expose_secret(&request_object).to_owned(),
                     ),
-                ])
+                ]
             } else {
-                Ok(jar::by_value(&params, &request_object))
-            }
+                jar::by_value(&params, &request_object)
+            };
+            Ok((params, Some(request_object)))
         }
         #[cfg(not(feature = "jwt"))]
         {
@@ -611,7 +627,7 @@ impl AuthCode {
             ));
         }
         let (params, request) = self.new_request(client, redirect_uri)?;
-        Ok(request.with_query(self.seal(client, params, false)?))
+        self.seal(client, params, request, false)
     }
 
     /// Step one, pushing when pushed authorization requests are on ([`par`](Self::par), or a
@@ -634,9 +650,9 @@ impl AuthCode {
         self.check_configuration()?;
         let (params, request) = self.new_request(client, redirect_uri)?;
         if !self.pushes(client)? {
-            return Ok(request.with_query(self.seal(client, params, false)?));
+            return self.seal(client, params, request, false);
         }
-        let params = self.seal(client, params, true)?;
+        let (params, request_object) = self.sealed(client, params, true)?;
         let pushed = par::push(client, &params).await?;
         let mut request = request.with_query([
             ("client_id".to_owned(), client.client_id().to_owned()),
@@ -647,6 +663,7 @@ impl AuthCode {
             "authorization request pushed"
         );
         request.pushed = Some((pushed.request_uri, pushed.expires_at));
+        request.request_object = request_object;
         Ok(request)
     }
 
@@ -720,6 +737,7 @@ impl AuthCode {
             callback_check: self.callback_check.clone(),
             used: AtomicBool::new(false),
             pushed: None,
+            request_object: None,
         };
         Ok((q, request))
     }
