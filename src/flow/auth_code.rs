@@ -425,7 +425,7 @@ impl AuthCode {
         client: &OAuthClient,
         params: Vec<(String, String)>,
         pushed: bool,
-    ) -> Result<(Vec<(String, String)>, Option<SecretString>)> {
+    ) -> Result<(Params, Option<SecretString>)> {
         if !self.signs(client)? {
             return Ok((params, None));
         }
@@ -898,6 +898,9 @@ fn explain_expiry(
         other => other,
     }
 }
+
+/// Authorization parameters, in the order they are sent.
+type Params = Vec<(String, String)>;
 
 /// What the authorization request carries that `auth_param` must not repeat (`scope` too when
 /// the flow has scopes). `request` and `request_uri` would replace all of them (RFC 9101).
