@@ -854,3 +854,65 @@ async fn a_refusal_that_quotes_the_request_object_back_is_redacted() {
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn the_fapi_message_signing_profile_pushes_a_one_minute_request_object() {
+    use oauth_layer::profile::Profile;
+    let server = server().start().await.unwrap();
+    let client = by_hand(&server)
+        .dpop(Dpop::new())
+        .profile(Profile::Fapi2MessageSigning)
+        .build()
+        .unwrap();
+    let opened = Opened::default();
+    let flow = AuthCode::new()
+        .scope("read")
+        .loopback()
+        .browser(approving_browser(opened.clone()));
+    flow.conforms(&client).unwrap();
+    let token = flow.fetch(&client).await.unwrap();
+    assert_eq!(token.token_type(), "DPoP");
+    assert_eq!(
+        names(&opened.lock().unwrap()[0]),
+        ["client_id", "request_uri"]
+    );
+    let push = &server.par_request_log()[0];
+    let (header, claims) = decode(push.param("request").unwrap());
+    assert_eq!(header["typ"], "oauth-authz-req+jwt");
+    let iat = claims["iat"].as_u64().unwrap();
+    assert_eq!(claims["nbf"].as_u64(), Some(iat));
+    assert_eq!(
+        claims["exp"].as_u64(),
+        Some(iat + 60),
+        "a minute under a profile"
+    );
+    assert_eq!(server.request_object_log()[0].problem, None);
+
+    // Without request objects the flow breaks the profile: refused before anything is sent.
+    let flow = AuthCode::new().request_object(false).loopback();
+    match flow.conforms(&client) {
+        Err(Error::Config(message)) => {
+            assert!(message.contains("request_object(false)"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        flow.authorization_request_pushed(&client, "http://127.0.0.1:9/cb")
+            .await,
+        Err(Error::Config(_))
+    ));
+    assert_eq!(server.par_requests(), 1);
+
+    // The plain FAPI 2.0 profile does not sign unless asked.
+    let plain = by_hand(&server)
+        .dpop(Dpop::new())
+        .profile(Profile::Fapi2)
+        .build()
+        .unwrap();
+    let request = AuthCode::new()
+        .authorization_request_pushed(&plain, "http://127.0.0.1:9/cb")
+        .await
+        .unwrap();
+    assert!(request.request_uri().is_some());
+    assert!(server.par_request_log()[1].param("request").is_none());
+}

@@ -352,13 +352,15 @@ impl AuthCode {
     /// is pushed instead, and the URL carries `client_id` and `request_uri`.
     ///
     /// By default the sign-in signs when the client's metadata says
-    /// `require_signed_request_object`. It fails with [`Error::Config`] before anything is
+    /// `require_signed_request_object`, and always under
+    /// [`Profile::Fapi2MessageSigning`](crate::profile::Profile::Fapi2MessageSigning) (whose
+    /// request objects, like every JWT under a profile, live a minute). It fails with [`Error::Config`] before anything is
     /// sent when the client has no signing key or an HS256 one (a request object needs an
     /// asymmetric key), has no [issuer](crate::OAuthClientBuilder::issuer) to address it to,
     /// when the server's `request_object_signing_alg_values_supported` leaves out the key's
     /// algorithm, when the server says `request_parameter_supported: false` and the request
-    /// would go by value, and for `request_object(false)` against a server that requires
-    /// request objects. A server that refuses the request object answers
+    /// would go by value, and for `request_object(false)` against a server or a profile that
+    /// requires request objects. A server that refuses the request object answers
     /// `invalid_request_object`: [`Error::Server`] from a push, [`Error::AuthorizationDenied`]
     /// from the authorization endpoint.
     ///
@@ -385,11 +387,14 @@ impl AuthCode {
     }
 
     /// Whether this sign-in sends a signed request object with `client` (see
-    /// [`request_object`](Self::request_object)).
+    /// [`request_object`](Self::request_object)): asked for, or required by the metadata or by
+    /// the FAPI 2.0 Message Signing profile.
     fn signs(&self, client: &OAuthClient) -> Result<bool> {
-        let required = client
-            .metadata()
-            .is_some_and(|m| m.require_signed_request_object);
+        self.check_profile(client)?;
+        let required = client.profile().is_some_and(|p| p.signs_messages())
+            || client
+                .metadata()
+                .is_some_and(|m| m.require_signed_request_object);
         match self.request_object {
             Some(false) if required => Err(Error::config(
                 "the server requires signed request objects (require_signed_request_object), \
@@ -505,6 +510,13 @@ impl AuthCode {
                 .iter()
                 .any(|(name, _)| name.trim().eq_ignore_ascii_case(wanted))
         };
+        if profile.signs_messages() && self.request_object == Some(false) {
+            return Err(profile.violation(
+                "requires signed request objects, and the flow was set to request_object(false)",
+                "an unsigned request cannot show that its parameters come from the client \
+                 unchanged (FAPI 2.0 Message Signing §5.3.1)",
+            ));
+        }
         if named("response_mode") {
             return Err(profile.violation(
                 "sets the response mode itself, and the flow was given a response_mode",
