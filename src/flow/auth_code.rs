@@ -441,13 +441,15 @@ impl AuthCode {
     /// is pushed instead, and the URL carries `client_id` and `request_uri`.
     ///
     /// By default the sign-in signs when the client's metadata says
-    /// `require_signed_request_object`. It fails with [`Error::Config`] before anything is
+    /// `require_signed_request_object`, and always under
+    /// [`Profile::Fapi2MessageSigning`](crate::profile::Profile::Fapi2MessageSigning) (whose
+    /// request objects, like every JWT under a profile, live a minute). It fails with [`Error::Config`] before anything is
     /// sent when the client has no signing key or an HS256 one (a request object needs an
     /// asymmetric key), has no [issuer](crate::OAuthClientBuilder::issuer) to address it to,
     /// when the server's `request_object_signing_alg_values_supported` leaves out the key's
     /// algorithm, when the server says `request_parameter_supported: false` and the request
-    /// would go by value, and for `request_object(false)` against a server that requires
-    /// request objects. A server that refuses the request object answers
+    /// would go by value, and for `request_object(false)` against a server or a profile that
+    /// requires request objects. A server that refuses the request object answers
     /// `invalid_request_object`: [`Error::Server`] from a push, [`Error::AuthorizationDenied`]
     /// from the authorization endpoint.
     ///
@@ -474,11 +476,14 @@ impl AuthCode {
     }
 
     /// Whether this sign-in sends a signed request object with `client` (see
-    /// [`request_object`](Self::request_object)).
+    /// [`request_object`](Self::request_object)): asked for, or required by the metadata or by
+    /// the FAPI 2.0 Message Signing profile.
     fn signs(&self, client: &OAuthClient) -> Result<bool> {
-        let required = client
-            .metadata()
-            .is_some_and(|m| m.require_signed_request_object);
+        self.check_profile(client)?;
+        let required = client.profile().is_some_and(|p| p.signs_messages())
+            || client
+                .metadata()
+                .is_some_and(|m| m.require_signed_request_object);
         match self.request_object {
             Some(false) if required => Err(Error::config(
                 "the server requires signed request objects (require_signed_request_object), \
@@ -494,17 +499,32 @@ impl AuthCode {
         }
     }
 
-    /// The authorization parameters as they leave: unchanged, or (with request objects on)
-    /// signed into one for delivery by value or by push, after the checks of
-    /// [`request_object`](Self::request_object).
+    /// `request` with `params` in its URL, signed into a request object when request objects
+    /// are on.
     fn seal(
         &self,
         client: &OAuthClient,
         params: Vec<(String, String)>,
+        request: AuthorizationRequest,
         pushed: bool,
-    ) -> Result<Vec<(String, String)>> {
+    ) -> Result<AuthorizationRequest> {
+        let (params, request_object) = self.sealed(client, params, pushed)?;
+        let mut request = request.with_query(params);
+        request.request_object = request_object;
+        Ok(request)
+    }
+
+    /// The authorization parameters as they leave: unchanged, or (with request objects on)
+    /// signed into one for delivery by value or by push, after the checks of
+    /// [`request_object`](Self::request_object); and the request object.
+    fn sealed(
+        &self,
+        client: &OAuthClient,
+        params: Vec<(String, String)>,
+        pushed: bool,
+    ) -> Result<(Params, Option<SecretString>)> {
         if !self.signs(client)? {
-            return Ok(params);
+            return Ok((params, None));
         }
         #[cfg(feature = "jwt")]
         {
@@ -515,17 +535,18 @@ impl AuthCode {
             };
             let signer = jar::Signer::new(client, delivery)?;
             let request_object = signer.sign(client, &params)?;
-            if pushed {
-                Ok(vec![
+            let params = if pushed {
+                vec![
                     ("client_id".to_owned(), client.client_id().to_owned()),
                     (
                         "request".to_owned(),
                         secrecy::ExposeSecret::expose_secret(&request_object).to_owned(),
                     ),
-                ])
+                ]
             } else {
-                Ok(jar::by_value(&params, &request_object))
-            }
+                jar::by_value(&params, &request_object)
+            };
+            Ok((params, Some(request_object)))
         }
         #[cfg(not(feature = "jwt"))]
         {
@@ -578,6 +599,13 @@ impl AuthCode {
                 .iter()
                 .any(|(name, _)| name.trim().eq_ignore_ascii_case(wanted))
         };
+        if profile.signs_messages() && self.request_object == Some(false) {
+            return Err(profile.violation(
+                "requires signed request objects, and the flow was set to request_object(false)",
+                "an unsigned request cannot show that its parameters come from the client \
+                 unchanged (FAPI 2.0 Message Signing §5.3.1)",
+            ));
+        }
         if named("response_mode") {
             return Err(profile.violation(
                 "sets the response mode itself, and the flow was given a response_mode",
@@ -779,7 +807,7 @@ impl AuthCode {
             ));
         }
         let (params, request) = self.new_request(client, redirect_uri)?;
-        Ok(request.with_query(self.seal(client, params, false)?))
+        self.seal(client, params, request, false)
     }
 
     /// Step one, pushing when pushed authorization requests are on ([`par`](Self::par), or a
@@ -808,9 +836,9 @@ impl AuthCode {
                 Some(jarm::ResponseVerifier::fetch(client, self.jarm.client_secret_hs256).await?);
         }
         if !self.pushes(client)? {
-            return Ok(request.with_query(self.seal(client, params, false)?));
+            return self.seal(client, params, request, false);
         }
-        let params = self.seal(client, params, true)?;
+        let (params, request_object) = self.sealed(client, params, true)?;
         let pushed = par::push(client, &params).await?;
         let mut request = request.with_query([
             ("client_id".to_owned(), client.client_id().to_owned()),
@@ -821,6 +849,7 @@ impl AuthCode {
             "authorization request pushed"
         );
         request.pushed = Some((pushed.request_uri, pushed.expires_at));
+        request.request_object = request_object;
         Ok(request)
     }
 
@@ -904,6 +933,7 @@ impl AuthCode {
             pushed: None,
             #[cfg(feature = "jwt")]
             jarm: None,
+            request_object: None,
         };
         Ok((q, request))
     }
@@ -1072,6 +1102,9 @@ fn explain_expiry(
         other => other,
     }
 }
+
+/// Authorization parameters, in the order they are sent.
+type Params = Vec<(String, String)>;
 
 /// What the authorization request carries that `auth_param` must not repeat (`scope` too when
 /// the flow has scopes). `request` and `request_uri` would replace all of them (RFC 9101).

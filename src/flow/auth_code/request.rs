@@ -35,6 +35,9 @@ pub struct AuthorizationRequest {
     /// must name.
     #[cfg(feature = "jwt")]
     pub(crate) jarm: Option<super::jarm::ResponseVerifier>,
+    /// The signed request object the request carries (RFC 9101), redacted from what the
+    /// server says back.
+    pub(crate) request_object: Option<SecretString>,
 }
 
 impl AuthorizationRequest {
@@ -212,10 +215,15 @@ impl AuthorizationRequest {
         }
         // Rule 4: an error with the right state ends the sign-in with a typed error.
         if let Some(error) = error {
+            let mut secrets = crate::redact::Secrets::default();
+            if let Some(request_object) = &self.request_object {
+                secrets.add(request_object.expose_secret());
+            }
             return Err(super::callback::denied(
                 error,
                 get("error_description"),
                 get("error_uri"),
+                &secrets,
             ));
         }
         match code {
