@@ -278,7 +278,7 @@ async fn handle(
             ),
         );
     }
-    if path == "/resource" {
+    if path == "/resource" || path.ends_with("/userinfo") {
         // RFC 8705 §3: the token's `cnf.x5t#S256` must be the presented certificate's.
         let token = authorization
             .as_deref()
@@ -286,7 +286,7 @@ async fn handle(
             .unwrap_or_default();
         let bound = state.bound.get(token);
         if bound.is_some() && bound == presented.as_ref() {
-            return reply(StatusCode::OK, r#"{"ok":true}"#.into());
+            return reply(StatusCode::OK, r#"{"sub":"alice"}"#.into());
         }
         return Ok(Response::builder()
             .status(StatusCode::UNAUTHORIZED)
@@ -603,6 +603,7 @@ async fn mtls_endpoint_aliases_are_used_in_either_order_and_explicit_settings_wi
             "issuer": "https://idp.example",
             "token_endpoint": format!("{}/token", plain.uri()),
             "revocation_endpoint": format!("{}/revoke", plain.uri()),
+            "userinfo_endpoint": format!("{}/userinfo", plain.uri()),
             "tls_client_certificate_bound_access_tokens": true,
             "mtls_endpoint_aliases": {
                 "token_endpoint": server.url("/mtls/token"),
@@ -652,6 +653,8 @@ async fn mtls_endpoint_aliases_are_used_in_either_order_and_explicit_settings_wi
             .await
             .unwrap();
         assert_eq!(token.certificate_thumbprint(), Some(&*issued.thumbprint()));
+        let claims = client.userinfo(&token).await.unwrap();
+        assert_eq!(claims["sub"], "alice");
         client
             .revoke(
                 token.access_token(),
@@ -659,7 +662,15 @@ async fn mtls_endpoint_aliases_are_used_in_either_order_and_explicit_settings_wi
             )
             .await
             .unwrap();
+        // The same token through a client without the certificate: refused before sending.
+        let without = OAuthClient::builder("other")
+            .metadata(document())
+            .build()
+            .unwrap();
+        let err = without.userinfo(&token).await.unwrap_err();
+        assert!(matches!(err, Error::CertificateBinding { .. }), "{err:?}");
     }
+    assert_eq!(server.seen("/mtls/userinfo").len(), 2);
     assert_eq!(server.seen("/mtls/token").len(), 2);
     let revoked = server.seen("/mtls/revoke");
     assert_eq!(revoked.len(), 2);
