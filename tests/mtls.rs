@@ -639,6 +639,12 @@ async fn mtls_endpoint_aliases_are_used_in_either_order_and_explicit_settings_wi
         .metadata(document())
         .build()
         .unwrap();
+    let rebuilt = certificate_first.to_builder().build().unwrap();
+    assert_eq!(rebuilt.token_url(), certificate_first.token_url());
+    assert_eq!(
+        rebuilt.client_certificate(),
+        certificate_first.client_certificate()
+    );
     for client in [metadata_first, certificate_first] {
         assert_eq!(
             client.token_url().map(|u| u.as_str()),
