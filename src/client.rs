@@ -104,6 +104,8 @@ struct Config {
     /// certificate or trust a private root): made by `build`, used when `transport` is `None`.
     #[cfg(feature = "reqwest")]
     own_transport: Option<reqwest::Client>,
+    /// The security profile the client follows ([`OAuthClientBuilder::profile`]).
+    profile: Option<crate::profile::Profile>,
 }
 
 impl Config {
@@ -240,10 +242,22 @@ impl OAuthClient {
         self.inner.signing_key.as_ref().map(|k| k.fingerprint())
     }
 
-    /// Whether client assertions are addressed to the issuer rather than the token endpoint.
+    /// Whether client assertions are addressed to the issuer rather than the token endpoint
+    /// (always under a [`profile`](Self::profile)).
     #[cfg(feature = "jwt")]
     pub fn assertion_audience_issuer(&self) -> bool {
-        self.inner.assertion_audience_issuer
+        self.inner.assertion_audience_issuer || self.inner.profile.is_some()
+    }
+
+    /// The algorithm of the client's signing key, if it has one.
+    #[cfg(feature = "jwt")]
+    pub(crate) fn signing_key_algorithm(&self) -> Option<crate::jwt::Algorithm> {
+        self.inner.signing_key.as_ref().map(|k| k.algorithm())
+    }
+
+    /// The security profile the client follows, if any ([`OAuthClientBuilder::profile`]).
+    pub fn profile(&self) -> Option<crate::profile::Profile> {
+        self.inner.profile
     }
 
     /// The token endpoint, if set.

@@ -138,6 +138,7 @@ pub mod interact;
 pub mod jwt;
 pub mod metadata;
 pub mod oidc;
+pub mod profile;
 #[cfg(feature = "auth-code")]
 pub mod provider;
 mod redact;

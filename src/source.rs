@@ -811,8 +811,46 @@ impl TokenSourceBuilder {
         self
     }
 
-    /// The source.
-    pub fn build(self) -> TokenSource {
+    /// The source, after checking its flow against the client's security
+    /// [profile](crate::profile) ([`Flow::conforms`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) naming the requirement of the profile the flow
+    /// breaks (the password grant, or a sign-in without PKCE or pushed requests under FAPI 2.0).
+    ///
+    /// ```
+    /// use oauth_layer::{OAuthClient, TokenSource, dpop::Dpop, flow::Password, jwt::SigningKey, profile::Profile};
+    ///
+    /// # fn pem() -> Vec<u8> { std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/test_keys/dpop_p256.pem")).unwrap() }
+    /// let client = OAuthClient::builder("bank-app")
+    ///     .signing_key(SigningKey::es256_pem(pem())?)
+    ///     .issuer("https://bank.example")
+    ///     .token_url("https://bank.example/token")
+    ///     .dpop(Dpop::new())
+    ///     .profile(Profile::Fapi2)
+    ///     .build()?;
+    /// let refused = TokenSource::builder(client, Password::new("ann", "pw")).try_build();
+    /// assert!(refused.unwrap_err().to_string().contains("password"));
+    /// # Ok::<(), oauth_layer::Error>(())
+    /// ```
+    pub fn try_build(self) -> crate::Result<TokenSource> {
+        self.flow.conforms(&self.client)?;
+        Ok(self.build())
+    }
+
+    /// The source. A flow that breaks the client's security [profile](crate::profile) is
+    /// logged at `error` level and every token request of the source fails with that error
+    /// (no cached or stored token is served either); [`try_build`](Self::try_build) reports it
+    /// here instead.
+    pub fn build(mut self) -> TokenSource {
+        if let Err(error) = self.flow.conforms(&self.client) {
+            tracing::error!(%error, "the token source's flow breaks the client's profile");
+            self.flow = Arc::new(Refused {
+                error,
+                flow: self.flow,
+            });
+        }
         let mut key = self.flow.cache_key(&self.client);
         // With DPoP, the source's own key (fresh unless the client has a fixed one): its flow
         // and its refreshes sign with it, and its tokens are bound to it.
@@ -847,6 +885,35 @@ impl TokenSourceBuilder {
             inner.state.store(Some(Arc::new(inner.schedule(&token))));
         }
         TokenSource { inner }
+    }
+}
+
+/// A flow that breaks the client's profile: it never runs, and its tokens are never served
+/// (its cache key differs from the flow's own).
+#[derive(Debug)]
+struct Refused {
+    error: crate::Error,
+    flow: Arc<dyn Flow>,
+}
+
+#[async_trait::async_trait]
+impl Flow for Refused {
+    async fn fetch(&self, _client: &OAuthClient) -> crate::Result<Token> {
+        Err(self.error.clone())
+    }
+
+    fn cache_key(&self, client: &OAuthClient) -> CacheKey {
+        self.flow
+            .cache_key(client)
+            .with_part("refused", "breaks the client's profile")
+    }
+
+    fn is_interactive(&self) -> bool {
+        self.flow.is_interactive()
+    }
+
+    fn conforms(&self, _client: &OAuthClient) -> crate::Result<()> {
+        Err(self.error.clone())
     }
 }
 

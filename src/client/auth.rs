@@ -152,7 +152,8 @@ fn client_assertion(
     form: &mut url::form_urlencoded::Serializer<'_, String>,
     secrets: &mut Secrets<'_>,
 ) -> Result<()> {
-    let audience = if client.inner.assertion_audience_issuer {
+    // Under a profile the audience is the issuer identifier alone (FAPI 2.0 §5.3.2.1).
+    let audience = if client.assertion_audience_issuer() {
         client.issuer().ok_or_else(|| {
             Error::config(
                 "assertion_audience_issuer(true) needs an issuer (OAuthClientBuilder::issuer)",
@@ -169,7 +170,10 @@ fn client_assertion(
         subject: Some(client_id),
         audience,
         issued_at: client.clock().now_utc(),
-        lifetime: crate::jwt::MAX_ASSERTION_LIFETIME,
+        lifetime: match client.profile() {
+            Some(_) => crate::profile::MAX_JWT_LIFETIME,
+            None => crate::jwt::MAX_ASSERTION_LIFETIME,
+        },
         not_before: false,
         scope: None,
         extra: None,

@@ -91,6 +91,7 @@ impl OAuthClientBuilder {
             root_certificates: Vec::new(),
             #[cfg(feature = "reqwest")]
             own_transport: None,
+            profile: None,
         })
     }
 
@@ -125,11 +126,17 @@ impl OAuthClientBuilder {
         }
         self.resolve_mtls();
         match self.problems.len() {
-            0 => Ok(OAuthClient {
-                inner: Arc::new(self.into_config_unchecked()),
-                #[cfg(feature = "dpop")]
-                dpop_key: None,
-            }),
+            0 => {
+                let client = OAuthClient {
+                    inner: Arc::new(self.into_config_unchecked()),
+                    #[cfg(feature = "dpop")]
+                    dpop_key: None,
+                };
+                if let Some(profile) = client.profile() {
+                    profile.check_client(&client)?;
+                }
+                Ok(client)
+            }
             1 => Err(self.problems.remove(0).1),
             n => Err(Error::config(format!(
                 "{n} client settings are wrong: {}",
@@ -416,6 +423,33 @@ impl OAuthClientBuilder {
         if let Some(roots) = self.check(setter, roots) {
             self.config.root_certificates.extend(roots);
         }
+        self
+    }
+
+    /// Follows a security profile: [`Profile::Fapi2`](crate::profile::Profile::Fapi2) turns on
+    /// what FAPI 2.0 requires (pushed authorization requests, PKCE, `iss` in the response,
+    /// assertions addressed to the issuer, only PS256, ES256 and EdDSA signatures) and makes
+    /// [`build`](Self::build) refuse what it forbids: client authentication by shared secret or
+    /// none, an RS256 key, tokens that are not sender-constrained. See [`crate::profile`].
+    ///
+    /// ```
+    /// use oauth_layer::{OAuthClient, dpop::Dpop, jwt::SigningKey, profile::Profile};
+    ///
+    /// # fn pem() -> Vec<u8> { std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/test_keys/dpop_p256.pem")).unwrap() }
+    /// let client = OAuthClient::builder("bank-app")
+    ///     .signing_key(SigningKey::es256_pem(pem())?)
+    ///     .issuer("https://bank.example")
+    ///     .token_url("https://bank.example/token")
+    ///     .par_url("https://bank.example/par")
+    ///     .authorization_url("https://bank.example/authorize")
+    ///     .dpop(Dpop::new())
+    ///     .profile(Profile::Fapi2)
+    ///     .build()?;
+    /// assert_eq!(client.profile(), Some(Profile::Fapi2));
+    /// # Ok::<(), oauth_layer::Error>(())
+    /// ```
+    pub fn profile(mut self, profile: crate::profile::Profile) -> Self {
+        self.config.profile = Some(profile);
         self
     }
 

@@ -315,9 +315,12 @@ impl AuthCode {
 
     /// Whether this sign-in pushes its parameters with `client` (see [`par`](Self::par)).
     fn pushes(&self, client: &OAuthClient) -> Result<bool> {
-        let required = client
-            .metadata()
-            .is_some_and(|m| m.require_pushed_authorization_requests);
+        self.check_profile(client)?;
+        // A profile (FAPI 2.0) pushes every request, whatever the metadata says.
+        let required = client.profile().is_some()
+            || client
+                .metadata()
+                .is_some_and(|m| m.require_pushed_authorization_requests);
         match self.par {
             Some(false) if required => Err(Error::config(
                 "the server requires pushed authorization requests \
@@ -326,6 +329,58 @@ impl AuthCode {
             Some(push) => Ok(push),
             None => Ok(required),
         }
+    }
+
+    /// Checks this sign-in against the client's security [profile](crate::profile): FAPI 2.0
+    /// needs PKCE and pushed requests, and takes no `response_mode` of the caller's (the
+    /// implicit and hybrid flows' fragment and form modes are its business, not the caller's).
+    fn check_profile(&self, client: &OAuthClient) -> Result<()> {
+        let Some(profile) = client.profile() else {
+            return Ok(());
+        };
+        if !self.pkce {
+            return Err(profile.violation(
+                "requires PKCE, and the flow was set to pkce(false)",
+                "without PKCE a stolen authorization code can be redeemed by whoever holds it \
+                 (FAPI 2.0 §5.3.2.2)",
+            ));
+        }
+        if self.par == Some(false) {
+            return Err(profile.violation(
+                "requires pushed authorization requests, and the flow was set to par(false)",
+                "parameters in the browser's URL can be read and changed on the way \
+                 (FAPI 2.0 §5.3.2.2)",
+            ));
+        }
+        if client.par_url().is_none() {
+            return Err(profile.violation(
+                "requires pushed authorization requests, and the client has no \
+                 pushed_authorization_request_endpoint",
+                "configure it with OAuthClientBuilder::par_url, or from the server's metadata \
+                 (FAPI 2.0 §5.3.2.2)",
+            ));
+        }
+        if client.issuer().is_none() {
+            return Err(profile.violation(
+                "requires the iss authorization response parameter, and the client has no \
+                 issuer to compare it with",
+                "iss is what tells a mix-up attack apart from a real answer (RFC 9207, FAPI 2.0 \
+                 §5.3.2.2). Configure the issuer (OAuthClientBuilder::issuer, or discovery)",
+            ));
+        }
+        let named = |wanted: &str| {
+            self.auth_params
+                .iter()
+                .any(|(name, _)| name.trim().eq_ignore_ascii_case(wanted))
+        };
+        if named("response_mode") {
+            return Err(profile.violation(
+                "sets the response mode itself, and the flow was given a response_mode",
+                "the fragment and form_post modes belong to the implicit and hybrid flows, which \
+                 FAPI 2.0 forbids (§5.3.2.2)",
+            ));
+        }
+        Ok(())
     }
 
     /// An extra authorization request parameter (httr2's `auth_params`), such as
@@ -594,6 +649,7 @@ impl AuthCode {
             nonce: nonce.map(SecretString::from),
             issuer: client.issuer().map(str::to_owned),
             iss_required: self.require_iss
+                || client.profile().is_some()
                 || client
                     .metadata()
                     .is_some_and(|m| m.authorization_response_iss_parameter_supported),
@@ -790,6 +846,10 @@ const TOKEN_PARAMS: &[&str] = &[
 
 #[async_trait]
 impl Flow for AuthCode {
+    fn conforms(&self, client: &OAuthClient) -> Result<()> {
+        self.check_profile(client)
+    }
+
     async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
         match &self.receiver {
             Receiver::Custom(r) => self.sign_in(client, &**r, false).await,

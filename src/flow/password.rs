@@ -64,7 +64,20 @@ impl std::fmt::Debug for Password {
 
 #[async_trait]
 impl Flow for Password {
+    /// Every profile refuses the password grant: the client sees the person's password.
+    fn conforms(&self, client: &OAuthClient) -> Result<()> {
+        match client.profile() {
+            Some(profile) => Err(profile.violation(
+                "forbids the password grant",
+                "the client would see the person's password, and no second factor or consent \
+                 can take part (FAPI 2.0 §5.3.2.1)",
+            )),
+            None => Ok(()),
+        }
+    }
+
     async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
+        self.conforms(client)?;
         let mut request = TokenRequest::new("password")
             .param("username", self.username.clone())
             .secret_param("password", self.password.clone())

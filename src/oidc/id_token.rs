@@ -135,7 +135,15 @@ impl IdTokenValidator {
                 issuer: issuer.into(),
                 issuer_aliases: Vec::new(),
                 jwks_uri,
-                algorithms: DEFAULT_ALGORITHMS.to_vec(),
+                // A profile narrows the algorithms (FAPI 2.0: no RS256).
+                algorithms: DEFAULT_ALGORITHMS
+                    .into_iter()
+                    .filter(|alg| {
+                        client
+                            .profile()
+                            .is_none_or(|p| p.allows_algorithm(&format!("{alg:?}")))
+                    })
+                    .collect(),
                 hmac_secret: false,
                 leeway: DEFAULT_LEEWAY,
                 keys: Mutex::new(None),
@@ -153,7 +161,8 @@ impl IdTokenValidator {
     /// Also accept HS256 tokens signed with the client secret (OIDC Core §10.1). Off by default.
     #[must_use]
     pub fn allow_client_secret_hs256(self, allowed: bool) -> Self {
-        self.with(|i| i.hmac_secret = allowed)
+        // A profile permits no shared-secret signatures.
+        self.with(|i| i.hmac_secret = allowed && i.client.profile().is_none())
     }
 
     /// Also accept `iss` spelled `alias`, byte for byte: for an issuer that documents a second

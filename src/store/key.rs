@@ -86,6 +86,11 @@ impl CacheKey {
         if let Some(secret) = client.secret() {
             builder = builder.secret_part("credential", secret.expose_secret());
         }
+        // Tokens obtained without a profile's guarantees are never served to a client that
+        // follows one.
+        if let Some(profile) = client.profile() {
+            builder = builder.part("profile", profile.as_str());
+        }
         // Tokens for one resource (RFC 8707) are never served for another.
         for resource in client.resources() {
             builder = builder.part("resource_indicator", resource.clone());
