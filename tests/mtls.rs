@@ -1095,3 +1095,35 @@ fn the_certificate_is_part_of_the_cache_key() {
     assert_ne!(key(Some(a.certificate())), key(Some(b.certificate())));
     assert_ne!(key(Some(a.certificate())), key(None));
 }
+
+#[test]
+fn the_fapi2_profile_takes_mutual_tls_for_authentication_and_sender_constraint() {
+    use oauth_layer::profile::Profile;
+
+    let pki = Pki::new();
+    let fapi = |method: AuthMethod| {
+        let builder = OAuthClient::builder("bank-app")
+            .auth_method(method)
+            .issuer("https://bank.example")
+            .token_url("https://bank.example/token")
+            .par_url("https://bank.example/par")
+            .authorization_url("https://bank.example/authorize")
+            .profile(Profile::Fapi2);
+        (
+            builder.clone(),
+            builder.client_certificate(pki.client("app").certificate()),
+        )
+    };
+    // tls_client_auth with its certificate: authenticated and sender-constrained, no DPoP.
+    let (without, with) = fapi(AuthMethod::TlsClientAuth);
+    with.build().unwrap();
+    assert!(without.build().is_err());
+    fapi(AuthMethod::SelfSignedTlsClientAuth).1.build().unwrap();
+    // A certificate does not make a shared secret acceptable.
+    let err = fapi(AuthMethod::ClientSecretPost)
+        .1
+        .secret("s3cret")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("mutual TLS"), "{err}");
+}
