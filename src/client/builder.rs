@@ -218,6 +218,13 @@ impl OAuthClientBuilder {
             self.config.own_transport = None;
         }
         #[cfg(all(feature = "reqwest", feature = "rustls"))]
+        if self.config.transport.is_some() && !self.config.root_certificates.is_empty() {
+            tracing::warn!(
+                "root_certificate applies to the default transport only; configure the roots \
+                 of the transport given to OAuthClientBuilder::transport there"
+            );
+        }
+        #[cfg(all(feature = "reqwest", feature = "rustls"))]
         if self.config.transport.is_none()
             && (has_certificate || !self.config.root_certificates.is_empty())
         {
