@@ -32,6 +32,7 @@ use oauth_layer::flow::AuthCode;
 use oauth_layer::flow::auth_code::Callback;
 use oauth_layer::interact::ScriptedPrompt;
 use oauth_layer::jwt::SigningKey;
+use oauth_layer::profile::Profile;
 use oauth_layer::tls::ClientCertificate;
 use oauth_layer::{
     AuthMethod, Error, ExposeSecret, OAuthClient, OAuthMiddleware, Token, TokenSource,
@@ -58,6 +59,29 @@ async fn pkjwt_client(fapi: &Fapi, id: &str, key: SigningKey, dpop: bool) -> OAu
     oauth_layer::discovery::configure(builder, &fapi.issuer)
         .await
         .unwrap()
+}
+
+/// `id` configured by discovery under `profile` (which addresses assertions to the issuer
+/// itself), with `key` for `private_key_jwt` and DPoP, trusting the suite's private CA.
+async fn profile_client(fapi: &Fapi, id: &str, key: SigningKey, profile: Profile) -> OAuthClient {
+    let builder = OAuthClient::builder(id)
+        .signing_key(key)
+        .dpop(Dpop::new())
+        .root_certificate(&fapi.certs.ca)
+        // discovery::configure builds the client once before it has the metadata, and the
+        // profile refuses a client without an issuer: name it here too.
+        .issuer(&fapi.issuer)
+        .profile(profile);
+    oauth_layer::discovery::configure(builder, &fapi.issuer)
+        .await
+        .unwrap_or_else(|e| panic!("{id} under {profile:?}: {e}"))
+}
+
+/// A token source for `flow` under the client's profile, the flow checked against it.
+fn conforming(client: OAuthClient, flow: AuthCode) -> TokenSource {
+    TokenSource::builder(client, flow)
+        .try_build()
+        .expect("the flow conforms to the profile")
 }
 
 fn rsa(fapi: &Fapi) -> SigningKey {
@@ -131,8 +155,8 @@ async fn raw_call(
 
 // ---- the matrix: private_key_jwt × DPoP ---------------------------------------------------------
 
-/// private_key_jwt with PS256, ES256 and EdDSA keys × DPoP: the push (required by the server's
-/// metadata, so the flow pushes without being asked) carries the assertion and a proof, the
+/// private_key_jwt with PS256, ES256 and EdDSA keys × DPoP, under `Profile::Fapi2`: the push
+/// (required by the profile and the server's metadata) carries the assertion and a proof, the
 /// sign-in runs in the scripted browser, the ID token is checked, the token is DPoP-bound, the
 /// resource takes it with a proof of the same key (`cnf.jkt`), and so again after a refresh.
 #[tokio::test]
@@ -140,11 +164,11 @@ async fn private_key_jwt_with_dpop_signs_in_refreshes_and_calls_the_resource() {
     let fapi = fapi();
     for key in [rsa(fapi), es256(fapi), eddsa(fapi)] {
         let alg = key.algorithm();
-        let client = pkjwt_client(fapi, "fapi-pkjwt-dpop", key, true).await;
+        let client = profile_client(fapi, "fapi-pkjwt-dpop", key, Profile::Fapi2).await;
         let metadata = client.metadata().unwrap();
         assert!(metadata.require_pushed_authorization_requests, "{alg}");
         let opened = Arc::new(AtomicUsize::new(0));
-        let tokens = TokenSource::new(client, sign_in(fapi, &opened));
+        let tokens = conforming(client, sign_in(fapi, &opened));
         let first = tokens
             .token()
             .await
@@ -456,6 +480,7 @@ async fn mtls_client(
     cert: &CertAndKey,
     auth: Result<SigningKey, AuthMethod>,
     dpop: bool,
+    profile: Option<Profile>,
 ) -> OAuthClient {
     let mut builder = OAuthClient::builder(id)
         .client_certificate(certificate(cert))
@@ -464,6 +489,10 @@ async fn mtls_client(
         Ok(key) => builder.signing_key(key).assertion_audience_issuer(true),
         Err(method) => builder.auth_method(method),
     };
+    if let Some(profile) = profile {
+        // (The issuer too, as in `profile_client`.)
+        builder = builder.issuer(&fapi.issuer).profile(profile);
+    }
     if dpop {
         builder = builder.dpop(Dpop::new().require_bound_tokens(true));
     }
@@ -520,7 +549,8 @@ fn x5t(cert: &CertAndKey) -> String {
 
 /// The other cells of the matrix, and `self_signed_tls_client_auth`: private_key_jwt ×
 /// certificate-bound, tls_client_auth (by subject DN) × DPoP, tls_client_auth (by SAN DNS) ×
-/// certificate-bound, self_signed_tls_client_auth × certificate-bound. Each pushes, signs in,
+/// certificate-bound, self_signed_tls_client_auth × certificate-bound, under `Profile::Fapi2`.
+/// Each pushes, signs in,
 /// refreshes, and calls the resource, which checks `cnf.x5t#S256` against the certificate on
 /// the connection (or `cnf.jkt` against the proof).
 #[tokio::test]
@@ -548,10 +578,10 @@ async fn mutual_tls_cells_sign_in_refresh_and_call_the_resource() {
             false,
         ),
     ] {
-        let client = mtls_client(fapi, id, cert, auth, dpop).await;
+        let client = mtls_client(fapi, id, cert, auth, dpop, Some(Profile::Fapi2)).await;
         let presented = certificate(cert);
         let opened = Arc::new(AtomicUsize::new(0));
-        let tokens = TokenSource::new(client, sign_in(fapi, &opened));
+        let tokens = conforming(client, sign_in(fapi, &opened));
         let first = tokens
             .token()
             .await
@@ -605,6 +635,7 @@ async fn a_certificate_bound_token_is_refused_without_its_certificate() {
         &certs.client,
         Err(AuthMethod::TlsClientAuth),
         false,
+        None,
     )
     .await;
     let opened = Arc::new(AtomicUsize::new(0));
@@ -667,11 +698,27 @@ async fn tls_client_auth_refuses_the_wrong_certificate_and_the_wrong_endpoint() 
     for (what, client) in [
         (
             "another subject",
-            mtls_client(fapi, "fapi-tls-mtls", &certs.stranger, Err(TLS), false).await,
+            mtls_client(
+                fapi,
+                "fapi-tls-mtls",
+                &certs.stranger,
+                Err(TLS),
+                false,
+                None,
+            )
+            .await,
         ),
         (
             "self-signed",
-            mtls_client(fapi, "fapi-tls-dpop", &certs.self_signed, Err(TLS), true).await,
+            mtls_client(
+                fapi,
+                "fapi-tls-dpop",
+                &certs.self_signed,
+                Err(TLS),
+                true,
+                None,
+            )
+            .await,
         ),
         ("no alias", {
             // Endpoints set on the builder stay as set: the issuer's own, which ask for no
@@ -699,14 +746,16 @@ async fn tls_client_auth_refuses_the_wrong_certificate_and_the_wrong_endpoint() 
 
 // ---- the message-signing profile: request objects and signed responses ------------------------
 
-/// FAPI 2.0 Message Signing: the authorization parameters travel as a request object signed
-/// PS256 (`fapi-signed` must send one), pushed, and the answer comes back as a signed response
-/// (JARM, PS256) carrying nothing else; the code in it is redeemed for a DPoP-bound token the
-/// resource takes. The same client without a request object is refused at the push.
+/// FAPI 2.0 Message Signing (`Profile::Fapi2MessageSigning`, which turns both on by itself):
+/// the authorization parameters travel as a request object signed PS256 (`fapi-signed` must
+/// send one), pushed, and the answer comes back as a signed response (JARM, PS256) carrying
+/// nothing else; the code in it is redeemed for a DPoP-bound token the resource takes. Without
+/// a request object the profile refuses the flow, and the server (for a client without the
+/// profile) refuses the push.
 #[tokio::test]
 async fn message_signing_a_pushed_request_object_and_a_signed_response() {
     let fapi = fapi();
-    let client = pkjwt_client(fapi, "fapi-signed", rsa(fapi), true).await;
+    let client = profile_client(fapi, "fapi-signed", rsa(fapi), Profile::Fapi2MessageSigning).await;
     let metadata = client.metadata().unwrap();
     assert!(
         metadata
@@ -731,14 +780,12 @@ async fn message_signing_a_pushed_request_object_and_a_signed_response() {
     };
     let flow = AuthCode::new()
         .scope(SCOPE)
-        .request_object(true)
-        .jarm(true)
         .loopback()
         .validate_id_token(true)
         .browser(browser)
         .prompt(ScriptedPrompt::default())
         .timeout(Duration::from_secs(30));
-    let tokens = TokenSource::new(client.clone(), flow);
+    let tokens = conforming(client.clone(), flow);
     let token = tokens
         .token()
         .await
@@ -759,8 +806,15 @@ async fn message_signing_a_pushed_request_object_and_a_signed_response() {
     }
     assert_eq!(names, ["response"], "only the signed response came back");
 
-    // Without a request object the push is refused, and no browser opens.
+    // Without a request object: the profile refuses the flow before anything is sent, and the
+    // server refuses the push of a client without the profile; no browser opens.
     let opened = Arc::new(AtomicUsize::new(0));
+    let err = TokenSource::builder(client, sign_in(fapi, &opened).request_object(false))
+        .try_build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("request_object(false)"), "{err}");
+    let client = pkjwt_client(fapi, "fapi-signed", rsa(fapi), true).await;
     let err = TokenSource::new(client, sign_in(fapi, &opened).request_object(false))
         .token()
         .await
@@ -829,4 +883,50 @@ async fn an_expired_request_object_is_refused_at_the_push() {
         Some(x5t(&certs.client).as_str())
     );
     assert_eq!(opened.load(Ordering::SeqCst), 1);
+}
+
+/// The client-side half of the negative cases: under `Profile::Fapi2` the client refuses, before
+/// any token or push request, what the server would refuse: an RS256 key, tokens bound to
+/// nothing, a sign-in without PAR, an assertion addressed to the token endpoint (the profile
+/// addresses it to the issuer whatever the builder says).
+#[tokio::test]
+async fn the_profile_refuses_on_the_client_what_the_server_refuses() {
+    let fapi = fapi();
+    let configure = async |builder: oauth_layer::OAuthClientBuilder| {
+        oauth_layer::discovery::configure(
+            builder
+                .root_certificate(&fapi.certs.ca)
+                .issuer(&fapi.issuer)
+                .profile(Profile::Fapi2),
+            &fapi.issuer,
+        )
+        .await
+    };
+    let rs256 = SigningKey::rs256_pem(&fapi.keys.rsa)
+        .unwrap()
+        .kid("client-rsa");
+    let err = configure(
+        OAuthClient::builder("fapi-pkjwt-dpop")
+            .signing_key(rs256)
+            .dpop(Dpop::new()),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("RS256"), "{err}");
+
+    let err = configure(OAuthClient::builder("fapi-pkjwt-bearer").signing_key(es256(fapi)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+
+    let client = profile_client(fapi, "fapi-pkjwt-dpop", es256(fapi), Profile::Fapi2).await;
+    assert!(client.assertion_audience_issuer());
+    let opened = Arc::new(AtomicUsize::new(0));
+    let err = TokenSource::builder(client, sign_in(fapi, &opened).par(false))
+        .try_build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("par(false)"), "{err}");
+    assert_eq!(opened.load(Ordering::SeqCst), 0);
 }
