@@ -116,7 +116,7 @@ pub trait Flow: fmt::Debug + Send + Sync + 'static {
     }
 
     /// Checks this flow against the client's security [profile](crate::profile), if it has
-    /// one: `Err` with [`Error::Config`](crate::Error::Config) naming the requirement this flow
+    /// one: `Err` with [`Error::Config`] naming the requirement this flow
     /// breaks. [`TokenSourceBuilder::try_build`](crate::TokenSourceBuilder::try_build) calls it;
     /// the default accepts every flow. The password grant refuses every profile; the
     /// authorization code flow refuses PKCE or pushed requests turned off.

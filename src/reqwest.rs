@@ -120,7 +120,7 @@ impl OriginKey {
 /// ([`client_certificate`](Self::client_certificate), or
 /// [`client_certificate_thumbprint`](Self::client_certificate_thumbprint) for a TLS stack of
 /// your own); otherwise the request fails with
-/// [`Error::CertificateBinding`](crate::Error::CertificateBinding) and nothing is sent. Bearer
+/// [`Error::CertificateBinding`] and nothing is sent. Bearer
 /// and DPoP-bound tokens are not affected.
 ///
 /// ```
