@@ -17,6 +17,10 @@
 //! profile: a pushed request object (JAR) and a signed response (JARM), and a request object
 //! that expired refused at the push.
 //!
+//! The matrix and the message-signing sign-in run under the crate's `Profile::Fapi2` and
+//! `Profile::Fapi2MessageSigning`; the server-side negative cases use clients without the
+//! profile (it would refuse them first), and one test shows it refusing the same on the client.
+//!
 //! Needs Node.js and the npm packages of `tests/interop`: `bash tests/interop/install.sh`.
 
 mod fapi_support;
