@@ -1033,10 +1033,16 @@ fn client_metadata_builds_exactly_the_members_set() {
     assert_eq!(m.get("grant_types"), Some(json!("not a list")));
     assert_eq!(m.auth_method(), Some(AuthMethod::PrivateKeyJwt));
     let m = m.field("token_endpoint_auth_method", json!("tls_client_auth"));
+    assert_eq!(m.auth_method(), Some(AuthMethod::TlsClientAuth));
+    // A method the crate does not know is kept as sent, untyped.
+    let m = m.field(
+        "token_endpoint_auth_method",
+        json!("private_method_of_a_vendor"),
+    );
     assert_eq!(m.auth_method(), None);
     assert_eq!(
         m.get("token_endpoint_auth_method"),
-        Some(json!("tls_client_auth"))
+        Some(json!("private_method_of_a_vendor"))
     );
     let m = m
         .token_endpoint_auth_method(AuthMethod::None)
