@@ -859,18 +859,22 @@ async fn a_refusal_that_quotes_the_request_object_back_is_redacted() {
 async fn the_fapi_message_signing_profile_pushes_a_one_minute_request_object() {
     use oauth_layer::profile::Profile;
     let server = server().start().await.unwrap();
-    let client = by_hand(&server)
+    // TestServer signs no authorization responses, and the Message Signing profile turns JARM
+    // on: the sign-in runs under FAPI 2.0 with request objects asked for (every JWT under a
+    // profile lives a minute), the refusal below under Message Signing.
+    let signing = by_hand(&server)
         .dpop(Dpop::new())
-        .profile(Profile::Fapi2MessageSigning)
+        .profile(Profile::Fapi2)
         .build()
         .unwrap();
     let opened = Opened::default();
     let flow = AuthCode::new()
         .scope("read")
+        .request_object(true)
         .loopback()
         .browser(approving_browser(opened.clone()));
-    flow.conforms(&client).unwrap();
-    let token = flow.fetch(&client).await.unwrap();
+    flow.conforms(&signing).unwrap();
+    let token = flow.fetch(&signing).await.unwrap();
     assert_eq!(token.token_type(), "DPoP");
     assert_eq!(
         names(&opened.lock().unwrap()[0]),
@@ -889,6 +893,11 @@ async fn the_fapi_message_signing_profile_pushes_a_one_minute_request_object() {
     assert_eq!(server.request_object_log()[0].problem, None);
 
     // Without request objects the flow breaks the profile: refused before anything is sent.
+    let client = by_hand(&server)
+        .dpop(Dpop::new())
+        .profile(Profile::Fapi2MessageSigning)
+        .build()
+        .unwrap();
     let flow = AuthCode::new().request_object(false).loopback();
     match flow.conforms(&client) {
         Err(Error::Config(message)) => {

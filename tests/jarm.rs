@@ -816,7 +816,18 @@ async fn the_message_signing_profile_asks_for_signed_responses_in_fapi_algorithm
         .find(|r| r.url.path() == "/par")
         .map(|r| String::from_utf8(r.body).unwrap())
         .expect("the request was pushed");
-    assert!(pushed.contains("response_mode=jwt"), "{pushed}");
+    // Under Message Signing the parameters travel in the pushed request object (JAR).
+    let request_object = url::form_urlencoded::parse(pushed.as_bytes())
+        .find(|(name, _)| name == "request")
+        .map(|(_, value)| value.into_owned())
+        .expect("a request object");
+    let inside: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(request_object.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(inside["response_mode"], "jwt", "{inside}");
 
     // RS256 is not a FAPI 2.0 algorithm, even though the server publishes an RS256 key.
     let key = EncodingKey::from_rsa_pem(RSA_KEY.as_bytes()).unwrap();
