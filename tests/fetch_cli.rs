@@ -2313,7 +2313,8 @@ async fn new_option_usage_errors_exit_with_2_and_one_line() {
             "--client-id basic-app --flow device $URL",
             "--token-url is required (or --issuer",
         ),
-        ("--key with client credentials", "$CC --key $GARBAGE $URL", "--key applies to --flow jwt-bearer only"),
+        // Outside jwt-bearer, --key is the client's own key (private-key-jwt), read as such.
+        ("--key with client credentials", "$CC --key $GARBAGE $URL", "is not a usable PEM private key"),
         (
             "--subject-token with jwt-bearer",
             "$JWT --subject-token st-secret-1 $URL",
@@ -3842,7 +3843,7 @@ async fn version_prints_the_crates_version() {
 /// group; `-h` is the short form of the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_groups_the_options_by_what_they_configure() {
-    let groups: [(&str, &[&str]); 8] = [
+    let groups: [(&str, &[&str]); 9] = [
         (
             "Client:",
             &[
@@ -3872,7 +3873,7 @@ async fn help_groups_the_options_by_what_they_configure() {
             &["--auth-url", "--redirect-uri", "--paste", "--device-url"],
         ),
         (
-            "JWT bearer (--flow jwt-bearer):",
+            "Keys (--flow jwt-bearer, --auth-method private-key-jwt):",
             &["--key", "--key-alg", "--key-id", "--subject"],
         ),
         (
@@ -3884,6 +3885,10 @@ async fn help_groups_the_options_by_what_they_configure() {
                 "--actor-token-type",
                 "--requested-token-type",
             ],
+        ),
+        (
+            "High security:",
+            &["--profile", "--par", "--par-url", "--authorization-details"],
         ),
         ("Token cache:", &["--cache", "--redis", "--identity"]),
         (
@@ -4936,4 +4941,419 @@ async fn resource_first_against_the_test_servers_own_resource_with_registration(
     shown.push(&client_id);
     out.assert_no_secrets_besides(&[&token], &shown);
     again.assert_no_secrets_besides(&[&token], &[&client_id]);
+}
+
+// --- High security: --profile, private-key-jwt, PAR, rich authorization requests ------------
+
+/// A server for the FAPI 2.0 cases: `bank-app` authenticates with `private_key_jwt` (ES256,
+/// the P-256 test key) and `rsa-app` likewise with PS256 (the RSA test key); tokens must be
+/// DPoP-bound. The other clients of [`builder`] are there too.
+async fn fapi_server(
+    configure: impl FnOnce(
+        oauth_layer::testing::TestServerBuilder,
+    ) -> oauth_layer::testing::TestServerBuilder,
+) -> TestServer {
+    use jwt_keys::{EC_PUBLIC, RSA_PUBLIC};
+    use oauth_layer::jwt::Algorithm;
+
+    configure(
+        builder()
+            .client("bank-app", None, AuthMethod::PrivateKeyJwt)
+            .client_key("bank-app", Algorithm::ES256, EC_PUBLIC)
+            .client("rsa-app", None, AuthMethod::PrivateKeyJwt)
+            .client_key("rsa-app", Algorithm::PS256, RSA_PUBLIC)
+            .require_dpop(true),
+    )
+    .start()
+    .await
+    .unwrap()
+}
+
+/// `--profile fapi2` with discovery needs nothing but the client's key and `--dpop`: the client
+/// authenticates with `private_key_jwt` (named, or implied by `--key`; an RSA key signs PS256
+/// under the profile), the token is DPoP-bound, and neither the key nor the token is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fapi2_profile_gets_a_dpop_token_with_private_key_jwt() {
+    use jwt_keys::{EC_PRIVATE, RSA_PRIVATE, body_lines};
+
+    let server = fapi_server(|b| b).await;
+    let dir = TempDir::new("fapi2");
+    let ec = dir.file("client-p256.pem", EC_PRIVATE);
+    let rsa = dir.file("client-rsa.pem", RSA_PRIVATE);
+    let url = server.resource_url("/api/hello");
+    let cases = [
+        (
+            "bank-app",
+            "--auth-method private-key-jwt --key {}",
+            &ec,
+            EC_PRIVATE,
+        ),
+        ("bank-app", "--key {}", &ec, EC_PRIVATE),
+        ("rsa-app", "--key {}", &rsa, RSA_PRIVATE),
+    ];
+    for (client_id, key_options, key, pem) in cases {
+        server.reset_counts();
+        let line = format!(
+            "--issuer {{}} --client-id {client_id} --profile fapi2 {key_options} --dpop \
+             --flow client-credentials -v {{}}"
+        );
+        let out = fetch(&cli(&line, [&server.url(), key, &url])).await;
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        assert!(
+            out.stdout
+                .contains(&format!(r#""client_id":"{client_id}""#)),
+            "{out:#?}"
+        );
+        assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+        let log = server.token_request_log();
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert_eq!(log[0].status, 200, "{log:?}");
+        assert_eq!(log[0].token_type.as_deref(), Some("DPoP"), "{log:?}");
+        assert!(
+            log[0].dpop.as_ref().is_some_and(|p| p.is_valid()),
+            "{log:?}"
+        );
+        let requests = server.resource_requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].scheme(), Some("DPoP"));
+        let token = requests[0].dpop_token().unwrap().to_owned();
+        let info = server.access_token_info(&token).unwrap();
+        assert_eq!(info.client_id, client_id);
+        assert!(info.jkt.is_some(), "bound to the tool's DPoP key");
+        let jkt = requests[0].dpop.as_ref().unwrap().jkt.clone().unwrap();
+        let mut secrets = body_lines(pem);
+        secrets.push(&token);
+        out.assert_no_secrets_besides(&secrets, &[&jkt]);
+    }
+}
+
+/// What FAPI 2.0 forbids is refused before any request, as a usage error that names the
+/// requirement (in the tool's options, not the library's methods), without showing a secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fapi2_profile_refuses_what_it_forbids() {
+    use jwt_keys::{EC_PRIVATE, RSA_PRIVATE, body_lines};
+
+    let server = fapi_server(|b| b).await;
+    let dir = TempDir::new("fapi2-refused");
+    let ec = dir.file("client-p256.pem", EC_PRIVATE);
+    let rsa = dir.file("client-rsa.pem", RSA_PRIVATE);
+    let issuer = server.url();
+    #[rustfmt::skip]
+    let vars = [
+        var("FAPI", &["--issuer", &issuer, "--client-id", "bank-app", "--profile", "fapi2"]),
+        var("KEY", &["--key", &ec]),
+        var("RSA", &["--key", &rsa]),
+        var("SECRET", &[SECRET]),
+        var("URL", &[&server.resource_url("/api/hello")]),
+        var("TOKEN_URL", &[&server.token_url()]),
+    ];
+    #[rustfmt::skip]
+    let cases = [
+        (
+            "a client secret",
+            "$FAPI --client-secret $SECRET --dpop $URL",
+            "requires private_key_jwt or mutual TLS client authentication, not client_secret_basic",
+        ),
+        ("a public client", "$FAPI --dpop $URL", "requires private_key_jwt or mutual TLS client authentication, not none"),
+        ("bearer tokens", "$FAPI $KEY $URL", "requires sender-constrained tokens"),
+        ("bearer tokens: the advice names the option", "$FAPI $KEY $URL", "(--dpop)"),
+        ("an RS256 key", "$FAPI $RSA --key-alg RS256 --dpop $URL", "does not allow RS256 signatures"),
+        (
+            "no issuer to address the assertion to",
+            "--token-url $TOKEN_URL --client-id bank-app --profile fapi2 $KEY --dpop $URL",
+            "addresses client assertions to the issuer identifier",
+        ),
+        (
+            "the password grant",
+            "$FAPI $KEY --dpop --flow password --username alice --password pw-secret-1 $URL",
+            "forbids the password grant",
+        ),
+        ("an unknown profile", "--token-url $TOKEN_URL --client-id bank-app --profile fapi3 $URL", "unknown --profile"),
+        (
+            "a provider preset",
+            "--provider github --client-id x --profile fapi2 $URL",
+            "--profile and --provider are ambiguous",
+        ),
+        (
+            "resource-first",
+            "--client-id bank-app --profile fapi2 $KEY --dpop $URL",
+            "--profile needs --token-url, --issuer or --provider",
+        ),
+        (
+            "revoke",
+            "revoke --revocation-url $TOKEN_URL --client-id x --token t --profile fapi2",
+            "--profile does not apply to revoke",
+        ),
+    ];
+    let mut secrets = body_lines(EC_PRIVATE);
+    secrets.extend(body_lines(RSA_PRIVATE));
+    secrets.extend([SECRET, "pw-secret-1"]);
+    assert_usage_errors(&cases, &vars, &secrets).await;
+    assert_eq!(
+        server.token_requests(),
+        0,
+        "nothing was asked of the server"
+    );
+    assert!(server.resource_requests().is_empty());
+}
+
+/// `--key` outside jwt-bearer is the client's own key (private-key-jwt); the options that do
+/// not go with it are usage errors that show no secret and ask nothing of the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clients_key_goes_with_private_key_jwt_only() {
+    use jwt_keys::{EC_PRIVATE, body_lines};
+
+    let server = fapi_server(|b| b).await;
+    let dir = TempDir::new("client-key");
+    let ec = dir.file("client-p256.pem", EC_PRIVATE);
+    let account = dir.file(
+        "account.json",
+        r#"{"type": "service_account", "client_email": "x@y.example"}"#,
+    );
+    let token_url = server.token_url();
+    #[rustfmt::skip]
+    let vars = [
+        var("CC", &["--token-url", &token_url, "--client-id", "bank-app"]),
+        var("KEY", &["--key", &ec]),
+        var("SECRET", &[SECRET]),
+        var("URL", &[&server.resource_url("/api/hello")]),
+        var("ACCOUNT", &[&account]),
+        var("TOKEN_URL", &[&token_url]),
+    ];
+    #[rustfmt::skip]
+    let cases = [
+        ("private-key-jwt without a key", "$CC --auth-method private-key-jwt $URL", "--auth-method private-key-jwt needs --key FILE"),
+        ("a key and a secret", "$CC $KEY --client-secret $SECRET $URL", "are two ways to authenticate the client"),
+        (
+            "a key and another method",
+            "$CC $KEY --auth-method basic --client-secret $SECRET $URL",
+            "not for --auth-method basic",
+        ),
+        ("--key-alg without a key", "$CC --key-alg ES256 --client-secret $SECRET $URL", "--key-alg goes with --key"),
+        ("--key-id without a key", "$CC --key-id k1 --client-secret $SECRET $URL", "--key-id goes with --key"),
+        ("a service account file", "$CC --key $ACCOUNT $URL", "the client's key for private-key-jwt is a PEM private key"),
+        (
+            "revoke",
+            "revoke --revocation-url $TOKEN_URL --client-id x --token t --auth-method private-key-jwt",
+            "--auth-method private-key-jwt does not apply to revoke",
+        ),
+        (
+            "resource-first",
+            "--client-id bank-app $KEY --flow client-credentials $URL",
+            "--key needs --token-url, --issuer or --provider",
+        ),
+    ];
+    let mut secrets = body_lines(EC_PRIVATE);
+    secrets.push(SECRET);
+    assert_usage_errors(&cases, &vars, &secrets).await;
+    assert_eq!(server.token_requests(), 0);
+
+    // Without a profile, private-key-jwt against the token URL: the assertion is accepted.
+    let url = server.resource_url("/api/hello");
+    let out = fetch(&cli(
+        "--token-url {} --client-id bank-app --key {} --key-id client-1 --dpop -v {}",
+        [&token_url, &ec, &url],
+    ))
+    .await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, url)], "{out:#?}");
+    let token = server.resource_requests()[0]
+        .dpop_token()
+        .unwrap()
+        .to_owned();
+    let jkt = server.resource_requests()[0]
+        .dpop
+        .as_ref()
+        .unwrap()
+        .jkt
+        .clone()
+        .unwrap();
+    let mut secrets = body_lines(EC_PRIVATE);
+    secrets.push(&token);
+    out.assert_no_secrets_besides(&secrets, &[&jkt]);
+}
+
+/// `--authorization-details` (RFC 9396): each given as JSON on the command line or in a file,
+/// one object or an array, reaches the token request in the order given and comes back on the
+/// token; malformed ones, and flows that take none, are usage errors before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_details_reach_the_token_request() {
+    use serde_json::json;
+
+    let server = server().await;
+    let url = server.resource_url("/api/hello");
+    let dir = TempDir::new("details");
+    let payment = json!({
+        "type": "payment_initiation",
+        "actions": ["initiate"],
+        "instructedAmount": { "currency": "EUR", "amount": "123.50" },
+    });
+    let accounts = json!({ "type": "account_information", "actions": ["read"] });
+    let file = dir.file("details.json", &json!([accounts]).to_string());
+    let out = fetch(&with_client(
+        &server,
+        "basic-app",
+        &cli(
+            "--client-secret {} --authorization-details {} --authorization-details {} -v {}",
+            [SECRET, &payment.to_string(), &format!("@{file}"), &url],
+        ),
+    ))
+    .await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+    let token = one_access_token(&server, 1);
+    let info = server.access_token_info(&token).unwrap();
+    let recorded: serde_json::Value =
+        serde_json::from_str(&info.authorization_details.expect("details recorded")).unwrap();
+    assert_eq!(recorded, json!([payment, accounts]));
+    out.assert_no_secrets(&[SECRET, &token]);
+
+    #[rustfmt::skip]
+    let vars = [
+        var("CC", &["--token-url", &server.token_url(), "--client-id", "basic-app", "--client-secret", SECRET]),
+        var("URL", &[&url]),
+        var("MISSING", &[&format!("@{}", dir.0.join("missing.json").display())]),
+    ];
+    #[rustfmt::skip]
+    let cases = [
+        ("not JSON", "$CC --authorization-details {type: $URL", "--authorization-details is not JSON"),
+        ("no type", r#"$CC --authorization-details '{"actions":["read"]}' $URL"#, "has no type"),
+        ("an empty type", r#"$CC --authorization-details '{"type":""}' $URL"#, "type is empty"),
+        ("a string", r#"$CC --authorization-details '"payment_initiation"' $URL"#, "must be a JSON object"),
+        ("an empty array", "$CC --authorization-details '[]' $URL", "an empty array"),
+        (
+            "one bad detail in an array",
+            r#"$CC --authorization-details '[{"type":"a"},{"type":7}]' $URL"#,
+            "type must be a string",
+        ),
+        ("a file that is not there", "$CC --authorization-details $MISSING $URL", "--authorization-details @FILE: cannot read"),
+        (
+            "the password grant",
+            r#"$CC --flow password --username alice --password x --authorization-details '{"type":"a"}' $URL"#,
+            "--authorization-details applies to --flow auth-code or --flow client-credentials or --flow token-exchange only",
+        ),
+    ];
+    server.reset_counts();
+    assert_usage_errors(&cases, &vars, &[SECRET]).await;
+    assert_eq!(server.token_requests(), 0);
+}
+
+/// `--par`: the sign-in's parameters are pushed to the server (RFC 9126, client authenticated,
+/// details included) and the browser's URL carries only `client_id` and the `request_uri`; the
+/// endpoint comes from discovery or `--par-url`, and without either it is a usage error.
+/// `--profile fapi2` pushes by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn par_pushes_the_sign_in_and_the_browser_gets_a_reference() {
+    use jwt_keys::EC_PRIVATE;
+
+    let server = fapi_server(|b| b.support_dpop(true).require_dpop(false)).await;
+    let url = server.resource_url("/api/me");
+    let detail = r#"{"type":"account_information","actions":["read"]}"#;
+    let detail_json: serde_json::Value = serde_json::from_str(detail).unwrap();
+    let dir = TempDir::new("par");
+    let ec = dir.file("client-p256.pem", EC_PRIVATE);
+    let discovered = cli(
+        "--issuer {} --client-id basic-app --client-secret {} --flow auth-code --par \
+         --authorization-details {} -v {}",
+        [&server.url(), SECRET, detail, &url],
+    );
+    let explicit = with_client(
+        &server,
+        "basic-app",
+        &cli(
+            "--client-secret {} --flow auth-code --auth-url {} --issuer {} --par --par-url {} \
+             --authorization-details {} -v {}",
+            [
+                SECRET,
+                &server.authorization_url(),
+                &server.url(),
+                &server.par_url(),
+                detail,
+                &url,
+            ],
+        ),
+    );
+    let profile = cli(
+        "--issuer {} --client-id bank-app --key {} --dpop --profile fapi2 --flow auth-code -v {}",
+        [&server.url(), &ec, &url],
+    );
+    for (name, args, client_id) in [
+        ("discovered", discovered, "basic-app"),
+        ("--par-url", explicit, "basic-app"),
+        ("--profile fapi2", profile, "bank-app"),
+    ] {
+        server.reset_counts();
+        let browser = FakeBrowser::new();
+        let out = run(browser.command(&args)).await;
+        eprintln!("case: {name}");
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        assert_eq!(server.par_requests(), 1, "one push");
+        let pushed = server.par_request_log().remove(0);
+        assert_eq!(pushed.status, 201, "{pushed:?}");
+        assert_eq!(pushed.client_id.as_deref(), Some(client_id));
+        assert_eq!(pushed.param("code_challenge_method"), Some("S256"));
+        let pushed_details = pushed
+            .param("authorization_details")
+            .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap());
+        let details = (client_id == "basic-app").then(|| serde_json::json!([detail_json]));
+        assert_eq!(pushed_details, details);
+
+        // The browser's URL: the client and the reference, nothing of the request itself.
+        let prefix = format!("{}?", server.authorization_url());
+        let shown: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .collect();
+        assert_eq!(shown.len(), 1, "the authorization URL, once: {out:#?}");
+        let shown_url = Url::parse(shown[0]).unwrap();
+        let names: Vec<String> = shown_url
+            .query_pairs()
+            .map(|(k, _)| k.into_owned())
+            .collect();
+        assert_eq!(names, ["client_id", "request_uri"], "{shown_url}");
+        assert_eq!(server.token_requests_for("authorization_code"), 1);
+        let token = access_tokens(&server)
+            .pop()
+            .or_else(|| {
+                server.resource_requests()[0]
+                    .dpop_token()
+                    .map(str::to_owned)
+            })
+            .unwrap();
+        if client_id == "basic-app" {
+            let info = server.access_token_info(&token).unwrap();
+            let granted: serde_json::Value =
+                serde_json::from_str(&info.authorization_details.unwrap()).unwrap();
+            assert_eq!(granted, serde_json::json!([detail_json]));
+        }
+        let code = query_param(&browser.visited().await, "code");
+        // The resource echoes the DPoP key's thumbprint, which is public.
+        let jkt = server.resource_requests()[0]
+            .dpop
+            .as_ref()
+            .and_then(|p| p.jkt.clone());
+        let mut shown = vec![shown[0]];
+        shown.extend(jkt.as_deref());
+        out.assert_no_secrets_besides(&[SECRET, &token, &code], &shown);
+    }
+
+    #[rustfmt::skip]
+    let vars = [
+        var("AC", &["--token-url", &server.token_url(), "--client-id", "basic-app", "--client-secret", SECRET,
+            "--auth-url", &server.authorization_url(), "--flow", "auth-code"]),
+        var("URL", &[&url]),
+    ];
+    #[rustfmt::skip]
+    let cases = [
+        ("no endpoint to push to", "$AC --par $URL", "--par needs the server's pushed authorization request endpoint"),
+        ("client credentials", "--token-url x --client-id basic-app --par $URL", "--par applies to --flow auth-code only"),
+        ("--par-url with the device flow", "--token-url x --client-id basic-app --flow device --par-url x $URL", "--par-url applies to --flow auth-code only"),
+        ("--par-url off loopback in plain http", "$AC --par --par-url http://idp.example/par $URL", "--par-url: "),
+    ];
+    server.reset_counts();
+    assert_usage_errors(&cases, &vars, &[SECRET]).await;
+    assert_eq!(server.par_requests(), 0);
 }

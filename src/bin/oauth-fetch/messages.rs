@@ -52,3 +52,28 @@ pub(crate) fn explain(error: &Error, flow: &str) -> String {
         other => other.to_string(),
     }
 }
+
+/// A library error about the configuration, in the tool's words: the builder methods its
+/// advice names become the options that do the same.
+pub(crate) fn config_text(error: &Error) -> String {
+    let mut text = error.to_string();
+    for (api, option) in API_OPTIONS {
+        text = text.replace(api, option);
+    }
+    text
+}
+
+/// What a library message advises, and the same advice for the command line.
+const API_OPTIONS: &[(&str, &str)] = &[
+    ("(OAuthClientBuilder::signing_key)", "(--key)"),
+    ("(OAuthClientBuilder::dpop)", "(--dpop)"),
+    ("(OAuthClientBuilder::issuer, or discovery)", "(--issuer)"),
+    (
+        "Load the key with SigningKey::ps256_pem, es256_pem or eddsa_pem",
+        "Give --key-alg PS256 for an RSA key, or use a P-256 or Ed25519 key",
+    ),
+    (
+        "configure it with OAuthClientBuilder::par_url, or from the server's metadata",
+        "give --par-url, or --issuer without --token-url to discover it",
+    ),
+];
