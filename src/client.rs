@@ -208,6 +208,12 @@ impl OAuthClient {
         self.inner.signing_key.as_ref().map(|k| k.fingerprint())
     }
 
+    /// The key set with [`OAuthClientBuilder::signing_key`], which also signs request objects.
+    #[cfg(feature = "jwt")]
+    pub(crate) fn signing_key(&self) -> Option<&crate::jwt::SigningKey> {
+        self.inner.signing_key.as_ref()
+    }
+
     /// Whether client assertions are addressed to the issuer rather than the token endpoint
     /// (always under a [`profile`](Self::profile)).
     #[cfg(feature = "jwt")]

@@ -150,7 +150,7 @@ impl SigningKey {
         };
         // The PEM parser also accepts public keys and any curve; signing once proves the key
         // can do what it will be asked to.
-        key.sign(&Map::new()).map_err(|_| {
+        key.sign(&Map::new(), None).map_err(|_| {
             Error::Key(format!(
                 "the PEM document is not a {algorithm} private key (a public key, or another \
                  key type or curve?)"
@@ -224,6 +224,17 @@ impl SigningKey {
     /// Signs a JWT assertion: `claims`' registered claims plus a fresh random `jti`, `iat` and
     /// `exp` (at most [`MAX_ASSERTION_LIFETIME`] after `iat`), with `kid` in the header when set.
     pub(crate) fn assertion(&self, claims: &Claims<'_>) -> Result<SecretString> {
+        self.typed_assertion(claims, None)
+    }
+
+    /// [`assertion`](Self::assertion) with an explicit `typ` header (RFC 8725 §3.11) instead of
+    /// `JWT`, so that the JWT cannot be mistaken for another kind (a request object's
+    /// `oauth-authz-req+jwt`, RFC 9101 §10.8).
+    pub(crate) fn typed_assertion(
+        &self,
+        claims: &Claims<'_>,
+        typ: Option<&str>,
+    ) -> Result<SecretString> {
         let iat = claims
             .issued_at
             .duration_since(UNIX_EPOCH)
@@ -253,12 +264,15 @@ impl SigningKey {
             body.remove("nbf");
         }
         body.insert("jti".into(), jti()?.into());
-        self.sign(&body).map(SecretString::from)
+        self.sign(&body, typ).map(SecretString::from)
     }
 
-    fn sign(&self, claims: &Map<String, Value>) -> Result<String> {
+    fn sign(&self, claims: &Map<String, Value>, typ: Option<&str>) -> Result<String> {
         let mut header = Header::new(self.algorithm.jose());
         header.kid = self.kid.clone();
+        if let Some(typ) = typ {
+            header.typ = Some(typ.to_owned());
+        }
         jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| {
             Error::Key(format!(
                 "cannot sign with the {} key: {}",

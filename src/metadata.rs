@@ -94,6 +94,26 @@ pub struct Metadata {
     /// authorization code flow of a client configured from this document pushes them.
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// `request_object_signing_alg_values_supported` (OpenID Connect Discovery §3, RFC 9101):
+    /// the algorithms the server accepts signed request objects in. When present, an
+    /// authorization code flow with [`request_object`](crate::flow::AuthCode::request_object)
+    /// whose signing key uses another algorithm fails with
+    /// [`Error::Config`](crate::Error::Config) before anything is sent.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub request_object_signing_alg_values_supported: Option<Vec<String>>,
+    /// `require_signed_request_object` (RFC 9101 §10.5): when `true`, the server takes
+    /// authorization requests only as signed request objects, and the authorization code flow
+    /// of a client configured from this document sends them so.
+    #[serde(default)]
+    pub require_signed_request_object: bool,
+    /// `request_parameter_supported` (OpenID Connect Discovery §3): whether the server takes a
+    /// request object by value in the `request` parameter. Absent is `None` (the specification
+    /// reads it as `false`, but servers that take request objects often leave it out); only an
+    /// explicit `false` makes a flow that would send one by value fail with
+    /// [`Error::Config`](crate::Error::Config) (push it instead, with
+    /// [`par`](crate::flow::AuthCode::par)).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub request_parameter_supported: Option<bool>,
     /// `scopes_supported`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes_supported: Option<Vec<String>>,

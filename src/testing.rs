@@ -19,6 +19,10 @@
 //!   201 with a single-use `request_uri` that `GET /authorize` takes with `client_id` alone,
 //!   until it expires ([`TestServerBuilder::par_request_uri_lifetime`]). With
 //!   [`TestServerBuilder::require_par`] the authorization endpoint takes nothing else.
+//! - Signed request objects (RFC 9101) in the `request` parameter of `GET /authorize` and
+//!   `POST /par`, checked with the client's [`client_key`](TestServerBuilder::client_key)
+//!   (refused with `invalid_request_object`) and logged ([`TestServer::request_object_log`]);
+//!   [`TestServerBuilder::require_request_object`] makes them mandatory.
 //! - `POST /device_authorization` ([RFC 8628 §3.1]): client authentication as at the token
 //!   endpoint; answers `device_code`, `user_code` (`WDJB-MJHT`), `verification_uri`
 //!   (`{url}/device`), `verification_uri_complete`, `expires_in` and `interval`.
@@ -223,6 +227,7 @@ mod par;
 mod protected;
 mod registration;
 mod reply;
+mod request_object;
 mod resource;
 mod resource_server;
 mod revocation;
@@ -305,6 +310,7 @@ impl TestServer {
             require_resource_indicator: false,
             protected_resources: protected::Resources::default(),
             par: par::ParConfig::default(),
+            request_objects: request_object::RequestObjectConfig::default(),
             problems: Vec::new(),
         }
     }
@@ -454,6 +460,13 @@ impl TestServer {
     /// Every request the pushed authorization request endpoint received, oldest first.
     pub fn par_request_log(&self) -> Vec<RecordedPushedRequest> {
         self.shared.lock().par.log.clone()
+    }
+
+    /// Every signed request object (RFC 9101) the server received, at `/authorize` by value or
+    /// at `/par`, oldest first, accepted or refused (see
+    /// [`TestServerBuilder::require_request_object`]).
+    pub fn request_object_log(&self) -> Vec<RecordedRequestObject> {
+        self.shared.lock().request_objects.clone()
     }
 
     /// How many requests fetched the metadata document of a
@@ -626,6 +639,7 @@ impl TestServer {
         state.round_trips.clear();
         state.par.requests = 0;
         state.par.log.clear();
+        state.request_objects.clear();
     }
 
     /// Stops the server and waits until its listener is closed. Dropping the server does the
@@ -686,6 +700,7 @@ pub struct TestServerBuilder {
     require_resource_indicator: bool,
     protected_resources: protected::Resources,
     par: par::ParConfig,
+    request_objects: request_object::RequestObjectConfig,
     /// Configuration errors found by a setter, reported by `start`.
     problems: Vec<String>,
 }
@@ -1217,6 +1232,31 @@ impl TestServerBuilder {
         self
     }
 
+    /// Requires signed request objects (RFC 9101): the metadata then says
+    /// `require_signed_request_object`, and an authorization request that does not come as one
+    /// (by value at `/authorize`, or pushed to `/par`) is refused with `invalid_request`
+    /// (redirected back from `/authorize` when the client and its redirect URI are known
+    /// good). Default: `false`.
+    ///
+    /// Whatever this says, both endpoints take a request object in the `request` parameter,
+    /// and only the parameters inside it count. It must be a JWT with `typ:
+    /// oauth-authz-req+jwt`, signed with exactly the key and algorithm registered with
+    /// [`client_key`](Self::client_key) (so only `private_key_jwt` clients can send one), with
+    /// `iss` the client id, `aud` the [issuer](TestServer::url), `exp` ahead and `nbf` behind
+    /// on the server's [clock](Self::clock) and at most an hour apart, a `jti` not seen
+    /// before, no `request` or `request_uri` inside, the `client_id` outside (or at `/par` the
+    /// authenticated client) inside too if named there, and any parameter repeated outside
+    /// equal to its value inside. Anything else gets `invalid_request_object`: a 400 JSON
+    /// error at `/par`; at `/authorize` a redirect back to the redirect URI it names (when the
+    /// client may use it, with its `state`), or an error page when it is not even a JWT.
+    /// Every request object is logged ([`TestServer::request_object_log`]). The metadata
+    /// always says `request_parameter_supported` and lists the asymmetric algorithms in
+    /// `request_object_signing_alg_values_supported`.
+    pub fn require_request_object(mut self, require: bool) -> Self {
+        self.request_objects.require = require;
+        self
+    }
+
     /// How long a pushed request's `request_uri` works, on the server's [clock](Self::clock)
     /// (default 60 s; answered as `expires_in`, at least 1).
     pub fn par_request_uri_lifetime(mut self, lifetime: Duration) -> Self {
@@ -1364,6 +1404,7 @@ impl TestServerBuilder {
             require_resource_indicator: self.require_resource_indicator,
             protected_resources: self.protected_resources,
             par: self.par,
+            request_objects: self.request_objects,
         }));
         let task = tokio::spawn(server::serve(
             listener,
@@ -1418,6 +1459,7 @@ impl fmt::Debug for TestServerBuilder {
             )
             .field("protected_resources", &self.protected_resources)
             .field("par", &self.par)
+            .field("request_objects", &self.request_objects)
             .finish_non_exhaustive()
     }
 }
@@ -1540,6 +1582,29 @@ pub struct RecordedPushedRequest {
     pub status: u16,
     /// The `error` code of a refused request.
     pub error: Option<String>,
+}
+
+/// A signed request object (RFC 9101) as the server read it, in
+/// [`TestServer::request_object_log`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RecordedRequestObject {
+    /// Where it came: [`RoundTripKind::Authorization`] (by value) or
+    /// [`RoundTripKind::PushedAuthorization`].
+    pub endpoint: RoundTripKind,
+    /// The client it was checked for: the `client_id` outside it, or the authenticated client
+    /// of a push.
+    pub client_id: Option<String>,
+    /// The header's `alg`.
+    pub alg: Option<String>,
+    /// The header's `typ`.
+    pub typ: Option<String>,
+    /// The header's `kid`.
+    pub kid: Option<String>,
+    /// Its claims, as sent (read before any check).
+    pub claims: serde_json::Value,
+    /// Why it was refused (`invalid_request_object`); `None` when it passed every check.
+    pub problem: Option<String>,
 }
 
 impl RecordedPushedRequest {

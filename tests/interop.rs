@@ -453,6 +453,80 @@ async fn auth_code_with_a_pushed_authorization_request_bearer_and_dpop() {
     }
 }
 
+/// Signed request objects (RFC 9101) against oidc-provider: `jar-app` is registered with
+/// `require_signed_request_object` and `request_object_signing_alg: ES256`, so its sign-in
+/// completes only when the parameters come in a request object signed with its key, by value
+/// (the URL carries `client_id`, `request` and, for OpenID Connect, `response_type` and
+/// `scope`) or pushed (the push carries it; the URL `client_id` and `request_uri`).
+#[tokio::test]
+async fn jar_signed_request_objects_by_value_and_pushed_complete_a_sign_in() {
+    for push in [false, true] {
+        let server = Interop::start();
+        let key = SigningKey::es256_pem(&server.private_key_jwt_pem)
+            .unwrap()
+            .kid("pkjwt-es256");
+        let client = oauth_layer::discovery::configure(
+            OAuthClient::builder("jar-app").signing_key(key),
+            &server.issuer,
+        )
+        .await
+        .unwrap();
+        let metadata = client.metadata().unwrap();
+        assert_eq!(metadata.request_parameter_supported, Some(true));
+        let algs = metadata
+            .request_object_signing_alg_values_supported
+            .as_ref()
+            .unwrap();
+        assert!(algs.iter().any(|a| a == "ES256"), "{algs:?}");
+
+        let opened = Arc::new(AtomicUsize::new(0));
+        let flow = AuthCode::new()
+            .scope("openid api:read")
+            .loopback()
+            .par(push)
+            .request_object(true)
+            .browser(FormBrowser::new().opener(opened.clone()))
+            .prompt(ScriptedPrompt::default())
+            .timeout(Duration::from_secs(30));
+        let token = TokenSource::new(client.clone(), flow)
+            .token()
+            .await
+            .unwrap();
+        assert_eq!(opened.load(Ordering::SeqCst), 1, "push {push}");
+        let stats = server.stats().await;
+        assert_eq!(stats["jar"]["refused"], 0, "push {push}: {stats}");
+        if push {
+            assert_eq!(stats["jar"]["pushed"], 1, "{stats}");
+            assert_eq!(stats["jar"]["by_value"], 0, "{stats}");
+            assert_eq!(stats["authorize"]["pushed_only"], 1, "{stats}");
+        } else {
+            assert_eq!(stats["jar"]["by_value"], 1, "{stats}");
+            assert_eq!(
+                stats["jar"]["outside"],
+                serde_json::json!([["client_id", "response_type", "scope"]]),
+                "{stats}"
+            );
+        }
+        let (status, body) = server.call("read", &bearer(&token)).await;
+        assert_eq!(status, 200, "push {push}: {body}");
+
+        // The same client without a request object: refused (shown at the push).
+        let flow = AuthCode::new()
+            .scope("openid api:read")
+            .loopback()
+            .par(true)
+            .request_object(false)
+            .browser(FormBrowser::new().opener(opened.clone()))
+            .prompt(ScriptedPrompt::default())
+            .timeout(Duration::from_secs(30));
+        match flow.fetch(&client).await {
+            Err(Error::Server(e)) => assert_eq!(e.code.as_str(), "invalid_request"),
+            other => panic!("push {push}: {other:?}"),
+        }
+        assert_eq!(opened.load(Ordering::SeqCst), 1, "no second browser");
+    }
+}
+
 fn base64_url_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD

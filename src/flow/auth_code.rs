@@ -28,6 +28,8 @@
 mod callback;
 mod channel;
 mod hosted;
+#[cfg(feature = "jwt")]
+mod jar;
 mod loopback;
 mod pages;
 mod par;
@@ -106,6 +108,8 @@ pub struct AuthCode {
     token_params: Vec<(String, String)>,
     /// Pushed authorization requests: `None` follows the server's metadata.
     par: Option<bool>,
+    /// Signed request objects (RFC 9101): `None` follows the server's metadata.
+    request_object: Option<bool>,
     callback_check: Option<CallbackCheck>,
     refused: Option<String>,
     receiver: Receiver,
@@ -150,6 +154,7 @@ impl AuthCode {
             auth_params: Vec::new(),
             token_params: Vec::new(),
             par: None,
+            request_object: None,
             callback_check: None,
             refused: None,
             receiver: Receiver::Auto,
@@ -383,6 +388,117 @@ impl AuthCode {
         Ok(())
     }
 
+    /// Send the authorization parameters as a signed request object (RFC 9101, JAR): a JWT
+    /// signed with the client's [`signing_key`](crate::OAuthClientBuilder::signing_key), whose
+    /// claims are every parameter the request would carry (`response_type`, `client_id`,
+    /// `redirect_uri`, `scope`, `state`, the PKCE challenge, `nonce`, `authorization_details`
+    /// as JSON, `dpop_jkt`, `resource`, the [`auth_param`](Self::auth_param)s), plus `iss`
+    /// (the client id), `aud` (the issuer), `iat`, `nbf`, `exp` (five minutes later at most)
+    /// and a random `jti`, with `typ: oauth-authz-req+jwt` and the key's `kid` in its header.
+    /// Nobody on the way can read it back into another request or change a parameter, and the
+    /// server knows it comes from the client.
+    ///
+    /// By value, the authorization URL carries `client_id` and `request` only (and for OpenID
+    /// Connect, whose rules want them outside too, `response_type` and `scope` with the values
+    /// inside). With [`par`](Self::par) (or a server that requires pushing) the request object
+    /// is pushed instead, and the URL carries `client_id` and `request_uri`.
+    ///
+    /// By default the sign-in signs when the client's metadata says
+    /// `require_signed_request_object`. It fails with [`Error::Config`] before anything is
+    /// sent when the client has no signing key or an HS256 one (a request object needs an
+    /// asymmetric key), has no [issuer](crate::OAuthClientBuilder::issuer) to address it to,
+    /// when the server's `request_object_signing_alg_values_supported` leaves out the key's
+    /// algorithm, when the server says `request_parameter_supported: false` and the request
+    /// would go by value, and for `request_object(false)` against a server that requires
+    /// request objects. A server that refuses the request object answers
+    /// `invalid_request_object`: [`Error::Server`] from a push, [`Error::AuthorizationDenied`]
+    /// from the authorization endpoint.
+    ///
+    /// ```
+    /// use oauth_layer::{OAuthClient, flow::AuthCode, jwt::SigningKey};
+    ///
+    /// # fn run(pem: &[u8]) -> oauth_layer::Result<()> {
+    /// let client = OAuthClient::builder("my-app")
+    ///     .issuer("https://idp.example")
+    ///     .authorization_url("https://idp.example/authorize")
+    ///     .token_url("https://idp.example/token")
+    ///     .signing_key(SigningKey::es256_pem(pem)?.kid("2026-01"))
+    ///     .build()?;
+    /// let flow = AuthCode::new().scope("payments").request_object(true);
+    /// let request = flow.authorization_request(&client, "http://127.0.0.1:1410/")?;
+    /// let names: Vec<_> = request.url().query_pairs().map(|(name, _)| name).collect();
+    /// assert_eq!(names, ["client_id", "request"]);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "jwt")]
+    pub fn request_object(mut self, sign: bool) -> Self {
+        self.request_object = Some(sign);
+        self
+    }
+
+    /// Whether this sign-in sends a signed request object with `client` (see
+    /// [`request_object`](Self::request_object)).
+    fn signs(&self, client: &OAuthClient) -> Result<bool> {
+        let required = client
+            .metadata()
+            .is_some_and(|m| m.require_signed_request_object);
+        match self.request_object {
+            Some(false) if required => Err(Error::config(
+                "the server requires signed request objects (require_signed_request_object), \
+                 but the flow was set to request_object(false)",
+            )),
+            #[cfg(not(feature = "jwt"))]
+            None if required => Err(Error::config(
+                "the server requires signed request objects (require_signed_request_object), \
+                 which need the jwt feature of oauth-layer",
+            )),
+            Some(sign) => Ok(sign),
+            None => Ok(required),
+        }
+    }
+
+    /// The authorization parameters as they leave: unchanged, or (with request objects on)
+    /// signed into one for delivery by value or by push, after the checks of
+    /// [`request_object`](Self::request_object).
+    fn seal(
+        &self,
+        client: &OAuthClient,
+        params: Vec<(String, String)>,
+        pushed: bool,
+    ) -> Result<Vec<(String, String)>> {
+        if !self.signs(client)? {
+            return Ok(params);
+        }
+        #[cfg(feature = "jwt")]
+        {
+            let delivery = if pushed {
+                jar::Delivery::Pushed
+            } else {
+                jar::Delivery::ByValue
+            };
+            let signer = jar::Signer::new(client, delivery)?;
+            let request_object = signer.sign(client, &params)?;
+            if pushed {
+                Ok(vec![
+                    ("client_id".to_owned(), client.client_id().to_owned()),
+                    (
+                        "request".to_owned(),
+                        secrecy::ExposeSecret::expose_secret(&request_object).to_owned(),
+                    ),
+                ])
+            } else {
+                Ok(jar::by_value(&params, &request_object))
+            }
+        }
+        #[cfg(not(feature = "jwt"))]
+        {
+            let _ = pushed;
+            Err(Error::Internal(
+                "request objects without the jwt feature".into(),
+            ))
+        }
+    }
+
     /// An extra authorization request parameter (httr2's `auth_params`), such as
     /// `prompt=consent` or `access_type=offline`.
     ///
@@ -548,7 +664,7 @@ impl AuthCode {
             ));
         }
         let (params, request) = self.new_request(client, redirect_uri)?;
-        Ok(request.with_query(params))
+        Ok(request.with_query(self.seal(client, params, false)?))
     }
 
     /// Step one, pushing when pushed authorization requests are on ([`par`](Self::par), or a
@@ -570,8 +686,9 @@ impl AuthCode {
         self.check_configuration()?;
         let (params, request) = self.new_request(client, redirect_uri)?;
         if !self.pushes(client)? {
-            return Ok(request.with_query(params));
+            return Ok(request.with_query(self.seal(client, params, false)?));
         }
+        let params = self.seal(client, params, true)?;
         let pushed = par::push(client, &params).await?;
         let mut request = request.with_query([
             ("client_id".to_owned(), client.client_id().to_owned()),

@@ -17,10 +17,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use super::RoundTripKind;
 use super::form::{Form, Query, requested_scope};
 use super::page::{inert, page};
 use super::par::Source;
 use super::reply::{OAuthError, Response, token_answer};
+use super::request_object::{self, Opened};
 use super::state::{AuthorizationCode, Shared, random_token};
 
 /// How long an authorization code can be redeemed (RFC 6749 §4.1.2 recommends at most 10
@@ -32,15 +34,42 @@ pub(super) const AUTHORIZATION_CODE_LIFETIME: Duration = Duration::from_secs(60)
 pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
     shared.lock().authorization_requests += 1;
     let config = &shared.config;
-    let (query, source) = match super::par::resolve(shared, Query::parse(parts.uri.query())) {
-        Ok(resolved) => resolved,
-        Err(why) => {
-            return page(
-                StatusCode::BAD_REQUEST,
-                "Invalid request (invalid_request)",
-                why,
-            );
+    let (query, source, pushed_signed) =
+        match super::par::resolve(shared, Query::parse(parts.uri.query())) {
+            Ok(resolved) => resolved,
+            Err(why) => {
+                return page(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid request (invalid_request)",
+                    why,
+                );
+            }
+        };
+    // A request object by value (RFC 9101 §5): its parameters replace the query's.
+    let (query, signed, refused) = if source == Source::Query {
+        let client_id = query.get("client_id").map(str::to_owned);
+        let opened = request_object::open(
+            shared,
+            RoundTripKind::Authorization,
+            &query,
+            client_id.as_deref(),
+        );
+        match opened {
+            Ok(Opened::Plain) => (query, false, None),
+            Ok(Opened::Signed(params)) => (request_object::to_query(&params), true, None),
+            Ok(Opened::Refused(params, why)) => {
+                (request_object::to_query(&params), false, Some(why))
+            }
+            Err(why) => {
+                return page(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid request object (invalid_request_object)",
+                    why,
+                );
+            }
         }
+    } else {
+        (query, pushed_signed, None)
     };
 
     // Until the client and its redirect URI are known good, nothing is redirected
@@ -136,6 +165,15 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts) -> Response {
             );
         }
         Source::Query | Source::Pushed => {}
+    }
+    if let Some(why) = refused {
+        return back.error(request_object::INVALID, why);
+    }
+    if config.request_objects.require && !signed {
+        return back.error(
+            "invalid_request",
+            "this server takes only signed request objects (RFC 9101)",
+        );
     }
     let code = match check_authorization_request(&query, config.require_pkce) {
         Ok(checked) => checked,

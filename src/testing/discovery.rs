@@ -61,6 +61,14 @@ fn document(shared: &Shared) -> Value {
     if let Some(types) = &config.authorization_details_types {
         document["authorization_details_types_supported"] = json!(types);
     }
+    #[cfg(feature = "jwt")]
+    {
+        document["request_parameter_supported"] = json!(true);
+        document["request_object_signing_alg_values_supported"] = json!([
+            "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"
+        ]);
+        document["require_signed_request_object"] = json!(config.request_objects.require);
+    }
     if config.support_dpop {
         document["dpop_signing_alg_values_supported"] =
             json!(super::dpop::ALGS.split(' ').collect::<Vec<_>>());

@@ -12,12 +12,13 @@ use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
-use super::RecordedPushedRequest;
 use super::client_auth::authenticate;
 use super::dpop;
 use super::form::{Query, parse_form};
 use super::reply::{OAuthError, Response, json_response, no_store};
+use super::request_object::{self, Opened};
 use super::state::{Shared, random_token};
+use super::{RecordedPushedRequest, RoundTripKind};
 
 /// Where the endpoint lives.
 pub(super) const PAR_PATH: &str = "/par";
@@ -61,6 +62,8 @@ struct Pushed {
     /// The parameters, as the query string `/authorize` would have received.
     query: String,
     expires_at: Instant,
+    /// The parameters came in a signed request object (RFC 9101).
+    signed: bool,
 }
 
 /// Parameters of the push that are client authentication, not authorization parameters.
@@ -124,13 +127,36 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts, body: &[u8]) -> Response 
                 "request_uri is not allowed in a pushed authorization request",
             ));
         }
-        if form.get("response_type").is_none() {
+        // A signed request object (RFC 9101 §5): only the parameters inside it count.
+        let opened = request_object::open(
+            shared,
+            RoundTripKind::PushedAuthorization,
+            &request_object::to_query(&params),
+            Some(&client_id),
+        );
+        let (mut query, signed) = match opened {
+            Ok(Opened::Plain) => (params.clone(), false),
+            Ok(Opened::Signed(inside)) => (inside, true),
+            Ok(Opened::Refused(_, why)) | Err(why) => {
+                return Err(OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    request_object::INVALID,
+                    why,
+                ));
+            }
+        };
+        if config.request_objects.require && !signed {
+            return Err(OAuthError::invalid_request(
+                "this server takes only signed request objects (RFC 9101)",
+            ));
+        }
+        let effective = request_object::to_query(&query);
+        if effective.get("response_type").is_none() {
             return Err(OAuthError::invalid_request("response_type is missing"));
         }
         // RFC 9449 §10.1: a proof on the push binds the code to its key, as dpop_jkt does;
         // both must then name the same key.
-        let mut query = params.clone();
-        match (form.get("dpop_jkt"), jkt) {
+        match (effective.get("dpop_jkt"), jkt) {
             (Some(sent), Some(jkt)) if sent != jkt => {
                 return Err(OAuthError::invalid_request(
                     "dpop_jkt names another key than the DPoP proof",
@@ -152,6 +178,7 @@ pub(super) fn endpoint(shared: &Shared, parts: &Parts, body: &[u8]) -> Response 
                 client_id,
                 query,
                 expires_at: config.clock.now() + lifetime,
+                signed,
             },
         );
         Ok(json!({
@@ -199,9 +226,13 @@ pub(super) enum Source {
 /// (which is then spent, expired or not), else the query itself. `Err` says why the request
 /// is refused outright: a request URI that is unknown, used, or pushed by another client, or a
 /// query that carries parameters besides `client_id` and `request_uri`.
-pub(super) fn resolve(shared: &Shared, query: Query) -> Result<(Query, Source), &'static str> {
+/// The `bool` says whether they were pushed in a signed request object.
+pub(super) fn resolve(
+    shared: &Shared,
+    query: Query,
+) -> Result<(Query, Source, bool), &'static str> {
     let Some(request_uri) = query.get("request_uri").map(str::to_owned) else {
-        return Ok((query, Source::Query));
+        return Ok((query, Source::Query, false));
     };
     let others = query
         .params
@@ -224,5 +255,5 @@ pub(super) fn resolve(shared: &Shared, query: Query) -> Result<(Query, Source), 
     } else {
         Source::Pushed
     };
-    Ok((Query::parse(Some(&pushed.query)), source))
+    Ok((Query::parse(Some(&pushed.query)), source, pushed.signed))
 }

@@ -91,6 +91,8 @@ pub(super) struct Config {
     pub(super) protected_resources: super::protected::Resources,
     /// Pushed authorization requests (RFC 9126).
     pub(super) par: super::par::ParConfig,
+    /// Signed request objects (RFC 9101).
+    pub(super) request_objects: super::request_object::RequestObjectConfig,
 }
 
 /// What a path asks of the sign-in behind a token (RFC 9470).
@@ -252,6 +254,8 @@ pub(super) struct State {
     pub(super) round_trips: Vec<super::RoundTrip>,
     /// Pushed authorization requests waiting for the browser, and the log.
     pub(super) par: super::par::ParState,
+    /// Every request object received, oldest first.
+    pub(super) request_objects: Vec<super::RecordedRequestObject>,
 }
 
 /// The tokens handed out by one successful token request.

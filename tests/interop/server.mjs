@@ -267,6 +267,16 @@ const clients = [
     jwks: { keys: [clientKey.publicJwk] },
   },
   nativeClient('native-app'),
+  // Signed request objects (RFC 9101) only, by value or pushed, signed with the private_key_jwt
+  // key, which also authenticates it.
+  {
+    ...nativeClient('jar-app'),
+    token_endpoint_auth_method: 'private_key_jwt',
+    token_endpoint_auth_signing_alg: 'ES256',
+    request_object_signing_alg: 'ES256',
+    require_signed_request_object: true,
+    jwks: { keys: [clientKey.publicJwk] },
+  },
   nativeClient('native-short'),
   {
     client_id: 'tv-app',
@@ -369,6 +379,7 @@ const provider = new Provider(ISSUER, {
   },
   features: {
     pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+    requestObjects: { enabled: true, requireSignedRequestObject: false },
     dPoP: {
       enabled: true,
       nonceSecret: crypto.randomBytes(32),
@@ -459,6 +470,22 @@ provider.on('registration_create.success', (ctx, client) => {
   });
 });
 provider.on('registration_update.success', () => { stats.registrations.updated += 1; });
+
+// Signed request objects (RFC 9101): those the authorization endpoint got by value (and the
+// other parameters next to them), those pushed, and those refused.
+stats.jar = { by_value: 0, pushed: 0, refused: 0, outside: [] };
+provider.use(async (ctx, next) => {
+  const authorize = ctx.path === '/auth' && ctx.method === 'GET' && ctx.query.request;
+  const pushed = ctx.path === '/request' && ctx.method === 'POST';
+  await next();
+  if (authorize) {
+    stats.jar.by_value += 1;
+    stats.jar.outside.push(Object.keys(ctx.query).filter((k) => k !== 'request').sort());
+  }
+  if (pushed && ctx.oidc?.body?.request && ctx.status === 201) stats.jar.pushed += 1;
+  const error = `${ctx.body?.error || ''} ${ctx.response.get('Location') || ''}`;
+  if ((authorize || pushed) && error.includes('invalid_request_object')) stats.jar.refused += 1;
+});
 provider.on('registration_delete.success', () => { stats.registrations.deleted += 1; });
 
 // devInteractions' login sets no acr: give every login the acr it reached.

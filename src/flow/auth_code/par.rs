@@ -64,6 +64,12 @@ async fn push_once(
     params: &[(String, String)],
 ) -> (Result<Pushed>, bool) {
     let mut secrets = Secrets::default();
+    // A signed request object carries the state, nonce and PKCE challenge: never echoed back.
+    for (name, value) in params {
+        if name == "request" {
+            secrets.add(value);
+        }
+    }
     let request = client.authenticated_form(
         url,
         |form| {
