@@ -96,6 +96,16 @@ struct Config {
     dpop: Option<crate::dpop::Dpop>,
     /// The security profile the client follows ([`OAuthClientBuilder::profile`]).
     profile: Option<crate::profile::Profile>,
+    /// The client certificate (RFC 8705) every back-channel connection presents.
+    #[cfg(all(feature = "reqwest", feature = "rustls"))]
+    client_certificate: Option<crate::tls::ClientCertificate>,
+    /// Private root certificates the default transport trusts.
+    #[cfg(all(feature = "reqwest", feature = "rustls"))]
+    root_certificates: Vec<reqwest::Certificate>,
+    /// The default transport when the shared one will not do (it must present a client
+    /// certificate or trust a private root): made by `build`, used when `transport` is `None`.
+    #[cfg(feature = "reqwest")]
+    own_transport: Option<reqwest::Client>,
 }
 
 impl Config {
@@ -183,6 +193,30 @@ impl OAuthClient {
             inner: self.inner.clone(),
             dpop_key: Some(key),
         }
+    }
+
+    /// The client certificate every back-channel connection presents (RFC 8705), if set
+    /// ([`OAuthClientBuilder::client_certificate`]).
+    #[cfg(all(feature = "reqwest", feature = "rustls"))]
+    pub fn client_certificate(&self) -> Option<&crate::tls::ClientCertificate> {
+        self.inner.client_certificate.as_ref()
+    }
+
+    /// Whether the client presents a certificate on its back-channel connections.
+    pub(crate) fn has_client_certificate(&self) -> bool {
+        self.certificate_thumbprint().is_some()
+    }
+
+    /// The RFC 8705 thumbprint of the client's certificate, if it has one.
+    pub(crate) fn certificate_thumbprint(&self) -> Option<&str> {
+        #[cfg(all(feature = "reqwest", feature = "rustls"))]
+        return self
+            .inner
+            .client_certificate
+            .as_ref()
+            .map(crate::tls::ClientCertificate::thumbprint);
+        #[cfg(not(all(feature = "reqwest", feature = "rustls")))]
+        None
     }
 
     /// The client id.
@@ -503,9 +537,16 @@ impl OAuthClient {
             status = response.status.as_u16(),
             "token response"
         );
+        // A token requested on a connection that presents a certificate is bound to it (RFC 8705
+        // §3), unless DPoP binds it to a key instead.
+        let certificate_thumbprint = match &dpop {
+            None => self.certificate_thumbprint(),
+            Some(_) => None,
+        };
         let token = parse_token_response(
             &response,
             &ParseContext {
+                certificate_thumbprint,
                 clock: &*cfg.clock,
                 default_lifetime: cfg.default_lifetime,
                 requested_scope: request.requested_scope.as_deref(),
@@ -581,7 +622,10 @@ impl OAuthClient {
             None => {
                 #[cfg(feature = "reqwest")]
                 {
-                    let client = crate::transport::default_client()?;
+                    let client = match &self.inner.own_transport {
+                        Some(own) => own.clone(),
+                        None => crate::transport::default_client()?,
+                    };
                     exchange(&client, endpoint, request, limits, &*self.inner.clock).await
                 }
                 #[cfg(not(feature = "reqwest"))]
@@ -606,14 +650,16 @@ type ProofToSend<'a> = (std::convert::Infallible, std::marker::PhantomData<&'a (
 impl fmt::Debug for OAuthClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &*self.inner;
-        f.debug_struct("OAuthClient")
-            .field("client_id", &c.client_id)
+        let mut d = f.debug_struct("OAuthClient");
+        d.field("client_id", &c.client_id)
             .field("secret", &c.secret.as_ref().map(|_| "[redacted]"))
             .field("auth_method", &self.auth_method())
             .field("token_url", &c.token_url.as_ref().map(Url::as_str))
             .field("issuer", &c.issuer)
-            .field("transport", &c.transport)
-            .finish_non_exhaustive()
+            .field("transport", &c.transport);
+        #[cfg(all(feature = "reqwest", feature = "rustls"))]
+        d.field("client_certificate", &c.client_certificate);
+        d.finish_non_exhaustive()
     }
 }
 

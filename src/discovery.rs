@@ -101,7 +101,7 @@ pub async fn discover(client: &OAuthClient, issuer: impl AsRef<str>) -> Result<M
         .ok()
         .and_then(|u| u.host_str().map(crate::transport::is_loopback_host))
         .unwrap_or(false);
-    for (name, url) in metadata.urls() {
+    for (name, url) in metadata.urls().into_iter().chain(metadata.alias_urls()) {
         if let Some(url) = url {
             endpoint(name, url.as_str())?;
             if url.scheme() != "https" && !local_issuer {

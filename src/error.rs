@@ -95,6 +95,28 @@ pub enum Error {
         to: String,
     },
 
+    /// A token bound to a client certificate (RFC 8705 §3) was about to go out through a layer
+    /// or middleware that did not declare it presents that certificate: nothing was sent.
+    /// Build the HTTP client under the layer or middleware with the certificate
+    /// (`ClientCertificate::reqwest_client_builder`) and declare it with
+    /// `client_certificate(&certificate)` on the layer or middleware.
+    #[error(
+        "the access token is bound to the client certificate {bound_to}, and this layer or \
+         middleware {}; nothing was sent. Build its HTTP client with that certificate \
+         (ClientCertificate::reqwest_client_builder) and declare it with \
+         .client_certificate(&certificate)",
+        match declared {
+            Some(d) => format!("declared another certificate ({d})"),
+            None => "declared no client certificate".to_owned(),
+        }
+    )]
+    CertificateBinding {
+        /// The thumbprint (`x5t#S256`) of the certificate the token is bound to.
+        bound_to: String,
+        /// The thumbprint the layer or middleware declared, if any.
+        declared: Option<String>,
+    },
+
     /// A new token needs a person (an interactive flow), and the caller did not allow one.
     #[error("a new token needs an interactive sign-in, and this call does not allow one")]
     InteractionRequired,
@@ -264,6 +286,7 @@ impl Error {
             | Error::UnboundToken
             | Error::Config(_)
             | Error::UnsafeRedirect { .. }
+            | Error::CertificateBinding { .. }
             | Error::IssuerMismatch { .. }
             | Error::ResourceMismatch { .. }
             | Error::UntrustedAuthorizationServer { .. }

@@ -142,6 +142,7 @@ pub fn parse_token_response_raw(
             secrets: &planted,
             #[cfg(feature = "dpop")]
             dpop: None,
+            certificate_thumbprint: None,
         },
     )
 }

@@ -15,6 +15,8 @@
 //! - [`challenge`]: what a server's `WWW-Authenticate` says, parsed into typed challenges.
 //! - `dpop` (feature `dpop`, on by default): sender-constrained tokens (RFC 9449): keys, proofs
 //!   on every token and resource request, nonces.
+//! - `tls` (features `reqwest` and `rustls`, on by default): mutual TLS (RFC 8705): a client
+//!   certificate that authenticates the client and binds its tokens.
 //! - [`store`]: where tokens persist besides the source's own memory (a file, the OS keychain,
 //!   Redis for fleets).
 //!
@@ -149,6 +151,8 @@ pub mod reqwest;
 pub mod resource;
 mod source;
 pub mod store;
+#[cfg(all(feature = "reqwest", feature = "rustls"))]
+pub mod tls;
 mod token;
 pub mod transport;
 

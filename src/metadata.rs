@@ -153,12 +153,151 @@ pub struct Metadata {
     /// callback, so that a mix-up attack cannot strip it.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
+    /// `mtls_endpoint_aliases` (RFC 8705 §5): the endpoints to use instead of the usual ones
+    /// on connections that present a client certificate. A client with a
+    /// [`client_certificate`](crate::OAuthClientBuilder::client_certificate) sends every
+    /// back-channel request to the alias when one is given.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mtls_endpoint_aliases: Option<MtlsEndpointAliases>,
+    /// `tls_client_certificate_bound_access_tokens` (RFC 8705 §3.3): whether the server binds
+    /// access tokens to the client certificate they were requested with.
+    #[serde(default)]
+    pub tls_client_certificate_bound_access_tokens: bool,
     /// Every other member, as sent.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
+/// The `mtls_endpoint_aliases` of a server's metadata (RFC 8705 §5): where clients presenting
+/// a certificate send what would go to the endpoint of the same name. Members this crate does
+/// not name are kept in [`extra`](Self::extra).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MtlsEndpointAliases {
+    /// `token_endpoint`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
+    pub token_endpoint: Option<Url>,
+    /// `revocation_endpoint`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
+    pub revocation_endpoint: Option<Url>,
+    /// `introspection_endpoint`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
+    pub introspection_endpoint: Option<Url>,
+    /// `device_authorization_endpoint`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
+    pub device_authorization_endpoint: Option<Url>,
+    /// `pushed_authorization_request_endpoint`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
+    pub pushed_authorization_request_endpoint: Option<Url>,
+    /// `userinfo_endpoint`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
+    pub userinfo_endpoint: Option<Url>,
+    /// `registration_endpoint`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "optional_url"
+    )]
+    pub registration_endpoint: Option<Url>,
+    /// Every other member, as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl MtlsEndpointAliases {
+    /// Every alias, with its member name.
+    pub(crate) fn urls(&self) -> [(&'static str, Option<&Url>); 7] {
+        [
+            (
+                "mtls_endpoint_aliases.token_endpoint",
+                self.token_endpoint.as_ref(),
+            ),
+            (
+                "mtls_endpoint_aliases.revocation_endpoint",
+                self.revocation_endpoint.as_ref(),
+            ),
+            (
+                "mtls_endpoint_aliases.introspection_endpoint",
+                self.introspection_endpoint.as_ref(),
+            ),
+            (
+                "mtls_endpoint_aliases.device_authorization_endpoint",
+                self.device_authorization_endpoint.as_ref(),
+            ),
+            (
+                "mtls_endpoint_aliases.pushed_authorization_request_endpoint",
+                self.pushed_authorization_request_endpoint.as_ref(),
+            ),
+            (
+                "mtls_endpoint_aliases.userinfo_endpoint",
+                self.userinfo_endpoint.as_ref(),
+            ),
+            (
+                "mtls_endpoint_aliases.registration_endpoint",
+                self.registration_endpoint.as_ref(),
+            ),
+        ]
+    }
+}
+
 impl Metadata {
+    /// The userinfo endpoint a client uses: the `mtls_endpoint_aliases` one when `mutual_tls`
+    /// and the server names one, else `userinfo_endpoint`.
+    pub(crate) fn userinfo_for(&self, mutual_tls: bool) -> Option<&Url> {
+        self.alias(mutual_tls, |a| a.userinfo_endpoint.as_ref())
+            .or(self.userinfo_endpoint.as_ref())
+    }
+
+    /// The registration endpoint a client uses, like [`userinfo_for`](Self::userinfo_for).
+    pub(crate) fn registration_for(&self, mutual_tls: bool) -> Option<&Url> {
+        self.alias(mutual_tls, |a| a.registration_endpoint.as_ref())
+            .or(self.registration_endpoint.as_ref())
+    }
+
+    fn alias(
+        &self,
+        mutual_tls: bool,
+        pick: fn(&MtlsEndpointAliases) -> Option<&Url>,
+    ) -> Option<&Url> {
+        self.mtls_endpoint_aliases
+            .as_ref()
+            .filter(|_| mutual_tls)
+            .and_then(pick)
+    }
+
+    /// Every alias in `mtls_endpoint_aliases`, with its member name (checked like the
+    /// endpoints: `https`, or `http` to loopback).
+    pub(crate) fn alias_urls(&self) -> Vec<(&'static str, Option<&Url>)> {
+        self.mtls_endpoint_aliases
+            .as_ref()
+            .map(|a| a.urls().to_vec())
+            .unwrap_or_default()
+    }
+
     /// Every URL the document names, with its member name.
     pub(crate) fn urls(&self) -> [(&'static str, Option<&Url>); 10] {
         [

@@ -129,7 +129,7 @@ impl OAuthClient {
     pub async fn userinfo(&self, token: &Token) -> Result<Map<String, Value>> {
         let endpoint = self
             .metadata()
-            .and_then(|m| m.userinfo_endpoint.as_ref())
+            .and_then(|m| m.userinfo_for(self.has_client_certificate()))
             .ok_or_else(|| Error::config("no userinfo endpoint (discover the issuer first)"))?;
         get_json(self, endpoint.as_str(), token).await
     }

@@ -256,7 +256,7 @@ impl OAuthClient {
                  with the endpoint)",
             ));
         };
-        let Some(url) = &server.registration_endpoint else {
+        let Some(url) = server.registration_for(self.has_client_certificate()) else {
             return Err(Error::config(format!(
                 "cannot register: the metadata of {:?} name no registration_endpoint (the \
                  server does not offer dynamic client registration)",
@@ -296,6 +296,8 @@ pub(crate) fn auth_method_named(name: &str) -> Option<AuthMethod> {
         "private_key_jwt" => AuthMethod::PrivateKeyJwt,
         #[cfg(feature = "jwt")]
         "client_secret_jwt" => AuthMethod::ClientSecretJwt,
+        "tls_client_auth" => AuthMethod::TlsClientAuth,
+        "self_signed_tls_client_auth" => AuthMethod::SelfSignedTlsClientAuth,
         _ => return None,
     })
 }

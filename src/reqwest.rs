@@ -215,8 +215,14 @@ impl<G: Send + Sync + 'static> Middleware for OAuthMiddleware<G> {
         if needs_preparing(&token, source) {
             Box::pin(prepare_proof(&token, source, request.url())).await;
         }
-        let proof = proof_for(&token, source, request.method(), request.url())
-            .map_err(reqwest_middleware::Error::middleware)?;
+        let proof = proof_for(
+            &token,
+            source,
+            request.method(),
+            request.url(),
+            self.attach.presented(),
+        )
+        .map_err(reqwest_middleware::Error::middleware)?;
         let sent = set_credentials(request.headers_mut(), &token, proof);
         let response = next.clone().run(request, extensions).await?;
         if OriginKey::of(response.url()) != sent_to {
@@ -232,6 +238,7 @@ impl<G: Send + Sync + 'static> Middleware for OAuthMiddleware<G> {
             used: token,
             replay,
             interactive,
+            presented: self.attach.presented(),
         };
         Box::pin(retry.run(verdict, response, extensions, next)).await
     }
@@ -243,6 +250,8 @@ struct Retry<'a> {
     used: Token,
     replay: Option<Box<Request>>,
     interactive: bool,
+    /// The thumbprint of the client certificate the pipeline declared it presents.
+    presented: Option<&'a str>,
 }
 
 impl Retry<'_> {
@@ -263,6 +272,7 @@ impl Retry<'_> {
             used: mut token,
             replay,
             interactive,
+            presented,
         } = self;
         // The request's source, or the one derived from it for a challenge that asked for more.
         let mut source = source.clone();
@@ -299,7 +309,7 @@ impl Retry<'_> {
             if needs_preparing(&token, &source) {
                 prepare_proof(&token, &source, request.url()).await;
             }
-            let proof = proof_for(&token, &source, request.method(), request.url())
+            let proof = proof_for(&token, &source, request.method(), request.url(), presented)
                 .map_err(reqwest_middleware::Error::middleware)?;
             let sent = set_credentials(request.headers_mut(), &token, proof);
             response = next.clone().run(request, extensions).await?;

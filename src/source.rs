@@ -143,15 +143,22 @@ impl LocalCache {
     /// local reference while the cached token is fresh and outside its refresh window; anything
     /// else goes to the source.
     #[inline]
-    pub(crate) fn fast_header(&mut self, source: &TokenSource) -> Option<(http::HeaderValue, u64)> {
+    pub(crate) fn fast_header(
+        &mut self,
+        source: &TokenSource,
+        presented: Option<&str>,
+    ) -> Option<(http::HeaderValue, u64)> {
         debug_assert!(std::ptr::eq(self.cache.arc_swap(), &source.inner.state));
         let now = source.inner.clock.now_fast();
         if let Some(cached) = self.cache.load().as_deref()
             && now < cached.refresh_at
         {
+            if cached.token.check_certificate(presented).is_err() {
+                return None;
+            }
             return Some((cached.token.header_value().clone(), cached.token.issue()));
         }
-        source.fast_header()
+        source.fast_header(presented)
     }
 }
 
@@ -337,11 +344,18 @@ impl TokenSource {
 
     /// What a request needs of the fresh cached token, without waiting and without taking a
     /// reference to it: its header value, and its issuance number for
-    /// [`invalidate_issue`](Self::invalidate_issue) after a 401.
+    /// [`invalidate_issue`](Self::invalidate_issue) after a 401. `None` also for a token bound
+    /// to another certificate than `presented` (the slow path refuses it with its error).
     #[cfg(feature = "tower")]
     #[inline]
-    pub(crate) fn fast_header(&self) -> Option<(http::HeaderValue, u64)> {
-        self.fresh(|token| (token.header_value().clone(), token.issue()))
+    pub(crate) fn fast_header(&self, presented: Option<&str>) -> Option<(http::HeaderValue, u64)> {
+        self.fresh(|token| {
+            token
+                .check_certificate(presented)
+                .ok()
+                .map(|()| (token.header_value().clone(), token.issue()))
+        })
+        .flatten()
     }
 
     /// `read` applied to the fresh cached token, if there is one; inside the refresh window this

@@ -1734,7 +1734,7 @@ fn join(base: &str, path: &str) -> String {
 /// Whether a client authenticating with `method` has a secret.
 pub(crate) fn takes_secret(method: AuthMethod) -> bool {
     match method {
-        AuthMethod::None => false,
+        AuthMethod::None | AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => false,
         #[cfg(feature = "jwt")]
         AuthMethod::PrivateKeyJwt => false,
         _ => true,

@@ -69,6 +69,8 @@ struct TokenInner {
     /// The DPoP key the token is bound to, with the token's `ath`.
     #[cfg(feature = "dpop")]
     dpop: Option<Arc<Binding>>,
+    /// The thumbprint of the client certificate the token is bound to (RFC 8705 §3).
+    certificate_thumbprint: Option<Box<str>>,
 }
 
 /// A DPoP-bound token's key, and the hash of the token that every resource proof carries
@@ -94,6 +96,7 @@ impl Token {
             extra: Map::new(),
             #[cfg(feature = "dpop")]
             dpop: None,
+            certificate_thumbprint: None,
         }
     }
 
@@ -134,6 +137,28 @@ impl Token {
     #[cfg(feature = "dpop")]
     pub(crate) fn dpop_binding(&self) -> Option<(&crate::dpop::DpopKey, &str)> {
         self.inner.dpop.as_deref().map(|b| (&b.key, &*b.ath))
+    }
+
+    /// The RFC 8705 thumbprint (`x5t#S256`) of the client certificate this token is bound to,
+    /// if it is: a token a client got while presenting a certificate (without DPoP). The
+    /// layer and the middleware attach it only to requests of a pipeline that declared it
+    /// presents that certificate (`client_certificate`), and refuse the request otherwise with
+    /// [`Error::CertificateBinding`].
+    pub fn certificate_thumbprint(&self) -> Option<&str> {
+        self.inner.certificate_thumbprint.as_deref()
+    }
+
+    /// Checks that this token may go out on a connection presenting the certificate with the
+    /// thumbprint `presented` (`None`: no certificate): a bearer token anywhere, a
+    /// certificate-bound one only with its certificate.
+    pub(crate) fn check_certificate(&self, presented: Option<&str>) -> Result<()> {
+        match self.certificate_thumbprint() {
+            Some(bound) if presented != Some(bound) => Err(Error::CertificateBinding {
+                bound_to: bound.to_owned(),
+                declared: presented.map(str::to_owned),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The lifetime the token was issued with (zero if it arrived expired).
@@ -292,6 +317,9 @@ impl fmt::Debug for Token {
         if let Some(key) = self.dpop_key() {
             d.field("dpop_key", key);
         }
+        if let Some(thumbprint) = self.certificate_thumbprint() {
+            d.field("certificate_thumbprint", &thumbprint);
+        }
         d.finish()
     }
 }
@@ -311,6 +339,7 @@ pub struct TokenBuilder {
     extra: Map<String, Value>,
     #[cfg(feature = "dpop")]
     dpop: Option<crate::dpop::DpopKey>,
+    certificate_thumbprint: Option<Box<str>>,
 }
 
 impl TokenBuilder {
@@ -350,6 +379,13 @@ impl TokenBuilder {
     pub fn dpop_key(mut self, key: crate::dpop::DpopKey) -> Self {
         self.token_type = "DPoP".into();
         self.dpop = Some(key);
+        self
+    }
+
+    /// Binds the token to the client certificate with this RFC 8705 thumbprint
+    /// ([`Token::certificate_thumbprint`]).
+    pub fn certificate_thumbprint(mut self, thumbprint: impl Into<String>) -> Self {
+        self.certificate_thumbprint = Some(thumbprint.into().into_boxed_str());
         self
     }
 
@@ -393,6 +429,7 @@ impl TokenBuilder {
                 extra: self.extra,
                 #[cfg(feature = "dpop")]
                 dpop,
+                certificate_thumbprint: self.certificate_thumbprint,
             }),
         })
     }
@@ -426,6 +463,10 @@ pub(crate) struct Persisted {
     /// token and its refresh token work after a restart and in other processes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) dpop_key: Option<String>,
+    /// The thumbprint of the client certificate a bound token needs (RFC 8705): kept, so the
+    /// binding is still checked after a restart and in other processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) certificate_thumbprint: Option<String>,
 }
 
 #[cfg(any(
@@ -462,6 +503,7 @@ impl Token {
             }),
             #[cfg(not(feature = "dpop"))]
             dpop_key: None,
+            certificate_thumbprint: self.certificate_thumbprint().map(str::to_owned),
         }
     }
 
@@ -523,6 +565,7 @@ impl Token {
                 extra: p.extra,
                 #[cfg(feature = "dpop")]
                 dpop,
+                certificate_thumbprint: p.certificate_thumbprint.map(String::into_boxed_str),
             }),
         })
     }
@@ -563,6 +606,9 @@ pub(crate) struct ParseContext<'a> {
     /// answer is refused.
     #[cfg(feature = "dpop")]
     pub(crate) dpop: Option<(&'a crate::dpop::DpopKey, bool)>,
+    /// The thumbprint of the certificate the request's connection presented, when the token is
+    /// to be bound to it (RFC 8705 §3; not with DPoP).
+    pub(crate) certificate_thumbprint: Option<&'a str>,
 }
 
 /// Classifies a token endpoint response (rule 15): a token, an OAuth error, or an unexpected
@@ -657,6 +703,13 @@ pub(crate) fn parse_token_response(resp: &RawResponse, ctx: &ParseContext<'_>) -
         id_token,
         issued_token_type,
         extra: map,
+        #[cfg(feature = "dpop")]
+        certificate_thumbprint: match &bound_to {
+            Some(_) => None,
+            None => ctx.certificate_thumbprint.map(Box::from),
+        },
+        #[cfg(not(feature = "dpop"))]
+        certificate_thumbprint: ctx.certificate_thumbprint.map(Box::from),
         #[cfg(feature = "dpop")]
         dpop: bound_to,
     };

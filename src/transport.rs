@@ -268,7 +268,7 @@ fn causes<'a>(
 }
 
 /// The most specific description in `top`'s cause chain: the innermost error's.
-fn deepest(top: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn deepest(top: &(dyn std::error::Error + 'static)) -> String {
     causes(top)
         .last()
         .map_or_else(|| top.to_string(), |e| e.to_string())

@@ -32,6 +32,16 @@ pub enum AuthMethod {
     /// secret, so the secret itself never crosses the wire.
     #[cfg(feature = "jwt")]
     ClientSecretJwt,
+    /// `tls_client_auth` (RFC 8705 §2.1): the client certificate, issued by a certificate
+    /// authority the server trusts, authenticates the client on the TLS connection; only
+    /// `client_id` goes in the body. Needs
+    /// [`OAuthClientBuilder::client_certificate`](crate::OAuthClientBuilder::client_certificate).
+    TlsClientAuth,
+    /// `self_signed_tls_client_auth` (RFC 8705 §2.2): like [`TlsClientAuth`](Self::TlsClientAuth)
+    /// with a self-signed certificate the server knows from the client's registered JWKS.
+    /// Needs
+    /// [`OAuthClientBuilder::client_certificate`](crate::OAuthClientBuilder::client_certificate).
+    SelfSignedTlsClientAuth,
 }
 
 impl AuthMethod {
@@ -45,7 +55,14 @@ impl AuthMethod {
             Self::PrivateKeyJwt => "private_key_jwt",
             #[cfg(feature = "jwt")]
             Self::ClientSecretJwt => "client_secret_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
+    }
+
+    /// Whether the client authenticates with its TLS client certificate (RFC 8705 §2).
+    pub fn is_mutual_tls(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
     }
 }
 
@@ -81,6 +98,18 @@ pub(crate) fn authenticate(
             Ok(None)
         }
         AuthMethod::None => {
+            form.append_pair("client_id", client_id);
+            Ok(None)
+        }
+        // The certificate on the connection is the credential; the body only names the client.
+        AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => {
+            if !client.has_client_certificate() {
+                return Err(Error::config(format!(
+                    "client authentication {} needs a client certificate \
+                     (OAuthClientBuilder::client_certificate)",
+                    method.as_str()
+                )));
+            }
             form.append_pair("client_id", client_id);
             Ok(None)
         }

@@ -49,6 +49,8 @@ pub struct OAuthClientBuilder {
     pub(super) problems: Vec<(&'static str, Error)>,
     /// A seed from [`jitter_seed`](Self::jitter_seed); otherwise `build` seeds from the OS.
     jitter_seed: Option<u64>,
+    /// The endpoint setters called on this builder: their URLs win over metadata aliases.
+    explicit: Vec<&'static str>,
 }
 
 impl OAuthClientBuilder {
@@ -84,6 +86,12 @@ impl OAuthClientBuilder {
             #[cfg(feature = "dpop")]
             dpop: None,
             profile: None,
+            #[cfg(all(feature = "reqwest", feature = "rustls"))]
+            client_certificate: None,
+            #[cfg(all(feature = "reqwest", feature = "rustls"))]
+            root_certificates: Vec::new(),
+            #[cfg(feature = "reqwest")]
+            own_transport: None,
         })
     }
 
@@ -92,6 +100,7 @@ impl OAuthClientBuilder {
             config,
             problems: Vec::new(),
             jitter_seed: None,
+            explicit: Vec::new(),
         }
     }
 
@@ -115,6 +124,7 @@ impl OAuthClientBuilder {
                 .and_then(|m| m.dpop_signing_alg_values_supported.clone());
             self.config.dpop = self.check("dpop", dpop.for_server(supported.as_deref()));
         }
+        self.resolve_mtls();
         match self.problems.len() {
             0 => {
                 let client = OAuthClient {
@@ -169,7 +179,128 @@ impl OAuthClientBuilder {
         if let Some(url) = self.check(setter, endpoint(setter, url)) {
             *field(&mut self.config) = Some(url);
         }
+        if !self.explicit.contains(&setter) {
+            self.explicit.push(setter);
+        }
         self
+    }
+
+    /// Mutual TLS, resolved once every setting is in (so the order of
+    /// [`metadata`](Self::metadata) and [`client_certificate`](Self::client_certificate) does
+    /// not matter): the endpoints taken from metadata become their `mtls_endpoint_aliases`, a
+    /// `tls_client_auth` method without a certificate is a problem, and the default transport
+    /// presents the certificate and trusts the private roots.
+    fn resolve_mtls(&mut self) {
+        let has_certificate = {
+            #[cfg(all(feature = "reqwest", feature = "rustls"))]
+            {
+                self.config.client_certificate.is_some()
+            }
+            #[cfg(not(all(feature = "reqwest", feature = "rustls")))]
+            false
+        };
+        let method = self.config.effective_auth_method();
+        if method.is_mutual_tls() && !has_certificate {
+            self.check::<()>(
+                "auth_method",
+                Err(Error::config(format!(
+                    "client authentication {} needs a client certificate \
+                     (OAuthClientBuilder::client_certificate)",
+                    method.as_str()
+                ))),
+            );
+        }
+        if has_certificate && let Some(metadata) = self.config.metadata.clone() {
+            self.use_mtls_aliases(&metadata);
+        }
+        #[cfg(feature = "reqwest")]
+        {
+            self.config.own_transport = None;
+        }
+        #[cfg(all(feature = "reqwest", feature = "rustls"))]
+        if self.config.transport.is_none()
+            && (has_certificate || !self.config.root_certificates.is_empty())
+        {
+            let mut builder = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                // As the shared default client: no connection outlives the runtime it was
+                // opened on.
+                .pool_max_idle_per_host(0);
+            if let Some(certificate) = &self.config.client_certificate {
+                builder = builder.identity(certificate.identity());
+            }
+            for root in &self.config.root_certificates {
+                builder = builder.add_root_certificate(root.clone());
+            }
+            let built = builder.build().map_err(|e| {
+                Error::config(format!(
+                    "client_certificate: the default transport cannot be built: {}",
+                    crate::transport::deepest(&e)
+                ))
+            });
+            self.config.own_transport = self.check("client_certificate", built);
+        }
+    }
+
+    /// Points each endpoint that came from `metadata` (not set on this builder) at its
+    /// `mtls_endpoint_aliases` entry, when there is one (RFC 8705 §5).
+    fn use_mtls_aliases(&mut self, metadata: &Metadata) {
+        let Some(aliases) = &metadata.mtls_endpoint_aliases else {
+            return;
+        };
+        let found = [
+            (
+                "token_url",
+                metadata.token_endpoint.as_ref(),
+                aliases.token_endpoint.as_ref(),
+            ),
+            (
+                "device_authorization_url",
+                metadata.device_authorization_endpoint.as_ref(),
+                aliases.device_authorization_endpoint.as_ref(),
+            ),
+            (
+                "revocation_url",
+                metadata.revocation_endpoint.as_ref(),
+                aliases.revocation_endpoint.as_ref(),
+            ),
+            (
+                "introspection_url",
+                metadata.introspection_endpoint.as_ref(),
+                aliases.introspection_endpoint.as_ref(),
+            ),
+            (
+                "par_url",
+                metadata.pushed_authorization_request_endpoint.as_ref(),
+                aliases.pushed_authorization_request_endpoint.as_ref(),
+            ),
+        ];
+        for (setter, plain, alias) in found {
+            let Some(alias) = alias else { continue };
+            if self.explicit.contains(&setter) {
+                continue;
+            }
+            let field: &mut Option<Url> = match setter {
+                "token_url" => &mut self.config.token_url,
+                "device_authorization_url" => &mut self.config.device_authorization_url,
+                "revocation_url" => &mut self.config.revocation_url,
+                "par_url" => &mut self.config.par_url,
+                _ => &mut self.config.introspection_url,
+            };
+            // Only an endpoint the metadata gave (or none at all) is replaced.
+            let from_metadata = match (&*field, plain) {
+                (None, _) => true,
+                (Some(current), Some(plain)) => current.as_str() == plain.as_str(),
+                (Some(_), None) => false,
+            };
+            if !from_metadata {
+                continue;
+            }
+            match endpoint(setter, alias.as_str()) {
+                Ok(url) => *field = Some(url),
+                Err(err) => self.problems.push(("metadata", err)),
+            }
+        }
     }
 
     /// Replaces the client id (a resource-first client learns it after the rest of its
@@ -243,6 +374,75 @@ impl OAuthClientBuilder {
     /// ```
     pub fn profile(mut self, profile: crate::profile::Profile) -> Self {
         self.config.profile = Some(profile);
+        self
+    }
+
+    /// The client certificate for mutual TLS (RFC 8705): every back-channel request presents
+    /// it, the tokens the client gets are bound to it
+    /// ([`Token::certificate_thumbprint`](crate::Token::certificate_thumbprint)), and the
+    /// `tls_client_auth` methods authenticate with it.
+    ///
+    /// - The default transport becomes a reqwest client of this client's own that presents the
+    ///   certificate (and trusts the [`root_certificate`](Self::root_certificate)s), and never
+    ///   follows redirects. With a [`transport`](Self::transport) of your own, you vouch that it
+    ///   presents this same certificate.
+    /// - Endpoints taken from [`metadata`](Self::metadata) become their
+    ///   `mtls_endpoint_aliases` when the server names them (RFC 8705 §5), whichever of the two
+    ///   setters is called first; endpoints set on the builder stay as set.
+    /// - The layer or middleware that sends the bound tokens must present the certificate too
+    ///   ([`ClientCertificate::reqwest_client_builder`](crate::tls::ClientCertificate::reqwest_client_builder))
+    ///   and declare it (`client_certificate` on [`OAuthMiddleware`](crate::OAuthMiddleware) and
+    ///   `OAuthLayer`): a bound token is never attached where it was not declared.
+    ///
+    /// ```no_run
+    /// use oauth_layer::{AuthMethod, OAuthClient, tls::ClientCertificate};
+    ///
+    /// # fn build(cert_pem: &[u8], key_pem: &[u8]) -> oauth_layer::Result<()> {
+    /// let client = OAuthClient::builder("my-client-id")
+    ///     .client_certificate(ClientCertificate::from_pem(cert_pem, key_pem)?)
+    ///     .auth_method(AuthMethod::TlsClientAuth)
+    ///     .token_url("https://idp.example/oauth/token")
+    ///     .build()?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    #[cfg(all(feature = "reqwest", feature = "rustls"))]
+    pub fn client_certificate(mut self, certificate: crate::tls::ClientCertificate) -> Self {
+        self.config.client_certificate = Some(certificate);
+        self
+    }
+
+    /// Trusts the root certificate(s) in `pem` (one or more PEM `CERTIFICATE` blocks) for
+    /// back-channel requests through the default transport, next to the system's roots: the
+    /// private certificate authority of a test or in-house authorization server. Call it again
+    /// for more. Ignored with a [`transport`](Self::transport) of your own (configure it there).
+    /// A PEM without a certificate is a problem reported by [`build`](Self::build).
+    #[cfg(all(feature = "reqwest", feature = "rustls"))]
+    pub fn root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        let setter = "root_certificate";
+        if self.problems.iter().any(|(s, _)| *s == setter) {
+            return self;
+        }
+        let pem = pem.as_ref();
+        let roots = if pem.len() > crate::tls::MAX_PEM_SIZE {
+            Err(Error::config(format!(
+                "root_certificate: the PEM is larger than {} bytes",
+                crate::tls::MAX_PEM_SIZE
+            )))
+        } else {
+            match reqwest::Certificate::from_pem_bundle(pem) {
+                Ok(roots) if !roots.is_empty() => Ok(roots),
+                Ok(_) => Err(Error::config(
+                    "root_certificate: the PEM holds no certificate",
+                )),
+                Err(e) => Err(Error::config(format!(
+                    "root_certificate: the PEM cannot be read: {}",
+                    crate::transport::deepest(&e)
+                ))),
+            }
+        };
+        if let Some(roots) = self.check(setter, roots) {
+            self.config.root_certificates.extend(roots);
+        }
         self
     }
 
@@ -531,15 +731,17 @@ impl OAuthClientBuilder {
 impl fmt::Debug for OAuthClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.config;
-        f.debug_struct("OAuthClientBuilder")
-            .field("client_id", &c.client_id)
+        let mut d = f.debug_struct("OAuthClientBuilder");
+        d.field("client_id", &c.client_id)
             .field("secret", &c.secret.as_ref().map(|_| "[redacted]"))
             .field("token_url", &c.token_url.as_ref().map(Url::as_str))
-            .field("issuer", &c.issuer)
-            .field(
-                "problems",
-                &self.problems.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-            )
-            .finish_non_exhaustive()
+            .field("issuer", &c.issuer);
+        #[cfg(all(feature = "reqwest", feature = "rustls"))]
+        d.field("client_certificate", &c.client_certificate);
+        d.field(
+            "problems",
+            &self.problems.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        )
+        .finish_non_exhaustive()
     }
 }

@@ -247,7 +247,7 @@ async fn primary_verified(
 pub(super) fn userinfo_url(client: &OAuthClient) -> Result<String> {
     client
         .metadata()
-        .and_then(|m| m.userinfo_endpoint.as_ref())
+        .and_then(|m| m.userinfo_for(client.has_client_certificate()))
         .map(|u| u.as_str().to_owned())
         .ok_or_else(|| Error::config("the provider's metadata names no userinfo endpoint"))
 }

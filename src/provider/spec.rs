@@ -178,6 +178,8 @@ fn static_oidc(
         userinfo_endpoint: Some(endpoint("userinfo_endpoint", userinfo)?),
         jwks_uri: Some(endpoint("jwks_uri", jwks)?),
         registration_endpoint: None,
+        mtls_endpoint_aliases: None,
+        tls_client_certificate_bound_access_tokens: false,
         end_session_endpoint: None,
         pushed_authorization_request_endpoint: client.par_url().cloned(),
         require_pushed_authorization_requests: false,

@@ -231,6 +231,30 @@ macro_rules! shorthand_constructors {
                 self
             }
 
+            /// Declares the client certificate (RFC 8705) this pipeline's HTTP client presents on
+            /// every connection: build that client with
+            /// [`ClientCertificate::reqwest_client_builder`](crate::tls::ClientCertificate::reqwest_client_builder)
+            /// (or present it in your own TLS stack). Tokens bound to a certificate
+            /// ([`Token::certificate_thumbprint`](crate::Token::certificate_thumbprint): those
+            /// a client with a
+            /// [`client_certificate`](crate::OAuthClientBuilder::client_certificate) gets) are
+            /// attached only when it is the same certificate; otherwise the request fails with
+            /// [`Error::CertificateBinding`](crate::Error::CertificateBinding) and nothing is
+            /// sent. Bearer and DPoP-bound tokens are not affected.
+            #[cfg(all(feature = "reqwest", feature = "rustls"))]
+            pub fn client_certificate(self, certificate: &$crate::tls::ClientCertificate) -> Self {
+                self.client_certificate_thumbprint(certificate.thumbprint())
+            }
+
+            /// [`client_certificate`](Self::client_certificate) by the certificate's RFC 8705
+            /// thumbprint (`x5t#S256`), for a pipeline whose TLS stack presents a certificate
+            /// this crate does not hold (a hyper or tonic client with its own rustls
+            /// configuration). You vouch that every connection presents it.
+            pub fn client_certificate_thumbprint(mut self, thumbprint: impl AsRef<str>) -> Self {
+                self.attach = self.attach.presents_certificate(thumbprint.as_ref());
+                self
+            }
+
             /// The shared token source.
             pub fn source(&self) -> &$crate::source::TokenSource {
                 &self.attach.source

@@ -68,13 +68,19 @@ impl ProofTarget for url::Url {
 /// The proof a request to `target` with `method` needs with `token`: `None` for a bearer
 /// token; for a DPoP-bound one a fresh proof carrying the token's hash and the origin's latest
 /// nonce. Made before [`set_credentials`], while the request is only borrowed.
+///
+/// A token bound to a client certificate other than `presented` (the thumbprint of the one the
+/// pipeline declared it presents, if any) is refused here with
+/// [`Error::CertificateBinding`](crate::Error::CertificateBinding), so nothing is sent.
 #[inline]
 pub(crate) fn proof_for<T: ProofTarget + ?Sized>(
     token: &Token,
     source: &TokenSource,
     method: &http::Method,
     target: &T,
+    presented: Option<&str>,
 ) -> Result<Proof> {
+    token.check_certificate(presented)?;
     #[cfg(feature = "dpop")]
     if let Some((key, ath)) = token.dpop_binding() {
         return dpop_proof(key, ath, source, method, target);

@@ -38,6 +38,9 @@ pub(crate) struct Attach {
     interactive: bool,
     pub(crate) retry_after_401: bool,
     withheld: WithheldLog,
+    /// The thumbprint of the client certificate the pipeline's connections present (RFC 8705),
+    /// as declared: the only certificate-bound tokens it attaches.
+    presented: Option<std::sync::Arc<str>>,
 }
 
 /// What to do with one outgoing request.
@@ -65,6 +68,7 @@ impl Attach {
             interactive: false,
             retry_after_401: true,
             withheld: WithheldLog::default(),
+            presented: None,
         }
     }
 
@@ -81,6 +85,18 @@ impl Attach {
     {
         self.origins = Origins::list(origins)?;
         Ok(self)
+    }
+
+    /// Declares the thumbprint of the client certificate the pipeline presents.
+    pub(crate) fn presents_certificate(mut self, thumbprint: &str) -> Self {
+        self.presented = Some(thumbprint.into());
+        self
+    }
+
+    /// The thumbprint of the certificate the pipeline declared it presents.
+    #[inline]
+    pub(crate) fn presented(&self) -> Option<&str> {
+        self.presented.as_deref()
     }
 
     pub(crate) fn interactive(mut self, allowed: bool) -> Self {

@@ -99,6 +99,11 @@ impl CacheKey {
         if let Some(key) = client.signing_key_fingerprint() {
             builder = builder.secret_part("signing_key", &key);
         }
+        // Tokens bound to a client certificate (RFC 8705) are never served to a client that
+        // presents another one, or none.
+        if let Some(thumbprint) = client.certificate_thumbprint() {
+            builder = builder.part("client_certificate", thumbprint.to_owned());
+        }
         // DPoP-bound tokens are never shared with a bearer client, nor with a client holding
         // another fixed key. A fresh key per source is not part of the key: the key travels
         // with the token (a store keeps it), so processes sharing a store share the token.

@@ -63,6 +63,8 @@ pub(crate) struct Retry<S, B> {
     /// Where the request went, kept only when the inner service follows redirects: a 401 from a
     /// redirect target on another origin never renews a token nor resends one.
     pub(crate) sent_to: Option<Box<http::Uri>>,
+    /// The thumbprint of the client certificate the pipeline declared it presents.
+    pub(crate) presented: Option<std::sync::Arc<str>>,
 }
 
 impl<S, B> Retry<S, B> {
@@ -176,6 +178,7 @@ where
             mut used,
             interactive,
             sent_to,
+            presented,
         } = self;
         // The token the next send carries: a renewed or upgraded one, else the source's own.
         let mut next_token = None;
@@ -215,7 +218,13 @@ where
             if needs_preparing(&token, &source) {
                 prepare_proof(&token, &source, request.uri()).await;
             }
-            let proof = proof_for(&token, &source, request.method(), request.uri())?;
+            let proof = proof_for(
+                &token,
+                &source,
+                request.method(),
+                request.uri(),
+                presented.as_deref(),
+            )?;
             let target = request.uri().clone();
             let sent = set_credentials(request.headers_mut(), &token, proof);
             std::future::poll_fn(|cx| service.poll_ready(cx))
@@ -237,6 +246,7 @@ pub(crate) async fn authorize_and_send<S, B, ResB>(
     interactive: bool,
     retry_after_401: bool,
     redirects: InnerRedirects,
+    presented: Option<std::sync::Arc<str>>,
 ) -> Result<Response<ResB>, BoxError>
 where
     S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
@@ -255,7 +265,13 @@ where
     if needs_preparing(&token, &source) {
         Box::pin(prepare_proof(&token, &source, request.uri())).await;
     }
-    let proof = proof_for(&token, &source, request.method(), request.uri())?;
+    let proof = proof_for(
+        &token,
+        &source,
+        request.method(),
+        request.uri(),
+        presented.as_deref(),
+    )?;
     let target = request.uri().clone();
     let sent = set_credentials(request.headers_mut(), &token, proof);
     let response = service.call(request).await.map_err(Into::into)?;
@@ -266,6 +282,7 @@ where
         used: token.issue(),
         interactive,
         sent_to,
+        presented,
     };
     let verdict = retry.verdict(&response, &sent);
     if verdict == Verdict::Done {

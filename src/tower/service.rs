@@ -134,8 +134,12 @@ where
                     *withheld,
                 )));
             }
-            Plan::Attach => (self.cache.fast_header(&self.attach.source), None),
-            Plan::AttachFrom(source) => (source.fast_header(), Some(source)),
+            Plan::Attach => (
+                self.cache
+                    .fast_header(&self.attach.source, self.attach.presented()),
+                None,
+            ),
+            Plan::AttachFrom(source) => (source.fast_header(self.attach.presented()), Some(source)),
         };
         let source = per_request.unwrap_or_else(|| self.attach.source.clone());
         let interactive = self.attach.is_interactive();
@@ -149,6 +153,7 @@ where
                 interactive,
                 self.attach.retry_after_401,
                 self.redirects,
+                self.attach.presented().map(Into::into),
             )));
         };
         // The copy for the retry is taken before the token goes in: the retry sets its own, and
@@ -176,6 +181,7 @@ where
             used: issue,
             interactive,
             sent_to,
+            presented: self.attach.presented().map(Into::into),
         };
         ResponseFuture::sent(fut, Some(retry))
     }
