@@ -3888,7 +3888,16 @@ async fn help_groups_the_options_by_what_they_configure() {
         ),
         (
             "High security:",
-            &["--profile", "--par", "--par-url", "--authorization-details"],
+            &[
+                "--profile",
+                "--par",
+                "--par-url",
+                "--jar",
+                "--authorization-details",
+                "--client-cert",
+                "--client-key",
+                "--ca-cert",
+            ],
         ),
         ("Token cache:", &["--cache", "--redis", "--identity"]),
         (
@@ -5356,4 +5365,386 @@ async fn par_pushes_the_sign_in_and_the_browser_gets_a_reference() {
     server.reset_counts();
     assert_usage_errors(&cases, &vars, &[SECRET]).await;
     assert_eq!(server.par_requests(), 0);
+}
+
+/// A certificate authority no system trusts, for the mutual TLS cases: it issues the TLS
+/// server's certificate (so `--ca-cert` is needed to reach it) and the client's.
+struct TestCa {
+    pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+/// A certificate and its key, as PEM, with the thumbprint (`x5t#S256`) of the certificate.
+struct TestCert {
+    cert_pem: String,
+    key_pem: String,
+    der: Vec<u8>,
+}
+
+impl TestCa {
+    fn new() -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "oauth-fetch test CA");
+        let cert = params.self_signed(&key).unwrap();
+        Self {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    fn issue(&self, name: &str, purpose: rcgen::ExtendedKeyUsagePurpose) -> TestCert {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.extended_key_usages = vec![purpose];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        TestCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        }
+    }
+}
+
+/// What [`TlsServer`] saw of one request: its path, the thumbprint of the certificate its
+/// connection presented, and its form body.
+#[derive(Debug, Clone)]
+struct TlsSeen {
+    path: String,
+    presented: Option<String>,
+    body: String,
+}
+
+/// An HTTPS server on 127.0.0.1 with a certificate from a [`TestCa`], which asks each client
+/// for a certificate from that CA (a connection without one gets in, and a 401). `/token` is
+/// a token endpoint for `tls_client_auth` (RFC 8705 §2): client `mtls-app` with the certificate
+/// and no other credential, or `invalid_client`; its token is bound to the certificate. `/api`
+/// is a resource that takes the token only on a connection presenting that certificate (§3).
+struct TlsServer {
+    base: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<TlsSeen>>>,
+}
+
+impl TlsServer {
+    async fn start(ca: &TestCa) -> Self {
+        use std::sync::{Arc, Mutex};
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let own = ca.issue("127.0.0.1", rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap())
+            .unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.into(),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![CertificateDer::from(own.der.clone())],
+                PrivateKeyDer::from_pem_slice(own.key_pem.as_bytes()).unwrap(),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen: Arc<Mutex<Vec<TlsSeen>>> = Arc::default();
+        let bound: Arc<Mutex<std::collections::HashMap<String, String>>> = Arc::default();
+        let shared = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (acceptor, seen, bound) = (acceptor.clone(), shared.clone(), bound.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let presented = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|leaf| oauth_layer::tls::thumbprint(leaf));
+                    let service = hyper::service::service_fn(move |request| {
+                        tls_answer(request, presented.clone(), seen.clone(), bound.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            base: format!("https://127.0.0.1:{port}"),
+            seen,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn seen(&self) -> Vec<TlsSeen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn tls_answer(
+    request: http::Request<hyper::body::Incoming>,
+    presented: Option<String>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<TlsSeen>>>,
+    bound: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+) -> Result<http::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
+    use http_body_util::BodyExt;
+
+    let path = request.uri().path().to_owned();
+    let authorization = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = request.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    seen.lock().unwrap().push(TlsSeen {
+        path: path.clone(),
+        presented: presented.clone(),
+        body: body.clone(),
+    });
+    let reply = |status: u16, body: String| {
+        Ok(http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .header("www-authenticate", r#"Bearer error="invalid_token""#)
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap())
+    };
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+    match (path.as_str(), presented) {
+        ("/token", Some(thumbprint))
+            if authorization.is_none()
+                && !form.contains_key("client_secret")
+                && !form.contains_key("client_assertion")
+                && form.get("client_id").map(String::as_str) == Some("mtls-app") =>
+        {
+            let mut bound = bound.lock().unwrap();
+            let token = format!("mtls-bound-access-token-{:032}", bound.len() + 1);
+            bound.insert(token.clone(), thumbprint);
+            reply(
+                200,
+                format!(r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":3600}}"#),
+            )
+        }
+        ("/token", _) => reply(401, r#"{"error":"invalid_client"}"#.into()),
+        ("/api", presented) => {
+            let token = authorization
+                .as_deref()
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            match bound.lock().unwrap().get(token) {
+                Some(thumbprint) if Some(thumbprint) == presented.as_ref() => {
+                    reply(200, r#"{"ok":true}"#.into())
+                }
+                _ => reply(401, "{}".into()),
+            }
+        }
+        _ => reply(404, "{}".into()),
+    }
+}
+
+/// Mutual TLS end to end (RFC 8705): `--client-cert` and `--client-key` authenticate the
+/// client at a token endpoint reached through `--ca-cert` (`tls-client-auth`, named or implied
+/// by the certificate), and the bound token goes to the resource on a connection presenting
+/// the same certificate, also reached through `--ca-cert`. Without `--ca-cert` the server is
+/// not trusted; the key never shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_client_certificate_authenticates_and_binds_the_token() {
+    let ca = TestCa::new();
+    let server = TlsServer::start(&ca).await;
+    let client = ca.issue("mtls-app", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let dir = TempDir::new("mtls");
+    let cert = dir.file("client.crt", &client.cert_pem);
+    let key = dir.file("client.key", &client.key_pem);
+    let ca_file = dir.file("ca.pem", &ca.pem);
+    let thumbprint = oauth_layer::tls::thumbprint(&client.der);
+    let (token_url, api) = (server.url("/token"), server.url("/api"));
+    for method in [vec!["--auth-method", "tls-client-auth"], vec![]] {
+        let before = server.seen().len();
+        let mut args = cli(
+            "--token-url {} --client-id mtls-app --client-cert {} --client-key {} --ca-cert {} -v",
+            [&token_url, &cert, &key, &ca_file],
+        );
+        args.extend(method.iter().map(|s| (*s).to_owned()));
+        args.push(api.clone());
+        let out = fetch(&args).await;
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, api.clone())], "{out:#?}");
+        assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+        let seen = &server.seen()[before..];
+        assert_eq!(
+            seen.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(),
+            ["/token", "/api"],
+            "{seen:?}"
+        );
+        for request in seen {
+            assert_eq!(request.presented.as_deref(), Some(thumbprint.as_str()));
+        }
+        assert!(seen[0].body.contains("client_id=mtls-app"), "{seen:?}");
+        let mut secrets = client
+            .key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<Vec<_>>();
+        secrets.push("mtls-bound-access-token-");
+        out.assert_no_secrets(&secrets);
+    }
+
+    // The server's certificate comes from a CA only --ca-cert names: without it, no request.
+    let before = server.seen().len();
+    let out = fetch(&cli(
+        "--token-url {} --client-id mtls-app --client-cert {} --client-key {} {}",
+        [&token_url, &cert, &key, &api],
+    ))
+    .await;
+    assert_ne!(out.code, Some(0), "{out:#?}");
+    assert!(out.stderr.contains("certificate"), "{out:#?}");
+    assert_eq!(server.seen().len(), before, "no request got through");
+}
+
+/// The mutual TLS and JAR options that do not go together, or with a flow, or whose files hold
+/// no certificate or key, are usage errors that never show a key, before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_and_jar_options_are_checked_before_any_request() {
+    let ca = TestCa::new();
+    let server = server().await;
+    let client = ca.issue("mtls-app", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let other = ca.issue("other-app", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let dir = TempDir::new("mtls-usage");
+    let cert = dir.file("client.crt", &client.cert_pem);
+    let key = dir.file("client.key", &client.key_pem);
+    let other_key = dir.file("other.key", &other.key_pem);
+    let garbage = dir.file("garbage.pem", "not a certificate\n");
+    let token_url = server.token_url();
+    #[rustfmt::skip]
+    let vars = [
+        var("CC", &["--token-url", &token_url, "--client-id", "basic-app"]),
+        var("CERT", &["--client-cert", &cert]),
+        var("KEY", &["--client-key", &key]),
+        var("OTHER_KEY", &["--client-key", &other_key]),
+        var("GARBAGE", &[&garbage]),
+        var("SECRET", &[SECRET]),
+        var("URL", &[&server.resource_url("/api/hello")]),
+        var("AUTH_URL", &[&server.authorization_url()]),
+    ];
+    #[rustfmt::skip]
+    let cases = [
+        ("--client-key alone", "$CC $KEY $URL", "--client-key needs --client-cert"),
+        ("--client-cert alone", "$CC $CERT $URL", "--client-cert needs --client-key"),
+        ("tls-client-auth without a certificate", "$CC --auth-method tls-client-auth $URL", "--auth-method tls-client-auth needs --client-cert and --client-key"),
+        (
+            "self-signed-tls-client-auth and a secret",
+            "$CC --auth-method self-signed-tls-client-auth $CERT $KEY --client-secret $SECRET $URL",
+            "authenticates with the certificate: leave out --client-secret",
+        ),
+        ("a certificate file without a certificate", "$CC --client-cert $GARBAGE $KEY $URL", "no certificate"),
+        ("a key file without a key", "$CC $CERT --client-key $GARBAGE $URL", "no usable private key"),
+        ("the key of another certificate", "$CC $CERT $OTHER_KEY $URL", "cannot be used together"),
+        ("a CA file without a certificate", "$CC --client-secret $SECRET --ca-cert $GARBAGE $URL", "--ca-cert: "),
+        ("a CA file that is not there", "$CC --client-secret $SECRET --ca-cert /nonexistent/ca.pem $URL", "--ca-cert: cannot read"),
+        ("--client-cert with a preset", "--provider github --client-id x $CERT $KEY $URL", "--client-cert and --provider are ambiguous"),
+        ("--ca-cert resource-first", "--client-id basic-app --ca-cert $GARBAGE $URL", "--ca-cert needs --token-url, --issuer or --provider"),
+        (
+            "revoke with tls-client-auth",
+            "revoke --revocation-url $URL --client-id x --token t --auth-method tls-client-auth",
+            "--auth-method tls-client-auth does not apply to revoke",
+        ),
+        ("--jar with client credentials", "$CC --client-secret $SECRET --jar $URL", "--jar applies to --flow auth-code only"),
+        (
+            "--jar without a key to sign with",
+            "$CC --client-secret $SECRET --flow auth-code --auth-url $AUTH_URL --jar $URL",
+            "--jar signs the authorization request with the client's key: give --key FILE",
+        ),
+    ];
+    let mut secrets: Vec<&str> = client
+        .key_pem
+        .lines()
+        .chain(other.key_pem.lines())
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    secrets.push(SECRET);
+    assert_usage_errors(&cases, &vars, &secrets).await;
+    assert_eq!(server.token_requests(), 0);
+    assert!(server.resource_requests().is_empty());
+}
+
+/// `--jar`: the sign-in's parameters travel in a request object signed with the client's
+/// `--key` (RFC 9101), by value in the browser's URL, or pushed with `--par`; the server that
+/// requires request objects accepts it, and the key never shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jar_signs_the_sign_in_with_the_clients_key() {
+    use jwt_keys::{EC_PRIVATE, body_lines};
+
+    let server = fapi_server(|b| b.require_dpop(false).require_request_object(true)).await;
+    let url = server.resource_url("/api/me");
+    let dir = TempDir::new("jar");
+    let ec = dir.file("client-p256.pem", EC_PRIVATE);
+    for (pushed, names) in [
+        (false, vec!["client_id", "request"]),
+        (true, vec!["client_id", "request_uri"]),
+    ] {
+        server.reset_counts();
+        let before = server.request_object_log().len();
+        let mut args = cli(
+            "--issuer {} --client-id bank-app --key {} --key-id client-1 --flow auth-code --jar -v",
+            [&server.url(), &ec],
+        );
+        if pushed {
+            args.push("--par".into());
+        }
+        args.push(url.clone());
+        let browser = FakeBrowser::new();
+        let out = run(browser.command(&args)).await;
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        let objects = server.request_object_log();
+        assert_eq!(objects.len(), before + 1, "one request object: {objects:?}");
+        let object = objects.last().unwrap();
+        assert_eq!(object.problem, None, "{object:?}");
+        assert_eq!(object.client_id.as_deref(), Some("bank-app"));
+        assert_eq!(object.alg.as_deref(), Some("ES256"));
+        assert_eq!(object.kid.as_deref(), Some("client-1"));
+        assert_eq!(server.par_requests(), usize::from(pushed));
+
+        let prefix = format!("{}?", server.authorization_url());
+        let shown: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .collect();
+        assert_eq!(shown.len(), 1, "the authorization URL, once: {out:#?}");
+        let shown_url = Url::parse(shown[0]).unwrap();
+        let query: Vec<String> = shown_url
+            .query_pairs()
+            .map(|(k, _)| k.into_owned())
+            .collect();
+        assert_eq!(query, names, "{shown_url}");
+        let token = one_access_token(&server, 1);
+        let code = query_param(&browser.visited().await, "code");
+        let mut secrets = body_lines(EC_PRIVATE);
+        secrets.extend([token.as_str(), &code]);
+        out.assert_no_secrets_besides(&secrets, &[shown[0]]);
+    }
 }

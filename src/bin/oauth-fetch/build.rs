@@ -23,6 +23,7 @@ use crate::messages::config_text;
 #[cfg(feature = "auth-code")]
 use crate::options::check_redirect_uri;
 use crate::options::{Options, Stop, usage};
+use crate::secret::read_key_file;
 use crate::store::open_store;
 
 /// The endpoint a run cannot do without: discovery runs when it was not given.
@@ -114,7 +115,14 @@ fn new_client(
     token_url: Option<&str>,
 ) -> Result<OAuthClientBuilder, Stop> {
     let mut client = OAuthClient::builder(client_id);
-    if let Some(method) = o.auth_method {
+    // --key is the client's own (private_key_jwt) outside jwt-bearer, and there with the
+    // method named: checked when parsing.
+    let clients_key = o.key.is_some()
+        && (o.flow != "jwt-bearer" || o.auth_method == Some(AuthMethod::PrivateKeyJwt));
+    // A certificate with neither a secret nor a key authenticates the client by itself.
+    let implied = (o.client_certificate.is_some() && o.client_secret.is_none() && !clients_key)
+        .then_some(AuthMethod::TlsClientAuth);
+    if let Some(method) = o.auth_method.or(implied) {
         let secret_method = matches!(
             method,
             AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
@@ -134,12 +142,14 @@ fn new_client(
     if let Some(secret) = &o.client_secret {
         client = client.secret(secret.clone());
     }
-    // --key is the client's own (private_key_jwt) outside jwt-bearer, and there with the
-    // method named: checked when parsing.
-    if o.key.is_some()
-        && (o.flow != "jwt-bearer" || o.auth_method == Some(AuthMethod::PrivateKeyJwt))
-    {
+    if clients_key {
         client = client.signing_key(client_key(o)?);
+    }
+    if let Some(certificate) = &o.client_certificate {
+        client = client.client_certificate(certificate.clone());
+    }
+    if let Some(pem) = &o.ca_certificate {
+        client = client.root_certificate(pem);
     }
     if let Some(algorithms) = &o.dpop {
         client = client.dpop(oauth_layer::dpop::Dpop::new().algorithms(algorithms.iter().copied()));
@@ -369,7 +379,7 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
 }
 
 /// The sign-in `flow` as the options ask for it: the receiver (`--redirect-uri`, checked, and
-/// `--paste`), pushed (`--par`), with `--authorization-details`.
+/// `--paste`), pushed (`--par`), signed (`--jar`), with `--authorization-details`.
 #[cfg(feature = "auth-code")]
 pub(crate) fn sign_in(o: &Options, mut flow: AuthCode) -> Result<AuthCode, Stop> {
     if let Some(uri) = &o.redirect_uri {
@@ -381,6 +391,9 @@ pub(crate) fn sign_in(o: &Options, mut flow: AuthCode) -> Result<AuthCode, Stop>
     }
     if o.par {
         flow = flow.par(true);
+    }
+    if o.jar {
+        flow = flow.request_object(true);
     }
     for detail in &o.details {
         flow = flow.authorization_detail(detail.clone());
@@ -536,10 +549,6 @@ enum KeyFile {
     ServiceAccount(ServiceAccount),
 }
 
-/// The largest key file read (a service account file is a few KiB, a PEM key less).
-#[cfg(feature = "jwt")]
-const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
-
 /// Reads `--key`: JSON (its first non-blank character is `{`) is a service account key file,
 /// anything else a PEM private key. The contents never reach a message; the buffer is wiped.
 #[cfg(feature = "jwt")]
@@ -547,7 +556,7 @@ fn load_key(o: &Options) -> Result<KeyFile, Stop> {
     let Some(path) = &o.key else {
         return Err(usage("--flow jwt-bearer needs --key FILE"));
     };
-    let bytes = read_key_file(path)?;
+    let bytes = read_key_file(path, "--key")?;
     if is_json(&bytes) {
         for (option, given) in [
             ("--key-alg", o.key_alg.is_some()),
@@ -582,7 +591,7 @@ fn client_key(o: &Options) -> Result<SigningKey, Stop> {
             "--auth-method private-key-jwt needs --key FILE (the client's PEM private key)",
         ));
     };
-    let bytes = read_key_file(path)?;
+    let bytes = read_key_file(path, "--key")?;
     if is_json(&bytes) {
         return Err(usage(format!(
             "--key: {} is a JSON file; the client's key for private-key-jwt is a PEM private key",
@@ -590,24 +599,6 @@ fn client_key(o: &Options) -> Result<SigningKey, Stop> {
         )));
     }
     pem_key(o, path, &bytes)
-}
-
-/// The contents of the key file at `path`, at most [`MAX_KEY_FILE_BYTES`], in a buffer wiped
-/// when dropped. Messages name the file, never what it holds.
-fn read_key_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8>>, Stop> {
-    use std::io::Read;
-
-    let mut bytes = zeroize::Zeroizing::new(Vec::new());
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| usage(format!("--key: cannot read {}: {e}", path.display())))?;
-    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
-        return Err(usage(format!(
-            "--key: {} is larger than {MAX_KEY_FILE_BYTES} bytes",
-            path.display()
-        )));
-    }
-    Ok(bytes)
 }
 
 /// Whether a key file is JSON (a service account's): its first non-blank character is `{`.

@@ -20,7 +20,14 @@ pub(crate) const FLOWS: &[&str] = &[
 ];
 
 /// The client authentication methods `--auth-method` takes.
-pub(crate) const AUTH_METHODS: &[&str] = &["basic", "post", "none", "private-key-jwt"];
+pub(crate) const AUTH_METHODS: &[&str] = &[
+    "basic",
+    "post",
+    "none",
+    "private-key-jwt",
+    "tls-client-auth",
+    "self-signed-tls-client-auth",
+];
 
 /// The names `--provider` takes.
 pub(crate) const PROVIDER_NAMES: &[&str] = &[
@@ -205,7 +212,8 @@ pub(crate) struct ClientArgs {
     #[arg(long, value_name = "S", allow_hyphen_values = true)]
     pub(crate) client_secret: Option<String>,
     /// How the client authenticates (default: basic with a secret, private-key-jwt with
-    /// --key but for jwt-bearer, none without). private-key-jwt signs with --key.
+    /// --key but for jwt-bearer, tls-client-auth with --client-cert, none without).
+    /// private-key-jwt signs with --key; the tls methods present --client-cert (RFC 8705).
     #[arg(long, value_name = "M", value_parser = AUTH_METHODS.to_vec())]
     pub(crate) auth_method: Option<String>,
     /// Bind tokens to a fresh key with DPoP (RFC 9449): every token and resource request carries
@@ -337,8 +345,8 @@ pub(crate) struct ExchangeArgs {
 #[command(next_help_heading = "High security")]
 pub(crate) struct SecurityArgs {
     /// Follow a security profile: fapi2 (FAPI 2.0) or fapi2-message-signing. It needs
-    /// private-key-jwt (--key) or mutual TLS, --dpop or a client certificate, and --issuer;
-    /// it turns on PAR and refuses, as a usage error, what the profile forbids.
+    /// private-key-jwt (--key) or mutual TLS (--client-cert), --dpop or a client certificate,
+    /// and --issuer; it turns on PAR and refuses, as a usage error, what the profile forbids.
     #[arg(long, value_name = "P", value_parser = PROFILES.to_vec())]
     pub(crate) profile: Option<String>,
     /// auth-code flow: push the authorization request to the server first (PAR, RFC 9126);
@@ -348,10 +356,24 @@ pub(crate) struct SecurityArgs {
     /// Pushed authorization request endpoint (unless --issuer discovers it).
     #[arg(long, value_name = "URL", allow_hyphen_values = true)]
     pub(crate) par_url: Option<String>,
+    /// auth-code flow: sign the authorization request with --key (JAR, RFC 9101).
+    #[arg(long)]
+    pub(crate) jar: bool,
     /// Rich authorization request (RFC 9396; auth-code, client-credentials, token-exchange):
     /// a JSON object with a "type", an array of them, or @FILE holding one (repeatable).
     #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
     pub(crate) authorization_details: Vec<String>,
+    /// Mutual TLS (RFC 8705): the client certificate chain (PEM) every connection to the
+    /// server and to the URLs presents; tokens are bound to it. Needs --client-key.
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true, value_hint = clap::ValueHint::FilePath)]
+    pub(crate) client_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --client-cert.
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true, value_hint = clap::ValueHint::FilePath)]
+    pub(crate) client_key: Option<std::path::PathBuf>,
+    /// Trust the certificate authority (PEM) of a private server, for the authorization
+    /// server and the URLs, next to the system's roots.
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true, value_hint = clap::ValueHint::FilePath)]
+    pub(crate) ca_cert: Option<std::path::PathBuf>,
 }
 
 /// The names `--profile` takes.

@@ -96,8 +96,13 @@
 //! bearer tokens, RS256 keys, no issuer, the password grant) as a usage error that names the
 //! requirement, with the options that fix it; under a profile an RSA key signs PS256.
 //! `--par` pushes an auth-code sign-in without a profile (to the endpoint discovery names or
-//! `--par-url` gives), and `--authorization-details` (RFC 9396) adds rich authorization
-//! details to the auth-code, client-credentials and token-exchange flows.
+//! `--par-url` gives), `--jar` signs it with `--key` (RFC 9101), and `--authorization-details`
+//! (RFC 9396) adds rich authorization details to the auth-code, client-credentials and
+//! token-exchange flows. `--client-cert` with `--client-key` is the client's certificate for
+//! mutual TLS (RFC 8705): the token requests and the requests to the URLs present it, tokens
+//! are bound to it, and without a secret or a key it authenticates the client
+//! (`tls-client-auth`, or `--auth-method self-signed-tls-client-auth`). `--ca-cert` trusts a
+//! private certificate authority for both the authorization server and the URLs.
 //!
 //! Tokens live in memory for one run unless a store keeps them between runs: `--cache DIR`
 //! (feature `file-store`) keeps them in files in DIR (`oauth_layer::store::FileStore`: the

@@ -11,6 +11,7 @@ use oauth_layer::AuthMethod;
 use oauth_layer::client::TokenTypeHint;
 use oauth_layer::flow::AuthorizationDetail;
 use oauth_layer::profile::Profile;
+use oauth_layer::tls::ClientCertificate;
 use reqwest::Url;
 
 use crate::cli::{Cli, ClientArgs, Command, Format};
@@ -65,6 +66,17 @@ pub(crate) struct Options {
     authorization_details: Vec<String>,
     /// The authorization details to ask for (RFC 9396), in the order given.
     pub(crate) details: Vec<AuthorizationDetail>,
+    /// `--jar`: sign the authorization request (auth-code).
+    pub(crate) jar: bool,
+    /// `--client-cert`, `--client-key` and `--ca-cert` as given, read into `client_certificate`
+    /// and `ca_certificate` once the options are checked.
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+    ca_cert: Option<PathBuf>,
+    /// The client certificate for mutual TLS, presented to the server and the URLs.
+    pub(crate) client_certificate: Option<ClientCertificate>,
+    /// A private certificate authority (PEM) trusted for the server and the URLs.
+    pub(crate) ca_certificate: Option<Vec<u8>>,
     pub(crate) revocation_url: Option<String>,
     /// `--token` (revoke).
     pub(crate) token: Option<String>,
@@ -193,6 +205,10 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Mode, Stop> {
             o.par = security.par;
             o.par_url = security.par_url;
             o.authorization_details = security.authorization_details;
+            o.jar = security.jar;
+            o.client_cert = security.client_cert;
+            o.client_key = security.client_key;
+            o.ca_cert = security.ca_cert;
             if cache.cache.as_ref().is_some_and(String::is_empty) {
                 return Err(usage("--cache needs a directory"));
             }
@@ -273,6 +289,8 @@ fn client_options(o: &mut Options, client: ClientArgs) -> Result<(), Stop> {
         "basic" => AuthMethod::ClientSecretBasic,
         "post" => AuthMethod::ClientSecretPost,
         "private-key-jwt" => AuthMethod::PrivateKeyJwt,
+        "tls-client-auth" => AuthMethod::TlsClientAuth,
+        "self-signed-tls-client-auth" => AuthMethod::SelfSignedTlsClientAuth,
         _ => AuthMethod::None,
     });
     o.dpop = client.dpop.map(|alg| {
@@ -407,8 +425,9 @@ fn finish(mut o: Options) -> Result<Options, Stop> {
     for (option, given) in to_read {
         *o.secret_mut(option) = Some(given.read(option)?);
     }
-    check_client_key(&o)?;
+    check_client_auth(&o)?;
     o.details = authorization_details(&o.authorization_details)?;
+    load_tls(&mut o)?;
     Ok(o)
 }
 
@@ -444,18 +463,91 @@ fn authorization_details(given: &[String]) -> Result<Vec<AuthorizationDetail>, S
     Ok(details)
 }
 
+/// `--client-cert` and `--client-key` (a pair), then `--ca-cert`: read, checked, and kept
+/// for the client and the requests to the URLs. Messages never show what the files hold.
+fn load_tls(o: &mut Options) -> Result<(), Stop> {
+    use crate::secret::read_key_file;
+
+    match (&o.client_cert, &o.client_key) {
+        (Some(cert), Some(key)) => {
+            let chain = read_key_file(cert, "--client-cert")?;
+            let key = read_key_file(key, "--client-key")?;
+            o.client_certificate = Some(
+                ClientCertificate::from_pem(&*chain, &*key)
+                    .map_err(|e| usage(format!("--client-cert, --client-key: {e}")))?,
+            );
+        }
+        // One without the other was refused with the other options.
+        _ => {}
+    }
+    if let Some(path) = &o.ca_cert {
+        let pem = read_key_file(path, "--ca-cert")?;
+        match reqwest::Certificate::from_pem_bundle(&pem) {
+            Ok(roots) if !roots.is_empty() => o.ca_certificate = Some(pem.to_vec()),
+            Ok(_) => {
+                return Err(usage(format!(
+                    "--ca-cert: {} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+            Err(_) => {
+                return Err(usage(format!(
+                    "--ca-cert: {} is not a PEM certificate",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Who the client is, checked now that every secret is known: `--key` outside jwt-bearer (or
-/// with `--auth-method private-key-jwt`) is the client's own key, which no secret and no other
-/// method goes with.
-fn check_client_key(o: &Options) -> Result<(), Stop> {
+/// with `--auth-method private-key-jwt`) is the client's own key, and `--client-cert` with
+/// `--client-key` its certificate; a tls method needs the certificate, and none of them goes
+/// with a secret or another method.
+fn check_client_auth(o: &Options) -> Result<(), Stop> {
     let method = o.auth_method;
     if o.revoke {
-        if method == Some(AuthMethod::PrivateKeyJwt) {
-            return Err(usage(
-                "--auth-method private-key-jwt does not apply to revoke (it takes no --key)",
-            ));
+        if let Some(method) =
+            method.filter(|m| *m == AuthMethod::PrivateKeyJwt || m.is_mutual_tls())
+        {
+            return Err(usage(format!(
+                "--auth-method {} does not apply to revoke (it takes no --key or --client-cert)",
+                method_name(method)
+            )));
         }
         return Ok(());
+    }
+    match (&o.client_cert, &o.client_key) {
+        (Some(_), None) => {
+            return Err(usage("--client-cert needs --client-key (its private key)"));
+        }
+        (None, Some(_)) => {
+            return Err(usage(
+                "--client-key needs --client-cert (the certificate it is the key of)",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(tls) = method.filter(|m| m.is_mutual_tls()) {
+        if o.client_cert.is_none() {
+            return Err(usage(format!(
+                "--auth-method {} needs --client-cert and --client-key",
+                method_name(tls)
+            )));
+        }
+        if o.client_secret.is_some() {
+            return Err(usage(format!(
+                "--auth-method {} authenticates with the certificate: leave out \
+                 --client-secret (or OAUTH_CLIENT_SECRET)",
+                method_name(tls)
+            )));
+        }
+    }
+    if o.jar && o.key.is_none() {
+        return Err(usage(
+            "--jar signs the authorization request with the client's key: give --key FILE",
+        ));
     }
     for (option, given) in [
         ("--key-alg", o.key_alg.is_some()),
@@ -497,6 +589,8 @@ pub(crate) fn method_name(method: AuthMethod) -> &'static str {
         AuthMethod::ClientSecretBasic => "basic",
         AuthMethod::ClientSecretPost => "post",
         AuthMethod::PrivateKeyJwt => "private-key-jwt",
+        AuthMethod::TlsClientAuth => "tls-client-auth",
+        AuthMethod::SelfSignedTlsClientAuth => "self-signed-tls-client-auth",
         _ => "none",
     }
 }
@@ -548,6 +642,7 @@ const FLOW_OPTIONS: &[(&str, &[&str])] = &[
     ("--resource", &["client-credentials", "token-exchange"]),
     ("--subject", &["jwt-bearer"]),
     ("--par", &["auth-code"]),
+    ("--jar", &["auth-code"]),
     ("--par-url", &["auth-code"]),
     (
         "--authorization-details",
@@ -604,6 +699,9 @@ const PRESET_OPTIONS: &[&str] = &[
     "--par-url",
     "--profile",
     "--key",
+    "--client-cert",
+    "--client-key",
+    "--ca-cert",
 ];
 
 /// `--provider` and `--provider-arg`: a known name, its argument when it needs one, and none
@@ -725,6 +823,18 @@ const NOT_RESOURCE_FIRST: &[(&str, &str)] = &[
     (
         "--key",
         "the client authentication comes from the registration or the server's metadata",
+    ),
+    (
+        "--client-cert",
+        "the client authentication comes from the registration or the server's metadata",
+    ),
+    (
+        "--client-key",
+        "the client authentication comes from the registration or the server's metadata",
+    ),
+    (
+        "--ca-cert",
+        "the servers are reached with the system's certificate authorities only",
     ),
 ];
 
