@@ -468,17 +468,14 @@ fn authorization_details(given: &[String]) -> Result<Vec<AuthorizationDetail>, S
 fn load_tls(o: &mut Options) -> Result<(), Stop> {
     use crate::secret::read_key_file;
 
-    match (&o.client_cert, &o.client_key) {
-        (Some(cert), Some(key)) => {
-            let chain = read_key_file(cert, "--client-cert")?;
-            let key = read_key_file(key, "--client-key")?;
-            o.client_certificate = Some(
-                ClientCertificate::from_pem(&*chain, &*key)
-                    .map_err(|e| usage(format!("--client-cert, --client-key: {e}")))?,
-            );
-        }
-        // One without the other was refused with the other options.
-        _ => {}
+    // One without the other was refused with the other options.
+    if let (Some(cert), Some(key)) = (&o.client_cert, &o.client_key) {
+        let chain = read_key_file(cert, "--client-cert")?;
+        let key = read_key_file(key, "--client-key")?;
+        o.client_certificate = Some(
+            ClientCertificate::from_pem(&*chain, &*key)
+                .map_err(|e| usage(format!("--client-cert, --client-key: {e}")))?,
+        );
     }
     if let Some(path) = &o.ca_cert {
         let pem = read_key_file(path, "--ca-cert")?;
