@@ -94,8 +94,6 @@ struct Config {
     user_agent: HeaderValue,
     #[cfg(feature = "dpop")]
     dpop: Option<crate::dpop::Dpop>,
-    /// The security profile the client follows ([`OAuthClientBuilder::profile`]).
-    profile: Option<crate::profile::Profile>,
     /// The client certificate (RFC 8705) every back-channel connection presents.
     #[cfg(all(feature = "reqwest", feature = "rustls"))]
     client_certificate: Option<crate::tls::ClientCertificate>,
@@ -106,6 +104,8 @@ struct Config {
     /// certificate or trust a private root): made by `build`, used when `transport` is `None`.
     #[cfg(feature = "reqwest")]
     own_transport: Option<reqwest::Client>,
+    /// The security profile the client follows ([`OAuthClientBuilder::profile`]).
+    profile: Option<crate::profile::Profile>,
 }
 
 impl Config {

@@ -96,14 +96,14 @@ pub enum Error {
     },
 
     /// A token bound to a client certificate (RFC 8705 §3) was about to go out through a layer
-    /// or middleware that did not declare it presents that certificate: nothing was sent.
-    /// Build the HTTP client under the layer or middleware with the certificate
-    /// (`ClientCertificate::reqwest_client_builder`) and declare it with
-    /// `client_certificate(&certificate)` on the layer or middleware.
+    /// or middleware that did not declare it presents that certificate (or, for userinfo,
+    /// through a client without it): nothing was sent. Build the HTTP client under the layer
+    /// or middleware with the certificate (`ClientCertificate::reqwest_client_builder`) and
+    /// declare it with `client_certificate(&certificate)` on the layer or middleware.
     #[error(
-        "the access token is bound to the client certificate {bound_to}, and this layer or \
-         middleware {}; nothing was sent. Build its HTTP client with that certificate \
-         (ClientCertificate::reqwest_client_builder) and declare it with \
+        "the access token is bound to the client certificate {bound_to}, and the layer, \
+         middleware or client about to send it {}; nothing was sent. Build its HTTP client with \
+         that certificate (ClientCertificate::reqwest_client_builder) and declare it with \
          .client_certificate(&certificate)",
         match declared {
             Some(d) => format!("declared another certificate ({d})"),

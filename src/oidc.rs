@@ -49,6 +49,8 @@ pub(crate) async fn get_json(
     url: &str,
     token: &Token,
 ) -> Result<Map<String, Value>> {
+    // A certificate-bound token goes only through a client presenting its certificate.
+    token.check_certificate(client.certificate_thumbprint())?;
     #[cfg_attr(not(feature = "dpop"), allow(unused_mut))]
     let mut nonce: Option<std::sync::Arc<str>> = None;
     #[cfg(feature = "dpop")]

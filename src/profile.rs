@@ -180,8 +180,7 @@ fn allowed_auth_method(method: AuthMethod) -> bool {
     if method == AuthMethod::PrivateKeyJwt {
         return true;
     }
-    let _ = method;
-    false
+    method.is_mutual_tls()
 }
 
 /// Whether `method` signs a client assertion (whose audience the profile fixes).
@@ -200,6 +199,6 @@ fn sender_constrained(client: &OAuthClient) -> bool {
     if client.dpop().is_some() {
         return true;
     }
-    let _ = client;
-    false
+    // Its tokens are bound to the certificate it presents (RFC 8705 §3).
+    client.has_client_certificate()
 }

@@ -114,6 +114,15 @@ impl OriginKey {
 /// constructor chose (`OAuthMiddleware<ClientCredentials>`), and the source otherwise (plain
 /// `OAuthMiddleware`).
 ///
+/// Certificate-bound tokens (mutual TLS, RFC 8705): a token bound to a client certificate
+/// ([`Token::certificate_thumbprint`](crate::Token::certificate_thumbprint)) is attached only
+/// when the middleware was told the reqwest client under it presents that certificate
+/// ([`client_certificate`](Self::client_certificate), or
+/// [`client_certificate_thumbprint`](Self::client_certificate_thumbprint) for a TLS stack of
+/// your own); otherwise the request fails with
+/// [`Error::CertificateBinding`](crate::Error::CertificateBinding) and nothing is sent. Bearer
+/// and DPoP-bound tokens are not affected.
+///
 /// ```
 /// use oauth_layer::{OAuthClient, OAuthMiddleware};
 ///

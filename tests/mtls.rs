@@ -278,7 +278,7 @@ async fn handle(
             ),
         );
     }
-    if path == "/resource" {
+    if path == "/resource" || path.ends_with("/userinfo") {
         // RFC 8705 §3: the token's `cnf.x5t#S256` must be the presented certificate's.
         let token = authorization
             .as_deref()
@@ -286,7 +286,7 @@ async fn handle(
             .unwrap_or_default();
         let bound = state.bound.get(token);
         if bound.is_some() && bound == presented.as_ref() {
-            return reply(StatusCode::OK, r#"{"ok":true}"#.into());
+            return reply(StatusCode::OK, r#"{"sub":"alice"}"#.into());
         }
         return Ok(Response::builder()
             .status(StatusCode::UNAUTHORIZED)
@@ -603,6 +603,7 @@ async fn mtls_endpoint_aliases_are_used_in_either_order_and_explicit_settings_wi
             "issuer": "https://idp.example",
             "token_endpoint": format!("{}/token", plain.uri()),
             "revocation_endpoint": format!("{}/revoke", plain.uri()),
+            "userinfo_endpoint": format!("{}/userinfo", plain.uri()),
             "tls_client_certificate_bound_access_tokens": true,
             "mtls_endpoint_aliases": {
                 "token_endpoint": server.url("/mtls/token"),
@@ -638,6 +639,12 @@ async fn mtls_endpoint_aliases_are_used_in_either_order_and_explicit_settings_wi
         .metadata(document())
         .build()
         .unwrap();
+    let rebuilt = certificate_first.to_builder().build().unwrap();
+    assert_eq!(rebuilt.token_url(), certificate_first.token_url());
+    assert_eq!(
+        rebuilt.client_certificate(),
+        certificate_first.client_certificate()
+    );
     for client in [metadata_first, certificate_first] {
         assert_eq!(
             client.token_url().map(|u| u.as_str()),
@@ -652,6 +659,8 @@ async fn mtls_endpoint_aliases_are_used_in_either_order_and_explicit_settings_wi
             .await
             .unwrap();
         assert_eq!(token.certificate_thumbprint(), Some(&*issued.thumbprint()));
+        let claims = client.userinfo(&token).await.unwrap();
+        assert_eq!(claims["sub"], "alice");
         client
             .revoke(
                 token.access_token(),
@@ -659,7 +668,15 @@ async fn mtls_endpoint_aliases_are_used_in_either_order_and_explicit_settings_wi
             )
             .await
             .unwrap();
+        // The same token through a client without the certificate: refused before sending.
+        let without = OAuthClient::builder("other")
+            .metadata(document())
+            .build()
+            .unwrap();
+        let err = without.userinfo(&token).await.unwrap_err();
+        assert!(matches!(err, Error::CertificateBinding { .. }), "{err:?}");
     }
+    assert_eq!(server.seen("/mtls/userinfo").len(), 2);
     assert_eq!(server.seen("/mtls/token").len(), 2);
     let revoked = server.seen("/mtls/revoke");
     assert_eq!(revoked.len(), 2);
@@ -1077,4 +1094,36 @@ fn the_certificate_is_part_of_the_cache_key() {
     assert_eq!(key(Some(a.certificate())), key(Some(a.certificate())));
     assert_ne!(key(Some(a.certificate())), key(Some(b.certificate())));
     assert_ne!(key(Some(a.certificate())), key(None));
+}
+
+#[test]
+fn the_fapi2_profile_takes_mutual_tls_for_authentication_and_sender_constraint() {
+    use oauth_layer::profile::Profile;
+
+    let pki = Pki::new();
+    let fapi = |method: AuthMethod| {
+        let builder = OAuthClient::builder("bank-app")
+            .auth_method(method)
+            .issuer("https://bank.example")
+            .token_url("https://bank.example/token")
+            .par_url("https://bank.example/par")
+            .authorization_url("https://bank.example/authorize")
+            .profile(Profile::Fapi2);
+        (
+            builder.clone(),
+            builder.client_certificate(pki.client("app").certificate()),
+        )
+    };
+    // tls_client_auth with its certificate: authenticated and sender-constrained, no DPoP.
+    let (without, with) = fapi(AuthMethod::TlsClientAuth);
+    with.build().unwrap();
+    assert!(without.build().is_err());
+    fapi(AuthMethod::SelfSignedTlsClientAuth).1.build().unwrap();
+    // A certificate does not make a shared secret acceptable.
+    let err = fapi(AuthMethod::ClientSecretPost)
+        .1
+        .secret("s3cret")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("mutual TLS"), "{err}");
 }

@@ -85,13 +85,13 @@ impl OAuthClientBuilder {
             )),
             #[cfg(feature = "dpop")]
             dpop: None,
-            profile: None,
             #[cfg(all(feature = "reqwest", feature = "rustls"))]
             client_certificate: None,
             #[cfg(all(feature = "reqwest", feature = "rustls"))]
             root_certificates: Vec::new(),
             #[cfg(feature = "reqwest")]
             own_transport: None,
+            profile: None,
         })
     }
 
@@ -216,6 +216,13 @@ impl OAuthClientBuilder {
         #[cfg(feature = "reqwest")]
         {
             self.config.own_transport = None;
+        }
+        #[cfg(all(feature = "reqwest", feature = "rustls"))]
+        if self.config.transport.is_some() && !self.config.root_certificates.is_empty() {
+            tracing::warn!(
+                "root_certificate applies to the default transport only; configure the roots \
+                 of the transport given to OAuthClientBuilder::transport there"
+            );
         }
         #[cfg(all(feature = "reqwest", feature = "rustls"))]
         if self.config.transport.is_none()
@@ -350,33 +357,6 @@ impl OAuthClientBuilder {
         self
     }
 
-    /// Follows a security profile: [`Profile::Fapi2`](crate::profile::Profile::Fapi2) turns on
-    /// what FAPI 2.0 requires (pushed authorization requests, PKCE, `iss` in the response,
-    /// assertions addressed to the issuer, only PS256, ES256 and EdDSA signatures) and makes
-    /// [`build`](Self::build) refuse what it forbids: client authentication by shared secret or
-    /// none, an RS256 key, tokens that are not sender-constrained. See [`crate::profile`].
-    ///
-    /// ```
-    /// use oauth_layer::{OAuthClient, dpop::Dpop, jwt::SigningKey, profile::Profile};
-    ///
-    /// # fn pem() -> Vec<u8> { std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/test_keys/dpop_p256.pem")).unwrap() }
-    /// let client = OAuthClient::builder("bank-app")
-    ///     .signing_key(SigningKey::es256_pem(pem())?)
-    ///     .issuer("https://bank.example")
-    ///     .token_url("https://bank.example/token")
-    ///     .par_url("https://bank.example/par")
-    ///     .authorization_url("https://bank.example/authorize")
-    ///     .dpop(Dpop::new())
-    ///     .profile(Profile::Fapi2)
-    ///     .build()?;
-    /// assert_eq!(client.profile(), Some(Profile::Fapi2));
-    /// # Ok::<(), oauth_layer::Error>(())
-    /// ```
-    pub fn profile(mut self, profile: crate::profile::Profile) -> Self {
-        self.config.profile = Some(profile);
-        self
-    }
-
     /// The client certificate for mutual TLS (RFC 8705): every back-channel request presents
     /// it, the tokens the client gets are bound to it
     /// ([`Token::certificate_thumbprint`](crate::Token::certificate_thumbprint)), and the
@@ -443,6 +423,33 @@ impl OAuthClientBuilder {
         if let Some(roots) = self.check(setter, roots) {
             self.config.root_certificates.extend(roots);
         }
+        self
+    }
+
+    /// Follows a security profile: [`Profile::Fapi2`](crate::profile::Profile::Fapi2) turns on
+    /// what FAPI 2.0 requires (pushed authorization requests, PKCE, `iss` in the response,
+    /// assertions addressed to the issuer, only PS256, ES256 and EdDSA signatures) and makes
+    /// [`build`](Self::build) refuse what it forbids: client authentication by shared secret or
+    /// none, an RS256 key, tokens that are not sender-constrained. See [`crate::profile`].
+    ///
+    /// ```
+    /// use oauth_layer::{OAuthClient, dpop::Dpop, jwt::SigningKey, profile::Profile};
+    ///
+    /// # fn pem() -> Vec<u8> { std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/test_keys/dpop_p256.pem")).unwrap() }
+    /// let client = OAuthClient::builder("bank-app")
+    ///     .signing_key(SigningKey::es256_pem(pem())?)
+    ///     .issuer("https://bank.example")
+    ///     .token_url("https://bank.example/token")
+    ///     .par_url("https://bank.example/par")
+    ///     .authorization_url("https://bank.example/authorize")
+    ///     .dpop(Dpop::new())
+    ///     .profile(Profile::Fapi2)
+    ///     .build()?;
+    /// assert_eq!(client.profile(), Some(Profile::Fapi2));
+    /// # Ok::<(), oauth_layer::Error>(())
+    /// ```
+    pub fn profile(mut self, profile: crate::profile::Profile) -> Self {
+        self.config.profile = Some(profile);
         self
     }
 

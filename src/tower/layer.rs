@@ -13,6 +13,15 @@ use crate::source::TokenSource;
 /// Every clone of the layer, and every service it makes, shares one source. A request that
 /// already carries an `Authorization` header is left alone.
 ///
+/// Certificate-bound tokens (mutual TLS, RFC 8705): a token bound to a client certificate
+/// ([`Token::certificate_thumbprint`](crate::Token::certificate_thumbprint)) is attached only
+/// when the layer was told the service under it presents that certificate
+/// ([`client_certificate`](Self::client_certificate), or
+/// [`client_certificate_thumbprint`](Self::client_certificate_thumbprint) for a TLS stack of
+/// your own); otherwise the call fails with
+/// [`Error::CertificateBinding`](crate::Error::CertificateBinding) and nothing is sent. Bearer
+/// and DPoP-bound tokens are not affected.
+///
 /// Make one with a constructor per grant ([`client_credentials`](Self::client_credentials),
 /// [`password`](Self::password), [`refresh`](Self::refresh), `auth_code`,
 /// [`device`](Self::device), `jwt_bearer`, [`token_exchange`](Self::token_exchange)), whose
