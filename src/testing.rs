@@ -621,8 +621,9 @@ impl TestServer {
         }
     }
 
-    /// Sets every counter back to zero and forgets the recorded resource and token requests and
-    /// the [round trips](Self::round_trips). Tokens, registered clients, nonces and the DPoP
+    /// Sets every counter back to zero and forgets the recorded resource and token requests, the
+    /// pushed requests, the [request objects](Self::request_object_log) and the
+    /// [round trips](Self::round_trips). Tokens, registered clients, nonces and the DPoP
     /// replay cache are kept.
     pub fn reset_counts(&self) {
         let mut state = self.shared.lock();
@@ -731,8 +732,9 @@ impl TestServerBuilder {
         self
     }
 
-    /// Registers the public key that checks the `private_key_jwt` client assertions of
-    /// `client_id`, a client registered with [`AuthMethod::PrivateKeyJwt`] and no secret
+    /// Registers the public key that checks the `private_key_jwt` client assertions (and the
+    /// [signed request objects](Self::require_request_object)) of `client_id`, a client
+    /// registered with [`AuthMethod::PrivateKeyJwt`] and no secret
     /// (checked by [`start`](Self::start)), signed with `algorithm` only. `public_key_pem` is a
     /// `PUBLIC KEY` PEM document (or `RSA PUBLIC KEY`); one that does not fit `algorithm` makes
     /// [`start`](Self::start) fail.

@@ -799,3 +799,120 @@ async fn the_test_server_refuses_request_objects_it_should_not_take() {
     assert_eq!(answer(&url).await, (400, None));
     assert_eq!(server.token_requests(), 0);
 }
+
+/// An authorization endpoint that refuses every request object, quoting it back in the
+/// `error_description` of its redirect.
+struct EchoingAuthorization;
+
+impl Respond for EchoingAuthorization {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let jwt = param(&request.url, "request").unwrap_or_default();
+        let (_, claims) = decode(&jwt);
+        let mut back = Url::parse(claims["redirect_uri"].as_str().unwrap()).unwrap();
+        back.query_pairs_mut()
+            .append_pair("error", "invalid_request_object")
+            .append_pair("error_description", &format!("cannot use {jwt}"))
+            .append_pair("state", claims["state"].as_str().unwrap());
+        ResponseTemplate::new(302).insert_header("location", back.as_str())
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_that_quotes_the_request_object_back_is_redacted() {
+    let idp = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/authorize"))
+        .respond_with(EchoingAuthorization)
+        .mount(&idp)
+        .await;
+    let client = OAuthClient::builder("app")
+        .issuer(idp.uri())
+        .authorization_url(format!("{}/authorize", idp.uri()))
+        .token_url(format!("{}/token", idp.uri()))
+        .signing_key(key())
+        .build()
+        .unwrap();
+    let opened = Opened::default();
+    let flow = AuthCode::new()
+        .scope("read")
+        .request_object(true)
+        .loopback()
+        .timeout(Duration::from_secs(10))
+        .browser(approving_browser(opened.clone()));
+    let error = flow.fetch(&client).await.unwrap_err();
+    match &error {
+        Error::AuthorizationDenied(e) => assert_eq!(e.code.as_str(), "invalid_request_object"),
+        other => panic!("{other:?}"),
+    }
+    let jwt = param(&opened.lock().unwrap()[0], "request").unwrap();
+    let (_, claims) = decode(&jwt);
+    let shown = format!("{error} {error:?}");
+    assert!(shown.contains("cannot use"), "{shown}");
+    assert!(!shown.contains(&jwt[..40]), "{shown}");
+    assert!(
+        !shown.contains(claims["state"].as_str().unwrap()),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn the_fapi_message_signing_profile_pushes_a_one_minute_request_object() {
+    use oauth_layer::profile::Profile;
+    let server = server().start().await.unwrap();
+    let client = by_hand(&server)
+        .dpop(Dpop::new())
+        .profile(Profile::Fapi2MessageSigning)
+        .build()
+        .unwrap();
+    let opened = Opened::default();
+    let flow = AuthCode::new()
+        .scope("read")
+        .loopback()
+        .browser(approving_browser(opened.clone()));
+    flow.conforms(&client).unwrap();
+    let token = flow.fetch(&client).await.unwrap();
+    assert_eq!(token.token_type(), "DPoP");
+    assert_eq!(
+        names(&opened.lock().unwrap()[0]),
+        ["client_id", "request_uri"]
+    );
+    let push = &server.par_request_log()[0];
+    let (header, claims) = decode(push.param("request").unwrap());
+    assert_eq!(header["typ"], "oauth-authz-req+jwt");
+    let iat = claims["iat"].as_u64().unwrap();
+    assert_eq!(claims["nbf"].as_u64(), Some(iat));
+    assert_eq!(
+        claims["exp"].as_u64(),
+        Some(iat + 60),
+        "a minute under a profile"
+    );
+    assert_eq!(server.request_object_log()[0].problem, None);
+
+    // Without request objects the flow breaks the profile: refused before anything is sent.
+    let flow = AuthCode::new().request_object(false).loopback();
+    match flow.conforms(&client) {
+        Err(Error::Config(message)) => {
+            assert!(message.contains("request_object(false)"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        flow.authorization_request_pushed(&client, "http://127.0.0.1:9/cb")
+            .await,
+        Err(Error::Config(_))
+    ));
+    assert_eq!(server.par_requests(), 1);
+
+    // The plain FAPI 2.0 profile does not sign unless asked.
+    let plain = by_hand(&server)
+        .dpop(Dpop::new())
+        .profile(Profile::Fapi2)
+        .build()
+        .unwrap();
+    let request = AuthCode::new()
+        .authorization_request_pushed(&plain, "http://127.0.0.1:9/cb")
+        .await
+        .unwrap();
+    assert!(request.request_uri().is_some());
+    assert!(server.par_request_log()[1].param("request").is_none());
+}

@@ -336,6 +336,138 @@ impl AuthCode {
         }
     }
 
+    /// Send the authorization parameters as a signed request object (RFC 9101, JAR): a JWT
+    /// signed with the client's [`signing_key`](crate::OAuthClientBuilder::signing_key), whose
+    /// claims are every parameter the request would carry (`response_type`, `client_id`,
+    /// `redirect_uri`, `scope`, `state`, the PKCE challenge, `nonce`, `authorization_details`
+    /// as JSON, `dpop_jkt`, `resource`, the [`auth_param`](Self::auth_param)s), plus `iss`
+    /// (the client id), `aud` (the issuer), `iat`, `nbf`, `exp` (five minutes later at most)
+    /// and a random `jti`, with `typ: oauth-authz-req+jwt` and the key's `kid` in its header.
+    /// Nobody on the way can read it back into another request or change a parameter, and the
+    /// server knows it comes from the client.
+    ///
+    /// By value, the authorization URL carries `client_id` and `request` only (and for OpenID
+    /// Connect, whose rules want them outside too, `response_type` and `scope` with the values
+    /// inside). With [`par`](Self::par) (or a server that requires pushing) the request object
+    /// is pushed instead, and the URL carries `client_id` and `request_uri`.
+    ///
+    /// By default the sign-in signs when the client's metadata says
+    /// `require_signed_request_object`, and always under
+    /// [`Profile::Fapi2MessageSigning`](crate::profile::Profile::Fapi2MessageSigning) (whose
+    /// request objects, like every JWT under a profile, live a minute). It fails with [`Error::Config`] before anything is
+    /// sent when the client has no signing key or an HS256 one (a request object needs an
+    /// asymmetric key), has no [issuer](crate::OAuthClientBuilder::issuer) to address it to,
+    /// when the server's `request_object_signing_alg_values_supported` leaves out the key's
+    /// algorithm, when the server says `request_parameter_supported: false` and the request
+    /// would go by value, and for `request_object(false)` against a server or a profile that
+    /// requires request objects. A server that refuses the request object answers
+    /// `invalid_request_object`: [`Error::Server`] from a push, [`Error::AuthorizationDenied`]
+    /// from the authorization endpoint.
+    ///
+    /// ```
+    /// use oauth_layer::{OAuthClient, flow::AuthCode, jwt::SigningKey};
+    ///
+    /// # fn run(pem: &[u8]) -> oauth_layer::Result<()> {
+    /// let client = OAuthClient::builder("my-app")
+    ///     .issuer("https://idp.example")
+    ///     .authorization_url("https://idp.example/authorize")
+    ///     .token_url("https://idp.example/token")
+    ///     .signing_key(SigningKey::es256_pem(pem)?.kid("2026-01"))
+    ///     .build()?;
+    /// let flow = AuthCode::new().scope("payments").request_object(true);
+    /// let request = flow.authorization_request(&client, "http://127.0.0.1:1410/")?;
+    /// let names: Vec<_> = request.url().query_pairs().map(|(name, _)| name).collect();
+    /// assert_eq!(names, ["client_id", "request"]);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "jwt")]
+    pub fn request_object(mut self, sign: bool) -> Self {
+        self.request_object = Some(sign);
+        self
+    }
+
+    /// Whether this sign-in sends a signed request object with `client` (see
+    /// [`request_object`](Self::request_object)): asked for, or required by the metadata or by
+    /// the FAPI 2.0 Message Signing profile.
+    fn signs(&self, client: &OAuthClient) -> Result<bool> {
+        self.check_profile(client)?;
+        let required = client.profile().is_some_and(|p| p.signs_messages())
+            || client
+                .metadata()
+                .is_some_and(|m| m.require_signed_request_object);
+        match self.request_object {
+            Some(false) if required => Err(Error::config(
+                "the server requires signed request objects (require_signed_request_object), \
+                 but the flow was set to request_object(false)",
+            )),
+            #[cfg(not(feature = "jwt"))]
+            None if required => Err(Error::config(
+                "the server requires signed request objects (require_signed_request_object), \
+                 which need the jwt feature of oauth-layer",
+            )),
+            Some(sign) => Ok(sign),
+            None => Ok(required),
+        }
+    }
+
+    /// `request` with `params` in its URL, signed into a request object when request objects
+    /// are on.
+    fn seal(
+        &self,
+        client: &OAuthClient,
+        params: Vec<(String, String)>,
+        request: AuthorizationRequest,
+        pushed: bool,
+    ) -> Result<AuthorizationRequest> {
+        let (params, request_object) = self.sealed(client, params, pushed)?;
+        let mut request = request.with_query(params);
+        request.request_object = request_object;
+        Ok(request)
+    }
+
+    /// The authorization parameters as they leave: unchanged, or (with request objects on)
+    /// signed into one for delivery by value or by push, after the checks of
+    /// [`request_object`](Self::request_object); and the request object.
+    fn sealed(
+        &self,
+        client: &OAuthClient,
+        params: Vec<(String, String)>,
+        pushed: bool,
+    ) -> Result<(Params, Option<SecretString>)> {
+        if !self.signs(client)? {
+            return Ok((params, None));
+        }
+        #[cfg(feature = "jwt")]
+        {
+            let delivery = if pushed {
+                jar::Delivery::Pushed
+            } else {
+                jar::Delivery::ByValue
+            };
+            let signer = jar::Signer::new(client, delivery)?;
+            let request_object = signer.sign(client, &params)?;
+            let params = if pushed {
+                vec![
+                    ("client_id".to_owned(), client.client_id().to_owned()),
+                    (
+                        "request".to_owned(),
+                        secrecy::ExposeSecret::expose_secret(&request_object).to_owned(),
+                    ),
+                ]
+            } else {
+                jar::by_value(&params, &request_object)
+            };
+            Ok((params, Some(request_object)))
+        }
+        #[cfg(not(feature = "jwt"))]
+        {
+            let _ = pushed;
+            Err(Error::Internal(
+                "request objects without the jwt feature".into(),
+            ))
+        }
+    }
+
     /// Checks this sign-in against the client's security [profile](crate::profile): FAPI 2.0
     /// needs PKCE and pushed requests, and takes no `response_mode` of the caller's (the
     /// implicit and hybrid flows' fragment and form modes are its business, not the caller's).
@@ -378,6 +510,13 @@ impl AuthCode {
                 .iter()
                 .any(|(name, _)| name.trim().eq_ignore_ascii_case(wanted))
         };
+        if profile.signs_messages() && self.request_object == Some(false) {
+            return Err(profile.violation(
+                "requires signed request objects, and the flow was set to request_object(false)",
+                "an unsigned request cannot show that its parameters come from the client \
+                 unchanged (FAPI 2.0 Message Signing §5.3.1)",
+            ));
+        }
         if named("response_mode") {
             return Err(profile.violation(
                 "sets the response mode itself, and the flow was given a response_mode",
@@ -386,117 +525,6 @@ impl AuthCode {
             ));
         }
         Ok(())
-    }
-
-    /// Send the authorization parameters as a signed request object (RFC 9101, JAR): a JWT
-    /// signed with the client's [`signing_key`](crate::OAuthClientBuilder::signing_key), whose
-    /// claims are every parameter the request would carry (`response_type`, `client_id`,
-    /// `redirect_uri`, `scope`, `state`, the PKCE challenge, `nonce`, `authorization_details`
-    /// as JSON, `dpop_jkt`, `resource`, the [`auth_param`](Self::auth_param)s), plus `iss`
-    /// (the client id), `aud` (the issuer), `iat`, `nbf`, `exp` (five minutes later at most)
-    /// and a random `jti`, with `typ: oauth-authz-req+jwt` and the key's `kid` in its header.
-    /// Nobody on the way can read it back into another request or change a parameter, and the
-    /// server knows it comes from the client.
-    ///
-    /// By value, the authorization URL carries `client_id` and `request` only (and for OpenID
-    /// Connect, whose rules want them outside too, `response_type` and `scope` with the values
-    /// inside). With [`par`](Self::par) (or a server that requires pushing) the request object
-    /// is pushed instead, and the URL carries `client_id` and `request_uri`.
-    ///
-    /// By default the sign-in signs when the client's metadata says
-    /// `require_signed_request_object`. It fails with [`Error::Config`] before anything is
-    /// sent when the client has no signing key or an HS256 one (a request object needs an
-    /// asymmetric key), has no [issuer](crate::OAuthClientBuilder::issuer) to address it to,
-    /// when the server's `request_object_signing_alg_values_supported` leaves out the key's
-    /// algorithm, when the server says `request_parameter_supported: false` and the request
-    /// would go by value, and for `request_object(false)` against a server that requires
-    /// request objects. A server that refuses the request object answers
-    /// `invalid_request_object`: [`Error::Server`] from a push, [`Error::AuthorizationDenied`]
-    /// from the authorization endpoint.
-    ///
-    /// ```
-    /// use oauth_layer::{OAuthClient, flow::AuthCode, jwt::SigningKey};
-    ///
-    /// # fn run(pem: &[u8]) -> oauth_layer::Result<()> {
-    /// let client = OAuthClient::builder("my-app")
-    ///     .issuer("https://idp.example")
-    ///     .authorization_url("https://idp.example/authorize")
-    ///     .token_url("https://idp.example/token")
-    ///     .signing_key(SigningKey::es256_pem(pem)?.kid("2026-01"))
-    ///     .build()?;
-    /// let flow = AuthCode::new().scope("payments").request_object(true);
-    /// let request = flow.authorization_request(&client, "http://127.0.0.1:1410/")?;
-    /// let names: Vec<_> = request.url().query_pairs().map(|(name, _)| name).collect();
-    /// assert_eq!(names, ["client_id", "request"]);
-    /// # Ok(()) }
-    /// ```
-    #[cfg(feature = "jwt")]
-    pub fn request_object(mut self, sign: bool) -> Self {
-        self.request_object = Some(sign);
-        self
-    }
-
-    /// Whether this sign-in sends a signed request object with `client` (see
-    /// [`request_object`](Self::request_object)).
-    fn signs(&self, client: &OAuthClient) -> Result<bool> {
-        let required = client
-            .metadata()
-            .is_some_and(|m| m.require_signed_request_object);
-        match self.request_object {
-            Some(false) if required => Err(Error::config(
-                "the server requires signed request objects (require_signed_request_object), \
-                 but the flow was set to request_object(false)",
-            )),
-            #[cfg(not(feature = "jwt"))]
-            None if required => Err(Error::config(
-                "the server requires signed request objects (require_signed_request_object), \
-                 which need the jwt feature of oauth-layer",
-            )),
-            Some(sign) => Ok(sign),
-            None => Ok(required),
-        }
-    }
-
-    /// The authorization parameters as they leave: unchanged, or (with request objects on)
-    /// signed into one for delivery by value or by push, after the checks of
-    /// [`request_object`](Self::request_object).
-    fn seal(
-        &self,
-        client: &OAuthClient,
-        params: Vec<(String, String)>,
-        pushed: bool,
-    ) -> Result<Vec<(String, String)>> {
-        if !self.signs(client)? {
-            return Ok(params);
-        }
-        #[cfg(feature = "jwt")]
-        {
-            let delivery = if pushed {
-                jar::Delivery::Pushed
-            } else {
-                jar::Delivery::ByValue
-            };
-            let signer = jar::Signer::new(client, delivery)?;
-            let request_object = signer.sign(client, &params)?;
-            if pushed {
-                Ok(vec![
-                    ("client_id".to_owned(), client.client_id().to_owned()),
-                    (
-                        "request".to_owned(),
-                        secrecy::ExposeSecret::expose_secret(&request_object).to_owned(),
-                    ),
-                ])
-            } else {
-                Ok(jar::by_value(&params, &request_object))
-            }
-        }
-        #[cfg(not(feature = "jwt"))]
-        {
-            let _ = pushed;
-            Err(Error::Internal(
-                "request objects without the jwt feature".into(),
-            ))
-        }
     }
 
     /// An extra authorization request parameter (httr2's `auth_params`), such as
@@ -645,10 +673,12 @@ impl AuthCode {
 
     /// Step one: the authorization request for `redirect_uri`, with a fresh `state` (256 bits),
     /// PKCE S256 verifier and, when `openid` is requested, a `nonce`, every parameter in the
-    /// URL.
+    /// URL, or with [`request_object`](Self::request_object) signed into the request object
+    /// the URL carries.
     ///
     /// Fails with [`Error::Config`] when an [`auth_param`](Self::auth_param) or
-    /// [`token_param`](Self::token_param) names a parameter the flow sends itself, and when the
+    /// [`token_param`](Self::token_param) names a parameter the flow sends itself, when a
+    /// request object cannot be made (see [`request_object`](Self::request_object)), and when the
     /// request must be pushed ([`par`](Self::par), or a server that requires it): use
     /// [`authorization_request_pushed`](Self::authorization_request_pushed) then.
     pub fn authorization_request(
@@ -664,13 +694,14 @@ impl AuthCode {
             ));
         }
         let (params, request) = self.new_request(client, redirect_uri)?;
-        Ok(request.with_query(self.seal(client, params, false)?))
+        self.seal(client, params, request, false)
     }
 
     /// Step one, pushing when pushed authorization requests are on ([`par`](Self::par), or a
     /// server whose metadata requires them): the parameters go to the server's pushed
     /// authorization request endpoint with client authentication, and the URL carries only
-    /// `client_id` and `request_uri`. When they are off, the same request as
+    /// `client_id` and `request_uri` (with [`request_object`](Self::request_object), the push
+    /// carries the signed request object). When they are off, the same request as
     /// [`authorization_request`](Self::authorization_request). This is what the sign-in of
     /// the [`Flow`] uses.
     ///
@@ -686,9 +717,9 @@ impl AuthCode {
         self.check_configuration()?;
         let (params, request) = self.new_request(client, redirect_uri)?;
         if !self.pushes(client)? {
-            return Ok(request.with_query(self.seal(client, params, false)?));
+            return self.seal(client, params, request, false);
         }
-        let params = self.seal(client, params, true)?;
+        let (params, request_object) = self.sealed(client, params, true)?;
         let pushed = par::push(client, &params).await?;
         let mut request = request.with_query([
             ("client_id".to_owned(), client.client_id().to_owned()),
@@ -699,6 +730,7 @@ impl AuthCode {
             "authorization request pushed"
         );
         request.pushed = Some((pushed.request_uri, pushed.expires_at));
+        request.request_object = request_object;
         Ok(request)
     }
 
@@ -773,6 +805,7 @@ impl AuthCode {
             callback_check: self.callback_check.clone(),
             used: AtomicBool::new(false),
             pushed: None,
+            request_object: None,
         };
         Ok((q, request))
     }
@@ -933,6 +966,9 @@ fn explain_expiry(
         other => other,
     }
 }
+
+/// Authorization parameters, in the order they are sent.
+type Params = Vec<(String, String)>;
 
 /// What the authorization request carries that `auth_param` must not repeat (`scope` too when
 /// the flow has scopes). `request` and `request_uri` would replace all of them (RFC 9101).

@@ -120,15 +120,20 @@ pub(crate) enum Checked {
     Done(Result<ReceivedCode>),
 }
 
-/// The error for `error=` on a callback. The description is cleaned like any server text and
-/// must never be rendered as HTML.
-pub(crate) fn denied(error: &str, description: Option<&str>, uri: Option<&str>) -> Error {
-    let none = Secrets::default();
+/// The error for `error=` on a callback. The description is cleaned like any server text, with
+/// `secrets` (what the request sent that the server might echo) redacted, and must never be
+/// rendered as HTML.
+pub(crate) fn denied(
+    error: &str,
+    description: Option<&str>,
+    uri: Option<&str>,
+    secrets: &Secrets<'_>,
+) -> Error {
     Error::AuthorizationDenied(ServerError {
         status: StatusCode::FOUND,
-        code: ErrorCode::parse(&redact::server_text(error, &none)),
-        description: description.map(|d| redact::server_text(d, &none)),
-        uri: uri.map(|u| redact::server_text(u, &none)),
+        code: ErrorCode::parse(&redact::server_text(error, secrets)),
+        description: description.map(|d| redact::server_text(d, secrets)),
+        uri: uri.map(|u| redact::server_text(u, secrets)),
         retry_after: None,
     })
 }

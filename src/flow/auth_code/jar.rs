@@ -7,7 +7,8 @@
 //! outside too, identical to the ones inside), or in the body of a pushed authorization request
 //! (RFC 9126), after which the URL carries only `client_id` and `request_uri`.
 //!
-//! It is short-lived (`exp` at most [`MAX_ASSERTION_LIFETIME`] after `iat`, `nbf` = `iat`),
+//! It is short-lived (`exp` at most [`MAX_ASSERTION_LIFETIME`] after `iat`, under a
+//! [profile](crate::profile) [`MAX_JWT_LIFETIME`](crate::profile::MAX_JWT_LIFETIME); `nbf` = `iat`),
 //! has a fresh `jti`, names the client as `iss` and the server's issuer identifier as `aud`, and
 //! says what it is in its header (`typ: oauth-authz-req+jwt`). It carries the sign-in's `state`,
 //! `nonce` and PKCE challenge, so it is kept in a [`SecretString`] and never logged.
@@ -106,7 +107,12 @@ impl<'a> Signer<'a> {
             subject: None,
             audience: self.audience,
             issued_at: client.clock().now_utc(),
-            lifetime: MAX_ASSERTION_LIFETIME,
+            // A profile (FAPI 2.0) keeps every JWT the client signs to a minute.
+            lifetime: if client.profile().is_some() {
+                crate::profile::MAX_JWT_LIFETIME
+            } else {
+                MAX_ASSERTION_LIFETIME
+            },
             not_before: true,
             scope: None,
             extra: Some(&parameter_claims(params)?),

@@ -31,6 +31,9 @@ pub struct AuthorizationRequest {
     /// The `request_uri` of a pushed request (RFC 9126), and when it expires on the client's
     /// clock.
     pub(crate) pushed: Option<(String, Instant)>,
+    /// The signed request object the request carries (RFC 9101), redacted from what the
+    /// server says back.
+    pub(crate) request_object: Option<SecretString>,
 }
 
 impl AuthorizationRequest {
@@ -166,10 +169,15 @@ impl AuthorizationRequest {
         }
         // Rule 4: an error with the right state ends the sign-in with a typed error.
         if let Some(error) = error {
+            let mut secrets = crate::redact::Secrets::default();
+            if let Some(request_object) = &self.request_object {
+                secrets.add(request_object.expose_secret());
+            }
             return Err(super::callback::denied(
                 error,
                 get("error_description"),
                 get("error_uri"),
+                &secrets,
             ));
         }
         match code {
