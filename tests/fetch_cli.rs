@@ -5567,7 +5567,7 @@ async fn tls_answer(
 
 /// Mutual TLS end to end (RFC 8705): `--client-cert` and `--client-key` authenticate the
 /// client at a token endpoint reached through `--ca-cert` (`tls-client-auth`, named or implied
-/// by the certificate), and the bound token goes to the resource on a connection presenting
+/// by the certificate, also under `--profile fapi2`), and the bound token goes to the resource on a connection presenting
 /// the same certificate, also reached through `--ca-cert`. Without `--ca-cert` the server is
 /// not trusted; the key never shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -5581,7 +5581,13 @@ async fn mutual_tls_client_certificate_authenticates_and_binds_the_token() {
     let ca_file = dir.file("ca.pem", &ca.pem);
     let thumbprint = oauth_layer::tls::thumbprint(&client.der);
     let (token_url, api) = (server.url("/token"), server.url("/api"));
-    for method in [vec!["--auth-method", "tls-client-auth"], vec![]] {
+    // Named, implied by the certificate, and under FAPI 2.0 (mutual TLS is both its client
+    // authentication and its sender constraint).
+    for method in [
+        vec!["--auth-method", "tls-client-auth"],
+        vec![],
+        vec!["--profile", "fapi2"],
+    ] {
         let before = server.seen().len();
         let mut args = cli(
             "--token-url {} --client-id mtls-app --client-cert {} --client-key {} --ca-cert {} -v",
