@@ -3952,6 +3952,8 @@ async fn help_groups_the_options_by_what_they_configure() {
         "--token ",
         "--token-type-hint",
         "OAUTH_TOKEN",
+        "--client-cert",
+        "--ca-cert",
     ] {
         assert!(
             out.stdout.contains(text),
@@ -5421,7 +5423,8 @@ struct TlsSeen {
 /// An HTTPS server on 127.0.0.1 with a certificate from a [`TestCa`], which asks each client
 /// for a certificate from that CA (a connection without one gets in, and a 401). `/token` is
 /// a token endpoint for `tls_client_auth` (RFC 8705 §2): client `mtls-app` with the certificate
-/// and no other credential, or `invalid_client`; its token is bound to the certificate. `/api`
+/// and no other credential, or `invalid_client`; its token is bound to the certificate.
+/// `/revoke` takes the same client the same way. `/api`
 /// is a resource that takes the token only on a connection presenting that certificate (§3).
 struct TlsServer {
     base: String,
@@ -5549,6 +5552,14 @@ async fn tls_answer(
             )
         }
         ("/token", _) => reply(401, r#"{"error":"invalid_client"}"#.into()),
+        ("/revoke", Some(_))
+            if authorization.is_none()
+                && !form.contains_key("client_secret")
+                && form.get("client_id").map(String::as_str) == Some("mtls-app") =>
+        {
+            reply(200, "{}".into())
+        }
+        ("/revoke", _) => reply(401, r#"{"error":"invalid_client"}"#.into()),
         ("/api", presented) => {
             let token = authorization
                 .as_deref()
@@ -5628,6 +5639,23 @@ async fn mutual_tls_client_certificate_authenticates_and_binds_the_token() {
     assert_ne!(out.code, Some(0), "{out:#?}");
     assert!(out.stderr.contains("certificate"), "{out:#?}");
     assert_eq!(server.seen().len(), before, "no request got through");
+
+    // revoke authenticates the same way, through the same CA.
+    let out = fetch(&cli(
+        "revoke --revocation-url {} --client-id mtls-app --client-cert {} --client-key {} \
+         --ca-cert {} --token mtls-token-to-revoke",
+        [&server.url("/revoke"), &cert, &key, &ca_file],
+    ))
+    .await;
+    out.assert_code(0);
+    assert_eq!(out.stdout, "revoked\n", "{out:#?}");
+    let revoked = server.seen().pop().unwrap();
+    assert_eq!(revoked.path, "/revoke");
+    assert_eq!(revoked.presented.as_deref(), Some(thumbprint.as_str()));
+    assert!(
+        revoked.body.contains("token=mtls-token-to-revoke"),
+        "{revoked:?}"
+    );
 }
 
 /// The mutual TLS and JAR options that do not go together, or with a flow, or whose files hold
@@ -5673,10 +5701,11 @@ async fn mutual_tls_and_jar_options_are_checked_before_any_request() {
         ("--client-cert with a preset", "--provider github --client-id x $CERT $KEY $URL", "--client-cert and --provider are ambiguous"),
         ("--ca-cert resource-first", "--client-id basic-app --ca-cert $GARBAGE $URL", "--ca-cert needs --token-url, --issuer or --provider"),
         (
-            "revoke with tls-client-auth",
+            "revoke with tls-client-auth but no certificate",
             "revoke --revocation-url $URL --client-id x --token t --auth-method tls-client-auth",
-            "--auth-method tls-client-auth does not apply to revoke",
+            "--auth-method tls-client-auth needs --client-cert and --client-key",
         ),
+        ("revoke with --client-key alone", "revoke --revocation-url $URL --client-id x --token t $KEY", "--client-key needs --client-cert"),
         ("--jar with client credentials", "$CC --client-secret $SECRET --jar $URL", "--jar applies to --flow auth-code only"),
         (
             "--jar without a key to sign with",

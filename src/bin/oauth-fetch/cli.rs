@@ -126,6 +126,8 @@ pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) security: SecurityArgs,
     #[command(flatten)]
+    pub(crate) tls: TlsArgs,
+    #[command(flatten)]
     pub(crate) cache: CacheArgs,
     #[command(flatten)]
     pub(crate) request: RequestArgs,
@@ -187,6 +189,8 @@ pub(crate) struct RevokeArgs {
         help_heading = "Revocation"
     )]
     pub(crate) token_type_hint: Option<String>,
+    #[command(flatten)]
+    pub(crate) tls: TlsArgs,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
     /// Nothing: a word here is a mistake (perhaps the token, put in the wrong place), refused
@@ -363,6 +367,12 @@ pub(crate) struct SecurityArgs {
     /// a JSON object with a "type", an array of them, or @FILE holding one (repeatable).
     #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
     pub(crate) authorization_details: Vec<String>,
+}
+
+/// Mutual TLS and private certificate authorities: for fetching and for `revoke`.
+#[derive(Args)]
+#[command(next_help_heading = "High security")]
+pub(crate) struct TlsArgs {
     /// Mutual TLS (RFC 8705): the client certificate chain (PEM) every connection to the
     /// server and to the URLs presents; tokens are bound to it. Needs --client-key.
     #[arg(long, value_name = "FILE", allow_hyphen_values = true, value_hint = clap::ValueHint::FilePath)]

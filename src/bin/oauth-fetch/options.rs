@@ -14,7 +14,7 @@ use oauth_layer::profile::Profile;
 use oauth_layer::tls::ClientCertificate;
 use reqwest::Url;
 
-use crate::cli::{Cli, ClientArgs, Command, Format};
+use crate::cli::{Cli, ClientArgs, Command, Format, TlsArgs};
 use crate::secret::{Given, SECRET_OPTIONS, from_env};
 
 /// Everything the command line said.
@@ -166,6 +166,7 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Mode, Stop> {
                 "refresh_token" => TokenTypeHint::RefreshToken,
                 _ => TokenTypeHint::AccessToken,
             });
+            o.tls(revoke.tls);
             (revoke.client, revoke.output)
         }
         None => {
@@ -206,9 +207,7 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Mode, Stop> {
             o.par_url = security.par_url;
             o.authorization_details = security.authorization_details;
             o.jar = security.jar;
-            o.client_cert = security.client_cert;
-            o.client_key = security.client_key;
-            o.ca_cert = security.ca_cert;
+            o.tls(cli.tls);
             if cache.cache.as_ref().is_some_and(String::is_empty) {
                 return Err(usage("--cache needs a directory"));
             }
@@ -504,16 +503,10 @@ fn load_tls(o: &mut Options) -> Result<(), Stop> {
 /// with a secret or another method.
 fn check_client_auth(o: &Options) -> Result<(), Stop> {
     let method = o.auth_method;
-    if o.revoke {
-        if let Some(method) =
-            method.filter(|m| *m == AuthMethod::PrivateKeyJwt || m.is_mutual_tls())
-        {
-            return Err(usage(format!(
-                "--auth-method {} does not apply to revoke (it takes no --key or --client-cert)",
-                method_name(method)
-            )));
-        }
-        return Ok(());
+    if o.revoke && method == Some(AuthMethod::PrivateKeyJwt) {
+        return Err(usage(
+            "--auth-method private-key-jwt does not apply to revoke (it takes no --key)",
+        ));
     }
     match (&o.client_cert, &o.client_key) {
         (Some(_), None) => {
@@ -593,6 +586,13 @@ pub(crate) fn method_name(method: AuthMethod) -> &'static str {
 }
 
 impl Options {
+    /// `--client-cert`, `--client-key` and `--ca-cert`, as given (read by [`load_tls`]).
+    fn tls(&mut self, tls: TlsArgs) {
+        self.client_cert = tls.client_cert;
+        self.client_key = tls.client_key;
+        self.ca_cert = tls.ca_cert;
+    }
+
     /// Where the value of the secret option `option` goes.
     fn secret_mut(&mut self, option: &str) -> &mut Option<String> {
         match option {
