@@ -5070,6 +5070,7 @@ async fn fapi2_profile_refuses_what_it_forbids() {
         ("bearer tokens", "$FAPI $KEY $URL", "requires sender-constrained tokens"),
         ("bearer tokens: the advice names the option", "$FAPI $KEY $URL", "(--dpop)"),
         ("an RS256 key", "$FAPI $RSA --key-alg RS256 --dpop $URL", "does not allow RS256 signatures"),
+        ("an RS256 key: the advice names the option", "$FAPI $RSA --key-alg RS256 --dpop $URL", "Give --key-alg PS256"),
         (
             "no issuer to address the assertion to",
             "--token-url $TOKEN_URL --client-id bank-app --profile fapi2 $KEY --dpop $URL",
