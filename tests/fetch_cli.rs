@@ -5361,6 +5361,7 @@ async fn par_pushes_the_sign_in_and_the_browser_gets_a_reference() {
     #[rustfmt::skip]
     let cases = [
         ("no endpoint to push to", "$AC --par $URL", "--par needs the server's pushed authorization request endpoint"),
+        ("a preset without one", "--provider github --client-id x --par $URL", "--provider github names no pushed authorization request endpoint"),
         ("client credentials", "--token-url x --client-id basic-app --par $URL", "--par applies to --flow auth-code only"),
         ("--par-url with the device flow", "--token-url x --client-id basic-app --flow device --par-url x $URL", "--par-url applies to --flow auth-code only"),
         ("--par-url off loopback in plain http", "$AC --par --par-url http://idp.example/par $URL", "--par-url: "),

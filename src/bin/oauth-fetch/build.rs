@@ -276,10 +276,14 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
                     .fold(AuthCode::new(), |flow, s| flow.scope(s.clone())),
             };
             if o.par && client.par_url().is_none() {
-                return Err(usage(
-                    "--par needs the server's pushed authorization request endpoint: give \
-                     --par-url, or --issuer without --token-url to discover it",
-                ));
+                return Err(usage(match &o.provider {
+                    Some(name) => {
+                        format!("--provider {name} names no pushed authorization request endpoint")
+                    }
+                    None => "--par needs the server's pushed authorization request endpoint: \
+                             give --par-url, or --issuer without --token-url to discover it"
+                        .to_owned(),
+                }));
             }
             events.source(client, sign_in(o, flow)?, &store)?
         }
