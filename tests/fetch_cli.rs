@@ -5186,9 +5186,13 @@ async fn the_clients_key_goes_with_private_key_jwt_only() {
     out.assert_no_secrets_besides(&secrets, &[&jkt]);
 }
 
+/// The token exchange grant type (RFC 8693).
+const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
 /// `--authorization-details` (RFC 9396): each given as JSON on the command line or in a file,
-/// one object or an array, reaches the token request in the order given and comes back on the
-/// token; malformed ones, and flows that take none, are usage errors before any request.
+/// one object or an array, reaches the token request in the order given (client credentials
+/// and token exchange) and is what the token is for; malformed ones, and flows that take none,
+/// are usage errors before any request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorization_details_reach_the_token_request() {
     use serde_json::json;
@@ -5220,6 +5224,39 @@ async fn authorization_details_reach_the_token_request() {
         serde_json::from_str(&info.authorization_details.expect("details recorded")).unwrap();
     assert_eq!(recorded, json!([payment, accounts]));
     out.assert_no_secrets(&[SECRET, &token]);
+
+    // Token exchange sends them too: the exchanged token is for the details asked.
+    server.reset_counts();
+    let own = server
+        .oauth_client_builder("basic-app")
+        .unwrap()
+        .secret(SECRET)
+        .build()
+        .unwrap();
+    let subject = TokenSource::new(own, oauth_layer::flow::ClientCredentials::new())
+        .token()
+        .await
+        .unwrap();
+    let subject = subject.access_token().expose_secret().to_owned();
+    let mut cmd = command(&with_client(
+        &server,
+        "basic-app",
+        &cli(
+            "--client-secret {} --flow token-exchange --authorization-details {} {}",
+            [SECRET, &accounts.to_string(), &url],
+        ),
+    ));
+    cmd.env("OAUTH_SUBJECT_TOKEN", &subject);
+    let out = run(cmd).await;
+    out.assert_code(0);
+    assert_eq!(server.token_requests_for(TOKEN_EXCHANGE_GRANT), 1);
+    let exchanged = one_access_token(&server, 1);
+    assert_ne!(exchanged, subject);
+    let info = server.access_token_info(&exchanged).unwrap();
+    let recorded: serde_json::Value =
+        serde_json::from_str(&info.authorization_details.expect("details recorded")).unwrap();
+    assert_eq!(recorded, json!([accounts]));
+    out.assert_no_secrets(&[SECRET, &subject, &exchanged]);
 
     #[rustfmt::skip]
     let vars = [
