@@ -88,8 +88,8 @@ do not apply.
   oauth-fetch completions SHELL      prints a completion script (bash, zsh, fish, elvish,
                                      powershell)
 
-Key files, client secrets, passwords (the one in a --redis URL too) and tokens are never
-printed, wherever they came from, -v and --output json included.
+Key files (--key, --client-key), client secrets, passwords (the one in a --redis URL too) and
+tokens are never printed, wherever they came from, -v and --output json included.
 
 Exit code: 0 when every response was 2xx, 1 otherwise, 2 for usage or configuration errors
 (a failed discovery and a Redis that cannot be reached included). revoke: 0 when revoked, 1
