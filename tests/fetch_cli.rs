@@ -2313,7 +2313,8 @@ async fn new_option_usage_errors_exit_with_2_and_one_line() {
             "--client-id basic-app --flow device $URL",
             "--token-url is required (or --issuer",
         ),
-        ("--key with client credentials", "$CC --key $GARBAGE $URL", "--key applies to --flow jwt-bearer only"),
+        // Outside jwt-bearer, --key is the client's own key (private-key-jwt), read as such.
+        ("--key with client credentials", "$CC --key $GARBAGE $URL", "is not a usable PEM private key"),
         (
             "--subject-token with jwt-bearer",
             "$JWT --subject-token st-secret-1 $URL",
@@ -3842,7 +3843,7 @@ async fn version_prints_the_crates_version() {
 /// group; `-h` is the short form of the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_groups_the_options_by_what_they_configure() {
-    let groups: [(&str, &[&str]); 8] = [
+    let groups: [(&str, &[&str]); 9] = [
         (
             "Client:",
             &[
@@ -3872,7 +3873,7 @@ async fn help_groups_the_options_by_what_they_configure() {
             &["--auth-url", "--redirect-uri", "--paste", "--device-url"],
         ),
         (
-            "JWT bearer (--flow jwt-bearer):",
+            "Keys (--flow jwt-bearer, --auth-method private-key-jwt):",
             &["--key", "--key-alg", "--key-id", "--subject"],
         ),
         (
@@ -3883,6 +3884,19 @@ async fn help_groups_the_options_by_what_they_configure() {
                 "--actor-token",
                 "--actor-token-type",
                 "--requested-token-type",
+            ],
+        ),
+        (
+            "High security:",
+            &[
+                "--profile",
+                "--par",
+                "--par-url",
+                "--jar",
+                "--authorization-details",
+                "--client-cert",
+                "--client-key",
+                "--ca-cert",
             ],
         ),
         ("Token cache:", &["--cache", "--redis", "--identity"]),
@@ -3938,6 +3952,8 @@ async fn help_groups_the_options_by_what_they_configure() {
         "--token ",
         "--token-type-hint",
         "OAUTH_TOKEN",
+        "--client-cert",
+        "--ca-cert",
     ] {
         assert!(
             out.stdout.contains(text),
@@ -4936,4 +4952,873 @@ async fn resource_first_against_the_test_servers_own_resource_with_registration(
     shown.push(&client_id);
     out.assert_no_secrets_besides(&[&token], &shown);
     again.assert_no_secrets_besides(&[&token], &[&client_id]);
+}
+
+// --- High security: --profile, private-key-jwt, PAR, rich authorization requests ------------
+
+/// A server for the FAPI 2.0 cases: `bank-app` authenticates with `private_key_jwt` (ES256,
+/// the P-256 test key) and `rsa-app` likewise with PS256 (the RSA test key); tokens must be
+/// DPoP-bound. The other clients of [`builder`] are there too.
+async fn fapi_server(
+    configure: impl FnOnce(
+        oauth_layer::testing::TestServerBuilder,
+    ) -> oauth_layer::testing::TestServerBuilder,
+) -> TestServer {
+    use jwt_keys::{EC_PUBLIC, RSA_PUBLIC};
+    use oauth_layer::jwt::Algorithm;
+
+    configure(
+        builder()
+            .client("bank-app", None, AuthMethod::PrivateKeyJwt)
+            .client_key("bank-app", Algorithm::ES256, EC_PUBLIC)
+            .client("rsa-app", None, AuthMethod::PrivateKeyJwt)
+            .client_key("rsa-app", Algorithm::PS256, RSA_PUBLIC)
+            .require_dpop(true),
+    )
+    .start()
+    .await
+    .unwrap()
+}
+
+/// `--profile fapi2` with discovery needs nothing but the client's key and `--dpop`: the client
+/// authenticates with `private_key_jwt` (named, or implied by `--key`; an RSA key signs PS256
+/// under the profile), the token is DPoP-bound, and neither the key nor the token is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fapi2_profile_gets_a_dpop_token_with_private_key_jwt() {
+    use jwt_keys::{EC_PRIVATE, RSA_PRIVATE, body_lines};
+
+    let server = fapi_server(|b| b).await;
+    let dir = TempDir::new("fapi2");
+    let ec = dir.file("client-p256.pem", EC_PRIVATE);
+    let rsa = dir.file("client-rsa.pem", RSA_PRIVATE);
+    let url = server.resource_url("/api/hello");
+    let cases = [
+        (
+            "bank-app",
+            "--auth-method private-key-jwt --key {}",
+            &ec,
+            EC_PRIVATE,
+        ),
+        ("bank-app", "--key {}", &ec, EC_PRIVATE),
+        ("rsa-app", "--key {}", &rsa, RSA_PRIVATE),
+    ];
+    for (client_id, key_options, key, pem) in cases {
+        server.reset_counts();
+        let line = format!(
+            "--issuer {{}} --client-id {client_id} --profile fapi2 {key_options} --dpop \
+             --flow client-credentials -v {{}}"
+        );
+        let out = fetch(&cli(&line, [&server.url(), key, &url])).await;
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        assert!(
+            out.stdout
+                .contains(&format!(r#""client_id":"{client_id}""#)),
+            "{out:#?}"
+        );
+        assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+        let log = server.token_request_log();
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert_eq!(log[0].status, 200, "{log:?}");
+        assert_eq!(log[0].token_type.as_deref(), Some("DPoP"), "{log:?}");
+        assert!(
+            log[0].dpop.as_ref().is_some_and(|p| p.is_valid()),
+            "{log:?}"
+        );
+        let requests = server.resource_requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].scheme(), Some("DPoP"));
+        let token = requests[0].dpop_token().unwrap().to_owned();
+        let info = server.access_token_info(&token).unwrap();
+        assert_eq!(info.client_id, client_id);
+        assert!(info.jkt.is_some(), "bound to the tool's DPoP key");
+        let jkt = requests[0].dpop.as_ref().unwrap().jkt.clone().unwrap();
+        let mut secrets = body_lines(pem);
+        secrets.push(&token);
+        out.assert_no_secrets_besides(&secrets, &[&jkt]);
+    }
+}
+
+/// What FAPI 2.0 forbids is refused before any request, as a usage error that names the
+/// requirement (in the tool's options, not the library's methods), without showing a secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fapi2_profile_refuses_what_it_forbids() {
+    use jwt_keys::{EC_PRIVATE, RSA_PRIVATE, body_lines};
+
+    let server = fapi_server(|b| b).await;
+    let dir = TempDir::new("fapi2-refused");
+    let ec = dir.file("client-p256.pem", EC_PRIVATE);
+    let rsa = dir.file("client-rsa.pem", RSA_PRIVATE);
+    let issuer = server.url();
+    #[rustfmt::skip]
+    let vars = [
+        var("FAPI", &["--issuer", &issuer, "--client-id", "bank-app", "--profile", "fapi2"]),
+        var("KEY", &["--key", &ec]),
+        var("RSA", &["--key", &rsa]),
+        var("SECRET", &[SECRET]),
+        var("URL", &[&server.resource_url("/api/hello")]),
+        var("TOKEN_URL", &[&server.token_url()]),
+    ];
+    #[rustfmt::skip]
+    let cases = [
+        (
+            "a client secret",
+            "$FAPI --client-secret $SECRET --dpop $URL",
+            "requires private_key_jwt or mutual TLS client authentication, not client_secret_basic",
+        ),
+        ("a public client", "$FAPI --dpop $URL", "requires private_key_jwt or mutual TLS client authentication, not none"),
+        ("bearer tokens", "$FAPI $KEY $URL", "requires sender-constrained tokens"),
+        ("bearer tokens: the advice names the option", "$FAPI $KEY $URL", "(--dpop)"),
+        ("an RS256 key", "$FAPI $RSA --key-alg RS256 --dpop $URL", "does not allow RS256 signatures"),
+        ("an RS256 key: the advice names the option", "$FAPI $RSA --key-alg RS256 --dpop $URL", "Give --key-alg PS256"),
+        (
+            "no issuer to address the assertion to",
+            "--token-url $TOKEN_URL --client-id bank-app --profile fapi2 $KEY --dpop $URL",
+            "addresses client assertions to the issuer identifier",
+        ),
+        (
+            "the password grant",
+            "$FAPI $KEY --dpop --flow password --username alice --password pw-secret-1 $URL",
+            "forbids the password grant",
+        ),
+        ("an unknown profile", "--token-url $TOKEN_URL --client-id bank-app --profile fapi3 $URL", "unknown --profile"),
+        (
+            "a provider preset",
+            "--provider github --client-id x --profile fapi2 $URL",
+            "--profile and --provider are ambiguous",
+        ),
+        (
+            "resource-first",
+            "--client-id bank-app --profile fapi2 $KEY --dpop $URL",
+            "--profile needs --token-url, --issuer or --provider",
+        ),
+        (
+            "revoke",
+            "revoke --revocation-url $TOKEN_URL --client-id x --token t --profile fapi2",
+            "--profile does not apply to revoke",
+        ),
+    ];
+    let mut secrets = body_lines(EC_PRIVATE);
+    secrets.extend(body_lines(RSA_PRIVATE));
+    secrets.extend([SECRET, "pw-secret-1"]);
+    assert_usage_errors(&cases, &vars, &secrets).await;
+    assert_eq!(
+        server.token_requests(),
+        0,
+        "nothing was asked of the server"
+    );
+    assert!(server.resource_requests().is_empty());
+}
+
+/// `--key` outside jwt-bearer is the client's own key (private-key-jwt); the options that do
+/// not go with it are usage errors that show no secret and ask nothing of the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clients_key_goes_with_private_key_jwt_only() {
+    use jwt_keys::{EC_PRIVATE, body_lines};
+
+    let server = fapi_server(|b| b).await;
+    let dir = TempDir::new("client-key");
+    let ec = dir.file("client-p256.pem", EC_PRIVATE);
+    let account = dir.file(
+        "account.json",
+        r#"{"type": "service_account", "client_email": "x@y.example"}"#,
+    );
+    let token_url = server.token_url();
+    #[rustfmt::skip]
+    let vars = [
+        var("CC", &["--token-url", &token_url, "--client-id", "bank-app"]),
+        var("KEY", &["--key", &ec]),
+        var("SECRET", &[SECRET]),
+        var("URL", &[&server.resource_url("/api/hello")]),
+        var("ACCOUNT", &[&account]),
+        var("TOKEN_URL", &[&token_url]),
+    ];
+    #[rustfmt::skip]
+    let cases = [
+        ("private-key-jwt without a key", "$CC --auth-method private-key-jwt $URL", "--auth-method private-key-jwt needs --key FILE"),
+        ("a key and a secret", "$CC $KEY --client-secret $SECRET $URL", "are two ways to authenticate the client"),
+        (
+            "a key and another method",
+            "$CC $KEY --auth-method basic --client-secret $SECRET $URL",
+            "not for --auth-method basic",
+        ),
+        ("--key-alg without a key", "$CC --key-alg ES256 --client-secret $SECRET $URL", "--key-alg goes with --key"),
+        ("--key-id without a key", "$CC --key-id k1 --client-secret $SECRET $URL", "--key-id goes with --key"),
+        ("a service account file", "$CC --key $ACCOUNT $URL", "the client's key for private-key-jwt is a PEM private key"),
+        (
+            "revoke",
+            "revoke --revocation-url $TOKEN_URL --client-id x --token t --auth-method private-key-jwt",
+            "--auth-method private-key-jwt does not apply to revoke",
+        ),
+        (
+            "resource-first",
+            "--client-id bank-app $KEY --flow client-credentials $URL",
+            "--key needs --token-url, --issuer or --provider",
+        ),
+    ];
+    let mut secrets = body_lines(EC_PRIVATE);
+    secrets.push(SECRET);
+    assert_usage_errors(&cases, &vars, &secrets).await;
+    assert_eq!(server.token_requests(), 0);
+
+    // Without a profile, private-key-jwt against the token URL: the assertion is accepted.
+    let url = server.resource_url("/api/hello");
+    let out = fetch(&cli(
+        "--token-url {} --client-id bank-app --key {} --key-id client-1 --dpop -v {}",
+        [&token_url, &ec, &url],
+    ))
+    .await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, url)], "{out:#?}");
+    let token = server.resource_requests()[0]
+        .dpop_token()
+        .unwrap()
+        .to_owned();
+    let jkt = server.resource_requests()[0]
+        .dpop
+        .as_ref()
+        .unwrap()
+        .jkt
+        .clone()
+        .unwrap();
+    let mut secrets = body_lines(EC_PRIVATE);
+    secrets.push(&token);
+    out.assert_no_secrets_besides(&secrets, &[&jkt]);
+}
+
+/// The token exchange grant type (RFC 8693).
+const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// `--authorization-details` (RFC 9396): each given as JSON on the command line or in a file,
+/// one object or an array, reaches the token request in the order given (client credentials
+/// and token exchange) and is what the token is for; malformed ones, and flows that take none,
+/// are usage errors before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_details_reach_the_token_request() {
+    use serde_json::json;
+
+    let server = server().await;
+    let url = server.resource_url("/api/hello");
+    let dir = TempDir::new("details");
+    let payment = json!({
+        "type": "payment_initiation",
+        "actions": ["initiate"],
+        "instructedAmount": { "currency": "EUR", "amount": "123.50" },
+    });
+    let accounts = json!({ "type": "account_information", "actions": ["read"] });
+    let file = dir.file("details.json", &json!([accounts]).to_string());
+    let out = fetch(&with_client(
+        &server,
+        "basic-app",
+        &cli(
+            "--client-secret {} --authorization-details {} --authorization-details {} -v {}",
+            [SECRET, &payment.to_string(), &format!("@{file}"), &url],
+        ),
+    ))
+    .await;
+    out.assert_code(0);
+    assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+    let token = one_access_token(&server, 1);
+    let info = server.access_token_info(&token).unwrap();
+    let recorded: serde_json::Value =
+        serde_json::from_str(&info.authorization_details.expect("details recorded")).unwrap();
+    assert_eq!(recorded, json!([payment, accounts]));
+    out.assert_no_secrets(&[SECRET, &token]);
+
+    // Token exchange sends them too: the exchanged token is for the details asked.
+    server.reset_counts();
+    let own = server
+        .oauth_client_builder("basic-app")
+        .unwrap()
+        .secret(SECRET)
+        .build()
+        .unwrap();
+    let subject = TokenSource::new(own, oauth_layer::flow::ClientCredentials::new())
+        .token()
+        .await
+        .unwrap();
+    let subject = subject.access_token().expose_secret().to_owned();
+    let mut cmd = command(&with_client(
+        &server,
+        "basic-app",
+        &cli(
+            "--client-secret {} --flow token-exchange --authorization-details {} {}",
+            [SECRET, &accounts.to_string(), &url],
+        ),
+    ));
+    cmd.env("OAUTH_SUBJECT_TOKEN", &subject);
+    let out = run(cmd).await;
+    out.assert_code(0);
+    assert_eq!(server.token_requests_for(TOKEN_EXCHANGE_GRANT), 1);
+    let exchanged = one_access_token(&server, 1);
+    assert_ne!(exchanged, subject);
+    let info = server.access_token_info(&exchanged).unwrap();
+    let recorded: serde_json::Value =
+        serde_json::from_str(&info.authorization_details.expect("details recorded")).unwrap();
+    assert_eq!(recorded, json!([accounts]));
+    out.assert_no_secrets(&[SECRET, &subject, &exchanged]);
+
+    #[rustfmt::skip]
+    let vars = [
+        var("CC", &["--token-url", &server.token_url(), "--client-id", "basic-app", "--client-secret", SECRET]),
+        var("URL", &[&url]),
+        var("MISSING", &[&format!("@{}", dir.0.join("missing.json").display())]),
+    ];
+    #[rustfmt::skip]
+    let cases = [
+        ("not JSON", "$CC --authorization-details {type: $URL", "--authorization-details is not JSON"),
+        ("no type", r#"$CC --authorization-details '{"actions":["read"]}' $URL"#, "has no type"),
+        ("an empty type", r#"$CC --authorization-details '{"type":""}' $URL"#, "type is empty"),
+        ("a string", r#"$CC --authorization-details '"payment_initiation"' $URL"#, "must be a JSON object"),
+        ("an empty array", "$CC --authorization-details '[]' $URL", "an empty array"),
+        (
+            "one bad detail in an array",
+            r#"$CC --authorization-details '[{"type":"a"},{"type":7}]' $URL"#,
+            "type must be a string",
+        ),
+        ("a file that is not there", "$CC --authorization-details $MISSING $URL", "--authorization-details @FILE: cannot read"),
+        (
+            "the password grant",
+            r#"$CC --flow password --username alice --password x --authorization-details '{"type":"a"}' $URL"#,
+            "--authorization-details applies to --flow auth-code or --flow client-credentials or --flow token-exchange only",
+        ),
+    ];
+    server.reset_counts();
+    assert_usage_errors(&cases, &vars, &[SECRET]).await;
+    assert_eq!(server.token_requests(), 0);
+}
+
+/// `--par`: the sign-in's parameters are pushed to the server (RFC 9126, client authenticated,
+/// details included) and the browser's URL carries only `client_id` and the `request_uri`; the
+/// endpoint comes from discovery or `--par-url`, and without either it is a usage error.
+/// `--profile fapi2` pushes by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn par_pushes_the_sign_in_and_the_browser_gets_a_reference() {
+    use jwt_keys::EC_PRIVATE;
+
+    let server = fapi_server(|b| b.support_dpop(true).require_dpop(false)).await;
+    let url = server.resource_url("/api/me");
+    let detail = r#"{"type":"account_information","actions":["read"]}"#;
+    let detail_json: serde_json::Value = serde_json::from_str(detail).unwrap();
+    let dir = TempDir::new("par");
+    let ec = dir.file("client-p256.pem", EC_PRIVATE);
+    let discovered = cli(
+        "--issuer {} --client-id basic-app --client-secret {} --flow auth-code --par \
+         --authorization-details {} -v {}",
+        [&server.url(), SECRET, detail, &url],
+    );
+    let explicit = with_client(
+        &server,
+        "basic-app",
+        &cli(
+            "--client-secret {} --flow auth-code --auth-url {} --issuer {} --par --par-url {} \
+             --authorization-details {} -v {}",
+            [
+                SECRET,
+                &server.authorization_url(),
+                &server.url(),
+                &server.par_url(),
+                detail,
+                &url,
+            ],
+        ),
+    );
+    let profile = cli(
+        "--issuer {} --client-id bank-app --key {} --dpop --profile fapi2 --flow auth-code -v {}",
+        [&server.url(), &ec, &url],
+    );
+    for (name, args, client_id) in [
+        ("discovered", discovered, "basic-app"),
+        ("--par-url", explicit, "basic-app"),
+        ("--profile fapi2", profile, "bank-app"),
+    ] {
+        server.reset_counts();
+        let browser = FakeBrowser::new();
+        let out = run(browser.command(&args)).await;
+        eprintln!("case: {name}");
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        assert_eq!(server.par_requests(), 1, "one push");
+        let pushed = server.par_request_log().remove(0);
+        assert_eq!(pushed.status, 201, "{pushed:?}");
+        assert_eq!(pushed.client_id.as_deref(), Some(client_id));
+        assert_eq!(pushed.param("code_challenge_method"), Some("S256"));
+        let pushed_details = pushed
+            .param("authorization_details")
+            .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap());
+        let details = (client_id == "basic-app").then(|| serde_json::json!([detail_json]));
+        assert_eq!(pushed_details, details);
+
+        // The browser's URL: the client and the reference, nothing of the request itself.
+        let prefix = format!("{}?", server.authorization_url());
+        let shown: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .collect();
+        assert_eq!(shown.len(), 1, "the authorization URL, once: {out:#?}");
+        let shown_url = Url::parse(shown[0]).unwrap();
+        let names: Vec<String> = shown_url
+            .query_pairs()
+            .map(|(k, _)| k.into_owned())
+            .collect();
+        assert_eq!(names, ["client_id", "request_uri"], "{shown_url}");
+        assert_eq!(server.token_requests_for("authorization_code"), 1);
+        let token = access_tokens(&server)
+            .pop()
+            .or_else(|| {
+                server.resource_requests()[0]
+                    .dpop_token()
+                    .map(str::to_owned)
+            })
+            .unwrap();
+        if client_id == "basic-app" {
+            let info = server.access_token_info(&token).unwrap();
+            let granted: serde_json::Value =
+                serde_json::from_str(&info.authorization_details.unwrap()).unwrap();
+            assert_eq!(granted, serde_json::json!([detail_json]));
+        }
+        let code = query_param(&browser.visited().await, "code");
+        // The resource echoes the DPoP key's thumbprint, which is public.
+        let jkt = server.resource_requests()[0]
+            .dpop
+            .as_ref()
+            .and_then(|p| p.jkt.clone());
+        let mut shown = vec![shown[0]];
+        shown.extend(jkt.as_deref());
+        out.assert_no_secrets_besides(&[SECRET, &token, &code], &shown);
+    }
+
+    #[rustfmt::skip]
+    let vars = [
+        var("AC", &["--token-url", &server.token_url(), "--client-id", "basic-app", "--client-secret", SECRET,
+            "--auth-url", &server.authorization_url(), "--flow", "auth-code"]),
+        var("URL", &[&url]),
+    ];
+    #[rustfmt::skip]
+    let cases = [
+        ("no endpoint to push to", "$AC --par $URL", "--par needs the server's pushed authorization request endpoint"),
+        ("a preset without one", "--provider github --client-id x --par $URL", "--provider github names no pushed authorization request endpoint"),
+        ("client credentials", "--token-url x --client-id basic-app --par $URL", "--par applies to --flow auth-code only"),
+        ("--par-url with the device flow", "--token-url x --client-id basic-app --flow device --par-url x $URL", "--par-url applies to --flow auth-code only"),
+        ("--par-url off loopback in plain http", "$AC --par --par-url http://idp.example/par $URL", "--par-url: "),
+    ];
+    server.reset_counts();
+    assert_usage_errors(&cases, &vars, &[SECRET]).await;
+    assert_eq!(server.par_requests(), 0);
+}
+
+/// A certificate authority no system trusts, for the mutual TLS cases: it issues the TLS
+/// server's certificate (so `--ca-cert` is needed to reach it) and the client's.
+struct TestCa {
+    pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+/// A certificate and its key, as PEM, with the thumbprint (`x5t#S256`) of the certificate.
+struct TestCert {
+    cert_pem: String,
+    key_pem: String,
+    der: Vec<u8>,
+}
+
+impl TestCa {
+    fn new() -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "oauth-fetch test CA");
+        let cert = params.self_signed(&key).unwrap();
+        Self {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    fn issue(&self, name: &str, purpose: rcgen::ExtendedKeyUsagePurpose) -> TestCert {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.extended_key_usages = vec![purpose];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        TestCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        }
+    }
+}
+
+/// What [`TlsServer`] saw of one request: its path, the thumbprint of the certificate its
+/// connection presented, and its form body.
+#[derive(Debug, Clone)]
+struct TlsSeen {
+    path: String,
+    presented: Option<String>,
+    body: String,
+}
+
+/// An HTTPS server on 127.0.0.1 with a certificate from a [`TestCa`], which asks each client
+/// for a certificate from that CA (a connection without one gets in, and a 401). `/token` is
+/// a token endpoint for `tls_client_auth` (RFC 8705 §2): client `mtls-app` with the certificate
+/// and no other credential, or `invalid_client`; its token is bound to the certificate.
+/// `/revoke` takes the same client the same way. `/api`
+/// is a resource that takes the token only on a connection presenting that certificate (§3).
+struct TlsServer {
+    base: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<TlsSeen>>>,
+}
+
+impl TlsServer {
+    async fn start(ca: &TestCa) -> Self {
+        use std::sync::{Arc, Mutex};
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let own = ca.issue("127.0.0.1", rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap())
+            .unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.into(),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![CertificateDer::from(own.der.clone())],
+                PrivateKeyDer::from_pem_slice(own.key_pem.as_bytes()).unwrap(),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen: Arc<Mutex<Vec<TlsSeen>>> = Arc::default();
+        let bound: Arc<Mutex<std::collections::HashMap<String, String>>> = Arc::default();
+        let shared = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (acceptor, seen, bound) = (acceptor.clone(), shared.clone(), bound.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let presented = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|leaf| oauth_layer::tls::thumbprint(leaf));
+                    let service = hyper::service::service_fn(move |request| {
+                        tls_answer(request, presented.clone(), seen.clone(), bound.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            base: format!("https://127.0.0.1:{port}"),
+            seen,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn seen(&self) -> Vec<TlsSeen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn tls_answer(
+    request: http::Request<hyper::body::Incoming>,
+    presented: Option<String>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<TlsSeen>>>,
+    bound: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+) -> Result<http::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
+    use http_body_util::BodyExt;
+
+    let path = request.uri().path().to_owned();
+    let authorization = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = request.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    seen.lock().unwrap().push(TlsSeen {
+        path: path.clone(),
+        presented: presented.clone(),
+        body: body.clone(),
+    });
+    let reply = |status: u16, body: String| {
+        Ok(http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .header("www-authenticate", r#"Bearer error="invalid_token""#)
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap())
+    };
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+    match (path.as_str(), presented) {
+        ("/token", Some(thumbprint))
+            if authorization.is_none()
+                && !form.contains_key("client_secret")
+                && !form.contains_key("client_assertion")
+                && form.get("client_id").map(String::as_str) == Some("mtls-app") =>
+        {
+            let mut bound = bound.lock().unwrap();
+            let token = format!("mtls-bound-access-token-{:032}", bound.len() + 1);
+            bound.insert(token.clone(), thumbprint);
+            reply(
+                200,
+                format!(r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":3600}}"#),
+            )
+        }
+        ("/token", _) => reply(401, r#"{"error":"invalid_client"}"#.into()),
+        ("/revoke", Some(_))
+            if authorization.is_none()
+                && !form.contains_key("client_secret")
+                && form.get("client_id").map(String::as_str) == Some("mtls-app") =>
+        {
+            reply(200, "{}".into())
+        }
+        ("/revoke", _) => reply(401, r#"{"error":"invalid_client"}"#.into()),
+        ("/api", presented) => {
+            let token = authorization
+                .as_deref()
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            match bound.lock().unwrap().get(token) {
+                Some(thumbprint) if Some(thumbprint) == presented.as_ref() => {
+                    reply(200, r#"{"ok":true}"#.into())
+                }
+                _ => reply(401, "{}".into()),
+            }
+        }
+        _ => reply(404, "{}".into()),
+    }
+}
+
+/// Mutual TLS end to end (RFC 8705): `--client-cert` and `--client-key` authenticate the
+/// client at a token endpoint reached through `--ca-cert` (`tls-client-auth`, named or implied
+/// by the certificate, also under `--profile fapi2`), and the bound token goes to the resource on a connection presenting
+/// the same certificate, also reached through `--ca-cert`. Without `--ca-cert` the server is
+/// not trusted; the key never shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_client_certificate_authenticates_and_binds_the_token() {
+    let ca = TestCa::new();
+    let server = TlsServer::start(&ca).await;
+    let client = ca.issue("mtls-app", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let dir = TempDir::new("mtls");
+    let cert = dir.file("client.crt", &client.cert_pem);
+    let key = dir.file("client.key", &client.key_pem);
+    let ca_file = dir.file("ca.pem", &ca.pem);
+    let thumbprint = oauth_layer::tls::thumbprint(&client.der);
+    let (token_url, api) = (server.url("/token"), server.url("/api"));
+    // Named, implied by the certificate, and under FAPI 2.0 (mutual TLS is both its client
+    // authentication and its sender constraint).
+    for method in [
+        vec!["--auth-method", "tls-client-auth"],
+        vec![],
+        vec!["--profile", "fapi2"],
+    ] {
+        let before = server.seen().len();
+        let mut args = cli(
+            "--token-url {} --client-id mtls-app --client-cert {} --client-key {} --ca-cert {} -v",
+            [&token_url, &cert, &key, &ca_file],
+        );
+        args.extend(method.iter().map(|s| (*s).to_owned()));
+        args.push(api.clone());
+        let out = fetch(&args).await;
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, api.clone())], "{out:#?}");
+        assert_eq!(out.events("token: fetched"), 1, "{out:#?}");
+        let seen = &server.seen()[before..];
+        assert_eq!(
+            seen.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(),
+            ["/token", "/api"],
+            "{seen:?}"
+        );
+        for request in seen {
+            assert_eq!(request.presented.as_deref(), Some(thumbprint.as_str()));
+        }
+        assert!(seen[0].body.contains("client_id=mtls-app"), "{seen:?}");
+        let mut secrets = client
+            .key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<Vec<_>>();
+        secrets.push("mtls-bound-access-token-");
+        out.assert_no_secrets(&secrets);
+    }
+
+    // The server's certificate comes from a CA only --ca-cert names: without it, no request.
+    let before = server.seen().len();
+    let out = fetch(&cli(
+        "--token-url {} --client-id mtls-app --client-cert {} --client-key {} {}",
+        [&token_url, &cert, &key, &api],
+    ))
+    .await;
+    assert_ne!(out.code, Some(0), "{out:#?}");
+    assert!(out.stderr.contains("certificate"), "{out:#?}");
+    assert_eq!(server.seen().len(), before, "no request got through");
+
+    // revoke authenticates the same way, through the same CA.
+    let out = fetch(&cli(
+        "revoke --revocation-url {} --client-id mtls-app --client-cert {} --client-key {} \
+         --ca-cert {} --token mtls-token-to-revoke",
+        [&server.url("/revoke"), &cert, &key, &ca_file],
+    ))
+    .await;
+    out.assert_code(0);
+    assert_eq!(out.stdout, "revoked\n", "{out:#?}");
+    let revoked = server.seen().pop().unwrap();
+    assert_eq!(revoked.path, "/revoke");
+    assert_eq!(revoked.presented.as_deref(), Some(thumbprint.as_str()));
+    assert!(
+        revoked.body.contains("token=mtls-token-to-revoke"),
+        "{revoked:?}"
+    );
+}
+
+/// The mutual TLS and JAR options that do not go together, or with a flow, or whose files hold
+/// no certificate or key, are usage errors that never show a key, before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_and_jar_options_are_checked_before_any_request() {
+    let ca = TestCa::new();
+    let server = server().await;
+    let client = ca.issue("mtls-app", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let other = ca.issue("other-app", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    let dir = TempDir::new("mtls-usage");
+    let cert = dir.file("client.crt", &client.cert_pem);
+    let key = dir.file("client.key", &client.key_pem);
+    let other_key = dir.file("other.key", &other.key_pem);
+    let garbage = dir.file("garbage.pem", "not a certificate\n");
+    let token_url = server.token_url();
+    #[rustfmt::skip]
+    let vars = [
+        var("CC", &["--token-url", &token_url, "--client-id", "basic-app"]),
+        var("CERT", &["--client-cert", &cert]),
+        var("KEY", &["--client-key", &key]),
+        var("OTHER_KEY", &["--client-key", &other_key]),
+        var("GARBAGE", &[&garbage]),
+        var("SECRET", &[SECRET]),
+        var("URL", &[&server.resource_url("/api/hello")]),
+        var("AUTH_URL", &[&server.authorization_url()]),
+    ];
+    #[rustfmt::skip]
+    let cases = [
+        ("--client-key alone", "$CC $KEY $URL", "--client-key needs --client-cert"),
+        ("--client-cert alone", "$CC $CERT $URL", "--client-cert needs --client-key"),
+        ("tls-client-auth without a certificate", "$CC --auth-method tls-client-auth $URL", "--auth-method tls-client-auth needs --client-cert and --client-key"),
+        (
+            "self-signed-tls-client-auth and a secret",
+            "$CC --auth-method self-signed-tls-client-auth $CERT $KEY --client-secret $SECRET $URL",
+            "authenticates with the certificate: leave out --client-secret",
+        ),
+        ("a certificate file without a certificate", "$CC --client-cert $GARBAGE $KEY $URL", "no certificate"),
+        ("a key file without a key", "$CC $CERT --client-key $GARBAGE $URL", "no usable private key"),
+        ("the key of another certificate", "$CC $CERT $OTHER_KEY $URL", "cannot be used together"),
+        ("a CA file without a certificate", "$CC --client-secret $SECRET --ca-cert $GARBAGE $URL", "--ca-cert: "),
+        ("a CA file that is not there", "$CC --client-secret $SECRET --ca-cert /nonexistent/ca.pem $URL", "--ca-cert: cannot read"),
+        ("--client-cert with a preset", "--provider github --client-id x $CERT $KEY $URL", "--client-cert and --provider are ambiguous"),
+        ("--ca-cert resource-first", "--client-id basic-app --ca-cert $GARBAGE $URL", "--ca-cert needs --token-url, --issuer or --provider"),
+        (
+            "revoke with tls-client-auth but no certificate",
+            "revoke --revocation-url $URL --client-id x --token t --auth-method tls-client-auth",
+            "--auth-method tls-client-auth needs --client-cert and --client-key",
+        ),
+        ("revoke with --client-key alone", "revoke --revocation-url $URL --client-id x --token t $KEY", "--client-key needs --client-cert"),
+        ("--jar with client credentials", "$CC --client-secret $SECRET --jar $URL", "--jar applies to --flow auth-code only"),
+        (
+            "--jar without a key to sign with",
+            "$CC --client-secret $SECRET --flow auth-code --auth-url $AUTH_URL --jar $URL",
+            "--jar signs the authorization request with the client's key: give --key FILE",
+        ),
+    ];
+    let mut secrets: Vec<&str> = client
+        .key_pem
+        .lines()
+        .chain(other.key_pem.lines())
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    secrets.push(SECRET);
+    assert_usage_errors(&cases, &vars, &secrets).await;
+    assert_eq!(server.token_requests(), 0);
+    assert!(server.resource_requests().is_empty());
+}
+
+/// `--jar`: the sign-in's parameters travel in a request object signed with the client's
+/// `--key` (RFC 9101), by value in the browser's URL, or pushed with `--par`; the server that
+/// requires request objects accepts it, and the key never shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jar_signs_the_sign_in_with_the_clients_key() {
+    use jwt_keys::{EC_PRIVATE, body_lines};
+
+    let server = fapi_server(|b| b.require_dpop(false).require_request_object(true)).await;
+    let url = server.resource_url("/api/me");
+    let dir = TempDir::new("jar");
+    let ec = dir.file("client-p256.pem", EC_PRIVATE);
+    for (pushed, names) in [
+        (false, vec!["client_id", "request"]),
+        (true, vec!["client_id", "request_uri"]),
+    ] {
+        server.reset_counts();
+        let before = server.request_object_log().len();
+        let mut args = cli(
+            "--issuer {} --client-id bank-app --key {} --key-id client-1 --flow auth-code --jar -v",
+            [&server.url(), &ec],
+        );
+        if pushed {
+            args.push("--par".into());
+        }
+        args.push(url.clone());
+        let browser = FakeBrowser::new();
+        let out = run(browser.command(&args)).await;
+        out.assert_code(0);
+        assert_eq!(out.status_lines(), [(200, url.clone())], "{out:#?}");
+        let objects = server.request_object_log();
+        assert_eq!(objects.len(), before + 1, "one request object: {objects:?}");
+        let object = objects.last().unwrap();
+        assert_eq!(object.problem, None, "{object:?}");
+        assert_eq!(object.client_id.as_deref(), Some("bank-app"));
+        assert_eq!(object.alg.as_deref(), Some("ES256"));
+        assert_eq!(object.kid.as_deref(), Some("client-1"));
+        assert_eq!(server.par_requests(), usize::from(pushed));
+
+        let prefix = format!("{}?", server.authorization_url());
+        let shown: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .collect();
+        assert_eq!(shown.len(), 1, "the authorization URL, once: {out:#?}");
+        let shown_url = Url::parse(shown[0]).unwrap();
+        let query: Vec<String> = shown_url
+            .query_pairs()
+            .map(|(k, _)| k.into_owned())
+            .collect();
+        assert_eq!(query, names, "{shown_url}");
+        let token = one_access_token(&server, 1);
+        let code = query_param(&browser.visited().await, "code");
+        let mut secrets = body_lines(EC_PRIVATE);
+        secrets.extend([token.as_str(), &code]);
+        out.assert_no_secrets_besides(&secrets, &[shown[0]]);
+    }
 }

@@ -19,9 +19,11 @@ use oauth_layer::{
 use secrecy::SecretString;
 
 use crate::events::Events;
+use crate::messages::config_text;
 #[cfg(feature = "auth-code")]
 use crate::options::check_redirect_uri;
 use crate::options::{Options, Stop, usage};
+use crate::secret::read_key_file;
 use crate::store::open_store;
 
 /// The endpoint a run cannot do without: discovery runs when it was not given.
@@ -54,6 +56,13 @@ async fn build_client(
 ) -> Result<OAuthClient, Stop> {
     let client = new_client(o, client_id, token_url)?;
     let built = client.clone().build().map_err(|e| usage(e.to_string()))?;
+    // The profile last: it judges the whole client, issuer and discovered metadata included.
+    let client = match o.profile {
+        Some(profile) => client.profile(profile),
+        None => client,
+    };
+    // Its errors name the profile and the requirement; their advice is put in options.
+    let profiled = |e: oauth_layer::Error| usage(config_text(&e));
     let missing = match needs {
         Needs::TokenEndpoint => built.token_url().is_none(),
         Needs::RevocationEndpoint => built.revocation_url().is_none(),
@@ -66,18 +75,25 @@ async fn build_client(
             (Needs::RevocationEndpoint, true) => Err(usage(
                 "revoke needs --revocation-url (or --issuer to discover it)",
             )),
+            (_, false) if o.profile.is_some() => client.build().map_err(profiled),
             (_, false) => Ok(built),
         };
     };
     if !missing {
-        return client
-            .issuer(issuer.clone())
-            .build()
-            .map_err(|e| usage(e.to_string()));
+        return client.issuer(issuer.clone()).build().map_err(profiled);
     }
-    let client = oauth_layer::discovery::configure(client, issuer)
+    // The issuer first: a profile checks the client before discovery, and wants to know it.
+    let configured = if o.profile.is_some() {
+        client.issuer(issuer.clone())
+    } else {
+        client
+    };
+    let client = oauth_layer::discovery::configure(configured, issuer)
         .await
-        .map_err(|e| usage(format!("discovery of {issuer} failed: {e}")))?;
+        .map_err(|e| match e {
+            oauth_layer::Error::Config(_) if o.profile.is_some() => profiled(e),
+            e => usage(format!("discovery of {issuer} failed: {e}")),
+        })?;
     match needs {
         Needs::TokenEndpoint if client.token_url().is_none() => Err(usage(format!(
             "the discovery document of {issuer} names no token endpoint (give --token-url)"
@@ -99,8 +115,19 @@ fn new_client(
     token_url: Option<&str>,
 ) -> Result<OAuthClientBuilder, Stop> {
     let mut client = OAuthClient::builder(client_id);
-    if let Some(method) = o.auth_method {
-        if method != AuthMethod::None && o.client_secret.is_none() {
+    // --key is the client's own (private_key_jwt) outside jwt-bearer, and there with the
+    // method named: checked when parsing.
+    let clients_key = o.key.is_some()
+        && (o.flow != "jwt-bearer" || o.auth_method == Some(AuthMethod::PrivateKeyJwt));
+    // A certificate with neither a secret nor a key authenticates the client by itself.
+    let implied = (o.client_certificate.is_some() && o.client_secret.is_none() && !clients_key)
+        .then_some(AuthMethod::TlsClientAuth);
+    if let Some(method) = o.auth_method.or(implied) {
+        let secret_method = matches!(
+            method,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+        );
+        if secret_method && o.client_secret.is_none() {
             return Err(usage(format!(
                 "--auth-method {} needs --client-secret (or OAUTH_CLIENT_SECRET)",
                 if method == AuthMethod::ClientSecretPost {
@@ -114,6 +141,15 @@ fn new_client(
     }
     if let Some(secret) = &o.client_secret {
         client = client.secret(secret.clone());
+    }
+    if clients_key {
+        client = client.signing_key(client_key(o)?);
+    }
+    if let Some(certificate) = &o.client_certificate {
+        client = client.client_certificate(certificate.clone());
+    }
+    if let Some(pem) = &o.ca_certificate {
+        client = client.root_certificate(pem);
     }
     if let Some(algorithms) = &o.dpop {
         client = client.dpop(oauth_layer::dpop::Dpop::new().algorithms(algorithms.iter().copied()));
@@ -137,6 +173,9 @@ fn new_client(
     }
     if let Some(url) = &o.revocation_url {
         client = checked(client.revocation_url(url), "--revocation-url")?;
+    }
+    if let Some(url) = &o.par_url {
+        client = checked(client.par_url(url), "--par-url")?;
     }
     Ok(client)
 }
@@ -195,7 +234,10 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
             if let Some(r) = &o.resource {
                 flow = flow.resource(r.clone());
             }
-            events.source(client, flow, &store)
+            for detail in &o.details {
+                flow = flow.authorization_detail(detail.clone());
+            }
+            events.source(client, flow, &store)?
         }
         "password" => {
             let (Some(user), Some(password)) = (&o.username, &o.password) else {
@@ -205,7 +247,7 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
             for s in &o.scopes {
                 flow = flow.scope(s.clone());
             }
-            events.source(client, flow, &store)
+            events.source(client, flow, &store)?
         }
         "refresh" => {
             let Some(rt) = &o.refresh_token else {
@@ -215,7 +257,7 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
             for s in &o.scopes {
                 flow = flow.scope(s.clone());
             }
-            events.source(client, flow, &store)
+            events.source(client, flow, &store)?
         }
         #[cfg(feature = "auth-code")]
         "auth-code" => {
@@ -233,7 +275,17 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
                     .iter()
                     .fold(AuthCode::new(), |flow, s| flow.scope(s.clone())),
             };
-            events.source(client, with_receiver(o, flow)?, &store)
+            if o.par && client.par_url().is_none() {
+                return Err(usage(match &o.provider {
+                    Some(name) => {
+                        format!("--provider {name} names no pushed authorization request endpoint")
+                    }
+                    None => "--par needs the server's pushed authorization request endpoint: \
+                             give --par-url, or --issuer without --token-url to discover it"
+                        .to_owned(),
+                }));
+            }
+            events.source(client, sign_in(o, flow)?, &store)?
         }
         #[cfg(not(feature = "auth-code"))]
         "auth-code" => {
@@ -262,7 +314,7 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
             for s in scopes {
                 flow = flow.scope(s);
             }
-            events.source(client, flow, &store)
+            events.source(client, flow, &store)?
         }
         #[cfg(feature = "jwt")]
         "jwt-bearer" => match key {
@@ -275,7 +327,7 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
                 for s in &o.scopes {
                     flow = flow.scope(s.clone());
                 }
-                events.source(client, flow, &store)
+                events.source(client, flow, &store)?
             }
             Some(KeyFile::ServiceAccount(account)) => {
                 // Issuer the account's email, scopes in the assertion's `scope` claim.
@@ -283,7 +335,7 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
                 if let Some(subject) = &o.subject {
                     flow = flow.subject(subject.clone());
                 }
-                events.source(client, flow, &store)
+                events.source(client, flow, &store)?
             }
             None => unreachable!("the key is loaded for --flow jwt-bearer"),
         },
@@ -319,7 +371,10 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
             for s in &o.scopes {
                 flow = flow.scope(s.clone());
             }
-            events.source(client, flow, &store)
+            for detail in &o.details {
+                flow = flow.authorization_detail(detail.clone());
+            }
+            events.source(client, flow, &store)?
         }
         other => unreachable!("--flow {other:?} was checked when parsing"),
     };
@@ -327,15 +382,25 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
     Ok(tokens)
 }
 
-/// `flow` with the receiver the options ask for: `--redirect-uri` (checked), `--paste`.
+/// The sign-in `flow` as the options ask for it: the receiver (`--redirect-uri`, checked, and
+/// `--paste`), pushed (`--par`), signed (`--jar`), with `--authorization-details`.
 #[cfg(feature = "auth-code")]
-pub(crate) fn with_receiver(o: &Options, mut flow: AuthCode) -> Result<AuthCode, Stop> {
+pub(crate) fn sign_in(o: &Options, mut flow: AuthCode) -> Result<AuthCode, Stop> {
     if let Some(uri) = &o.redirect_uri {
         check_redirect_uri(uri, o.paste)?;
         flow = flow.redirect_uri(uri.clone());
     }
     if o.paste {
         flow = flow.paste();
+    }
+    if o.par {
+        flow = flow.par(true);
+    }
+    if o.jar {
+        flow = flow.request_object(true);
+    }
+    for detail in &o.details {
+        flow = flow.authorization_detail(detail.clone());
     }
     Ok(flow)
 }
@@ -488,35 +553,15 @@ enum KeyFile {
     ServiceAccount(ServiceAccount),
 }
 
-/// The largest key file read (a service account file is a few KiB, a PEM key less).
-#[cfg(feature = "jwt")]
-const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
-
 /// Reads `--key`: JSON (its first non-blank character is `{`) is a service account key file,
 /// anything else a PEM private key. The contents never reach a message; the buffer is wiped.
 #[cfg(feature = "jwt")]
 fn load_key(o: &Options) -> Result<KeyFile, Stop> {
-    use std::io::Read;
-    use zeroize::Zeroizing;
-
     let Some(path) = &o.key else {
         return Err(usage("--flow jwt-bearer needs --key FILE"));
     };
-    let mut bytes = Zeroizing::new(Vec::new());
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| usage(format!("--key: cannot read {}: {e}", path.display())))?;
-    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
-        return Err(usage(format!(
-            "--key: {} is larger than {MAX_KEY_FILE_BYTES} bytes",
-            path.display()
-        )));
-    }
-    let is_json = bytes
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{');
-    if is_json {
+    let bytes = read_key_file(path, "--key")?;
+    if is_json(&bytes) {
         for (option, given) in [
             ("--key-alg", o.key_alg.is_some()),
             ("--key-id", o.key_id.is_some()),
@@ -539,30 +584,62 @@ fn load_key(o: &Options) -> Result<KeyFile, Stop> {
             "--flow jwt-bearer with a PEM key needs --client-id (the assertion's issuer)",
         ));
     }
+    pem_key(o, path, &bytes).map(KeyFile::Pem)
+}
+
+/// The client's own key (`--key`, for private_key_jwt): a PEM private key, never a service
+/// account key file. The contents never reach a message; the buffer is wiped.
+fn client_key(o: &Options) -> Result<SigningKey, Stop> {
+    let Some(path) = &o.key else {
+        return Err(usage(
+            "--auth-method private-key-jwt needs --key FILE (the client's PEM private key)",
+        ));
+    };
+    let bytes = read_key_file(path, "--key")?;
+    if is_json(&bytes) {
+        return Err(usage(format!(
+            "--key: {} is a JSON file; the client's key for private-key-jwt is a PEM private key",
+            path.display()
+        )));
+    }
+    pem_key(o, path, &bytes)
+}
+
+/// Whether a key file is JSON (a service account's): its first non-blank character is `{`.
+fn is_json(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{')
+}
+
+/// The PEM private key in `bytes` (read from `path`), with `--key-alg` or else the algorithm
+/// its type says (under `--profile`, PS256 rather than RS256 for RSA), and `--key-id`.
+fn pem_key(o: &Options, path: &std::path::Path, bytes: &[u8]) -> Result<SigningKey, Stop> {
+    let rsa = if o.profile.is_some() {
+        Algorithm::PS256
+    } else {
+        Algorithm::RS256
+    };
     let key = match o.key_alg.as_deref() {
-        Some(name) => SigningKey::from_pem(key_algorithm(name)?, &*bytes)
+        Some(name) => SigningKey::from_pem(key_algorithm(name)?, bytes)
             .map_err(|e| usage(format!("--key: {}: {e}", path.display())))?,
         // Only the right key type and curve parses and signs, so the first that works is it.
-        None => [
-            Algorithm::RS256,
-            Algorithm::ES256,
-            Algorithm::ES384,
-            Algorithm::EdDSA,
-        ]
-        .into_iter()
-        .find_map(|alg| SigningKey::from_pem(alg, &*bytes).ok())
-        .ok_or_else(|| {
-            usage(format!(
-                "--key: {} is not a usable PEM private key (RSA, P-256, P-384 or Ed25519; \
+        None => [rsa, Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA]
+            .into_iter()
+            .find_map(|alg| SigningKey::from_pem(alg, bytes).ok())
+            .ok_or_else(|| {
+                usage(format!(
+                    "--key: {} is not a usable PEM private key (RSA, P-256, P-384 or Ed25519; \
                  PKCS#8, or PKCS#1 for RSA; not encrypted)",
-                path.display()
-            ))
-        })?,
+                    path.display()
+                ))
+            })?,
     };
-    Ok(KeyFile::Pem(match &o.key_id {
+    Ok(match &o.key_id {
         Some(kid) => key.kid(kid.clone()),
         None => key,
-    }))
+    })
 }
 
 /// `--key-alg`, by its JWS name (any case).

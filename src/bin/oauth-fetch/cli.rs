@@ -19,6 +19,16 @@ pub(crate) const FLOWS: &[&str] = &[
     "token-exchange",
 ];
 
+/// The client authentication methods `--auth-method` takes.
+pub(crate) const AUTH_METHODS: &[&str] = &[
+    "basic",
+    "post",
+    "none",
+    "private-key-jwt",
+    "tls-client-auth",
+    "self-signed-tls-client-auth",
+];
+
 /// The names `--provider` takes.
 pub(crate) const PROVIDER_NAMES: &[&str] = &[
     "github",
@@ -78,8 +88,8 @@ do not apply.
   oauth-fetch completions SHELL      prints a completion script (bash, zsh, fish, elvish,
                                      powershell)
 
-Key files, client secrets, passwords (the one in a --redis URL too) and tokens are never
-printed, wherever they came from, -v and --output json included.
+Key files (--key, --client-key), client secrets, passwords (the one in a --redis URL too) and
+tokens are never printed, wherever they came from, -v and --output json included.
 
 Exit code: 0 when every response was 2xx, 1 otherwise, 2 for usage or configuration errors
 (a failed discovery and a Redis that cannot be reached included). revoke: 0 when revoked, 1
@@ -113,6 +123,10 @@ pub(crate) struct Cli {
     pub(crate) jwt: JwtArgs,
     #[command(flatten)]
     pub(crate) exchange: ExchangeArgs,
+    #[command(flatten)]
+    pub(crate) security: SecurityArgs,
+    #[command(flatten)]
+    pub(crate) tls: TlsArgs,
     #[command(flatten)]
     pub(crate) cache: CacheArgs,
     #[command(flatten)]
@@ -176,6 +190,8 @@ pub(crate) struct RevokeArgs {
     )]
     pub(crate) token_type_hint: Option<String>,
     #[command(flatten)]
+    pub(crate) tls: TlsArgs,
+    #[command(flatten)]
     pub(crate) output: OutputArgs,
     /// Nothing: a word here is a mistake (perhaps the token, put in the wrong place), refused
     /// without being echoed.
@@ -199,8 +215,10 @@ pub(crate) struct ClientArgs {
     /// Client secret (a secret: @FILE, - or OAUTH_CLIENT_SECRET; see Secrets below).
     #[arg(long, value_name = "S", allow_hyphen_values = true)]
     pub(crate) client_secret: Option<String>,
-    /// How the client authenticates (default: basic with a secret, none without).
-    #[arg(long, value_name = "M", value_parser = ["basic", "post", "none"])]
+    /// How the client authenticates (default: basic with a secret, private-key-jwt with
+    /// --key but for jwt-bearer, tls-client-auth with --client-cert, none without).
+    /// private-key-jwt signs with --key; the tls methods present --client-cert (RFC 8705).
+    #[arg(long, value_name = "M", value_parser = AUTH_METHODS.to_vec())]
     pub(crate) auth_method: Option<String>,
     /// Bind tokens to a fresh key with DPoP (RFC 9449): every token and resource request carries
     /// a proof, and a stolen token is useless without the key. ALG picks the key's algorithm
@@ -283,23 +301,24 @@ pub(crate) struct SignInArgs {
     pub(crate) device_url: Option<String>,
 }
 
-/// `--flow jwt-bearer`.
+/// `--flow jwt-bearer` and `--auth-method private-key-jwt`.
 #[derive(Args)]
-#[command(next_help_heading = "JWT bearer (--flow jwt-bearer)")]
+#[command(next_help_heading = "Keys (--flow jwt-bearer, --auth-method private-key-jwt)")]
 pub(crate) struct JwtArgs {
-    /// A PEM private key, or a service account key file (JSON; it also gives the token URL,
-    /// the issuer and the key id, and the scopes go in the assertion's scope claim).
+    /// A PEM private key: the assertion's (jwt-bearer), else the client's (private-key-jwt,
+    /// RFC 7523 §2.2). For jwt-bearer also a service account key file (JSON; it also gives the
+    /// token URL, the issuer and the key id, and the scopes go in the assertion's scope claim).
     #[arg(long, value_name = "FILE", allow_hyphen_values = true, value_hint = clap::ValueHint::FilePath)]
     pub(crate) key: Option<std::path::PathBuf>,
     /// RS256 | RS384 | RS512 | PS256 | ES256 | ES384 | EdDSA (default: guessed from the PEM
-    /// key: RS256, ES256/ES384 or EdDSA).
+    /// key: RS256 (PS256 with --profile), ES256/ES384 or EdDSA).
     #[arg(long, value_name = "ALG", allow_hyphen_values = true)]
     pub(crate) key_alg: Option<String>,
     /// The assertion's kid header (PEM keys).
     #[arg(long, value_name = "KID", allow_hyphen_values = true)]
     pub(crate) key_id: Option<String>,
-    /// The assertion's sub (default: the client id, which is its iss; none for a service
-    /// account).
+    /// The jwt-bearer assertion's sub (default: the client id, which is its iss; none for a
+    /// service account).
     #[arg(long, value_name = "S", allow_hyphen_values = true)]
     pub(crate) subject: Option<String>,
 }
@@ -324,6 +343,51 @@ pub(crate) struct ExchangeArgs {
     #[arg(long, value_name = "U", allow_hyphen_values = true)]
     pub(crate) requested_token_type: Option<String>,
 }
+
+/// Security profiles and the protocols they are made of.
+#[derive(Args)]
+#[command(next_help_heading = "High security")]
+pub(crate) struct SecurityArgs {
+    /// Follow a security profile: fapi2 (FAPI 2.0) or fapi2-message-signing. It needs
+    /// private-key-jwt (--key) or mutual TLS (--client-cert), --dpop or a client certificate,
+    /// and --issuer; it turns on PAR and refuses, as a usage error, what the profile forbids.
+    #[arg(long, value_name = "P", value_parser = PROFILES.to_vec())]
+    pub(crate) profile: Option<String>,
+    /// auth-code flow: push the authorization request to the server first (PAR, RFC 9126);
+    /// the browser's URL carries only a reference to it.
+    #[arg(long)]
+    pub(crate) par: bool,
+    /// Pushed authorization request endpoint (unless --issuer discovers it).
+    #[arg(long, value_name = "URL", allow_hyphen_values = true)]
+    pub(crate) par_url: Option<String>,
+    /// auth-code flow: sign the authorization request with --key (JAR, RFC 9101).
+    #[arg(long)]
+    pub(crate) jar: bool,
+    /// Rich authorization request (RFC 9396; auth-code, client-credentials, token-exchange):
+    /// a JSON object with a "type", an array of them, or @FILE holding one (repeatable).
+    #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
+    pub(crate) authorization_details: Vec<String>,
+}
+
+/// Mutual TLS and private certificate authorities: for fetching and for `revoke`.
+#[derive(Args)]
+#[command(next_help_heading = "High security")]
+pub(crate) struct TlsArgs {
+    /// Mutual TLS (RFC 8705): the client certificate chain (PEM) every connection to the
+    /// server and to the URLs presents; tokens are bound to it. Needs --client-key.
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true, value_hint = clap::ValueHint::FilePath)]
+    pub(crate) client_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --client-cert.
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true, value_hint = clap::ValueHint::FilePath)]
+    pub(crate) client_key: Option<std::path::PathBuf>,
+    /// Trust the certificate authority (PEM) of a private server, for the authorization
+    /// server and the URLs, next to the system's roots.
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true, value_hint = clap::ValueHint::FilePath)]
+    pub(crate) ca_cert: Option<std::path::PathBuf>,
+}
+
+/// The names `--profile` takes.
+pub(crate) const PROFILES: &[&str] = &["fapi2", "fapi2-message-signing"];
 
 /// Where tokens are kept between runs.
 #[derive(Args)]

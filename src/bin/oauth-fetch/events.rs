@@ -10,6 +10,7 @@ use oauth_layer::{OAuthClient, Token, TokenSource};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
+use crate::options::{Stop, usage};
 use crate::store::Store;
 
 /// What `-v` reports. Every line names an event, never a token or secret.
@@ -37,12 +38,14 @@ impl Events {
         }
     }
 
+    /// The token source of `flow` on `client`, kept in `store`, reporting its tokens. A flow
+    /// the client's profile forbids is a usage error that says which requirement and why.
     pub(crate) fn source(
         &self,
         client: OAuthClient,
         flow: impl Flow,
         store: &Store,
-    ) -> TokenSource {
+    ) -> Result<TokenSource, Stop> {
         let events = self.clone();
         let builder = TokenSource::builder(client, flow);
         store
@@ -62,7 +65,8 @@ impl Events {
                     }
                 ));
             })
-            .build()
+            .try_build()
+            .map_err(|e| usage(crate::messages::config_text(&e)))
     }
 }
 

@@ -88,6 +88,22 @@
 //! `--flow token-exchange` (RFC 8693) trades `--subject-token` (and `--actor-token`) for a
 //! token.
 //!
+//! `--key FILE` outside `--flow jwt-bearer` is the client's own PEM private key, for
+//! `private_key_jwt` client authentication (RFC 7523 §2.2): the default method with a key, or
+//! `--auth-method private-key-jwt`. `--profile fapi2` (or `fapi2-message-signing`) puts the
+//! client under `oauth_layer::profile::Profile`, which pushes every sign-in (PAR) with PKCE and
+//! a required `iss`, and refuses what the profile forbids (client secrets, public clients,
+//! bearer tokens, RS256 keys, no issuer, the password grant) as a usage error that names the
+//! requirement, with the options that fix it; under a profile an RSA key signs PS256.
+//! `--par` pushes an auth-code sign-in without a profile (to the endpoint discovery names or
+//! `--par-url` gives), `--jar` signs it with `--key` (RFC 9101), and `--authorization-details`
+//! (RFC 9396) adds rich authorization details to the auth-code, client-credentials and
+//! token-exchange flows. `--client-cert` with `--client-key` is the client's certificate for
+//! mutual TLS (RFC 8705): the token requests and the requests to the URLs present it, tokens
+//! are bound to it, and without a secret or a key it authenticates the client
+//! (`tls-client-auth`, or `--auth-method self-signed-tls-client-auth`). `--ca-cert` trusts a
+//! private certificate authority for both the authorization server and the URLs.
+//!
 //! Tokens live in memory for one run unless a store keeps them between runs: `--cache DIR`
 //! (feature `file-store`) keeps them in files in DIR (`oauth_layer::store::FileStore`: the
 //! directory `0700`, each file `0600`, plain JSON, so the files hold the tokens; give it a

@@ -1,7 +1,8 @@
 //! What the tool says when it cannot get a token, written for the person at the terminal:
 //! what happened in their words, then what to do. The protocol's own word (`access_denied`)
 //! follows in brackets for whoever needs to look it up. Never a token or a secret: the
-//! crate's errors hold none, and only their codes and texts are used here.
+//! crate's errors hold none, and only their codes and texts are used here. Where the crate's
+//! advice names one of its builder methods, the option that does the same is named instead.
 
 use oauth_layer::{Error, ErrorCode};
 
@@ -49,6 +50,44 @@ pub(crate) fn explain(error: &Error, flow: &str) -> String {
             "{error}. Give --client-id (and --client-secret, if it has one) of a client \
              registered with that server"
         ),
-        other => other.to_string(),
+        other => config_text(other),
     }
 }
+
+/// A library error about the configuration, in the tool's words: the builder methods its
+/// advice names become the options that do the same.
+pub(crate) fn config_text(error: &Error) -> String {
+    let mut text = error.to_string();
+    for (api, option) in API_OPTIONS {
+        text = text.replace(api, option);
+    }
+    text
+}
+
+/// What a library message advises, and the same advice for the command line.
+const API_OPTIONS: &[(&str, &str)] = &[
+    ("(OAuthClientBuilder::signing_key)", "(--key)"),
+    ("(OAuthClientBuilder::dpop)", "(--dpop)"),
+    ("(OAuthClientBuilder::issuer, or discovery)", "(--issuer)"),
+    ("(OAuthClientBuilder::issuer)", "(--issuer)"),
+    (
+        "set OAuthClientBuilder::issuer, or configure the client by discovery",
+        "give --issuer",
+    ),
+    (
+        "(OAuthClientBuilder::client_certificate)",
+        "(--client-cert and --client-key)",
+    ),
+    (
+        "(OAuthClientBuilder::par_url, or metadata that names it)",
+        "(--par-url, or --issuer without --token-url)",
+    ),
+    (
+        "Load the key with SigningKey::ps256_pem, es256_pem or eddsa_pem",
+        "Give --key-alg PS256 for an RSA key, or use a P-256 or Ed25519 key",
+    ),
+    (
+        "configure it with OAuthClientBuilder::par_url, or from the server's metadata",
+        "give --par-url, or --issuer without --token-url to discover it",
+    ),
+];

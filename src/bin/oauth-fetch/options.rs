@@ -9,9 +9,12 @@ use clap::{ArgMatches, FromArgMatches};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use oauth_layer::AuthMethod;
 use oauth_layer::client::TokenTypeHint;
+use oauth_layer::flow::AuthorizationDetail;
+use oauth_layer::profile::Profile;
+use oauth_layer::tls::ClientCertificate;
 use reqwest::Url;
 
-use crate::cli::{Cli, ClientArgs, Command, Format};
+use crate::cli::{Cli, ClientArgs, Command, Format, TlsArgs};
 use crate::secret::{Given, SECRET_OPTIONS, from_env};
 
 /// Everything the command line said.
@@ -53,6 +56,27 @@ pub(crate) struct Options {
     pub(crate) actor_token: Option<String>,
     pub(crate) actor_token_type: Option<String>,
     pub(crate) requested_token_type: Option<String>,
+    /// `--profile`: the security profile the client follows.
+    pub(crate) profile: Option<Profile>,
+    /// `--par`: push the authorization request (auth-code).
+    pub(crate) par: bool,
+    pub(crate) par_url: Option<String>,
+    /// `--authorization-details` as given (JSON, or `@FILE`), parsed into `details` once the
+    /// options are checked.
+    authorization_details: Vec<String>,
+    /// The authorization details to ask for (RFC 9396), in the order given.
+    pub(crate) details: Vec<AuthorizationDetail>,
+    /// `--jar`: sign the authorization request (auth-code).
+    pub(crate) jar: bool,
+    /// `--client-cert`, `--client-key` and `--ca-cert` as given, read into `client_certificate`
+    /// and `ca_certificate` once the options are checked.
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+    ca_cert: Option<PathBuf>,
+    /// The client certificate for mutual TLS, presented to the server and the URLs.
+    pub(crate) client_certificate: Option<ClientCertificate>,
+    /// A private certificate authority (PEM) trusted for the server and the URLs.
+    pub(crate) ca_certificate: Option<Vec<u8>>,
     pub(crate) revocation_url: Option<String>,
     /// `--token` (revoke).
     pub(crate) token: Option<String>,
@@ -142,15 +166,17 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Mode, Stop> {
                 "refresh_token" => TokenTypeHint::RefreshToken,
                 _ => TokenTypeHint::AccessToken,
             });
+            o.tls(revoke.tls);
             (revoke.client, revoke.output)
         }
         None => {
             o.given = given(&command, &matches);
-            let (grant, sign_in, jwt, exchange, cache, request) = (
+            let (grant, sign_in, jwt, exchange, security, cache, request) = (
                 cli.grant,
                 cli.sign_in,
                 cli.jwt,
                 cli.exchange,
+                cli.security,
                 cli.cache,
                 cli.request,
             );
@@ -176,6 +202,12 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Mode, Stop> {
             o.actor_token = exchange.actor_token;
             o.actor_token_type = exchange.actor_token_type;
             o.requested_token_type = exchange.requested_token_type;
+            o.profile = security.profile.as_deref().and_then(Profile::from_name);
+            o.par = security.par;
+            o.par_url = security.par_url;
+            o.authorization_details = security.authorization_details;
+            o.jar = security.jar;
+            o.tls(cli.tls);
             if cache.cache.as_ref().is_some_and(String::is_empty) {
                 return Err(usage("--cache needs a directory"));
             }
@@ -255,6 +287,9 @@ fn client_options(o: &mut Options, client: ClientArgs) -> Result<(), Stop> {
     o.auth_method = client.auth_method.map(|m| match m.as_str() {
         "basic" => AuthMethod::ClientSecretBasic,
         "post" => AuthMethod::ClientSecretPost,
+        "private-key-jwt" => AuthMethod::PrivateKeyJwt,
+        "tls-client-auth" => AuthMethod::TlsClientAuth,
+        "self-signed-tls-client-auth" => AuthMethod::SelfSignedTlsClientAuth,
         _ => AuthMethod::None,
     });
     o.dpop = client.dpop.map(|alg| {
@@ -389,10 +424,175 @@ fn finish(mut o: Options) -> Result<Options, Stop> {
     for (option, given) in to_read {
         *o.secret_mut(option) = Some(given.read(option)?);
     }
+    check_client_auth(&o)?;
+    o.details = authorization_details(&o.authorization_details)?;
+    load_tls(&mut o)?;
     Ok(o)
 }
 
+/// `--authorization-details`: each a JSON object with a `type`, or an array of them, given on
+/// the command line or as `@FILE`. Messages say what is wrong, never the value.
+fn authorization_details(given: &[String]) -> Result<Vec<AuthorizationDetail>, Stop> {
+    const OPTION: &str = "--authorization-details";
+    let mut details = Vec::new();
+    for text in given {
+        let text = match text.strip_prefix('@') {
+            Some(path) => Given::File(PathBuf::from(path)).read(OPTION)?,
+            None => text.clone(),
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| usage(format!("{OPTION} is not JSON: {e}")))?;
+        let items = match value {
+            serde_json::Value::Array(items) if items.is_empty() => {
+                return Err(usage(format!(
+                    "{OPTION} is an empty array: give at least one detail"
+                )));
+            }
+            serde_json::Value::Array(items) => items,
+            other => vec![other],
+        };
+        for item in items {
+            details.push(
+                AuthorizationDetail::from_json(item).map_err(|e| {
+                    usage(format!("{OPTION}: {}", crate::messages::config_text(&e)))
+                })?,
+            );
+        }
+    }
+    Ok(details)
+}
+
+/// `--client-cert` and `--client-key` (a pair), then `--ca-cert`: read, checked, and kept
+/// for the client and the requests to the URLs. Messages never show what the files hold.
+fn load_tls(o: &mut Options) -> Result<(), Stop> {
+    use crate::secret::read_key_file;
+
+    // One without the other was refused with the other options.
+    if let (Some(cert), Some(key)) = (&o.client_cert, &o.client_key) {
+        let chain = read_key_file(cert, "--client-cert")?;
+        let key = read_key_file(key, "--client-key")?;
+        o.client_certificate = Some(
+            ClientCertificate::from_pem(&*chain, &*key)
+                .map_err(|e| usage(format!("--client-cert, --client-key: {e}")))?,
+        );
+    }
+    if let Some(path) = &o.ca_cert {
+        let pem = read_key_file(path, "--ca-cert")?;
+        match reqwest::Certificate::from_pem_bundle(&pem) {
+            Ok(roots) if !roots.is_empty() => o.ca_certificate = Some(pem.to_vec()),
+            Ok(_) => {
+                return Err(usage(format!(
+                    "--ca-cert: {} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+            Err(_) => {
+                return Err(usage(format!(
+                    "--ca-cert: {} is not a PEM certificate",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Who the client is, checked now that every secret is known: `--key` outside jwt-bearer (or
+/// with `--auth-method private-key-jwt`) is the client's own key, and `--client-cert` with
+/// `--client-key` its certificate; a tls method needs the certificate, and none of them goes
+/// with a secret or another method.
+fn check_client_auth(o: &Options) -> Result<(), Stop> {
+    let method = o.auth_method;
+    if o.revoke && method == Some(AuthMethod::PrivateKeyJwt) {
+        return Err(usage(
+            "--auth-method private-key-jwt does not apply to revoke (it takes no --key)",
+        ));
+    }
+    match (&o.client_cert, &o.client_key) {
+        (Some(_), None) => {
+            return Err(usage("--client-cert needs --client-key (its private key)"));
+        }
+        (None, Some(_)) => {
+            return Err(usage(
+                "--client-key needs --client-cert (the certificate it is the key of)",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(tls) = method.filter(|m| m.is_mutual_tls()) {
+        if o.client_cert.is_none() {
+            return Err(usage(format!(
+                "--auth-method {} needs --client-cert and --client-key",
+                method_name(tls)
+            )));
+        }
+        if o.client_secret.is_some() {
+            return Err(usage(format!(
+                "--auth-method {} authenticates with the certificate: leave out \
+                 --client-secret (or OAUTH_CLIENT_SECRET)",
+                method_name(tls)
+            )));
+        }
+    }
+    if o.jar && o.key.is_none() {
+        return Err(usage(
+            "--jar signs the authorization request with the client's key: give --key FILE",
+        ));
+    }
+    for (option, given) in [
+        ("--key-alg", o.key_alg.is_some()),
+        ("--key-id", o.key_id.is_some()),
+    ] {
+        if given && o.key.is_none() {
+            return Err(usage(format!("{option} goes with --key")));
+        }
+    }
+    if method == Some(AuthMethod::PrivateKeyJwt) && o.key.is_none() {
+        return Err(usage(
+            "--auth-method private-key-jwt needs --key FILE (the client's PEM private key)",
+        ));
+    }
+    let clients_key =
+        o.key.is_some() && (o.flow != "jwt-bearer" || method == Some(AuthMethod::PrivateKeyJwt));
+    if !clients_key {
+        return Ok(());
+    }
+    if let Some(other) = method.filter(|m| *m != AuthMethod::PrivateKeyJwt) {
+        return Err(usage(format!(
+            "--key is the client's key for --auth-method private-key-jwt (or the assertion's key \
+             for --flow jwt-bearer), not for --auth-method {}",
+            method_name(other)
+        )));
+    }
+    if o.client_secret.is_some() {
+        return Err(usage(
+            "--key (the client's key, for private-key-jwt) and --client-secret (or \
+             OAUTH_CLIENT_SECRET) are two ways to authenticate the client: give one",
+        ));
+    }
+    Ok(())
+}
+
+/// `method` as `--auth-method` spells it.
+pub(crate) fn method_name(method: AuthMethod) -> &'static str {
+    match method {
+        AuthMethod::ClientSecretBasic => "basic",
+        AuthMethod::ClientSecretPost => "post",
+        AuthMethod::PrivateKeyJwt => "private-key-jwt",
+        AuthMethod::TlsClientAuth => "tls-client-auth",
+        AuthMethod::SelfSignedTlsClientAuth => "self-signed-tls-client-auth",
+        _ => "none",
+    }
+}
+
 impl Options {
+    /// `--client-cert`, `--client-key` and `--ca-cert`, as given (read by [`load_tls`]).
+    fn tls(&mut self, tls: TlsArgs) {
+        self.client_cert = tls.client_cert;
+        self.client_key = tls.client_key;
+        self.ca_cert = tls.ca_cert;
+    }
+
     /// Where the value of the secret option `option` goes.
     fn secret_mut(&mut self, option: &str) -> &mut Option<String> {
         match option {
@@ -437,10 +637,14 @@ const FLOW_OPTIONS: &[(&str, &[&str])] = &[
     ("--redirect-uri", &["auth-code"]),
     ("--audience", &["client-credentials", "token-exchange"]),
     ("--resource", &["client-credentials", "token-exchange"]),
-    ("--key", &["jwt-bearer"]),
-    ("--key-alg", &["jwt-bearer"]),
-    ("--key-id", &["jwt-bearer"]),
     ("--subject", &["jwt-bearer"]),
+    ("--par", &["auth-code"]),
+    ("--jar", &["auth-code"]),
+    ("--par-url", &["auth-code"]),
+    (
+        "--authorization-details",
+        &["auth-code", "client-credentials", "token-exchange"],
+    ),
     ("--subject-token", &["token-exchange"]),
     ("--subject-token-type", &["token-exchange"]),
     ("--actor-token", &["token-exchange"]),
@@ -489,6 +693,12 @@ const PRESET_OPTIONS: &[&str] = &[
     "--revocation-url",
     "--auth-method",
     "--dpop",
+    "--par-url",
+    "--profile",
+    "--key",
+    "--client-cert",
+    "--client-key",
+    "--ca-cert",
 ];
 
 /// `--provider` and `--provider-arg`: a known name, its argument when it needs one, and none
@@ -598,6 +808,31 @@ const NOT_RESOURCE_FIRST: &[(&str, &str)] = &[
         "the token is bound to the URL's own resource (RFC 8707)",
     ),
     ("--identity", "each resource keeps one token in the store"),
+    (
+        "--par-url",
+        "the endpoints come from the authorization server the resource names",
+    ),
+    (
+        "--profile",
+        "the client is registered or configured by the authorization server the resource \
+         names, which the profile cannot check beforehand",
+    ),
+    (
+        "--key",
+        "the client authentication comes from the registration or the server's metadata",
+    ),
+    (
+        "--client-cert",
+        "the client authentication comes from the registration or the server's metadata",
+    ),
+    (
+        "--client-key",
+        "the client authentication comes from the registration or the server's metadata",
+    ),
+    (
+        "--ca-cert",
+        "the servers are reached with the system's certificate authorities only",
+    ),
 ];
 
 /// Without `--token-url`, `--issuer` or `--provider`, the resource says where its tokens come

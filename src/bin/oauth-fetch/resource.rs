@@ -39,9 +39,15 @@ pub(crate) async fn build_resources(o: &Options) -> Result<ResourceClient, Stop>
         (None, _) => client,
     };
     client = match o.flow.as_str() {
+        "client-credentials" if !o.details.is_empty() => {
+            return Err(usage(
+                "--authorization-details needs --token-url, --issuer or --provider with --flow \
+                 client-credentials: without them the resource's metadata says what to ask for",
+            ));
+        }
         "client-credentials" => client.machine(),
         #[cfg(feature = "auth-code")]
-        "auth-code" => client.auth_code(crate::build::with_receiver(o, AuthCode::new())?),
+        "auth-code" => client.auth_code(crate::build::sign_in(o, AuthCode::new())?),
         #[cfg(not(feature = "auth-code"))]
         "auth-code" => {
             return Err(usage(

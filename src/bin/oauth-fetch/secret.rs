@@ -1,7 +1,8 @@
 //! The options that carry a secret, and the ways their values come in: on the command line
 //! (which every user of the machine can read in `ps` or `/proc/PID/cmdline`), or, without
 //! touching the command line, from a file (`@FILE`), from standard input (`-`), or from an
-//! environment variable (`OAUTH_` and the option's name in capitals).
+//! environment variable (`OAUTH_` and the option's name in capitals). Key and certificate
+//! files are read here too, size-capped into memory that is wiped.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -94,4 +95,28 @@ fn read_capped(source: impl Read) -> std::io::Result<Zeroizing<Vec<u8>>> {
 /// The value of the environment variable `name`, unless it is unset, empty or not Unicode.
 pub(crate) fn from_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The largest key or certificate file read (a service account file is a few KiB, a PEM key
+/// or certificate chain less).
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// The contents of the key or certificate file at `path` given to `option`, at most
+/// [`MAX_KEY_FILE_BYTES`], in a buffer wiped when dropped. Messages name the option and the
+/// file, never what it holds.
+pub(crate) fn read_key_file(
+    path: &std::path::Path,
+    option: &str,
+) -> Result<Zeroizing<Vec<u8>>, Stop> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| usage(format!("{option}: cannot read {}: {e}", path.display())))?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(usage(format!(
+            "{option}: {} is larger than {MAX_KEY_FILE_BYTES} bytes",
+            path.display()
+        )));
+    }
+    Ok(bytes)
 }

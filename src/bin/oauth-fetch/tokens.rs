@@ -38,7 +38,22 @@ impl Tokens {
         o: &Options,
         events: &Events,
     ) -> Result<ClientWithMiddleware, Stop> {
-        let transport = oauth_layer::reqwest::client_builder()
+        // The URLs are reached as the server is: with the client certificate (which bound
+        // tokens need) and the private certificate authority, when given.
+        let mut transport = match &o.client_certificate {
+            Some(certificate) => certificate
+                .reqwest_client_builder()
+                .redirect(oauth_layer::reqwest::redirect_policy()),
+            None => oauth_layer::reqwest::client_builder(),
+        };
+        if let Some(pem) = &o.ca_certificate {
+            let roots = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| usage(format!("--ca-cert: {e}")))?;
+            for root in roots {
+                transport = transport.add_root_certificate(root);
+            }
+        }
+        let transport = transport
             .build()
             .map_err(|e| usage(format!("cannot build the HTTP client: {e}")))?;
         let client = reqwest_middleware::ClientBuilder::new(transport);
@@ -57,6 +72,9 @@ impl Tokens {
                 // The interactive flows may sign in during a request (the first one).
                 let mut middleware = OAuthMiddleware::from_source(tokens.clone())
                     .interactive(is_interactive(&o.flow));
+                if let Some(certificate) = &o.client_certificate {
+                    middleware = middleware.client_certificate(certificate);
+                }
                 if !origins.is_empty() {
                     middleware = middleware
                         .allow_origins(origins)
