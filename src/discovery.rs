@@ -176,7 +176,10 @@ pub async fn configure(
     issuer: impl AsRef<str>,
 ) -> Result<OAuthClient> {
     let issuer = issuer.as_ref();
-    let fetcher = builder.clone().build()?;
+    // The client that fetches the document does not follow the profile yet: what the profile
+    // needs (the issuer, the pushed authorization request endpoint) comes with the document,
+    // and the finished client below is checked against it.
+    let fetcher = builder.clone().without_profile().build()?;
     if let Some(configured) = fetcher.issuer().filter(|c| *c != issuer) {
         return Err(Error::config(format!(
             "the client is configured for issuer {configured:?}, not {issuer:?}"

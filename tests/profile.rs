@@ -467,3 +467,30 @@ async fn rs256_id_tokens_are_refused_under_the_profile_and_eddsa_accepted() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn discovery_alone_configures_a_conforming_client_that_signs_in() {
+    let server = bank().start().await.unwrap();
+    // No issuer, no endpoints: the profile needs them, and the discovery document brings them.
+    let builder = OAuthClient::builder("bank-app")
+        .signing_key(SigningKey::es256_pem(EC_PRIVATE).unwrap())
+        .dpop(Dpop::new())
+        .profile(Profile::Fapi2);
+    let client = oauth_layer::discovery::configure(builder, server.url())
+        .await
+        .unwrap();
+    assert_eq!(client.issuer(), Some(server.url().as_str()));
+    assert_eq!(client.profile(), Some(Profile::Fapi2));
+    let flow = AuthCode::new()
+        .scope("accounts")
+        .loopback()
+        .browser(approving_browser(Arc::default()));
+    let token = TokenSource::builder(client, flow)
+        .try_build()
+        .unwrap()
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(token.token_type(), "DPoP");
+    assert_eq!(server.par_requests(), 1);
+}

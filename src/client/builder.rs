@@ -453,6 +453,12 @@ impl OAuthClientBuilder {
         self
     }
 
+    /// These settings without a profile (for a client that only fetches discovery documents).
+    pub(crate) fn without_profile(mut self) -> Self {
+        self.config.profile = None;
+        self
+    }
+
     /// The token endpoint. Must be `https`, or `http` to a loopback address.
     pub fn token_url(self, url: impl AsRef<str>) -> Self {
         self.url("token_url", url.as_ref(), |c| &mut c.token_url)
