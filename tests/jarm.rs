@@ -209,10 +209,11 @@ async fn ignored(flow: AuthCode, answer: impl Fn(&MockServer, &str) -> String) -
     .await;
     assert_eq!(run.status, StatusCode::BAD_REQUEST, "{}", run.page);
     assert!(!run.page.contains(CODE));
-    match run.outcome {
-        Err(Error::Timeout(_)) => {}
+    let timeout = match run.outcome {
+        Err(Error::Timeout(message)) => message,
         other => panic!("the answer must be ignored until the sign-in times out: {other:?}"),
-    }
+    };
+    assert!(!timeout.contains(CODE), "{timeout}");
     assert!(token_requests(&server).await.is_empty());
 
     let client = client(&server).await;
@@ -223,6 +224,11 @@ async fn ignored(flow: AuthCode, answer: impl Fn(&MockServer, &str) -> String) -
     let query = answer(&server, request.state());
     let err = request.check(&Callback::from_query(&query)).unwrap_err();
     assert_never_shown(&format!("{err} {err:?} {request:?}"), &query);
+    // The timeout says why the answer was ignored, so a server that signs wrongly is found.
+    assert!(
+        timeout.contains(&format!("was refused: {err}")),
+        "{timeout} / {err}"
+    );
     err
 }
 

@@ -398,12 +398,20 @@ impl PreparedReceiver for Listening {
         let mut next_id: u64 = 0;
         let deadline = tokio::time::sleep(context.timeout());
         tokio::pin!(deadline);
+        // Why the last callback that reached us was ignored: a server that answers wrongly (a
+        // signed response that does not verify, a foreign iss) otherwise leaves only a timeout.
+        let mut last_ignored: Option<Error> = None;
 
         let (outcome, answered_on) = loop {
             tokio::select! {
                 () = &mut deadline => {
+                    let ignored = last_ignored
+                        .map(|error| format!(
+                            "; the last answer that reached the receiver was refused: {error}"
+                        ))
+                        .unwrap_or_default();
                     return Err(Error::Timeout(format!(
-                        "nobody completed the sign-in in the browser within {}",
+                        "nobody completed the sign-in in the browser within {}{ignored}",
                         describe(context.timeout())
                     )));
                 }
@@ -440,6 +448,7 @@ impl PreparedReceiver for Listening {
                         Checked::NotOurs(error) => {
                             tracing::debug!(%error, "loopback receiver: ignored a callback");
                             let _ = reply.send(Page::NotThisSignIn);
+                            last_ignored = Some(error);
                         }
                         Checked::Done(outcome) => {
                             let page = match &outcome {
