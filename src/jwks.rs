@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::header::ACCEPT;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
+use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use url::Url;
 
@@ -58,13 +59,18 @@ pub(crate) async fn fetch(client: &OAuthClient, uri: &Url) -> Result<JwkSet> {
     let response = client
         .exchange(crate::error::Endpoint::Jwks, request)
         .await?;
-    let none = Secrets::default();
-    let map = response.json_object(&none)?;
+    // The request carries no secret, but the server knows the client's: a body that quotes it
+    // (a confused endpoint dumping the client's configuration) must not carry it into an error.
+    let mut secrets = Secrets::default();
+    if let Some(secret) = client.secret() {
+        secrets.add(secret.expose_secret());
+    }
+    let map = response.json_object(&secrets)?;
     if !response.status.is_success() {
-        return Err(response.unexpected("the JWKS endpoint answered an error status", &none));
+        return Err(response.unexpected("the JWKS endpoint answered an error status", &secrets));
     }
     serde_json::from_value(Value::Object(map))
-        .map_err(|_| response.unexpected("not a JWK set", &none))
+        .map_err(|_| response.unexpected("not a JWK set", &secrets))
 }
 
 /// The header of `token`, once it is known to be a bounded, three-part compact JWS that names no

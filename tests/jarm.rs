@@ -871,3 +871,48 @@ async fn the_message_signing_profile_refuses_unsigned_responses_and_servers_with
         "{err:?}"
     );
 }
+
+/// Found by the `jarm` fuzz target: a JWKS endpoint whose body quoted the client secret (a
+/// confused endpoint dumping the client's configuration) put it in the error of the sign-in,
+/// the keys being fetched when the request is made. The secret is now redacted from that body,
+/// whatever the status.
+#[tokio::test]
+async fn a_jwks_body_that_quotes_the_client_secret_does_not_put_it_in_the_error() {
+    for (status, body) in [
+        (200, format!("not json {SECRET}")),
+        (200, format!(r#"{{"keys": "{SECRET}"}}"#)),
+        (
+            500,
+            format!(r#"{{"error": "oops", "client_secret": "{SECRET}"}}"#),
+        ),
+    ] {
+        let server = MockServer::start().await;
+        let issuer = server.uri();
+        Mock::given(method("GET"))
+            .and(path("/.well-known/oauth-authorization-server"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "issuer": issuer,
+                "authorization_endpoint": format!("{issuer}/authorize"),
+                "token_endpoint": format!("{issuer}/token"),
+                "jwks_uri": format!("{issuer}/jwks"),
+                "response_modes_supported": ["query", "jwt"],
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/jwks"))
+            .respond_with(
+                ResponseTemplate::new(status).set_body_raw(body.clone(), "application/json"),
+            )
+            .mount(&server)
+            .await;
+        let err = AuthCode::new()
+            .jarm(true)
+            .authorization_request_pushed(&client(&server).await, "http://127.0.0.1:9/cb")
+            .await
+            .unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(matches!(err, Error::UnexpectedResponse(_)), "{shown}");
+        assert!(!shown.contains(SECRET), "{body}: {shown}");
+    }
+}
