@@ -17,6 +17,7 @@
 use bytes::Bytes;
 use http::header::ACCEPT;
 use http::{Method, StatusCode};
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use url::Url;
 
@@ -88,11 +89,17 @@ pub async fn discover(client: &OAuthClient, issuer: impl AsRef<str>) -> Result<M
         tracing::debug!(url = %oidc, "no OpenID Connect metadata; trying RFC 8414");
         response = fetch(client, &oauth).await?;
     }
-    let metadata = parse(&response)?;
+    // The request carries no secret, but the server knows the client's: a document that quotes
+    // it (a confused endpoint dumping the client's configuration) must not carry it into an error.
+    let mut secrets = Secrets::default();
+    if let Some(secret) = client.secret() {
+        secrets.add(secret.expose_secret());
+    }
+    let metadata = parse(&response, &secrets)?;
     if metadata.issuer != issuer {
         return Err(Error::IssuerMismatch {
             expected: issuer.to_owned(),
-            found: redact::server_text(&metadata.issuer, &Secrets::default()),
+            found: redact::server_text(&metadata.issuer, &secrets),
         });
     }
     // Plain-http loopback endpoints are for local servers: a remote issuer that names one would
@@ -133,20 +140,18 @@ async fn fetch(client: &OAuthClient, url: &Url) -> Result<RawResponse> {
     Ok(response)
 }
 
-fn parse(response: &RawResponse) -> Result<Metadata> {
-    let secrets = Secrets::default();
+fn parse(response: &RawResponse, secrets: &Secrets<'_>) -> Result<Metadata> {
     if !response.status.is_success() {
         let oauth_error = response
             .object()
-            .and_then(|map| response.server_error(&map, &secrets));
-        return Err(oauth_error.unwrap_or_else(|| {
-            response.unexpected("no metadata at the well-known URL", &secrets)
-        }));
+            .and_then(|map| response.server_error(&map, secrets));
+        return Err(oauth_error
+            .unwrap_or_else(|| response.unexpected("no metadata at the well-known URL", secrets)));
     }
-    let map = response.json_object(&secrets)?;
-    response.check_oauth(&map, &secrets)?;
+    let map = response.json_object(secrets)?;
+    response.check_oauth(&map, secrets)?;
     serde_json::from_value(Value::Object(map))
-        .map_err(|e| response.unexpected(&format!("the metadata is not usable: {e}"), &secrets))
+        .map_err(|e| response.unexpected(&format!("the metadata is not usable: {e}"), secrets))
 }
 
 /// Fetches `issuer`'s metadata with [`discover`] and builds the client `builder` describes,

@@ -745,3 +745,42 @@ fn discover_futures_are_send() {
         "https://idp.example",
     ));
 }
+
+#[tokio::test]
+async fn a_metadata_document_that_quotes_the_client_secret_does_not_put_it_in_the_error() {
+    const SECRET: &str = "cs-quoted-by-a-confused-server";
+    let server = MockServer::builder().start().await;
+    let issuer = server.uri();
+    for (status, body) in [
+        (200, format!("not json {SECRET}")),
+        (
+            200,
+            format!(r#"{{"issuer": 42, "token_endpoint": "{SECRET}"}}"#),
+        ),
+        (
+            200,
+            format!(r#"{{"issuer": "{SECRET}", "token_endpoint": "{issuer}/token"}}"#),
+        ),
+        (
+            500,
+            format!(r#"{{"error": "oops", "error_description": "{SECRET}"}}"#),
+        ),
+        (500, format!("<html>{SECRET}</html>")),
+    ] {
+        server.reset().await;
+        for well_known in [OIDC, OAUTH] {
+            Mock::given(method("GET"))
+                .and(path(well_known))
+                .respond_with(
+                    ResponseTemplate::new(status).set_body_raw(body.clone(), "application/json"),
+                )
+                .mount(&server)
+                .await;
+        }
+        let err = discovery::configure(OAuthClient::builder("app").secret(SECRET), &issuer)
+            .await
+            .unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains(SECRET), "{body}: {shown}");
+    }
+}
