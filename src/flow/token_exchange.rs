@@ -106,6 +106,10 @@ enum Kind {
         token_type: String,
     },
     Source(TokenSource),
+    Credential {
+        source: Arc<dyn crate::credential::CredentialSource>,
+        token_type: String,
+    },
 }
 
 impl SubjectToken {
@@ -129,9 +133,40 @@ impl SubjectToken {
         }
     }
 
+    /// A workload credential read from `source` at each exchange (a Kubernetes projected
+    /// token, a GitHub Actions OIDC token), with its type URI (usually
+    /// `urn:ietf:params:oauth:token-type:jwt`). One past its own `exp` is never sent. Cache
+    /// keys hold the source (its path or URL), not its rotating value.
+    ///
+    /// ```
+    /// use oauth_layer::credential::FileSource;
+    /// use oauth_layer::flow::{SubjectToken, TokenExchange};
+    ///
+    /// let flow = TokenExchange::new(SubjectToken::credential(
+    ///     FileSource::new("/var/run/secrets/tokens/sts"),
+    ///     "urn:ietf:params:oauth:token-type:jwt",
+    /// ));
+    /// # let _ = flow;
+    /// ```
+    pub fn credential(
+        source: impl crate::credential::CredentialSource,
+        token_type: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: Kind::Credential {
+                source: Arc::new(source),
+                token_type: token_type.into(),
+            },
+        }
+    }
+
     /// The token and its type, as sent now.
-    async fn resolve(&self) -> Result<(SecretString, &str)> {
+    async fn resolve(&self, client: &OAuthClient) -> Result<(SecretString, &str)> {
         match &self.kind {
+            Kind::Credential { source, token_type } => {
+                let credential = crate::credential::fresh(&**source, client.clock()).await?;
+                Ok((credential.secret().clone(), token_type))
+            }
             Kind::Fixed { token, token_type } => Ok((token.clone(), token_type)),
             Kind::Source(source) => {
                 let token = source.token().await?;
@@ -154,6 +189,9 @@ impl SubjectToken {
             Kind::Source(source) => key
                 .key_part(name, source.cache_key())
                 .part(type_name, ACCESS_TOKEN_TYPE),
+            Kind::Credential { source, token_type } => key
+                .part(name, source.describe())
+                .part(type_name, token_type.clone()),
         }
     }
 }
@@ -169,6 +207,11 @@ impl fmt::Debug for SubjectToken {
             Kind::Source(source) => f
                 .debug_struct("Source")
                 .field("cache_key", source.cache_key())
+                .finish(),
+            Kind::Credential { source, token_type } => f
+                .debug_struct("Credential")
+                .field("source", source)
+                .field("token_type", token_type)
                 .finish(),
         }
     }
@@ -233,12 +276,12 @@ impl TokenExchange {
 impl Flow for TokenExchange {
     async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
         self.authorization_details.check(client)?;
-        let (subject_token, subject_type) = self.subject.resolve().await?;
+        let (subject_token, subject_type) = self.subject.resolve(client).await?;
         let mut request = TokenRequest::new(TOKEN_EXCHANGE_GRANT)
             .secret_param("subject_token", subject_token)
             .param("subject_token_type", subject_type);
         if let Some(actor) = &self.actor {
-            let (actor_token, actor_type) = actor.resolve().await?;
+            let (actor_token, actor_type) = actor.resolve(client).await?;
             request = request
                 .secret_param("actor_token", actor_token)
                 .param("actor_token_type", actor_type);
