@@ -21,7 +21,7 @@
 //! one). [`AzureWorkloadIdentity`] (feature `jwt`) puts Azure's environment together.
 //!
 //! A credential that is a JWT whose own `exp` has passed on the client's clock is never sent:
-//! the request fails with [`Error::Credential`](crate::Error::Credential) instead (SECURITY.md
+//! the request fails with [`Error::Credential`] instead (SECURITY.md
 //! rule 55). Credential values never appear in `Debug` output, errors or logs.
 //!
 //! ```
