@@ -22,7 +22,7 @@
 //!
 //! A credential that is a JWT whose own `exp` has passed on the client's clock is never sent:
 //! the request fails with [`Error::Credential`] instead (SECURITY.md
-//! rule 55). Credential values never appear in `Debug` output, errors or logs.
+//! rule 53). Credential values never appear in `Debug` output, errors or logs.
 //!
 //! ```
 //! use oauth_layer::OAuthClient;
@@ -34,6 +34,35 @@
 //!     .build()?;
 //! # let _ = client;
 //! # Ok::<(), oauth_layer::Error>(())
+//! ```
+//!
+//! The three uses, and Azure (the README's example):
+//!
+//! ```
+//! use oauth_layer::credential::{AzureWorkloadIdentity, FileSource, UrlSource};
+//! use oauth_layer::flow::{ClientCredentials, SubjectToken, TokenExchange};
+//! use oauth_layer::{OAuthClient, TokenSource};
+//!
+//! # fn run() -> oauth_layer::Result<()> {
+//! // A Kubernetes projected token as the client's assertion.
+//! let client = OAuthClient::builder("my-service")
+//!     .token_url("https://idp.example/oauth/token")
+//!     .client_assertion(FileSource::new("/var/run/secrets/tokens/oauth"))
+//!     .build()?;
+//! let api = TokenSource::new(client.clone(), ClientCredentials::new().scope("api:read"));
+//!
+//! // GitHub Actions' OIDC token exchanged for a token of your own server.
+//! let ci = TokenSource::new(
+//!     client,
+//!     TokenExchange::new(SubjectToken::credential(
+//!         UrlSource::github_actions("https://idp.example")?,
+//!         "urn:ietf:params:oauth:token-type:jwt",
+//!     )),
+//! );
+//!
+//! // Azure workload identity.
+//! let graph = AzureWorkloadIdentity::from_env()?.token_source("https://graph.microsoft.com/.default")?;
+//! # let _ = (api, ci, graph); Ok(()) }
 //! ```
 
 mod callback;

@@ -1,4 +1,4 @@
-//! Workload identity credentials (SECURITY.md rule 55): token files re-read for every request
+//! Workload identity credentials (SECURITY.md rule 53): token files re-read for every request
 //! (rotated in place, k8s-style symlinks), JWTs past their own `exp` never sent, URL sources
 //! under the back-channel rules (GitHub Actions), commands without a shell and with a deadline,
 //! chains that say what they tried, and the three uses: client assertion (token, PAR,
