@@ -6,12 +6,15 @@
 //! preset from an injected environment. Credential values never show in Debug or errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::logs::Captured;
 use oauth_layer::clock::ManualClock;
 use oauth_layer::credential::{
     AzureWorkloadIdentity, CommandSource, Credential, CredentialSource, FileSource, FirstAvailable,
@@ -392,7 +395,7 @@ async fn github_actions_sends_the_request_token_and_audience_and_reads_value() {
         assert!(!text.contains("gh-request-S3CRET"), "{route}: {text}");
         assert!(matches!(err, Error::Credential { .. }), "{route}: {err:?}");
     }
-    // Only one request reached /redirect's target: none followed it.
+    // Plain http is for loopback alone.
     assert!(
         UrlSource::new("http://example.com/token").is_err(),
         "plain http off loopback"
@@ -721,4 +724,53 @@ async fn credentials_and_header_tokens_never_print() {
     assert!(!format!("{client:?}").contains(&secret));
     let flow = TokenExchange::new(SubjectToken::credential(url, JWT_TYPE));
     assert!(!format!("{flow:?}").contains("S3CRET"));
+}
+
+#[tokio::test]
+async fn credentials_and_header_tokens_never_reach_the_logs() {
+    let logs = Captured::default();
+    let _guard = logs.install(tracing::Level::TRACE);
+    let secret = jwt("S3CRET-logged", in_an_hour());
+    // A token endpoint that refuses and echoes what it got.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(|request: &Seen| {
+            ResponseTemplate::new(400).set_body_json(json!({
+                "error": "invalid_client",
+                "error_description": String::from_utf8_lossy(&request.body),
+            }))
+        })
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/denied"))
+        .respond_with(ResponseTemplate::new(401).set_body_string("bad header-S3CRET"))
+        .mount(&server)
+        .await;
+    let value = secret.clone();
+    let failing = UrlSource::new(format!("{}/denied", server.uri()))
+        .unwrap()
+        .header("Authorization", "Bearer header-S3CRET");
+    let chain = FirstAvailable::new([Box::new(failing) as Box<dyn CredentialSource>]).or(from_fn(
+        "fixed",
+        move || {
+            let value = value.clone();
+            async move { Ok(Credential::new(value)) }
+        },
+    ));
+    let client = assertion_client(&server, chain, &ManualClock::new());
+    let err = client
+        .request_token(TokenRequest::new("client_credentials"))
+        .await
+        .unwrap_err();
+    let text = format!("{err} {err:?} {}", logs.text());
+    assert!(logs.text().contains("credential source skipped"), "{text}");
+    assert!(text.contains("invalid_client"), "{text}");
+    assert!(!text.contains("S3CRET"), "{text}");
+    let payload = secret.split('.').nth(1).unwrap();
+    assert!(
+        !text.contains(payload),
+        "the assertion's payload leaked: {text}"
+    );
 }
