@@ -722,6 +722,19 @@ async fn credentials_and_header_tokens_never_print() {
         .build()
         .unwrap();
     assert!(!format!("{client:?}").contains(&secret));
+    // The cache key names the assertion source, not its value.
+    let keyed = |path: &str| {
+        let client = OAuthClient::builder("c")
+            .token_url("https://idp.example/token")
+            .client_assertion(FileSource::new(path))
+            .build()
+            .unwrap();
+        TokenSource::new(client, ClientCredentials::new())
+            .cache_key()
+            .clone()
+    };
+    assert_eq!(keyed("/run/a"), keyed("/run/a"));
+    assert_ne!(keyed("/run/a"), keyed("/run/b"));
     let flow = TokenExchange::new(SubjectToken::credential(url, JWT_TYPE));
     assert!(!format!("{flow:?}").contains("S3CRET"));
 }

@@ -116,20 +116,17 @@ pub(crate) fn authenticate(
             form.append_pair("client_id", client_id);
             Ok(None)
         }
-        // Signed by someone else (a workload identity token), read by the caller.
         #[cfg(feature = "jwt")]
-        AuthMethod::PrivateKeyJwt if assertion.is_some() => {
+        AuthMethod::PrivateKeyJwt => {
+            // Signed by someone else (a workload identity token), read by the caller.
             if let Some(assertion) = assertion {
                 let value = assertion.secret().expose_secret();
                 secrets.add_owned(value.to_owned());
                 form.append_pair("client_id", client_id);
                 form.append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE);
                 form.append_pair("client_assertion", value);
+                return Ok(None);
             }
-            Ok(None)
-        }
-        #[cfg(feature = "jwt")]
-        AuthMethod::PrivateKeyJwt => {
             let key = client.inner.signing_key.as_ref().ok_or_else(|| {
                 Error::config(
                     "private_key_jwt needs a signing key (OAuthClientBuilder::signing_key) or \
