@@ -1,16 +1,18 @@
 //! Token exchange (RFC 8693): trade a token you hold (the *subject*) for another one, for
 //! another audience, resource or token type, optionally on behalf of an *actor*.
 //!
-//! The subject and actor tokens are either fixed strings or another [`TokenSource`], whose
-//! current access token is fetched at each exchange: sources chain, and when the first one
-//! renews, the next exchange uses its new token (SECURITY.md rule 42):
+//! The subject and actor tokens are fixed strings, another [`TokenSource`], whose current access
+//! token is fetched at each exchange (sources chain, and when the first one renews, the next
+//! exchange uses its new token), or a workload credential read at each exchange from a
+//! [`CredentialSource`](crate::credential::CredentialSource) and never sent past its own `exp`
+//! (SECURITY.md rules 42 and 53):
 //!
 //! - `issued_token_type` is required in the response (RFC 8693 §2.2.1); without it the exchange
 //!   fails with [`Error::UnexpectedResponse`];
 //! - a token whose `token_type` is not `Bearer` (`N_A`, the type RFC 8693 gives tokens that are
 //!   not access tokens) is refused with [`Error::UnsupportedTokenType`] and never sent;
 //! - the cache key holds digests of the fixed subject and actor tokens (or the chained source's
-//!   cache key digest), the audiences, resources, requested token type and scopes, never the
+//!   cache key digest, or the credential source's path or URL), the audiences, resources, requested token type and scopes, never the
 //!   tokens themselves.
 
 use std::fmt;
