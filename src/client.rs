@@ -87,6 +87,10 @@ struct Config {
     lenient_token_type: bool,
     #[cfg(feature = "jwt")]
     signing_key: Option<crate::jwt::SigningKey>,
+    /// Where the client's assertions come from when another party signs them (a workload
+    /// identity token; [`OAuthClientBuilder::client_assertion`]).
+    #[cfg(feature = "jwt")]
+    assertion_source: Option<Arc<dyn crate::credential::CredentialSource>>,
     #[cfg(feature = "jwt")]
     assertion_audience_issuer: bool,
     retry: RetryPolicy,
@@ -113,7 +117,9 @@ impl Config {
     /// with a signing key, `client_secret_basic` with a secret, `none` without.
     fn effective_auth_method(&self) -> AuthMethod {
         #[cfg(feature = "jwt")]
-        if self.auth_method.is_none() && self.signing_key.is_some() {
+        if self.auth_method.is_none()
+            && (self.signing_key.is_some() || self.assertion_source.is_some())
+        {
             return AuthMethod::PrivateKeyJwt;
         }
         self.auth_method.unwrap_or(if self.secret.is_some() {
@@ -240,6 +246,13 @@ impl OAuthClient {
     #[cfg(feature = "jwt")]
     pub(crate) fn signing_key_fingerprint(&self) -> Option<String> {
         self.inner.signing_key.as_ref().map(|k| k.fingerprint())
+    }
+
+    /// What identifies the source of the client's assertions, if they come from one (for cache
+    /// keys: the source, not its rotating value).
+    #[cfg(feature = "jwt")]
+    pub(crate) fn assertion_source_identity(&self) -> Option<String> {
+        self.inner.assertion_source.as_ref().map(|s| s.describe())
     }
 
     /// The key set with [`OAuthClientBuilder::signing_key`], which also signs request objects.
@@ -490,22 +503,24 @@ impl OAuthClient {
     ) -> Result<(Result<Token>, Option<Box<str>>)> {
         let cfg = &*self.inner;
         let mut secrets = Secrets::default();
-        let http_request = self.authenticated_form(
-            url,
-            |form| {
-                form.append_pair("grant_type", &request.grant_type);
-                for (name, value) in &request.params {
-                    form.append_pair(name, value.expose());
-                }
-                // The client's resource indicators, unless the grant names its own.
-                if !request.params.iter().any(|(name, _)| name == "resource") {
-                    for resource in &cfg.resources {
-                        form.append_pair("resource", resource);
+        let http_request = self
+            .authenticated_form(
+                url,
+                |form| {
+                    form.append_pair("grant_type", &request.grant_type);
+                    for (name, value) in &request.params {
+                        form.append_pair(name, value.expose());
                     }
-                }
-            },
-            &mut secrets,
-        )?;
+                    // The client's resource indicators, unless the grant names its own.
+                    if !request.params.iter().any(|(name, _)| name == "resource") {
+                        for resource in &cfg.resources {
+                            form.append_pair("resource", resource);
+                        }
+                    }
+                },
+                &mut secrets,
+            )
+            .await?;
         #[cfg_attr(not(feature = "dpop"), allow(unused_mut))]
         let mut http_request = http_request;
         #[cfg(not(feature = "dpop"))]
@@ -562,12 +577,33 @@ impl OAuthClient {
     /// A form POST to `url` carrying the client's authentication, as the token and device
     /// authorization endpoints take it. `fill` writes the request's own parameters. The client
     /// secret, and the Basic credentials made from it, are added to `secrets`, so that a server
-    /// echoing them back is redacted.
-    pub(crate) fn authenticated_form<'a>(
+    /// echoing them back is redacted. A client whose assertions come from a
+    /// [`CredentialSource`](crate::credential::CredentialSource) reads it here, once per
+    /// request.
+    pub(crate) async fn authenticated_form<'a>(
         &'a self,
         url: &Url,
         fill: impl FnOnce(&mut url::form_urlencoded::Serializer<'_, String>),
         secrets: &mut Secrets<'a>,
+    ) -> Result<http::Request<Bytes>> {
+        #[cfg(feature = "jwt")]
+        let assertion = match &self.inner.assertion_source {
+            Some(source) if self.auth_method() == AuthMethod::PrivateKeyJwt => {
+                Some(crate::credential::fresh(&**source, self.clock()).await?)
+            }
+            _ => None,
+        };
+        #[cfg(not(feature = "jwt"))]
+        let assertion: Option<crate::credential::Credential> = None;
+        self.authenticated_form_with(url, fill, secrets, assertion.as_ref())
+    }
+
+    fn authenticated_form_with<'a>(
+        &'a self,
+        url: &Url,
+        fill: impl FnOnce(&mut url::form_urlencoded::Serializer<'_, String>),
+        secrets: &mut Secrets<'a>,
+        assertion: Option<&crate::credential::Credential>,
     ) -> Result<http::Request<Bytes>> {
         let cfg = &*self.inner;
         if let Some(s) = &cfg.secret {
@@ -575,7 +611,7 @@ impl OAuthClient {
         }
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         fill(&mut form);
-        let basic = auth::authenticate(self, url, &mut form, secrets)?;
+        let basic = auth::authenticate(self, url, &mut form, secrets, assertion)?;
         if let Some(credentials) = basic
             .as_ref()
             .and_then(|h| h.to_str().ok())

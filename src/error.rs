@@ -209,6 +209,18 @@ pub enum Error {
     #[error("key error: {0}")]
     Key(String),
 
+    /// A workload credential (a token file, a URL, a command; see [`crate::credential`]) could
+    /// not be had, or was refused before it was sent (a JWT past its own `exp`). `origin` names
+    /// the source (a path, a URL without its query, a program); neither field ever holds the
+    /// credential. Platforms rotate these credentials, so trying again later may succeed.
+    #[error("credential from {origin}: {reason}")]
+    Credential {
+        /// The source: `file /var/run/...`, `url https://...`, `command ...`.
+        origin: String,
+        /// Why it yielded nothing usable.
+        reason: String,
+    },
+
     /// The token store failed.
     #[error("token store error: {0}")]
     Store(String),
@@ -299,7 +311,9 @@ impl Error {
             | Error::AuthorizationDenied(_)
             | Error::Timeout(_) => Action::Reauthenticate,
             Error::MalformedCallback(_) => Action::Report,
-            Error::Store(_) | Error::LockLost(_) => Action::RetryLater { after: None },
+            Error::Store(_) | Error::LockLost(_) | Error::Credential { .. } => {
+                Action::RetryLater { after: None }
+            }
             Error::Internal(_) => Action::Report,
             Error::StepUpRequired(need) => Action::StepUp(need.clone()),
         }
@@ -755,6 +769,8 @@ pub enum Endpoint {
     ClientConfiguration,
     /// The pushed authorization request endpoint (RFC 9126).
     PushedAuthorization,
+    /// A URL a workload credential is read from ([`crate::credential::UrlSource`]).
+    CredentialSource,
 }
 
 impl fmt::Display for Endpoint {
@@ -773,6 +789,7 @@ impl fmt::Display for Endpoint {
             Self::Registration => "registration endpoint",
             Self::ClientConfiguration => "client configuration endpoint",
             Self::PushedAuthorization => "pushed authorization request endpoint",
+            Self::CredentialSource => "credential source",
         })
     }
 }

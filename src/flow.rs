@@ -4,6 +4,7 @@
 //! it has no token it can renew with a refresh token; renewal with a refresh token is the
 //! source's job, the same for every flow.
 
+mod assertion_grant;
 #[cfg(feature = "auth-code")]
 pub mod auth_code;
 pub mod authorization_details;
@@ -18,6 +19,7 @@ mod requirements;
 pub(crate) mod scoped;
 pub mod token_exchange;
 
+pub use assertion_grant::AssertionGrant;
 #[cfg(feature = "auth-code")]
 pub use auth_code::AuthCode;
 pub use authorization_details::AuthorizationDetail;

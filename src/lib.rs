@@ -125,6 +125,7 @@
 pub mod challenge;
 pub mod client;
 pub mod clock;
+pub mod credential;
 pub mod discovery;
 #[cfg(feature = "dpop")]
 pub mod dpop;

@@ -74,8 +74,11 @@ pub(crate) fn authenticate(
     endpoint: &Url,
     form: &mut url::form_urlencoded::Serializer<'_, String>,
     secrets: &mut Secrets<'_>,
+    assertion: Option<&crate::credential::Credential>,
 ) -> Result<Option<HeaderValue>> {
     let method = client.auth_method();
+    #[cfg(not(feature = "jwt"))]
+    let _ = assertion;
     let client_id = client.client_id();
     let secret = client.secret();
     #[cfg(not(feature = "jwt"))]
@@ -115,9 +118,19 @@ pub(crate) fn authenticate(
         }
         #[cfg(feature = "jwt")]
         AuthMethod::PrivateKeyJwt => {
+            // Signed by someone else (a workload identity token), read by the caller.
+            if let Some(assertion) = assertion {
+                let value = assertion.secret().expose_secret();
+                secrets.add_owned(value.to_owned());
+                form.append_pair("client_id", client_id);
+                form.append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE);
+                form.append_pair("client_assertion", value);
+                return Ok(None);
+            }
             let key = client.inner.signing_key.as_ref().ok_or_else(|| {
                 Error::config(
-                    "private_key_jwt needs a signing key (OAuthClientBuilder::signing_key)",
+                    "private_key_jwt needs a signing key (OAuthClientBuilder::signing_key) or \
+                     an assertion source (OAuthClientBuilder::client_assertion)",
                 )
             })?;
             if key.algorithm().is_symmetric() {

@@ -76,6 +76,8 @@ impl OAuthClientBuilder {
             #[cfg(feature = "jwt")]
             signing_key: None,
             #[cfg(feature = "jwt")]
+            assertion_source: None,
+            #[cfg(feature = "jwt")]
             assertion_audience_issuer: false,
             retry: RetryPolicy::default(),
             jitter: Arc::new(Jitter::seeded(0)),
@@ -337,6 +339,32 @@ impl OAuthClientBuilder {
     #[cfg(feature = "jwt")]
     pub fn signing_key(mut self, key: crate::jwt::SigningKey) -> Self {
         self.config.signing_key = Some(key);
+        self
+    }
+
+    /// Client assertions signed by someone else, read from `source` for every back-channel
+    /// request that authenticates (token, PAR, device authorization, revocation,
+    /// introspection): a Kubernetes projected token, a GitHub Actions OIDC token, an Azure
+    /// federated token (see [`crate::credential`]). Each request carries `client_id`,
+    /// `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer` and the
+    /// credential as `client_assertion`; one past its own `exp` is never sent. The method
+    /// reported (and expected by the server) is `private_key_jwt`, the default once this is set.
+    /// Cached tokens are keyed by the source (its path or URL), not by its rotating value.
+    ///
+    /// ```
+    /// use oauth_layer::{AuthMethod, OAuthClient};
+    /// use oauth_layer::credential::FileSource;
+    ///
+    /// let client = OAuthClient::builder("my-client")
+    ///     .token_url("https://idp.example/oauth/token")
+    ///     .client_assertion(FileSource::new("/var/run/secrets/tokens/oauth"))
+    ///     .build()?;
+    /// assert_eq!(client.auth_method(), AuthMethod::PrivateKeyJwt);
+    /// # Ok::<(), oauth_layer::Error>(())
+    /// ```
+    #[cfg(feature = "jwt")]
+    pub fn client_assertion(mut self, source: impl crate::credential::CredentialSource) -> Self {
+        self.config.assertion_source = Some(Arc::new(source));
         self
     }
 

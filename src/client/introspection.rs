@@ -175,16 +175,18 @@ impl OAuthClient {
             .ok_or_else(|| Error::config("no introspection URL configured"))?;
         let mut secrets = Secrets::default();
         secrets.add(token.expose_secret());
-        let request = self.authenticated_form(
-            url,
-            |form| {
-                form.append_pair("token", token.expose_secret());
-                if let Some(hint) = hint {
-                    form.append_pair("token_type_hint", hint.as_str());
-                }
-            },
-            &mut secrets,
-        )?;
+        let request = self
+            .authenticated_form(
+                url,
+                |form| {
+                    form.append_pair("token", token.expose_secret());
+                    if let Some(hint) = hint {
+                        form.append_pair("token_type_hint", hint.as_str());
+                    }
+                },
+                &mut secrets,
+            )
+            .await?;
         tracing::debug!(
             endpoint = %url.origin().ascii_serialization(),
             "introspection request"

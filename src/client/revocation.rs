@@ -108,14 +108,16 @@ impl OAuthClient {
     ) -> Result<()> {
         let mut secrets = Secrets::default();
         secrets.add(token.expose_secret());
-        let request = self.authenticated_form(
-            url,
-            |form| {
-                form.append_pair("token", token.expose_secret());
-                form.append_pair("token_type_hint", hint.as_str());
-            },
-            &mut secrets,
-        )?;
+        let request = self
+            .authenticated_form(
+                url,
+                |form| {
+                    form.append_pair("token", token.expose_secret());
+                    form.append_pair("token_type_hint", hint.as_str());
+                },
+                &mut secrets,
+            )
+            .await?;
         tracing::debug!(
             endpoint = %url.origin().ascii_serialization(),
             hint = hint.as_str(),

@@ -174,23 +174,25 @@ impl DeviceCode {
             super::refuse_owned_params("param", &self.params, &["scope"])?;
         }
         let mut secrets = Secrets::default();
-        let request = client.authenticated_form(
-            url,
-            |form| {
-                if !scope.is_empty() {
-                    form.append_pair("scope", &scope);
-                }
-                for (name, value) in &self.params {
-                    form.append_pair(name, value);
-                }
-                if !self.params.iter().any(|(name, _)| name == "resource") {
-                    for resource in client.resources() {
-                        form.append_pair("resource", resource);
+        let request = client
+            .authenticated_form(
+                url,
+                |form| {
+                    if !scope.is_empty() {
+                        form.append_pair("scope", &scope);
                     }
-                }
-            },
-            &mut secrets,
-        )?;
+                    for (name, value) in &self.params {
+                        form.append_pair(name, value);
+                    }
+                    if !self.params.iter().any(|(name, _)| name == "resource") {
+                        for resource in client.resources() {
+                            form.append_pair("resource", resource);
+                        }
+                    }
+                },
+                &mut secrets,
+            )
+            .await?;
         // The codes live from the moment they were asked for: measure from before the request.
         let asked_at = client.clock().now();
         tracing::debug!(

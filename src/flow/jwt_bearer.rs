@@ -28,7 +28,8 @@ const MAX_SERVICE_ACCOUNT_BYTES: u64 = 64 * 1024;
 const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 
 /// The JWT bearer grant: the client trades an assertion it signs itself for an access token,
-/// with no user and no secret on the wire.
+/// with no user and no secret on the wire. For an assertion signed by someone else (a
+/// workload identity token), see [`AssertionGrant`](super::AssertionGrant).
 ///
 /// Every attempt, retries included, sends a new assertion with a fresh `jti` and `iat`, `aud` the
 /// token endpoint unless [`audience`](Self::audience) says otherwise, and `exp` at most five

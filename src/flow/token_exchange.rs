@@ -1,16 +1,18 @@
 //! Token exchange (RFC 8693): trade a token you hold (the *subject*) for another one, for
 //! another audience, resource or token type, optionally on behalf of an *actor*.
 //!
-//! The subject and actor tokens are either fixed strings or another [`TokenSource`], whose
-//! current access token is fetched at each exchange: sources chain, and when the first one
-//! renews, the next exchange uses its new token (SECURITY.md rule 42):
+//! The subject and actor tokens are fixed strings, another [`TokenSource`], whose current access
+//! token is fetched at each exchange (sources chain, and when the first one renews, the next
+//! exchange uses its new token), or a workload credential read at each exchange from a
+//! [`CredentialSource`](crate::credential::CredentialSource) and never sent past its own `exp`
+//! (SECURITY.md rules 42 and 53):
 //!
 //! - `issued_token_type` is required in the response (RFC 8693 §2.2.1); without it the exchange
 //!   fails with [`Error::UnexpectedResponse`];
 //! - a token whose `token_type` is not `Bearer` (`N_A`, the type RFC 8693 gives tokens that are
 //!   not access tokens) is refused with [`Error::UnsupportedTokenType`] and never sent;
 //! - the cache key holds digests of the fixed subject and actor tokens (or the chained source's
-//!   cache key digest), the audiences, resources, requested token type and scopes, never the
+//!   cache key digest, or the credential source's path or URL), the audiences, resources, requested token type and scopes, never the
 //!   tokens themselves.
 
 use std::fmt;
@@ -106,6 +108,10 @@ enum Kind {
         token_type: String,
     },
     Source(TokenSource),
+    Credential {
+        source: Arc<dyn crate::credential::CredentialSource>,
+        token_type: String,
+    },
 }
 
 impl SubjectToken {
@@ -129,9 +135,40 @@ impl SubjectToken {
         }
     }
 
+    /// A workload credential read from `source` at each exchange (a Kubernetes projected
+    /// token, a GitHub Actions OIDC token), with its type URI (usually
+    /// `urn:ietf:params:oauth:token-type:jwt`). One past its own `exp` is never sent. Cache
+    /// keys hold the source (its path or URL), not its rotating value.
+    ///
+    /// ```
+    /// use oauth_layer::credential::FileSource;
+    /// use oauth_layer::flow::{SubjectToken, TokenExchange};
+    ///
+    /// let flow = TokenExchange::new(SubjectToken::credential(
+    ///     FileSource::new("/var/run/secrets/tokens/sts"),
+    ///     "urn:ietf:params:oauth:token-type:jwt",
+    /// ));
+    /// # let _ = flow;
+    /// ```
+    pub fn credential(
+        source: impl crate::credential::CredentialSource,
+        token_type: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: Kind::Credential {
+                source: Arc::new(source),
+                token_type: token_type.into(),
+            },
+        }
+    }
+
     /// The token and its type, as sent now.
-    async fn resolve(&self) -> Result<(SecretString, &str)> {
+    async fn resolve(&self, client: &OAuthClient) -> Result<(SecretString, &str)> {
         match &self.kind {
+            Kind::Credential { source, token_type } => {
+                let credential = crate::credential::fresh(&**source, client.clock()).await?;
+                Ok((credential.secret().clone(), token_type))
+            }
             Kind::Fixed { token, token_type } => Ok((token.clone(), token_type)),
             Kind::Source(source) => {
                 let token = source.token().await?;
@@ -154,6 +191,9 @@ impl SubjectToken {
             Kind::Source(source) => key
                 .key_part(name, source.cache_key())
                 .part(type_name, ACCESS_TOKEN_TYPE),
+            Kind::Credential { source, token_type } => key
+                .part(name, source.describe())
+                .part(type_name, token_type.clone()),
         }
     }
 }
@@ -169,6 +209,11 @@ impl fmt::Debug for SubjectToken {
             Kind::Source(source) => f
                 .debug_struct("Source")
                 .field("cache_key", source.cache_key())
+                .finish(),
+            Kind::Credential { source, token_type } => f
+                .debug_struct("Credential")
+                .field("source", source)
+                .field("token_type", token_type)
                 .finish(),
         }
     }
@@ -233,12 +278,12 @@ impl TokenExchange {
 impl Flow for TokenExchange {
     async fn fetch(&self, client: &OAuthClient) -> Result<Token> {
         self.authorization_details.check(client)?;
-        let (subject_token, subject_type) = self.subject.resolve().await?;
+        let (subject_token, subject_type) = self.subject.resolve(client).await?;
         let mut request = TokenRequest::new(TOKEN_EXCHANGE_GRANT)
             .secret_param("subject_token", subject_token)
             .param("subject_token_type", subject_type);
         if let Some(actor) = &self.actor {
-            let (actor_token, actor_type) = actor.resolve().await?;
+            let (actor_token, actor_type) = actor.resolve(client).await?;
             request = request
                 .secret_param("actor_token", actor_token)
                 .param("actor_token_type", actor_type);

@@ -99,6 +99,12 @@ impl CacheKey {
         if let Some(key) = client.signing_key_fingerprint() {
             builder = builder.secret_part("signing_key", &key);
         }
+        // Assertions signed by someone else: the source identifies the client, not its
+        // rotating value.
+        #[cfg(feature = "jwt")]
+        if let Some(source) = client.assertion_source_identity() {
+            builder = builder.part("client_assertion_source", source);
+        }
         // Tokens bound to a client certificate (RFC 8705) are never served to a client that
         // presents another one, or none.
         if let Some(thumbprint) = client.certificate_thumbprint() {

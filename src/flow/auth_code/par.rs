@@ -70,20 +70,22 @@ async fn push_once(
             secrets.add(value);
         }
     }
-    let request = client.authenticated_form(
-        url,
-        |form| {
-            // Client authentication names the client in the body itself, except with HTTP
-            // Basic, where the header does and the body repeats it for the request's sake.
-            let basic = matches!(client.auth_method(), AuthMethod::ClientSecretBasic);
-            for (name, value) in params {
-                if name != "client_id" || basic {
-                    form.append_pair(name, value);
+    let request = client
+        .authenticated_form(
+            url,
+            |form| {
+                // Client authentication names the client in the body itself, except with HTTP
+                // Basic, where the header does and the body repeats it for the request's sake.
+                let basic = matches!(client.auth_method(), AuthMethod::ClientSecretBasic);
+                for (name, value) in params {
+                    if name != "client_id" || basic {
+                        form.append_pair(name, value);
+                    }
                 }
-            }
-        },
-        &mut secrets,
-    );
+            },
+            &mut secrets,
+        )
+        .await;
     #[cfg_attr(not(feature = "dpop"), allow(unused_mut))]
     let mut request = match request {
         Ok(request) => request,
