@@ -252,7 +252,7 @@ impl OAuthClient {
     /// keys: the source, not its rotating value).
     #[cfg(feature = "jwt")]
     pub(crate) fn assertion_source_identity(&self) -> Option<String> {
-        self.inner.assertion_source.as_ref().map(|s| s.describe())
+        self.inner.assertion_source.as_ref().map(|s| s.identity())
     }
 
     /// The key set with [`OAuthClientBuilder::signing_key`], which also signs request objects.

@@ -119,6 +119,17 @@ pub trait CredentialSource: fmt::Debug + Send + Sync + 'static {
     fn describe(&self) -> String {
         format!("{self:?}")
     }
+
+    /// Everything that decides which credential this source yields, for cache keys: two
+    /// sources that could yield credentials of different subjects (the same program with other
+    /// arguments, the same URL with another audience or header) must differ here, so a token
+    /// obtained with one is never served for the other. It is kept only as a digest (a
+    /// secret part of the key), so it may contain secrets. The default is
+    /// [`describe`](Self::describe); the sources of this module add what their description
+    /// leaves out.
+    fn identity(&self) -> String {
+        self.describe()
+    }
 }
 
 /// The current credential of `source`, refused when it is a JWT whose `exp` has passed on

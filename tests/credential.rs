@@ -787,3 +787,60 @@ async fn credentials_and_header_tokens_never_reach_the_logs() {
         "the assertion's payload leaked: {text}"
     );
 }
+
+#[test]
+fn sources_that_could_yield_another_subjects_credential_never_share_a_cache_key() {
+    let client = OAuthClient::builder("c")
+        .token_url("https://idp.example/token")
+        .build()
+        .unwrap();
+    // The key of a token exchange whose subject comes from `source`.
+    fn keyed(client: &OAuthClient, source: impl CredentialSource) -> oauth_layer::store::CacheKey {
+        TokenSource::new(
+            client.clone(),
+            TokenExchange::new(SubjectToken::credential(source, JWT_TYPE)),
+        )
+        .cache_key()
+        .clone()
+    }
+    let exchange = |source| keyed(&client, source);
+    let command = |user: &str| CommandSource::new("get-token").arg("--user").arg(user);
+    assert_eq!(exchange(command("alice")), exchange(command("alice")));
+    assert_ne!(exchange(command("alice")), exchange(command("bob")));
+
+    let url = |audience: &str, token: &str| {
+        UrlSource::new("https://ci.example/token")
+            .unwrap()
+            .query("audience", audience)
+            .header("authorization", format!("bearer {token}"))
+    };
+    let by_url = |source| keyed(&client, source);
+    assert_eq!(by_url(url("a", "t1")), by_url(url("a", "t1")));
+    assert_ne!(by_url(url("a", "t1")), by_url(url("b", "t1")));
+    assert_ne!(by_url(url("a", "t1")), by_url(url("a", "t2")));
+    // The header's token is only digested: the key never shows it.
+    let key = by_url(url("a", "hdr-S3CRET"));
+    assert!(!format!("{key:?}").contains("hdr-S3CRET"));
+
+    // The same holds for a client's assertion and for the JWT bearer grant.
+    let assertion = |user: &str| {
+        let client = OAuthClient::builder("c")
+            .token_url("https://idp.example/token")
+            .client_assertion(CommandSource::new("get-token").arg(user))
+            .build()
+            .unwrap();
+        TokenSource::new(client, ClientCredentials::new())
+            .cache_key()
+            .clone()
+    };
+    assert_ne!(assertion("alice"), assertion("bob"));
+    let grant = |user: &str| {
+        TokenSource::new(
+            client.clone(),
+            AssertionGrant::new(CommandSource::new("get-token").arg(user)),
+        )
+        .cache_key()
+        .clone()
+    };
+    assert_ne!(grant("alice"), grant("bob"));
+}

@@ -69,4 +69,9 @@ impl CredentialSource for FirstAvailable {
         let names: Vec<String> = self.sources.iter().map(|s| s.describe()).collect();
         format!("first available of [{}]", names.join(", "))
     }
+
+    fn identity(&self) -> String {
+        let parts: Vec<String> = self.sources.iter().map(|s| s.identity()).collect();
+        format!("first available of [{}]", parts.join("\0\0"))
+    }
 }

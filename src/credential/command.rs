@@ -139,4 +139,14 @@ impl CredentialSource for CommandSource {
     fn describe(&self) -> String {
         format!("command {}", self.program.to_string_lossy())
     }
+
+    fn identity(&self) -> String {
+        // The arguments decide whose credential is printed (`--user`, `--audience`).
+        let mut identity = self.describe();
+        for arg in &self.args {
+            identity.push('\0');
+            identity.push_str(&arg.to_string_lossy());
+        }
+        identity
+    }
 }

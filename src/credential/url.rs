@@ -289,6 +289,18 @@ impl CredentialSource for UrlSource {
             self.url.path()
         )
     }
+
+    fn identity(&self) -> String {
+        // The query (an audience) and the headers (whose token asks) decide the credential.
+        let mut identity = format!("url {}", self.url);
+        for (name, value) in &self.headers {
+            identity.push('\0');
+            identity.push_str(name.as_str());
+            identity.push(':');
+            identity.push_str(value.expose_secret());
+        }
+        identity
+    }
 }
 
 impl fmt::Debug for UrlSource {

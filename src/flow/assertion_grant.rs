@@ -81,7 +81,7 @@ impl Flow for AssertionGrant {
 
     fn cache_key(&self, client: &OAuthClient) -> CacheKey {
         let mut key = CacheKey::builder(client, "jwt-bearer")
-            .part("assertion_source", self.source.describe())
+            .secret_part("assertion_source", &self.source.identity())
             .scopes(self.scopes.iter());
         if let Some(claims) = &self.claims_request {
             key = key.part("claims_request", claims.clone());

@@ -192,7 +192,7 @@ impl SubjectToken {
                 .key_part(name, source.cache_key())
                 .part(type_name, ACCESS_TOKEN_TYPE),
             Kind::Credential { source, token_type } => key
-                .part(name, source.describe())
+                .secret_part(name, &source.identity())
                 .part(type_name, token_type.clone()),
         }
     }

@@ -103,7 +103,7 @@ impl CacheKey {
         // rotating value.
         #[cfg(feature = "jwt")]
         if let Some(source) = client.assertion_source_identity() {
-            builder = builder.part("client_assertion_source", source);
+            builder = builder.secret_part("client_assertion_source", &source);
         }
         // Tokens bound to a client certificate (RFC 8705) are never served to a client that
         // presents another one, or none.
