@@ -30,8 +30,10 @@ pub trait Clock: fmt::Debug + Send + Sync + 'static {
     /// Monotonic now, for in-memory expiry.
     fn now(&self) -> Instant;
     /// Monotonic now, read cheaply for the freshness check every request makes. It may run ahead
-    /// of [`now`](Self::now) by a few milliseconds but never behind it, so a token is at worst
-    /// renewed a few milliseconds early. The default reads `now`.
+    /// of [`now`](Self::now) by a few milliseconds, so a token is at worst renewed a few
+    /// milliseconds early; on a virtual machine whose timer ticks are delayed it can also fall
+    /// a little behind, so instants compared with it keep a margin (an invalidated token is
+    /// made stale a second in the past). The default reads `now`.
     fn now_fast(&self) -> Instant {
         self.now()
     }

@@ -240,16 +240,20 @@ impl TokenSource {
 
     /// [`invalidate`](Self::invalidate) by issuance number.
     pub(crate) fn invalidate_issue(&self, used: u64) -> bool {
+        // A moment in the past rather than `now`: the fast path reads a cheaper clock, which a
+        // busy virtual machine can leave some milliseconds behind `now`, and it must not find
+        // the invalidated token fresh again.
         let now = self.inner.clock.now();
+        let past = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
         let mut dropped = false;
         self.inner.state.rcu(|current| match current.as_deref() {
             Some(c) if c.token.issue() == used => {
                 dropped = true;
                 Some(Arc::new(Cached {
                     token: c.token.clone(),
-                    refresh_at: now,
-                    stale_at: now,
-                    usable_until: now,
+                    refresh_at: past,
+                    stale_at: past,
+                    usable_until: past,
                 }))
             }
             _ => {
