@@ -4,6 +4,10 @@
 //! application default credentials chain (`GOOGLE_APPLICATION_CREDENTIALS`, the gcloud file,
 //! the metadata server).
 
+mod executable;
 mod external_account;
+mod federation;
+mod impersonation;
+mod trusted_endpoint;
 
 pub use external_account::ExternalAccount;
