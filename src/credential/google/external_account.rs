@@ -66,12 +66,40 @@ const STS_URL: &str = "https://sts.googleapis.com/v1/token";
 /// # let _ = source;
 /// # Ok::<(), oauth_layer::Error>(())
 /// ```
+///
+/// The README's example: a file, and Kubernetes' projected token traded for a service
+/// account's token without one.
+///
+/// ```
+/// use oauth_layer::credential::FileSource;
+/// use oauth_layer::credential::google::ExternalAccount;
+///
+/// # fn run() -> oauth_layer::Result<()> {
+/// // A credential file.
+/// let storage = ExternalAccount::from_file("/etc/gcp/credentials.json")?
+///     .token_source("https://www.googleapis.com/auth/devstorage.read_only")?;
+///
+/// // Kubernetes' projected token, traded for a service account's token, without a file.
+/// let bigquery = ExternalAccount::workload_identity_federation(
+///     "123456789",
+///     "my-pool",
+///     "my-cluster",
+///     FileSource::new("/var/run/secrets/tokens/gcp"),
+///     "urn:ietf:params:oauth:token-type:jwt",
+/// )
+/// .impersonate("reader@my-project.iam.gserviceaccount.com")
+/// .token_source("https://www.googleapis.com/auth/bigquery")?;
+/// # let _ = (storage, bigquery); Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct ExternalAccount {
     audience: String,
     subject_token_type: String,
     token_url: String,
     impersonation_url: Option<String>,
+    /// The account named by [`ExternalAccount::impersonate`], whose URL is made on the trusted
+    /// universe when the token source is.
+    impersonated: Option<String>,
     lifetime: Duration,
     client_id: Option<String>,
     client_secret: Option<SecretString>,
@@ -166,6 +194,7 @@ impl ExternalAccount {
             subject_token_type: subject_token_type.into(),
             token_url: STS_URL.into(),
             impersonation_url: None,
+            impersonated: None,
             lifetime: impersonation::DEFAULT_LIFETIME,
             client_id: None,
             client_secret: None,
@@ -181,12 +210,9 @@ impl ExternalAccount {
     /// Ends with a token of the service account `email`, obtained from IAM Credentials with the
     /// federated token (the account must grant the pool's principal
     /// `roles/iam.workloadIdentityUser`).
-    pub fn impersonate(mut self, email: impl AsRef<str>) -> Self {
-        self.impersonation_url = Some(format!(
-            "https://iamcredentials.{}/v1/projects/-/serviceAccounts/{}:generateAccessToken",
-            self.universe,
-            email.as_ref()
-        ));
+    pub fn impersonate(mut self, email: impl Into<String>) -> Self {
+        self.impersonated = Some(email.into());
+        self.impersonation_url = None;
         self
     }
 
@@ -216,6 +242,7 @@ impl ExternalAccount {
     /// checked like the file's, when the token source is made.
     pub fn impersonation_url(mut self, url: impl Into<String>) -> Self {
         self.impersonation_url = Some(url.into());
+        self.impersonated = None;
         self
     }
 
@@ -238,9 +265,24 @@ impl ExternalAccount {
 
     /// The email of the impersonated service account, read from the impersonation URL.
     pub fn service_account_email(&self) -> Option<&str> {
+        if let Some(email) = &self.impersonated {
+            return Some(email);
+        }
         let url = self.impersonation_url.as_deref()?;
         let tail = &url[url.rfind('/')? + 1..];
         tail.strip_suffix(":generateAccessToken")
+    }
+
+    /// Where the impersonated token is asked for, if anywhere.
+    fn impersonation_target(&self) -> Option<String> {
+        match (&self.impersonation_url, &self.impersonated) {
+            (Some(url), _) => Some(url.clone()),
+            (None, Some(email)) => Some(format!(
+                "https://iamcredentials.{}/v1/projects/-/serviceAccounts/{email}:generateAccessToken",
+                self.universe
+            )),
+            (None, None) => None,
+        }
     }
 
     /// The project billed for API calls (`quota_project_id`), to send as `x-goog-user-project`.
@@ -289,7 +331,7 @@ impl ExternalAccount {
                 self.universe
             )));
         }
-        let impersonation = match &self.impersonation_url {
+        let impersonation = match self.impersonation_target() {
             Some(url) => {
                 if !(impersonation::MIN_LIFETIME..=impersonation::MAX_LIFETIME)
                     .contains(&self.lifetime)
@@ -302,7 +344,7 @@ impl ExternalAccount {
                 Some(Impersonation {
                     url: trusted_endpoint::check(
                         "service_account_impersonation_url",
-                        url,
+                        &url,
                         &self.universe,
                     )?,
                     lifetime: self.lifetime,
@@ -353,7 +395,7 @@ impl fmt::Debug for ExternalAccount {
             .field("audience", &self.audience)
             .field("subject_token_type", &self.subject_token_type)
             .field("token_url", &self.token_url)
-            .field("impersonation_url", &self.impersonation_url)
+            .field("impersonation_url", &self.impersonation_target())
             .field("client_id", &self.client_id)
             .field(
                 "client_secret",
@@ -446,6 +488,7 @@ fn parse(json: &str) -> std::result::Result<ExternalAccount, String> {
         subject_token_type,
         token_url,
         impersonation_url,
+        impersonated: None,
         lifetime,
         client_id: members.optional("client_id")?,
         client_secret: members.optional("client_secret")?.map(SecretString::from),
