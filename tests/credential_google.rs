@@ -981,4 +981,17 @@ async fn secrets_never_print_in_debug_errors_or_logs() {
         !text.contains(&STANDARD.encode("sts-client:client-S3CRET")),
         "{text}"
     );
+
+    // An executable's arguments may carry something private: only the program prints.
+    let executable = document(
+        &server,
+        json!({"executable": {"command": "/usr/bin/get-token --password=arg-S3CRET"}}),
+    );
+    let account = ExternalAccount::from_json(&executable.to_string())
+        .unwrap()
+        .allow_executables(true);
+    let source = account.token_source("").unwrap();
+    let text = format!("{account:?} {source:?}");
+    assert!(text.contains("get-token"), "{text}");
+    assert!(!text.contains("S3CRET"), "{text}");
 }

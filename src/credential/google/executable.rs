@@ -17,11 +17,22 @@ pub(super) const MAX_TIMEOUT: Duration = Duration::from_millis(120_000);
 pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_millis(30_000);
 
 /// What a `credential_source.executable` says, before the caller allowed it to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct ExecutableConfig {
     pub(super) command: String,
     pub(super) timeout: Duration,
     pub(super) output_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ExecutableConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The program only: arguments may carry something private (a token, a password).
+        f.debug_struct("ExecutableConfig")
+            .field("program", &self.command.split_whitespace().next())
+            .field("timeout", &self.timeout)
+            .field("output_file", &self.output_file)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The program of an [`ExecutableConfig`], run under Google's executable protocol: the command
