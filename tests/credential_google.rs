@@ -995,3 +995,46 @@ async fn secrets_never_print_in_debug_errors_or_logs() {
     assert!(text.contains("get-token"), "{text}");
     assert!(!text.contains("S3CRET"), "{text}");
 }
+
+#[tokio::test]
+async fn an_expired_or_unreadable_subject_token_never_reaches_sts() {
+    let server = google_fake("sts-token", "unused").await;
+    let dir = temp_dir("expired");
+    let token_file = dir.join("token.json");
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(json!({"sub": "old", "exp": 1000}).to_string());
+    let expired = format!("{header}.{payload}.c2ln");
+    std::fs::write(&token_file, json!({"token": expired}).to_string()).unwrap();
+    let doc = document(
+        &server,
+        json!({"file": token_file, "format": {"type": "json", "subject_token_field_name": "token"}}),
+    );
+    // A new token source each time: one remembers a failure for a while.
+    let source = || {
+        ExternalAccount::from_json(&doc.to_string())
+            .unwrap()
+            .token_source("")
+            .unwrap()
+    };
+    let err = source().token().await.unwrap_err();
+    assert!(matches!(err, Error::Credential { .. }), "{err:?}");
+    assert!(err.to_string().contains("exp has passed"), "{err}");
+
+    // The JSON member missing, or the file not JSON: the error names the member, never the
+    // content.
+    std::fs::write(&token_file, json!({"other": "content-S3CRET"}).to_string()).unwrap();
+    let err = source().token().await.unwrap_err();
+    assert!(err.to_string().contains("\"token\""), "{err}");
+    std::fs::write(&token_file, "plain-S3CRET").unwrap();
+    let err = source().token().await.unwrap_err();
+    assert!(err.to_string().contains("not JSON"), "{err}");
+    assert!(!err.to_string().contains("S3CRET"), "{err}");
+    assert!(requests_to(&server, "/v1/token").await.is_empty());
+
+    // Once the file is good, the token is fetched once and then served from the cache.
+    std::fs::write(&token_file, json!({"token": jwt("fresh")}).to_string()).unwrap();
+    let source = source();
+    source.token().await.unwrap();
+    source.token().await.unwrap();
+    assert_eq!(requests_to(&server, "/v1/token").await.len(), 1);
+}
