@@ -102,8 +102,10 @@ impl Executable {
 impl CredentialSource for Executable {
     async fn credential(&self) -> Result<Credential> {
         if let Some(cached) = self.cached().await {
+            tracing::debug!(source = %self.describe(), "using the unexpired answer in output_file");
             return Ok(cached);
         }
+        tracing::debug!(source = %self.describe(), "running the executable");
         let output = self.command.credential().await?;
         parse_answer(output.secret().expose_secret(), self.output_file.is_some())
             .map_err(|reason| self.fail(reason))
