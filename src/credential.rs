@@ -74,6 +74,8 @@ mod value;
 
 #[cfg(feature = "jwt")]
 mod azure;
+#[cfg(feature = "jwt")]
+pub mod google;
 
 use std::fmt;
 

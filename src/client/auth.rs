@@ -100,8 +100,12 @@ pub(crate) fn authenticate(
             form.append_pair("client_secret", secret.expose_secret());
             Ok(None)
         }
+        // An empty id names no client: a server that authenticates no one (Google's security
+        // token service for a credential file without `client_id`) gets no `client_id=`.
         AuthMethod::None => {
-            form.append_pair("client_id", client_id);
+            if !client_id.is_empty() {
+                form.append_pair("client_id", client_id);
+            }
             Ok(None)
         }
         // The certificate on the connection is the credential; the body only names the client.

@@ -38,6 +38,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct CommandSource {
     program: OsString,
     args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
     timeout: Duration,
 }
 
@@ -47,6 +48,7 @@ impl CommandSource {
         Self {
             program: program.into(),
             args: Vec::new(),
+            env: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
         }
     }
@@ -54,6 +56,13 @@ impl CommandSource {
     /// Adds an argument, passed as is (no shell, no splitting).
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// Sets an environment variable for the program (added to the inherited environment); how
+    /// protocols such as Google's executable-sourced credentials pass the audience.
+    pub fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((name.into(), value.into()));
         self
     }
 
@@ -76,6 +85,7 @@ impl CredentialSource for CommandSource {
     async fn credential(&self) -> Result<Credential> {
         let mut child = tokio::process::Command::new(&self.program)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -146,6 +156,13 @@ impl CredentialSource for CommandSource {
         for arg in &self.args {
             identity.push('\0');
             identity.push_str(&arg.to_string_lossy());
+        }
+        // So does the environment it is given (an audience, an account).
+        for (name, value) in &self.env {
+            identity.push('\0');
+            identity.push_str(&name.to_string_lossy());
+            identity.push('=');
+            identity.push_str(&value.to_string_lossy());
         }
         identity
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use zeroize::Zeroize;
 
-use super::{Credential, CredentialSource};
+use super::{Credential, CredentialSource, ResponseFormat};
 use crate::error::{Error, Result};
 
 /// The largest credential file read (64 KiB); a larger one is refused before it is read.
@@ -30,12 +30,23 @@ pub const MAX_CREDENTIAL_BYTES: u64 = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct FileSource {
     path: PathBuf,
+    format: ResponseFormat,
 }
 
 impl FileSource {
     /// A source reading `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            format: ResponseFormat::Text,
+        }
+    }
+
+    /// How the file holds the credential: the whole content (the default), or one string
+    /// member of a JSON object (a token file another agent writes with metadata around it).
+    pub fn format(mut self, format: ResponseFormat) -> Self {
+        self.format = format;
+        self
     }
 
     /// The file read.
@@ -50,15 +61,41 @@ impl CredentialSource for FileSource {
         let path = self.path.clone();
         let origin = self.describe();
         // A small file, but still a blocking read: off the async workers.
-        tokio::task::spawn_blocking(move || read_credential_file(&path))
+        let content = tokio::task::spawn_blocking(move || read_credential_file(&path))
             .await
-            .map_err(|e| Error::Internal(format!("reading a credential file panicked: {e}")))?
+            .map_err(|e| Error::Internal(format!("reading a credential file panicked: {e}")))?;
+        content
+            .and_then(|content| match &self.format {
+                ResponseFormat::Text => Ok(content),
+                ResponseFormat::JsonField(field) => json_member(&content, field),
+            })
             .map_err(|reason| Error::Credential { origin, reason })
     }
 
     fn describe(&self) -> String {
         format!("file {}", self.path.display())
     }
+
+    fn identity(&self) -> String {
+        // Another member of the same file is another credential.
+        match &self.format {
+            ResponseFormat::Text => self.describe(),
+            ResponseFormat::JsonField(field) => format!("{}\0json {field}", self.describe()),
+        }
+    }
+}
+
+/// The string member `field` of the JSON object `content`, or why not (never the content).
+fn json_member(content: &Credential, field: &str) -> std::result::Result<Credential, String> {
+    use secrecy::ExposeSecret;
+    let json: serde_json::Value = serde_json::from_str(content.secret().expose_secret())
+        .map_err(|_| "it is not JSON; a JSON object was expected".to_owned())?;
+    json.get(field)
+        .and_then(serde_json::Value::as_str)
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .map(Credential::new)
+        .ok_or_else(|| format!("its JSON has no non-empty string member {field:?}"))
 }
 
 /// Reads the credential at `path`, or says why not (never with the content).
