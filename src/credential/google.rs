@@ -7,3 +7,13 @@
 mod external_account;
 
 pub use external_account::ExternalAccount;
+
+mod authorized_user;
+mod credentials_file;
+mod default;
+mod metadata;
+
+pub use authorized_user::AuthorizedUser;
+pub use credentials_file::{CredentialType, GoogleCredentials, MAX_CREDENTIALS_FILE_BYTES};
+pub use default::{ApplicationDefault, DefaultCredentials, DefaultSource};
+pub use metadata::{DEFAULT_METADATA_HOST, MetadataFlow, MetadataServer};
