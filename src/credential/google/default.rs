@@ -41,16 +41,23 @@ type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// [`allow_executables`](Self::allow_executables) says so or, when the caller did not say,
 /// when `GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES` is `1` (Google's switch for the same thing).
 ///
+/// The README's example:
+///
 /// ```no_run
-/// use oauth_layer::credential::google::ApplicationDefault;
+/// use oauth_layer::credential::google::{ApplicationDefault, CredentialType, GoogleCredentials};
 ///
 /// # async fn run() -> oauth_layer::Result<()> {
+/// // Whatever this machine has: a key file, gcloud's login, or the VM's service account.
 /// let tokens = ApplicationDefault::new()
 ///     .scope("https://www.googleapis.com/auth/cloud-platform")
 ///     .token_source()
 ///     .await?;
-/// let token = tokens.token().await?;
-/// # let _ = token; Ok(()) }
+/// let bearer = tokens.token().await?;
+///
+/// // One file, of the types you expect: any other type is refused, naming the type found.
+/// let pubsub = GoogleCredentials::from_file("sa.json", &[CredentialType::ServiceAccount])?
+///     .token_source("https://www.googleapis.com/auth/pubsub")?;
+/// # let _ = (bearer, pubsub); Ok(()) }
 /// ```
 ///
 /// Tests and programs configured from elsewhere read the environment through a closure, so
