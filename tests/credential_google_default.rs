@@ -291,6 +291,24 @@ fn a_file_over_the_size_limit_is_refused_before_parsing() {
     assert!(err.contains("larger than 65536 bytes"), "{err}");
     assert!(err.contains(&file.display().to_string()), "{err}");
 
+    // A directory, or a FIFO (which would block a reader until a writer comes), is refused
+    // without reading.
+    let not_a_file = GoogleCredentials::from_file(&dir, CredentialType::SUPPORTED)
+        .unwrap_err()
+        .to_string();
+    assert!(not_a_file.contains("not a regular file"), "{not_a_file}");
+    #[cfg(unix)]
+    {
+        let fifo = dir.join("fifo.json");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let err = GoogleCredentials::from_file(&fifo, CredentialType::SUPPORTED)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("not a regular file"), "{err}");
+        }
+    }
+
     let missing = GoogleCredentials::from_file(dir.join("nope.json"), CredentialType::SUPPORTED)
         .unwrap_err()
         .to_string();

@@ -138,10 +138,23 @@ impl GoogleCredentials {
         let path = path.as_ref();
         let origin = format!("Google credentials file {}", path.display());
         let mut json = String::new();
-        let read = std::fs::File::open(path).and_then(|f| {
-            f.take(MAX_CREDENTIALS_FILE_BYTES + 1)
-                .read_to_string(&mut json)
-        });
+        // Only a regular file, checked before opening (opening a FIFO blocks until a writer
+        // comes) and again on the opened file (the path may have been swapped in between).
+        let regular = |metadata: std::fs::Metadata| {
+            if metadata.is_file() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other("it is not a regular file"))
+            }
+        };
+        let read = std::fs::metadata(path)
+            .and_then(regular)
+            .and_then(|()| std::fs::File::open(path))
+            .and_then(|f| {
+                regular(f.metadata()?)?;
+                f.take(MAX_CREDENTIALS_FILE_BYTES + 1)
+                    .read_to_string(&mut json)
+            });
         let result = match read {
             Ok(_) => Self::parse(&json, expected, origin),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(Error::Credential {

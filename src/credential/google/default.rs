@@ -228,6 +228,7 @@ impl ApplicationDefault {
         match self.gcloud_file() {
             Err(why) => self.skip(&mut tried, "gcloud file", why),
             Ok(path) => match std::fs::symlink_metadata(&path) {
+                // A stat, not a read: cheap enough for the async thread.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     let why = format!("there is no file {}", path.display());
                     self.skip(&mut tried, "gcloud file", why);
