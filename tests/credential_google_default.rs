@@ -928,3 +928,16 @@ async fn secrets_never_show_in_debug_errors_or_logs() {
     assert!(!format!("{token:?} {tokens:?}").contains("from-the-metadata-server"));
     assert!(!logs.text().contains("from-the-metadata-server"));
 }
+
+#[test]
+fn the_futures_are_send_and_the_types_are_shareable() {
+    fn send<T: Send>(_: T) {}
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<ApplicationDefault>();
+    shareable::<GoogleCredentials>();
+    shareable::<MetadataServer>();
+    let adc = ApplicationDefault::from_env_lookup(env(&[]));
+    send(adc.find());
+    send(adc.token_source());
+    send(MetadataServer::at("127.0.0.1:1").unwrap().probe());
+}
