@@ -4,6 +4,7 @@
 //! take `GOOGLE_APPLICATION_CREDENTIALS`, then gcloud's file, then the metadata server, saying
 //! in a debug log why each skipped step was skipped and listing them all when none works. The
 //! environment is always injected; local fakes stand in for Google.
+#![cfg(all(feature = "jwt", feature = "reqwest"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
