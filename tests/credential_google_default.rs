@@ -353,6 +353,9 @@ async fn a_service_account_file_gets_a_token_at_its_token_uri() {
 
     let loaded = GoogleCredentials::from_file(&file, &[CredentialType::ServiceAccount]).unwrap();
     assert_eq!(loaded.credential_type(), CredentialType::ServiceAccount);
+    let debug = format!("{loaded:?}");
+    let key_body = RSA_PRIVATE.lines().nth(1).unwrap();
+    assert!(!debug.contains(key_body), "{debug}");
     let tokens = loaded.token_source(CLOUD_PLATFORM).unwrap();
     let token = tokens.token().await.unwrap();
     assert_eq!(
@@ -560,8 +563,13 @@ async fn hostile_metadata_answers_are_typed_errors() {
         ),
         (
             ResponseTemplate::new(200)
-                .set_body_json(json!({"access_token": "ya29.x", "token_type": "mac"})),
+                .set_body_json(json!({"access_token": "ya29.leak", "token_type": "mac"})),
             "mac",
+        ),
+        (
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "ya29.leak", "expires_in": 3599})),
+            "no token_type",
         ),
         (
             ResponseTemplate::new(302).insert_header("Location", "http://evil.example/"),
@@ -583,6 +591,7 @@ async fn hostile_metadata_answers_are_typed_errors() {
             .unwrap_err()
             .to_string();
         assert!(err.contains(says), "{says:?} not in {err}");
+        assert!(!err.contains("ya29.leak"), "{err}");
     }
 }
 
