@@ -951,3 +951,22 @@ fn the_futures_are_send_and_the_types_are_shareable() {
     send(adc.token_source());
     send(MetadataServer::at("127.0.0.1:1").unwrap().probe());
 }
+
+#[test]
+fn a_metadata_token_can_be_widened_but_not_asked_for_a_sign_in() {
+    use oauth_layer::flow::{Flow, Requirements};
+    let server = MetadataServer::at("127.0.0.1:1").unwrap();
+    let client = server.client().unwrap();
+    let flow = server.flow("https://www.googleapis.com/auth/devstorage.read_only");
+    let wider = flow
+        .upgraded(&Requirements::new().scope(CLOUD_PLATFORM))
+        .unwrap();
+    assert_eq!(
+        wider.cache_key(&client).get("scope"),
+        Some(
+            format!("{CLOUD_PLATFORM} https://www.googleapis.com/auth/devstorage.read_only")
+                .as_str()
+        )
+    );
+    assert!(flow.upgraded(&Requirements::new().max_age(0)).is_none());
+}

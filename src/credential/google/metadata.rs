@@ -11,7 +11,7 @@ use url::{Host, Url};
 
 use crate::client::OAuthClient;
 use crate::error::{Endpoint, Error, Result, TransportError, TransportErrorKind};
-use crate::flow::{Flow, Scopes};
+use crate::flow::{Flow, Requirements, Scopes};
 use crate::redact::Secrets;
 use crate::source::TokenSource;
 use crate::store::CacheKey;
@@ -349,6 +349,19 @@ impl Flow for MetadataFlow {
             "token from the metadata server"
         );
         Ok(token)
+    }
+
+    /// Wider scopes (the metadata server mints a token for any scopes the account may have);
+    /// `None` for a sign-in requirement or `claims`, which it cannot take.
+    fn upgraded(&self, need: &Requirements) -> Option<Arc<dyn Flow>> {
+        if need.needs_sign_in() || need.claims.is_some() {
+            return None;
+        }
+        let mut wider = self.clone();
+        for scope in &need.scopes {
+            wider.scopes.add(scope.clone());
+        }
+        Some(Arc::new(wider))
     }
 
     fn cache_key(&self, client: &OAuthClient) -> CacheKey {
