@@ -208,7 +208,10 @@ async fn exchange_unnamed(
 
 /// Reads a whole body, failing as soon as it passes `max` bytes, counted as they arrive (a
 /// `Content-Length` is not trusted).
-async fn read_capped(mut body: ResponseBody, max: usize) -> Result<Bytes, Option<BoxError>> {
+pub(crate) async fn read_capped(
+    mut body: ResponseBody,
+    max: usize,
+) -> Result<Bytes, Option<BoxError>> {
     use http_body::Body as _;
     if body.size_hint().lower() > max as u64 {
         return Err(None);
