@@ -389,7 +389,7 @@ async fn a_kubernetes_token_file_is_the_assertion_and_the_subject_and_names_the_
         assert_eq!(bearer(&tokens.token().await.unwrap()), bearer(&token));
         assert_eq!(
             server.seen_jtis(account, grant.logged()).await,
-            [first.jti.clone()]
+            std::slice::from_ref(&first.jti)
         );
 
         // The file rotates; the next token request sends the new token, no restart.
@@ -509,9 +509,9 @@ async fn requests_run_through_rotations(grant: Grant, rotation: Rotation, accoun
         worker.await.unwrap();
     }
 
-    let answers = answers.lock().unwrap();
+    let answers = std::mem::take(&mut *answers.lock().unwrap());
     assert!(answers.len() >= 15, "{} requests", answers.len());
-    for (status, body) in answers.iter() {
+    for (status, body) in &answers {
         assert_eq!(*status, 200, "{grant:?} {rotation:?}: {body}");
         assert_eq!(body["sub"], account.sub().as_str());
     }
@@ -610,7 +610,7 @@ async fn an_expired_token_in_the_file_fails_locally_and_never_reaches_the_server
         assert!(!format!("{err} {err:?}").contains(&expired.jwt));
         assert_eq!(
             server.seen_jtis(account, grant.logged()).await,
-            [good.jti.clone()],
+            std::slice::from_ref(&good.jti),
             "{grant:?}: the expired token was sent"
         );
 
@@ -673,37 +673,41 @@ async fn another_service_accounts_token_is_never_served_from_the_first_ones_cach
     }
 }
 
+/// A token the server must refuse: what is wrong with it, the change to a valid token's
+/// claims, and whether a key the server does not know signs it.
+type Forgery = (&'static str, fn(&mut Value), bool);
+
 // ---- what the server refuses ---------------------------------------------------------------------
 
 #[tokio::test]
 async fn the_server_refuses_any_other_token_with_invalid_grant() {
     let server = server();
     let account = Account::new("probe", "mallory");
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, bool)> = vec![
-        ("another key", Box::new(|_| {}), true),
+    let cases: [Forgery; 6] = [
+        ("another key", |_| {}, true),
         (
             "another issuer",
-            Box::new(|c| c["iss"] = json!("https://oidc.eks.example/id/0")),
+            |c| c["iss"] = json!("https://oidc.eks.example/id/0"),
             false,
         ),
         (
             "another audience",
-            Box::new(|c| c["aud"] = json!(["https://kubernetes.default.svc"])),
+            |c| c["aud"] = json!(["https://kubernetes.default.svc"]),
             false,
         ),
         (
             "a sub that is no service account",
-            Box::new(|c| c["sub"] = json!("system:node:worker-1")),
+            |c| c["sub"] = json!("system:node:worker-1"),
             false,
         ),
         (
             "kubernetes.io claims naming another account",
-            Box::new(|c| c["kubernetes.io"]["serviceaccount"]["name"] = json!("admin")),
+            |c| c["kubernetes.io"]["serviceaccount"]["name"] = json!("admin"),
             false,
         ),
         (
             "not valid for another minute",
-            Box::new(|c| c["nbf"] = json!(now() + 60)),
+            |c| c["nbf"] = json!(now() + 60),
             false,
         ),
     ];
