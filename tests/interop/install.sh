@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the interop suite (tests/interop.rs) needs, and only what is missing:
+# Installs what the interop suites (tests/interop.rs, tests/interop_fapi.rs,
+# tests/interop_workload.rs) need, and only what is missing:
 # - the npm packages of tests/interop (`npm ci`, from the committed package-lock.json), when
 #   node_modules is missing or older than the lockfile;
 # - Chromium and chromedriver from Debian, when either is missing (needs root).

@@ -46,9 +46,10 @@ fn require_node() {
     );
 }
 
-/// One running Node script of `tests/interop` (`server.mjs`, `fapi_server.mjs`): its first
-/// stdout line (the ready line, JSON) and its stderr so far. Killed on drop; the script exits on
-/// its own when its stdin closes, so a test process that dies never leaves it behind.
+/// One running Node script of `tests/interop` (`server.mjs`, `fapi_server.mjs`,
+/// `workload_server.mjs`): its first stdout line (the ready line, JSON) and its stderr so far.
+/// Killed on drop; the script exits on its own when its stdin closes, so a test process that
+/// dies never leaves it behind.
 pub(crate) struct NodeServer {
     child: Child,
     _stdin: ChildStdin,
