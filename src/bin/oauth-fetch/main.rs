@@ -147,6 +147,7 @@ mod resource;
 mod secret;
 mod store;
 mod tokens;
+mod workload;
 
 use std::process::ExitCode;
 use std::sync::Arc;
