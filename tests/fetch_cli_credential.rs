@@ -690,6 +690,10 @@ async fn contradictory_options_are_refused_naming_both() {
             &["--assertion-arg", "--assertion-command"],
         ),
         (
+            "--assertion-file -",
+            &["--assertion-file", "standard input"],
+        ),
+        (
             "--assertion-url http://broker.example/token",
             &["--assertion-url"],
         ),

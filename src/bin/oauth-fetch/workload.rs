@@ -141,6 +141,12 @@ pub(crate) fn workload(args: WorkloadArgs, given: &[String]) -> Result<Option<Wo
             if path.as_os_str().is_empty() {
                 return Err(usage("--assertion-file needs a file name"));
             }
+            if path.as_os_str() == "-" {
+                return Err(usage(
+                    "--assertion-file is read again for every token request: give a file, not \
+                     standard input (-)",
+                ));
+            }
             shared(Box::new(FileSource::new(path)))
         }
         "--assertion-url" => {
