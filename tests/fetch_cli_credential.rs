@@ -91,7 +91,7 @@ impl Run {
 }
 
 /// The binary with `args`, stdin closed, none of [`INHERITED`], and `env` set.
-async fn fetch_with(args: &[String], env: &[(&str, &str)]) -> Run {
+fn command(args: &[String], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_oauth-fetch"));
     cmd.args(args)
         .stdin(Stdio::null())
@@ -104,15 +104,24 @@ async fn fetch_with(args: &[String], env: &[(&str, &str)]) -> Run {
     for (name, value) in env {
         cmd.env(name, value);
     }
-    let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
+    cmd
+}
+
+/// What the started `child` leaves behind when it ends.
+async fn finish(child: tokio::process::Child) -> Run {
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
         .await
         .expect("fetch finished in time")
-        .expect("fetch started");
+        .expect("fetch ran");
     Run {
         code: out.status.code(),
         stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
         stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
     }
+}
+
+async fn fetch_with(args: &[String], env: &[(&str, &str)]) -> Run {
+    finish(command(args, env).spawn().expect("fetch started")).await
 }
 
 async fn fetch(args: &[String]) -> Run {
@@ -294,6 +303,62 @@ async fn an_assertion_file_authenticates_the_client_and_is_read_again_each_run()
     .await;
     out.assert_code(0);
     assert_client_assertion(&forms_at(&mock, "/token").await[2], "workload", &second);
+}
+
+/// A token file rotated while a run goes on: the next token request (the first token expired
+/// between rounds) carries the new content, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_file_rotated_during_a_run_is_picked_up_at_the_next_renewal() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": ACCESS_TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 1,
+        })))
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/items"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("hello from the API\n"))
+        .mount(&mock)
+        .await;
+    let dir = TempDir::new("rotated");
+    let before = platform_token("before-rotation", 600);
+    let after = platform_token("after-rotation", 600);
+    let file = dir.write("token", &before);
+    let child = command(
+        &cli(
+            "--token-url {} --client-id app --assertion-file {} --repeat 2 --interval 1 -v {}",
+            [
+                &format!("{}/token", mock.uri()),
+                &file,
+                &format!("{}/api/items", mock.uri()),
+            ],
+        ),
+        &[],
+    )
+    .spawn()
+    .expect("fetch started");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while forms_at(&mock, "/token").await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the first token request");
+    // Replaced the way the kubelet does it: a new file renamed over the old one.
+    let next = dir.write("token.next", &after);
+    std::fs::rename(&next, &file).unwrap();
+
+    let out = finish(child).await;
+    out.assert_code(0);
+    out.assert_no_secrets(&[&before, &after, ACCESS_TOKEN]);
+    let forms = forms_at(&mock, "/token").await;
+    assert_eq!(forms.len(), 2, "fetched, then renewed: {forms:?}");
+    assert_client_assertion(&forms[0], "app", &before);
+    assert_client_assertion(&forms[1], "app", &after);
 }
 
 /// With `--flow jwt-bearer` the credential is the grant's assertion (no `--key`), and with
