@@ -5,6 +5,8 @@
 //! both; and the credential never reaches stdout or stderr, `-v` and `--output json` included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod test_keys;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -408,6 +410,27 @@ async fn the_credential_is_the_jwt_bearer_assertion_or_the_subject_token() {
         field(&forms[2], "subject_token_type"),
         Some("urn:ietf:params:oauth:token-type:id_token")
     );
+
+    // The grant's assertion from the file, the client's own signed with --key.
+    let key = dir.write("client.pem", test_keys::RSA_PRIVATE);
+    let out = fetch(&cli(
+        "--token-url {} --client-id app --flow jwt-bearer --assertion-file {} \
+         --auth-method private-key-jwt --key {} -v {}",
+        [&token_url, &file, &key, &api],
+    ))
+    .await;
+    out.assert_code(0);
+    out.assert_no_secrets(&[&token, ACCESS_TOKEN]);
+    let form = &forms_at(&mock, "/token").await[3];
+    assert_eq!(field(form, "grant_type"), Some(JWT_BEARER_GRANT));
+    assert_eq!(field(form, "assertion"), Some(token.as_str()));
+    assert_eq!(
+        field(form, "client_assertion_type"),
+        Some(CLIENT_ASSERTION_TYPE)
+    );
+    let signed = field(form, "client_assertion").expect("the client's own assertion");
+    assert_ne!(signed, token, "signed with --key, not the file's");
+    assert_eq!(signed.split('.').count(), 3);
 }
 
 /// `--assertion-url` GETs the credential with the `--assertion-header`s (one from a file, so

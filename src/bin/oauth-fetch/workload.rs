@@ -134,7 +134,7 @@ pub(crate) fn workload(args: WorkloadArgs, given: &[String]) -> Result<Option<Wo
     let Some(option) = named.first().copied() else {
         return Ok(None);
     };
-    let shared = |source: Box<dyn CredentialSource>| Kind::Source(Shared(Arc::from(source)));
+    let shared = |source: Arc<dyn CredentialSource>| Kind::Source(Shared(source));
     let kind = match option {
         "--assertion-file" => {
             let path = args.assertion_file.unwrap_or_default();
@@ -147,7 +147,7 @@ pub(crate) fn workload(args: WorkloadArgs, given: &[String]) -> Result<Option<Wo
                      standard input (-)",
                 ));
             }
-            shared(Box::new(FileSource::new(path)))
+            shared(Arc::new(FileSource::new(path)))
         }
         "--assertion-url" => {
             let url = args.assertion_url.unwrap_or_default();
@@ -164,7 +164,7 @@ pub(crate) fn workload(args: WorkloadArgs, given: &[String]) -> Result<Option<Wo
                 }
                 source = source.format(ResponseFormat::JsonField(field));
             }
-            shared(Box::new(source))
+            shared(Arc::new(source))
         }
         "--assertion-command" => {
             let program = args.assertion_command.unwrap_or_default();
@@ -175,7 +175,7 @@ pub(crate) fn workload(args: WorkloadArgs, given: &[String]) -> Result<Option<Wo
                 .assertion_arg
                 .into_iter()
                 .fold(CommandSource::new(program), CommandSource::arg);
-            shared(Box::new(source))
+            shared(Arc::new(source))
         }
         "--github-actions-audience" => {
             let audience = args.github_actions_audience.unwrap_or_default();
@@ -189,7 +189,7 @@ pub(crate) fn workload(args: WorkloadArgs, given: &[String]) -> Result<Option<Wo
                     config_reason(&e)
                 ))
             })?;
-            shared(Box::new(source))
+            shared(Arc::new(source))
         }
         "--azure-workload-identity" => Kind::Azure(
             AzureWorkloadIdentity::from_env()
