@@ -380,9 +380,9 @@ pub(crate) struct WorkloadArgs {
     #[arg(long, value_name = "AUD", allow_hyphen_values = true)]
     pub(crate) github_actions_audience: Option<String>,
     /// Azure workload identity: the client is AZURE_CLIENT_ID, its token endpoint that of
-    /// AZURE_TENANT_ID (at AZURE_AUTHORITY_HOST, default https://login.microsoftonline.com/),
+    /// AZURE_TENANT_ID (at AZURE_AUTHORITY_HOST, default `https://login.microsoftonline.com/`),
     /// and AZURE_FEDERATED_TOKEN_FILE its client assertion. Give --scope (such as
-    /// https://graph.microsoft.com/.default); not with --token-url, --issuer or --client-id.
+    /// `https://graph.microsoft.com/.default`); not with --token-url, --issuer or --client-id.
     #[arg(long)]
     pub(crate) azure_workload_identity: bool,
 }
