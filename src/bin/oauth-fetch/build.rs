@@ -6,7 +6,8 @@ use oauth_layer::client::TokenTypeHint;
 use oauth_layer::flow::AuthCode;
 use oauth_layer::flow::token_exchange::ACCESS_TOKEN_TYPE;
 use oauth_layer::flow::{
-    ActorToken, ClientCredentials, DeviceCode, Password, RefreshToken, SubjectToken, TokenExchange,
+    ActorToken, AssertionGrant, ClientCredentials, DeviceCode, Password, RefreshToken,
+    SubjectToken, TokenExchange,
 };
 #[cfg(feature = "auth-code")]
 use oauth_layer::provider::Preset;
@@ -25,6 +26,7 @@ use crate::options::check_redirect_uri;
 use crate::options::{Options, Stop, usage};
 use crate::secret::read_key_file;
 use crate::store::open_store;
+use crate::workload::{JWT_TOKEN_TYPE, Kind, Role};
 
 /// The endpoint a run cannot do without: discovery runs when it was not given.
 #[derive(Clone, Copy, PartialEq)]
@@ -115,13 +117,26 @@ fn new_client(
     token_url: Option<&str>,
 ) -> Result<OAuthClientBuilder, Stop> {
     let mut client = OAuthClient::builder(client_id);
+    // A workload credential that authenticates the client is its assertion; Azure's client
+    // comes with it (checked when parsing: no --client-id, --client-secret or --key with one).
+    let mut assertion = false;
+    if let Some(workload) = o.workload.as_ref()
+        && workload.role(&o.flow) == Role::ClientAssertion
+    {
+        assertion = true;
+        client = match &workload.kind {
+            Kind::Azure(azure) => azure.client_builder(),
+            Kind::Source(source) => client.client_assertion(source.clone()),
+        };
+    }
     // --key is the client's own (private_key_jwt) outside jwt-bearer, and there with the
     // method named: checked when parsing.
     let clients_key = o.key.is_some()
         && (o.flow != "jwt-bearer" || o.auth_method == Some(AuthMethod::PrivateKeyJwt));
     // A certificate with neither a secret nor a key authenticates the client by itself.
-    let implied = (o.client_certificate.is_some() && o.client_secret.is_none() && !clients_key)
-        .then_some(AuthMethod::TlsClientAuth);
+    let implied =
+        (o.client_certificate.is_some() && o.client_secret.is_none() && !clients_key && !assertion)
+            .then_some(AuthMethod::TlsClientAuth);
     if let Some(method) = o.auth_method.or(implied) {
         let secret_method = matches!(
             method,
@@ -181,10 +196,12 @@ fn new_client(
 }
 
 pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop> {
+    // A workload credential that is the grant's assertion or the subject token.
+    let grant_source = o.workload.as_ref().and_then(|w| w.grant_source(&o.flow));
     // The key file comes first: a service account's names the token endpoint and client.
     #[cfg(feature = "jwt")]
     let key = match o.flow.as_str() {
-        "jwt-bearer" => Some(load_key(o)?),
+        "jwt-bearer" if grant_source.is_none() => Some(load_key(o)?),
         _ => None,
     };
     #[cfg(feature = "jwt")]
@@ -206,6 +223,11 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
     };
     #[cfg(not(feature = "jwt"))]
     let (client_id, token_url) = (o.client_id.clone(), o.token_url.clone());
+    // Azure's environment names the client and its token endpoint (and nothing else may).
+    let (client_id, token_url) = match o.workload.as_ref().and_then(|w| w.azure()) {
+        Some(azure) => (Some(azure.client_id().to_owned()), Some(azure.token_url())),
+        None => (client_id, token_url),
+    };
 
     if o.provider.is_none() && token_url.is_none() && o.issuer.is_none() {
         return Err(usage(
@@ -337,22 +359,41 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
                 }
                 events.source(client, flow, &store)?
             }
-            None => unreachable!("the key is loaded for --flow jwt-bearer"),
+            None => {
+                let Some(source) = grant_source else {
+                    unreachable!("the key is loaded for --flow jwt-bearer without a source")
+                };
+                let flow = o
+                    .scopes
+                    .iter()
+                    .fold(AssertionGrant::new(source), |flow, s| flow.scope(s.clone()));
+                events.source(client, flow, &store)?
+            }
         },
         #[cfg(not(feature = "jwt"))]
         "jwt-bearer" => {
             return Err(usage("--flow jwt-bearer needs the crate's jwt feature"));
         }
         "token-exchange" => {
-            let Some(subject) = &o.subject_token else {
-                return Err(usage("--flow token-exchange needs --subject-token"));
-            };
             let token_type =
                 |t: &Option<String>| t.as_deref().unwrap_or(ACCESS_TOKEN_TYPE).to_owned();
-            let mut flow = TokenExchange::new(SubjectToken::fixed(
-                subject.clone(),
-                token_type(&o.subject_token_type),
-            ));
+            let subject = match (&o.subject_token, grant_source) {
+                (_, Some(source)) => SubjectToken::credential(
+                    source,
+                    o.subject_token_type.as_deref().unwrap_or(JWT_TOKEN_TYPE),
+                ),
+                (Some(subject), None) => {
+                    SubjectToken::fixed(subject.clone(), token_type(&o.subject_token_type))
+                }
+                (None, None) => {
+                    return Err(usage(
+                        "--flow token-exchange needs --subject-token (or a workload credential: \
+                         --assertion-file, --assertion-url, --assertion-command or \
+                         --github-actions-audience)",
+                    ));
+                }
+            };
+            let mut flow = TokenExchange::new(subject);
             if let Some(actor) = &o.actor_token {
                 flow = flow.actor(ActorToken::fixed(
                     actor.clone(),

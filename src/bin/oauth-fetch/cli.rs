@@ -108,7 +108,7 @@ when the server refused or could not be reached, 2 for usage or configuration er
     args_conflicts_with_subcommands = true,
     max_term_width = 100,
     help_template = "{usage-heading} {usage}\n\n{about-with-newline}\n{all-args}{after-help}",
-    after_help = format!("{SECRETS_HELP}\n\n{AFTER_HELP}"),
+    after_help = format!("{SECRETS_HELP}\n\n{WORKLOAD_HELP}\n\n{AFTER_HELP}"),
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
@@ -123,6 +123,8 @@ pub(crate) struct Cli {
     pub(crate) jwt: JwtArgs,
     #[command(flatten)]
     pub(crate) exchange: ExchangeArgs,
+    #[command(flatten)]
+    pub(crate) workload: WorkloadArgs,
     #[command(flatten)]
     pub(crate) security: SecurityArgs,
     #[command(flatten)]
@@ -343,6 +345,60 @@ pub(crate) struct ExchangeArgs {
     #[arg(long, value_name = "U", allow_hyphen_values = true)]
     pub(crate) requested_token_type: Option<String>,
 }
+
+/// Workload identity: a short-lived credential the platform hands the service, read anew for
+/// every token request, instead of a long-lived secret.
+#[derive(Args)]
+#[command(next_help_heading = "Workload identity (instead of a secret; see below)")]
+pub(crate) struct WorkloadArgs {
+    /// The credential is the contents of FILE (a Kubernetes projected service-account token,
+    /// a SPIFFE JWT-SVID), read again for each token request, so a file rotated in place is
+    /// picked up. A JWT past its own exp is never sent.
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true, value_hint = clap::ValueHint::FilePath)]
+    pub(crate) assertion_file: Option<std::path::PathBuf>,
+    /// The credential is the answer to a GET of URL (https, or http to loopback; no
+    /// redirects, 64 KiB at most), as text unless --assertion-field names a JSON member.
+    #[arg(long, value_name = "URL", allow_hyphen_values = true)]
+    pub(crate) assertion_url: Option<String>,
+    /// A header for --assertion-url, `Name: value` (repeatable), or @FILE: a header a line from
+    /// FILE. Values are secrets (often a bearer token): put them in a file, as the command line
+    /// is visible to every user of the machine.
+    #[arg(long, value_name = "HEADER", allow_hyphen_values = true)]
+    pub(crate) assertion_header: Vec<String>,
+    /// --assertion-url answers a JSON object: the credential is its string member NAME.
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+    pub(crate) assertion_field: Option<String>,
+    /// The credential is what PROG prints on stdout, run for each token request without a
+    /// shell (30 s at most, 64 KiB of output at most).
+    #[arg(long, value_name = "PROG", allow_hyphen_values = true, value_hint = clap::ValueHint::CommandName)]
+    pub(crate) assertion_command: Option<String>,
+    /// An argument for --assertion-command (repeatable, in order; no shell expands it).
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub(crate) assertion_arg: Vec<String>,
+    /// GitHub Actions' OIDC token for audience AUD, from ACTIONS_ID_TOKEN_REQUEST_URL and
+    /// ACTIONS_ID_TOKEN_REQUEST_TOKEN (jobs with `permissions: id-token: write`).
+    #[arg(long, value_name = "AUD", allow_hyphen_values = true)]
+    pub(crate) github_actions_audience: Option<String>,
+    /// Azure workload identity: the client is AZURE_CLIENT_ID, its token endpoint that of
+    /// AZURE_TENANT_ID (at AZURE_AUTHORITY_HOST, default `https://login.microsoftonline.com/`),
+    /// and AZURE_FEDERATED_TOKEN_FILE its client assertion. Give --scope (such as
+    /// `https://graph.microsoft.com/.default`); not with --token-url, --issuer or --client-id.
+    #[arg(long)]
+    pub(crate) azure_workload_identity: bool,
+}
+
+/// What a workload identity credential is used as, and how the sources are picked.
+const WORKLOAD_HELP: &str = "\
+Workload identity: --assertion-file, --assertion-url, --assertion-command,
+--github-actions-audience and --azure-workload-identity each name where a short-lived
+credential comes from; give one at most. It is read again for each token request, never
+printed, and used as:
+  --flow jwt-bearer       the grant's assertion (RFC 7523 \u{a7}2.1); no --key, no --subject
+  --flow token-exchange   the subject token (RFC 8693), of --subject-token-type (default
+                          urn:ietf:params:oauth:token-type:jwt); not with --subject-token
+  any other flow          the client's authentication: a client assertion (RFC 7523 \u{a7}2.2,
+                          private-key-jwt), instead of --client-secret or --key
+--azure-workload-identity is always the client's authentication.";
 
 /// Security profiles and the protocols they are made of.
 #[derive(Args)]

@@ -88,6 +88,16 @@
 //! `--flow token-exchange` (RFC 8693) trades `--subject-token` (and `--actor-token`) for a
 //! token.
 //!
+//! Workload identity (`crate::workload`): one of `--assertion-file`, `--assertion-url` (with
+//! `--assertion-header` and `--assertion-field`), `--assertion-command` (with `--assertion-arg`),
+//! `--github-actions-audience` and `--azure-workload-identity` names where a short-lived
+//! credential comes from (`oauth_layer::credential`), read again for each token request. It is
+//! the assertion of `--flow jwt-bearer` (`AssertionGrant`), the subject token of `--flow
+//! token-exchange` (`SubjectToken::credential`, type `--subject-token-type` or jwt), and
+//! otherwise the client's assertion (`OAuthClientBuilder::client_assertion`); Azure's is always
+//! the client's, with its client id and token endpoint. The options it replaces or contradicts
+//! are usage errors naming both.
+//!
 //! `--key FILE` outside `--flow jwt-bearer` is the client's own PEM private key, for
 //! `private_key_jwt` client authentication (RFC 7523 §2.2): the default method with a key, or
 //! `--auth-method private-key-jwt`. `--profile fapi2` (or `fapi2-message-signing`) puts the
@@ -147,6 +157,7 @@ mod resource;
 mod secret;
 mod store;
 mod tokens;
+mod workload;
 
 use std::process::ExitCode;
 use std::sync::Arc;

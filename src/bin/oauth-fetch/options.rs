@@ -16,6 +16,7 @@ use reqwest::Url;
 
 use crate::cli::{Cli, ClientArgs, Command, Format, TlsArgs};
 use crate::secret::{Given, SECRET_OPTIONS, from_env};
+use crate::workload::{Role, Workload, check_workload, workload};
 
 /// Everything the command line said.
 #[derive(Default)]
@@ -23,7 +24,7 @@ pub(crate) struct Options {
     /// `oauth-fetch revoke ...`: revoke `--token` instead of fetching URLs.
     pub(crate) revoke: bool,
     /// The name of every option given, in order (`--name`, also for `--name=value`).
-    given: Vec<String>,
+    pub(crate) given: Vec<String>,
     pub(crate) token_url: Option<String>,
     pub(crate) client_id: Option<String>,
     pub(crate) client_secret: Option<String>,
@@ -56,6 +57,8 @@ pub(crate) struct Options {
     pub(crate) actor_token: Option<String>,
     pub(crate) actor_token_type: Option<String>,
     pub(crate) requested_token_type: Option<String>,
+    /// The workload identity credential source (`--assertion-file`, `--azure-workload-identity`...).
+    pub(crate) workload: Option<Workload>,
     /// `--profile`: the security profile the client follows.
     pub(crate) profile: Option<Profile>,
     /// `--par`: push the authorization request (auth-code).
@@ -202,6 +205,7 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Mode, Stop> {
             o.actor_token = exchange.actor_token;
             o.actor_token_type = exchange.actor_token_type;
             o.requested_token_type = exchange.requested_token_type;
+            o.workload = workload(cli.workload, &o.given)?;
             o.profile = security.profile.as_deref().and_then(Profile::from_name);
             o.par = security.par;
             o.par_url = security.par_url;
@@ -336,11 +340,36 @@ fn given(command: &clap::Command, matches: &ArgMatches) -> Vec<String> {
 /// them), for values such as API keys that should stay off the command line. Messages name
 /// the header, never its value, and `Authorization` is refused: the token goes there.
 fn headers(given: &[String]) -> Result<HeaderMap, Stop> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in header_lines(given, "-H")? {
+        if name == http::header::AUTHORIZATION {
+            return Err(usage(
+                "-H Authorization: that header carries the token oauth-fetch gets (leave it out)",
+            ));
+        }
+        let mut value = HeaderValue::try_from(value).map_err(|_| {
+            usage(format!(
+                "-H {name}: the value holds characters a header cannot"
+            ))
+        })?;
+        value.set_sensitive(true);
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// The headers `option` was given, each `Name: value` or `@FILE` (a header a line from FILE),
+/// with checked names and trimmed values that a header can hold. Messages name the option and
+/// the header, never a value.
+pub(crate) fn header_lines(
+    given: &[String],
+    option: &str,
+) -> Result<Vec<(HeaderName, String)>, Stop> {
     let mut lines = Vec::new();
     for text in given {
         match text.strip_prefix('@') {
             Some(path) => {
-                let file = Given::File(PathBuf::from(path)).read("-H")?;
+                let file = Given::File(PathBuf::from(path)).read(option)?;
                 lines.extend(
                     file.lines()
                         .filter(|l| !l.trim().is_empty())
@@ -350,25 +379,25 @@ fn headers(given: &[String]) -> Result<HeaderMap, Stop> {
             None => lines.push(text.clone()),
         }
     }
-    let mut headers = HeaderMap::new();
+    let mut headers = Vec::new();
     for text in &lines {
         let Some((name, value)) = text.split_once(':') else {
-            return Err(usage("-H takes 'Name: value' (a colon after the name)"));
+            return Err(usage(format!(
+                "{option} takes 'Name: value' (a colon after the name)"
+            )));
         };
-        let name = HeaderName::try_from(name.trim())
-            .map_err(|_| usage("-H: the header's name is not a valid HTTP header name"))?;
-        if name == http::header::AUTHORIZATION {
-            return Err(usage(
-                "-H Authorization: that header carries the token oauth-fetch gets (leave it out)",
-            ));
-        }
-        let mut value = HeaderValue::try_from(value.trim()).map_err(|_| {
+        let name = HeaderName::try_from(name.trim()).map_err(|_| {
             usage(format!(
-                "-H {name}: the value holds characters a header cannot"
+                "{option}: the header's name is not a valid HTTP header name"
             ))
         })?;
-        value.set_sensitive(true);
-        headers.append(name, value);
+        let value = value.trim();
+        if HeaderValue::try_from(value).is_err() {
+            return Err(usage(format!(
+                "{option} {name}: the value holds characters a header cannot"
+            )));
+        }
+        headers.push((name, value.to_owned()));
     }
     Ok(headers)
 }
@@ -387,7 +416,8 @@ fn finish(mut o: Options) -> Result<Options, Stop> {
         && o.token_url.is_none()
         && o.issuer.is_none()
         && o.provider.is_none()
-        && o.flow != "jwt-bearer";
+        && o.flow != "jwt-bearer"
+        && o.workload.as_ref().and_then(Workload::azure).is_none();
     if o.resource_first && !flow_given {
         // Someone pointing the tool at a resource is most likely a person.
         o.flow = "auth-code".into();
@@ -547,7 +577,11 @@ fn check_client_auth(o: &Options) -> Result<(), Stop> {
             return Err(usage(format!("{option} goes with --key")));
         }
     }
-    if method == Some(AuthMethod::PrivateKeyJwt) && o.key.is_none() {
+    let assertion = o
+        .workload
+        .as_ref()
+        .is_some_and(|w| w.role(&o.flow) == Role::ClientAssertion);
+    if method == Some(AuthMethod::PrivateKeyJwt) && o.key.is_none() && !assertion {
         return Err(usage(
             "--auth-method private-key-jwt needs --key FILE (the client's PEM private key)",
         ));
@@ -766,6 +800,7 @@ fn check_options(o: &Options) -> Result<(), Stop> {
     if o.revoke {
         return check_provider(o);
     }
+    check_workload(o)?;
     check_resource_first(o)?;
     for (option, flows) in FLOW_OPTIONS {
         if !flows.contains(&o.flow.as_str()) && o.given.iter().any(|n| n == option) {
