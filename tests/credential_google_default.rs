@@ -317,31 +317,176 @@ fn a_file_over_the_size_limit_is_refused_before_parsing() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn an_external_account_file_goes_to_the_external_account_loader() {
-    // The external_account loader is another module's; here only the dispatch is checked: a
-    // file of that type, accepted, reaches that loader (whatever it then says), not the refusal
-    // and not another type's parser.
-    let external = json!({
+/// An `external_account` file whose subject token is the file `subject`, exchanged at the
+/// security token service `sts` (a loopback fake), or produced by `program` when given.
+fn external_account_json(sts: &str, subject: &Path, program: Option<&Path>) -> String {
+    let source = match program {
+        Some(program) => json!({"executable": {"command": program.to_str().unwrap()}}),
+        None => json!({"file": subject.to_str().unwrap(), "format": {"type": "text"}}),
+    };
+    json!({
         "type": "external_account",
         "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k8s",
         "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
-        "token_url": "https://sts.googleapis.com/v1/token",
-        "credential_source": {"file": "/var/run/secrets/tokens/gcp", "format": {"type": "text"}},
+        "token_url": format!("{sts}/v1/token"),
+        "credential_source": source,
     })
-    .to_string();
-    match GoogleCredentials::from_json(&external, &[CredentialType::ExternalAccount]) {
-        Ok(loaded) => assert_eq!(loaded.credential_type(), CredentialType::ExternalAccount),
-        Err(e) => {
-            let text = e.to_string();
-            assert!(!text.contains("does not accept"), "{text}");
-            assert!(!text.contains("not supported"), "{text}");
-            assert!(
-                !text.contains("client_email") && !text.contains("refresh_token"),
-                "{text}"
-            );
-        }
+    .to_string()
+}
+
+/// A security token service at `/v1/token` giving `token`.
+async fn sts_fake(token: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": token, "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "token_type": "Bearer", "expires_in": 3599,
+        })))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn an_external_account_file_named_by_the_environment_is_exchanged_at_sts() {
+    // The whole path a GKE or CI workload takes: GOOGLE_APPLICATION_CREDENTIALS names an
+    // external_account file, whose subject token file is read and traded at STS.
+    let sts = sts_fake("ya29.federated").await;
+    let home = temp_dir("external");
+    let subject = home.join("k8s-token");
+    std::fs::write(&subject, "projected-service-account-token\n").unwrap();
+    let file = home.join("external.json");
+    std::fs::write(&file, external_account_json(&sts.uri(), &subject, None)).unwrap();
+    let metadata = metadata_fake(true).await;
+
+    let adc = ApplicationDefault::from_env_lookup(env(&[
+        ("GOOGLE_APPLICATION_CREDENTIALS", file.to_str().unwrap()),
+        ("HOME", home.to_str().unwrap()),
+    ]))
+    .metadata_server(metadata_at(&metadata))
+    .scope(CLOUD_PLATFORM);
+    let found = adc.find().await.unwrap();
+    assert_eq!(
+        found.credential_type(),
+        Some(CredentialType::ExternalAccount)
+    );
+    let token = adc.token_source().await.unwrap().token().await.unwrap();
+    assert_eq!(
+        oauth_layer::ExposeSecret::expose_secret(token.access_token()),
+        "ya29.federated"
+    );
+    let seen = sts.received_requests().await.unwrap();
+    assert_eq!(seen.len(), 1);
+    let form = form(&seen[0]);
+    assert_eq!(
+        form.get("subject_token").map(String::as_str),
+        Some("projected-service-account-token")
+    );
+    assert_eq!(
+        form.get("grant_type").map(String::as_str),
+        Some("urn:ietf:params:oauth:grant-type:token-exchange")
+    );
+    assert!(metadata.received_requests().await.unwrap().is_empty());
+
+    // A caller that accepts only service account keys refuses the same file.
+    let narrow = ApplicationDefault::from_env_lookup(env(&[(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        file.to_str().unwrap(),
+    )]))
+    .metadata_server(metadata_at(&metadata))
+    .credential_types(&[CredentialType::ServiceAccount]);
+    let err = narrow.find().await.unwrap_err().to_string();
+    assert!(err.contains("external_account"), "{err}");
+    assert!(metadata.received_requests().await.unwrap().is_empty());
+    std::fs::remove_dir_all(&home).unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_executable_source_runs_only_when_allowed_by_the_caller_or_googles_switch() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let sts = sts_fake("ya29.from-a-program").await;
+    let home = temp_dir("executable");
+    let marker = home.join("ran");
+    let program = home.join("issue-token.sh");
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\ntouch '{}'\nprintf '{{\"version\":1,\"success\":true,\"token_type\":\"urn:ietf:params:oauth:token-type:jwt\",\"id_token\":\"from-the-program\",\"expiration_time\":{expiry}}}'\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = home.join("external.json");
+    std::fs::write(
+        &file,
+        external_account_json(&sts.uri(), &home.join("unused"), Some(&program)),
+    )
+    .unwrap();
+    let metadata = metadata_fake(true).await;
+    let path = file.to_str().unwrap().to_owned();
+
+    // Not allowed: nothing runs, and the error says how to allow it.
+    let refused = ApplicationDefault::from_env_lookup(env(&[(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        path.as_str(),
+    )]))
+    .metadata_server(metadata_at(&metadata))
+    .scope(CLOUD_PLATFORM);
+    let err = refused.token_source().await.unwrap_err().to_string();
+    assert!(err.contains("allow_executables"), "{err}");
+    assert!(!marker.exists(), "the program ran without being allowed");
+    assert!(sts.received_requests().await.unwrap().is_empty());
+
+    // The caller's own `false` wins over Google's switch in the environment.
+    let vetoed = ApplicationDefault::from_env_lookup(env(&[
+        ("GOOGLE_APPLICATION_CREDENTIALS", path.as_str()),
+        ("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", "1"),
+    ]))
+    .metadata_server(metadata_at(&metadata))
+    .allow_executables(false)
+    .scope(CLOUD_PLATFORM);
+    assert!(vetoed.token_source().await.is_err());
+    assert!(!marker.exists(), "the program ran against the caller's no");
+
+    // Google's switch, when the caller did not say, and the caller's yes: the program runs and
+    // its token is the subject.
+    for adc in [
+        ApplicationDefault::from_env_lookup(env(&[
+            ("GOOGLE_APPLICATION_CREDENTIALS", path.as_str()),
+            ("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", "1"),
+        ])),
+        ApplicationDefault::from_env_lookup(env(&[(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            path.as_str(),
+        )]))
+        .allow_executables(true),
+    ] {
+        let _ = std::fs::remove_file(&marker);
+        let adc = adc
+            .metadata_server(metadata_at(&metadata))
+            .scope(CLOUD_PLATFORM);
+        let token = adc.token_source().await.unwrap().token().await.unwrap();
+        assert_eq!(
+            oauth_layer::ExposeSecret::expose_secret(token.access_token()),
+            "ya29.from-a-program"
+        );
+        assert!(marker.exists(), "the allowed program did not run");
     }
+    let seen = sts.received_requests().await.unwrap();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|request| {
+        form(request).get("subject_token").map(String::as_str) == Some("from-the-program")
+    }));
+    std::fs::remove_dir_all(&home).unwrap();
 }
 
 #[tokio::test]
