@@ -18,7 +18,11 @@
 //! Sources: [`FileSource`] (a rotating token file), [`UrlSource`] (an HTTP endpoint, GitHub
 //! Actions among them), [`CommandSource`] (a program's output, no shell),
 //! [`CallbackSource`] (your own code) and [`FirstAvailable`] (the first of several that yields
-//! one). [`AzureWorkloadIdentity`] (feature `jwt`) puts Azure's environment together.
+//! one). [`AzureWorkloadIdentity`] (feature `jwt`) puts Azure's environment together, and
+//! [`google`] (feature `jwt`) reads Google's `external_account` files (workload identity
+//! federation), its other credentials files, and finds them the way Google's libraries do
+//! ([`google::ApplicationDefault`]: `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's file, the
+//! metadata server).
 //!
 //! A credential that is a JWT whose own `exp` has passed on the client's clock is never sent:
 //! the request fails with [`Error::Credential`] instead (SECURITY.md

@@ -112,6 +112,22 @@ pub(crate) fn is_secure_or_loopback(uri: &http::Uri) -> bool {
     }
 }
 
+/// `true` for `http` URLs whose host is a link-local IP address literal (`169.254.0.0/16`,
+/// `fe80::/10`): where clouds serve their instance metadata (Azure's IMDS, Google's metadata
+/// server), which speaks only plain http and cannot be reached from off the machine. Only a
+/// workload credential source may use it (SECURITY.md), never a token or other OAuth endpoint.
+pub(crate) fn is_link_local_http(uri: &http::Uri) -> bool {
+    uri.scheme_str() == Some("http")
+        && uri.host().is_some_and(|host| {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            match host.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(ip)) => ip.is_link_local(),
+                Ok(std::net::IpAddr::V6(ip)) => (ip.segments()[0] & 0xffc0) == 0xfe80,
+                Err(_) => false,
+            }
+        })
+}
+
 /// `localhost`, `127.0.0.0/8` and `[::1]`.
 pub(crate) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -133,7 +149,8 @@ pub(crate) async fn exchange(
     clock: &dyn Clock,
 ) -> Result<RawResponse, TransportError> {
     let origin = origin_of(request.uri());
-    exchange_unnamed(transport, request, limits, clock)
+    let link_local = endpoint == Endpoint::CredentialSource && is_link_local_http(request.uri());
+    exchange_unnamed(transport, request, limits, clock, link_local)
         .await
         .map_err(|e| e.at(endpoint, &origin))
 }
@@ -143,8 +160,9 @@ async fn exchange_unnamed(
     request: http::Request<Bytes>,
     limits: Limits,
     clock: &dyn Clock,
+    link_local_allowed: bool,
 ) -> Result<RawResponse, TransportError> {
-    if !is_secure_or_loopback(request.uri()) {
+    if !is_secure_or_loopback(request.uri()) && !link_local_allowed {
         return Err(TransportError::new(
             TransportErrorKind::InsecureUrl,
             format!(
@@ -440,10 +458,29 @@ mod reqwest_transport {
             .clone()
             .map_err(|e| TransportError::new(TransportErrorKind::Other, e))
     }
+
+    /// The transport for instance metadata on a link-local address: like
+    /// [`default_client`], and never through a proxy (a proxy cannot reach the machine's own
+    /// metadata service, and must not see what it answers).
+    pub(crate) fn direct_client() -> Result<reqwest::Client, TransportError> {
+        static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> =
+            std::sync::OnceLock::new();
+        CLIENT
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .no_proxy()
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|e| TransportError::new(TransportErrorKind::Other, e))
+    }
 }
 
 #[cfg(feature = "reqwest")]
-pub(crate) use reqwest_transport::default_client;
+pub(crate) use reqwest_transport::{default_client, direct_client};
 
 #[cfg(feature = "tower")]
 pub use tower_transport::TowerTransport;

@@ -844,3 +844,101 @@ fn sources_that_could_yield_another_subjects_credential_never_share_a_cache_key(
     };
     assert_ne!(grant("alice"), grant("bob"));
 }
+
+/// A transport standing in for the machine's link-local metadata service: it records what the
+/// crate asked for and forwards it to a local fake.
+#[derive(Debug)]
+struct LinkLocal {
+    fake: String,
+    seen: std::sync::Mutex<Vec<(String, Option<String>)>>,
+    client: reqwest::Client,
+}
+
+#[async_trait::async_trait]
+impl oauth_layer::transport::HttpTransport for LinkLocal {
+    async fn send(
+        &self,
+        mut request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<oauth_layer::transport::ResponseBody>, oauth_layer::TransportError>
+    {
+        let metadata = request
+            .headers()
+            .get("metadata")
+            .map(|v| v.to_str().unwrap().to_owned());
+        self.seen
+            .lock()
+            .unwrap()
+            .push((request.uri().to_string(), metadata));
+        let path_and_query = request.uri().path_and_query().unwrap().as_str().to_owned();
+        *request.uri_mut() = format!("{}{path_and_query}", self.fake).parse().unwrap();
+        oauth_layer::transport::HttpTransport::send(&self.client, request).await
+    }
+}
+
+#[tokio::test]
+async fn an_instance_metadata_service_on_a_link_local_address_is_a_source_and_nothing_else() {
+    // Azure's IMDS (and Google's metadata server) speak plain http on 169.254.169.254: a URL
+    // source may use it, as Google's Azure-hosted external_account files do.
+    let fake = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/metadata/identity/oauth2/token"))
+        .and(header("metadata", "true"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "imds-issued-token", "expires_in": "3599",
+        })))
+        .mount(&fake)
+        .await;
+    let imds = "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=api://gcp";
+    let transport = std::sync::Arc::new(LinkLocal {
+        fake: fake.uri(),
+        seen: Default::default(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    });
+    let source = UrlSource::new(imds)
+        .unwrap()
+        .header("Metadata", "true")
+        .format(ResponseFormat::JsonField("access_token".into()))
+        .transport(SharedTransport(transport.clone()));
+    let credential = source.credential().await.unwrap();
+    assert_eq!(credential.secret().expose_secret(), "imds-issued-token");
+    let seen = transport.seen.lock().unwrap().clone();
+    assert_eq!(seen, vec![(imds.to_owned(), Some("true".to_owned()))]);
+
+    // IPv6 link-local too; anything else in plain http stays refused, names included.
+    assert!(UrlSource::new("http://[fe80::a9fe:a9fe]/token").is_ok());
+    for refused in [
+        "http://10.0.0.1/token",
+        "http://192.168.1.1/token",
+        "http://metadata.example/token",
+        "http://169.254.169.254.nip.io/token",
+        "ftp://169.254.169.254/token",
+    ] {
+        assert!(UrlSource::new(refused).is_err(), "{refused} was accepted");
+    }
+
+    // The exception is the credential source's alone: a token endpoint there is refused.
+    assert!(
+        OAuthClient::builder("app")
+            .token_url("http://169.254.169.254/token")
+            .build()
+            .is_err()
+    );
+}
+
+/// An `Arc` of a transport, as a transport.
+#[derive(Debug)]
+struct SharedTransport(std::sync::Arc<LinkLocal>);
+
+#[async_trait::async_trait]
+impl oauth_layer::transport::HttpTransport for SharedTransport {
+    async fn send(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<oauth_layer::transport::ResponseBody>, oauth_layer::TransportError>
+    {
+        self.0.send(request).await
+    }
+}

@@ -870,6 +870,38 @@ fn endpoints_off_googles_domain_or_without_tls_are_refused() {
 }
 
 #[test]
+fn an_azure_hosted_file_reads_the_instance_metadata_service_in_plain_http() {
+    // What `gcloud iam workload-identity-pools create-cred-config --azure` writes: the subject
+    // token comes from Azure's IMDS on its link-local address, the one plain http URL a
+    // credential source may use. Any other plain http source host is refused at load.
+    let with_url = |url: &str| {
+        json!({
+            "type": "external_account",
+            "audience": AUDIENCE,
+            "subject_token_type": JWT_TYPE,
+            "token_url": "https://sts.googleapis.com/v1/token",
+            "credential_source": {
+                "url": url,
+                "headers": {"Metadata": "True"},
+                "format": {"type": "json", "subject_token_field_name": "access_token"},
+            },
+        })
+        .to_string()
+    };
+    let azure = "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/azure";
+    ExternalAccount::from_json(&with_url(azure))
+        .unwrap()
+        .token_source("")
+        .unwrap();
+    for refused in ["http://10.1.2.3/token", "http://imds.example/token"] {
+        let err = ExternalAccount::from_json(&with_url(refused))
+            .and_then(|account| account.token_source("").map(|_| ()))
+            .unwrap_err();
+        assert!(err.to_string().contains("https"), "{refused}: {err}");
+    }
+}
+
+#[test]
 fn cache_keys_bind_the_source_audience_account_and_scopes() {
     let key = |account: ExternalAccount, scopes: &str| {
         account.token_source(scopes).unwrap().cache_key().clone()

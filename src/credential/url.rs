@@ -61,9 +61,23 @@ pub struct UrlSource {
 
 impl UrlSource {
     /// A source reading `url` as plain text. Fails when `url` is not a URL, or neither `https`
-    /// nor a loopback address.
+    /// nor plain `http` to a loopback or link-local address. The link-local exception
+    /// (`169.254.0.0/16`, `fe80::/10`, as IP addresses) is for instance metadata services such
+    /// as Azure's IMDS (`http://169.254.169.254/metadata/identity/oauth2/token?...` with
+    /// `.header("Metadata", "true")`), which speak only plain http and are reached without a
+    /// proxy; token endpoints never get it.
     pub fn new(url: impl AsRef<str>) -> Result<Self> {
-        let url = crate::client::endpoint("credential URL", url.as_ref())?;
+        let url = match Url::parse(url.as_ref()) {
+            Ok(parsed)
+                if parsed
+                    .as_str()
+                    .parse::<http::Uri>()
+                    .is_ok_and(|uri| crate::transport::is_link_local_http(&uri)) =>
+            {
+                parsed
+            }
+            _ => crate::client::endpoint("credential URL", url.as_ref())?,
+        };
         Ok(Self {
             url,
             headers: Vec::new(),
@@ -174,7 +188,11 @@ impl UrlSource {
             None => {
                 #[cfg(feature = "reqwest")]
                 {
-                    let client = crate::transport::default_client()?;
+                    let client = if crate::transport::is_link_local_http(request.uri()) {
+                        crate::transport::direct_client()?
+                    } else {
+                        crate::transport::default_client()?
+                    };
                     exchange(
                         &client,
                         Endpoint::CredentialSource,

@@ -264,12 +264,16 @@ impl GoogleCredentials {
     }
 
     /// Who the credentials are, for logs and errors: the type and the account email or client
-    /// id, never a secret.
+    /// id (for `external_account`, the pool's audience and the impersonated account), never a
+    /// secret.
     pub fn describe(&self) -> String {
         match &self.kind {
             Kind::ServiceAccount(account) => format!("service_account {}", account.email()),
             Kind::AuthorizedUser(user) => format!("authorized_user {}", user.client_id()),
-            Kind::ExternalAccount(_) => "external_account".to_owned(),
+            Kind::ExternalAccount(account) => match account.service_account_email() {
+                Some(email) => format!("external_account {} as {email}", account.audience()),
+                None => format!("external_account {}", account.audience()),
+            },
         }
     }
 

@@ -251,25 +251,12 @@ impl MetadataServer {
     }
 }
 
-/// The transport used when none is configured: a reqwest client that never follows redirects
-/// and never uses a proxy (a proxy would not reach a link-local address, and must not see the
-/// token).
+/// The transport used when none is configured: the crate's client that never follows
+/// redirects and never uses a proxy (a proxy would not reach a link-local address, and must not
+/// see the token).
 #[cfg(feature = "reqwest")]
 fn direct_client() -> std::result::Result<Arc<dyn HttpTransport>, TransportError> {
-    static CLIENT: std::sync::OnceLock<std::result::Result<reqwest::Client, String>> =
-        std::sync::OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .pool_max_idle_per_host(0)
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map(|client| Arc::new(client) as Arc<dyn HttpTransport>)
-        .map_err(|e| TransportError::new(TransportErrorKind::Other, e))
+    crate::transport::direct_client().map(|client| Arc::new(client) as Arc<dyn HttpTransport>)
 }
 
 /// `host[:port]` when the host is loopback, link-local or `metadata.google.internal`.
