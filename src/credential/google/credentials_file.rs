@@ -116,7 +116,7 @@ pub struct GoogleCredentials {
 enum Kind {
     ServiceAccount(ServiceAccount),
     AuthorizedUser(AuthorizedUser),
-    ExternalAccount(ExternalAccount),
+    ExternalAccount(Box<ExternalAccount>),
 }
 
 /// Only the `type` member; everything else is read by the type's own parser.
@@ -233,7 +233,8 @@ impl GoogleCredentials {
             CredentialType::AuthorizedUser => {
                 AuthorizedUser::from_json(json).map(Kind::AuthorizedUser)
             }
-            _ => ExternalAccount::from_json(json).map(Kind::ExternalAccount),
+            _ => ExternalAccount::from_json(json)
+                .map(|account| Kind::ExternalAccount(Box::new(account))),
         }
         .map_err(|e| match e {
             Error::Credential { reason, .. } => fail(reason),
