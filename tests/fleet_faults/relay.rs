@@ -26,8 +26,9 @@ pub(crate) async fn plain(listener: TcpListener, upstream: SocketAddr) {
 /// What the host's relays saw, shared by the relays of every replica.
 #[derive(Default)]
 pub(crate) struct Observed {
-    /// When each token request arrived, and from which replica.
-    pub(crate) token_requests: Mutex<Vec<(Instant, usize)>>,
+    /// When each token request arrived, from which replica, and whether it asked for a new
+    /// grant (`grant_type=password`) rather than a refresh.
+    pub(crate) token_requests: Mutex<Vec<(Instant, usize, bool)>>,
     /// When set, the next token request is held (never forwarded) and its replica is sent here.
     pub(crate) hold_next: Mutex<Option<oneshot::Sender<usize>>>,
 }
@@ -74,7 +75,7 @@ pub(crate) async fn observed(
                         .token_requests
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .push((Instant::now(), replica));
+                        .push((Instant::now(), replica, new_grant(&buf[..n])));
                 }
                 if out_write.write_all(&buf[..n]).await.is_err() {
                     break;
@@ -84,4 +85,12 @@ pub(crate) async fn observed(
             back.abort();
         });
     }
+}
+
+/// Whether a token request (headers and, as clients send small forms, the body in the same
+/// write) asks for a new grant rather than a refresh.
+fn new_grant(request: &[u8]) -> bool {
+    request
+        .windows(b"grant_type=password".len())
+        .any(|w| w == b"grant_type=password")
 }
