@@ -91,7 +91,10 @@ impl Replica {
 }
 
 /// What the harness knows about the whole run.
+///
+/// Dropped in this order: the replicas (killed by `drop`), Redis, then the network.
 struct Fleet {
+    redis: RedisHost,
     net: Network,
     server: TestServer,
     observed: Arc<Observed>,
@@ -330,7 +333,7 @@ async fn a_fleet_renews_once_and_safely_under_partitions_latency_restarts_and_ki
             return;
         }
     };
-    let mut redis = RedisHost::start(net.redis_ns()).await;
+    let redis = RedisHost::start(net.redis_ns()).await;
 
     let server = TestServer::builder()
         .client("fleet", Some("fleet-secret"), AuthMethod::ClientSecretBasic)
@@ -355,6 +358,7 @@ async fn a_fleet_renews_once_and_safely_under_partitions_latency_restarts_and_ki
         ));
     }
     let mut fleet = Fleet {
+        redis,
         net,
         server,
         observed,
@@ -449,9 +453,9 @@ async fn a_fleet_renews_once_and_safely_under_partitions_latency_restarts_and_ki
 
     // 4. Redis killed and started again (its append-only file fsynced at every write).
     let from = fleet.mark();
-    redis.kill().await;
+    fleet.redis.kill().await;
     tokio::time::sleep(TOKEN_LIFETIME / 2).await;
-    redis.start_again().await;
+    fleet.redis.start_again().await;
     let healed = Instant::now();
     tokio::time::sleep(TOKEN_LIFETIME).await;
     let to = fleet.mark();
