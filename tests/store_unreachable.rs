@@ -5,6 +5,8 @@
 //! the held refresh token only when the flow cannot run without it. (tests/fleet_faults/ shows
 //! the same with a real fleet, in network namespaces.)
 
+#![allow(clippy::unwrap_used)]
+
 use oauth_layer::flow::{Password, RefreshToken};
 use oauth_layer::store::{CacheKey, RenewalLock, TokenStore};
 use oauth_layer::testing::TestServer;
