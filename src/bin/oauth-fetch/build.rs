@@ -439,23 +439,25 @@ async fn google_source(o: &Options, google: &Google, events: &Events) -> Result<
     } else {
         o.scopes.join(" ")
     };
-    let (option, found) = match google {
+    let (option, who, built) = match google {
         Google::Adc(adc) => {
             let found = adc
                 .find()
                 .await
                 .map_err(|e| usage(format!("--google-adc: {e}")))?;
-            events.say(&format!("Google credentials: {}", found.describe()));
-            ("--google-adc", found.token_source(scopes))
+            ("--google-adc", found.describe(), found.token_source(scopes))
         }
         Google::File(file) => {
-            events.say(&format!("Google credentials: {}", file.describe()));
-            ("--google-credentials", file.token_source(scopes))
+            let file = file.load()?;
+            (
+                "--google-credentials",
+                file.describe(),
+                file.token_source(scopes),
+            )
         }
     };
-    found.map_err(|e| {
-        let text = e.to_string();
-        if text.contains("executables are not allowed") {
+    let tokens = built.map_err(|e| {
+        if e.to_string().contains("executables are not allowed") {
             usage(format!(
                 "{option}: the external_account file's credential source runs a program, which \
                  runs only with --allow-executables (give it if you trust the file as much as \
@@ -464,7 +466,9 @@ async fn google_source(o: &Options, google: &Google, events: &Events) -> Result<
         } else {
             usage(format!("{option}: {}", config_text(&e)))
         }
-    })
+    })?;
+    events.say(&format!("Google credentials: {who}"));
+    Ok(tokens)
 }
 
 /// The sign-in `flow` as the options ask for it: the receiver (`--redirect-uri`, checked, and

@@ -4,6 +4,7 @@
 //!
 //! A new source is one more entry in [`SOURCE_OPTIONS`] and one more arm in [`workload`].
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -69,8 +70,25 @@ pub(crate) enum Kind {
 pub(crate) enum Google {
     /// The application default credentials, looked for when the run starts.
     Adc(ApplicationDefault),
-    /// A credentials file, read and its type checked when parsing.
-    File(GoogleCredentials),
+    /// A credentials file, read once the options are checked.
+    File(GoogleFile),
+}
+
+/// `--google-credentials FILE`, with the types it may be and whether it may run a program.
+pub(crate) struct GoogleFile {
+    path: PathBuf,
+    types: Vec<CredentialType>,
+    allow_executables: bool,
+}
+
+impl GoogleFile {
+    /// Reads the file (a small blocking read, at start-up): one of a type not named is
+    /// refused, naming the type found and nothing else from it.
+    pub(crate) fn load(&self) -> Result<GoogleCredentials, Stop> {
+        GoogleCredentials::from_file(&self.path, &self.types)
+            .map(|file| file.allow_executables(self.allow_executables))
+            .map_err(|e| usage(format!("--google-credentials: {}", config_reason(&e))))
+    }
 }
 
 /// What the credential is in the token request.
@@ -248,11 +266,11 @@ pub(crate) fn workload(args: WorkloadArgs, given: &[String]) -> Result<Option<Wo
             if path.as_os_str().is_empty() {
                 return Err(usage("--google-credentials needs a file name"));
             }
-            // Checked now: a file of a type not named is refused, naming the type found.
-            let file = GoogleCredentials::from_file(&path, &google_types(&args)?)
-                .map_err(|e| usage(format!("--google-credentials: {}", config_reason(&e))))?
-                .allow_executables(args.allow_executables);
-            Kind::Google(Google::File(file))
+            Kind::Google(Google::File(GoogleFile {
+                path,
+                types: google_types(&args)?,
+                allow_executables: args.allow_executables,
+            }))
         }
         other => unreachable!("{other} is one of SOURCE_OPTIONS"),
     };
