@@ -1443,3 +1443,25 @@ async fn google_credentials_refuse_the_options_they_contradict_naming_both() {
     out.assert_no_secrets(&["hunter2-secret", ACCESS_TOKEN]);
     assert!(!cache.exists());
 }
+
+/// `--help` lists the Google options, the default scope and what they do not go with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_describes_the_google_options() {
+    let out = fetch(&["--help".to_owned()]).await;
+    out.assert_code(0);
+    let help = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        "--google-adc",
+        "--google-credentials <FILE>",
+        "--google-credential-type <TYPE>",
+        "--allow-executables",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "CLOUDSDK_CONFIG",
+        "GCE_METADATA_HOST",
+        "(default `https://www.googleapis.com/auth/cloud-platform`)",
+        "go with the default flow only and not with --client-id, --client-secret, --key, \
+         --token-url, --issuer or --provider",
+    ] {
+        assert!(help.contains(needle), "--help should say {needle:?}");
+    }
+}
