@@ -2,7 +2,9 @@
 //! GitHub Actions, Azure, Google's credentials), what it is used as in the run's flow, and the
 //! options it contradicts.
 //!
-//! A new source is one more entry in [`SOURCE_OPTIONS`] and one more arm in [`workload`].
+//! A new source is one more entry in [`SOURCE_OPTIONS`] and one more arm in [`workload`]; one
+//! that brings its own client (Azure) or its own token source (Google) is also a [`Kind`],
+//! handled in `build::build_source`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
