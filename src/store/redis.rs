@@ -127,6 +127,20 @@ return 1
 /// value: give each process its own (two sources in one process sharing one store are one
 /// holder to it).
 ///
+/// Every key is under the prefix (the namespace), and every key but the salt has a TTL.
+/// Entries carry their format version inside (the [`Codec`]'s envelope, format 1), not in
+/// their name: during a rolling upgrade old and new processes share one Redis, and a version
+/// in the name would split the fleet, each half blind to the refresh token the other rotated.
+/// A release may add fields within format 1 (older releases ignore them) and reads every
+/// earlier format, so a fleet rolls onto a new release without losing its tokens
+/// (`tests/redis_entries.rs`).
+///
+/// Redis replicates asynchronously, so a failover can lose the last writes; with
+/// [`durability`](Self::durability) a rotated refresh token is on the replicas before it is
+/// used (`tests/redis_failover.rs`). Behind Redis Sentinel, connect with
+/// [`connect_sentinel`](Self::connect_sentinel): after a failover the store reaches the new
+/// primary. Redis Cluster is not supported yet.
+///
 /// Entries that are corrupt, written by a newer version of the crate, sealed under another key
 /// or not sealed when they should be are misses, logged without their contents. When Redis
 /// cannot be reached every call fails within the
