@@ -208,3 +208,39 @@ async fn with_durability_a_rotated_refresh_token_survives_a_failover() {
     assert_eq!(after.next_process.as_deref(), Ok("at-2"));
     assert_eq!(after.rt1_sent, 1);
 }
+
+/// A password in a Sentinel URL never shows: not in the store's `Debug`, not in the error when
+/// no Sentinel answers (which comes within the operation timeout).
+#[tokio::test]
+async fn a_sentinel_password_never_shows() {
+    let store = RedisStore::sentinel_lazy(
+        [format!(
+            "redis://:pw-SECRET-1@127.0.0.1:{}",
+            redis_support::free_port()
+        )],
+        SERVICE,
+    )
+    .unwrap()
+    .operation_timeout(Duration::from_millis(500));
+    let shown = format!("{store:?}");
+    assert!(
+        !shown.contains("SECRET") && shown.contains("[redacted]@127.0.0.1"),
+        "{shown}"
+    );
+    let started = std::time::Instant::now();
+    let key = ClientCredentials::new().cache_key(&OAuthClient::builder("id").build().unwrap());
+    let error = store.load(&key).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(error, oauth_layer::Error::Store(_)), "{error:?}");
+    assert!(
+        !format!("{error} {error:?}").contains("SECRET"),
+        "{error:?}"
+    );
+
+    let error = RedisStore::sentinel_lazy(Vec::<String>::new(), SERVICE).unwrap_err();
+    assert!(matches!(error, oauth_layer::Error::Config(_)), "{error:?}");
+}
