@@ -1,8 +1,10 @@
 //! `oauth-fetch`'s workload identity options, run as the compiled binary against wiremock:
 //! each credential source (a file, a URL, a command, GitHub Actions, Azure) reaches the token
 //! endpoint as the client assertion, the jwt-bearer grant's assertion or the token exchange's
-//! subject token, read again for each run; contradictory options are usage errors naming
-//! both; and the credential never reaches stdout or stderr, `-v` and `--output json` included.
+//! subject token, read again for each run; Google's credentials (a file of each type, the
+//! application default credentials down to a fake metadata server) get their own tokens;
+//! contradictory options are usage errors naming both; and the credential never reaches
+//! stdout or stderr, `-v` and `--output json` included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod test_keys;
@@ -39,6 +41,10 @@ const INHERITED: &[&str] = &[
     "AZURE_CLIENT_ID",
     "AZURE_TENANT_ID",
     "AZURE_AUTHORITY_HOST",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES",
+    "CLOUDSDK_CONFIG",
+    "GCE_METADATA_HOST",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "ALL_PROXY",
@@ -840,4 +846,622 @@ async fn contradictory_options_are_refused_naming_both() {
         fetch(&args).await.assert_usage_error(needles);
     }
     assert!(forms_at(&mock, "/token").await.is_empty());
+}
+
+// ---------------------------------------------------------------- Google's credentials
+
+const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
+const ROBOT: &str = "robot@demo-project.iam.gserviceaccount.com";
+const USER_CLIENT_SECRET: &str = "d-FL95Q19q7MQmFpd7hHD0Ty";
+const USER_REFRESH_TOKEN: &str = "1//0gVtRZr3WFzGvCgYIARAAGBASNwF-L9IrV6xHqWkA";
+const POOL_AUDIENCE: &str =
+    "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/pool/providers/k8s";
+const METADATA_TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
+
+/// A service account key file whose token_uri is `token_uri`.
+fn service_account_json(token_uri: &str) -> String {
+    serde_json::json!({
+        "type": "service_account",
+        "project_id": "demo-project",
+        "private_key_id": "0123456789abcdef",
+        "private_key": test_keys::RSA_PRIVATE,
+        "client_email": ROBOT,
+        "client_id": "1234567890",
+        "token_uri": token_uri,
+    })
+    .to_string()
+}
+
+/// gcloud's file after `gcloud auth application-default login`, refreshing at `token_uri`.
+fn authorized_user_json(token_uri: &str) -> String {
+    serde_json::json!({
+        "type": "authorized_user",
+        "client_id": "764086051850-6qr4p6gpi6hn506pt8ejuq83di341hur.apps.googleusercontent.com",
+        "client_secret": USER_CLIENT_SECRET,
+        "refresh_token": USER_REFRESH_TOKEN,
+        "token_uri": token_uri,
+    })
+    .to_string()
+}
+
+/// An `external_account` file exchanging at `sts` (a token URL) what `source` gives.
+fn external_account_json(sts: &str, source: serde_json::Value) -> String {
+    serde_json::json!({
+        "type": "external_account",
+        "audience": POOL_AUDIENCE,
+        "subject_token_type": JWT_TOKEN_TYPE,
+        "token_url": sts,
+        "credential_source": source,
+    })
+    .to_string()
+}
+
+/// The lines of the test key's PEM body: none may ever be printed.
+fn private_key_lines() -> Vec<&'static str> {
+    test_keys::RSA_PRIVATE
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect()
+}
+
+/// The claims of a JWT `assertion`.
+fn claims(assertion: &str) -> serde_json::Value {
+    let payload = assertion.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// A fake metadata server: its probe (`GET /`) and the default service account's token, each
+/// only when asked with `Metadata-Flavor: Google`, and answered with it.
+async fn metadata_fake() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/"))
+        .and(header("Metadata-Flavor", "Google"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Metadata-Flavor", "Google")
+                .set_body_string("computeMetadata/\n"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(METADATA_TOKEN_PATH))
+        .and(header("Metadata-Flavor", "Google"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Metadata-Flavor", "Google")
+                .set_body_json(serde_json::json!({
+                    "access_token": ACCESS_TOKEN,
+                    "expires_in": 3599,
+                    "token_type": "Bearer",
+                })),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+/// `--google-credentials` with a service account key file signs a JWT bearer assertion for
+/// `--scope` (cloud-platform without one) at the file's token_uri, and with an authorized_user
+/// file refreshes its refresh token there; `-v` says whose credentials they are, and neither
+/// the private key, the refresh token, the client secret, the assertion nor the token shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_credentials_files_get_tokens_at_their_token_uri() {
+    let mock = token_server("/token").await;
+    let dir = TempDir::new("google-files");
+    let token_uri = format!("{}/token", mock.uri());
+    let api = format!("{}/api/items", mock.uri());
+    let account = dir.write("sa.json", &service_account_json(&token_uri));
+    let user = dir.write("user.json", &authorized_user_json(&token_uri));
+    let mut secrets = private_key_lines();
+    secrets.extend([USER_CLIENT_SECRET, USER_REFRESH_TOKEN, ACCESS_TOKEN]);
+
+    for extra in [
+        "--scope https://www.googleapis.com/auth/pubsub --google-credential-type service_account",
+        "--output json",
+    ] {
+        let mut args = cli("--google-credentials {} -v {}", [&account, &api]);
+        args.extend(extra.split_whitespace().map(str::to_owned));
+        let out = fetch(&args).await;
+        out.assert_code(0);
+        out.assert_no_secrets(&secrets);
+        assert!(
+            out.stderr.contains(&format!(
+                "token: Google credentials: service_account {ROBOT}"
+            )),
+            "{out:#?}"
+        );
+        assert!(out.stderr.contains("token: fetched"), "{out:#?}");
+        assert!(out.stdout.contains("hello from the API"), "{out:#?}");
+    }
+    let forms = forms_at(&mock, "/token").await;
+    assert_eq!(forms.len(), 2);
+    for (form, scope) in forms
+        .iter()
+        .zip(["https://www.googleapis.com/auth/pubsub", CLOUD_PLATFORM])
+    {
+        assert_eq!(
+            field(form, "grant_type"),
+            Some(JWT_BEARER_GRANT),
+            "{form:?}"
+        );
+        let assertion = field(form, "assertion").unwrap();
+        let claims = claims(assertion);
+        assert_eq!(claims["iss"], ROBOT);
+        assert_eq!(claims["aud"], token_uri.as_str());
+        assert_eq!(claims["scope"], scope);
+        assert_eq!(field(form, "client_secret"), None, "{form:?}");
+    }
+    let assertion = field(&forms[0], "assertion").unwrap().to_owned();
+
+    let out = fetch(&cli(
+        "--google-credentials {} --google-credential-type authorized_user \
+         --google-credential-type service_account -v {}",
+        [&user, &api],
+    ))
+    .await;
+    out.assert_code(0);
+    out.assert_no_secrets(&secrets);
+    out.assert_no_secrets(&[&assertion]);
+    assert!(
+        out.stderr
+            .contains("token: Google credentials: authorized_user 764086051850"),
+        "{out:#?}"
+    );
+    let forms = forms_at(&mock, "/token").await;
+    assert_eq!(forms.len(), 3);
+    assert_eq!(field(&forms[2], "grant_type"), Some("refresh_token"));
+    assert_eq!(field(&forms[2], "refresh_token"), Some(USER_REFRESH_TOKEN));
+}
+
+/// An external_account file whose source is a token file is exchanged at its STS (here a
+/// loopback wiremock) for the scopes; one whose source is a program runs it only with
+/// `--allow-executables`, and without it is refused before anything runs or is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_account_file_exchanges_its_token_and_runs_programs_only_when_allowed() {
+    let mock = token_server("/v1/token").await;
+    let dir = TempDir::new("google-external");
+    let sts = format!("{}/v1/token", mock.uri());
+    let api = format!("{}/api/items", mock.uri());
+    let subject = platform_token("k8s-workload", 600);
+    let token_file = dir.write("k8s-token", &subject);
+    let file = dir.write(
+        "external.json",
+        &external_account_json(&sts, serde_json::json!({ "file": token_file })),
+    );
+
+    let out = fetch(&cli(
+        "--google-credentials {} --google-credential-type external_account -v {}",
+        [&file, &api],
+    ))
+    .await;
+    out.assert_code(0);
+    out.assert_no_secrets(&[&subject, ACCESS_TOKEN]);
+    assert!(out.stderr.contains("token: fetched"), "{out:#?}");
+    let forms = forms_at(&mock, "/v1/token").await;
+    assert_eq!(forms.len(), 1);
+    assert_eq!(field(&forms[0], "grant_type"), Some(TOKEN_EXCHANGE_GRANT));
+    assert_eq!(field(&forms[0], "subject_token"), Some(subject.as_str()));
+    assert_eq!(field(&forms[0], "subject_token_type"), Some(JWT_TOKEN_TYPE));
+    assert_eq!(field(&forms[0], "audience"), Some(POOL_AUDIENCE));
+    assert_eq!(field(&forms[0], "scope"), Some(CLOUD_PLATFORM));
+
+    // A program as the source: refused without --allow-executables, run with it.
+    let marker = dir.path().join("ran");
+    let from_program = platform_token("from-program", 600);
+    let expires = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let program = dir.write(
+        "get-token",
+        &format!(
+            "#!/bin/sh\ntouch '{}'\necho '{{\"version\": 1, \"success\": true, \"token_type\": \
+             \"{JWT_TOKEN_TYPE}\", \"id_token\": \"{from_program}\", \"expiration_time\": \
+             {expires}}}'\n",
+            marker.display()
+        ),
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let file = dir.write(
+        "executable.json",
+        &external_account_json(
+            &sts,
+            serde_json::json!({ "executable": { "command": program, "timeout_millis": 5000 } }),
+        ),
+    );
+    let refused = fetch(&cli("--google-credentials {} -v {}", [&file, &api])).await;
+    refused.assert_usage_error(&["--google-credentials", "--allow-executables"]);
+    // GOOGLE_APPLICATION_CREDENTIALS naming it: the same for --google-adc.
+    let home = TempDir::new("google-external-home");
+    let refused = fetch_with(
+        &cli("--google-adc {}", [&api]),
+        &[
+            ("GOOGLE_APPLICATION_CREDENTIALS", file.as_str()),
+            ("HOME", home.path().to_str().unwrap()),
+        ],
+    )
+    .await;
+    refused.assert_usage_error(&["--google-adc", "--allow-executables"]);
+    assert!(
+        !marker.exists(),
+        "a program ran without --allow-executables"
+    );
+    assert_eq!(forms_at(&mock, "/v1/token").await.len(), 1);
+
+    let out = fetch(&cli(
+        "--google-credentials {} --allow-executables -v {}",
+        [&file, &api],
+    ))
+    .await;
+    out.assert_code(0);
+    out.assert_no_secrets(&[&from_program, ACCESS_TOKEN]);
+    assert!(marker.exists(), "the allowed program did not run");
+    let forms = forms_at(&mock, "/v1/token").await;
+    assert_eq!(forms.len(), 2);
+    assert_eq!(
+        field(&forms[1], "subject_token"),
+        Some(from_program.as_str())
+    );
+}
+
+/// `--google-adc` reads the environment the library reads: GOOGLE_APPLICATION_CREDENTIALS
+/// first (over gcloud's file and a metadata server that are there too), then gcloud's file in
+/// CLOUDSDK_CONFIG, and with neither the metadata server at GCE_METADATA_HOST, asked and
+/// believed with `Metadata-Flavor: Google`. With nothing there, a usage error lists each step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_adc_takes_the_first_of_the_environment_file_gcloud_and_the_metadata_server() {
+    let account_server = token_server("/token").await;
+    let user_server = token_server("/token").await;
+    let metadata = metadata_fake().await;
+    let api = format!("{}/api/items", account_server.uri());
+    let home = TempDir::new("google-adc-home");
+    let gcloud = home.path().join(".config/gcloud");
+    std::fs::create_dir_all(&gcloud).unwrap();
+    std::fs::write(
+        gcloud.join("application_default_credentials.json"),
+        authorized_user_json(&format!("{}/token", user_server.uri())),
+    )
+    .unwrap();
+    let dir = TempDir::new("google-adc");
+    let account = dir.write(
+        "sa.json",
+        &service_account_json(&format!("{}/token", account_server.uri())),
+    );
+    let home_dir = home.path().to_str().unwrap();
+    let metadata_host = metadata.address().to_string();
+    let mut secrets = private_key_lines();
+    secrets.extend([USER_CLIENT_SECRET, USER_REFRESH_TOKEN, ACCESS_TOKEN]);
+
+    // 1. GOOGLE_APPLICATION_CREDENTIALS, though gcloud's file and a metadata server are there.
+    let out = fetch_with(
+        &cli("--google-adc -v {}", [&api]),
+        &[
+            ("GOOGLE_APPLICATION_CREDENTIALS", account.as_str()),
+            ("HOME", home_dir),
+            ("GCE_METADATA_HOST", &metadata_host),
+        ],
+    )
+    .await;
+    out.assert_code(0);
+    out.assert_no_secrets(&secrets);
+    assert!(
+        out.stderr.contains(&format!(
+            "token: Google credentials: service_account {ROBOT} (GOOGLE_APPLICATION_CREDENTIALS"
+        )),
+        "{out:#?}"
+    );
+    let forms = forms_at(&account_server, "/token").await;
+    assert_eq!(forms.len(), 1);
+    assert_eq!(
+        claims(field(&forms[0], "assertion").unwrap())["scope"],
+        CLOUD_PLATFORM
+    );
+    assert!(forms_at(&user_server, "/token").await.is_empty());
+
+    // 2. gcloud's file, in CLOUDSDK_CONFIG (HOME names an empty directory).
+    let empty = TempDir::new("google-adc-empty");
+    let out = fetch_with(
+        &cli("--google-adc -v {}", [&api]),
+        &[
+            ("CLOUDSDK_CONFIG", gcloud.to_str().unwrap()),
+            ("HOME", empty.path().to_str().unwrap()),
+            ("GCE_METADATA_HOST", &metadata_host),
+        ],
+    )
+    .await;
+    out.assert_code(0);
+    out.assert_no_secrets(&secrets);
+    assert!(out.stderr.contains("(gcloud file"), "{out:#?}");
+    let forms = forms_at(&user_server, "/token").await;
+    assert_eq!(forms.len(), 1);
+    assert_eq!(field(&forms[0], "refresh_token"), Some(USER_REFRESH_TOKEN));
+    assert!(metadata.received_requests().await.unwrap().is_empty());
+
+    // 3. Nothing else: the metadata server, with --scope.
+    let out = fetch_with(
+        &cli(
+            "--google-adc --scope https://www.googleapis.com/auth/pubsub -v {}",
+            [&api],
+        ),
+        &[
+            ("HOME", empty.path().to_str().unwrap()),
+            ("GCE_METADATA_HOST", &metadata_host),
+        ],
+    )
+    .await;
+    out.assert_code(0);
+    out.assert_no_secrets(&[ACCESS_TOKEN]);
+    assert!(
+        out.stderr.contains(&format!(
+            "token: Google credentials: default service account (metadata server http://{metadata_host})"
+        )),
+        "{out:#?}"
+    );
+    assert!(out.stderr.contains("token: fetched"), "{out:#?}");
+    let asked: Vec<_> = metadata
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == METADATA_TOKEN_PATH)
+        .collect();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].headers.get("metadata-flavor").unwrap(), "Google");
+    assert!(
+        asked[0]
+            .url
+            .query_pairs()
+            .any(|(k, v)| k == "scopes" && v == "https://www.googleapis.com/auth/pubsub"),
+        "{:?}",
+        asked[0].url
+    );
+
+    // Nothing at all: every step and why, exit code 2, nothing sent.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let out = fetch_with(
+        &cli("--google-adc {}", [&api]),
+        &[
+            ("HOME", empty.path().to_str().unwrap()),
+            ("GCE_METADATA_HOST", &closed),
+        ],
+    )
+    .await;
+    out.assert_usage_error(&[
+        "--google-adc",
+        "none found",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "gcloud file",
+        "metadata server",
+    ]);
+}
+
+/// A Google credentials file of a type not named is refused before anything is sent, naming
+/// the type it is and nothing from inside it; so is one GOOGLE_APPLICATION_CREDENTIALS names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_google_credentials_file_of_another_type_is_refused_naming_the_type() {
+    let mock = token_server("/token").await;
+    let dir = TempDir::new("google-type");
+    let api = format!("{}/api/items", mock.uri());
+    let user = dir.write(
+        "user.json",
+        &authorized_user_json(&format!("{}/token", mock.uri())),
+    );
+    let account = dir.write(
+        "sa.json",
+        &service_account_json(&format!("{}/token", mock.uri())),
+    );
+    let mut secrets = private_key_lines();
+    secrets.extend([USER_CLIENT_SECRET, USER_REFRESH_TOKEN]);
+
+    let out = fetch(&cli(
+        "--google-credentials {} --google-credential-type service_account -v {}",
+        [&user, &api],
+    ))
+    .await;
+    out.assert_usage_error(&["--google-credentials", "authorized_user", "service_account"]);
+    out.assert_no_secrets(&secrets);
+
+    let out = fetch(&cli(
+        "--google-credentials {} --google-credential-type external_account \
+         --google-credential-type authorized_user {}",
+        [&account, &api],
+    ))
+    .await;
+    out.assert_usage_error(&["--google-credentials", "of type service_account"]);
+    out.assert_no_secrets(&secrets);
+
+    let home = TempDir::new("google-type-home");
+    let out = fetch_with(
+        &cli(
+            "--google-adc --google-credential-type service_account {}",
+            [&api],
+        ),
+        &[
+            ("GOOGLE_APPLICATION_CREDENTIALS", user.as_str()),
+            ("HOME", home.path().to_str().unwrap()),
+        ],
+    )
+    .await;
+    out.assert_usage_error(&["--google-adc", "authorized_user"]);
+    out.assert_no_secrets(&secrets);
+
+    // A type clap does not know, and a file that is not there.
+    fetch(&cli(
+        "--google-credentials {} --google-credential-type impersonated_service_account {}",
+        [&user, &api],
+    ))
+    .await
+    .assert_usage_error(&["--google-credential-type", "service_account"]);
+    let missing = dir.path().join("missing.json");
+    fetch(&cli(
+        "--google-credentials {} {}",
+        [missing.to_str().unwrap(), &api],
+    ))
+    .await
+    .assert_usage_error(&["--google-credentials", "missing.json"]);
+    assert!(forms_at(&mock, "/token").await.is_empty());
+}
+
+/// Google's credentials make their own token requests: another flow, the client's and the
+/// endpoint's options, a store and the other sources are usage errors naming both, and
+/// `--google-credential-type` and `--allow-executables` go with them only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_credentials_refuse_the_options_they_contradict_naming_both() {
+    let mock = token_server("/token").await;
+    let dir = TempDir::new("google-refused");
+    let account = dir.write(
+        "sa.json",
+        &service_account_json(&format!("{}/token", mock.uri())),
+    );
+    let token = platform_token("refused", 600);
+    let token_file = dir.write("token", &token);
+    let key = dir.write("key.pem", test_keys::RSA_PRIVATE);
+    let api = format!("{}/api/items", mock.uri());
+    let token_url = format!("{}/token", mock.uri());
+    let cache = dir.path().join("cache");
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "--google-adc --flow password",
+            &["--flow password", "--google-adc"],
+        ),
+        (
+            "--google-credentials {a} --flow token-exchange",
+            &["--flow token-exchange", "--google-credentials"],
+        ),
+        (
+            "--google-credentials {a} --flow jwt-bearer",
+            &["--flow jwt-bearer", "--google-credentials"],
+        ),
+        (
+            "--google-adc --client-id app",
+            &["--client-id", "--google-adc"],
+        ),
+        (
+            "--google-credentials {a} --client-secret hunter2-secret",
+            &["--client-secret", "--google-credentials"],
+        ),
+        (
+            "--google-adc --token-url {t}",
+            &["--token-url", "--google-adc"],
+        ),
+        (
+            "--google-adc --issuer https://issuer.example",
+            &["--issuer", "--google-adc"],
+        ),
+        (
+            "--google-adc --provider google --client-id app",
+            &["--provider", "--google-adc"],
+        ),
+        (
+            "--google-credentials {a} --key {k}",
+            &["--key", "--google-credentials"],
+        ),
+        (
+            "--google-adc --auth-method private-key-jwt",
+            &["--auth-method", "--google-adc"],
+        ),
+        ("--google-adc --dpop", &["--dpop", "--google-adc"]),
+        (
+            "--google-adc --audience aud",
+            &["--audience", "--google-adc"],
+        ),
+        ("--google-adc --cache {c}", &["--cache", "--google-adc"]),
+        (
+            "--google-adc --google-credentials {a}",
+            &["--google-adc", "--google-credentials", "give one"],
+        ),
+        (
+            "--assertion-file {f} --google-adc",
+            &["--assertion-file", "--google-adc", "give one"],
+        ),
+        (
+            "--google-credentials {a} --azure-workload-identity",
+            &["--google-credentials", "--azure-workload-identity"],
+        ),
+        (
+            "--token-url {t} --client-id app --assertion-file {f} --allow-executables",
+            &[
+                "--allow-executables",
+                "--google-credentials",
+                "--google-adc",
+            ],
+        ),
+        (
+            "--token-url {t} --client-id app --assertion-file {f} \
+             --google-credential-type service_account",
+            &[
+                "--google-credential-type",
+                "--google-credentials",
+                "--google-adc",
+            ],
+        ),
+    ];
+    for (options, needles) in cases {
+        let mut args: Vec<String> = options
+            .split_whitespace()
+            .map(|w| {
+                w.replace("{a}", &account)
+                    .replace("{f}", &token_file)
+                    .replace("{k}", &key)
+                    .replace("{t}", &token_url)
+                    .replace("{c}", cache.to_str().unwrap())
+            })
+            .collect();
+        args.push(api.clone());
+        let out = fetch(&args).await;
+        eprintln!("case: {options}");
+        out.assert_usage_error(needles);
+        let mut secrets = private_key_lines();
+        secrets.extend([token.as_str(), "hunter2-secret"]);
+        out.assert_no_secrets(&secrets);
+    }
+
+    // A client secret in the environment contradicts them as well; a Redis URL there is not
+    // theirs to use, so it is left alone.
+    let out = fetch_with(
+        &cli("--google-credentials {} {}", [&account, &api]),
+        &[("OAUTH_CLIENT_SECRET", "hunter2-secret")],
+    )
+    .await;
+    out.assert_usage_error(&["OAUTH_CLIENT_SECRET", "--google-credentials"]);
+    out.assert_no_secrets(&["hunter2-secret"]);
+    assert!(forms_at(&mock, "/token").await.is_empty());
+    let out = fetch_with(
+        &cli("--google-credentials {} {}", [&account, &api]),
+        &[("OAUTH_REDIS", "redis://:hunter2-secret@127.0.0.1:1/")],
+    )
+    .await;
+    out.assert_code(0);
+    out.assert_no_secrets(&["hunter2-secret", ACCESS_TOKEN]);
+    assert!(!cache.exists());
+}
+
+/// `--help` lists the Google options, the default scope and what they do not go with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_describes_the_google_options() {
+    let out = fetch(&["--help".to_owned()]).await;
+    out.assert_code(0);
+    let help = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        "--google-adc",
+        "--google-credentials <FILE>",
+        "--google-credential-type <TYPE>",
+        "--allow-executables",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "CLOUDSDK_CONFIG",
+        "GCE_METADATA_HOST",
+        "(default `https://www.googleapis.com/auth/cloud-platform`)",
+        "go with the default flow only and not with --client-id, --client-secret, --key, \
+         --token-url, --issuer or --provider",
+    ] {
+        assert!(help.contains(needle), "--help should say {needle:?}");
+    }
 }

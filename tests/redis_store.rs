@@ -8,9 +8,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod redis_support;
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,116 +20,11 @@ use oauth_layer::store::{CacheKey, RedisStore, TokenStore};
 use oauth_layer::{Error, OAuthClient, RetryPolicy, Token, TokenSource};
 use secrecy::ExposeSecret;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use common::Idp;
-
-/// A `redis-server` child process on a loopback port, killed when dropped.
-struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    password: Option<String>,
-}
-
-impl RedisServer {
-    async fn start() -> Self {
-        Self::start_on(free_port(), None).await
-    }
-
-    async fn start_on(port: u16, password: Option<&str>) -> Self {
-        let mut command = Command::new("redis-server");
-        command
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(password) = password {
-            command.args(["--requirepass", password]);
-        }
-        let child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "redis-server is not installed; these tests need it: \
-                 `apt-get install redis-server` (CI's .ci/run installs it)"
-            ),
-            Err(e) => panic!("cannot start redis-server: {e}"),
-        };
-        let mut server = Self {
-            child: Some(child),
-            port,
-            password: password.map(str::to_owned),
-        };
-        server.wait_until_ready().await;
-        server
-    }
-
-    /// Waits until the server answers `PING` (`NOAUTH` counts: it is up).
-    async fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "redis-server exited at start ({status}); is port {} free?",
-                    self.port
-                );
-            }
-            if let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
-                let mut reply = [0u8; 16];
-                if tcp.write_all(b"PING\r\n").await.is_ok()
-                    && let Ok(n) = tcp.read(&mut reply).await
-                    && (reply[..n].starts_with(b"+PONG") || reply[..n].starts_with(b"-NOAUTH"))
-                {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server never answered PING"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        match &self.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
-            None => format!("redis://127.0.0.1:{}", self.port),
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// A plain connection for looking at (and tampering with) what the store wrote.
-    async fn raw(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use redis_support::{RedisServer, free_port};
 
 fn key() -> CacheKey {
     ClientCredentials::new().cache_key(&OAuthClient::builder("redis-test").build().unwrap())
@@ -343,7 +238,7 @@ async fn requests_keep_working_while_redis_is_down_and_the_store_recovers() {
     assert!(matches!(err, Error::Store(_)), "{err:?}");
     assert_eq!(access(&source.token().await.unwrap()), "tok-2");
 
-    let redis = RedisServer::start_on(redis.port, None).await;
+    let redis = RedisServer::start_on(redis.port(), None).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while store.load(&k).await.is_err() {
         assert!(Instant::now() < deadline, "the store never reconnected");

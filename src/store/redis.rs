@@ -10,16 +10,22 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisError, Script, ScriptInvocation};
 use async_trait::async_trait;
+use tokio::sync::OnceCell;
 use url::Url;
 use zeroize::Zeroizing;
 
 use super::{CacheKey, Codec, KeySalt, RenewalLock, TokenStore};
 
+mod durability;
 #[cfg(feature = "dpop")]
 mod nonces;
+mod target;
+
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::token::Token;
+pub use durability::RedisDurability;
+use target::Target;
 
 /// Default key prefix.
 const DEFAULT_PREFIX: &str = "oauth-layer:";
@@ -39,6 +45,8 @@ const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 /// The first and the longest pause between two attempts at a lock another process holds.
 const LOCK_POLL_MIN: Duration = Duration::from_millis(20);
 const LOCK_POLL_MAX: Duration = Duration::from_millis(500);
+/// The pause between two attempts at a durable write that replicas did not confirm.
+const DURABLE_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Deletes the lock only if it still holds this holder's fencing value, so a holder whose lock
 /// expired never frees the lock a later holder took.
@@ -61,9 +69,18 @@ return 0
 /// Writes the entry `KEYS[2]` only while the lock `KEYS[1]` holds this holder's fencing value
 /// (`ARGV[1]`), in one step, so that a holder whose lock expired or was taken over never
 /// overwrites the newer holder's token: 1 when written, 0 when refused.
+///
+/// When `ARGV[4]` is `1` (a durable write tried again, see [`RedisDurability`]) a lock that is
+/// absent is taken back for `ARGV[5]` milliseconds first: a failover can promote a replica that
+/// never received the lock, and the holder's token must still land on the new primary. A lock
+/// another holder took is still a refusal.
 const FENCED_SAVE_SCRIPT: &str = r#"
-if redis.call("GET", KEYS[1]) ~= ARGV[1] then
-    return 0
+local holder = redis.call("GET", KEYS[1])
+if holder ~= ARGV[1] then
+    if holder or ARGV[4] ~= "1" then
+        return 0
+    end
+    redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[5])
 end
 redis.call("SET", KEYS[2], ARGV[2], "PX", ARGV[3])
 return 1
@@ -110,6 +127,20 @@ return 1
 /// value: give each process its own (two sources in one process sharing one store are one
 /// holder to it).
 ///
+/// Every key is under the prefix (the namespace), and every key but the salt has a TTL.
+/// Entries carry their format version inside (the [`Codec`]'s envelope, format 1), not in
+/// their name: during a rolling upgrade old and new processes share one Redis, and a version
+/// in the name would split the fleet, each half blind to the refresh token the other rotated.
+/// A release may add fields within format 1 (older releases ignore them) and reads every
+/// earlier format, so a fleet rolls onto a new release without losing its tokens
+/// (`tests/redis_entries.rs`).
+///
+/// Redis replicates asynchronously, so a failover can lose the last writes; with
+/// [`durability`](Self::durability) a rotated refresh token is on the replicas before it is
+/// used (`tests/redis_failover.rs`). Behind Redis Sentinel, connect with
+/// [`connect_sentinel`](Self::connect_sentinel): after a failover the store reaches the new
+/// primary. Redis Cluster is not supported yet.
+///
 /// Entries that are corrupt, written by a newer version of the crate, sealed under another key
 /// or not sealed when they should be are misses, logged without their contents. When Redis
 /// cannot be reached every call fails within the
@@ -143,11 +174,13 @@ return 1
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    /// The Redis client (URL and credentials), for the first connection.
-    client: Client,
+    /// Where Redis is (URL and credentials, or Sentinels), for every new connection.
+    redis: Target,
     /// The connection, made on first use by [`connect_lazy`](Self::connect_lazy) stores and at
-    /// once by [`connect`](Self::connect); it reconnects by itself afterwards.
-    connection: Arc<tokio::sync::OnceCell<ConnectionManager>>,
+    /// once by [`connect`](Self::connect); it reconnects by itself afterwards. Behind Sentinels
+    /// a connection that fails is replaced by an empty cell, so the next call asks them for the
+    /// primary again.
+    connection: Arc<Mutex<Arc<OnceCell<ConnectionManager>>>>,
     /// The URL without its user information, query or fragment, for `Debug`.
     target: Arc<str>,
     /// The password from the URL, scrubbed from any error text Redis produces.
@@ -160,6 +193,7 @@ pub struct RedisStore {
     lock_wait: Option<Duration>,
     operation_timeout: Duration,
     refresh_token_ttl: Duration,
+    durability: RedisDurability,
     scripts: Arc<Scripts>,
     /// The renewal locks this store and its clones hold, by lock key.
     held: Arc<Mutex<HashMap<String, Holding>>>,
@@ -254,8 +288,68 @@ impl RedisStore {
                 scrubbed(&e, password.as_ref().map(|p| p.as_str()))
             ))
         })?;
-        Ok(Self {
-            client,
+        Ok(Self::on(Target::Direct(client), target, password))
+    }
+
+    /// Connects to the primary that the Sentinels at `sentinels` (`redis://[[user]:password@]host:port[/db]`
+    /// each) name for `service`, waiting at most the default operation timeout (2 s). The
+    /// primary is reached with the user name, password and database of the first URL (one
+    /// password for Sentinels and servers). After a failover the next connection asks the
+    /// Sentinels again and reaches the new primary; pair it with
+    /// [`durability`](Self::durability) so that no rotated refresh token is lost in one.
+    ///
+    /// Errors as [`connect`](Self::connect); an empty list is an [`Error::Config`].
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use oauth_layer::store::{RedisDurability, RedisStore};
+    ///
+    /// # async fn run() -> oauth_layer::Result<()> {
+    /// let store = RedisStore::connect_sentinel(
+    ///     ["redis://sentinel-1:26379", "redis://sentinel-2:26379", "redis://sentinel-3:26379"],
+    ///     "oauth",
+    /// )
+    /// .await?
+    /// .durability(RedisDurability::replicas(1, Duration::from_secs(10)));
+    /// # let _ = store; Ok(()) }
+    /// ```
+    pub async fn connect_sentinel(
+        sentinels: impl IntoIterator<Item = impl AsRef<str>>,
+        service: impl AsRef<str>,
+    ) -> Result<Self> {
+        let store = Self::sentinel_lazy(sentinels, service)?;
+        store.connection().await.map_err(|failure| failure.error)?;
+        Ok(store)
+    }
+
+    /// Like [`connect_sentinel`](Self::connect_sentinel), but without connecting yet (see
+    /// [`connect_lazy`](Self::connect_lazy)).
+    pub fn sentinel_lazy(
+        sentinels: impl IntoIterator<Item = impl AsRef<str>>,
+        service: impl AsRef<str>,
+    ) -> Result<Self> {
+        let urls = sentinels
+            .into_iter()
+            .map(|u| Url::parse(u.as_ref()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::config(format!("invalid Redis Sentinel URL: {e}")))?;
+        let shown: Vec<String> = urls.iter().map(redacted).collect();
+        let target: Arc<str> =
+            format!("{} (Sentinels {})", service.as_ref(), shown.join(", ")).into();
+        let password = percent_decoded(urls.first().and_then(Url::password));
+        let sentinel = Target::sentinel(&urls, service.as_ref()).map_err(|e| {
+            Error::config(format!(
+                "invalid Redis Sentinel configuration {target}: {}",
+                scrubbed(&e, password.as_ref().map(|p| p.as_str()))
+            ))
+        })?;
+        Ok(Self::on(sentinel, target, password))
+    }
+
+    /// A store on `redis` with the default settings.
+    fn on(redis: Target, target: Arc<str>, password: Option<Zeroizing<String>>) -> Self {
+        Self {
+            redis,
             connection: Arc::default(),
             target,
             password: password.map(Arc::new),
@@ -266,6 +360,7 @@ impl RedisStore {
             lock_wait: None,
             operation_timeout: Self::DEFAULT_OPERATION_TIMEOUT,
             refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
+            durability: RedisDurability::Primary,
             scripts: Arc::new(Scripts {
                 release: Script::new(RELEASE_SCRIPT),
                 extend: Script::new(EXTEND_SCRIPT),
@@ -274,14 +369,19 @@ impl RedisStore {
             }),
             held: Arc::default(),
             salt: Arc::default(),
-        })
+        }
     }
 
     /// The connection, made now if it has not been yet. Callers that arrive while a first
     /// connection is being made wait for it, all within one operation timeout; when it fails
     /// the next call tries again.
     async fn connection(&self) -> std::result::Result<ConnectionManager, StoreFailure> {
-        if let Some(connection) = self.connection.get() {
+        let cell = self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(connection) = cell.get() {
             return Ok(connection.clone());
         }
         let config = ConnectionManagerConfig::new()
@@ -289,9 +389,10 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let first = self
-            .connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config));
+        let first = cell.get_or_try_init(|| async {
+            let client = self.redis.client().await?;
+            ConnectionManager::new_with_config(client, config).await
+        });
         match tokio::time::timeout(self.operation_timeout, first).await {
             Ok(Ok(connection)) => Ok(connection.clone()),
             Ok(Err(e)) => Err(StoreFailure {
@@ -439,6 +540,30 @@ impl RedisStore {
         self
     }
 
+    /// How many replicas must confirm a token write before it is done (default
+    /// [`RedisDurability::Primary`]: none, Redis's own default). With
+    /// [`RedisDurability::replicas`] a rotated refresh token is on that many replicas before the
+    /// source hands out the access token that came with it, so a failover cannot lose it; a
+    /// write not confirmed in time fails with [`Error::Store`] (the source then keeps the token
+    /// in memory and logs it). `WAIT` blocks the store's connection while it waits, so other
+    /// calls of this process wait with it.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use oauth_layer::store::{RedisDurability, RedisStore};
+    ///
+    /// # async fn run() -> oauth_layer::Result<()> {
+    /// let store = RedisStore::connect("redis://127.0.0.1")
+    ///     .await?
+    ///     .durability(RedisDurability::replicas(1, Duration::from_secs(5)));
+    /// # let _ = store; Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn durability(mut self, durability: RedisDurability) -> Self {
+        self.durability = durability;
+        self
+    }
+
     /// The clock that places a stored token's expiry in this process's time (default
     /// [`SystemClock`]); give it the client's clock when that is not the system's.
     ///
@@ -557,7 +682,19 @@ impl RedisStore {
         }
     }
 
+    /// Drops the connection, so the next call makes a new one (behind Sentinels: to the
+    /// primary they name then).
+    fn forget_connection(&self) {
+        *self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::default();
+    }
+
     fn failure(&self, what: &str, e: &RedisError) -> StoreFailure {
+        if self.redis.lost_primary(e) {
+            self.forget_connection();
+        }
         StoreFailure {
             wrong_type: e.code() == Some("WRONGTYPE"),
             error: Error::Store(format!(
@@ -569,6 +706,9 @@ impl RedisStore {
     }
 
     fn timed_out(&self, what: &str) -> StoreFailure {
+        if self.redis.follows_failover() {
+            self.forget_connection();
+        }
         StoreFailure {
             wrong_type: false,
             error: Error::Store(format!(
@@ -666,6 +806,124 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Writes the entry at once (Redis's default durability): fenced while this store holds
+    /// the lock for it, [`Error::LockLost`] when that lock is no longer this holder's.
+    async fn write(&self, token_key: &str, lock_key: &str, bytes: &[u8], ttl: u64) -> Result<()> {
+        let Some(fence) = self.fence_for(lock_key)? else {
+            let mut cmd = ::redis::cmd("SET");
+            cmd.arg(token_key).arg(bytes).arg("PX").arg(ttl);
+            let _: () = self.run("write", &cmd).await.map_err(|f| f.error)?;
+            return Ok(());
+        };
+        let mut invocation = self.scripts.save.key(lock_key);
+        invocation
+            .key(token_key)
+            .arg(&*fence)
+            .arg(bytes)
+            .arg(ttl)
+            .arg("0")
+            .arg(0);
+        match self.run_script::<i64>("write", &invocation).await {
+            Ok(1) => Ok(()),
+            Ok(_) => {
+                self.mark_lost(lock_key, &fence);
+                Err(lock_lost())
+            }
+            Err(f) => Err(f.error),
+        }
+    }
+
+    /// Writes the entry and `WAIT`s for `count` replicas in one pipeline, on one connection (a
+    /// `WAIT` sent on a reconnected connection would confirm nothing): how many confirmed.
+    /// `again` marks a retry, which takes back a lock a failover lost (see
+    /// [`FENCED_SAVE_SCRIPT`]).
+    #[allow(clippy::too_many_arguments)]
+    async fn write_durably(
+        &self,
+        token_key: &str,
+        lock_key: &str,
+        bytes: &[u8],
+        ttl: u64,
+        again: bool,
+        count: u32,
+        left: Duration,
+    ) -> Result<i64> {
+        let fence = self.fence_for(lock_key)?;
+        let mut pipe = ::redis::pipe();
+        match &fence {
+            None => {
+                pipe.cmd("SET")
+                    .arg(token_key)
+                    .arg(bytes)
+                    .arg("PX")
+                    .arg(ttl)
+                    .ignore();
+            }
+            Some(fence) => {
+                pipe.cmd("EVAL")
+                    .arg(FENCED_SAVE_SCRIPT)
+                    .arg(2)
+                    .arg(lock_key)
+                    .arg(token_key)
+                    .arg(&**fence)
+                    .arg(bytes)
+                    .arg(ttl)
+                    .arg(if again { "1" } else { "0" })
+                    .arg(millis(self.lock_ttl));
+            }
+        }
+        let wait = self.wait_bound(left);
+        pipe.cmd("WAIT").arg(count).arg(millis(wait));
+        let mut connection = self.connection().await.map_err(|f| f.error)?;
+        let bound = self.operation_timeout.saturating_add(wait);
+        let replies: Vec<i64> =
+            match tokio::time::timeout(bound, pipe.query_async(&mut connection)).await {
+                Ok(Ok(replies)) => replies,
+                Ok(Err(e)) => return Err(self.failure("durable write", &e).error),
+                Err(_) => return Err(self.timed_out("durable write").error),
+            };
+        match (fence, replies.as_slice()) {
+            (None, [confirmed]) | (Some(_), [1, confirmed]) => Ok(*confirmed),
+            (Some(fence), [_, _]) => {
+                self.mark_lost(lock_key, &fence);
+                Err(lock_lost())
+            }
+            _ => Err(Error::Store(format!(
+                "Redis at {} answered a durable write unexpectedly",
+                self.target
+            ))),
+        }
+    }
+
+    /// How long one `WAIT` may block: what is left of the durable write's time, and never
+    /// more than the operation timeout, so a failover is noticed and the write tried again.
+    fn wait_bound(&self, left: Duration) -> Duration {
+        left.min(self.operation_timeout)
+            .max(Duration::from_millis(1))
+    }
+
+    /// With [`RedisDurability::Replicas`], waits for the replicas to hold a lock just taken,
+    /// so a failover during the renewal keeps it. Not confirmed, the renewal goes on (logged):
+    /// its token write waits for the replicas again, and takes the lock back if it was lost.
+    async fn confirm_lock(&self) {
+        let RedisDurability::Replicas { count, within } = self.durability else {
+            return;
+        };
+        let mut cmd = ::redis::cmd("WAIT");
+        cmd.arg(count).arg(millis(self.wait_bound(within)));
+        match self.run::<i64>("lock confirmation", &cmd).await {
+            Ok(confirmed) if confirmed >= i64::from(count) => {}
+            Ok(confirmed) => tracing::warn!(
+                confirmed,
+                count,
+                "the Redis renewal lock is not on enough replicas yet; renewing anyway"
+            ),
+            Err(f) => tracing::warn!(error = %f.error, "the Redis renewal lock was not confirmed"),
+        }
+    }
+}
+
 /// A failed call, and whether Redis said the key holds another type (a foreign entry).
 struct StoreFailure {
     wrong_type: bool,
@@ -703,29 +961,41 @@ impl TokenStore for RedisStore {
 
     /// Writes the entry; while this store holds the renewal lock for `key`, only if Redis still
     /// holds this holder's fencing value ([`Error::LockLost`] otherwise).
+    ///
+    /// With [`RedisDurability::Replicas`] the write is done only once the replicas confirm it;
+    /// until then it is written again (behind Sentinels, to whichever server is the primary
+    /// by then), for at most the configured time.
     async fn save(&self, key: &CacheKey, token: &Token) -> Result<()> {
         let bytes = Zeroizing::new(self.codec.encode(key, token)?);
         let ttl = millis(self.entry_ttl(token));
         let (token_key, lock_key) = self.names(key).await?;
-        let Some(fence) = self.fence_for(&lock_key)? else {
-            let mut cmd = ::redis::cmd("SET");
-            cmd.arg(&token_key).arg(&bytes[..]).arg("PX").arg(ttl);
-            let _: () = self.run("write", &cmd).await.map_err(|f| f.error)?;
-            return Ok(());
+        let RedisDurability::Replicas { count, within } = self.durability else {
+            return self.write(&token_key, &lock_key, &bytes, ttl).await;
         };
-        let mut invocation = self.scripts.save.key(&lock_key);
-        invocation
-            .key(&token_key)
-            .arg(&*fence)
-            .arg(&bytes[..])
-            .arg(ttl);
-        match self.run_script::<i64>("write", &invocation).await {
-            Ok(1) => Ok(()),
-            Ok(_) => {
-                self.mark_lost(&lock_key, &fence);
-                Err(lock_lost())
+        let deadline = tokio::time::Instant::now() + within.min(LONGEST_EXPIRY);
+        let mut again = false;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let why = match self
+                .write_durably(&token_key, &lock_key, &bytes, ttl, again, count, left)
+                .await
+            {
+                Ok(confirmed) if confirmed >= i64::from(count) => return Ok(()),
+                Ok(confirmed) => format!("{confirmed} of {count} replicas confirmed it"),
+                Err(refused @ Error::LockLost(_)) => return Err(refused),
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Store(format!(
+                    "the token written to Redis at {} was not confirmed by {count} replicas \
+                     within {} ms ({why})",
+                    self.target,
+                    within.as_millis()
+                )));
             }
-            Err(f) => Err(f.error),
+            tracing::debug!(reason = %why, "Redis token write not yet confirmed; writing again");
+            again = true;
+            tokio::time::sleep(DURABLE_RETRY_PAUSE.min(left)).await;
         }
     }
 
@@ -773,6 +1043,7 @@ impl TokenStore for RedisStore {
                         lost: false,
                     },
                 );
+                self.confirm_lock().await;
                 let watchdog = tokio::spawn(self.clone().watch(lock_key.clone(), fence.clone()));
                 return Ok(Some(Box::new(RedisLock {
                     store: self.clone(),
@@ -851,6 +1122,7 @@ impl fmt::Debug for RedisStore {
             .field("lock_wait", &self.waiting_time())
             .field("operation_timeout", &self.operation_timeout)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("durability", &self.durability)
             .finish_non_exhaustive()
     }
 }

@@ -26,7 +26,7 @@ use crate::options::check_redirect_uri;
 use crate::options::{Options, Stop, usage};
 use crate::secret::read_key_file;
 use crate::store::open_store;
-use crate::workload::{JWT_TOKEN_TYPE, Kind, Role};
+use crate::workload::{GOOGLE_DEFAULT_SCOPE, Google, JWT_TOKEN_TYPE, Kind, Role};
 
 /// The endpoint a run cannot do without: discovery runs when it was not given.
 #[derive(Clone, Copy, PartialEq)]
@@ -127,6 +127,8 @@ fn new_client(
         client = match &workload.kind {
             Kind::Azure(azure) => azure.client_builder(),
             Kind::Source(source) => client.client_assertion(source.clone()),
+            // Its own requests (Role::OwnRequests): never the client's authentication.
+            Kind::Google(_) => client,
         };
     }
     // --key is the client's own (private_key_jwt) outside jwt-bearer, and there with the
@@ -196,6 +198,10 @@ fn new_client(
 }
 
 pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSource, Stop> {
+    // Google's credentials are a token source of their own.
+    if let Some(google) = o.workload.as_ref().and_then(|w| w.google()) {
+        return google_source(o, google, events).await;
+    }
     // A workload credential that is the grant's assertion or the subject token.
     let grant_source = o.workload.as_ref().and_then(|w| w.grant_source(&o.flow));
     // The key file comes first: a service account's names the token endpoint and client.
@@ -420,6 +426,48 @@ pub(crate) async fn build_source(o: &Options, events: &Events) -> Result<TokenSo
         other => unreachable!("--flow {other:?} was checked when parsing"),
     };
     store.check(&tokens).await?;
+    Ok(tokens)
+}
+
+/// The token source of Google's credentials, for `--scope` (or [`GOOGLE_DEFAULT_SCOPE`]):
+/// the application default credentials are looked for now, and `-v` says which were found
+/// (where, and who: an email or a client id, never a secret). Its token events come from the
+/// crate's tracing ([`crate::events::ResourceEvents`]), as the source is the crate's.
+async fn google_source(o: &Options, google: &Google, events: &Events) -> Result<TokenSource, Stop> {
+    let scopes = if o.scopes.is_empty() {
+        GOOGLE_DEFAULT_SCOPE.to_owned()
+    } else {
+        o.scopes.join(" ")
+    };
+    let (option, who, built) = match google {
+        Google::Adc(adc) => {
+            let found = adc
+                .find()
+                .await
+                .map_err(|e| usage(format!("--google-adc: {e}")))?;
+            ("--google-adc", found.describe(), found.token_source(scopes))
+        }
+        Google::File(file) => {
+            let file = file.load()?;
+            (
+                "--google-credentials",
+                file.describe(),
+                file.token_source(scopes),
+            )
+        }
+    };
+    let tokens = built.map_err(|e| {
+        if e.to_string().contains("executables are not allowed") {
+            usage(format!(
+                "{option}: the external_account file's credential source runs a program, which \
+                 runs only with --allow-executables (give it if you trust the file as much as \
+                 the program it names)"
+            ))
+        } else {
+            usage(format!("{option}: {}", config_text(&e)))
+        }
+    })?;
+    events.say(&format!("Google credentials: {who}"));
     Ok(tokens)
 }
 

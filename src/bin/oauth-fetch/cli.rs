@@ -385,20 +385,52 @@ pub(crate) struct WorkloadArgs {
     /// `https://graph.microsoft.com/.default`); not with --token-url, --issuer or --client-id.
     #[arg(long)]
     pub(crate) azure_workload_identity: bool,
+    /// Google's application default credentials: the file GOOGLE_APPLICATION_CREDENTIALS
+    /// names, else gcloud's application_default_credentials.json (in CLOUDSDK_CONFIG, else
+    /// $HOME/.config/gcloud), else the metadata server (GCE_METADATA_HOST, default
+    /// 169.254.169.254). --scope gives the scopes (default
+    /// `https://www.googleapis.com/auth/cloud-platform`).
+    #[arg(long)]
+    pub(crate) google_adc: bool,
+    /// A Google credentials file (service_account, authorized_user or external_account; see
+    /// --google-credential-type), read when the run starts. --scope gives the scopes (default
+    /// `https://www.googleapis.com/auth/cloud-platform`; an authorized_user keeps the scopes
+    /// it was granted).
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true, value_hint = clap::ValueHint::FilePath)]
+    pub(crate) google_credentials: Option<std::path::PathBuf>,
+    /// The type the Google credentials file must be (repeatable; default: any of them): a file
+    /// of another type is refused, naming its type. Also for the files --google-adc finds.
+    #[arg(
+        long,
+        value_name = "TYPE",
+        value_parser = ["service_account", "authorized_user", "external_account"],
+        hide_possible_values = false
+    )]
+    pub(crate) google_credential_type: Vec<String>,
+    /// Let an external_account file whose credential source is an executable run it
+    /// (--google-credentials, --google-adc; off by default, as such a file runs whatever
+    /// program it names). --google-adc also follows GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1.
+    #[arg(long)]
+    pub(crate) allow_executables: bool,
 }
 
 /// What a workload identity credential is used as, and how the sources are picked.
 const WORKLOAD_HELP: &str = "\
 Workload identity: --assertion-file, --assertion-url, --assertion-command,
---github-actions-audience and --azure-workload-identity each name where a short-lived
-credential comes from; give one at most. It is read again for each token request, never
-printed, and used as:
+--github-actions-audience, --azure-workload-identity, --google-adc and --google-credentials
+each name where a short-lived credential comes from; give one at most. It is read again for
+each token request, never printed, and used as:
   --flow jwt-bearer       the grant's assertion (RFC 7523 \u{a7}2.1); no --key, no --subject
   --flow token-exchange   the subject token (RFC 8693), of --subject-token-type (default
                           urn:ietf:params:oauth:token-type:jwt); not with --subject-token
   any other flow          the client's authentication: a client assertion (RFC 7523 \u{a7}2.2,
                           private-key-jwt), instead of --client-secret or --key
---azure-workload-identity is always the client's authentication.";
+--azure-workload-identity is always the client's authentication.
+--google-adc and --google-credentials are Google's credentials: they name their own client,
+token endpoint and grant (a service account's signed JWT, a refresh token, a token exchange
+at Google's STS, or the metadata server), so they go with the default flow only and not with
+--client-id, --client-secret, --key, --token-url, --issuer or --provider; their tokens are
+kept in memory only (no --cache, --redis or --identity).";
 
 /// Security profiles and the protocols they are made of.
 #[derive(Args)]

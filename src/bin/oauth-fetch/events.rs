@@ -188,9 +188,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
     }
 }
 
-/// With `-v` in the resource-first mode, what the crate's debug events say about the
-/// resources and their token sources (built by the crate, without the change hook that
-/// reports tokens in the other modes): `resource: discovered ISSUER (for RESOURCE)`,
+/// With `-v` in the resource-first mode and with Google's credentials, what the crate's debug
+/// events say about the resources and their token sources (built by the crate, without the
+/// change hook that reports tokens in the other modes): `resource: discovered ISSUER (for RESOURCE)`,
 /// `token: fetched`, `token: renewed` and `token: loaded from the store`. Only the fields
 /// named here are read, never a cache key.
 pub(crate) struct ResourceEvents {

@@ -161,7 +161,7 @@ mod workload;
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use oauth_layer::Action;
 
@@ -213,19 +213,22 @@ async fn main() -> ExitCode {
 
 /// Fetches the URLs (or revokes the token) the options name.
 async fn run(options: Options) -> Result<ExitCode, Stop> {
+    // Google's credentials are a token source the crate builds, as the resource-first mode's.
+    let google = options.workload.as_ref().and_then(|w| w.google()).is_some();
     let events = Events {
         verbose: options.verbose,
         obtained: Arc::new(AtomicU64::new(0)),
         stored: options.cache.is_some() || options.redis.is_some(),
         loaded: Arc::default(),
         resource_first: options.resource_first,
-        fresh: Arc::default(),
+        // The first token of Google's credentials is "fetched".
+        fresh: Arc::new(AtomicBool::new(google)),
     };
     if options.verbose {
         use tracing_subscriber::layer::SubscriberExt;
-        // The resource-first mode's sources are built by the crate, without the change hook:
-        // their events come from its tracing instead.
-        let resources = options.resource_first.then(|| ResourceEvents {
+        // The resource-first mode's sources and Google's are built by the crate, without the
+        // change hook: their events come from its tracing instead.
+        let resources = (options.resource_first || google).then(|| ResourceEvents {
             events: events.clone(),
         });
         // Ignoring the error is right: it only means a subscriber is already set.

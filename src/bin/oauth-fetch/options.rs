@@ -411,13 +411,16 @@ fn finish(mut o: Options) -> Result<Options, Stop> {
         // A preset's sign-in is its authorization code flow.
         o.flow = "auth-code".into();
     }
+    // Google's credentials make their own token requests, kept in memory.
+    let google = o.workload.as_ref().and_then(Workload::google).is_some();
     // A JWT bearer key file may name the token endpoint: that run keeps its own way.
     o.resource_first = !o.revoke
         && o.token_url.is_none()
         && o.issuer.is_none()
         && o.provider.is_none()
         && o.flow != "jwt-bearer"
-        && o.workload.as_ref().and_then(Workload::azure).is_none();
+        && o.workload.as_ref().and_then(Workload::azure).is_none()
+        && !google;
     if o.resource_first && !flow_given {
         // Someone pointing the tool at a resource is most likely a person.
         o.flow = "auth-code".into();
@@ -429,8 +432,8 @@ fn finish(mut o: Options) -> Result<Options, Stop> {
     // Secrets given as `@FILE` or `-`, read once every option is known and checked.
     let mut to_read: Vec<(&'static str, Given)> = Vec::new();
     // A Redis URL in the environment turns the Redis store on, unless --cache chose the
-    // other store; revoke keeps no tokens.
-    let redis_from_env = !o.revoke && o.cache.is_none();
+    // other store; revoke and Google's credentials keep no tokens there.
+    let redis_from_env = !o.revoke && o.cache.is_none() && !google;
     for (option, variable) in SECRET_OPTIONS {
         let field = o.secret_mut(option);
         match field.take().map(Given::from_arg) {

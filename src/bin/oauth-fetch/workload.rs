@@ -1,13 +1,17 @@
 //! Workload identity: the credential source the options name (a token file, a URL, a command,
-//! GitHub Actions, Azure), what it is used as in the run's flow, and the options it
-//! contradicts.
+//! GitHub Actions, Azure, Google's credentials), what it is used as in the run's flow, and the
+//! options it contradicts.
 //!
-//! A new source is one more entry in [`SOURCE_OPTIONS`] and one more arm in [`workload`].
+//! A new source is one more entry in [`SOURCE_OPTIONS`] and one more arm in [`workload`]; one
+//! that brings its own client (Azure) or its own token source (Google) is also a [`Kind`],
+//! handled in `build::build_source`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use oauth_layer::AuthMethod;
+use oauth_layer::credential::google::{ApplicationDefault, CredentialType, GoogleCredentials};
 use oauth_layer::credential::{
     AzureWorkloadIdentity, CommandSource, Credential, CredentialSource, FileSource, ResponseFormat,
     UrlSource,
@@ -23,7 +27,17 @@ pub(crate) const SOURCE_OPTIONS: &[&str] = &[
     "--assertion-command",
     "--github-actions-audience",
     "--azure-workload-identity",
+    "--google-adc",
+    "--google-credentials",
 ];
+
+/// The sources that are Google credentials, which `--google-credential-type` and
+/// `--allow-executables` refine.
+const GOOGLE_OPTIONS: &[&str] = &["--google-adc", "--google-credentials"];
+
+/// The scope of a Google token when `--scope` names none: every Google Cloud API the identity
+/// has been granted (its IAM roles still decide what it may do).
+pub(crate) const GOOGLE_DEFAULT_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 /// Options that refine one source, and the source they refine.
 const REFINING_OPTIONS: &[(&str, &str)] = &[
@@ -49,6 +63,34 @@ pub(crate) enum Kind {
     /// A client of its own: its id, its token endpoint, and its credential as the client
     /// assertion.
     Azure(AzureWorkloadIdentity),
+    /// A token source of its own: Google's credentials name their client, endpoint and grant
+    /// (or are the metadata server), so the run's flow and client options do not apply.
+    Google(Google),
+}
+
+/// Google's credentials, as `--google-adc` or `--google-credentials` name them.
+pub(crate) enum Google {
+    /// The application default credentials, looked for when the run starts.
+    Adc(ApplicationDefault),
+    /// A credentials file, read once the options are checked.
+    File(GoogleFile),
+}
+
+/// `--google-credentials FILE`, with the types it may be and whether it may run a program.
+pub(crate) struct GoogleFile {
+    path: PathBuf,
+    types: Vec<CredentialType>,
+    allow_executables: bool,
+}
+
+impl GoogleFile {
+    /// Reads the file (a small blocking read, at start-up): one of a type not named is
+    /// refused, naming the type found and nothing else from it.
+    pub(crate) fn load(&self) -> Result<GoogleCredentials, Stop> {
+        GoogleCredentials::from_file(&self.path, &self.types)
+            .map(|file| file.allow_executables(self.allow_executables))
+            .map_err(|e| usage(format!("--google-credentials: {}", config_reason(&e))))
+    }
 }
 
 /// What the credential is in the token request.
@@ -60,12 +102,15 @@ pub(crate) enum Role {
     Grant,
     /// `subject_token` of a token exchange.
     SubjectToken,
+    /// None of the run's own: the source makes its own token requests (Google's credentials).
+    OwnRequests,
 }
 
 impl Workload {
     /// What the credential is in a run of `--flow flow`.
     pub(crate) fn role(&self, flow: &str) -> Role {
         match (&self.kind, flow) {
+            (Kind::Google(_), _) => Role::OwnRequests,
             (Kind::Azure(_), _) => Role::ClientAssertion,
             (Kind::Source(_), "jwt-bearer") => Role::Grant,
             (Kind::Source(_), "token-exchange") => Role::SubjectToken,
@@ -87,7 +132,15 @@ impl Workload {
     pub(crate) fn azure(&self) -> Option<&AzureWorkloadIdentity> {
         match &self.kind {
             Kind::Azure(azure) => Some(azure),
-            Kind::Source(_) => None,
+            _ => None,
+        }
+    }
+
+    /// Google's credentials, when the source is them.
+    pub(crate) fn google(&self) -> Option<&Google> {
+        match &self.kind {
+            Kind::Google(google) => Some(google),
+            _ => None,
         }
     }
 }
@@ -129,6 +182,14 @@ pub(crate) fn workload(args: WorkloadArgs, given: &[String]) -> Result<Option<Wo
     for (option, source) in REFINING_OPTIONS {
         if given.iter().any(|n| n == option) && named.first() != Some(source) {
             return Err(usage(format!("{option} goes with {source}")));
+        }
+    }
+    let google = named.first().is_some_and(|n| GOOGLE_OPTIONS.contains(n));
+    for option in ["--google-credential-type", "--allow-executables"] {
+        if given.iter().any(|n| n == option) && !google {
+            return Err(usage(format!(
+                "{option} goes with --google-credentials or --google-adc"
+            )));
         }
     }
     let Some(option) = named.first().copied() else {
@@ -195,9 +256,49 @@ pub(crate) fn workload(args: WorkloadArgs, given: &[String]) -> Result<Option<Wo
             AzureWorkloadIdentity::from_env()
                 .map_err(|e| usage(format!("--azure-workload-identity: {}", config_reason(&e))))?,
         ),
+        "--google-adc" => {
+            let mut adc = ApplicationDefault::new().credential_types(&google_types(&args)?);
+            if args.allow_executables {
+                adc = adc.allow_executables(true);
+            }
+            Kind::Google(Google::Adc(adc))
+        }
+        "--google-credentials" => {
+            let path = args.google_credentials.clone().unwrap_or_default();
+            if path.as_os_str().is_empty() {
+                return Err(usage("--google-credentials needs a file name"));
+            }
+            Kind::Google(Google::File(GoogleFile {
+                path,
+                types: google_types(&args)?,
+                allow_executables: args.allow_executables,
+            }))
+        }
         other => unreachable!("{other} is one of SOURCE_OPTIONS"),
     };
     Ok(Some(Workload { option, kind }))
+}
+
+/// The credential types `--google-credential-type` names, or every type the crate supports.
+fn google_types(args: &WorkloadArgs) -> Result<Vec<CredentialType>, Stop> {
+    if args.google_credential_type.is_empty() {
+        return Ok(CredentialType::SUPPORTED.to_vec());
+    }
+    args.google_credential_type
+        .iter()
+        .map(|name| {
+            CredentialType::SUPPORTED
+                .iter()
+                .copied()
+                .find(|t| t.as_str() == name)
+                .ok_or_else(|| {
+                    usage(format!(
+                        "unknown --google-credential-type {name:?} (service_account, \
+                         authorized_user, external_account)"
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// A configuration error's own words, without the crate's prefix.
@@ -221,6 +322,9 @@ pub(crate) fn check_workload(o: &Options) -> Result<(), Stop> {
             "{option} and --provider are ambiguous: the preset configures the client (its \
              endpoints and client authentication); give one or the other"
         )));
+    }
+    if workload.google().is_some() {
+        return check_google(o, option);
     }
     if workload.azure().is_some() {
         for (other, what) in [
@@ -287,6 +391,7 @@ pub(crate) fn check_workload(o: &Options) -> Result<(), Stop> {
                 )));
             }
         }
+        Role::OwnRequests => {}
         Role::SubjectToken => {
             if o.subject_token.is_some() {
                 return Err(usage(format!(
@@ -295,6 +400,68 @@ pub(crate) fn check_workload(o: &Options) -> Result<(), Stop> {
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+/// Options that say what Google's credentials say themselves, or that their token source
+/// (built by the crate, kept in memory) has no use for, and why.
+const NOT_WITH_GOOGLE: &[(&str, &str)] = &[
+    ("--client-id", "the credentials name their own client"),
+    ("--client-secret", "the credentials name their own client"),
+    ("--key", "the credentials hold their own key"),
+    ("--auth-method", "the credentials name their own client"),
+    (
+        "--token-url",
+        "the credentials name their own token endpoint",
+    ),
+    ("--issuer", "the credentials name their own token endpoint"),
+    ("--auth-url", "the credentials name their own endpoints"),
+    ("--device-url", "the credentials name their own endpoints"),
+    (
+        "--revocation-url",
+        "the credentials name their own endpoints",
+    ),
+    ("--audience", "the credentials name their own token request"),
+    ("--resource", "the credentials name their own token request"),
+    (
+        "--authorization-details",
+        "the credentials name their own token request",
+    ),
+    ("--dpop", "Google issues bearer tokens"),
+    (
+        "--profile",
+        "Google's token endpoints are not a FAPI 2.0 server",
+    ),
+    ("--client-cert", "the credentials authenticate on their own"),
+    ("--client-key", "the credentials authenticate on their own"),
+    ("--cache", "their tokens are kept in memory only"),
+    ("--redis", "their tokens are kept in memory only"),
+    ("--identity", "their tokens are kept in memory only"),
+];
+
+/// `--google-adc` and `--google-credentials` make their own token requests: the default flow
+/// only, and none of the options that would configure the client or the store.
+fn check_google(o: &Options, option: &str) -> Result<(), Stop> {
+    let given = |name: &str| o.given.iter().any(|n| n == name);
+    if given("--flow") && o.flow != "client-credentials" {
+        return Err(usage(format!(
+            "--flow {} and {option}: Google's credentials make their own token requests (a \
+             service account's JWT, a refresh token, a token exchange at Google's STS or the \
+             metadata server); leave out --flow",
+            o.flow
+        )));
+    }
+    if let Some((other, why)) = NOT_WITH_GOOGLE.iter().find(|(other, _)| given(other)) {
+        return Err(usage(format!(
+            "{other} and {option} do not go together: {why}; give one or the other"
+        )));
+    }
+    if o.client_secret.is_some() {
+        return Err(usage(format!(
+            "OAUTH_CLIENT_SECRET and {option} do not go together: the credentials name their \
+             own client; unset it"
+        )));
     }
     Ok(())
 }

@@ -1,0 +1,246 @@
+//! The Redis store through a failover: a primary, a replica and a Sentinel (all started here,
+//! on free loopback ports, and stopped at the end), a fleet behind the Sentinel with rotating
+//! single-use refresh tokens, and the primary killed just after a renewal wrote the rotated
+//! refresh token while the replica was cut off from it.
+//!
+//! Without durability the promoted replica never had the new refresh token: the next process
+//! sends the spent one and the server revokes the grant. With
+//! `RedisDurability::replicas(1, ..)` the renewal does not hand its token out until a replica
+//! holds it; the write follows the Sentinel to the new primary, and the next process uses the
+//! new token.
+//!
+//! Needs `redis-server` (which runs as a Sentinel with `--sentinel`); skips, saying so, where it
+//! cannot run.
+#![cfg(feature = "redis-store")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod redis_support;
+
+use std::time::Duration;
+
+use oauth_layer::clock::SystemClock;
+use oauth_layer::flow::{ClientCredentials, Flow};
+use oauth_layer::store::{RedisDurability, RedisStore, TokenStore};
+use oauth_layer::{OAuthClient, RetryPolicy, Token, TokenSource};
+use redis_support::{RedisServer, ReplicationLink, SERVICE, Sentinel, redis_runs};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use wiremock::matchers::{body_string_contains, method};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// How long the token endpoint takes to answer `rt-1`: long enough to cut the replica off
+/// after the renewal lock reached the replica and before the new token is written.
+const IDP_DELAY: Duration = Duration::from_millis(400);
+
+/// A rotating authorization server: `rt-1` is answered once, slowly, with `at-2`/`rt-2`; a
+/// refresh token sent twice (or any other request) is `invalid_grant`, the grant revoked.
+async fn rotating_idp() -> MockServer {
+    let idp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("refresh_token=rt-1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({
+                    "access_token": "at-2", "token_type": "Bearer", "expires_in": 3600,
+                    "refresh_token": "rt-2",
+                }))
+                .set_delay(IDP_DELAY),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&idp)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": "invalid_grant",
+            "error_description": "refresh token already used; grant revoked",
+        })))
+        .with_priority(2)
+        .mount(&idp)
+        .await;
+    idp
+}
+
+fn client(idp: &MockServer) -> OAuthClient {
+    OAuthClient::builder("fleet")
+        .secret("fleet-secret")
+        .token_url(format!("{}/token", idp.uri()))
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap()
+}
+
+fn store(sentinel: &Sentinel, durability: RedisDurability) -> RedisStore {
+    RedisStore::sentinel_lazy([sentinel.url()], SERVICE)
+        .unwrap()
+        .operation_timeout(Duration::from_millis(500))
+        // A lock the failover left behind (its release never reached the replica) costs the
+        // next process one lock lifetime.
+        .lock_ttl(Duration::from_secs(1))
+        .durability(durability)
+}
+
+async fn requests_with(idp: &MockServer, needle: &str) -> usize {
+    idp.received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains(needle))
+        .count()
+}
+
+/// What a failover in the middle of a renewal left behind.
+struct Aftermath {
+    /// Whether the renewing process had handed its new token out before the primary died.
+    handed_out_before_failover: bool,
+    /// What the renewing process got.
+    renewed: Option<String>,
+    /// The refresh token the new primary holds.
+    surviving_refresh_token: Option<String>,
+    /// What the next process got (an error's text when it failed).
+    next_process: Result<String, String>,
+    /// How often the token endpoint received `rt-1`.
+    rt1_sent: usize,
+}
+
+/// The fleet's entry holds an expired `at-1` and `rt-1`, on the primary and the replica. One
+/// process renews; while the token endpoint answers, the replica is cut off from the primary
+/// (nothing crosses their link); the primary is killed just after the write and the replica promoted. Then another
+/// process asks for a token.
+async fn failover_mid_renewal(durability: RedisDurability) -> Aftermath {
+    let primary = RedisServer::start().await;
+    let link = ReplicationLink::to(&primary).await;
+    let replica = RedisServer::replica_over(&link).await;
+    let sentinel = Sentinel::watch(&primary).await;
+    sentinel.wait_for_replicas(1).await;
+    let idp = rotating_idp().await;
+    let client = client(&idp);
+    let key = ClientCredentials::new().cache_key(&client);
+
+    let seed = store(
+        &sentinel,
+        RedisDurability::replicas(1, Duration::from_secs(5)),
+    );
+    let spent = Token::builder("at-1")
+        .expires_in(Duration::ZERO)
+        .refresh_token("rt-1")
+        .build(&SystemClock)
+        .unwrap();
+    seed.save(&key, &spent).await.unwrap();
+
+    let renewing = TokenSource::builder(client.clone(), ClientCredentials::new())
+        .store(store(&sentinel, durability))
+        .build();
+    let renewal = tokio::spawn(async move { renewing.token().await });
+    // The lock is taken (and, with durability, confirmed by the replica) at once; the replica
+    // is cut off before the token endpoint answers, so the rotated token reaches the primary only.
+    tokio::time::sleep(IDP_DELAY / 2).await;
+    link.cut();
+    tokio::time::sleep(IDP_DELAY).await;
+    let handed_out_before_failover = renewal.is_finished();
+    let mut primary = primary;
+    primary.stop();
+    sentinel.wait_for_primary(replica.port()).await;
+    // A new replica for the new primary, as an operator (or Sentinel, for the old primary once
+    // it returns) provides; a durable write waiting for one is confirmed then.
+    let _new_replica = RedisServer::replica_of(&replica).await;
+
+    let renewed = renewal
+        .await
+        .unwrap()
+        .ok()
+        .map(|t| t.access_token().expose_secret().to_owned());
+    let survivor = store(&sentinel, RedisDurability::Primary);
+    let surviving_refresh_token = survivor
+        .load(&key)
+        .await
+        .unwrap()
+        .and_then(|t| t.refresh_token().map(|r| r.expose_secret().to_owned()));
+    let next = TokenSource::builder(client, ClientCredentials::new())
+        .store(survivor)
+        .build();
+    let next_process = next
+        .token()
+        .await
+        .map(|t| t.access_token().expose_secret().to_owned())
+        .map_err(|e| e.to_string());
+    Aftermath {
+        handed_out_before_failover,
+        renewed,
+        surviving_refresh_token,
+        next_process,
+        rt1_sent: requests_with(&idp, "refresh_token=rt-1").await,
+    }
+}
+
+/// Without durability the renewal hands `at-2` out as soon as the primary has `rt-2`; the
+/// failover loses `rt-2`, the next process sends `rt-1` again, and the grant is revoked. This
+/// is the loss the durability setting closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_durability_a_failover_loses_the_rotated_refresh_token() {
+    if !redis_runs("without_durability_a_failover_loses_the_rotated_refresh_token") {
+        return;
+    }
+    let after = failover_mid_renewal(RedisDurability::Primary).await;
+    assert!(after.handed_out_before_failover);
+    assert_eq!(after.renewed.as_deref(), Some("at-2"));
+    assert_eq!(after.surviving_refresh_token.as_deref(), Some("rt-1"));
+    assert_eq!(after.rt1_sent, 2, "the spent refresh token was sent again");
+    let error = after.next_process.unwrap_err();
+    assert!(error.contains("invalid_grant"), "{error}");
+}
+
+/// With durability the renewal waits for a replica to confirm `rt-2` before handing `at-2`
+/// out; the write follows the Sentinel to the promoted replica, which holds `rt-2`, and the
+/// next process uses the new token without a token request. `rt-1` is sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_durability_a_rotated_refresh_token_survives_a_failover() {
+    if !redis_runs("with_durability_a_rotated_refresh_token_survives_a_failover") {
+        return;
+    }
+    let after = failover_mid_renewal(RedisDurability::replicas(1, Duration::from_secs(10))).await;
+    assert!(
+        !after.handed_out_before_failover,
+        "the token was handed out before a replica held it"
+    );
+    assert_eq!(after.renewed.as_deref(), Some("at-2"));
+    assert_eq!(after.surviving_refresh_token.as_deref(), Some("rt-2"));
+    assert_eq!(after.next_process.as_deref(), Ok("at-2"));
+    assert_eq!(after.rt1_sent, 1);
+}
+
+/// A password in a Sentinel URL never shows: not in the store's `Debug`, not in the error when
+/// no Sentinel answers (which comes within the operation timeout).
+#[tokio::test]
+async fn a_sentinel_password_never_shows() {
+    let store = RedisStore::sentinel_lazy(
+        [format!(
+            "redis://:pw-SECRET-1@127.0.0.1:{}",
+            redis_support::free_port()
+        )],
+        SERVICE,
+    )
+    .unwrap()
+    .operation_timeout(Duration::from_millis(500));
+    let shown = format!("{store:?}");
+    assert!(
+        !shown.contains("SECRET") && shown.contains("[redacted]@127.0.0.1"),
+        "{shown}"
+    );
+    let started = std::time::Instant::now();
+    let key = ClientCredentials::new().cache_key(&OAuthClient::builder("id").build().unwrap());
+    let error = store.load(&key).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(error, oauth_layer::Error::Store(_)), "{error:?}");
+    assert!(
+        !format!("{error} {error:?}").contains("SECRET"),
+        "{error:?}"
+    );
+
+    let error = RedisStore::sentinel_lazy(Vec::<String>::new(), SERVICE).unwrap_err();
+    assert!(matches!(error, oauth_layer::Error::Config(_)), "{error:?}");
+}
