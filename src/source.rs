@@ -468,17 +468,17 @@ impl Inner {
     /// Gets a new token under the store's renewal lock, if it has one, so that processes
     /// sharing the store make one renewal, not one each (rule 33).
     async fn renew(&self, interactive: bool) -> Result<Token> {
-        let lock = match &self.store {
+        let (lock, unlocked) = match &self.store {
             Some(store) => match store.lock(&self.key).await {
-                Ok(lock) => lock,
+                Ok(lock) => (lock, false),
                 Err(e) => {
                     tracing::warn!(error = %e, "token store lock failed; renewing without it");
-                    None
+                    (None, true)
                 }
             },
-            None => None,
+            None => (None, false),
         };
-        let result = self.renew_locked(interactive).await;
+        let result = self.renew_locked(interactive, unlocked).await;
         if let Some(lock) = lock {
             lock.release().await;
         }
@@ -487,7 +487,10 @@ impl Inner {
 
     /// Gets a new token: from the store if another source already renewed (read again now that
     /// the lock is held), else with the refresh token if there is one, else from the flow.
-    async fn renew_locked(&self, interactive: bool) -> Result<Token> {
+    ///
+    /// `unlocked`: the store is shared but its lock could not be taken (Redis unreachable).
+    async fn renew_locked(&self, interactive: bool, unlocked: bool) -> Result<Token> {
+        let mut unlocked = unlocked;
         let current = self.state.load_full();
         let mut held = current.as_deref().map(|c| c.token.clone());
 
@@ -510,7 +513,25 @@ impl Inner {
                     }
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "token store read failed; renewing anyway"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "token store read failed; renewing anyway");
+                    unlocked = true;
+                }
+            }
+        }
+
+        // Without the store's lock, or without knowing what it holds, another process may be
+        // spending the same refresh token at this moment, and with rotating refresh tokens the
+        // second use is a reuse that servers answer by revoking the whole grant. A flow that can
+        // run without a person gets a grant of this process's own instead; only when it cannot
+        // (interactive, or a refresh token flow already used up) is the held one spent.
+        if unlocked
+            && held.as_ref().is_some_and(|t| t.refresh_token().is_some())
+            && !self.flow.is_interactive()
+        {
+            match self.fetch_new(false).await {
+                Err(Error::ReauthenticationRequired(_) | Error::InteractionRequired) => {}
+                other => return self.keep(other?, current.as_deref()).await,
             }
         }
 
@@ -543,14 +564,17 @@ impl Inner {
             None => self.fetch_new(interactive).await,
         };
 
-        let token = result?;
+        self.keep(result?, current.as_deref()).await
+    }
+
+    /// Stores, announces and caches a token fresh from the server, for a renewal that started
+    /// from `current`.
+    async fn keep(&self, token: Token, current: Option<&Cached>) -> Result<Token> {
         if let Some(store) = &self.store {
             // Rule 21: persisted before anyone gets the new access token.
             let saved = store.save(&self.key, &token).await;
             if let Err(refused @ Error::LockLost(_)) = saved {
-                return self
-                    .after_lost_lock(store, current.as_deref(), refused)
-                    .await;
+                return self.after_lost_lock(store, current, refused).await;
             }
             if let Err(e) = saved {
                 tracing::warn!(error = %e, "token store write failed; keeping the token in memory");

@@ -3,8 +3,8 @@
 # Redis store's tests start their own, replicas and a Sentinel too: `redis-server --sentinel`,
 # so Debian's separate redis-sentinel package is not needed), a Secret Service for the keyring store's tests
 # (gnome-keyring, started by the tests themselves in a private D-Bus session, and secret-tool to
-# look at what it holds), the interop suite's npm packages, Chromium and ChromeDriver. Needs root
-# (or sudo) for apt-get the first time. Safe to run again.
+# look at what it holds), iproute2 for the fleet fault harness, the interop suite's npm packages,
+# Chromium and ChromeDriver. Needs root (or sudo) for apt-get the first time. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,10 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 
 missing=()
+# The fleet fault harness (tests/fleet_faults/): network namespaces and links with `ip`, faults
+# with `tc` (both from iproute2), redis-cli to see that its Redis host is up.
+{ command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1; } || missing+=(iproute2)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v dbus-run-session >/dev/null 2>&1 || missing+=(dbus)
 command -v gnome-keyring-daemon >/dev/null 2>&1 || missing+=(gnome-keyring)
 command -v secret-tool >/dev/null 2>&1 || missing+=(libsecret-tools)
