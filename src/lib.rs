@@ -171,8 +171,8 @@ pub use error::{
 /// `SecretString` holds every token and secret this crate hands out.
 pub use secrecy::{ExposeSecret, SecretString};
 pub use source::{
-    DEFAULT_FAILURE_MEMORY, DEFAULT_MAX_REFRESH_WINDOW, DEFAULT_SKEW, TokenSource,
-    TokenSourceBuilder,
+    DEFAULT_FAILURE_MEMORY, DEFAULT_MAX_REFRESH_WINDOW, DEFAULT_SKEW, HALF_LIFE_REFRESH_ABOVE,
+    TokenSource, TokenSourceBuilder,
 };
 pub use token::{DEFAULT_LIFETIME, MAX_LIFETIME, Token, TokenBuilder};
 

@@ -36,6 +36,10 @@ pub const DEFAULT_SKEW: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_REFRESH_WINDOW: Duration = Duration::from_secs(300);
 /// Default time a failed renewal is remembered before another is tried.
 pub const DEFAULT_FAILURE_MEMORY: Duration = Duration::from_secs(5);
+/// Tokens that live longer than this, and whose server named no `refresh_in`, are renewed in
+/// the background from half their lifetime on (what Microsoft's MSAL libraries do): a day-long
+/// token is not kept until its last minutes, when an outage would leave no time to renew it.
+pub const HALF_LIFE_REFRESH_ABOVE: Duration = Duration::from_secs(2 * 3600);
 
 type ChangeHook = Arc<dyn Fn(&Token) + Send + Sync>;
 type Outcome = Option<Result<Token>>;
@@ -83,6 +87,7 @@ struct Config {
     max_refresh_window: Duration,
     failure_memory: Duration,
     interactive: bool,
+    server_directed: bool,
 }
 
 /// The current token and the instants that decide how it is served.
@@ -186,6 +191,7 @@ impl TokenSource {
                 max_refresh_window: DEFAULT_MAX_REFRESH_WINDOW,
                 failure_memory: DEFAULT_FAILURE_MEMORY,
                 interactive: true,
+                server_directed: true,
             },
             store: None,
             on_change: None,
@@ -691,9 +697,22 @@ impl Inner {
             .min(self.config.max_refresh_window)
             .min((lifetime - skew) / 2);
         let stale_at = expires_at.checked_sub(skew).unwrap_or(expires_at);
+        let mut refresh_at = stale_at.checked_sub(ahead).unwrap_or(stale_at);
+        // Server-directed refresh: the server's `refresh_in`, or half-life for a long token; it
+        // only ever brings the renewal forward, and never when background renewal is off.
+        if self.config.server_directed && !ahead.is_zero() {
+            let directed = token.renew_at().or_else(|| {
+                (lifetime > HALF_LIFE_REFRESH_ABOVE)
+                    .then(|| expires_at.checked_sub(lifetime / 2))
+                    .flatten()
+            });
+            if let Some(directed) = directed {
+                refresh_at = refresh_at.min(directed);
+            }
+        }
         Cached {
             token: token.clone(),
-            refresh_at: stale_at.checked_sub(ahead).unwrap_or(stale_at),
+            refresh_at,
             stale_at,
             usable_until: expires_at,
         }
@@ -757,6 +776,18 @@ impl TokenSourceBuilder {
         } else {
             0.1
         };
+        self
+    }
+
+    /// Whether the server decides when a token is renewed (default `true`): from the instant
+    /// its `refresh_in` names ([`Token::renew_at`]), or, for a token that lives longer than
+    /// [`HALF_LIFE_REFRESH_ABOVE`] (two hours) and came without one, from half its lifetime.
+    /// Either only brings the background renewal forward, never past the
+    /// [refresh window](Self::refresh_fraction); callers keep the current token meanwhile.
+    /// With a [`refresh_fraction`](Self::refresh_fraction) of 0 there is no background renewal,
+    /// server-directed or not.
+    pub fn server_directed_refresh(mut self, honour: bool) -> Self {
+        self.config.server_directed = honour;
         self
     }
 
