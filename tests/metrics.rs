@@ -222,3 +222,59 @@ async fn a_source_counts_cache_hits_requests_renewals_and_reports_time_to_expiry
         }
     }
 }
+
+/// Through the reqwest middleware against the crate's test server: a revoked token's 401 is
+/// retried once with a renewed token, and an `insufficient_scope` answer is one step-up.
+#[tokio::test]
+async fn the_request_path_counts_401_retries_and_step_ups() {
+    use oauth_layer::testing::TestServer;
+    use oauth_layer::{AuthMethod, OAuthMiddleware};
+
+    let server = TestServer::builder()
+        .client(
+            "app",
+            Some("app-SENTINEL-SECRET"),
+            AuthMethod::ClientSecretBasic,
+        )
+        .require_scope("/api/reports", "reports:read")
+        .start()
+        .await
+        .unwrap();
+    let (provider, exporter) = meter_provider();
+    let client = server
+        .oauth_client_builder("app")
+        .unwrap()
+        .meter(provider.meter("metrics-test"))
+        .build()
+        .unwrap();
+    let source = TokenSource::new(client, ClientCredentials::new().scope("read"));
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(OAuthMiddleware::from_source(source))
+        .build();
+    let get = |path: &str| http.get(server.resource_url(path)).send();
+
+    assert_eq!(get("/api/hello").await.unwrap().status(), 200);
+    server.revoke_all_access_tokens();
+    assert_eq!(get("/api/hello").await.unwrap().status(), 200);
+    assert_eq!(get("/api/reports").await.unwrap().status(), 200);
+
+    let p = points(&provider, &exporter);
+    let cc = [("oauth.grant_type", "client_credentials")];
+    assert_eq!(
+        value(&p, "oauth.client.unauthorized.retries", &cc),
+        1.0,
+        "{p:#?}"
+    );
+    assert_eq!(value(&p, "oauth.client.step_ups", &cc), 1.0, "{p:#?}");
+    let ok = [
+        ("oauth.grant_type", "client_credentials"),
+        ("outcome", "success"),
+    ];
+    assert_eq!(value(&p, "oauth.client.token.requests", &ok), 3.0, "{p:#?}");
+    assert!(p.iter().all(|point| {
+        point
+            .attributes
+            .iter()
+            .all(|(_, v)| !v.contains("SENTINEL") && !v.contains("app"))
+    }));
+}
