@@ -197,7 +197,7 @@ impl Token {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use oauth_layer::{Token, clock::ManualClock};
+    /// use oauth_layer::{Token, clock::{Clock, ManualClock}};
     ///
     /// let clock = ManualClock::new();
     /// let token = Token::builder("abc")
