@@ -278,3 +278,51 @@ async fn the_request_path_counts_401_retries_and_step_ups() {
             .all(|(_, v)| !v.contains("SENTINEL") && !v.contains("app"))
     }));
 }
+
+/// A strict DPoP server wants a nonce at the token endpoint and at the resource: each first
+/// request meets one challenge and is resent once with the nonce, and each resend is counted.
+#[tokio::test]
+async fn dpop_nonce_retries_are_counted_at_the_token_endpoint_and_the_resource() {
+    use oauth_layer::dpop::Dpop;
+    use oauth_layer::testing::TestServer;
+    use oauth_layer::{AuthMethod, OAuthMiddleware};
+
+    let server = TestServer::builder()
+        .client("svc", Some("s3cret"), AuthMethod::ClientSecretBasic)
+        .require_dpop(true)
+        .require_dpop_nonce(true)
+        .require_resource_dpop_nonce(true)
+        .start()
+        .await
+        .unwrap();
+    let (provider, exporter) = meter_provider();
+    let client = server
+        .oauth_client_builder("svc")
+        .unwrap()
+        .dpop(Dpop::new())
+        .meter(provider.meter("metrics-test"))
+        .build()
+        .unwrap();
+    let source = TokenSource::new(client, ClientCredentials::new().scope("api:read"));
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(OAuthMiddleware::from_source(source))
+        .build();
+    for _ in 0..3 {
+        let answer = http.get(server.resource_url("/api/item/1")).send().await;
+        assert_eq!(answer.unwrap().status(), 200);
+    }
+
+    let p = points(&provider, &exporter);
+    let cc = [("oauth.grant_type", "client_credentials")];
+    assert_eq!(
+        value(&p, "oauth.client.dpop.nonce_retries", &cc),
+        2.0,
+        "{p:#?}"
+    );
+    let challenged = [
+        ("oauth.grant_type", "client_credentials"),
+        ("outcome", "oauth_error"),
+    ];
+    assert_eq!(value(&p, "oauth.client.token.requests", &challenged), 1.0);
+    assert_eq!(value(&p, "oauth.client.unauthorized.retries", &cc), 0.0);
+}
