@@ -168,6 +168,8 @@ impl LocalCache {
             if cached.token.check_certificate(presented).is_err() {
                 return None;
             }
+            #[cfg(feature = "metrics")]
+            source.inner.metrics.cache_hit();
             return Some((cached.token.header_value().clone(), cached.token.issue()));
         }
         source.fast_header(presented)

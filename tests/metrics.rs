@@ -326,3 +326,49 @@ async fn dpop_nonce_retries_are_counted_at_the_token_endpoint_and_the_resource()
     assert_eq!(value(&p, "oauth.client.token.requests", &challenged), 1.0);
     assert_eq!(value(&p, "oauth.client.unauthorized.retries", &cc), 0.0);
 }
+
+/// The tower layer's own fast path (a per-service reference to the cached token) counts its
+/// cache hits too: one per request served without waiting.
+#[tokio::test]
+async fn the_tower_layer_counts_each_request_served_from_the_cache() {
+    use oauth_layer::testing::TestServer;
+    use oauth_layer::{AuthMethod, OAuthLayer};
+    use tower::{Layer, Service, ServiceExt};
+
+    let server = TestServer::builder()
+        .client("app", Some("s3cret"), AuthMethod::ClientSecretBasic)
+        .start()
+        .await
+        .unwrap();
+    let (provider, exporter) = meter_provider();
+    let client = server
+        .oauth_client_builder("app")
+        .unwrap()
+        .meter(provider.meter("metrics-test"))
+        .build()
+        .unwrap();
+    let source = TokenSource::new(client, ClientCredentials::new().scope("read"));
+    let api = tower::service_fn(|_: http::Request<String>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    });
+    let mut svc = OAuthLayer::from_source(source).layer(api);
+    for _ in 0..10 {
+        let request = http::Request::get("https://api.example/x")
+            .body(String::new())
+            .unwrap();
+        let answer = svc.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    let p = points(&provider, &exporter);
+    let cc = [("oauth.grant_type", "client_credentials")];
+    assert_eq!(
+        value(&p, "oauth.client.token.renewal.waits", &cc),
+        1.0,
+        "{p:#?}"
+    );
+    assert_eq!(
+        value(&p, "oauth.client.token.cache_hits", &cc),
+        9.0,
+        "{p:#?}"
+    );
+}
