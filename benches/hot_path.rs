@@ -4,6 +4,8 @@
 //!
 //! - `static_header`: tower-http's `AddAuthorization::bearer` with a fixed token, the floor;
 //! - `oauth_layer`: `OAuthLayer::from_source` with a valid cached token;
+//! - `oauth_layer_metrics` (with `--features metrics`): the same, its source recording
+//!   OpenTelemetry metrics into an SDK meter provider (one counter add per request);
 //! - `hand_rolled`: the layer people write by hand (token behind a `tokio::sync::RwLock`, expiry
 //!   checked per request);
 //! - `yup_oauth2`: yup-oauth2's `Authenticator::token()` (its cached path) setting the header.
@@ -89,6 +91,12 @@ fn hot_path(c: &mut Criterion) {
             .retry_after_401(false)
             .layer(api())
     };
+    #[cfg(feature = "metrics")]
+    let (oauth_metrics, _provider) = {
+        let _guard = rt.enter();
+        let (source, provider) = support::source_with_metrics(&url);
+        (OAuthLayer::from_source(source).layer(api()), provider)
+    };
     let hand_rolled = HandRolledLayer::new(&url, Some("seeded-token")).layer(api());
     let yup = rt.block_on(async {
         let auth = support::yup_authenticator(&url).await;
@@ -114,6 +122,8 @@ fn hot_path(c: &mut Criterion) {
         variant!("static_header", static_header);
         variant!("oauth_layer", oauth);
         variant!("oauth_layer_no_retry", oauth_no_retry);
+        #[cfg(feature = "metrics")]
+        variant!("oauth_layer_metrics", oauth_metrics);
         variant!("hand_rolled", hand_rolled);
         variant!("yup_oauth2", yup);
     }

@@ -110,6 +110,10 @@ struct Config {
     own_transport: Option<reqwest::Client>,
     /// The security profile the client follows ([`OAuthClientBuilder::profile`]).
     profile: Option<crate::profile::Profile>,
+    /// The instruments of the meter given to [`OAuthClientBuilder::meter`]; `None` for the
+    /// global provider's.
+    #[cfg(feature = "metrics")]
+    metrics: Option<Arc<crate::metrics::Instruments>>,
 }
 
 impl Config {
@@ -420,6 +424,15 @@ impl OAuthClient {
         }
     }
 
+    /// The instruments this client records with: its meter's, or the global provider's.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn instruments(&self) -> Arc<crate::metrics::Instruments> {
+        self.inner
+            .metrics
+            .clone()
+            .unwrap_or_else(crate::metrics::Instruments::global)
+    }
+
     /// Uses `refresh_token` for a new access token (RFC 6749 §6). If the answer carries no new
     /// refresh token, the returned token keeps this one.
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<Token> {
@@ -443,6 +456,41 @@ impl OAuthClient {
     /// whether the answer was a `use_dpop_nonce` challenge with a nonce other than the one sent
     /// (the nonce is remembered either way, from every answer that carries one).
     async fn send_token_request(&self, request: &TokenRequest) -> (Result<Token>, bool) {
+        use tracing::Instrument;
+        // One span per request sent: the grant and the endpoint without query, fragment or
+        // credentials, and how it ended as one word; never a parameter of the request.
+        let span = tracing::info_span!(
+            "oauth.token_request",
+            grant_type = %request.grant_type,
+            endpoint = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        if let Some(url) = &self.inner.token_url {
+            span.record(
+                "endpoint",
+                tracing::field::display(crate::metrics::endpoint_label(url)),
+            );
+        }
+        #[cfg(feature = "metrics")]
+        let started = self.inner.clock.now();
+        let (result, new_nonce) = self
+            .send_token_request_unobserved(request)
+            .instrument(span.clone())
+            .await;
+        let outcome = crate::metrics::outcome_label(result.as_ref().map(|_| ()));
+        span.record("outcome", outcome);
+        #[cfg(feature = "metrics")]
+        self.instruments().token_request(
+            &request.grant_type,
+            outcome,
+            self.inner.clock.now().saturating_duration_since(started),
+            new_nonce,
+        );
+        (result, new_nonce)
+    }
+
+    /// [`send_token_request`](Self::send_token_request) without its span and metrics.
+    async fn send_token_request_unobserved(&self, request: &TokenRequest) -> (Result<Token>, bool) {
         let Some(url) = self.inner.token_url.as_ref() else {
             return (Err(Error::config("no token URL configured")), false);
         };

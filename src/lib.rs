@@ -140,6 +140,10 @@ mod jwks;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod metadata;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 pub mod oidc;
 pub mod profile;
 #[cfg(feature = "auth-code")]
@@ -171,8 +175,8 @@ pub use error::{
 /// `SecretString` holds every token and secret this crate hands out.
 pub use secrecy::{ExposeSecret, SecretString};
 pub use source::{
-    DEFAULT_FAILURE_MEMORY, DEFAULT_MAX_REFRESH_WINDOW, DEFAULT_SKEW, TokenSource,
-    TokenSourceBuilder,
+    DEFAULT_FAILURE_MEMORY, DEFAULT_MAX_REFRESH_WINDOW, DEFAULT_SKEW, HALF_LIFE_REFRESH_ABOVE,
+    RenewalOutcome, TokenSource, TokenSourceBuilder,
 };
 pub use token::{DEFAULT_LIFETIME, MAX_LIFETIME, Token, TokenBuilder};
 

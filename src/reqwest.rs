@@ -301,11 +301,14 @@ impl Retry<'_> {
                         .await
                         .map_err(reqwest_middleware::Error::middleware)?;
                     tracing::debug!("401: retrying once with a renewed token");
+                    source.observe_retry(crate::metrics::Retry::Unauthorized);
                 }
                 Step::Resend => {
                     tracing::debug!("DPoP nonce challenge: retrying once with the new nonce");
+                    source.observe_retry(crate::metrics::Retry::DpopNonce);
                 }
                 Step::Upgrade(need) => {
+                    source.observe_retry(crate::metrics::Retry::StepUp);
                     (source, token) = upgrade(&source, need, token.issue(), interactive)
                         .await
                         .map_err(reqwest_middleware::Error::middleware)?;

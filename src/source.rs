@@ -28,7 +28,11 @@ use crate::flow::Flow;
 use crate::store::{CacheKey, TokenStore};
 use crate::token::Token;
 
+mod renewal;
 mod upgrade;
+
+use renewal::RenewalHook;
+pub use renewal::RenewalOutcome;
 
 /// Default clock skew: a token counts as expired this long before its stated expiry.
 pub const DEFAULT_SKEW: Duration = Duration::from_secs(30);
@@ -36,6 +40,10 @@ pub const DEFAULT_SKEW: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_REFRESH_WINDOW: Duration = Duration::from_secs(300);
 /// Default time a failed renewal is remembered before another is tried.
 pub const DEFAULT_FAILURE_MEMORY: Duration = Duration::from_secs(5);
+/// Tokens that live longer than this, and whose server named no `refresh_in`, are renewed in
+/// the background from half their lifetime on (what Microsoft's MSAL libraries do): a day-long
+/// token is not kept until its last minutes, when an outage would leave no time to renew it.
+pub const HALF_LIFE_REFRESH_ABOVE: Duration = Duration::from_secs(2 * 3600);
 
 type ChangeHook = Arc<dyn Fn(&Token) + Send + Sync>;
 type Outcome = Option<Result<Token>>;
@@ -70,6 +78,9 @@ struct Inner {
     config: Config,
     store: Option<Arc<dyn TokenStore>>,
     on_change: Option<ChangeHook>,
+    on_renewal: Option<RenewalHook>,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::SourceMetrics,
     state: ArcSwapOption<Cached>,
     renewing: AtomicBool,
     slow: Mutex<Slow>,
@@ -83,6 +94,7 @@ struct Config {
     max_refresh_window: Duration,
     failure_memory: Duration,
     interactive: bool,
+    server_directed: bool,
 }
 
 /// The current token and the instants that decide how it is served.
@@ -156,6 +168,8 @@ impl LocalCache {
             if cached.token.check_certificate(presented).is_err() {
                 return None;
             }
+            #[cfg(feature = "metrics")]
+            source.inner.metrics.cache_hit();
             return Some((cached.token.header_value().clone(), cached.token.issue()));
         }
         source.fast_header(presented)
@@ -186,9 +200,11 @@ impl TokenSource {
                 max_refresh_window: DEFAULT_MAX_REFRESH_WINDOW,
                 failure_memory: DEFAULT_FAILURE_MEMORY,
                 interactive: true,
+                server_directed: true,
             },
             store: None,
             on_change: None,
+            on_renewal: None,
             initial: None,
             identity: None,
         }
@@ -372,15 +388,27 @@ impl TokenSource {
         // early, and is never behind, so no expired token goes out.
         let now = self.inner.clock.now_fast();
         if now < cached.refresh_at {
+            #[cfg(feature = "metrics")]
+            self.inner.metrics.cache_hit();
             return Some(read(&cached.token));
         }
         if now < cached.stale_at {
             if !self.inner.renewing.load(Ordering::Acquire) {
                 self.start_background_renewal(now);
             }
+            #[cfg(feature = "metrics")]
+            self.inner.metrics.cache_hit();
             return Some(read(&cached.token));
         }
         None
+    }
+
+    /// Counts a retry of the request path (a 401, a DPoP nonce, a step-up) in the metrics.
+    #[cfg(any(feature = "tower", feature = "reqwest"))]
+    pub(crate) fn observe_retry(&self, retry: crate::metrics::Retry) {
+        #[cfg(feature = "metrics")]
+        self.inner.metrics.retry(retry);
+        let _ = retry;
     }
 
     /// Starts the refresh-ahead renewal, unless one just finished or just failed.
@@ -397,7 +425,7 @@ impl TokenSource {
         });
         let failed_recently = matches!(&slow.failure, Some((until, _)) if now < *until);
         if due && !failed_recently {
-            Inner::start_renewal(&self.inner, &mut slow, false);
+            Inner::start_renewal(&self.inner, &mut slow, false, true);
         }
     }
 
@@ -415,8 +443,10 @@ impl TokenSource {
                 Some(_) => slow.failure = None,
                 None => {}
             }
-            Inner::start_renewal(&self.inner, &mut slow, interactive)
+            Inner::start_renewal(&self.inner, &mut slow, interactive, false)
         };
+        #[cfg(feature = "metrics")]
+        self.inner.metrics.renewal_wait();
         match outcome.wait_for(Option::is_some).await {
             Ok(result) => result.clone().unwrap_or_else(|| {
                 Err(Error::Internal("renewal finished without a result".into()))
@@ -433,11 +463,13 @@ impl Inner {
         self.slow.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Joins the renewal in flight, or starts one. Called with the slow-path lock held.
+    /// Joins the renewal in flight, or starts one (`background`: a refresh-ahead renewal no
+    /// caller waits for). Called with the slow-path lock held.
     fn start_renewal(
         this: &Arc<Inner>,
         slow: &mut Slow,
         interactive: bool,
+        background: bool,
     ) -> watch::Receiver<Outcome> {
         if let Some(rx) = &slow.inflight {
             return rx.clone();
@@ -451,6 +483,14 @@ impl Inner {
         let (tx, rx) = watch::channel(None);
         slow.inflight = Some(rx.clone());
         this.renewing.store(true, Ordering::Release);
+        #[cfg(feature = "metrics")]
+        if let Some(current) = this.state.load().as_deref() {
+            let left = current
+                .token
+                .expires_at()
+                .saturating_duration_since(this.clock.now());
+            this.metrics.renewal_started(left);
+        }
 
         let inner = this.clone();
         runtime.spawn(async move {
@@ -458,9 +498,35 @@ impl Inner {
             // close and get an error instead of hanging.
             let guard = InflightGuard(inner.clone());
             let result = inner.renew(interactive).await;
+            let renewed = result
+                .as_ref()
+                .ok()
+                .map(|t| (t.expires_at_utc(), t.lifetime()));
+            let failure = result.as_ref().err().cloned();
             let result = inner.settle(result);
+            let still_serving = result.is_ok();
+            #[cfg(feature = "metrics")]
+            inner
+                .metrics
+                .renewal(background, renewed.is_some(), still_serving);
             drop(guard);
             let _ = tx.send(Some(result));
+            if let Some(hook) = &inner.on_renewal {
+                let outcome = match (renewed, &failure) {
+                    (Some((expires_at, lifetime)), _) => RenewalOutcome::Renewed {
+                        expires_at,
+                        lifetime,
+                        background,
+                    },
+                    (None, Some(error)) => RenewalOutcome::Failed {
+                        error,
+                        background,
+                        still_serving,
+                    },
+                    (None, None) => return,
+                };
+                hook(&outcome);
+            }
         });
         rx
     }
@@ -715,9 +781,22 @@ impl Inner {
             .min(self.config.max_refresh_window)
             .min((lifetime - skew) / 2);
         let stale_at = expires_at.checked_sub(skew).unwrap_or(expires_at);
+        let mut refresh_at = stale_at.checked_sub(ahead).unwrap_or(stale_at);
+        // Server-directed refresh: the server's `refresh_in`, or half-life for a long token; it
+        // only ever brings the renewal forward, and never when background renewal is off.
+        if self.config.server_directed && !ahead.is_zero() {
+            let directed = token.renew_at().or_else(|| {
+                (lifetime > HALF_LIFE_REFRESH_ABOVE)
+                    .then(|| expires_at.checked_sub(lifetime / 2))
+                    .flatten()
+            });
+            if let Some(directed) = directed {
+                refresh_at = refresh_at.min(directed);
+            }
+        }
         Cached {
             token: token.clone(),
-            refresh_at: stale_at.checked_sub(ahead).unwrap_or(stale_at),
+            refresh_at,
             stale_at,
             usable_until: expires_at,
         }
@@ -758,6 +837,7 @@ pub struct TokenSourceBuilder {
     config: Config,
     store: Option<Arc<dyn TokenStore>>,
     on_change: Option<ChangeHook>,
+    on_renewal: Option<RenewalHook>,
     initial: Option<Token>,
     identity: Option<String>,
 }
@@ -781,6 +861,18 @@ impl TokenSourceBuilder {
         } else {
             0.1
         };
+        self
+    }
+
+    /// Whether the server decides when a token is renewed (default `true`): from the instant
+    /// its `refresh_in` names ([`Token::renew_at`]), or, for a token that lives longer than
+    /// [`HALF_LIFE_REFRESH_ABOVE`] (two hours) and came without one, from half its lifetime.
+    /// Either only brings the background renewal forward, never past the
+    /// [refresh window](Self::refresh_fraction); callers keep the current token meanwhile.
+    /// With a [`refresh_fraction`](Self::refresh_fraction) of 0 there is no background renewal,
+    /// server-directed or not.
+    pub fn server_directed_refresh(mut self, honour: bool) -> Self {
+        self.config.server_directed = honour;
         self
     }
 
@@ -822,6 +914,33 @@ impl TokenSourceBuilder {
     /// handed out. Keep it quick; it runs inside the renewal.
     pub fn on_token_change(mut self, hook: impl Fn(&Token) + Send + Sync + 'static) -> Self {
         self.on_change = Some(Arc::new(hook));
+        self
+    }
+
+    /// Called once after each renewal, background or not, with how it ended: the new token's
+    /// expiry, or the error and whether callers keep the current token. Unlike
+    /// [`on_token_change`](Self::on_token_change), which sees only new tokens, this sees
+    /// failures too, for alerting on a renewal that keeps failing while an old token is still
+    /// served. It runs after the renewal's waiters have their result; keep it quick.
+    ///
+    /// ```no_run
+    /// use oauth_layer::{OAuthClient, RenewalOutcome, TokenSource, flow::ClientCredentials};
+    ///
+    /// # fn run(client: OAuthClient) {
+    /// let tokens = TokenSource::builder(client, ClientCredentials::new())
+    ///     .on_renewal(|outcome| {
+    ///         if let RenewalOutcome::Failed { error, still_serving, .. } = outcome {
+    ///             eprintln!("token renewal failed: {error} (still serving: {still_serving})");
+    ///         }
+    ///     })
+    ///     .build();
+    /// # let _ = tokens; }
+    /// ```
+    pub fn on_renewal(
+        mut self,
+        hook: impl Fn(&RenewalOutcome<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_renewal = Some(Arc::new(hook));
         self
     }
 
@@ -896,6 +1015,8 @@ impl TokenSourceBuilder {
         if let Some(identity) = &self.identity {
             key = key.with_part("identity", identity.clone());
         }
+        #[cfg(feature = "metrics")]
+        let metrics = crate::metrics::SourceMetrics::new(&client, &key);
         let inner = Arc::new(Inner {
             clock: client.clock_arc(),
             client,
@@ -904,6 +1025,9 @@ impl TokenSourceBuilder {
             config: self.config,
             store: self.store,
             on_change: self.on_change,
+            on_renewal: self.on_renewal,
+            #[cfg(feature = "metrics")]
+            metrics,
             state: ArcSwapOption::empty(),
             renewing: AtomicBool::new(false),
             slow: Mutex::new(Slow::default()),
@@ -911,6 +1035,21 @@ impl TokenSourceBuilder {
         });
         if let Some(token) = self.initial {
             inner.state.store(Some(Arc::new(inner.schedule(&token))));
+        }
+        #[cfg(feature = "metrics")]
+        {
+            let weak = Arc::downgrade(&inner);
+            inner.metrics.watch_expiry(move || {
+                let inner = weak.upgrade()?;
+                let state = inner.state.load();
+                let cached = state.as_deref()?;
+                Some(
+                    cached
+                        .token
+                        .expires_at()
+                        .saturating_duration_since(inner.clock.now()),
+                )
+            });
         }
         TokenSource { inner }
     }

@@ -61,6 +61,9 @@ struct TokenInner {
     lifetime_reported: bool,
     expires_at: Instant,
     expires_at_utc: SystemTime,
+    /// When the server asked that the token be renewed (its `refresh_in`, checked), on the
+    /// monotonic clock and in UTC.
+    renew_at: Option<(Instant, SystemTime)>,
     refresh_token: Option<SecretString>,
     scope: Option<String>,
     id_token: Option<SecretString>,
@@ -88,6 +91,7 @@ impl Token {
             access_token: access_token.into(),
             token_type: "Bearer".into(),
             expires_in: None,
+            refresh_in: None,
             default_lifetime: DEFAULT_LIFETIME,
             refresh_token: None,
             scope: None,
@@ -179,6 +183,37 @@ impl Token {
     /// When the token expires, in UTC (for persisting it).
     pub fn expires_at_utc(&self) -> SystemTime {
         self.inner.expires_at_utc
+    }
+
+    /// When the server asked that this token be renewed (the `refresh_in` member of the token
+    /// response, as Microsoft's identity platform sends it), on the monotonic clock of the
+    /// [`Clock`] it was made with. `None` when the response had none or an unusable one: zero,
+    /// negative, not a number, or not before the token's expiry. A value under five minutes
+    /// (or, for a token shorter than 50 minutes, under a tenth of its lifetime) is raised to
+    /// that, so that a server cannot make a client renew over and over.
+    ///
+    /// A [`TokenSource`](crate::TokenSource) renews the token in the background from this
+    /// instant on (never later than its own refresh window); stores persist it with the token.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oauth_layer::{Token, clock::{Clock, ManualClock}};
+    ///
+    /// let clock = ManualClock::new();
+    /// let token = Token::builder("abc")
+    ///     .expires_in(Duration::from_secs(3600))
+    ///     .refresh_in(Duration::from_secs(1800))
+    ///     .build(&clock)?;
+    /// assert_eq!(token.renew_at(), Some(clock.now() + Duration::from_secs(1800)));
+    /// # Ok::<(), oauth_layer::Error>(())
+    /// ```
+    pub fn renew_at(&self) -> Option<Instant> {
+        self.inner.renew_at.map(|(at, _)| at)
+    }
+
+    /// [`renew_at`](Self::renew_at) in UTC (for persisting it).
+    pub fn renew_at_utc(&self) -> Option<SystemTime> {
+        self.inner.renew_at.map(|(_, at)| at)
     }
 
     /// `true` when the token has expired at `now` (no skew applied).
@@ -331,6 +366,7 @@ pub struct TokenBuilder {
     access_token: String,
     token_type: String,
     expires_in: Option<Duration>,
+    refresh_in: Option<Duration>,
     default_lifetime: Duration,
     refresh_token: Option<SecretString>,
     scope: Option<String>,
@@ -346,6 +382,13 @@ impl TokenBuilder {
     /// The lifetime; without it the token gets [`DEFAULT_LIFETIME`].
     pub fn expires_in(mut self, lifetime: Duration) -> Self {
         self.expires_in = Some(lifetime);
+        self
+    }
+
+    /// When the server asks that the token be renewed, counted from now (a token response's
+    /// `refresh_in`); see [`Token::renew_at`] for how it is checked.
+    pub fn refresh_in(mut self, refresh_in: Duration) -> Self {
+        self.refresh_in = Some(refresh_in);
         self
     }
 
@@ -412,6 +455,12 @@ impl TokenBuilder {
             .expires_in
             .unwrap_or(self.default_lifetime)
             .min(MAX_LIFETIME);
+        let renew_at = checked_refresh_in(self.refresh_in, lifetime).map(|refresh_in| {
+            (
+                crate::clock::instant_after(now, refresh_in),
+                crate::clock::time_after(now_utc, refresh_in),
+            )
+        });
         Ok(Token {
             inner: Arc::new(TokenInner {
                 issue: next_issue(),
@@ -422,6 +471,7 @@ impl TokenBuilder {
                 lifetime_reported,
                 expires_at: crate::clock::instant_after(now, lifetime),
                 expires_at_utc: crate::clock::time_after(now_utc, lifetime),
+                renew_at,
                 refresh_token: self.refresh_token,
                 scope: self.scope,
                 id_token: self.id_token,
@@ -433,6 +483,20 @@ impl TokenBuilder {
             }),
         })
     }
+}
+
+/// The soonest a server's `refresh_in` can ask for a renewal: five minutes, or a tenth of the
+/// lifetime for tokens shorter than 50 minutes.
+const REFRESH_IN_FLOOR: Duration = Duration::from_secs(300);
+
+/// A server's `refresh_in` as this crate honours it: ignored when zero or not before the
+/// token's expiry (a server cannot delay a renewal past the expiry, nor ask for one "now"), and
+/// at least [`REFRESH_IN_FLOOR`] (or a tenth of a shorter token's lifetime), so a hostile or
+/// broken server cannot make a client renew over and over.
+fn checked_refresh_in(refresh_in: Option<Duration>, lifetime: Duration) -> Option<Duration> {
+    refresh_in
+        .filter(|r| !r.is_zero() && *r < lifetime)
+        .map(|r| r.max((lifetime / 10).min(REFRESH_IN_FLOOR)))
 }
 
 /// What a persistent store keeps of a token: every field, with the expiry as absolute UTC time
@@ -449,6 +513,10 @@ pub(crate) struct Persisted {
     pub(crate) lifetime_secs: u64,
     pub(crate) lifetime_reported: bool,
     pub(crate) expires_at_unix: u64,
+    /// When the server asked that the token be renewed ([`Token::renew_at_utc`]); absent in
+    /// entries written before it was kept, which read back without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) renew_at_unix: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) refresh_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -488,6 +556,11 @@ impl Token {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            renew_at_unix: t.renew_at.map(|(_, at)| {
+                at.duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            }),
             refresh_token: t
                 .refresh_token
                 .as_ref()
@@ -548,6 +621,17 @@ impl Token {
             .duration_since(now_utc)
             .unwrap_or(Duration::ZERO)
             .min(MAX_LIFETIME);
+        // A renewal instant already past comes back as "now": renew at the next chance.
+        let renew_at = p.renew_at_unix.map(|unix| {
+            let at_utc = std::time::UNIX_EPOCH
+                .checked_add(Duration::from_secs(unix))
+                .unwrap_or(now_utc);
+            let ahead = at_utc
+                .duration_since(now_utc)
+                .unwrap_or(Duration::ZERO)
+                .min(remaining);
+            (crate::clock::instant_after(now, ahead), at_utc)
+        });
         Ok(Token {
             inner: Arc::new(TokenInner {
                 issue: next_issue(),
@@ -558,6 +642,7 @@ impl Token {
                 lifetime_reported: p.lifetime_reported,
                 expires_at: crate::clock::instant_after(now, remaining),
                 expires_at_utc,
+                renew_at,
                 refresh_token: p.refresh_token.map(SecretString::from),
                 scope: p.scope,
                 id_token: p.id_token.map(SecretString::from),
@@ -662,6 +747,12 @@ pub(crate) fn parse_token_response(resp: &RawResponse, ctx: &ParseContext<'_>) -
     }
 
     let expires_in = parse_expires_in(map.remove("expires_in"));
+    // Microsoft's `refresh_in`: only a positive number of seconds counts; a missing, zero,
+    // negative or unreadable one leaves the crate's own schedule.
+    let refresh_in = match parse_expires_in(map.remove("refresh_in")) {
+        ExpiresIn::Seconds(s) if s > 0 => Some(Duration::from_secs(s)),
+        _ => None,
+    };
     let refresh_token = non_empty_string(map.remove("refresh_token")).map(SecretString::from);
     let id_token = non_empty_string(map.remove("id_token")).map(SecretString::from);
     let issued_token_type = non_empty_string(map.remove("issued_token_type"));
@@ -697,6 +788,7 @@ pub(crate) fn parse_token_response(resp: &RawResponse, ctx: &ParseContext<'_>) -
             ExpiresIn::Seconds(s) => Some(Duration::from_secs(s)),
             ExpiresIn::Missing => None,
         },
+        refresh_in,
         default_lifetime: ctx.default_lifetime,
         refresh_token,
         scope,

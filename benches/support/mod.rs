@@ -164,6 +164,32 @@ pub(crate) fn source(token_url: &str, seeded: bool) -> TokenSource {
     }
 }
 
+/// [`source`], seeded, recording OpenTelemetry metrics with an SDK meter provider (its
+/// in-memory exporter, collected every minute): what the hot path costs with the `metrics`
+/// feature on and a real provider behind it. The provider must outlive the measurement.
+#[cfg(feature = "metrics")]
+pub(crate) fn source_with_metrics(
+    token_url: &str,
+) -> (TokenSource, opentelemetry_sdk::metrics::SdkMeterProvider) {
+    use opentelemetry::metrics::MeterProvider;
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+
+    let provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(InMemoryMetricExporter::default()).build())
+        .build();
+    let client = OAuthClient::builder("bench")
+        .secret("bench-secret")
+        .token_url(token_url)
+        .transport(h2_client())
+        .meter(provider.meter("bench"))
+        .build()
+        .unwrap();
+    let source = TokenSource::builder(client, ClientCredentials::new().scope(SCOPE))
+        .initial_token(hour_token("seeded-token"))
+        .build();
+    (source, provider)
+}
+
 /// A reqwest client speaking HTTP/2 to the token endpoint (see [`TokenEndpoint`]).
 pub(crate) fn h2_client() -> reqwest::Client {
     reqwest::Client::builder()

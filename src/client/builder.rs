@@ -94,6 +94,8 @@ impl OAuthClientBuilder {
             #[cfg(feature = "reqwest")]
             own_transport: None,
             profile: None,
+            #[cfg(feature = "metrics")]
+            metrics: None,
         })
     }
 
@@ -715,6 +717,16 @@ impl OAuthClientBuilder {
     /// under tokio's paused time.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.config.clock = Arc::new(clock);
+        self
+    }
+
+    /// The OpenTelemetry meter this client, and every token source, layer and middleware built
+    /// from it, records its metrics with (feature `metrics`; see [`crate::metrics`]). Default:
+    /// the global meter provider's `oauth-layer` meter, taken the first time a metric is
+    /// recorded.
+    #[cfg(feature = "metrics")]
+    pub fn meter(mut self, meter: opentelemetry::metrics::Meter) -> Self {
+        self.config.metrics = Some(Arc::new(crate::metrics::Instruments::new(meter)));
         self
     }
 

@@ -145,6 +145,9 @@ impl TokenSource {
                 config: self.inner.config,
                 store: self.inner.store.clone(),
                 on_change,
+                on_renewal: self.inner.on_renewal.clone(),
+                #[cfg(feature = "metrics")]
+                metrics: self.inner.metrics.clone(),
                 state: ArcSwapOption::empty(),
                 renewing: AtomicBool::new(false),
                 slow: Mutex::new(Slow::default()),

@@ -211,6 +211,42 @@ mod tests {
     }
 
     #[test]
+    fn the_renewal_instant_the_server_named_round_trips_and_old_entries_read_without_it() {
+        let clock = ManualClock::new();
+        let directed = Token::builder("AT-SENTINEL-1")
+            .expires_in(Duration::from_secs(3600))
+            .refresh_in(Duration::from_secs(1200))
+            .build(&clock)
+            .unwrap();
+        for codec in [Codec::plain(), Codec::encrypted([9; 32])] {
+            let bytes = codec.encode(&key(), &directed).unwrap();
+            clock.advance(Duration::from_secs(200));
+            let back = codec.decode(&key(), &bytes, &clock).unwrap();
+            let left = back.renew_at().unwrap() - clock.now();
+            let expected = Duration::from_secs(1200) - clock.elapsed();
+            assert!(left <= expected && left + Duration::from_secs(1) >= expected);
+        }
+
+        // An entry as the crate wrote it before `renew_at_unix` existed.
+        let now = clock
+            .now_utc()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let old = format!(
+            r#"{{"format":"oauth-layer-token","version":1,"token":{{"access_token":"AT-OLD",
+            "token_type":"Bearer","lifetime_secs":600,"lifetime_reported":true,
+            "expires_at_unix":{}}}}}"#,
+            now + 300
+        );
+        let back = Codec::plain()
+            .decode(&key(), old.as_bytes(), &clock)
+            .unwrap();
+        assert!(back.renew_at().is_none());
+        assert!(back.expires_at() > clock.now());
+    }
+
+    #[test]
     fn sealed_entries_hide_the_tokens_and_refuse_other_keys() {
         let clock = ManualClock::new();
         let codec = Codec::encrypted([9; 32]);

@@ -195,11 +195,14 @@ where
                     source.invalidate_issue(used);
                     next_token = Some(source.token_for(interactive).await?);
                     tracing::debug!("401: retrying once with a renewed token");
+                    source.observe_retry(crate::metrics::Retry::Unauthorized);
                 }
                 Step::Resend => {
                     tracing::debug!("DPoP nonce challenge: retrying once with the new nonce");
+                    source.observe_retry(crate::metrics::Retry::DpopNonce);
                 }
                 Step::Upgrade(need) => {
+                    source.observe_retry(crate::metrics::Retry::StepUp);
                     let (upgraded, token) = upgrade(&source, need, used, interactive).await?;
                     source = upgraded;
                     next_token = Some(token);
