@@ -573,3 +573,28 @@ mod files {
         }
     }
 }
+
+#[test]
+fn a_token_url_query_never_shows_in_a_keys_debug_output() {
+    // Some servers take an API key in the token URL's query; the key binds it (two such URLs
+    // never share a token), but its Debug output, which the source logs at debug level, never
+    // shows it.
+    let client = |url: &str| {
+        OAuthClient::builder("app")
+            .token_url(url)
+            .secret("s3cret")
+            .build()
+            .unwrap()
+    };
+    let one = CacheKey::builder(
+        &client("https://idp.example/token?api_key=Q9-secret-in-query"),
+        "g",
+    )
+    .build();
+    let other =
+        CacheKey::builder(&client("https://idp.example/token?api_key=another"), "g").build();
+    let shown = format!("{one:?}");
+    assert!(!shown.contains("Q9-secret-in-query"), "{shown}");
+    assert!(shown.contains("https://idp.example/token?"), "{shown}");
+    assert_ne!(one, other);
+}

@@ -179,9 +179,21 @@ impl CacheKey {
 
 impl fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.parts.iter().map(|(name, value)| (name, value)))
-            .finish()
+        let mut map = f.debug_map();
+        for (name, value) in &self.parts {
+            match value {
+                // A token URL's query can carry a credential (an API key some servers take
+                // there); the key keeps it, its Debug output (logged at debug level) does not.
+                Value::Plain(text) if *name == "server" && text.contains('?') => {
+                    let without = text.split('?').next().unwrap_or_default();
+                    map.entry(name, &format!("{without}?{REDACTED}"));
+                }
+                _ => {
+                    map.entry(name, value);
+                }
+            }
+        }
+        map.finish()
     }
 }
 
