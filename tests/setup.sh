@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs besides Rust, and only what is missing: redis-server (the
 # Redis store's tests start their own, replicas and a Sentinel too: `redis-server --sentinel`,
-# so Debian's separate redis-sentinel package is not needed), a Secret Service for the keyring store's tests
-# (gnome-keyring, started by the tests themselves in a private D-Bus session, and secret-tool to
-# look at what it holds), iproute2 for the fleet fault harness, the interop suite's npm packages,
-# Chromium and ChromeDriver. Needs root (or sudo) for apt-get the first time. Safe to run again.
+# so Debian's separate redis-sentinel package is not needed), a Secret Service for the keyring
+# store's tests (gnome-keyring, started by the tests themselves in a private D-Bus session, and
+# secret-tool to look at what it holds), iproute2 for the fleet fault harness, the interop
+# suite's npm packages, Chromium and ChromeDriver. Needs root (or sudo) for apt-get the first time. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
