@@ -4,7 +4,8 @@
 # so Debian's separate redis-sentinel package is not needed), a Secret Service for the keyring
 # store's tests (gnome-keyring, started by the tests themselves in a private D-Bus session, and
 # secret-tool to look at what it holds), iproute2 for the fleet fault harness, the interop
-# suite's npm packages, Chromium and ChromeDriver. Needs root (or sudo) for apt-get the first time. Safe to run again.
+# suite's npm packages, Chromium and ChromeDriver. Needs root (or sudo) for apt-get the first
+# time. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
