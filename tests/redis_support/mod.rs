@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub mod cluster;
+
 /// A `redis-server` child process on a loopback port, killed when dropped.
 pub struct RedisServer {
     child: Option<Child>,
