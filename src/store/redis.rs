@@ -492,9 +492,10 @@ impl RedisStore {
             Ok(Err(e)) => Err(StoreFailure {
                 wrong_type: false,
                 error: Error::Store(format!(
-                    "cannot connect to Redis at {}: {}",
+                    "cannot connect to Redis at {}: {}{}",
                     self.target,
-                    scrubbed(&e, &self.passwords)
+                    scrubbed(&e, &self.passwords),
+                    self.redis.auth_hint(&e)
                 )),
             }),
             Err(_) => Err(StoreFailure {
@@ -813,9 +814,10 @@ impl RedisStore {
         StoreFailure {
             wrong_type: e.code() == Some("WRONGTYPE"),
             error: Error::Store(format!(
-                "Redis {what} at {} failed: {}",
+                "Redis {what} at {} failed: {}{}",
                 self.target,
-                scrubbed(e, &self.passwords)
+                scrubbed(e, &self.passwords),
+                self.redis.auth_hint(e)
             )),
         }
     }

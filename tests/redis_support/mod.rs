@@ -229,6 +229,24 @@ pub const SERVICE: &str = "oauth";
 
 impl Sentinel {
     pub async fn watch(primary: &RedisServer) -> Self {
+        Self::watch_with(primary, "").await
+    }
+
+    /// A Sentinel that reaches the primary with `user` (`None`: the default user) and
+    /// `password`, itself without a password.
+    pub async fn watch_authenticated(
+        primary: &RedisServer,
+        user: Option<&str>,
+        password: &str,
+    ) -> Self {
+        let mut auth = format!("sentinel auth-pass {SERVICE} {password}\n");
+        if let Some(user) = user {
+            auth.push_str(&format!("sentinel auth-user {SERVICE} {user}\n"));
+        }
+        Self::watch_with(primary, &auth).await
+    }
+
+    async fn watch_with(primary: &RedisServer, extra_config: &str) -> Self {
         let port = free_port();
         let dir = scratch_dir("sentinel", port);
         let config = dir.join("sentinel.conf");
@@ -239,7 +257,7 @@ impl Sentinel {
                  sentinel monitor {SERVICE} 127.0.0.1 {primary} 1\n\
                  sentinel down-after-milliseconds {SERVICE} 500\n\
                  sentinel failover-timeout {SERVICE} 2000\n\
-                 sentinel parallel-syncs {SERVICE} 1\n",
+                 sentinel parallel-syncs {SERVICE} 1\n{extra_config}",
                 dir = dir.display(),
                 primary = primary.port,
             ),

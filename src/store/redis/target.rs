@@ -121,6 +121,21 @@ impl Target {
         matches!(self, Self::Sentinel(_) | Self::Cluster(_))
     }
 
+    /// What to add to an error that says a server refused or wants credentials: behind
+    /// Sentinels, where they come from (the servers' own are easily forgotten).
+    pub(super) fn auth_hint(&self, e: &RedisError) -> &'static str {
+        let refused = e.kind() == ::redis::ErrorKind::AuthenticationFailed
+            || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"));
+        match self {
+            Self::Sentinel(_) if refused => {
+                " (the primary behind the Sentinels wants other credentials: it is reached \
+                 with the first Sentinel URL's unless RedisSentinel::primary_credentials \
+                 gives its own)"
+            }
+            _ => "",
+        }
+    }
+
     /// `true` when `e` means the connection should be dropped and the primary looked up again:
     /// behind Sentinels, a server that went away or was demoted (`READONLY`) may no longer be
     /// the primary.
