@@ -20,7 +20,7 @@ pub(super) enum Target {
     /// connection, so after a promotion the next connection reaches the new primary.
     Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
     /// A Redis Cluster, found from its seed nodes; the connection follows the slot map.
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// The user name and password the data nodes behind Sentinels want, when they are not the
@@ -74,7 +74,7 @@ impl Target {
     /// URL's user name and password (the crate refuses URLs with different ones).
     pub(super) fn cluster(urls: &[url::Url]) -> RedisResult<Self> {
         let client = ClusterClient::new(urls.iter().map(url::Url::as_str))?;
-        Ok(Self::Cluster(client))
+        Ok(Self::Cluster(Box::new(client)))
     }
 
     /// A new connection: to the server, to the primary as the Sentinels name it now, or to
