@@ -12,6 +12,8 @@ pub const NODE_TIMEOUT_MS: u64 = 1000;
 
 pub struct Cluster {
     nodes: HashMap<u16, RedisServer>,
+    /// Every node's `requirepass` (and `masterauth`), if any.
+    password: Option<String>,
 }
 
 /// One line of `CLUSTER NODES`.
@@ -30,26 +32,35 @@ pub struct Node {
 impl Cluster {
     /// Three primaries and three replicas, every slot covered, every replica linked.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Like [`start`](Self::start), every node asking for `password`.
+    pub async fn start_with(password: Option<&str>) -> Self {
         let mut nodes = HashMap::new();
         for _ in 0..6 {
-            let node = start_node().await;
+            let node = start_node(password).await;
             nodes.insert(node.port(), node);
         }
-        let cluster = Self { nodes };
+        let cluster = Self {
+            nodes,
+            password: password.map(str::to_owned),
+        };
         let addresses: Vec<String> = cluster
             .nodes
             .keys()
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
-        redis_cli(
-            &[
-                &["--cluster", "create"][..],
-                &str_refs(&addresses)[..],
-                &["--cluster-replicas", "1", "--cluster-yes"],
-            ]
-            .concat(),
-        )
-        .await;
+        cluster
+            .redis_cli(
+                &[
+                    &["--cluster", "create"][..],
+                    &str_refs(&addresses)[..],
+                    &["--cluster-replicas", "1", "--cluster-yes"],
+                ]
+                .concat(),
+            )
+            .await;
         cluster.wait_until_settled(3, 3).await;
         cluster
     }
@@ -136,10 +147,10 @@ impl Cluster {
             .find(|n| n.port == port)
             .unwrap()
             .id;
-        let node = start_node().await;
+        let node = start_node(self.password.as_deref()).await;
         let new = format!("127.0.0.1:{}", node.port());
         let existing = format!("127.0.0.1:{port}");
-        redis_cli(&[
+        self.redis_cli(&[
             "--cluster",
             "add-node",
             &new,
@@ -203,20 +214,20 @@ impl Cluster {
     }
 }
 
-async fn start_node() -> RedisServer {
-    RedisServer::start_with(
-        free_port(),
-        None,
-        &[
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-node-timeout",
-            &NODE_TIMEOUT_MS.to_string(),
-        ],
-    )
-    .await
+async fn start_node(password: Option<&str>) -> RedisServer {
+    let timeout = NODE_TIMEOUT_MS.to_string();
+    let mut args = vec![
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        &timeout,
+    ];
+    if let Some(password) = password {
+        args.extend(["--masterauth", password]);
+    }
+    RedisServer::start_with(free_port(), password, &args).await
 }
 
 async fn query<T: redis::FromRedisValue>(
@@ -233,8 +244,18 @@ async fn query<T: redis::FromRedisValue>(
     cmd.query_async(&mut connection).await
 }
 
-async fn redis_cli(args: &[&str]) {
-    let out = tokio::process::Command::new("redis-cli")
+impl Cluster {
+    async fn redis_cli(&self, args: &[&str]) {
+        redis_cli(self.password.as_deref(), args).await;
+    }
+}
+
+async fn redis_cli(password: Option<&str>, args: &[&str]) {
+    let mut command = tokio::process::Command::new("redis-cli");
+    if let Some(password) = password {
+        command.args(["--no-auth-warning", "-a", password]);
+    }
+    let out = command
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()
