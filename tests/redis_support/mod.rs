@@ -102,6 +102,8 @@ impl RedisServer {
             .arg(&dir)
             .args(extra)
             .args(["--save", "", "--appendonly", "no"])
+            // A replica's first sync starts at once, not after Redis's default five seconds.
+            .args(["--repl-diskless-sync-delay", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -327,10 +329,27 @@ impl Sentinel {
         }
     }
 
-    /// Waits until the Sentinel names the server on `port` as the primary.
+    /// The flags the Sentinel gives the primary (`master` when it is up and settled).
+    pub async fn primary_flags(&self) -> Option<String> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+        let fields: Vec<String> = redis::cmd("SENTINEL")
+            .arg("master")
+            .arg(SERVICE)
+            .query_async(&mut connection)
+            .await
+            .ok()?;
+        let at = fields.iter().position(|f| f == "flags")?;
+        fields.get(at + 1).cloned()
+    }
+
+    /// Waits until the Sentinel names the server on `port` as the primary, and counts it up
+    /// (clients asking it then get that primary, not an error).
     pub async fn wait_for_primary(&self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while self.primary_port().await != Some(port) {
+        while self.primary_port().await != Some(port)
+            || self.primary_flags().await.as_deref() != Some("master")
+        {
             assert!(
                 Instant::now() < deadline,
                 "the Sentinel never promoted port {port}"
