@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 
 use crate::client::{OAuthClient, TokenTypeHint};
@@ -29,6 +29,7 @@ use crate::store::{CacheKey, TokenStore};
 use crate::token::Token;
 
 mod renewal;
+mod unstored;
 mod upgrade;
 
 use renewal::RenewalHook;
@@ -85,6 +86,7 @@ struct Inner {
     renewing: AtomicBool,
     slow: Mutex<Slow>,
     upgrades: upgrade::Upgrades,
+    unstored: unstored::Unstored,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -498,6 +500,7 @@ impl Inner {
             // close and get an error instead of hanging.
             let guard = InflightGuard(inner.clone());
             let result = inner.renew(interactive).await;
+            Inner::restore_if_unstored(&inner);
             let renewed = result
                 .as_ref()
                 .ok()
@@ -562,6 +565,11 @@ impl Inner {
 
         if let Some(store) = &self.store {
             match store.load(&self.key).await {
+                // Our last renewal spent this refresh token and the store did not take its
+                // successor: it is left behind (a failover), and ours is the live one.
+                Ok(Some(stored)) if self.unstored.is_spent(&stored) => {
+                    tracing::warn!(key = ?self.key, "the store holds a spent refresh token; ignoring it");
+                }
                 // A store that persists tokens hands back copies, so "the token we hold" is
                 // recognised by its value too; otherwise an invalidated token would come back.
                 Ok(Some(stored)) if !held.as_ref().is_some_and(|h| same_token(h, &stored)) => {
@@ -597,11 +605,12 @@ impl Inner {
         {
             match self.fetch_new(false).await {
                 Err(Error::ReauthenticationRequired(_) | Error::InteractionRequired) => {}
-                other => return self.keep(other?, current.as_deref()).await,
+                other => return self.keep(other?, current.as_deref(), None).await,
             }
         }
 
-        let result = match held.as_ref().and_then(|t| t.refresh_token().cloned()) {
+        let spent = held.as_ref().and_then(|t| t.refresh_token().cloned());
+        let result = match spent.clone() {
             Some(refresh_token) => {
                 let scope = held.as_ref().and_then(Token::scope);
                 let client = held
@@ -630,20 +639,37 @@ impl Inner {
             None => self.fetch_new(interactive).await,
         };
 
-        self.keep(result?, current.as_deref()).await
+        self.keep(result?, current.as_deref(), spent.as_ref()).await
     }
 
     /// Stores, announces and caches a token fresh from the server, for a renewal that started
-    /// from `current`.
-    async fn keep(&self, token: Token, current: Option<&Cached>) -> Result<Token> {
+    /// from `current` and spent the refresh token `spent`.
+    async fn keep(
+        &self,
+        token: Token,
+        current: Option<&Cached>,
+        spent: Option<&SecretString>,
+    ) -> Result<Token> {
         if let Some(store) = &self.store {
             // Rule 21: persisted before anyone gets the new access token.
             let saved = store.save(&self.key, &token).await;
             if let Err(refused @ Error::LockLost(_)) = saved {
                 return self.after_lost_lock(store, current, refused).await;
             }
-            if let Err(e) = saved {
-                tracing::warn!(error = %e, "token store write failed; keeping the token in memory");
+            match (saved, spent) {
+                (Ok(()), _) => self.unstored.forget(),
+                (Err(e), spent) => {
+                    tracing::warn!(error = %e, "token store write failed; keeping the token in memory");
+                    // The store may still hold the refresh token just spent (see `unstored`).
+                    let rotated = |spent: &&SecretString| {
+                        token
+                            .refresh_token()
+                            .is_some_and(|r| r.expose_secret() != spent.expose_secret())
+                    };
+                    if let Some(spent) = spent.filter(rotated) {
+                        self.unstored.remember(spent);
+                    }
+                }
             }
         }
         if let Some(hook) = &self.on_change {
@@ -1032,6 +1058,7 @@ impl TokenSourceBuilder {
             renewing: AtomicBool::new(false),
             slow: Mutex::new(Slow::default()),
             upgrades: upgrade::Upgrades::new(self.identity),
+            unstored: unstored::Unstored::default(),
         });
         if let Some(token) = self.initial {
             inner.state.store(Some(Arc::new(inner.schedule(&token))));

@@ -32,7 +32,7 @@ mod salt;
 #[cfg(feature = "keyring-store")]
 pub use self::keyring::KeyringStore;
 #[cfg(feature = "redis-store")]
-pub use self::redis::{RedisDurability, RedisStore};
+pub use self::redis::{RedisDurability, RedisSentinel, RedisStore};
 #[cfg(any(
     feature = "file-store",
     feature = "redis-store",

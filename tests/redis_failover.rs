@@ -244,3 +244,110 @@ async fn a_sentinel_password_never_shows() {
     let error = RedisStore::sentinel_lazy(Vec::<String>::new(), SERVICE).unwrap_err();
     assert!(matches!(error, oauth_layer::Error::Config(_)), "{error:?}");
 }
+
+/// A rotating authorization server for two renewals: `rt-1` is answered once, slowly, with
+/// `at-2`/`rt-2`; `rt-2` once with `at-3`/`rt-3`; anything else (a refresh token sent twice) is
+/// `invalid_grant`.
+async fn rotating_idp_twice() -> MockServer {
+    let idp = rotating_idp().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("refresh_token=rt-2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "at-3", "token_type": "Bearer", "expires_in": 3600,
+            "refresh_token": "rt-3",
+        })))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&idp)
+        .await;
+    idp
+}
+
+/// A durable write that gives up before the failover is over leaves the spent refresh token in
+/// the store: the renewal's write of `rt-2` reached only the primary (the replica was cut off),
+/// the replicas never confirmed it within its 300 ms, and the primary died; the promoted replica
+/// holds `rt-1`, which the server already rotated. The renewing process keeps `at-2`/`rt-2` in
+/// memory, and it must never send `rt-1` again, nor leave it for the others: its next renewal
+/// sends `rt-2`, and it writes its newest token back (under the lock) until a replica confirms
+/// it, so the next process uses that without a token request. Each refresh token is sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_refresh_token_left_in_the_store_by_a_failover_is_never_sent_again() {
+    if !redis_runs("a_spent_refresh_token_left_in_the_store_by_a_failover_is_never_sent_again") {
+        return;
+    }
+    let primary = RedisServer::start().await;
+    let link = ReplicationLink::to(&primary).await;
+    let replica = RedisServer::replica_over(&link).await;
+    let sentinel = Sentinel::watch(&primary).await;
+    sentinel.wait_for_replicas(1).await;
+    let idp = rotating_idp_twice().await;
+    let client = client(&idp);
+    let key = ClientCredentials::new().cache_key(&client);
+    let spent = Token::builder("at-1")
+        .expires_in(Duration::ZERO)
+        .refresh_token("rt-1")
+        .build(&SystemClock)
+        .unwrap();
+    store(
+        &sentinel,
+        RedisDurability::replicas(1, Duration::from_secs(5)),
+    )
+    .save(&key, &spent)
+    .await
+    .unwrap();
+
+    let renewing_store = store(
+        &sentinel,
+        RedisDurability::replicas(1, Duration::from_millis(300)),
+    );
+    let renewing = TokenSource::builder(client.clone(), ClientCredentials::new())
+        .store(renewing_store.clone())
+        .build();
+    let renewal = tokio::spawn({
+        let renewing = renewing.clone();
+        async move { renewing.token().await }
+    });
+    tokio::time::sleep(IDP_DELAY / 2).await;
+    link.cut();
+    // The write is not confirmed in time: the token is kept in memory and handed out.
+    let first = renewal.await.unwrap().unwrap();
+    assert_eq!(first.access_token().expose_secret(), "at-2");
+    let mut primary = primary;
+    primary.stop();
+    sentinel.wait_for_primary(replica.port()).await;
+
+    // Once its store reaches the new primary (the first call after a failover fails, and the
+    // source would renew without the lock, with a grant of its own), the next renewal of the
+    // same process sends `rt-2`, whatever the promoted replica holds.
+    while renewing_store.load(&key).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(renewing.invalidate(&first));
+    let second = renewing.token().await.unwrap();
+    assert_eq!(second.access_token().expose_secret(), "at-3");
+
+    // Once the new primary has a replica, the newest token is written back and confirmed.
+    let _new_replica = RedisServer::replica_of(&replica).await;
+    let survivor = store(&sentinel, RedisDurability::Primary);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stored = survivor.load(&key).await.ok().flatten();
+        let refresh = stored.and_then(|t| t.refresh_token().map(|r| r.expose_secret().to_owned()));
+        if refresh.as_deref() == Some("rt-3") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store still holds {refresh:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let next = TokenSource::builder(client, ClientCredentials::new())
+        .store(survivor)
+        .build();
+    let token = next.token().await.unwrap();
+    assert_eq!(token.access_token().expose_secret(), "at-3");
+    assert_eq!(requests_with(&idp, "refresh_token=rt-1").await, 1);
+    assert_eq!(requests_with(&idp, "refresh_token=rt-2").await, 1);
+    assert_eq!(idp.received_requests().await.unwrap().len(), 2);
+}

@@ -156,6 +156,7 @@ impl TokenSource {
                     origin: Some((Arc::downgrade(&self.inner), need.clone())),
                     derived: Mutex::new(VecDeque::new()),
                 },
+                unstored: super::unstored::Unstored::default(),
             }),
         };
         tracing::debug!(key = ?source.inner.key, "upgraded token source");

@@ -7,7 +7,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisError, Script, ScriptInvocation};
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
@@ -16,16 +15,20 @@ use zeroize::Zeroizing;
 
 use super::{CacheKey, Codec, KeySalt, RenewalLock, TokenStore};
 
+mod connection;
 mod durability;
 #[cfg(feature = "dpop")]
 mod nonces;
+mod sentinel;
 mod target;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::token::Token;
+use connection::Connection;
 pub use durability::RedisDurability;
-use target::Target;
+pub use sentinel::RedisSentinel;
+use target::{NodeAuth, Target};
 
 /// Default key prefix.
 const DEFAULT_PREFIX: &str = "oauth-layer:";
@@ -59,9 +62,20 @@ return 0
 
 /// Gives the lock `ARGV[2]` more milliseconds if it still holds this holder's fencing value:
 /// 1 when extended, 0 when the lock is gone or another holder's.
+///
+/// When `ARGV[3]` is `1` (with [`RedisDurability::Replicas`]) a lock that is absent is taken
+/// back instead, as a durable write tried again does (see [`FENCED_SAVE_SCRIPT`]): a failover
+/// slower than the lock's lifetime promotes a replica on which the lock has expired, and the
+/// renewal that holds it must still be able to store its rotated refresh token. A lock another
+/// holder took is still lost.
 const EXTEND_SCRIPT: &str = r#"
-if redis.call("GET", KEYS[1]) == ARGV[1] then
+local holder = redis.call("GET", KEYS[1])
+if holder == ARGV[1] then
     return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+end
+if not holder and ARGV[3] == "1" then
+    redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+    return 1
 end
 return 0
 "#;
@@ -127,6 +141,13 @@ return 1
 /// value: give each process its own (two sources in one process sharing one store are one
 /// holder to it).
 ///
+/// In a Redis Cluster ([`connect_cluster`](Self::connect_cluster)) the entry and the lock are
+/// `<prefix>token:{<name>}` and `<prefix>lock:{<name>}`: the braces are a hash tag, so both
+/// hash to one slot and the fenced write, which touches both in one script, runs on the one
+/// primary that holds them. Standalone and behind Sentinels the names have no braces, as in
+/// every earlier release: a fleet already sharing a Redis keeps finding its entries when it
+/// upgrades.
+///
 /// Every key is under the prefix (the namespace), and every key but the salt has a TTL.
 /// Entries carry their format version inside (the [`Codec`]'s envelope, format 1), not in
 /// their name: during a rolling upgrade old and new processes share one Redis, and a version
@@ -139,7 +160,9 @@ return 1
 /// [`durability`](Self::durability) a rotated refresh token is on the replicas before it is
 /// used (`tests/redis_failover.rs`). Behind Redis Sentinel, connect with
 /// [`connect_sentinel`](Self::connect_sentinel): after a failover the store reaches the new
-/// primary. Redis Cluster is not supported yet.
+/// primary (and [`RedisSentinel`] gives the servers credentials of their own). In a Redis
+/// Cluster the connection follows the slot map, and `WAIT` goes to the primary owning the
+/// entry's slot (`tests/redis_cluster.rs`).
 ///
 /// Entries that are corrupt, written by a newer version of the crate, sealed under another key
 /// or not sealed when they should be are misses, logged without their contents. When Redis
@@ -180,11 +203,12 @@ pub struct RedisStore {
     /// once by [`connect`](Self::connect); it reconnects by itself afterwards. Behind Sentinels
     /// a connection that fails is replaced by an empty cell, so the next call asks them for the
     /// primary again.
-    connection: Arc<Mutex<Arc<OnceCell<ConnectionManager>>>>,
+    connection: Arc<Mutex<Arc<OnceCell<Connection>>>>,
     /// The URL without its user information, query or fragment, for `Debug`.
     target: Arc<str>,
-    /// The password from the URL, scrubbed from any error text Redis produces.
-    password: Option<Arc<Zeroizing<String>>>,
+    /// The passwords from the URLs (and the primary's own, behind Sentinels), scrubbed from
+    /// any error text Redis produces.
+    passwords: Arc<[Zeroizing<String>]>,
     prefix: Arc<str>,
     codec: Codec,
     clock: Arc<dyn Clock>,
@@ -281,20 +305,21 @@ impl RedisStore {
         let url = Url::parse(url.as_ref())
             .map_err(|e| Error::config(format!("invalid Redis URL: {e}")))?;
         let target: Arc<str> = redacted(&url).into();
-        let password = percent_decoded(url.password());
+        let passwords: Vec<_> = percent_decoded(url.password()).into_iter().collect();
         let client = Client::open(url).map_err(|e| {
             Error::config(format!(
                 "invalid Redis URL {target}: {}",
-                scrubbed(&e, password.as_ref().map(|p| p.as_str()))
+                scrubbed(&e, &passwords)
             ))
         })?;
-        Ok(Self::on(Target::Direct(client), target, password))
+        Ok(Self::on(Target::Direct(client), target, passwords))
     }
 
     /// Connects to the primary that the Sentinels at `sentinels` (`redis://[[user]:password@]host:port[/db]`
     /// each) name for `service`, waiting at most the default operation timeout (2 s). The
     /// primary is reached with the user name, password and database of the first URL (one
-    /// password for Sentinels and servers). After a failover the next connection asks the
+    /// password for Sentinels and servers; when the servers have their own, use
+    /// [`RedisSentinel::primary_credentials`]). After a failover the next connection asks the
     /// Sentinels again and reaches the new primary; pair it with
     /// [`durability`](Self::durability) so that no rotated refresh token is lost in one.
     ///
@@ -328,31 +353,108 @@ impl RedisStore {
         sentinels: impl IntoIterator<Item = impl AsRef<str>>,
         service: impl AsRef<str>,
     ) -> Result<Self> {
-        let urls = sentinels
-            .into_iter()
-            .map(|u| Url::parse(u.as_ref()))
+        RedisSentinel::new(sentinels, service).lazy()
+    }
+
+    /// The store [`RedisSentinel::lazy`] makes.
+    fn behind_sentinels(sentinel: RedisSentinel) -> Result<Self> {
+        let urls = sentinel
+            .sentinels
+            .iter()
+            .map(|u| Url::parse(u))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::config(format!("invalid Redis Sentinel URL: {e}")))?;
         let shown: Vec<String> = urls.iter().map(redacted).collect();
         let target: Arc<str> =
-            format!("{} (Sentinels {})", service.as_ref(), shown.join(", ")).into();
-        let password = percent_decoded(urls.first().and_then(Url::password));
-        let sentinel = Target::sentinel(&urls, service.as_ref()).map_err(|e| {
+            format!("{} (Sentinels {})", sentinel.service, shown.join(", ")).into();
+        let mut passwords: Vec<_> = urls
+            .iter()
+            .filter_map(|u| percent_decoded(u.password()))
+            .collect();
+        let auth = sentinel.primary.as_ref().map(|p| {
+            passwords.push(p.password.clone());
+            NodeAuth {
+                username: p.username.as_deref(),
+                password: Some(p.password.as_str()),
+            }
+        });
+        let redis = Target::sentinel(&urls, &sentinel.service, auth).map_err(|e| {
             Error::config(format!(
                 "invalid Redis Sentinel configuration {target}: {}",
-                scrubbed(&e, password.as_ref().map(|p| p.as_str()))
+                scrubbed(&e, &passwords)
             ))
         })?;
-        Ok(Self::on(sentinel, target, password))
+        Ok(Self::on(redis, target, passwords))
+    }
+
+    /// Connects to the Redis Cluster that the nodes at `nodes`
+    /// (`redis://[[user]:password@]host:port` each; a few are enough, the rest are found from
+    /// them) belong to, waiting at most the default operation timeout (2 s). Every node is
+    /// reached with the user name and password of the URLs, which must all carry the same ones
+    /// (or only the first). Each command goes to the primary owning its key's slot; the
+    /// connection follows slot moves and failovers by itself, and
+    /// [`durability`](Self::durability)'s `WAIT` goes to the primary owning the entry.
+    ///
+    /// In a cluster the entry and lock names carry a hash tag (`token:{<name>}`,
+    /// `lock:{<name>}`), so that the fenced write touching both lands in one slot; the
+    /// [`prefix`](Self::prefix) must then not contain a brace of its own that would change the
+    /// tag (a complete `{tag}` in it is fine: every key then shares that slot).
+    ///
+    /// Errors as [`connect`](Self::connect); an empty list is an [`Error::Config`].
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use oauth_layer::store::{RedisDurability, RedisStore};
+    ///
+    /// # async fn run() -> oauth_layer::Result<()> {
+    /// let store = RedisStore::connect_cluster([
+    ///     "redis://:password@redis-1.internal:6379",
+    ///     "redis://:password@redis-2.internal:6379",
+    ///     "redis://:password@redis-3.internal:6379",
+    /// ])
+    /// .await?
+    /// .durability(RedisDurability::replicas(1, Duration::from_secs(10)));
+    /// # let _ = store; Ok(()) }
+    /// ```
+    pub async fn connect_cluster(nodes: impl IntoIterator<Item = impl AsRef<str>>) -> Result<Self> {
+        let store = Self::cluster_lazy(nodes)?;
+        store.connection().await.map_err(|failure| failure.error)?;
+        Ok(store)
+    }
+
+    /// Like [`connect_cluster`](Self::connect_cluster), but without connecting yet (see
+    /// [`connect_lazy`](Self::connect_lazy)).
+    pub fn cluster_lazy(nodes: impl IntoIterator<Item = impl AsRef<str>>) -> Result<Self> {
+        let urls = nodes
+            .into_iter()
+            .map(|u| Url::parse(u.as_ref()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::config(format!("invalid Redis Cluster node URL: {e}")))?;
+        let shown: Vec<String> = urls.iter().map(redacted).collect();
+        let target: Arc<str> = format!("the cluster of {}", shown.join(", ")).into();
+        let passwords: Vec<_> = urls
+            .iter()
+            .filter_map(|u| percent_decoded(u.password()))
+            .collect();
+        if urls.is_empty() {
+            return Err(Error::config("no Redis Cluster node address"));
+        }
+        let redis = Target::cluster(&urls).map_err(|e| {
+            Error::config(format!(
+                "invalid Redis Cluster configuration {target}: {}",
+                scrubbed(&e, &passwords)
+            ))
+        })?;
+        Ok(Self::on(redis, target, passwords))
     }
 
     /// A store on `redis` with the default settings.
-    fn on(redis: Target, target: Arc<str>, password: Option<Zeroizing<String>>) -> Self {
+    fn on(redis: Target, target: Arc<str>, passwords: Vec<Zeroizing<String>>) -> Self {
         Self {
             redis,
             connection: Arc::default(),
             target,
-            password: password.map(Arc::new),
+            passwords: passwords.into(),
             prefix: DEFAULT_PREFIX.into(),
             codec: Codec::plain(),
             clock: Arc::new(SystemClock),
@@ -375,7 +477,7 @@ impl RedisStore {
     /// The connection, made now if it has not been yet. Callers that arrive while a first
     /// connection is being made wait for it, all within one operation timeout; when it fails
     /// the next call tries again.
-    async fn connection(&self) -> std::result::Result<ConnectionManager, StoreFailure> {
+    async fn connection(&self) -> std::result::Result<Connection, StoreFailure> {
         let cell = self
             .connection
             .lock()
@@ -384,23 +486,16 @@ impl RedisStore {
         if let Some(connection) = cell.get() {
             return Ok(connection.clone());
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.operation_timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let first = cell.get_or_try_init(|| async {
-            let client = self.redis.client().await?;
-            ConnectionManager::new_with_config(client, config).await
-        });
+        let first = cell.get_or_try_init(|| self.redis.connect(self.operation_timeout));
         match tokio::time::timeout(self.operation_timeout, first).await {
             Ok(Ok(connection)) => Ok(connection.clone()),
             Ok(Err(e)) => Err(StoreFailure {
                 wrong_type: false,
                 error: Error::Store(format!(
-                    "cannot connect to Redis at {}: {}",
+                    "cannot connect to Redis at {}: {}{}",
                     self.target,
-                    scrubbed(&e, self.password.as_ref().map(|p| p.as_str()))
+                    scrubbed(&e, &self.passwords),
+                    self.redis.auth_hint(&e)
                 )),
             }),
             Err(_) => Err(StoreFailure {
@@ -605,11 +700,32 @@ impl RedisStore {
     }
 
     /// The Redis keys of `key`'s entry and of its renewal lock.
+    ///
+    /// In a Redis Cluster the name is a hash tag (`token:{<name>}`), so the entry and its lock
+    /// hash to one slot and a script or pipeline touching both runs on one node. Standalone and
+    /// behind Sentinels the names stay as they always were (`token:<name>`): there is one
+    /// keyspace, braces would only rename the keys, and a fleet rolling onto this release would
+    /// split, the upgraded half blind to the entries (and the rotated refresh token) the other
+    /// half keeps writing.
     async fn names(&self, key: &CacheKey) -> Result<(String, String)> {
         let name = self.salt().await?.name(key);
+        if !self.redis.is_cluster() {
+            return Ok((
+                format!("{}token:{name}", self.prefix),
+                format!("{}lock:{name}", self.prefix),
+            ));
+        }
+        if !keeps_hash_tag(&self.prefix) {
+            return Err(Error::config(format!(
+                "the Redis key prefix {:?} has a brace that breaks the hash tag keeping a \
+                 token entry and its lock in one Redis Cluster slot; use a prefix without \
+                 braces, or with a complete {{tag}}",
+                self.prefix
+            )));
+        }
         Ok((
-            format!("{}token:{name}", self.prefix),
-            format!("{}lock:{name}", self.prefix),
+            format!("{}token:{{{name}}}", self.prefix),
+            format!("{}lock:{{{name}}}", self.prefix),
         ))
     }
 
@@ -698,15 +814,16 @@ impl RedisStore {
         StoreFailure {
             wrong_type: e.code() == Some("WRONGTYPE"),
             error: Error::Store(format!(
-                "Redis {what} at {} failed: {}",
+                "Redis {what} at {} failed: {}{}",
                 self.target,
-                scrubbed(e, self.password.as_ref().map(|p| p.as_str()))
+                scrubbed(e, &self.passwords),
+                self.redis.auth_hint(e)
             )),
         }
     }
 
     fn timed_out(&self, what: &str) -> StoreFailure {
-        if self.redis.follows_failover() {
+        if self.redis.reconnects_after_timeout() {
             self.forget_connection();
         }
         StoreFailure {
@@ -776,7 +893,11 @@ impl RedisStore {
         loop {
             tokio::time::sleep(period).await;
             let mut invocation = self.scripts.extend.key(&lock_key);
-            invocation.arg(&*fence).arg(millis(self.lock_ttl));
+            let retake = matches!(self.durability, RedisDurability::Replicas { .. });
+            invocation
+                .arg(&*fence)
+                .arg(millis(self.lock_ttl))
+                .arg(if retake { "1" } else { "0" });
             match self.run_script::<i64>("lock extension", &invocation).await {
                 Ok(1) => {}
                 Ok(_) => {
@@ -906,13 +1027,27 @@ impl RedisStore {
     /// With [`RedisDurability::Replicas`], waits for the replicas to hold a lock just taken,
     /// so a failover during the renewal keeps it. Not confirmed, the renewal goes on (logged):
     /// its token write waits for the replicas again, and takes the lock back if it was lost.
-    async fn confirm_lock(&self) {
+    ///
+    /// `WAIT` names no key; behind the `PTTL` of the lock in one pipeline it goes to the
+    /// server that took the lock (in a cluster: the primary owning its slot, not every one).
+    async fn confirm_lock(&self, lock_key: &str) {
         let RedisDurability::Replicas { count, within } = self.durability else {
             return;
         };
-        let mut cmd = ::redis::cmd("WAIT");
-        cmd.arg(count).arg(millis(self.wait_bound(within)));
-        match self.run::<i64>("lock confirmation", &cmd).await {
+        let wait = self.wait_bound(within);
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("PTTL").arg(lock_key).ignore();
+        pipe.cmd("WAIT").arg(count).arg(millis(wait));
+        let confirmation = async {
+            let mut connection = self.connection().await?;
+            let bound = self.operation_timeout.saturating_add(wait);
+            match tokio::time::timeout(bound, pipe.query_async::<(i64,)>(&mut connection)).await {
+                Ok(Ok((confirmed,))) => Ok(confirmed),
+                Ok(Err(e)) => Err(self.failure("lock confirmation", &e)),
+                Err(_) => Err(self.timed_out("lock confirmation")),
+            }
+        };
+        match confirmation.await {
             Ok(confirmed) if confirmed >= i64::from(count) => {}
             Ok(confirmed) => tracing::warn!(
                 confirmed,
@@ -1043,7 +1178,7 @@ impl TokenStore for RedisStore {
                         lost: false,
                     },
                 );
-                self.confirm_lock().await;
+                self.confirm_lock(&lock_key).await;
                 let watchdog = tokio::spawn(self.clone().watch(lock_key.clone(), fence.clone()));
                 return Ok(Some(Box::new(RedisLock {
                     store: self.clone(),
@@ -1163,12 +1298,22 @@ fn percent_decoded(password: Option<&str>) -> Option<Zeroizing<String>> {
     Some(Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
-/// The text of a Redis error with the password (if it ever appeared) cut out.
-fn scrubbed(e: &RedisError, password: Option<&str>) -> String {
-    let text = e.to_string();
-    match password {
-        Some(p) if p.len() >= 4 => text.replace(p, "[redacted]"),
-        _ => text,
+/// The text of a Redis error with the passwords (if they ever appeared) cut out.
+fn scrubbed(e: &RedisError, passwords: &[Zeroizing<String>]) -> String {
+    let mut text = e.to_string();
+    for p in passwords.iter().filter(|p| p.len() >= 4) {
+        text = text.replace(p.as_str(), "[redacted]");
+    }
+    text
+}
+
+/// `true` when keys `<prefix>token:{<name>}` and `<prefix>lock:{<name>}` hash to one slot:
+/// Redis hashes what lies between the first `{` and the next `}` when that is not empty, so a
+/// prefix either has no `{` (the tag is ours) or a complete non-empty `{tag}` of its own.
+fn keeps_hash_tag(prefix: &str) -> bool {
+    match prefix.find('{') {
+        None => true,
+        Some(open) => prefix[open + 1..].find('}').is_some_and(|close| close > 0),
     }
 }
 

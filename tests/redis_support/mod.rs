@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub mod cluster;
+
 /// A `redis-server` child process on a loopback port, killed when dropped.
 pub struct RedisServer {
     child: Option<Child>,
@@ -100,6 +102,8 @@ impl RedisServer {
             .arg(&dir)
             .args(extra)
             .args(["--save", "", "--appendonly", "no"])
+            // A replica's first sync starts at once, not after Redis's default five seconds.
+            .args(["--repl-diskless-sync-delay", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -227,6 +231,24 @@ pub const SERVICE: &str = "oauth";
 
 impl Sentinel {
     pub async fn watch(primary: &RedisServer) -> Self {
+        Self::watch_with(primary, "").await
+    }
+
+    /// A Sentinel that reaches the primary with `user` (`None`: the default user) and
+    /// `password`, itself without a password.
+    pub async fn watch_authenticated(
+        primary: &RedisServer,
+        user: Option<&str>,
+        password: &str,
+    ) -> Self {
+        let mut auth = format!("sentinel auth-pass {SERVICE} {password}\n");
+        if let Some(user) = user {
+            auth.push_str(&format!("sentinel auth-user {SERVICE} {user}\n"));
+        }
+        Self::watch_with(primary, &auth).await
+    }
+
+    async fn watch_with(primary: &RedisServer, extra_config: &str) -> Self {
         let port = free_port();
         let dir = scratch_dir("sentinel", port);
         let config = dir.join("sentinel.conf");
@@ -237,7 +259,7 @@ impl Sentinel {
                  sentinel monitor {SERVICE} 127.0.0.1 {primary} 1\n\
                  sentinel down-after-milliseconds {SERVICE} 500\n\
                  sentinel failover-timeout {SERVICE} 2000\n\
-                 sentinel parallel-syncs {SERVICE} 1\n",
+                 sentinel parallel-syncs {SERVICE} 1\n{extra_config}",
                 dir = dir.display(),
                 primary = primary.port,
             ),
@@ -307,10 +329,27 @@ impl Sentinel {
         }
     }
 
-    /// Waits until the Sentinel names the server on `port` as the primary.
+    /// The flags the Sentinel gives the primary (`master` when it is up and settled).
+    pub async fn primary_flags(&self) -> Option<String> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+        let fields: Vec<String> = redis::cmd("SENTINEL")
+            .arg("master")
+            .arg(SERVICE)
+            .query_async(&mut connection)
+            .await
+            .ok()?;
+        let at = fields.iter().position(|f| f == "flags")?;
+        fields.get(at + 1).cloned()
+    }
+
+    /// Waits until the Sentinel names the server on `port` as the primary, and counts it up
+    /// (clients asking it then get that primary, not an error).
     pub async fn wait_for_primary(&self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while self.primary_port().await != Some(port) {
+        while self.primary_port().await != Some(port)
+            || self.primary_flags().await.as_deref() != Some("master")
+        {
             assert!(
                 Instant::now() < deadline,
                 "the Sentinel never promoted port {port}"

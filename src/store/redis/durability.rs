@@ -14,7 +14,14 @@ use std::time::Duration;
 /// taking a renewal lock, and a token write is done only once that many replicas confirm it.
 /// A write that is not confirmed is written again (to the new primary, when Sentinels name
 /// another meanwhile) until it is, for at most the given time; the source hands the new token
-/// out only after that (SECURITY.md rule 21).
+/// out only after that (SECURITY.md rule 21). A renewal lock that a failover lost (the promoted
+/// replica never had it, or it expired there during a failover slower than the lock's lifetime)
+/// is taken back by the next write or extension, unless another holder took it meanwhile. In a
+/// Redis Cluster the `WAIT` goes to the primary that owns the entry's slot.
+///
+/// A write still not confirmed in time fails; the source then keeps its token in memory, never
+/// sends the refresh token it spent again, and writes its newest token back until the store
+/// takes it.
 ///
 /// ```
 /// use std::time::Duration;
