@@ -5,7 +5,7 @@
 //!   cached bearer token (its cache entry, the single-flight state, the settings);
 //! - `OAuthLayer::from_source` and a clone of it, the `OAuthService` it makes, and a clone of that;
 //! - a request waiting for a renewal in flight: its response future, and the heap it holds once
-//!   polled (1,000 of them, averaged).
+//!   polled (1,000 of them, averaged); and, for scale, the size of `TokenSource::token`'s future.
 //!
 //! The token endpoint for the waiting requests accepts connections and never answers, so the
 //! renewal stays in flight while the futures are counted.
@@ -165,6 +165,11 @@ async fn main() -> Result<(), Error> {
     );
     println!("  (heap: beyond the future itself, which this example boxes; the mean of {WAITING})");
     assert!(waiting_source.cached().is_none(), "still waiting");
+    row(
+        "  TokenSource::token's future, for scale",
+        size_of_val(&waiting_source.token()),
+        0,
+    );
     drop((futures, first));
     Ok(())
 }
