@@ -6,9 +6,10 @@
 //! server's own record; must be 0), the 401s the caller saw (must be 0), the token requests made
 //! next to the number expected, and p50/p99 latency for both. Exits 1 if a must-be-0 is not.
 //!
-//! It also prints the process's resident memory (`VmRSS` in `/proc/self/status`, Linux) and the
-//! heap bytes live (counted by a wrapper around the system allocator) when the load starts,
-//! after a warm-up (a tenth of the run, at most 30 s) and at the end. The harness itself does not
+//! It also prints the process's resident memory (`VmRSS` in `/proc/self/status`, Linux), the
+//! heap bytes live (counted by a wrapper around the system allocator) and the open file
+//! descriptors (connections, whose buffers are most of the heap) when the load starts, after a
+//! warm-up (a tenth of the run, at most 30 s) and at the end. The harness itself does not
 //! grow: latencies go into a fixed histogram, and the servers' request logs are read and
 //! cleared every second. What still grows with the run is the test server's record of every
 //! token it issued (a few hundred bytes each).
@@ -58,11 +59,18 @@ fn live_heap() -> i64 {
     stats.bytes_allocated as i64 - stats.bytes_deallocated as i64
 }
 
+/// The process's open file descriptors (Linux; 0 elsewhere): mostly its connections, client and
+/// server side, each holding its read and write buffers.
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
+}
+
 fn print_memory(when: &str) {
     println!(
-        "memory {when:<22} resident {:>7} KiB, heap live {:>9} B",
+        "memory {when:<22} resident {:>7} KiB, heap live {:>9} B, descriptors open {:>4}",
         resident_kib(),
-        live_heap()
+        live_heap(),
+        open_descriptors()
     );
 }
 
