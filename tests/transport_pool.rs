@@ -107,6 +107,34 @@ fn a_runtime_never_uses_a_connection_of_another_idle_runtime() {
     assert_eq!(server.token_requests(), 4);
 }
 
+#[test]
+fn many_runtimes_at_once_each_get_their_tokens() {
+    // As a test binary runs its `#[tokio::test]`s: a runtime per thread, several at a time,
+    // each dropped when its test ends.
+    let servers = server_runtime();
+    let (server, client) = test_server(&servers);
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                let runtime = if i % 2 == 0 {
+                    current_thread()
+                } else {
+                    multi_thread()
+                };
+                runtime.block_on(async {
+                    fetch(&client).await;
+                    fetch(&client).await;
+                });
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(server.token_requests(), 16);
+}
+
 /// A plain HTTP/1.1 token endpoint that counts the connections it accepts.
 async fn counting_endpoint() -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
