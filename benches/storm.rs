@@ -10,6 +10,11 @@
 //! - `hand_rolled`: the usual hand-written layer (`tokio::sync::RwLock`, fetch on expiry);
 //! - `yup_oauth2`: a fresh yup-oauth2 authenticator per storm, `token()` per request.
 //!
+//! After the group, where the layer's storm time goes is measured (storms of the layer and of
+//! the static header interleaved; the median of 40 each, printed): when the token arrived (the
+//! source's `on_renewal` hook runs right after the waiters are told), and how long the waiting
+//! requests took to finish after that.
+//!
 //! `cargo bench --bench storm`. `tests/storm.rs` asserts the single token request.
 
 mod support;
@@ -20,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use http::{Request, Response, Uri};
-use oauth_layer::OAuthLayer;
+use oauth_layer::flow::ClientCredentials;
+use oauth_layer::{OAuthClient, OAuthLayer, TokenSource};
 use support::{API_URL, HandRolledLayer, TokenEndpoint, YupLayer, api};
 use tower::{Layer, Service, ServiceExt};
 use tower_http::auth::AddAuthorizationLayer;
@@ -130,5 +136,151 @@ fn storms(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, storms);
+/// A fresh source as `support::source` makes it, whose renewal hook records when the token
+/// arrived.
+fn timed_source(url: &str, arrived: Arc<Mutex<Option<Instant>>>) -> TokenSource {
+    timed_source_of(client(url), arrived)
+}
+
+/// A client of the bench endpoint with its own HTTP/2 connection.
+fn client(url: &str) -> OAuthClient {
+    OAuthClient::builder("bench")
+        .secret("bench-secret")
+        .token_url(url)
+        .transport(support::h2_client())
+        .build()
+        .unwrap()
+}
+
+/// A fresh source of `client` whose renewal hook records when the token arrived.
+fn timed_source_of(client: OAuthClient, arrived: Arc<Mutex<Option<Instant>>>) -> TokenSource {
+    TokenSource::builder(client, ClientCredentials::new().scope(support::SCOPE))
+        .on_renewal(move |_| *arrived.lock().unwrap() = Some(Instant::now()))
+        .build()
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// The floor of any single flight on tokio: the same storm without a token layer, every task
+/// waiting on a bare `tokio::sync::watch` channel that one task fills after `TOKEN_DELAY`,
+/// then sending its request with the token as header. Returns the storm's time and when the
+/// token was sent.
+async fn bare_watch_storm() -> (Duration, Duration) {
+    let uri: Uri = API_URL.parse().unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(None::<http::HeaderValue>);
+    let start = Instant::now();
+    let sender = tokio::spawn(async move {
+        tokio::time::sleep(TOKEN_DELAY).await;
+        let _ = tx.send(Some(http::HeaderValue::from_static("Bearer a-token")));
+        start.elapsed()
+    });
+    let handles: Vec<_> = (0..REQUESTS)
+        .map(|_| {
+            let mut rx = rx.clone();
+            let mut request = Request::new(());
+            *request.uri_mut() = uri.clone();
+            tokio::spawn(async move {
+                let header = rx.wait_for(Option::is_some).await.unwrap().clone().unwrap();
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, header);
+                api().oneshot(request).await.is_ok()
+            })
+        })
+        .collect();
+    for handle in handles {
+        assert!(handle.await.unwrap());
+    }
+    (start.elapsed(), sender.await.unwrap())
+}
+
+/// Where the layer's storm time goes: token arrival and the waiters' finish, next to the static
+/// header's storm, interleaved.
+fn phases(c: &mut Criterion) {
+    // `STORM_PHASES=2` for a run under `valgrind --tool=callgrind`.
+    let storms: usize = std::env::var("STORM_PHASES").map_or(40, |n| n.parse().unwrap());
+    let _ = c;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut arrival, mut finish, mut total, mut fixed) = (vec![], vec![], vec![], vec![]);
+    let (mut bare, mut bare_finish) = (vec![], vec![]);
+    let (mut warm, mut warm_arrival) = (vec![], vec![]);
+    rt.block_on(async {
+        let endpoint = TokenEndpoint::start(TOKEN_DELAY).await;
+        let url = endpoint.token_url();
+        // One client for every storm: its connection to the endpoint is open before each.
+        let warm_client = client(&url);
+        for _ in 0..storms {
+            let service = AddAuthorizationLayer::bearer("fixed-token")
+                .as_sensitive(true)
+                .layer(api());
+            fixed.push(storm(service).await.0);
+
+            let (time, sent) = bare_watch_storm().await;
+            bare.push(time);
+            bare_finish.push(time.saturating_sub(sent));
+
+            let arrived = Arc::new(Mutex::new(None));
+            let service = OAuthLayer::from_source(timed_source(&url, arrived.clone())).layer(api());
+            let start = Instant::now();
+            let (time, failed) = storm(service).await;
+            assert_eq!(failed, 0);
+            let at = arrived.lock().unwrap().expect("the renewal ran") - start;
+            arrival.push(at);
+            finish.push(time.saturating_sub(at));
+            total.push(time);
+
+            let arrived = Arc::new(Mutex::new(None));
+            let source = timed_source_of(warm_client.clone(), arrived.clone());
+            let service = OAuthLayer::from_source(source).layer(api());
+            let start = Instant::now();
+            let (time, failed) = storm(service).await;
+            assert_eq!(failed, 0);
+            warm_arrival.push(arrived.lock().unwrap().expect("the renewal ran") - start);
+            warm.push(time);
+        }
+    });
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("\nstorm phases, median of {storms} storms each (interleaved):");
+    println!(
+        "  static_header storm              {:>6.2} ms",
+        ms(median(fixed))
+    );
+    println!(
+        "  oauth_layer storm                {:>6.2} ms",
+        ms(median(total))
+    );
+    println!(
+        "    token arrived (from the start) {:>6.2} ms",
+        ms(median(arrival))
+    );
+    println!(
+        "    waiters finished after that    {:>6.2} ms",
+        ms(median(finish))
+    );
+    println!(
+        "  oauth_layer, warm connection     {:>6.2} ms",
+        ms(median(warm))
+    );
+    println!(
+        "    token arrived (from the start) {:>6.2} ms",
+        ms(median(warm_arrival))
+    );
+    println!(
+        "  bare watch storm (the floor)     {:>6.2} ms",
+        ms(median(bare))
+    );
+    println!(
+        "    waiters finished after send    {:>6.2} ms",
+        ms(median(bare_finish))
+    );
+}
+
+criterion_group!(benches, storms, phases);
 criterion_main!(benches);

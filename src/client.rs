@@ -107,7 +107,7 @@ struct Config {
     /// The default transport when the shared one will not do (it must present a client
     /// certificate or trust a private root): made by `build`, used when `transport` is `None`.
     #[cfg(feature = "reqwest")]
-    own_transport: Option<reqwest::Client>,
+    own_transport: Option<Arc<crate::transport::PerRuntime>>,
     /// The security profile the client follows ([`OAuthClientBuilder::profile`]).
     profile: Option<crate::profile::Profile>,
     /// The instruments of the meter given to [`OAuthClientBuilder::meter`]; `None` for the
@@ -707,7 +707,7 @@ impl OAuthClient {
                 #[cfg(feature = "reqwest")]
                 {
                     let client = match &self.inner.own_transport {
-                        Some(own) => own.clone(),
+                        Some(own) => own.client()?,
                         None => crate::transport::default_client()?,
                     };
                     exchange(&client, endpoint, request, limits, &*self.inner.clock).await

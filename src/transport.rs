@@ -339,6 +339,9 @@ fn failed_address(top: &(dyn std::error::Error + 'static)) -> Option<std::net::S
 }
 
 #[cfg(feature = "reqwest")]
+mod per_runtime;
+
+#[cfg(feature = "reqwest")]
 mod reqwest_transport {
     use super::*;
 
@@ -439,46 +442,35 @@ mod reqwest_transport {
         format!("{client:?}").contains("proxies:")
     }
 
-    /// The transport used when none is configured: one shared reqwest client that never follows
-    /// redirects.
+    /// The transport used when none is configured: reqwest clients that never follow
+    /// redirects, one per tokio runtime, each keeping its idle connections (see
+    /// [`PerRuntime`](super::PerRuntime)).
     pub(crate) fn default_client() -> Result<reqwest::Client, TransportError> {
-        static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> =
-            std::sync::OnceLock::new();
-        CLIENT
-            .get_or_init(|| {
-                // No idle connections: this client is shared by every tokio runtime in the
-                // process, and a pooled connection dies with the runtime that opened it
-                // ("runtime dropped the dispatch task"). Token requests are rare enough.
-                reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .pool_max_idle_per_host(0)
-                    .build()
-                    .map_err(|e| e.to_string())
+        static CLIENTS: std::sync::LazyLock<PerRuntime> = std::sync::LazyLock::new(|| {
+            PerRuntime::new(|| {
+                reqwest::Client::builder().redirect(reqwest::redirect::Policy::none())
             })
-            .clone()
-            .map_err(|e| TransportError::new(TransportErrorKind::Other, e))
+        });
+        CLIENTS.client()
     }
 
     /// The transport for instance metadata on a link-local address: like
     /// [`default_client`], and never through a proxy (a proxy cannot reach the machine's own
     /// metadata service, and must not see what it answers).
     pub(crate) fn direct_client() -> Result<reqwest::Client, TransportError> {
-        static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> =
-            std::sync::OnceLock::new();
-        CLIENT
-            .get_or_init(|| {
+        static CLIENTS: std::sync::LazyLock<PerRuntime> = std::sync::LazyLock::new(|| {
+            PerRuntime::new(|| {
                 reqwest::Client::builder()
                     .redirect(reqwest::redirect::Policy::none())
                     .no_proxy()
-                    .pool_max_idle_per_host(0)
-                    .build()
-                    .map_err(|e| e.to_string())
             })
-            .clone()
-            .map_err(|e| TransportError::new(TransportErrorKind::Other, e))
+        });
+        CLIENTS.client()
     }
 }
 
+#[cfg(feature = "reqwest")]
+pub(crate) use per_runtime::PerRuntime;
 #[cfg(feature = "reqwest")]
 pub(crate) use reqwest_transport::{default_client, direct_client};
 

@@ -190,9 +190,12 @@ pub(crate) fn source_with_metrics(
     (source, provider)
 }
 
-/// A reqwest client speaking HTTP/2 to the token endpoint (see [`TokenEndpoint`]).
+/// A reqwest client speaking HTTP/2 to the token endpoint (see [`TokenEndpoint`]). It follows
+/// no redirects: `OAuthClientBuilder::transport` refuses a client that would (every token
+/// request through it would fail unsent).
 pub(crate) fn h2_client() -> reqwest::Client {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .http2_prior_knowledge()
         .build()
         .unwrap()

@@ -232,23 +232,30 @@ impl OAuthClientBuilder {
         if self.config.transport.is_none()
             && (has_certificate || !self.config.root_certificates.is_empty())
         {
-            let mut builder = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                // As the shared default client: no connection outlives the runtime it was
-                // opened on.
-                .pool_max_idle_per_host(0);
-            if let Some(certificate) = &self.config.client_certificate {
-                builder = builder.identity(certificate.identity());
-            }
-            for root in &self.config.root_certificates {
-                builder = builder.add_root_certificate(root.clone());
-            }
-            let built = builder.build().map_err(|e| {
-                Error::config(format!(
-                    "client_certificate: the default transport cannot be built: {}",
-                    crate::transport::deepest(&e)
-                ))
-            });
+            let certificate = self.config.client_certificate.clone();
+            let roots = self.config.root_certificates.clone();
+            // Like the shared default transport: one client per tokio runtime.
+            let recipe = move || {
+                let mut builder =
+                    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+                if let Some(certificate) = &certificate {
+                    builder = builder.identity(certificate.identity());
+                }
+                for root in &roots {
+                    builder = builder.add_root_certificate(root.clone());
+                }
+                builder
+            };
+            // Built once here, so that a configuration reqwest refuses fails `build`.
+            let built = recipe()
+                .build()
+                .map(|_| Arc::new(crate::transport::PerRuntime::new(recipe)))
+                .map_err(|e| {
+                    Error::config(format!(
+                        "client_certificate: the default transport cannot be built: {}",
+                        crate::transport::deepest(&e)
+                    ))
+                });
             self.config.own_transport = self.check("client_certificate", built);
         }
     }
