@@ -143,7 +143,7 @@ fn hot_path(c: &mut Criterion) {
 
     // The same services, one task, in turns: what each costs over the static header.
     #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
-    let mut variants: Vec<(&str, Box<dyn Fn(u64) -> Duration + '_>)> = vec![
+    let mut variants: Vec<(&str, Batch<'_>)> = vec![
         (
             "oauth_layer",
             Box::new(|n| rt.block_on(run(oauth.clone(), 1, n))),
@@ -169,6 +169,9 @@ fn hot_path(c: &mut Criterion) {
     }
 }
 
+/// `n` requests through one variant, one after the other: how long they took.
+type Batch<'a> = Box<dyn Fn(u64) -> Duration + 'a>;
+
 /// Rounds of the interleaved comparison, and requests per variant in each.
 const ROUNDS: usize = 400;
 const BATCH: u64 = 2_000;
@@ -177,10 +180,7 @@ const BATCH: u64 = 2_000;
 /// `floor`'s in the same round, in ns. Each round times one batch of every variant and of the
 /// floor, starting with a different one each time, so that the machine's drift (other work on
 /// the shared cores, frequency) touches all alike and a disturbed round does not count.
-fn interleaved(
-    floor: &dyn Fn(u64) -> Duration,
-    variants: &[(&str, Box<dyn Fn(u64) -> Duration + '_>)],
-) -> Vec<[f64; 3]> {
+fn interleaved(floor: &dyn Fn(u64) -> Duration, variants: &[(&str, Batch<'_>)]) -> Vec<[f64; 3]> {
     let all: Vec<&dyn Fn(u64) -> Duration> = std::iter::once(floor)
         .chain(
             variants
