@@ -667,7 +667,8 @@ async fn a_service_that_sat_idle_through_a_renewal_sends_the_current_token() {
 async fn a_retry_carries_its_own_request_not_one_sent_in_between() {
     use tower::Layer;
 
-    /// What the API saw of each request: method, path, and every header but `Authorization`,
+    /// What the API saw of each request: method, path and query, and every header but
+    /// `Authorization` (the retry's URI is kept as text and parsed again),
     /// with how many `Authorization` headers came and the last one.
     type Seen = (String, String, Vec<(String, String)>, usize, String, Bytes);
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
@@ -692,7 +693,7 @@ async fn a_retry_carries_its_own_request_not_one_sent_in_between() {
                     && parts.headers.get("x-request").is_some_and(|v| v == "a");
                 seen.lock().unwrap().push((
                     parts.method.to_string(),
-                    parts.uri.path().to_owned(),
+                    parts.uri.path_and_query().unwrap().as_str().to_owned(),
                     others,
                     tokens,
                     token,
@@ -762,7 +763,7 @@ async fn a_retry_carries_its_own_request_not_one_sent_in_between() {
         ),
         (
             "PUT".into(),
-            "/a".into(),
+            "/a?x=1".into(),
             a_headers.clone(),
             1,
             "Bearer tok-1".into(),
@@ -770,7 +771,7 @@ async fn a_retry_carries_its_own_request_not_one_sent_in_between() {
         ),
         (
             "PUT".into(),
-            "/a".into(),
+            "/a?x=1".into(),
             a_headers,
             1,
             "Bearer tok-2".into(),

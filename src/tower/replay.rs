@@ -196,6 +196,7 @@ mod tests {
             "HTTPS://API.Example:8443/a/b?c=d&e=%20f",
             "http://127.0.0.1:8080/",
             "https://user@[::1]:443/?",
+            "https://api.example?only=query",
             "grpc+custom://svc.internal/pkg.Service/Method",
             "/relative?only=path",
             "*",
