@@ -13,6 +13,13 @@
 //! Each measurement is `tasks × iterations` requests; the throughput line is requests per second
 //! over all tasks.
 //!
+//! After the group, what each of our variants costs over `static_header` with one task, measured
+//! in turns (400 rounds, each timing 2,000 requests of every variant, starting with a different
+//! one each round): the median and quartiles of the per-round differences, which the machine's
+//! drift touches far less than criterion's medians taken one after the other. A filter that
+//! matches no benchmark (`cargo bench --bench hot_path --features metrics -- interleaved`) runs
+//! this comparison alone.
+//!
 //! Group `middleware`: the same for the reqwest-middleware side, one task, through a
 //! `ClientWithMiddleware` whose last middleware answers at once without any I/O (what is left is
 //! reqwest's request building and the middleware chain): no token middleware, a middleware that
@@ -133,6 +140,75 @@ fn hot_path(c: &mut Criterion) {
         1,
         "only yup-oauth2's first token() asks"
     );
+
+    // The same services, one task, in turns: what each costs over the static header.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+    let mut variants: Vec<(&str, Batch<'_>)> = vec![
+        (
+            "oauth_layer",
+            Box::new(|n| rt.block_on(run(oauth.clone(), 1, n))),
+        ),
+        (
+            "oauth_layer_no_retry",
+            Box::new(|n| rt.block_on(run(oauth_no_retry.clone(), 1, n))),
+        ),
+    ];
+    #[cfg(feature = "metrics")]
+    variants.push((
+        "oauth_layer_metrics",
+        Box::new(|n| rt.block_on(run(oauth_metrics.clone(), 1, n))),
+    ));
+    let floor = |n| rt.block_on(run(static_header.clone(), 1, n));
+    let over = interleaved(&floor, &variants);
+    println!(
+        "\nns per request over static_header, 1 task, interleaved (median of {ROUNDS} rounds of \
+         {BATCH} requests each; quartiles):"
+    );
+    for ((name, _), [q1, median, q3]) in variants.iter().zip(over) {
+        println!("  {name:<22} {median:+6.1} ({q1:+.1} to {q3:+.1})");
+    }
+}
+
+/// `n` requests through one variant, one after the other: how long they took.
+type Batch<'a> = Box<dyn Fn(u64) -> Duration + 'a>;
+
+/// Rounds of the interleaved comparison, and requests per variant in each.
+const ROUNDS: usize = 400;
+const BATCH: u64 = 2_000;
+
+/// For each of `variants`, the quartiles over [`ROUNDS`] rounds of its time per request minus
+/// `floor`'s in the same round, in ns. Each round times one batch of every variant and of the
+/// floor, starting with a different one each time, so that the machine's drift (other work on
+/// the shared cores, frequency) touches all alike and a disturbed round does not count.
+fn interleaved(floor: &dyn Fn(u64) -> Duration, variants: &[(&str, Batch<'_>)]) -> Vec<[f64; 3]> {
+    let all: Vec<&dyn Fn(u64) -> Duration> = std::iter::once(floor)
+        .chain(
+            variants
+                .iter()
+                .map(|(_, v)| &**v as &dyn Fn(u64) -> Duration),
+        )
+        .collect();
+    for service in &all {
+        service(BATCH); // warm-up
+    }
+    let mut over = vec![Vec::with_capacity(ROUNDS); variants.len()];
+    for round in 0..ROUNDS {
+        let mut times = vec![Duration::ZERO; all.len()];
+        for k in 0..all.len() {
+            let i = (round + k) % all.len();
+            times[i] = all[i](BATCH);
+        }
+        let per = |t: Duration| t.as_nanos() as f64 / BATCH as f64;
+        for (v, time) in times[1..].iter().enumerate() {
+            over[v].push(per(*time) - per(times[0]));
+        }
+    }
+    over.into_iter()
+        .map(|mut d| {
+            d.sort_by(f64::total_cmp);
+            [d[ROUNDS / 4], d[ROUNDS / 2], d[3 * ROUNDS / 4]]
+        })
+        .collect()
 }
 
 /// The last middleware: answers `200 ok` without sending anything.

@@ -150,9 +150,9 @@ mod coarse {
     const LONGEST_TICK: Duration = Duration::from_millis(20);
 
     struct Anchor {
-        precise: Instant,
+        /// A precise reading plus one tick: the instant a coarse reading of `coarse` maps to.
+        precise_ahead: Instant,
         coarse: Duration,
-        tick: Duration,
     }
 
     static ANCHOR: OnceLock<Option<Anchor>> = OnceLock::new();
@@ -177,9 +177,8 @@ mod coarse {
         let coarse = read()?;
         let precise = Instant::now();
         Some(Anchor {
-            precise,
+            precise_ahead: precise.checked_add(tick)?,
             coarse,
-            tick,
         })
     }
 
@@ -189,7 +188,7 @@ mod coarse {
             return Instant::now();
         };
         match read().and_then(|c| c.checked_sub(anchor.coarse)) {
-            Some(since) => anchor.precise + since + anchor.tick,
+            Some(since) => anchor.precise_ahead + since,
             None => Instant::now(),
         }
     }

@@ -167,7 +167,7 @@ impl LocalCache {
         if let Some(cached) = self.cache.load().as_deref()
             && now < cached.refresh_at
         {
-            if cached.token.check_certificate(presented).is_err() {
+            if !cached.token.fits_certificate(presented) {
                 return None;
             }
             #[cfg(feature = "metrics")]
@@ -373,9 +373,8 @@ impl TokenSource {
     pub(crate) fn fast_header(&self, presented: Option<&str>) -> Option<(http::HeaderValue, u64)> {
         self.fresh(|token| {
             token
-                .check_certificate(presented)
-                .ok()
-                .map(|()| (token.header_value().clone(), token.issue()))
+                .fits_certificate(presented)
+                .then(|| (token.header_value().clone(), token.issue()))
         })
         .flatten()
     }

@@ -157,11 +157,21 @@ impl Token {
     /// certificate-bound one only with its certificate.
     pub(crate) fn check_certificate(&self, presented: Option<&str>) -> Result<()> {
         match self.certificate_thumbprint() {
-            Some(bound) if presented != Some(bound) => Err(Error::CertificateBinding {
+            Some(bound) if !self.fits_certificate(presented) => Err(Error::CertificateBinding {
                 bound_to: bound.to_owned(),
                 declared: presented.map(str::to_owned),
             }),
             _ => Ok(()),
+        }
+    }
+
+    /// [`check_certificate`](Self::check_certificate) without the error, for the per-request
+    /// check (a bearer token passes with one comparison).
+    #[inline]
+    pub(crate) fn fits_certificate(&self, presented: Option<&str>) -> bool {
+        match self.inner.certificate_thumbprint.as_deref() {
+            Some(bound) => presented == Some(bound),
+            None => true,
         }
     }
 

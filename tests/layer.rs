@@ -658,3 +658,126 @@ async fn a_service_that_sat_idle_through_a_renewal_sends_the_current_token() {
     );
     assert_eq!(idp.issued(), 3);
 }
+
+/// The copy kept for the one retry is the request's own: with two requests of one service in
+/// flight, the one answered 401 is sent again with its own method, URI, headers and body, and
+/// nothing of the other's (nor a second token). Header-less requests, whose copy the layer makes
+/// without cloning the empty map, are covered by every other retry test here.
+#[tokio::test]
+async fn a_retry_carries_its_own_request_not_one_sent_in_between() {
+    use tower::Layer;
+
+    /// What the API saw of each request: method, path and query, and every header but
+    /// `Authorization` (the retry's URI is kept as text and parsed again),
+    /// with how many `Authorization` headers came and the last one.
+    type Seen = (String, String, Vec<(String, String)>, usize, String, Bytes);
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let api = {
+        let seen = seen.clone();
+        tower::service_fn(move |req: Request<Full<Bytes>>| {
+            let seen = seen.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let body = body.collect().await.unwrap().to_bytes();
+                let tokens = parts.headers.get_all(AUTHORIZATION).iter().count();
+                let token = parts.headers[AUTHORIZATION].to_str().unwrap().to_owned();
+                let mut others: Vec<(String, String)> = parts
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| *name != AUTHORIZATION)
+                    .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                    .collect();
+                others.sort();
+                // The first token is refused for the request that says `x-request: a`.
+                let refuse = token == "Bearer tok-1"
+                    && parts.headers.get("x-request").is_some_and(|v| v == "a");
+                seen.lock().unwrap().push((
+                    parts.method.to_string(),
+                    parts.uri.path_and_query().unwrap().as_str().to_owned(),
+                    others,
+                    tokens,
+                    token,
+                    body,
+                ));
+                let mut resp = Response::new(String::new());
+                if refuse {
+                    *resp.status_mut() = StatusCode::UNAUTHORIZED;
+                    resp.headers_mut().insert(
+                        WWW_AUTHENTICATE,
+                        "Bearer error=\"invalid_token\"".parse().unwrap(),
+                    );
+                }
+                Ok::<_, Infallible>(resp)
+            }
+        })
+    };
+    let idp = Idp::start(3600).await;
+    let mut svc = OAuthLayer::client_credentials(idp.client()).layer(api);
+    // Fill the cache first, so that both requests take the path with the copy made at once.
+    let warm = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get("https://api.example/warm"));
+    assert_eq!(warm.await.unwrap().status(), StatusCode::OK);
+
+    let a = Request::put("https://api.example/a?x=1")
+        .header("x-request", "a")
+        .header("accept", "application/json")
+        .header("x-only-a", "1")
+        .body(Full::new(Bytes::from_static(b"body of a")))
+        .unwrap();
+    let b = Request::post("https://api.example/b")
+        .header("x-request", "b")
+        .header("x-only-b", "2")
+        .body(Full::new(Bytes::from_static(b"body of b")))
+        .unwrap();
+    let a = svc.ready().await.unwrap().call(a);
+    let b = svc.ready().await.unwrap().call(b);
+    // b is answered first; then a gets its 401 and is sent again, after b went out.
+    assert_eq!(b.await.unwrap().status(), StatusCode::OK);
+    assert_eq!(a.await.unwrap().status(), StatusCode::OK);
+
+    let seen = seen.lock().unwrap();
+    let headers = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let a_headers = headers(&[
+        ("accept", "application/json"),
+        ("x-only-a", "1"),
+        ("x-request", "a"),
+    ]);
+    let b_headers = headers(&[("x-only-b", "2"), ("x-request", "b")]);
+    // The in-memory API runs a request when its future is polled: b's first, then a's.
+    let expected: Vec<Seen> = vec![
+        (
+            "POST".into(),
+            "/b".into(),
+            b_headers,
+            1,
+            "Bearer tok-1".into(),
+            Bytes::from_static(b"body of b"),
+        ),
+        (
+            "PUT".into(),
+            "/a?x=1".into(),
+            a_headers.clone(),
+            1,
+            "Bearer tok-1".into(),
+            Bytes::from_static(b"body of a"),
+        ),
+        (
+            "PUT".into(),
+            "/a?x=1".into(),
+            a_headers,
+            1,
+            "Bearer tok-2".into(),
+            Bytes::from_static(b"body of a"),
+        ),
+    ];
+    assert_eq!(seen[1..], expected[..]);
+    assert_eq!(idp.issued(), 2);
+}

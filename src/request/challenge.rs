@@ -132,6 +132,10 @@ const GRPC_UNAUTHENTICATED: &str = "16";
 /// request without a person, where a step-up needs a person to sign in again; and a stronger
 /// sign-in comes before a wider scope, because a scope upgrade obtained with a sign-in the
 /// server considers too weak would be challenged again.
+///
+/// Every response passes through here: the common answers (a 200 without `grpc-status`, any
+/// status but 401 and 403) are decided inline, and only a 401 or 403 reads challenges.
+#[inline]
 pub(crate) fn assess(status: StatusCode, headers: &HeaderMap, sent: &Sent<'_>) -> Verdict {
     if status == StatusCode::OK {
         return if grpc_unauthenticated(headers) {
@@ -144,6 +148,11 @@ pub(crate) fn assess(status: StatusCode, headers: &HeaderMap, sent: &Sent<'_>) -
     if !unauthorized && status != StatusCode::FORBIDDEN {
         return Verdict::Done;
     }
+    assess_challenges(unauthorized, headers, sent)
+}
+
+/// [`assess`] for a 401 (`unauthorized`) or a 403.
+fn assess_challenges(unauthorized: bool, headers: &HeaderMap, sent: &Sent<'_>) -> Verdict {
     let readable = headers
         .get_all(WWW_AUTHENTICATE)
         .iter()
@@ -173,9 +182,10 @@ pub(crate) fn calls_for_renewal(status: StatusCode, headers: &HeaderMap) -> bool
 
 /// `true` when `headers` (a trailers-only response's headers, or a response's trailers) carry
 /// gRPC's `UNAUTHENTICATED` status, which gRPC servers send with HTTP 200.
+#[inline]
 pub(crate) fn grpc_unauthenticated(headers: &HeaderMap) -> bool {
     headers
-        .get(GRPC_STATUS)
+        .get(&GRPC_STATUS)
         .is_some_and(|v| v.as_bytes().trim_ascii() == GRPC_UNAUTHENTICATED.as_bytes())
 }
 

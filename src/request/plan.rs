@@ -99,6 +99,15 @@ impl Attach {
         self.presented.as_deref()
     }
 
+    /// [`presented`](Self::presented), shared: what a request keeps for its retry (a reference
+    /// count, where `presented().map(Into::into)` copied the thumbprint into a new allocation
+    /// on every request).
+    #[cfg(feature = "tower")]
+    #[inline]
+    pub(crate) fn presented_shared(&self) -> Option<std::sync::Arc<str>> {
+        self.presented.clone()
+    }
+
     pub(crate) fn interactive(mut self, allowed: bool) -> Self {
         self.interactive = allowed;
         self

@@ -152,9 +152,8 @@ where
         return Ok(response);
     }
     let done = client.resolve(&resource, Some(response.headers())).await?;
-    match replay {
-        Some(replay) => {
-            let (service, request) = replay.into_parts();
+    match replay.and_then(|replay| replay.into_parts()) {
+        Some((service, request)) => {
             tracing::debug!(resource = %resource, "sending the first request again, with a token");
             send_to(&client, &resource, done, service, request).await
         }

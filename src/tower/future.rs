@@ -208,7 +208,8 @@ where
                     next_token = Some(token);
                 }
             }
-            let Some((mut service, mut request)) = replay.take().map(|r| r.into_parts()) else {
+            let Some((mut service, mut request)) = replay.take().and_then(|r| r.into_parts())
+            else {
                 return Ok(response);
             };
             let token = match &next_token {

@@ -153,7 +153,7 @@ where
                 interactive,
                 self.attach.retry_after_401,
                 self.redirects,
-                self.attach.presented().map(Into::into),
+                self.attach.presented_shared(),
             )));
         };
         // The copy for the retry is taken before the token goes in: the retry sets its own, and
@@ -181,7 +181,7 @@ where
             used: issue,
             interactive,
             sent_to,
-            presented: self.attach.presented().map(Into::into),
+            presented: self.attach.presented_shared(),
         };
         ResponseFuture::sent(fut, Some(retry))
     }
