@@ -10,6 +10,10 @@
 //!   tasks:    tasks sharing the client, each sending requests / tasks one after the other
 //! instructions_middleware sizes
 //!   the size of each middleware's boxed future (what every request allocates for it)
+//! instructions_middleware clone <try_clone|parts> <copies>
+//!   copies of one GET request (no body, no timeout): reqwest's `Request::try_clone`, or the
+//!   parts the middleware's retry copy keeps (method, URL, headers, version, timeout) in one
+//!   box; prints ns per copy (wall clock: noisy on a shared machine)
 //! ```
 //!
 //! Everything runs on one thread (a current-thread runtime, server included), so a count does
@@ -113,6 +117,30 @@ fn sizes(rt: &tokio::runtime::Runtime) {
     }
 }
 
+/// Copies of a request, counted by callgrind (`--toggle-collect=*copies*`) and timed.
+#[inline(never)]
+fn copies(request: &reqwest::Request, how: &str, n: u64) {
+    match how {
+        "try_clone" => {
+            for _ in 0..n {
+                drop(std::hint::black_box(request.try_clone()));
+            }
+        }
+        "parts" => {
+            for _ in 0..n {
+                drop(std::hint::black_box(Box::new((
+                    request.method().clone(),
+                    request.url().clone(),
+                    request.headers().clone(),
+                    request.version(),
+                    request.timeout().copied(),
+                ))));
+            }
+        }
+        other => panic!("unknown copy {other:?}"),
+    }
+}
+
 /// A local API answering every request with `200 ok`.
 async fn api_server() -> SocketAddr {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
@@ -207,6 +235,21 @@ fn main() {
     if args == ["sizes"] {
         return sizes(&rt);
     }
+    if let [mode, how, n] = args.as_slice()
+        && mode == "clone"
+    {
+        let n: u64 = n.parse().unwrap();
+        let request = reqwest::Client::new()
+            .get("http://127.0.0.1:8080/api/things")
+            .build()
+            .unwrap();
+        copies(&request, how, 1000);
+        let start = std::time::Instant::now();
+        copies(&request, how, n);
+        let ns = start.elapsed().as_nanos() as f64 / n.max(1) as f64;
+        println!("{how}: {ns:.1} ns per copy");
+        return;
+    }
     // `cargo bench` passes `--bench`: nothing to do then (this is a harness for callgrind).
     let [name, place, tasks, requests] = args.as_slice() else {
         eprintln!("usage: instructions_middleware <client> <loopback|memory> <tasks> <requests>");
@@ -216,7 +259,7 @@ fn main() {
     let tasks: u64 = tasks.parse().unwrap();
     let requests: u64 = requests.parse().unwrap();
     assert!(
-        requests % tasks == 0,
+        requests.is_multiple_of(tasks),
         "requests must be a multiple of tasks"
     );
     let builder = ClientBuilder::new(reqwest::Client::new());
