@@ -39,6 +39,7 @@ use crate::request::constructors::shorthand_constructors;
 use crate::request::credentials::{
     needs_preparing, prepare_proof, proof_for, remember_nonce, set_credentials,
 };
+use crate::request::origin::Origin;
 use crate::request::plan::{Attach, Plan};
 use crate::request::upgrade::upgrade;
 use crate::source::TokenSource;
@@ -86,8 +87,38 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder().redirect(redirect_policy())
 }
 
-/// The origin a request was sent to, kept small and cheap: a keyed hash of scheme, host and port
-/// (keyed per process, so a hostile host name cannot be chosen to collide).
+/// The origin a token-carrying request went to, to tell whether its answer came from there
+/// (SECURITY.md rule 25).
+enum SentTo<'a> {
+    /// The allowed origin the request wrote as allowed: the common case, which copies and
+    /// hashes nothing.
+    Allowed(&'a Origin),
+    /// Any other request (one whose URL carries user information, say): a keyed hash of its
+    /// scheme, host and port.
+    Key(OriginKey),
+}
+
+impl<'a> SentTo<'a> {
+    #[inline]
+    fn of(attach: &'a Attach, url: &url::Url) -> Self {
+        match attach.allowed_origin(url) {
+            Some(origin) => SentTo::Allowed(origin),
+            None => SentTo::Key(OriginKey::of(url)),
+        }
+    }
+
+    /// Whether the answer, which reqwest says came from `url`, came from this origin.
+    #[inline]
+    fn answered_from(&self, url: &url::Url) -> bool {
+        match self {
+            SentTo::Allowed(origin) => origin.is_origin_of(url),
+            SentTo::Key(key) => OriginKey::of(url) == *key,
+        }
+    }
+}
+
+/// An origin kept small: a keyed hash of scheme, host and port (keyed per process, so a hostile
+/// host name cannot be chosen to collide).
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct OriginKey(u64);
 
@@ -97,6 +128,67 @@ impl OriginKey {
         let keys = KEYS.get_or_init(RandomState::new);
         // The url crate lowercases the scheme and the host of http(s) URLs when it parses them.
         OriginKey(keys.hash_one((url.scheme(), url.host_str(), url.port_or_known_default())))
+    }
+}
+
+/// The copy of a request kept for the one retry after a 401, taken before the token goes in.
+///
+/// reqwest's `Request::try_clone` makes the copy's timeout map (an `http::Extensions` with one
+/// entry: three allocations) and then replaces it with a clone of the original's, every time.
+/// A request without a body is copied here instead from what reqwest sends: method, URL,
+/// headers, version and timeout (reqwest 0.13 keeps nothing else in a request: its extensions
+/// hold only the timeout, and are not public). A request with a body is copied with
+/// `try_clone`, the only way to reach the body's copy.
+enum Replay {
+    /// A request without a body, as its parts.
+    Head {
+        method: http::Method,
+        url: url::Url,
+        headers: http::HeaderMap,
+        version: http::Version,
+        timeout: Option<std::time::Duration>,
+    },
+    /// A request with a body whose copy is cheap (bytes, not a stream).
+    Whole(Request),
+}
+
+impl Replay {
+    /// The copy of `request`, or `None` when its body is a stream (nothing to send again).
+    /// Boxed, to keep the middleware's future under glibc's 1 KiB large-allocation threshold.
+    #[inline]
+    fn of(request: &Request) -> Option<Box<Self>> {
+        if request.body().is_some() {
+            return request.try_clone().map(|r| Box::new(Replay::Whole(r)));
+        }
+        Some(Box::new(Replay::Head {
+            method: request.method().clone(),
+            url: request.url().clone(),
+            headers: request.headers().clone(),
+            version: request.version(),
+            timeout: request.timeout().copied(),
+        }))
+    }
+
+    /// A request to send again, as the original was before the token went in.
+    fn request(&self) -> Option<Request> {
+        match self {
+            Replay::Head {
+                method,
+                url,
+                headers,
+                version,
+                timeout,
+            } => {
+                let mut request = Request::new(method.clone(), url.clone());
+                *request.headers_mut() = headers.clone();
+                *request.version_mut() = *version;
+                if timeout.is_some() {
+                    *request.timeout_mut() = *timeout;
+                }
+                Some(request)
+            }
+            Replay::Whole(request) => request.try_clone(),
+        }
     }
 }
 
@@ -214,13 +306,12 @@ impl<G: Send + Sync + 'static> Middleware for OAuthMiddleware<G> {
                 .map_err(reqwest_middleware::Error::middleware)?,
         };
         // The copy for a retry is taken before the token goes in (a retry sets its own).
-        // Boxed, to keep this future under glibc's 1 KiB large-allocation threshold.
         let replay = if self.attach.retry_after_401 {
-            request.try_clone().map(Box::new)
+            Replay::of(&request)
         } else {
             None
         };
-        let sent_to = OriginKey::of(request.url());
+        let sent_to = SentTo::of(&self.attach, request.url());
         if needs_preparing(&token, source) {
             Box::pin(prepare_proof(&token, source, request.url())).await;
         }
@@ -234,7 +325,7 @@ impl<G: Send + Sync + 'static> Middleware for OAuthMiddleware<G> {
         .map_err(reqwest_middleware::Error::middleware)?;
         let sent = set_credentials(request.headers_mut(), &token, proof);
         let response = next.clone().run(request, extensions).await?;
-        if OriginKey::of(response.url()) != sent_to {
+        if !sent_to.answered_from(response.url()) {
             return Err(unsafe_redirect(response.url()));
         }
         remember_nonce(&sent, source, response.url(), response.headers());
@@ -246,6 +337,7 @@ impl<G: Send + Sync + 'static> Middleware for OAuthMiddleware<G> {
             source,
             used: token,
             replay,
+            sent_to,
             interactive,
             presented: self.attach.presented(),
         };
@@ -257,7 +349,9 @@ impl<G: Send + Sync + 'static> Middleware for OAuthMiddleware<G> {
 struct Retry<'a> {
     source: &'a TokenSource,
     used: Token,
-    replay: Option<Box<Request>>,
+    replay: Option<Box<Replay>>,
+    /// Where the first request went; a replay goes to the same URL.
+    sent_to: SentTo<'a>,
     interactive: bool,
     /// The thumbprint of the client certificate the pipeline declared it presents.
     presented: Option<&'a str>,
@@ -280,6 +374,7 @@ impl Retry<'_> {
             source,
             used: mut token,
             replay,
+            sent_to,
             interactive,
             presented,
         } = self;
@@ -314,10 +409,9 @@ impl Retry<'_> {
                         .map_err(reqwest_middleware::Error::middleware)?;
                 }
             }
-            let Some(mut request) = replay.as_deref().and_then(Request::try_clone) else {
+            let Some(mut request) = replay.as_deref().and_then(Replay::request) else {
                 return Ok(response);
             };
-            let sent_to = OriginKey::of(request.url());
             if needs_preparing(&token, &source) {
                 prepare_proof(&token, &source, request.url()).await;
             }
@@ -325,7 +419,7 @@ impl Retry<'_> {
                 .map_err(reqwest_middleware::Error::middleware)?;
             let sent = set_credentials(request.headers_mut(), &token, proof);
             response = next.clone().run(request, extensions).await?;
-            if OriginKey::of(response.url()) != sent_to {
+            if !sent_to.answered_from(response.url()) {
                 return Err(unsafe_redirect(response.url()));
             }
             remember_nonce(&sent, &source, response.url(), response.headers());

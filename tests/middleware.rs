@@ -5,6 +5,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{ApiState, Idp};
 use http::header::AUTHORIZATION;
@@ -354,7 +355,6 @@ async fn tokens_are_renewed_ahead_of_expiry_and_never_sent_expired() {
     use oauth_layer::AuthMethod;
     use oauth_layer::clock::ManualClock;
     use oauth_layer::testing::TestServer;
-    use std::time::Duration;
 
     // The server judges expiry by the same manual clock the client uses.
     let clock = ManualClock::new();
@@ -406,4 +406,71 @@ async fn without_retry_a_401_is_returned_and_the_next_request_is_renewed() {
     assert_eq!(state.seen().len(), 2, "not retried");
     assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
     assert_eq!(bearer(&state.seen()[2]), "Bearer tok-2");
+}
+
+/// The copy a retry sends is the request as the caller built it: method, URL with its query,
+/// its own headers (not the refused token), and its timeout, which still bounds the retry.
+#[tokio::test]
+async fn the_retry_after_a_401_resends_the_method_url_headers_and_timeout() {
+    let idp = Idp::start(3600).await;
+    let api = MockServer::start().await;
+    Mock::given(path("/api"))
+        .respond_with(|req: &Request| {
+            if req.headers.get(AUTHORIZATION).unwrap().to_str().unwrap() == "Bearer tok-1" {
+                return ResponseTemplate::new(401)
+                    .insert_header("www-authenticate", "Bearer error=\"invalid_token\"");
+            }
+            // The retry's answer comes late, unless the retry was asked to go slow.
+            match req.url.query() {
+                Some("slow=1") => ResponseTemplate::new(200).set_delay(Duration::from_millis(900)),
+                _ => ResponseTemplate::new(200),
+            }
+        })
+        .mount(&api)
+        .await;
+    let http = client(OAuthMiddleware::client_credentials(idp.client()));
+
+    let response = http
+        .put(format!("{}/api?fast=1", api.uri()))
+        .header("x-trace", "t-42")
+        .version(http::Version::HTTP_11)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = api.received_requests().await.unwrap();
+    assert_eq!(seen.len(), 2);
+    let (first, retry) = (&seen[0], &seen[1]);
+    assert_eq!(retry.method, first.method);
+    assert_eq!(retry.method.as_str(), "PUT");
+    assert_eq!(retry.url, first.url);
+    assert_eq!(retry.url.query(), Some("fast=1"));
+    assert_eq!(retry.headers.get("x-trace").unwrap(), "t-42");
+    let tokens: Vec<_> = retry.headers.get_all(AUTHORIZATION).iter().collect();
+    assert_eq!(
+        tokens,
+        ["Bearer tok-2"],
+        "exactly one Authorization, the renewed token"
+    );
+
+    // The timeout goes with the copy: the late answer to the retry is not waited for. (A new
+    // identity provider, so that the first attempt carries `tok-1` again.)
+    let idp = Idp::start(3600).await;
+    let http = client(OAuthMiddleware::client_credentials(idp.client()));
+    let started = std::time::Instant::now();
+    let error = http
+        .get(format!("{}/api?slow=1", api.uri()))
+        .timeout(Duration::from_millis(250))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_millis(850),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(api.received_requests().await.unwrap().len(), 4);
+    assert_eq!(idp.issued(), 2, "renewed once, then the retry timed out");
 }

@@ -456,3 +456,44 @@ async fn an_origin_written_another_way_is_the_same_origin_and_userinfo_fools_not
     let sent: Vec<bool> = seen.lock().unwrap().iter().map(|(_, t)| *t).collect();
     assert_eq!(sent, [true, true, false, false, false, false], "{seen:?}");
 }
+
+/// The answer's origin is compared with the request's however the request writes its origin:
+/// as the allowed origin was written (compared as text) or otherwise (here with user
+/// information in the URL, compared parsed). A same-origin answer passes either way; an answer
+/// from B, after reqwest's default policy followed `A→B`, is refused either way.
+#[tokio::test]
+async fn middleware_compares_the_answers_origin_however_the_request_writes_it() {
+    for write in ["as allowed", "with userinfo"] {
+        for (shape, same_origin) in [(Shape::AToBToA, true), (Shape::AToB, false)] {
+            let idp = Idp::start(3600).await;
+            let chain = Chain::start(shape, 200).await;
+            let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+                .with(
+                    OAuthMiddleware::client_credentials(idp.client())
+                        .allow_origins([chain.a.uri()])
+                        .unwrap(),
+                )
+                .build();
+            let mut url = reqwest::Url::parse(&chain.url()).unwrap();
+            if write == "with userinfo" {
+                url.set_username("someone").unwrap();
+            }
+            // `execute`, not `get`: reqwest's builder would turn the user information into a
+            // Basic `Authorization` header, and the middleware would leave the request alone.
+            let request = reqwest::Request::new(reqwest::Method::GET, url);
+            let result = http.execute(request).await;
+            chain
+                .assert_a_got_the_token(&format!("written {write}"))
+                .await;
+            if same_origin {
+                assert_eq!(result.unwrap().status(), StatusCode::OK, "{write}");
+            } else {
+                let err = result.unwrap_err();
+                assert!(
+                    err.to_string().contains("redirect_policy"),
+                    "{write}: {err}"
+                );
+            }
+        }
+    }
+}

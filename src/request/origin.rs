@@ -125,7 +125,7 @@ impl Target for url::Url {
 
 /// An origin tokens may go to, lowercased.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Origin {
+pub(crate) struct Origin {
     scheme: String,
     host: String,
     port: u16,
@@ -152,6 +152,17 @@ impl Origin {
     fn written_as(&self, scheme: &str, authority: &str) -> bool {
         (scheme == self.scheme || scheme.eq_ignore_ascii_case(&self.scheme))
             && (authority == self.authority || authority.eq_ignore_ascii_case(&self.authority))
+    }
+
+    /// Whether `target` goes to this origin: compared as written, parsed only when that
+    /// differs.
+    #[cfg(feature = "reqwest")]
+    #[inline]
+    pub(crate) fn is_origin_of<T: Target + ?Sized>(&self, target: &T) -> bool {
+        target
+            .scheme_and_authority()
+            .is_some_and(|(scheme, authority)| self.written_as(scheme, authority))
+            || target.origin().is_some_and(|origin| origin.matches(self))
     }
 }
 
@@ -211,6 +222,19 @@ impl Origins {
             ));
         }
         Ok(Origins(Allowed::List(list.into())))
+    }
+
+    /// The allowed origin `target` writes as it was first seen or listed (the fast path of
+    /// [`check`](Self::check)), borrowed for as long as these rules: what a response is
+    /// compared with to tell whether it came from the origin the token went to.
+    #[cfg(feature = "reqwest")]
+    #[inline]
+    pub(crate) fn allowed_as_written<T: Target + ?Sized>(&self, target: &T) -> Option<&Origin> {
+        let (scheme, authority) = target.scheme_and_authority()?;
+        match &self.0 {
+            Allowed::List(list) => list.iter().find(|o| o.written_as(scheme, authority)),
+            Allowed::FirstUse(first) => first.get().filter(|o| o.written_as(scheme, authority)),
+        }
     }
 
     /// Plain `http` only to loopback (rule 14); with a list, exact origin matches only (rule

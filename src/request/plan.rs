@@ -138,6 +138,17 @@ impl Attach {
         }
     }
 
+    /// The allowed origin a request to `target` goes to, when it writes it the way it was
+    /// allowed (see [`Origins::allowed_as_written`]).
+    #[cfg(feature = "reqwest")]
+    #[inline]
+    pub(crate) fn allowed_origin<T: Target + ?Sized>(
+        &self,
+        target: &T,
+    ) -> Option<&super::origin::Origin> {
+        self.origins.allowed_as_written(target)
+    }
+
     /// Whether a request may wait for an interactive sign-in.
     pub(crate) fn is_interactive(&self) -> bool {
         self.interactive
