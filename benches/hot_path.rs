@@ -222,8 +222,15 @@ impl reqwest_middleware::Middleware for Answer {
         _: &mut http::Extensions,
         _: reqwest_middleware::Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
+        use reqwest::ResponseBuilderExt;
+        // The answer names the URL it answers, as a real one does: the middleware refuses a
+        // response whose URL is another origin than the request's (a redirect it did not see).
+        let answer = http::Response::builder()
+            .url(request.url().clone())
+            .body("ok")
+            .expect("a response with a URL");
         std::hint::black_box(&request);
-        Ok(reqwest::Response::from(http::Response::new("ok")))
+        Ok(reqwest::Response::from(answer))
     }
 }
 
