@@ -161,6 +161,8 @@ impl OAuthClient {
 
     /// This client with settings changed that cannot be wrong (a secret, a method), without
     /// a `Result` to handle: `change` must not call a setter that can record a problem.
+    // Used by the provider presets only.
+    #[cfg_attr(not(feature = "auth-code"), allow(dead_code))]
     pub(crate) fn reconfigure(
         &self,
         change: impl FnOnce(OAuthClientBuilder) -> OAuthClientBuilder,

@@ -191,6 +191,8 @@ impl AuthorizationDetails {
     }
 
     /// [`check`](Self::check), then [`parameter`](Self::parameter).
+    // Used by the authorization code flow only.
+    #[cfg_attr(not(feature = "auth-code"), allow(dead_code))]
     pub(crate) fn checked_parameter(&self, client: &OAuthClient) -> Result<Option<String>> {
         self.check(client)?;
         Ok(self.parameter())

@@ -30,6 +30,8 @@ impl SentWith {
 }
 
 /// Where a resource request goes, as DPoP needs it.
+// Only DPoP reads these.
+#[cfg_attr(not(feature = "dpop"), allow(dead_code))]
 pub(crate) trait ProofTarget {
     /// The URL as sent (the proof's `htu` drops its query and fragment).
     fn htu(&self) -> std::borrow::Cow<'_, str>;
@@ -124,6 +126,7 @@ pub(crate) fn needs_preparing(token: &Token, source: &TokenSource) -> bool {
 /// A request's proof, if it needs one, and what the answer is judged against.
 #[derive(Default)]
 pub(crate) struct Proof {
+    #[cfg_attr(not(feature = "dpop"), allow(dead_code))]
     header: Option<http::HeaderValue>,
     pub(crate) sent: SentWith,
 }
