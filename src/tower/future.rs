@@ -253,6 +253,8 @@ where
 /// the send is kept small too: the token is dropped before it (only its issuance number is
 /// kept), and the origin a DPoP nonce is remembered under is computed only when the request
 /// carried a DPoP proof (no URI clone for a bearer token).
+// Not an `async fn` on purpose: see above (the test below guards the size).
+#[allow(clippy::manual_async_fn)]
 pub(crate) fn authorize_and_send<S, B, ResB>(
     mut service: S,
     mut request: Request<B>,
