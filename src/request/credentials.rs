@@ -170,6 +170,25 @@ fn dpop_proof<T: ProofTarget + ?Sized>(
     })
 }
 
+/// The key the nonces of `target`'s origin are kept under, for a request that carried a DPoP
+/// proof; `None` for any other (nothing to remember, so nothing is kept while it is in flight).
+#[cfg(feature = "tower")]
+#[inline]
+pub(crate) fn nonce_origin<T: ProofTarget + ?Sized>(sent: &SentWith, target: &T) -> Option<String> {
+    sent.dpop.then(|| target.nonce_key())
+}
+
+/// [`remember_nonce`] for a request whose origin was taken with [`nonce_origin`] before it
+/// went out.
+#[cfg(feature = "tower")]
+pub(crate) fn remember_nonce_at(source: &TokenSource, origin: &str, headers: &HeaderMap) {
+    #[cfg(feature = "dpop")]
+    if let Some(dpop) = source.client().dpop() {
+        dpop.learn_from(origin, headers);
+    }
+    let _ = (source, origin, headers);
+}
+
 /// Remembers the nonce a response to a DPoP request carries (every response, the successful
 /// retry's included: SECURITY.md rule 48).
 pub(crate) fn remember_nonce<T: ProofTarget + ?Sized>(

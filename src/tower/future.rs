@@ -13,7 +13,8 @@ use super::replay::{Replay, ReplayableBody};
 use super::service::InnerRedirects;
 use crate::request::challenge::{Acted, Step, Verdict, assess};
 use crate::request::credentials::{
-    SentWith, needs_preparing, prepare_proof, proof_for, remember_nonce, set_credentials,
+    SentWith, needs_preparing, nonce_origin, prepare_proof, proof_for, remember_nonce_at,
+    set_credentials,
 };
 use crate::request::upgrade::upgrade;
 use crate::request::withheld::TokenWithheld;
@@ -229,13 +230,15 @@ where
                 request.uri(),
                 presented.as_deref(),
             )?;
-            let target = request.uri().clone();
+            let nonce_origin = nonce_origin(&proof.sent, request.uri());
             let sent = set_credentials(request.headers_mut(), &token, proof);
             std::future::poll_fn(|cx| service.poll_ready(cx))
                 .await
                 .map_err(Into::into)?;
             response = service.call(request).await.map_err(Into::into)?;
-            remember_nonce(&sent, &source, &target, response.headers());
+            if let Some(origin) = &nonce_origin {
+                remember_nonce_at(&source, origin, response.headers());
+            }
             verdict = self::verdict(sent_to.as_deref(), &response, &sent);
         }
     }
@@ -243,7 +246,16 @@ where
 
 /// The slow path (no fresh token at hand, or a DPoP-bound token that needs a proof): wait for a
 /// token, send, and act on the answer like the fast path does.
-pub(crate) async fn authorize_and_send<S, B, ResB>(
+///
+/// A function returning an `async move` block rather than an `async fn`: an `async fn` keeps
+/// its arguments twice in its state (as captured, and as moved into its body), so each waiting
+/// request's boxed future held the service, the request and the source twice. What lives across
+/// the send is kept small too: the token is dropped before it (only its issuance number is
+/// kept), and the origin a DPoP nonce is remembered under is computed only when the request
+/// carried a DPoP proof (no URI clone for a bearer token).
+// Not an `async fn` on purpose: see above (the test below guards the size).
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn authorize_and_send<S, B, ResB>(
     mut service: S,
     mut request: Request<B>,
     source: TokenSource,
@@ -251,7 +263,7 @@ pub(crate) async fn authorize_and_send<S, B, ResB>(
     retry_after_401: bool,
     redirects: InnerRedirects,
     presented: Option<std::sync::Arc<str>>,
-) -> Result<Response<ResB>, BoxError>
+) -> impl Future<Output = Result<Response<ResB>, BoxError>> + Send + 'static
 where
     S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -259,41 +271,54 @@ where
     B: ReplayableBody + Send + 'static,
     ResB: Send + 'static,
 {
-    let token = source.token_for(interactive).await?;
-    let replay = if retry_after_401 {
-        Replay::of(&request, || service.clone())
-    } else {
-        None
-    };
-    let sent_to = (redirects == InnerRedirects::Safe).then(|| Box::new(request.uri().clone()));
-    if needs_preparing(&token, &source) {
-        Box::pin(prepare_proof(&token, &source, request.uri())).await;
+    async move {
+        let token = source.token_for(interactive).await?;
+        if needs_preparing(&token, &source) {
+            Box::pin(prepare_proof(&token, &source, request.uri())).await;
+        }
+        // Scoped: the token is gone before the send (only its issuance number is kept), and
+        // what judges the answer is gone before the (rare) retry, so that nothing but the inner
+        // service's future and that lives across the send, in room the wait's overlaps.
+        let retrying = {
+            let token = token;
+            let replay = if retry_after_401 {
+                Replay::of(&request, || service.clone())
+            } else {
+                None
+            };
+            let sent_to =
+                (redirects == InnerRedirects::Safe).then(|| Box::new(request.uri().clone()));
+            let proof = proof_for(
+                &token,
+                &source,
+                request.method(),
+                request.uri(),
+                presented.as_deref(),
+            )?;
+            let nonce_origin = nonce_origin(&proof.sent, request.uri());
+            let sent = set_credentials(request.headers_mut(), &token, proof);
+            let fut = service.call(request);
+            let retry = Retry {
+                replay,
+                source,
+                used: token.issue(),
+                interactive,
+                sent_to,
+                presented,
+            };
+            let response = fut.await.map_err(Into::into)?;
+            if let Some(origin) = &nonce_origin {
+                remember_nonce_at(&retry.source, origin, response.headers());
+            }
+            let verdict = retry.verdict(&response, &sent);
+            if verdict == Verdict::Done {
+                return Ok(response);
+            }
+            // Boxed: it is rare, and inline it would double the size of every waiting request.
+            Box::pin(retry.run(verdict, response))
+        };
+        retrying.await
     }
-    let proof = proof_for(
-        &token,
-        &source,
-        request.method(),
-        request.uri(),
-        presented.as_deref(),
-    )?;
-    let target = request.uri().clone();
-    let sent = set_credentials(request.headers_mut(), &token, proof);
-    let response = service.call(request).await.map_err(Into::into)?;
-    remember_nonce(&sent, &source, &target, response.headers());
-    let retry = Retry {
-        replay,
-        source,
-        used: token.issue(),
-        interactive,
-        sent_to,
-        presented,
-    };
-    let verdict = retry.verdict(&response, &sent);
-    if verdict == Verdict::Done {
-        return Ok(response);
-    }
-    // Boxed: it is rare, and inline it would double the size of every waiting request.
-    Box::pin(retry.run(verdict, response)).await
 }
 
 /// Sends a request that may not carry a token, and marks a 401 in answer with why.
@@ -309,4 +334,49 @@ where
     let status = response.status();
     withheld.mark(status, response.extensions_mut());
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::convert::Infallible;
+
+    use super::*;
+
+    /// A request waiting for a token keeps each of its arguments once in its boxed future (an
+    /// `async fn` would keep them twice: 864 bytes here before, in a debug build), and what
+    /// lives across the send overlaps the wait.
+    #[test]
+    fn a_waiting_request_keeps_its_arguments_once() {
+        let client = crate::OAuthClient::builder("client")
+            .secret("secret")
+            .token_url("https://auth.example/token")
+            .build()
+            .unwrap();
+        let source = TokenSource::new(client, crate::flow::ClientCredentials::new());
+        let service =
+            tower::service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+        let arguments = std::mem::size_of_val(&service)
+            + std::mem::size_of::<Request<()>>()
+            + std::mem::size_of::<TokenSource>()
+            + std::mem::size_of::<Option<std::sync::Arc<str>>>()
+            + 3;
+        let wait = std::mem::size_of_val(&source.token_for(false));
+        let waiting = authorize_and_send(
+            service,
+            Request::new(()),
+            source,
+            false,
+            true,
+            InnerRedirects::None,
+            None,
+        );
+        let size = std::mem::size_of_val(&waiting);
+        eprintln!("arguments {arguments}, wait {wait}, waiting request {size}");
+        assert!(
+            size <= arguments + wait + 48,
+            "{size} bytes: arguments {arguments} (kept twice?), the wait {wait}"
+        );
+    }
 }
