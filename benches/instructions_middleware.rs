@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! A fixed number of requests through a reqwest-middleware client, for counting instructions per
-//! request with callgrind (`benches/instructions.sh` runs it and does the arithmetic).
+//! request with callgrind (`scripts/middleware_instructions.sh` runs it and does the arithmetic).
 //!
 //! ```text
 //! instructions_middleware <client> <where> <tasks> <requests>

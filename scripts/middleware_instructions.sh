@@ -3,12 +3,13 @@
 # client, a fixed-header middleware and `OAuthMiddleware` with and without the retry copy,
 # against a local hyper server (`loopback`) and with an in-memory last middleware (`memory`).
 #
-#   benches/instructions.sh [requests] [tasks...]      # default: 20000 requests, 1 and 16 tasks
+#   scripts/middleware_instructions.sh [requests] [tasks...]      # default: 20000 requests, 1 and 16 tasks
 #
 # Each count is callgrind's total for `measured` (the requests after the warm-up) minus the same
 # binary's count for 0 requests, divided by the number of requests. Callgrind runs the program
-# on one simulated CPU and the harness uses one thread, so a count repeats exactly whatever else
-# the machine is doing. Needs valgrind; takes about 4 minutes at 20,000 requests.
+# on one simulated CPU and the harness uses one thread, so a count does not depend on what else
+# the machine is doing (glibc's malloc slow paths still move it by up to 1 % on the loopback:
+# see benches/README.md). Needs valgrind; takes about 4 minutes at 20,000 requests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
