@@ -273,6 +273,62 @@ async fn durable_writes_wait_for_the_replica_of_the_entrys_primary() {
     assert!(error.contains("not confirmed by 1 replicas"), "{error}");
 }
 
+/// A replica that hangs does not hold up the scripts a renewal runs on its primary. The store
+/// runs them by hash and, where the primary has not cached one yet (after every restart or
+/// failover), sends it whole to that primary; a cluster client's `SCRIPT LOAD` instead goes to
+/// every node it knows, the hung replica too, and the fenced write waited for it until it timed
+/// out (the token then went unstored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_replica_does_not_hold_up_the_locked_write_on_its_primary() {
+    if !redis_runs("a_hung_replica_does_not_hold_up_the_locked_write_on_its_primary") {
+        return;
+    }
+    let cluster = Cluster::start().await;
+    let idp = rotating_idp(Duration::ZERO).await;
+    let key = ClientCredentials::new().cache_key(&client(&idp));
+    let seeded = seed(&cluster, &key).await;
+    let entry = seeded.entry_key(&key).await.unwrap();
+    let (primary, replica) = cluster.owners(cluster.slot(&entry).await).await;
+    // The store's slot map names the replica (it is read when the store connects).
+    cluster.wait_until_listed(replica).await;
+    let store =
+        store(&cluster, RedisDurability::Primary).operation_timeout(Duration::from_millis(1500));
+    store.load(&key).await.unwrap();
+
+    let lock = store.lock(&key).await.unwrap().expect("a Redis lock");
+    cluster.node(replica).freeze();
+    let token = Token::builder("at-5")
+        .expires_in(Duration::from_secs(3600))
+        .refresh_token("rt-5")
+        .build(&SystemClock)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let written = store.save(&key, &token).await;
+    lock.release().await;
+    let took = started.elapsed();
+    let lock_left = holders(&cluster, "*lock:*").await;
+    cluster.node(replica).thaw();
+
+    written.unwrap();
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    let stored = cluster_entry(&cluster, &key).await;
+    assert_eq!(stored.as_deref(), Some("at-5"));
+    assert!(
+        lock_left.is_empty(),
+        "the lock was not released on {lock_left:?}"
+    );
+    assert!(entry_on(&cluster, primary, &entry).await.is_some());
+}
+
+/// The access token the cluster holds for `key`, read by a new store.
+async fn cluster_entry(cluster: &Cluster, key: &CacheKey) -> Option<String> {
+    store(cluster, RedisDurability::Primary)
+        .load(key)
+        .await
+        .unwrap()
+        .map(|t| t.access_token().expose_secret().to_owned())
+}
+
 /// What a failover in the middle of a renewal left behind.
 struct Aftermath {
     /// Whether the renewing process had handed its new token out before the primary died.
@@ -294,6 +350,11 @@ struct Aftermath {
 /// cluster promotes the replica. An operator adds a replica to the new primary. Then another
 /// process asks for a token.
 async fn failover_mid_renewal(durability: RedisDurability) -> Aftermath {
+    // What the store and the source did, shown when the test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("oauth_layer=debug")
+        .try_init();
     let mut cluster = Cluster::start().await;
     let idp = rotating_idp(IDP_DELAY).await;
     let client = client(&idp);
@@ -304,6 +365,8 @@ async fn failover_mid_renewal(durability: RedisDurability) -> Aftermath {
     let (primary, replica) = cluster.owners(slot).await;
     let on_primary = || async { entry_on(&cluster, primary, &entry).await };
     let seeded_entry = on_primary().await;
+    // The renewing store's slot map names the replica, as a long-running process's does.
+    cluster.wait_until_listed(replica).await;
 
     let renewing_store = store(&cluster, durability);
     renewing_store.load(&key).await.unwrap();
@@ -328,10 +391,22 @@ async fn failover_mid_renewal(durability: RedisDurability) -> Aftermath {
         .unwrap();
     // The rotated token is written on the primary; a renewal that does not wait for replicas
     // hands it out right after (one more call, to release the lock).
-    wait_until("the rotated token on the primary", || async {
-        on_primary().await != seeded_entry
-    })
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while on_primary().await == seeded_entry {
+        if std::time::Instant::now() > deadline {
+            let renewed = if renewal.is_finished() {
+                format!("{:?}", renewal.await.unwrap().map(|_| "a token"))
+            } else {
+                "still running".to_owned()
+            };
+            panic!(
+                "never saw the rotated token on the primary ({primary}; replica {replica}); \
+                 the renewal: {renewed}\n{}",
+                cluster.describe(&entry).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let handed_out_before_failover = renewal.is_finished();
     cluster.kill(primary);

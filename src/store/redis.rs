@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ::redis::{Client, RedisError, Script, ScriptInvocation};
+use ::redis::{Client, RedisError};
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
 use url::Url;
@@ -19,6 +19,7 @@ mod connection;
 mod durability;
 #[cfg(feature = "dpop")]
 mod nonces;
+mod script;
 mod sentinel;
 mod target;
 
@@ -27,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::token::Token;
 use connection::Connection;
 pub use durability::RedisDurability;
+use script::{ScriptCall, StoreScript};
 pub use sentinel::RedisSentinel;
 use target::{NodeAuth, Target};
 
@@ -225,12 +227,12 @@ pub struct RedisStore {
     salt: Arc<Mutex<Option<KeySalt>>>,
 }
 
-/// The Lua scripts, loaded into Redis on first use.
+/// The Lua scripts, cached by Redis on first use.
 struct Scripts {
-    release: Script,
-    extend: Script,
-    save: Script,
-    delete: Script,
+    release: StoreScript,
+    extend: StoreScript,
+    save: StoreScript,
+    delete: StoreScript,
 }
 
 /// A renewal lock this store holds: the fencing value a write must still find in Redis, and
@@ -464,10 +466,10 @@ impl RedisStore {
             refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
             durability: RedisDurability::Primary,
             scripts: Arc::new(Scripts {
-                release: Script::new(RELEASE_SCRIPT),
-                extend: Script::new(EXTEND_SCRIPT),
-                save: Script::new(FENCED_SAVE_SCRIPT),
-                delete: Script::new(FENCED_DELETE_SCRIPT),
+                release: StoreScript::new(RELEASE_SCRIPT),
+                extend: StoreScript::new(EXTEND_SCRIPT),
+                save: StoreScript::new(FENCED_SAVE_SCRIPT),
+                delete: StoreScript::new(FENCED_DELETE_SCRIPT),
             }),
             held: Arc::default(),
             salt: Arc::default(),
@@ -840,15 +842,10 @@ impl RedisStore {
     async fn run_script<T: ::redis::FromRedisValue>(
         &self,
         what: &str,
-        invocation: &ScriptInvocation<'_>,
+        call: &ScriptCall<'_>,
     ) -> std::result::Result<T, StoreFailure> {
         let mut connection = self.connection().await?;
-        match tokio::time::timeout(
-            self.operation_timeout,
-            invocation.invoke_async(&mut connection),
-        )
-        .await
-        {
+        match tokio::time::timeout(self.operation_timeout, call.run(&mut connection)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.failure(what, &e)),
             Err(_) => Err(self.timed_out(what)),

@@ -147,6 +147,30 @@ impl Cluster {
         }
     }
 
+    /// Waits until every node lists the replica on `replica` in `CLUSTER SLOTS`, which clients
+    /// read the slot map from. Redis leaves out a replica until the answering node has heard
+    /// (by gossip) that it holds data, so a client connected earlier may not know it.
+    pub async fn wait_until_listed(&self, replica: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut listed = true;
+            for node in self.nodes.values() {
+                let slots: redis::Value = query(node, redis::cmd("CLUSTER").arg("SLOTS"))
+                    .await
+                    .unwrap_or(redis::Value::Nil);
+                listed &= lists_port(&slots, replica);
+            }
+            if listed {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replica on {replica} never showed in CLUSTER SLOTS"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A new node joined as a replica of the primary on `port` (as an operator adds one after
     /// a failover), ready once its link is up.
     pub async fn add_replica_of(&mut self, port: u16) -> u16 {
@@ -279,6 +303,20 @@ async fn redis_cli(password: Option<&str>, args: &[&str]) {
     );
 }
 
+/// Whether a `CLUSTER SLOTS` reply names a node on `port` (as a primary or a replica).
+fn lists_port(slots: &redis::Value, port: u16) -> bool {
+    let redis::Value::Array(ranges) = slots else {
+        return false;
+    };
+    ranges.iter().any(|range| match range {
+        redis::Value::Array(fields) => fields.iter().skip(2).any(|node| {
+            matches!(node, redis::Value::Array(node)
+                if matches!(node.get(1), Some(redis::Value::Int(p)) if *p == i64::from(port)))
+        }),
+        _ => false,
+    })
+}
+
 fn str_refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -314,4 +352,41 @@ fn parse_node(line: &str) -> Option<Node> {
             .map(|m| (*m).to_owned()),
         slots,
     })
+}
+
+impl Cluster {
+    /// What every live node holds of `key` and of any lock, with the topology one node sees and
+    /// each node's cluster state: printed when a test fails.
+    pub async fn describe(&self, key: &str) -> String {
+        let mut out = String::new();
+        for (port, node) in &self.nodes {
+            let entry: redis::RedisResult<Option<Vec<u8>>> =
+                query(node, redis::cmd("GET").arg(key)).await;
+            let locks: redis::RedisResult<Vec<String>> =
+                query(node, redis::cmd("KEYS").arg("*lock:*")).await;
+            let state = query::<String>(node, redis::cmd("CLUSTER").arg("INFO"))
+                .await
+                .map(|info| {
+                    info.lines()
+                        .filter(|l| {
+                            l.starts_with("cluster_state") || l.starts_with("cluster_current_epoch")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                });
+            let entry = entry.map(|e| {
+                e.map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .chars()
+                        .take(60)
+                        .collect::<String>()
+                })
+            });
+            out.push_str(&format!(
+                "{port}: entry {entry:?} locks {locks:?} {state:?}\n"
+            ));
+        }
+        out.push_str(&format!("{:#?}", self.topology(&[]).await));
+        out
+    }
 }
