@@ -15,9 +15,8 @@ pub struct Cluster {
     /// Every node's `requirepass` (and `masterauth`), if any.
     password: Option<String>,
     /// One cluster at a time in a test binary, held until its nodes are gone (declared last, so
-    /// dropped last). Six clusters of six nodes at once, with a 1 s node timeout, made a loaded
-    /// CI machine declare a busy primary failed: with its replica frozen by the test, its slots
-    /// went uncovered and the renewal's write was refused (`CLUSTERDOWN`).
+    /// dropped last): seven nodes each with a 1 s node timeout, several at once on a loaded
+    /// 2-core machine, risk a busy node being declared failed in the middle of a test.
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
