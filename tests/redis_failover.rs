@@ -301,7 +301,7 @@ async fn a_spent_refresh_token_left_in_the_store_by_a_failover_is_never_sent_aga
         RedisDurability::replicas(1, Duration::from_millis(300)),
     );
     let renewing = TokenSource::builder(client.clone(), ClientCredentials::new())
-        .store(renewing_store.clone())
+        .store(renewing_store)
         .build();
     let renewal = tokio::spawn({
         let renewing = renewing.clone();
@@ -316,12 +316,10 @@ async fn a_spent_refresh_token_left_in_the_store_by_a_failover_is_never_sent_aga
     primary.stop();
     sentinel.wait_for_primary(replica.port()).await;
 
-    // Once its store reaches the new primary (the first call after a failover fails, and the
-    // source would renew without the lock, with a grant of its own), the next renewal of the
-    // same process sends `rt-2`, whatever the promoted replica holds.
-    while renewing_store.load(&key).await.is_err() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The next renewal of the same process sends `rt-2`, whatever the promoted replica holds,
+    // and under the fleet's lock: its store's first call after the failover finds the old
+    // primary gone and is sent again to the new one (had it failed, the source would have
+    // renewed without the lock, with a client credentials grant of its own).
     assert!(renewing.invalidate(&first));
     let second = renewing.token().await.unwrap();
     assert_eq!(second.access_token().expose_secret(), "at-3");
@@ -350,4 +348,55 @@ async fn a_spent_refresh_token_left_in_the_store_by_a_failover_is_never_sent_aga
     assert_eq!(requests_with(&idp, "refresh_token=rt-1").await, 1);
     assert_eq!(requests_with(&idp, "refresh_token=rt-2").await, 1);
     assert_eq!(idp.received_requests().await.unwrap().len(), 2);
+}
+
+/// A store connected before a failover reaches the new primary on its first call after it: the
+/// call that finds the old primary gone is sent again, within the operation timeout, on a new
+/// connection to the primary the Sentinel names now. (Before, that call failed, and a renewal
+/// making it ran without the fleet's lock.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_calls_after_a_failover_reach_the_new_primary() {
+    if !redis_runs("the_first_calls_after_a_failover_reach_the_new_primary") {
+        return;
+    }
+    let mut primary = RedisServer::start().await;
+    let link = ReplicationLink::to(&primary).await;
+    let replica = RedisServer::replica_over(&link).await;
+    let sentinel = Sentinel::watch(&primary).await;
+    sentinel.wait_for_replicas(1).await;
+    let idp = rotating_idp().await;
+    let key = ClientCredentials::new().cache_key(&client(&idp));
+    let token = Token::builder("at-1")
+        .expires_in(Duration::from_secs(3600))
+        .refresh_token("rt-1")
+        .build(&SystemClock)
+        .unwrap();
+    let reader = store(&sentinel, RedisDurability::Primary);
+    let locker = store(&sentinel, RedisDurability::Primary);
+    store(
+        &sentinel,
+        RedisDurability::replicas(1, Duration::from_secs(5)),
+    )
+    .save(&key, &token)
+    .await
+    .unwrap();
+    // Both connected to the first primary.
+    assert!(reader.load(&key).await.unwrap().is_some());
+    assert!(locker.load(&key).await.unwrap().is_some());
+
+    primary.stop();
+    sentinel.wait_for_primary(replica.port()).await;
+
+    let loaded = reader.load(&key).await.unwrap().expect("the entry");
+    assert_eq!(loaded.access_token().expose_secret(), "at-1");
+    let lock = locker.lock(&key).await.unwrap().expect("a Redis lock");
+    let newer = Token::builder("at-2")
+        .expires_in(Duration::from_secs(3600))
+        .refresh_token("rt-2")
+        .build(&SystemClock)
+        .unwrap();
+    locker.save(&key, &newer).await.unwrap();
+    lock.release().await;
+    let stored = reader.load(&key).await.unwrap().expect("the entry");
+    assert_eq!(stored.access_token().expose_secret(), "at-2");
 }

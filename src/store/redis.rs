@@ -162,7 +162,8 @@ return 1
 /// [`durability`](Self::durability) a rotated refresh token is on the replicas before it is
 /// used (`tests/redis_failover.rs`). Behind Redis Sentinel, connect with
 /// [`connect_sentinel`](Self::connect_sentinel): after a failover the store reaches the new
-/// primary (and [`RedisSentinel`] gives the servers credentials of their own). In a Redis
+/// primary, from its first call on (a call that finds the old one gone is sent again to the new
+/// one), and [`RedisSentinel`] gives the servers credentials of their own. In a Redis
 /// Cluster the connection follows the slot map, and `WAIT` goes to the primary owning the
 /// entry's slot (`tests/redis_cluster.rs`).
 ///
@@ -322,7 +323,8 @@ impl RedisStore {
     /// primary is reached with the user name, password and database of the first URL (one
     /// password for Sentinels and servers; when the servers have their own, use
     /// [`RedisSentinel::primary_credentials`]). After a failover the next connection asks the
-    /// Sentinels again and reaches the new primary; pair it with
+    /// Sentinels again and reaches the new primary (a call that finds the old primary gone is
+    /// sent once more on such a connection, within the operation timeout); pair it with
     /// [`durability`](Self::durability) so that no rotated refresh token is lost in one.
     ///
     /// Errors as [`connect`](Self::connect); an empty list is an [`Error::Config`].
@@ -792,11 +794,47 @@ impl RedisStore {
         what: &str,
         cmd: &::redis::Cmd,
     ) -> std::result::Result<T, StoreFailure> {
-        let mut connection = self.connection().await?;
-        match tokio::time::timeout(self.operation_timeout, cmd.query_async(&mut connection)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(self.failure(what, &e)),
-            Err(_) => Err(self.timed_out(what)),
+        self.send(what, |mut connection| async move {
+            cmd.query_async(&mut connection).await
+        })
+        .await
+    }
+
+    /// Sends one call through the store's connection, bounded by the operation timeout. Behind
+    /// Sentinels, a call that finds the primary gone (the connection dropped, `READONLY` from a
+    /// demoted one) is sent once more, within the same bound, on a new connection to the
+    /// primary the Sentinels name now: otherwise the first call after every failover failed,
+    /// and a renewal then ran without the fleet's lock. Every call the store makes may be sent
+    /// twice: reads, `SET NX`, and writes and scripts fenced by the lock's value.
+    async fn send<T, F, Fut>(&self, what: &str, call: F) -> std::result::Result<T, StoreFailure>
+    where
+        F: Fn(Connection) -> Fut,
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
+        let now = tokio::time::Instant::now();
+        // `Duration::MAX` as the bound means none (30 years stands for it, as in tokio).
+        let deadline = now
+            .checked_add(self.operation_timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30));
+        let connection = self.connection().await?;
+        let e = match tokio::time::timeout_at(deadline, call(connection)).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => e,
+            Err(_) => return Err(self.timed_out(what)),
+        };
+        let failure = self.failure(what, &e);
+        if !self.redis.lost_primary(&e) {
+            return Err(failure);
+        }
+        let again = async {
+            let connection = self.connection().await?;
+            Ok::<_, StoreFailure>(call(connection).await)
+        };
+        match tokio::time::timeout_at(deadline, again).await {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(e))) => Err(self.failure(what, &e)),
+            // The first failure says more than a connection that could not be made in time.
+            Ok(Err(_)) | Err(_) => Err(failure),
         }
     }
 
@@ -844,12 +882,10 @@ impl RedisStore {
         what: &str,
         call: &ScriptCall<'_>,
     ) -> std::result::Result<T, StoreFailure> {
-        let mut connection = self.connection().await?;
-        match tokio::time::timeout(self.operation_timeout, call.run(&mut connection)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(self.failure(what, &e)),
-            Err(_) => Err(self.timed_out(what)),
-        }
+        self.send(what, |mut connection| async move {
+            call.run(&mut connection).await
+        })
+        .await
     }
 
     fn holdings(&self) -> std::sync::MutexGuard<'_, HashMap<String, Holding>> {
