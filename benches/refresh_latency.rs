@@ -14,6 +14,9 @@
 //! After the group, the two are measured again interleaved (the median of 200 pairs), with the
 //! connections the endpoint accepted per token request, and printed.
 //!
+//! `first_request_on_a_new_runtime`: the first token request on a new tokio runtime through the
+//! default transport (plain http to a local `TestServer`), which builds that runtime's client.
+//!
 //! `cargo bench --bench refresh_latency`.
 
 use std::convert::Infallible;
@@ -193,5 +196,45 @@ fn refreshes(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, refreshes);
+/// The first token request on a new runtime, through the default transport (plain http to a
+/// local `TestServer`, so no handshake): a new runtime builds its own pooled client, and with it
+/// a TLS configuration unless the transport shares one (what issue 19's follow-up changed).
+fn first_request_on_a_new_runtime(c: &mut Criterion) {
+    let servers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = servers.block_on(async {
+        oauth_layer::testing::TestServer::builder()
+            .client(
+                "bench",
+                Some("bench-secret"),
+                oauth_layer::AuthMethod::ClientSecretBasic,
+            )
+            .start()
+            .await
+            .unwrap()
+    });
+    let client = server
+        .oauth_client_builder("bench")
+        .unwrap()
+        .build()
+        .unwrap();
+    c.bench_function("refresh_latency/first_request_on_a_new_runtime", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                total += runtime.block_on(refresh(&client));
+            }
+            total
+        })
+    });
+}
+
+criterion_group!(benches, refreshes, first_request_on_a_new_runtime);
 criterion_main!(benches);

@@ -448,7 +448,9 @@ mod reqwest_transport {
     pub(crate) fn default_client() -> Result<reqwest::Client, TransportError> {
         static CLIENTS: std::sync::LazyLock<PerRuntime> = std::sync::LazyLock::new(|| {
             PerRuntime::new(|| {
-                reqwest::Client::builder().redirect(reqwest::redirect::Policy::none())
+                with_shared_tls(
+                    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()),
+                )
             })
         });
         CLIENTS.client()
@@ -460,12 +462,57 @@ mod reqwest_transport {
     pub(crate) fn direct_client() -> Result<reqwest::Client, TransportError> {
         static CLIENTS: std::sync::LazyLock<PerRuntime> = std::sync::LazyLock::new(|| {
             PerRuntime::new(|| {
-                reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .no_proxy()
+                with_shared_tls(
+                    reqwest::Client::builder()
+                        .redirect(reqwest::redirect::Policy::none())
+                        .no_proxy(),
+                )
             })
         });
         CLIENTS.client()
+    }
+
+    /// `builder` with the default transports' one TLS configuration: what reqwest makes by
+    /// itself (the platform's roots through `rustls-platform-verifier`, TLS 1.2 and 1.3, ALPN
+    /// `h2` then `http/1.1`), made once per process. Each runtime builds its own client, and
+    /// reqwest would read the platform's root certificates again for each (~19 M
+    /// instructions, a few milliseconds). When it cannot be made (no root certificate found),
+    /// reqwest makes its own, and its `build` reports why.
+    #[cfg(feature = "rustls")]
+    fn with_shared_tls(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        static SHARED: std::sync::Mutex<Option<rustls::ClientConfig>> = std::sync::Mutex::new(None);
+        let mut shared = SHARED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if shared.is_none() {
+            *shared = platform_tls().ok();
+        }
+        match &*shared {
+            Some(config) => builder.tls_backend_preconfigured(config.clone()),
+            None => builder,
+        }
+    }
+
+    #[cfg(not(feature = "rustls"))]
+    fn with_shared_tls(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        builder
+    }
+
+    /// The TLS configuration reqwest makes for a client with no TLS option set.
+    #[cfg(feature = "rustls")]
+    fn platform_tls() -> Result<rustls::ClientConfig, rustls::Error> {
+        use std::sync::Arc;
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+        let verifier = rustls_platform_verifier::Verifier::new(provider.clone())?;
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(rustls::ALL_VERSIONS)?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
     }
 }
 

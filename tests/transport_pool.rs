@@ -186,3 +186,164 @@ fn token_requests_on_one_runtime_reuse_one_connection() {
         );
     }
 }
+
+/// Set in the child process of
+/// [`the_default_transport_trusts_the_platform_roots_and_offers_h2_on_every_runtime`]: the
+/// folder holding the endpoint's certificate and key.
+const CHILD: &str = "OAUTH_LAYER_TEST_PLATFORM_ROOTS";
+const PLATFORM_ROOTS_TEST: &str =
+    "the_default_transport_trusts_the_platform_roots_and_offers_h2_on_every_runtime";
+
+/// The default transport's TLS (one configuration for the clients of every runtime) is what
+/// reqwest makes by itself: it trusts the platform's root certificates and nothing else, and
+/// offers HTTP/2. The platform's roots are read from `SSL_CERT_FILE` when it is set; a test
+/// cannot set it in its own process (the test binary's threads share the environment), so
+/// this test runs the binary again, for this test alone, with `SSL_CERT_FILE` naming a CA of
+/// its own. There, token requests on three runtimes one after the other (each with its own
+/// client) reach a TLS endpoint whose certificate that CA issued, each over `h2`. Here, without
+/// it, the same endpoint is refused as a TLS failure.
+#[test]
+fn the_default_transport_trusts_the_platform_roots_and_offers_h2_on_every_runtime() {
+    if let Some(dir) = std::env::var_os(CHILD) {
+        return platform_roots_child(std::path::Path::new(&dir));
+    }
+    let dir = std::env::temp_dir().join(format!("oauth-layer-roots-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, leaf, key) = test_ca();
+    std::fs::write(dir.join("ca.pem"), ca).unwrap();
+    std::fs::write(dir.join("leaf.pem"), leaf).unwrap();
+    std::fs::write(dir.join("key.pem"), key).unwrap();
+
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            PLATFORM_ROOTS_TEST,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SSL_CERT_FILE", dir.join("ca.pem"))
+        .env_remove("SSL_CERT_DIR")
+        .env(CHILD, &dir)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&child.stdout).into_owned()
+        + &String::from_utf8_lossy(&child.stderr);
+    assert!(child.status.success(), "{out}");
+    assert!(out.contains("1 passed"), "the child ran no test: {out}");
+
+    // Without the CA among the roots, the same endpoint is refused.
+    let servers = server_runtime();
+    let (url, _) = servers.block_on(tls_endpoint(&dir));
+    let client = OAuthClient::builder("pool")
+        .secret("s3cret")
+        .token_url(url.as_str())
+        .build()
+        .unwrap();
+    let error = current_thread().block_on(async {
+        TokenSource::new(client.clone(), ClientCredentials::new())
+            .token()
+            .await
+            .unwrap_err()
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    match error {
+        oauth_layer::Error::Transport(e) => {
+            assert_eq!(e.kind, oauth_layer::TransportErrorKind::Tls, "{e}");
+        }
+        other => panic!("expected a TLS failure, got {other:?}"),
+    }
+}
+
+fn platform_roots_child(dir: &std::path::Path) {
+    let servers = server_runtime();
+    let (url, protocols) = servers.block_on(tls_endpoint(dir));
+    let client = OAuthClient::builder("pool")
+        .secret("s3cret")
+        .token_url(url.as_str())
+        .timeout(DEADLINE)
+        .build()
+        .unwrap();
+    for make in [current_thread, multi_thread, current_thread] {
+        make().block_on(fetch(&client));
+    }
+    let protocols = protocols.lock().unwrap().clone();
+    assert_eq!(
+        protocols,
+        ["h2", "h2", "h2"],
+        "one connection per runtime, each h2"
+    );
+}
+
+/// A CA, and a certificate for 127.0.0.1 it issued with its key, as PEM.
+fn test_ca() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca.pem(), leaf.pem(), key.serialize_pem())
+}
+
+/// A TLS token endpoint serving the certificate in `dir` over `h2` or `http/1.1`, as the client
+/// chooses, and the protocol each connection chose.
+async fn tls_endpoint(dir: &std::path::Path) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let leaf = CertificateDer::from_pem_file(dir.join("leaf.pem")).unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf], key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/token", listener.local_addr().unwrap());
+    let protocols = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = protocols.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                seen.lock()
+                    .unwrap()
+                    .push(if h2 { "h2" } else { "http/1.1" }.to_owned());
+                let service = service_fn(|_: Request<hyper::body::Incoming>| async {
+                    let body = r#"{"access_token":"a","token_type":"Bearer","expires_in":3600}"#;
+                    let mut response =
+                        Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+                    response
+                        .headers_mut()
+                        .insert(CONTENT_TYPE, "application/json".parse().unwrap());
+                    Ok::<_, Infallible>(response)
+                });
+                let io = TokioIo::new(tls);
+                if h2 {
+                    let executor = hyper_util::rt::TokioExecutor::new();
+                    let _ = hyper::server::conn::http2::Builder::new(executor)
+                        .serve_connection(io, service)
+                        .await;
+                } else {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                }
+            });
+        }
+    });
+    (url, protocols)
+}
