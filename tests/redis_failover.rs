@@ -21,7 +21,8 @@ use std::time::Duration;
 use oauth_layer::clock::SystemClock;
 use oauth_layer::flow::{ClientCredentials, Flow};
 use oauth_layer::store::{RedisDurability, RedisStore, TokenStore};
-use oauth_layer::{OAuthClient, RetryPolicy, Token, TokenSource};
+use oauth_layer::{OAuthClient, Token, TokenSource};
+use redis_support::fleet::{client, requests_with, rotating_idp, spent_token};
 use redis_support::{RedisServer, ReplicationLink, SERVICE, Sentinel, redis_runs};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -32,44 +33,6 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 /// after the renewal lock reached the replica and before the new token is written.
 const IDP_DELAY: Duration = Duration::from_millis(400);
 
-/// A rotating authorization server: `rt-1` is answered once, slowly, with `at-2`/`rt-2`; a
-/// refresh token sent twice (or any other request) is `invalid_grant`, the grant revoked.
-async fn rotating_idp() -> MockServer {
-    let idp = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(body_string_contains("refresh_token=rt-1"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({
-                    "access_token": "at-2", "token_type": "Bearer", "expires_in": 3600,
-                    "refresh_token": "rt-2",
-                }))
-                .set_delay(IDP_DELAY),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&idp)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
-            "error": "invalid_grant",
-            "error_description": "refresh token already used; grant revoked",
-        })))
-        .with_priority(2)
-        .mount(&idp)
-        .await;
-    idp
-}
-
-fn client(idp: &MockServer) -> OAuthClient {
-    OAuthClient::builder("fleet")
-        .secret("fleet-secret")
-        .token_url(format!("{}/token", idp.uri()))
-        .retry_policy(RetryPolicy::none())
-        .build()
-        .unwrap()
-}
-
 fn store(sentinel: &Sentinel, durability: RedisDurability) -> RedisStore {
     RedisStore::sentinel_lazy([sentinel.url()], SERVICE)
         .unwrap()
@@ -78,15 +41,6 @@ fn store(sentinel: &Sentinel, durability: RedisDurability) -> RedisStore {
         // next process one lock lifetime.
         .lock_ttl(Duration::from_secs(1))
         .durability(durability)
-}
-
-async fn requests_with(idp: &MockServer, needle: &str) -> usize {
-    idp.received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| String::from_utf8_lossy(&r.body).contains(needle))
-        .count()
 }
 
 /// What a failover in the middle of a renewal left behind.
@@ -113,20 +67,15 @@ async fn failover_mid_renewal(durability: RedisDurability) -> Aftermath {
     let replica = RedisServer::replica_over(&link).await;
     let sentinel = Sentinel::watch(&primary).await;
     sentinel.wait_for_replicas(1).await;
-    let idp = rotating_idp().await;
-    let client = client(&idp);
+    let idp = rotating_idp(IDP_DELAY).await;
+    let client = client(&idp, "fleet");
     let key = ClientCredentials::new().cache_key(&client);
 
     let seed = store(
         &sentinel,
         RedisDurability::replicas(1, Duration::from_secs(5)),
     );
-    let spent = Token::builder("at-1")
-        .expires_in(Duration::ZERO)
-        .refresh_token("rt-1")
-        .build(&SystemClock)
-        .unwrap();
-    seed.save(&key, &spent).await.unwrap();
+    seed.save(&key, &spent_token()).await.unwrap();
 
     let renewing = TokenSource::builder(client.clone(), ClientCredentials::new())
         .store(store(&sentinel, durability))
@@ -249,7 +198,7 @@ async fn a_sentinel_password_never_shows() {
 /// `at-2`/`rt-2`; `rt-2` once with `at-3`/`rt-3`; anything else (a refresh token sent twice) is
 /// `invalid_grant`.
 async fn rotating_idp_twice() -> MockServer {
-    let idp = rotating_idp().await;
+    let idp = rotating_idp(IDP_DELAY).await;
     Mock::given(method("POST"))
         .and(body_string_contains("refresh_token=rt-2"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -281,18 +230,13 @@ async fn a_spent_refresh_token_left_in_the_store_by_a_failover_is_never_sent_aga
     let sentinel = Sentinel::watch(&primary).await;
     sentinel.wait_for_replicas(1).await;
     let idp = rotating_idp_twice().await;
-    let client = client(&idp);
+    let client = client(&idp, "fleet");
     let key = ClientCredentials::new().cache_key(&client);
-    let spent = Token::builder("at-1")
-        .expires_in(Duration::ZERO)
-        .refresh_token("rt-1")
-        .build(&SystemClock)
-        .unwrap();
     store(
         &sentinel,
         RedisDurability::replicas(1, Duration::from_secs(5)),
     )
-    .save(&key, &spent)
+    .save(&key, &spent_token())
     .await
     .unwrap();
 
@@ -364,8 +308,8 @@ async fn the_first_calls_after_a_failover_reach_the_new_primary() {
     let replica = RedisServer::replica_over(&link).await;
     let sentinel = Sentinel::watch(&primary).await;
     sentinel.wait_for_replicas(1).await;
-    let idp = rotating_idp().await;
-    let key = ClientCredentials::new().cache_key(&client(&idp));
+    let idp = rotating_idp(IDP_DELAY).await;
+    let key = ClientCredentials::new().cache_key(&client(&idp, "fleet"));
     let token = Token::builder("at-1")
         .expires_in(Duration::from_secs(3600))
         .refresh_token("rt-1")
