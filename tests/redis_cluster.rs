@@ -22,7 +22,7 @@ use oauth_layer::flow::{ClientCredentials, Flow};
 use oauth_layer::store::{CacheKey, RedisDurability, RedisStore, TokenStore};
 use oauth_layer::{OAuthClient, Token, TokenSource};
 use redis_support::cluster::Cluster;
-use redis_support::fleet::{client, requests_with, rotating_idp, spent_token};
+use redis_support::fleet::{Aftermath, client, requests_with, rotating_idp, spent_token};
 use redis_support::redis_runs;
 use secrecy::ExposeSecret;
 
@@ -274,21 +274,6 @@ async fn cluster_entry(cluster: &Cluster, key: &CacheKey) -> Option<String> {
         .map(|t| t.access_token().expose_secret().to_owned())
 }
 
-/// What a failover in the middle of a renewal left behind.
-struct Aftermath {
-    /// Whether the renewing process had handed its new token out before the primary died.
-    handed_out_before_failover: bool,
-    /// What the renewing process got.
-    renewed: Option<String>,
-    /// The refresh token the promoted replica holds.
-    surviving_refresh_token: Option<String>,
-    /// What the next process got (an error's text when it failed).
-    next_process: Result<String, String>,
-    /// How often the token endpoint received `rt-1`, and any request at all.
-    rt1_sent: usize,
-    requests: usize,
-}
-
 /// One process renews the fleet's entry; while the token endpoint answers, the replica of the
 /// primary owning the entry is cut off (frozen, and its link closed on the primary, so nothing
 /// written from then on reaches it); just after the write the primary is killed, and the
@@ -359,34 +344,16 @@ async fn failover_mid_renewal(durability: RedisDurability) -> Aftermath {
     cluster.wait_for_primary(slot, replica, &[primary]).await;
     cluster.add_replica_of(replica).await;
 
-    let renewed = renewal
-        .await
-        .unwrap()
-        .map_err(|e| eprintln!("the renewal failed: {e}"))
-        .ok()
-        .map(|t| t.access_token().expose_secret().to_owned());
     let survivor = store(&cluster, RedisDurability::Primary);
-    let surviving_refresh_token = survivor
-        .load(&key)
-        .await
-        .unwrap()
-        .and_then(|t| t.refresh_token().map(|r| r.expose_secret().to_owned()));
-    let next = TokenSource::builder(client, ClientCredentials::new())
-        .store(survivor)
-        .build();
-    let next_process = next
-        .token()
-        .await
-        .map(|t| t.access_token().expose_secret().to_owned())
-        .map_err(|e| e.to_string());
-    Aftermath {
+    Aftermath::gather(
         handed_out_before_failover,
-        renewed,
-        surviving_refresh_token,
-        next_process,
-        rt1_sent: requests_with(&idp, "refresh_token=rt-1").await,
-        requests: idp.received_requests().await.unwrap().len(),
-    }
+        renewal,
+        survivor,
+        client,
+        &key,
+        &idp,
+    )
+    .await
 }
 
 /// Without durability the renewal hands `at-2` out as soon as the primary has `rt-2`; the
@@ -396,13 +363,9 @@ async fn without_durability_a_cluster_failover_loses_the_rotated_refresh_token()
     if !redis_runs("without_durability_a_cluster_failover_loses_the_rotated_refresh_token") {
         return;
     }
-    let after = failover_mid_renewal(RedisDurability::Primary).await;
-    assert!(after.handed_out_before_failover);
-    assert_eq!(after.renewed.as_deref(), Some("at-2"));
-    assert_eq!(after.surviving_refresh_token.as_deref(), Some("rt-1"));
-    assert_eq!(after.rt1_sent, 2, "the spent refresh token was sent again");
-    let error = after.next_process.unwrap_err();
-    assert!(error.contains("invalid_grant"), "{error}");
+    failover_mid_renewal(RedisDurability::Primary)
+        .await
+        .assert_rotated_refresh_token_lost();
 }
 
 /// With durability the renewal waits for a replica to confirm `rt-2` before handing `at-2`
@@ -414,14 +377,7 @@ async fn with_durability_a_rotated_refresh_token_survives_a_cluster_failover() {
         return;
     }
     let after = failover_mid_renewal(RedisDurability::replicas(1, Duration::from_secs(20))).await;
-    assert!(
-        !after.handed_out_before_failover,
-        "the token was handed out before a replica held it"
-    );
-    assert_eq!(after.renewed.as_deref(), Some("at-2"));
-    assert_eq!(after.surviving_refresh_token.as_deref(), Some("rt-2"));
-    assert_eq!(after.next_process.as_deref(), Ok("at-2"));
-    assert_eq!(after.rt1_sent, 1);
+    after.assert_rotated_refresh_token_survived();
     assert_eq!(after.requests, 1, "the next process made a token request");
 }
 
