@@ -20,56 +20,15 @@ use std::time::Duration;
 use oauth_layer::clock::SystemClock;
 use oauth_layer::flow::{ClientCredentials, Flow};
 use oauth_layer::store::{CacheKey, RedisDurability, RedisStore, TokenStore};
-use oauth_layer::{OAuthClient, RetryPolicy, Token, TokenSource};
+use oauth_layer::{OAuthClient, Token, TokenSource};
 use redis_support::cluster::Cluster;
+use redis_support::fleet::{Aftermath, client, requests_with, rotating_idp, spent_token};
 use redis_support::redis_runs;
 use secrecy::ExposeSecret;
-use serde_json::json;
-use wiremock::matchers::{body_string_contains, method};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// How long the token endpoint takes to answer `rt-1`: long enough to cut the replica off
 /// after the renewal lock reached it and before the new token is written.
 const IDP_DELAY: Duration = Duration::from_millis(400);
-
-/// A rotating authorization server: `rt-1` is answered once, after `delay`, with
-/// `at-2`/`rt-2`; a refresh token sent twice (or any other request) is `invalid_grant`, the
-/// grant revoked.
-async fn rotating_idp(delay: Duration) -> MockServer {
-    let idp = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(body_string_contains("refresh_token=rt-1"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({
-                    "access_token": "at-2", "token_type": "Bearer", "expires_in": 3600,
-                    "refresh_token": "rt-2",
-                }))
-                .set_delay(delay),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&idp)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
-            "error": "invalid_grant",
-            "error_description": "refresh token already used; grant revoked",
-        })))
-        .with_priority(2)
-        .mount(&idp)
-        .await;
-    idp
-}
-
-fn client(idp: &MockServer) -> OAuthClient {
-    OAuthClient::builder("fleet")
-        .secret("fleet-secret")
-        .token_url(format!("{}/token", idp.uri()))
-        .retry_policy(RetryPolicy::none())
-        .build()
-        .unwrap()
-}
 
 fn store(cluster: &Cluster, durability: RedisDurability) -> RedisStore {
     RedisStore::cluster_lazy(cluster.urls())
@@ -91,22 +50,8 @@ async fn seed(cluster: &Cluster, key: &CacheKey) -> RedisStore {
         cluster,
         RedisDurability::replicas(1, Duration::from_secs(5)),
     );
-    let spent = Token::builder("at-1")
-        .expires_in(Duration::ZERO)
-        .refresh_token("rt-1")
-        .build(&SystemClock)
-        .unwrap();
-    seed.save(key, &spent).await.unwrap();
+    seed.save(key, &spent_token()).await.unwrap();
     seed
-}
-
-async fn requests_with(idp: &MockServer, needle: &str) -> usize {
-    idp.received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| String::from_utf8_lossy(&r.body).contains(needle))
-        .count()
 }
 
 /// The ports of the nodes that hold a key matching `pattern`.
@@ -155,7 +100,7 @@ async fn a_fleet_shares_one_entry_and_its_lock_on_one_node() {
     }
     let cluster = Cluster::start().await;
     let idp = rotating_idp(Duration::from_millis(200)).await;
-    let client = client(&idp);
+    let client = client(&idp, "fleet");
     let key = ClientCredentials::new().cache_key(&client);
     let seeded = seed(&cluster, &key).await;
     let entry = seeded.entry_key(&key).await.unwrap();
@@ -228,7 +173,7 @@ async fn durable_writes_wait_for_the_replica_of_the_entrys_primary() {
     }
     let cluster = Cluster::start().await;
     let idp = rotating_idp(Duration::ZERO).await;
-    let key = ClientCredentials::new().cache_key(&client(&idp));
+    let key = ClientCredentials::new().cache_key(&client(&idp, "fleet"));
     let seeded = seed(&cluster, &key).await;
     let slot = cluster.slot(&seeded.entry_key(&key).await.unwrap()).await;
     let (_, own_replica) = cluster.owners(slot).await;
@@ -285,7 +230,7 @@ async fn a_hung_replica_does_not_hold_up_the_locked_write_on_its_primary() {
     }
     let cluster = Cluster::start().await;
     let idp = rotating_idp(Duration::ZERO).await;
-    let key = ClientCredentials::new().cache_key(&client(&idp));
+    let key = ClientCredentials::new().cache_key(&client(&idp, "fleet"));
     let seeded = seed(&cluster, &key).await;
     let entry = seeded.entry_key(&key).await.unwrap();
     let (primary, replica) = cluster.owners(cluster.slot(&entry).await).await;
@@ -329,21 +274,6 @@ async fn cluster_entry(cluster: &Cluster, key: &CacheKey) -> Option<String> {
         .map(|t| t.access_token().expose_secret().to_owned())
 }
 
-/// What a failover in the middle of a renewal left behind.
-struct Aftermath {
-    /// Whether the renewing process had handed its new token out before the primary died.
-    handed_out_before_failover: bool,
-    /// What the renewing process got.
-    renewed: Option<String>,
-    /// The refresh token the promoted replica holds.
-    surviving_refresh_token: Option<String>,
-    /// What the next process got (an error's text when it failed).
-    next_process: Result<String, String>,
-    /// How often the token endpoint received `rt-1`, and any request at all.
-    rt1_sent: usize,
-    requests: usize,
-}
-
 /// One process renews the fleet's entry; while the token endpoint answers, the replica of the
 /// primary owning the entry is cut off (frozen, and its link closed on the primary, so nothing
 /// written from then on reaches it); just after the write the primary is killed, and the
@@ -357,7 +287,7 @@ async fn failover_mid_renewal(durability: RedisDurability) -> Aftermath {
         .try_init();
     let mut cluster = Cluster::start().await;
     let idp = rotating_idp(IDP_DELAY).await;
-    let client = client(&idp);
+    let client = client(&idp, "fleet");
     let key = ClientCredentials::new().cache_key(&client);
     let seeded = seed(&cluster, &key).await;
     let entry = seeded.entry_key(&key).await.unwrap();
@@ -414,34 +344,16 @@ async fn failover_mid_renewal(durability: RedisDurability) -> Aftermath {
     cluster.wait_for_primary(slot, replica, &[primary]).await;
     cluster.add_replica_of(replica).await;
 
-    let renewed = renewal
-        .await
-        .unwrap()
-        .map_err(|e| eprintln!("the renewal failed: {e}"))
-        .ok()
-        .map(|t| t.access_token().expose_secret().to_owned());
     let survivor = store(&cluster, RedisDurability::Primary);
-    let surviving_refresh_token = survivor
-        .load(&key)
-        .await
-        .unwrap()
-        .and_then(|t| t.refresh_token().map(|r| r.expose_secret().to_owned()));
-    let next = TokenSource::builder(client, ClientCredentials::new())
-        .store(survivor)
-        .build();
-    let next_process = next
-        .token()
-        .await
-        .map(|t| t.access_token().expose_secret().to_owned())
-        .map_err(|e| e.to_string());
-    Aftermath {
+    Aftermath::gather(
         handed_out_before_failover,
-        renewed,
-        surviving_refresh_token,
-        next_process,
-        rt1_sent: requests_with(&idp, "refresh_token=rt-1").await,
-        requests: idp.received_requests().await.unwrap().len(),
-    }
+        renewal,
+        survivor,
+        client,
+        &key,
+        &idp,
+    )
+    .await
 }
 
 /// Without durability the renewal hands `at-2` out as soon as the primary has `rt-2`; the
@@ -451,13 +363,9 @@ async fn without_durability_a_cluster_failover_loses_the_rotated_refresh_token()
     if !redis_runs("without_durability_a_cluster_failover_loses_the_rotated_refresh_token") {
         return;
     }
-    let after = failover_mid_renewal(RedisDurability::Primary).await;
-    assert!(after.handed_out_before_failover);
-    assert_eq!(after.renewed.as_deref(), Some("at-2"));
-    assert_eq!(after.surviving_refresh_token.as_deref(), Some("rt-1"));
-    assert_eq!(after.rt1_sent, 2, "the spent refresh token was sent again");
-    let error = after.next_process.unwrap_err();
-    assert!(error.contains("invalid_grant"), "{error}");
+    failover_mid_renewal(RedisDurability::Primary)
+        .await
+        .assert_rotated_refresh_token_lost();
 }
 
 /// With durability the renewal waits for a replica to confirm `rt-2` before handing `at-2`
@@ -469,14 +377,7 @@ async fn with_durability_a_rotated_refresh_token_survives_a_cluster_failover() {
         return;
     }
     let after = failover_mid_renewal(RedisDurability::replicas(1, Duration::from_secs(20))).await;
-    assert!(
-        !after.handed_out_before_failover,
-        "the token was handed out before a replica held it"
-    );
-    assert_eq!(after.renewed.as_deref(), Some("at-2"));
-    assert_eq!(after.surviving_refresh_token.as_deref(), Some("rt-2"));
-    assert_eq!(after.next_process.as_deref(), Ok("at-2"));
-    assert_eq!(after.rt1_sent, 1);
+    after.assert_rotated_refresh_token_survived();
     assert_eq!(after.requests, 1, "the next process made a token request");
 }
 

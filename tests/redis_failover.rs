@@ -21,7 +21,8 @@ use std::time::Duration;
 use oauth_layer::clock::SystemClock;
 use oauth_layer::flow::{ClientCredentials, Flow};
 use oauth_layer::store::{RedisDurability, RedisStore, TokenStore};
-use oauth_layer::{OAuthClient, RetryPolicy, Token, TokenSource};
+use oauth_layer::{OAuthClient, Token, TokenSource};
+use redis_support::fleet::{Aftermath, client, requests_with, rotating_idp, spent_token};
 use redis_support::{RedisServer, ReplicationLink, SERVICE, Sentinel, redis_runs};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -32,44 +33,6 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 /// after the renewal lock reached the replica and before the new token is written.
 const IDP_DELAY: Duration = Duration::from_millis(400);
 
-/// A rotating authorization server: `rt-1` is answered once, slowly, with `at-2`/`rt-2`; a
-/// refresh token sent twice (or any other request) is `invalid_grant`, the grant revoked.
-async fn rotating_idp() -> MockServer {
-    let idp = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(body_string_contains("refresh_token=rt-1"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({
-                    "access_token": "at-2", "token_type": "Bearer", "expires_in": 3600,
-                    "refresh_token": "rt-2",
-                }))
-                .set_delay(IDP_DELAY),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&idp)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
-            "error": "invalid_grant",
-            "error_description": "refresh token already used; grant revoked",
-        })))
-        .with_priority(2)
-        .mount(&idp)
-        .await;
-    idp
-}
-
-fn client(idp: &MockServer) -> OAuthClient {
-    OAuthClient::builder("fleet")
-        .secret("fleet-secret")
-        .token_url(format!("{}/token", idp.uri()))
-        .retry_policy(RetryPolicy::none())
-        .build()
-        .unwrap()
-}
-
 fn store(sentinel: &Sentinel, durability: RedisDurability) -> RedisStore {
     RedisStore::sentinel_lazy([sentinel.url()], SERVICE)
         .unwrap()
@@ -78,29 +41,6 @@ fn store(sentinel: &Sentinel, durability: RedisDurability) -> RedisStore {
         // next process one lock lifetime.
         .lock_ttl(Duration::from_secs(1))
         .durability(durability)
-}
-
-async fn requests_with(idp: &MockServer, needle: &str) -> usize {
-    idp.received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| String::from_utf8_lossy(&r.body).contains(needle))
-        .count()
-}
-
-/// What a failover in the middle of a renewal left behind.
-struct Aftermath {
-    /// Whether the renewing process had handed its new token out before the primary died.
-    handed_out_before_failover: bool,
-    /// What the renewing process got.
-    renewed: Option<String>,
-    /// The refresh token the new primary holds.
-    surviving_refresh_token: Option<String>,
-    /// What the next process got (an error's text when it failed).
-    next_process: Result<String, String>,
-    /// How often the token endpoint received `rt-1`.
-    rt1_sent: usize,
 }
 
 /// The fleet's entry holds an expired `at-1` and `rt-1`, on the primary and the replica. One
@@ -113,20 +53,15 @@ async fn failover_mid_renewal(durability: RedisDurability) -> Aftermath {
     let replica = RedisServer::replica_over(&link).await;
     let sentinel = Sentinel::watch(&primary).await;
     sentinel.wait_for_replicas(1).await;
-    let idp = rotating_idp().await;
-    let client = client(&idp);
+    let idp = rotating_idp(IDP_DELAY).await;
+    let client = client(&idp, "fleet");
     let key = ClientCredentials::new().cache_key(&client);
 
     let seed = store(
         &sentinel,
         RedisDurability::replicas(1, Duration::from_secs(5)),
     );
-    let spent = Token::builder("at-1")
-        .expires_in(Duration::ZERO)
-        .refresh_token("rt-1")
-        .build(&SystemClock)
-        .unwrap();
-    seed.save(&key, &spent).await.unwrap();
+    seed.save(&key, &spent_token()).await.unwrap();
 
     let renewing = TokenSource::builder(client.clone(), ClientCredentials::new())
         .store(store(&sentinel, durability))
@@ -145,32 +80,16 @@ async fn failover_mid_renewal(durability: RedisDurability) -> Aftermath {
     // it returns) provides; a durable write waiting for one is confirmed then.
     let _new_replica = RedisServer::replica_of(&replica).await;
 
-    let renewed = renewal
-        .await
-        .unwrap()
-        .ok()
-        .map(|t| t.access_token().expose_secret().to_owned());
     let survivor = store(&sentinel, RedisDurability::Primary);
-    let surviving_refresh_token = survivor
-        .load(&key)
-        .await
-        .unwrap()
-        .and_then(|t| t.refresh_token().map(|r| r.expose_secret().to_owned()));
-    let next = TokenSource::builder(client, ClientCredentials::new())
-        .store(survivor)
-        .build();
-    let next_process = next
-        .token()
-        .await
-        .map(|t| t.access_token().expose_secret().to_owned())
-        .map_err(|e| e.to_string());
-    Aftermath {
+    Aftermath::gather(
         handed_out_before_failover,
-        renewed,
-        surviving_refresh_token,
-        next_process,
-        rt1_sent: requests_with(&idp, "refresh_token=rt-1").await,
-    }
+        renewal,
+        survivor,
+        client,
+        &key,
+        &idp,
+    )
+    .await
 }
 
 /// Without durability the renewal hands `at-2` out as soon as the primary has `rt-2`; the
@@ -181,13 +100,9 @@ async fn without_durability_a_failover_loses_the_rotated_refresh_token() {
     if !redis_runs("without_durability_a_failover_loses_the_rotated_refresh_token") {
         return;
     }
-    let after = failover_mid_renewal(RedisDurability::Primary).await;
-    assert!(after.handed_out_before_failover);
-    assert_eq!(after.renewed.as_deref(), Some("at-2"));
-    assert_eq!(after.surviving_refresh_token.as_deref(), Some("rt-1"));
-    assert_eq!(after.rt1_sent, 2, "the spent refresh token was sent again");
-    let error = after.next_process.unwrap_err();
-    assert!(error.contains("invalid_grant"), "{error}");
+    failover_mid_renewal(RedisDurability::Primary)
+        .await
+        .assert_rotated_refresh_token_lost();
 }
 
 /// With durability the renewal waits for a replica to confirm `rt-2` before handing `at-2`
@@ -199,14 +114,7 @@ async fn with_durability_a_rotated_refresh_token_survives_a_failover() {
         return;
     }
     let after = failover_mid_renewal(RedisDurability::replicas(1, Duration::from_secs(10))).await;
-    assert!(
-        !after.handed_out_before_failover,
-        "the token was handed out before a replica held it"
-    );
-    assert_eq!(after.renewed.as_deref(), Some("at-2"));
-    assert_eq!(after.surviving_refresh_token.as_deref(), Some("rt-2"));
-    assert_eq!(after.next_process.as_deref(), Ok("at-2"));
-    assert_eq!(after.rt1_sent, 1);
+    after.assert_rotated_refresh_token_survived();
 }
 
 /// A password in a Sentinel URL never shows: not in the store's `Debug`, not in the error when
@@ -249,7 +157,7 @@ async fn a_sentinel_password_never_shows() {
 /// `at-2`/`rt-2`; `rt-2` once with `at-3`/`rt-3`; anything else (a refresh token sent twice) is
 /// `invalid_grant`.
 async fn rotating_idp_twice() -> MockServer {
-    let idp = rotating_idp().await;
+    let idp = rotating_idp(IDP_DELAY).await;
     Mock::given(method("POST"))
         .and(body_string_contains("refresh_token=rt-2"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -281,18 +189,13 @@ async fn a_spent_refresh_token_left_in_the_store_by_a_failover_is_never_sent_aga
     let sentinel = Sentinel::watch(&primary).await;
     sentinel.wait_for_replicas(1).await;
     let idp = rotating_idp_twice().await;
-    let client = client(&idp);
+    let client = client(&idp, "fleet");
     let key = ClientCredentials::new().cache_key(&client);
-    let spent = Token::builder("at-1")
-        .expires_in(Duration::ZERO)
-        .refresh_token("rt-1")
-        .build(&SystemClock)
-        .unwrap();
     store(
         &sentinel,
         RedisDurability::replicas(1, Duration::from_secs(5)),
     )
-    .save(&key, &spent)
+    .save(&key, &spent_token())
     .await
     .unwrap();
 
@@ -364,8 +267,8 @@ async fn the_first_calls_after_a_failover_reach_the_new_primary() {
     let replica = RedisServer::replica_over(&link).await;
     let sentinel = Sentinel::watch(&primary).await;
     sentinel.wait_for_replicas(1).await;
-    let idp = rotating_idp().await;
-    let key = ClientCredentials::new().cache_key(&client(&idp));
+    let idp = rotating_idp(IDP_DELAY).await;
+    let key = ClientCredentials::new().cache_key(&client(&idp, "fleet"));
     let token = Token::builder("at-1")
         .expires_in(Duration::from_secs(3600))
         .refresh_token("rt-1")

@@ -24,6 +24,7 @@ use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use common::Idp;
+use redis_support::fleet::{client, requests_with, rotating_idp, spent_token};
 use redis_support::{RedisServer, free_port};
 
 fn key() -> CacheKey {
@@ -85,12 +86,7 @@ async fn eight_processes_with_a_thousand_callers_each_make_one_token_request() {
         .expect(1)
         .mount(&idp)
         .await;
-    let client = OAuthClient::builder("fleet")
-        .secret("fleet-secret")
-        .token_url(format!("{}/token", idp.uri()))
-        .retry_policy(RetryPolicy::none())
-        .build()
-        .unwrap();
+    let client = client(&idp, "fleet");
 
     let mut sources = Vec::new();
     for _ in 0..8 {
@@ -351,12 +347,7 @@ async fn a_rotated_refresh_token_is_in_redis_before_the_new_access_token_is_hand
         .expect(1)
         .mount(&idp)
         .await;
-    let client = OAuthClient::builder("rotating")
-        .secret("rotating-secret")
-        .token_url(format!("{}/token", idp.uri()))
-        .retry_policy(RetryPolicy::none())
-        .build()
-        .unwrap();
+    let client = client(&idp, "rotating");
 
     // Another process's view of Redis, read from inside the change hook.
     let other = RedisStore::connect(redis.url()).await.unwrap();
@@ -622,61 +613,12 @@ async fn redis_keys_are_named_under_a_salt_kept_in_redis_and_reveal_no_weak_secr
     assert_eq!(a.entry_key(&k).await.unwrap(), renamed);
 }
 
-/// A token endpoint whose refresh tokens are single use, as a rotating authorization server's
-/// are: `rt-1` is answered once, slowly (`delay`), with `at-2`/`rt-2`; anything else sent to it
-/// afterwards (a second `rt-1`, any other grant) is `invalid_grant`.
-async fn rotating_idp(delay: Duration) -> MockServer {
-    let idp = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(body_string_contains("refresh_token=rt-1"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({
-                    "access_token": "at-2", "token_type": "Bearer", "expires_in": 3600,
-                    "refresh_token": "rt-2",
-                }))
-                .set_delay(delay),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&idp)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
-            "error": "invalid_grant",
-            "error_description": "refresh token already used; grant revoked",
-        })))
-        .with_priority(2)
-        .mount(&idp)
-        .await;
-    idp
-}
-
-fn rotating_client(idp: &MockServer) -> OAuthClient {
-    OAuthClient::builder("rotating")
-        .secret("rotating-secret")
-        .token_url(format!("{}/token", idp.uri()))
-        .retry_policy(RetryPolicy::none())
-        .build()
-        .unwrap()
-}
-
-/// How many token requests carried `needle` in their body.
-async fn requests_with(idp: &MockServer, needle: &str) -> usize {
-    idp.received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| String::from_utf8_lossy(&r.body).contains(needle))
-        .count()
-}
-
 /// A source that starts from an expired access token and the refresh token `rt-1`, as a
 /// process does after a restart.
 fn rotating_source(client: &OAuthClient, store: RedisStore) -> TokenSource {
     TokenSource::builder(client.clone(), ClientCredentials::new())
         .store(store)
-        .initial_token(token("at-1", Some("rt-1"), Duration::ZERO))
+        .initial_token(spent_token())
         .build()
 }
 
@@ -688,7 +630,7 @@ fn rotating_source(client: &OAuthClient, store: RedisStore) -> TokenSource {
 async fn a_renewal_slower_than_the_lock_sends_a_rotating_refresh_token_once() {
     let redis = RedisServer::start().await;
     let idp = rotating_idp(Duration::from_millis(900)).await;
-    let client = rotating_client(&idp);
+    let client = client(&idp, "rotating");
     let process = || async {
         RedisStore::connect(redis.url())
             .await
@@ -780,7 +722,7 @@ async fn a_holder_that_lost_its_lock_cannot_write() {
 async fn a_source_whose_lock_was_taken_over_serves_the_newer_stored_token() {
     let redis = RedisServer::start().await;
     let idp = rotating_idp(Duration::from_millis(600)).await;
-    let client = rotating_client(&idp);
+    let client = client(&idp, "rotating");
     let store = RedisStore::connect(redis.url())
         .await
         .unwrap()

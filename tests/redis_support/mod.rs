@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub mod cluster;
+pub mod fleet;
 
 /// A `redis-server` child process on a loopback port, killed when dropped.
 pub struct RedisServer {
