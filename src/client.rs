@@ -263,6 +263,7 @@ impl OAuthClient {
 
     /// The key set with [`OAuthClientBuilder::signing_key`], which also signs request objects.
     #[cfg(feature = "jwt")]
+    #[cfg_attr(not(feature = "auth-code"), allow(dead_code))]
     pub(crate) fn signing_key(&self) -> Option<&crate::jwt::SigningKey> {
         self.inner.signing_key.as_ref()
     }

@@ -123,6 +123,7 @@ mod instruments {
             );
         }
 
+        #[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))]
         pub(crate) fn retry(&self, retry: super::Retry) {
             let counter = match retry {
                 super::Retry::Unauthorized => &self.instruments.unauthorized_retries,
@@ -180,8 +181,10 @@ mod instruments {
         pub(crate) renewals: Counter<u64>,
         pub(crate) renewal_waits: Counter<u64>,
         pub(crate) remaining_at_renewal: Histogram<f64>,
+        #[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))]
         pub(crate) unauthorized_retries: Counter<u64>,
         pub(crate) dpop_nonce_retries: Counter<u64>,
+        #[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))]
         pub(crate) step_ups: Counter<u64>,
         pub(crate) meter: Meter,
     }

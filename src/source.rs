@@ -930,6 +930,7 @@ impl TokenSourceBuilder {
     }
 
     /// [`store`](Self::store) with a store already shared.
+    #[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))]
     pub(crate) fn store_arc(mut self, store: Arc<dyn TokenStore>) -> Self {
         self.store = Some(store);
         self

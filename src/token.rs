@@ -422,6 +422,7 @@ impl TokenBuilder {
 
     /// Keeps `value` among the token's [extra members](Token::extra) under `name` (what a
     /// crate-internal entry, such as a client registration, stores next to a token).
+    #[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))]
     pub(crate) fn extra(mut self, name: impl Into<String>, value: Value) -> Self {
         self.extra.insert(name.into(), value);
         self

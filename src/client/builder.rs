@@ -323,6 +323,7 @@ impl OAuthClientBuilder {
 
     /// Replaces the client id (a resource-first client learns it after the rest of its
     /// settings: registered, or its metadata document's URL).
+    #[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))]
     pub(crate) fn client_id(mut self, client_id: impl Into<String>) -> Self {
         self.config.client_id = client_id.into();
         self

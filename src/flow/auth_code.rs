@@ -343,6 +343,7 @@ impl AuthCode {
     }
 
     /// The redirect URI set with [`redirect_uri`](Self::redirect_uri), if any.
+    #[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))]
     pub(crate) fn configured_redirect_uri(&self) -> Option<&str> {
         self.redirect_uri.as_deref()
     }

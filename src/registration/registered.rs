@@ -38,6 +38,7 @@ pub struct Registration {
     pub(super) metadata: Map<String, Value>,
     /// The clock of the client that made (or read) the registration: what a stored copy's
     /// expiry is measured with.
+    #[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))]
     pub(super) clock: Arc<dyn Clock>,
 }
 

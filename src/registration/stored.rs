@@ -21,12 +21,16 @@ use crate::clock::{Clock, SystemClock};
 use crate::token::{MAX_LIFETIME, Token};
 
 /// The extra member of a stored registration.
+#[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))]
 pub(crate) const MEMBER: &str = "oauth_layer_registration";
 /// The access token of a stored registration that has no registration access token.
+#[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))]
 const NO_ACCESS_TOKEN: &str = "oauth-layer-registration-without-access-token";
 /// The layout of [`MEMBER`]; a stored entry of another version is not read.
+#[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))]
 const VERSION: u64 = 1;
 
+#[cfg_attr(not(any(feature = "reqwest", feature = "tower")), allow(dead_code))]
 impl Registration {
     /// This registration as a [`Token`] any store keeps, on the clock of the client that made
     /// it. [`from_token`](Self::from_token) reads it back.

@@ -191,6 +191,7 @@ pub(crate) fn remember_nonce_at(source: &TokenSource, origin: &str, headers: &He
 
 /// Remembers the nonce a response to a DPoP request carries (every response, the successful
 /// retry's included: SECURITY.md rule 48).
+#[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
 pub(crate) fn remember_nonce<T: ProofTarget + ?Sized>(
     sent: &SentWith,
     source: &TokenSource,
