@@ -136,6 +136,16 @@ fn many_runtimes_at_once_each_get_their_tokens() {
 }
 
 /// A plain HTTP/1.1 token endpoint that counts the connections it accepts.
+/// A token endpoint's answer: a bearer token for an hour.
+fn token_response() -> Response<Full<Bytes>> {
+    let body = r#"{"access_token":"a","token_type":"Bearer","expires_in":3600}"#;
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, "application/json".parse().unwrap());
+    response
+}
+
 async fn counting_endpoint() -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/token", listener.local_addr().unwrap());
@@ -146,13 +156,7 @@ async fn counting_endpoint() -> (String, Arc<AtomicUsize>) {
             counter.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let service = service_fn(|_: Request<hyper::body::Incoming>| async {
-                    let body = r#"{"access_token":"a","token_type":"Bearer","expires_in":3600}"#;
-                    let mut response =
-                        Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-                    response
-                        .headers_mut()
-                        .insert(CONTENT_TYPE, "application/json".parse().unwrap());
-                    Ok::<_, Infallible>(response)
+                    Ok::<_, Infallible>(token_response())
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -323,13 +327,7 @@ async fn tls_endpoint(dir: &std::path::Path) -> (String, Arc<std::sync::Mutex<Ve
                     .unwrap()
                     .push(if h2 { "h2" } else { "http/1.1" }.to_owned());
                 let service = service_fn(|_: Request<hyper::body::Incoming>| async {
-                    let body = r#"{"access_token":"a","token_type":"Bearer","expires_in":3600}"#;
-                    let mut response =
-                        Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-                    response
-                        .headers_mut()
-                        .insert(CONTENT_TYPE, "application/json".parse().unwrap());
-                    Ok::<_, Infallible>(response)
+                    Ok::<_, Infallible>(token_response())
                 });
                 let io = TokioIo::new(tls);
                 if h2 {
