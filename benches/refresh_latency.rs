@@ -17,6 +17,10 @@
 //! `first_request_on_a_new_runtime`: the first token request on a new tokio runtime through the
 //! default transport (plain http to a local `TestServer`), which builds that runtime's client.
 //!
+//! `first_request_on_a_new_runtime_own_roots`: the same through a client's own transport (made
+//! by `OAuthClientBuilder::root_certificate`), against the local TLS token endpoint: it builds
+//! that runtime's client and makes a TLS handshake on a new connection.
+//!
 //! `cargo bench --bench refresh_latency`.
 
 use std::convert::Infallible;
@@ -236,5 +240,40 @@ fn first_request_on_a_new_runtime(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, refreshes, first_request_on_a_new_runtime);
+/// The first token request on a new runtime through a client's own transport (the local TLS
+/// endpoint, whose CA is given to `root_certificate`): a new runtime builds its own pooled client
+/// and opens a new connection with a TLS handshake. Whether the client also builds a new TLS
+/// configuration (and reads the platform's roots again) is what this measures.
+fn first_request_on_a_new_runtime_own_roots(c: &mut Criterion) {
+    let servers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let endpoint = servers.block_on(tls_endpoint());
+    let client = per_runtime(&endpoint);
+    c.bench_function(
+        "refresh_latency/first_request_on_a_new_runtime_own_roots",
+        |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    total += runtime.block_on(refresh(&client));
+                }
+                total
+            })
+        },
+    );
+}
+
+criterion_group!(
+    benches,
+    refreshes,
+    first_request_on_a_new_runtime,
+    first_request_on_a_new_runtime_own_roots
+);
 criterion_main!(benches);
