@@ -101,9 +101,9 @@ struct Config {
     /// The client certificate (RFC 8705) every back-channel connection presents.
     #[cfg(all(feature = "reqwest", feature = "rustls"))]
     client_certificate: Option<crate::tls::ClientCertificate>,
-    /// Private root certificates the default transport trusts.
+    /// Private root certificates (DER) the default transport trusts.
     #[cfg(all(feature = "reqwest", feature = "rustls"))]
-    root_certificates: Vec<reqwest::Certificate>,
+    root_certificates: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// The default transport when the shared one will not do (it must present a client
     /// certificate or trust a private root): made by `build`, used when `transport` is `None`.
     #[cfg(feature = "reqwest")]

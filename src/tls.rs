@@ -68,7 +68,11 @@ pub struct ClientCertificate {
 }
 
 struct Inner {
+    /// The chain and key as reqwest takes them, for [`ClientCertificate::reqwest_client_builder`].
     identity: reqwest::Identity,
+    /// The chain (leaf first) and the key as rustls takes them, for the client's own transport.
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
     thumbprint: String,
 }
 
@@ -92,30 +96,39 @@ impl ClientCertificate {
                 "a client certificate chain or key PEM is larger than {MAX_PEM_SIZE} bytes"
             )));
         }
-        let leaf = CertificateDer::pem_slice_iter(chain)
-            .next()
-            .ok_or_else(|| Error::Key("the client certificate PEM holds no certificate".into()))?
+        let certificates = CertificateDer::pem_slice_iter(chain)
+            .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|_| Error::Key("the client certificate PEM is malformed".into()))?;
+        let Some(leaf) = certificates.first() else {
+            return Err(Error::Key(
+                "the client certificate PEM holds no certificate".into(),
+            ));
+        };
         if PrivateKeyDer::from_pem_slice(chain).is_ok() {
             return Err(Error::Key(
                 "the client certificate PEM holds a private key; give the key separately".into(),
             ));
         }
-        if PrivateKeyDer::from_pem_slice(key).is_err() {
+        let Ok(private_key) = PrivateKeyDer::from_pem_slice(key) else {
             return Err(Error::Key(
                 "the client private key PEM holds no usable private key".into(),
             ));
-        }
+        };
         let mut both = Zeroizing::new(Vec::with_capacity(chain.len() + key.len() + 1));
         both.extend_from_slice(chain);
         both.push(b'\n');
         both.extend_from_slice(key);
         let identity = reqwest::Identity::from_pem(&both)
             .map_err(|_| Error::Key("the client certificate or key cannot be read".into()))?;
-        // rustls checks here that the key is the certificate's, and that it can sign.
-        reqwest::Client::builder()
-            .identity(identity.clone())
-            .build()
+        // rustls checks here that the key is the certificate's, and that it can sign. No
+        // server is verified with this configuration, so it needs no root certificate.
+        rustls::ClientConfig::builder_with_provider(crate::transport::tls_provider())
+            .with_protocol_versions(rustls::ALL_VERSIONS)
+            .and_then(|config| {
+                config
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_client_auth_cert(certificates.clone(), private_key.clone_key())
+            })
             .map_err(|e| {
                 Error::Key(format!(
                     "the client certificate and key cannot be used together: {}",
@@ -125,7 +138,9 @@ impl ClientCertificate {
         Ok(Self {
             inner: Arc::new(Inner {
                 identity,
-                thumbprint: thumbprint(&leaf),
+                thumbprint: thumbprint(leaf),
+                chain: certificates,
+                key: private_key,
             }),
         })
     }
@@ -146,8 +161,14 @@ impl ClientCertificate {
     }
 
     /// The certificate and key as reqwest presents them.
-    pub(crate) fn identity(&self) -> reqwest::Identity {
+    fn identity(&self) -> reqwest::Identity {
         self.inner.identity.clone()
+    }
+
+    /// The certificate chain (leaf first) and a copy of the key, as rustls takes them for a
+    /// TLS client configuration that presents the certificate.
+    pub(crate) fn chain_and_key(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        (self.inner.chain.clone(), self.inner.key.clone_key())
     }
 }
 

@@ -501,18 +501,73 @@ mod reqwest_transport {
     /// The TLS configuration reqwest makes for a client with no TLS option set.
     #[cfg(feature = "rustls")]
     fn platform_tls() -> Result<rustls::ClientConfig, rustls::Error> {
-        use std::sync::Arc;
-        let provider = rustls::crypto::CryptoProvider::get_default()
+        tls_config(Vec::new(), None)
+    }
+
+    /// The crypto provider reqwest would use: the process default when one is installed,
+    /// else aws-lc-rs.
+    #[cfg(feature = "rustls")]
+    pub(crate) fn tls_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+        rustls::crypto::CryptoProvider::get_default()
             .cloned()
-            .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-        let verifier = rustls_platform_verifier::Verifier::new(provider.clone())?;
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+    }
+
+    /// The TLS configuration reqwest makes for a client given `extra_roots` as root
+    /// certificates and `client_auth` (a certificate chain, leaf first, and its key) as its
+    /// identity: the platform's roots through `rustls-platform-verifier` with the extra ones
+    /// added, TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`, and the certificate presented when a
+    /// server asks for one.
+    ///
+    /// Building it reads the platform's root certificates, which costs milliseconds; a
+    /// configuration is cheap to clone, and its clones share the verifier and the key. It fails
+    /// when no root certificate is found at all (neither the platform's nor extra ones), when an
+    /// extra root cannot be read as a trust anchor, or when the key is not the certificate's.
+    #[cfg(feature = "rustls")]
+    pub(crate) fn tls_config(
+        extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+        client_auth: Option<(
+            Vec<rustls::pki_types::CertificateDer<'static>>,
+            rustls::pki_types::PrivateKeyDer<'static>,
+        )>,
+    ) -> Result<rustls::ClientConfig, rustls::Error> {
+        use std::sync::Arc;
+        let provider = tls_provider();
+        let verifier = if extra_roots.is_empty() {
+            rustls_platform_verifier::Verifier::new(provider.clone())?
+        } else {
+            with_extra_roots(extra_roots, provider.clone())?
+        };
+        let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(rustls::ALL_VERSIONS)?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(Arc::new(verifier));
+        let mut config = match client_auth {
+            Some((chain, key)) => config.with_client_auth_cert(chain, key)?,
+            None => config.with_no_client_auth(),
+        };
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
+    }
+
+    /// The platform verifier, trusting `extra_roots` next to the platform's roots.
+    #[cfg(all(feature = "rustls", not(target_os = "android")))]
+    fn with_extra_roots(
+        extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+        provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<rustls_platform_verifier::Verifier, rustls::Error> {
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider)
+    }
+
+    /// On Android the platform verifier takes no extra roots (nor does reqwest's).
+    #[cfg(all(feature = "rustls", target_os = "android"))]
+    fn with_extra_roots(
+        _extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+        _provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<rustls_platform_verifier::Verifier, rustls::Error> {
+        Err(rustls::Error::General(
+            "the platform verifier takes no extra root certificates on Android".to_owned(),
+        ))
     }
 }
 
@@ -520,6 +575,8 @@ mod reqwest_transport {
 pub(crate) use per_runtime::PerRuntime;
 #[cfg(feature = "reqwest")]
 pub(crate) use reqwest_transport::{default_client, direct_client};
+#[cfg(all(feature = "reqwest", feature = "rustls"))]
+pub(crate) use reqwest_transport::{tls_config, tls_provider};
 
 #[cfg(feature = "tower")]
 pub use tower_transport::TowerTransport;

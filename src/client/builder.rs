@@ -232,29 +232,36 @@ impl OAuthClientBuilder {
         if self.config.transport.is_none()
             && (has_certificate || !self.config.root_certificates.is_empty())
         {
-            let certificate = self.config.client_certificate.clone();
+            let client_auth = self
+                .config
+                .client_certificate
+                .as_ref()
+                .map(crate::tls::ClientCertificate::chain_and_key);
             let roots = self.config.root_certificates.clone();
-            // Like the shared default transport: one client per tokio runtime.
-            let recipe = move || {
-                let mut builder =
-                    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
-                if let Some(certificate) = &certificate {
-                    builder = builder.identity(certificate.identity());
-                }
-                for root in &roots {
-                    builder = builder.add_root_certificate(root.clone());
-                }
-                builder
+            let failed = |cause: String| {
+                Error::config(format!(
+                    "client_certificate: the default transport cannot be built: {cause}"
+                ))
             };
-            // Built once here, so that a configuration reqwest refuses fails `build`.
-            let built = recipe()
-                .build()
-                .map(|_| Arc::new(crate::transport::PerRuntime::new(recipe)))
-                .map_err(|e| {
-                    Error::config(format!(
-                        "client_certificate: the default transport cannot be built: {}",
-                        crate::transport::deepest(&e)
-                    ))
+            // One TLS configuration for this client, made here: each runtime's client takes a
+            // clone (sharing its verifier and key), where reqwest would read the platform's
+            // root certificates again for every runtime. A configuration rustls refuses fails
+            // `build`.
+            let built = crate::transport::tls_config(roots, client_auth)
+                .map_err(|e| failed(crate::transport::deepest(&e)))
+                .and_then(|tls| {
+                    // Like the shared default transport: one client per tokio runtime.
+                    let recipe = move || {
+                        reqwest::Client::builder()
+                            .redirect(reqwest::redirect::Policy::none())
+                            .tls_backend_preconfigured(tls.clone())
+                    };
+                    // Built once here too, so that a configuration reqwest refuses fails
+                    // `build` (cheap now: the TLS configuration is made).
+                    recipe()
+                        .build()
+                        .map(|_| Arc::new(crate::transport::PerRuntime::new(recipe)))
+                        .map_err(|e| failed(crate::transport::deepest(&e)))
                 });
             self.config.own_transport = self.check("client_certificate", built);
         }
@@ -436,6 +443,7 @@ impl OAuthClientBuilder {
     /// A PEM without a certificate is a problem reported by [`build`](Self::build).
     #[cfg(all(feature = "reqwest", feature = "rustls"))]
     pub fn root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        use rustls::pki_types::pem::PemObject as _;
         let setter = "root_certificate";
         if self.problems.iter().any(|(s, _)| *s == setter) {
             return self;
@@ -447,15 +455,16 @@ impl OAuthClientBuilder {
                 crate::tls::MAX_PEM_SIZE
             )))
         } else {
-            match reqwest::Certificate::from_pem_bundle(pem) {
+            let parsed = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+                .collect::<std::result::Result<Vec<_>, _>>();
+            match parsed {
                 Ok(roots) if !roots.is_empty() => Ok(roots),
                 Ok(_) => Err(Error::config(
                     "root_certificate: the PEM holds no certificate",
                 )),
-                Err(e) => Err(Error::config(format!(
-                    "root_certificate: the PEM cannot be read: {}",
-                    crate::transport::deepest(&e)
-                ))),
+                Err(_) => Err(Error::config(
+                    "root_certificate: the PEM cannot be read: invalid certificate encoding",
+                )),
             }
         };
         if let Some(roots) = self.check(setter, roots) {
