@@ -248,6 +248,14 @@ async fn handle(
             ),
         };
     }
+    if path == "/bearer/token" {
+        // A token endpoint that asks for no client authentication: a bearer token for anyone
+        // who completes the TLS handshake.
+        return reply(
+            StatusCode::OK,
+            r#"{"access_token":"bearer","token_type":"Bearer","expires_in":3600}"#.into(),
+        );
+    }
     if path.ends_with("/token") {
         // RFC 8705 §2: the certificate is the credential, and no other may come.
         let Some(thumbprint) = presented else {
@@ -434,6 +442,11 @@ fn a_key_that_is_not_the_certificates_is_refused() {
     let b = pki.client("client-b");
     let err = ClientCertificate::from_pem(&a.cert_pem, &b.key_pem).unwrap_err();
     assert!(matches!(err, Error::Key(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("the client certificate and key cannot be used together: "),
+        "{err}"
+    );
     assert!(!err.to_string().contains("PRIVATE KEY"));
     // A key where the certificate should be, garbage, and oversize input.
     assert!(ClientCertificate::from_pem(&a.key_pem, &a.key_pem).is_err());
@@ -507,6 +520,122 @@ fn a_root_certificate_without_a_certificate_is_a_build_problem() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("root_certificate"), "{err}");
+}
+
+#[test]
+fn a_root_certificate_that_cannot_be_read_is_a_build_problem_with_the_same_messages() {
+    // Not PEM base64: refused by the setter.
+    let err = OAuthClient::builder("id")
+        .root_certificate("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")
+        .token_url("https://idp.example/token")
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("root_certificate: the PEM cannot be read: invalid certificate encoding"),
+        "{err}"
+    );
+    // Well-formed PEM around bytes that are no certificate: refused when the transport's TLS
+    // configuration is made.
+    let err = OAuthClient::builder("id")
+        .root_certificate("-----BEGIN CERTIFICATE-----\nAAECAwQFBgc=\n-----END CERTIFICATE-----\n")
+        .token_url("https://idp.example/token")
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("client_certificate: the default transport cannot be built: "),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client's own transport on runtime after runtime
+
+/// A runtime on its own thread for the servers, so that they outlive the runtimes a test makes
+/// and drops.
+fn server_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// An `OAuthClient` with its own transport makes its TLS configuration when it is built, and
+/// the client each tokio runtime gets is made with it. Here a client trusting the test CA
+/// (`root_certificate`) and one that presents a certificate as well get tokens on two
+/// runtimes made one after the other, the first dropped before the second is made; on each, a
+/// server whose certificate another CA issued is still refused as a TLS failure.
+#[test]
+fn an_own_transport_gets_tokens_on_runtime_after_runtime_and_refuses_another_ca() {
+    let servers = server_runtime();
+    let pki = Pki::new();
+    let server = servers.block_on(MtlsServer::start(&pki));
+    let stranger = Pki::new();
+    let other = servers.block_on(MtlsServer::start(&stranger));
+    let issued = pki.client("client-a");
+    let trusting_the_ca = |certificate: Option<ClientCertificate>, url: String| {
+        let mut builder = OAuthClient::builder("mtls-client")
+            .root_certificate(&pki.ca_pem)
+            .token_url(url)
+            .timeout(std::time::Duration::from_secs(5));
+        if let Some(certificate) = certificate {
+            builder = builder
+                .auth_method(AuthMethod::TlsClientAuth)
+                .client_certificate(certificate);
+        }
+        builder.build().unwrap()
+    };
+    let roots_only = trusting_the_ca(None, server.url("/bearer/token"));
+    let with_certificate = trusting_the_ca(Some(issued.certificate()), server.url("/token"));
+    let refused = [
+        trusting_the_ca(None, other.url("/bearer/token")),
+        trusting_the_ca(Some(issued.certificate()), other.url("/token")),
+    ];
+
+    for round in 1..=2 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // A new source each time: nothing cached, every token is a request.
+            TokenSource::new(roots_only.clone(), ClientCredentials::new())
+                .token()
+                .await
+                .unwrap();
+            let token = TokenSource::new(with_certificate.clone(), ClientCredentials::new())
+                .token()
+                .await
+                .unwrap();
+            assert_eq!(token.certificate_thumbprint(), Some(&*issued.thumbprint()));
+            for client in &refused {
+                let err = TokenSource::new(client.clone(), ClientCredentials::new())
+                    .token()
+                    .await
+                    .unwrap_err();
+                match err {
+                    Error::Transport(e) => {
+                        assert_eq!(e.kind, oauth_layer::TransportErrorKind::Tls, "{e}");
+                    }
+                    other => panic!("expected a TLS failure, got {other:?}"),
+                }
+            }
+        });
+        drop(runtime);
+        assert_eq!(server.seen("/bearer/token").len(), round);
+        let seen = server.seen("/token");
+        assert_eq!(seen.len(), round);
+        assert_eq!(
+            seen[round - 1].presented.as_deref(),
+            Some(&*issued.thumbprint())
+        );
+    }
+    assert!(other.seen("/bearer/token").is_empty());
+    assert!(other.seen("/token").is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
