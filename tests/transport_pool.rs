@@ -191,12 +191,52 @@ fn token_requests_on_one_runtime_reuse_one_connection() {
     }
 }
 
-/// Set in the child process of
-/// [`the_default_transport_trusts_the_platform_roots_and_offers_h2_on_every_runtime`]: the
-/// folder holding the endpoint's certificate and key.
+/// Set in the child processes of
+/// [`the_default_transport_trusts_the_platform_roots_and_offers_h2_on_every_runtime`] and
+/// [`an_own_transport_trusts_the_platform_roots_next_to_its_own_on_every_runtime`]: the folder
+/// holding the endpoints' certificates and keys.
 const CHILD: &str = "OAUTH_LAYER_TEST_PLATFORM_ROOTS";
 const PLATFORM_ROOTS_TEST: &str =
     "the_default_transport_trusts_the_platform_roots_and_offers_h2_on_every_runtime";
+const OWN_ROOTS_TEST: &str =
+    "an_own_transport_trusts_the_platform_roots_next_to_its_own_on_every_runtime";
+
+/// Runs this test binary again for `test` alone, with `SSL_CERT_FILE` naming the CA in `dir`
+/// (so that it is the platform's only root certificate there) and [`CHILD`] naming `dir`, and
+/// checks that the test passed there.
+fn run_child_with_platform_roots(test: &str, dir: &std::path::Path) {
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("SSL_CERT_FILE", dir.join("ca.pem"))
+        .env_remove("SSL_CERT_DIR")
+        .env(CHILD, dir)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&child.stdout).into_owned()
+        + &String::from_utf8_lossy(&child.stderr);
+    assert!(child.status.success(), "{out}");
+    assert!(out.contains("1 passed"), "the child ran no test: {out}");
+}
+
+/// A new test CA in `dir` (`ca.pem`), with a certificate for 127.0.0.1 it issued (`leaf.pem`)
+/// and that certificate's key (`key.pem`).
+fn write_test_ca(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (ca, leaf, key) = test_ca();
+    std::fs::write(dir.join("ca.pem"), ca).unwrap();
+    std::fs::write(dir.join("leaf.pem"), leaf).unwrap();
+    std::fs::write(dir.join("key.pem"), key).unwrap();
+}
+
+/// A TLS failure, as a token request to a server no root certificate vouches for ends.
+fn assert_tls_failure(error: oauth_layer::Error) {
+    match error {
+        oauth_layer::Error::Transport(e) => {
+            assert_eq!(e.kind, oauth_layer::TransportErrorKind::Tls, "{e}");
+        }
+        other => panic!("expected a TLS failure, got {other:?}"),
+    }
+}
 
 /// The default transport's TLS (one configuration for the clients of every runtime) is what
 /// reqwest makes by itself: it trusts the platform's root certificates and nothing else, and
@@ -212,28 +252,8 @@ fn the_default_transport_trusts_the_platform_roots_and_offers_h2_on_every_runtim
         return platform_roots_child(std::path::Path::new(&dir));
     }
     let dir = std::env::temp_dir().join(format!("oauth-layer-roots-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (ca, leaf, key) = test_ca();
-    std::fs::write(dir.join("ca.pem"), ca).unwrap();
-    std::fs::write(dir.join("leaf.pem"), leaf).unwrap();
-    std::fs::write(dir.join("key.pem"), key).unwrap();
-
-    let child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            PLATFORM_ROOTS_TEST,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SSL_CERT_FILE", dir.join("ca.pem"))
-        .env_remove("SSL_CERT_DIR")
-        .env(CHILD, &dir)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&child.stdout).into_owned()
-        + &String::from_utf8_lossy(&child.stderr);
-    assert!(child.status.success(), "{out}");
-    assert!(out.contains("1 passed"), "the child ran no test: {out}");
+    write_test_ca(&dir);
+    run_child_with_platform_roots(PLATFORM_ROOTS_TEST, &dir);
 
     // Without the CA among the roots, the same endpoint is refused.
     let servers = server_runtime();
@@ -250,11 +270,71 @@ fn the_default_transport_trusts_the_platform_roots_and_offers_h2_on_every_runtim
             .unwrap_err()
     });
     let _ = std::fs::remove_dir_all(&dir);
-    match error {
-        oauth_layer::Error::Transport(e) => {
-            assert_eq!(e.kind, oauth_layer::TransportErrorKind::Tls, "{e}");
-        }
-        other => panic!("expected a TLS failure, got {other:?}"),
+    assert_tls_failure(error);
+}
+
+/// A client's own transport (made by `root_certificate`) trusts its own root next to the
+/// platform's, through the one TLS configuration the client makes when it is built. In a child
+/// process whose platform roots are CA A (`SSL_CERT_FILE`, as above), a client given CA B
+/// reaches an endpoint of each CA on three runtimes one after the other, each time over `h2`.
+/// Here, without CA A among the platform's roots, a client given CA B still reaches B's
+/// endpoint, and A's is refused as a TLS failure.
+#[test]
+fn an_own_transport_trusts_the_platform_roots_next_to_its_own_on_every_runtime() {
+    if let Some(dir) = std::env::var_os(CHILD) {
+        return own_roots_child(std::path::Path::new(&dir));
+    }
+    let dir = std::env::temp_dir().join(format!("oauth-layer-own-roots-{}", std::process::id()));
+    write_test_ca(&dir);
+    write_test_ca(&dir.join("b"));
+    run_child_with_platform_roots(OWN_ROOTS_TEST, &dir);
+
+    let servers = server_runtime();
+    let (a_url, _) = servers.block_on(tls_endpoint(&dir));
+    let (b_url, _) = servers.block_on(tls_endpoint(&dir.join("b")));
+    let b_ca = std::fs::read(dir.join("b").join("ca.pem")).unwrap();
+    let (to_a, to_b) = (trusting(&a_url, &b_ca), trusting(&b_url, &b_ca));
+    let error = current_thread().block_on(async {
+        fetch(&to_b).await;
+        TokenSource::new(to_a.clone(), ClientCredentials::new())
+            .token()
+            .await
+            .unwrap_err()
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_tls_failure(error);
+}
+
+/// A client of the token endpoint at `url` whose own transport trusts `ca_pem` too.
+fn trusting(url: &str, ca_pem: &[u8]) -> OAuthClient {
+    OAuthClient::builder("pool")
+        .secret("s3cret")
+        .token_url(url)
+        .root_certificate(ca_pem)
+        .timeout(DEADLINE)
+        .build()
+        .unwrap()
+}
+
+fn own_roots_child(dir: &std::path::Path) {
+    let servers = server_runtime();
+    let (a_url, a_protocols) = servers.block_on(tls_endpoint(dir));
+    let (b_url, b_protocols) = servers.block_on(tls_endpoint(&dir.join("b")));
+    let b_ca = std::fs::read(dir.join("b").join("ca.pem")).unwrap();
+    let (to_a, to_b) = (trusting(&a_url, &b_ca), trusting(&b_url, &b_ca));
+    for make in [current_thread, multi_thread, current_thread] {
+        make().block_on(async {
+            fetch(&to_a).await;
+            fetch(&to_b).await;
+        });
+    }
+    for protocols in [a_protocols, b_protocols] {
+        let protocols = protocols.lock().unwrap().clone();
+        assert_eq!(
+            protocols,
+            ["h2", "h2", "h2"],
+            "one connection per runtime, each h2"
+        );
     }
 }
 
