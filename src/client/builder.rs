@@ -257,7 +257,7 @@ impl OAuthClientBuilder {
                             .tls_backend_preconfigured(tls.clone())
                     };
                     // Built once here too, so that a configuration reqwest refuses fails
-                    // `build` (cheap now: the TLS configuration is made).
+                    // `build` (given the TLS configuration, it does not read the roots again).
                     recipe()
                         .build()
                         .map(|_| Arc::new(crate::transport::PerRuntime::new(recipe)))
