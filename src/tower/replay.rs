@@ -62,7 +62,9 @@ pub(crate) struct Replay<S, B> {
     method: http::Method,
     uri: KeptUri,
     version: http::Version,
-    headers: http::HeaderMap,
+    /// `None` for a request without headers: an empty map costs nothing to make, but its drop
+    /// still runs (a few dozen instructions per request, for nothing).
+    headers: Option<http::HeaderMap>,
     extensions: http::Extensions,
     body: B,
 }
@@ -78,13 +80,8 @@ impl<S, B: ReplayableBody> Replay<S, B> {
             method: request.method().clone(),
             uri: KeptUri::of(request.uri()),
             version: request.version(),
-            // An empty map costs nothing to make, where a clone still runs the copy of its three
-            // (empty) tables, and a drop.
-            headers: if request.headers().is_empty() {
-                http::HeaderMap::new()
-            } else {
-                request.headers().clone()
-            },
+            // A clone of an empty map would still copy its three (empty) tables.
+            headers: (!request.headers().is_empty()).then(|| request.headers().clone()),
             extensions: request.extensions().clone(),
             body,
         }))
@@ -102,27 +99,30 @@ impl<S, B: ReplayableBody> Replay<S, B> {
         *request.method_mut() = self.method;
         *request.uri_mut() = self.uri.into_uri()?;
         *request.version_mut() = self.version;
-        *request.headers_mut() = self.headers;
+        if let Some(headers) = self.headers {
+            *request.headers_mut() = headers;
+        }
         *request.extensions_mut() = self.extensions;
         Some((self.service, request))
     }
 }
 
-/// The longest URI (scheme, authority, path and query together) a copy keeps as text. The copy
-/// is then 240 bytes; with 128 (a 272-byte copy) every request's allocation missed glibc's
-/// per-thread cache on the benchmark machine (+165 instructions in `_int_malloc`, callgrind).
+/// The longest URI (authority, path and query together) a copy keeps as text. The copy is then
+/// 240 bytes; with 128 (a 272-byte copy) every request's allocation missed glibc's per-thread
+/// cache on the benchmark machine (+165 instructions in `_int_malloc`, callgrind).
 const KEPT_URI_BYTES: usize = 96;
 
 /// The request's URI as the copy keeps it. A `Uri` is three reference-counted buffers, and a
 /// clone and its drop are four atomic operations, the dearest part of the copy (a third of a
 /// request's time on the benchmark machine, `perf record`); the copy is used only after a 401,
-/// so an absolute URI of up to [`KEPT_URI_BYTES`] is kept as its text, inside the copy, and
-/// parsed again for the retry. Longer URIs, and those without a scheme, are cloned.
+/// so an `https` or `http` URI whose authority, path and query fit in [`KEPT_URI_BYTES`] is
+/// kept as text inside the copy (the scheme as a flag: no third `memcpy`), and parsed again
+/// only for the retry. Other URIs are cloned.
 enum KeptUri {
     Text {
-        /// The scheme, the authority and the path and query, one after the other.
+        https: bool,
+        /// The authority, then the path and query.
         text: [u8; KEPT_URI_BYTES],
-        scheme_end: u8,
         authority_end: u8,
         end: u8,
     },
@@ -132,27 +132,24 @@ enum KeptUri {
 impl KeptUri {
     #[inline]
     fn of(uri: &http::Uri) -> Self {
-        if let (Some(scheme), Some(authority), Some(path)) =
-            (uri.scheme_str(), uri.authority(), uri.path_and_query())
-        {
-            let (scheme, authority, path) = (
-                scheme.as_bytes(),
-                authority.as_str().as_bytes(),
-                path.as_str().as_bytes(),
-            );
-            let scheme_end = scheme.len();
-            let authority_end = scheme_end + authority.len();
+        let https = match uri.scheme() {
+            Some(scheme) if *scheme == http::uri::Scheme::HTTPS => true,
+            Some(scheme) if *scheme == http::uri::Scheme::HTTP => false,
+            _ => return KeptUri::Uri(uri.clone()),
+        };
+        if let (Some(authority), Some(path)) = (uri.authority(), uri.path_and_query()) {
+            let (authority, path) = (authority.as_str().as_bytes(), path.as_str().as_bytes());
+            let authority_end = authority.len();
             let end = authority_end + path.len();
             if end <= KEPT_URI_BYTES {
                 let mut text = [0; KEPT_URI_BYTES];
-                text[..scheme_end].copy_from_slice(scheme);
-                text[scheme_end..authority_end].copy_from_slice(authority);
+                text[..authority_end].copy_from_slice(authority);
                 text[authority_end..end].copy_from_slice(path);
                 // In range: each is at most `KEPT_URI_BYTES`, which is below 256.
                 #[allow(clippy::cast_possible_truncation)]
                 return KeptUri::Text {
+                    https,
                     text,
-                    scheme_end: scheme_end as u8,
                     authority_end: authority_end as u8,
                     end: end as u8,
                 };
@@ -165,15 +162,19 @@ impl KeptUri {
         match self {
             KeptUri::Uri(uri) => Some(uri),
             KeptUri::Text {
+                https,
                 text,
-                scheme_end,
                 authority_end,
                 end,
             } => {
                 let part = |from: u8, to: u8| text.get(usize::from(from)..usize::from(to));
                 let mut parts = http::uri::Parts::default();
-                parts.scheme = Some(part(0, scheme_end)?.try_into().ok()?);
-                parts.authority = Some(part(scheme_end, authority_end)?.try_into().ok()?);
+                parts.scheme = Some(if https {
+                    http::uri::Scheme::HTTPS
+                } else {
+                    http::uri::Scheme::HTTP
+                });
+                parts.authority = Some(part(0, authority_end)?.try_into().ok()?);
                 parts.path_and_query = Some(part(authority_end, end)?.try_into().ok()?);
                 http::Uri::from_parts(parts).ok()
             }
@@ -191,7 +192,10 @@ mod tests {
     #[test]
     fn a_kept_uri_comes_back_unchanged() {
         let long = format!("https://api.example/{}", "x".repeat(KEPT_URI_BYTES));
+        // Authority and path exactly fill the text.
+        let fits = format!("http://api.example/{}", "x".repeat(KEPT_URI_BYTES - 12));
         for text in [
+            &fits,
             "https://api.example/things",
             "HTTPS://API.Example:8443/a/b?c=d&e=%20f",
             "http://127.0.0.1:8080/",
@@ -210,9 +214,11 @@ mod tests {
             assert_eq!(back, uri, "{text}");
             assert_eq!(back.to_string(), uri.to_string(), "{text}");
             assert_eq!(back.path_and_query(), uri.path_and_query(), "{text}");
+            let scheme = uri.scheme_str().unwrap_or_default();
+            let web = scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http");
             assert_eq!(
                 is_text,
-                uri.scheme().is_some() && text.len() <= KEPT_URI_BYTES,
+                web && text.len() - scheme.len() - "://".len() <= KEPT_URI_BYTES,
                 "{text}"
             );
         }
