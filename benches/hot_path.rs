@@ -3,6 +3,9 @@
 //! in-memory API that answers at once, through 1, 4 and 64 tasks sharing one layer:
 //!
 //! - `static_header`: tower-http's `AddAuthorization::bearer` with a fixed token, the floor;
+//! - `static_header_retry` (in the interleaved comparison only): the static header inside
+//!   `tower::retry::Retry`, with a policy that copies each request and sends it once more after
+//!   a 401: the layer's one retry, written with tower's own middleware;
 //! - `oauth_layer`: `OAuthLayer::from_source` with a valid cached token;
 //! - `oauth_layer_metrics` (with `--features metrics`): the same, its source recording
 //!   OpenTelemetry metrics into an SDK meter provider (one counter add per request);
@@ -88,6 +91,10 @@ fn hot_path(c: &mut Criterion) {
     let static_header = AddAuthorizationLayer::bearer("seeded-token")
         .as_sensitive(true)
         .layer(api());
+    let static_header_retry = tower::ServiceBuilder::new()
+        .layer(tower::retry::RetryLayer::new(support::OnceAfter401::new()))
+        .layer(AddAuthorizationLayer::bearer("seeded-token").as_sensitive(true))
+        .service(api());
     let oauth = {
         let _guard = rt.enter();
         OAuthLayer::from_source(support::source(&url, true)).layer(api())
@@ -144,6 +151,10 @@ fn hot_path(c: &mut Criterion) {
     // The same services, one task, in turns: what each costs over the static header.
     #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
     let mut variants: Vec<(&str, Batch<'_>)> = vec![
+        (
+            "static_header_retry",
+            Box::new(|n| rt.block_on(run(static_header_retry.clone(), 1, n))),
+        ),
         (
             "oauth_layer",
             Box::new(|n| rt.block_on(run(oauth.clone(), 1, n))),

@@ -3,7 +3,9 @@
 //! `hot_path_instructions <variant> <requests>` sends 1,000 warm-up requests, then `<requests>`
 //! more, through one service over the same in-memory API, on a current-thread runtime.
 //!
-//! Variants: `static_header` (tower-http's `AddAuthorization::bearer`, the floor), `oauth_layer`
+//! Variants: `static_header` (tower-http's `AddAuthorization::bearer`, the floor),
+//! `static_header_retry` (the same inside `tower::retry::Retry` with a policy that copies each
+//! request and sends it once more after a 401: the one retry written with tower), `oauth_layer`
 //! (cached token, retry copy on: the default), `oauth_layer_no_retry`, and `oauth_layer_metrics`
 //! (the default with OpenTelemetry metrics into an SDK meter provider; needs `--features
 //! metrics`).
@@ -36,8 +38,8 @@ where
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: hot_path_instructions <static_header|oauth_layer|oauth_layer_no_retry|\
-                 oauth_layer_metrics> <requests>";
+    let usage = "usage: hot_path_instructions <static_header|static_header_retry|oauth_layer|\
+                 oauth_layer_no_retry|oauth_layer_metrics> <requests>";
     let variant = args.next().expect(usage);
     let requests: u64 = args.next().expect(usage).parse().expect(usage);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -52,6 +54,13 @@ fn main() {
             let service = AddAuthorizationLayer::bearer("seeded-token")
                 .as_sensitive(true)
                 .layer(api());
+            rt.block_on(run(service, requests));
+        }
+        "static_header_retry" => {
+            let service = tower::ServiceBuilder::new()
+                .layer(tower::retry::RetryLayer::new(support::OnceAfter401::new()))
+                .layer(AddAuthorizationLayer::bearer("seeded-token").as_sensitive(true))
+                .service(api());
             rt.block_on(run(service, requests));
         }
         "oauth_layer" => {

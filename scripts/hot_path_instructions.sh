@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 n=${1:-100000}
-variants=${VARIANTS:-static_header oauth_layer oauth_layer_no_retry oauth_layer_metrics}
+variants=${VARIANTS:-static_header static_header_retry oauth_layer oauth_layer_no_retry oauth_layer_metrics}
 out=${KEEP:-$(mktemp -d)}
 mkdir -p "$out"
 

@@ -46,6 +46,48 @@ pub(crate) fn api() -> impl Service<
     tower::service_fn(|_req: Request<()>| std::future::ready(Ok(Response::new(()))))
 }
 
+/// A `tower::retry` policy that copies every request (method, URI, version, headers and
+/// extensions: `Request` has no `Clone`) and sends the copy once after a 401: the one retry the
+/// layer makes, written with tower's own middleware.
+#[derive(Clone, Copy)]
+pub(crate) struct OnceAfter401 {
+    left: bool,
+}
+
+impl OnceAfter401 {
+    pub(crate) fn new() -> Self {
+        Self { left: true }
+    }
+}
+
+impl<E> tower::retry::Policy<Request<()>, Response<()>, E> for OnceAfter401 {
+    type Future = std::future::Ready<()>;
+
+    fn retry(
+        &mut self,
+        _request: &mut Request<()>,
+        result: &mut Result<Response<()>, E>,
+    ) -> Option<Self::Future> {
+        match result {
+            Ok(response) if response.status() == http::StatusCode::UNAUTHORIZED && self.left => {
+                self.left = false;
+                Some(std::future::ready(()))
+            }
+            _ => None,
+        }
+    }
+
+    fn clone_request(&mut self, request: &Request<()>) -> Option<Request<()>> {
+        let mut copy = Request::new(());
+        *copy.method_mut() = request.method().clone();
+        *copy.uri_mut() = request.uri().clone();
+        *copy.version_mut() = request.version();
+        *copy.headers_mut() = request.headers().clone();
+        *copy.extensions_mut() = request.extensions().clone();
+        Some(copy)
+    }
+}
+
 /// One request to [`API_URL`] through `service`, which must answer 200.
 pub(crate) async fn call<S>(service: &mut S, uri: &http::Uri)
 where
