@@ -90,13 +90,14 @@ fn verdict<ResB>(
 /// Whether `response` came from a redirect target on another origin than `sent_to` (tower-http's
 /// `FollowRedirect` records the URI that answered).
 fn from_redirect_target<ResB>(sent_to: Option<&http::Uri>, response: &Response<ResB>) -> bool {
-    let answered = response
+    // Without a redirect-following inner service there is nothing to look up.
+    let Some(sent) = sent_to else {
+        return false;
+    };
+    response
         .extensions()
-        .get::<tower_http::follow_redirect::RequestUri>();
-    match (sent_to, answered) {
-        (Some(sent), Some(answered)) => !same_origin(sent, &answered.0),
-        _ => false,
-    }
+        .get::<tower_http::follow_redirect::RequestUri>()
+        .is_some_and(|answered| !same_origin(sent, &answered.0))
 }
 
 impl<S, B> ResponseFuture<S, B>
