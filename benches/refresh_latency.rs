@@ -226,18 +226,22 @@ fn first_request_on_a_new_runtime(c: &mut Criterion) {
         .build()
         .unwrap();
     c.bench_function("refresh_latency/first_request_on_a_new_runtime", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                total += runtime.block_on(refresh(&client));
-            }
-            total
-        })
+        b.iter_custom(|iters| each_on_a_new_runtime(&client, iters))
     });
+}
+
+/// `iters` token requests through `client`, each the first on a new current-thread runtime: the
+/// time they took, without making and dropping the runtimes.
+fn each_on_a_new_runtime(client: &OAuthClient, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        total += runtime.block_on(refresh(client));
+    }
+    total
 }
 
 /// The first token request on a new runtime through a client's own transport (the local TLS
@@ -254,19 +258,7 @@ fn first_request_on_a_new_runtime_own_roots(c: &mut Criterion) {
     let client = per_runtime(&endpoint);
     c.bench_function(
         "refresh_latency/first_request_on_a_new_runtime_own_roots",
-        |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    total += runtime.block_on(refresh(&client));
-                }
-                total
-            })
-        },
+        |b| b.iter_custom(|iters| each_on_a_new_runtime(&client, iters)),
     );
 }
 

@@ -537,16 +537,32 @@ fn a_root_certificate_that_cannot_be_read_is_a_build_problem_with_the_same_messa
         "{err}"
     );
     // Well-formed PEM around bytes that are no certificate: refused when the transport's TLS
-    // configuration is made.
+    // configuration is made, and named after the setter the user called.
+    let not_a_certificate =
+        "-----BEGIN CERTIFICATE-----\nAAECAwQFBgc=\n-----END CERTIFICATE-----\n";
     let err = OAuthClient::builder("id")
-        .root_certificate("-----BEGIN CERTIFICATE-----\nAAECAwQFBgc=\n-----END CERTIFICATE-----\n")
+        .root_certificate(not_a_certificate)
         .token_url("https://idp.example/token")
         .build()
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     assert!(
         err.to_string()
-            .contains("client_certificate: the default transport cannot be built: "),
+            .contains("root_certificate: the default transport cannot be built: "),
+        "{err}"
+    );
+    // A good root first and an unreadable PEM after it: the second call's problem stays, even
+    // though the transport builds with the first root.
+    let pki = Pki::new();
+    let err = OAuthClient::builder("id")
+        .root_certificate(&pki.ca_pem)
+        .root_certificate("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")
+        .token_url("https://idp.example/token")
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("root_certificate: the PEM cannot be read"),
         "{err}"
     );
 }

@@ -238,9 +238,16 @@ impl OAuthClientBuilder {
                 .as_ref()
                 .map(crate::tls::ClientCertificate::chain_and_key);
             let roots = self.config.root_certificates.clone();
-            let failed = |cause: String| {
+            // Named after what the user set: a client that only trusts a private root has no
+            // client certificate to blame.
+            let setter = if has_certificate {
+                "client_certificate"
+            } else {
+                "root_certificate"
+            };
+            let failed = move |cause: String| {
                 Error::config(format!(
-                    "client_certificate: the default transport cannot be built: {cause}"
+                    "{setter}: the default transport cannot be built: {cause}"
                 ))
             };
             // One TLS configuration for this client, made here: each runtime's client takes a
@@ -263,7 +270,9 @@ impl OAuthClientBuilder {
                         .map(|_| Arc::new(crate::transport::PerRuntime::new(recipe)))
                         .map_err(|e| failed(crate::transport::deepest(&e)))
                 });
-            self.config.own_transport = self.check("client_certificate", built);
+            // Recorded under its own name: under `root_certificate`, a transport that builds
+            // would clear a later `root_certificate` call's problem (an unreadable PEM).
+            self.config.own_transport = self.check("own transport", built);
         }
     }
 
