@@ -120,6 +120,7 @@ const KEPT_URI_BYTES: usize = 96;
 /// only for the retry. Other URIs are cloned.
 enum KeptUri {
     Text {
+        /// `https`, else `http`.
         https: bool,
         /// The authority, then the path and query.
         text: [u8; KEPT_URI_BYTES],
