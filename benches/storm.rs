@@ -13,7 +13,9 @@
 //! After the group, where the layer's storm time goes is measured (storms of the layer and of
 //! the static header interleaved; the median of 40 each, printed): when the token arrived (the
 //! source's `on_renewal` hook runs right after the waiters are told), and how long the waiting
-//! requests took to finish after that.
+//! requests took to finish after that. `STORM_ONLY=fixed|bare|layer|warm` runs one kind of storm
+//! alone (to profile it), `STORM_PHASES=N` sets how many, `STORM_RUNTIME=current_thread` runs
+//! them on one thread (for `scripts/storm_instructions.sh`, whose counts then repeat).
 //!
 //! `cargo bench --bench storm`. `tests/storm.rs` asserts the single token request.
 
@@ -161,14 +163,14 @@ fn timed_source_of(client: OAuthClient, arrived: Arc<Mutex<Option<Instant>>>) ->
 
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
-    times[times.len() / 2]
+    times.get(times.len() / 2).copied().unwrap_or_default()
 }
 
 /// The floor of any single flight on tokio: the same storm without a token layer, every task
 /// waiting on a bare `tokio::sync::watch` channel that one task fills after `TOKEN_DELAY`,
-/// then sending its request with the token as header. Returns the storm's time and when the
-/// token was sent.
-async fn bare_watch_storm() -> (Duration, Duration) {
+/// then sending its request with the token as header. Returns the storm's time, when the token
+/// was sent (after waking every waiting task), and when the last request had been spawned.
+async fn bare_watch_storm() -> (Duration, Duration, Duration) {
     let uri: Uri = API_URL.parse().unwrap();
     let (tx, rx) = tokio::sync::watch::channel(None::<http::HeaderValue>);
     let start = Instant::now();
@@ -191,10 +193,11 @@ async fn bare_watch_storm() -> (Duration, Duration) {
             })
         })
         .collect();
+    let spawned = start.elapsed();
     for handle in handles {
         assert!(handle.await.unwrap());
     }
-    (start.elapsed(), sender.await.unwrap())
+    (start.elapsed(), sender.await.unwrap(), spawned)
 }
 
 /// Where the layer's storm time goes: token arrival and the waiters' finish, next to the static
@@ -202,14 +205,25 @@ async fn bare_watch_storm() -> (Duration, Duration) {
 fn phases(c: &mut Criterion) {
     // `STORM_PHASES=2` for a run under `valgrind --tool=callgrind`.
     let storms: usize = std::env::var("STORM_PHASES").map_or(40, |n| n.parse().unwrap());
+    // `STORM_ONLY=fixed|bare|layer|warm`: one kind of storm only (to profile it alone).
+    let only = std::env::var("STORM_ONLY").ok();
+    let runs = |kind: &str| only.as_deref().is_none_or(|o| o == kind);
     let _ = c;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    // `STORM_RUNTIME=current_thread`: one thread, so that instruction counts repeat
+    // (`scripts/storm_instructions.sh`); two workers otherwise, like the group.
+    let rt = match std::env::var("STORM_RUNTIME").as_deref() {
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread(),
+        _ => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(2);
+            builder
+        }
+    }
+    .enable_all()
+    .build()
+    .unwrap();
     let (mut arrival, mut finish, mut total, mut fixed) = (vec![], vec![], vec![], vec![]);
-    let (mut bare, mut bare_finish) = (vec![], vec![]);
+    let (mut bare, mut bare_finish, mut bare_spawned) = (vec![], vec![], vec![]);
     let (mut warm, mut warm_arrival) = (vec![], vec![]);
     rt.block_on(async {
         let endpoint = TokenEndpoint::start(TOKEN_DELAY).await;
@@ -217,33 +231,43 @@ fn phases(c: &mut Criterion) {
         // One client for every storm: its connection to the endpoint is open before each.
         let warm_client = client(&url);
         for _ in 0..storms {
-            let service = AddAuthorizationLayer::bearer("fixed-token")
-                .as_sensitive(true)
-                .layer(api());
-            fixed.push(storm(service).await.0);
+            if runs("fixed") {
+                let service = AddAuthorizationLayer::bearer("fixed-token")
+                    .as_sensitive(true)
+                    .layer(api());
+                fixed.push(storm(service).await.0);
+            }
 
-            let (time, sent) = bare_watch_storm().await;
-            bare.push(time);
-            bare_finish.push(time.saturating_sub(sent));
+            if runs("bare") {
+                let (time, sent, spawned) = bare_watch_storm().await;
+                bare_spawned.push(spawned);
+                bare.push(time);
+                bare_finish.push(time.saturating_sub(sent));
+            }
 
-            let arrived = Arc::new(Mutex::new(None));
-            let service = OAuthLayer::from_source(timed_source(&url, arrived.clone())).layer(api());
-            let start = Instant::now();
-            let (time, failed) = storm(service).await;
-            assert_eq!(failed, 0);
-            let at = arrived.lock().unwrap().expect("the renewal ran") - start;
-            arrival.push(at);
-            finish.push(time.saturating_sub(at));
-            total.push(time);
+            if runs("layer") {
+                let arrived = Arc::new(Mutex::new(None));
+                let service =
+                    OAuthLayer::from_source(timed_source(&url, arrived.clone())).layer(api());
+                let start = Instant::now();
+                let (time, failed) = storm(service).await;
+                assert_eq!(failed, 0);
+                let at = arrived.lock().unwrap().expect("the renewal ran") - start;
+                arrival.push(at);
+                finish.push(time.saturating_sub(at));
+                total.push(time);
+            }
 
-            let arrived = Arc::new(Mutex::new(None));
-            let source = timed_source_of(warm_client.clone(), arrived.clone());
-            let service = OAuthLayer::from_source(source).layer(api());
-            let start = Instant::now();
-            let (time, failed) = storm(service).await;
-            assert_eq!(failed, 0);
-            warm_arrival.push(arrived.lock().unwrap().expect("the renewal ran") - start);
-            warm.push(time);
+            if runs("warm") {
+                let arrived = Arc::new(Mutex::new(None));
+                let source = timed_source_of(warm_client.clone(), arrived.clone());
+                let service = OAuthLayer::from_source(source).layer(api());
+                let start = Instant::now();
+                let (time, failed) = storm(service).await;
+                assert_eq!(failed, 0);
+                warm_arrival.push(arrived.lock().unwrap().expect("the renewal ran") - start);
+                warm.push(time);
+            }
         }
     });
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -279,6 +303,10 @@ fn phases(c: &mut Criterion) {
     println!(
         "    waiters finished after send    {:>6.2} ms",
         ms(median(bare_finish))
+    );
+    println!(
+        "    last request spawned at        {:>6.2} ms",
+        ms(median(bare_spawned))
     );
 }
 
