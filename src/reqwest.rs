@@ -301,7 +301,7 @@ impl<G: Send + Sync + 'static> Middleware for OAuthMiddleware<G> {
         // would make every request's future several times larger.
         let token = match source.fast() {
             Some(token) => token,
-            None => Box::pin(source.token_for(interactive))
+            None => Box::pin(source.token_after_miss(interactive))
                 .await
                 .map_err(reqwest_middleware::Error::middleware)?,
         };

@@ -233,6 +233,15 @@ impl TokenSource {
             .await
     }
 
+    /// [`token_for`](Self::token_for) for a caller that has just found no fresh token on the
+    /// fast path: straight to the slow path, which reads the cached token again under its lock
+    /// (a storm's waiting requests each skip a second lock-free read and clock reading).
+    #[cfg(any(feature = "tower", feature = "reqwest"))]
+    pub(crate) async fn token_after_miss(&self, may_interact: bool) -> Result<Token> {
+        self.slow(may_interact && self.inner.config.interactive)
+            .await
+    }
+
     /// Like [`token`](Self::token), but never starts an interactive flow: when only a person could
     /// provide a new token, it fails with [`Error::InteractionRequired`].
     pub async fn token_silently(&self) -> Result<Token> {

@@ -245,6 +245,19 @@ where
     }
 }
 
+/// How a request that waits for its token is sent: the layer's settings for it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Waiting {
+    /// Whether the source may ask a person.
+    pub(crate) interactive: bool,
+    /// Whether a copy is kept for the one retry after a 401.
+    pub(crate) retry_after_401: bool,
+    pub(crate) redirects: InnerRedirects,
+    /// The caller's fast path just found no fresh token: the wait goes straight to the
+    /// source's slow path, which reads the cached token again under its lock.
+    pub(crate) missed: bool,
+}
+
 /// The slow path (no fresh token at hand, or a DPoP-bound token that needs a proof): wait for a
 /// token, send, and act on the answer like the fast path does.
 ///
@@ -260,9 +273,7 @@ pub(crate) fn authorize_and_send<S, B, ResB>(
     mut service: S,
     mut request: Request<B>,
     source: TokenSource,
-    interactive: bool,
-    retry_after_401: bool,
-    redirects: InnerRedirects,
+    how: Waiting,
     presented: Option<std::sync::Arc<str>>,
 ) -> impl Future<Output = Result<Response<ResB>, BoxError>> + Send + 'static
 where
@@ -273,7 +284,17 @@ where
     ResB: Send + 'static,
 {
     async move {
-        let token = source.token_for(interactive).await?;
+        let Waiting {
+            interactive,
+            retry_after_401,
+            redirects,
+            missed,
+        } = how;
+        let token = if missed {
+            source.token_after_miss(interactive).await?
+        } else {
+            source.token_for(interactive).await?
+        };
         if needs_preparing(&token, &source) {
             Box::pin(prepare_proof(&token, &source, request.uri())).await;
         }
@@ -368,9 +389,12 @@ mod tests {
             service,
             Request::new(()),
             source,
-            false,
-            true,
-            InnerRedirects::None,
+            Waiting {
+                interactive: false,
+                retry_after_401: true,
+                redirects: InnerRedirects::None,
+                missed: false,
+            },
             None,
         );
         let size = std::mem::size_of_val(&waiting);

@@ -6,7 +6,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::ResponseFuture;
-use super::future::{Retry, authorize_and_send, send_withheld};
+use super::future::{Retry, Waiting, authorize_and_send, send_withheld};
 use super::redirect::{follows_redirects, hides_unsafe_redirects};
 use super::replay::{Replay, ReplayableBody};
 use crate::error::Error;
@@ -123,10 +123,14 @@ where
         let plan = self
             .attach
             .plan(request.uri(), request.headers(), request.extensions());
-        let (fresh, per_request) = match plan {
+        // `missed`: the fast path was tried and found no fresh token (the boxed path then goes
+        // straight to the source's slow path).
+        let (fresh, per_request, missed) = match plan {
             // A DPoP-bound token needs a proof made for this request: the boxed path makes it.
-            Plan::Attach if self.sender_constrained => (None, None),
-            Plan::AttachFrom(source) if is_sender_constrained(&source) => (None, Some(source)),
+            Plan::Attach if self.sender_constrained => (None, None, false),
+            Plan::AttachFrom(source) if is_sender_constrained(&source) => {
+                (None, Some(source), false)
+            }
             Plan::AsIs => return ResponseFuture::sent(self.inner.call(request), None),
             Plan::Withheld(withheld) => {
                 return ResponseFuture::boxed(Box::pin(send_withheld(
@@ -138,8 +142,13 @@ where
                 self.cache
                     .fast_header(&self.attach.source, self.attach.presented()),
                 None,
+                true,
             ),
-            Plan::AttachFrom(source) => (source.fast_header(self.attach.presented()), Some(source)),
+            Plan::AttachFrom(source) => (
+                source.fast_header(self.attach.presented()),
+                Some(source),
+                true,
+            ),
         };
         let source = per_request.unwrap_or_else(|| self.attach.source.clone());
         let interactive = self.attach.is_interactive();
@@ -150,9 +159,12 @@ where
                 inner,
                 request,
                 source,
-                interactive,
-                self.attach.retry_after_401,
-                self.redirects,
+                Waiting {
+                    interactive,
+                    retry_after_401: self.attach.retry_after_401,
+                    redirects: self.redirects,
+                    missed,
+                },
                 self.attach.presented_shared(),
             )));
         };
