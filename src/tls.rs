@@ -76,6 +76,14 @@ struct Inner {
     thumbprint: String,
 }
 
+impl Drop for Inner {
+    /// The key's bytes are overwritten before they are freed. (The copies handed to rustls, and
+    /// the one inside `identity`, are freed by those crates.)
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
+}
+
 impl ClientCertificate {
     /// The certificate chain (leaf first, PEM `CERTIFICATE` blocks) and its private key (one
     /// PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY` block).
