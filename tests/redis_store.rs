@@ -25,7 +25,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use common::Idp;
 use redis_support::fleet::{client, requests_with, rotating_idp, spent_token};
-use redis_support::{RedisServer, free_port};
+use redis_support::{RedisServer, free_port, unused_port};
 
 fn key() -> CacheKey {
     ClientCredentials::new().cache_key(&OAuthClient::builder("redis-test").build().unwrap())
@@ -258,7 +258,7 @@ async fn requests_keep_working_while_redis_is_down_and_the_store_recovers() {
 /// comes up connects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lazy_store_starts_without_redis_and_connects_when_it_comes_up() {
-    let port = free_port();
+    let port = unused_port();
     let idp = Idp::start(3600).await;
     let store = RedisStore::connect_lazy(format!("redis://127.0.0.1:{port}"))
         .unwrap()
@@ -516,7 +516,10 @@ async fn the_redis_password_never_shows_in_debug_or_errors() {
     assert!(store.load(&k).await.unwrap().is_some());
 
     let wrong = format!("redis://:pw-SENTINEL-wrong@127.0.0.1:{port}");
-    let closed = format!("redis://user:pw-SENTINEL-closed@127.0.0.1:{}", free_port());
+    let closed = format!(
+        "redis://user:pw-SENTINEL-closed@127.0.0.1:{}",
+        unused_port()
+    );
     for url in [wrong, closed] {
         let started = Instant::now();
         let err = RedisStore::connect(&url).await.unwrap_err();
@@ -1061,7 +1064,7 @@ mod shared_nonces {
     async fn without_redis_requests_work_as_without_sharing() {
         let server = strict_server().await;
         // Nothing listens there.
-        let nowhere = RedisStore::connect_lazy(format!("redis://127.0.0.1:{}", free_port()))
+        let nowhere = RedisStore::connect_lazy(format!("redis://127.0.0.1:{}", unused_port()))
             .unwrap()
             .operation_timeout(Duration::from_millis(200));
         // Redis went away after the process connected.

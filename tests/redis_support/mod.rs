@@ -195,6 +195,27 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port on which nothing listens now, and which no other test's server can be given
+/// meanwhile: it lies below the kernel's ephemeral range, where `bind(0)` (and so [`free_port`])
+/// picks. For a port that must stay empty for a while (a store that must find no Redis there,
+/// and maybe one started on it later): a [`free_port`] was once handed again to a server of a
+/// test running alongside, and the store found that test's Redis.
+pub fn unused_port() -> u16 {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let first = 10_000;
+    let span = ephemeral_low.saturating_sub(first).max(1);
+    let mut seed = [0u8; 2];
+    getrandom::fill(&mut seed).unwrap();
+    let start = u16::from_le_bytes(seed) % span;
+    (0..span)
+        .map(|i| first + (start + i) % span)
+        .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free loopback port below the ephemeral range")
+}
+
 /// A new empty directory for one server, removed when the server is dropped.
 fn scratch_dir(what: &str, port: u16) -> std::path::PathBuf {
     let dir =
