@@ -512,24 +512,31 @@ fn tls_client_auth_without_a_certificate_fails_at_build() {
     );
 }
 
-#[test]
-fn a_root_certificate_without_a_certificate_is_a_build_problem() {
-    let err = OAuthClient::builder("id")
-        .root_certificate("no certificate here")
+/// What `build` says of a client given `roots` through `root_certificate`, in order.
+fn root_certificate_problem(roots: &[&str]) -> Error {
+    roots
+        .iter()
+        .fold(OAuthClient::builder("id"), |builder, pem| {
+            builder.root_certificate(pem)
+        })
         .token_url("https://idp.example/token")
         .build()
-        .unwrap_err();
+        .unwrap_err()
+}
+
+/// A PEM that is not base64 inside its markers.
+const UNREADABLE_PEM: &str = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+
+#[test]
+fn a_root_certificate_without_a_certificate_is_a_build_problem() {
+    let err = root_certificate_problem(&["no certificate here"]);
     assert!(err.to_string().contains("root_certificate"), "{err}");
 }
 
 #[test]
 fn a_root_certificate_that_cannot_be_read_is_a_build_problem_with_the_same_messages() {
     // Not PEM base64: refused by the setter.
-    let err = OAuthClient::builder("id")
-        .root_certificate("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")
-        .token_url("https://idp.example/token")
-        .build()
-        .unwrap_err();
+    let err = root_certificate_problem(&[UNREADABLE_PEM]);
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     assert!(
         err.to_string()
@@ -540,11 +547,7 @@ fn a_root_certificate_that_cannot_be_read_is_a_build_problem_with_the_same_messa
     // configuration is made, and named after the setter the user called.
     let not_a_certificate =
         "-----BEGIN CERTIFICATE-----\nAAECAwQFBgc=\n-----END CERTIFICATE-----\n";
-    let err = OAuthClient::builder("id")
-        .root_certificate(not_a_certificate)
-        .token_url("https://idp.example/token")
-        .build()
-        .unwrap_err();
+    let err = root_certificate_problem(&[not_a_certificate]);
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     assert!(
         err.to_string()
@@ -554,12 +557,7 @@ fn a_root_certificate_that_cannot_be_read_is_a_build_problem_with_the_same_messa
     // A good root first and an unreadable PEM after it: the second call's problem stays, even
     // though the transport builds with the first root.
     let pki = Pki::new();
-    let err = OAuthClient::builder("id")
-        .root_certificate(&pki.ca_pem)
-        .root_certificate("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")
-        .token_url("https://idp.example/token")
-        .build()
-        .unwrap_err();
+    let err = root_certificate_problem(&[&pki.ca_pem, UNREADABLE_PEM]);
     assert!(
         err.to_string()
             .contains("root_certificate: the PEM cannot be read"),
