@@ -158,6 +158,14 @@ async fn main() -> Result<(), Error> {
         server.token_requests() - before
     );
 
+    // The demo's claim is checked, not only printed: CI runs it.
+    if non_2xx > 0 || !resp.status().is_success() {
+        return Err(format!(
+            "the caller saw a failure: {non_2xx} in step 3, {} in step 4",
+            resp.status()
+        )
+        .into());
+    }
     println!(
         "\ndone: {} token requests for {} API requests; the caller never saw a 401.",
         server.token_requests(),
