@@ -1,5 +1,6 @@
 //! [`OAuthService`]: the service the layer wraps around yours.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -22,7 +23,10 @@ use crate::transport::BoxError;
 #[derive(Debug, Clone)]
 pub struct OAuthService<S> {
     inner: S,
-    attach: Attach,
+    /// Behind one reference count: callers that share the service across tasks clone it for
+    /// every request (`svc.clone().oneshot(request)`), and the clone then takes one reference
+    /// where it took one for each shared part of the settings.
+    attach: Arc<Attach>,
     /// `attach.source`'s cached token, read through this service's own reference to it.
     cache: LocalCache,
     /// How the inner service handles redirects, as far as its type tells.
@@ -69,7 +73,7 @@ impl<S> OAuthService<S> {
         Self {
             inner,
             sender_constrained: is_sender_constrained(&attach.source),
-            attach,
+            attach: Arc::new(attach),
             cache,
             redirects,
         }
